@@ -1,0 +1,63 @@
+// The shape of one catalog entry. Every op is declared once (see catalog.ts); the checker,
+// graph builder, IR printer/parser, verifier, interpreter, cost report and docs all read it.
+import type { Dim } from '../check/dim.js';
+import type { DiagCode } from '../diag/codes.js';
+import type { Attrs, AttrKind, Node } from '../graph/ir.js';
+import type { DType, TensorType } from '../graph/types.js';
+
+export type OpFamily =
+  | 'source' // inputs, weights, constants, arange, grid
+  | 'elementwise' // per-element with numpy broadcasting
+  | 'reduce'
+  | 'matmul'
+  | 'movement' // reshape, permute, slice, concat, gather
+  | 'norm' // softmax, layernorm, rmsnorm: row-wise
+  | 'fused'; // made by fusion passes only
+
+/** A user error found by a shape/dtype rule; the builder attaches the location. */
+export interface OpError {
+  readonly code: DiagCode;
+  readonly message: string;
+}
+
+export function isOpError(x: TensorType | OpError): x is OpError {
+  return 'code' in x;
+}
+
+/** A float64 tensor in row-major order; i32 and bool values are stored as exact integers. */
+export interface Tensor64 {
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly data: Float64Array;
+}
+
+/** What an interpreter rule gets besides its operands: the node (attrs, result type) and dim values. */
+export interface InterpContext {
+  readonly node: Node;
+  readonly dims: ReadonlyMap<string, number>;
+  /** The result shape with dims bound. */
+  readonly shape: readonly number[];
+}
+
+export interface OpDef {
+  readonly name: string; // lower snake case, also the IR text spelling
+  readonly family: OpFamily;
+  readonly arity: number | 'variadic';
+  /** Required attributes and their kinds; the IR parser and verifier check them. */
+  readonly attrs: Readonly<Record<string, AttrKind>>;
+  readonly doc: string; // one line, for docs/ops.md
+  /** Result type from operand types and attributes; an OpError for user mistakes. */
+  infer(operands: readonly TensorType[], attrs: Attrs): TensorType | OpError;
+  /** The float64 reference semantics (naive on purpose: it shares nothing with the kernels). */
+  interp(operands: readonly Tensor64[], ctx: InterpContext): Tensor64;
+  /** Floating-point operations as a formula of the dims. */
+  flops(operands: readonly TensorType[], result: TensorType, attrs: Attrs): Dim;
+  /** For elementwise ops: the per-element function (also used inside grid lambdas). */
+  readonly scalar?: (...xs: number[]) => number;
+  /** How the op reaches a kernel: 'unfused' has a plain lowering; 'fused-only' appears only after fusion. */
+  readonly lowering: 'unfused' | 'fused-only' | 'none';
+}
+
+export function defineOp(def: OpDef): OpDef {
+  return Object.freeze(def);
+}
