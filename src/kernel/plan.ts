@@ -69,7 +69,8 @@ export interface PlanKernel {
   /** Dims passed as u32 uniforms in this order (binding `uniformBinding`), so T changes never recompile. */
   readonly uniforms: readonly string[];
   readonly uniformBinding: number;
-  readonly bindings: readonly PlanBinding[];
+  /** Binding slots of the kernel; each step says which buffer goes in each slot. */
+  readonly slots: readonly { readonly binding: number; readonly access: 'read' | 'read_write'; readonly role: string }[];
   readonly bytesRead: SizeExpr;
   readonly bytesWritten: SizeExpr;
   readonly flops: SizeExpr;
@@ -85,7 +86,7 @@ export interface Plan {
   readonly dims: readonly string[];
   readonly buffers: readonly PlanBuffer[];
   /** Launches in order; kernels are deduplicated by source so pipelines are shared. */
-  readonly steps: readonly { readonly kernel: string; readonly bindings: readonly PlanBinding[] }[];
+  readonly steps: readonly { readonly kernel: string; readonly bindings: readonly PlanBinding[]; readonly locs: readonly string[] }[];
   readonly kernels: readonly PlanKernel[];
   readonly outputs: readonly { readonly name: string; readonly buffer: number }[];
 }
