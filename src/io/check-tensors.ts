@@ -1,0 +1,172 @@
+// Checks loaded tensors against what a graph needs before anything runs (no partial loads):
+// every input and weight present by name (TFC302), with its dtype and shape (TFC303), symbolic
+// dims bound consistently from the inputs (TFC306, TFC307); extra tensors (TFC304) and NaN or
+// infinity in weights (TFC308) are warnings.
+import { dimConstValue, dimEval, dimVars, printDim, type Dim } from '../check/dim.js';
+import { diag, warning, type Diagnostic } from '../diag/diagnostic.js';
+import type { Span } from '../diag/span.js';
+import type { Graph } from '../graph/ir.js';
+import type { TensorType } from '../graph/types.js';
+import type { Tensor64 } from '../ops/define.js';
+import { fileSpan, type FileDType } from './safetensors.js';
+
+/** One tensor the graph reads: an `input` or `weight` node. */
+export interface NeededTensor {
+  readonly kind: 'input' | 'weight';
+  readonly name: string; // the safetensors name
+  readonly type: TensorType;
+  readonly loc: Span;
+}
+
+/** The inputs and weights of a graph, each name once, in node order. */
+export function neededTensors(g: Graph): NeededTensor[] {
+  const out: NeededTensor[] = [];
+  const seen = new Set<string>();
+  for (const n of g.nodes) {
+    if (n.op !== 'input' && n.op !== 'weight') continue;
+    const a = n.attrs['name'];
+    if (a === undefined || a.kind !== 'str') continue;
+    const key = `${n.op}:${a.value}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push({ kind: n.op, name: a.value, type: n.type, loc: n.loc });
+  }
+  return out;
+}
+
+export interface TensorSource {
+  readonly file: string;
+  readonly tensors: ReadonlyMap<string, Tensor64>;
+  readonly fileDTypes?: ReadonlyMap<string, FileDType>;
+}
+
+export interface TensorCheckResult {
+  readonly diagnostics: Diagnostic[];
+  /** Dim values bound from the input shapes (and `preset`). */
+  readonly dims: Map<string, number>;
+}
+
+function shapeText(shape: readonly number[]): string {
+  return `[${shape.join(',')}]`;
+}
+
+function declText(t: TensorType): string {
+  return `${t.dtype}[${t.shape.map((d) => printDim(d, true)).join(',')}]`;
+}
+
+/**
+ * Binds dims from the input shapes, then checks every needed tensor. `preset` holds dims bound
+ * on the command line (`--set T=16`); an input shape that disagrees with one is TFC307.
+ */
+export function checkTensors(
+  needed: readonly NeededTensor[],
+  inputs: TensorSource,
+  weights: TensorSource,
+  preset: ReadonlyMap<string, number> = new Map(),
+): TensorCheckResult {
+  const ds: Diagnostic[] = [];
+  const dims = new Map(preset);
+  const boundBy = new Map<string, string>();
+  for (const k of preset.keys()) boundBy.set(k, '--set');
+  const present = needed.filter((n) => {
+    const src = n.kind === 'input' ? inputs : weights;
+    const t = src.tensors.get(n.name);
+    if (t === undefined) {
+      const other = n.kind === 'input' ? weights : inputs;
+      const hint = other.tensors.has(n.name) ? ` (it is in ${other.file}, the ${n.kind === 'input' ? 'weights' : 'inputs'} file)` : '';
+      ds.push(diag('TFC302', n.loc, `${n.kind} "${n.name}" (${declText(n.type)}) is missing from ${src.file}${hint}`));
+      return false;
+    }
+    if (t.dtype !== n.type.dtype) {
+      const fd = src.fileDTypes?.get(n.name);
+      ds.push(diag('TFC303', n.loc, `${n.kind} "${n.name}" in ${src.file} has dtype ${fd ?? t.dtype}, the model declares ${declText(n.type)}`));
+      return false;
+    }
+    if (t.shape.length !== n.type.shape.length) {
+      ds.push(diag('TFC303', n.loc, `${n.kind} "${n.name}" in ${src.file} has shape ${shapeText(t.shape)} (rank ${t.shape.length}), the model declares ${declText(n.type)} (rank ${n.type.shape.length})`));
+      return false;
+    }
+    return true;
+  });
+
+  // Bind dims: first from axes that are a single dim name, then solve axes with one unknown
+  // (e.g. `P + T` once T is known), repeating until nothing changes.
+  const pending: { n: NeededTensor; axis: number; dim: Dim; value: number }[] = [];
+  for (const n of present) {
+    if (n.kind !== 'input') continue;
+    const t = inputs.tensors.get(n.name) as Tensor64;
+    n.type.shape.forEach((dim, axis) => pending.push({ n, axis, dim, value: t.shape[axis] ?? 0 }));
+  }
+  const failed = new Set<NeededTensor>();
+  let progress = true;
+  while (progress) {
+    progress = false;
+    for (let i = 0; i < pending.length; i++) {
+      const p = pending[i];
+      if (p === undefined) continue;
+      const unknown = dimVars(p.dim).filter((v) => !dims.has(v));
+      if (unknown.length === 0) {
+        const want = dimConstValue(p.dim) ?? dimEval(p.dim, dims);
+        if (want !== p.value) {
+          const why = dimVars(p.dim).map((v) => `${v}=${dims.get(v)} (from ${boundBy.get(v)})`).join(', ');
+          const code = dimVars(p.dim).length === 0 ? 'TFC303' : 'TFC307';
+          ds.push(diag(code, p.n.loc, `input "${p.n.name}" in ${inputs.file} has shape ${shapeText(inputs.tensors.get(p.n.name)?.shape ?? [])}, but axis ${p.axis} should be ${printDim(p.dim)}${why === '' ? '' : ` = ${want} with ${why}`}`));
+          failed.add(p.n);
+        }
+        pending.splice(i, 1);
+        i--;
+        progress = true;
+      } else if (unknown.length === 1) {
+        const v = unknown[0] as string;
+        const at = (x: number): number | undefined => dimEval(p.dim, new Map([...dims, [v, x]]));
+        const f0 = at(0);
+        const f1 = at(1);
+        const f2 = at(2);
+        if (f0 === undefined || f1 === undefined || f2 === undefined || f1 - f0 === 0 || f2 - f1 !== f1 - f0) continue; // not linear
+        const x = (p.value - f0) / (f1 - f0);
+        if (!Number.isInteger(x) || x < 0) continue; // reported below as a mismatch once other dims bind, or unbound
+        dims.set(v, x);
+        boundBy.set(v, `input "${p.n.name}" axis ${p.axis}`);
+        progress = true;
+      }
+    }
+  }
+  const unbound = new Set<string>();
+  for (const p of pending) for (const v of dimVars(p.dim)) if (!dims.has(v)) unbound.add(v);
+  for (const n of needed) for (const d of n.type.shape) for (const v of dimVars(d)) if (!dims.has(v)) unbound.add(v);
+  for (const v of [...unbound].sort()) {
+    const user = needed.find((n) => n.type.shape.some((d) => dimVars(d).includes(v)));
+    ds.push(diag('TFC306', user?.loc ?? fileSpan(inputs.file), `dimension ${v} has no value: no input shape binds it (bind it with --set ${v}=N)`));
+  }
+
+  for (const n of present) {
+    if (n.kind !== 'weight' || failed.has(n)) continue;
+    const t = weights.tensors.get(n.name) as Tensor64;
+    const want = n.type.shape.map((d) => dimConstValue(d) ?? dimEval(d, dims));
+    if (want.some((x) => x === undefined)) continue; // TFC306 already
+    if (want.some((x, i) => x !== t.shape[i])) {
+      ds.push(diag('TFC303', n.loc, `weight "${n.name}" in ${weights.file} has shape ${shapeText(t.shape)}, the model declares ${declText(n.type)} = ${shapeText(want as number[])}`));
+      continue;
+    }
+    let bad = 0;
+    let first = -1;
+    for (let i = 0; i < t.data.length; i++) {
+      if (!Number.isFinite(t.data[i] ?? 0)) {
+        bad++;
+        if (first < 0) first = i;
+      }
+    }
+    if (bad > 0) ds.push(warning('TFC308', n.loc, `weight "${n.name}" in ${weights.file} holds ${bad} NaN or infinite value${bad === 1 ? '' : 's'} (first at flat index ${first})`));
+  }
+
+  for (const [src, kind] of [[inputs, 'input'], [weights, 'weight']] as const) {
+    // One file may serve as both weights and inputs: then any needed name counts.
+    const sameFile = inputs.file === weights.file;
+    const names = new Set(needed.filter((n) => sameFile || n.kind === kind).map((n) => n.name));
+    if (sameFile && kind === 'weight') continue;
+    for (const name of [...src.tensors.keys()].sort()) {
+      if (!names.has(name)) ds.push(warning('TFC304', fileSpan(src.file), `${src.file} holds tensor "${name}", which the model does not use as ${kind === 'input' ? 'an input' : 'a weight'}`));
+    }
+  }
+  return { diagnostics: ds, dims };
+}
