@@ -37,6 +37,15 @@ export interface InterpContext {
   readonly dims: ReadonlyMap<string, number>;
   /** The result shape with dims bound. */
   readonly shape: readonly number[];
+  /** For `input` and `weight` nodes: the fed tensor under a name (already checked by the caller). */
+  readonly feed?: (op: 'input' | 'weight', name: string) => Tensor64 | undefined;
+}
+
+/** What a typed per-element function may depend on: operand and result dtypes and the node's attrs. */
+export interface ScalarTypes {
+  readonly operand: DType; // dtype of the first operand
+  readonly result: DType;
+  readonly attrs: Attrs;
 }
 
 export interface OpDef {
@@ -46,14 +55,23 @@ export interface OpDef {
   /** Required attributes and their kinds; the IR parser and verifier check them. */
   readonly attrs: Readonly<Record<string, AttrKind>>;
   readonly doc: string; // one line, for docs/ops.md
-  /** Result type from operand types and attributes; an OpError for user mistakes. */
-  infer(operands: readonly TensorType[], attrs: Attrs): TensorType | OpError;
+  /**
+   * Result type from operand types and attributes; an OpError for user mistakes. `declared` is
+   * the result type written in the source or IR text; `input`, `weight` and `const` need it.
+   */
+  infer(operands: readonly TensorType[], attrs: Attrs, declared?: TensorType): TensorType | OpError;
   /** The float64 reference semantics (naive on purpose: it shares nothing with the kernels). */
   interp(operands: readonly Tensor64[], ctx: InterpContext): Tensor64;
   /** Floating-point operations as a formula of the dims. */
   flops(operands: readonly TensorType[], result: TensorType, attrs: Attrs): Dim;
   /** For elementwise ops: the per-element function (also used inside grid lambdas). */
   readonly scalar?: (...xs: number[]) => number;
+  /**
+   * For elementwise ops: the per-element function with dtypes known (i32 `div` truncates, i32
+   * `add` wraps, `cast` converts to the result dtype, `gelu` reads `approx`). The interpreter and
+   * grid lambdas use this; `scalar` is the float semantics.
+   */
+  readonly scalarTyped?: (types: ScalarTypes) => (...xs: number[]) => number;
   /** How the op reaches a kernel: 'unfused' has a plain lowering; 'fused-only' appears only after fusion. */
   readonly lowering: 'unfused' | 'fused-only' | 'none';
 }

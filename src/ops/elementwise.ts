@@ -1,0 +1,332 @@
+// Elementwise ops: unary, binary and `where`, with numpy broadcasting over symbolic dims.
+// Each op has a dtype rule, a per-element function (`scalar`, `scalarTyped`, also used inside
+// grid lambdas) and FLOPs = number of result elements.
+import { type Dim, dimConst, dimConstValue, dimEquals, dimMul } from '../check/dim.js';
+import type { DiagCode } from '../diag/codes.js';
+import { type Attrs, type Attr } from '../graph/ir.js';
+import { type DType, type TensorType, isFloat, printType } from '../graph/types.js';
+import { broadcastOffsets, coerce, makeTensor } from '../interp/tensor.js';
+import { InterpError } from '../interp/errors.js';
+import { type OpDef, type OpError, type ScalarTypes, type Tensor64, type InterpContext, defineOp } from './define.js';
+
+// ---------------------------------------------------------------------------------------------
+// Shared shape helpers (matmul and norm use them too).
+
+/** Product of the dims: the element count as a formula. */
+export function numelDim(shape: readonly Dim[]): Dim {
+  return shape.reduce((acc, d) => dimMul(acc, d), dimConst(1));
+}
+
+function isOne(d: Dim): boolean {
+  return dimConstValue(d) === 1;
+}
+
+/** numpy broadcasting: dims match when equal or one is the constant 1. Undefined if they do not. */
+export function broadcastDims(a: readonly Dim[], b: readonly Dim[]): Dim[] | undefined {
+  const rank = Math.max(a.length, b.length);
+  const out: Dim[] = [];
+  for (let i = 0; i < rank; i++) {
+    const x = a[a.length - rank + i];
+    const y = b[b.length - rank + i];
+    if (x === undefined && y !== undefined) out.push(y);
+    else if (y === undefined && x !== undefined) out.push(x);
+    else if (x !== undefined && y !== undefined) {
+      if (dimEquals(x, y) || isOne(y)) out.push(x);
+      else if (isOne(x)) out.push(y);
+      else return undefined;
+    }
+  }
+  return out;
+}
+
+export function opError(code: DiagCode, message: string): OpError {
+  return { code, message };
+}
+
+/** The result of broadcasting several operand types (shapes only), or a TFC201 error. */
+export function broadcastTypes(types: readonly TensorType[]): readonly Dim[] | OpError {
+  const [first, ...rest] = types;
+  if (first === undefined) return [];
+  let shape: readonly Dim[] = first.shape;
+  let shown: TensorType = first;
+  for (const t of rest) {
+    const next = broadcastDims(shape, t.shape);
+    if (next === undefined) return opError('TFC201', `cannot broadcast ${printType(shown)} with ${printType(t)}`);
+    shape = next;
+    shown = { dtype: shown.dtype, shape };
+  }
+  return shape;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dtype classes.
+
+type DtypeClass = 'float' | 'numeric' | 'bool' | 'any';
+
+function checkClass(op: string, cls: DtypeClass, t: TensorType): OpError | undefined {
+  switch (cls) {
+    case 'float':
+      return isFloat(t.dtype) ? undefined : opError('TFC207', `${op} needs a floating-point operand, got ${printType(t)}`);
+    case 'numeric':
+      return t.dtype !== 'bool' ? undefined : opError('TFC207', `${op} needs a float or i32 operand, got ${printType(t)}`);
+    case 'bool':
+      return t.dtype === 'bool' ? undefined : opError('TFC208', `${op} needs a bool operand, got ${printType(t)}`);
+    case 'any':
+      return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scalar math that Math lacks.
+
+const twoOverSqrtPi = 1.1283791670955126; // 2/sqrt(pi)
+const oneOverSqrtPi = 0.5641895835477563; // 1/sqrt(pi)
+
+/**
+ * erf in float64, relative error around 1e-16: for |x| < 2.5 the all-positive series
+ * erf(x) = 2/sqrt(pi) e^(-x^2) sum_n 2^n x^(2n+1) / (1*3*...*(2n+1)) (no cancellation), beyond it
+ * 1 - erfc(x) with erfc's continued fraction e^(-x^2)/sqrt(pi) / (x + 1/2/(x + 1/(x + 3/2/(x + ...))))
+ * evaluated by the modified Lentz method (Abramowitz & Stegun 7.1.6 and 7.1.14).
+ */
+export function erf(x: number): number {
+  if (Number.isNaN(x)) return NaN;
+  if (x < 0) return -erf(-x);
+  if (x < 2.5) {
+    const x2 = x * x;
+    let term = x;
+    let sum = x;
+    for (let n = 1; n < 200; n++) {
+      term *= (2 * x2) / (2 * n + 1);
+      sum += term;
+      if (term < sum * 1e-17) break;
+    }
+    return twoOverSqrtPi * Math.exp(-x2) * sum;
+  }
+  if (x > 6) return 1; // erfc(6) ~ 2e-17 < half an ulp of 1
+  return 1 - erfcContinuedFraction(x);
+}
+
+/** erfc(x) for x >= 2.5 by the continued fraction above (Lentz: f = b0, C = f, D = 0). */
+function erfcContinuedFraction(x: number): number {
+  const tiny = 1e-300;
+  let f = x;
+  let c = f;
+  let d = 0;
+  for (let n = 1; n < 500; n++) {
+    const a = n / 2;
+    d = x + a * d;
+    if (d === 0) d = tiny;
+    c = x + a / c;
+    if (c === 0) c = tiny;
+    d = 1 / d;
+    const delta = c * d;
+    f *= delta;
+    if (Math.abs(delta - 1) < 1e-17) break;
+  }
+  return (Math.exp(-x * x) * oneOverSqrtPi) / f;
+}
+
+const sqrt2OverPi = Math.sqrt(2 / Math.PI);
+
+export function geluTanh(x: number): number {
+  return 0.5 * x * (1 + Math.tanh(sqrt2OverPi * (x + 0.044715 * x * x * x)));
+}
+
+export function geluErf(x: number): number {
+  return 0.5 * x * (1 + erf(x / Math.SQRT2));
+}
+
+/** Floor modulo (Python's `%`): the result has the divisor's sign. x mod 0 is NaN for floats. */
+export function floorMod(a: number, b: number): number {
+  const r = a % b;
+  return r !== 0 && r < 0 !== b < 0 ? r + b : r;
+}
+
+function intDivisor(b: number, op: string): number {
+  if (b === 0) throw new InterpError('TFC309', `integer ${op} by zero`);
+  return b;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Definitions.
+
+type Fn = (...xs: number[]) => number;
+
+interface ElementwiseSpec {
+  readonly name: string;
+  readonly arity: 1 | 2 | 3;
+  readonly doc: string;
+  /** Operand dtype class; binary and ternary value operands must also share one dtype. */
+  readonly cls: DtypeClass;
+  /** Result dtype: the operand's, bool (comparisons), or from the `to` attribute (cast). */
+  readonly result?: 'same' | 'bool' | 'cast';
+  readonly attrs?: Readonly<Record<string, Attr['kind']>>;
+  readonly f: Fn;
+  /** i32 semantics where they differ from the float function. */
+  readonly i32?: Fn;
+  /** Dtype- or attribute-dependent function, overriding f and i32. */
+  readonly typed?: (types: ScalarTypes) => Fn;
+  readonly check?: (attrs: Attrs) => OpError | undefined;
+}
+
+function inferElementwise(spec: ElementwiseSpec, operands: readonly TensorType[], attrs: Attrs): TensorType | OpError {
+  if (operands.length !== spec.arity) {
+    return opError('TFC104', `${spec.name} takes ${spec.arity} operand(s), got ${operands.length}`);
+  }
+  const attrError = spec.check?.(attrs);
+  if (attrError !== undefined) return attrError;
+  // `where`: the condition is bool; the two values share a dtype.
+  const values = spec.name === 'where' ? operands.slice(1) : operands;
+  if (spec.name === 'where') {
+    const cond = operands[0];
+    if (cond !== undefined && cond.dtype !== 'bool') {
+      return opError('TFC208', `where needs a bool condition, got ${printType(cond)}`);
+    }
+  }
+  const [v0, v1] = values;
+  if (v0 === undefined) return opError('TFC104', `${spec.name} has no operands`);
+  if (v1 !== undefined && v1.dtype !== v0.dtype) {
+    return opError('TFC202', `cannot ${spec.name} ${printType(v0)} and ${printType(v1)}: dtypes ${v0.dtype} and ${v1.dtype} differ`);
+  }
+  const clsError = checkClass(spec.name, spec.cls, v0);
+  if (clsError !== undefined) return clsError;
+  const shape = broadcastTypes(operands);
+  if (!Array.isArray(shape)) return shape as OpError;
+  let dtype: DType = v0.dtype;
+  if (spec.result === 'bool') dtype = 'bool';
+  if (spec.result === 'cast') {
+    const to = attrs['to'];
+    if (to === undefined || to.kind !== 'dtype') return opError('TFC110', `cast needs a dtype attribute 'to'`);
+    dtype = to.value;
+  }
+  return { dtype, shape };
+}
+
+function typedOf(spec: ElementwiseSpec): (types: ScalarTypes) => Fn {
+  if (spec.typed !== undefined) return spec.typed;
+  const { f, i32 } = spec;
+  return (types) => (types.operand === 'i32' && i32 !== undefined ? i32 : f);
+}
+
+/** Applies the per-element function over the broadcast result shape. */
+function interpElementwise(typed: (types: ScalarTypes) => Fn, operands: readonly Tensor64[], ctx: InterpContext): Tensor64 {
+  const dtype = ctx.node.type.dtype;
+  const first = operands[0];
+  const fn = typed({ operand: first?.dtype ?? dtype, result: dtype, attrs: ctx.node.attrs });
+  const out = makeTensor(dtype, ctx.shape);
+  const offsets = operands.map((t) => broadcastOffsets(t.shape, ctx.shape));
+  const args = new Array<number>(operands.length).fill(0);
+  for (let i = 0; i < out.data.length; i++) {
+    for (let k = 0; k < operands.length; k++) args[k] = operands[k]?.data[offsets[k]?.[i] ?? 0] ?? NaN;
+    out.data[i] = coerce(dtype, fn(...args));
+  }
+  return out;
+}
+
+function elementwise(spec: ElementwiseSpec): OpDef {
+  const typed = typedOf(spec);
+  return defineOp({
+    name: spec.name,
+    family: 'elementwise',
+    arity: spec.arity,
+    attrs: spec.attrs ?? {},
+    doc: spec.doc,
+    infer: (operands, attrs) => inferElementwise(spec, operands, attrs),
+    interp: (operands, ctx) => interpElementwise(typed, operands, ctx),
+    flops: (_operands, result) => numelDim(result.shape),
+    scalar: spec.f,
+    scalarTyped: typed,
+    lowering: 'unfused',
+  });
+}
+
+const b = (c: boolean): number => (c ? 1 : 0);
+
+const geluCheck = (attrs: Attrs): OpError | undefined => {
+  const a = attrs['approx'];
+  if (a === undefined) return undefined; // grid lambdas apply gelu without attributes: erf
+  if (a.kind !== 'str' || (a.value !== 'tanh' && a.value !== 'erf')) {
+    return opError('TFC110', `gelu approx must be "tanh" or "erf", got ${a.kind === 'str' ? JSON.stringify(a.value) : a.kind}`);
+  }
+  return undefined;
+};
+
+export const elementwiseOps: readonly OpDef[] = [
+  // Unary.
+  elementwise({ name: 'neg', arity: 1, cls: 'numeric', doc: '-x (i32 wraps)', f: (x) => -x, i32: (x) => -x | 0 }),
+  elementwise({ name: 'exp', arity: 1, cls: 'float', doc: 'e^x', f: Math.exp }),
+  elementwise({ name: 'log', arity: 1, cls: 'float', doc: 'natural logarithm (log 0 = -inf, log of a negative = NaN)', f: Math.log }),
+  elementwise({ name: 'sqrt', arity: 1, cls: 'float', doc: 'square root', f: Math.sqrt }),
+  elementwise({ name: 'rsqrt', arity: 1, cls: 'float', doc: '1 / sqrt(x)', f: (x) => 1 / Math.sqrt(x) }),
+  elementwise({ name: 'tanh', arity: 1, cls: 'float', doc: 'hyperbolic tangent', f: Math.tanh }),
+  elementwise({ name: 'erf', arity: 1, cls: 'float', doc: 'error function (float64 series / continued fraction, rel. error < 1e-14)', f: erf }),
+  elementwise({ name: 'sin', arity: 1, cls: 'float', doc: 'sine (radians)', f: Math.sin }),
+  elementwise({ name: 'cos', arity: 1, cls: 'float', doc: 'cosine (radians)', f: Math.cos }),
+  elementwise({ name: 'abs', arity: 1, cls: 'numeric', doc: '|x| (i32 wraps at -2^31)', f: Math.abs, i32: (x) => Math.abs(x) | 0 }),
+  elementwise({ name: 'relu', arity: 1, cls: 'numeric', doc: 'max(x, 0); NaN stays NaN', f: (x) => (x > 0 || Number.isNaN(x) ? x : 0) }),
+  elementwise({ name: 'silu', arity: 1, cls: 'float', doc: 'x * sigmoid(x)', f: (x) => x / (1 + Math.exp(-x)) }),
+  elementwise({ name: 'sigmoid', arity: 1, cls: 'float', doc: '1 / (1 + e^-x)', f: (x) => 1 / (1 + Math.exp(-x)) }),
+  elementwise({ name: 'not', arity: 1, cls: 'bool', result: 'same', doc: 'logical not of a bool', f: (x) => b(x === 0) }),
+  elementwise({
+    name: 'gelu',
+    arity: 1,
+    cls: 'float',
+    attrs: { approx: 'str' },
+    check: geluCheck,
+    doc: 'approx="erf": 0.5x(1+erf(x/sqrt2)); approx="tanh": 0.5x(1+tanh(sqrt(2/pi)(x+0.044715x^3)))',
+    f: geluErf,
+    typed: (t) => {
+      const a = t.attrs['approx'];
+      return a !== undefined && a.kind === 'str' && a.value === 'tanh' ? geluTanh : geluErf;
+    },
+  }),
+  elementwise({
+    name: 'cast',
+    arity: 1,
+    cls: 'any',
+    result: 'cast',
+    attrs: { to: 'dtype' },
+    doc: 'dtype conversion: to i32 truncates toward zero (saturating, NaN -> 0), to bool is x != 0',
+    f: (x) => x,
+    typed: (t) => (x) => coerce(t.result, x),
+  }),
+  // Binary.
+  elementwise({ name: 'add', arity: 2, cls: 'numeric', doc: 'a + b (i32 wraps)', f: (x, y) => x + y, i32: (x, y) => (x + y) | 0 }),
+  elementwise({ name: 'sub', arity: 2, cls: 'numeric', doc: 'a - b (i32 wraps)', f: (x, y) => x - y, i32: (x, y) => (x - y) | 0 }),
+  elementwise({ name: 'mul', arity: 2, cls: 'numeric', doc: 'a * b (i32 wraps)', f: (x, y) => x * y, i32: (x, y) => Math.imul(x, y) }),
+  elementwise({
+    name: 'div',
+    arity: 2,
+    cls: 'numeric',
+    doc: 'a / b; i32 truncates toward zero, i32 division by zero is an error (TFC309)',
+    f: (x, y) => x / y,
+    i32: (x, y) => Math.trunc(x / intDivisor(y, 'division')) | 0,
+  }),
+  elementwise({
+    name: 'mod',
+    arity: 2,
+    cls: 'numeric',
+    doc: 'floor modulo as in Python: the result has the sign of b (-7 mod 3 = 2); i32 mod 0 is an error (TFC309)',
+    f: floorMod,
+    i32: (x, y) => floorMod(x, intDivisor(y, 'modulo')) | 0,
+  }),
+  elementwise({ name: 'pow', arity: 2, cls: 'float', doc: 'a to the power b', f: Math.pow }),
+  elementwise({ name: 'max', arity: 2, cls: 'numeric', doc: 'elementwise maximum; NaN propagates', f: Math.max }),
+  elementwise({ name: 'min', arity: 2, cls: 'numeric', doc: 'elementwise minimum; NaN propagates', f: Math.min }),
+  elementwise({ name: 'eq', arity: 2, cls: 'any', result: 'bool', doc: 'a == b -> bool', f: (x, y) => b(x === y) }),
+  elementwise({ name: 'ne', arity: 2, cls: 'any', result: 'bool', doc: 'a != b -> bool (true for NaN)', f: (x, y) => b(x !== y) }),
+  elementwise({ name: 'lt', arity: 2, cls: 'any', result: 'bool', doc: 'a < b -> bool', f: (x, y) => b(x < y) }),
+  elementwise({ name: 'le', arity: 2, cls: 'any', result: 'bool', doc: 'a <= b -> bool', f: (x, y) => b(x <= y) }),
+  elementwise({ name: 'gt', arity: 2, cls: 'any', result: 'bool', doc: 'a > b -> bool', f: (x, y) => b(x > y) }),
+  elementwise({ name: 'ge', arity: 2, cls: 'any', result: 'bool', doc: 'a >= b -> bool', f: (x, y) => b(x >= y) }),
+  elementwise({ name: 'and', arity: 2, cls: 'bool', doc: 'logical and of bools', f: (x, y) => b(x !== 0 && y !== 0) }),
+  elementwise({ name: 'or', arity: 2, cls: 'bool', doc: 'logical or of bools', f: (x, y) => b(x !== 0 || y !== 0) }),
+  // Ternary.
+  elementwise({ name: 'where', arity: 3, cls: 'any', doc: 'cond ? a : b per element; cond is bool, a and b share a dtype', f: (c, x, y) => (c !== 0 ? x : y) }),
+];
+
+/** The per-element function for an elementwise op under dtypes (used by grid lambdas). */
+export function scalarFunction(op: OpDef, types: ScalarTypes): Fn | undefined {
+  if (op.scalarTyped !== undefined) return op.scalarTyped(types);
+  return op.scalar;
+}

@@ -1,0 +1,86 @@
+// Batched matrix multiply: [..., M, K] @ [..., K, N] -> [..., M, N], batch dims broadcast as in
+// numpy. Both operands need rank >= 2 (a vector is written as a [1, K] or [K, 1] matrix).
+import { dimConst, dimMul, dimEquals } from '../check/dim.js';
+import { printDim } from '../check/dim.js';
+import { type TensorType, isFloat, printType } from '../graph/types.js';
+import { makeTensor, numel, broadcastShapes, stridesOf, unravel } from '../interp/tensor.js';
+import { type OpDef, type OpError, defineOp } from './define.js';
+import { broadcastDims, numelDim, opError } from './elementwise.js';
+
+export function inferMatmul(a: TensorType, b: TensorType): TensorType | OpError {
+  const what = `cannot matmul ${printType(a)} by ${printType(b)}`;
+  if (a.dtype !== b.dtype) return opError('TFC202', `${what}: dtypes ${a.dtype} and ${b.dtype} differ`);
+  if (!isFloat(a.dtype)) return opError('TFC207', `${what}: matmul needs floating-point operands`);
+  if (a.shape.length < 2 || b.shape.length < 2) return opError('TFC204', `${what}: both operands need rank >= 2`);
+  const m = a.shape[a.shape.length - 2] ?? dimConst(1);
+  const k = a.shape[a.shape.length - 1] ?? dimConst(1);
+  const k2 = b.shape[b.shape.length - 2] ?? dimConst(1);
+  const n = b.shape[b.shape.length - 1] ?? dimConst(1);
+  if (!dimEquals(k, k2)) return opError('TFC204', `${what}: inner dims ${printDim(k, true)} and ${printDim(k2, true)} differ`);
+  const batch = broadcastDims(a.shape.slice(0, -2), b.shape.slice(0, -2));
+  if (batch === undefined) return opError('TFC201', `${what}: batch dims cannot be broadcast`);
+  return { dtype: a.dtype, shape: [...batch, m, n] };
+}
+
+export const matmulOps: readonly OpDef[] = [
+  defineOp({
+    name: 'matmul',
+    family: 'matmul',
+    arity: 2,
+    attrs: {},
+    doc: '[..., M, K] @ [..., K, N] -> [..., M, N]; batch dims broadcast; rank >= 2; float64 accumulation in the interpreter',
+    infer: (operands) => {
+      const [a, b] = operands;
+      if (a === undefined || b === undefined || operands.length !== 2) {
+        return opError('TFC104', `matmul takes 2 operands, got ${operands.length}`);
+      }
+      return inferMatmul(a, b);
+    },
+    interp: (operands, ctx) => {
+      const [a, b] = operands;
+      if (a === undefined || b === undefined) throw new Error('internal: matmul needs 2 operands');
+      const ra = a.shape.length;
+      const rb = b.shape.length;
+      const m = a.shape[ra - 2] ?? 0;
+      const k = a.shape[ra - 1] ?? 0;
+      const n = b.shape[rb - 1] ?? 0;
+      const aBatch = a.shape.slice(0, -2);
+      const bBatch = b.shape.slice(0, -2);
+      const batch = broadcastShapes(aBatch, bBatch);
+      if (batch === undefined) throw new Error('internal: matmul batch dims do not broadcast');
+      const out = makeTensor(ctx.node.type.dtype, ctx.shape);
+      // Offset of a matrix in a batched operand for a broadcast batch index.
+      const matrixOffset = (shape: readonly number[], idx: readonly number[], matrixSize: number): number => {
+        const strides = stridesOf(shape);
+        const lead = idx.length - shape.length;
+        let off = 0;
+        shape.forEach((d, i) => {
+          off += d === 1 ? 0 : (idx[lead + i] ?? 0) * (strides[i] ?? 0);
+        });
+        return off * matrixSize;
+      };
+      const nBatch = numel(batch);
+      for (let bi = 0; bi < nBatch; bi++) {
+        const idx = unravel(bi, batch);
+        const aOff = matrixOffset(aBatch, idx, m * k);
+        const bOff = matrixOffset(bBatch, idx, k * n);
+        const oOff = bi * m * n;
+        for (let i = 0; i < m; i++) {
+          for (let j = 0; j < n; j++) {
+            let s = 0;
+            for (let p = 0; p < k; p++) s += (a.data[aOff + i * k + p] ?? NaN) * (b.data[bOff + p * n + j] ?? NaN);
+            out.data[oOff + i * n + j] = s;
+          }
+        }
+      }
+      return out;
+    },
+    // 2*M*N*K per matrix, times the broadcast batch size: 2 * K * (elements of the result).
+    flops: (operands, result) => {
+      const a = operands[0];
+      const k = a?.shape[a.shape.length - 1] ?? dimConst(0);
+      return dimMul(dimConst(2), dimMul(k, numelDim(result.shape)));
+    },
+    lowering: 'unfused',
+  }),
+];

@@ -1,0 +1,103 @@
+// Reductions over a sorted list of non-negative axes: sum, max_reduce, mean.
+// An empty reduction gives sum 0, max -inf (i32: -2^31) and mean NaN (0/0).
+import { type Dim, dimConst } from '../check/dim.js';
+import { intsAttr, type Attrs } from '../graph/ir.js';
+import { type DType, type TensorType, isFloat, printType } from '../graph/types.js';
+import { coerce, makeTensor, numel, stridesOf, unravel } from '../interp/tensor.js';
+import { type OpDef, type OpError, type Tensor64, type InterpContext, defineOp } from './define.js';
+import { numelDim, opError } from './elementwise.js';
+
+function axesOf(attrs: Attrs): readonly number[] | undefined {
+  const a = attrs['axes'];
+  return a !== undefined && a.kind === 'ints' ? a.value : undefined;
+}
+
+function keepdimsOf(attrs: Attrs): boolean {
+  const k = attrs['keepdims'];
+  return k !== undefined && k.kind === 'bool' && k.value;
+}
+
+/** Checks axes (in range, sorted, distinct) and gives the reduced shape. */
+export function reduceShape(op: string, x: TensorType, axes: readonly number[], keepdims: boolean): readonly Dim[] | OpError {
+  for (let i = 0; i < axes.length; i++) {
+    const a = axes[i] ?? -1;
+    if (!Number.isInteger(a) || a < 0 || a >= x.shape.length) {
+      return opError('TFC203', `${op} axis ${a} is out of range for ${printType(x)} (rank ${x.shape.length})`);
+    }
+    if (i > 0 && a <= (axes[i - 1] ?? -1)) {
+      return opError('TFC203', `${op} axes [${axes.join(',')}] must be sorted and distinct`);
+    }
+  }
+  const out: Dim[] = [];
+  x.shape.forEach((d, i) => {
+    if (!axes.includes(i)) out.push(d);
+    else if (keepdims) out.push(dimConst(1));
+  });
+  return out;
+}
+
+type Kind = 'sum' | 'max' | 'mean';
+
+function interpReduce(kind: Kind, x: Tensor64, axes: readonly number[], dtype: DType, outShape: readonly number[]): Tensor64 {
+  // Output position of each input element: drop (or zero) the reduced axes.
+  const keptShape = x.shape.filter((_, i) => !axes.includes(i));
+  const keptStrides = stridesOf(keptShape);
+  const nOut = numel(keptShape);
+  const init = kind === 'max' ? (dtype === 'i32' ? -2147483648 : -Infinity) : 0;
+  const acc = new Float64Array(nOut).fill(init);
+  for (let f = 0; f < x.data.length; f++) {
+    const idx = unravel(f, x.shape);
+    let o = 0;
+    let k = 0;
+    idx.forEach((v, i) => {
+      if (!axes.includes(i)) o += v * (keptStrides[k++] ?? 0);
+    });
+    const v = x.data[f] ?? NaN;
+    const prev = acc[o] ?? 0;
+    // max: NaN propagates (as torch.amax does).
+    acc[o] = kind === 'max' ? (Number.isNaN(v) || Number.isNaN(prev) ? NaN : Math.max(prev, v)) : prev + v;
+  }
+  const count = axes.reduce((n, a) => n * (x.shape[a] ?? 1), 1);
+  const out = makeTensor(dtype, outShape);
+  for (let o = 0; o < nOut; o++) {
+    const v = acc[o] ?? NaN;
+    out.data[o] = coerce(dtype, kind === 'mean' ? v / count : dtype === 'i32' && kind === 'sum' ? v | 0 : v);
+  }
+  return out;
+}
+
+function reduceOp(name: string, kind: Kind, doc: string): OpDef {
+  return defineOp({
+    name,
+    family: 'reduce',
+    arity: 1,
+    attrs: { axes: 'ints', keepdims: 'bool' },
+    doc,
+    infer: (operands, attrs) => {
+      const [x] = operands;
+      if (x === undefined || operands.length !== 1) return opError('TFC104', `${name} takes 1 operand, got ${operands.length}`);
+      if (kind === 'mean' ? !isFloat(x.dtype) : x.dtype === 'bool') {
+        return opError('TFC207', `${name} needs a ${kind === 'mean' ? 'floating-point' : 'float or i32'} operand, got ${printType(x)}`);
+      }
+      const axes = axesOf(attrs);
+      if (axes === undefined) return opError('TFC203', `${name} needs an 'axes' list`);
+      const shape = reduceShape(name, x, axes, keepdimsOf(attrs));
+      if (!Array.isArray(shape)) return shape as OpError;
+      return { dtype: x.dtype, shape };
+    },
+    interp: (operands: readonly Tensor64[], ctx: InterpContext) => {
+      const [x] = operands;
+      if (x === undefined) throw new Error(`internal: ${name} without operand`);
+      return interpReduce(kind, x, intsAttr(ctx.node, 'axes'), ctx.node.type.dtype, ctx.shape);
+    },
+    // One add or compare per input element; mean adds one divide per output.
+    flops: (operands: readonly TensorType[]) => numelDim(operands[0]?.shape ?? []),
+    lowering: 'unfused',
+  });
+}
+
+export const reduceOps: readonly OpDef[] = [
+  reduceOp('sum', 'sum', 'sum over `axes` (sorted, non-negative); `keepdims` keeps them as size 1; empty sum is 0'),
+  reduceOp('max_reduce', 'max', 'maximum over `axes`; NaN propagates; empty max is -inf (i32: -2^31)'),
+  reduceOp('mean', 'mean', 'arithmetic mean over `axes` (float only); empty mean is NaN'),
+];

@@ -1,0 +1,248 @@
+// Source ops: graph inputs and weights (fed at run time), scalar constants, `arange` positions and
+// `grid`, a tensor defined per element by a lambda over its indices (FlexAttention-style masks).
+import { type Dim, dimConst, dimConstValue, dimEval, dimMul, dimSub, printDim } from '../check/dim.js';
+import { InternalError } from '../diag/diagnostic.js';
+import { type Attrs, type ScalarExpr, dimAttr, floatAttr, lambdaAttr, strAttr } from '../graph/ir.js';
+import { type DType, type TensorType, printType } from '../graph/types.js';
+import { coerce, makeTensor, ravel, unravel } from '../interp/tensor.js';
+import { InterpError } from '../interp/errors.js';
+import { type InterpContext, type OpDef, type OpError, type Tensor64, defineOp } from './define.js';
+import { elementwiseOps, numelDim, opError, scalarFunction } from './elementwise.js';
+
+const zeroFlops = (): Dim => dimConst(0);
+
+function declaredOrBug(op: string, declared: TensorType | undefined): TensorType {
+  if (declared === undefined) throw new InternalError(`${op} needs its declared type to infer`);
+  return declared;
+}
+
+function fed(op: 'input' | 'weight', ctx: InterpContext): Tensor64 {
+  const name = strAttr(ctx.node, 'name');
+  const t = ctx.feed?.(op, name);
+  if (t === undefined) throw new InterpError('TFC302', `${op} tensor "${name}" is missing`, ctx.node.loc);
+  return t;
+}
+
+function sourceOfNamed(op: 'input' | 'weight', doc: string): OpDef {
+  return defineOp({
+    name: op,
+    family: 'source',
+    arity: 0,
+    attrs: { name: 'str' },
+    doc,
+    infer: (_operands, attrs, declared) => {
+      const n = attrs['name'];
+      if (n === undefined || n.kind !== 'str') return opError('TFC110', `${op} needs a string attribute 'name'`);
+      return declaredOrBug(op, declared);
+    },
+    interp: (_operands, ctx) => fed(op, ctx),
+    flops: zeroFlops,
+    lowering: 'none',
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// grid lambdas
+
+const elementwiseByName: ReadonlyMap<string, OpDef> = new Map(elementwiseOps.map((op) => [op.name, op]));
+
+/** The dtype of a lambda expression: indices and dims are i32. */
+export function scalarExprDtype(e: ScalarExpr): DType {
+  switch (e.kind) {
+    case 'index':
+    case 'dim':
+      return 'i32';
+    case 'const':
+    case 'read':
+    case 'apply':
+      return e.dtype;
+  }
+}
+
+/** Attributes a lambda `apply` implies: any dtype-valued attribute (cast's `to`) is the result dtype. */
+function applyAttrs(op: OpDef, dtype: DType): Attrs {
+  const out: Record<string, Attrs[string]> = {};
+  for (const [k, kind] of Object.entries(op.attrs)) if (kind === 'dtype') out[k] = { kind: 'dtype', value: dtype };
+  return out;
+}
+
+/** Checks a grid body against the grid's rank and operands; the first problem found, or undefined. */
+export function checkGridBody(e: ScalarExpr, rank: number, operands: readonly TensorType[]): OpError | undefined {
+  const bad = (msg: string): OpError => opError('TFC216', `grid body: ${msg}`);
+  switch (e.kind) {
+    case 'index':
+      return Number.isInteger(e.axis) && e.axis >= 0 && e.axis < rank ? undefined : bad(`index ${e.axis} out of range for rank ${rank}`);
+    case 'dim':
+    case 'const':
+      return undefined;
+    case 'read': {
+      const t = operands[e.operand];
+      if (t === undefined) return bad(`reads operand ${e.operand} of ${operands.length}`);
+      if (e.indices.length !== t.shape.length) return bad(`reads ${printType(t)} with ${e.indices.length} indices`);
+      if (e.dtype !== t.dtype) return bad(`read of ${printType(t)} typed ${e.dtype}`);
+      for (const i of e.indices) {
+        const err = checkGridBody(i, rank, operands);
+        if (err !== undefined) return err;
+        if (scalarExprDtype(i) !== 'i32') return bad(`index into ${printType(t)} is ${scalarExprDtype(i)}, not i32`);
+      }
+      return undefined;
+    }
+    case 'apply': {
+      const op = elementwiseByName.get(e.op);
+      if (op === undefined || op.arity !== e.args.length) return bad(`'${e.op}' with ${e.args.length} argument(s) is not an elementwise op`);
+      for (const a of e.args) {
+        const err = checkGridBody(a, rank, operands);
+        if (err !== undefined) return err;
+      }
+      const r = op.infer(e.args.map((a) => ({ dtype: scalarExprDtype(a), shape: [] })), applyAttrs(op, e.dtype));
+      if ('code' in r) return bad(r.message);
+      if (r.dtype !== e.dtype) return bad(`${e.op} gives ${r.dtype}, typed ${e.dtype}`);
+      return undefined;
+    }
+  }
+}
+
+function countApplies(e: ScalarExpr): number {
+  switch (e.kind) {
+    case 'index':
+    case 'dim':
+    case 'const':
+      return 0;
+    case 'read':
+      return e.indices.reduce((n, i) => n + countApplies(i), 0);
+    case 'apply':
+      return 1 + e.args.reduce((n, a) => n + countApplies(a), 0);
+  }
+}
+
+type Compiled = (idx: readonly number[]) => number;
+
+/** Turns a lambda body into a closure over the grid index (evaluated at every element). */
+function compileExpr(e: ScalarExpr, operands: readonly Tensor64[], ctx: InterpContext): Compiled {
+  switch (e.kind) {
+    case 'index': {
+      const axis = e.axis;
+      return (idx) => idx[axis] ?? NaN;
+    }
+    case 'dim': {
+      const v = dimEval(e.dim, ctx.dims);
+      if (v === undefined) throw new InterpError('TFC306', `grid body uses ${printDim(e.dim)}, which has no value`, ctx.node.loc);
+      return () => v;
+    }
+    case 'const': {
+      const v = coerce(e.dtype, e.value);
+      return () => v;
+    }
+    case 'read': {
+      const t = operands[e.operand];
+      if (t === undefined) throw new InternalError(`grid reads missing operand ${e.operand}`);
+      const subs = e.indices.map((i) => compileExpr(i, operands, ctx));
+      return (idx) => {
+        const at = subs.map((s) => s(idx));
+        if (at.some((v, i) => !(Number.isInteger(v) && v >= 0 && v < (t.shape[i] ?? 0)))) {
+          throw new InterpError('TFC309', `grid body reads [${at.join(',')}] outside a tensor of shape [${t.shape.join(',')}]`, ctx.node.loc);
+        }
+        return t.data[ravel(at, t.shape)] ?? NaN;
+      };
+    }
+    case 'apply': {
+      const op = elementwiseByName.get(e.op);
+      const firstArg = e.args[0];
+      if (op === undefined || firstArg === undefined) throw new InternalError(`grid applies unknown op '${e.op}'`);
+      const fn = scalarFunction(op, { operand: scalarExprDtype(firstArg), result: e.dtype, attrs: applyAttrs(op, e.dtype) });
+      if (fn === undefined) throw new InternalError(`op '${e.op}' has no scalar function`);
+      const args = e.args.map((a) => compileExpr(a, operands, ctx));
+      const dtype = e.dtype;
+      return (idx) => coerce(dtype, fn(...args.map((a) => a(idx))));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export const sourceOps: readonly OpDef[] = [
+  sourceOfNamed('input', 'a model input, fed at run time under `name`; its symbolic dims are bound from the fed shape'),
+  sourceOfNamed('weight', 'a weight, read from the safetensors file under `name`'),
+  defineOp({
+    name: 'const',
+    family: 'source',
+    arity: 0,
+    attrs: { value: 'float' },
+    doc: 'a scalar constant of the result dtype (`value` may be inf or -inf)',
+    infer: (_operands, attrs, declared) => {
+      const v = attrs['value'];
+      if (v === undefined || v.kind !== 'float') return opError('TFC110', `const needs a float attribute 'value'`);
+      const t = declaredOrBug('const', declared);
+      if (t.shape.length !== 0) return opError('TFC212', `const is a scalar, declared ${printType(t)}`);
+      return { dtype: t.dtype, shape: [] };
+    },
+    interp: (_operands, ctx) => makeTensor(ctx.node.type.dtype, [], [floatAttr(ctx.node, 'value')]),
+    flops: zeroFlops,
+    lowering: 'none',
+  }),
+  defineOp({
+    name: 'arange',
+    family: 'source',
+    arity: 0,
+    attrs: { start: 'dim', end: 'dim' },
+    doc: 'i32[end - start] holding start, start+1, ..., end-1',
+    infer: (_operands, attrs) => {
+      const s = attrs['start'];
+      const e = attrs['end'];
+      if (s === undefined || s.kind !== 'dim' || e === undefined || e.kind !== 'dim') {
+        return opError('TFC206', `arange needs dims 'start' and 'end'`);
+      }
+      const len = dimSub(e.value, s.value);
+      const c = dimConstValue(len);
+      if (c !== undefined && c < 0) return opError('TFC206', `arange(${printDim(s.value)}, ${printDim(e.value)}) has negative length ${c}`);
+      return { dtype: 'i32', shape: [len] };
+    },
+    interp: (_operands, ctx) => {
+      const start = dimEval(dimAttr(ctx.node, 'start'), ctx.dims);
+      if (start === undefined) throw new InterpError('TFC306', 'arange start has no value', ctx.node.loc);
+      const n = ctx.shape[0] ?? 0;
+      return makeTensor('i32', [n], Array.from({ length: n }, (_, i) => start + i));
+    },
+    flops: zeroFlops,
+    lowering: 'unfused',
+  }),
+  defineOp({
+    name: 'grid',
+    family: 'source',
+    arity: 'variadic',
+    attrs: { shape: 'dims', body: 'lambda' },
+    doc: 'tensor of `shape` whose element at (i, j, ...) is the lambda `body`; operands are the tensors the body reads',
+    infer: (operands, attrs) => {
+      const s = attrs['shape'];
+      const body = attrs['body'];
+      if (s === undefined || s.kind !== 'dims' || body === undefined || body.kind !== 'lambda') {
+        return opError('TFC216', `grid needs 'shape' dims and a 'body' lambda`);
+      }
+      if (body.params.length !== s.value.length) {
+        return opError('TFC216', `grid of rank ${s.value.length} has a lambda of ${body.params.length} indices`);
+      }
+      for (const d of s.value) {
+        const c = dimConstValue(d);
+        if (c !== undefined && c < 0) return opError('TFC206', `grid dimension ${c} is negative`);
+      }
+      const err = checkGridBody(body.body, s.value.length, operands);
+      if (err !== undefined) return err;
+      return { dtype: scalarExprDtype(body.body), shape: s.value };
+    },
+    interp: (operands, ctx) => {
+      const body = lambdaAttr(ctx.node, 'body').body;
+      const f = compileExpr(body, operands, ctx);
+      const dtype = ctx.node.type.dtype;
+      const out = makeTensor(dtype, ctx.shape);
+      for (let i = 0; i < out.data.length; i++) out.data[i] = coerce(dtype, f(unravel(i, ctx.shape)));
+      return out;
+    },
+    // One operation per `apply` in the body, per element.
+    flops: (_operands, result, attrs) => {
+      const body = attrs['body'];
+      const n = body !== undefined && body.kind === 'lambda' ? countApplies(body.body) : 0;
+      return dimMul(dimConst(n), numelDim(result.shape));
+    },
+    lowering: 'unfused',
+  }),
+];
