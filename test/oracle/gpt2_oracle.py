@@ -3,6 +3,10 @@ are [in, out]), written out in torch ops in float64. Writes weights/inputs/expec
 
   /usr/bin/python3 test/oracle/gpt2_oracle.py --out DIR --seed 0 --layers 2 --d 64 --heads 4 \
       --vocab 256 --ctx 64 --batch 2 --seq 32
+With --kv it serves examples/variants/gpt2-kv.tfx instead: inputs.safetensors holds the tokens and
+an empty cache (past.{l}.key/value [B, heads, 0, dh]), expected.safetensors the logits and
+present.{l}.key/value; decode_inputs/decode_expected.safetensors are one more token per row with
+the prefill's present as past.
 """
 import math
 
@@ -83,6 +87,7 @@ def add_args(ap):
     ap.add_argument("--eps", type=float, default=1e-5)
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--seq", type=int, default=32)
+    ap.add_argument("--kv", action="store_true", help="write prefill + decode files for gpt2-kv.tfx")
 
 
 def main():
@@ -92,9 +97,31 @@ def main():
     w = common.Weights(a.seed)
     p = make_weights(w, a)
     tokens = w.tokens((a.batch, a.seq), a.vocab)
+    if not a.kv:
+        with torch.no_grad():
+            logits, _ = forward(p, a, tokens)
+        common.write(a.out, w.stored, {"tokens": tokens}, {"logits": logits})
+        return
+    dh = a.d // a.heads
+    nxt = w.tokens((a.batch, 1), a.vocab)
+    empty = [(torch.zeros(a.batch, a.heads, 0, dh, dtype=torch.float64),) * 2 for _ in range(a.layers)]
     with torch.no_grad():
-        logits, _ = forward(p, a, tokens)
-    common.write(a.out, w.stored, {"tokens": tokens}, {"logits": logits})
+        logits, present = forward(p, a, tokens, empty)
+        logits2, present2 = forward(p, a, nxt, present)
+        full, _ = forward(p, a, torch.cat([tokens, nxt], dim=1))
+    assert torch.allclose(logits2[:, -1], full[:, -1], rtol=0, atol=1e-9), "KV-cache step disagrees"
+    common.write(a.out, w.stored, {"tokens": tokens, **kv("past", empty, torch.float32)},
+                 {"logits": logits, **kv("present", present, torch.float64)})
+    common.write(a.out, None, {"tokens": nxt, **kv("past", present, torch.float32)},
+                 {"logits": logits2, **kv("present", present2, torch.float64)}, prefix="decode_")
+
+
+def kv(prefix, pairs, dtype):
+    out = {}
+    for l, (k, v) in enumerate(pairs):
+        out[f"{prefix}.{l}.key"] = k.to(dtype)
+        out[f"{prefix}.{l}.value"] = v.to(dtype)
+    return out
 
 
 if __name__ == "__main__":
