@@ -1,0 +1,178 @@
+// parseTfx: source text -> AST (grammar/ast.ts), the entry point of the front end.
+// Lexing (tokens.ts), parsing (parser.ts, with recovery) and the CST visitor (cst-to-ast.ts);
+// every lexical and syntax mistake becomes a TFC00x diagnostic and parsing goes on.
+import { EOF, type ILexingError, type IRecognitionException, type IToken, type TokenType } from 'chevrotain';
+import type { Comment, Module } from './ast.js';
+import { CstToAst } from './cst-to-ast.js';
+import type { ModuleCstChildren } from './cst.js';
+import { tfxParser } from './parser.js';
+import * as t from './tokens.js';
+import { diag, type DiagnosticSink } from '../src/diag/diagnostic.js';
+import type { Span } from '../src/diag/span.js';
+
+/** Bracket plus prefix-operator nesting allowed; deeper input is TFC006, not a stack overflow. */
+export const maxNesting = 200;
+/** Larger sources are refused (TFC006) rather than risk running out of memory. */
+export const maxSourceChars = 16 * 1024 * 1024;
+
+const visitors = new Map<string, CstToAst>();
+
+function visitorFor(file: string): CstToAst {
+  let v = visitors.get(file);
+  if (v === undefined) {
+    if (visitors.size > 64) visitors.clear();
+    v = new CstToAst(file);
+    visitors.set(file, v);
+  }
+  return v;
+}
+
+function tokSpan(file: string, tok: IToken): Span {
+  return {
+    file,
+    line: tok.startLine ?? 0,
+    col: tok.startColumn ?? 0,
+    endLine: tok.endLine ?? tok.startLine ?? 0,
+    endCol: tok.endColumn ?? tok.startColumn ?? 0,
+  };
+}
+
+/** The point just after a token: where a missing token or the early end of input is shown. */
+function afterSpan(file: string, tok: IToken | undefined): Span {
+  if (tok === undefined || tok.endLine === undefined || Number.isNaN(tok.endLine)) {
+    return { file, line: 1, col: 1, endLine: 1, endCol: 1 };
+  }
+  const line = tok.endLine;
+  const col = (tok.endColumn ?? 0) + 1;
+  return { file, line, col, endLine: line, endCol: col };
+}
+
+function isRealToken(tok: IToken | undefined): tok is IToken {
+  return tok !== undefined && tok.tokenType !== EOF && !Number.isNaN(tok.startOffset);
+}
+
+function reportLexErrors(file: string, text: string, errors: readonly ILexingError[], sink: DiagnosticSink): void {
+  for (const e of errors) {
+    const line = e.line ?? 1;
+    const col = e.column ?? 1;
+    const chunk = text.slice(e.offset, e.offset + e.length);
+    const firstLine = chunk.split(/\r?\n/)[0] ?? chunk;
+    sink.report(
+      diag('TFC001', { file, line, col, endLine: line, endCol: col + Math.max(1, firstLine.length) - 1 }, e.message),
+    );
+  }
+}
+
+/** Checks what the lexer let through so parsing can go on: malformed numbers and strings. */
+function reportTokenProblems(file: string, tokens: readonly IToken[], sink: DiagnosticSink): void {
+  for (const tok of tokens) {
+    if (tok.tokenType === t.NumberLit && !t.wellFormedNumber.test(tok.image)) {
+      sink.report(diag('TFC004', tokSpan(file, tok), `malformed number '${tok.image}'`));
+    } else if (tok.tokenType === t.UnterminatedString) {
+      sink.report(diag('TFC002', tokSpan(file, tok), 'unterminated string: a string must end with \'"\' on the same line'));
+    } else if (tok.tokenType === t.StringLit) {
+      for (const p of t.decodeString(tok.image, true).problems) {
+        const line = tok.startLine ?? 0;
+        const col = (tok.startColumn ?? 0) + p.offset;
+        sink.report(diag('TFC007', { file, line, col, endLine: line, endCol: col + p.length - 1 }, p.message));
+      }
+    }
+  }
+}
+
+/**
+ * The first token that nests deeper than maxNesting: open brackets plus a run of prefix
+ * operators (`- - - x`), the two ways the recursive-descent parser recurses.
+ */
+function findTooDeep(tokens: readonly IToken[]): IToken | undefined {
+  let depth = 0;
+  let prefixRun = 0;
+  let prev: IToken | undefined;
+  for (const tok of tokens) {
+    const type = tok.tokenType;
+    if (type === t.LParen || type === t.LBracket || type === t.LCurly) depth++;
+    else if (type === t.RParen || type === t.RBracket || type === t.RCurly) depth = Math.max(0, depth - 1);
+    // A '-' right after an operand is binary; elsewhere it is a prefix operator.
+    const isPrefix =
+      (type === t.Bang || type === t.Minus) &&
+      (prev === undefined ||
+        !(
+          prev.tokenType === t.Ident ||
+          prev.tokenType === t.NumberLit ||
+          prev.tokenType === t.StringLit ||
+          prev.tokenType === t.UnterminatedString ||
+          prev.tokenType === t.RParen ||
+          prev.tokenType === t.RBracket ||
+          prev.tokenType.CATEGORIES?.includes(t.DType) === true
+        ));
+    prefixRun = isPrefix ? prefixRun + 1 : 0;
+    if (depth + prefixRun > maxNesting) return tok;
+    prev = tok;
+  }
+  return undefined;
+}
+
+function reportParseErrors(
+  file: string,
+  errors: readonly IRecognitionException[],
+  inserted: ReadonlyMap<number, TokenType>,
+  lastToken: IToken | undefined,
+  sink: DiagnosticSink,
+): void {
+  errors.forEach((e, i) => {
+    const insertedType = inserted.get(i);
+    const previous = (e as { previousToken?: IToken }).previousToken;
+    if (insertedType !== undefined && isRealToken(e.token)) {
+      const where = afterSpan(file, isRealToken(previous) ? previous : lastToken);
+      sink.report(diag('TFC005', where, `missing ${t.tokenLabel(insertedType)} before '${e.token.image}'`));
+    } else if (!isRealToken(e.token)) {
+      const expected = e.message.replace(/^expected (.*) but found .*$/s, '$1');
+      sink.report(diag('TFC005', afterSpan(file, lastToken), `the input ended early: expected ${expected}`));
+    } else {
+      sink.report(diag('TFC003', tokSpan(file, e.token), e.message));
+    }
+  });
+}
+
+/**
+ * Parses one .tfx source. Never throws for any input: lexical and syntax errors go to `sink`
+ * (TFC001-TFC007) and the returned Module holds the items and statements that parsed cleanly.
+ */
+export function parseTfx(text: string, file: string, sink: DiagnosticSink): Module {
+  if (text.length > maxSourceChars) {
+    sink.report(
+      diag('TFC006', { file, line: 1, col: 1, endLine: 1, endCol: 1 }, `source too large: ${text.length} characters (at most ${maxSourceChars})`),
+    );
+    return { file, items: [], comments: [] };
+  }
+  const lexed = t.tfxLexer.tokenize(text);
+  const comments: Comment[] = (lexed.groups['comments'] ?? []).map((tok) => ({
+    text: tok.image.replace(/\s+$/, ''),
+    loc: tokSpan(file, tok),
+  }));
+  reportLexErrors(file, text, lexed.errors, sink);
+  reportTokenProblems(file, lexed.tokens, sink);
+
+  const tooDeep = findTooDeep(lexed.tokens);
+  if (tooDeep !== undefined) {
+    sink.report(diag('TFC006', tokSpan(file, tooDeep), `expression nested too deeply (more than ${maxNesting} levels)`));
+    return { file, items: [], comments };
+  }
+
+  tfxParser.input = lexed.tokens;
+  let items: Module['items'] = [];
+  const errorsBefore = sink.errorCount;
+  try {
+    const cst = tfxParser.module();
+    reportParseErrors(file, tfxParser.errors, tfxParser.insertedTokens, lexed.tokens[lexed.tokens.length - 1], sink);
+    items = visitorFor(file).module(cst.children as ModuleCstChildren);
+  } catch (e) {
+    // Depth is bounded above, so this is a last line of defence, never the normal path.
+    if (e instanceof RangeError) {
+      sink.report(diag('TFC006', { file, line: 1, col: 1, endLine: 1, endCol: 1 }, 'source nested too deeply to parse'));
+    } else if (sink.errorCount === errorsBefore) {
+      throw e;
+    }
+  }
+  return { file, items, comments };
+}
