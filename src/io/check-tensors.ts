@@ -89,13 +89,16 @@ export function checkTensors(
     return true;
   });
 
-  // Bind dims: first from axes that are a single dim name, then solve axes with one unknown
-  // (e.g. `P + T` once T is known), repeating until nothing changes.
-  const pending: { n: NeededTensor; axis: number; dim: Dim; value: number }[] = [];
-  for (const n of present) {
-    if (n.kind !== 'input') continue;
-    const t = inputs.tensors.get(n.name) as Tensor64;
-    n.type.shape.forEach((dim, axis) => pending.push({ n, axis, dim, value: t.shape[axis] ?? 0 }));
+  // Bind dims from inputs, then weights: first axes that are a single dim name, then axes with
+  // one unknown (e.g. `P + T` once T is known), repeating until nothing changes.
+  const pending: { n: NeededTensor; file: string; shape: readonly number[]; axis: number; dim: Dim; value: number }[] = [];
+  for (const kind of ['input', 'weight'] as const) {
+    const src = kind === 'input' ? inputs : weights;
+    for (const n of present) {
+      if (n.kind !== kind) continue;
+      const t = src.tensors.get(n.name) as Tensor64;
+      n.type.shape.forEach((dim, axis) => pending.push({ n, file: src.file, shape: t.shape, axis, dim, value: t.shape[axis] ?? 0 }));
+    }
   }
   const failed = new Set<NeededTensor>();
   let progress = true;
@@ -107,10 +110,12 @@ export function checkTensors(
       const unknown = dimVars(p.dim).filter((v) => !dims.has(v));
       if (unknown.length === 0) {
         const want = dimConstValue(p.dim) ?? dimEval(p.dim, dims);
-        if (want !== p.value) {
-          const why = dimVars(p.dim).map((v) => `${v}=${dims.get(v)} (from ${boundBy.get(v)})`).join(', ');
-          const code = dimVars(p.dim).length === 0 ? 'TFC303' : 'TFC307';
-          ds.push(diag(code, p.n.loc, `input "${p.n.name}" in ${inputs.file} has shape ${shapeText(inputs.tensors.get(p.n.name)?.shape ?? [])}, but axis ${p.axis} should be ${printDim(p.dim)}${why === '' ? '' : ` = ${want} with ${why}`}`));
+        if (want !== p.value && !failed.has(p.n)) {
+          const vars = dimVars(p.dim);
+          const why = vars.map((v) => `${v}=${dims.get(v)} (from ${boundBy.get(v)})`).join(', ');
+          const code = vars.length === 0 ? 'TFC303' : 'TFC307';
+          const decl = vars.length === 0 ? `, the model declares ${declText(p.n.type)}` : `, but axis ${p.axis} should be ${printDim(p.dim)} = ${want} with ${why}`;
+          ds.push(diag(code, p.n.loc, `${p.n.kind} "${p.n.name}" in ${p.file} has shape ${shapeText(p.shape)}${decl}`));
           failed.add(p.n);
         }
         pending.splice(i, 1);
@@ -124,30 +129,24 @@ export function checkTensors(
         const f2 = at(2);
         if (f0 === undefined || f1 === undefined || f2 === undefined || f1 - f0 === 0 || f2 - f1 !== f1 - f0) continue; // not linear
         const x = (p.value - f0) / (f1 - f0);
-        if (!Number.isInteger(x) || x < 0) continue; // reported below as a mismatch once other dims bind, or unbound
+        if (!Number.isInteger(x) || x < 0) continue; // stays pending: reported as unbound below
         dims.set(v, x);
-        boundBy.set(v, `input "${p.n.name}" axis ${p.axis}`);
+        boundBy.set(v, `${p.n.kind} "${p.n.name}" axis ${p.axis}`);
         progress = true;
       }
     }
   }
   const unbound = new Set<string>();
   for (const p of pending) for (const v of dimVars(p.dim)) if (!dims.has(v)) unbound.add(v);
-  for (const n of needed) for (const d of n.type.shape) for (const v of dimVars(d)) if (!dims.has(v)) unbound.add(v);
   for (const v of [...unbound].sort()) {
-    const user = needed.find((n) => n.type.shape.some((d) => dimVars(d).includes(v)));
-    ds.push(diag('TFC306', user?.loc ?? fileSpan(inputs.file), `dimension ${v} has no value: no input shape binds it (bind it with --set ${v}=N)`));
+    const user = pending.find((p) => dimVars(p.dim).includes(v));
+    const alone = user === undefined ? '' : ` (${user.n.kind} "${user.n.name}" axis ${user.axis} is ${printDim(user.dim)} = ${user.value})`;
+    ds.push(diag('TFC306', user?.n.loc ?? fileSpan(inputs.file), `dimension ${v} has no value: no input binds it alone${alone}; bind it with --set ${v}=N`));
   }
 
   for (const n of present) {
     if (n.kind !== 'weight' || failed.has(n)) continue;
     const t = weights.tensors.get(n.name) as Tensor64;
-    const want = n.type.shape.map((d) => dimConstValue(d) ?? dimEval(d, dims));
-    if (want.some((x) => x === undefined)) continue; // TFC306 already
-    if (want.some((x, i) => x !== t.shape[i])) {
-      ds.push(diag('TFC303', n.loc, `weight "${n.name}" in ${weights.file} has shape ${shapeText(t.shape)}, the model declares ${declText(n.type)} = ${shapeText(want as number[])}`));
-      continue;
-    }
     let bad = 0;
     let first = -1;
     for (let i = 0; i < t.data.length; i++) {
