@@ -1,0 +1,38 @@
+// Renders docs/ops.md from the op catalog, so the op reference cannot drift from the code.
+// Regenerate: TFC_UPDATE_DOCS=1 npx vitest run test/unit/ops/docs.test.ts
+import type { OpFamily } from './define.js';
+import { catalog } from './catalog.js';
+
+const familyOrder: readonly OpFamily[] = ['source', 'elementwise', 'reduce', 'matmul', 'movement', 'norm', 'fused'];
+
+function cell(text: string): string {
+  return text.replace(/\|/g, '\\|');
+}
+
+export function renderOpsDoc(): string {
+  const lines: string[] = [
+    '# Graph IR ops',
+    '',
+    '<!-- Generated from src/ops/catalog.ts by src/ops/docs.ts; do not edit. Regenerate with',
+    '     TFC_UPDATE_DOCS=1 npx vitest run test/unit/ops/docs.test.ts -->',
+    '',
+    'Every op is declared once in `src/ops/` with its shape and dtype rule, float64 interpreter,',
+    'FLOP formula and this line. The interpreter computes in float64; f16 and bf16 values are held',
+    'at full float64 precision (no rounding): it is the exact reference.',
+    '',
+  ];
+  const ops = [...catalog.values()];
+  for (const family of familyOrder) {
+    const inFamily = ops.filter((op) => op.family === family);
+    if (inFamily.length === 0) continue;
+    lines.push(`## ${family}`, '', '| op | operands | attrs | lowering | meaning |', '|---|---|---|---|---|');
+    for (const op of inFamily) {
+      const attrs = Object.entries(op.attrs)
+        .map(([k, kind]) => `\`${k}: ${kind}\``)
+        .join(', ');
+      lines.push(`| \`${op.name}\` | ${op.arity} | ${attrs === '' ? '-' : attrs} | ${op.lowering} | ${cell(op.doc)} |`);
+    }
+    lines.push('');
+  }
+  return lines.join('\n');
+}
