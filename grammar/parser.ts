@@ -6,6 +6,7 @@ import {
   CstParser,
   EOF,
   generateCstDts,
+  tokenMatcher,
   type IParserErrorMessageProvider,
   type IToken,
   type TokenType,
@@ -28,6 +29,31 @@ function found(tok: IToken | undefined): string {
   return `'${tok.image}'`;
 }
 
+/** Rules where a closing bracket ends a comma-separated list. */
+const listRules: ReadonlySet<string> = new Set(['callArgs', 'fnItem', 'results', 'tensorType', 'postfixExpr', 'listExpr', 'gridExpr']);
+
+/** A comparison operator is only ever unexpected right after a comparison: `a < b < c`. */
+function chainedComparison(tok: IToken): string {
+  return `comparisons do not chain: found '${tok.image}' after a comparison; combine them with && or use parentheses`;
+}
+
+/** Whether `tok` is the first token on its line (statements and items begin lines). */
+function startsLine(tok: IToken, prev: IToken): boolean {
+  if (prev.tokenType === EOF || Number.isNaN(prev.endLine ?? NaN)) return true;
+  return (tok.startLine ?? 0) > (prev.endLine ?? 0);
+}
+
+function isCloser(type: TokenType): boolean {
+  return type === t.RParen || type === t.RBracket || type === t.RCurly;
+}
+
+/** Recovery internals of Chevrotain's parser that TfxParser refines (not in its public types). */
+interface RecoveryInternals {
+  flattenFollowSet(): TokenType[];
+  tryInRepetitionRecovery(rule: unknown, args: unknown[], lookahead: () => boolean, expected: TokenType): void;
+  SKIP_TOKEN(): IToken;
+}
+
 function alternativesLabel(paths: readonly (readonly TokenType[])[]): string {
   const labels: string[] = [];
   for (const p of paths) {
@@ -41,13 +67,23 @@ function alternativesLabel(paths: readonly (readonly TokenType[])[]): string {
 
 /** Builds `expected X but found 'Y'`; parse.ts picks the diagnostic code (TFC003 or TFC005). */
 export const tfxParserMessages: IParserErrorMessageProvider = {
-  buildMismatchTokenMessage({ expected, actual }) {
-    return `expected ${t.tokenLabel(expected)} but found ${found(actual)}`;
+  buildMismatchTokenMessage({ expected, actual, ruleName }) {
+    if (tokenMatcher(actual, t.CmpOp)) return chainedComparison(actual);
+    const what =
+      expected === t.RCurly && ruleName === 'block'
+        ? "a statement or '}'"
+        : expected === t.RCurly && ruleName === 'configItem'
+          ? "a config entry (name = value) or '}'"
+          : (expected === t.RParen || expected === t.RBracket) && listRules.has(ruleName)
+            ? `',' or ${t.tokenLabel(expected)}`
+            : t.tokenLabel(expected);
+    return `expected ${what} but found ${found(actual)}`;
   },
   buildNotAllInputParsedMessage({ firstRedundant }) {
     return `expected ${ruleWords['item'] ?? ''} but found ${found(firstRedundant)}`;
   },
   buildNoViableAltMessage({ expectedPathsPerAlt, actual, ruleName }) {
+    if (actual[0] !== undefined && tokenMatcher(actual[0], t.CmpOp)) return chainedComparison(actual[0]);
     const what = ruleWords[ruleName] ?? alternativesLabel(expectedPathsPerAlt.flat());
     return `expected ${what} but found ${found(actual[0])}`;
   },
@@ -82,6 +118,64 @@ export class TfxParser extends CstParser {
   override reset(): void {
     super.reset();
     this.insertedTokens?.clear();
+    this.resyncTarget = undefined;
+  }
+
+  // Recovery is line-aware. Newlines are not tokens, but statements and items begin lines, so
+  // resuming at a line start keeps the rest of a broken line from turning into bogus statements
+  // (and cascades of errors). A token is inserted or deleted only within a line, or to close
+  // a bracket.
+
+  protected override canTokenTypeBeInsertedInRecovery(tokType: TokenType): boolean {
+    const next = this.LA(1);
+    if (!isCloser(tokType)) return !startsLine(next, this.LA(0));
+    // A closer is missing only where the bracketed part visibly ended.
+    return next.tokenType === EOF || isCloser(next.tokenType) || startsLine(next, this.LA(0));
+  }
+
+  protected override canTokenTypeBeDeletedInRecovery(): boolean {
+    return !startsLine(this.LA(1), this.LA(0)) && !startsLine(this.LA(2), this.LA(1));
+  }
+
+  /** Where between-rule recovery resumes: chosen in findReSyncTokenType, used by reSyncTo. */
+  private resyncTarget: IToken | undefined;
+
+  /** Like Chevrotain's, but only a token that begins a line (or a '}') is a resync point. */
+  findReSyncTokenType(): TokenType {
+    const follows = (this as unknown as RecoveryInternals).flattenFollowSet();
+    let prev = this.LA(0);
+    for (let k = 1; ; k++) {
+      const tok = this.LA(k);
+      if (tok.tokenType === EOF) {
+        this.resyncTarget = undefined;
+        return EOF;
+      }
+      const type = follows.find((f) => tokenMatcher(tok, f));
+      if (type !== undefined && (tok.tokenType === t.RCurly || startsLine(tok, prev))) {
+        this.resyncTarget = tok;
+        return type;
+      }
+      prev = tok;
+    }
+  }
+
+  reSyncTo(tokType: TokenType): IToken[] {
+    const target = this.resyncTarget !== undefined && tokenMatcher(this.resyncTarget, tokType) ? this.resyncTarget : undefined;
+    this.resyncTarget = undefined;
+    const skipped: IToken[] = [];
+    let next = this.LA(1);
+    while (next.tokenType !== EOF && (target !== undefined ? next !== target : !tokenMatcher(next, tokType))) {
+      next = (this as unknown as RecoveryInternals).SKIP_TOKEN();
+      skipped.push(next);
+    }
+    return skipped.slice(0, -1);
+  }
+
+  /** Resumes a repetition (the next statement) only at a line start. */
+  tryInRepetitionRecovery(rule: unknown, args: unknown[], lookahead: () => boolean, expected: TokenType): void {
+    const atLineStart = (): boolean => startsLine(this.LA(1), this.LA(0)) && lookahead.call(this);
+    const base = CstParser.prototype as unknown as RecoveryInternals;
+    base.tryInRepetitionRecovery.call(this, rule, args, atLineStart, expected);
   }
 
   module = this.RULE('module', () => {
