@@ -1,0 +1,67 @@
+// Host-side dtype conversions of the runtime (src/runtime/convert.ts) and its temp placement
+// (src/runtime/memory.ts); no GPU needed. Expected bit patterns are IEEE 754 binary16 / bfloat16
+// values worked out by hand.
+import { describe, expect, it } from 'vitest';
+import { bf16Bits, checkValues, decodeValues, encodeValues, f16Bits, f16FromBits, paddedBytes } from '../../src/runtime/convert.js';
+import { assignTemps } from '../../src/runtime/memory.js';
+
+describe('f16 and bf16 rounding', () => {
+  it('rounds to nearest, ties to even, from float64', () => {
+    expect(f16Bits(1)).toBe(0x3c00);
+    expect(f16Bits(-2)).toBe(0xc000);
+    expect(f16Bits(1 / 3)).toBe(0x3555);
+    expect(f16Bits(65504)).toBe(0x7bff); // largest finite
+    expect(f16Bits(65519.99)).toBe(0x7bff); // below the midpoint to 65536
+    expect(f16Bits(65520)).toBe(0x7c00); // the midpoint ties to even: infinity
+    expect(f16Bits(1 + 2 ** -11)).toBe(0x3c00); // tie between 1 and 1+2^-10: even (1)
+    expect(f16Bits(1 + 3 * 2 ** -11)).toBe(0x3c02); // tie between 1+2^-10 and 1+2^-9: even
+    expect(f16Bits(1 + 2 ** -11 + 2 ** -30)).toBe(0x3c01); // just above the tie: no double rounding via f32
+    expect(f16Bits(2 ** -24)).toBe(0x0001); // smallest subnormal
+    expect(f16Bits(2 ** -25)).toBe(0x0000); // tie with 0: even
+    expect(f16Bits(2 ** -14 - 2 ** -25)).toBe(0x0400); // rounds up into the smallest normal
+    expect(f16Bits(-0)).toBe(0x8000);
+    expect(f16Bits(Infinity)).toBe(0x7c00);
+    expect(f16FromBits(f16Bits(NaN))).toBeNaN();
+    expect(bf16Bits(1)).toBe(0x3f80);
+    expect(bf16Bits(1 + 2 ** -8)).toBe(0x3f80); // tie: even
+    expect(bf16Bits(3.4e38)).toBe(0x7f80); // past bf16's largest finite (about 3.39e38): infinity
+  });
+
+  it('encodes and decodes each dtype with buffers padded to 4 bytes', () => {
+    expect(paddedBytes('f16', 3)).toBe(8);
+    expect(paddedBytes('f32', 0)).toBe(4); // WebGPU has no size-0 bindings
+    expect(paddedBytes('bool', 2)).toBe(8); // bool is a u32 per element
+    const h = encodeValues('f16', [0.5, -1.5, 2048]);
+    expect(h.byteLength).toBe(8);
+    expect(Array.from(decodeValues('f16', h, 3))).toEqual([0.5, -1.5, 2048]);
+    expect(Array.from(decodeValues('bool', encodeValues('bool', [0, 1, 1]), 3))).toEqual([0, 1, 1]);
+    expect(Array.from(decodeValues('i32', encodeValues('i32', [-7, 2147483647]), 2))).toEqual([-7, 2147483647]);
+    expect(Array.from(decodeValues('bf16', encodeValues('bf16', [1, -0.5]), 2))).toEqual([1, -0.5]);
+    expect(checkValues('i32', [1, 2 ** 31])).toMatch(/element 1/);
+    expect(checkValues('bool', [0, 2])).toMatch(/element 1 is 2/);
+    expect(checkValues('f32', [NaN])).toBeUndefined();
+  });
+});
+
+describe('liveness-based temp placement', () => {
+  it('shares a slot only between temps whose live ranges do not overlap', () => {
+    // a: steps 0-1, b: 1-2, c: 2-3 (a is dead once c is written), d: 3-4 is larger than a's slot.
+    const r = assignTemps([
+      { id: 0, bytes: 400, firstUse: 0, lastUse: 1 },
+      { id: 1, bytes: 400, firstUse: 1, lastUse: 2 },
+      { id: 2, bytes: 100, firstUse: 2, lastUse: 3 },
+      { id: 3, bytes: 800, firstUse: 3, lastUse: 4 },
+    ]);
+    expect(r.slotOf.get(2)).toBe(r.slotOf.get(0));
+    expect(r.slotOf.get(1)).not.toBe(r.slotOf.get(0));
+    expect(r.slotOf.get(3)).not.toBe(r.slotOf.get(2)); // c is still read at step 3
+    expect(r.slotBytes).toEqual([400, 400, 800]);
+  });
+
+  it('reuses buffers kept from an earlier run, best fit first', () => {
+    const r = assignTemps([{ id: 5, bytes: 300, firstUse: 0, lastUse: 1 }], [1000, 320, 200]);
+    expect(r.slotOf.get(5)).toBe(1);
+    expect([...r.usedSlots]).toEqual([1]);
+    expect(r.slotBytes).toEqual([1000, 320, 200]);
+  });
+});
