@@ -1,0 +1,299 @@
+// The `tfc` command line: check, compile (--emit a stage, --dump-after a pass), run (safetensors
+// in and out through the float64 interpreter), fmt, and seeded weights/inputs for demos.
+// Exit codes: 0 ok, 1 user error in the model or data, 2 usage error, 70 internal compiler error.
+import { Command, CommanderError, Option } from 'commander';
+import { UserErrorsReported, InternalError, diag } from '../diag/diagnostic.js';
+import { diagnosticCodes, type DiagCode } from '../diag/codes.js';
+import { interpret } from '../interp/interpret.js';
+import { isInterpError } from '../interp/errors.js';
+import { checkTensors, neededTensors } from '../io/check-tensors.js';
+import { SafetensorsError, fileSpan, readSafetensors, writeSafetensors, type SafetensorsFile } from '../io/safetensors.js';
+import { UsageError, collect, debugLevels, notAvailableYet, parseDebug, parseSetOptions } from './args.js';
+import { readBytes, writeDirAtomic, writeFileAtomic, readText } from './fsio.js';
+import { randomInputs, randomWeights } from './random.js';
+import { Reporter } from './report.js';
+import { formatModule, loadModel, parseOnly, passList, printAst, printGraph, runPasses, type Target } from './stages.js';
+
+export const exitOk = 0;
+export const exitUserError = 1;
+export const exitUsage = 2;
+export const exitInternal = 70;
+
+const emitStages = ['ast', 'ir', 'fused', 'kernels', 'wgsl', 'cuda', 'host'] as const;
+const builtStages: readonly string[] = ['ast', 'ir'];
+const targets = ['interp', 'webgpu', 'cuda'] as const;
+const builtTargets: readonly string[] = ['interp'];
+
+export interface Io {
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+  readonly env: Readonly<Record<string, string | undefined>>;
+}
+
+const processIo: Io = {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+  env: process.env,
+};
+
+interface Common {
+  readonly set: string[];
+}
+
+function passHelp(): string {
+  try {
+    const passes = passList('interp');
+    if (passes.length === 0) return '';
+    const width = Math.max(...passes.map((p) => p.name.length));
+    return `\nPasses (for --dump-after, in pipeline order):\n${passes.map((p) => `  ${p.name.padEnd(width)}  ${p.summary}`).join('\n')}\n  all${' '.repeat(Math.max(1, width - 1))}  every pass\n`;
+  } catch {
+    return '';
+  }
+}
+
+function debugHelp(): string {
+  return `\nTFC_DEBUG=N or --debug N:\n${debugLevels.map(([n, s]) => `  ${n}  ${s}`).join('\n')}\n`;
+}
+
+function loadTensors(rep: Reporter, path: string, what: string): SafetensorsFile {
+  const bytes = readBytes(path, what);
+  try {
+    return readSafetensors(bytes, path);
+  } catch (e) {
+    if (e instanceof SafetensorsError) {
+      rep.report(e.diagnostic);
+      throw new UserErrorsReported();
+    }
+    throw e;
+  }
+}
+
+function seedOf(text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) > 0xffffffff) throw new UsageError(`bad --seed '${text}': expected an integer 0..4294967295`);
+  return Number(text);
+}
+
+export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): Command {
+  const program = new Command();
+  program
+    .name('tfc')
+    .description('tfc: compiles .tfx transformer models; checks, prints each stage, runs them on the float64 interpreter')
+    .version('0.1.0')
+    .option('--debug <N>', 'debug level 0..4 (overrides TFC_DEBUG)')
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .addHelpText('after', `${debugHelp()}\nExit codes: 0 ok, 1 error in the model or data, 2 usage error, ${exitInternal} internal compiler error.\nRun 'tfc CMD --help' for one command.`)
+    .hook('preAction', (cmd) => {
+      state.debug = parseDebug(cmd.opts<{ debug?: string }>().debug, io.env['TFC_DEBUG']);
+    });
+
+  const setOption = (): Option =>
+    new Option('--set <k=v,...>', 'override config constants and bind dims (repeatable): --set layers=2,d=64,T=1024').argParser(collect).default([]);
+
+  program
+    .command('check')
+    .description('parse and type-check a model; exit 0 if well-formed, 1 with diagnostics on stderr')
+    .argument('<FILE>', '.tfx source (or a dumped .ir file)')
+    .addOption(setOption())
+    .action((file: string, o: Common) => {
+      const m = loadModel(state.rep, file, parseSetOptions(o.set));
+      state.rep.flush();
+      if (state.debug >= 1) io.err(`tfc check: ${file}: ${m.graph.nodes.length} nodes, ${m.graph.outputs.length} outputs\n`);
+    });
+
+  program
+    .command('compile')
+    .description('compile a model; --emit prints one stage on stdout, -o writes the artifacts')
+    .argument('<FILE>', '.tfx source (or a dumped .ir file)')
+    .option('-o, --out-dir <DIR>', 'write DIR/model.ir (replaced atomically)')
+    .addOption(new Option('--emit <STAGE>', 'print a stage on stdout').choices(emitStages))
+    .option('--dump-after <PASS>', 'print the IR after PASS (or all passes) on stderr')
+    .addOption(setOption())
+    .option('--no-loc', 'leave loc(...) out of printed IR')
+    .addOption(new Option('--target <T>', 'target pipeline').choices(targets).default('interp'))
+    .addHelpText('after', () => passHelp())
+    .action((file: string, o: Common & { outDir?: string; emit?: string; dumpAfter?: string; loc: boolean; target: Target }) => {
+      if (o.emit !== undefined && !builtStages.includes(o.emit)) throw notAvailableYet(`--emit ${o.emit}`);
+      if (!builtTargets.includes(o.target)) throw notAvailableYet(`--target ${o.target}`);
+      if (o.dumpAfter !== undefined && o.dumpAfter !== 'all') {
+        const names = passList(o.target).map((p) => p.name);
+        if (!names.includes(o.dumpAfter)) {
+          throw new UsageError(`unknown pass '${o.dumpAfter}' for --dump-after (passes: ${[...names, 'all'].join(', ')})`);
+        }
+      }
+      const overrides = parseSetOptions(o.set);
+      if (o.emit === 'ast') {
+        if (file.endsWith('.ir')) throw new UsageError(`--emit ast needs a .tfx source; ${file} is graph IR`);
+        const module = parseOnly(state.rep, file);
+        state.rep.flush();
+        io.out(printAst(module, { locs: o.loc }));
+        return;
+      }
+      const m = loadModel(state.rep, file, overrides);
+      state.rep.flush();
+      const g = runPasses(state.rep, m.graph, o.target, {
+        ...(o.dumpAfter !== undefined ? { dumpAfter: o.dumpAfter } : {}),
+        debug: state.debug,
+        locs: o.loc,
+        log: io.err,
+      });
+      state.rep.flush();
+      const ir = printGraph(g, { locs: o.loc });
+      if (o.emit === 'ir') io.out(ir.endsWith('\n') ? ir : ir + '\n');
+      if (o.outDir !== undefined) {
+        writeDirAtomic(state.rep, o.outDir, new Map([['model.ir', ir.endsWith('\n') ? ir : ir + '\n']]));
+        io.err(`tfc compile: wrote ${o.outDir}/model.ir\n`);
+      }
+    });
+
+  program
+    .command('run')
+    .description('run a model on safetensors inputs and write its outputs (f32) to a safetensors file')
+    .argument('<FILE>', '.tfx source (or a dumped .ir file)')
+    .requiredOption('--weights <W>', 'weights .safetensors')
+    .requiredOption('--inputs <IN>', 'inputs .safetensors (names as declared in the model)')
+    .requiredOption('--out <OUT>', 'output .safetensors to write')
+    .addOption(setOption())
+    .addOption(new Option('--target <T>', 'where to run').choices(targets).default('interp'))
+    .action((file: string, o: Common & { weights: string; inputs: string; out: string; target: Target }) => {
+      if (!builtTargets.includes(o.target)) throw notAvailableYet(`--target ${o.target}`);
+      const overrides = parseSetOptions(o.set);
+      const m = loadModel(state.rep, file, overrides);
+      state.rep.flush();
+      const g = runPasses(state.rep, m.graph, o.target, { debug: state.debug, locs: true, log: io.err });
+      const weights = loadTensors(state.rep, o.weights, 'weights file');
+      const inputs = loadTensors(state.rep, o.inputs, 'inputs file');
+      const preset = new Map([...overrides].filter(([k]) => g.dims.includes(k)));
+      const checked = checkTensors(neededTensors(g), { file: o.inputs, ...inputs }, { file: o.weights, ...weights }, preset);
+      state.rep.reportAll(checked.diagnostics);
+      state.rep.flush();
+      if (state.rep.hasErrors) throw new UserErrorsReported();
+      const started = performance.now();
+      let result;
+      try {
+        result = interpret(g, { inputs: inputs.tensors, weights: weights.tensors }, { dims: preset });
+      } catch (e) {
+        if (isInterpError(e)) {
+          state.rep.report(diag(e.code, e.loc ?? fileSpan(file), e.message));
+          throw new UserErrorsReported();
+        }
+        throw e;
+      }
+      const ms = performance.now() - started;
+      const outputs = new Map(result.outputs);
+      writeFileAtomic(state.rep, o.out, writeSafetensors(outputs, 'f32'));
+      const shown = [...outputs].map(([name, t]) => `${name} ${t.dtype === 'f16' || t.dtype === 'bf16' ? 'f32' : t.dtype}[${t.shape.join(',')}]`);
+      const dims = [...result.dims].map(([k, v]) => `${k}=${v}`).join(', ');
+      io.err(`tfc run: ${g.name} on ${o.target}${dims === '' ? '' : ` (${dims})`}: ${shown.join(', ')} -> ${o.out} in ${ms.toFixed(0)} ms\n`);
+    });
+
+  program
+    .command('fmt')
+    .description('print the canonical form of a .tfx file (or rewrite it with --write)')
+    .argument('<FILE>', '.tfx source')
+    .option('--write', 'rewrite FILE in place instead of printing')
+    .action((file: string, o: { write?: boolean }) => {
+      if (file.endsWith('.ir')) throw new UsageError(`fmt formats .tfx sources; ${file} is graph IR (compile --emit ir prints it)`);
+      const module = parseOnly(state.rep, file);
+      state.rep.flush();
+      const text = formatModule(module);
+      if (o.write === true) {
+        if (readText(file) !== text) writeFileAtomic(state.rep, file, text);
+      } else io.out(text);
+    });
+
+  program
+    .command('init-weights')
+    .description('write seeded random weights for a model (to run it without a checkpoint)')
+    .argument('<FILE>', '.tfx source (or a dumped .ir file)')
+    .requiredOption('--out <W>', 'weights .safetensors to write')
+    .option('--seed <N>', 'random seed', '0')
+    .addOption(setOption())
+    .action((file: string, o: Common & { out: string; seed: string }) => {
+      const seed = seedOf(o.seed);
+      const overrides = parseSetOptions(o.set);
+      const m = loadModel(state.rep, file, overrides);
+      const ds: ReturnType<typeof diag>[] = [];
+      const w = randomWeights(neededTensors(m.graph), seed, overrides, ds);
+      state.rep.reportAll(ds);
+      state.rep.flush();
+      if (state.rep.hasErrors) throw new UserErrorsReported();
+      writeFileAtomic(state.rep, o.out, writeSafetensors(w));
+      io.err(`tfc init-weights: ${w.size} weights -> ${o.out}\n`);
+    });
+
+  program
+    .command('random-inputs')
+    .description('write seeded random inputs for a model (bind its dims with --set, e.g. B=1,T=8)')
+    .argument('<FILE>', '.tfx source (or a dumped .ir file)')
+    .requiredOption('--out <IN>', 'inputs .safetensors to write')
+    .option('--seed <N>', 'random seed', '0')
+    .addOption(setOption())
+    .action((file: string, o: Common & { out: string; seed: string }) => {
+      const seed = seedOf(o.seed);
+      const overrides = parseSetOptions(o.set);
+      const m = loadModel(state.rep, file, overrides);
+      const ds: ReturnType<typeof diag>[] = [];
+      const t = randomInputs(m.graph, neededTensors(m.graph), seed, overrides, ds);
+      state.rep.reportAll(ds);
+      state.rep.flush();
+      if (state.rep.hasErrors) throw new UserErrorsReported();
+      writeFileAtomic(state.rep, o.out, writeSafetensors(t));
+      io.err(`tfc random-inputs: ${t.size} inputs -> ${o.out}\n`);
+    });
+
+  program
+    .command('explain')
+    .description('print what a diagnostic code means (e.g. tfc explain TFC204)')
+    .argument('<CODE>', 'a code like TFC204')
+    .action((code: string) => {
+      const key = code.toUpperCase();
+      if (!Object.prototype.hasOwnProperty.call(diagnosticCodes, key)) throw new UsageError(`unknown diagnostic code '${code}' (see docs/diagnostics.md)`);
+      io.out(`${key}: ${diagnosticCodes[key as DiagCode]}\n`);
+    });
+
+  for (const cmd of program.commands) cmd.exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err }).showSuggestionAfterError(true);
+  return program;
+}
+
+/** Runs one tfc invocation; returns the exit code (never throws for user mistakes). */
+export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
+  const state = { debug: 0, rep: new Reporter(io.err) };
+  const program = buildProgram(io, state);
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    state.rep.flush();
+    return exitOk;
+  } catch (e) {
+    state.rep.flush();
+    if (e instanceof CommanderError) {
+      // Commander already printed its one-line message (or the help / version text).
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return exitOk;
+      return exitUsage;
+    }
+    if (e instanceof UsageError) {
+      io.err(`tfc: error: ${e.message}\n`);
+      return exitUsage;
+    }
+    if (e instanceof UserErrorsReported) {
+      const s = state.rep.summary();
+      if (s !== undefined) io.err(`${s}\n`);
+      return exitUserError;
+    }
+    if (e instanceof SafetensorsError) {
+      state.rep.report(e.diagnostic);
+      state.rep.flush();
+      return exitUserError;
+    }
+    const pass = e instanceof InternalError && e.pass !== undefined ? ` in pass ${e.pass}` : '';
+    const msg = e instanceof Error ? e.message : String(e);
+    // The driver's InternalError already starts with the header and carries the pass's input IR.
+    const head = msg.startsWith('internal compiler error') ? msg : `internal compiler error${pass}: ${msg}`;
+    const stack = e instanceof Error && e.stack !== undefined ? e.stack.split('\n').slice(1).join('\n') : '';
+    io.err(`${head}\n${stack === '' ? '' : stack + '\n'}`);
+    io.err('this is a bug in tfc, not in your model; please report it with the command line and input files\n');
+    return exitInternal;
+  }
+}
+
