@@ -254,7 +254,7 @@ const geluCheck = (attrs: Attrs): OpError | undefined => {
 export const elementwiseOps: readonly OpDef[] = [
   // Unary.
   elementwise({ name: 'neg', arity: 1, cls: 'numeric', doc: '-x (i32 wraps)', f: (x) => -x, i32: (x) => -x | 0 }),
-  elementwise({ name: 'exp', arity: 1, cls: 'float', doc: 'e^x', f: Math.exp }),
+  elementwise({ name: 'exp', arity: 1, cls: 'float', doc: 'e to the x', f: Math.exp }),
   elementwise({ name: 'log', arity: 1, cls: 'float', doc: 'natural logarithm (log 0 = -inf, log of a negative = NaN)', f: Math.log }),
   elementwise({ name: 'sqrt', arity: 1, cls: 'float', doc: 'square root', f: Math.sqrt }),
   elementwise({ name: 'rsqrt', arity: 1, cls: 'float', doc: '1 / sqrt(x)', f: (x) => 1 / Math.sqrt(x) }),
