@@ -1,0 +1,25 @@
+// Shared by the pass tests: parse IR text (the test input), run one pass through the driver
+// with verification on, and print the result for checkLines.
+import { expect } from 'vitest';
+import { DiagnosticSink } from '../../../src/diag/diagnostic.js';
+import type { Graph } from '../../../src/graph/ir.js';
+import { parseGraph } from '../../../src/graph/parse.js';
+import { printGraph } from '../../../src/graph/print.js';
+import { freezeGraph } from '../../../src/graph/rewrite.js';
+import { verifyGraph } from '../../../src/graph/verify.js';
+import { runPipeline } from '../../../src/passes/driver.js';
+import { type GraphPass, type PassContext, createPassContext } from '../../../src/passes/pass.js';
+
+export function ir(text: string): Graph {
+  const sink = new DiagnosticSink();
+  const g = parseGraph(text, 'test.ir', sink);
+  if (g === undefined) throw new Error(`bad test IR:\n${sink.items.map((d) => `${d.loc.line}:${d.loc.col} ${d.message}`).join('\n')}`);
+  expect(verifyGraph(g)).toEqual([]);
+  return freezeGraph(g);
+}
+
+/** Runs `pass` on the IR text (verified before and after) and returns the printed result. */
+export function runPass(pass: GraphPass, text: string, ctx: PassContext = createPassContext({ verify: true })): string {
+  const out = runPipeline(ir(text), [pass], ctx);
+  return printGraph(out, { locs: false });
+}
