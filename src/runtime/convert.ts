@@ -1,7 +1,8 @@
 // Host-side conversions between float64 values and the bytes a GPU buffer holds, per plan dtype.
-// Storage layout (shared with the WGSL backend): f32 and i32 4 bytes, bool 4 bytes as u32 0/1
-// (WGSL bool is not host-shareable), f16 2 bytes IEEE half, bf16 2 bytes (upper half of an f32;
-// the shader unpacks it: WGSL has no bf16). Narrowing rounds to nearest, ties to even.
+// Storage layout (the same as src/kernel/lower.ts storageType/storageBytes; a test checks they
+// agree): f32 and i32 4 bytes, bool 4 bytes as u32 0/1 (WGSL bool is not host-shareable), f16 2
+// bytes IEEE half, bf16 4 bytes as an f32 holding a bf16-rounded value (converted at load: WGSL
+// has no bf16). Narrowing rounds to nearest, ties to even.
 import type { DType } from '../graph/types.js';
 
 /** Bytes one element occupies in a GPU buffer. */
@@ -10,9 +11,9 @@ export function storageBytes(dtype: DType): number {
     case 'f32':
     case 'i32':
     case 'bool':
+    case 'bf16':
       return 4;
     case 'f16':
-    case 'bf16':
       return 2;
   }
 }
@@ -118,8 +119,8 @@ export function encodeValues(dtype: DType, values: ArrayLike<number>): ArrayBuff
       break;
     }
     case 'bf16': {
-      const out = new Uint16Array(bytes);
-      for (let i = 0; i < n; i++) out[i] = bf16Bits(values[i] ?? 0);
+      const out = new Float32Array(bytes);
+      for (let i = 0; i < n; i++) out[i] = bf16FromBits(bf16Bits(values[i] ?? 0));
       break;
     }
   }
@@ -130,6 +131,7 @@ export function encodeValues(dtype: DType, values: ArrayLike<number>): ArrayBuff
 export function decodeValues(dtype: DType, bytes: ArrayBuffer, n: number): Float32Array | Int32Array {
   switch (dtype) {
     case 'f32':
+    case 'bf16':
       return new Float32Array(bytes.slice(0, n * 4));
     case 'i32':
     case 'bool':
@@ -138,12 +140,6 @@ export function decodeValues(dtype: DType, bytes: ArrayBuffer, n: number): Float
       const src = new Uint16Array(bytes, 0, n);
       const out = new Float32Array(n);
       for (let i = 0; i < n; i++) out[i] = f16FromBits(src[i] ?? 0);
-      return out;
-    }
-    case 'bf16': {
-      const src = new Uint16Array(bytes, 0, n);
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = bf16FromBits(src[i] ?? 0);
       return out;
     }
   }
