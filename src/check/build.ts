@@ -43,6 +43,7 @@ export class GraphBuilder {
   private readonly declTypes = new Map<string, TensorType | undefined>();
   private readonly sourceNodes = new Map<string, number>(); // "weight:<key>" / "input:<key>" -> node id
   private readonly outputValues = new Map<string, { value: number; loc: Span }>(); // key -> node
+  private readonly attemptedOutputs = new Set<string>(); // assigned, possibly a poisoned value
   private readonly callStack: string[] = [];
   private readonly reported = new Set<string>();
 
@@ -178,13 +179,15 @@ export class GraphBuilder {
     // Key placeholders: only the family index.
     if (item.key !== undefined) {
       const placeholders = [...item.key.value.matchAll(/\{([^}]*)\}/g)].map((m) => m[1] ?? '');
+      let bad = false;
       for (const ph of placeholders) {
         if (family === undefined || ph !== family.index) {
+          bad = true;
           const hint = family === undefined ? `'${item.name.name}' is not a family` : `the family index is '${family.index}'`;
           this.error('TFC112', item.key.loc, `the name pattern ${JSON.stringify(item.key.value)} uses the unknown placeholder {${ph}}: ${hint}`);
         }
       }
-      if (family !== undefined && !placeholders.includes(family.index)) {
+      if (!bad && family !== undefined && !placeholders.includes(family.index)) {
         this.error('TFC112', item.key.loc, `the family name pattern ${JSON.stringify(item.key.value)} must use {${family.index}}, or all members share one name`);
       }
     }
@@ -329,7 +332,7 @@ export class GraphBuilder {
       case 'unary':
         return this.unary(e.op, this.expr(e.operand, sc), e.loc);
       case 'binary':
-        return this.binary(e.op, this.expr(e.left, sc), this.expr(e.right, sc), e.loc);
+        return this.binary(e.op, this.expr(e.left, sc), this.expr(e.right, sc), e.loc, e.left.loc, e.right.loc);
       case 'call':
         return this.call(e.callee.name, e.callee.loc, this.evalArgs(e.args, sc), e.loc);
       case 'pipe': {
@@ -375,12 +378,12 @@ export class GraphBuilder {
     return this.error('TFC110', loc, `'${op}' cannot be applied to ${describe(v)}`);
   }
 
-  binary(op: keyof typeof binaryOpNames, l: Value, r: Value, loc: Span): Value {
+  binary(op: keyof typeof binaryOpNames, l: Value, r: Value, loc: Span, lloc = loc, rloc = loc): Value {
     if (l.kind === 'poison' || r.kind === 'poison') return poison;
     if (l.kind === 'tensor' || r.kind === 'tensor') {
       const what = `'${op}'`;
-      const a = l.kind === 'tensor' ? l : this.scalarAsTensor(l, r.kind === 'tensor' ? r.type.dtype : 'f32', loc, what);
-      const b = r.kind === 'tensor' ? r : this.scalarAsTensor(r, l.kind === 'tensor' ? l.type.dtype : 'f32', loc, what);
+      const a = l.kind === 'tensor' ? l : this.scalarAsTensor(l, r.kind === 'tensor' ? r.type.dtype : 'f32', lloc, what);
+      const b = r.kind === 'tensor' ? r : this.scalarAsTensor(r, l.kind === 'tensor' ? l.type.dtype : 'f32', rloc, what);
       return this.addNode(binaryOpNames[op], [a, b], {}, loc);
     }
     // Compile-time folding.
@@ -690,6 +693,7 @@ export class GraphBuilder {
       this.error('TFC110', t.loc, `output '${name}' is not a family; assign it without an index`);
       return;
     }
+    this.attemptedOutputs.add(this.keyOf(decl, member));
     const declared = this.declTypes.get(name);
     if (declared === undefined || v.kind === 'poison') return;
     const value = v.kind !== 'tensor' && declared.shape.length === 0 ? this.scalarAsTensor(v, declared.dtype, valueLoc, `output '${name}'`) : v;
@@ -742,8 +746,8 @@ export class GraphBuilder {
       for (const m of members) {
         const key = this.keyOf(item, m);
         const out = this.outputValues.get(key);
-        if (out === undefined) missing.push(m === undefined ? item.name.name : `${item.name.name}[${m}]`);
-        else outputs.push({ name: key, value: out.value, loc: out.loc });
+        if (out === undefined && !this.attemptedOutputs.has(key)) missing.push(m === undefined ? item.name.name : `${item.name.name}[${m}]`);
+        else if (out !== undefined) outputs.push({ name: key, value: out.value, loc: out.loc });
       }
       if (missing.length > 0) {
         this.error('TFC107', item.name.loc, `output ${missing.map((m) => `'${m}'`).join(', ')} ${missing.length > 1 ? 'are' : 'is'} never assigned in model '${model.name.name}'`);
