@@ -261,6 +261,11 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
 export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
   const state = { debug: 0, rep: new Reporter(io.err) };
   const program = buildProgram(io, state);
+  if (argv.length === 0) {
+    // No command is a usage error: the help goes to stderr, exit 2.
+    io.err(program.helpInformation());
+    return exitUsage;
+  }
   try {
     await program.parseAsync([...argv], { from: 'user' });
     state.rep.flush();

@@ -102,6 +102,12 @@ describe('tfc check', () => {
     expect(r.stderr).toContain("unknown option '--frobnicate'");
   });
 
+  it('exits 2 with the help on stderr when no command is given', async () => {
+    const r = await tfc();
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('Usage: tfc');
+  });
+
   it('exits 2 for an unknown command', async () => {
     expect((await tfc('frobnicate')).code).toBe(2);
   });

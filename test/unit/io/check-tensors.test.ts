@@ -1,0 +1,91 @@
+import { describe, expect, it } from 'vitest';
+import { dimAdd, dimConst, dimMul, dimVar } from '../../../src/check/dim.js';
+import type { Span } from '../../../src/diag/span.js';
+import { checkTensors, type NeededTensor } from '../../../src/io/check-tensors.js';
+import type { Tensor64 } from '../../../src/ops/define.js';
+import type { DType } from '../../../src/graph/types.js';
+
+const loc: Span = { file: 'm.tfx', line: 3, col: 1, endLine: 3, endCol: 5 };
+const B = dimVar('B');
+const T = dimVar('T');
+const P = dimVar('P');
+
+function zeros(dtype: DType, shape: number[], fill = 0): Tensor64 {
+  return { dtype, shape, data: new Float64Array(shape.reduce((a, b) => a * b, 1)).fill(fill) };
+}
+
+const needed: NeededTensor[] = [
+  { kind: 'input', name: 'tokens', type: { dtype: 'i32', shape: [B, T] }, loc },
+  { kind: 'input', name: 'past', type: { dtype: 'f32', shape: [B, P, dimConst(4)] }, loc },
+  { kind: 'weight', name: 'w', type: { dtype: 'f32', shape: [dimConst(4), dimMul(dimConst(2), dimConst(4))] }, loc },
+  { kind: 'weight', name: 'pos', type: { dtype: 'f32', shape: [dimAdd(P, T), dimConst(4)] }, loc },
+];
+
+function run(inputs: [string, Tensor64][], weights: [string, Tensor64][]) {
+  return checkTensors(needed, { file: 'in.safetensors', tensors: new Map(inputs) }, { file: 'w.safetensors', tensors: new Map(weights) });
+}
+
+const goodInputs: [string, Tensor64][] = [
+  ['tokens', zeros('i32', [2, 3])],
+  ['past', zeros('f32', [2, 5, 4])],
+];
+const goodWeights: [string, Tensor64][] = [
+  ['w', zeros('f32', [4, 8])],
+  ['pos', zeros('f32', [8, 4])],
+];
+
+describe('checkTensors', () => {
+  it('binds dims from inputs and accepts matching files', () => {
+    const r = run(goodInputs, goodWeights);
+    expect(r.diagnostics).toEqual([]);
+    expect([...r.dims].sort()).toEqual([['B', 2], ['P', 5], ['T', 3]]);
+  });
+
+  it('reports every missing tensor (TFC302), naming it and the file', () => {
+    const r = run([goodInputs[0] as [string, Tensor64]], []);
+    const missing = r.diagnostics.filter((d) => d.code === 'TFC302').map((d) => d.message);
+    expect(missing).toHaveLength(3);
+    expect(missing[0]).toContain('"past"');
+    expect(missing[0]).toContain('in.safetensors');
+    expect(missing.join()).toContain('"w"');
+  });
+
+  it('reports a wrong dtype and a wrong shape as TFC303', () => {
+    const r = run(goodInputs, [['w', zeros('f16', [4, 8])], ['pos', zeros('f32', [8, 5])]]);
+    expect(r.diagnostics.map((d) => d.code)).toEqual(['TFC303', 'TFC303']);
+    expect(r.diagnostics[0]?.message).toContain('dtype f16');
+    expect(r.diagnostics[1]?.message).toContain('"pos"');
+  });
+
+  it('reports inputs that disagree about a dim as TFC307', () => {
+    const r = run([['tokens', zeros('i32', [2, 3])], ['past', zeros('f32', [1, 5, 4])]], goodWeights);
+    expect(r.diagnostics.map((d) => d.code)).toEqual(['TFC307']);
+    expect(r.diagnostics[0]?.message).toContain('B=2');
+  });
+
+  it('solves a composite dim from a weight once the others are known', () => {
+    const r = checkTensors(
+      [needed[0] as NeededTensor, needed[3] as NeededTensor],
+      { file: 'in.safetensors', tensors: new Map([goodInputs[0] as [string, Tensor64]]) },
+      { file: 'w.safetensors', tensors: new Map([['pos', zeros('f32', [7, 4])]]) },
+    );
+    expect(r.diagnostics).toEqual([]);
+    expect(r.dims.get('P')).toBe(4);
+  });
+
+  it('warns about extra tensors (TFC304) and non-finite weights (TFC308)', () => {
+    const r = run([...goodInputs, ['junk', zeros('f32', [1])]], [['w', zeros('f32', [4, 8], NaN)], goodWeights[1] as [string, Tensor64]]);
+    expect(r.diagnostics.map((d) => [d.code, d.severity])).toEqual([
+      ['TFC308', 'warning'],
+      ['TFC304', 'warning'],
+    ]);
+    expect(r.diagnostics[0]?.message).toContain('32 NaN or infinite values');
+  });
+
+  it('reports each unbound dim as TFC306', () => {
+    const r = checkTensors([needed[3] as NeededTensor], { file: 'i', tensors: new Map() }, { file: 'w', tensors: new Map([['pos', zeros('f32', [7, 4])]]) });
+    expect(r.diagnostics.map((d) => d.code)).toEqual(['TFC306', 'TFC306']);
+    expect(r.diagnostics[0]?.message).toMatch(/^dimension P has no value/);
+    expect(r.diagnostics[1]?.message).toMatch(/^dimension T has no value/);
+  });
+});
