@@ -4,7 +4,6 @@ import type { Plan, PlanBuffer, PlanKernel, SizeExpr } from '../../src/kernel/pl
 import type { DType } from '../../src/graph/types.js';
 import { acquireDevice, type AcquiredDevice } from '../../src/runtime/device.js';
 
-process.env['XDG_RUNTIME_DIR'] ??= '/tmp';
 
 let shared: Promise<AcquiredDevice> | undefined;
 
