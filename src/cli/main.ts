@@ -45,7 +45,7 @@ function passHelp(): string {
     const passes = passList('interp');
     if (passes.length === 0) return '';
     const width = Math.max(...passes.map((p) => p.name.length));
-    return `\nPasses (for --dump-after, in pipeline order):\n${passes.map((p) => `  ${p.name.padEnd(width)}  ${p.summary}`).join('\n')}\n  all${' '.repeat(Math.max(1, width - 1))}  every pass\n`;
+    return `\nPasses (for --dump-after, in pipeline order):\n${passes.map((p) => `  ${p.name.padEnd(width)}  ${p.summary}`).join('\n')}\n  ${'all'.padEnd(width)}  every pass\n`;
   } catch {
     return '';
   }
