@@ -2,10 +2,10 @@
 // computed here from first principles, pipeline reuse across dims, liveness-based memory reuse,
 // zero-size tensors, and refusals (bad inputs, oversize bindings) before any dispatch.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AcquiredDevice } from '../../src/runtime/device.js';
+import { acquireDevice, type AcquiredDevice } from '../../src/runtime/device.js';
 import { createSession, pipelineCreations, type Session } from '../../src/runtime/session.js';
 import { RuntimeError } from '../../src/runtime/errors.js';
-import { addBiasPlan, c, chainPlan, d, gatherPlan, halfPlan, matmulPlan, mul, seeded, testDevice, buffer, plan } from './helpers.js';
+import { addBiasPlan, c, chainPlan, d, gatherPlan, halfPlan, matmulPlan, mul, seeded, testDevice, buffer, plan, affineWgsl } from './helpers.js';
 
 let dev: AcquiredDevice;
 const sessions: Session[] = [];
@@ -215,5 +215,27 @@ describe('webgpu runtime: refusals before any dispatch', () => {
     await expect(s.run({ x: { shape: [4], data: [1, 2, 3, 4] } })).rejects.toThrow(/dim P has no value/);
     const r = await s.run({ x: { shape: [4], data: [1, 2, 3, 4] } }, { dims: { P: 9 } });
     expect(Array.from(r.outputs.get('y')?.data ?? [])).toEqual([3, 5, 7, 9]);
+  });
+});
+
+describe('webgpu runtime: failures end the run', () => {
+  it('rejects a run on a lost device instead of hanging', async () => {
+    const own = await acquireDevice();
+    const s = await createSession(own, chainPlan(2));
+    own.device.destroy();
+    const info = await own.lost;
+    expect(info.reason).toBe('destroyed');
+    await expect(s.run({ x: { shape: [4], data: [1, 2, 3, 4] } })).rejects.toThrow(/device was lost \(destroyed\)/);
+  });
+
+  it('names the kernel and the WGSL line when the shader compiler rejects a kernel', async () => {
+    const p = chainPlan(1);
+    const [k] = p.kernels;
+    if (k === undefined) throw new Error('no kernel');
+    const broken = { ...p, kernels: [{ ...k, source: { wgsl: affineWgsl.replace('2.0f * x[gid.x]', '2.0f * undefined_name') } }] };
+    const err = await createSession(dev, broken).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RuntimeError);
+    expect((err as RuntimeError).kind).toBe('plan');
+    expect((err as RuntimeError).message).toMatch(/kernel affine \(from affine.test:1:1\) was rejected[\s\S]*affine.wgsl:8:\d+: .*undefined_name/);
   });
 });
