@@ -313,7 +313,7 @@ export class GraphBuilder {
   }
 
   private visibleNames(sc: Scope): string[] {
-    return [...sc.locals.keys(), ...this.config.constants.keys(), ...this.config.dimLocs.keys(), ...this.decls.keys(), 'inf', 'pi', 'true', 'false'];
+    return [...sc.locals.keys(), ...this.config.constants.keys(), ...this.config.dimLocs.keys(), ...this.decls.keys(), ...builtinConstants.keys(), ...dtypeNames];
   }
 
   // ---------------------------------------------------------------------------------------------
