@@ -1,0 +1,292 @@
+// The kernel IR: one GPU kernel as a launch grid, global buffers, workgroup arrays and a small
+// structured statement/expression tree. Target neutral: codegen/wgsl (and later codegen/cuda)
+// print it through spelling tables; nothing here knows WGSL or CUDA syntax.
+import type { SizeExpr } from './plan.js';
+
+export function assertNever(x: never): never {
+  throw new Error(`internal: unexpected ${JSON.stringify(x)}`);
+}
+
+/** Scalar value types inside a kernel. Storage never holds `bool` (stored as u32 0/1). */
+export type ScalarType = 'f32' | 'f16' | 'i32' | 'u32' | 'bool';
+export const scalarTypes: readonly ScalarType[] = ['f32', 'f16', 'i32', 'u32', 'bool'];
+
+export type BinaryOp =
+  | 'add' | 'sub' | 'mul' | 'div' | 'rem' // rem: truncated remainder (C `%`)
+  | 'lt' | 'le' | 'gt' | 'ge' | 'eq' | 'ne'
+  | 'and' | 'or'; // on bool
+export const binaryOps: readonly BinaryOp[] = ['add', 'sub', 'mul', 'div', 'rem', 'lt', 'le', 'gt', 'ge', 'eq', 'ne', 'and', 'or'];
+
+export type UnaryOp = 'neg' | 'not';
+
+/** Math functions every target spells somehow (erf may be an emitted helper). */
+export type MathFn = 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'tanh' | 'erf' | 'sin' | 'cos' | 'abs' | 'floor' | 'pow' | 'max' | 'min';
+export const mathFns: readonly MathFn[] = ['exp', 'log', 'sqrt', 'rsqrt', 'tanh', 'erf', 'sin', 'cos', 'abs', 'floor', 'pow', 'max', 'min'];
+
+/** Thread and group ids (u32); `axis` picks x, y, z for the vector ones. */
+export type BuiltinId =
+  | 'local_id' // thread index inside the workgroup, per axis
+  | 'local_index' // flattened thread index inside the workgroup
+  | 'workgroup_id'
+  | 'global_id'
+  | 'subgroup_size'
+  | 'subgroup_lane'; // invocation index inside the subgroup
+export const builtinIds: readonly BuiltinId[] = ['local_id', 'local_index', 'workgroup_id', 'global_id', 'subgroup_size', 'subgroup_lane'];
+
+/** Subgroup (warp) collectives, abstract: targets map them to subgroupAdd/__shfl_xor_sync/... */
+export type SubgroupOp = 'sum' | 'max' | 'broadcast_first';
+export const subgroupOps: readonly SubgroupOp[] = ['sum', 'max', 'broadcast_first'];
+
+export type Expr =
+  | { readonly kind: 'lit'; readonly type: ScalarType; readonly value: number } // value may be +-Infinity or NaN for floats
+  | { readonly kind: 'var'; readonly name: string; readonly type: ScalarType }
+  | { readonly kind: 'builtin'; readonly id: BuiltinId; readonly axis: 0 | 1 | 2 }
+  | { readonly kind: 'uniform'; readonly dim: string } // a symbolic dim's value, u32
+  | { readonly kind: 'load'; readonly slot: number; readonly index: Expr; readonly type: ScalarType } // global buffer
+  | { readonly kind: 'array_load'; readonly array: string; readonly index: Expr; readonly type: ScalarType } // workgroup or private array
+  | { readonly kind: 'unary'; readonly op: UnaryOp; readonly arg: Expr; readonly type: ScalarType }
+  | { readonly kind: 'binary'; readonly op: BinaryOp; readonly a: Expr; readonly b: Expr; readonly type: ScalarType }
+  | { readonly kind: 'call'; readonly fn: MathFn; readonly args: readonly Expr[]; readonly type: ScalarType }
+  | { readonly kind: 'select'; readonly cond: Expr; readonly ifTrue: Expr; readonly ifFalse: Expr; readonly type: ScalarType }
+  | { readonly kind: 'cast'; readonly to: ScalarType; readonly arg: Expr }
+  | { readonly kind: 'subgroup'; readonly op: SubgroupOp; readonly arg: Expr; readonly type: ScalarType };
+
+export type Stmt =
+  | { readonly kind: 'let'; readonly name: string; readonly type: ScalarType; readonly init: Expr } // immutable
+  | { readonly kind: 'var'; readonly name: string; readonly type: ScalarType; readonly init: Expr } // mutable, always initialized
+  | { readonly kind: 'private_array'; readonly name: string; readonly type: ScalarType; readonly length: number; readonly init: Expr } // every element = init
+  | { readonly kind: 'assign'; readonly name: string; readonly value: Expr }
+  | { readonly kind: 'store'; readonly slot: number; readonly index: Expr; readonly value: Expr }
+  | { readonly kind: 'array_store'; readonly array: string; readonly index: Expr; readonly value: Expr }
+  | {
+      readonly kind: 'for'; // for (var v = start; v < end; v += step): u32 counter
+      readonly var: string;
+      readonly start: Expr;
+      readonly end: Expr;
+      readonly step: Expr;
+      readonly body: readonly Stmt[];
+    }
+  | { readonly kind: 'if'; readonly cond: Expr; readonly then: readonly Stmt[]; readonly else: readonly Stmt[] }
+  | { readonly kind: 'barrier' } // workgroup barrier (memory + execution)
+  | { readonly kind: 'comment'; readonly text: string };
+
+export type Access = 'read' | 'read_write';
+
+/** A global buffer slot: binding index, role name (`a`, `out`), access mode and element type. */
+export interface GlobalBuffer {
+  readonly slot: number;
+  readonly role: string;
+  readonly access: Access;
+  readonly type: ScalarType;
+}
+
+export interface SharedArray {
+  readonly name: string;
+  readonly type: ScalarType;
+  readonly length: number;
+}
+
+/** The tile sizes and thread counts a kernel was built with; printed in headers. */
+export type KernelSchedule =
+  | { readonly kind: 'map'; readonly workgroupSize: number } // one thread per output element
+  | { readonly kind: 'row'; readonly workgroupSize: number; readonly useSubgroups: boolean } // one workgroup per row
+  | {
+      readonly kind: 'tiled_matmul';
+      readonly tileRows: number;
+      readonly tileCols: number;
+      readonly tileK: number;
+      readonly threadRows: number; // outputs per thread along rows
+      readonly threadCols: number;
+    };
+
+/** Global memory traffic and arithmetic as formulas of the dims (see traffic.ts for the rules). */
+export interface Traffic {
+  readonly bytesRead: SizeExpr;
+  readonly bytesWritten: SizeExpr;
+  readonly flops: SizeExpr;
+}
+
+export interface Kernel {
+  readonly name: string; // sanitized, unique in the program
+  readonly op: string; // the graph op (or ops) it computes, for listings
+  readonly locs: readonly string[]; // `file:line:col` of the graph nodes
+  readonly workgroupSize: readonly [number, number, number];
+  readonly grid: readonly [SizeExpr, SizeExpr, SizeExpr]; // workgroups per axis
+  readonly uniforms: readonly string[]; // dims read, in graph order; u32 each
+  readonly buffers: readonly GlobalBuffer[];
+  readonly shared: readonly SharedArray[];
+  readonly body: readonly Stmt[];
+  readonly schedule: KernelSchedule;
+  readonly traffic: Traffic;
+  /** Graph values bound to each slot, same order as `buffers` (used by compile-plan). */
+  readonly bindings: readonly number[];
+}
+
+/** The lowered program: kernels in launch order plus where each graph value lives. */
+export interface KernelProgram {
+  readonly graph: string;
+  readonly dims: readonly string[];
+  readonly kernels: readonly Kernel[];
+  /**
+   * For each graph node id: the node whose buffer holds its data (itself, or the source of a
+   * reshape view), or 'folded' for scalar constants folded into consumers as literals.
+   */
+  readonly storage: ReadonlyMap<number, number | 'folded'>;
+}
+
+// ---- builders (small helpers so lowering reads like the loop nest) ----
+
+export const lit = (type: ScalarType, value: number): Expr => ({ kind: 'lit', type, value });
+export const u32 = (value: number): Expr => lit('u32', value);
+export const v = (name: string, type: ScalarType): Expr => ({ kind: 'var', name, type });
+export const uniform = (dim: string): Expr => ({ kind: 'uniform', dim });
+export const builtin = (id: BuiltinId, axis: 0 | 1 | 2 = 0): Expr => ({ kind: 'builtin', id, axis });
+export const load = (slot: number, index: Expr, type: ScalarType): Expr => ({ kind: 'load', slot, index, type });
+export const arrayLoad = (array: string, index: Expr, type: ScalarType): Expr => ({ kind: 'array_load', array, index, type });
+export const cast = (to: ScalarType, arg: Expr): Expr => (exprType(arg) === to ? arg : { kind: 'cast', to, arg });
+export const call = (fn: MathFn, args: readonly Expr[], type: ScalarType): Expr => ({ kind: 'call', fn, args, type });
+export const select = (cond: Expr, ifTrue: Expr, ifFalse: Expr): Expr => ({ kind: 'select', cond, ifTrue, ifFalse, type: exprType(ifTrue) });
+export const subgroup = (op: SubgroupOp, arg: Expr): Expr => ({ kind: 'subgroup', op, arg, type: exprType(arg) });
+export const unary = (op: UnaryOp, arg: Expr): Expr => ({ kind: 'unary', op, arg, type: exprType(arg) });
+
+const comparisons: ReadonlySet<BinaryOp> = new Set(['lt', 'le', 'gt', 'ge', 'eq', 'ne', 'and', 'or']);
+export function bin(op: BinaryOp, a: Expr, b: Expr): Expr {
+  return { kind: 'binary', op, a, b, type: comparisons.has(op) ? 'bool' : exprType(a) };
+}
+/** u32 arithmetic with constant folding of literal operands (keeps index math readable). */
+export function add(a: Expr, b: Expr): Expr {
+  if (isLit(a, 0)) return b;
+  if (isLit(b, 0)) return a;
+  if (a.kind === 'lit' && b.kind === 'lit' && a.type === 'u32') return u32(a.value + b.value);
+  return bin('add', a, b);
+}
+export function mul(a: Expr, b: Expr): Expr {
+  if (isLit(a, 1)) return b;
+  if (isLit(b, 1)) return a;
+  if (isLit(a, 0) || isLit(b, 0)) return lit(exprType(a), 0);
+  if (a.kind === 'lit' && b.kind === 'lit' && a.type === 'u32') return u32(a.value * b.value);
+  return bin('mul', a, b);
+}
+export const sub = (a: Expr, b: Expr): Expr => (isLit(b, 0) ? a : bin('sub', a, b));
+export const div = (a: Expr, b: Expr): Expr => (isLit(b, 1) ? a : bin('div', a, b));
+export const rem = (a: Expr, b: Expr): Expr => (isLit(b, 1) ? lit(exprType(a), 0) : bin('rem', a, b));
+export const lt = (a: Expr, b: Expr): Expr => bin('lt', a, b);
+export const and = (a: Expr, b: Expr): Expr => bin('and', a, b);
+
+export function isLit(e: Expr, value: number): boolean {
+  return e.kind === 'lit' && e.value === value;
+}
+
+export function exprType(e: Expr): ScalarType {
+  switch (e.kind) {
+    case 'lit':
+    case 'var':
+    case 'load':
+    case 'array_load':
+    case 'unary':
+    case 'binary':
+    case 'call':
+    case 'select':
+    case 'subgroup':
+      return e.type;
+    case 'builtin':
+    case 'uniform':
+      return 'u32';
+    case 'cast':
+      return e.to;
+    default:
+      return assertNever(e);
+  }
+}
+
+/** Visits every expression under `stmts` (pre-order), including nested statement bodies. */
+export function forEachExpr(stmts: readonly Stmt[], f: (e: Expr) => void): void {
+  const visit = (e: Expr): void => {
+    f(e);
+    switch (e.kind) {
+      case 'lit':
+      case 'var':
+      case 'builtin':
+      case 'uniform':
+        return;
+      case 'load':
+      case 'array_load':
+        return visit(e.index);
+      case 'unary':
+      case 'cast':
+      case 'subgroup':
+        return visit(e.arg);
+      case 'binary':
+        visit(e.a);
+        return visit(e.b);
+      case 'call':
+        return e.args.forEach(visit);
+      case 'select':
+        visit(e.cond);
+        visit(e.ifTrue);
+        return visit(e.ifFalse);
+      default:
+        return assertNever(e);
+    }
+  };
+  for (const s of stmts) {
+    switch (s.kind) {
+      case 'let':
+      case 'var':
+      case 'private_array':
+        visit(s.init);
+        break;
+      case 'assign':
+        visit(s.value);
+        break;
+      case 'store':
+      case 'array_store':
+        visit(s.index);
+        visit(s.value);
+        break;
+      case 'for':
+        visit(s.start);
+        visit(s.end);
+        visit(s.step);
+        forEachExpr(s.body, f);
+        break;
+      case 'if':
+        visit(s.cond);
+        forEachExpr(s.then, f);
+        forEachExpr(s.else, f);
+        break;
+      case 'barrier':
+      case 'comment':
+        break;
+      default:
+        assertNever(s);
+    }
+  }
+}
+
+/** Every statement, nested ones included (pre-order). */
+export function forEachStmt(stmts: readonly Stmt[], f: (s: Stmt) => void): void {
+  for (const s of stmts) {
+    f(s);
+    if (s.kind === 'for') forEachStmt(s.body, f);
+    if (s.kind === 'if') {
+      forEachStmt(s.then, f);
+      forEachStmt(s.else, f);
+    }
+  }
+}
+
+/** What a kernel needs from the target: f16 arithmetic, subgroup operations. */
+export function kernelFeatures(k: Kernel): { readonly usesF16: boolean; readonly usesSubgroups: boolean } {
+  let usesF16 = k.buffers.some((b) => b.type === 'f16') || k.shared.some((a) => a.type === 'f16');
+  let usesSubgroups = false;
+  forEachExpr(k.body, (e) => {
+    if (exprType(e) === 'f16') usesF16 = true;
+    if (e.kind === 'subgroup') usesSubgroups = true;
+    if (e.kind === 'builtin' && (e.id === 'subgroup_size' || e.id === 'subgroup_lane')) usesSubgroups = true;
+  });
+  forEachStmt(k.body, (s) => {
+    if ((s.kind === 'let' || s.kind === 'var' || s.kind === 'private_array') && s.type === 'f16') usesF16 = true;
+  });
+  return { usesF16, usesSubgroups };
+}

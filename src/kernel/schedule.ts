@@ -1,0 +1,85 @@
+// Schedules for the plain lowering: tile sizes and thread counts chosen from the target's
+// limits, never inside lower.ts. A test (or `tfc tune`, later) can pass its own Schedule.
+
+/** What the lowering may assume about the device (WebGPU adapter limits, CUDA properties). */
+export interface TargetLimits {
+  readonly name: string;
+  readonly maxWorkgroupStorageBytes: number;
+  readonly maxInvocationsPerWorkgroup: number;
+  readonly maxWorkgroupsPerDim: number;
+  /** 0 when subgroup operations are unavailable; otherwise the smallest subgroup size. */
+  readonly subgroupSize: number;
+  readonly hasF16: boolean;
+}
+
+/** WebGPU defaults every adapter offers (no subgroups assumed). */
+export const webgpuDefaultLimits: TargetLimits = {
+  name: 'webgpu-default',
+  maxWorkgroupStorageBytes: 16384,
+  maxInvocationsPerWorkgroup: 256,
+  maxWorkgroupsPerDim: 65535,
+  subgroupSize: 0,
+  hasF16: false,
+};
+
+/** Mesa lavapipe through Dawn (see DEVELOPERS.md): subgroups of 8, shader-f16, 32 KiB storage. */
+export const lavapipeLimits: TargetLimits = {
+  name: 'lavapipe',
+  maxWorkgroupStorageBytes: 32768,
+  maxInvocationsPerWorkgroup: 1024,
+  maxWorkgroupsPerDim: 65535,
+  subgroupSize: 8,
+  hasF16: true,
+};
+
+export interface MatmulSchedule {
+  readonly tileRows: number; // output rows per workgroup (M)
+  readonly tileCols: number; // output columns per workgroup (N)
+  readonly tileK: number; // K slice staged in workgroup memory per step
+  readonly threadRows: number; // outputs per thread along M
+  readonly threadCols: number; // outputs per thread along N
+}
+
+export interface Schedule {
+  /** Threads per workgroup of one-thread-per-element kernels. */
+  readonly mapWorkgroupSize: number;
+  /** Threads per workgroup of one-workgroup-per-row kernels (reductions, softmax, norms). */
+  readonly rowWorkgroupSize: number;
+  readonly useSubgroups: boolean;
+  readonly matmul: MatmulSchedule;
+  readonly maxWorkgroupsPerDim: number;
+}
+
+/** Shared memory of the tiled matmul: an A tile and a B tile of f32. */
+export function matmulSharedBytes(m: MatmulSchedule): number {
+  return 4 * (m.tileRows * m.tileK + m.tileK * m.tileCols);
+}
+
+/** Shared memory of a row kernel: one f32 partial per thread for each reduction phase (2 phases). */
+export function rowSharedBytes(workgroupSize: number): number {
+  return 2 * 4 * workgroupSize;
+}
+
+/**
+ * 64x64 output tiles with 4x4 outputs per thread (256 threads, 8 KiB of tiles) where the target
+ * allows, else 32x32 with 2x2 (256 threads, 4 KiB), else 16x16 with 1x1.
+ */
+export function chooseSchedule(target: TargetLimits): Schedule {
+  const candidates: readonly MatmulSchedule[] = [
+    { tileRows: 64, tileCols: 64, tileK: 16, threadRows: 4, threadCols: 4 },
+    { tileRows: 32, tileCols: 32, tileK: 16, threadRows: 2, threadCols: 2 },
+    { tileRows: 16, tileCols: 16, tileK: 16, threadRows: 1, threadCols: 1 },
+  ];
+  const fits = (m: MatmulSchedule): boolean =>
+    matmulSharedBytes(m) <= target.maxWorkgroupStorageBytes &&
+    (m.tileRows / m.threadRows) * (m.tileCols / m.threadCols) <= target.maxInvocationsPerWorkgroup;
+  const matmul = candidates.find(fits) ?? { tileRows: 8, tileCols: 8, tileK: 8, threadRows: 1, threadCols: 1 };
+  const threads = Math.min(256, target.maxInvocationsPerWorkgroup);
+  return {
+    mapWorkgroupSize: threads,
+    rowWorkgroupSize: threads,
+    useSubgroups: target.subgroupSize > 0,
+    matmul,
+    maxWorkgroupsPerDim: target.maxWorkgroupsPerDim,
+  };
+}
