@@ -1,0 +1,20 @@
+// The WebGPU runtime's public surface, for the CLI (`tfc run --target webgpu`), generated host
+// glue and browser pages: acquire a device, create a session from a Plan, load weights, run.
+export { acquireDevice, hasWebGpu, isLavapipe, NoWebGpuError, wantedFeatures } from './device.js';
+export type { AcquiredDevice, AcquireOptions, AdapterSummary } from './device.js';
+export { createSession, pipelineCreations } from './session.js';
+export type {
+  HostTensor,
+  MemoryReport,
+  RunOptions,
+  RunOutput,
+  RunResult,
+  Session,
+  SessionOptions,
+  SessionStats,
+  StepTiming,
+  TensorMap,
+} from './session.js';
+export { RuntimeError } from './errors.js';
+export type { RuntimeErrorKind } from './errors.js';
+export { storageBytes, paddedBytes, f16Bits, bf16Bits } from './convert.js';
