@@ -45,6 +45,7 @@ export class GraphBuilder {
   private readonly outputValues = new Map<string, { value: number; loc: Span }>(); // key -> node
   private readonly attemptedOutputs = new Set<string>(); // assigned, possibly a poisoned value
   private readonly callStack: string[] = [];
+  private readonly called = new Set<string>();
   private readonly reported = new Set<string>();
 
   constructor(
@@ -539,6 +540,7 @@ export class GraphBuilder {
     const scope = unifyCall(this, fn, bound as ArgValue[], loc);
     if (scope === undefined) return poison;
 
+    this.called.add(fname);
     this.callStack.push(fname);
     try {
       return this.runFunctionBody(fn, scope);
@@ -711,6 +713,35 @@ export class GraphBuilder {
     this.outputValues.set(this.keyOf(decl, member), { value: value.id, loc: t.loc });
   }
 
+  /**
+   * Functions the model never calls are still checked, with their parameters as placeholders and
+   * generic dims as symbols; the nodes made are dropped. Functions with `index` parameters are
+   * skipped: their errors may depend on the index value.
+   */
+  private checkUncalledFunctions(): void {
+    for (const fn of this.fns.values()) {
+      if (this.called.has(fn.name.name) || fn.params.some((p) => p.type.kind === 'index')) continue;
+      const mark = this.nodes.length;
+      const sc: Scope = { locals: new Map(), fn };
+      for (const g of fn.generics) sc.locals.set(g.name, { value: dimValue(dimVar(g.name)), kind: 'generic' });
+      for (const p of fn.params) {
+        if (p.type.kind !== 'tensor') continue;
+        const t = this.evalType(p.type, sc);
+        const v = t === undefined ? poison : this.addNode('input', [], { name: attr.str(p.name.name) }, p.loc, t);
+        sc.locals.set(p.name.name, { value: v, kind: 'param' });
+      }
+      this.called.add(fn.name.name);
+      this.callStack.push(fn.name.name);
+      try {
+        this.runFunctionBody(fn, sc);
+      } finally {
+        this.callStack.pop();
+      }
+      this.nodes.length = mark;
+      for (const [k, id] of this.sourceNodes) if (id >= mark) this.sourceNodes.delete(k);
+    }
+  }
+
   // ---------------------------------------------------------------------------------------------
 
   build(): Graph | undefined {
@@ -735,6 +766,7 @@ export class GraphBuilder {
     }
     const sc: Scope = { locals: new Map(), fn: undefined };
     this.stmts(model.body, sc);
+    this.checkUncalledFunctions();
 
     const outputs: GraphOutput[] = [];
     for (const item of this.module.items) {

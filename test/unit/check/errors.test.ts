@@ -118,3 +118,31 @@ model m {
     ]);
   });
 });
+
+describe('functions the model never calls', () => {
+  it('are checked too, generic dims as symbols, without adding nodes', () => {
+    const r = checkSource(
+      `${header}weight w: f32[4, d]
+fn unused[N](a: f32[B, N, d]) -> f32[B, N, d] {
+  return a @ w
+}
+fn fine[N](a: f32[B, N, d]) -> f32[B, N, 4] {
+  return a @ transpose(w)
+}
+model m {
+  y = x
+}`,
+      'e.tfx',
+    );
+    expect(r.diagnostics.map((d) => `${d.code} ${d.loc.line - offset}:${d.loc.col} ${d.message}`)).toEqual([
+      'TFC204 3:10 cannot matmul f32[B,N,8] by f32[4,8]: inner dims 8 and 4 differ',
+    ]);
+    const ok = checkSource(`${header}fn fine[N](a: f32[B, N, d]) -> f32[B, N, d] {
+  return a * 2.0
+}
+model m {
+  y = x
+}`, 'e.tfx');
+    expect(ok.graph?.nodes.map((n) => n.op)).toEqual(['input']);
+  });
+});
