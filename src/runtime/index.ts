@@ -16,5 +16,6 @@ export type {
   TensorMap,
 } from './session.js';
 export { RuntimeError } from './errors.js';
+export { targetLimitsOf } from './target.js';
 export type { RuntimeErrorKind } from './errors.js';
 export { storageBytes, paddedBytes, f16Bits, bf16Bits } from './convert.js';

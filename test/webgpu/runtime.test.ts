@@ -2,7 +2,7 @@
 // computed here from first principles, pipeline reuse across dims, liveness-based memory reuse,
 // zero-size tensors, and refusals (bad inputs, oversize bindings) before any dispatch.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { acquireDevice, type AcquiredDevice } from '../../src/runtime/device.js';
+import { acquireDevice, isLavapipe, type AcquiredDevice } from '../../src/runtime/device.js';
 import { createSession, pipelineCreations, type Session } from '../../src/runtime/session.js';
 import { RuntimeError } from '../../src/runtime/errors.js';
 import { addBiasPlan, c, chainPlan, d, gatherPlan, halfPlan, matmulPlan, mul, seeded, testDevice, buffer, plan, affineWgsl } from './helpers.js';
@@ -237,5 +237,18 @@ describe('webgpu runtime: failures end the run', () => {
     expect(err).toBeInstanceOf(RuntimeError);
     expect((err as RuntimeError).kind).toBe('plan');
     expect((err as RuntimeError).message).toMatch(/kernel affine \(from affine.test:1:1\) was rejected[\s\S]*affine.wgsl:8:\d+: .*undefined_name/);
+  });
+});
+
+describe('webgpu runtime: target limits', () => {
+  it('reads the lowering limits from the acquired device (lavapipe: 32 KiB, 1024 threads, subgroups of 8, f16)', async () => {
+    const { targetLimitsOf } = await import('../../src/runtime/target.js');
+    const t = targetLimitsOf(dev);
+    expect(t.maxWorkgroupStorageBytes).toBe(dev.limits.maxComputeWorkgroupStorageSize);
+    expect(t.maxInvocationsPerWorkgroup).toBe(dev.limits.maxComputeInvocationsPerWorkgroup);
+    if (isLavapipe(dev.adapterInfo)) {
+      const { lavapipeLimits } = await import('../../src/kernel/schedule.js');
+      expect({ ...t, name: lavapipeLimits.name }).toEqual(lavapipeLimits);
+    }
   });
 });

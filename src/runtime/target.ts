@@ -1,0 +1,18 @@
+// The lowering's view of a WebGPU device (src/kernel/schedule.ts TargetLimits) read from the
+// device the runtime acquired, so `tfc run --target webgpu` compiles for the adapter it runs on.
+import type { TargetLimits } from '../kernel/schedule.js';
+import type { AcquiredDevice } from './device.js';
+
+export function targetLimitsOf(acquired: AcquiredDevice): TargetLimits {
+  const l = acquired.limits;
+  const hasSubgroups = acquired.features.has('subgroups');
+  return {
+    name: `webgpu:${acquired.adapterInfo.description || acquired.adapterInfo.vendor || 'adapter'}`,
+    maxWorkgroupStorageBytes: l.maxComputeWorkgroupStorageSize,
+    maxInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+    maxWorkgroupsPerDim: l.maxComputeWorkgroupsPerDimension,
+    // The smallest size the adapter may pick: reductions must be correct for any size it uses.
+    subgroupSize: hasSubgroups ? acquired.adapterInfo.subgroupMinSize : 0,
+    hasF16: acquired.features.has('shader-f16'),
+  };
+}
