@@ -23,7 +23,7 @@ function smallOverrides(file: string): Record<string, number> {
 }
 
 function check(file: string, overrides: Record<string, number>): { graph: Graph | undefined; messages: string[] } {
-  const { graph, diagnostics } = checkSource(readFileSync(file, 'utf8'), file, overrides);
+  const { graph, diagnostics } = checkSource(readFileSync(file, 'utf8'), file, new Map(Object.entries(overrides)));
   return { graph, messages: diagnostics.map((d) => `${d.loc.line}:${d.loc.col}: ${d.code}: ${d.message}`) };
 }
 

@@ -3,14 +3,15 @@
 // Tolerance, everywhere: max |tfc - torch| / max |torch| <= 1e-6 over each output tensor (the
 // issue's bar). Both sides compute in float64 from identical f32 weights, so the measured error
 // is ~1e-14; anything near 1e-6 would already mean a wrong op, not rounding.
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkSource } from '../../src/check/check-source.js';
 import type { Graph } from '../../src/graph/ir.js';
 import { interpret } from '../../src/interp/interpret.js';
 import type { Tensor64 } from '../../src/ops/define.js';
-import { readOracle, relError, runOracle, torchMissingReason } from '../oracle/oracle.js';
+import { readOracle, readTensors, relError, runOracle, torchMissingReason } from '../oracle/oracle.js';
 
 const TOLERANCE = 1e-6;
 const missing = torchMissingReason();
@@ -19,7 +20,7 @@ const noTorch = missing !== undefined;
 
 function compile(example: string, overrides: Record<string, number>): Graph {
   const file = join('examples', example);
-  const { graph, diagnostics } = checkSource(readFileSync(file, 'utf8'), file, overrides);
+  const { graph, diagnostics } = checkSource(readFileSync(file, 'utf8'), file, new Map(Object.entries(overrides)));
   expect(diagnostics.map((d) => d.message)).toEqual([]);
   if (graph === undefined) throw new Error(`${file}: no graph`);
   return graph;
@@ -72,6 +73,18 @@ describe('examples match PyTorch (float64 interpreter vs test/oracle)', () => {
     const { outputs, dims } = interpret(graph, { inputs, weights });
     expect(Object.fromEntries(dims)).toMatchObject({ B: 2, T: 32 });
     expectMatches(outputs, expected, 'gpt2.tfx');
+  });
+
+  // The path outside checks take: the built CLI, safetensors in and out (f32 outputs, so the
+  // error is f32 rounding, ~6e-8 relative; still within the 1e-6 bar).
+  it.skipIf(noTorch)('tfc run --target interp on gpt2.tfx writes logits that match PyTorch', () => {
+    const cli = 'bin/tfc.js';
+    expect(existsSync('dist/src/cli/main.js'), 'dist/ is missing: npm run build (npm test does it first)').toBe(true);
+    const dir = runOracle('gpt2_oracle.py', ['--seed', '6', '--layers', '2', '--d', '64', '--heads', '4', '--vocab', '256', '--ctx', '64', '--batch', '2', '--seq', '32']);
+    const out = join(dir, 'out.safetensors');
+    const r = spawnSync(process.execPath, [cli, 'run', 'examples/gpt2.tfx', '--weights', join(dir, 'weights.safetensors'), '--inputs', join(dir, 'inputs.safetensors'), '--out', out, '--set', 'layers=2,d=64,heads=4,vocab=256,ctx=64', '--target', 'interp'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expectMatches(readTensors(out), readOracle(dir).expected, 'tfc run gpt2.tfx');
   });
 
   it.skipIf(noTorch)('llama.tfx: GQA 8/2 heads, RoPE, SwiGLU; prefill T=13 then one decode step from the cache', () => {
