@@ -24,6 +24,31 @@ import { tfxParser } from './parser.js';
 import { decodeString, UnterminatedString } from './tokens.js';
 import { spanUnion, type Span } from '../src/diag/span.js';
 
+/** Binding strength of binary operators (|> is looser, handled in expr); see DEVELOPERS.md. */
+export const binaryLevel: Readonly<Record<string, number>> = {
+  '||': 2,
+  '&&': 3,
+  '==': 4,
+  '!=': 4,
+  '<': 4,
+  '<=': 4,
+  '>': 4,
+  '>=': 4,
+  '+': 5,
+  '-': 5,
+  '*': 6,
+  '/': 6,
+  '%': 6,
+  '@': 6,
+};
+const CMP_LEVEL = 4;
+
+/** A syntax mistake found while building the AST (reported by parse.ts as TFC003). */
+export interface AstProblem {
+  readonly token: IToken;
+  readonly message: string;
+}
+
 const BaseVisitor = tfxParser.getBaseCstVisitorConstructor<CstNode, unknown>();
 
 function isPresent<T>(x: T | undefined): x is T {
@@ -36,6 +61,9 @@ function allOrNothing<T>(xs: readonly (T | undefined)[]): T[] | undefined {
 }
 
 export class CstToAst extends BaseVisitor implements C.ICstNodeVisitor<CstNode, unknown> {
+  /** Filled by module(); cleared at its start. */
+  problems: AstProblem[] = [];
+
   constructor(private readonly file: string) {
     super();
     this.validateVisitor();
@@ -82,6 +110,7 @@ export class CstToAst extends BaseVisitor implements C.ICstNodeVisitor<CstNode, 
   // ---- items ----
 
   module(ctx: C.ModuleCstChildren): Item[] {
+    this.problems = [];
     return (ctx.item ?? []).map((n) => this.sub(n, this.item)).filter(isPresent);
   }
 
@@ -240,7 +269,10 @@ export class CstToAst extends BaseVisitor implements C.ICstNodeVisitor<CstNode, 
   // ---- expressions ----
 
   expr(ctx: C.ExprCstChildren): Expr | undefined {
-    let value = this.sub(ctx.orExpr?.[0], this.orExpr);
+    const operands = allOrNothing((ctx.operand ?? []).map((n) => this.sub(n, this.unaryExpr)));
+    const ops = ctx.BinOp ?? [];
+    if (!operands || operands.length !== ops.length + 1) return undefined;
+    let value = this.climb(operands, ops);
     for (const callNode of ctx.callExpr ?? []) {
       const call = this.sub(callNode, this.callExpr);
       if (!value || !call) return undefined;
@@ -249,63 +281,57 @@ export class CstToAst extends BaseVisitor implements C.ICstNodeVisitor<CstNode, 
     return value;
   }
 
-  /** Left-associative chain `a op b op c`; operator tokens and operands alternate. */
-  private chain<N extends CstNode>(
-    operands: readonly N[] | undefined,
-    ops: readonly IToken[] | undefined,
-    visit: (children: N['children'], node: N) => Expr | undefined,
-  ): Expr | undefined {
-    const xs = allOrNothing((operands ?? []).map((n) => this.sub(n, visit)));
-    if (!xs || xs.length === 0 || xs.length !== (ops?.length ?? 0) + 1) return undefined;
-    let acc = xs[0];
-    for (let i = 1; i < xs.length && acc; i++) {
-      const right = xs[i];
-      const op = ops?.[i - 1];
-      if (!right || !op) return undefined;
-      acc = { kind: 'binary', op: op.image as BinaryOp, left: acc, right, loc: spanUnion(acc.loc, right.loc) };
-    }
-    return acc;
+  /**
+   * Precedence climbing over the flat chain `x0 op1 x1 op2 x2 ...`: binary operators are
+   * left-associative, except comparisons, which do not associate (`a < b < c` is an error).
+   */
+  private climb(operands: readonly Expr[], ops: readonly IToken[]): Expr | undefined {
+    let next = 0;
+    let opIdx = 0;
+    let ok = true;
+    const comparisons = new Set<Expr>(); // made in this chain, so not parenthesized
+    const parse = (minLevel: number): Expr | undefined => {
+      let left = operands[next++];
+      for (let op = ops[opIdx]; op !== undefined && left !== undefined; op = ops[opIdx]) {
+        const lvl = binaryLevel[op.image] ?? 0;
+        if (lvl < minLevel) break;
+        opIdx++;
+        const right = parse(lvl + 1);
+        if (right === undefined) return undefined;
+        if (lvl === CMP_LEVEL && comparisons.has(left)) {
+          this.problems.push({
+            token: op,
+            message: `comparisons do not chain: found '${op.image}' after a comparison; combine them with && or use parentheses`,
+          });
+          ok = false;
+        }
+        left = { kind: 'binary', op: op.image as BinaryOp, left, right, loc: spanUnion(left.loc, right.loc) };
+        if (lvl === CMP_LEVEL) comparisons.add(left);
+      }
+      return left;
+    };
+    const result = parse(0);
+    return ok ? result : undefined;
   }
 
-  orExpr(ctx: C.OrExprCstChildren): Expr | undefined {
-    return this.chain(ctx.operand, ctx.OrOr, this.andExpr);
-  }
-
-  andExpr(ctx: C.AndExprCstChildren): Expr | undefined {
-    return this.chain(ctx.operand, ctx.AndAnd, this.cmpExpr);
-  }
-
-  cmpExpr(ctx: C.CmpExprCstChildren): Expr | undefined {
-    return this.chain(ctx.operand, ctx.CmpOp, this.addExpr);
-  }
-
-  addExpr(ctx: C.AddExprCstChildren): Expr | undefined {
-    return this.chain(ctx.operand, ctx.AddOp, this.mulExpr);
-  }
-
-  mulExpr(ctx: C.MulExprCstChildren): Expr | undefined {
-    return this.chain(ctx.operand, ctx.MulOp, this.unaryExpr);
-  }
-
-  unaryExpr(ctx: C.UnaryExprCstChildren, node: CstNode): Expr | undefined {
-    if (ctx.postfixExpr) return this.sub(ctx.postfixExpr[0], this.postfixExpr);
-    const op = ctx.UnaryOp?.[0];
-    const operand = this.sub(ctx.unaryExpr?.[0], this.unaryExpr);
-    if (!op || !operand) return undefined;
-    return { kind: 'unary', op: op.image as UnaryOp, operand, loc: spanUnion(this.tokSpan(op), operand.loc) };
-  }
-
-  postfixExpr(ctx: C.PostfixExprCstChildren): Expr | undefined {
-    let target = this.sub(ctx.primary?.[0], this.primary);
+  unaryExpr(ctx: C.UnaryExprCstChildren): Expr | undefined {
+    let value = this.sub(ctx.primary?.[0], this.primary);
     const closers = ctx.RBracket ?? [];
     const lists = ctx.exprList ?? [];
     for (let i = 0; i < lists.length; i++) {
       const indices = this.sub(lists[i], this.exprList);
       const close = closers[i];
-      if (!target || !indices || !close || close.isInsertedInRecovery === true) return undefined;
-      target = { kind: 'index', target, indices, loc: spanUnion(target.loc, this.tokSpan(close)) };
+      if (!value || !indices || !close || close.isInsertedInRecovery === true) return undefined;
+      value = { kind: 'index', target: value, indices, loc: spanUnion(value.loc, this.tokSpan(close)) };
     }
-    return target;
+    // Prefix operators bind looser than indexing: apply the innermost (last) first.
+    const prefix = ctx.UnaryOp ?? [];
+    for (let i = prefix.length - 1; i >= 0 && value; i--) {
+      const op = prefix[i];
+      if (!op) return undefined;
+      value = { kind: 'unary', op: op.image as UnaryOp, operand: value, loc: spanUnion(this.tokSpan(op), value.loc) };
+    }
+    return value;
   }
 
   primary(ctx: C.PrimaryCstChildren): Expr | undefined {
@@ -324,7 +350,8 @@ export class CstToAst extends BaseVisitor implements C.ICstNodeVisitor<CstNode, 
     const dt = ctx.DType?.[0];
     if (dt) return { kind: 'name', name: dt.image, loc: this.tokSpan(dt) };
     if (ctx.nameOrCall) return this.sub(ctx.nameOrCall[0], this.nameOrCall);
-    if (ctx.parenExpr) return this.sub(ctx.parenExpr[0], this.parenExpr);
+    // Parentheses only group: the AST keeps the inner node (and its span) as is.
+    if (ctx.LParen) return ctx.RParen?.[0]?.isInsertedInRecovery === true ? undefined : this.sub(ctx.expr?.[0], this.expr);
     if (ctx.listExpr) return this.sub(ctx.listExpr[0], this.listExpr);
     if (ctx.gridExpr) return this.sub(ctx.gridExpr[0], this.gridExpr);
     return undefined;
@@ -358,11 +385,6 @@ export class CstToAst extends BaseVisitor implements C.ICstNodeVisitor<CstNode, 
     const name = this.ident(ctx.argName[0]);
     if (!name) return undefined;
     return { name, value, loc: spanUnion(name.loc, value.loc) };
-  }
-
-  parenExpr(ctx: C.ParenExprCstChildren): Expr | undefined {
-    // Parentheses only group: the AST keeps the inner node (and its span) as is.
-    return this.sub(ctx.expr?.[0], this.expr);
   }
 
   listExpr(ctx: C.ListExprCstChildren, node: CstNode): Expr | undefined {

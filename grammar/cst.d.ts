@@ -254,59 +254,10 @@ export interface ExprCstNode extends CstNode {
 }
 
 export type ExprCstChildren = {
-  orExpr: OrExprCstNode[];
+  operand: (UnaryExprCstNode)[];
+  BinOp?: IToken[];
   Pipe?: IToken[];
   callExpr?: CallExprCstNode[];
-};
-
-export interface OrExprCstNode extends CstNode {
-  name: "orExpr";
-  children: OrExprCstChildren;
-}
-
-export type OrExprCstChildren = {
-  operand: (AndExprCstNode)[];
-  OrOr?: IToken[];
-};
-
-export interface AndExprCstNode extends CstNode {
-  name: "andExpr";
-  children: AndExprCstChildren;
-}
-
-export type AndExprCstChildren = {
-  operand: (CmpExprCstNode)[];
-  AndAnd?: IToken[];
-};
-
-export interface CmpExprCstNode extends CstNode {
-  name: "cmpExpr";
-  children: CmpExprCstChildren;
-}
-
-export type CmpExprCstChildren = {
-  operand: (AddExprCstNode)[];
-  CmpOp?: IToken[];
-};
-
-export interface AddExprCstNode extends CstNode {
-  name: "addExpr";
-  children: AddExprCstChildren;
-}
-
-export type AddExprCstChildren = {
-  operand: (MulExprCstNode)[];
-  AddOp?: IToken[];
-};
-
-export interface MulExprCstNode extends CstNode {
-  name: "mulExpr";
-  children: MulExprCstChildren;
-}
-
-export type MulExprCstChildren = {
-  operand: (UnaryExprCstNode)[];
-  MulOp?: IToken[];
 };
 
 export interface UnaryExprCstNode extends CstNode {
@@ -316,16 +267,6 @@ export interface UnaryExprCstNode extends CstNode {
 
 export type UnaryExprCstChildren = {
   UnaryOp?: IToken[];
-  unaryExpr?: UnaryExprCstNode[];
-  postfixExpr?: PostfixExprCstNode[];
-};
-
-export interface PostfixExprCstNode extends CstNode {
-  name: "postfixExpr";
-  children: PostfixExprCstChildren;
-}
-
-export type PostfixExprCstChildren = {
   primary: PrimaryCstNode[];
   LBracket?: IToken[];
   exprList?: ExprListCstNode[];
@@ -342,7 +283,9 @@ export type PrimaryCstChildren = {
   StringLit?: IToken[];
   nameOrCall?: NameOrCallCstNode[];
   DType?: IToken[];
-  parenExpr?: ParenExprCstNode[];
+  LParen?: IToken[];
+  expr?: ExprCstNode[];
+  RParen?: IToken[];
   listExpr?: ListExprCstNode[];
   gridExpr?: GridExprCstNode[];
 };
@@ -388,17 +331,6 @@ export type ArgCstChildren = {
   argName?: IToken[];
   Eq?: IToken[];
   expr: ExprCstNode[];
-};
-
-export interface ParenExprCstNode extends CstNode {
-  name: "parenExpr";
-  children: ParenExprCstChildren;
-}
-
-export type ParenExprCstChildren = {
-  LParen: IToken[];
-  expr: ExprCstNode[];
-  RParen: IToken[];
 };
 
 export interface ListExprCstNode extends CstNode {
@@ -452,19 +384,12 @@ export interface ICstNodeVisitor<IN, OUT> extends ICstVisitor<IN, OUT> {
   returnStmt(children: ReturnStmtCstChildren, param?: IN): OUT;
   exprList(children: ExprListCstChildren, param?: IN): OUT;
   expr(children: ExprCstChildren, param?: IN): OUT;
-  orExpr(children: OrExprCstChildren, param?: IN): OUT;
-  andExpr(children: AndExprCstChildren, param?: IN): OUT;
-  cmpExpr(children: CmpExprCstChildren, param?: IN): OUT;
-  addExpr(children: AddExprCstChildren, param?: IN): OUT;
-  mulExpr(children: MulExprCstChildren, param?: IN): OUT;
   unaryExpr(children: UnaryExprCstChildren, param?: IN): OUT;
-  postfixExpr(children: PostfixExprCstChildren, param?: IN): OUT;
   primary(children: PrimaryCstChildren, param?: IN): OUT;
   nameOrCall(children: NameOrCallCstChildren, param?: IN): OUT;
   callExpr(children: CallExprCstChildren, param?: IN): OUT;
   callArgs(children: CallArgsCstChildren, param?: IN): OUT;
   arg(children: ArgCstChildren, param?: IN): OUT;
-  parenExpr(children: ParenExprCstChildren, param?: IN): OUT;
   listExpr(children: ListExprCstChildren, param?: IN): OUT;
   gridExpr(children: GridExprCstChildren, param?: IN): OUT;
 }

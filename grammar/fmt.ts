@@ -2,6 +2,7 @@
 // statement per line, minimal parentheses that keep the tree exactly, comments re-attached by
 // line. parse(fmt(x)) equals parse(x) without locations, and fmt is idempotent (tested).
 import type { Arg, Comment, Expr, Item, Module, Stmt, TensorTypeExpr, TypeExpr } from './ast.js';
+import { binaryLevel } from './cst-to-ast.js';
 
 // Binding strength, loosest first (DEVELOPERS.md). A grid's body extends as far right as it
 // can, so a grid anywhere but a whole-expression slot is parenthesized (level 0).
@@ -9,22 +10,6 @@ const PIPE = 1;
 const CMP = 4;
 const UNARY = 7;
 const POSTFIX = 8;
-const binaryLevel: Readonly<Record<string, number>> = {
-  '||': 2,
-  '&&': 3,
-  '==': CMP,
-  '!=': CMP,
-  '<': CMP,
-  '<=': CMP,
-  '>': CMP,
-  '>=': CMP,
-  '+': 5,
-  '-': 5,
-  '*': 6,
-  '/': 6,
-  '%': 6,
-  '@': 6,
-};
 
 function level(e: Expr): number {
   switch (e.kind) {

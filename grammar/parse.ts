@@ -1,7 +1,7 @@
 // parseTfx: source text -> AST (grammar/ast.ts), the entry point of the front end.
 // Lexing (tokens.ts), parsing (parser.ts, with recovery) and the CST visitor (cst-to-ast.ts);
 // every lexical and syntax mistake becomes a TFC00x diagnostic and parsing goes on.
-import { EOF, type ILexingError, type IRecognitionException, type IToken, type TokenType } from 'chevrotain';
+import { createTokenInstance, EOF, type ILexingError, type IRecognitionException, type IToken, type TokenType } from 'chevrotain';
 import type { Comment, Module } from './ast.js';
 import { CstToAst } from './cst-to-ast.js';
 import type { ModuleCstChildren } from './cst.js';
@@ -51,16 +51,30 @@ function isRealToken(tok: IToken | undefined): tok is IToken {
   return tok !== undefined && tok.tokenType !== EOF && !Number.isNaN(tok.startOffset);
 }
 
-function reportLexErrors(file: string, text: string, errors: readonly ILexingError[], sink: DiagnosticSink): void {
-  for (const e of errors) {
+/** Reports TFC001 for each run of rejected characters; returns BadChar tokens standing in for them. */
+function reportLexErrors(file: string, text: string, errors: readonly ILexingError[], sink: DiagnosticSink): IToken[] {
+  return errors.map((e) => {
     const line = e.line ?? 1;
     const col = e.column ?? 1;
     const chunk = text.slice(e.offset, e.offset + e.length);
     const firstLine = chunk.split(/\r?\n/)[0] ?? chunk;
-    sink.report(
-      diag('TFC001', { file, line, col, endLine: line, endCol: col + Math.max(1, firstLine.length) - 1 }, e.message),
-    );
+    const endCol = col + Math.max(1, firstLine.length) - 1;
+    sink.report(diag('TFC001', { file, line, col, endLine: line, endCol }, e.message));
+    return createTokenInstance(t.BadChar, chunk, e.offset, e.offset + e.length - 1, line, line, col, endCol);
+  });
+}
+
+/** Merges two offset-sorted token lists. */
+function mergeTokens(a: readonly IToken[], b: readonly IToken[]): IToken[] {
+  if (b.length === 0) return [...a];
+  const out: IToken[] = [];
+  let j = 0;
+  for (const tok of a) {
+    while (j < b.length && (b[j]?.startOffset ?? Infinity) < tok.startOffset) out.push(b[j++] as IToken);
+    out.push(tok);
   }
+  while (j < b.length) out.push(b[j++] as IToken);
+  return out;
 }
 
 /** Checks what the lexer let through so parsing can go on: malformed numbers and strings. */
@@ -120,6 +134,8 @@ function reportParseErrors(
   sink: DiagnosticSink,
 ): void {
   errors.forEach((e, i) => {
+    // A rejected character was reported by the lexer already (TFC001).
+    if (e.token.tokenType === t.BadChar) return;
     const insertedType = inserted.get(i);
     const previous = (e as { previousToken?: IToken }).previousToken;
     if (insertedType !== undefined && isRealToken(e.token)) {
@@ -150,22 +166,25 @@ export function parseTfx(text: string, file: string, sink: DiagnosticSink): Modu
     text: tok.image.replace(/\s+$/, ''),
     loc: tokSpan(file, tok),
   }));
-  reportLexErrors(file, text, lexed.errors, sink);
+  const badChars = reportLexErrors(file, text, lexed.errors, sink);
   reportTokenProblems(file, lexed.tokens, sink);
+  const tokens = mergeTokens(lexed.tokens, badChars);
 
-  const tooDeep = findTooDeep(lexed.tokens);
+  const tooDeep = findTooDeep(tokens);
   if (tooDeep !== undefined) {
     sink.report(diag('TFC006', tokSpan(file, tooDeep), `expression nested too deeply (more than ${maxNesting} levels)`));
     return { file, items: [], comments };
   }
 
-  tfxParser.input = lexed.tokens;
+  tfxParser.input = tokens;
   let items: Module['items'] = [];
   const errorsBefore = sink.errorCount;
   try {
     const cst = tfxParser.module();
-    reportParseErrors(file, tfxParser.errors, tfxParser.insertedTokens, lexed.tokens[lexed.tokens.length - 1], sink);
-    items = visitorFor(file).module(cst.children as ModuleCstChildren);
+    reportParseErrors(file, tfxParser.errors, tfxParser.insertedTokens, tokens[tokens.length - 1], sink);
+    const visitor = visitorFor(file);
+    items = visitor.module(cst.children as ModuleCstChildren);
+    for (const p of visitor.problems) sink.report(diag('TFC003', tokSpan(file, p.token), p.message));
   } catch (e) {
     // Depth is bounded above, so this is a last line of defence, never the normal path.
     if (e instanceof RangeError) {

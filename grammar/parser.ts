@@ -30,12 +30,7 @@ function found(tok: IToken | undefined): string {
 }
 
 /** Rules where a closing bracket ends a comma-separated list. */
-const listRules: ReadonlySet<string> = new Set(['callArgs', 'fnItem', 'results', 'tensorType', 'postfixExpr', 'listExpr', 'gridExpr']);
-
-/** A comparison operator is only ever unexpected right after a comparison: `a < b < c`. */
-function chainedComparison(tok: IToken): string {
-  return `comparisons do not chain: found '${tok.image}' after a comparison; combine them with && or use parentheses`;
-}
+const listRules: ReadonlySet<string> = new Set(['callArgs', 'fnItem', 'results', 'tensorType', 'unaryExpr', 'listExpr', 'gridExpr']);
 
 /** Whether `tok` is the first token on its line (statements and items begin lines). */
 function startsLine(tok: IToken, prev: IToken): boolean {
@@ -68,7 +63,6 @@ function alternativesLabel(paths: readonly (readonly TokenType[])[]): string {
 /** Builds `expected X but found 'Y'`; parse.ts picks the diagnostic code (TFC003 or TFC005). */
 export const tfxParserMessages: IParserErrorMessageProvider = {
   buildMismatchTokenMessage({ expected, actual, ruleName }) {
-    if (tokenMatcher(actual, t.CmpOp)) return chainedComparison(actual);
     const what =
       expected === t.RCurly && ruleName === 'block'
         ? "a statement or '}'"
@@ -83,7 +77,6 @@ export const tfxParserMessages: IParserErrorMessageProvider = {
     return `expected ${ruleWords['item'] ?? ''} but found ${found(firstRedundant)}`;
   },
   buildNoViableAltMessage({ expectedPathsPerAlt, actual, ruleName }) {
-    if (actual[0] !== undefined && tokenMatcher(actual[0], t.CmpOp)) return chainedComparison(actual[0]);
     const what = ruleWords[ruleName] ?? alternativesLabel(expectedPathsPerAlt.flat());
     return `expected ${what} but found ${found(actual[0])}`;
   },
@@ -337,71 +330,27 @@ export class TfxParser extends CstParser {
     this.AT_LEAST_ONE_SEP({ SEP: t.Comma, DEF: () => this.SUBRULE(this.expr) });
   });
 
-  // Expressions, loosest first: |>, ||, &&, comparisons (non-associative), + -, * / % @,
-  // unary - !, postfix index; calls and grid are primaries.
+  // Expressions. Binary operators are parsed as one flat chain and given their precedence in
+  // cst-to-ast.ts (precedence climbing): one rule per nesting level instead of one per
+  // precedence level keeps deep nesting far from the stack limit. Loosest first: |>, ||, &&,
+  // comparisons, + -, * / % @, prefix - !, postfix index; calls, lists and grid are primaries.
   expr = this.RULE('expr', () => {
-    this.SUBRULE(this.orExpr);
+    this.SUBRULE(this.unaryExpr, { LABEL: 'operand' });
     this.MANY(() => {
+      this.CONSUME(t.BinOp);
+      this.SUBRULE2(this.unaryExpr, { LABEL: 'operand' });
+    });
+    this.MANY2(() => {
       this.CONSUME(t.Pipe);
       this.SUBRULE(this.callExpr);
     });
   });
 
-  orExpr = this.RULE('orExpr', () => {
-    this.SUBRULE(this.andExpr, { LABEL: 'operand' });
-    this.MANY(() => {
-      this.CONSUME(t.OrOr);
-      this.SUBRULE2(this.andExpr, { LABEL: 'operand' });
-    });
-  });
-
-  andExpr = this.RULE('andExpr', () => {
-    this.SUBRULE(this.cmpExpr, { LABEL: 'operand' });
-    this.MANY(() => {
-      this.CONSUME(t.AndAnd);
-      this.SUBRULE2(this.cmpExpr, { LABEL: 'operand' });
-    });
-  });
-
-  cmpExpr = this.RULE('cmpExpr', () => {
-    this.SUBRULE(this.addExpr, { LABEL: 'operand' });
-    this.OPTION(() => {
-      this.CONSUME(t.CmpOp);
-      this.SUBRULE2(this.addExpr, { LABEL: 'operand' });
-    });
-  });
-
-  addExpr = this.RULE('addExpr', () => {
-    this.SUBRULE(this.mulExpr, { LABEL: 'operand' });
-    this.MANY(() => {
-      this.CONSUME(t.AddOp);
-      this.SUBRULE2(this.mulExpr, { LABEL: 'operand' });
-    });
-  });
-
-  mulExpr = this.RULE('mulExpr', () => {
-    this.SUBRULE(this.unaryExpr, { LABEL: 'operand' });
-    this.MANY(() => {
-      this.CONSUME(t.MulOp);
-      this.SUBRULE2(this.unaryExpr, { LABEL: 'operand' });
-    });
-  });
-
+  /** Prefix operators, a primary, then index suffixes (`-x[0]` is `-(x[0])`). */
   unaryExpr = this.RULE('unaryExpr', () => {
-    this.OR([
-      {
-        ALT: () => {
-          this.CONSUME(t.UnaryOp);
-          this.SUBRULE(this.unaryExpr);
-        },
-      },
-      { ALT: () => this.SUBRULE(this.postfixExpr) },
-    ]);
-  });
-
-  postfixExpr = this.RULE('postfixExpr', () => {
+    this.MANY(() => this.CONSUME(t.UnaryOp));
     this.SUBRULE(this.primary);
-    this.MANY(() => {
+    this.MANY2(() => {
       this.CONSUME(t.LBracket);
       this.SUBRULE(this.exprList);
       this.CONSUME(t.RBracket);
@@ -414,7 +363,13 @@ export class TfxParser extends CstParser {
       { ALT: () => this.CONSUME(t.StringLit) },
       { ALT: () => this.SUBRULE(this.nameOrCall) },
       { ALT: () => this.CONSUME(t.DType) },
-      { ALT: () => this.SUBRULE(this.parenExpr) },
+      {
+        ALT: () => {
+          this.CONSUME(t.LParen);
+          this.SUBRULE(this.expr);
+          this.CONSUME(t.RParen);
+        },
+      },
       { ALT: () => this.SUBRULE(this.listExpr) },
       { ALT: () => this.SUBRULE(this.gridExpr) },
     ]);
@@ -443,12 +398,6 @@ export class TfxParser extends CstParser {
       this.CONSUME(t.Eq);
     });
     this.SUBRULE(this.expr);
-  });
-
-  parenExpr = this.RULE('parenExpr', () => {
-    this.CONSUME(t.LParen);
-    this.SUBRULE(this.expr);
-    this.CONSUME(t.RParen);
   });
 
   listExpr = this.RULE('listExpr', () => {

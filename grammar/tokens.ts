@@ -6,6 +6,12 @@ import { createToken, Lexer, type ILexerErrorMessageProvider, type TokenType } f
 export const WhiteSpace = createToken({ name: 'WhiteSpace', pattern: /[ \t\r\n]+/, group: Lexer.SKIPPED });
 export const Comment = createToken({ name: 'Comment', pattern: /#[^\n\r]*/, group: 'comments' });
 
+/**
+ * Stands in for characters the lexer rejected (TFC001), so the parser sees that something is
+ * there, and recovers past it, instead of joining its neighbours into a different statement.
+ */
+export const BadChar = createToken({ name: 'BadChar', pattern: Lexer.NA });
+
 export const Ident = createToken({ name: 'Ident', pattern: /[A-Za-z_][A-Za-z0-9_]*/ });
 
 function keyword(name: string, word: string, categories: TokenType[] = []): TokenType {
@@ -56,29 +62,29 @@ export const UnterminatedString = createToken({
 });
 
 // Punctuation: longer spellings before their prefixes.
+/** Every binary operator but |>: the parser reads them as one chain (see parser.ts). */
+export const BinOp = createToken({ name: 'BinOp', pattern: Lexer.NA });
 export const Pipe = createToken({ name: 'Pipe', pattern: /\|>/ });
-export const OrOr = createToken({ name: 'OrOr', pattern: /\|\|/ });
-export const AndAnd = createToken({ name: 'AndAnd', pattern: /&&/ });
+export const OrOr = createToken({ name: 'OrOr', pattern: /\|\|/, categories: [BinOp] });
+export const AndAnd = createToken({ name: 'AndAnd', pattern: /&&/, categories: [BinOp] });
 export const CmpOp = createToken({ name: 'CmpOp', pattern: Lexer.NA });
-export const EqEq = createToken({ name: 'EqEq', pattern: /==/, categories: [CmpOp] });
-export const NotEq = createToken({ name: 'NotEq', pattern: /!=/, categories: [CmpOp] });
-export const LtEq = createToken({ name: 'LtEq', pattern: /<=/, categories: [CmpOp] });
-export const GtEq = createToken({ name: 'GtEq', pattern: />=/, categories: [CmpOp] });
-export const Lt = createToken({ name: 'Lt', pattern: /</, categories: [CmpOp] });
-export const Gt = createToken({ name: 'Gt', pattern: />/, categories: [CmpOp] });
+export const EqEq = createToken({ name: 'EqEq', pattern: /==/, categories: [CmpOp, BinOp] });
+export const NotEq = createToken({ name: 'NotEq', pattern: /!=/, categories: [CmpOp, BinOp] });
+export const LtEq = createToken({ name: 'LtEq', pattern: /<=/, categories: [CmpOp, BinOp] });
+export const GtEq = createToken({ name: 'GtEq', pattern: />=/, categories: [CmpOp, BinOp] });
+export const Lt = createToken({ name: 'Lt', pattern: /</, categories: [CmpOp, BinOp] });
+export const Gt = createToken({ name: 'Gt', pattern: />/, categories: [CmpOp, BinOp] });
 export const FatArrow = createToken({ name: 'FatArrow', pattern: /=>/ });
 export const Arrow = createToken({ name: 'Arrow', pattern: /->/ });
 export const Eq = createToken({ name: 'Eq', pattern: /=/ });
-export const AddOp = createToken({ name: 'AddOp', pattern: Lexer.NA });
-export const MulOp = createToken({ name: 'MulOp', pattern: Lexer.NA });
 export const UnaryOp = createToken({ name: 'UnaryOp', pattern: Lexer.NA });
 export const Bang = createToken({ name: 'Bang', pattern: /!/, categories: [UnaryOp] });
-export const Plus = createToken({ name: 'Plus', pattern: /\+/, categories: [AddOp] });
-export const Minus = createToken({ name: 'Minus', pattern: /-/, categories: [AddOp, UnaryOp] });
-export const Star = createToken({ name: 'Star', pattern: /\*/, categories: [MulOp] });
-export const Slash = createToken({ name: 'Slash', pattern: /\//, categories: [MulOp] });
-export const Percent = createToken({ name: 'Percent', pattern: /%/, categories: [MulOp] });
-export const At = createToken({ name: 'At', pattern: /@/, categories: [MulOp] });
+export const Plus = createToken({ name: 'Plus', pattern: /\+/, categories: [BinOp] });
+export const Minus = createToken({ name: 'Minus', pattern: /-/, categories: [UnaryOp, BinOp] });
+export const Star = createToken({ name: 'Star', pattern: /\*/, categories: [BinOp] });
+export const Slash = createToken({ name: 'Slash', pattern: /\//, categories: [BinOp] });
+export const Percent = createToken({ name: 'Percent', pattern: /%/, categories: [BinOp] });
+export const At = createToken({ name: 'At', pattern: /@/, categories: [BinOp] });
 export const DotDot = createToken({ name: 'DotDot', pattern: /\.\./ });
 export const Comma = createToken({ name: 'Comma', pattern: /,/ });
 export const Colon = createToken({ name: 'Colon', pattern: /:/ });
@@ -94,11 +100,11 @@ export const allTokens: TokenType[] = [
   WhiteSpace,
   Comment,
   // categories (no pattern) are listed so the parser knows them
+  BadChar,
   DeclKw,
   DType,
+  BinOp,
   CmpOp,
-  AddOp,
-  MulOp,
   UnaryOp,
   Config,
   Dims,
@@ -160,10 +166,10 @@ const tokenWords: Readonly<Record<string, string>> = {
   UnterminatedString: 'a string',
   DType: 'a dtype (f32, f16, bf16, i32, bool)',
   DeclKw: "'weight', 'input' or 'output'",
+  BinOp: 'an operator',
   CmpOp: 'a comparison',
-  AddOp: "'+' or '-'",
-  MulOp: "'*', '/', '%' or '@'",
   UnaryOp: "'-' or '!'",
+  BadChar: 'an unexpected character',
   EOF: 'the end of the input',
 };
 
@@ -189,7 +195,7 @@ const lexerMessages: ILexerErrorMessageProvider = {
 /** One lexer for the process, like the parser (construction validates every pattern). */
 export const tfxLexer = new Lexer(allTokens, {
   positionTracking: 'full',
-  ensureOptimizations: false,
+  ensureOptimizations: true,
   errorMessageProvider: lexerMessages,
 });
 
