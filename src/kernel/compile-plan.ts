@@ -1,0 +1,135 @@
+// Graph -> Plan (manifest.json): lowers to kernels, prints WGSL per kernel, shares identical
+// kernels (same source, grid and workgroup: one pipeline), assigns buffers (inputs, weights,
+// outputs, temps; a reshape is a view sharing its source's buffer) and their live ranges.
+import type { Graph } from '../graph/ir.js';
+import { printWgsl, uniformBinding } from '../../codegen/wgsl/print.js';
+import { type Kernel, kernelFeatures } from './ir.js';
+import { lowerToKernels } from './lower.js';
+import type { BufferKind, Plan, PlanBinding, PlanBuffer, PlanKernel } from './plan.js';
+import { type Schedule, type TargetLimits, chooseSchedule, lavapipeLimits } from './schedule.js';
+import { dimToSize, shapeElements } from './to-size.js';
+
+export interface CompileOptions {
+  readonly target?: TargetLimits;
+  /** Forces a schedule (tests, `tfc tune`); default: chosen from the target's limits. */
+  readonly schedule?: Schedule;
+}
+
+export function compilePlan(g: Graph, opts: CompileOptions = {}): Plan {
+  const target = opts.target ?? lavapipeLimits;
+  const program = lowerToKernels(g, target, opts.schedule ?? chooseSchedule(target));
+  const storageOf = (id: number): number => {
+    const s = program.storage.get(id);
+    if (s === undefined || s === 'folded') throw new Error(`internal: graph value %${id} has no buffer`);
+    return s;
+  };
+
+  // Buffers: inputs and weights in graph order, then the rest in the order kernels write them.
+  interface Draft {
+    id: number;
+    kind: BufferKind;
+    name?: string;
+    node: number;
+    shapeOf: number; // node whose shape the buffer reports
+    firstUse: number;
+    lastUse: number;
+  }
+  const drafts = new Map<number, Draft>(); // storage node id -> draft
+  const order: Draft[] = [];
+  const draftFor = (storageNode: number): Draft => {
+    let d = drafts.get(storageNode);
+    if (d === undefined) {
+      const node = g.nodes[storageNode];
+      const kind: BufferKind = node?.op === 'input' ? 'input' : node?.op === 'weight' ? 'weight' : 'temp';
+      d = { id: order.length, kind, node: storageNode, shapeOf: storageNode, firstUse: -1, lastUse: -1 };
+      if ((kind === 'input' || kind === 'weight') && node !== undefined) {
+        const a = node.attrs['name'];
+        if (a !== undefined && a.kind === 'str') d.name = a.value;
+      }
+      drafts.set(storageNode, d);
+      order.push(d);
+    }
+    return d;
+  };
+  for (const n of g.nodes) if (n.op === 'input' || n.op === 'weight') draftFor(n.id);
+
+  // Kernels deduplicated by source (headerless), grid and workgroup size.
+  const byKey = new Map<string, { first: Kernel; locs: string[] }>();
+  const kernelOrder: string[] = [];
+  const steps: Plan['steps'][number][] = [];
+  program.kernels.forEach((k, step) => {
+    const key = `${printWgsl(k, { header: false })}\n${JSON.stringify(k.grid)}\n${k.workgroupSize.join(',')}`;
+    let entry = byKey.get(key);
+    if (entry === undefined) {
+      entry = { first: k, locs: [] };
+      byKey.set(key, entry);
+      kernelOrder.push(key);
+    }
+    for (const l of k.locs) if (!entry.locs.includes(l)) entry.locs.push(l);
+    const bindings: PlanBinding[] = k.buffers.map((b) => {
+      const value = k.bindings[b.slot];
+      if (value === undefined) throw new Error(`internal: kernel ${k.name} slot ${b.slot} unbound`);
+      const d = draftFor(storageOf(value));
+      if (b.access === 'read_write' && d.firstUse < 0) d.firstUse = step;
+      if (d.firstUse < 0) d.firstUse = 0; // inputs and weights: uploaded before the first step
+      d.lastUse = Math.max(d.lastUse, step);
+      return { binding: b.slot, buffer: d.id, access: b.access };
+    });
+    steps.push({ kernel: entry.first.name, bindings, locs: k.locs });
+  });
+
+  const lastStep = Math.max(steps.length - 1, 0);
+  const outputs = g.outputs.map((o) => {
+    const d = draftFor(storageOf(o.value));
+    if (d.kind === 'temp') {
+      d.kind = 'output';
+      d.name = o.name;
+      d.shapeOf = o.value;
+    }
+    if (d.firstUse < 0) d.firstUse = 0;
+    d.lastUse = lastStep; // kept until read back
+    return { name: o.name, buffer: d.id };
+  });
+
+  const buffers: PlanBuffer[] = order.map((d) => {
+    const shape = g.nodes[d.shapeOf]?.type.shape ?? [];
+    const dtype = g.nodes[d.node]?.type.dtype ?? 'f32';
+    const base = {
+      id: d.id,
+      kind: d.kind,
+      dtype,
+      elements: shapeElements(shape),
+      shape: shape.map(dimToSize),
+      firstUse: Math.max(d.firstUse, 0),
+      lastUse: Math.max(d.lastUse, d.firstUse, 0),
+    };
+    return d.name === undefined ? base : { ...base, name: d.name };
+  });
+
+  const kernels: PlanKernel[] = kernelOrder.map((key) => {
+    const entry = byKey.get(key);
+    if (entry === undefined) throw new Error('internal: lost kernel');
+    const k: Kernel = { ...entry.first, locs: entry.locs };
+    const f = kernelFeatures(k);
+    const features: ('subgroups' | 'shader-f16')[] = [];
+    if (f.usesSubgroups) features.push('subgroups');
+    if (f.usesF16) features.push('shader-f16');
+    return {
+      name: k.name,
+      entryPoint: 'main',
+      workgroupSize: k.workgroupSize,
+      grid: k.grid,
+      uniforms: k.uniforms,
+      uniformBinding: uniformBinding(k),
+      slots: k.buffers.map((b) => ({ binding: b.slot, access: b.access, role: b.role })),
+      bytesRead: k.traffic.bytesRead,
+      bytesWritten: k.traffic.bytesWritten,
+      flops: k.traffic.flops,
+      features,
+      source: { wgsl: printWgsl(k) },
+      locs: k.locs,
+    };
+  });
+
+  return { model: g.name, dims: g.dims, buffers, steps, kernels, outputs };
+}

@@ -1,0 +1,181 @@
+// The kernel IR verifier: buffer access modes respected, barriers and subgroup operations only
+// in workgroup-uniform control flow, workgroup memory and threads within the target's limits,
+// every name declared (and so initialized: let/var always carry an initializer) before use.
+import { type Expr, type Kernel, type KernelProgram, type Stmt, assertNever } from './ir.js';
+import type { TargetLimits } from './schedule.js';
+
+export function verifyKernel(k: Kernel, target: TargetLimits): string[] {
+  const errors: string[] = [];
+  const err = (m: string): void => void errors.push(`${k.name}: ${m}`);
+  const sharedBytes = k.shared.reduce((s, a) => s + a.length * (a.type === 'f16' ? 2 : 4), 0);
+  if (sharedBytes > target.maxWorkgroupStorageBytes) {
+    err(`workgroup memory ${sharedBytes} B exceeds the target's ${target.maxWorkgroupStorageBytes} B`);
+  }
+  const threads = k.workgroupSize[0] * k.workgroupSize[1] * k.workgroupSize[2];
+  if (threads > target.maxInvocationsPerWorkgroup) err(`${threads} threads exceed the target's ${target.maxInvocationsPerWorkgroup}`);
+  k.buffers.forEach((b, i) => {
+    if (b.slot !== i) err(`buffer ${b.role} has slot ${b.slot}, expected ${i}`);
+    if (b.type === 'bool') err(`buffer ${b.role} stores bool (use u32)`);
+  });
+  if (k.bindings.length !== k.buffers.length) err(`${k.bindings.length} bindings for ${k.buffers.length} buffers`);
+
+  const usedSlots = new Set<number>();
+  const declared = new Map<string, 'let' | 'var' | 'array'>();
+  for (const a of k.shared) declared.set(a.name, 'array');
+  const uniformNames = new Set<string>(); // names whose value is the same in every thread of a workgroup
+
+  const isUniform = (e: Expr): boolean => {
+    switch (e.kind) {
+      case 'lit':
+      case 'uniform':
+        return true;
+      case 'builtin':
+        return e.id === 'workgroup_id' || e.id === 'subgroup_size';
+      case 'var':
+        return uniformNames.has(e.name);
+      case 'load':
+      case 'array_load':
+      case 'subgroup':
+        return false;
+      case 'unary':
+      case 'cast':
+        return isUniform(e.arg);
+      case 'binary':
+        return isUniform(e.a) && isUniform(e.b);
+      case 'call':
+        return e.args.every(isUniform);
+      case 'select':
+        return isUniform(e.cond) && isUniform(e.ifTrue) && isUniform(e.ifFalse);
+      default:
+        return assertNever(e);
+    }
+  };
+
+  const checkExpr = (e: Expr, uniformFlow: boolean): void => {
+    switch (e.kind) {
+      case 'lit':
+      case 'builtin':
+        return;
+      case 'uniform':
+        if (!k.uniforms.includes(e.dim)) err(`reads dim ${e.dim} not listed in uniforms`);
+        return;
+      case 'var':
+        if (!declared.has(e.name)) err(`reads ${e.name} before its declaration`);
+        return;
+      case 'load':
+        if (k.buffers[e.slot] === undefined) err(`loads from missing slot ${e.slot}`);
+        usedSlots.add(e.slot);
+        return checkExpr(e.index, uniformFlow);
+      case 'array_load':
+        if (declared.get(e.array) !== 'array') err(`loads from ${e.array}, which is not an array`);
+        return checkExpr(e.index, uniformFlow);
+      case 'unary':
+      case 'cast':
+        return checkExpr(e.arg, uniformFlow);
+      case 'subgroup':
+        if (!uniformFlow) err(`subgroup ${e.op} in non-uniform control flow`);
+        return checkExpr(e.arg, uniformFlow);
+      case 'binary':
+        checkExpr(e.a, uniformFlow);
+        return checkExpr(e.b, uniformFlow);
+      case 'call':
+        return e.args.forEach((a) => checkExpr(a, uniformFlow));
+      case 'select':
+        checkExpr(e.cond, uniformFlow);
+        checkExpr(e.ifTrue, uniformFlow);
+        return checkExpr(e.ifFalse, uniformFlow);
+      default:
+        assertNever(e);
+    }
+  };
+
+  const nonUniformVars = new Set<string>();
+  const walk = (stmts: readonly Stmt[], uniformFlow: boolean): void => {
+    for (const s of stmts) {
+      switch (s.kind) {
+        case 'let':
+        case 'var':
+          checkExpr(s.init, uniformFlow);
+          if (declared.has(s.name)) err(`${s.name} declared twice`);
+          declared.set(s.name, s.kind);
+          if (uniformFlow && isUniform(s.init) && !nonUniformVars.has(s.name)) uniformNames.add(s.name);
+          break;
+        case 'private_array':
+          checkExpr(s.init, uniformFlow);
+          declared.set(s.name, 'array');
+          break;
+        case 'assign':
+          checkExpr(s.value, uniformFlow);
+          if (declared.get(s.name) !== 'var') err(`assigns ${s.name}, which is not a declared var`);
+          if (!uniformFlow || !isUniform(s.value)) {
+            nonUniformVars.add(s.name);
+            uniformNames.delete(s.name);
+          }
+          break;
+        case 'store': {
+          const b = k.buffers[s.slot];
+          if (b === undefined) err(`stores to missing slot ${s.slot}`);
+          else if (b.access === 'read') err(`stores to read-only buffer ${b.role}`);
+          usedSlots.add(s.slot);
+          checkExpr(s.index, uniformFlow);
+          checkExpr(s.value, uniformFlow);
+          break;
+        }
+        case 'array_store':
+          if (declared.get(s.array) !== 'array') err(`stores to ${s.array}, which is not an array`);
+          checkExpr(s.index, uniformFlow);
+          checkExpr(s.value, uniformFlow);
+          break;
+        case 'for': {
+          checkExpr(s.start, uniformFlow);
+          checkExpr(s.end, uniformFlow);
+          checkExpr(s.step, uniformFlow);
+          const u = uniformFlow && isUniform(s.start) && isUniform(s.end) && isUniform(s.step);
+          declared.set(s.var, 'let');
+          if (u) uniformNames.add(s.var);
+          walk(s.body, u);
+          break;
+        }
+        case 'if': {
+          checkExpr(s.cond, uniformFlow);
+          const u = uniformFlow && isUniform(s.cond);
+          walk(s.then, u);
+          walk(s.else, u);
+          break;
+        }
+        case 'barrier':
+          if (!uniformFlow) err('barrier in non-uniform control flow');
+          break;
+        case 'comment':
+          break;
+        default:
+          assertNever(s);
+      }
+    }
+  };
+  // Two passes: the first finds vars assigned non-uniformly anywhere (e.g. later in a loop).
+  walk(k.body, true);
+  const firstErrors = errors.length;
+  declared.clear();
+  for (const a of k.shared) declared.set(a.name, 'array');
+  uniformNames.clear();
+  usedSlots.clear();
+  errors.length = 0;
+  void firstErrors;
+  walk(k.body, true);
+  k.buffers.forEach((b) => {
+    if (!usedSlots.has(b.slot)) err(`buffer ${b.role} (slot ${b.slot}) is never used`);
+  });
+  return errors;
+}
+
+export function verifyKernels(p: KernelProgram, target: TargetLimits): string[] {
+  const names = new Set<string>();
+  const errors: string[] = [];
+  for (const k of p.kernels) {
+    if (names.has(k.name)) errors.push(`kernel name ${k.name} is not unique`);
+    names.add(k.name);
+    errors.push(...verifyKernel(k, target));
+  }
+  return errors;
+}
