@@ -438,6 +438,9 @@ export class GraphBuilder {
       if (idx.length !== 1 || i0 === undefined || e0 === undefined) {
         return this.error('TFC110', e.loc, `family '${target.fam.item.name.name}' takes one index, got ${idx.length}`);
       }
+      if (target.fam.item.kind === 'output') {
+        return this.error('TFC110', e.loc, `output family '${target.fam.item.name.name}' can be assigned, not read`);
+      }
       const m = this.member(target.fam, i0, e0.loc);
       return m === undefined ? poison : this.sourceTensor(target.fam.item, m);
     }
