@@ -85,6 +85,8 @@ const declKinds: ReadonlySet<string> = new Set(['dims', 'weight', 'input', 'outp
 /** Writes lines and places comments: own-line ones before the next line, trailing ones after. */
 class Writer {
   readonly lines: string[] = [];
+  /** The trailing comment of each line, if any; aligned per run of lines in finish(). */
+  private readonly trailing: (string | undefined)[] = [];
   private next = 0;
   /** Source line of the last thing written, for keeping (one) blank line where the source had one. */
   private lastSrcLine = 0;
@@ -97,12 +99,13 @@ class Writer {
   }
 
   blank(): void {
-    if (this.lines.length > 0 && this.lines[this.lines.length - 1] !== '') this.lines.push('');
+    if (this.lines.length > 0 && this.lines[this.lines.length - 1] !== '') this.push(0, '');
   }
 
-  private push(indent: number, text: string): void {
-    this.lines.push(`${'  '.repeat(indent)}${text}`);
-    this.afterOpener = false;
+  private push(indent: number, text: string, comment?: string): void {
+    this.lines.push(text === '' ? '' : `${'  '.repeat(indent)}${text}`);
+    this.trailing.push(comment);
+    if (text !== '') this.afterOpener = false;
   }
 
   /** Own-line comments before source line `line`; those inside [unitStart, line) move up too. */
@@ -121,7 +124,7 @@ class Writer {
     this.blankIfGap(start);
     const c = this.comments[this.next];
     if (c !== undefined && c.loc.line === end) {
-      this.push(indent, `${text}  ${c.text}`);
+      this.push(indent, text, c.text);
       this.next++;
     } else {
       this.push(indent, text);
@@ -135,7 +138,7 @@ class Writer {
     this.blankIfGap(start);
     const c = this.comments[this.next];
     if (c !== undefined && c.loc.line === start && (firstInner === undefined || firstInner > start)) {
-      this.push(indent, `${text}  ${c.text}`);
+      this.push(indent, text, c.text);
       this.next++;
     } else {
       this.push(indent, text);
@@ -157,10 +160,28 @@ class Writer {
     this.afterOpener = true;
   }
 
+  /**
+   * The text, with trailing comments aligned (two spaces after the longest code line) across
+   * each run of consecutive lines that all have one, as gofmt does. Alignment depends on the
+   * code alone, so fmt stays idempotent.
+   */
   finish(): string {
     this.flushBefore(Number.POSITIVE_INFINITY, 0);
-    while (this.lines.length > 0 && this.lines[this.lines.length - 1] === '') this.lines.pop();
-    return this.lines.length === 0 ? '' : `${this.lines.join('\n')}\n`;
+    const out: string[] = [];
+    for (let i = 0; i < this.lines.length; ) {
+      let j = i;
+      while (j < this.lines.length && this.trailing[j] !== undefined) j++;
+      if (j === i) {
+        out.push(this.lines[i] ?? '');
+        i++;
+        continue;
+      }
+      const width = Math.max(...this.lines.slice(i, j).map((l) => l.length));
+      for (let k = i; k < j; k++) out.push(`${(this.lines[k] ?? '').padEnd(width)}  ${this.trailing[k] ?? ''}`);
+      i = j;
+    }
+    while (out.length > 0 && out[out.length - 1] === '') out.pop();
+    return out.length === 0 ? '' : `${out.join('\n')}\n`;
   }
 }
 

@@ -113,6 +113,17 @@ describe('formatModule', () => {
     });
   }
 
+  const examples = fileURLToPath(new URL('../../../examples/', import.meta.url));
+  const exampleFiles = [
+    ...readdirSync(examples).filter((f) => f.endsWith('.tfx')),
+    ...readdirSync(`${examples}/variants`).filter((f) => f.endsWith('.tfx')).map((f) => `variants/${f}`),
+  ].sort();
+  for (const file of exampleFiles) {
+    it(`round-trips and is idempotent on examples/${file}`, () => {
+      expectRoundTrip(readFileSync(`${examples}/${file}`, 'utf8'));
+    });
+  }
+
   it('prints the canonical form: spacing, named args, minimal parentheses, no semicolons', () => {
     const src = 'model   m{x=f( a ,axis = - 1);y=(a+b)*c-(d-e)-(f@g)\n z = -(a[0]) + (-a)[0] ; w = (a < b) == (c < d)}';
     expect(expectRoundTrip(src)).toBe(
@@ -139,6 +150,11 @@ describe('formatModule', () => {
     expect(expectRoundTrip(src)).toBe(
       ['# top', 'model m {  # header', '  # before x', '  # inside', '  x = f(a, b)  # after', '', '  y = x', '  # at the end', '}  # closing', '# last', ''].join('\n'),
     );
+  });
+
+  it('aligns the trailing comments of consecutive lines', () => {
+    const src = 'config {\n  vocab = 50257 # a\n  d = 768   # b\n  n = 1\n  e = 2 # c\n}\n';
+    expect(expectRoundTrip(src)).toBe(['config {', '  vocab = 50257  # a', '  d = 768        # b', '  n = 1', '  e = 2  # c', '}', ''].join('\n'));
   });
 
   it('re-escapes strings and keeps number spellings', () => {
