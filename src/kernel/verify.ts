@@ -154,14 +154,13 @@ export function verifyKernel(k: Kernel, target: TargetLimits): string[] {
     }
   };
   // Two passes: the first finds vars assigned non-uniformly anywhere (e.g. later in a loop).
+  const before = errors.length;
   walk(k.body, true);
-  const firstErrors = errors.length;
   declared.clear();
   for (const a of k.shared) declared.set(a.name, 'array');
   uniformNames.clear();
   usedSlots.clear();
-  errors.length = 0;
-  void firstErrors;
+  errors.length = before;
   walk(k.body, true);
   k.buffers.forEach((b) => {
     if (!usedSlots.has(b.slot)) err(`buffer ${b.role} (slot ${b.slot}) is never used`);

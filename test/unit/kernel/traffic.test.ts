@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import { lowerToKernels } from '../../../src/kernel/lower.js';
+import { lavapipeLimits } from '../../../src/kernel/schedule.js';
+import { evalSize } from '../../../src/kernel/plan.js';
+import { graphOf } from './helpers.js';
+
+const scoresIr = `graph attn(B, T) {
+  %0 = input {name="q"} : f32[B,3,T,40]  loc(a.tfx:1:1)
+  %1 = input {name="kt"} : f32[B,3,40,T]  loc(a.tfx:2:1)
+  %2 = matmul %0, %1 : f32[B,3,T,T]  loc(a.tfx:3:1)
+  %3 = softmax %2 {axis=3} : f32[B,3,T,T]  loc(a.tfx:4:1)
+  output "p" = %3  loc(a.tfx:5:1)
+}
+`;
+
+describe('traffic formulas', () => {
+  const p = lowerToKernels(graphOf(scoresIr), lavapipeLimits); // 64x64 tiles
+  const [mm, sm] = p.kernels;
+
+  it('charges the tiled matmul for re-reading A per column tile and B per row tile', () => {
+    for (const [B, T] of [[1, 1], [2, 7], [1, 64], [3, 129], [1, 1024]] as const) {
+      const dims = new Map([['B', B], ['T', T]]);
+      // Q [B,3,T,40] is read once per column tile of the T x T output: 4*B*3*T*40*ceil(T/64);
+      // K^T [B,3,40,T] once per row tile: 4*B*3*40*T*ceil(T/64). Scores written once: 4*B*3*T*T.
+      const tiles = Math.ceil(T / 64);
+      expect(evalSize(mm?.traffic.bytesRead ?? { kind: 'const', value: -1 }, dims)).toBe(4 * B * 3 * T * 40 * tiles * 2);
+      expect(evalSize(mm?.traffic.bytesWritten ?? { kind: 'const', value: -1 }, dims)).toBe(4 * B * 3 * T * T);
+      expect(evalSize(mm?.traffic.flops ?? { kind: 'const', value: -1 }, dims)).toBe(2 * B * 3 * T * T * 40);
+    }
+  });
+
+  it('charges the unfused softmax two reads and one write of the T x T scores', () => {
+    const dims = new Map([['B', 2], ['T', 33]]);
+    // online max/sum pass + normalize pass: 2 * 4*B*3*T*T read, 4*B*3*T*T written.
+    expect(evalSize(sm?.traffic.bytesRead ?? { kind: 'const', value: -1 }, dims)).toBe(2 * 4 * 2 * 3 * 33 * 33);
+    expect(evalSize(sm?.traffic.bytesWritten ?? { kind: 'const', value: -1 }, dims)).toBe(4 * 2 * 3 * 33 * 33);
+  });
+
+  it('launches enough workgroups to cover the output', () => {
+    const dims = new Map([['B', 2], ['T', 129]]);
+    expect(mm?.grid.map((g) => evalSize(g, dims))).toEqual([3, 3, 6]);
+    // one workgroup per row: B*3*T rows, below the 65535 per-dimension limit
+    expect(sm?.grid.map((g) => evalSize(g, dims))).toEqual([2 * 3 * 129, 1, 1]);
+    const big = new Map([['B', 64], ['T', 1024]]);
+    const [x, y] = (sm?.grid ?? []).map((g) => evalSize(g, big));
+    expect(x).toBe(65535);
+    expect((x ?? 0) * (y ?? 0)).toBeGreaterThanOrEqual(64 * 3 * 1024);
+  });
+});
