@@ -45,9 +45,17 @@ const CMP_LEVEL = 4;
 
 /** A syntax mistake found while building the AST (reported by parse.ts as TFC003). */
 export interface AstProblem {
+  readonly code: 'TFC003' | 'TFC006';
   readonly token: IToken;
   readonly message: string;
 }
+
+/**
+ * Longest operator chain (`a + b + ...`, `x |> f() |> ...`) or index suffix run accepted. The
+ * parser reads these iteratively, but they become left-deep trees that every later stage walks
+ * recursively, so a pathological length is TFC006 instead of a stack overflow downstream.
+ */
+export const maxChain = 1000;
 
 const BaseVisitor = tfxParser.getBaseCstVisitorConstructor<CstNode, unknown>();
 
@@ -269,8 +277,10 @@ export class CstToAst extends BaseVisitor implements C.ICstNodeVisitor<CstNode, 
   // ---- expressions ----
 
   expr(ctx: C.ExprCstChildren): Expr | undefined {
-    const operands = allOrNothing((ctx.operand ?? []).map((n) => this.sub(n, this.unaryExpr)));
     const ops = ctx.BinOp ?? [];
+    const tooLong = ops[maxChain] ?? ctx.Pipe?.[maxChain];
+    if (tooLong !== undefined) return this.tooLong(tooLong, 'operators in one expression');
+    const operands = allOrNothing((ctx.operand ?? []).map((n) => this.sub(n, this.unaryExpr)));
     if (!operands || operands.length !== ops.length + 1) return undefined;
     let value = this.climb(operands, ops);
     for (const callNode of ctx.callExpr ?? []) {
@@ -300,6 +310,7 @@ export class CstToAst extends BaseVisitor implements C.ICstNodeVisitor<CstNode, 
         if (right === undefined) return undefined;
         if (lvl === CMP_LEVEL && comparisons.has(left)) {
           this.problems.push({
+            code: 'TFC003',
             token: op,
             message: `comparisons do not chain: found '${op.image}' after a comparison; combine them with && or use parentheses`,
           });
@@ -314,7 +325,14 @@ export class CstToAst extends BaseVisitor implements C.ICstNodeVisitor<CstNode, 
     return ok ? result : undefined;
   }
 
+  private tooLong(token: IToken, what: string): undefined {
+    this.problems.push({ code: 'TFC006', token, message: `expression too long: more than ${maxChain} ${what}` });
+    return undefined;
+  }
+
   unaryExpr(ctx: C.UnaryExprCstChildren): Expr | undefined {
+    const tooLong = ctx.LBracket?.[maxChain];
+    if (tooLong !== undefined) return this.tooLong(tooLong, 'index suffixes in a row');
     let value = this.sub(ctx.primary?.[0], this.primary);
     const closers = ctx.RBracket ?? [];
     const lists = ctx.exprList ?? [];

@@ -184,7 +184,7 @@ export function parseTfx(text: string, file: string, sink: DiagnosticSink): Modu
     reportParseErrors(file, tfxParser.errors, tfxParser.insertedTokens, tokens[tokens.length - 1], sink);
     const visitor = visitorFor(file);
     items = visitor.module(cst.children as ModuleCstChildren);
-    for (const p of visitor.problems) sink.report(diag('TFC003', tokSpan(file, p.token), p.message));
+    for (const p of visitor.problems) sink.report(diag(p.code, tokSpan(file, p.token), p.message));
   } catch (e) {
     // Depth is bounded above, so this is a last line of defence, never the normal path.
     if (e instanceof RangeError) {

@@ -62,6 +62,19 @@ describe('syntax diagnostics', () => {
     expect(parse(`model m { x = ${'-'.repeat(100000)}1 }`).diags[0]).toMatch(/^TFC006 1:/);
   });
 
+  it('TFC006: an operator chain or index run too long for the tree walkers downstream', () => {
+    const sum = Array.from({ length: 1002 }, () => 'a').join(' + ');
+    expect(parse(`model m {\n  x = ${sum}\n}`).diags).toEqual([`TFC006 2:${7 + 1000 * 4 + 2} expression too long: more than 1000 operators in one expression`]);
+    expect(parse(`model m { x = a${'[0]'.repeat(1001)} }`).diags).toEqual([`TFC006 1:${16 + 1000 * 3} expression too long: more than 1000 index suffixes in a row`]);
+    expect(parse(`model m { x = ${Array.from({ length: 1000 }, () => 'a').join(' * ')} }`).diags).toEqual([]);
+  });
+
+  it('TFC006: nesting the bracket count cannot see (grid bodies) still ends in a diagnostic', () => {
+    const { diags } = parse(`model m { x = ${'grid[T](i) => '.repeat(5000)}i }`);
+    expect(diags).toEqual(['TFC006 1:1 source nested too deeply to parse']);
+    expect(parse('model m { x = 1 }').diags).toEqual([]); // and the parser is usable afterwards
+  });
+
   it('parses nesting right up to the limit', () => {
     const depth = maxNesting - 2; // the model's braces count too
     const { diags, module } = parse(`model m { x = ${'('.repeat(depth)}1${')'.repeat(depth)} }`);
