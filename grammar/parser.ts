@@ -19,6 +19,8 @@ const ruleWords: Readonly<Record<string, string>> = {
   statement: 'a statement (an assignment, for or return)',
   primary: 'an expression',
   unaryExpr: 'an expression',
+  expr: 'an expression',
+  exprList: 'an expression',
   paramType: "a tensor type or 'index'",
   results: 'a result type',
   arg: 'an argument',
@@ -64,7 +66,9 @@ function alternativesLabel(paths: readonly (readonly TokenType[])[]): string {
 export const tfxParserMessages: IParserErrorMessageProvider = {
   buildMismatchTokenMessage({ expected, actual, ruleName }) {
     const what =
-      expected === t.RCurly && ruleName === 'block'
+      expected === EOF
+        ? (ruleWords['item'] ?? '')
+        : expected === t.RCurly && ruleName === 'block'
         ? "a statement or '}'"
         : expected === t.RCurly && ruleName === 'configItem'
           ? "a config entry (name = value) or '}'"
