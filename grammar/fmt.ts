@@ -3,6 +3,7 @@
 // line. parse(fmt(x)) equals parse(x) without locations, and fmt is idempotent (tested).
 import type { Arg, Comment, Expr, Item, Module, Stmt, TensorTypeExpr, TypeExpr } from './ast.js';
 import { binaryLevel } from './cst-to-ast.js';
+import type { Span } from '../src/diag/span.js';
 
 // Binding strength, loosest first (DEVELOPERS.md). A grid's body extends as far right as it
 // can, so a grid anywhere but a whole-expression slot is parenthesized (level 0).
@@ -82,6 +83,45 @@ function formatType(ty: TypeExpr): string {
 
 const declKinds: ReadonlySet<string> = new Set(['dims', 'weight', 'input', 'output']);
 
+/** The part of a Span that placing comments needs. */
+interface LineSpan {
+  readonly line: number;
+  readonly endLine: number;
+  readonly endCol: number;
+}
+
+function collectUnitStarts(module: Module): Map<number, number[]> {
+  const starts = new Map<number, number[]>();
+  const add = (line: number, col: number): void => {
+    const cols = starts.get(line) ?? [];
+    cols.push(col);
+    starts.set(line, cols);
+  };
+  // A block's closing brace counts as a unit of its own line.
+  const closer = (loc: Span): void => add(loc.endLine, loc.endCol);
+  const stmts = (body: readonly Stmt[]): void => {
+    for (const s of body) {
+      add(s.loc.line, s.loc.col);
+      if (s.kind === 'for') {
+        stmts(s.body);
+        closer(s.loc);
+      }
+    }
+  };
+  for (const it of module.items) {
+    add(it.loc.line, it.loc.col);
+    if (it.kind === 'config') {
+      it.entries.forEach((e) => add(e.loc.line, e.loc.col));
+      closer(it.loc);
+    }
+    if (it.kind === 'fn' || it.kind === 'model') {
+      stmts(it.body);
+      closer(it.loc);
+    }
+  }
+  return starts;
+}
+
 /** Writes lines and places comments: own-line ones before the next line, trailing ones after. */
 class Writer {
   readonly lines: string[] = [];
@@ -92,7 +132,11 @@ class Writer {
   private lastSrcLine = 0;
   private afterOpener = true;
 
-  constructor(private readonly comments: readonly Comment[]) {}
+  constructor(
+    private readonly comments: readonly Comment[],
+    /** Source line -> start columns of the statements, entries and items that begin on it. */
+    private readonly unitStarts: ReadonlyMap<number, readonly number[]>,
+  ) {}
 
   private blankIfGap(srcLine: number): void {
     if (!this.afterOpener && this.lastSrcLine > 0 && srcLine > this.lastSrcLine + 1) this.blank();
@@ -119,11 +163,15 @@ class Writer {
   }
 
   /** A line of code from source lines [start, end], with the comment that ends line `end`. */
-  code(indent: number, text: string, start: number, end: number): void {
+  code(indent: number, text: string, loc: LineSpan): void {
+    const start = loc.line;
+    const end = loc.endLine;
     this.flushBefore(end, indent, start);
     this.blankIfGap(start);
     const c = this.comments[this.next];
-    if (c !== undefined && c.loc.line === end) {
+    // With `a = 1; b = 2  # c` the comment belongs to the last unit on the line.
+    const isLastOnLine = !(this.unitStarts.get(end) ?? []).some((col) => col > loc.endCol);
+    if (c !== undefined && c.loc.line === end && isLastOnLine) {
       this.push(indent, text, c.text);
       this.next++;
     } else {
@@ -148,10 +196,11 @@ class Writer {
   }
 
   /** The `}` of a block ending on source line `end`, after the block's remaining comments. */
-  close(indent: number, end: number): void {
+  close(indent: number, block: LineSpan): void {
+    const end = block.endLine;
     this.flushBefore(end, indent + 1);
     this.afterOpener = true; // no blank line before a closing brace
-    this.code(indent, '}', end, end);
+    this.code(indent, '}', { line: end, endLine: end, endCol: block.endCol });
   }
 
   /** Forces one blank line before what is written next. */
@@ -189,16 +238,16 @@ function writeStmt(w: Writer, indent: number, s: Stmt): void {
   switch (s.kind) {
     case 'assign': {
       const targets = s.targets.map((t) => (t.index === undefined ? t.name.name : `${t.name.name}[${formatExpr(t.index)}]`));
-      w.code(indent, `${targets.join(', ')} = ${formatExpr(s.value)}`, s.loc.line, s.loc.endLine);
+      w.code(indent, `${targets.join(', ')} = ${formatExpr(s.value)}`, s.loc);
       return;
     }
     case 'return':
-      w.code(indent, `return ${list(s.values)}`, s.loc.line, s.loc.endLine);
+      w.code(indent, `return ${list(s.values)}`, s.loc);
       return;
     case 'for':
       w.open(indent, `for ${s.index.name} in ${formatExpr(s.from)}..${formatExpr(s.to)} {`, s.loc.line, s.body[0]?.loc.line);
       writeBody(w, indent + 1, s.body);
-      w.close(indent, s.loc.endLine);
+      w.close(indent, s.loc);
       return;
   }
 }
@@ -211,18 +260,18 @@ function writeItem(w: Writer, it: Item): void {
   switch (it.kind) {
     case 'config':
       w.open(0, 'config {', it.loc.line, it.entries[0]?.loc.line);
-      for (const e of it.entries) w.code(1, `${e.name.name} = ${formatExpr(e.value)}`, e.loc.line, e.loc.endLine);
-      w.close(0, it.loc.endLine);
+      for (const e of it.entries) w.code(1, `${e.name.name} = ${formatExpr(e.value)}`, e.loc);
+      w.close(0, it.loc);
       return;
     case 'dims':
-      w.code(0, `dims ${it.names.map((n) => n.name).join(', ')}`, it.loc.line, it.loc.endLine);
+      w.code(0, `dims ${it.names.map((n) => n.name).join(', ')}`, it.loc);
       return;
     case 'weight':
     case 'input':
     case 'output': {
       const family = it.family === undefined ? '' : `[${it.family.index.name} in ${formatExpr(it.family.from)}..${formatExpr(it.family.to)}]`;
       const key = it.key === undefined ? '' : ` = ${JSON.stringify(it.key.value)}`;
-      w.code(0, `${it.kind} ${it.name.name}${family}: ${formatTensorType(it.type)}${key}`, it.loc.line, it.loc.endLine);
+      w.code(0, `${it.kind} ${it.name.name}${family}: ${formatTensorType(it.type)}${key}`, it.loc);
       return;
     }
     case 'fn': {
@@ -233,20 +282,20 @@ function writeItem(w: Writer, it: Item): void {
         : `(${it.results.map(formatTensorType).join(', ')})`;
       w.open(0, `fn ${it.name.name}${generics}(${params}) -> ${results} {`, it.loc.line, it.body[0]?.loc.line);
       writeBody(w, 1, it.body);
-      w.close(0, it.loc.endLine);
+      w.close(0, it.loc);
       return;
     }
     case 'model':
       w.open(0, `model ${it.name.name} {`, it.loc.line, it.body[0]?.loc.line);
       writeBody(w, 1, it.body);
-      w.close(0, it.loc.endLine);
+      w.close(0, it.loc);
       return;
   }
 }
 
 /** The canonical source text of a module (ends with a newline unless empty). */
 export function formatModule(module: Module): string {
-  const w = new Writer(module.comments);
+  const w = new Writer(module.comments, collectUnitStarts(module));
   let prev: Item | undefined;
   for (const it of module.items) {
     // A blank line between items, except inside a run of declarations of one kind.

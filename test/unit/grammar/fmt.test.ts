@@ -152,6 +152,11 @@ describe('formatModule', () => {
     );
   });
 
+  it('gives a trailing comment to the last statement on its line', () => {
+    const src = 'model m {\n  a = 1; b = 2  # about b\n  for l in 0..2 { c = l }  # loop\n}';
+    expect(expectRoundTrip(src)).toBe(['model m {', '  a = 1', '  b = 2  # about b', '  for l in 0..2 {', '    c = l', '  }  # loop', '}', ''].join('\n'));
+  });
+
   it('aligns the trailing comments of consecutive lines', () => {
     const src = 'config {\n  vocab = 50257 # a\n  d = 768   # b\n  n = 1\n  e = 2 # c\n}\n';
     expect(expectRoundTrip(src)).toBe(['config {', '  vocab = 50257  # a', '  d = 768        # b', '  n = 1', '  e = 2  # c', '}', ''].join('\n'));
