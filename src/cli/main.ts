@@ -302,3 +302,8 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   }
 }
 
+
+// Also runnable directly (`node dist/src/cli/main.js ...`), as outside checks invoke it.
+if (process.argv[1] !== undefined && import.meta.url === (await import('node:url')).pathToFileURL(process.argv[1]).href) {
+  process.exitCode = await main(process.argv.slice(2));
+}
