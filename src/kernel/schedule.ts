@@ -32,6 +32,20 @@ export const lavapipeLimits: TargetLimits = {
   hasF16: true,
 };
 
+/**
+ * CUDA sm_80+ (A100/H100): 48 KiB static `__shared__` per block (opt-in dynamic shared memory goes
+ * to 99 KiB on sm_80 and 227 KiB on sm_90, not used yet), 1024 threads per block, warps of 32 and
+ * native f16. Grid y/z are capped at 65535 (x allows 2^31-1; the lowering folds y into x).
+ */
+export const cudaLimits: TargetLimits = {
+  name: 'cuda-sm80',
+  maxWorkgroupStorageBytes: 49152,
+  maxInvocationsPerWorkgroup: 1024,
+  maxWorkgroupsPerDim: 65535,
+  subgroupSize: 32,
+  hasF16: true,
+};
+
 export interface MatmulSchedule {
   readonly tileRows: number; // output rows per workgroup (M)
   readonly tileCols: number; // output columns per workgroup (N)
