@@ -178,7 +178,6 @@ export function parseTfx(text: string, file: string, sink: DiagnosticSink): Modu
 
   tfxParser.input = tokens;
   let items: Module['items'] = [];
-  const errorsBefore = sink.errorCount;
   try {
     const cst = tfxParser.module();
     reportParseErrors(file, tfxParser.errors, tfxParser.insertedTokens, tokens[tokens.length - 1], sink);
@@ -186,10 +185,12 @@ export function parseTfx(text: string, file: string, sink: DiagnosticSink): Modu
     items = visitor.module(cst.children as ModuleCstChildren);
     for (const p of visitor.problems) sink.report(diag(p.code, tokSpan(file, p.token), p.message));
   } catch (e) {
-    // Depth is bounded above, so this is a last line of defence, never the normal path.
+    // Bracket nesting is bounded above; nesting the count cannot see (grid bodies inside grid
+    // bodies) overflows the stack here instead. Any other exception on a tree that recovery
+    // left partial is swallowed (its syntax errors are reported); on a clean tree it is a bug.
     if (e instanceof RangeError) {
       sink.report(diag('TFC006', { file, line: 1, col: 1, endLine: 1, endCol: 1 }, 'source nested too deeply to parse'));
-    } else if (sink.errorCount === errorsBefore) {
+    } else if (tfxParser.errors.length === 0 && lexed.errors.length === 0) {
       throw e;
     }
   }
