@@ -75,7 +75,7 @@ export function compilePlan(g: Graph, opts: CompileOptions = {}): Plan {
       d.lastUse = Math.max(d.lastUse, step);
       return { binding: b.slot, buffer: d.id, access: b.access };
     });
-    steps.push({ kernel: entry.first.name, bindings, locs: k.locs });
+    steps.push(k.when === undefined ? { kernel: entry.first.name, bindings, locs: k.locs } : { kernel: entry.first.name, bindings, locs: k.locs, when: k.when });
   });
 
   const lastStep = Math.max(steps.length - 1, 0);
@@ -93,13 +93,14 @@ export function compilePlan(g: Graph, opts: CompileOptions = {}): Plan {
 
   const buffers: PlanBuffer[] = order.map((d) => {
     const shape = g.nodes[d.shapeOf]?.type.shape ?? [];
-    const dtype = g.nodes[d.node]?.type.dtype ?? 'f32';
+    const extra = program.temps?.get(d.node); // a lowering's own temp (not a graph value)
+    const dtype = extra?.dtype ?? g.nodes[d.node]?.type.dtype ?? 'f32';
     const base = {
       id: d.id,
       kind: d.kind,
       dtype,
-      elements: shapeElements(shape),
-      shape: shape.map(dimToSize),
+      elements: extra?.elements ?? shapeElements(shape),
+      shape: extra === undefined ? shape.map(dimToSize) : [extra.elements],
       firstUse: Math.max(d.firstUse, 0),
       lastUse: Math.max(d.lastUse, d.firstUse, 0),
     };

@@ -1,7 +1,8 @@
 // The kernel IR: one GPU kernel as a launch grid, global buffers, workgroup arrays and a small
 // structured statement/expression tree. Target neutral: codegen/wgsl (and later codegen/cuda)
 // print it through spelling tables; nothing here knows WGSL or CUDA syntax.
-import type { SizeExpr } from './plan.js';
+import type { SizeExpr, StepCondition } from './plan.js';
+import type { DType } from '../graph/types.js';
 
 export function assertNever(x: never): never {
   throw new Error(`internal: unexpected ${JSON.stringify(x)}`);
@@ -120,6 +121,14 @@ export interface Kernel {
   readonly traffic: Traffic;
   /** Graph values bound to each slot, same order as `buffers` (used by compile-plan). */
   readonly bindings: readonly number[];
+  /** Launch only when this holds for the run's dims (two paths for one op; see plan.ts). */
+  readonly when?: StepCondition;
+}
+
+/** A buffer a lowering needs that is no graph value (split-K partials): id >= the graph's node count. */
+export interface KernelTemp {
+  readonly dtype: DType;
+  readonly elements: SizeExpr;
 }
 
 /** The lowered program: kernels in launch order plus where each graph value lives. */
@@ -132,6 +141,8 @@ export interface KernelProgram {
    * reshape view), or 'folded' for scalar constants folded into consumers as literals.
    */
   readonly storage: ReadonlyMap<number, number | 'folded'>;
+  /** Temps that are not graph values, by the ids kernels bind them with. */
+  readonly temps?: ReadonlyMap<number, KernelTemp>;
 }
 
 // ---- builders (small helpers so lowering reads like the loop nest) ----

@@ -37,6 +37,22 @@ export function evalSize(e: SizeExpr, dims: ReadonlyMap<string, number>): number
   }
 }
 
+/**
+ * A step that runs only when `size op value` holds for the run's dims: one plan can hold two paths
+ * for a symbolic dim (fused attention: the prefill kernel when T > 1, split-K decode when T <= 1).
+ * Skipped steps still count in buffer live ranges, so temps stay valid for either path.
+ */
+export interface StepCondition {
+  readonly size: SizeExpr;
+  readonly op: '<=' | '>';
+  readonly value: number;
+}
+
+export function evalCondition(c: StepCondition, dims: ReadonlyMap<string, number>): boolean {
+  const x = evalSize(c.size, dims);
+  return c.op === '<=' ? x <= c.value : x > c.value;
+}
+
 export type BufferKind = 'input' | 'weight' | 'output' | 'temp';
 
 export interface PlanBuffer {
@@ -86,7 +102,13 @@ export interface Plan {
   readonly dims: readonly string[];
   readonly buffers: readonly PlanBuffer[];
   /** Launches in order; kernels are deduplicated by source so pipelines are shared. */
-  readonly steps: readonly { readonly kernel: string; readonly bindings: readonly PlanBinding[]; readonly locs: readonly string[] }[];
+  readonly steps: readonly {
+    readonly kernel: string;
+    readonly bindings: readonly PlanBinding[];
+    readonly locs: readonly string[];
+    /** Absent: always runs. */
+    readonly when?: StepCondition;
+  }[];
   readonly kernels: readonly PlanKernel[];
   readonly outputs: readonly { readonly name: string; readonly buffer: number }[];
 }

@@ -4,7 +4,7 @@
 // uniforms), weights are uploaded once, each run validates its inputs before any dispatch, places
 // temps with liveness-based reuse (memory.ts), encodes the whole forward pass in one command
 // buffer and reads the outputs back. The same code runs in Node (Dawn) and in a browser.
-import { evalSize, type Plan, type PlanBuffer, type PlanKernel, type SizeExpr } from '../kernel/plan.js';
+import { evalCondition, evalSize, type Plan, type PlanBuffer, type PlanKernel, type SizeExpr } from '../kernel/plan.js';
 import { isFloat, type DType } from '../graph/types.js';
 import type { AcquiredDevice } from './device.js';
 import { checkValues, decodeValues, encodeValues, paddedBytes, storageBytes } from './convert.js';
@@ -553,7 +553,8 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
       const k = kernels.get(s.kernel);
       if (k === undefined) throw new RuntimeError('plan', `unknown kernel ${s.kernel}`);
       const g = k.grid.map((e) => evalSize(e, dims)) as [number, number, number];
-      if (g.some((n) => n > limits.maxComputeWorkgroupsPerDimension)) {
+      const isActive = s.when === undefined || evalCondition(s.when, dims);
+      if (isActive && g.some((n) => n > limits.maxComputeWorkgroupsPerDimension)) {
         throw new RuntimeError(
           'limit',
           `kernel ${k.name} needs a grid of ${g.join('x')} workgroups at ${printDims(dims)}; ` +
@@ -644,7 +645,10 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
       if (p === undefined) throw new RuntimeError('plan', 'no compute pass');
       p.setPipeline(bk.pipeline);
       p.setBindGroup(0, bindGroup);
-      if (g[0] > 0 && g[1] > 0 && g[2] > 0) {
+      // A step whose `when` is false for these dims is not dispatched (its pass stays, empty, so
+      // timestamp indices keep matching steps).
+      const isActive = step.when === undefined || evalCondition(step.when, dims);
+      if (isActive && g[0] > 0 && g[1] > 0 && g[2] > 0) {
         p.dispatchWorkgroups(g[0], g[1], g[2]);
         dispatches++;
       }
