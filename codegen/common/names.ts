@@ -65,5 +65,31 @@ export const wgslReserved: ReadonlySet<string> = new Set([
   'main', 'dims', 'Dims', 'lid', 'wid', 'gid', 'lindex', 'sg_size', 'sg_lane', 'tfc_erf', 'tfc_neg_inf',
 ]);
 
+/**
+ * C++ keywords, CUDA builtin variables and types, the math functions and macros the CUDA kernels
+ * use (a local named `expf` would shadow it; `NAN` is a macro), and the names the CUDA printer
+ * declares itself.
+ */
+export const cudaReserved: ReadonlySet<string> = new Set([
+  // C++20 keywords and alternative tokens
+  'alignas', 'alignof', 'and', 'and_eq', 'asm', 'auto', 'bitand', 'bitor', 'bool', 'break', 'case', 'catch', 'char',
+  'char8_t', 'char16_t', 'char32_t', 'class', 'compl', 'concept', 'const', 'consteval', 'constexpr', 'constinit',
+  'const_cast', 'continue', 'co_await', 'co_return', 'co_yield', 'decltype', 'default', 'delete', 'do', 'double',
+  'dynamic_cast', 'else', 'enum', 'explicit', 'export', 'extern', 'false', 'float', 'for', 'friend', 'goto', 'if',
+  'inline', 'int', 'long', 'mutable', 'namespace', 'new', 'noexcept', 'not', 'not_eq', 'nullptr', 'operator', 'or',
+  'or_eq', 'private', 'protected', 'public', 'register', 'reinterpret_cast', 'requires', 'return', 'short', 'signed',
+  'sizeof', 'static', 'static_assert', 'static_cast', 'struct', 'switch', 'template', 'this', 'thread_local',
+  'throw', 'true', 'try', 'typedef', 'typeid', 'typename', 'union', 'unsigned', 'using', 'virtual', 'void',
+  'volatile', 'wchar_t', 'while', 'xor', 'xor_eq', 'restrict', 'std', 'main',
+  // CUDA builtins, types and macros
+  'threadIdx', 'blockIdx', 'blockDim', 'gridDim', 'warpSize', 'dim3', 'half', 'half2', 'nv_bfloat16', 'uint', 'INFINITY',
+  'NAN', 'HUGE_VAL', 'HUGE_VALF', 'M_PI', 'M_E', 'EOF', 'NULL', 'assert', 'printf', 'min', 'max', 'abs',
+  // math functions the kernels call
+  'expf', 'logf', 'sqrtf', 'rsqrtf', 'tanhf', 'erff', 'sinf', 'cosf', 'fabsf', 'floorf', 'powf', 'fmaxf', 'fminf', 'fmodf',
+  'exp', 'log', 'sqrt', 'tanh', 'erf', 'sin', 'cos', 'floor', 'pow', 'fmod',
+  // names the CUDA printer declares
+  'lindex', 'sg_size', 'sg_lane', 'tfc_warp_sum', 'tfc_warp_max', 'tfc_warp_broadcast_first',
+]);
+
 /** Kernel names are also WGSL/CUDA identifiers (labels, entry points); ban both targets' words. */
-export const kernelNameReserved: ReadonlySet<string> = wgslReserved;
+export const kernelNameReserved: ReadonlySet<string> = new Set([...wgslReserved, ...cudaReserved]);

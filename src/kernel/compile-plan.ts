@@ -3,6 +3,7 @@
 // outputs, temps; a reshape is a view sharing its source's buffer) and their live ranges.
 import type { Graph } from '../graph/ir.js';
 import { printWgsl, uniformBinding } from '../../codegen/wgsl/print.js';
+import { printCuda } from '../../codegen/cuda/print.js';
 import { type Kernel, kernelFeatures } from './ir.js';
 import { lowerToKernels } from './lower.js';
 import type { BufferKind, Plan, PlanBinding, PlanBuffer, PlanKernel } from './plan.js';
@@ -13,10 +14,13 @@ export interface CompileOptions {
   readonly target?: TargetLimits;
   /** Forces a schedule (tests, `tfc tune`); default: chosen from the target's limits. */
   readonly schedule?: Schedule;
+  /** Attach CUDA source to each kernel (`source.cuda`); default: when the target is a CUDA preset (`cuda-*`). */
+  readonly cuda?: boolean;
 }
 
 export function compilePlan(g: Graph, opts: CompileOptions = {}): Plan {
   const target = opts.target ?? lavapipeLimits;
+  const withCuda = opts.cuda ?? target.name.startsWith('cuda');
   const program = lowerToKernels(g, target, opts.schedule ?? chooseSchedule(target));
   const storageOf = (id: number): number => {
     const s = program.storage.get(id);
@@ -127,7 +131,7 @@ export function compilePlan(g: Graph, opts: CompileOptions = {}): Plan {
       bytesWritten: k.traffic.bytesWritten,
       flops: k.traffic.flops,
       features,
-      source: { wgsl: printWgsl(k) },
+      source: withCuda ? { wgsl: printWgsl(k), cuda: printCuda(k) } : { wgsl: printWgsl(k) },
       locs: k.locs,
     };
   });
