@@ -1,0 +1,185 @@
+// CPU emulation of the CUDA built-ins our generated kernels use, so that the same .cu compiles
+// with `g++ -std=c++20 -pthread -include cuda_emu.h` and runs in CI without a GPU.
+// Blocks run one after another; a block's threads are real std::threads (a pool reused across
+// blocks), __syncthreads is a std::barrier over the block, warp shuffles exchange through a
+// per-warp slot array between two per-warp barriers (all 32 lanes must take part, as with the
+// 0xffffffff mask on a GPU). __shared__ is `static`: one copy, which is per-block storage because
+// blocks never overlap. __half is an IEEE binary16 with round-to-nearest-even conversions.
+#ifndef TFC_CUDA_EMU_H
+#define TFC_CUDA_EMU_H
+#define TFC_CUDA_EMU 1
+
+#include <algorithm>
+#include <barrier>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __shared__ static
+
+struct dim3 {
+  unsigned int x = 1, y = 1, z = 1;
+};
+
+namespace tfc_emu {
+struct Warp {
+  explicit Warp(std::ptrdiff_t lanes) : lanes(static_cast<unsigned>(lanes)), bar(lanes) {}
+  unsigned lanes;
+  std::barrier<> bar;
+  alignas(8) unsigned char slot[32][8];
+};
+inline dim3 block_dim, grid_dim, block_idx;  // block_idx is written between blocks only
+inline thread_local dim3 thread_idx;
+inline thread_local unsigned linear_tid = 0;
+inline std::barrier<>* block_barrier = nullptr;
+inline std::vector<std::unique_ptr<Warp>> warps;
+
+template <typename T>
+T exchange(T v, unsigned src_lane) {
+  static_assert(sizeof(T) <= 8, "shuffle of a value wider than 8 bytes");
+  Warp& w = *warps[linear_tid / 32];
+  const unsigned lane = linear_tid % 32;
+  std::memcpy(w.slot[lane], &v, sizeof(T));
+  w.bar.arrive_and_wait();
+  T r;
+  // Lanes outside the warp (a partial last warp) read their own value.
+  std::memcpy(&r, w.slot[src_lane < w.lanes ? src_lane : lane], sizeof(T));
+  w.bar.arrive_and_wait();
+  return r;
+}
+
+/** Runs `kernel` over the grid: blocks in x, y, z order, one pool of block-size threads. */
+inline void launch(dim3 grid, dim3 block, const std::function<void()>& kernel) {
+  const unsigned n = block.x * block.y * block.z;
+  block_dim = block;
+  grid_dim = grid;
+  std::barrier<> sync(n);
+  block_barrier = &sync;
+  warps.clear();
+  for (unsigned w = 0; w * 32 < n; w++) warps.push_back(std::make_unique<Warp>(std::min(32u, n - w * 32)));
+  std::barrier<> start(n + 1), done(n + 1);
+  bool stop = false;
+  std::vector<std::thread> pool;
+  pool.reserve(n);
+  for (unsigned t = 0; t < n; t++) {
+    pool.emplace_back([&, t] {
+      linear_tid = t;
+      thread_idx = dim3{t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
+      for (;;) {
+        start.arrive_and_wait();
+        if (stop) return;
+        kernel();
+        done.arrive_and_wait();
+      }
+    });
+  }
+  for (unsigned z = 0; z < grid.z; z++)
+    for (unsigned y = 0; y < grid.y; y++)
+      for (unsigned x = 0; x < grid.x; x++) {
+        block_idx = dim3{x, y, z};
+        start.arrive_and_wait();
+        done.arrive_and_wait();
+      }
+  stop = true;
+  start.arrive_and_wait();
+  for (auto& th : pool) th.join();
+  block_barrier = nullptr;
+  warps.clear();
+}
+}  // namespace tfc_emu
+
+#define threadIdx (tfc_emu::thread_idx)
+#define blockIdx (tfc_emu::block_idx)
+#define blockDim (tfc_emu::block_dim)
+#define gridDim (tfc_emu::grid_dim)
+#define warpSize 32
+
+inline void __syncthreads() { tfc_emu::block_barrier->arrive_and_wait(); }
+
+template <typename T>
+inline T __shfl_xor_sync(unsigned /*mask*/, T v, int lane_mask, int /*width*/ = 32) {
+  return tfc_emu::exchange(v, (tfc_emu::linear_tid % 32) ^ static_cast<unsigned>(lane_mask));
+}
+template <typename T>
+inline T __shfl_sync(unsigned /*mask*/, T v, int src_lane, int /*width*/ = 32) {
+  return tfc_emu::exchange(v, static_cast<unsigned>(src_lane) % 32);
+}
+
+// ---- math built-ins not in <cmath> ----
+inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
+inline int max(int a, int b) { return a > b ? a : b; }
+inline int min(int a, int b) { return a < b ? a : b; }
+inline unsigned int max(unsigned int a, unsigned int b) { return a > b ? a : b; }
+inline unsigned int min(unsigned int a, unsigned int b) { return a < b ? a : b; }
+inline float __int_as_float(int x) { return std::bit_cast<float>(x); }
+inline int __float_as_int(float x) { return std::bit_cast<int>(x); }
+
+// ---- __half: binary16 storage, arithmetic through float (as the printer spells f16 math) ----
+struct __half {
+  std::uint16_t bits;
+};
+inline __half __float2half(float f) {
+  const std::uint32_t x = std::bit_cast<std::uint32_t>(f);
+  const std::uint32_t sign = (x >> 16) & 0x8000u;
+  const std::uint32_t absx = x & 0x7fffffffu;
+  if (absx > 0x7f800000u) return __half{static_cast<std::uint16_t>(sign | 0x7e00u)};  // NaN
+  if (absx >= 0x477ff000u) return __half{static_cast<std::uint16_t>(sign | 0x7c00u)};  // rounds to inf
+  if (absx < 0x38800000u) {  // subnormal half (or zero): value / 2^-24 rounded to nearest even
+    const float scaled = std::bit_cast<float>(absx) * 16777216.0f;
+    return __half{static_cast<std::uint16_t>(sign | static_cast<std::uint32_t>(std::nearbyint(scaled)))};
+  }
+  const std::uint32_t mant = absx & 0x7fffffu;
+  std::uint32_t h = ((absx >> 23) - 112u) << 10 | (mant >> 13);
+  const std::uint32_t rest = mant & 0x1fffu;
+  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) h++;  // may carry into the exponent: correct
+  return __half{static_cast<std::uint16_t>(sign | h)};
+}
+inline float __half2float(__half h) {
+  const std::uint32_t sign = static_cast<std::uint32_t>(h.bits & 0x8000u) << 16;
+  const std::uint32_t e = (h.bits >> 10) & 0x1fu, m = h.bits & 0x3ffu;
+  if (e == 0) return std::bit_cast<float>(sign) + (sign ? -1.0f : 1.0f) * static_cast<float>(m) * 5.9604644775390625e-8f;
+  if (e == 31) return std::bit_cast<float>(sign | 0x7f800000u | (m << 13));
+  return std::bit_cast<float>(sign | ((e + 112u) << 23) | (m << 13));
+}
+#define TFC_HALF_BINARY(op) \
+  inline __half operator op(__half a, __half b) { return __float2half(__half2float(a) op __half2float(b)); }
+TFC_HALF_BINARY(+)
+TFC_HALF_BINARY(-)
+TFC_HALF_BINARY(*)
+TFC_HALF_BINARY(/)
+#undef TFC_HALF_BINARY
+#define TFC_HALF_COMPARE(op) \
+  inline bool operator op(__half a, __half b) { return __half2float(a) op __half2float(b); }
+TFC_HALF_COMPARE(<)
+TFC_HALF_COMPARE(<=)
+TFC_HALF_COMPARE(>)
+TFC_HALF_COMPARE(>=)
+TFC_HALF_COMPARE(==)
+TFC_HALF_COMPARE(!=)
+#undef TFC_HALF_COMPARE
+inline __half operator-(__half a) { return __half{static_cast<std::uint16_t>(a.bits ^ 0x8000u)}; }
+
+// ---- host side of the emulator: buffers passed to kernels as untyped pointers ----
+namespace tfc_emu {
+/** Converts to any element pointer type, as the driver does not know the kernels' types. */
+struct AnyPtr {
+  void* p;
+  template <typename T>
+  operator T*() const {
+    return static_cast<T*>(p);
+  }
+};
+}  // namespace tfc_emu
+
+#endif
