@@ -58,6 +58,7 @@ import type { SizeExpr } from './plan.js';
 import { type Schedule, type TargetLimits, chooseSchedule } from './schedule.js';
 import { dimToSize, sCeilDiv, sConst, sMinConst, sMul, shapeElements } from './to-size.js';
 import { bytesOf, mapTraffic } from './traffic.js';
+import { type FusedHost, epilogueReadBytes, fusedMapTraffic, translateLambda, unravelFlat } from './lower-fused.js';
 
 export function lowerToKernels(g: Graph, target: TargetLimits, schedule: Schedule = chooseSchedule(target)): KernelProgram {
   return new Lowering(g, schedule).run();
@@ -322,6 +323,10 @@ class Lowering {
         return this.emitArange(n);
       case 'grid':
         return this.emitGrid(n);
+      case 'fused_map':
+        return this.emitFusedMap(n);
+      case 'fused_matmul':
+        return this.emitMatmul(n);
       default:
         throw new Error(`internal: op '${n.op}' at ${formatSpan(n.loc)} has no plain lowering`);
     }
@@ -804,6 +809,31 @@ class Lowering {
 
   private flops(n: Node): SizeExpr {
     const def = getOp(n.op);
+  // ---- fused ops (lower-fused.ts) ----
+
+  private fusedHost(kb: KernelBuilder): FusedHost {
+    return {
+      operand: (n, i) => this.operand(n, i),
+      folded: (o) => (this.storage.get(o.id) === 'folded' ? this.constLiteral(o) : undefined),
+      dimExpr,
+      flops: (n) => this.flops(n),
+      kb,
+      scalar: (op, args, result) => {
+        if (!isElementwiseOp(op)) throw new Error(`internal: lambda applies non-elementwise op '${op}'`);
+        return scalarLowering[op](args, { result: computeType(result), attrs: {} });
+      },
+    };
+  }
+
+  /** fused_map: one thread per output element evaluates the lambda (fuse-elementwise). */
+  private emitFusedMap(n: Node): void {
+    const kb = new KernelBuilder();
+    const host = this.fusedHost(kb);
+    const l = lambdaAttr(n, 'body');
+    const operands = n.operands.map((_, i) => this.operand(n, i));
+    this.emitMap(n, 'fused_map', kb, true, (body, idx, flat) => translateLambda(host, body, n, l.params, l.body, operands, idx, flat), fusedMapTraffic(host, n));
+  }
+
     if (def === undefined) return sConst(0);
     const types = n.operands.map((_, i) => this.operand(n, i).type);
     return dimToSize(def.flops(types, n.type, n.attrs));
@@ -1007,6 +1037,19 @@ class Lowering {
     const oOff = kb.let(body, 'out_off', mul(bz, mul(Me, Ne)));
     const row0 = kb.let(body, 'row0', mul(builtin('workgroup_id', 1), u32(TM)));
     const col0 = kb.let(body, 'col0', mul(builtin('workgroup_id', 0), u32(TN)));
+    // fused_matmul: the epilogue lambda (lower-fused.ts) runs on the accumulator before the store.
+    const host = this.fusedHost(kb);
+    const ep = n.op === 'fused_matmul' ? lambdaAttr(n, 'epilogue') : undefined;
+    const epOperands = n.operands.map((_, i) => this.operand(n, i));
+    const epilogueStore = (index: Expr, acc: Expr): Stmt[] => {
+      if (ep === undefined) return [{ kind: 'store', slot: oSlot, index, value: cast(storageType(n.type.dtype), acc) }];
+      const stmts: Stmt[] = [];
+      const flat = kb.let(stmts, 'o', index);
+      const idx = unravelFlat(host, stmts, out, flat);
+      const value = translateLambda(host, stmts, n, ep.params, ep.body, epOperands, idx, flat, acc);
+      stmts.push({ kind: 'store', slot: oSlot, index: flat, value: cast(storageType(n.type.dtype), value) });
+      return stmts;
+    };
     const tx = builtin('local_id', 0);
     const ty = builtin('local_id', 1);
     const tid = builtin('local_index');
@@ -1100,7 +1143,7 @@ class Lowering {
     wb.push({
       kind: 'if',
       cond: and(lt(orow, Me), lt(ocol, Ne)),
-      then: [{ kind: 'store', slot: oSlot, index: add(oOff, add(mul(orow, Ne), ocol)), value: cast(storageType(n.type.dtype), arrayLoad(accName, add(mul(wiv, u32(RN)), wjv), 'f32')) }],
+      then: epilogueStore(add(oOff, add(mul(orow, Ne), ocol)), arrayLoad(accName, add(mul(wiv, u32(RN)), wjv), 'f32')),
       else: [],
     });
     body.push({
@@ -1122,10 +1165,11 @@ class Lowering {
         sMul(batchS, Ks, Ns, sCeilDiv(Ms, TM), sConst(storageBytes(b.type.dtype))),
       ]),
       bytesWritten: sMul(batchS, Ms, Ns, sConst(storageBytes(n.type.dtype))),
+        ...(ep === undefined ? [] : [epilogueReadBytes(host, n)]),
       flops: this.flops(n),
     };
     const grid: readonly [SizeExpr, SizeExpr, SizeExpr] = [sCeilDiv(Ns, TN), sCeilDiv(Ms, TM), batchS];
-    this.finish(n, 'matmul', kb, body, [thx, thy, 1], grid, { kind: 'tiled_matmul', ...ms }, traffic);
+    this.finish(n, n.op, kb, body, [thx, thy, 1], grid, { kind: 'tiled_matmul', ...ms }, traffic);
   }
 }
 

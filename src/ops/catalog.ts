@@ -7,8 +7,9 @@ import { reduceOps } from './reduce.js';
 import { matmulOps } from './matmul.js';
 import { movementOps } from './movement.js';
 import { normOps } from './norm.js';
+import { fusedOps } from './fused.js';
 
-const all: readonly OpDef[] = [...sourceOps, ...elementwiseOps, ...reduceOps, ...matmulOps, ...movementOps, ...normOps];
+const all: readonly OpDef[] = [...sourceOps, ...elementwiseOps, ...reduceOps, ...matmulOps, ...movementOps, ...normOps, ...fusedOps];
 
 export const catalog: ReadonlyMap<string, OpDef> = new Map(all.map((op) => [op.name, op]));
 

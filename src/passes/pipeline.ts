@@ -4,17 +4,34 @@
 import { eliminateCommonSubexpressions } from './eliminate-common-subexpressions.js';
 import { eliminateDeadCode } from './eliminate-dead-code.js';
 import { foldConstants } from './fold-constants.js';
+import { fuseElementwise } from './fuse-elementwise.js';
+import { fuseEpilogue } from './fuse-epilogue.js';
 import type { GraphPass, Target } from './pass.js';
 import { simplifyMovement } from './simplify-movement.js';
 
 /** Graph-level cleanups every target runs, in this order. */
 export const graphPasses: readonly GraphPass[] = [foldConstants, simplifyMovement, eliminateCommonSubexpressions, eliminateDeadCode];
 
+/**
+ * Neighbour fusion for the kernel targets, after the cleanups (and after attention fusion):
+ * elementwise chains first, so a whole bias+activation+residual chain lands in one epilogue.
+ * The interpreter never fuses: it stays the op-by-op reference.
+ */
+export const neighbourFusionPasses: readonly GraphPass[] = [fuseElementwise, fuseEpilogue];
+
 export const pipelines: Readonly<Record<Target, readonly GraphPass[]>> = {
   interp: [...graphPasses],
-  webgpu: [...graphPasses],
-  cuda: [...graphPasses],
+  webgpu: [...graphPasses, ...neighbourFusionPasses],
+  cuda: [...graphPasses, ...neighbourFusionPasses],
 };
+
+/** Names of the passes `--no-fuse` removes (attention and neighbour fusion). */
+export const fusionPassNames: ReadonlySet<string> = new Set(['fuse-attention', ...neighbourFusionPasses.map((p) => p.name)]);
+
+/** A target's pipeline without the fusion passes (the `--no-fuse` baseline). */
+export function unfusedPipeline(target: Target): readonly GraphPass[] {
+  return pipelines[target].filter((p) => !fusionPassNames.has(p.name));
+}
 
 /** Every pass name across all targets, in first-seen order (for --help and --dump-after checks). */
 export const allPassNames: readonly string[] = [...new Set(Object.values(pipelines).flatMap((ps) => ps.map((p) => p.name)))];

@@ -1,0 +1,175 @@
+// Kernel lowering of the fused ops made by the neighbour-fusion passes: `fused_map` as one
+// one-thread-per-element kernel, and the epilogue of `fused_matmul` (applied in registers by
+// the tiled matmul in lower.ts just before its store). Lambda bodies are translated with common
+// subexpressions shared (gelu's tanh form uses its argument four times), and every distinct
+// (operand, index) read is loaded once per output element.
+import { dimConst } from '../check/dim.js';
+import type { Node, ScalarExpr } from '../graph/ir.js';
+import { lambdaAttr } from '../graph/ir.js';
+import { printScalarExpr } from '../graph/print.js';
+import type { Dim } from '../check/dim.js';
+import { type Expr, type Stmt, type Traffic, add, assertNever, cast, div, lit, load, mul, rem, u32 } from './ir.js';
+import type { SizeExpr } from './plan.js';
+import { computeType, storageBytes, storageType } from './storage.js';
+import { sConst, sMul, shapeElements } from './to-size.js';
+import { mapTraffic } from './traffic.js';
+
+/** What the fused lowering needs from lower.ts's Lowering (kept narrow on purpose). */
+export interface FusedHost {
+  operand(n: Node, i: number): Node;
+  /** A scalar const folded into its consumers (no buffer): its literal, else undefined. */
+  folded(n: Node): Expr | undefined;
+  dimExpr(d: Dim): Expr;
+  flops(n: Node): SizeExpr;
+  /** Per-element kernel builder (lower.ts KernelBuilder), seen through what we use. */
+  readonly kb: {
+    input(role: string, value: number, dtype: Node['type']['dtype']): number;
+    let(out: Stmt[], prefix: string, init: Expr): Expr;
+  };
+  scalar(op: string, args: readonly Expr[], result: Node['type']['dtype']): Expr;
+}
+
+/** The output multi-index (u32 per axis) from a flat row-major index, as lets in `body`. */
+export function unravelFlat(host: FusedHost, body: Stmt[], shape: readonly Dim[], flat: Expr): Expr[] {
+  const idx: Expr[] = new Array<Expr>(shape.length);
+  let rest = flat;
+  for (let k = shape.length - 1; k >= 0; k--) {
+    const d = host.dimExpr(shape[k] ?? dimConst(1));
+    if (k === 0) idx[0] = host.kb.let(body, 'i0', rest);
+    else {
+      idx[k] = host.kb.let(body, `i${k}`, rem(rest, d));
+      rest = host.kb.let(body, `q${k}`, div(rest, d));
+    }
+  }
+  return idx;
+}
+
+const isIdentity = (indices: readonly ScalarExpr[]): boolean => indices.every((x, i) => x.kind === 'index' && x.axis === i);
+
+/**
+ * Translates a lambda body at one output element. `idx` is the output multi-index, `flat` its
+ * row-major offset; `operands` are the node's operand nodes; `acc` replaces `acc()`.
+ */
+export function translateLambda(
+  host: FusedHost,
+  body: Stmt[],
+  n: Node,
+  params: readonly string[],
+  e: ScalarExpr,
+  operands: readonly Node[],
+  idx: readonly Expr[],
+  flat: Expr,
+  acc?: Expr,
+): Expr {
+  const memo = new Map<string, Expr>();
+  const slots = new Map<number, number>();
+  const outShape = n.type.shape;
+  const key = (x: ScalarExpr): string => printScalarExpr(x, params, operands.map((o) => o.type));
+  const tr = (x: ScalarExpr): Expr => {
+    const k = key(x);
+    const hit = memo.get(k);
+    if (hit !== undefined) return hit;
+    let r: Expr;
+    switch (x.kind) {
+      case 'index':
+        r = cast('i32', idx[x.axis] ?? u32(0));
+        break;
+      case 'dim':
+        r = cast('i32', host.dimExpr(x.dim));
+        break;
+      case 'const':
+        r = lit(computeType(x.dtype), x.value);
+        break;
+      case 'read': {
+        const o = operands[x.operand];
+        if (o === undefined) throw new Error(`internal: ${n.op} reads missing operand ${x.operand}`);
+        const lit0 = host.folded(o);
+        if (lit0 !== undefined) {
+          r = lit0;
+          break;
+        }
+        let slot = slots.get(x.operand);
+        if (slot === undefined) {
+          slot = host.kb.input(`t${x.operand}`, o.id, o.type.dtype);
+          slots.set(x.operand, slot);
+        }
+        let index: Expr;
+        if (isIdentity(x.indices) && o.type.shape.length === outShape.length && sameShape(o.type.shape, outShape)) index = flat;
+        else {
+          // Row-major offset of the read element.
+          index = u32(0);
+          let stride: Expr = u32(1);
+          for (let k = o.type.shape.length - 1; k >= 0; k--) {
+            const ix = x.indices[k];
+            if (ix === undefined) throw new Error('internal: read with too few indices');
+            const isZero = ix.kind === 'const' && ix.value === 0;
+            if (!isZero) index = add(index, mul(cast('u32', tr(ix)), stride));
+            stride = mul(stride, host.dimExpr(o.type.shape[k] ?? dimConst(1)));
+          }
+        }
+        r = host.kb.let(body, `t${x.operand}_v`, cast(computeType(x.dtype), load(slot, index, storageType(o.type.dtype))));
+        break;
+      }
+      case 'apply':
+        if (x.op === 'acc') {
+          if (acc === undefined) throw new Error(`internal: acc() outside a fused_matmul epilogue`);
+          r = cast(computeType(x.dtype), acc);
+        } else {
+          r = host.kb.let(body, 'e', host.scalar(x.op, x.args.map(tr), x.dtype));
+        }
+        break;
+      default:
+        return assertNever(x);
+    }
+    memo.set(k, r);
+    return r;
+  };
+  return tr(e);
+}
+
+function sameShape(a: readonly Dim[], b: readonly Dim[]): boolean {
+  return a.length === b.length && a.every((d, i) => JSON.stringify(d) === JSON.stringify(b[i]));
+}
+
+/** Distinct reads in a lambda (operand and index text): each is one load per output element. */
+function distinctReads(n: Node, params: readonly string[], e: ScalarExpr, operands: readonly Node[], out: Map<string, Node>): void {
+  switch (e.kind) {
+    case 'index':
+    case 'dim':
+    case 'const':
+      return;
+    case 'apply':
+      for (const a of e.args) distinctReads(n, params, a, operands, out);
+      return;
+    case 'read': {
+      const o = operands[e.operand];
+      if (o !== undefined) out.set(printScalarExpr(e, params, operands.map((x) => x.type)), o);
+      for (const a of e.indices) distinctReads(n, params, a, operands, out);
+      return;
+    }
+  }
+}
+
+/** Bytes the lambda reads from global memory for the whole result (traffic.ts's rule: no cache credit). */
+export function lambdaReadBytes(host: FusedHost, n: Node, params: readonly string[], e: ScalarExpr, operands: readonly Node[]): SizeExpr {
+  const reads = new Map<string, Node>();
+  distinctReads(n, params, e, operands, reads);
+  const perElement = [...reads.values()].filter((o) => host.folded(o) === undefined).reduce((s, o) => s + storageBytes(o.type.dtype), 0);
+  return sMul(shapeElements(n.type.shape), sConst(perElement));
+}
+
+/** The traffic of a fused_map kernel: distinct reads per element, one store per element. */
+export function fusedMapTraffic(host: FusedHost, n: Node): Traffic {
+  const l = lambdaAttr(n, 'body');
+  const operands = n.operands.map((_, i) => host.operand(n, i));
+  const t = mapTraffic(n, [], host.flops(n));
+  return { ...t, bytesRead: lambdaReadBytes(host, n, l.params, l.body, operands) };
+}
+
+/** The epilogue's extra reads (operands 2.. of a fused_matmul), added to the matmul's traffic. */
+export function epilogueReadBytes(host: FusedHost, n: Node): SizeExpr {
+  const l = lambdaAttr(n, 'epilogue');
+  const operands = n.operands.map((_, i) => host.operand(n, i));
+  return lambdaReadBytes(host, n, l.params, l.body, operands);
+}
+

@@ -1,0 +1,275 @@
+// fuse-elementwise: turns chains of elementwise ops (with `where`, `cast`, scalar constants,
+// `grid` masks, and the index remaps `permute` and `slice`) into one `fused_map` node whose
+// body is a lambda over the result indices; operands that are not fused are read with
+// `read(i, ...)`, broadcasting per operand (a size-1 axis reads index 0, missing leading axes are
+// dropped). One fused_map is one kernel, so the intermediates never reach global memory.
+//
+//   before                                        after
+//   %0 = input {name="x"} : f32[T,4]              %0 = input {name="x"} : f32[T,4]
+//   %1 = weight {name="b"} : f32[4]               %1 = weight {name="b"} : f32[4]
+//   %2 = add %0, %1 : f32[T,4]                    %2 = fused_map %0, %1 {body=(i0, i1) =>
+//   %3 = const {value=2.0} : f32[]                     exp(mul(add(read(0, i0, i1), read(1, i1)), 2.0)),
+//   %4 = mul %2, %3 : f32[T,4]                         shape=dims[T,4]} : f32[T,4]
+//   %5 = exp %4 : f32[T,4]                        output "y" = %2
+//   output "y" = %5
+//
+// A value is fused into its consumer when that consumer is the only use and is itself fusable;
+// a value with several uses (or a graph output) stays a buffer, with a remark when a fusable
+// consumer had to read it back. A group becomes a fused_map only when it absorbed at least one
+// node; a lone op stays as it was. gelu(approx="tanh") is written out in primitives (lambda
+// applies carry no attributes), in the same order of operations as the catalog's float64 rule.
+// Needs: types inferred. Keeps: the graph's outputs and interface; every surviving type.
+import type { Graph, Node, ScalarExpr } from '../graph/ir.js';
+import { dimAttr, floatAttr, intAttr, intsAttr, lambdaAttr } from '../graph/ir.js';
+import { GraphBuilder, removeDeadNodes } from '../graph/rewrite.js';
+import { dimConstValue } from '../check/dim.js';
+import { getOp } from '../ops/catalog.js';
+import type { DType } from '../graph/types.js';
+import type { GraphPass, PassContext } from './pass.js';
+
+const NAME = 'fuse-elementwise';
+
+/** Ops the pass can express inside a lambda. */
+export function isMappable(n: Node): boolean {
+  const def = getOp(n.op);
+  if (def === undefined) return false;
+  if (def.family === 'elementwise') return true;
+  if (n.op === 'const') return n.type.shape.length === 0;
+  return n.op === 'grid' || n.op === 'fused_map' || n.op === 'permute' || n.op === 'slice';
+}
+
+const idx = (axis: number): ScalarExpr => ({ kind: 'index', axis });
+const i32 = (value: number): ScalarExpr => ({ kind: 'const', value, dtype: 'i32' });
+const f = (value: number, dtype: DType): ScalarExpr => ({ kind: 'const', value, dtype });
+const ap = (op: string, dtype: DType, ...args: ScalarExpr[]): ScalarExpr => ({ kind: 'apply', op, args, dtype });
+
+/** Replaces `index(k)` by `at[k]` (substitution of a lambda's parameters). */
+export function substitute(e: ScalarExpr, at: readonly ScalarExpr[]): ScalarExpr {
+  switch (e.kind) {
+    case 'index':
+      return at[e.axis] ?? e;
+    case 'dim':
+    case 'const':
+      return e;
+    case 'read':
+      return { ...e, indices: e.indices.map((x) => substitute(x, at)) };
+    case 'apply':
+      return { ...e, args: e.args.map((x) => substitute(x, at)) };
+  }
+}
+
+/** Renumbers `read` operands through `map` (global node ids <-> operand positions). */
+export function mapReads(e: ScalarExpr, map: (operand: number) => number): ScalarExpr {
+  switch (e.kind) {
+    case 'index':
+    case 'dim':
+    case 'const':
+      return e;
+    case 'read':
+      return { ...e, operand: map(e.operand), indices: e.indices.map((x) => mapReads(x, map)) };
+    case 'apply':
+      return { ...e, args: e.args.map((x) => mapReads(x, map)) };
+  }
+}
+
+/** Index expressions for an operand of shape `from` broadcast into a result of shape `to`. */
+function broadcastIndices(n: Node, operand: Node): ScalarExpr[] {
+  const to = n.type.shape;
+  const from = operand.type.shape;
+  const lead = to.length - from.length;
+  return from.map((d, k) => {
+    const od = to[lead + k];
+    return dimConstValue(d) === 1 && (od === undefined || dimConstValue(od) !== 1) ? i32(0) : idx(lead + k);
+  });
+}
+
+/** 0.5*x*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x*x*x))), as geluTanh in src/ops/elementwise.ts. */
+function geluTanhExpr(x: ScalarExpr, t: DType): ScalarExpr {
+  const cube = ap('mul', t, ap('mul', t, ap('mul', t, f(0.044715, t), x), x), x);
+  const inner = ap('mul', t, f(Math.sqrt(2 / Math.PI), t), ap('add', t, x, cube));
+  return ap('mul', t, ap('mul', t, f(0.5, t), x), ap('add', t, f(1, t), ap('tanh', t, inner)));
+}
+
+class Fuser {
+  private readonly uses: Node[][];
+  private readonly isOutput: Set<number>;
+  /** Nodes folded into their only consumer (not emitted). */
+  readonly inlined = new Set<number>();
+
+  constructor(
+    private readonly g: Graph,
+    private readonly ctx: PassContext,
+  ) {
+    this.uses = g.nodes.map(() => []);
+    for (const n of g.nodes) for (const o of n.operands) this.uses[o]?.push(n);
+    this.isOutput = new Set(g.outputs.map((o) => o.value));
+  }
+
+  private node(id: number): Node {
+    const n = this.g.nodes[id];
+    if (n === undefined) throw new Error(`internal: no node %${id}`);
+    return n;
+  }
+
+  /** Whether `o` is folded into its consumer `user` (then it is not materialized). */
+  private fusesInto(o: Node, user: Node): boolean {
+    if (!isMappable(o) || !isMappable(user) || o.op === 'const' || this.isOutput.has(o.id)) return false;
+    const us = this.uses[o.id] ?? [];
+    if (us.length === 1 && us[0] === user) return true;
+    if (us.length > 1 && us.every(isMappable)) {
+      this.ctx.remark({ pass: NAME, loc: o.loc, message: `${o.op} result kept in memory: it has ${us.length} uses, fusing would recompute it per use` });
+    }
+    return false;
+  }
+
+  /**
+   * The value of node `id` at the index `at` (expressions over the root's indices), with reads of
+   * materialized tensors as `read(<global node id>, ...)`. `absorbed` counts the nodes folded in.
+   */
+  expr(id: number, at: readonly ScalarExpr[], user: Node | undefined, absorbed: number[]): ScalarExpr {
+    const n = this.node(id);
+    if (n.op === 'const' && n.type.shape.length === 0) return f(floatAttr(n, 'value'), n.type.dtype);
+    if (user !== undefined && !this.fusesInto(n, user)) return { kind: 'read', operand: id, indices: at, dtype: n.type.dtype };
+    if (user !== undefined) {
+      if (!absorbed.includes(id)) absorbed.push(id);
+      this.inlined.add(id);
+    }
+    const operandAt = (k: number, indices: readonly ScalarExpr[]): ScalarExpr => {
+      const o = n.operands[k];
+      if (o === undefined) throw new Error(`internal: %${n.id} lacks operand ${k}`);
+      return this.expr(o, indices, n, absorbed);
+    };
+    const operandNode = (k: number): Node => this.node(n.operands[k] ?? -1);
+    switch (n.op) {
+      case 'grid':
+      case 'fused_map': {
+        const body = substitute(lambdaAttr(n, 'body').body, at);
+        return this.inlineReads(body, n, absorbed);
+      }
+      case 'permute': {
+        // Result axis i is input axis perm[i].
+        const perm = intsAttr(n, 'perm');
+        const inAt: ScalarExpr[] = new Array<ScalarExpr>(perm.length);
+        perm.forEach((p, i) => (inAt[p] = at[i] ?? i32(0)));
+        return operandAt(0, inAt);
+      }
+      case 'slice': {
+        const axis = intAttr(n, 'axis');
+        const start = dimAttr(n, 'start');
+        const inAt = at.map((x, k) => (k === axis && !(dimConstValue(start) === 0) ? ap('add', 'i32', x, { kind: 'dim', dim: start }) : x));
+        return operandAt(0, inAt);
+      }
+      default: {
+        const args = n.operands.map((_, k) => operandAt(k, broadcastIndices(n, operandNode(k)).map((x) => substitute(x, at))));
+        const approx = n.attrs['approx'];
+        if (n.op === 'gelu' && approx !== undefined && approx.kind === 'str' && approx.value === 'tanh') {
+          const x = args[0];
+          if (x === undefined) throw new Error('internal: gelu without operand');
+          return geluTanhExpr(x, n.type.dtype);
+        }
+        return { kind: 'apply', op: n.op, args, dtype: n.type.dtype };
+      }
+    }
+  }
+
+  /** In a lambda body of node `n` (operands numbered locally), reads of fusable operands become their expressions. */
+  private inlineReads(e: ScalarExpr, n: Node, absorbed: number[]): ScalarExpr {
+    switch (e.kind) {
+      case 'index':
+      case 'dim':
+      case 'const':
+        return e;
+      case 'apply':
+        return { ...e, args: e.args.map((x) => this.inlineReads(x, n, absorbed)) };
+      case 'read': {
+        const indices = e.indices.map((x) => this.inlineReads(x, n, absorbed));
+        const o = n.operands[e.operand];
+        if (o === undefined) throw new Error(`internal: %${n.id} reads operand ${e.operand}`);
+        return this.expr(o, indices, n, absorbed);
+      }
+    }
+  }
+}
+
+function run(g: Graph, ctx: PassContext): Graph {
+  const fuser = new Fuser(g, ctx);
+  // Roots: mappable nodes not folded into a consumer. Walk consumers first (reverse order), so a
+  // node's fate is known before it is visited.
+  const bodies = new Map<number, { body: ScalarExpr; leaves: number[]; absorbed: number[] }>();
+  for (let i = g.nodes.length - 1; i >= 0; i--) {
+    const n = g.nodes[i];
+    if (n === undefined || !isMappable(n) || n.op === 'const' || fuser.inlined.has(n.id)) continue;
+    const absorbed: number[] = [];
+    const params = n.type.shape.map((_, k) => idx(k));
+    const body = fuser.expr(n.id, params, undefined, absorbed);
+    if (absorbed.length === 0) continue;
+    const leaves: number[] = [];
+    const local = mapReads(body, (id) => {
+      let k = leaves.indexOf(id);
+      if (k < 0) k = leaves.push(id) - 1;
+      return k;
+    });
+    bodies.set(n.id, { body: local, leaves, absorbed: absorbed.sort((x, y) => x - y) });
+  }
+  if (bodies.size === 0) return g;
+  let fused = 0;
+  const b = new GraphBuilder();
+  const map: number[] = [];
+  const mapped = (id: number): number => {
+    const v = map[id];
+    if (v === undefined) throw new Error(`internal: %${id} used before definition or was fused away`);
+    return v;
+  };
+  for (const n of g.nodes) {
+    if (fuser.inlined.has(n.id)) continue;
+    const fb = bodies.get(n.id);
+    if (fb === undefined) {
+      map[n.id] = b.copy(n, n.operands.map(mapped));
+      continue;
+    }
+    fused++;
+    const params = n.type.shape.map((_, k) => `i${k}`);
+    const from = fb.absorbed.map((id) => g.nodes[id]?.loc).filter((l) => l !== undefined);
+    map[n.id] = b.add({
+      op: 'fused_map',
+      operands: fb.leaves.map(mapped),
+      attrs: { shape: { kind: 'dims', value: n.type.shape }, body: { kind: 'lambda', params, body: fb.body } },
+      type: n.type,
+      loc: n.loc,
+      from: [n.loc, ...from],
+    });
+  }
+  ctx.stats.ruleHits.set(`${NAME}/fused_map`, (ctx.stats.ruleHits.get(`${NAME}/fused_map`) ?? 0) + fused);
+  return removeDeadNodes(b.finish(g, g.outputs.map((o) => ({ ...o, value: mapped(o.value) }))));
+}
+
+export const fuseElementwise: GraphPass = {
+  name: NAME,
+  summary: 'fuse chains of elementwise ops, where, cast, consts, grids, permutes and slices into fused_map',
+  run,
+};
+
+/**
+ * A lone elementwise node or a fused_map as a lambda body over its result indices, with reads
+ * numbered by the node's operands (for fuse-epilogue). Undefined for anything else.
+ */
+export function lambdaOf(g: Graph, n: Node): { readonly params: readonly string[]; readonly body: ScalarExpr } | undefined {
+  if (n.op === 'fused_map') {
+    const l = lambdaAttr(n, 'body');
+    return { params: l.params, body: l.body };
+  }
+  if (getOp(n.op)?.family !== 'elementwise') return undefined;
+  const args = n.operands.map((o, k): ScalarExpr => {
+    const on = g.nodes[o];
+    if (on === undefined) throw new Error(`internal: no node %${o}`);
+    if (on.op === 'const' && on.type.shape.length === 0) return f(floatAttr(on, 'value'), on.type.dtype);
+    return { kind: 'read', operand: k, indices: broadcastIndices(n, on), dtype: on.type.dtype };
+  });
+  const approx = n.attrs['approx'];
+  const x = args[0];
+  const body: ScalarExpr =
+    n.op === 'gelu' && approx !== undefined && approx.kind === 'str' && approx.value === 'tanh' && x !== undefined
+      ? geluTanhExpr(x, n.type.dtype)
+      : { kind: 'apply', op: n.op, args, dtype: n.type.dtype };
+  return { params: n.type.shape.map((_, k) => `i${k}`), body };
+}

@@ -1,0 +1,123 @@
+// fuse-epilogue: a matmul whose only use is an elementwise consumer of the same shape (a lone
+// op, or a fused_map from fuse-elementwise: bias add, gelu/silu/relu, residual add, the SwiGLU
+// multiply by a second matmul's result) becomes one `fused_matmul`: the consumer's lambda runs
+// on the accumulator in registers before the store, so the product never reaches memory.
+//
+//   before                                              after
+//   %2 = matmul %0, %1 : f32[T,8]                       %4 = fused_matmul %0, %1, %3 {epilogue=(i0, i1) =>
+//   %4 = fused_map %2, %3 {body=(i0, i1) =>                  gelu(add(acc(), read(2, i1)))} : f32[T,8]
+//        gelu(add(read(0, i0, i1), read(1, i1))), ...}
+//
+// In the epilogue `acc()` is the product at the result index; `read(k, ...)` for k >= 2 reads the
+// consumer's other operands (each read once per result element). Runs after fuse-elementwise,
+// so a whole chain (bias + activation + residual) lands in one epilogue. Not fused, with a
+// remark: a matmul with several uses, a graph output, or a consumer that broadcasts the product
+// or reads it at another index. Needs: types inferred. Keeps: outputs, interface, types.
+import type { Graph, Node, ScalarExpr } from '../graph/ir.js';
+import { GraphBuilder, removeDeadNodes } from '../graph/rewrite.js';
+import { shapeEquals } from '../graph/types.js';
+import { lambdaOf } from './fuse-elementwise.js';
+import type { GraphPass, PassContext } from './pass.js';
+
+const NAME = 'fuse-epilogue';
+
+/** Whether every read of operand `k` in `e` is at the identity index (i0, i1, ...). */
+function readsAtIdentity(e: ScalarExpr, k: number): boolean {
+  switch (e.kind) {
+    case 'index':
+    case 'dim':
+    case 'const':
+      return true;
+    case 'apply':
+      return e.args.every((a) => readsAtIdentity(a, k));
+    case 'read':
+      if (e.operand === k && !e.indices.every((x, i) => x.kind === 'index' && x.axis === i)) return false;
+      return e.indices.every((x) => readsAtIdentity(x, k));
+  }
+}
+
+/** Reads of operand `k` become `acc()`; other operands move to `remap(j)`. */
+function toEpilogue(e: ScalarExpr, k: number, accType: Node['type']['dtype'], remap: (j: number) => number): ScalarExpr {
+  switch (e.kind) {
+    case 'index':
+    case 'dim':
+    case 'const':
+      return e;
+    case 'apply':
+      return { ...e, args: e.args.map((a) => toEpilogue(a, k, accType, remap)) };
+    case 'read':
+      if (e.operand === k) return { kind: 'apply', op: 'acc', args: [], dtype: accType };
+      return { ...e, operand: remap(e.operand), indices: e.indices.map((x) => toEpilogue(x, k, accType, remap)) };
+  }
+}
+
+function run(g: Graph, ctx: PassContext): Graph {
+  const uses: Node[][] = g.nodes.map(() => []);
+  for (const n of g.nodes) for (const o of n.operands) uses[o]?.push(n);
+  const outputs = new Set(g.outputs.map((o) => o.value));
+  // consumer id -> the matmul it absorbs
+  const plan = new Map<number, Node>();
+  const absorbed = new Set<number>();
+  for (const m of g.nodes) {
+    if (m.op !== 'matmul') continue;
+    const us = uses[m.id] ?? [];
+    const c = us[0];
+    const why =
+      outputs.has(m.id) ? 'its result is a graph output'
+      : us.length !== 1 || c === undefined ? `its result has ${us.length} uses`
+      : plan.has(c.id) ? 'its consumer already takes another matmul as epilogue (that one is read as an operand)'
+      : lambdaOf(g, c) === undefined ? `its consumer ${c.op} is not elementwise`
+      : !shapeEquals(c.type.shape, m.type.shape) ? 'its consumer broadcasts the product to a larger shape'
+      : undefined;
+    if (why !== undefined) {
+      if (us.length > 0) ctx.remark({ pass: NAME, loc: m.loc, message: `matmul epilogue not fused: ${why}` });
+      continue;
+    }
+    if (c === undefined) continue;
+    const l = lambdaOf(g, c);
+    const k = c.operands.indexOf(m.id);
+    if (l === undefined || !readsAtIdentity(l.body, k)) {
+      ctx.remark({ pass: NAME, loc: m.loc, message: 'matmul epilogue not fused: its consumer reads the product at another index' });
+      continue;
+    }
+    plan.set(c.id, m);
+    absorbed.add(m.id);
+  }
+  if (plan.size === 0) return g;
+  const b = new GraphBuilder();
+  const map: number[] = [];
+  const mapped = (id: number): number => {
+    const v = map[id];
+    if (v === undefined) throw new Error(`internal: %${id} used before definition or was fused away`);
+    return v;
+  };
+  for (const n of g.nodes) {
+    if (absorbed.has(n.id)) continue;
+    const m = plan.get(n.id);
+    const l = m === undefined ? undefined : lambdaOf(g, n);
+    if (m === undefined || l === undefined) {
+      map[n.id] = b.copy(n, n.operands.map(mapped));
+      continue;
+    }
+    const k = n.operands.indexOf(m.id);
+    // Operand j of the consumer (j != k) becomes operand 2 + (its position among the others).
+    const others = n.operands.map((_, j) => j).filter((j) => j !== k);
+    const epilogue = toEpilogue(l.body, k, m.type.dtype, (j) => 2 + others.indexOf(j));
+    map[n.id] = b.add({
+      op: 'fused_matmul',
+      operands: [...m.operands, ...others.map((j) => n.operands[j] ?? -1)].map(mapped),
+      attrs: { epilogue: { kind: 'lambda', params: l.params, body: epilogue } },
+      type: n.type,
+      loc: m.loc,
+      from: [m.loc, n.loc, ...(n.from ?? [])],
+    });
+  }
+  ctx.stats.ruleHits.set(`${NAME}/fused_matmul`, (ctx.stats.ruleHits.get(`${NAME}/fused_matmul`) ?? 0) + plan.size);
+  return removeDeadNodes(b.finish(g, g.outputs.map((o) => ({ ...o, value: mapped(o.value) }))));
+}
+
+export const fuseEpilogue: GraphPass = {
+  name: NAME,
+  summary: 'fold a matmul\'s elementwise consumer (bias, activation, residual, SwiGLU gate) into a fused_matmul epilogue',
+  run,
+};
