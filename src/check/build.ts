@@ -45,6 +45,9 @@ export class GraphBuilder {
   private readonly outputValues = new Map<string, { value: number; loc: Span }>(); // key -> node
   private readonly attemptedOutputs = new Set<string>(); // assigned, possibly a poisoned value
   private readonly callStack: string[] = [];
+  /** Layer indices of the enclosing index parameters and loops, innermost last (for Node.scope). */
+  private readonly layerStack: number[] = [];
+  private modelName = '';
   private readonly called = new Set<string>();
   private readonly reported = new Set<string>();
 
@@ -88,9 +91,19 @@ export class GraphBuilder {
     if (def === undefined) throw new Error(`internal: the builder made unknown op '${op}'`);
     const t = def.infer(types, attrs, declared);
     if (isOpError(t)) return this.error(t.code, loc, t.message);
-    const node: Node = Object.freeze({ id: this.nodes.length, op, operands: Object.freeze(ids), attrs: Object.freeze({ ...attrs }), type: t, loc });
+    const base = { id: this.nodes.length, op, operands: Object.freeze(ids), attrs: Object.freeze({ ...attrs }), type: t, loc };
+    const scope = op === 'input' || op === 'weight' ? undefined : this.currentScope();
+    const node: Node = Object.freeze(scope === undefined ? base : { ...base, scope });
     this.nodes.push(node);
     return { kind: 'tensor', id: node.id, type: t };
+  }
+
+  /** `attention_l0`: the innermost user function (or the model) and the enclosing layer index. */
+  private currentScope(): string | undefined {
+    const fn = this.callStack[this.callStack.length - 1] ?? this.modelName;
+    if (fn === '') return undefined;
+    const layer = this.layerStack[this.layerStack.length - 1];
+    return layer === undefined ? fn : `${fn}_l${layer}`;
   }
 
   constNode(value: number, dtype: DType, loc: Span): Value {
@@ -545,10 +558,15 @@ export class GraphBuilder {
 
     this.called.add(fname);
     this.callStack.push(fname);
+    const indexParam = fn.params.find((p) => p.type.kind === 'index');
+    const layer = indexParam === undefined ? undefined : scope.locals.get(indexParam.name.name)?.value;
+    const pushed = layer !== undefined && layer.kind === 'num';
+    if (pushed) this.layerStack.push(layer.value);
     try {
       return this.runFunctionBody(fn, scope);
     } finally {
       this.callStack.pop();
+      if (pushed) this.layerStack.pop();
     }
   }
 
@@ -617,7 +635,12 @@ export class GraphBuilder {
         if (from === undefined || to === undefined) return;
         for (let i = from; i < to; i++) {
           sc.locals.set(name, { value: num(i, true), kind: 'loop' });
-          this.stmts(s.body, sc);
+          this.layerStack.push(i);
+          try {
+            this.stmts(s.body, sc);
+          } finally {
+            this.layerStack.pop();
+          }
         }
         sc.locals.delete(name);
         return;
@@ -768,7 +791,9 @@ export class GraphBuilder {
       else for (let m = fam.from; m < fam.to; m++) this.sourceTensor(item, m);
     }
     const sc: Scope = { locals: new Map(), fn: undefined };
+    this.modelName = model.name.name;
     this.stmts(model.body, sc);
+    this.modelName = '';
     this.checkUncalledFunctions();
 
     const outputs: GraphOutput[] = [];

@@ -56,7 +56,11 @@ export function writeDirAtomic(rep: Reporter, dir: string, files: ReadonlyMap<st
   try {
     mkdirSync(parent, { recursive: true });
     tmp = mkdtempSync(join(parent, `.${basename(abs)}.tmp-`));
-    for (const [name, data] of files) writeFileSync(join(tmp, name), data);
+    for (const [name, data] of files) {
+      // Names may hold folders (`wgsl/k.wgsl`).
+      mkdirSync(dirname(join(tmp, name)), { recursive: true });
+      writeFileSync(join(tmp, name), data);
+    }
     if (existsSync(abs)) {
       if (!statSync(abs).isDirectory()) throw new Error('it exists and is not a folder');
       old = mkdtempSync(join(parent, `.${basename(abs)}.old-`));

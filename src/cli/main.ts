@@ -12,7 +12,14 @@ import { UsageError, collect, debugLevels, notAvailableYet, parseDebug, parseSet
 import { readBytes, writeDirAtomic, writeFileAtomic, readText } from './fsio.js';
 import { randomInputs, randomWeights } from './random.js';
 import { Reporter } from './report.js';
+import type { Tensor64 } from '../ops/define.js';
 import { formatModule, loadModel, parseOnly, passList, printAst, printGraph, runPasses, type Target } from './stages.js';
+import { compileLimits, compilePlan, hasWebGpu, runOnWebGpu } from './webgpu.js';
+import { lowerToKernels } from '../kernel/lower.js';
+import { printKernels } from '../kernel/print.js';
+import { planFiles } from '../kernel/manifest.js';
+import { NoWebGpuError } from '../runtime/device.js';
+import { RuntimeError } from '../runtime/errors.js';
 
 export const exitOk = 0;
 export const exitUserError = 1;
@@ -20,9 +27,9 @@ export const exitUsage = 2;
 export const exitInternal = 70;
 
 const emitStages = ['ast', 'ir', 'fused', 'kernels', 'wgsl', 'cuda', 'host'] as const;
-const builtStages: readonly string[] = ['ast', 'ir'];
+const builtStages: readonly string[] = ['ast', 'ir', 'kernels', 'wgsl'];
 const targets = ['interp', 'webgpu', 'cuda'] as const;
-const builtTargets: readonly string[] = ['interp'];
+const builtTargets: readonly string[] = ['interp', 'webgpu'];
 
 export interface Io {
   readonly out: (text: string) => void;
@@ -77,7 +84,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
   const program = new Command();
   program
     .name('tfc')
-    .description('tfc: compiles .tfx transformer models; checks, prints each stage, runs them on the float64 interpreter')
+    .description('tfc: compiles .tfx transformer models; checks, prints each stage, runs them on WebGPU or the float64 interpreter')
     .version('0.1.0')
     .option('--debug <N>', 'debug level 0..4 (overrides TFC_DEBUG)')
     .showSuggestionAfterError(true)
@@ -106,14 +113,15 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
     .command('compile')
     .description('compile a model; --emit prints one stage on stdout, -o writes the artifacts')
     .argument('<FILE>', '.tfx source (or a dumped .ir file)')
-    .option('-o, --out-dir <DIR>', 'write DIR/model.ir (replaced atomically)')
+    .option('-o, --out-dir <DIR>', 'write DIR/model.ir, DIR/manifest.json and DIR/wgsl/*.wgsl (the folder is replaced atomically)')
     .addOption(new Option('--emit <STAGE>', 'print a stage on stdout').choices(emitStages))
     .option('--dump-after <PASS>', 'print the IR after PASS (or all passes) on stderr')
     .addOption(setOption())
     .option('--no-loc', 'leave loc(...) out of printed IR')
-    .addOption(new Option('--target <T>', 'target pipeline').choices(targets).default('interp'))
+    .addOption(new Option('--target <T>', 'target pipeline').choices(targets).default('webgpu'))
+    .addOption(new Option('--limits <L>', 'device limits the kernels are compiled for (tiles, subgroups): default runs on any WebGPU adapter').choices(Object.keys(compileLimits)).default('default'))
     .addHelpText('after', () => passHelp())
-    .action((file: string, o: Common & { outDir?: string; emit?: string; dumpAfter?: string; loc: boolean; target: Target }) => {
+    .action((file: string, o: Common & { outDir?: string; emit?: string; dumpAfter?: string; loc: boolean; target: Target; limits: string }) => {
       if (o.emit !== undefined && !builtStages.includes(o.emit)) throw notAvailableYet(`--emit ${o.emit}`);
       if (!builtTargets.includes(o.target)) throw notAvailableYet(`--target ${o.target}`);
       if (o.dumpAfter !== undefined && o.dumpAfter !== 'all') {
@@ -141,9 +149,20 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       state.rep.flush();
       const ir = printGraph(g, { locs: o.loc });
       if (o.emit === 'ir') io.out(ir.endsWith('\n') ? ir : ir + '\n');
-      if (o.outDir !== undefined) {
-        writeDirAtomic(state.rep, o.outDir, new Map([['model.ir', ir.endsWith('\n') ? ir : ir + '\n']]));
-        io.err(`tfc compile: wrote ${o.outDir}/model.ir\n`);
+      const limits = compileLimits[o.limits] ?? compileLimits['default'];
+      if (limits === undefined) throw new UsageError(`unknown --limits '${o.limits}'`);
+      if (o.emit === 'kernels') io.out(printKernels(lowerToKernels(g, limits)));
+      const needPlan = o.emit === 'wgsl' || o.outDir !== undefined || state.debug >= 1;
+      const plan = needPlan ? compilePlan(g, { target: limits }) : undefined;
+      if (plan !== undefined && state.debug >= 1) {
+        io.err(`tfc compile: ${plan.steps.length} launches of ${plan.kernels.length} kernels (limits: ${limits.name})\n`);
+        for (const k of plan.kernels) io.err(`  ${k.name.padEnd(32)} ${plan.steps.filter((s) => s.kernel === k.name).length}x  ${k.locs[0] ?? ''}\n`);
+      }
+      if (o.emit === 'wgsl' && plan !== undefined) io.out(plan.kernels.map((k) => k.source.wgsl).join('\n'));
+      if (o.outDir !== undefined && plan !== undefined) {
+        const files = new Map<string, string>([['model.ir', ir.endsWith('\n') ? ir : ir + '\n'], ...planFiles(plan, limits.name)]);
+        writeDirAtomic(state.rep, o.outDir, files);
+        io.err(`tfc compile: wrote ${o.outDir}/model.ir, manifest.json and ${plan.kernels.length} kernels in wgsl/\n`);
       }
     });
 
@@ -155,13 +174,21 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
     .requiredOption('--inputs <IN>', 'inputs .safetensors (names as declared in the model)')
     .requiredOption('--out <OUT>', 'output .safetensors to write')
     .addOption(setOption())
-    .addOption(new Option('--target <T>', 'where to run').choices(targets).default('interp'))
-    .action((file: string, o: Common & { weights: string; inputs: string; out: string; target: Target }) => {
-      if (!builtTargets.includes(o.target)) throw notAvailableYet(`--target ${o.target}`);
+    .addOption(new Option('--target <T>', 'where to run (default: webgpu when an adapter exists, else interp)').choices(targets))
+    .action(async (file: string, o: Common & { weights: string; inputs: string; out: string; target?: Target }) => {
+      if (o.target !== undefined && !builtTargets.includes(o.target)) throw notAvailableYet(`--target ${o.target}`);
       const overrides = parseSetOptions(o.set);
       const m = loadModel(state.rep, file, overrides);
       state.rep.flush();
-      const g = runPasses(state.rep, m.graph, o.target, { debug: state.debug, locs: true, log: io.err });
+      let target: Target = o.target ?? 'webgpu';
+      if (o.target === undefined) {
+        const gpu = await hasWebGpu();
+        if (!gpu.ok) {
+          io.err(`tfc: warning: no WebGPU adapter, running on the float64 interpreter (--target interp): ${gpu.reason}\n`);
+          target = 'interp';
+        }
+      }
+      const g = runPasses(state.rep, m.graph, target, { debug: state.debug, locs: true, log: io.err });
       const weights = loadTensors(state.rep, o.weights, 'weights file');
       const inputs = loadTensors(state.rep, o.inputs, 'inputs file');
       const preset = new Map([...overrides].filter(([k]) => g.dims.includes(k)));
@@ -170,12 +197,23 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       state.rep.flush();
       if (state.rep.hasErrors) throw new UserErrorsReported();
       const started = performance.now();
-      let result;
+      let result: { outputs: ReadonlyMap<string, Tensor64>; dims: ReadonlyMap<string, number> };
+      let where: string = target;
       try {
-        result = interpret(g, { inputs: inputs.tensors, weights: weights.tensors }, { dims: preset });
+        if (target === 'webgpu') {
+          const r = await runOnWebGpu(g, weights.tensors, inputs.tensors, preset);
+          result = r;
+          where = `webgpu (${r.adapter}; peak GPU memory ${(r.memory.peakBytes / 2 ** 20).toFixed(2)} MiB)`;
+        } else {
+          result = interpret(g, { inputs: inputs.tensors, weights: weights.tensors }, { dims: preset });
+        }
       } catch (e) {
         if (isInterpError(e)) {
           state.rep.report(diag(e.code, e.loc ?? fileSpan(file), e.message));
+          throw new UserErrorsReported();
+        }
+        if (e instanceof RuntimeError && e.code !== undefined) {
+          state.rep.report(diag(e.code, fileSpan(o.inputs), e.message));
           throw new UserErrorsReported();
         }
         throw e;
@@ -185,7 +223,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       writeFileAtomic(state.rep, o.out, writeSafetensors(outputs, 'f32'));
       const shown = [...outputs].map(([name, t]) => `${name} ${t.dtype === 'f16' || t.dtype === 'bf16' ? 'f32' : t.dtype}[${t.shape.join(',')}]`);
       const dims = [...result.dims].map(([k, v]) => `${k}=${v}`).join(', ');
-      io.err(`tfc run: ${g.name} on ${o.target}${dims === '' ? '' : ` (${dims})`}: ${shown.join(', ')} -> ${o.out} in ${ms.toFixed(0)} ms\n`);
+      io.err(`tfc run: ${g.name} on ${where}${dims === '' ? '' : ` (${dims})`}: ${shown.join(', ')} -> ${o.out} in ${ms.toFixed(0)} ms\n`);
     });
 
   program
@@ -289,6 +327,11 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     if (e instanceof SafetensorsError) {
       state.rep.report(e.diagnostic);
       state.rep.flush();
+      return exitUserError;
+    }
+    if (e instanceof NoWebGpuError || (e instanceof RuntimeError && e.kind !== 'plan')) {
+      // No adapter for an explicit --target webgpu, a missing feature (shader-f16), a device limit.
+      io.err(`tfc: error: ${e instanceof NoWebGpuError ? `--target webgpu: ${e.message} (or use --target interp)` : e.message}\n`);
       return exitUserError;
     }
     const pass = e instanceof InternalError && e.pass !== undefined ? ` in pass ${e.pass}` : '';

@@ -40,6 +40,12 @@ export interface Node {
   readonly loc: Span;
   /** For nodes made by a rewrite: the spans of the nodes they replaced. */
   readonly from?: readonly Span[];
+  /**
+   * Where the node came from in the source, for kernel names: the innermost user function (or
+   * the model) and the enclosing layer index, e.g. `attention_l0`. Set by the graph builder,
+   * kept by rewrites; not part of the IR text (a parsed .ir file has none).
+   */
+  readonly scope?: string;
 }
 
 export interface GraphOutput {

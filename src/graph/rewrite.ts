@@ -41,6 +41,8 @@ export interface NodeSpec {
   readonly type: TensorType;
   readonly loc: Span;
   readonly from?: readonly Span[];
+  /** Source scope for kernel names (Node.scope); a rewrite passes on the scope of what it replaces. */
+  readonly scope?: string;
 }
 
 /** Appends nodes in order with ids equal to their positions. */
@@ -59,8 +61,9 @@ export class GraphBuilder {
 
   add(spec: NodeSpec): number {
     const id = this.nodes.length;
-    const base = { id, op: spec.op, operands: [...spec.operands], attrs: spec.attrs, type: spec.type, loc: spec.loc };
-    this.nodes.push(spec.from === undefined ? base : { ...base, from: spec.from });
+    const base: Node = { id, op: spec.op, operands: [...spec.operands], attrs: spec.attrs, type: spec.type, loc: spec.loc };
+    const withFrom = spec.from === undefined ? base : { ...base, from: spec.from };
+    this.nodes.push(spec.scope === undefined ? withFrom : { ...withFrom, scope: spec.scope });
     return id;
   }
 

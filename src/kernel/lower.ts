@@ -349,7 +349,9 @@ class Lowering {
     });
     const uniforms = this.g.dims.filter((d) => used.has(d));
     for (const d of used) if (!this.g.dims.includes(d)) throw new Error(`internal: kernel ${op} reads unknown dim ${d}`);
-    const name = this.names.claim(`k${this.kernels.length}_${op}`);
+    // `attention_l0_matmul` from the source scope of the first node; `k<N>_<op>` without one (.ir input).
+    const scope = nodes[0]?.scope;
+    const name = this.names.claim(scope !== undefined ? `${scope}_${op}` : `k${this.kernels.length}_${op}`);
     this.kernels.push({
       name,
       op,

@@ -11,7 +11,7 @@ import type { PassContext } from './pass.js';
 export interface RuleContext {
   /** A node of the graph being built (ids are new ids; the matched node's operands are new ids). */
   node(id: number): Node;
-  /** Appends a node before the matched one; loc defaults to the matched node's. */
+  /** Appends a node before the matched one; loc (and scope) default to the matched node's. */
   emit(spec: Omit<NodeSpec, 'loc'> & { readonly loc?: NodeSpec['loc'] }): number;
 }
 
@@ -74,7 +74,8 @@ function sweepOnce(g: Graph, rules: readonly Rule[], ctx: PassContext, pass: str
       const ruleCtx: RuleContext = {
         node: (id) => b.node(id),
         emit: (spec) => {
-          const id = b.add({ ...spec, loc: spec.loc ?? n.loc });
+          const scope = spec.scope ?? n.scope; // kernel names follow the matched node's source scope
+          const id = b.add({ ...spec, loc: spec.loc ?? n.loc, ...(scope !== undefined ? { scope } : {}) });
           origin[id] = undefined;
           return id;
         },
