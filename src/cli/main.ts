@@ -12,6 +12,7 @@ import { UsageError, collect, debugLevels, notAvailableYet, parseDebug, parseSet
 import { readBytes, writeDirAtomic, writeFileAtomic, readText } from './fsio.js';
 import { randomInputs, randomWeights } from './random.js';
 import { Reporter } from './report.js';
+import { reportText } from './traffic.js';
 import type { Tensor64 } from '../ops/define.js';
 import { formatModule, loadModel, parseOnly, passList, printAst, printGraph, runPasses, type Target } from './stages.js';
 import { compileLimits, compilePlan, hasWebGpu, runOnWebGpu } from './webgpu.js';
@@ -120,6 +121,9 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
     .option('--no-loc', 'leave loc(...) out of printed IR')
     .addOption(new Option('--target <T>', 'target pipeline').choices(targets).default('webgpu'))
     .addOption(new Option('--limits <L>', 'device limits the kernels are compiled for (tiles, subgroups): default runs on any WebGPU adapter').choices(Object.keys(compileLimits)).default('default'))
+    .option('--report', 'print global-memory traffic and FLOPs per kernel, fused vs --no-fuse vs the lower bound (dims from --set; else B=1, others 128)')
+    .option('--json', 'with --report: print the report as JSON')
+    .option('--no-fuse', 'leave the fusion passes out of the pipeline (the unfused baseline)')
     .addHelpText('after', () => passHelp())
     .action((file: string, o: Common & { outDir?: string; emit?: string; dumpAfter?: string; loc: boolean; target: Target; limits: string }) => {
       if (o.emit !== undefined && !builtStages.includes(o.emit)) throw notAvailableYet(`--emit ${o.emit}`);
@@ -140,7 +144,13 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       }
       const m = loadModel(state.rep, file, overrides);
       state.rep.flush();
+      const fusion = o as { report?: boolean; json?: boolean; fuse?: boolean };
+      if (fusion.report === true) {
+        io.out(reportText(m.graph, overrides, { json: fusion.json === true, noFuse: fusion.fuse === false, target: o.target, debug: state.debug, log: io.err }));
+        return;
+      }
       const g = runPasses(state.rep, m.graph, o.target, {
+        ...(fusion.fuse === false ? { noFuse: true } : {}),
         ...(o.dumpAfter !== undefined ? { dumpAfter: o.dumpAfter } : {}),
         debug: state.debug,
         locs: o.loc,

@@ -13,7 +13,7 @@ import { parseGraph } from '../graph/parse.js';
 import { printGraph } from '../graph/print.js';
 import { runPipeline } from '../passes/driver.js';
 import { createPassContext, type Target } from '../passes/pass.js';
-import { pipelines } from '../passes/pipeline.js';
+import { pipelines, unfusedPipeline } from '../passes/pipeline.js';
 import type { Reporter } from './report.js';
 import { readText } from './fsio.js';
 
@@ -72,6 +72,8 @@ export interface PassRunOptions {
   readonly debug: number;
   readonly locs: boolean;
   readonly log: (text: string) => void; // stderr
+  /** Leave the fusion passes out (`--no-fuse`). */
+  readonly noFuse?: boolean;
 }
 
 /**
@@ -89,7 +91,7 @@ export function runPasses(rep: Reporter, g: Graph, target: Target, opts: PassRun
       if (opts.debug >= 1) opts.log(`remark: ${r.loc.file}:${r.loc.line}:${r.loc.col}: [${r.pass}] ${r.message}\n`);
     },
   });
-  const out = runPipeline(g, pipelines[target], ctx);
+  const out = runPipeline(g, opts.noFuse === true ? unfusedPipeline(target) : pipelines[target], ctx);
   if (opts.debug >= 2) {
     for (const t of ctx.stats.timings) opts.log(`pass ${t.pass.padEnd(24)} ${t.ms.toFixed(2).padStart(9)} ms\n`);
     for (const [rule, hits] of [...ctx.stats.ruleHits].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) opts.log(`rule ${rule.padEnd(40)} ${hits} hits\n`);
