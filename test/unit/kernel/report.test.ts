@@ -1,0 +1,43 @@
+// The traffic report against hand-derived formulas on a one-matmul model.
+import { describe, expect, it } from 'vitest';
+import { checkSource } from '../../../src/check/check-source.js';
+import { trafficReport, trafficReportJson } from '../../../src/kernel/report.js';
+import { createPassContext } from '../../../src/passes/pass.js';
+
+const src = `dims T
+input x: f32[T, 24]
+weight w: f32[24, 40] = "w"
+weight b: f32[40] = "b"
+output y: f32[T, 40]
+model m {
+  y = x @ w + b
+}
+`;
+
+describe('traffic report', () => {
+  it('matches the hand formula for x @ w + b, fused and unfused', () => {
+    const r = checkSource(src, 'm.tfx');
+    if (r.graph === undefined) throw new Error('no graph');
+    const M = 7; // T
+    const K = 24;
+    const N = 40;
+    const rep = trafficReport(r.graph, { dims: new Map([['T', M]]), context: () => createPassContext({ target: 'webgpu', verify: true }) });
+    // Lower bound: x, w and b read once, y written once (f32).
+    expect(rep.lowerBound.bytesRead).toBe(4 * (M * K + K * N + N));
+    expect(rep.lowerBound.bytesWritten).toBe(4 * M * N);
+    // Fused: one tiled matmul (64x64 tiles on lavapipe: one tile each way at these sizes, so A
+    // and B are read once) with the bias read once per output element in the epilogue.
+    expect(rep.kernels.map((k) => k.op)).toEqual(['fused_matmul']);
+    expect(rep.total.bytesRead).toBe(4 * (M * K + K * N + M * N));
+    expect(rep.total.bytesWritten).toBe(4 * M * N);
+    expect(rep.total.flops).toBe(2 * M * N * K + M * N);
+    // Unfused: the matmul, then an add kernel reading the product and the bias per element.
+    expect(rep.unfused.kernels).toBe(2);
+    expect(rep.unfused.bytesRead).toBe(4 * (M * K + K * N) + 4 * 2 * M * N);
+    expect(rep.unfused.bytesWritten).toBe(4 * 2 * M * N);
+    const json = JSON.parse(trafficReportJson(rep)) as Record<string, unknown>;
+    expect(Object.keys(json)).toEqual(['model', 'dims', 'kernels', 'total', 'unfused', 'lowerBound']);
+    expect(json['kernels']).toEqual([{ name: expect.any(String), op: 'fused_matmul', bytesRead: rep.total.bytesRead, bytesWritten: 4 * M * N, flops: 2 * M * N * K + M * N }]);
+    expect(trafficReportJson(rep)).toBe(trafficReportJson(trafficReport(r.graph, { dims: new Map([['T', M]]), context: () => createPassContext({ target: 'webgpu' }) })));
+  });
+});
