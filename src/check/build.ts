@@ -12,7 +12,7 @@ import { type DType, type TensorType, dtypes, printType, typeEquals } from '../g
 import { getOp } from '../ops/catalog.js';
 import { isOpError } from '../ops/define.js';
 import { builtins, getBuiltin } from '../ops/builtins.js';
-import { type Dim, dimAdd, dimConst, dimDiv, dimMul, dimNeg, dimSub, dimVar, printDim } from './dim.js';
+import { type Dim, dimAdd, dimConst, dimConstValue, dimDiv, dimMul, dimNeg, dimSub, dimVar, printDim } from './dim.js';
 import { type ConfigResult, builtinConstants, evaluateConfig, fileStart } from './config.js';
 import { type FamilyInfo, type FoldOp, type Value, binaryOpNames, describe, dimValue, foldNumbers, num, poison } from './values.js';
 import { type ArgValue, lowerBuiltin } from './builtin-calls.js';
@@ -91,6 +91,8 @@ export class GraphBuilder {
     if (def === undefined) throw new Error(`internal: the builder made unknown op '${op}'`);
     const t = def.infer(types, attrs, declared);
     if (isOpError(t)) return this.error(t.code, loc, t.message);
+    const oversize = oversizeMessage(t);
+    if (oversize !== undefined) return this.error('TFC218', loc, oversize);
     const base = { id: this.nodes.length, op, operands: Object.freeze(ids), attrs: Object.freeze({ ...attrs }), type: t, loc };
     const scope = op === 'input' || op === 'weight' ? undefined : this.currentScope();
     const node: Node = Object.freeze(scope === undefined ? base : { ...base, scope });
@@ -819,6 +821,26 @@ export class GraphBuilder {
 }
 
 /** AST -> graph IR with every type inferred; undefined when errors were reported. */
+/** Generated kernels (WGSL, CUDA) index with 32-bit integers: at most 2^31 - 1 elements a tensor. */
+export const maxTensorElements = 2 ** 31 - 1;
+
+/**
+ * Why a type is too large for 32-bit kernel indexing, or undefined. Only constant dims count
+ * (a symbolic dim's size is checked at run time); one dim alone may not pass the limit either,
+ * even when another dim is 0.
+ */
+function oversizeMessage(t: TensorType): string | undefined {
+  let elements = 1;
+  for (const d of t.shape) {
+    const c = dimConstValue(d) ?? 1;
+    if (c > maxTensorElements) return `${printType(t)} has a dimension of ${c}; generated kernels index with 32-bit integers, so a dimension is at most ${maxTensorElements}`;
+    elements *= c;
+  }
+  if (elements <= maxTensorElements) return undefined;
+  const n = elements > Number.MAX_SAFE_INTEGER ? elements.toExponential(3) : String(elements);
+  return `${printType(t)} has ${n} elements; generated kernels index with 32-bit integers, so a tensor holds at most ${maxTensorElements}`;
+}
+
 export function buildGraph(module: Module, options: BuildOptions, sink: DiagnosticSink): Graph | undefined {
   return new GraphBuilder(module, sink, options.overrides).build();
 }

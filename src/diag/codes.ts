@@ -42,6 +42,7 @@ export const diagnosticCodes = {
   TFC215: 'a config constant cannot be evaluated (division by zero, wrong kind)',
   TFC216: 'grid body is invalid (wrong number of indices, unsupported operation)',
   TFC217: 'cannot infer or unify a generic dimension at a call',
+  TFC218: 'a tensor has more elements than 32-bit indexing allows (2^31 - 1)',
 
   TFC301: 'malformed safetensors file',
   TFC302: 'a tensor the model needs is missing from the file',
