@@ -820,7 +820,6 @@ export class GraphBuilder {
   }
 }
 
-/** AST -> graph IR with every type inferred; undefined when errors were reported. */
 /** Generated kernels (WGSL, CUDA) index with 32-bit integers: at most 2^31 - 1 elements a tensor. */
 export const maxTensorElements = 2 ** 31 - 1;
 
@@ -841,6 +840,7 @@ function oversizeMessage(t: TensorType): string | undefined {
   return `${printType(t)} has ${n} elements; generated kernels index with 32-bit integers, so a tensor holds at most ${maxTensorElements}`;
 }
 
+/** AST -> graph IR with every type inferred; undefined when errors were reported. */
 export function buildGraph(module: Module, options: BuildOptions, sink: DiagnosticSink): Graph | undefined {
   return new GraphBuilder(module, sink, options.overrides).build();
 }
