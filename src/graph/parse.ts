@@ -226,9 +226,9 @@ class IrParser {
     }
     // Attribute kinds against the catalog (reported, but the node is still built).
     for (const [k, tok] of keyToks) {
-      const want = op.attrs[k];
+      const want = op.attrs[k] ?? op.optionalAttrs?.[k];
       const got = attrs[k]?.kind;
-      if (want === undefined) this.error(tok.pos, tok.end, `op '${op.name}' has no attribute '${k}'${suggest(k, Object.keys(op.attrs))}`);
+      if (want === undefined) this.error(tok.pos, tok.end, `op '${op.name}' has no attribute '${k}'${suggest(k, [...Object.keys(op.attrs), ...Object.keys(op.optionalAttrs ?? {})])}`);
       else if (got !== want) this.error(tok.pos, tok.end, `attribute '${k}' of '${op.name}' must be ${kindName(want)}, found ${kindName(got)}`);
     }
     for (const [k, kind] of Object.entries(op.attrs)) {

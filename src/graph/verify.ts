@@ -55,7 +55,19 @@ export function verifyGraph(g: Graph): string[] {
         for (const p of attrProblems(a, operandTypes)) bad(`attribute '${k}': ${p}`);
       }
     }
-    for (const k of Object.keys(n.attrs)) if (op.attrs[k] === undefined) bad(`has attribute '${k}', which '${n.op}' does not declare`);
+    for (const [k, kind] of Object.entries(op.optionalAttrs ?? {})) {
+      const a = n.attrs[k];
+      if (a === undefined) continue;
+      if (a.kind !== kind) {
+        bad(`attribute '${k}' is ${a.kind}, but '${n.op}' declares ${kind}`);
+        attrsOk = false;
+      } else {
+        for (const p of attrProblems(a, operandTypes)) bad(`attribute '${k}': ${p}`);
+      }
+    }
+    for (const k of Object.keys(n.attrs)) {
+      if (op.attrs[k] === undefined && op.optionalAttrs?.[k] === undefined) bad(`has attribute '${k}', which '${n.op}' does not declare`);
+    }
     if (isInterface(n.op)) {
       const name = n.attrs['name'];
       if (name !== undefined && name.kind === 'str') {

@@ -7,9 +7,10 @@ import { reduceOps } from './reduce.js';
 import { matmulOps } from './matmul.js';
 import { movementOps } from './movement.js';
 import { normOps } from './norm.js';
+import { attentionOps } from './attention.js';
 import { fusedOps } from './fused.js';
 
-const all: readonly OpDef[] = [...sourceOps, ...elementwiseOps, ...reduceOps, ...matmulOps, ...movementOps, ...normOps, ...fusedOps];
+const all: readonly OpDef[] = [...sourceOps, ...elementwiseOps, ...reduceOps, ...matmulOps, ...movementOps, ...normOps, ...fusedOps, ...attentionOps];
 
 export const catalog: ReadonlyMap<string, OpDef> = new Map(all.map((op) => [op.name, op]));
 

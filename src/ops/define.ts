@@ -54,6 +54,8 @@ export interface OpDef {
   readonly arity: number | 'variadic';
   /** Required attributes and their kinds; the IR parser and verifier check them. */
   readonly attrs: Readonly<Record<string, AttrKind>>;
+  /** Attributes that may be absent (fused_attention's `mask` and `score`); checked when present. */
+  readonly optionalAttrs?: Readonly<Record<string, AttrKind>>;
   readonly doc: string; // one line, for docs/ops.md
   /**
    * Result type from operand types and attributes; an OpError for user mistakes. `declared` is

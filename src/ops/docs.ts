@@ -27,9 +27,10 @@ export function renderOpsDoc(): string {
     if (inFamily.length === 0) continue;
     lines.push(`## ${family}`, '', '| op | operands | attrs | lowering | meaning |', '|---|---|---|---|---|');
     for (const op of inFamily) {
-      const attrs = Object.entries(op.attrs)
-        .map(([k, kind]) => `\`${k}: ${kind}\``)
-        .join(', ');
+      const attrs = [
+        ...Object.entries(op.attrs).map(([k, kind]) => `\`${k}: ${kind}\``),
+        ...Object.entries(op.optionalAttrs ?? {}).map(([k, kind]) => `\`${k}?: ${kind}\` (optional)`),
+      ].join(', ');
       lines.push(`| \`${op.name}\` | ${op.arity} | ${attrs === '' ? '-' : attrs} | ${op.lowering} | ${cell(op.doc)} |`);
     }
     lines.push('');

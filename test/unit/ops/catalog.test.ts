@@ -13,6 +13,8 @@ const interpFiles = {
   rnm: 'test/unit/interp/reduce-norm-matmul.test.ts',
   ms: 'test/unit/interp/movement-source.test.ts',
   it: 'test/unit/interp/interpret.test.ts',
+  fu: 'test/unit/interp/fused.test.ts',
+  att: 'test/unit/ops/attention.test.ts',
 } as const;
 
 /** Which file tests each op's interpreter rule on hand-computed values. */
@@ -24,6 +26,8 @@ const interpCoverage: Record<string, keyof typeof interpFiles> = {
   eq: 'ew', ne: 'ew', lt: 'ew', le: 'ew', gt: 'ew', ge: 'ew', and: 'ew', or: 'ew', where: 'ew',
   sum: 'rnm', max_reduce: 'rnm', mean: 'rnm', softmax: 'rnm', layernorm: 'rnm', rmsnorm: 'rnm', matmul: 'rnm',
   gather: 'ms', reshape: 'ms', permute: 'ms', slice: 'ms', concat: 'ms',
+  fused_map: 'fu', fused_matmul: 'fu', acc: 'fu',
+  fused_attention: 'att', score: 'att',
 };
 
 const bt = (dtype: 'f32' | 'i32' | 'bool' = 'f32'): TensorType => ty(dtype, ['B', 'T']);
@@ -63,6 +67,32 @@ const flopsCases: Record<string, { operands: TensorType[]; attrs: Attrs; declare
   permute: { operands: [bt()], attrs: { perm: { kind: 'ints', value: [1, 0] } }, want: '0' },
   slice: { operands: [bt()], attrs: { axis: { kind: 'int', value: 1 }, start: { kind: 'dim', value: dim(0) }, end: { kind: 'dim', value: dim('T') } }, want: '0' },
   concat: { operands: [bt(), bt()], attrs: { axis: { kind: 'int', value: 1 } }, want: '0' },
+  // exp(mul(x, 2.0)): two applies per element of [B,T]
+  fused_map: {
+    operands: [bt()],
+    attrs: {
+      shape: { kind: 'dims', value: [dim('B'), dim('T')] },
+      body: { kind: 'lambda', params: ['i', 'j'], body: { kind: 'apply', op: 'exp', dtype: 'f32', args: [{ kind: 'apply', op: 'mul', dtype: 'f32', args: [{ kind: 'read', operand: 0, indices: [{ kind: 'index', axis: 0 }, { kind: 'index', axis: 1 }], dtype: 'f32' }, { kind: 'const', value: 2, dtype: 'f32' }] }] } },
+    },
+    want: '2*B*T',
+  },
+  // [B,T,768] @ [768,64]: 2*768 per output element, plus add(acc(), bias) = 1 -> 1537*64*B*T
+  fused_matmul: {
+    operands: [ty('f32', ['B', 'T', 768]), ty('f32', [768, 64]), ty('f32', [64])],
+    attrs: { epilogue: { kind: 'lambda', params: ['b', 't', 'n'], body: { kind: 'apply', op: 'add', dtype: 'f32', args: [{ kind: 'apply', op: 'acc', args: [], dtype: 'f32' }, { kind: 'read', operand: 2, indices: [{ kind: 'index', axis: 2 }], dtype: 'f32' }] } } },
+    want: '98368*B*T',
+  },
+  acc: { operands: [], attrs: {}, want: '0' },
+  // per score element of [B,8,T,S]: q·k 2*64, scale 1, mask `le` 1, softmax 5, @ v 2*32 -> 199
+  fused_attention: {
+    operands: [ty('f32', ['B', 8, 'T', 64]), ty('f32', ['B', 2, 'S', 64]), ty('f32', ['B', 2, 'S', 32])],
+    attrs: {
+      scale: { kind: 'float', value: 0.125 },
+      mask: { kind: 'lambda', params: ['b', 'h', 'q', 'k'], body: { kind: 'apply', op: 'le', args: [{ kind: 'index', axis: 3 }, { kind: 'index', axis: 2 }], dtype: 'bool' } },
+    },
+    want: '1592*B*T*S',
+  },
+  score: { operands: [], attrs: {}, want: '0' },
 };
 
 /** Elementwise ops: one FLOP per result element, checked on [B,T] operands of a dtype the op accepts. */

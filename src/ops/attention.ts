@@ -1,0 +1,242 @@
+// The fused attention op made by src/passes/fuse-attention.ts (never written by users), and
+// `score`, the scaled score inside its `score` lambda. The contract is in DEVELOPERS.md "Fused
+// attention"; the kernel lowering (src/kernel/lower-attention.ts) codes against it.
+//
+//   %9 = fused_attention %q, %k, %v, %slope {mask=(b, h, q, k) => le(k, q), scale=0.125,
+//          score=(b, h, q, k) => add(score(), read(3, h))} : f32[B,Hq,T,dv]
+//
+// The float64 rule below is naive on purpose (scores, score lambda, mask, softmax, @ v, one
+// step at a time): it is the reference the kernels are tested against.
+import { type Dim, dimAdd, dimConst, dimConstValue, dimDiv, dimEquals, dimMul, printDim } from '../check/dim.js';
+import { InternalError } from '../diag/diagnostic.js';
+import type { Attr, Attrs, ScalarExpr } from '../graph/ir.js';
+import { type TensorType, isFloat, printType } from '../graph/types.js';
+import { makeTensor } from '../interp/tensor.js';
+import { type OpDef, type OpError, type Tensor64, defineOp } from './define.js';
+import { numelDim, opError } from './elementwise.js';
+import { softmaxRow } from './norm.js';
+import { checkGridBody, scalarExprDtype, sourceOps } from './source.js';
+
+/** The lambda parameters the fusion pass writes: batch, query head, query row, key column. */
+export const attentionParams: readonly string[] = ['b', 'h', 'q', 'k'];
+
+/** `score()`: the scaled score q·k * scale at the lambda's (b, h, q, k), f32. */
+export const scoreExpr: ScalarExpr = { kind: 'apply', op: 'score', args: [], dtype: 'f32' };
+
+export function isScoreExpr(e: ScalarExpr): boolean {
+  return e.kind === 'apply' && e.op === 'score' && e.args.length === 0;
+}
+
+/** Whether `e` uses `score()` anywhere. */
+export function usesScore(e: ScalarExpr): boolean {
+  switch (e.kind) {
+    case 'index':
+    case 'dim':
+    case 'const':
+      return false;
+    case 'read':
+      return e.indices.some(usesScore);
+    case 'apply':
+      return isScoreExpr(e) || e.args.some(usesScore);
+  }
+}
+
+/** `score()` replaced by `read(operand, b, h, q, k)`: the lambda becomes an ordinary grid body. */
+export function scoreAsRead(e: ScalarExpr, operand: number): ScalarExpr {
+  switch (e.kind) {
+    case 'index':
+    case 'dim':
+    case 'const':
+      return e;
+    case 'read':
+      return { ...e, indices: e.indices.map((i) => scoreAsRead(i, operand)) };
+    case 'apply':
+      if (isScoreExpr(e)) return { kind: 'read', operand, indices: [0, 1, 2, 3].map((axis) => ({ kind: 'index', axis })), dtype: 'f32' };
+      return { ...e, args: e.args.map((a) => scoreAsRead(a, operand)) };
+  }
+}
+
+/** Reads of operands below `first` (q, k, v), or undefined when there are none. */
+function readsBelow(e: ScalarExpr, first: number): number | undefined {
+  switch (e.kind) {
+    case 'index':
+    case 'dim':
+    case 'const':
+      return undefined;
+    case 'read':
+      return e.operand < first ? e.operand : e.indices.map((i) => readsBelow(i, first)).find((x) => x !== undefined);
+    case 'apply':
+      return e.args.map((a) => readsBelow(a, first)).find((x) => x !== undefined);
+  }
+}
+
+function countApplies(e: ScalarExpr): number {
+  switch (e.kind) {
+    case 'index':
+    case 'dim':
+    case 'const':
+      return 0;
+    case 'read':
+      return e.indices.reduce((n, i) => n + countApplies(i), 0);
+    case 'apply':
+      return (isScoreExpr(e) ? 0 : 1) + e.args.reduce((n, a) => n + countApplies(a), 0);
+  }
+}
+
+function lambdaOf(attrs: Attrs, key: string): Extract<Attr, { kind: 'lambda' }> | undefined {
+  const a = attrs[key];
+  return a !== undefined && a.kind === 'lambda' ? a : undefined;
+}
+
+/** KV heads divide query heads: Hq = g * Hkv for a positive integer (or, symbolically, a monomial) g. */
+function groupOf(hq: Dim, hkv: Dim): Dim | undefined {
+  if (dimEquals(hq, hkv)) return dimConst(1);
+  const g = dimDiv(hq, hkv);
+  if (g === undefined) return undefined;
+  const c = dimConstValue(g);
+  return c === undefined || c >= 1 ? g : undefined;
+}
+
+function inferAttention(operands: readonly TensorType[], attrs: Attrs): TensorType | OpError {
+  const [q, k, v] = operands;
+  if (q === undefined || k === undefined || v === undefined) return opError('TFC104', `fused_attention takes q, k, v and the tensors its lambdas read, got ${operands.length} operands`);
+  const all = `fused_attention of q ${printType(q)}, k ${printType(k)}, v ${printType(v)}`;
+  for (const [name, t] of [['q', q], ['k', k], ['v', v]] as const) {
+    if (t.shape.length !== 4) return opError('TFC203', `${all}: ${name} must have rank 4 [batch, heads, seq, head_dim]`);
+    if (!isFloat(t.dtype)) return opError('TFC207', `${all}: ${name} must be floating-point`);
+  }
+  if (k.dtype !== q.dtype || v.dtype !== q.dtype) return opError('TFC202', `${all}: dtypes differ`);
+  const [bq, hq, , dk] = q.shape as [Dim, Dim, Dim, Dim];
+  const [bk, hk, sk, dk2] = k.shape as [Dim, Dim, Dim, Dim];
+  const [bv, hv, sv, dv] = v.shape as [Dim, Dim, Dim, Dim];
+  const tq = q.shape[2] as Dim;
+  if (!dimEquals(bq, bk) || !dimEquals(bq, bv)) return opError('TFC201', `${all}: batch dims ${printDim(bq, true)}, ${printDim(bk, true)}, ${printDim(bv, true)} differ`);
+  if (!dimEquals(dk, dk2)) return opError('TFC204', `${all}: q and k head widths ${printDim(dk, true)} and ${printDim(dk2, true)} differ`);
+  if (!dimEquals(hk, hv)) return opError('TFC201', `${all}: k has ${printDim(hk, true)} heads but v has ${printDim(hv, true)}`);
+  if (!dimEquals(sk, sv)) return opError('TFC201', `${all}: k has ${printDim(sk, true)} keys but v has ${printDim(sv, true)}`);
+  if (groupOf(hq, hk) === undefined) return opError('TFC201', `${all}: ${printDim(hq, true)} query heads are not a multiple of ${printDim(hk, true)} KV heads`);
+  const scale = attrs['scale'];
+  if (scale === undefined || scale.kind !== 'float') return opError('TFC216', `fused_attention needs a float 'scale'`);
+  // The lambdas: over (b, h, q, k) of the score tensor [B, Hq, T, S]; they read the extras only.
+  const scoreSpace: TensorType = { dtype: 'f32', shape: [bq, hq, tq, sk] };
+  const withScores = [...operands, scoreSpace];
+  for (const key of ['mask', 'score'] as const) {
+    const a = attrs[key];
+    if (a === undefined) continue;
+    if (a.kind !== 'lambda') return opError('TFC216', `fused_attention '${key}' must be a lambda`);
+    if (a.params.length !== 4) return opError('TFC216', `fused_attention '${key}' takes (b, h, q, k), got ${a.params.length} parameter(s)`);
+    const below = readsBelow(a.body, 3);
+    if (below !== undefined) return opError('TFC216', `fused_attention '${key}' reads operand ${below}; lambdas read only the extra operands (3 and up)`);
+    if (key === 'mask' && usesScore(a.body)) return opError('TFC216', `fused_attention 'mask' uses score(); a predicate on the score belongs in 'score'`);
+    const body = key === 'score' ? scoreAsRead(a.body, operands.length) : a.body;
+    const err = checkGridBody(body, 4, withScores);
+    if (err !== undefined) return opError(err.code, `fused_attention '${key}': ${err.message}`);
+    const want = key === 'mask' ? 'bool' : 'f32';
+    if (scalarExprDtype(body) !== want) return opError('TFC216', `fused_attention '${key}' gives ${scalarExprDtype(body)}, not ${want}`);
+  }
+  return { dtype: q.dtype, shape: [bq, hq, tq, dv] };
+}
+
+const gridOp = sourceOps.find((o) => o.name === 'grid');
+
+/** A lambda over `shape` evaluated by grid's float64 rule (operands as the lambda reads them). */
+function evalLambda(params: readonly string[], body: ScalarExpr, operands: readonly Tensor64[], ctx: Parameters<OpDef['interp']>[1], shape: readonly number[]): Tensor64 {
+  if (gridOp === undefined) throw new InternalError('fused_attention needs the grid op');
+  const dtype = scalarExprDtype(body);
+  const shapeDims = shape.map((d) => dimConst(d));
+  const attrs: Attrs = { shape: { kind: 'dims', value: shapeDims }, body: { kind: 'lambda', params, body } };
+  const node = { ...ctx.node, op: 'grid', attrs, type: { dtype, shape: shapeDims } };
+  return gridOp.interp(operands, { node, dims: ctx.dims, shape });
+}
+
+export const attentionOps: readonly OpDef[] = [
+  defineOp({
+    name: 'fused_attention',
+    family: 'fused',
+    arity: 'variadic',
+    attrs: { scale: 'float' },
+    optionalAttrs: { mask: 'lambda', score: 'lambda' },
+    doc:
+      'softmax over k of (mask ? score(q·k * scale) : -inf) @ v; q [B,Hq,T,dk], k [B,Hkv,S,dk], v [B,Hkv,S,dv], then the tensors the lambdas read; query head h uses KV head h / (Hq/Hkv); `score` and `mask` are lambdas over (b, h, q, k), `score()` the scaled score; a fully masked row gives 0',
+    infer: (operands, attrs) => inferAttention(operands, attrs),
+    interp: (operands, ctx) => {
+      const [q, k, v] = operands;
+      if (q === undefined || k === undefined || v === undefined) throw new InternalError('fused_attention needs q, k, v');
+      const [nb, hq, nt, dk] = q.shape as [number, number, number, number];
+      const [, hkv, ns] = k.shape as [number, number, number, number];
+      const dv = v.shape[3] ?? 0;
+      const group = hq / hkv;
+      const at = (t: Tensor64, i0: number, i1: number, i2: number, i3: number): number => {
+        const [, s1, s2, s3] = t.shape as [number, number, number, number];
+        return t.data[((i0 * s1 + i1) * s2 + i2) * s3 + i3] ?? NaN;
+      };
+      const scale = (ctx.node.attrs['scale'] as { value: number } | undefined)?.value ?? NaN;
+      // 1. scaled scores [B, Hq, T, S]
+      const scoreShape = [nb, hq, nt, ns];
+      let scores = makeTensor('f32', scoreShape);
+      for (let b = 0; b < nb; b++)
+        for (let h = 0; h < hq; h++) {
+          const kh = Math.floor(h / group);
+          for (let i = 0; i < nt; i++)
+            for (let j = 0; j < ns; j++) {
+              let dot = 0;
+              for (let d = 0; d < dk; d++) dot += at(q, b, h, i, d) * at(k, b, kh, j, d);
+              scores.data[((b * hq + h) * nt + i) * ns + j] = dot * scale;
+            }
+        }
+      // 2. the score lambda, with score() reading the scores as an extra operand
+      const scoreLambda = lambdaOf(ctx.node.attrs, 'score');
+      if (scoreLambda !== undefined) {
+        scores = evalLambda(scoreLambda.params, scoreAsRead(scoreLambda.body, operands.length), [...operands, scores], ctx, scoreShape);
+      }
+      // 3. the mask: masked scores are -inf
+      const maskLambda = lambdaOf(ctx.node.attrs, 'mask');
+      const mask = maskLambda === undefined ? undefined : evalLambda(maskLambda.params, maskLambda.body, operands, ctx, scoreShape);
+      // 4. softmax over k (a fully masked row gives zeros), then @ v
+      const out = makeTensor(ctx.node.type.dtype, ctx.shape);
+      for (let b = 0; b < nb; b++)
+        for (let h = 0; h < hq; h++) {
+          const kh = Math.floor(h / group);
+          for (let i = 0; i < nt; i++) {
+            const base = ((b * hq + h) * nt + i) * ns;
+            const row = Array.from({ length: ns }, (_, j) => (mask !== undefined && mask.data[base + j] === 0 ? -Infinity : (scores.data[base + j] ?? NaN)));
+            const p = softmaxRow(row);
+            for (let e = 0; e < dv; e++) {
+              let acc = 0;
+              for (let j = 0; j < ns; j++) acc += (p[j] ?? NaN) * at(v, b, kh, j, e);
+              out.data[((b * hq + h) * nt + i) * dv + e] = acc;
+            }
+          }
+        }
+      return out;
+    },
+    // Per score element: 2*dk (q·k), 1 (scale), the score and mask lambdas' applies, 5
+    // (softmax: max, subtract, exp, sum, divide), 2*dv (@ v).
+    flops: (operands, _result, attrs) => {
+      const [q, k, v] = operands;
+      if (q === undefined || k === undefined || v === undefined) return dimConst(0);
+      const [b, hq, t, dk] = q.shape as [Dim, Dim, Dim, Dim];
+      const s = k.shape[2] ?? dimConst(0);
+      const dv = v.shape[3] ?? dimConst(0);
+      const score = lambdaOf(attrs, 'score');
+      const mask = lambdaOf(attrs, 'mask');
+      const lambdas = (score === undefined ? 0 : countApplies(score.body)) + (mask === undefined ? 0 : countApplies(mask.body));
+      const perScore = dimAdd(dimMul(dimConst(2), dimAdd(dk, dv)), dimConst(6 + lambdas));
+      return dimMul(numelDim([b, hq, t, s]), perScore);
+    },
+    lowering: 'fused-only',
+  }),
+  defineOp({
+    name: 'score',
+    family: 'fused',
+    arity: 0,
+    attrs: {},
+    doc: "inside a fused_attention 'score' lambda only: the scaled score q·k * scale at (b, h, q, k), f32",
+    infer: () => ({ dtype: 'f32', shape: [] }),
+    interp: () => {
+      throw new InternalError("score() is only meaningful inside a fused_attention 'score' lambda");
+    },
+    flops: () => dimConst(0),
+    lowering: 'none',
+  }),
+];

@@ -1,0 +1,155 @@
+// fused_attention in the catalog: shape rule and its errors (GQA/MQA grouping, cross-attention
+// T != S), the float64 rule on hand-computed values (masks, a fully masked row, score mods,
+// GQA head mapping), and the IR text round trip of a node with both lambdas.
+import { describe, expect, it } from 'vitest';
+import { DiagnosticSink } from '../../../src/diag/diagnostic.js';
+import type { Attrs, ScalarExpr } from '../../../src/graph/ir.js';
+import { parseGraph } from '../../../src/graph/parse.js';
+import { printGraph } from '../../../src/graph/print.js';
+import { printType } from '../../../src/graph/types.js';
+import { verifyGraph } from '../../../src/graph/verify.js';
+import { interpret } from '../../../src/interp/interpret.js';
+import type { Tensor64 } from '../../../src/ops/define.js';
+import { inferType, t, ty } from '../../helpers/graph-builder.js';
+
+const P = ['b', 'h', 'q', 'k'];
+const lam = (body: ScalarExpr): Attrs[string] => ({ kind: 'lambda', params: P, body });
+const idx = (axis: number): ScalarExpr => ({ kind: 'index', axis });
+const ap = (op: string, args: ScalarExpr[], dtype: 'f32' | 'bool' | 'i32'): ScalarExpr => ({ kind: 'apply', op, args, dtype });
+const score: ScalarExpr = { kind: 'apply', op: 'score', args: [], dtype: 'f32' };
+const scale = (v: number): Attrs => ({ scale: { kind: 'float', value: v } });
+const causal = lam(ap('le', [idx(3), idx(2)], 'bool'));
+
+function infer(shapes: (string | number)[][], attrs: Attrs = scale(1)): string {
+  const r = inferType('fused_attention', shapes.map((s) => ty('f32', s)), attrs);
+  return 'code' in r ? `${r.code}: ${r.message}` : printType(r);
+}
+
+describe('fused_attention shape rule', () => {
+  it('gives [B, Hq, T, dv] for self, cross (T != S), GQA and MQA', () => {
+    expect(infer([['B', 8, 'T', 64], ['B', 8, 'T', 64], ['B', 8, 'T', 32]])).toBe('f32[B,8,T,32]');
+    expect(infer([['B', 8, 'T', 64], ['B', 8, 'S', 64], ['B', 8, 'S', 64]])).toBe('f32[B,8,T,64]');
+    expect(infer([['B', 8, 'T', 64], ['B', 2, 'P+T', 64], ['B', 2, 'P+T', 64]], { ...scale(0.125), mask: causal })).toBe('f32[B,8,T,64]');
+    expect(infer([['B', 8, 'T', 64], ['B', 1, 'S', 64], ['B', 1, 'S', 64]])).toBe('f32[B,8,T,64]');
+  });
+  it('rejects mismatches with clear errors', () => {
+    expect(infer([['B', 6, 'T', 64], ['B', 4, 'S', 64], ['B', 4, 'S', 64]])).toMatch(/TFC201: .*6 query heads are not a multiple of 4 KV heads/);
+    expect(infer([['B', 8, 'T', 64], ['B', 8, 'S', 32], ['B', 8, 'S', 64]])).toMatch(/TFC204: .*head widths 64 and 32 differ/);
+    expect(infer([['B', 8, 'T', 64], ['B', 8, 'S', 64], ['B', 8, 'T', 64]])).toMatch(/TFC201: .*k has S keys but v has T/);
+    expect(infer([['B', 8, 'T', 64], ['B', 8, 'S', 64], ['B', 4, 'S', 64]])).toMatch(/TFC201: .*k has 8 heads but v has 4/);
+    expect(infer([['B', 'T', 64], ['B', 'S', 64], ['B', 'S', 64]])).toMatch(/TFC203: .*rank 4/);
+    expect(infer([['B', 8, 'T', 64], ['B', 8, 'S', 64], ['B', 8, 'S', 64]], {})).toMatch(/TFC216: .*'scale'/);
+  });
+  it('checks the lambdas: bool mask, f32 score, no score() in the mask, reads of extras only', () => {
+    const qkv = [['B', 2, 'T', 4], ['B', 2, 'S', 4], ['B', 2, 'S', 4]];
+    expect(infer(qkv, { ...scale(1), mask: lam(score) })).toMatch(/'mask' uses score\(\)/);
+    expect(infer(qkv, { ...scale(1), mask: lam(ap('add', [idx(3), idx(2)], 'i32')) })).toMatch(/'mask' gives i32, not bool/);
+    expect(infer(qkv, { ...scale(1), score: lam(ap('le', [idx(3), idx(2)], 'bool')) })).toMatch(/'score' gives bool, not f32/);
+    expect(infer(qkv, { ...scale(1), score: lam({ kind: 'read', operand: 0, indices: [idx(0), idx(1), idx(2), idx(3)], dtype: 'f32' }) })).toMatch(/reads operand 0; lambdas read only the extra operands/);
+    expect(infer([...qkv, [2]], { ...scale(1), score: lam(ap('add', [score, { kind: 'read', operand: 3, indices: [idx(1)], dtype: 'f32' }], 'f32')) })).toBe('f32[B,2,T,4]');
+    expect(infer(qkv, { ...scale(1), mask: { kind: 'lambda', params: ['q', 'k'], body: ap('le', [idx(1), idx(0)], 'bool') } })).toMatch(/takes \(b, h, q, k\), got 2/);
+  });
+  it('score() is not a grid body op', () => {
+    const r = inferType('grid', [], { shape: { kind: 'dims', value: ty('f32', [2]).shape }, body: { kind: 'lambda', params: ['i'], body: score } });
+    expect('code' in r ? r.message : 'accepted').toMatch(/'score' with 0 argument\(s\) is not an elementwise op/);
+  });
+});
+
+/** Runs one fused_attention node through the interpreter. */
+function run(q: Tensor64, k: Tensor64, v: Tensor64, attrs: Attrs, extras: Tensor64[] = []): number[] {
+  const names = ['q', 'k', 'v', ...extras.map((_, i) => `x${i}`)];
+  const tensors = [q, k, v, ...extras];
+  const lines = tensors.map((x, i) => `  %${i} = input {name="${names[i] ?? ''}"} : f32[${x.shape.join(',')}]`);
+  const attrText = printGraph({
+    name: 'm', dims: [], outputs: [],
+    nodes: [...tensors.map((x, i) => ({ id: i, op: 'input', operands: [], attrs: { name: { kind: 'str' as const, value: names[i] ?? '' } }, type: { dtype: 'f32' as const, shape: ty('f32', x.shape).shape }, loc: { file: 't', line: 1, col: 1, endLine: 1, endCol: 1 } })),
+      { id: tensors.length, op: 'fused_attention', operands: tensors.map((_, i) => i), attrs, type: { dtype: 'f32' as const, shape: ty('f32', [q.shape[0] ?? 0, q.shape[1] ?? 0, q.shape[2] ?? 0, v.shape[3] ?? 0]).shape }, loc: { file: 't', line: 1, col: 1, endLine: 1, endCol: 1 } }],
+  }, { locs: false });
+  const fusedLine = attrText.split('\n').find((l) => l.includes('fused_attention')) ?? '';
+  const text = `graph m() {\n${lines.join('\n')}\n${fusedLine}\n  output "o" = %${tensors.length}\n}\n`;
+  const sink = new DiagnosticSink();
+  const g = parseGraph(text, 't.ir', sink);
+  expect(sink.items.map((d) => d.message)).toEqual([]);
+  if (g === undefined) throw new Error('no graph');
+  expect(verifyGraph(g)).toEqual([]);
+  const out = interpret(g, { inputs: new Map(tensors.map((x, i) => [names[i] ?? '', x])), weights: new Map() }).outputs.get('o');
+  if (out === undefined) throw new Error('no output');
+  return [...out.data];
+}
+
+describe('fused_attention float64 rule (hand-computed)', () => {
+  // One batch, Hq = 2 query heads sharing Hkv = 1 KV head (MQA), T = 2, S = 3, dk = dv = 1.
+  // Keys 1, 0, -1 and values 1, 2, 3: a query x sees scores x*k = (x, 0, -x) * scale.
+  const q = t('f32', [1, 2, 2, 1], [1, 2, 0, -1]);
+  const k = t('f32', [1, 1, 3, 1], [1, 0, -1]);
+  const v = t('f32', [1, 1, 3, 1], [1, 2, 3]);
+  /** softmax-weighted mean of values 1, 2, 3 for scores s. */
+  const avg = (s: number[]): number => {
+    const e = s.map(Math.exp);
+    const z = e.reduce((a, x) => a + x, 0);
+    return e.reduce((a, x, j) => a + (x * (j + 1)) / z, 0);
+  };
+  it('dense: softmax(q k * scale) @ v per query head, both heads on the one KV head', () => {
+    const got = run(q, k, v, scale(0.5));
+    const want = [avg([0.5, 0, -0.5]), avg([1, 0, -1]), avg([0, 0, 0]), avg([-0.5, 0, 0.5])];
+    got.forEach((x, i) => expect(x).toBeCloseTo(want[i] ?? NaN, 12));
+    expect(want[2]).toBe(2); // uniform over 1, 2, 3
+  });
+  it('causal mask (k <= q) and a fully masked row (k < q at q = 0) giving 0', () => {
+    const got = run(q, k, v, { ...scale(1), mask: causal });
+    // row q=0 sees key 0 only -> value 1; row q=1 sees keys 0, 1
+    expect(got[0]).toBeCloseTo(1, 12);
+    expect(got[1]).toBeCloseTo((Math.exp(2) * 1 + 1 * 2) / (Math.exp(2) + 1), 12);
+    const strict = run(q, k, v, { ...scale(1), mask: lam(ap('lt', [idx(3), idx(2)], 'bool')) });
+    expect(strict[0]).toBe(0);
+    expect(strict[2]).toBe(0);
+    expect(strict[1]).toBeCloseTo(1, 12);
+  });
+  it('score lambda: per-head bias read from operand 3 is added after scaling', () => {
+    const slope = t('f32', [2], [10, 0]);
+    const got = run(q, k, v, { ...scale(1), score: lam(ap('add', [score, ap('mul', [{ kind: 'read', operand: 3, indices: [idx(1)], dtype: 'f32' }, ap('cast', [idx(3)], 'f32')], 'f32')], 'f32')) }, [slope]);
+    // head 0: scores (1, 0, -1) + 10 * (0, 1, 2) -> key 2 dominates
+    expect(got[0]).toBeCloseTo(avg([1, 10, 19]), 12);
+    expect(got[2]).toBeCloseTo(avg([0, 0, 0]), 12);
+  });
+  it('GQA: Hq = 4 on Hkv = 2, query head h reads KV head floor(h / 2)', () => {
+    const q4 = t('f32', [1, 4, 1, 1], [1, 1, 1, 1]);
+    const k2 = t('f32', [1, 2, 2, 1], [0, 0, 0, 0]);
+    const v2 = t('f32', [1, 2, 2, 1], [1, 3, 10, 20]); // uniform weights: mean of each head's values
+    expect(run(q4, k2, v2, scale(1))).toEqual([2, 2, 15, 15]);
+  });
+});
+
+describe('fused_attention IR text', () => {
+  it('prints and parses back with mask, score, extras and from(...), and verifies', () => {
+    const text = `graph m(B, T, S) {
+  %0 = input {name="q"} : f32[B,4,T,8]  loc(m.tfx:1:1)
+  %1 = input {name="k"} : f32[B,2,S,8]  loc(m.tfx:2:1)
+  %2 = input {name="v"} : f32[B,2,S,8]  loc(m.tfx:3:1)
+  %3 = weight {name="slope"} : f32[4]  loc(m.tfx:4:1)
+  %4 = fused_attention %0, %1, %2, %3 {mask=(b, h, q, k) => le(k, add(q, sub(dim(S), dim(T)))), scale=0.125, score=(b, h, q, k) => add(score(), mul(read(3, h), cast:f32(sub(k, q))))} : f32[B,4,T,8]  loc(m.tfx:9:7 to :40) from(m.tfx:7:3, m.tfx:8:3 to :9)
+  output "o" = %4  loc(m.tfx:10:1)
+}
+`;
+    const sink = new DiagnosticSink();
+    const g = parseGraph(text, 'm.ir', sink);
+    expect(sink.items.map((d) => d.message)).toEqual([]);
+    if (g === undefined) throw new Error('no graph');
+    expect(printGraph(g)).toBe(text);
+    expect(verifyGraph(g)).toEqual([]);
+  });
+  it('the verifier reports a mistyped optional lambda and unknown attributes', () => {
+    const bad = (attrs: string): string[] => {
+      const g = parseGraph(`graph m(B, T) {
+  %0 = input {name="q"} : f32[B,2,T,8]
+  %1 = fused_attention %0, %0, %0 {${attrs}} : f32[B,2,T,8]
+  output "o" = %1
+}`, 'm.ir', new DiagnosticSink());
+      return g === undefined ? ['parse error'] : verifyGraph(g);
+    };
+    expect(bad('mask=1.0, scale=1.0')).toEqual(['parse error']);
+    expect(bad('scale=1.0, window=3')).toEqual(['parse error']);
+    expect(bad('mask=(b, h, q, k) => score(), scale=1.0').join('\n')).toMatch(/'mask' uses score\(\)/);
+    expect(bad('scale=1.0')).toEqual([]);
+  });
+});
