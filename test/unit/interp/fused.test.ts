@@ -1,0 +1,43 @@
+// Float64 rules of the fused ops on hand-computed values: 'fused_map' (a lambda with a broadcast
+// read), 'fused_matmul' (product, then the epilogue) and 'acc' (only inside an epilogue).
+import { describe, expect, it } from 'vitest';
+import type { Node } from '../../../src/graph/ir.js';
+import { getOp } from '../../../src/ops/catalog.js';
+import { makeTensor } from '../../../src/interp/tensor.js';
+
+const span = { file: 't.ir', line: 1, col: 1, endLine: 1, endCol: 1 };
+const ix = (axis: number) => ({ kind: 'index' as const, axis });
+
+describe('fused ops (float64)', () => {
+  it("'fused_map' evaluates exp(x[i,j] * b[j]) with b broadcast over rows", () => {
+    const node: Node = {
+      id: 2, op: 'fused_map', operands: [0, 1], loc: span, type: { dtype: 'f32', shape: [{ terms: [{ coef: 2, vars: [] }] }, { terms: [{ coef: 2, vars: [] }] }] },
+      attrs: {
+        shape: { kind: 'dims', value: [] },
+        body: { kind: 'lambda', params: ['i', 'j'], body: { kind: 'apply', op: 'exp', dtype: 'f32', args: [{ kind: 'apply', op: 'mul', dtype: 'f32', args: [{ kind: 'read', operand: 0, indices: [ix(0), ix(1)], dtype: 'f32' }, { kind: 'read', operand: 1, indices: [ix(1)], dtype: 'f32' }] }] } },
+      },
+    };
+    const x = makeTensor('f32', [2, 2], [0, 1, 2, 3]);
+    const b = makeTensor('f32', [2], [1, -1]);
+    const out = getOp('fused_map')?.interp([x, b], { node, dims: new Map(), shape: [2, 2] });
+    expect(Array.from(out?.data ?? [])).toEqual([Math.exp(0), Math.exp(-1), Math.exp(2), Math.exp(-3)]);
+  });
+
+  it("'fused_matmul' applies relu(acc() + bias[j]) to [1,2]@[[1,0],[0,1]] and 'acc' alone is an error", () => {
+    const two = { terms: [{ coef: 2, vars: [] }] };
+    const one = { terms: [{ coef: 1, vars: [] }] };
+    const node: Node = {
+      id: 3, op: 'fused_matmul', operands: [0, 1, 2], loc: span, type: { dtype: 'f32', shape: [one, two] },
+      attrs: {
+        epilogue: { kind: 'lambda', params: ['i', 'j'], body: { kind: 'apply', op: 'relu', dtype: 'f32', args: [{ kind: 'apply', op: 'add', dtype: 'f32', args: [{ kind: 'apply', op: 'acc', args: [], dtype: 'f32' }, { kind: 'read', operand: 2, indices: [ix(1)], dtype: 'f32' }] }] } },
+      },
+    };
+    const a = makeTensor('f32', [1, 2], [1, 2]);
+    const w = makeTensor('f32', [2, 2], [1, 0, 0, 1]);
+    const bias = makeTensor('f32', [2], [-3, 0.5]);
+    const out = getOp('fused_matmul')?.interp([a, w, bias], { node, dims: new Map(), shape: [1, 2] });
+    // [1, 2] + [-3, 0.5] = [-2, 2.5] -> relu -> [0, 2.5]
+    expect(Array.from(out?.data ?? [])).toEqual([0, 2.5]);
+    expect(() => getOp('acc')?.interp([], { node, dims: new Map(), shape: [] })).toThrow(/epilogue/);
+  });
+});
