@@ -14,6 +14,7 @@ const interpFiles = {
   ms: 'test/unit/interp/movement-source.test.ts',
   it: 'test/unit/interp/interpret.test.ts',
   fu: 'test/unit/interp/fused.test.ts',
+  att: 'test/unit/ops/attention.test.ts',
 } as const;
 
 /** Which file tests each op's interpreter rule on hand-computed values. */
@@ -26,6 +27,7 @@ const interpCoverage: Record<string, keyof typeof interpFiles> = {
   sum: 'rnm', max_reduce: 'rnm', mean: 'rnm', softmax: 'rnm', layernorm: 'rnm', rmsnorm: 'rnm', matmul: 'rnm',
   gather: 'ms', reshape: 'ms', permute: 'ms', slice: 'ms', concat: 'ms',
   fused_map: 'fu', fused_matmul: 'fu', acc: 'fu',
+  fused_attention: 'att', score: 'att',
 };
 
 const bt = (dtype: 'f32' | 'i32' | 'bool' = 'f32'): TensorType => ty(dtype, ['B', 'T']);
@@ -81,6 +83,16 @@ const flopsCases: Record<string, { operands: TensorType[]; attrs: Attrs; declare
     want: '98368*B*T',
   },
   acc: { operands: [], attrs: {}, want: '0' },
+  // per score element of [B,8,T,S]: q·k 2*64, scale 1, mask `le` 1, softmax 5, @ v 2*32 -> 199
+  fused_attention: {
+    operands: [ty('f32', ['B', 8, 'T', 64]), ty('f32', ['B', 2, 'S', 64]), ty('f32', ['B', 2, 'S', 32])],
+    attrs: {
+      scale: { kind: 'float', value: 0.125 },
+      mask: { kind: 'lambda', params: ['b', 'h', 'q', 'k'], body: { kind: 'apply', op: 'le', args: [{ kind: 'index', axis: 3 }, { kind: 'index', axis: 2 }], dtype: 'bool' } },
+    },
+    want: '1592*B*T*S',
+  },
+  score: { operands: [], attrs: {}, want: '0' },
 };
 
 /** Elementwise ops: one FLOP per result element, checked on [B,T] operands of a dtype the op accepts. */
