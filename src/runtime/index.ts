@@ -4,7 +4,9 @@ export { acquireDevice, hasWebGpu, isLavapipe, NoWebGpuError, wantedFeatures } f
 export type { AcquiredDevice, AcquireOptions, AdapterSummary } from './device.js';
 export { createSession, pipelineCreations } from './session.js';
 export type {
+  DeviceTensor,
   HostTensor,
+  InputMap,
   MemoryReport,
   RunOptions,
   RunOutput,
@@ -19,3 +21,6 @@ export { RuntimeError } from './errors.js';
 export { targetLimitsOf } from './target.js';
 export type { RuntimeErrorKind } from './errors.js';
 export { storageBytes, paddedBytes, f16Bits, bf16Bits } from './convert.js';
+export { checkTokens, createLoadedModel, parseSafetensors, readWeightSource, sampleToken, seededRandom } from './host.js';
+export type { CreateModelOptions, ForwardInputs, GenerateOptions, GenerateResult, LoadedModel, LoadProgress, ModelSpec, WeightSource } from './host.js';
+export type { Plan } from '../kernel/plan.js';

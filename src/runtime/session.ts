@@ -27,6 +27,24 @@ export interface HostTensor {
 
 export type TensorMap = ReadonlyMap<string, HostTensor> | Readonly<Record<string, HostTensor>>;
 
+/**
+ * A tensor that stays on the GPU: an output kept with `RunOptions.keepOnDevice`, passed back as an
+ * input of a later run without a readback (a decoder's KV cache: `present.*` becomes `past.*`).
+ * Whoever holds it owns the buffer and calls `buffer.destroy()` once no run needs it.
+ */
+export interface DeviceTensor {
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly buffer: GPUBuffer;
+}
+
+/** Run inputs: host values, or device tensors from an earlier run of a session on the same device. */
+export type InputMap = ReadonlyMap<string, HostTensor | DeviceTensor> | Readonly<Record<string, HostTensor | DeviceTensor>>;
+
+function isDeviceTensor(t: HostTensor | DeviceTensor): t is DeviceTensor {
+  return 'buffer' in t;
+}
+
 export interface SessionOptions {
   /**
    * Allowed values per input name, checked before any dispatch: token ids need
@@ -40,6 +58,8 @@ export interface RunOptions {
   readonly dims?: ReadonlyMap<string, number> | Readonly<Record<string, number>>;
   /** Per-step GPU time from timestamp queries (one compute pass per step); needs `timestamp-query`. */
   readonly timing?: boolean;
+  /** Outputs to leave on the GPU (returned in `RunResult.deviceOutputs`, not read back). */
+  readonly keepOnDevice?: readonly string[];
 }
 
 export interface RunOutput {
@@ -75,6 +95,8 @@ export interface RunResult {
   readonly memory: MemoryReport;
   /** Present when `timing` was asked for and the device has timestamp queries. */
   readonly timing?: readonly StepTiming[];
+  /** The outputs named in `keepOnDevice`; the caller owns (and destroys) their buffers. */
+  readonly deviceOutputs: ReadonlyMap<string, DeviceTensor>;
   /** E.g. why timing is missing. */
   readonly warnings: readonly string[];
 }
@@ -94,7 +116,7 @@ export interface Session {
   readonly stats: SessionStats;
   /** Uploads weights by safetensors name; call again to replace them. Returns names the plan does not use. */
   loadWeights(weights: TensorMap): { readonly loaded: readonly string[]; readonly unused: readonly string[] };
-  run(inputs: TensorMap, opts?: RunOptions): Promise<RunResult>;
+  run(inputs: InputMap, opts?: RunOptions): Promise<RunResult>;
   /** Frees the session's buffers (pipelines stay cached on the device). */
   dispose(): void;
 }
@@ -405,7 +427,10 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
   }
 
   /** Binds dims from input shapes and validates the inputs; returns dims and encoded input bytes. */
-  function prepareInputs(inputs: TensorMap, runOpts: RunOptions): { dims: Map<string, number>; bytes: Map<number, ArrayBuffer> } {
+  function prepareInputs(
+    inputs: InputMap,
+    runOpts: RunOptions,
+  ): { dims: Map<string, number>; bytes: Map<number, ArrayBuffer>; onDevice: Map<number, GPUBuffer> } {
     const given = new Map(entriesOf(inputs));
     const inputNames = planInputs.map((b) => b.name ?? '');
     for (const name of given.keys()) {
@@ -455,6 +480,7 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
       }
     }
     const bytes = new Map<number, ArrayBuffer>();
+    const onDevice = new Map<number, GPUBuffer>();
     for (const b of planInputs) {
       const name = b.name ?? '';
       const t = given.get(name);
@@ -466,6 +492,15 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
           `input '${name}' has shape [${t.shape.join(',')}], the model needs [${want.join(',')}] (${b.dtype}[${b.shape.map(printSize).join(',')}] at ${printDims(dims)})`,
           'TFC303',
         );
+      }
+      if (isDeviceTensor(t)) {
+        const need = paddedBytes(b.dtype, product(want));
+        if (t.dtype !== b.dtype) throw new RuntimeError('input', `input '${name}' is a ${t.dtype} device tensor, the model needs ${b.dtype}`, 'TFC303');
+        if (t.buffer.size < need) {
+          throw new RuntimeError('input', `input '${name}' is a device buffer of ${t.buffer.size} bytes, shape [${want.join(',')}] needs ${need}`, 'TFC303');
+        }
+        onDevice.set(b.id, t.buffer);
+        continue;
       }
       if (t.data.length !== product(want)) {
         throw new RuntimeError('input', `input '${name}' has ${t.data.length} values for shape [${want.join(',')}]`, 'TFC303');
@@ -490,7 +525,7 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
       }
       bytes.set(b.id, encodeValues(b.dtype, t.data));
     }
-    return { dims, bytes };
+    return { dims, bytes, onDevice };
   }
 
   function holdIo(b: PlanBuffer, bytes: number): Held {
@@ -527,7 +562,7 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
     return h;
   }
 
-  async function run(inputs: TensorMap, runOpts: RunOptions = {}): Promise<RunResult> {
+  async function run(inputs: InputMap, runOpts: RunOptions = {}): Promise<RunResult> {
     if (disposed) throw new RuntimeError('device', 'session is disposed');
     if (lostInfo !== undefined) throw lostError(lostInfo);
     const warnings: string[] = [];
@@ -541,7 +576,13 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
         'TFC302',
       );
     }
-    const { dims, bytes: inputBytes } = prepareInputs(inputs, runOpts);
+    const { dims, bytes: inputBytes, onDevice } = prepareInputs(inputs, runOpts);
+    const keep = new Set(runOpts.keepOnDevice ?? []);
+    for (const name of keep) {
+      if (!plan.outputs.some((o) => o.name === name)) {
+        throw new RuntimeError('input', `keepOnDevice: '${name}' is not an output of model ${plan.model}${closest(name, plan.outputs.map((o) => o.name))}`);
+      }
+    }
     const sizes = new Map<number, { elements: number; bytes: number }>();
     for (const b of plan.buffers) {
       const elements = evalSize(b.elements, dims);
@@ -575,6 +616,9 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
       if (b.kind === 'weight') {
         const h = weightBuffers.get(b.name ?? '');
         if (h !== undefined) gpuOf.set(b.id, h.buffer);
+      } else if (b.kind === 'input' && onDevice.has(b.id)) {
+        const buffer = onDevice.get(b.id);
+        if (buffer !== undefined) gpuOf.set(b.id, buffer);
       } else if (b.kind === 'input' || b.kind === 'output') {
         const h = holdIo(b, sizes.get(b.id)?.bytes ?? 4);
         ioBytes += h.capacity;
@@ -657,14 +701,22 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
     pass?.end();
     pass = undefined;
 
-    // 5. Readback copies in the same command buffer.
+    // 5. Readback copies in the same command buffer; kept outputs are copied into buffers the
+    // caller owns (a copy, so the session's own buffers are never aliased by a later run's input).
     const staging: { name: string; b: PlanBuffer; buffer: GPUBuffer; elements: number }[] = [];
+    const deviceOutputs = new Map<string, DeviceTensor>();
     for (const o of plan.outputs) {
       const b = plan.buffers.find((x) => x.id === o.buffer);
       const src = gpuOf.get(o.buffer);
       const size = sizes.get(o.buffer);
       if (b === undefined || src === undefined || size === undefined) throw new RuntimeError('plan', `output ${o.name} has no buffer`);
       const used = Math.ceil((size.elements * storageBytes(b.dtype)) / 4) * 4;
+      if (keep.has(o.name)) {
+        const buffer = device.createBuffer({ label: `kept ${o.name}`, size: size.bytes, usage: usage.STORAGE | usage.COPY_SRC | usage.COPY_DST });
+        if (used > 0) encoder.copyBufferToBuffer(src, 0, buffer, 0, used);
+        deviceOutputs.set(o.name, { dtype: b.dtype, shape: b.shape.map((e) => evalSize(e, dims)), buffer });
+        continue;
+      }
       const buffer = device.createBuffer({ label: `readback ${o.name}`, size: size.bytes, usage: usage.MAP_READ | usage.COPY_DST });
       if (used > 0) encoder.copyBufferToBuffer(src, 0, buffer, 0, used);
       staging.push({ name: o.name, b, buffer, elements: size.elements });
@@ -690,6 +742,7 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
     };
     if (validation !== null || oom !== null) {
       cleanup();
+      for (const t of deviceOutputs.values()) t.buffer.destroy();
       const e = validation ?? oom;
       throw new RuntimeError('device', `WebGPU rejected the forward pass of ${plan.model}: ${e?.message ?? ''}`);
     }
@@ -727,7 +780,8 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
         uniformBytes,
         peakBytes: weightBytes + ioBytes + tempBytes + uniformBytes,
       };
-      const result: RunResult = timing !== undefined ? { outputs, dims, memory, timing, warnings } : { outputs, dims, memory, warnings };
+      const result: RunResult =
+        timing !== undefined ? { outputs, dims, memory, timing, deviceOutputs, warnings } : { outputs, dims, memory, deviceOutputs, warnings };
       return result;
     } finally {
       cleanup();

@@ -1,0 +1,413 @@
+/// <reference types="@webgpu/types" />
+// The runtime behind generated host modules (codegen/host: `out/model.ts`): weights from a
+// safetensors ArrayBuffer, a file path (Node) or a fetch Response (streamed, with progress), input
+// validation before any dispatch, `forward`, and for decoders with a KV cache `generate` (prefill,
+// then one-token decode steps whose cache stays on the GPU: present.* is fed back as past.*).
+import { evalSize, type Plan } from '../kernel/plan.js';
+import type { DType } from '../graph/types.js';
+import type { AcquiredDevice } from './device.js';
+import { f16FromBits, bf16FromBits } from './convert.js';
+import { RuntimeError } from './errors.js';
+import { createSession, type DeviceTensor, type HostTensor, type RunOutput, type Session } from './session.js';
+
+/** What the generated module knows about its model (emitted by codegen/host/emit.ts). */
+export interface ModelSpec {
+  readonly name: string;
+  /** The i32 [B, T] input of token ids, when the model has one. */
+  readonly tokens?: string;
+  readonly vocab?: number;
+  /** Most positions (cached + new) the model may see; undefined when it declares none. */
+  readonly context?: number;
+  /** The [B, T, vocab] output `generate` samples from. */
+  readonly logits?: string;
+  /** KV-cache pairs: each run's `present` output becomes the next run's `past` input. */
+  readonly cache: readonly { readonly past: string; readonly present: string }[];
+  /** The dim counting cached positions (P in `f32[B, kv_heads, P, dh]`). */
+  readonly pastDim?: string;
+}
+
+export interface LoadProgress {
+  readonly phase: 'download' | 'compile' | 'upload' | 'ready';
+  /** Bytes (download), kernels (compile) or tensors (upload) done so far, of `total`. */
+  readonly done: number;
+  readonly total: number;
+}
+
+export interface CreateModelOptions {
+  readonly onProgress?: (p: LoadProgress) => void;
+}
+
+/** A safetensors file: its bytes, a path (Node only) or a fetch Response (streamed). */
+export type WeightSource = ArrayBuffer | Uint8Array | string | Response;
+
+export interface GenerateOptions {
+  /** New tokens to produce at most (default 100); generation also stops when the context is full. */
+  readonly maxNewTokens?: number;
+  /** 0 picks the most likely token (greedy); default 1. */
+  readonly temperature?: number;
+  /** Keep only the k most likely tokens (0: all). */
+  readonly topK?: number;
+  /** Keep the smallest set of tokens whose probability reaches p (1: all). */
+  readonly topP?: number;
+  /** Seed of the sampler's random numbers (default 0): the same seed gives the same text. */
+  readonly seed?: number;
+  /** Called with each new token as soon as it is sampled; return false to stop. */
+  readonly onToken?: (token: number, step: number) => void | boolean | Promise<void | boolean>;
+  /** Called with the logits of each step ([vocab] of the last position), for tests and tools. */
+  readonly onLogits?: (logits: Float32Array, step: number) => void;
+}
+
+export interface GenerateResult {
+  readonly tokens: number[];
+  /** Milliseconds of the prefill run (prompt in, first logits out). */
+  readonly prefillMs: number;
+  /** Milliseconds of each decode step. */
+  readonly decodeMs: number[];
+}
+
+/** Inputs of `forward`: token ids as a flat list ([1, T]) or any tensor by name. */
+export type ForwardInputs = Readonly<Record<string, HostTensor | DeviceTensor | ArrayLike<number>>>;
+
+// ---------------------------------------------------------------------------------------------
+// safetensors (the format: 8-byte little-endian header length, JSON header, raw data)
+
+const fileDtypes: Readonly<Record<string, { bytes: number; dtype: DType }>> = {
+  F32: { bytes: 4, dtype: 'f32' },
+  F16: { bytes: 2, dtype: 'f16' },
+  BF16: { bytes: 2, dtype: 'bf16' },
+  I32: { bytes: 4, dtype: 'i32' },
+};
+
+/** Parses a safetensors file into host tensors (f16/bf16 widened to f32 values). */
+export function parseSafetensors(bytes: Uint8Array): Map<string, HostTensor> {
+  const bad = (why: string): RuntimeError => new RuntimeError('weight', `the weights are not a valid safetensors file: ${why}`, 'TFC301');
+  if (bytes.byteLength < 8) throw bad(`${bytes.byteLength} bytes is shorter than the 8-byte header length`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headerLen = Number(view.getBigUint64(0, true));
+  if (8 + headerLen > bytes.byteLength) throw bad(`header length ${headerLen} runs past the end of the file (${bytes.byteLength} bytes)`);
+  let header: unknown;
+  try {
+    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLen)));
+  } catch (e) {
+    throw bad(`the header is not JSON (${e instanceof Error ? e.message : String(e)})`);
+  }
+  if (typeof header !== 'object' || header === null) throw bad('the header is not a JSON object');
+  const base = 8 + headerLen;
+  const out = new Map<string, HostTensor>();
+  for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
+    if (name === '__metadata__') continue;
+    const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    const ft = typeof e.dtype === 'string' ? fileDtypes[e.dtype] : undefined;
+    if (ft === undefined) throw bad(`tensor '${name}' has dtype ${String(e.dtype)} (supported: ${Object.keys(fileDtypes).join(', ')})`);
+    const shape = e.shape;
+    const offs = e.data_offsets;
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) throw bad(`tensor '${name}' has a bad shape`);
+    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((d) => Number.isInteger(d) && d >= 0)) throw bad(`tensor '${name}' has bad data_offsets`);
+    const [start, end] = offs as [number, number];
+    const n = (shape as number[]).reduce((a, b) => a * b, 1);
+    if (end - start !== n * ft.bytes || base + end > bytes.byteLength) {
+      throw bad(`tensor '${name}' data [${start}, ${end}) does not hold ${n} ${e.dtype as string} values within the file`);
+    }
+    const raw = bytes.slice(base + start, base + end); // a copy: aligned, and independent of the file
+    let data: Float32Array | Int32Array;
+    if (ft.dtype === 'f32') data = new Float32Array(raw.buffer, 0, n);
+    else if (ft.dtype === 'i32') data = new Int32Array(raw.buffer, 0, n);
+    else {
+      const bits = new Uint16Array(raw.buffer, 0, n);
+      data = new Float32Array(n);
+      for (let i = 0; i < n; i++) data[i] = ft.dtype === 'f16' ? f16FromBits(bits[i] ?? 0) : bf16FromBits(bits[i] ?? 0);
+    }
+    out.set(name, { dtype: ft.dtype === 'i32' ? 'i32' : 'f32', shape: shape as number[], data });
+  }
+  return out;
+}
+
+/** Reads a weight source to bytes, reporting download progress. */
+export async function readWeightSource(src: WeightSource, onProgress?: (p: LoadProgress) => void): Promise<Uint8Array> {
+  if (src instanceof Uint8Array) return src;
+  if (src instanceof ArrayBuffer) return new Uint8Array(src);
+  if (typeof src === 'string') {
+    // Node only; the specifier is a variable so that browser bundles never pull `node:fs` in.
+    const specifier = 'node:fs/promises';
+    const fs = (await import(/* @vite-ignore */ specifier)) as { readFile(p: string): Promise<Uint8Array> };
+    let bytes: Uint8Array;
+    try {
+      bytes = await fs.readFile(src);
+    } catch (e) {
+      throw new RuntimeError('weight', `cannot read weights file ${src}: ${e instanceof Error ? e.message : String(e)}`, 'TFC301');
+    }
+    onProgress?.({ phase: 'download', done: bytes.byteLength, total: bytes.byteLength });
+    return bytes;
+  }
+  if (!src.ok) throw new RuntimeError('weight', `fetching the weights failed: HTTP ${src.status} ${src.statusText} (${src.url})`, 'TFC301');
+  const total = Number(src.headers.get('content-length') ?? 0);
+  if (src.body === null) return new Uint8Array(await src.arrayBuffer());
+  const reader = src.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let done = 0;
+  for (;;) {
+    const r = await reader.read();
+    if (r.done) break;
+    chunks.push(r.value);
+    done += r.value.byteLength;
+    onProgress?.({ phase: 'download', done, total: Math.max(total, done) });
+  }
+  const bytes = new Uint8Array(done);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.byteLength;
+  }
+  return bytes;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sampling
+
+/** mulberry32: a tiny seeded generator, so that a seed gives the same text in Node and browsers. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Picks a token from one row of logits: argmax at temperature 0, else top-k / top-p sampling. */
+export function sampleToken(logits: ArrayLike<number>, opts: GenerateOptions, random: () => number): number {
+  const temperature = opts.temperature ?? 1;
+  let best = 0;
+  for (let i = 1; i < logits.length; i++) if ((logits[i] ?? -Infinity) > (logits[best] ?? -Infinity)) best = i;
+  if (temperature <= 0) return best;
+  let ids = Array.from({ length: logits.length }, (_, i) => i).sort((a, b) => (logits[b] ?? 0) - (logits[a] ?? 0) || a - b);
+  const topK = opts.topK ?? 0;
+  if (topK > 0) ids = ids.slice(0, topK);
+  const top = logits[best] ?? 0;
+  let probs = ids.map((i) => Math.exp(((logits[i] ?? -Infinity) - top) / temperature));
+  let sum = probs.reduce((a, b) => a + b, 0);
+  const topP = opts.topP ?? 1;
+  if (topP < 1) {
+    let acc = 0;
+    let keep = 0;
+    while (keep < probs.length && acc < topP * sum) acc += probs[keep++] ?? 0;
+    ids = ids.slice(0, Math.max(keep, 1));
+    probs = probs.slice(0, Math.max(keep, 1));
+    sum = probs.reduce((a, b) => a + b, 0);
+  }
+  let r = random() * sum;
+  for (let i = 0; i < ids.length; i++) {
+    r -= probs[i] ?? 0;
+    if (r <= 0) return ids[i] ?? best;
+  }
+  return ids[ids.length - 1] ?? best;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The model object
+
+export interface LoadedModel {
+  readonly spec: ModelSpec;
+  readonly session: Session;
+  forward(inputs: ForwardInputs): Promise<ReadonlyMap<string, RunOutput>>;
+  generate(prompt: ArrayLike<number>, opts?: GenerateOptions): Promise<GenerateResult>;
+  dispose(): void;
+}
+
+function isTensorLike(v: HostTensor | DeviceTensor | ArrayLike<number>): v is HostTensor | DeviceTensor {
+  return typeof v === 'object' && v !== null && 'shape' in v && ('data' in v || 'buffer' in v);
+}
+
+/** Checks token ids and lengths before any dispatch; the messages name the limit broken. */
+export function checkTokens(spec: ModelSpec, t: HostTensor, pastLength: number): void {
+  const what = `input '${spec.tokens ?? 'tokens'}'`;
+  if (t.shape.length !== 2) throw new RuntimeError('input', `${what} must be [batch, length]; got shape [${t.shape.join(',')}]`, 'TFC303');
+  const [, length] = t.shape as [number, number];
+  if (length < 1) throw new RuntimeError('input', `${what} is empty: give at least one token`, 'TFC303');
+  if (spec.context !== undefined && pastLength + length > spec.context) {
+    throw new RuntimeError(
+      'input',
+      `${what} has ${length} tokens${pastLength > 0 ? ` after ${pastLength} cached` : ''}: more than the context of ${spec.context} positions of model ${spec.name}`,
+      'TFC303',
+    );
+  }
+  for (let i = 0; i < t.data.length; i++) {
+    const v = t.data[i] ?? NaN;
+    if (!Number.isInteger(v) || v < 0 || (spec.vocab !== undefined && v >= spec.vocab)) {
+      throw new RuntimeError('input', `${what} element ${i} is ${v}: token ids must be integers in [0, ${spec.vocab ?? '2^31'})`, 'TFC309');
+    }
+  }
+}
+
+/** Builds the model: compiles the kernels, loads and uploads the weights (with progress). */
+export async function createLoadedModel(
+  device: GPUDevice | AcquiredDevice,
+  plan: Plan,
+  spec: ModelSpec,
+  weights: WeightSource,
+  opts: CreateModelOptions = {},
+): Promise<LoadedModel> {
+  const progress = opts.onProgress;
+  const bytes = await readWeightSource(weights, progress);
+  const tensors = parseSafetensors(bytes);
+  progress?.({ phase: 'compile', done: 0, total: plan.kernels.length });
+  const ranges = spec.tokens !== undefined && spec.vocab !== undefined ? { [spec.tokens]: { min: 0, maxExclusive: spec.vocab } } : undefined;
+  const session = await createSession(device, plan, ranges !== undefined ? { inputRanges: ranges } : {});
+  progress?.({ phase: 'compile', done: plan.kernels.length, total: plan.kernels.length });
+
+  // Every weight is checked before anything is uploaded; then one tensor at a time (progress).
+  const needed = [...new Set(plan.buffers.filter((b) => b.kind === 'weight').map((b) => b.name ?? ''))];
+  const missing = needed.filter((n) => !tensors.has(n));
+  if (missing.length > 0) {
+    session.dispose();
+    throw new RuntimeError(
+      'weight',
+      `the weights lack ${missing.length} tensor(s) model ${spec.name} needs: ${missing.slice(0, 6).join(', ')}${missing.length > 6 ? ', ...' : ''}`,
+      'TFC302',
+    );
+  }
+  try {
+    session.loadWeights(new Map()); // validates nothing, but fails early on a disposed session
+    const shapes = new Map(plan.buffers.filter((b) => b.kind === 'weight').map((b) => [b.name ?? '', b.shape.map((e) => evalSize(e, new Map()))]));
+    for (const n of needed) {
+      const t = tensors.get(n);
+      const want = shapes.get(n) ?? [];
+      if (t !== undefined && (t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i]))) {
+        throw new RuntimeError('weight', `weight '${n}' has shape [${t.shape.join(',')}], model ${spec.name} needs [${want.join(',')}]`, 'TFC303');
+      }
+    }
+    needed.forEach((n, i) => {
+      const t = tensors.get(n);
+      if (t !== undefined) session.loadWeights(new Map([[n, t]]));
+      progress?.({ phase: 'upload', done: i + 1, total: needed.length });
+    });
+  } catch (e) {
+    session.dispose();
+    throw e;
+  }
+  progress?.({ phase: 'ready', done: 1, total: 1 });
+
+  const pastBuffers = new Map(plan.buffers.filter((b) => b.kind === 'input').map((b) => [b.name ?? '', b]));
+
+  /** Zero-length cache inputs (P = 0) for a batch of `batch`. */
+  function emptyCache(batch: number, dims: Map<string, number>): Map<string, HostTensor> {
+    const out = new Map<string, HostTensor>();
+    for (const c of spec.cache) {
+      const b = pastBuffers.get(c.past);
+      if (b === undefined) continue;
+      const env = new Map(dims);
+      if (spec.pastDim !== undefined) env.set(spec.pastDim, 0);
+      const shape = b.shape.map((e, axis) => (axis === 0 ? batch : evalSize(e, env)));
+      out.set(c.past, { dtype: b.dtype, shape, data: new Float32Array(0) });
+    }
+    return out;
+  }
+
+  function tokensTensor(v: HostTensor | DeviceTensor | ArrayLike<number>): HostTensor {
+    if (isTensorLike(v)) {
+      if ('buffer' in v) throw new RuntimeError('input', `input '${spec.tokens ?? 'tokens'}' must be host values, not a device tensor`, 'TFC303');
+      return v;
+    }
+    return { dtype: 'i32', shape: [1, v.length], data: v };
+  }
+
+  let disposed = false;
+  const alive = (): void => {
+    if (disposed) throw new RuntimeError('device', `model ${spec.name} is disposed`);
+  };
+
+  async function forward(inputs: ForwardInputs): Promise<ReadonlyMap<string, RunOutput>> {
+    alive();
+    const map = new Map<string, HostTensor | DeviceTensor>();
+    for (const [k, v] of Object.entries(inputs)) {
+      if (k === spec.tokens) map.set(k, tokensTensor(v));
+      else if (isTensorLike(v)) map.set(k, v);
+      else throw new RuntimeError('input', `input '${k}' needs { shape, data }`, 'TFC303');
+    }
+    const tok = spec.tokens !== undefined ? map.get(spec.tokens) : undefined;
+    if (tok !== undefined && !('buffer' in tok)) {
+      const given = spec.cache.map((c) => map.get(c.past)).find((t) => t !== undefined);
+      const pastAxis = given === undefined ? -1 : 2;
+      checkTokens(spec, tok, given === undefined ? 0 : (given.shape[pastAxis] ?? 0));
+      if (given === undefined) for (const [k, v] of emptyCache(tok.shape[0] ?? 1, new Map())) map.set(k, v);
+    }
+    const r = await session.run(map);
+    return r.outputs;
+  }
+
+  async function generate(prompt: ArrayLike<number>, gopts: GenerateOptions = {}): Promise<GenerateResult> {
+    alive();
+    if (spec.tokens === undefined || spec.logits === undefined) {
+      throw new RuntimeError('input', `model ${spec.name} has no token input and logits output to generate with`);
+    }
+    const tokensName = spec.tokens;
+    const logitsName = spec.logits;
+    const prompt32 = Int32Array.from(Array.from({ length: prompt.length }, (_, i) => prompt[i] ?? NaN));
+    const promptTensor: HostTensor = { dtype: 'i32', shape: [1, prompt.length], data: Array.from({ length: prompt.length }, (_, i) => prompt[i] ?? NaN) };
+    checkTokens(spec, promptTensor, 0);
+    const maxNew = gopts.maxNewTokens ?? 100;
+    if (!Number.isInteger(maxNew) || maxNew < 0) throw new RuntimeError('input', `maxNewTokens must be a non-negative integer; got ${maxNew}`);
+    const random = seededRandom(gopts.seed ?? 0);
+    const keep = spec.cache.map((c) => c.present);
+    const out: number[] = [];
+    const decodeMs: number[] = [];
+    let cache = new Map<string, DeviceTensor>();
+    const freeCache = (): void => {
+      for (const t of cache.values()) t.buffer.destroy();
+      cache = new Map();
+    };
+    const lastRow = (o: RunOutput | undefined): Float32Array => {
+      if (o === undefined || !(o.data instanceof Float32Array)) throw new RuntimeError('plan', `output '${logitsName}' is missing`);
+      const vocab = o.shape[o.shape.length - 1] ?? 0;
+      return o.data.subarray(o.data.length - vocab);
+    };
+    try {
+      let t0 = now();
+      const first = await session.run(new Map<string, HostTensor | DeviceTensor>([[tokensName, { dtype: 'i32', shape: [1, prompt32.length], data: prompt32 }], ...emptyCache(1, new Map())]), {
+        keepOnDevice: keep,
+      });
+      const prefillMs = now() - t0;
+      cache = new Map(spec.cache.map((c) => [c.past, first.deviceOutputs.get(c.present)]).filter((e): e is [string, DeviceTensor] => e[1] !== undefined));
+      let logits = lastRow(first.outputs.get(logitsName));
+      let position = prompt32.length;
+      for (let step = 0; step < maxNew; step++) {
+        gopts.onLogits?.(logits, step);
+        const token = sampleToken(logits, gopts, random);
+        out.push(token);
+        const goOn = await gopts.onToken?.(token, step);
+        if (goOn === false || step === maxNew - 1) break;
+        if (spec.context !== undefined && position + 1 > spec.context) break; // the context is full
+        t0 = now();
+        const r = await session.run(new Map<string, HostTensor | DeviceTensor>([[tokensName, { dtype: 'i32', shape: [1, 1], data: [token] }], ...cache]), {
+          keepOnDevice: keep,
+        });
+        decodeMs.push(now() - t0);
+        freeCache(); // the run has completed (its logits were read back), so the old cache is free
+        cache = new Map(spec.cache.map((c) => [c.past, r.deviceOutputs.get(c.present)]).filter((e): e is [string, DeviceTensor] => e[1] !== undefined));
+        logits = lastRow(r.outputs.get(logitsName));
+        position++;
+      }
+      return { tokens: out, prefillMs, decodeMs };
+    } finally {
+      freeCache();
+    }
+  }
+
+  return {
+    spec,
+    session,
+    forward,
+    generate,
+    dispose(): void {
+      if (disposed) return;
+      disposed = true;
+      session.dispose();
+    },
+  };
+}
+
+function now(): number {
+  return globalThis.performance.now();
+}
