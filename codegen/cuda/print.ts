@@ -123,7 +123,10 @@ class CudaPrinter {
       ...k.buffers.map((b) => `${b.access === 'read' ? 'const ' : ''}${cudaType[b.type]}* __restrict__ ${this.bufferNames[b.slot] ?? ''}`),
       ...k.uniforms.map((d) => `const unsigned int ${this.dimNames.get(d) ?? d}`),
     ];
-    w.open(`extern "C" __global__ void __launch_bounds__(${threads}) ${kernelName}(${params.join(', ')})`);
+    // (threads, 1): at least one block per SM, so ptxas may use the whole register file for one
+    // block. With the first argument alone, ptxas for sm_90a aims at two 1024-thread blocks per SM
+    // (32 registers) and spilled in the 1024-thread attention kernels.
+    w.open(`extern "C" __global__ void __launch_bounds__(${threads}, 1) ${kernelName}(${params.join(', ')})`);
     for (const a of k.shared) w.line(`__shared__ ${cudaType[a.type]} ${this.local(a.name)}[${a.length}];`);
     const used = new Set<string>();
     forEachExpr(k.body, (e) => {

@@ -96,10 +96,10 @@ describe('catalog ops on the CUDA CPU emulator vs the float64 interpreter', () =
         expect(r.stepsRun).toBeGreaterThan(0);
         for (const [name, want] of ref.outputs) {
           const got = r.outputs.get(name);
-          const isF16 = plan.buffers.find((b) => b.name === name)?.dtype === 'f16';
-          // f32 kernels vs float64: 1e-4 relative. f16 results: half precision (2^-11 relative per
-          // rounding, a few roundings deep), so 4e-3.
-          expect(relError(got ?? [], want), `${name} at B=${B}, T=${T}`).toBeLessThan(isF16 ? 4e-3 : 1e-4);
+          // f32 kernels vs float64: 1e-4 relative. Values computed through f16 (the interpreter
+          // rounds each f16 op too, but exp/sum orders differ): 2^-11 per rounding, a few deep: 4e-3.
+          const isHalf = c.name.startsWith('f16');
+          expect(relError(got ?? [], want), `${name} at B=${B}, T=${T}`).toBeLessThan(isHalf ? 4e-3 : 1e-4);
         }
       }
     });

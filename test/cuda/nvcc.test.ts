@@ -1,0 +1,104 @@
+// Every kernel of every example (small overrides; the CUDA pipeline with fusion and without)
+// compiles with nvcc for sm_80 and sm_90a; ptxas -v gives registers, shared memory and spills.
+// Kernels are deduplicated by body and batched into one .cu per arch (nvcc costs seconds a call).
+import { readFileSync, readdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { printCuda, printCudaModule } from '../../codegen/cuda/print.js';
+import { type CudaArch, type PtxasStats, findNvcc, parsePtxasOutput, ptxasStatsForArchs } from '../../codegen/cuda/ptxas.js';
+import { checkSource } from '../../src/check/check-source.js';
+import type { Kernel } from '../../src/kernel/ir.js';
+import { lowerToKernels } from '../../src/kernel/lower.js';
+import { chooseSchedule, cudaLimits } from '../../src/kernel/schedule.js';
+import { runPipeline } from '../../src/passes/driver.js';
+import { createPassContext } from '../../src/passes/pass.js';
+import { pipelines, unfusedPipeline } from '../../src/passes/pipeline.js';
+
+function tfxFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true })
+    .sort((a, b) => a.name.localeCompare(b.name))
+    .flatMap((e) => (e.isDirectory() ? tfxFiles(join(dir, e.name)) : e.name.endsWith('.tfx') ? [join(dir, e.name)] : []));
+}
+
+/** The same small overrides as test/e2e/examples-check.test.ts. */
+function overridesFor(file: string): Record<string, number> {
+  if (file.endsWith('llama.tfx')) return { vocab: 128, d: 32, heads: 4, kv_heads: 2, layers: 2, ffn: 48 };
+  if (file.endsWith('transformer.tfx')) return { vocab: 128, d: 32, heads: 4, layers: 1, ffn: 64 };
+  return { vocab: 128, ctx: 32, d: 32, heads: 2, layers: 1 };
+}
+
+interface Unique {
+  readonly kernel: Kernel; // renamed: unique across examples
+  readonly from: string; // example and pipeline, for messages
+}
+
+function allKernels(): Unique[] {
+  const byBody = new Map<string, Unique>();
+  for (const file of tfxFiles('examples').map((f) => relative('.', f))) {
+    const r = checkSource(readFileSync(file, 'utf8'), file, new Map(Object.entries(overridesFor(file))));
+    expect(r.diagnostics.map((d) => d.message), file).toEqual([]);
+    if (r.graph === undefined) throw new Error(`${file}: no graph`);
+    for (const [variant, passes] of [
+      ['fused', pipelines.cuda],
+      ['unfused', unfusedPipeline('cuda')],
+    ] as const) {
+      const g = runPipeline(r.graph, passes, createPassContext({ target: 'cuda' }));
+      const program = lowerToKernels(g, cudaLimits, chooseSchedule(cudaLimits));
+      for (const k of program.kernels) {
+        const body = printCuda({ ...k, name: 'k' }, { header: false, prelude: false });
+        if (!byBody.has(body)) byBody.set(body, { kernel: { ...k, name: `u${byBody.size}_${k.name}` }, from: `${file} (${variant})` });
+      }
+    }
+  }
+  return [...byBody.values()];
+}
+
+it('parses ptxas -v lines per entry function', () => {
+  const text = [
+    "ptxas info    : Compiling entry function 'a_softmax' for 'sm_80'",
+    'ptxas info    : Function properties for a_softmax',
+    '    8 bytes stack frame, 4 bytes spill stores, 12 bytes spill loads',
+    'ptxas info    : Used 40 registers, used 1 barriers, 2048 bytes smem, 380 bytes cmem[0]',
+    "ptxas info    : Compiling entry function 'b_add' for 'sm_80'",
+    'ptxas info    : Function properties for b_add',
+    '    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads',
+    'ptxas info    : Used 10 registers, used 0 barriers, 364 bytes cmem[0]',
+  ].join('\n');
+  expect(Object.fromEntries(parsePtxasOutput(text))).toEqual({
+    a_softmax: { registers: 40, sharedBytes: 2048, barriers: 1, stackFrameBytes: 8, spillStoreBytes: 4, spillLoadBytes: 12 },
+    b_add: { registers: 10, sharedBytes: 0, barriers: 0, stackFrameBytes: 0, spillStoreBytes: 0, spillLoadBytes: 0 },
+  });
+});
+
+const nvcc = findNvcc();
+describe.runIf(nvcc !== undefined)('nvcc compiles every example kernel', () => {
+  const kernels = allKernels();
+  const source = printCudaModule(kernels.map((u) => u.kernel));
+  const archs = ['sm_80', 'sm_90a'] as const satisfies readonly CudaArch[];
+  let compiled: Map<CudaArch, Map<string, PtxasStats>> | undefined;
+  // One nvcc call for both archs, made by the first test that needs it.
+  const statsFor = (arch: CudaArch): Map<string, PtxasStats> => {
+    compiled ??= ptxasStatsForArchs(source, archs, nvcc);
+    return compiled.get(arch) ?? new Map<string, PtxasStats>();
+  };
+  for (const arch of archs) {
+    it(`for ${arch}, without spills in attention kernels, within the shared-memory limit`, () => {
+      const stats = statsFor(arch);
+      const rows: string[] = [];
+      for (const { kernel: k, from } of kernels) {
+        const s = stats.get(k.name);
+        expect(s, `${k.name} from ${from} missing from ptxas output`).toBeDefined();
+        if (s === undefined) continue;
+        const declaredShared = k.shared.reduce((n, a) => n + a.length * (a.type === 'f16' ? 2 : 4), 0);
+        expect(s.sharedBytes, k.name).toBe(declaredShared); // ptxas agrees with the kernel IR's arrays
+        expect(s.sharedBytes, k.name).toBeLessThanOrEqual(cudaLimits.maxWorkgroupStorageBytes);
+        if (k.op.includes('fused_attention')) {
+          expect([k.name, s.spillStoreBytes, s.spillLoadBytes], `${from}`).toEqual([k.name, 0, 0]);
+        }
+        rows.push(`${k.name}: ${s.registers} regs, ${s.sharedBytes} B smem, spills ${s.spillStoreBytes}/${s.spillLoadBytes}`);
+      }
+      expect(rows.length).toBe(kernels.length);
+      if (process.env['TFC_PTXAS_LOG'] === '1') console.log(`${arch}\n${rows.join('\n')}`);
+    }, 240_000);
+  }
+});
