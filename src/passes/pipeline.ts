@@ -4,6 +4,7 @@
 import { eliminateCommonSubexpressions } from './eliminate-common-subexpressions.js';
 import { eliminateDeadCode } from './eliminate-dead-code.js';
 import { foldConstants } from './fold-constants.js';
+import { fuseAttention } from './fuse-attention.js';
 import { fuseElementwise } from './fuse-elementwise.js';
 import { fuseEpilogue } from './fuse-epilogue.js';
 import type { GraphPass, Target } from './pass.js';
@@ -21,8 +22,8 @@ export const neighbourFusionPasses: readonly GraphPass[] = [fuseElementwise, fus
 
 export const pipelines: Readonly<Record<Target, readonly GraphPass[]>> = {
   interp: [...graphPasses],
-  webgpu: [...graphPasses, ...neighbourFusionPasses],
-  cuda: [...graphPasses, ...neighbourFusionPasses],
+  webgpu: [...graphPasses, fuseAttention, ...neighbourFusionPasses],
+  cuda: [...graphPasses, fuseAttention, ...neighbourFusionPasses],
 };
 
 /** Names of the passes `--no-fuse` removes (attention and neighbour fusion). */
