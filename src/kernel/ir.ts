@@ -98,6 +98,14 @@ export type KernelSchedule =
       readonly tileK: number;
       readonly threadRows: number; // outputs per thread along rows
       readonly threadCols: number;
+    }
+  | {
+      readonly kind: 'flash_attention'; // lower-attention.ts: one workgroup per (query tile, head, batch)
+      readonly tileRows: number;
+      readonly tileCols: number;
+      readonly lanes: number; // threads per query row
+      readonly useSubgroups: boolean;
+      readonly splits: number; // cache partitions (split-K decode), 1 for prefill
     };
 
 /** Global memory traffic and arithmetic as formulas of the dims (see traffic.ts for the rules). */

@@ -26,6 +26,7 @@ import {
   type Kernel,
   type KernelProgram,
   type KernelSchedule,
+  type KernelTemp,
   type ScalarType,
   type SharedArray,
   type Stmt,
@@ -54,14 +55,15 @@ import {
   unary,
   v,
 } from './ir.js';
-import type { SizeExpr } from './plan.js';
+import type { SizeExpr, StepCondition } from './plan.js';
 import { type Schedule, type TargetLimits, chooseSchedule } from './schedule.js';
 import { dimToSize, sCeilDiv, sConst, sMinConst, sMul, shapeElements } from './to-size.js';
 import { bytesOf, mapTraffic } from './traffic.js';
+import { lowerFusedAttention } from './lower-attention.js';
 import { type FusedHost, epilogueReadBytes, fusedMapTraffic, translateLambda, unravelFlat } from './lower-fused.js';
 
 export function lowerToKernels(g: Graph, target: TargetLimits, schedule: Schedule = chooseSchedule(target)): KernelProgram {
-  return new Lowering(g, schedule).run();
+  return new Lowering(g, schedule, target).run();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -251,10 +253,12 @@ class Lowering {
   private readonly kernels: Kernel[] = [];
   private readonly storage = new Map<number, number | 'folded'>();
   private readonly names = new NameScope(kernelNameReserved);
+  private readonly temps = new Map<number, KernelTemp>();
 
   constructor(
     private readonly g: Graph,
     private readonly s: Schedule,
+    private readonly target: TargetLimits,
   ) {}
 
   run(): KernelProgram {
@@ -281,7 +285,7 @@ class Lowering {
           this.lowerNode(n);
       }
     }
-    return { graph: this.g.name, dims: this.g.dims, kernels: this.kernels, storage: this.storage };
+    return { graph: this.g.name, dims: this.g.dims, kernels: this.kernels, storage: this.storage, temps: this.temps };
   }
 
   private operand(n: Node, i: number): Node {
@@ -323,6 +327,8 @@ class Lowering {
         return this.emitArange(n);
       case 'grid':
         return this.emitGrid(n);
+      case 'fused_attention':
+        return this.emitFusedAttention(n);
       case 'fused_map':
         return this.emitFusedMap(n);
       case 'fused_matmul':
@@ -335,12 +341,13 @@ class Lowering {
   private finish(
     n: Node | readonly Node[],
     op: string,
-    kb: KernelBuilder,
+    kb: { readonly buffers: readonly GlobalBuffer[]; readonly shared: readonly SharedArray[]; readonly bindings: readonly number[] },
     body: readonly Stmt[],
     workgroupSize: readonly [number, number, number],
     grid: readonly [SizeExpr, SizeExpr, SizeExpr],
     schedule: KernelSchedule,
     traffic: Traffic,
+    when?: StepCondition,
   ): void {
     const nodes = Array.isArray(n) ? (n as readonly Node[]) : [n as Node];
     const used = new Set<string>();
@@ -365,7 +372,19 @@ class Lowering {
       schedule,
       traffic,
       bindings: kb.bindings,
+      ...(when !== undefined ? { when } : {}),
     });
+  }
+
+  /** fused_attention: one flash-attention kernel, or the split-K pair for decode (lower-attention.ts). */
+  private emitFusedAttention(n: Node): void {
+    const firstTempId = this.g.nodes.length + this.temps.size;
+    const r = lowerFusedAttention({ graph: this.g, node: n, target: this.target, firstTempId, ...(this.s.attention !== undefined ? { schedule: this.s.attention } : {}) });
+    for (const [id, t] of r.temps) {
+      this.temps.set(id, t);
+      this.storage.set(id, id);
+    }
+    for (const k of r.kernels) this.finish(n, k.op, k, k.body, k.workgroupSize, k.grid, k.schedule, k.traffic, k.when);
   }
 
   /** Workgroup ids past `count` (a formula) along x then y: [min(count, max), ceil(count / max)]. */

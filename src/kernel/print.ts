@@ -17,6 +17,8 @@ export function printScheduleLine(s: KernelSchedule): string {
       return `row: ${s.workgroupSize} threads/row, reductions via ${s.useSubgroups ? 'subgroups' : 'shared-memory tree'}`;
     case 'tiled_matmul':
       return `tiled_matmul: tile ${s.tileRows}x${s.tileCols}, k-step ${s.tileK}, ${s.threadRows}x${s.threadCols} outputs/thread`;
+    case 'flash_attention':
+      return `flash_attention: ${s.tileRows}x${s.tileCols} tiles, ${s.lanes} lanes/row, reductions via ${s.useSubgroups ? 'subgroups' : 'workgroup memory'}${s.splits > 1 ? `, ${s.splits} partitions` : ''}`;
     default:
       return assertNever(s);
   }

@@ -1,5 +1,6 @@
 // Schedules for the plain lowering: tile sizes and thread counts chosen from the target's
 // limits, never inside lower.ts. A test (or `tfc tune`, later) can pass its own Schedule.
+import type { AttentionSchedule } from './lower-attention.js';
 
 /** What the lowering may assume about the device (WebGPU adapter limits, CUDA properties). */
 export interface TargetLimits {
@@ -62,6 +63,8 @@ export interface Schedule {
   readonly useSubgroups: boolean;
   readonly matmul: MatmulSchedule;
   readonly maxWorkgroupsPerDim: number;
+  /** Forces fused attention tiles; absent: chosen per node from the target (lower-attention.ts). */
+  readonly attention?: AttentionSchedule;
 }
 
 /** Shared memory of the tiled matmul: an A tile and a B tile of f32. */

@@ -1,0 +1,991 @@
+// Kernel lowering of `fused_attention` (the contract: DEVELOPERS.md "Fused attention"): one
+// FlashAttention-2 kernel for prefill, and for decode (T <= 1) a flash-decoding split-K kernel
+// plus a combine kernel, each step guarded by a plan `when`. Target neutral kernel IR only.
+//
+// Prefill kernel (Dao 2023, FlashAttention-2, online softmax of Milakov & Gimelshein 2018):
+//   one workgroup per (query tile of Br rows, query head h, batch b); L lanes per row.
+//   Q tile -> workgroup memory once; for each key tile kt the analysis keeps (see below):
+//     K, V tiles (Bc keys) -> workgroup memory; lane computes s = score(scale * q.k) for keys
+//     lane, lane+L, ...; masked or k >= S -> -inf; row max over lanes (subgroup op or a small
+//     workgroup-memory fold); alpha = exp(m_old - m_new) (0 while m_old = -inf: no NaN);
+//     p = exp(s - m_new); l = l * alpha + sum p; acc[j] = acc[j] * alpha + sum_c p_c v[c, j]
+//   out = acc / l, or 0 when l = 0 (a fully masked row). No T x S buffer exists anywhere.
+//
+// Block sparsity from the mask, per (query tile, key tile), with interval arithmetic run in the
+// kernel on workgroup-uniform values: q in [q0, min(q0+Br, T) - 1], k in [k0, min(k0+Bc, S) - 1],
+// b and h points, dims their run-time values, reads of tensors unknown. The mask's interval is
+// (may be true, may be false): not may-true -> the tile is skipped; not may-false -> the mask is
+// not evaluated; both -> evaluated per element. Conjuncts linear in k with coefficient +-1
+// (`k <= q`, `q - k < W`) also bound the key-tile loop itself, so causal attention iterates about
+// half the tiles and a window of W iterates O(W / Bc) tiles per query tile.
+// `countAttentionTiles` runs the kernel's own bound and class statements on the host.
+import { type Dim, dimConstValue } from '../check/dim.js';
+import { type Graph, type Node, type ScalarExpr, floatAttr } from '../graph/ir.js';
+import type { DType } from '../graph/types.js';
+import { evalLets, type EvalEnv } from './eval-expr.js';
+import {
+  type Expr,
+  type GlobalBuffer,
+  type KernelSchedule,
+  type KernelTemp,
+  type ScalarType,
+  type SharedArray,
+  type Stmt,
+  type Traffic,
+  add,
+  and,
+  arrayLoad,
+  bin,
+  builtin,
+  call,
+  cast,
+  div,
+  exprType,
+  lit,
+  load,
+  lt,
+  mul,
+  rem,
+  select,
+  subgroup,
+  u32,
+  unary,
+  v,
+} from './ir.js';
+import { dimExpr, scalarLowering } from './lower.js';
+import type { SizeExpr, StepCondition } from './plan.js';
+import type { TargetLimits } from './schedule.js';
+import { computeType, storageBytes, storageType } from './storage.js';
+import { dimToSize, sAdd, sCeilDiv, sConst, sMinConst, sMul } from './to-size.js';
+
+// ---- schedule ------------------------------------------------------------------------------
+
+export interface AttentionSchedule {
+  /** Br: query rows per workgroup of the prefill kernel. */
+  readonly tileRows: number;
+  /** Bc: keys per K/V tile streamed through workgroup memory (a multiple of `lanes`). */
+  readonly tileCols: number;
+  /** Threads per query row; equals the subgroup size when `useSubgroups`. */
+  readonly lanes: number;
+  /** Row max/sum over the lanes with subgroup ops (else a workgroup-memory fold). */
+  readonly useSubgroups: boolean;
+  /** Cache partitions of the split-K decode kernel (each writes acc, max and sum to a temp). */
+  readonly splits: number;
+  /** The decode path runs when T <= this (and the prefill kernel when T > this). */
+  readonly decodeMaxT: number;
+}
+
+/** Workgroup bytes of a tile configuration: Q, K, V tiles, the score/probability tile, the fold. */
+export function attentionSharedBytes(s: AttentionSchedule, rows: number, dk: number, dv: number): number {
+  const fold = s.useSubgroups ? 0 : rows * s.lanes;
+  return 4 * (rows * dk + s.tileCols * dk + s.tileCols * dv + rows * s.tileCols + fold);
+}
+
+/**
+ * Largest tiles that fit the target: lanes = the subgroup size where the target has subgroups
+ * (so a row's lanes are one subgroup), else 8 with a workgroup-memory fold. Br x Bc from
+ * 32x32 down, within workgroup storage and invocations.
+ */
+export function chooseAttentionSchedule(target: TargetLimits, dk: number, dv: number): AttentionSchedule {
+  const useSubgroups = target.subgroupSize > 0;
+  const lanes = useSubgroups ? target.subgroupSize : 8;
+  const roundUp = (x: number): number => Math.ceil(x / lanes) * lanes;
+  const candidates: readonly (readonly [number, number])[] = [
+    [32, 32],
+    [16, 32],
+    [16, 16],
+    [8, 16],
+    [4, 8],
+    [2, 8],
+    [1, 8],
+  ];
+  for (const [br, bc] of candidates) {
+    const s: AttentionSchedule = { tileRows: br, tileCols: roundUp(bc), lanes, useSubgroups, splits: 32, decodeMaxT: 1 };
+    if (br * lanes <= target.maxInvocationsPerWorkgroup && attentionSharedBytes(s, br, dk, dv) <= target.maxWorkgroupStorageBytes) return s;
+  }
+  throw new Error(`internal: no attention tile fits ${target.name} for head widths ${dk}, ${dv}`);
+}
+
+// ---- the node's shapes ---------------------------------------------------------------------
+
+interface AttentionShape {
+  readonly B: Dim;
+  readonly Hq: Dim;
+  readonly Hkv: Dim;
+  readonly T: Dim;
+  readonly S: Dim;
+  readonly dk: number;
+  readonly dv: number;
+  readonly group: Expr; // query heads per KV head (u32)
+}
+
+function lambdaOf(n: Node, key: string): ScalarExpr | undefined {
+  const a = n.attrs[key];
+  return a !== undefined && a.kind === 'lambda' ? a.body : undefined;
+}
+
+function shapeOf(q: Node, k: Node, vv: Node): AttentionShape {
+  const [B, Hq, T, dkD] = q.type.shape;
+  const [, Hkv, S] = k.type.shape;
+  const dvD = vv.type.shape[3];
+  if (B === undefined || Hq === undefined || T === undefined || dkD === undefined || Hkv === undefined || S === undefined || dvD === undefined) {
+    throw new Error('internal: fused_attention operands must have rank 4');
+  }
+  const dk = dimConstValue(dkD);
+  const dv = dimConstValue(dvD);
+  if (dk === undefined || dv === undefined) throw new Error('internal: fused_attention needs constant head widths (tiles live in workgroup memory)');
+  const hq = dimConstValue(Hq);
+  const hkv = dimConstValue(Hkv);
+  const group = hq !== undefined && hkv !== undefined ? u32(hq / hkv) : div(dimExpr(Hq), dimExpr(Hkv));
+  return { B, Hq, Hkv, T, S, dk, dv, group };
+}
+
+// ---- a small kernel builder (slots, workgroup arrays, fresh names) ----------------------------
+
+class Builder {
+  readonly buffers: GlobalBuffer[] = [];
+  readonly bindings: number[] = [];
+  readonly shared: SharedArray[] = [];
+  private readonly counters = new Map<string, number>();
+  private readonly used = new Set<string>();
+
+  slot(role: string, value: number, access: 'read' | 'read_write', type: ScalarType): number {
+    const slot = this.buffers.length;
+    this.used.add(role);
+    this.buffers.push({ slot, role, access, type });
+    this.bindings.push(value);
+    return slot;
+  }
+  sharedArray(prefix: string, type: ScalarType, length: number): string {
+    const name = this.fresh(prefix);
+    this.shared.push({ name, type, length });
+    return name;
+  }
+  fresh(prefix: string): string {
+    let n = this.counters.get(prefix) ?? 0;
+    let name = n === 0 ? prefix : `${prefix}${n}`;
+    while (this.used.has(name)) name = `${prefix}${++n}`;
+    this.counters.set(prefix, n + 1);
+    this.used.add(name);
+    return name;
+  }
+  let(out: Stmt[], prefix: string, init: Expr): Expr {
+    if (init.kind === 'lit' || init.kind === 'var' || init.kind === 'uniform') return init;
+    const name = this.fresh(prefix);
+    const type = exprType(init);
+    out.push({ kind: 'let', name, type, init });
+    return v(name, type);
+  }
+  var(out: Stmt[], prefix: string, type: ScalarType, init: Expr): string {
+    const name = this.fresh(prefix);
+    out.push({ kind: 'var', name, type, init });
+    return name;
+  }
+}
+
+const f32 = (x: number): Expr => lit('f32', x);
+const i32 = (x: number): Expr => lit('i32', x);
+const NEG_INF = f32(-Infinity);
+const fmax = (a: Expr, b: Expr): Expr => call('max', [a, b], exprType(a));
+const fmin = (a: Expr, b: Expr): Expr => call('min', [a, b], exprType(a));
+const forLoop = (name: string, start: Expr, end: Expr, step: Expr, body: readonly Stmt[]): Stmt => ({ kind: 'for', var: name, start, end, step, body });
+
+// ---- interval arithmetic over the mask (block sparsity) -------------------------------------
+
+/** A mask subexpression over a tile: unknown, a numeric range [lo, hi], or a bool's (may-true, may-false). */
+type Interval = { readonly kind: 'top' } | { readonly kind: 'num'; readonly lo: Expr; readonly hi: Expr } | { readonly kind: 'bool'; readonly mayTrue: Expr; readonly mayFalse: Expr };
+
+const top: Interval = { kind: 'top' };
+const unknownBool: Interval = { kind: 'bool', mayTrue: lit('bool', 1), mayFalse: lit('bool', 1) };
+
+interface TileRanges {
+  readonly b: Expr; // i32 points
+  readonly h: Expr;
+  readonly qLo: Expr; // i32, inclusive
+  readonly qHi: Expr;
+  readonly kLo: Expr;
+  readonly kHi: Expr;
+}
+
+function intervalOf(kb: Builder, out: Stmt[], e: ScalarExpr, r: TileRanges): Interval {
+  const point = (x: Expr): Interval => ({ kind: 'num', lo: x, hi: x });
+  const num = (lo: Expr, hi: Expr): Interval => ({ kind: 'num', lo: kb.let(out, 'lo', lo), hi: kb.let(out, 'hi', hi) });
+  const boolIv = (mayTrue: Expr, mayFalse: Expr): Interval => ({ kind: 'bool', mayTrue: kb.let(out, 'may_t', mayTrue), mayFalse: kb.let(out, 'may_f', mayFalse) });
+  const asBool = (x: Interval): { mayTrue: Expr; mayFalse: Expr } => (x.kind === 'bool' ? x : { mayTrue: lit('bool', 1), mayFalse: lit('bool', 1) });
+  switch (e.kind) {
+    case 'index':
+      switch (e.axis) {
+        case 0:
+          return point(r.b);
+        case 1:
+          return point(r.h);
+        case 2:
+          return { kind: 'num', lo: r.qLo, hi: r.qHi };
+        case 3:
+          return { kind: 'num', lo: r.kLo, hi: r.kHi };
+        default:
+          return top;
+      }
+    case 'dim':
+      return point(cast('i32', dimExpr(e.dim)));
+    case 'const':
+      if (e.dtype === 'bool') return { kind: 'bool', mayTrue: lit('bool', e.value !== 0 ? 1 : 0), mayFalse: lit('bool', e.value !== 0 ? 0 : 1) };
+      return point(lit(computeType(e.dtype), e.value));
+    case 'read':
+      return e.dtype === 'bool' ? unknownBool : top; // data-dependent: never skipped
+    case 'apply': {
+      const args = e.args.map((a) => intervalOf(kb, out, a, r));
+      const [a, b2, c] = args;
+      const nums = args.every((x) => x.kind === 'num') ? (args as { kind: 'num'; lo: Expr; hi: Expr }[]) : undefined;
+      const isBoolResult = e.dtype === 'bool';
+      const [x, y] = nums ?? [];
+      switch (e.op) {
+        case 'add':
+          return x !== undefined && y !== undefined ? num(bin('add', x.lo, y.lo), bin('add', x.hi, y.hi)) : top;
+        case 'sub':
+          return x !== undefined && y !== undefined ? num(bin('sub', x.lo, y.hi), bin('sub', x.hi, y.lo)) : top;
+        case 'neg':
+          return x !== undefined ? num(unary('neg', x.hi), unary('neg', x.lo)) : top;
+        case 'mul': {
+          if (x === undefined || y === undefined) return top;
+          const p = [bin('mul', x.lo, y.lo), bin('mul', x.lo, y.hi), bin('mul', x.hi, y.lo), bin('mul', x.hi, y.hi)].map((t) => kb.let(out, 'prod', t));
+          const [p0, p1, p2, p3] = p as [Expr, Expr, Expr, Expr];
+          return num(fmin(fmin(p0, p1), fmin(p2, p3)), fmax(fmax(p0, p1), fmax(p2, p3)));
+        }
+        case 'max':
+          return x !== undefined && y !== undefined ? num(fmax(x.lo, y.lo), fmax(x.hi, y.hi)) : top;
+        case 'min':
+          return x !== undefined && y !== undefined ? num(fmin(x.lo, y.lo), fmin(x.hi, y.hi)) : top;
+        case 'abs': {
+          if (x === undefined) return top;
+          const zero = lit(exprType(x.lo), 0);
+          const lo = select(bin('ge', x.lo, zero), x.lo, select(bin('le', x.hi, zero), unary('neg', x.hi), zero));
+          return num(lo, fmax(unary('neg', x.lo), x.hi));
+        }
+        case 'cast': {
+          const to = computeType(e.dtype);
+          if (x === undefined || to === 'bool') return isBoolResult ? unknownBool : top;
+          return num(cast(to, x.lo), cast(to, x.hi));
+        }
+        case 'lt':
+        case 'le':
+        case 'gt':
+        case 'ge':
+        case 'eq':
+        case 'ne': {
+          if (x === undefined || y === undefined) return unknownBool;
+          // Compare in one type (an i32 index against an f32 value compares as f32).
+          const t: ScalarType = exprType(x.lo) === exprType(y.lo) ? exprType(x.lo) : 'f32';
+          const [al, ah, bl, bh] = [cast(t, x.lo), cast(t, x.hi), cast(t, y.lo), cast(t, y.hi)];
+          switch (e.op) {
+            case 'lt':
+              return boolIv(bin('lt', al, bh), bin('ge', ah, bl));
+            case 'le':
+              return boolIv(bin('le', al, bh), bin('gt', ah, bl));
+            case 'gt':
+              return boolIv(bin('gt', ah, bl), bin('le', al, bh));
+            case 'ge':
+              return boolIv(bin('ge', ah, bl), bin('lt', al, bh));
+            case 'eq': {
+              const overlap = and(bin('le', al, bh), bin('le', bl, ah));
+              const same = and(and(bin('eq', al, ah), bin('eq', bl, bh)), bin('eq', al, bl));
+              return boolIv(overlap, unary('not', same));
+            }
+            case 'ne': {
+              const overlap = and(bin('le', al, bh), bin('le', bl, ah));
+              const same = and(and(bin('eq', al, ah), bin('eq', bl, bh)), bin('eq', al, bl));
+              return boolIv(unary('not', same), overlap);
+            }
+          }
+          return unknownBool;
+        }
+        case 'and': {
+          if (a === undefined || b2 === undefined) return unknownBool;
+          const p = asBool(a);
+          const q = asBool(b2);
+          return boolIv(and(p.mayTrue, q.mayTrue), bin('or', p.mayFalse, q.mayFalse));
+        }
+        case 'or': {
+          if (a === undefined || b2 === undefined) return unknownBool;
+          const p = asBool(a);
+          const q = asBool(b2);
+          return boolIv(bin('or', p.mayTrue, q.mayTrue), and(p.mayFalse, q.mayFalse));
+        }
+        case 'not': {
+          if (a === undefined) return unknownBool;
+          const p = asBool(a);
+          return { kind: 'bool', mayTrue: p.mayFalse, mayFalse: p.mayTrue };
+        }
+        case 'where': {
+          if (a === undefined || b2 === undefined || c === undefined) return isBoolResult ? unknownBool : top;
+          const cond = asBool(a);
+          if (isBoolResult) {
+            const p = asBool(b2);
+            const q = asBool(c);
+            return boolIv(
+              bin('or', and(cond.mayTrue, p.mayTrue), and(cond.mayFalse, q.mayTrue)),
+              bin('or', and(cond.mayTrue, p.mayFalse), and(cond.mayFalse, q.mayFalse)),
+            );
+          }
+          if (b2.kind !== 'num' || c.kind !== 'num') return top;
+          return num(fmin(b2.lo, c.lo), fmax(b2.hi, c.hi)); // the union of both branches: sound
+        }
+        default:
+          return isBoolResult ? unknownBool : top;
+      }
+    }
+  }
+}
+
+/** `e` as c*k + sum(sign * part) with parts free of k, or undefined when not of that form. */
+interface LinearInK {
+  readonly c: number;
+  readonly parts: readonly { readonly sign: 1 | -1; readonly e: ScalarExpr }[];
+}
+
+function mentionsK(e: ScalarExpr): boolean {
+  switch (e.kind) {
+    case 'index':
+      return e.axis === 3;
+    case 'dim':
+    case 'const':
+      return false;
+    case 'read':
+      return e.indices.some(mentionsK);
+    case 'apply':
+      return e.args.some(mentionsK);
+  }
+}
+
+function linearInK(e: ScalarExpr): LinearInK | undefined {
+  if (e.kind === 'index' && e.axis === 3) return { c: 1, parts: [] };
+  if (!mentionsK(e)) return { c: 0, parts: [{ sign: 1, e }] };
+  if (e.kind !== 'apply') return undefined;
+  const [a, b] = e.args;
+  const la = a === undefined ? undefined : linearInK(a);
+  const lb = b === undefined ? undefined : linearInK(b);
+  const neg = (l: LinearInK): LinearInK => ({ c: -l.c, parts: l.parts.map((p) => ({ sign: p.sign === 1 ? -1 : 1, e: p.e })) });
+  if (e.op === 'add' && la !== undefined && lb !== undefined) return { c: la.c + lb.c, parts: [...la.parts, ...lb.parts] };
+  if (e.op === 'sub' && la !== undefined && lb !== undefined) {
+    const nb = neg(lb);
+    return { c: la.c + nb.c, parts: [...la.parts, ...nb.parts] };
+  }
+  if (e.op === 'neg' && la !== undefined) return neg(la);
+  return undefined;
+}
+
+/** The conjuncts of a mask: and(a, and(b, c)) -> [a, b, c]. */
+function conjuncts(e: ScalarExpr): ScalarExpr[] {
+  return e.kind === 'apply' && e.op === 'and' ? e.args.flatMap(conjuncts) : [e];
+}
+
+/**
+ * Key range [kStart, kEnd) outside which every conjunct linear in k is false for all rows of the
+ * query tile: `k + R op 0` or `-k + R op 0` with R free of k, R's interval over the tile.
+ */
+function keyBounds(kb: Builder, out: Stmt[], mask: ScalarExpr | undefined, r: Omit<TileRanges, 'kLo' | 'kHi'>, S: Expr): { start: Expr; end: Expr } {
+  let start: Expr = i32(0);
+  let end: Expr = cast('i32', S);
+  if (mask === undefined) return { start, end };
+  const dummy: TileRanges = { ...r, kLo: i32(0), kHi: i32(0) }; // parts never mention k
+  for (const atom of conjuncts(mask)) {
+    if (atom.kind !== 'apply' || !['lt', 'le', 'gt', 'ge'].includes(atom.op)) continue;
+    const [A, B] = atom.args;
+    if (A === undefined || B === undefined) continue;
+    const la = linearInK(A);
+    const lb = linearInK(B);
+    if (la === undefined || lb === undefined) continue;
+    const c = la.c - lb.c;
+    if (c !== 1 && c !== -1) continue;
+    const parts = [...la.parts, ...lb.parts.map((p) => ({ sign: (p.sign === 1 ? -1 : 1) as 1 | -1, e: p.e }))];
+    // Interval of R = sum(sign * part), in i32 (a float part makes the atom unusable here).
+    let lo: Expr = i32(0);
+    let hi: Expr = i32(0);
+    let usable = true;
+    const scratch: Stmt[] = [];
+    for (const p of parts) {
+      const iv = intervalOf(kb, scratch, p.e, dummy);
+      if (iv.kind !== 'num' || exprType(iv.lo) !== 'i32') {
+        usable = false;
+        break;
+      }
+      if (p.sign === 1) {
+        lo = bin('add', lo, iv.lo);
+        hi = bin('add', hi, iv.hi);
+      } else {
+        lo = bin('sub', lo, iv.hi);
+        hi = bin('sub', hi, iv.lo);
+      }
+    }
+    if (!usable) continue;
+    out.push(...scratch);
+    const rLo = kb.let(out, 'r_lo', lo);
+    const rHi = kb.let(out, 'r_hi', hi);
+    const op = atom.op;
+    if (c === 1) {
+      // k + R op 0  <=>  k op -R; some row of the tile allows k only below max(-R) = -rLo (or above min(-R) = -rHi).
+      if (op === 'lt') end = fmin(end, unary('neg', rLo));
+      else if (op === 'le') end = fmin(end, bin('add', unary('neg', rLo), i32(1)));
+      else if (op === 'gt') start = fmax(start, bin('add', unary('neg', rHi), i32(1)));
+      else start = fmax(start, unary('neg', rHi));
+    } else {
+      // -k + R op 0  <=>  k op' R with op' flipped.
+      if (op === 'lt') start = fmax(start, bin('add', rLo, i32(1)));
+      else if (op === 'le') start = fmax(start, rLo);
+      else if (op === 'gt') end = fmin(end, rHi);
+      else end = fmin(end, bin('add', rHi, i32(1)));
+    }
+    start = kb.let(out, 'k_start', start);
+    end = kb.let(out, 'k_end', end);
+  }
+  return { start, end };
+}
+
+// ---- kernel bodies ---------------------------------------------------------------------------
+
+export interface AttentionKernelDraft {
+  readonly op: string;
+  readonly workgroupSize: readonly [number, number, number];
+  readonly grid: readonly [SizeExpr, SizeExpr, SizeExpr];
+  readonly buffers: readonly GlobalBuffer[];
+  readonly shared: readonly SharedArray[];
+  readonly body: readonly Stmt[];
+  readonly schedule: KernelSchedule;
+  readonly traffic: Traffic;
+  readonly bindings: readonly number[];
+  readonly when?: StepCondition;
+}
+
+export interface AttentionLowering {
+  readonly kernels: readonly AttentionKernelDraft[];
+  readonly temps: ReadonlyMap<number, KernelTemp>;
+}
+
+export interface AttentionInput {
+  readonly graph: Graph;
+  readonly node: Node;
+  readonly target: TargetLimits;
+  /** Forces tile sizes (tests); default chosen from the target. */
+  readonly schedule?: AttentionSchedule;
+  /** An id for the split-K temp (no graph value has it). */
+  readonly firstTempId: number;
+}
+
+interface Mode {
+  readonly kind: 'prefill' | 'split';
+  readonly rows: number; // query rows per workgroup
+}
+
+/** The statements the host counter re-runs: header and bound lets (per workgroup), class lets (per key tile). */
+interface TileLogic {
+  readonly header: Stmt[];
+  readonly bounds: Stmt[];
+  readonly ktStart: Expr;
+  readonly ktEnd: Expr;
+  readonly ktVar: string;
+  readonly perTile: Stmt[];
+  readonly k0: Expr;
+  readonly mayTrue: Expr;
+  readonly mayFalse: Expr;
+  readonly b: Expr;
+  readonly h: Expr;
+  readonly q0: Expr;
+  readonly part: Expr; // the cache partition (split mode), else 0
+}
+
+function tileLogic(kb: Builder, shape: AttentionShape, mask: ScalarExpr | undefined, s: AttentionSchedule, mode: Mode): TileLogic {
+  const header: Stmt[] = [];
+  const Br = mode.rows;
+  const Bc = s.tileCols;
+  const T = dimExpr(shape.T);
+  const S = dimExpr(shape.S);
+  const wx = builtin('workgroup_id', 0);
+  const qt = mode.kind === 'split' ? kb.let(header, 'qt', div(wx, u32(s.splits))) : kb.let(header, 'qt', wx);
+  const split = mode.kind === 'split' ? kb.let(header, 'part', rem(wx, u32(s.splits))) : u32(0);
+  const h = kb.let(header, 'h', builtin('workgroup_id', 1));
+  const b = kb.let(header, 'b', builtin('workgroup_id', 2));
+  const q0 = kb.let(header, 'q0', mul(qt, u32(Br)));
+  const bounds: Stmt[] = [];
+  const qLo = kb.let(bounds, 'q_lo', cast('i32', q0));
+  const qHi = kb.let(bounds, 'q_hi', bin('sub', cast('i32', fmin(add(q0, u32(Br)), T)), i32(1)));
+  const ranges = { b: cast('i32', b), h: cast('i32', h), qLo, qHi };
+  const kr = keyBounds(kb, bounds, mask, ranges, S);
+  // Key tiles [kt_start, kt_end): the bounds clamped to [0, S), empty when end <= start.
+  const kStart = kb.let(bounds, 'k_first', cast('u32', fmax(kr.start, i32(0))));
+  const kEnd = kb.let(bounds, 'k_last', cast('u32', fmax(fmin(kr.end, cast('i32', S)), i32(0))));
+  let ktStart = kb.let(bounds, 'kt_start', div(kStart, u32(Bc)));
+  let ktEnd = kb.let(bounds, 'kt_end', select(bin('le', kEnd, kStart), ktStart, div(add(kEnd, u32(Bc - 1)), u32(Bc))));
+  if (mode.kind === 'split') {
+    // Partition `part` of the cache: key tiles [part * chunk, (part + 1) * chunk).
+    const chunk = kb.let(bounds, 'chunk', div(add(div(add(S, u32(Bc - 1)), u32(Bc)), u32(s.splits - 1)), u32(s.splits)));
+    ktStart = kb.let(bounds, 'kt_first', fmax(ktStart, mul(split, chunk)));
+    ktEnd = kb.let(bounds, 'kt_stop', fmax(ktStart, fmin(ktEnd, mul(add(split, u32(1)), chunk))));
+  }
+  const ktVar = kb.fresh('kt');
+  const perTile: Stmt[] = [];
+  const k0 = kb.let(perTile, 'k0', mul(v(ktVar, 'u32'), u32(Bc)));
+  let mayTrue: Expr = lit('bool', 1);
+  let mayFalse: Expr = lit('bool', 0);
+  if (mask !== undefined) {
+    const kLo = kb.let(perTile, 'k_lo', cast('i32', k0));
+    const kHi = kb.let(perTile, 'k_hi', bin('sub', cast('i32', fmin(add(k0, u32(Bc)), S)), i32(1)));
+    const iv = intervalOf(kb, perTile, mask, { ...ranges, kLo, kHi });
+    const bi = iv.kind === 'bool' ? iv : { mayTrue: lit('bool', 1), mayFalse: lit('bool', 1) };
+    mayTrue = kb.let(perTile, 'tile_live', bi.mayTrue);
+    mayFalse = kb.let(perTile, 'tile_partial', bi.mayFalse);
+  }
+  return { header, bounds, ktStart, ktEnd, ktVar, perTile, k0, mayTrue, mayFalse, b, h, q0, part: split };
+}
+
+interface Compiled {
+  readonly kb: Builder;
+  readonly slotOf: (operand: number) => number;
+}
+
+/** A score or mask lambda as an inline kernel expression; `score()` is `scoreVar`. */
+function lambdaExpr(c: Compiled, g: Graph, n: Node, out: Stmt[], e: ScalarExpr, idx: readonly Expr[], scoreVar: Expr | undefined): Expr {
+  const tr = (x: ScalarExpr): Expr => lambdaExpr(c, g, n, out, x, idx, scoreVar);
+  switch (e.kind) {
+    case 'index':
+      return cast('i32', idx[e.axis] ?? u32(0));
+    case 'dim':
+      return cast('i32', dimExpr(e.dim));
+    case 'const':
+      return lit(computeType(e.dtype), e.value);
+    case 'read': {
+      const id = n.operands[e.operand];
+      const o = id === undefined ? undefined : g.nodes[id];
+      if (o === undefined) throw new Error(`internal: fused_attention lambda reads missing operand ${e.operand}`);
+      const slot = c.slotOf(e.operand);
+      let index: Expr = u32(0);
+      let stride: Expr = u32(1);
+      for (let k = o.type.shape.length - 1; k >= 0; k--) {
+        const ix = e.indices[k];
+        if (ix !== undefined) index = add(index, mul(cast('u32', tr(ix)), stride));
+        stride = mul(stride, dimExpr(o.type.shape[k] ?? { terms: [] }));
+      }
+      return cast(computeType(e.dtype), load(slot, index, storageType(o.type.dtype)));
+    }
+    case 'apply': {
+      if (e.op === 'score' && e.args.length === 0) {
+        if (scoreVar === undefined) throw new Error('internal: score() outside the score lambda');
+        return scoreVar;
+      }
+      const op = e.op;
+      if (!Object.prototype.hasOwnProperty.call(scalarLowering, op)) throw new Error(`internal: fused_attention lambda applies non-elementwise op '${op}'`);
+      const result = computeType(e.dtype);
+      let args = e.args.map(tr);
+      // Weak typing: arithmetic on an index and a float value happens in the float type.
+      if (['add', 'sub', 'mul', 'div', 'max', 'min', 'pow', 'mod'].includes(op)) args = args.map((a) => cast(result, a));
+      if (['lt', 'le', 'gt', 'ge', 'eq', 'ne'].includes(op)) {
+        const [a0, a1] = args;
+        if (a0 !== undefined && a1 !== undefined && exprType(a0) !== exprType(a1)) args = [cast('f32', a0), cast('f32', a1)];
+      }
+      if (op === 'where') {
+        const [c0, a1, a2] = args;
+        if (c0 !== undefined && a1 !== undefined && a2 !== undefined) args = [c0, cast(result, a1), cast(result, a2)];
+      }
+      const lower = scalarLowering[op as keyof typeof scalarLowering];
+      return c.kb.let(out, 'lam', lower(args, { result, attrs: {} }));
+    }
+  }
+}
+
+function readBytesOf(g: Graph, n: Node, e: ScalarExpr | undefined): number {
+  if (e === undefined) return 0;
+  switch (e.kind) {
+    case 'read': {
+      const id = n.operands[e.operand];
+      const o = id === undefined ? undefined : g.nodes[id];
+      return (o === undefined ? 0 : storageBytes(o.type.dtype)) + e.indices.reduce((s, x) => s + readBytesOf(g, n, x), 0);
+    }
+    case 'apply':
+      return e.args.reduce((s, x) => s + readBytesOf(g, n, x), 0);
+    default:
+      return 0;
+  }
+}
+
+/** Body of the prefill kernel (mode prefill) or the split-K kernel (mode split). */
+function attentionKernel(inp: AttentionInput, s: AttentionSchedule, mode: Mode, tempId: number): AttentionKernelDraft {
+  const { graph: g, node: n } = inp;
+  const operand = (i: number): Node => {
+    const id = n.operands[i];
+    const o = id === undefined ? undefined : g.nodes[id];
+    if (o === undefined) throw new Error(`internal: fused_attention lacks operand ${i}`);
+    return o;
+  };
+  const qN = operand(0);
+  const kN = operand(1);
+  const vN = operand(2);
+  const shape = shapeOf(qN, kN, vN);
+  const { dk, dv } = shape;
+  const mask = lambdaOf(n, 'mask');
+  const scoreL = lambdaOf(n, 'score');
+  const scale = floatAttr(n, 'scale');
+  const Br = mode.rows;
+  const Bc = s.tileCols;
+  const L = s.lanes;
+  const threads = Br * L;
+  const JL = Math.ceil(dv / L); // output columns per lane
+  const kb = new Builder();
+  const qSlot = kb.slot('q', qN.id, 'read', storageType(qN.type.dtype));
+  const kSlot = kb.slot('k', kN.id, 'read', storageType(kN.type.dtype));
+  const vSlot = kb.slot('v', vN.id, 'read', storageType(vN.type.dtype));
+  const extraSlots = new Map<number, number>();
+  const slotOf = (operandIndex: number): number => {
+    let sl = extraSlots.get(operandIndex);
+    if (sl === undefined) {
+      const o = operand(operandIndex);
+      sl = kb.slot(`t${operandIndex}`, o.id, 'read', storageType(o.type.dtype));
+      extraSlots.set(operandIndex, sl);
+    }
+    return sl;
+  };
+  const outSlot = mode.kind === 'prefill' ? kb.slot('out', n.id, 'read_write', storageType(n.type.dtype)) : kb.slot('part', tempId, 'read_write', 'f32');
+  const qs = kb.sharedArray('q_tile', 'f32', Br * dk);
+  const ks = kb.sharedArray('k_tile', 'f32', Bc * dk);
+  const vs = kb.sharedArray('v_tile', 'f32', Bc * dv);
+  const ps = kb.sharedArray('p_tile', 'f32', Br * Bc);
+  const fold = s.useSubgroups ? '' : kb.sharedArray('fold', 'f32', Br * L);
+
+  const T = dimExpr(shape.T);
+  const S = dimExpr(shape.S);
+  const logic = tileLogic(kb, shape, mask, s, mode);
+  const body: Stmt[] = [...logic.header];
+  const { b, h, q0 } = logic;
+  const lid = builtin('local_index');
+  const r = kb.let(body, 'r', div(lid, u32(L)));
+  const lane = kb.let(body, 'lane', rem(lid, u32(L)));
+  const qi = kb.let(body, 'qi', add(q0, r));
+  const hk = kb.let(body, 'hk', div(h, shape.group));
+  const qRow0 = kb.let(body, 'q_row0', mul(add(mul(b, dimExpr(shape.Hq)), h), T)); // row of (b, h, 0)
+  const kvRow0 = kb.let(body, 'kv_row0', mul(add(mul(b, dimExpr(shape.Hkv)), hk), S));
+
+  // Q tile, zero past T.
+  {
+    const e = kb.fresh('e');
+    const lb: Stmt[] = [];
+    const rr = kb.let(lb, 'rr', div(v(e, 'u32'), u32(dk)));
+    const d = kb.let(lb, 'd', rem(v(e, 'u32'), u32(dk)));
+    const qq = kb.let(lb, 'qq', add(q0, rr));
+    const val = kb.var(lb, 'qv', 'f32', f32(0));
+    lb.push({ kind: 'if', cond: lt(qq, T), then: [{ kind: 'assign', name: val, value: cast('f32', load(qSlot, add(mul(add(qRow0, qq), u32(dk)), d), storageType(qN.type.dtype))) }], else: [] });
+    lb.push({ kind: 'array_store', array: qs, index: v(e, 'u32'), value: v(val, 'f32') });
+    body.push(forLoop(e, lid, u32(Br * dk), u32(threads), lb));
+  }
+  body.push({ kind: 'barrier' });
+  body.push({ kind: 'comment', text: 'block sparsity: key tiles outside [kt_start, kt_end) are fully masked for every row of this tile' });
+  body.push(...logic.bounds);
+  const mRun = kb.var(body, 'm_run', 'f32', NEG_INF);
+  const lLane = kb.var(body, 'l_lane', 'f32', f32(0));
+  const acc = kb.fresh('acc');
+  body.push({ kind: 'private_array', name: acc, type: 'f32', length: JL, init: f32(0) });
+
+  /** Max or sum of `x` over the L lanes of each row; every lane gets its row's value. */
+  const rowReduce = (out: Stmt[], x: Expr, op: 'max' | 'sum', prefix: string): Expr => {
+    if (s.useSubgroups) return kb.let(out, prefix, subgroup(op, x));
+    out.push({ kind: 'array_store', array: fold, index: lid, value: x });
+    out.push({ kind: 'barrier' });
+    const tot = kb.var(out, prefix, 'f32', arrayLoad(fold, mul(r, u32(L)), 'f32'));
+    const i = kb.fresh('i');
+    const cur = arrayLoad(fold, add(mul(r, u32(L)), v(i, 'u32')), 'f32');
+    out.push(forLoop(i, u32(1), u32(L), u32(1), [{ kind: 'assign', name: tot, value: op === 'max' ? fmax(v(tot, 'f32'), cur) : bin('add', v(tot, 'f32'), cur) }]));
+    out.push({ kind: 'barrier' });
+    return v(tot, 'f32');
+  };
+
+  // ---- one key tile ----
+  const live: Stmt[] = [];
+  const stageKV = (tile: string, width: number, slot: number, dtype: DType): void => {
+    const e = kb.fresh('e');
+    const lb: Stmt[] = [];
+    const c = kb.let(lb, 'c', div(v(e, 'u32'), u32(width)));
+    const d = kb.let(lb, 'd', rem(v(e, 'u32'), u32(width)));
+    const kk = kb.let(lb, 'kk', add(logic.k0, c));
+    const val = kb.var(lb, 'kv', 'f32', f32(0));
+    lb.push({ kind: 'if', cond: lt(kk, S), then: [{ kind: 'assign', name: val, value: cast('f32', load(slot, add(mul(add(kvRow0, kk), u32(width)), d), storageType(dtype))) }], else: [] });
+    lb.push({ kind: 'array_store', array: tile, index: v(e, 'u32'), value: v(val, 'f32') });
+    live.push(forLoop(e, lid, u32(Bc * width), u32(threads), lb));
+  };
+  stageKV(ks, dk, kSlot, kN.type.dtype);
+  stageKV(vs, dv, vSlot, vN.type.dtype);
+  live.push({ kind: 'barrier' });
+  // Scores of this lane's keys: c = lane + i * L.
+  const mLoc = kb.var(live, 'm_loc', 'f32', NEG_INF);
+  {
+    const i = kb.fresh('i');
+    const lb: Stmt[] = [];
+    const c = kb.let(lb, 'c', add(lane, mul(v(i, 'u32'), u32(L))));
+    const kk = kb.let(lb, 'kk', add(logic.k0, c));
+    const dot = kb.var(lb, 'dot', 'f32', f32(0));
+    const d = kb.fresh('d');
+    lb.push(
+      forLoop(d, u32(0), u32(dk), u32(1), [
+        { kind: 'assign', name: dot, value: bin('add', v(dot, 'f32'), bin('mul', arrayLoad(qs, add(mul(r, u32(dk)), v(d, 'u32')), 'f32'), arrayLoad(ks, add(mul(c, u32(dk)), v(d, 'u32')), 'f32'))) },
+      ]),
+    );
+    let sc = kb.let(lb, 's', bin('mul', v(dot, 'f32'), f32(scale)));
+    const idx = [b, h, qi, kk];
+    const comp: Compiled = { kb, slotOf };
+    if (scoreL !== undefined) sc = kb.let(lb, 's_mod', cast('f32', lambdaExpr(comp, g, n, lb, scoreL, idx, sc)));
+    const keep = kb.var(lb, 'keep', 'bool', lt(kk, S));
+    if (mask !== undefined) {
+      const mb: Stmt[] = [];
+      const mv = lambdaExpr(comp, g, n, mb, mask, idx, undefined);
+      mb.push({ kind: 'assign', name: keep, value: and(v(keep, 'bool'), mv) });
+      // Fully visible tiles skip the predicate (block sparsity's second class).
+      lb.push({ kind: 'if', cond: logic.mayFalse, then: mb, else: [] });
+    }
+    const sv = kb.let(lb, 's_final', select(v(keep, 'bool'), sc, NEG_INF));
+    lb.push({ kind: 'array_store', array: ps, index: add(mul(r, u32(Bc)), c), value: sv });
+    lb.push({ kind: 'assign', name: mLoc, value: fmax(v(mLoc, 'f32'), sv) });
+    live.push(forLoop(i, u32(0), u32(Bc / L), u32(1), lb));
+  }
+  const mTile = rowReduce(live, v(mLoc, 'f32'), 'max', 'm_tile');
+  const mNew = kb.let(live, 'm_new', fmax(v(mRun, 'f32'), mTile));
+  // alpha rescales what was summed under the old max; 0 while the row has seen only -inf.
+  const alpha = kb.let(live, 'alpha', select(bin('eq', v(mRun, 'f32'), NEG_INF), f32(0), call('exp', [bin('sub', v(mRun, 'f32'), mNew)], 'f32')));
+  const psum = kb.var(live, 'p_sum', 'f32', f32(0));
+  {
+    const i = kb.fresh('i');
+    const lb: Stmt[] = [];
+    const at = kb.let(lb, 'at', add(mul(r, u32(Bc)), add(lane, mul(v(i, 'u32'), u32(L)))));
+    const sv = kb.let(lb, 'sv', arrayLoad(ps, at, 'f32'));
+    const p = kb.let(lb, 'p', select(bin('eq', sv, NEG_INF), f32(0), call('exp', [bin('sub', sv, mNew)], 'f32')));
+    lb.push({ kind: 'array_store', array: ps, index: at, value: p });
+    lb.push({ kind: 'assign', name: psum, value: bin('add', v(psum, 'f32'), p) });
+    live.push(forLoop(i, u32(0), u32(Bc / L), u32(1), lb));
+  }
+  live.push({ kind: 'assign', name: lLane, value: bin('add', bin('mul', v(lLane, 'f32'), alpha), v(psum, 'f32')) });
+  live.push({ kind: 'barrier' });
+  {
+    const jj = kb.fresh('jj');
+    const lb: Stmt[] = [];
+    const j = kb.let(lb, 'j', fmin(add(lane, mul(v(jj, 'u32'), u32(L))), u32(dv - 1))); // lanes past dv compute a copy, never stored
+    const o = kb.var(lb, 'o', 'f32', bin('mul', arrayLoad(acc, v(jj, 'u32'), 'f32'), alpha));
+    const c = kb.fresh('c');
+    lb.push(
+      forLoop(c, u32(0), u32(Bc), u32(1), [
+        { kind: 'assign', name: o, value: bin('add', v(o, 'f32'), bin('mul', arrayLoad(ps, add(mul(r, u32(Bc)), v(c, 'u32')), 'f32'), arrayLoad(vs, add(mul(v(c, 'u32'), u32(dv)), j), 'f32'))) },
+      ]),
+    );
+    lb.push({ kind: 'array_store', array: acc, index: v(jj, 'u32'), value: v(o, 'f32') });
+    live.push(forLoop(jj, u32(0), u32(JL), u32(1), lb));
+  }
+  live.push({ kind: 'assign', name: mRun, value: mNew });
+  live.push({ kind: 'barrier' });
+  body.push(forLoop(logic.ktVar, logic.ktStart, logic.ktEnd, u32(1), [...logic.perTile, { kind: 'if', cond: logic.mayTrue, then: live, else: [] }]));
+
+  // ---- write once ----
+  const lRow = rowReduce(body, v(lLane, 'f32'), 'sum', 'l_row');
+  const write: Stmt[] = [];
+  const oRow = kb.let(write, 'o_row', add(qRow0, qi));
+  {
+    const jj = kb.fresh('jj');
+    const lb: Stmt[] = [];
+    const j = kb.let(lb, 'j', add(lane, mul(v(jj, 'u32'), u32(L))));
+    const a = arrayLoad(acc, v(jj, 'u32'), 'f32');
+    const st: Stmt =
+      mode.kind === 'prefill'
+        ? { kind: 'store', slot: outSlot, index: add(mul(oRow, u32(dv)), j), value: cast(storageType(n.type.dtype), select(bin('eq', lRow, f32(0)), f32(0), bin('div', a, lRow))) }
+        : { kind: 'store', slot: outSlot, index: add(mul(add(mul(oRow, u32(s.splits)), logic.part), u32(dv + 2)), j), value: a };
+    lb.push({ kind: 'if', cond: lt(j, u32(dv)), then: [st], else: [] });
+    write.push(forLoop(jj, u32(0), u32(JL), u32(1), lb));
+  }
+  if (mode.kind === 'split') {
+    const base = kb.let(write, 'stat', mul(add(mul(oRow, u32(s.splits)), logic.part), u32(dv + 2)));
+    write.push({
+      kind: 'if',
+      cond: bin('eq', lane, u32(0)),
+      then: [
+        { kind: 'store', slot: outSlot, index: add(base, u32(dv)), value: v(mRun, 'f32') },
+        { kind: 'store', slot: outSlot, index: add(base, u32(dv + 1)), value: lRow },
+      ],
+      else: [],
+    });
+  }
+  body.push({ kind: 'if', cond: lt(qi, T), then: write, else: [] });
+
+  // ---- traffic ----
+  // Q read once, O written once, K and V once per query tile (tiles the sparsity skips still
+  // count: a worst case), the lambdas' reads once per score element:
+  //   read  = B*Hq*T*dk*e + B*Hq*ceil(T/Br)*S*(dk + dv)*e + B*Hq*T*S*lambdaBytes
+  //   write = B*Hq*T*dv*e (prefill) or B*Hq*T*splits*(dv + 2)*4 (split-K partials)
+  const B_ = dimToSize(shape.B);
+  const Hq_ = dimToSize(shape.Hq);
+  const T_ = dimToSize(shape.T);
+  const S_ = dimToSize(shape.S);
+  const eQ = storageBytes(qN.type.dtype);
+  const eK = storageBytes(kN.type.dtype);
+  const lambdaBytes = readBytesOf(g, n, mask) + readBytesOf(g, n, scoreL);
+  const qTiles = mode.kind === 'prefill' ? sCeilDiv(T_, Br) : T_;
+  const reads = [sMul(B_, Hq_, T_, sConst(dk * eQ)), sMul(B_, Hq_, qTiles, S_, sConst((dk + dv) * eK))];
+  if (lambdaBytes > 0) reads.push(sMul(B_, Hq_, T_, S_, sConst(lambdaBytes)));
+  const written = mode.kind === 'prefill' ? sMul(B_, Hq_, T_, sConst(dv * storageBytes(n.type.dtype))) : sMul(B_, Hq_, T_, sConst(s.splits * (dv + 2) * 4));
+  const traffic: Traffic = { bytesRead: sAdd(...reads), bytesWritten: written, flops: sMul(B_, Hq_, T_, S_, sConst(2 * (dk + dv))) };
+  const gridX = mode.kind === 'prefill' ? sCeilDiv(T_, Br) : sMul(sCeilDiv(T_, Br), sConst(s.splits));
+  const schedule: KernelSchedule = { kind: 'flash_attention', tileRows: Br, tileCols: Bc, lanes: L, useSubgroups: s.useSubgroups, splits: mode.kind === 'split' ? s.splits : 1 };
+  return {
+    op: mode.kind === 'prefill' ? 'fused_attention' : 'fused_attention_split',
+    workgroupSize: [threads, 1, 1],
+    grid: [gridX, Hq_, B_],
+    buffers: kb.buffers,
+    shared: kb.shared,
+    body,
+    schedule,
+    traffic,
+    bindings: kb.bindings,
+  };
+}
+
+/** The flash-decoding combine: out[row, j] = sum_p w_p acc_p[j] / sum_p w_p l_p, w_p = exp(m_p - max m). */
+function combineKernel(inp: AttentionInput, s: AttentionSchedule, tempId: number): AttentionKernelDraft {
+  const n = inp.node;
+  const [B, Hq, T, dvD] = n.type.shape;
+  const dv = dvD === undefined ? undefined : dimConstValue(dvD);
+  if (B === undefined || Hq === undefined || T === undefined || dv === undefined) throw new Error('internal: fused_attention result must be [B, Hq, T, dv]');
+  const kb = new Builder();
+  const pSlot = kb.slot('part', tempId, 'read', 'f32');
+  const oSlot = kb.slot('out', n.id, 'read_write', storageType(n.type.dtype));
+  const wg = 64;
+  const body: Stmt[] = [];
+  const total = mul(mul(mul(dimExpr(B), dimExpr(Hq)), dimExpr(T)), u32(dv));
+  const flat = kb.let(body, 'flat', add(mul(builtin('workgroup_id', 0), u32(wg)), builtin('local_id', 0)));
+  const inner: Stmt[] = [];
+  const row = kb.let(inner, 'row', div(flat, u32(dv)));
+  const j = kb.let(inner, 'j', rem(flat, u32(dv)));
+  const at = (p: Expr, k: Expr): Expr => add(mul(add(mul(row, u32(s.splits)), p), u32(dv + 2)), k);
+  const m = kb.var(inner, 'm', 'f32', NEG_INF);
+  const p1 = kb.fresh('p');
+  inner.push(forLoop(p1, u32(0), u32(s.splits), u32(1), [{ kind: 'assign', name: m, value: fmax(v(m, 'f32'), load(pSlot, at(v(p1, 'u32'), u32(dv)), 'f32')) }]));
+  const num = kb.var(inner, 'num', 'f32', f32(0));
+  const den = kb.var(inner, 'den', 'f32', f32(0));
+  const p2 = kb.fresh('p');
+  const lb: Stmt[] = [];
+  const mp = kb.let(lb, 'mp', load(pSlot, at(v(p2, 'u32'), u32(dv)), 'f32'));
+  // A partition that saw only masked keys (m = -inf) weighs 0 (exp(-inf - -inf) would be NaN).
+  const w = kb.let(lb, 'w', select(bin('eq', mp, NEG_INF), f32(0), call('exp', [bin('sub', mp, v(m, 'f32'))], 'f32')));
+  lb.push({ kind: 'assign', name: num, value: bin('add', v(num, 'f32'), bin('mul', w, load(pSlot, at(v(p2, 'u32'), j), 'f32'))) });
+  lb.push({ kind: 'assign', name: den, value: bin('add', v(den, 'f32'), bin('mul', w, load(pSlot, at(v(p2, 'u32'), u32(dv + 1)), 'f32'))) });
+  inner.push(forLoop(p2, u32(0), u32(s.splits), u32(1), lb));
+  inner.push({ kind: 'store', slot: oSlot, index: flat, value: cast(storageType(n.type.dtype), select(bin('eq', v(den, 'f32'), f32(0)), f32(0), bin('div', v(num, 'f32'), v(den, 'f32')))) });
+  body.push({ kind: 'if', cond: lt(flat, total), then: inner, else: [] });
+  const elems = sMul(dimToSize(B), dimToSize(Hq), dimToSize(T), sConst(dv));
+  return {
+    op: 'fused_attention_combine',
+    workgroupSize: [wg, 1, 1],
+    grid: [sCeilDiv(elems, wg), sConst(1), sConst(1)],
+    buffers: kb.buffers,
+    shared: kb.shared,
+    body,
+    schedule: { kind: 'map', workgroupSize: wg },
+    // Each output element reads every partition's max, sum and its own accumulator (max twice).
+    traffic: { bytesRead: sMul(elems, sConst(s.splits * 4 * 4)), bytesWritten: sMul(elems, sConst(storageBytes(n.type.dtype))), flops: sMul(elems, sConst(s.splits * 6)) },
+    bindings: kb.bindings,
+  };
+}
+
+function headWidths(g: Graph, n: Node): { dk: number; dv: number } {
+  const q = g.nodes[n.operands[0] ?? -1];
+  const vv = g.nodes[n.operands[2] ?? -1];
+  const dk = q === undefined ? undefined : dimConstValue(q.type.shape[3] ?? { terms: [] });
+  const dv = vv === undefined ? undefined : dimConstValue(vv.type.shape[3] ?? { terms: [] });
+  if (dk === undefined || dv === undefined) throw new Error('internal: fused_attention needs constant head widths');
+  return { dk, dv };
+}
+
+/**
+ * The kernels of one fused_attention node: the prefill kernel when T can exceed `decodeMaxT`,
+ * the split-K pair when T can be at most `decodeMaxT`, guarded by `when` where T is symbolic.
+ */
+export function lowerFusedAttention(inp: AttentionInput): AttentionLowering {
+  const { dk, dv } = headWidths(inp.graph, inp.node);
+  const s = inp.schedule ?? chooseAttentionSchedule(inp.target, dk, dv);
+  const T = inp.node.type.shape[2];
+  if (T === undefined) throw new Error('internal: fused_attention result must have rank 4');
+  const tConst = dimConstValue(T);
+  const hasPrefill = tConst === undefined || tConst > s.decodeMaxT;
+  const hasDecode = tConst === undefined || tConst <= s.decodeMaxT;
+  const symbolic = hasPrefill && hasDecode;
+  const tSize = dimToSize(T);
+  const kernels: AttentionKernelDraft[] = [];
+  const temps = new Map<number, KernelTemp>();
+  if (hasPrefill) {
+    const k = attentionKernel(inp, s, { kind: 'prefill', rows: s.tileRows }, -1);
+    kernels.push(symbolic ? { ...k, when: { size: tSize, op: '>', value: s.decodeMaxT } } : k);
+  }
+  if (hasDecode) {
+    const id = inp.firstTempId;
+    const [B, Hq] = inp.node.type.shape;
+    // Sized with min(T, decodeMaxT) rows so the buffer stays small when the decode steps are skipped.
+    const rows = symbolic ? sMinConst(tSize, s.decodeMaxT) : tSize;
+    temps.set(id, { dtype: 'f32', elements: sMul(dimToSize(B ?? { terms: [] }), dimToSize(Hq ?? { terms: [] }), rows, sConst(s.splits * (dv + 2))) });
+    const when: StepCondition = { size: tSize, op: '<=', value: s.decodeMaxT };
+    const split = attentionKernel(inp, s, { kind: 'split', rows: 1 }, id);
+    const comb = combineKernel(inp, s, id);
+    kernels.push(symbolic ? { ...split, when } : split, symbolic ? { ...comb, when } : comb);
+  }
+  return { kernels, temps };
+}
+
+// ---- host-side tile counter ------------------------------------------------------------------
+
+export interface TileCounts {
+  /** Query tiles x key tiles (all of them, per batch and head). */
+  readonly tiles: number;
+  /** Key tiles the loop iterates (inside the monotone bounds). */
+  readonly iterated: number;
+  /** Tiles whose K/V are loaded and scores computed (iterated and may be true). */
+  readonly visited: number;
+  /** Visited tiles that evaluate the mask per element. */
+  readonly partial: number;
+}
+
+/**
+ * Runs the prefill kernel's own block-sparsity statements (bounds per query tile, class per key
+ * tile) on the host for concrete dims: how many tiles the kernel visits.
+ */
+export function countAttentionTiles(g: Graph, n: Node, dims: ReadonlyMap<string, number>, s: AttentionSchedule): TileCounts {
+  const operand = (i: number): Node => {
+    const o = g.nodes[n.operands[i] ?? -1];
+    if (o === undefined) throw new Error(`internal: fused_attention lacks operand ${i}`);
+    return o;
+  };
+  const shape = shapeOf(operand(0), operand(1), operand(2));
+  const kb = new Builder();
+  const logic = tileLogic(kb, shape, lambdaOf(n, 'mask'), s, { kind: 'prefill', rows: s.tileRows });
+  const val = (d: Dim): number => d.terms.reduce((acc, t) => acc + t.coef * t.vars.reduce((p, x) => p * (dims.get(x) ?? NaN), 1), 0);
+  const [B, Hq, T, S] = [val(shape.B), val(shape.Hq), val(shape.T), val(shape.S)];
+  const qTiles = Math.ceil(T / s.tileRows);
+  const kTiles = Math.ceil(S / s.tileCols);
+  let iterated = 0;
+  let visited = 0;
+  let partial = 0;
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < Hq; h++) {
+      for (let qt = 0; qt < qTiles; qt++) {
+        const env: EvalEnv = { vars: new Map(), uniforms: dims, workgroupId: [qt, h, b] };
+        evalLets([...logic.header, ...logic.bounds], env);
+        const start = evalOf(logic.ktStart, env);
+        const end = evalOf(logic.ktEnd, env);
+        for (let kt = start; kt < end; kt++) {
+          env.vars.set(logic.ktVar, kt);
+          evalLets(logic.perTile, env);
+          iterated++;
+          if (evalOf(logic.mayTrue, env) !== 0) {
+            visited++;
+            if (evalOf(logic.mayFalse, env) !== 0) partial++;
+          }
+        }
+      }
+    }
+  }
+  return { tiles: B * Hq * qTiles * kTiles, iterated, visited, partial };
+}
+
+function evalOf(e: Expr, env: EvalEnv): number {
+  const tmp: Stmt[] = [{ kind: 'let', name: '__x', type: exprType(e), init: e }];
+  evalLets(tmp, env);
+  return env.vars.get('__x') ?? NaN;
+}

@@ -1,0 +1,141 @@
+// Block sparsity of the fused attention kernel: countAttentionTiles runs the kernel's own bound
+// and tile-class statements on the host; here they are checked against the truth, found by
+// evaluating the mask per element of every (query tile, key tile) in float64.
+import { describe, expect, it } from 'vitest';
+import { DiagnosticSink } from '../../../src/diag/diagnostic.js';
+import type { Graph, Node, ScalarExpr } from '../../../src/graph/ir.js';
+import { parseGraph } from '../../../src/graph/parse.js';
+import { type AttentionSchedule, countAttentionTiles } from '../../../src/kernel/lower-attention.js';
+
+function graphOf(mask: string, extra = '', extraOperand = ''): { g: Graph; n: Node } {
+  const text = `graph attn(B, T) {
+  %0 = input {name="q"} : f32[B,2,T,16]
+  %1 = input {name="k"} : f32[B,2,T,16]
+  %2 = input {name="v"} : f32[B,2,T,16]
+  ${extra}
+  %4 = fused_attention %0, %1, %2${extraOperand} {mask=${mask}, scale=0.25} : f32[B,2,T,16]
+  output "o" = %4
+}`;
+  const sink = new DiagnosticSink();
+  const g = parseGraph(text, 'tiles.ir', sink);
+  expect(sink.items.map((d) => d.message)).toEqual([]);
+  if (g === undefined) throw new Error('no graph');
+  const n = g.nodes.find((x) => x.op === 'fused_attention');
+  if (n === undefined) throw new Error('no fused_attention');
+  return { g, n };
+}
+
+/** The mask at one element, in float64 (a reference independent of the kernel's intervals). */
+function evalMask(e: ScalarExpr, idx: readonly number[], dims: ReadonlyMap<string, number>, reads: (operand: number, at: readonly number[]) => number): number {
+  const r = (x: ScalarExpr): number => evalMask(x, idx, dims, reads);
+  switch (e.kind) {
+    case 'index':
+      return idx[e.axis] ?? NaN;
+    case 'dim':
+      return e.dim.terms.reduce((s, t) => s + t.coef * t.vars.reduce((p, x) => p * (dims.get(x) ?? NaN), 1), 0);
+    case 'const':
+      return e.value;
+    case 'read':
+      return reads(e.operand, e.indices.map(r));
+    case 'apply': {
+      const [a = NaN, b = NaN] = e.args.map(r);
+      const ops: Record<string, number> = {
+        le: +(a <= b), lt: +(a < b), ge: +(a >= b), gt: +(a > b), eq: +(a === b), ne: +(a !== b),
+        and: +(a !== 0 && b !== 0), or: +(a !== 0 || b !== 0), not: +(a === 0),
+        add: a + b, sub: a - b, mul: a * b, neg: -a, min: Math.min(a, b), max: Math.max(a, b),
+      };
+      const v = ops[e.op];
+      if (v === undefined) throw new Error(`reference has no ${e.op}`);
+      return v;
+    }
+  }
+}
+
+/** Tiles with at least one visible element (q < T, k < S), per batch and head. */
+function neededTiles(n: Node, dims: ReadonlyMap<string, number>, s: AttentionSchedule, reads: (operand: number, at: readonly number[]) => number): number {
+  const a = n.attrs['mask'];
+  if (a === undefined || a.kind !== 'lambda') throw new Error('no mask');
+  const B = dims.get('B') ?? 0;
+  const T = dims.get('T') ?? 0;
+  let needed = 0;
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < 2; h++)
+      for (let q0 = 0; q0 < T; q0 += s.tileRows)
+        for (let k0 = 0; k0 < T; k0 += s.tileCols) {
+          let any = false;
+          for (let q = q0; q < Math.min(q0 + s.tileRows, T) && !any; q++)
+            for (let k = k0; k < Math.min(k0 + s.tileCols, T) && !any; k++) any = evalMask(a.body, [b, h, q, k], dims, reads) !== 0;
+          if (any) needed++;
+        }
+  return needed;
+}
+
+const lavapipeTiles: AttentionSchedule = { tileRows: 32, tileCols: 32, lanes: 8, useSubgroups: true, splits: 32, decodeMaxT: 1 };
+const smallTiles: AttentionSchedule = { tileRows: 8, tileCols: 16, lanes: 8, useSubgroups: false, splits: 4, decodeMaxT: 1 };
+const noReads = (): number => {
+  throw new Error('this mask reads no tensor');
+};
+
+describe('countAttentionTiles', () => {
+  for (const s of [lavapipeTiles, smallTiles]) {
+    for (const T of [1, 17, 1000]) {
+      const dims = new Map([['B', 1], ['T', T]]);
+      const tag = `T=${T}, ${s.tileRows}x${s.tileCols}`;
+
+      it(`visits exactly the causal tiles that hold a visible element (${tag})`, () => {
+        const { g, n } = graphOf('(b, h, q, k) => le(k, q)');
+        const c = countAttentionTiles(g, n, dims, s);
+        expect(c.visited).toBe(neededTiles(n, dims, s, noReads));
+        // The loop bounds from `k <= q` alone already stop at the diagonal tile.
+        expect(c.iterated).toBe(c.visited);
+        const qTiles = Math.ceil(T / s.tileRows);
+        expect(c.tiles).toBe(2 * qTiles * Math.ceil(T / s.tileCols));
+        if (T === 1000) expect(c.visited / c.tiles).toBeLessThan(0.55); // about half the tile work
+      });
+
+      it(`visits O(T*W) tiles for a sliding window of 40 (${tag})`, () => {
+        const { g, n } = graphOf('(b, h, q, k) => and(le(k, q), lt(sub(q, k), 40))');
+        const c = countAttentionTiles(g, n, dims, s);
+        expect(c.visited).toBe(neededTiles(n, dims, s, noReads));
+        expect(c.iterated).toBe(c.visited);
+        // Per query tile at most ceil((Br + 40 - 1) / Bc) + 1 key tiles, per head.
+        const perTile = Math.ceil((s.tileRows + 39) / s.tileCols) + 1;
+        expect(c.visited).toBeLessThanOrEqual(2 * Math.ceil(T / s.tileRows) * perTile);
+      });
+
+      it(`skips the masked tiles of a prefix-LM (prefix 20) (${tag})`, () => {
+        const { g, n } = graphOf('(b, h, q, k) => or(le(k, q), lt(k, 20))');
+        const c = countAttentionTiles(g, n, dims, s);
+        expect(c.visited).toBe(neededTiles(n, dims, s, noReads));
+        expect(c.iterated).toBe(c.tiles); // an `or` gives no loop bound; tiles are skipped one by one
+      });
+
+      it(`never skips a document mask, which reads a tensor (${tag})`, () => {
+        const { g, n } = graphOf('(b, h, q, k) => eq(read(3, b, q), read(3, b, k))', '%3 = input {name="doc"} : i32[B,T]', ', %3');
+        const c = countAttentionTiles(g, n, dims, s);
+        expect(c.visited).toBe(c.tiles);
+        expect(c.partial).toBe(c.tiles);
+        // Documents of 100 tokens: the truth has far fewer tiles, which only data could reveal.
+        const needed = neededTiles(n, dims, s, (_o, at) => Math.floor((at[1] ?? 0) / 100));
+        expect(needed).toBeLessThanOrEqual(c.visited);
+      });
+    }
+  }
+
+  it('drops mask evaluation on tiles fully below the diagonal', () => {
+    const { g, n } = graphOf('(b, h, q, k) => le(k, q)');
+    const dims = new Map([['B', 1], ['T', 64]]);
+    const c = countAttentionTiles(g, n, dims, smallTiles);
+    // 8 query tiles of 8 rows, key tiles of 16: query tile i sees key tiles 0..floor((8i+7)/16);
+    // a key tile is partial when it holds the diagonal (k > q for some element): hand count.
+    let visited = 0;
+    let partial = 0;
+    for (let i = 0; i < 8; i++) {
+      const last = Math.floor((8 * i + 7) / 16);
+      visited += last + 1;
+      for (let j = 0; j <= last; j++) if (16 * j + 15 > 8 * i) partial++;
+    }
+    expect(c.visited).toBe(2 * visited);
+    expect(c.partial).toBe(2 * partial);
+  });
+});
