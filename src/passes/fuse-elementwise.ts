@@ -95,6 +95,7 @@ class Fuser {
   private readonly isOutput: Set<number>;
   /** Nodes folded into their only consumer (not emitted). */
   readonly inlined = new Set<number>();
+  private readonly remarked = new Set<number>();
 
   constructor(
     private readonly g: Graph,
@@ -116,7 +117,8 @@ class Fuser {
     if (!isMappable(o) || !isMappable(user) || o.op === 'const' || this.isOutput.has(o.id)) return false;
     const us = this.uses[o.id] ?? [];
     if (us.length === 1 && us[0] === user) return true;
-    if (us.length > 1 && us.every(isMappable)) {
+    if (us.length > 1 && us.every(isMappable) && !this.remarked.has(o.id)) {
+      this.remarked.add(o.id);
       this.ctx.remark({ pass: NAME, loc: o.loc, message: `${o.op} result kept in memory: it has ${us.length} uses, fusing would recompute it per use` });
     }
     return false;
