@@ -21,6 +21,7 @@ import { printKernels } from '../kernel/print.js';
 import { planFiles } from '../kernel/manifest.js';
 import { NoWebGpuError } from '../runtime/device.js';
 import { RuntimeError } from '../runtime/errors.js';
+import { addBenchCommand } from './bench-command.js';
 
 export const exitOk = 0;
 export const exitUserError = 1;
@@ -301,6 +302,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       io.out(`${key}: ${diagnosticCodes[key as DiagCode]}\n`);
     });
 
+  addBenchCommand(program, io);
   for (const cmd of program.commands) cmd.exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err }).showSuggestionAfterError(true);
   return program;
 }

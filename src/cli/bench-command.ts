@@ -1,0 +1,127 @@
+// `tfc bench` on the command line: parses the options, runs one suite (bench.ts), prints the table
+// (or the JSON with --json) and writes <suite>.json/.svg/.png under --out-dir (bench/results).
+import { Command, Option } from 'commander';
+import { resolve } from 'node:path';
+import { UsageError, collect, parseSetOptions } from './args.js';
+import {
+  type BenchOptions,
+  benchAttention,
+  benchCompile,
+  benchDecode,
+  benchDocument,
+  benchModel,
+  exampleFiles,
+  formatTable,
+  machineState,
+  modelPresets,
+  writeResults,
+} from './bench.js';
+import type { CaseResult } from './bench-report.js';
+
+interface RawOptions {
+  T?: string;
+  dh?: string;
+  causal?: boolean;
+  full?: boolean;
+  dtype?: string;
+  heads: string;
+  repeats: string;
+  warmup: string;
+  systems?: string;
+  json?: boolean;
+  outDir: string;
+  set: string[];
+  preset: string;
+  steps: string;
+}
+
+function ints(flag: string, text: string | undefined): number[] | undefined {
+  if (text === undefined) return undefined;
+  const xs = text.split(',').map((s) => Number(s.trim()));
+  if (xs.some((x) => !Number.isInteger(x) || x <= 0)) throw new UsageError(`bad ${flag} '${text}': expected positive integers, comma-separated`);
+  return xs;
+}
+
+function options(o: RawOptions, err: (s: string) => void): BenchOptions {
+  const repeats = ints('--repeats', o.repeats)?.[0] ?? 5;
+  const warmup = ints('--warmup', o.warmup)?.[0] ?? 1;
+  const T = ints('--T', o.T);
+  const dh = ints('--dh', o.dh);
+  const causal = o.causal === true && o.full !== true ? [true] : o.full === true && o.causal !== true ? [false] : undefined;
+  const dtypes = o.dtype === undefined ? undefined : o.dtype.split(',').map((d) => {
+    if (d !== 'f32' && d !== 'f16') throw new UsageError(`bad --dtype '${d}': f32 or f16`);
+    return d;
+  });
+  return {
+    warmup,
+    repeats,
+    heads: ints('--heads', o.heads)?.[0] ?? 12,
+    outDir: resolve(o.outDir),
+    err,
+    isTty: process.stderr.isTTY === true,
+    ...(T !== undefined ? { T } : {}),
+    ...(dh !== undefined ? { dh } : {}),
+    ...(causal !== undefined ? { causal } : {}),
+    ...(dtypes !== undefined ? { dtypes } : {}),
+    ...(o.systems !== undefined ? { systems: o.systems.split(',') } : {}),
+  };
+}
+
+export function addBenchCommand(program: Command, io: { out: (s: string) => void; err: (s: string) => void }): void {
+  const cmd = program
+    .command('bench')
+    .description('race tfc (fused and --no-fuse) against ONNX Runtime Web and TF.js on this WebGPU adapter; results checked against float64')
+    .argument('<SUITE>', 'attention | model | decode | compile')
+    .argument('[FILE]', 'model for `model` (default examples/gpt2.tfx); example files for `compile` (default all)')
+    .option('--T <N,...>', 'attention: sequence lengths (default 256,1024,2048)')
+    .option('--dh <N,...>', 'attention: head dims (default 64,128)')
+    .option('--causal', 'attention: causal cases only')
+    .option('--full', 'attention: non-causal cases only')
+    .option('--dtype <f32,f16>', 'attention: dtypes (default f32 and, with shader-f16, f16)')
+    .option('--heads <N>', 'attention: heads', '12')
+    .option('--systems <S,...>', 'only these systems (prefixes): tfc, "tfc --no-fuse", ort-mha, ort-plain, ort, tfjs')
+    .option('--repeats <N>', 'measured runs per case (median and spread)', '5')
+    .option('--warmup <N>', 'unmeasured runs first', '1')
+    .addOption(new Option('--preset <P>', 'model/decode shapes').choices(Object.keys(modelPresets)).default('tiny'))
+    .addOption(new Option('--set <k=v,...>', 'model/decode: override preset shapes, e.g. --set layers=2,T=64').argParser(collect).default([]))
+    .option('--steps <N>', 'decode: measured one-token steps', '16')
+    .option('--json', 'print the JSON document on stdout instead of the table')
+    .option('--out-dir <DIR>', 'where <suite>.json/.svg/.png go', 'bench/results')
+    .action(async (suite: string, file: string | undefined, raw: RawOptions) => {
+      const o = options(raw, io.err);
+      const startedAt = new Date().toISOString();
+      const machine = machineState();
+      const set = { ...(modelPresets[raw.preset] ?? {}), ...Object.fromEntries(parseSetOptions(raw.set)) };
+      let cases: CaseResult[];
+      switch (suite) {
+        case 'attention':
+          cases = await benchAttention(o);
+          break;
+        case 'model':
+          cases = await benchModel(o, file ?? 'examples/gpt2.tfx', set, raw.preset);
+          break;
+        case 'decode':
+          cases = await benchDecode(o, set, ints('--steps', raw.steps)?.[0] ?? 16);
+          break;
+        case 'compile':
+          cases = await benchCompile(o, file !== undefined ? [resolve(file)] : exampleFiles());
+          break;
+        default:
+          throw new UsageError(`unknown bench suite '${suite}' (attention, model, decode, compile)`);
+      }
+      const doc = await benchDocument(cases, o, startedAt, machine);
+      const written = await writeResults(doc, suite, o.outDir);
+      if (raw.json === true) io.out(`${JSON.stringify(doc, null, 1)}\n`);
+      else {
+        io.out(`tfc bench ${suite} on ${doc.adapter}; ${machine}; warmup ${o.warmup}, ${o.repeats} repeats; ratio = peer time / tfc time (>1: tfc faster)\n`);
+        io.out(formatTable(cases, suite === 'compile' ? 'tfc compile cold' : 'tfc'));
+        const prof = cases.flatMap((c) => c.results.filter((r) => r.profile !== undefined).map((r) => ({ c, r })));
+        for (const { c, r } of prof) {
+          const top = (r.profile ?? []).slice(0, 4).map((p) => `${p.kernel} ${p.ms.toFixed(2)} ms${p.count > 1 ? ` x${p.count}` : ''}`);
+          io.out(`  profile ${c.name} / ${r.system}: ${top.join(', ')}\n`);
+        }
+      }
+      io.err(`tfc bench: wrote ${written.join(', ')}\n`);
+    });
+  cmd.exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err });
+}

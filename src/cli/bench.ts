@@ -1,0 +1,587 @@
+// `tfc bench attention|model|decode|compile`: tfc (fused and --no-fuse pipelines) against ONNX
+// Runtime Web (plain graph and com.microsoft MultiHeadAttention) and TensorFlow.js, all on the
+// same WebGPU adapter in this process; every output is checked against a float64 reference.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { checkSource } from '../check/check-source.js';
+import type { Graph } from '../graph/ir.js';
+import { readSafetensors } from '../io/safetensors.js';
+import { compilePlan } from '../kernel/compile-plan.js';
+import { runPipeline } from '../passes/driver.js';
+import { createPassContext } from '../passes/pass.js';
+import { pipelines } from '../passes/pipeline.js';
+import type { HostTensor } from '../runtime/session.js';
+import { createSession } from '../runtime/session.js';
+import { targetLimitsOf } from '../runtime/target.js';
+import { mhaAttentionOnnx, onnxType, plainAttentionOnnx, encodeF16 } from './bench-onnx.js';
+import { benchDevice, ortRunner, tfcRunner, tfjsRunner, type Runner } from './bench-peers.js';
+import { type BenchDocument, type CaseResult, type PlotPoint, type SystemResult, Progress, compare, formatTable, median, plotSvg, svgToPng } from './bench-report.js';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', ...(fileURLToPath(import.meta.url).includes('/dist/') ? ['..'] : []));
+
+export interface BenchOptions {
+  readonly warmup: number;
+  readonly repeats: number;
+  /** Subsets: attention T values, head dims, causal or not, dtypes. */
+  readonly T?: readonly number[];
+  readonly dh?: readonly number[];
+  readonly causal?: readonly boolean[];
+  readonly dtypes?: readonly ('f32' | 'f16')[];
+  readonly heads: number;
+  readonly systems?: readonly string[];
+  /** Write JSON/SVG/PNG here (default bench/results); undefined `outDir` in tests: a temp dir. */
+  readonly outDir: string;
+  readonly err: (s: string) => void;
+  readonly isTty: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared helpers
+
+/** Deterministic values in [-1, 1) (an LCG, as the tests use). */
+export function seeded(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+/** The unfused pipeline: the default one without the passes whose names start with `fuse-`. */
+export function benchPasses(fuse: boolean): typeof pipelines.webgpu {
+  return fuse ? pipelines.webgpu : pipelines.webgpu.filter((p) => !p.name.startsWith('fuse-'));
+}
+
+export function compileSource(text: string, file: string, overrides: ReadonlyMap<string, number>, fuse: boolean): Graph {
+  const r = checkSource(text, file, overrides);
+  if (r.graph === undefined) throw new Error(`${file}: ${r.diagnostics.map((d) => d.message).join('; ')}`);
+  return runPipeline(r.graph, benchPasses(fuse), createPassContext({ target: 'webgpu' }));
+}
+
+interface Measured {
+  readonly result: SystemResult;
+}
+
+async function measure(
+  make: () => Promise<Runner>,
+  system: string,
+  check: (out: Float32Array) => { maxAbsErr: number; relErr: number },
+  tol: number,
+  o: BenchOptions,
+  progress: Progress,
+  label: string,
+): Promise<Measured> {
+  let runner: Runner | undefined;
+  try {
+    runner = await make();
+    const first = await runner.run();
+    for (let i = 1; i < o.warmup; i++) await runner.run();
+    const err = check(first.out);
+    const wallMs: number[] = [];
+    const gpuMs: number[] = [];
+    const samples: { gpu: number; steps: typeof first.steps }[] = [];
+    for (let i = 0; i < o.repeats; i++) {
+      const t0 = performance.now();
+      const s = await runner.run();
+      wallMs.push(performance.now() - t0);
+      if (s.gpuMs !== undefined) {
+        gpuMs.push(s.gpuMs);
+        samples.push({ gpu: s.gpuMs, steps: s.steps });
+      }
+    }
+    const isWrong = !(err.relErr <= tol);
+    const base: SystemResult = {
+      system,
+      status: isWrong ? 'wrong' : 'ok',
+      timeSource: gpuMs.length === o.repeats ? runner.timeSource : 'wall',
+      wallMs,
+      ...(gpuMs.length === o.repeats ? { gpuMs } : {}),
+      maxAbsErr: err.maxAbsErr,
+      relErr: err.relErr,
+      ...(runner.kernels !== undefined ? { kernels: runner.kernels } : {}),
+      ...(isWrong ? { note: `error ${err.relErr.toExponential(1)} above tolerance ${tol}` } : {}),
+    };
+    // Per-kernel profile of the median run (tfc's timestamp queries).
+    const mid = [...samples].sort((a, b) => a.gpu - b.gpu)[samples.length >> 1];
+    if (mid?.steps !== undefined) {
+      const by = new Map<string, { ms: number; count: number }>();
+      for (const s of mid.steps) {
+        const e = by.get(s.kernel) ?? { ms: 0, count: 0 };
+        e.ms += s.ns / 1e6;
+        e.count++;
+        by.set(s.kernel, e);
+      }
+      const profile = [...by].map(([kernel, e]) => ({ kernel, ...e })).sort((a, b) => b.ms - a.ms);
+      return { result: { ...base, profile } };
+    }
+    return { result: base };
+  } catch (e) {
+    const msg = e instanceof Error ? e.message.split('\n')[0] ?? '' : String(e);
+    return { result: { system, status: 'failed', timeSource: 'wall', wallMs: [], note: msg } };
+  } finally {
+    runner?.dispose();
+    progress.step(`${label} ${system}`);
+  }
+}
+
+function wanted(o: BenchOptions, system: string): boolean {
+  return o.systems === undefined || o.systems.some((s) => system.startsWith(s));
+}
+
+function skipped(system: string, note: string): SystemResult {
+  return { system, status: 'skipped', timeSource: 'wall', wallMs: [], note };
+}
+
+// ---------------------------------------------------------------------------------------------
+// attention
+
+export function attentionSource(heads: number, dh: number, causal: boolean, dtype: 'f32' | 'f16'): string {
+  const body = causal
+    ? `  s = q @ transpose(k) / sqrt(dh)\n  mask = grid[T, T](qi, ki) => ki <= qi\n  o = softmax(where(mask, s, -inf), axis=-1) @ v\n`
+    : `  o = softmax(q @ transpose(k) / sqrt(dh), axis=-1) @ v\n`;
+  return (
+    `# tfc bench attention: ${causal ? 'causal' : 'full'} softmax attention, ${dtype}\n` +
+    `config {\n  heads = ${heads}\n  dh = ${dh}\n}\n\ndims B, T\n\n` +
+    `input q: ${dtype}[B, heads, T, dh]\ninput k: ${dtype}[B, heads, T, dh]\ninput v: ${dtype}[B, heads, T, dh]\n` +
+    `output o: ${dtype}[B, heads, T, dh]\n\nmodel attention {\n${body}}\n`
+  );
+}
+
+/** Query rows the reference checks: the first, the last and an even spread (all when T is small). */
+export function checkedRows(T: number): number[] {
+  if (T <= 64) return Array.from({ length: T }, (_, i) => i);
+  const rows = new Set<number>([0, 1, T - 1]);
+  for (let i = 0; i < 29; i++) rows.add(Math.floor(((i + 0.5) * T) / 29));
+  return [...rows].sort((a, b) => a - b);
+}
+
+/**
+ * Float64 attention on the given query rows of every (b, h): returns the flat indices into
+ * [B, H, T, dh] and the reference values there.
+ */
+export function attentionReference(
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  s: { B: number; H: number; T: number; dh: number; causal: boolean },
+  rows: readonly number[],
+): { at: number[]; want: Float64Array } {
+  const { B, H, T, dh } = s;
+  const at: number[] = [];
+  const want: number[] = [];
+  const scores = new Float64Array(T);
+  const scale = 1 / Math.sqrt(dh);
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < H; h++) {
+      const base = (b * H + h) * T * dh;
+      for (const r of rows) {
+        const n = s.causal ? r + 1 : T;
+        let mx = -Infinity;
+        for (let j = 0; j < n; j++) {
+          let acc = 0;
+          for (let c = 0; c < dh; c++) acc += (q[base + r * dh + c] ?? 0) * (k[base + j * dh + c] ?? 0);
+          scores[j] = acc * scale;
+          mx = Math.max(mx, scores[j] ?? 0);
+        }
+        let sum = 0;
+        for (let j = 0; j < n; j++) {
+          const e = Math.exp((scores[j] ?? 0) - mx);
+          scores[j] = e;
+          sum += e;
+        }
+        for (let c = 0; c < dh; c++) {
+          let acc = 0;
+          for (let j = 0; j < n; j++) acc += (scores[j] ?? 0) * (v[base + j * dh + c] ?? 0);
+          at.push(base + r * dh + c);
+          want.push(acc / sum);
+        }
+      }
+    }
+  return { at, want: Float64Array.from(want) };
+}
+
+/** [B, H, T, dh] <-> [B, T, H·dh] (the BSNH layout MultiHeadAttention takes). */
+export function toBsnh(x: Float32Array, B: number, H: number, T: number, dh: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let t = 0; t < T; t++) for (let c = 0; c < dh; c++) out[((b * T + t) * H + h) * dh + c] = x[((b * H + h) * T + t) * dh + c] ?? 0;
+  return out;
+}
+
+export function fromBsnh(x: Float32Array, B: number, H: number, T: number, dh: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let t = 0; t < T; t++) for (let c = 0; c < dh; c++) out[((b * H + h) * T + t) * dh + c] = x[((b * T + t) * H + h) * dh + c] ?? 0;
+  return out;
+}
+
+function roundF16(x: Float32Array): Float32Array {
+  const bits = new Uint16Array(encodeF16(x).buffer);
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const h = bits[i] ?? 0;
+    const sgn = h & 0x8000 ? -1 : 1;
+    const e = (h >> 10) & 0x1f;
+    const m = h & 0x3ff;
+    out[i] = e === 0 ? sgn * m * 2 ** -24 : sgn * (1 + m / 1024) * 2 ** (e - 15);
+  }
+  return out;
+}
+
+export async function benchAttention(o: BenchOptions): Promise<CaseResult[]> {
+  const dev = await benchDevice();
+  const hasF16 = dev.features.has('shader-f16');
+  const Ts = o.T ?? [256, 1024, 2048];
+  const dhs = o.dh ?? [64, 128];
+  const causals = o.causal ?? [true, false];
+  const dtypes = o.dtypes ?? (hasF16 ? ['f32', 'f16'] : ['f32']);
+  const systems = ['tfc', 'tfc --no-fuse', 'ort-mha', 'ort-plain', 'tfjs'].filter((s) => wanted(o, s));
+  const combos: { T: number; dh: number; causal: boolean; dtype: 'f32' | 'f16' }[] = [];
+  for (const dtype of dtypes) for (const dh of dhs) for (const causal of causals) for (const T of Ts) combos.push({ T, dh, causal, dtype });
+  const progress = new Progress(combos.length * systems.length, o.err, o.isTty);
+  const out: CaseResult[] = [];
+  const B = 1;
+  const H = o.heads;
+  for (const c of combos) {
+    const n = B * H * c.T * c.dh;
+    let q = seeded(n, 1 + c.T);
+    let k = seeded(n, 2 + c.T);
+    let v = seeded(n, 3 + c.T);
+    if (c.dtype === 'f16') [q, k, v] = [roundF16(q), roundF16(k), roundF16(v)];
+    const ref = attentionReference(q, k, v, { B, H, T: c.T, dh: c.dh, causal: c.causal }, checkedRows(c.T));
+    const check = (got: Float32Array): { maxAbsErr: number; relErr: number } => compare(got, ref.want, ref.at);
+    // f32: a softmax-weighted mean of values in [-1, 1) stays within a few ulps; 1e-4 of max|o| is
+    // loose enough for any summation order. f16 storage and arithmetic: 2e-2.
+    const tol = c.dtype === 'f32' ? 1e-4 : 2e-2;
+    const name = `attention T=${c.T} dh=${c.dh} ${c.causal ? 'causal' : 'full'} ${c.dtype}`;
+    const label = `T=${c.T} dh=${c.dh}${c.causal ? ' causal' : ''} ${c.dtype}`;
+    const results: SystemResult[] = [];
+    const host = (x: Float32Array): HostTensor => ({ dtype: c.dtype, shape: [B, H, c.T, c.dh], data: x });
+    const inputs = new Map<string, HostTensor>([
+      ['q', host(q)],
+      ['k', host(k)],
+      ['v', host(v)],
+    ]);
+    const src = attentionSource(H, c.dh, c.causal, c.dtype);
+    const elemType = c.dtype === 'f16' ? onnxType.float16 : onnxType.float;
+    const shape = { B, heads: H, T: c.T, dh: c.dh, causal: c.causal, elemType };
+    const ortData = (x: Float32Array): Float32Array | Uint16Array => (c.dtype === 'f16' ? new Uint16Array(encodeF16(x).buffer) : x);
+    const ortType = c.dtype === 'f16' ? 'float16' : 'float32';
+    for (const system of systems) {
+      if (system === 'tfjs' && c.dtype === 'f16') {
+        results.push(skipped(system, 'tfjs-backend-webgpu 4.22 has no float16 tensors'));
+        progress.step(`${label} ${system}`);
+        continue;
+      }
+      if (c.dtype === 'f16' && system.startsWith('tfc') && !hasF16) {
+        results.push(skipped(system, 'adapter has no shader-f16'));
+        progress.step(`${label} ${system}`);
+        continue;
+      }
+      const make = async (): Promise<Runner> => {
+        if (system.startsWith('tfc')) {
+          const g = compileSource(src, `bench/attention-${c.dtype}.tfx`, new Map(), system === 'tfc');
+          const plan = compilePlan(g, { target: targetLimitsOf(dev) });
+          return tfcRunner({ system, plan, weights: new Map(), inputs, output: 'o' });
+        }
+        if (system === 'ort-mha') {
+          const bs = (x: Float32Array): Float32Array | Uint16Array => ortData(toBsnh(x, B, H, c.T, c.dh));
+          const dims = [B, c.T, H * c.dh];
+          return ortRunner(
+            system,
+            mhaAttentionOnnx(shape),
+            [
+              { name: 'q', type: ortType, dims, data: bs(q) },
+              { name: 'k', type: ortType, dims, data: bs(k) },
+              { name: 'v', type: ortType, dims, data: bs(v) },
+            ],
+            'o',
+            (x) => fromBsnh(x, B, H, c.T, c.dh),
+          );
+        }
+        if (system === 'ort-plain') {
+          const dims = [B, H, c.T, c.dh];
+          return ortRunner(
+            system,
+            plainAttentionOnnx(shape),
+            [
+              { name: 'q', type: ortType, dims, data: ortData(q) },
+              { name: 'k', type: ortType, dims, data: ortData(k) },
+              { name: 'v', type: ortType, dims, data: ortData(v) },
+            ],
+            'o',
+          );
+        }
+        const T = c.T;
+        const scale = 1 / Math.sqrt(c.dh);
+        return tfjsRunner(
+          system,
+          [q, k, v].map((data) => ({ shape: [B * H, T, c.dh], data, dtype: 'float32' as const })),
+          (tf, [tq, tk, tv]) => {
+            if (tq === undefined || tk === undefined || tv === undefined) throw new Error('tfjs: inputs');
+            let s = tf.mul(tf.matMul(tq, tk, false, true), scale);
+            if (c.causal) {
+              const mask = tf.linalg.bandPart(tf.ones([T, T]), -1, 0);
+              s = tf.where(tf.cast(mask, 'bool'), s, tf.fill(s.shape, -Infinity));
+            }
+            return tf.matMul(tf.softmax(s, -1), tv);
+          },
+        );
+      };
+      const m = await measure(make, system, check, tol, o, progress, label);
+      results.push(m.result);
+    }
+    out.push({ suite: 'attention', name, params: { B, heads: H, T: c.T, dh: c.dh, causal: c.causal, dtype: c.dtype }, results });
+  }
+  progress.end();
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// model (prefill) and decode
+
+export const modelPresets: Readonly<Record<string, Readonly<Record<string, number>>>> = {
+  tiny: { layers: 2, d: 128, heads: 4, vocab: 512, ctx: 256, T: 128 },
+  // GPT-2 small's real shapes: wte alone is 154 MB, above lavapipe's 128 MiB storage binding.
+  small: { layers: 12, d: 768, heads: 12, vocab: 50257, ctx: 1024, T: 128 },
+};
+
+function exportGpt2(set: Readonly<Record<string, number>>, kv: boolean): string {
+  const key = Object.entries(set)
+    .map(([k, v]) => `${k}${v}`)
+    .join('-');
+  const dir = join(tmpdir(), `tfc-bench-gpt2-${key}${kv ? '-kv' : ''}`);
+  const done = join(dir, kv ? 'decode_expected.safetensors' : 'model.onnx');
+  if (existsSync(done)) return dir;
+  const args = ['--out', dir, '--layers', String(set['layers']), '--d', String(set['d']), '--heads', String(set['heads']), '--vocab', String(set['vocab']), '--ctx', String(set['ctx']), '--batch', '1', '--seq', String(set['T'])];
+  const script = kv ? join(repoRoot, 'test', 'oracle', 'gpt2_oracle.py') : join(repoRoot, 'bench', 'export_gpt2.py');
+  const r = spawnSync('/usr/bin/python3', [script, ...args, ...(kv ? ['--kv'] : [])], { encoding: 'utf8', env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } });
+  if (r.status !== 0) throw new Error(`${script} failed: ${(r.stderr ?? r.error?.message ?? '').slice(-400)}`);
+  return dir;
+}
+
+function readDir(dir: string, file: string): Map<string, HostTensor> {
+  const f = readSafetensors(readFileSync(join(dir, file)), file);
+  return new Map([...f.tensors].map(([n, t]) => [n, { dtype: t.dtype, shape: t.shape, data: t.data }]));
+}
+
+function configOverrides(set: Readonly<Record<string, number>>): Map<string, number> {
+  return new Map(Object.entries(set).filter(([k]) => k !== 'T'));
+}
+
+export async function benchModel(o: BenchOptions, file: string, set: Readonly<Record<string, number>>, presetName: string): Promise<CaseResult[]> {
+  const dev = await benchDevice();
+  const systems = ['tfc', 'tfc --no-fuse', 'ort'].filter((s) => wanted(o, s));
+  const progress = new Progress(systems.length, o.err, o.isTty);
+  const label = `${presetName} T=${set['T']}`;
+  let dir: string;
+  try {
+    dir = exportGpt2(set, false);
+  } catch (e) {
+    progress.end();
+    const note = e instanceof Error ? e.message : String(e);
+    return [{ suite: 'model', name: `gpt2 ${label}`, params: { ...set, preset: presetName }, results: systems.map((s) => ({ ...skipped(s, note), status: 'failed' as const })) }];
+  }
+  const weights = readDir(dir, 'weights.safetensors');
+  const inputs = readDir(dir, 'inputs.safetensors');
+  const expected = readDir(dir, 'expected.safetensors').get('logits');
+  const tokens = inputs.get('tokens');
+  if (expected === undefined || tokens === undefined) throw new Error('export: missing logits or tokens');
+  const check = (got: Float32Array): { maxAbsErr: number; relErr: number } => compare(got, expected.data);
+  const src = readFileSync(file, 'utf8');
+  const results: SystemResult[] = [];
+  for (const system of systems) {
+    const make = async (): Promise<Runner> => {
+      if (system.startsWith('tfc')) {
+        const g = compileSource(src, file, configOverrides(set), system === 'tfc');
+        const plan = compilePlan(g, { target: targetLimitsOf(dev) });
+        return tfcRunner({ system, plan, weights, inputs, output: 'logits' });
+      }
+      const model = readFileSync(join(dir, 'model.onnx'));
+      const ids = BigInt64Array.from(Array.from(tokens.data, (x) => BigInt(x)));
+      return ortRunner(system, new Uint8Array(model.buffer, model.byteOffset, model.byteLength), [{ name: 'tokens', type: 'int64', dims: tokens.shape, data: ids }], 'logits');
+    };
+    // Logits over L layers in f32 against the float64 oracle: 1e-3 of max|logit|.
+    results.push((await measure(make, system, check, 1e-3, o, progress, label)).result);
+  }
+  progress.end();
+  return [{ suite: 'model', name: `gpt2 ${label}`, params: { ...set, preset: presetName }, results }];
+}
+
+/** Tokens/s of one-token decode steps with a KV cache (gpt2-kv.tfx), after a prefill of T tokens. */
+export async function benchDecode(o: BenchOptions, set: Readonly<Record<string, number>>, steps: number): Promise<CaseResult[]> {
+  const dev = await benchDevice();
+  const file = join(repoRoot, 'examples', 'variants', 'gpt2-kv.tfx');
+  const systems = ['tfc', 'tfc --no-fuse'].filter((s) => wanted(o, s));
+  const progress = new Progress(systems.length, o.err, o.isTty);
+  const dir = exportGpt2(set, true);
+  const weights = readDir(dir, 'weights.safetensors');
+  const prefill = readDir(dir, 'inputs.safetensors');
+  const decodeIn = readDir(dir, 'decode_inputs.safetensors');
+  const decodeWant = readDir(dir, 'decode_expected.safetensors').get('logits');
+  if (decodeWant === undefined) throw new Error('oracle: no decode logits');
+  const src = readFileSync(file, 'utf8');
+  const layers = set['layers'] ?? 1;
+  const results: SystemResult[] = [];
+  for (const system of systems) {
+    try {
+      const g = compileSource(src, file, configOverrides(set), system === 'tfc');
+      const plan = compilePlan(g, { target: targetLimitsOf(dev) });
+      const session = await createSession(dev, plan);
+      session.loadWeights(weights);
+      const run = async (ins: Map<string, HostTensor>, timing: boolean): Promise<{ outs: Map<string, HostTensor>; gpuMs: number }> => {
+        const r = await session.run(ins, { timing });
+        const outs = new Map<string, HostTensor>([...r.outputs].map(([n, t]) => [n, { dtype: t.dtype, shape: t.shape, data: t.data }]));
+        return { outs, gpuMs: (r.timing ?? []).reduce((a, t) => a + t.ns, 0) / 1e6 };
+      };
+      const pre = await run(prefill, false);
+      const nextInputs = (outs: Map<string, HostTensor>, token: number): Map<string, HostTensor> => {
+        const m = new Map<string, HostTensor>([['tokens', { dtype: 'i32', shape: [1, 1], data: [token] }]]);
+        for (let l = 0; l < layers; l++) {
+          for (const kv of ['key', 'value']) {
+            const t = outs.get(`present.${l}.${kv}`);
+            if (t === undefined) throw new Error(`no present.${l}.${kv}`);
+            m.set(`past.${l}.${kv}`, t);
+          }
+        }
+        return m;
+      };
+      const firstToken = decodeIn.get('tokens')?.data[0] ?? 0;
+      const step1 = await run(nextInputs(pre.outs, firstToken), false);
+      const got = step1.outs.get('logits');
+      const err = compare(Float32Array.from(got?.data ?? []), decodeWant.data);
+      const wallMs: number[] = [];
+      const gpuMs: number[] = [];
+      let outs = step1.outs;
+      for (let i = 0; i < steps; i++) {
+        const t0 = performance.now();
+        const r = await run(nextInputs(outs, (firstToken + i + 1) % (set['vocab'] ?? 2)), true);
+        wallMs.push(performance.now() - t0);
+        gpuMs.push(r.gpuMs);
+        outs = r.outs;
+      }
+      session.dispose();
+      const isWrong = !(err.relErr <= 1e-3);
+      results.push({
+        system,
+        status: isWrong ? 'wrong' : 'ok',
+        timeSource: dev.features.has('timestamp-query') ? 'timestamp-query' : 'wall',
+        wallMs,
+        ...(dev.features.has('timestamp-query') ? { gpuMs } : {}),
+        maxAbsErr: err.maxAbsErr,
+        relErr: err.relErr,
+        kernels: plan.steps.length,
+        note: `${(1000 / median(wallMs)).toFixed(1)} tokens/s wall (cache grows from ${set['T']} to ${(set['T'] ?? 0) + steps})`,
+      });
+    } catch (e) {
+      results.push({ system, status: 'failed', timeSource: 'wall', wallMs: [], note: e instanceof Error ? (e.message.split('\n')[0] ?? '') : String(e) });
+    }
+    progress.step(`decode ${system}`);
+  }
+  progress.end();
+  return [{ suite: 'decode', name: `gpt2-kv decode P=${set['T']} +${steps}`, params: { ...set, steps }, results }];
+}
+
+// ---------------------------------------------------------------------------------------------
+// compile
+
+export function exampleFiles(): string[] {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    const r = spawnSync('find', [d, '-name', '*.tfx', '-type', 'f'], { encoding: 'utf8' });
+    out.push(...r.stdout.split('\n').filter((s) => s !== ''));
+  };
+  walk(join(repoRoot, 'examples'));
+  return out.sort();
+}
+
+/**
+ * Compile time per example: front end + graph passes + kernel lowering and WGSL (compilePlan),
+ * cold (first in this process) and warm (the median of repeats); plus the driver's shader
+ * compilation of every distinct kernel (createComputePipelineAsync), cold.
+ */
+export async function benchCompile(o: BenchOptions, files: readonly string[]): Promise<CaseResult[]> {
+  const dev = await benchDevice();
+  const progress = new Progress(files.length, o.err, o.isTty);
+  const out: CaseResult[] = [];
+  for (const file of files) {
+    const src = readFileSync(file, 'utf8');
+    const rel = file.startsWith(repoRoot) ? file.slice(repoRoot.length + 1) : file;
+    const results: SystemResult[] = [];
+    try {
+      const once = (): { ms: number; kernels: number; wgsl: string[] } => {
+        const t0 = performance.now();
+        const g = compileSource(src, file, new Map(), true);
+        const plan = compilePlan(g, { target: targetLimitsOf(dev) });
+        return { ms: performance.now() - t0, kernels: plan.steps.length, wgsl: plan.kernels.map((k) => k.source.wgsl) };
+      };
+      const cold = once();
+      const warm: number[] = [];
+      for (let i = 0; i < o.repeats; i++) warm.push(once().ms);
+      const t0 = performance.now();
+      await Promise.all(
+        cold.wgsl.map((code) => dev.device.createComputePipelineAsync({ layout: 'auto', compute: { module: dev.device.createShaderModule({ code }), entryPoint: 'main' } })),
+      );
+      const shaderMs = performance.now() - t0;
+      results.push({ system: 'tfc compile cold', status: 'ok', timeSource: 'wall', wallMs: [cold.ms], kernels: cold.kernels });
+      results.push({ system: 'tfc compile warm', status: 'ok', timeSource: 'wall', wallMs: warm, kernels: cold.kernels });
+      results.push({ system: 'shaders (driver) cold', status: 'ok', timeSource: 'wall', wallMs: [shaderMs], kernels: cold.wgsl.length, note: `${cold.wgsl.length} distinct kernels` });
+    } catch (e) {
+      results.push({ system: 'tfc compile cold', status: 'failed', timeSource: 'wall', wallMs: [], note: e instanceof Error ? (e.message.split('\n')[0] ?? '') : String(e) });
+    }
+    progress.step(rel);
+    out.push({ suite: 'compile', name: rel, params: { file: rel }, results });
+  }
+  progress.end();
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+export function machineState(): string {
+  const [l1, l5] = loadavg();
+  return `${cpus().length} cores, load average ${l1?.toFixed(2)} (1 min) ${l5?.toFixed(2)} (5 min) at start`;
+}
+
+export async function benchDocument(cases: readonly CaseResult[], o: BenchOptions, startedAt: string, machine: string): Promise<BenchDocument> {
+  const dev = await benchDevice();
+  const a = dev.adapterInfo;
+  return { tool: 'tfc bench', version: 1, adapter: [a.vendor, a.architecture, a.device, a.description].filter((s) => s !== '').join(' / '), machine, startedAt, warmup: o.warmup, repeats: o.repeats, cases };
+}
+
+/** Writes <suite>.json, and for attention and model a time-vs-T plot as <suite>.svg/.png. Returns the paths. */
+export async function writeResults(doc: BenchDocument, suite: string, outDir: string): Promise<string[]> {
+  mkdirSync(outDir, { recursive: true });
+  const written: string[] = [];
+  const json = join(outDir, `${suite}.json`);
+  writeFileSync(json, `${JSON.stringify(doc, null, 1)}\n`);
+  written.push(json);
+  if (suite === 'attention') {
+    const points: PlotPoint[] = [];
+    for (const c of doc.cases) {
+      const panel = `dh=${c.params['dh']} ${c.params['causal'] === true ? 'causal' : 'full'} ${c.params['dtype']}`;
+      for (const r of c.results) {
+        if (r.status !== 'ok') continue;
+        const ms = r.gpuMs !== undefined && r.gpuMs.length > 0 ? median(r.gpuMs) : median(r.wallMs);
+        points.push({ panel, system: `${r.system} (${r.gpuMs !== undefined ? 'gpu' : 'wall'})`, x: Number(c.params['T']), ms });
+      }
+    }
+    const svg = plotSvg(`tfc bench attention: median time vs T, ${doc.cases[0]?.params['heads'] ?? ''} heads (${doc.adapter})`, points);
+    const svgPath = join(outDir, `${suite}.svg`);
+    writeFileSync(svgPath, svg);
+    written.push(svgPath);
+    const png = await svgToPng(svg);
+    if (png !== undefined) {
+      const pngPath = join(outDir, `${suite}.png`);
+      writeFileSync(pngPath, png);
+      written.push(pngPath);
+    }
+  }
+  return written;
+}
+
+export { formatTable };
