@@ -42,7 +42,7 @@ import type { Span } from '../diag/span.js';
 import { type Attrs, type Graph, type Node, type ScalarExpr, intAttr, intsAttr, lambdaAttr } from '../graph/ir.js';
 import { printSpan } from '../graph/print.js';
 import { GraphBuilder, isInterfaceNode } from '../graph/rewrite.js';
-import { type DType, type TensorType, printType, shapeEquals } from '../graph/types.js';
+import { type DType, type TensorType, isFloat, printType, shapeEquals } from '../graph/types.js';
 import { attentionParams, scoreExpr } from '../ops/attention.js';
 import { getOp } from '../ops/catalog.js';
 import type { GraphPass, PassContext } from './pass.js';
@@ -163,7 +163,7 @@ interface Core {
 /** The score core at `id`, or undefined when `id` is not `q @ kT` / `transpose(k @ qT)`. */
 function asCore(u: Uses, id: number): Core | undefined {
   const n = u.node(id);
-  if (n.type.dtype !== 'f32') return undefined;
+  if (!isFloat(n.type.dtype)) return undefined;
   const rank = n.type.shape.length;
   if (n.op === 'matmul') {
     const [a, b] = n.operands;
@@ -372,6 +372,10 @@ function matchAt(u: Uses, sm: number): Match {
     return apply(n.op, n.operands.map((o) => (onPath(o) ? build(o) : lb.side(o))), n.type.dtype);
   };
   const scoreBody = build(cur);
+  const scoreDtype = u.node(coreId).type.dtype;
+  if (scoreDtype !== 'f32' && scoreBody !== scoreExpr) {
+    throw new NotFused(`scores are ${scoreDtype} and modified before the softmax; score() is f32 (only a mask and a scale fuse at ${scoreDtype})`);
+  }
   const mask = masks.reduce<ScalarExpr | undefined>((acc, m) => (acc === undefined ? m : apply('and', [acc, m], 'bool')), undefined);
 
   // Heads: canonical rank-4 views of q, k, v.
@@ -432,7 +436,7 @@ function matchAt(u: Uses, sm: number): Match {
 }
 
 /** Appends `permute`/`reshape` steps to a value, composing with the producer and dropping no-ops. */
-function emitView(b: GraphBuilder, base: number, view: View, loc: Span): number {
+function emitView(b: GraphBuilder, base: number, view: View, loc: Span, scope: { scope?: string }): number {
   let id = base;
   for (const st of view.steps) {
     const n = b.node(id);
@@ -449,7 +453,7 @@ function emitView(b: GraphBuilder, base: number, view: View, loc: Span): number 
         continue;
       }
       const srcType = b.node(src).type;
-      id = b.add({ op: 'permute', operands: [src], attrs: { perm: { kind: 'ints', value: perm } }, type: { dtype: srcType.dtype, shape: perm.map((a) => srcType.shape[a] ?? dimConst(1)) }, loc });
+      id = b.add({ op: 'permute', operands: [src], attrs: { perm: { kind: 'ints', value: perm } }, type: { dtype: srcType.dtype, shape: perm.map((a) => srcType.shape[a] ?? dimConst(1)) }, loc, ...scope });
     } else {
       const src = n.op === 'reshape' && n.operands[0] !== undefined ? n.operands[0] : id;
       const srcType = b.node(src).type;
@@ -457,7 +461,7 @@ function emitView(b: GraphBuilder, base: number, view: View, loc: Span): number 
         id = src;
         continue;
       }
-      id = b.add({ op: 'reshape', operands: [src], attrs: { shape: { kind: 'dims', value: st.shape } }, type: { dtype: srcType.dtype, shape: st.shape }, loc });
+      id = b.add({ op: 'reshape', operands: [src], attrs: { shape: { kind: 'dims', value: st.shape } }, type: { dtype: srcType.dtype, shape: st.shape }, loc, ...scope });
     }
   }
   return id;
@@ -495,16 +499,18 @@ function fuseAll(g: Graph, ctx: PassContext): Graph {
     }
     const sm = u.node(match.softmax);
     const before = b.size;
-    const q = emitView(b, m(match.q.base), match.q, sm.loc);
-    const k = emitView(b, m(match.k.base), match.k, sm.loc);
-    const v = emitView(b, m(match.v.base), match.v, sm.loc);
+    // Kernel names follow the source scope of the attention (`attention_l0_fused_attention`).
+    const scope: { scope?: string } = n.scope === undefined ? {} : { scope: n.scope };
+    const q = emitView(b, m(match.q.base), match.q, sm.loc, scope);
+    const k = emitView(b, m(match.k.base), match.k, sm.loc, scope);
+    const v = emitView(b, m(match.v.base), match.v, sm.loc, scope);
     const attrs: Record<string, Attrs[string]> = { scale: { kind: 'float', value: match.scale } };
     if (match.mask !== undefined) attrs['mask'] = { kind: 'lambda', params: attentionParams, body: match.mask };
     if (match.score !== undefined) attrs['score'] = { kind: 'lambda', params: attentionParams, body: match.score };
     const from = match.replaced.map((id) => u.node(id).loc);
-    let out = b.add({ op: 'fused_attention', operands: [q, k, v, ...match.extras.map(m)], attrs, type: match.fusedType, loc: sm.loc, from });
+    let out = b.add({ op: 'fused_attention', operands: [q, k, v, ...match.extras.map(m)], attrs, type: match.fusedType, loc: sm.loc, from, ...scope });
     if (!shapeEquals(match.fusedType.shape, n.type.shape)) {
-      out = b.add({ op: 'reshape', operands: [out], attrs: { shape: { kind: 'dims', value: n.type.shape } }, type: n.type, loc: n.loc });
+      out = b.add({ op: 'reshape', operands: [out], attrs: { shape: { kind: 'dims', value: n.type.shape } }, type: n.type, loc: n.loc, ...scope });
     }
     for (let i = before; i < b.size; i++) made.add(i);
     map[n.id] = out;

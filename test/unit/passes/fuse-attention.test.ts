@@ -97,7 +97,14 @@ describe('fuse-attention on every example', () => {
       // The attention pass alone, against the unfused graph, on the float64 interpreter.
       const fused = runPipeline(r.graph, [...graphPasses, fuseAttention], createPassContext({ verify: true }));
       expect(count(fused, 'fused_attention')).toBe(attentions);
-      for (const n of fused.nodes) if (n.op === 'fused_attention') expect(n.from?.length ?? 0).toBeGreaterThanOrEqual(3);
+      for (const n of fused.nodes) {
+        if (n.op !== 'fused_attention') continue;
+        expect(n.from?.length ?? 0).toBeGreaterThanOrEqual(3); // at least q @ kT, softmax, @ v
+      }
+      // Kernel names follow the source scope of the attention (the graph builder sets it).
+      const scopes = (g: Graph, op: string): string[] => g.nodes.filter((x) => x.op === op).map((x) => x.scope ?? '').sort();
+      expect(scopes(fused, 'fused_attention')).toEqual(scopes(r.graph, 'softmax'));
+      expect(scopes(fused, 'fused_attention')).not.toContain('');
       roundTrips(fused);
       expectSameOutputs(r.graph, fused, new Map([['B', 2], ['T', 5], ['P', 3], ['S', 4]].filter(([d]) => r.graph?.dims.includes(d as string)) as [string, number][]));
     });
@@ -283,6 +290,30 @@ CHECK-NEXT: output "o" = %3`);
   output "o" = %6
 }`);
     checkLines(out, 'CHECK: %3 = fused_attention %0, %1, %2 {scale=1.0} : f32[B,2,T,3]');
+  });
+});
+
+describe('fuse-attention at f16', () => {
+  const f16 = (mod: string, res: string): string => `graph m(B, T) {
+  %0 = input {name="q"} : f16[B,2,T,4]
+  %1 = input {name="k"} : f16[B,2,T,4]
+  %2 = input {name="v"} : f16[B,2,T,3]
+  %3 = permute %1 {perm=[0,1,3,2]} : f16[B,2,4,T]
+  %4 = matmul %0, %3 : f16[B,2,T,T]
+  %5 = grid {body=(qi, ki) => le(ki, qi), shape=dims[T,T]} : bool[T,T]
+  %6 = const {value=-inf} : f16[]
+${mod}  %8 = where %5, ${res}, %6 : f16[B,2,T,T]  loc(a.tfx:8:1)
+  %9 = softmax %8 {axis=3} : f16[B,2,T,T]  loc(a.tfx:9:1)
+  %10 = matmul %9, %2 : f16[B,2,T,3]
+  output "o" = %10
+}`;
+  it('fuses scaled, masked attention (no score lambda needed)', () => {
+    const { out } = fuse(f16('  %7 = const {value=0.5} : f16[]\n  %s = mul %4, %7 : f16[B,2,T,T]\n', '%s'));
+    checkLines(out, 'CHECK: fused_attention %0, %1, %2 {mask=(b, h, q, k) => le(k, q), scale=0.5} : f16[B,2,T,3]');
+  });
+  it('leaves a score mod at f16 unfused, with a remark (score() is f32)', () => {
+    const { remarks } = fuse(f16('  %7 = tanh %4 : f16[B,2,T,T]\n', '%7'));
+    expect(remarks).toEqual(['attention at a.tfx:9:1 not fused: scores are f16 and modified before the softmax; score() is f32 (only a mask and a scale fuse at f16)']);
   });
 });
 
