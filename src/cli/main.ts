@@ -18,10 +18,12 @@ import { formatModule, loadModel, parseOnly, passList, printAst, printGraph, run
 import { compileLimits, compilePlan, hasWebGpu, runOnWebGpu } from './webgpu.js';
 import { lowerToKernels } from '../kernel/lower.js';
 import { printKernels } from '../kernel/print.js';
+import { cudaLimits } from '../kernel/schedule.js';
+import { cudaEmitText, cudaFiles } from '../../codegen/cuda/launch.js';
+import { cudaRunUnavailableReason } from '../runtime-cuda/host.js';
 import { planFiles } from '../kernel/manifest.js';
 import { NoWebGpuError } from '../runtime/device.js';
 import { RuntimeError } from '../runtime/errors.js';
-import { addBenchCommand } from './bench-command.js';
 
 export const exitOk = 0;
 export const exitUserError = 1;
@@ -29,7 +31,7 @@ export const exitUsage = 2;
 export const exitInternal = 70;
 
 const emitStages = ['ast', 'ir', 'fused', 'kernels', 'wgsl', 'cuda', 'host'] as const;
-const builtStages: readonly string[] = ['ast', 'ir', 'kernels', 'wgsl'];
+const builtStages: readonly string[] = ['ast', 'ir', 'kernels', 'wgsl', 'cuda'];
 const targets = ['interp', 'webgpu', 'cuda'] as const;
 const builtTargets: readonly string[] = ['interp', 'webgpu'];
 
@@ -128,7 +130,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
     .addHelpText('after', () => passHelp())
     .action((file: string, o: Common & { outDir?: string; emit?: string; dumpAfter?: string; loc: boolean; target: Target; limits: string }) => {
       if (o.emit !== undefined && !builtStages.includes(o.emit)) throw notAvailableYet(`--emit ${o.emit}`);
-      if (!builtTargets.includes(o.target)) throw notAvailableYet(`--target ${o.target}`);
+      if (!builtTargets.includes(o.target) && o.target !== 'cuda') throw notAvailableYet(`--target ${o.target}`);
       if (o.dumpAfter !== undefined && o.dumpAfter !== 'all') {
         const names = passList(o.target).map((p) => p.name);
         if (!names.includes(o.dumpAfter)) {
@@ -160,20 +162,23 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       state.rep.flush();
       const ir = printGraph(g, { locs: o.loc });
       if (o.emit === 'ir') io.out(ir.endsWith('\n') ? ir : ir + '\n');
-      const limits = compileLimits[o.limits] ?? compileLimits['default'];
+      // CUDA kernels are compiled for cudaLimits (warps of 32, 48 KiB shared); --limits picks WebGPU's.
+      const isCuda = o.target === 'cuda' || o.emit === 'cuda';
+      const limits = isCuda ? cudaLimits : (compileLimits[o.limits] ?? compileLimits['default']);
       if (limits === undefined) throw new UsageError(`unknown --limits '${o.limits}'`);
       if (o.emit === 'kernels') io.out(printKernels(lowerToKernels(g, limits)));
-      const needPlan = o.emit === 'wgsl' || o.outDir !== undefined || state.debug >= 1;
+      const needPlan = o.emit === 'wgsl' || o.emit === 'cuda' || o.outDir !== undefined || state.debug >= 1;
       const plan = needPlan ? compilePlan(g, { target: limits }) : undefined;
       if (plan !== undefined && state.debug >= 1) {
         io.err(`tfc compile: ${plan.steps.length} launches of ${plan.kernels.length} kernels (limits: ${limits.name})\n`);
         for (const k of plan.kernels) io.err(`  ${k.name.padEnd(32)} ${plan.steps.filter((s) => s.kernel === k.name).length}x  ${k.locs[0] ?? ''}\n`);
       }
       if (o.emit === 'wgsl' && plan !== undefined) io.out(plan.kernels.map((k) => k.source.wgsl).join('\n'));
+      if (o.emit === 'cuda' && plan !== undefined) io.out(cudaEmitText(plan));
       if (o.outDir !== undefined && plan !== undefined) {
-        const files = new Map<string, string>([['model.ir', ir.endsWith('\n') ? ir : ir + '\n'], ...planFiles(plan, limits.name)]);
+        const files = new Map<string, string>([['model.ir', ir.endsWith('\n') ? ir : ir + '\n'], ...planFiles(plan, limits.name), ...(isCuda ? cudaFiles(plan) : [])]);
         writeDirAtomic(state.rep, o.outDir, files);
-        io.err(`tfc compile: wrote ${o.outDir}/model.ir, manifest.json and ${plan.kernels.length} kernels in wgsl/\n`);
+        io.err(`tfc compile: wrote ${o.outDir}/model.ir, manifest.json and ${plan.kernels.length} kernels in wgsl/${isCuda ? ', cuda/ (with launch.json)' : ''}\n`);
       }
     });
 
@@ -187,6 +192,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
     .addOption(setOption())
     .addOption(new Option('--target <T>', 'where to run (default: webgpu when an adapter exists, else interp)').choices(targets))
     .action(async (file: string, o: Common & { weights: string; inputs: string; out: string; target?: Target }) => {
+      if (o.target === 'cuda') throw new UsageError(`tfc run --target cuda: ${cudaRunUnavailableReason}`);
       if (o.target !== undefined && !builtTargets.includes(o.target)) throw notAvailableYet(`--target ${o.target}`);
       const overrides = parseSetOptions(o.set);
       const m = loadModel(state.rep, file, overrides);
@@ -302,7 +308,6 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       io.out(`${key}: ${diagnosticCodes[key as DiagCode]}\n`);
     });
 
-  addBenchCommand(program, io);
   for (const cmd of program.commands) cmd.exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err }).showSuggestionAfterError(true);
   return program;
 }
