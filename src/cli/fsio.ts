@@ -2,9 +2,6 @@
 // outputs atomically (write beside the target, then rename), so a failed run leaves no half file.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { diag } from '../diag/diagnostic.js';
-import { UserErrorsReported } from '../diag/diagnostic.js';
-import { fileSpan } from '../io/safetensors.js';
 import { UsageError } from './args.js';
 import type { Reporter } from './report.js';
 
@@ -26,9 +23,9 @@ export function readBytes(path: string, what = 'file'): Uint8Array {
   return readOrUsage(path, what, (p) => new Uint8Array(readFileSync(p)));
 }
 
-function writeFailed(rep: Reporter, path: string, e: unknown): never {
-  rep.report(diag('TFC311', fileSpan(path), `cannot write ${path}: ${e instanceof Error ? e.message : String(e)}`));
-  throw new UserErrorsReported();
+/** An output that cannot be written is a usage mistake (a wrong path), like a missing input: exit 2, one line. */
+function writeFailed(_rep: Reporter, path: string, e: unknown): never {
+  throw new UsageError(`cannot write '${path}': ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
 }
 
 /** Writes one file atomically: a temp file in the same folder, then rename over the target. */

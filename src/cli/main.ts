@@ -6,7 +6,7 @@ import { UserErrorsReported, InternalError, diag } from '../diag/diagnostic.js';
 import { diagnosticCodes, type DiagCode } from '../diag/codes.js';
 import { interpret } from '../interp/interpret.js';
 import { isInterpError } from '../interp/errors.js';
-import { checkTensors, neededTensors } from '../io/check-tensors.js';
+import { checkIndexRanges, checkTensors, neededTensors } from '../io/check-tensors.js';
 import { SafetensorsError, fileSpan, readSafetensors, writeSafetensors, type SafetensorsFile } from '../io/safetensors.js';
 import { UsageError, collect, debugLevels, notAvailableYet, parseDebug, parseSetOptions } from './args.js';
 import { readBytes, writeDirAtomic, writeFileAtomic, readText } from './fsio.js';
@@ -211,6 +211,8 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       const preset = new Map([...overrides].filter(([k]) => g.dims.includes(k)));
       const checked = checkTensors(neededTensors(g), { file: o.inputs, ...inputs }, { file: o.weights, ...weights }, preset);
       state.rep.reportAll(checked.diagnostics);
+      // Token ids and positions inside their tables, on the checked graph (the same on every target).
+      if (!checked.diagnostics.some((d) => d.severity === 'error')) state.rep.reportAll(checkIndexRanges(m.graph, { file: o.inputs, ...inputs }, checked.dims));
       state.rep.flush();
       if (state.rep.hasErrors) throw new UserErrorsReported();
       const started = performance.now();

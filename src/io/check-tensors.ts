@@ -1,11 +1,13 @@
 // Checks loaded tensors against what a graph needs before anything runs (no partial loads):
 // every input and weight present by name (TFC302), with its dtype and shape (TFC303), symbolic
 // dims bound consistently from the inputs (TFC306, TFC307); extra tensors (TFC304) and NaN or
-// infinity in weights (TFC308) are warnings.
+// infinity in weights (TFC308) are warnings. checkIndexRanges: gather indices inside the table
+// (token ids below vocab, positions below the context, no empty id input), TFC309, before any
+// target runs.
 import { dimConstValue, dimEval, dimVars, printDim, type Dim } from '../check/dim.js';
 import { diag, warning, type Diagnostic } from '../diag/diagnostic.js';
 import type { Span } from '../diag/span.js';
-import type { Graph } from '../graph/ir.js';
+import type { Graph, Node } from '../graph/ir.js';
 import type { TensorType } from '../graph/types.js';
 import type { Tensor64 } from '../ops/define.js';
 import { fileSpan, type FileDType } from './safetensors.js';
@@ -168,4 +170,72 @@ export function checkTensors(
     }
   }
   return { diagnostics: ds, dims };
+}
+
+/** The source a gather's index operand reads, through reshape and permute (which keep the values). */
+function indexSource(g: Graph, id: number | undefined): Node | undefined {
+  let n = id === undefined ? undefined : g.nodes[id];
+  while (n !== undefined && (n.op === 'reshape' || n.op === 'permute')) n = g.nodes[n.operands[0] ?? -1];
+  return n;
+}
+
+function sourceName(n: Node | undefined): string | undefined {
+  const a = n?.attrs['name'];
+  return a !== undefined && a.kind === 'str' ? a.value : undefined;
+}
+
+/**
+ * Gathers read rows `[0, rows)` of their table; an index outside reads another tensor's memory on
+ * a GPU (or is clamped there), so indices are checked here, once, before any target runs (TFC309):
+ * an input used as ids (`wte[tokens]`: every id below vocab), and `arange(start, end)` positions
+ * (`wpe[arange(T)]`: T no longer than the context). An empty id input (T = 0) is an error too,
+ * not empty logits. `g` is the checked graph (before target
+ * passes: the same check on every target); `dims` come from checkTensors.
+ */
+export function checkIndexRanges(g: Graph, inputs: TensorSource, dims: ReadonlyMap<string, number>): Diagnostic[] {
+  const ds: Diagnostic[] = [];
+  const reported = new Set<string>();
+  for (const n of g.nodes) {
+    if (n.op !== 'gather') continue;
+    const tableNode = g.nodes[n.operands[0] ?? -1];
+    const rowsDim = tableNode?.type.shape[0];
+    if (tableNode === undefined || rowsDim === undefined) continue;
+    const rows = dimConstValue(rowsDim) ?? dimEval(rowsDim, dims);
+    if (rows === undefined) continue;
+    const tableName = sourceName(tableNode);
+    const table = tableName === undefined ? `a table of ${rows} rows` : `${tableNode.op} "${tableName}" (${rows} rows)`;
+    const ids = indexSource(g, n.operands[1]);
+    if (ids?.op === 'input') {
+      const name = sourceName(ids);
+      const t = name === undefined ? undefined : inputs.tensors.get(name);
+      if (name === undefined || t === undefined || reported.has(`input:${name}`)) continue;
+      if (t.data.length === 0) {
+        // An empty sequence (T = 0) is refused on every target rather than giving empty logits.
+        reported.add(`input:${name}`);
+        ds.push(diag('TFC309', ids.loc, `input "${name}" in ${inputs.file} is empty (shape [${t.shape.join(',')}]): an empty sequence has nothing to run; pass at least one token`));
+        continue;
+      }
+      for (let i = 0; i < t.data.length; i++) {
+        const v = t.data[i] ?? 0;
+        if (Number.isInteger(v) && v >= 0 && v < rows) continue;
+        reported.add(`input:${name}`);
+        ds.push(diag('TFC309', n.loc, `input "${name}" in ${inputs.file}: element ${i} is ${v}, outside [0, ${rows}): it indexes ${table}`, [{ message: 'the input is declared here', loc: ids.loc }]));
+        break;
+      }
+    } else if (ids?.op === 'arange') {
+      const a = ids.attrs['start'];
+      const b = ids.attrs['end'];
+      if (a?.kind !== 'dim' || b?.kind !== 'dim') continue;
+      const start = dimEval(a.value, dims);
+      const end = dimEval(b.value, dims);
+      if (start === undefined || end === undefined || end <= start || (start >= 0 && end <= rows)) continue;
+      const key = `arange:${printDim(a.value)}:${printDim(b.value)}:${rows}`;
+      if (reported.has(key)) continue;
+      reported.add(key);
+      const bound = [...new Set([...dimVars(a.value), ...dimVars(b.value)])].map((v) => `${v}=${dims.get(v)}`).join(', ');
+      const range = `arange(${printDim(a.value)}, ${printDim(b.value)}) = [${start}, ${end})`;
+      ds.push(diag('TFC309', n.loc, `positions ${range}${bound === '' ? '' : ` with ${bound}`} index ${table}: the sequence is longer than the context of ${rows} positions`));
+    }
+  }
+  return ds;
 }
