@@ -108,7 +108,8 @@ export function parseSafetensors(bytes: Uint8Array): Map<string, HostTensor> {
     if (end - start !== n * ft.bytes || base + end > bytes.byteLength) {
       throw bad(`tensor '${name}' data [${start}, ${end}) does not hold ${n} ${e.dtype as string} values within the file`);
     }
-    const raw = bytes.slice(base + start, base + end); // a copy: aligned, and independent of the file
+    // A copy (aligned, independent of the file). Not `bytes.slice`: on a Node Buffer it is a view.
+    const raw = new Uint8Array(bytes.subarray(base + start, base + end));
     let data: Float32Array | Int32Array;
     if (ft.dtype === 'f32') data = new Float32Array(raw.buffer, 0, n);
     else if (ft.dtype === 'i32') data = new Int32Array(raw.buffer, 0, n);
