@@ -178,7 +178,7 @@ export async function ortRunner(system: string, model: Uint8Array, feeds: readon
       const raw = await o.getData();
       const data = raw instanceof Float32Array ? raw : raw instanceof Uint16Array ? halfToFloat(raw) : Float32Array.from(raw as ArrayLike<number>);
       o.dispose();
-      runner.kernels = ortProfile.kernels;
+      if (ortProfile.kernels > 0) runner.kernels = ortProfile.kernels;
       // No kernel reported: the profiler gave nothing (or every node fell back to the CPU EP).
       return ortProfile.kernels > 0 ? { out: toHost(data), gpuMs: ortProfile.ns / 1e6 } : { out: toHost(data) };
     },
