@@ -76,7 +76,7 @@ export function printCudaModule(kernels: readonly Kernel[]): string {
 
 /** Comment text safe on one `//` line: control characters become spaces, no line splicing. */
 function commentText(s: string): string {
-  return s.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, ' ').replace(/\\/g, '/');
+  return s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, ' ').replace(/\\/g, '/');
 }
 
 class CudaPrinter {

@@ -44,9 +44,9 @@ export function describeSchedule(s: KernelSchedule): string {
   }
 }
 
-/** Comment text safe on one `//` line: control characters become spaces. */
+/** Comment text safe on one `//` line: control characters (C0, C1 with NEL U+0085, U+2028/9: all WGSL line breaks) become spaces. */
 function commentText(s: string): string {
-  return s.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, ' ');
+  return s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, ' ');
 }
 
 export function printWgsl(k: Kernel, opts: WgslOptions = {}): string {

@@ -1,0 +1,214 @@
+// Generated code cannot be hijacked by names from the source (issue 9): a model whose weight,
+// input and output keys, function names, model name and file name are hostile (comment closers,
+// quotes, template syntax, backticks, line breaks of every WGSL kind, keywords of WGSL, CUDA and
+// TypeScript, unicode) compiles to WGSL that Dawn accepts with no errors and in which no user text
+// appears outside one-line comments; CUDA (g++ -fsyntax-only with the emulation header) likewise;
+// manifest.json round-trips the names as data. Compiling twice is byte-identical (all stages).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { printEmuProgram } from '../../codegen/cuda/emu/driver.js';
+import { checkSource } from '../../src/check/check-source.js';
+import type { Graph } from '../../src/graph/ir.js';
+import { printGraph } from '../../src/graph/print.js';
+import { compilePlan } from '../../src/kernel/compile-plan.js';
+import { planFiles } from '../../src/kernel/manifest.js';
+import type { Plan } from '../../src/kernel/plan.js';
+import { cudaLimits, lavapipeLimits, webgpuDefaultLimits } from '../../src/kernel/schedule.js';
+import { runPipeline } from '../../src/passes/driver.js';
+import { createPassContext, type Target } from '../../src/passes/pass.js';
+import { pipelines } from '../../src/passes/pipeline.js';
+
+process.env['XDG_RUNTIME_DIR'] ??= '/tmp';
+
+// Every hostile string carries EVIL so that any user text leaking into code is easy to find.
+// Written as .tfx string literals (\n, \", \\ and \u escapes are decoded by the lexer; a brace
+// may only open a {l} placeholder, so `${l}` is the template-literal probe).
+export const hostileKeys = [
+  String.raw`EVIL0 */ fn main() /* `,
+  String.raw`EVIL1 \" + x; var y = 1; //`,
+  'EVIL2 ${l} `rm -rf` </script><script>alert(1)</script>',
+  String.raw`EVIL3 \n@compute @workgroup_size(1) fn evil() ;\n#include <stdlib.h>`,
+  String.raw`EVIL4 \\ \u0000 \u0085 \u2028 \u2029 \r \t \u000b \u000c`,
+  String.raw`EVIL5 fn struct let var const __global__ __device__ class function return`,
+  String.raw`EVIL6 数据 wé ight 🙂 \u200b`,
+  String.raw`EVIL7 ??/ \\\n#define float int`,
+];
+// Identifiers the grammar accepts that are keywords or builtins in WGSL, CUDA/C++ or TypeScript.
+export const hostileIdents = ['struct', 'let', 'var', 'const', '__global__', '__device__', 'class', 'main', 'ptr', 'array', 'loop', 'select', 'workgroup', 'storage', 'uniform', 'int', 'float', 'template', 'export', 'await', 'enable', 'switch', '_', '__'];
+export const hostileFiles = ['EVILFILE */\n"${x}`.tfx', 'EVILFILE\u0085@compute fn x()\u2028\r\u000b.tfx', 'EVILFILE \\\n#error spliced.tfx'];
+
+function hostileModel(): string {
+  const id = (i: number): string => hostileIdents[i % hostileIdents.length] ?? 'x';
+  const weights = hostileKeys.slice(2).map((k, i) => `weight w${i}[l in 0..layers]: f32[d] = "${k.replace('EVIL', `EVIL${i}{l}`)}"`);
+  return `config {
+  d = 4
+  layers = 2
+}
+dims T
+input ${id(0)}: f32[T, d] = "${hostileKeys[0]}"
+weight ${id(2)}: f32[d, d] = "${hostileKeys[1]}"
+${weights.join('\n')}
+output ${id(6)}: f32[T, d] = "${hostileKeys[3]}"
+${hostileIdents
+  .slice(7)
+  .map((f, i) => `fn ${f}(x: f32[T, d], l: index) -> f32[T, d] {\n  return ${i % 3 === 0 ? 'softmax(x)' : i % 3 === 1 ? `exp(x @ ${id(2)}) + w0[l]` : `tanh(x) * w${i % weights.length}[l]`}\n}`)
+  .join('\n')}
+model ${id(5)} {
+  h = ${id(0)}
+  for l in 0..layers {
+${hostileIdents
+  .slice(7)
+  .map((f) => `    h = ${f}(h, l)`)
+  .join('\n')}
+  }
+  ${id(6)} = h
+}
+`;
+}
+
+function build(file: string): Graph {
+  const r = checkSource(hostileModel(), file);
+  expect(r.diagnostics.map((d) => `${d.code} ${d.loc.line}:${d.loc.col} ${d.message}`)).toEqual([]);
+  if (r.graph === undefined) throw new Error('hostile model did not check');
+  return r.graph;
+}
+
+function compiled(file: string, target: Target, limits = target === 'cuda' ? cudaLimits : lavapipeLimits): { ir: string; plan: Plan } {
+  const g = runPipeline(build(file), pipelines[target], createPassContext({ target, verify: true }));
+  return { ir: printGraph(g), plan: compilePlan(g, { target: limits }) };
+}
+
+/** Lines of code without comment lines; comment lines must not hide a line break of any kind. */
+function codeLines(src: string, what: string): string[] {
+  const lines = src.split('\n');
+  for (const l of lines) {
+    // WGSL ends a line comment at any of these (WGSL spec, "line break"); C++ at \n, and a
+    // trailing backslash splices the next line into the comment.
+    if (/[\u000b\u000c\r\u0085\u2028\u2029]/.test(l)) throw new Error(`${what}: a line holds a line break character: ${JSON.stringify(l)}`);
+    if (l.trimStart().startsWith('//') && l.endsWith('\\')) throw new Error(`${what}: a comment ends with a backslash: ${JSON.stringify(l)}`);
+  }
+  return lines.filter((l) => !l.trimStart().startsWith('//'));
+}
+
+let gpu: GPU | undefined; // keep the create([]) object alive or Node crashes at exit
+let device: GPUDevice | undefined;
+let whyNot = '';
+
+beforeAll(async () => {
+  try {
+    const webgpu = await import('webgpu');
+    Object.assign(globalThis, webgpu.globals);
+    gpu = webgpu.create([]);
+    const adapter = await gpu.requestAdapter();
+    if (adapter === null) {
+      whyNot = 'no WebGPU adapter';
+      return;
+    }
+    const features: GPUFeatureName[] = (['shader-f16', 'subgroups'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
+    device = await adapter.requestDevice({
+      requiredFeatures: features,
+      requiredLimits: {
+        maxComputeWorkgroupStorageSize: Math.min(32768, adapter.limits.maxComputeWorkgroupStorageSize),
+        maxComputeInvocationsPerWorkgroup: Math.min(1024, adapter.limits.maxComputeInvocationsPerWorkgroup),
+      },
+    });
+  } catch (e) {
+    whyNot = `WebGPU unavailable: ${String(e)}`;
+  }
+});
+
+afterAll(() => {
+  device?.destroy();
+});
+
+async function dawnErrors(name: string, code: string): Promise<string[]> {
+  if (device === undefined) return [];
+  device.pushErrorScope('validation');
+  const module = device.createShaderModule({ code, label: name });
+  const info = await module.getCompilationInfo();
+  const messages = info.messages.filter((m) => m.type === 'error').map((m) => `${name}:${m.lineNum}:${m.linePos}: ${m.message}`);
+  if (messages.length === 0) device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+  const err = await device.popErrorScope();
+  if (err !== null) messages.push(`${name}: ${err.message}`);
+  return messages;
+}
+
+describe('hostile names cannot break or inject into generated code', () => {
+  it(`the hostile model checks (${hostileKeys.length} key strings, ${hostileIdents.length} identifiers, ${hostileFiles.length} file names)`, () => {
+    for (const f of hostileFiles) build(f);
+  });
+
+  it.each(hostileFiles.map((f, i) => [i, f] as const))('WGSL for file name #%i: no user text outside comments, Dawn accepts every kernel', async (_i, file) => {
+    for (const limits of [lavapipeLimits, webgpuDefaultLimits]) {
+      const { plan } = compiled(file, 'webgpu', limits);
+      expect(plan.kernels.length).toBeGreaterThan(3);
+      const errors: string[] = [];
+      for (const k of plan.kernels) {
+        const code = codeLines(k.source.wgsl, k.name).join('\n');
+        expect(code, k.name).not.toContain('EVIL');
+        expect(k.name).toMatch(/^[A-Za-z][A-Za-z0-9_]*$/);
+        if (k.features.some((f) => !device?.features.has(f))) continue;
+        errors.push(...(await dawnErrors(k.name, k.source.wgsl)));
+      }
+      expect(errors).toEqual([]);
+    }
+    if (device === undefined) console.warn(`robustness: WGSL not compiled by Dawn: ${whyNot}`);
+  });
+
+  it('manifest.json carries the names as JSON data and round-trips them', () => {
+    const { plan } = compiled(hostileFiles[0] ?? 'x.tfx', 'webgpu');
+    const files = planFiles(plan, 'webgpu');
+    const manifest = JSON.parse(files.get('manifest.json') ?? '{}') as { inputs: { name: string }[]; weights: { name: string }[]; outputs: { name: string }[] };
+    expect(manifest.inputs.map((i) => i.name)).toEqual([JSON.parse(`"${hostileKeys[0]}"`)]);
+    expect(manifest.outputs.map((o) => o.name)).toEqual([JSON.parse(`"${hostileKeys[3]}"`)]);
+    expect(manifest.weights.map((w) => w.name)).toContain(JSON.parse(`"${hostileKeys[1]}"`));
+    for (const path of files.keys()) expect(path).toMatch(/^(manifest\.json|wgsl\/[A-Za-z][A-Za-z0-9_]*\.wgsl)$/);
+  });
+
+  it('CUDA: no user text outside comments, and g++ -fsyntax-only accepts the kernels with the emulation header', () => {
+    for (const file of hostileFiles) {
+      const { plan } = compiled(file, 'cuda');
+      for (const k of plan.kernels) {
+        const src = k.source.cuda ?? '';
+        expect(src).not.toBe('');
+        expect(codeLines(src, k.name).join('\n'), k.name).not.toContain('EVIL');
+      }
+      let hasGpp = true;
+      try {
+        execFileSync('g++', ['--version'], { stdio: 'ignore' });
+      } catch {
+        hasGpp = false;
+      }
+      if (!hasGpp) {
+        console.warn('robustness: g++ missing, CUDA syntax not checked');
+        continue;
+      }
+      const dir = mkdtempSync(join(tmpdir(), 'tfc-hostile-'));
+      const src = join(dir, 'k.cu.cc');
+      writeFileSync(src, printEmuProgram(plan.kernels));
+      const header = new URL('../../codegen/cuda/emu/cuda_emu.h', import.meta.url).pathname;
+      execFileSync('g++', ['-std=c++20', '-fsyntax-only', '-w', '-include', header, '-x', 'c++', src], { stdio: ['ignore', 'ignore', 'pipe'] });
+    }
+  });
+});
+
+describe('compiling twice is byte-identical', () => {
+  it.each(['examples/gpt2.tfx', 'examples/llama.tfx', 'hostile'])('%s: IR, every WGSL kernel and manifest.json', (which) => {
+    const once = (): Map<string, string> => {
+      const file = which === 'hostile' ? (hostileFiles[0] ?? 'x.tfx') : which;
+      const g0 = which === 'hostile' ? build(file) : checkSource(readFileSync(which, 'utf8'), which).graph;
+      if (g0 === undefined) throw new Error(`${which} did not check`);
+      const g = runPipeline(g0, pipelines.webgpu, createPassContext({ target: 'webgpu', verify: true }));
+      const files = planFiles(compilePlan(g), 'webgpu');
+      files.set('model.ir', printGraph(g));
+      return files;
+    };
+    const a = once();
+    const b = once();
+    expect([...b.keys()]).toEqual([...a.keys()]);
+    for (const [k, v] of a) expect(b.get(k), k).toBe(v);
+  });
+});
