@@ -1,6 +1,7 @@
 // The `tfc` command line: check, compile (--emit a stage, --dump-after a pass), run (safetensors
 // in and out through the float64 interpreter), fmt, and seeded weights/inputs for demos.
 // Exit codes: 0 ok, 1 user error in the model or data, 2 usage error, 70 internal compiler error.
+import { basename } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { UserErrorsReported, InternalError, diag } from '../diag/diagnostic.js';
 import { diagnosticCodes, type DiagCode } from '../diag/codes.js';
@@ -24,6 +25,7 @@ import { cudaRunUnavailableReason } from '../runtime-cuda/host.js';
 import { planFiles } from '../kernel/manifest.js';
 import { NoWebGpuError } from '../runtime/device.js';
 import { RuntimeError } from '../runtime/errors.js';
+import { contextOf, runPrompt } from './generate.js';
 
 export const exitOk = 0;
 export const exitUserError = 1;
@@ -117,7 +119,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
     .command('compile')
     .description('compile a model; --emit prints one stage on stdout, -o writes the artifacts')
     .argument('<FILE>', '.tfx source (or a dumped .ir file)')
-    .option('-o, --out-dir <DIR>', 'write DIR/model.ir, DIR/manifest.json and DIR/wgsl/*.wgsl (the folder is replaced atomically)')
+    .option('-o, --out-dir <DIR>', 'write DIR/model.ir, DIR/manifest.json, DIR/wgsl/*.wgsl and DIR/model.ts (the folder is replaced atomically)')
     .addOption(new Option('--emit <STAGE>', 'print a stage on stdout').choices(emitStages))
     .option('--dump-after <PASS>', 'print the IR after PASS (or all passes) on stderr')
     .addOption(setOption())
@@ -128,7 +130,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
     .option('--json', 'with --report: print the report as JSON')
     .option('--no-fuse', 'leave the fusion passes out of the pipeline (the unfused baseline)')
     .addHelpText('after', () => passHelp())
-    .action((file: string, o: Common & { outDir?: string; emit?: string; dumpAfter?: string; loc: boolean; target: Target; limits: string }) => {
+    .action(async (file: string, o: Common & { outDir?: string; emit?: string; dumpAfter?: string; loc: boolean; target: Target; limits: string }) => {
       if (o.emit !== undefined && !builtStages.includes(o.emit)) throw notAvailableYet(`--emit ${o.emit}`);
       if (!builtTargets.includes(o.target) && o.target !== 'cuda') throw notAvailableYet(`--target ${o.target}`);
       if (o.dumpAfter !== undefined && o.dumpAfter !== 'all') {
@@ -177,6 +179,10 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       if (o.emit === 'cuda' && plan !== undefined) io.out(cudaEmitText(plan));
       if (o.outDir !== undefined && plan !== undefined) {
         const files = new Map<string, string>([['model.ir', ir.endsWith('\n') ? ir : ir + '\n'], ...planFiles(plan, limits.name), ...(isCuda ? cudaFiles(plan) : [])]);
+        // The typed host module (codegen/host); ts-morph and prettier load only when it is written.
+        const { emitHostModule } = await import('../../codegen/host/emit.js');
+        const context = contextOf(m.module, overrides);
+        files.set('model.ts', await emitHostModule(plan, g, { sourceName: basename(file), ...(context !== undefined ? { context } : {}) }));
         writeDirAtomic(state.rep, o.outDir, files);
         io.err(`tfc compile: wrote ${o.outDir}/model.ir, manifest.json and ${plan.kernels.length} kernels in wgsl/${isCuda ? ', cuda/ (with launch.json)' : ''}\n`);
       }
@@ -187,16 +193,33 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
     .description('run a model on safetensors inputs and write its outputs (f32) to a safetensors file')
     .argument('<FILE>', '.tfx source (or a dumped .ir file)')
     .requiredOption('--weights <W>', 'weights .safetensors')
-    .requiredOption('--inputs <IN>', 'inputs .safetensors (names as declared in the model)')
-    .requiredOption('--out <OUT>', 'output .safetensors to write')
+    .option('--inputs <IN>', 'inputs .safetensors (names as declared in the model)')
+    .option('--out <OUT>', 'output .safetensors to write')
+    .option('--prompt <TEXT>', 'generate text from TEXT on WebGPU instead (a decoder with token ids and logits; vocab.json next to the weights)')
+    .option('--max-new-tokens <N>', 'with --prompt: tokens to generate (default 100)')
+    .option('--temperature <X>', 'with --prompt: sampling temperature, 0 = greedy (default 0.8)')
+    .option('--top-k <K>', 'with --prompt: sample among the K most likely tokens (default: all)')
+    .option('--top-p <P>', 'with --prompt: nucleus sampling threshold (default 1)')
+    .option('--seed <N>', 'with --prompt: sampler seed (default 0)')
+    .option('--vocab <FILE>', 'with --prompt: vocabulary JSON (default: vocab.json next to the weights)')
     .addOption(setOption())
     .addOption(new Option('--target <T>', 'where to run (default: webgpu when an adapter exists, else interp)').choices(targets))
-    .action(async (file: string, o: Common & { weights: string; inputs: string; out: string; target?: Target }) => {
-      if (o.target === 'cuda') throw new UsageError(`tfc run --target cuda: ${cudaRunUnavailableReason}`);
-      if (o.target !== undefined && !builtTargets.includes(o.target)) throw notAvailableYet(`--target ${o.target}`);
-      const overrides = parseSetOptions(o.set);
+    .action(async (file: string, opts: Common & { weights: string; inputs?: string; out?: string; target?: Target; prompt?: string }) => {
+      if (opts.target === 'cuda') throw new UsageError(`tfc run --target cuda: ${cudaRunUnavailableReason}`);
+      if (opts.target !== undefined && !builtTargets.includes(opts.target)) throw notAvailableYet(`--target ${opts.target}`);
+      const overrides = parseSetOptions(opts.set);
       const m = loadModel(state.rep, file, overrides);
       state.rep.flush();
+      if (opts.prompt !== undefined) {
+        // Text generation (src/cli/generate.ts): WebGPU only, through the host-module runtime.
+        if (opts.target !== undefined && opts.target !== 'webgpu') throw new UsageError('--prompt runs on WebGPU only');
+        const pg = runPasses(state.rep, m.graph, 'webgpu', { debug: state.debug, locs: true, log: io.err });
+        const context = contextOf(m.module, overrides);
+        await runPrompt(pg, { ...(opts as unknown as Record<string, string>), weights: opts.weights, prompt: opts.prompt, ...(context !== undefined ? { context } : {}) }, io);
+        return;
+      }
+      if (opts.inputs === undefined || opts.out === undefined) throw new UsageError('run needs --inputs and --out (or --prompt to generate text)');
+      const o = { ...opts, inputs: opts.inputs, out: opts.out };
       let target: Target = o.target ?? 'webgpu';
       if (o.target === undefined) {
         const gpu = await hasWebGpu();
