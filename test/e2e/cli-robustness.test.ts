@@ -191,3 +191,27 @@ describe('data mistakes exit 1 before anything runs, naming the file and the ten
     }
   });
 });
+
+describe('determinism of runs', () => {
+  it('running GPT-2 (tiny) twice on the same adapter gives bit-identical outputs, T = 1 included', async () => {
+    const set = ['--set', 'vocab=64,ctx=16,d=16,heads=2,layers=1'];
+    const w = join(dir, 'gpt2-w.safetensors');
+    expect((await tfc('init-weights', 'examples/gpt2.tfx', '--out', w, '--seed', '7', ...set)).code).toBe(0);
+    for (const T of [1, 9]) {
+      const i = join(dir, `gpt2-in-${T}.safetensors`);
+      expect((await tfc('random-inputs', 'examples/gpt2.tfx', '--out', i, '--seed', '3', ...set, '--set', `B=1,T=${T}`)).code).toBe(0);
+      for (const target of targets) {
+        const outs = [0, 1].map((k) => join(dir, `gpt2-out-${target}-${T}-${k}.safetensors`));
+        for (const out of outs) {
+          const r = await tfc('run', 'examples/gpt2.tfx', '--target', target, '--weights', w, '--inputs', i, '--out', out, ...set);
+          expect(r.code, r.stderr).toBe(0);
+        }
+        const [a, b] = outs.map((p) => readFileSync(p));
+        expect(a?.equals(b ?? Buffer.alloc(0)), `${target} T=${T}`).toBe(true);
+        const f32 = new Float32Array(new Uint8Array(a ?? []).slice(8 + Number(a?.readBigUInt64LE(0) ?? 0)).buffer);
+        expect(f32.length).toBeGreaterThan(0);
+        expect(f32.every((v) => Number.isFinite(v)), `${target} T=${T}: no NaN or infinity`).toBe(true);
+      }
+    }
+  });
+});
