@@ -53,6 +53,7 @@ import {
   v,
 } from './ir.js';
 import { dimExpr, scalarLowering } from './lower.js';
+import { elementOffset } from './lower-view.js'; // q/k/v read through fold-views views
 import type { SizeExpr, StepCondition } from './plan.js';
 import type { TargetLimits } from './schedule.js';
 import { computeType, storageBytes, storageType } from './storage.js';
@@ -670,7 +671,7 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, mode: Mode, 
     const d = kb.let(lb, 'd', rem(v(e, 'u32'), u32(dk)));
     const qq = kb.let(lb, 'qq', add(q0, rr));
     const val = kb.var(lb, 'qv', 'f32', f32(0));
-    lb.push({ kind: 'if', cond: lt(qq, T), then: [{ kind: 'assign', name: val, value: cast('f32', load(qSlot, add(mul(add(qRow0, qq), u32(dk)), d), storageType(qN.type.dtype))) }], else: [] });
+    lb.push({ kind: 'if', cond: lt(qq, T), then: [{ kind: 'assign', name: val, value: cast('f32', load(qSlot, qN.op === 'view' ? elementOffset(g, qN, [b, h, qq, d], dimExpr) : add(mul(add(qRow0, qq), u32(dk)), d), storageType(qN.type.dtype))) }], else: [] });
     lb.push({ kind: 'array_store', array: qs, index: v(e, 'u32'), value: v(val, 'f32') });
     body.push(forLoop(e, lid, u32(Br * dk), u32(threads), lb));
   }
@@ -697,35 +698,45 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, mode: Mode, 
 
   // ---- one key tile ----
   const live: Stmt[] = [];
-  const stageKV = (tile: string, width: number, slot: number, dtype: DType): void => {
+  const stageKV = (tile: string, width: number, slot: number, dtype: DType, node: Node): void => {
     const e = kb.fresh('e');
     const lb: Stmt[] = [];
     const c = kb.let(lb, 'c', div(v(e, 'u32'), u32(width)));
     const d = kb.let(lb, 'd', rem(v(e, 'u32'), u32(width)));
     const kk = kb.let(lb, 'kk', add(logic.k0, c));
     const val = kb.var(lb, 'kv', 'f32', f32(0));
-    lb.push({ kind: 'if', cond: lt(kk, S), then: [{ kind: 'assign', name: val, value: cast('f32', load(slot, add(mul(add(kvRow0, kk), u32(width)), d), storageType(dtype))) }], else: [] });
+    lb.push({ kind: 'if', cond: lt(kk, S), then: [{ kind: 'assign', name: val, value: cast('f32', load(slot, node.op === 'view' ? elementOffset(g, node, [b, hk, kk, d], dimExpr) : add(mul(add(kvRow0, kk), u32(width)), d), storageType(dtype))) }], else: [] });
     lb.push({ kind: 'array_store', array: tile, index: v(e, 'u32'), value: v(val, 'f32') });
     live.push(forLoop(e, lid, u32(Bc * width), u32(threads), lb));
   };
-  stageKV(ks, dk, kSlot, kN.type.dtype);
-  stageKV(vs, dv, vSlot, vN.type.dtype);
+  stageKV(ks, dk, kSlot, kN.type.dtype, kN);
+  stageKV(vs, dv, vSlot, vN.type.dtype, vN);
   live.push({ kind: 'barrier' });
-  // Scores of this lane's keys: c = lane + i * L.
+  // Scores of this lane's keys c = lane + i * L, register-blocked: each q element is loaded once
+  // for the lane's Bc / L keys (the loads per multiply-add drop from 2 to 1 + L / Bc).
   const mLoc = kb.var(live, 'm_loc', 'f32', NEG_INF);
+  const NC = Bc / L;
+  const dots = kb.fresh('dots');
+  live.push({ kind: 'private_array', name: dots, type: 'f32', length: NC, init: f32(0) });
+  {
+    const d = kb.fresh('d');
+    const lb: Stmt[] = [];
+    const qv = kb.let(lb, 'qd', arrayLoad(qs, add(mul(r, u32(dk)), v(d, 'u32')), 'f32'));
+    const i = kb.fresh('i');
+    const at = add(lane, mul(v(i, 'u32'), u32(L)));
+    lb.push(
+      forLoop(i, u32(0), u32(NC), u32(1), [
+        { kind: 'array_store', array: dots, index: v(i, 'u32'), value: bin('add', arrayLoad(dots, v(i, 'u32'), 'f32'), bin('mul', qv, arrayLoad(ks, add(mul(at, u32(dk)), v(d, 'u32')), 'f32'))) },
+      ]),
+    );
+    live.push(forLoop(d, u32(0), u32(dk), u32(1), lb));
+  }
   {
     const i = kb.fresh('i');
     const lb: Stmt[] = [];
     const c = kb.let(lb, 'c', add(lane, mul(v(i, 'u32'), u32(L))));
     const kk = kb.let(lb, 'kk', add(logic.k0, c));
-    const dot = kb.var(lb, 'dot', 'f32', f32(0));
-    const d = kb.fresh('d');
-    lb.push(
-      forLoop(d, u32(0), u32(dk), u32(1), [
-        { kind: 'assign', name: dot, value: bin('add', v(dot, 'f32'), bin('mul', arrayLoad(qs, add(mul(r, u32(dk)), v(d, 'u32')), 'f32'), arrayLoad(ks, add(mul(c, u32(dk)), v(d, 'u32')), 'f32'))) },
-      ]),
-    );
-    let sc = kb.let(lb, 's', bin('mul', v(dot, 'f32'), f32(scale)));
+    let sc = kb.let(lb, 's', bin('mul', arrayLoad(dots, v(i, 'u32'), 'f32'), f32(scale)));
     const idx = [b, h, qi, kk];
     const comp: Compiled = { kb, slotOf };
     if (scoreL !== undefined) sc = kb.let(lb, 's_mod', cast('f32', lambdaExpr(comp, g, n, lb, scoreL, idx, sc)));
@@ -759,19 +770,22 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, mode: Mode, 
   }
   live.push({ kind: 'assign', name: lLane, value: bin('add', bin('mul', v(lLane, 'f32'), alpha), v(psum, 'f32')) });
   live.push({ kind: 'barrier' });
+  // acc = acc * alpha + P V, register-blocked over the lane's JL output columns (one P load each).
   {
     const jj = kb.fresh('jj');
-    const lb: Stmt[] = [];
-    const j = kb.let(lb, 'j', fmin(add(lane, mul(v(jj, 'u32'), u32(L))), u32(dv - 1))); // lanes past dv compute a copy, never stored
-    const o = kb.var(lb, 'o', 'f32', bin('mul', arrayLoad(acc, v(jj, 'u32'), 'f32'), alpha));
+    live.push(forLoop(jj, u32(0), u32(JL), u32(1), [{ kind: 'array_store', array: acc, index: v(jj, 'u32'), value: bin('mul', arrayLoad(acc, v(jj, 'u32'), 'f32'), alpha) }]));
     const c = kb.fresh('c');
+    const lb: Stmt[] = [];
+    const p = kb.let(lb, 'pc', arrayLoad(ps, add(mul(r, u32(Bc)), v(c, 'u32')), 'f32'));
+    const jj2 = kb.fresh('jj');
+    // Lanes past dv read column dv - 1 (a copy, never stored) so the tile index stays in range.
+    const j = fmin(add(lane, mul(v(jj2, 'u32'), u32(L))), u32(dv - 1));
     lb.push(
-      forLoop(c, u32(0), u32(Bc), u32(1), [
-        { kind: 'assign', name: o, value: bin('add', v(o, 'f32'), bin('mul', arrayLoad(ps, add(mul(r, u32(Bc)), v(c, 'u32')), 'f32'), arrayLoad(vs, add(mul(v(c, 'u32'), u32(dv)), j), 'f32'))) },
+      forLoop(jj2, u32(0), u32(JL), u32(1), [
+        { kind: 'array_store', array: acc, index: v(jj2, 'u32'), value: bin('add', arrayLoad(acc, v(jj2, 'u32'), 'f32'), bin('mul', p, arrayLoad(vs, add(mul(v(c, 'u32'), u32(dv)), j), 'f32'))) },
       ]),
     );
-    lb.push({ kind: 'array_store', array: acc, index: v(jj, 'u32'), value: v(o, 'f32') });
-    live.push(forLoop(jj, u32(0), u32(JL), u32(1), lb));
+    live.push(forLoop(c, u32(0), u32(Bc), u32(1), lb));
   }
   live.push({ kind: 'assign', name: mRun, value: mNew });
   live.push({ kind: 'barrier' });
