@@ -18,6 +18,10 @@
 // consumer had to read it back. A group becomes a fused_map only when it absorbed at least one
 // node; a lone op stays as it was. gelu(approx="tanh") is written out in primitives (lambda
 // applies carry no attributes), in the same order of operations as the catalog's float64 rule.
+// A fused body holds at most MAX_FUSED_OPS absorbed nodes: a longer chain is split into several
+// fused_maps (the value at the cut is materialized). This bounds the recursion of the walk (a
+// 2000-op `y = y + x` chain overflowed the stack), the later tree walks over the body (lowering,
+// printing) and the size of one WGSL expression.
 // Needs: types inferred. Keeps: the graph's outputs and interface; every surviving type.
 import type { Graph, Node, ScalarExpr } from '../graph/ir.js';
 import { dimAttr, floatAttr, intAttr, intsAttr, lambdaAttr } from '../graph/ir.js';
@@ -28,6 +32,9 @@ import type { DType } from '../graph/types.js';
 import type { GraphPass, PassContext } from './pass.js';
 
 const NAME = 'fuse-elementwise';
+
+/** Most nodes folded into one fused_map (real models fuse fewer than 20; see the header). */
+export const MAX_FUSED_OPS = 64;
 
 /** Ops the pass can express inside a lambda. */
 export function isMappable(n: Node): boolean {
@@ -131,7 +138,14 @@ class Fuser {
   expr(id: number, at: readonly ScalarExpr[], user: Node | undefined, absorbed: number[]): ScalarExpr {
     const n = this.node(id);
     if (n.op === 'const' && n.type.shape.length === 0) return f(floatAttr(n, 'value'), n.type.dtype);
-    if (user !== undefined && !this.fusesInto(n, user)) return { kind: 'read', operand: id, indices: at, dtype: n.type.dtype };
+    const fuses = user !== undefined && this.fusesInto(n, user);
+    if (user !== undefined && (!fuses || absorbed.length >= MAX_FUSED_OPS)) {
+      if (fuses && !this.remarked.has(n.id)) {
+        this.remarked.add(n.id);
+        this.ctx.remark({ pass: NAME, loc: n.loc, message: `${n.op} result kept in memory: the fused body reached ${MAX_FUSED_OPS} ops, the chain is split here` });
+      }
+      return { kind: 'read', operand: id, indices: at, dtype: n.type.dtype };
+    }
     if (user !== undefined) {
       if (!absorbed.includes(id)) absorbed.push(id);
       this.inlined.add(id);
