@@ -1,0 +1,44 @@
+// `tfc bench` end to end on tiny sizes (WebGPU on lavapipe): every system runs, is checked against
+// the float64 reference and lands in the JSON document; the table and plot files are written.
+// Times are never asserted.
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { main } from '../../../src/cli/main.js';
+import type { BenchDocument } from '../../../src/cli/bench-report.js';
+
+describe('tfc bench attention (tiny)', () => {
+  it('runs tfc, tfc --no-fuse, ORT-Web and TF.js, checks each and writes JSON, SVG and PNG', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tfc-bench-'));
+    let out = '';
+    let err = '';
+    const code = await main(['bench', 'attention', '--T', '16', '--dh', '8', '--heads', '2', '--causal', '--dtype', 'f32', '--repeats', '2', '--out-dir', dir], {
+      out: (s) => (out += s),
+      err: (s) => (err += s),
+      env: {},
+    });
+    expect(code, err).toBe(0);
+    const doc = JSON.parse(readFileSync(join(dir, 'attention.json'), 'utf8')) as BenchDocument;
+    expect(doc.repeats).toBe(2);
+    const results = doc.cases[0]?.results ?? [];
+    expect(results.map((r) => r.system)).toEqual(['tfc', 'tfc --no-fuse', 'ort-mha', 'ort-plain', 'tfjs']);
+    for (const r of results) {
+      // Every system either produced a checked result or says why not; none is silently missing.
+      expect(['ok', 'wrong', 'failed', 'skipped']).toContain(r.status);
+      if (r.status === 'ok' || r.status === 'wrong') {
+        expect(r.wallMs.length).toBe(2);
+        expect(r.relErr).toBeTypeOf('number');
+      } else expect(r.note).toBeTypeOf('string');
+    }
+    // tfc's own results must be right (f32 tolerance 1e-4 of max|o|) and timed by timestamp queries.
+    const tfc = results.find((r) => r.system === 'tfc');
+    expect(tfc?.status).toBe('ok');
+    expect(tfc?.timeSource).toBe('timestamp-query');
+    expect(tfc?.gpuMs?.length).toBe(2);
+    expect(out).toContain('attention T=16 dh=8 causal f32');
+    expect(readFileSync(join(dir, 'attention.svg'), 'utf8')).toContain('<polyline');
+    expect(readFileSync(join(dir, 'attention.png')).subarray(1, 4).toString()).toBe('PNG');
+    expect(err).toContain('] 5/5 T=16'); // the progress bar on stderr
+  });
+});
