@@ -29,11 +29,11 @@ def corpus_text():
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=1500)
-    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=700)
+    ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=64, help="training window (the model runs up to ctx)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--minutes", type=float, default=5.0, help="stop early after this much time")
+    ap.add_argument("--minutes", type=float, default=12.0, help="stop early after this much time")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
