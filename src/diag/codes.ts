@@ -55,6 +55,9 @@ export const diagnosticCodes = {
   TFC309: 'an input value is out of range (e.g. token id >= vocab)',
   TFC310: 'malformed IR text',
   TFC311: 'a file cannot be read or written',
+
+  TFC401: "a weight exceeds the target's storage binding limit and cannot be split (a row is too large, or a use other than gather/matmul)",
+  TFC402: "a tensor exceeds the target's storage binding limit at the run's dims (use smaller dims or config values)",
 } as const;
 
 export type DiagCode = keyof typeof diagnosticCodes;

@@ -73,9 +73,12 @@ export function verifyGraph(g: Graph): string[] {
       if (name !== undefined && name.kind === 'str') {
         const seen = interfaceNames.get(n.op) ?? new Map<string, number>();
         interfaceNames.set(n.op, seen);
-        const first = seen.get(name.value);
+        // Row chunks of one weight (split-large-weights) share its name; each range appears once.
+        const rows = n.attrs['rows'];
+        const key = rows?.kind === 'ints' ? `${name.value}\u0000${rows.value.join(',')}` : name.value;
+        const first = seen.get(key);
         if (first !== undefined) bad(`${n.op} name ${JSON.stringify(name.value)} is already used by %${first}`);
-        else seen.set(name.value, i);
+        else seen.set(key, i);
       }
     }
     const arityOk = op.arity === 'variadic' || n.operands.length === op.arity;

@@ -6,6 +6,7 @@ import { InternalError } from '../diag/diagnostic.js';
 import { type Graph, type Node, strAttr } from '../graph/ir.js';
 import { type TensorType, printType } from '../graph/types.js';
 import { getOp } from '../ops/catalog.js';
+import { fedShape } from '../ops/source.js';
 import type { Tensor64 } from '../ops/define.js';
 import { InterpError } from './errors.js';
 
@@ -76,8 +77,9 @@ export function bindDims(graph: Graph, feeds: Feeds, preset: ReadonlyMap<string,
     }
     const mismatch = (): InterpError =>
       new InterpError('TFC303', `${kind} "${name}" is ${t.dtype}${shapeText(t.shape)} but the model declares ${printType(node.type)}`, node.loc);
-    if (t.dtype !== node.type.dtype || t.shape.length !== node.type.shape.length) throw mismatch();
-    node.type.shape.forEach((d, axis) => {
+    const shape = fedShape(node); // a row chunk of a split weight is fed the whole table
+    if (t.dtype !== node.type.dtype || t.shape.length !== shape.length) throw mismatch();
+    shape.forEach((d, axis) => {
       const value = t.shape[axis] ?? -1;
       const where = `${kind} "${name}" axis ${axis}`;
       const v = singleVar(d);

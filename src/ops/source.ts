@@ -2,7 +2,7 @@
 // `grid`, a tensor defined per element by a lambda over its indices (FlexAttention-style masks).
 import { type Dim, dimConst, dimConstValue, dimEval, dimMul, dimSub, printDim } from '../check/dim.js';
 import { InternalError } from '../diag/diagnostic.js';
-import { type Attrs, type ScalarExpr, dimAttr, floatAttr, lambdaAttr, strAttr } from '../graph/ir.js';
+import { type Attrs, type Node, type ScalarExpr, dimAttr, floatAttr, lambdaAttr, strAttr } from '../graph/ir.js';
 import { type DType, type TensorType, printType } from '../graph/types.js';
 import { coerce, makeTensor, ravel, unravel } from '../interp/tensor.js';
 import { InterpError } from '../interp/errors.js';
@@ -29,16 +29,63 @@ function sourceOfNamed(op: 'input' | 'weight', doc: string): OpDef {
     family: 'source',
     arity: 0,
     attrs: { name: 'str' },
+    ...(op === 'weight' ? { optionalAttrs: { rows: 'ints', total_rows: 'int' } as const } : {}),
     doc,
     infer: (_operands, attrs, declared) => {
       const n = attrs['name'];
       if (n === undefined || n.kind !== 'str') return opError('TFC110', `${op} needs a string attribute 'name'`);
-      return declaredOrBug(op, declared);
+      const t = declaredOrBug(op, declared);
+      const range = rowRangeOfAttrs(attrs);
+      if (range === 'bad') return opError('TFC110', `${op} 'rows' needs [start, end] with 0 <= start < end <= 'total_rows', both attributes or neither`);
+      if (range !== undefined) {
+        const first = t.shape[0];
+        if (first === undefined || dimConstValue(first) !== range.end - range.start) {
+          return opError('TFC212', `${op} rows [${range.start}, ${range.end}) declared ${printType(t)}: axis 0 must be ${range.end - range.start}`);
+        }
+      }
+      return t;
     },
-    interp: (_operands, ctx) => fed(op, ctx),
+    interp: (_operands, ctx) => {
+      const t = fed(op, ctx);
+      const range = rowRangeOfAttrs(ctx.node.attrs);
+      if (range === undefined || range === 'bad') return t;
+      // A row chunk (split-large-weights): rows [start, end) of the fed table.
+      const row = t.shape.slice(1).reduce((a, b) => a * b, 1);
+      return { dtype: t.dtype, shape: [range.end - range.start, ...t.shape.slice(1)], data: t.data.slice(range.start * row, range.end * row) };
+    },
     flops: zeroFlops,
     lowering: 'none',
   });
+}
+
+/** A weight's row range (`rows=[start, end]` of `total_rows`), set by split-large-weights. */
+export interface RowRange {
+  readonly start: number;
+  readonly end: number;
+  readonly total: number;
+}
+
+function rowRangeOfAttrs(attrs: Attrs): RowRange | 'bad' | undefined {
+  const rows = attrs['rows'];
+  const total = attrs['total_rows'];
+  if (rows === undefined && total === undefined) return undefined;
+  if (rows?.kind !== 'ints' || total?.kind !== 'int' || rows.value.length !== 2) return 'bad';
+  const [start = -1, end = -1] = rows.value;
+  if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && start < end && end <= total.value)) return 'bad';
+  return { start, end, total: total.value };
+}
+
+/** The row range of a `weight` node that is a chunk of a larger safetensors tensor, or undefined. */
+export function weightRowRange(n: Node): RowRange | undefined {
+  if (n.op !== 'weight') return undefined;
+  const r = rowRangeOfAttrs(n.attrs);
+  return r === 'bad' ? undefined : r;
+}
+
+/** The shape of the tensor fed for `n`: its declared shape, with axis 0 the full table for a row chunk. */
+export function fedShape(n: Node): readonly Dim[] {
+  const r = weightRowRange(n);
+  return r === undefined ? n.type.shape : [dimConst(r.total), ...n.type.shape.slice(1)];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -162,7 +209,7 @@ function compileExpr(e: ScalarExpr, operands: readonly Tensor64[], ctx: InterpCo
 
 export const sourceOps: readonly OpDef[] = [
   sourceOfNamed('input', 'a model input, fed at run time under `name`; its symbolic dims are bound from the fed shape'),
-  sourceOfNamed('weight', 'a weight, read from the safetensors file under `name`'),
+  sourceOfNamed('weight', 'a weight, read from the safetensors file under `name`; with `rows=[start, end]` and `total_rows` (split-large-weights), only rows [start, end) of that [total_rows, ...] tensor'),
   defineOp({
     name: 'const',
     family: 'source',

@@ -44,7 +44,15 @@ export interface PassContext {
   readonly remark: (r: Remark) => void;
   readonly diagnostics: DiagnosticSink;
   readonly stats: PassStats;
+  /**
+   * Largest tensor one kernel binding may hold, in bytes (WebGPU maxStorageBufferBindingSize);
+   * undefined: no limit (interp, cuda). split-large-weights splits weights above it.
+   */
+  readonly maxBindingBytes?: number;
 }
+
+/** WebGPU's default maxStorageBufferBindingSize (128 MiB): every adapter offers it; lavapipe offers no more. */
+export const webgpuDefaultMaxBindingBytes = 134217728;
 
 export interface PassContextOptions {
   readonly target?: Target;
@@ -54,6 +62,8 @@ export interface PassContextOptions {
   readonly dump?: (text: string) => void;
   readonly remark?: (r: Remark) => void;
   readonly diagnostics?: DiagnosticSink;
+  /** Default: webgpuDefaultMaxBindingBytes for target webgpu, no limit otherwise. */
+  readonly maxBindingBytes?: number;
 }
 
 /**
@@ -62,6 +72,7 @@ export interface PassContextOptions {
  * that reads it, so passes stay free of the environment.
  */
 export function createPassContext(opts: PassContextOptions = {}): PassContext {
+  const maxBindingBytes = opts.maxBindingBytes ?? ((opts.target ?? 'interp') === 'webgpu' ? webgpuDefaultMaxBindingBytes : undefined);
   const dumpAfter = opts.dumpAfter === undefined ? new Set<string>() : opts.dumpAfter === 'all' ? 'all' : new Set(opts.dumpAfter);
   return {
     target: opts.target ?? 'interp',
@@ -72,5 +83,6 @@ export function createPassContext(opts: PassContextOptions = {}): PassContext {
     remark: opts.remark ?? (() => {}),
     diagnostics: opts.diagnostics ?? new DiagnosticSink(),
     stats: { timings: [], ruleHits: new Map() },
+    ...(maxBindingBytes === undefined ? {} : { maxBindingBytes }),
   };
 }

@@ -9,6 +9,7 @@ import { fuseElementwise } from './fuse-elementwise.js';
 import { fuseEpilogue } from './fuse-epilogue.js';
 import type { GraphPass, Target } from './pass.js';
 import { simplifyMovement } from './simplify-movement.js';
+import { splitLargeWeights } from './split-large-weights.js';
 
 /** Graph-level cleanups every target runs, in this order. */
 export const graphPasses: readonly GraphPass[] = [foldConstants, simplifyMovement, eliminateCommonSubexpressions, eliminateDeadCode];
@@ -22,8 +23,9 @@ export const neighbourFusionPasses: readonly GraphPass[] = [fuseElementwise, fus
 
 export const pipelines: Readonly<Record<Target, readonly GraphPass[]>> = {
   interp: [...graphPasses],
-  webgpu: [...graphPasses, fuseAttention, ...neighbourFusionPasses],
-  cuda: [...graphPasses, fuseAttention, ...neighbourFusionPasses],
+  // split-large-weights before fusion: it rewrites plain gather/matmul users (no-op without a binding limit).
+  webgpu: [...graphPasses, splitLargeWeights, fuseAttention, ...neighbourFusionPasses],
+  cuda: [...graphPasses, splitLargeWeights, fuseAttention, ...neighbourFusionPasses],
 };
 
 /** Names of the passes `--no-fuse` removes (attention and neighbour fusion). */
