@@ -90,7 +90,8 @@ describe.runIf(nvcc !== undefined)('nvcc compiles every example kernel', () => {
         expect(s, `${k.name} from ${from} missing from ptxas output`).toBeDefined();
         if (s === undefined) continue;
         const declaredShared = k.shared.reduce((n, a) => n + a.length * (a.type === 'f16' ? 2 : 4), 0);
-        expect(s.sharedBytes, k.name).toBe(declaredShared); // ptxas agrees with the kernel IR's arrays
+        // At most the kernel IR's arrays: ptxas drops a __shared__ array the code never reads.
+        expect(s.sharedBytes, k.name).toBeLessThanOrEqual(declaredShared);
         expect(s.sharedBytes, k.name).toBeLessThanOrEqual(cudaLimits.maxWorkgroupStorageBytes);
         if (k.op.includes('fused_attention')) {
           expect([k.name, s.spillStoreBytes, s.spillLoadBytes], `${from}`).toEqual([k.name, 0, 0]);
