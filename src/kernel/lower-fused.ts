@@ -13,6 +13,7 @@ import type { SizeExpr } from './plan.js';
 import { computeType, storageBytes, storageType } from './storage.js';
 import { sConst, sMul, shapeElements } from './to-size.js';
 import { mapTraffic } from './traffic.js';
+import { substituteIndex } from './lower-view.js';
 
 /** What the fused lowering needs from lower.ts's Lowering (kept narrow on purpose). */
 export interface FusedHost {
@@ -93,18 +94,22 @@ export function translateLambda(
           slot = host.kb.input(`t${x.operand}`, o.id, o.type.dtype);
           slots.set(x.operand, slot);
         }
+        // A view (fold-views) is read in its source's buffer at the map's indices.
+        const viewMap = o.op === 'view' ? lambdaAttr(o, 'map').body : undefined;
+        const readShape = viewMap === undefined ? o.type.shape : host.operand(o, 0).type.shape;
+        const readAt = viewMap === undefined || viewMap.kind !== 'read' ? x.indices : viewMap.indices.map((e) => substituteIndex(e, x.indices));
         let index: Expr;
-        if (isIdentity(x.indices) && o.type.shape.length === outShape.length && sameShape(o.type.shape, outShape)) index = flat;
+        if (viewMap === undefined && isIdentity(x.indices) && o.type.shape.length === outShape.length && sameShape(o.type.shape, outShape)) index = flat;
         else {
           // Row-major offset of the read element.
           index = u32(0);
           let stride: Expr = u32(1);
-          for (let k = o.type.shape.length - 1; k >= 0; k--) {
-            const ix = x.indices[k];
+          for (let k = readShape.length - 1; k >= 0; k--) {
+            const ix = readAt[k];
             if (ix === undefined) throw new Error('internal: read with too few indices');
             const isZero = ix.kind === 'const' && ix.value === 0;
             if (!isZero) index = add(index, mul(cast('u32', tr(ix)), stride));
-            stride = mul(stride, host.dimExpr(o.type.shape[k] ?? dimConst(1)));
+            stride = mul(stride, host.dimExpr(readShape[k] ?? dimConst(1)));
           }
         }
         r = host.kb.let(body, `t${x.operand}_v`, cast(computeType(x.dtype), load(slot, index, storageType(o.type.dtype))));

@@ -61,6 +61,9 @@ import { dimToSize, sCeilDiv, sConst, sMinConst, sMul, shapeElements } from './t
 import { bytesOf, mapTraffic } from './traffic.js';
 import { lowerFusedAttention } from './lower-attention.js';
 import { type FusedHost, epilogueReadBytes, fusedMapTraffic, translateLambda, unravelFlat } from './lower-fused.js';
+import { elementOffset, unravel } from './lower-view.js';
+import { normPrologueOf } from '../ops/fused.js';
+import { normPrologue } from './lower-norm-prologue.js';
 
 export function lowerToKernels(g: Graph, target: TargetLimits, schedule: Schedule = chooseSchedule(target)): KernelProgram {
   return new Lowering(g, schedule, target).run();
@@ -272,6 +275,7 @@ class Lowering {
           this.storage.set(n.id, n.id);
           break;
         case 'reshape':
+        case 'view': // fold-views: consumers read the source's buffer through the map (lower-view.ts)
           this.storage.set(n.id, this.bufferOf(this.operand(n, 0)));
           break;
         case 'const': {
@@ -828,8 +832,6 @@ class Lowering {
     );
   }
 
-  private flops(n: Node): SizeExpr {
-    const def = getOp(n.op);
   // ---- fused ops (lower-fused.ts) ----
 
   private fusedHost(kb: KernelBuilder): FusedHost {
@@ -855,6 +857,8 @@ class Lowering {
     this.emitMap(n, 'fused_map', kb, true, (body, idx, flat) => translateLambda(host, body, n, l.params, l.body, operands, idx, flat), fusedMapTraffic(host, n));
   }
 
+  private flops(n: Node): SizeExpr {
+    const def = getOp(n.op);
     if (def === undefined) return sConst(0);
     const types = n.operands.map((_, i) => this.operand(n, i).type);
     return dimToSize(def.flops(types, n.type, n.attrs));
@@ -1056,8 +1060,6 @@ class Lowering {
     const aOff = kb.let(body, 'a_off', matrixOffset(a.type.shape, mul(Me, Ke)));
     const bOff = kb.let(body, 'b_off', matrixOffset(b.type.shape, mul(Ke, Ne)));
     const oOff = kb.let(body, 'out_off', mul(bz, mul(Me, Ne)));
-    const row0 = kb.let(body, 'row0', mul(builtin('workgroup_id', 1), u32(TM)));
-    const col0 = kb.let(body, 'col0', mul(builtin('workgroup_id', 0), u32(TN)));
     // fused_matmul: the epilogue lambda (lower-fused.ts) runs on the accumulator before the store.
     const host = this.fusedHost(kb);
     const ep = n.op === 'fused_matmul' ? lambdaAttr(n, 'epilogue') : undefined;
@@ -1071,13 +1073,34 @@ class Lowering {
       stmts.push({ kind: 'store', slot: oSlot, index: flat, value: cast(storageType(n.type.dtype), value) });
       return stmts;
     };
+    const row0 = kb.let(body, 'row0', mul(builtin('workgroup_id', 1), u32(TM)));
+    const col0 = kb.let(body, 'col0', mul(builtin('workgroup_id', 0), u32(TN)));
     const tx = builtin('local_id', 0);
     const ty = builtin('local_id', 1);
     const tid = builtin('local_index');
     const accName = kb.fresh('acc');
     body.push({ kind: 'private_array', name: accName, type: 'f32', length: RM * RN, init: lit('f32', 0) });
     // Stage one tile: for (e = tid; e < rows*cols; e += threads) tile[e] = in-bounds ? src : 0.
-    const stage = (tile: string, cols: number, total: number, slot: number, dtype: DType, gr: (r: Expr) => Expr, gc: (c: Expr) => Expr, R: Expr, C: Expr, off: Expr, ld: Expr): Stmt => {
+    // An operand read through a view (fold-views): its multi-index from the tile row and column,
+    // then the address in the source buffer from the view's map.
+    const viewAddress = (o: Node, isA: boolean): ((grow: Expr, gcol: Expr) => Expr) | undefined => {
+      if (o.op !== 'view') return undefined;
+      return (grow, gcol) => {
+        const shape = o.type.shape;
+        let lead: Expr[];
+        if (foldBatch) lead = isA ? unravel(shape.slice(0, -1), grow, dimExpr) : [grow];
+        else {
+          const bshape = shape.slice(0, -2);
+          const off = batch.length - bshape.length;
+          lead = [...bshape.map((d, k) => (isOne(d) ? u32(0) : (batchIdx[off + k] ?? u32(0)))), grow];
+        }
+        return elementOffset(this.g, o, [...lead, gcol], dimExpr);
+      };
+    };
+    // fused_matmul with a norm prologue (fuse-norm): row statistics of this tile's A rows first.
+    const norm = n.op === 'fused_matmul' ? normPrologueOf(n.attrs) : undefined;
+    const prologue = norm === undefined ? undefined : normPrologue({ kb, body, g: this.g, n, norm, a, aOff, row0: (): Expr => row0, M: Me, K: Ke, TM, threads: thx * thy });
+    const stage = (tile: string, cols: number, total: number, slot: number, dtype: DType, gr: (r: Expr) => Expr, gc: (c: Expr) => Expr, R: Expr, C: Expr, off: Expr, ld: Expr, addr?: (grow: Expr, gcol: Expr) => Expr, xform?: (val: Expr, r: Expr, gcol: Expr) => Expr): Stmt => {
       const e = kb.fresh('e');
       const lb: Stmt[] = [];
       const r = kb.let(lb, 'r', div(v(e, 'u32'), u32(cols)));
@@ -1089,7 +1112,7 @@ class Lowering {
       lb.push({
         kind: 'if',
         cond: and(lt(grow, R), lt(gcol, C)),
-        then: [{ kind: 'assign', name: val, value: cast('f32', load(slot, add(off, add(mul(grow, ld), gcol)), storageType(dtype))) }],
+        then: [{ kind: 'assign', name: val, value: ((x: Expr): Expr => (xform === undefined ? x : xform(x, r, gcol)))(cast('f32', load(slot, addr !== undefined ? addr(grow, gcol) : add(off, add(mul(grow, ld), gcol)), storageType(dtype)))) }],
         else: [],
       });
       lb.push({ kind: 'array_store', array: tile, index: v(e, 'u32'), value: v(val, 'f32') });
@@ -1146,8 +1169,8 @@ class Lowering {
       end: Ke,
       step: u32(TK),
       body: [
-        stage(aTile, TK, TM * TK, aSlot, a.type.dtype, (r) => add(row0, r), (c) => add(kv, c), Me, Ke, aOff, Ke),
-        stage(bTile, TN, TK * TN, bSlot, b.type.dtype, (r) => add(kv, r), (c) => add(col0, c), Ke, Ne, bOff, Ne),
+        stage(aTile, TK, TM * TK, aSlot, a.type.dtype, (r) => add(row0, r), (c) => add(kv, c), Me, Ke, aOff, Ke, viewAddress(a, true), prologue?.normalize),
+        stage(bTile, TN, TK * TN, bSlot, b.type.dtype, (r) => add(kv, r), (c) => add(col0, c), Ke, Ne, bOff, Ne, viewAddress(b, false)),
         { kind: 'barrier' },
         inner,
         { kind: 'barrier' },
@@ -1184,9 +1207,11 @@ class Lowering {
       bytesRead: sAddAll([
         sMul(batchS, Ms, Ks, sCeilDiv(Ns, TN), sConst(storageBytes(a.type.dtype))),
         sMul(batchS, Ks, Ns, sCeilDiv(Ms, TM), sConst(storageBytes(b.type.dtype))),
+        ...(ep === undefined ? [] : [epilogueReadBytes(host, n)]),
+        // Norm prologue: A once more per column tile for the row statistics, gamma (and beta) per A load.
+        ...(norm === undefined ? [] : [sMul(batchS, Ms, Ks, sCeilDiv(Ns, TN), sConst(storageBytes(a.type.dtype) + 4 * norm.params))]),
       ]),
       bytesWritten: sMul(batchS, Ms, Ns, sConst(storageBytes(n.type.dtype))),
-        ...(ep === undefined ? [] : [epilogueReadBytes(host, n)]),
       flops: this.flops(n),
     };
     const grid: readonly [SizeExpr, SizeExpr, SizeExpr] = [sCeilDiv(Ns, TN), sCeilDiv(Ms, TM), batchS];

@@ -10,6 +10,7 @@ import { type OpDef, type Tensor64, defineOp } from './define.js';
 import { numelDim, opError } from './elementwise.js';
 import { inferMatmul, matmulOps } from './matmul.js';
 import { checkGridBody, scalarExprDtype, sourceOps } from './source.js';
+import { normOps } from './norm.js';
 
 /** Elementwise applies in a lambda body (`acc()` is free): the per-element FLOPs. */
 export function countApplies(e: ScalarExpr): number {
@@ -54,6 +55,14 @@ function op(name: string, ops: readonly OpDef[]): OpDef {
 const gridOp = op('grid', sourceOps);
 const matmulOp = op('matmul', matmulOps);
 
+/** fused_matmul's norm prologue (fuse-norm): the norm's op and how many trailing operands it takes. */
+export function normPrologueOf(attrs: Attrs): { readonly op: 'layernorm' | 'rmsnorm'; readonly params: number; readonly eps: number } | undefined {
+  const n = attrs['norm'];
+  if (n === undefined || n.kind !== 'str' || (n.value !== 'layernorm' && n.value !== 'rmsnorm')) return undefined;
+  const e = attrs['eps'];
+  return { op: n.value, params: n.value === 'layernorm' ? 2 : 1, eps: e !== undefined && e.kind === 'float' ? e.value : 0 };
+}
+
 /** Evaluates a lambda `body` over `shape` through grid's float64 rule. */
 function evalLambda(node: Node, params: readonly string[], body: ScalarExpr, operands: readonly Tensor64[], dims: ReadonlyMap<string, number>, shape: readonly number[]): Tensor64 {
   const attrs: Attrs = { shape: { kind: 'dims', value: node.type.shape }, body: { kind: 'lambda', params, body } };
@@ -88,12 +97,20 @@ export const fusedOps: readonly OpDef[] = [
     family: 'fused',
     arity: 'variadic',
     attrs: { epilogue: 'lambda' },
-    doc: '`a @ b` (operands 0, 1) with the `epilogue` lambda over the result indices applied before the store; `acc()` is the product, `read(i, ...)` reads operand i >= 2',
+    optionalAttrs: { norm: 'str', eps: 'float' },
+    doc: '`a @ b` (operands 0, 1) with the `epilogue` lambda over the result indices applied before the store; `acc()` is the product, `read(i, ...)` reads operand i >= 2; with `norm` ("layernorm"/"rmsnorm", `eps`), a is normalized over its last axis first, gamma (and beta) being the last operands',
     infer: (operands, attrs) => {
       const [a, b] = operands;
       const ep = attrs['epilogue'];
       if (a === undefined || b === undefined) return opError('TFC104', `fused_matmul takes at least 2 operands, got ${operands.length}`);
       if (ep === undefined || ep.kind !== 'lambda') return opError('TFC216', `fused_matmul needs an 'epilogue' lambda`);
+      const norm = normPrologueOf(attrs);
+      if (attrs['norm'] !== undefined && (norm === undefined || attrs['eps']?.kind !== 'float')) return opError('TFC216', `fused_matmul's norm is "layernorm" or "rmsnorm", with an 'eps'`);
+      if (norm !== undefined) {
+        if (operands.length < 2 + norm.params) return opError('TFC104', `fused_matmul with ${norm.op} needs its ${norm.params} parameter operand(s) last`);
+        const r = normOp(norm.op).infer([a, ...operands.slice(operands.length - norm.params)], { eps: { kind: 'float', value: norm.eps } });
+        if ('code' in r) return r;
+      }
       const mm = inferMatmul(a, b);
       if ('code' in mm) return mm;
       const rank = mm.shape.length;
@@ -109,7 +126,16 @@ export const fusedOps: readonly OpDef[] = [
       const ep = ctx.node.attrs['epilogue'];
       if (ep === undefined || ep.kind !== 'lambda') throw new InternalError('fused_matmul lacks its epilogue');
       const productType: TensorType = { dtype: a.dtype, shape: ctx.node.type.shape };
-      const product = matmulOp.interp([a, b], { ...ctx, node: { ...ctx.node, op: 'matmul', attrs: {}, type: productType } });
+      const norm = normPrologueOf(ctx.node.attrs);
+      const x =
+        norm === undefined
+          ? a
+          : normOp(norm.op).interp([a, ...operands.slice(operands.length - norm.params)], {
+              ...ctx,
+              node: { ...ctx.node, op: norm.op, attrs: { eps: { kind: 'float', value: norm.eps } }, type: { dtype: a.dtype, shape: [] } },
+              shape: a.shape,
+            });
+      const product = matmulOp.interp([x, b], { ...ctx, node: { ...ctx.node, op: 'matmul', attrs: {}, type: productType } });
       const body = accAsRead(ep.body, operands.length, ctx.shape.length, a.dtype);
       return evalLambda(ctx.node, ep.params, body, [...operands, product], ctx.dims, ctx.shape);
     },
@@ -119,8 +145,33 @@ export const fusedOps: readonly OpDef[] = [
       const k = a?.shape[a.shape.length - 1] ?? dimConst(0);
       const ep = attrs['epilogue'];
       const perElement = ep !== undefined && ep.kind === 'lambda' ? countApplies(ep.body) : 0;
-      return dimMul(numelDim(result.shape), dimAdd(dimMul(dimConst(2), k), dimConst(perElement)));
+      const mm = dimMul(numelDim(result.shape), dimAdd(dimMul(dimConst(2), k), dimConst(perElement)));
+      const norm = normPrologueOf(attrs);
+      if (norm === undefined || a === undefined) return mm;
+      // The prologue normalizes A once (as the norm op would); recomputation per column tile is not counted.
+      return dimAdd(mm, normOp(norm.op).flops([a, ...operands.slice(operands.length - norm.params)], a, { eps: { kind: 'float', value: norm.eps } }));
     },
+    lowering: 'fused-only',
+  }),
+  defineOp({
+    name: 'view',
+    family: 'fused',
+    arity: 1,
+    attrs: { shape: 'dims', map: 'lambda' },
+    doc: 'movement without a copy (fold-views): the element at the result index is `read(0, ...)` of the operand at the `map` lambda\'s index expressions; lowers to no kernel, its consumers read the operand\'s buffer through the map',
+    infer: (operands, attrs) => {
+      const s = attrs['shape'];
+      const m = attrs['map'];
+      const [x] = operands;
+      if (x === undefined || s === undefined || s.kind !== 'dims' || m === undefined || m.kind !== 'lambda') return opError('TFC216', `view needs one operand, 'shape' dims and a 'map' lambda`);
+      if (m.params.length !== s.value.length) return opError('TFC216', `view of rank ${s.value.length} has a map of ${m.params.length} indices`);
+      if (m.body.kind !== 'read' || m.body.operand !== 0 || !m.body.indices.every(isIndexArith)) return opError('TFC216', `a view's map is read(0, ...) at index arithmetic (add, sub, mul, div, mod of indices, dims, i32 constants)`);
+      const err = checkGridBody(m.body, s.value.length, operands);
+      if (err !== undefined) return err;
+      return { dtype: x.dtype, shape: s.value };
+    },
+    interp: (operands, ctx) => gridOp.interp(operands, { ...ctx, node: { ...ctx.node, attrs: { shape: ctx.node.attrs['shape'] ?? { kind: 'dims', value: [] }, body: ctx.node.attrs['map'] ?? { kind: 'lambda', params: [], body: { kind: 'const', value: 0, dtype: 'f32' } } } } }),
+    flops: () => dimConst(0),
     lowering: 'fused-only',
   }),
   defineOp({
@@ -137,3 +188,23 @@ export const fusedOps: readonly OpDef[] = [
     lowering: 'none',
   }),
 ];
+
+const indexOps: ReadonlySet<string> = new Set(['add', 'sub', 'mul', 'div', 'mod']);
+/** Whether `e` is i32 index arithmetic (what a view map may compute). */
+function isIndexArith(e: ScalarExpr): boolean {
+  switch (e.kind) {
+    case 'index':
+    case 'dim':
+      return true;
+    case 'const':
+      return e.dtype === 'i32' && Number.isInteger(e.value) && e.value >= 0;
+    case 'read':
+      return false;
+    case 'apply':
+      return e.dtype === 'i32' && indexOps.has(e.op) && e.args.every(isIndexArith);
+  }
+}
+
+function normOp(name: 'layernorm' | 'rmsnorm'): OpDef {
+  return op(name, normOps);
+}

@@ -7,6 +7,8 @@ import { foldConstants } from './fold-constants.js';
 import { fuseAttention } from './fuse-attention.js';
 import { fuseElementwise } from './fuse-elementwise.js';
 import { fuseEpilogue } from './fuse-epilogue.js';
+import { fuseNorm } from './fuse-norm.js';
+import { foldViews } from './fold-views.js';
 import type { GraphPass, Target } from './pass.js';
 import { simplifyMovement } from './simplify-movement.js';
 import { splitLargeWeights } from './split-large-weights.js';
@@ -16,10 +18,11 @@ export const graphPasses: readonly GraphPass[] = [foldConstants, simplifyMovemen
 
 /**
  * Neighbour fusion for the kernel targets, after the cleanups (and after attention fusion):
- * elementwise chains first, so a whole bias+activation+residual chain lands in one epilogue.
+ * elementwise chains first, so a whole bias+activation+residual chain lands in one epilogue;
+ * then norms into matmul prologues, and last movement chains into index-mapped views.
  * The interpreter never fuses: it stays the op-by-op reference.
  */
-export const neighbourFusionPasses: readonly GraphPass[] = [fuseElementwise, fuseEpilogue];
+export const neighbourFusionPasses: readonly GraphPass[] = [fuseElementwise, fuseEpilogue, fuseNorm, foldViews];
 
 export const pipelines: Readonly<Record<Target, readonly GraphPass[]>> = {
   interp: [...graphPasses],

@@ -9,6 +9,21 @@ const span = { file: 't.ir', line: 1, col: 1, endLine: 1, endCol: 1 };
 const ix = (axis: number) => ({ kind: 'index' as const, axis });
 
 describe('fused ops (float64)', () => {
+  it("'view' reads x[j, i] (a transpose, no arithmetic)", () => {
+    const c = (n: number) => ({ terms: [{ coef: n, vars: [] }] });
+    const node: Node = {
+      id: 1, op: 'view', operands: [0], loc: span, type: { dtype: 'f32', shape: [c(3), c(2)] },
+      attrs: {
+        shape: { kind: 'dims', value: [c(3), c(2)] },
+        map: { kind: 'lambda', params: ['i', 'j'], body: { kind: 'read', operand: 0, indices: [ix(1), ix(0)], dtype: 'f32' } },
+      },
+    };
+    const x = makeTensor('f32', [2, 3], [0, 1, 2, 3, 4, 5]);
+    const out = getOp('view')?.interp([x], { node, dims: new Map(), shape: [3, 2] });
+    expect(Array.from(out?.data ?? [])).toEqual([0, 3, 1, 4, 2, 5]);
+  });
+
+
   it("'fused_map' evaluates exp(x[i,j] * b[j]) with b broadcast over rows", () => {
     const node: Node = {
       id: 2, op: 'fused_map', operands: [0, 1], loc: span, type: { dtype: 'f32', shape: [{ terms: [{ coef: 2, vars: [] }] }, { terms: [{ coef: 2, vars: [] }] }] },

@@ -26,7 +26,7 @@ const interpCoverage: Record<string, keyof typeof interpFiles> = {
   eq: 'ew', ne: 'ew', lt: 'ew', le: 'ew', gt: 'ew', ge: 'ew', and: 'ew', or: 'ew', where: 'ew',
   sum: 'rnm', max_reduce: 'rnm', mean: 'rnm', softmax: 'rnm', layernorm: 'rnm', rmsnorm: 'rnm', matmul: 'rnm',
   gather: 'ms', reshape: 'ms', permute: 'ms', slice: 'ms', concat: 'ms',
-  fused_map: 'fu', fused_matmul: 'fu', acc: 'fu',
+  fused_map: 'fu', fused_matmul: 'fu', acc: 'fu', view: 'fu',
   fused_attention: 'att', score: 'att',
 };
 
@@ -83,6 +83,15 @@ const flopsCases: Record<string, { operands: TensorType[]; attrs: Attrs; declare
     want: '98368*B*T',
   },
   acc: { operands: [], attrs: {}, want: '0' },
+  // movement only: no arithmetic
+  view: {
+    operands: [bt()],
+    attrs: {
+      shape: { kind: 'dims', value: [dim('T'), dim('B')] },
+      map: { kind: 'lambda', params: ['i', 'j'], body: { kind: 'read', operand: 0, indices: [{ kind: 'index', axis: 1 }, { kind: 'index', axis: 0 }], dtype: 'f32' } },
+    },
+    want: '0',
+  },
   // per score element of [B,8,T,S]: q·k 2*64, scale 1, mask `le` 1, softmax 5, @ v 2*32 -> 199
   fused_attention: {
     operands: [ty('f32', ['B', 8, 'T', 64]), ty('f32', ['B', 2, 'S', 64]), ty('f32', ['B', 2, 'S', 32])],

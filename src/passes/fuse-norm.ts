@@ -1,0 +1,79 @@
+// fuse-norm: a layernorm/rmsnorm whose every use is the A operand of a matmul (or fused_matmul)
+// is folded into each of those matmuls as a norm prologue: the matmul computes the mean and
+// 1/std of its A rows itself and normalizes A as it stages it (src/kernel/lower-norm-prologue.ts),
+// so the normalized activations never reach memory and the norm is no kernel of its own. With
+// several uses (Llama's q/k/v projections) each matmul recomputes the row statistics (K reads
+// per row, cheap next to the matmul's own re-reads of A).
+//
+//   before                                                after
+//   %9 = layernorm %6, %7, %8 {eps=0.00001} : f32[B,T,32] %12 = fused_matmul %6, %10, %11, %7, %8 {eps=0.00001,
+//   %12 = fused_matmul %9, %10, %11 {epilogue=(i0, i1, i2)      epilogue=(i0, i1, i2) => add(acc(), read(2, i2)),
+//        => add(acc(), read(2, i2))} : f32[B,T,96]             norm="layernorm"} : f32[B,T,96]
+//
+// The norm's gamma (and beta) become the last operands, so the epilogue's reads keep their
+// numbers. Not fused, with a remark: a norm with a use that is not a matmul's A, or a graph
+// output. Runs after fuse-epilogue. Needs: types inferred. Keeps: outputs, interface, types.
+import type { Graph, Node } from '../graph/ir.js';
+import { floatAttr } from '../graph/ir.js';
+import { GraphBuilder, removeDeadNodes } from '../graph/rewrite.js';
+import type { GraphPass, PassContext } from './pass.js';
+
+const NAME = 'fuse-norm';
+
+const isNorm = (n: Node): boolean => n.op === 'layernorm' || n.op === 'rmsnorm';
+
+function run(g: Graph, ctx: PassContext): Graph {
+  const uses: { user: Node; k: number }[][] = g.nodes.map(() => []);
+  for (const n of g.nodes) n.operands.forEach((o, k) => uses[o]?.push({ user: n, k }));
+  const outputs = new Set(g.outputs.map((o) => o.value));
+  const fused = new Set<number>();
+  for (const n of g.nodes) {
+    if (!isNorm(n)) continue;
+    const us = uses[n.id] ?? [];
+    const bad = us.find((u) => !((u.user.op === 'matmul' || u.user.op === 'fused_matmul') && u.k === 0 && u.user.attrs['norm'] === undefined && u.user.operands[1] !== n.id));
+    const why = outputs.has(n.id) ? 'its result is a graph output' : us.length === 0 ? 'it has no uses' : bad !== undefined ? `its use by ${bad.user.op} (operand ${bad.k}) is not a matmul's A` : undefined;
+    if (why !== undefined) {
+      ctx.remark({ pass: NAME, loc: n.loc, message: `${n.op} not folded into a matmul prologue: ${why}` });
+      continue;
+    }
+    fused.add(n.id);
+  }
+  if (fused.size === 0) return g;
+  const b = new GraphBuilder();
+  const map: number[] = [];
+  const mapped = (id: number): number => {
+    const v = map[id];
+    if (v === undefined) throw new Error(`internal: %${id} used before definition or was fused away`);
+    return v;
+  };
+  let count = 0;
+  for (const n of g.nodes) {
+    if (fused.has(n.id)) continue;
+    const a = g.nodes[n.operands[0] ?? -1];
+    if ((n.op !== 'matmul' && n.op !== 'fused_matmul') || a === undefined || !fused.has(a.id)) {
+      map[n.id] = b.copy(n, n.operands.map(mapped));
+      continue;
+    }
+    count++;
+    const params = a.operands.slice(1);
+    const epilogue = n.op === 'fused_matmul' ? n.attrs['epilogue'] : { kind: 'lambda' as const, params: n.type.shape.map((_, k) => `i${k}`), body: { kind: 'apply' as const, op: 'acc', args: [], dtype: n.type.dtype } };
+    if (epilogue === undefined) throw new Error('internal: fused_matmul without epilogue');
+    map[n.id] = b.add({
+      op: 'fused_matmul',
+      operands: [a.operands[0] ?? -1, ...n.operands.slice(1), ...params].map(mapped),
+      attrs: { epilogue, norm: { kind: 'str', value: a.op }, eps: { kind: 'float', value: floatAttr(a, 'eps') } },
+      type: n.type,
+      loc: n.loc,
+      from: [n.loc, a.loc, ...(n.from ?? [])],
+      ...(n.scope !== undefined ? { scope: n.scope } : {}),
+    });
+  }
+  ctx.stats.ruleHits.set(`${NAME}/fused_matmul`, (ctx.stats.ruleHits.get(`${NAME}/fused_matmul`) ?? 0) + count);
+  return removeDeadNodes(b.finish(g, g.outputs.map((o) => ({ ...o, value: mapped(o.value) }))));
+}
+
+export const fuseNorm: GraphPass = {
+  name: NAME,
+  summary: 'fold a layernorm/rmsnorm used only as matmul A operands into those matmuls as a row-statistics prologue',
+  run,
+};
