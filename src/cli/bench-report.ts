@@ -115,7 +115,7 @@ export function formatTable(cases: readonly CaseResult[], baseline = 'tfc'): str
       rows.push([
         c.name,
         r.system,
-        r.status === 'ok' ? 'ok' : `${r.status}${r.note !== undefined ? ': ' + r.note.slice(0, 60) : ''}`,
+        `${r.status}${r.note !== undefined ? ': ' + r.note.slice(0, 60) : ''}`,
         fmtMs(g),
         fmtMs(w),
         Number.isFinite(sp) ? (sp * 100).toFixed(0) : '-',
