@@ -76,7 +76,7 @@ interface Case {
   readonly Ts: readonly number[];
   readonly S?: (T: number) => number;
   readonly B?: number;
-  readonly schedule?: AttentionSchedule;
+  readonly schedule?: AttentionSchedule | undefined;
   /** Extra checks on the outputs (e.g. zero rows). */
   readonly check?: (out: Float32Array | Float64Array | ArrayLike<number>, T: number) => void;
 }

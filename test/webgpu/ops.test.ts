@@ -3,7 +3,7 @@
 // Every catalog op compiled by compilePlan (src/kernel/compile-plan.ts) and run on WebGPU
 // (lavapipe in CI), against the float64 interpreter, on awkward shapes (1, 7, 33, 129 and
 // feature sizes that are not multiples of any tile). Each case is a tiny .tfx model.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { checkSource } from '../../src/check/check-source.js';
 import { type Graph, strAttr } from '../../src/graph/ir.js';
 import { interpret } from '../../src/interp/interpret.js';

@@ -107,7 +107,7 @@ model m {
 }`);
     const y = outNode(g, 'y');
     expect(y.op).toBe('slice');
-    expect(printDim((y.attrs['end'] as { value: never }).value)).toBe('T + 1');
+    expect(printDim((y.attrs['end'] as unknown as { value: never }).value)).toBe('T + 1');
   });
 
   it('unrolls loops, threading a reassigned value, with family weights one node per key', () => {
@@ -168,7 +168,7 @@ model m {
   v = c
 }`);
     const slices = g.nodes.filter((n) => n.op === 'slice');
-    expect(slices.map((n) => [n.attrs['axis'], printDim((n.attrs['start'] as { value: never }).value), printDim((n.attrs['end'] as { value: never }).value)])).toEqual([
+    expect(slices.map((n) => [n.attrs['axis'], printDim((n.attrs['start'] as unknown as { value: never }).value), printDim((n.attrs['end'] as unknown as { value: never }).value)])).toEqual([
       [{ kind: 'int', value: 2 }, '0', '8'],
       [{ kind: 'int', value: 2 }, '8', '16'],
       [{ kind: 'int', value: 2 }, '16', '24'],
