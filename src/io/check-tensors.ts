@@ -10,6 +10,8 @@ import type { Span } from '../diag/span.js';
 import type { Graph, Node } from '../graph/ir.js';
 import type { TensorType } from '../graph/types.js';
 import type { Tensor64 } from '../ops/define.js';
+import { getOp } from '../ops/catalog.js';
+import { interpret } from '../interp/interpret.js';
 import { fileSpan, type FileDType } from './safetensors.js';
 
 /** One tensor the graph reads: an `input` or `weight` node. */
@@ -184,11 +186,70 @@ function sourceName(n: Node | undefined): string | undefined {
   return a !== undefined && a.kind === 'str' ? a.value : undefined;
 }
 
+/** Most elements of one node that computeIndices evaluates (ids are [B, T]-sized; more is not ids). */
+const MAX_INDEX_ELEMENTS = 1 << 20;
+
+/**
+ * The actual values of a gather's index expression when it is cheap to compute on the host: its
+ * cone holds only inputs, constants, arange, grids, elementwise, movement and reduce ops (no
+ * weights, matmuls, norms or fused ops) with at most MAX_INDEX_ELEMENTS elements per node. It is
+ * run on the float64 interpreter, so any spelling is covered exactly (`arange(T) + 2`,
+ * `grid[T](i) => i + P`, `tokens + 1`, `min(arange(T), 7)`: no false alarms from interval
+ * over-approximation). Undefined when the expression is not of that kind or cannot be evaluated.
+ */
+function computeIndices(g: Graph, id: number, inputs: TensorSource, dims: ReadonlyMap<string, number>): { min: number; max: number; reads: string[] } | undefined {
+  const cone = new Set<number>();
+  const stack = [id];
+  const reads: string[] = [];
+  while (stack.length > 0) {
+    const k = stack.pop() ?? -1;
+    if (cone.has(k)) continue;
+    const n = g.nodes[k];
+    if (n === undefined) return undefined;
+    const family = getOp(n.op)?.family;
+    const cheap = n.op === 'input' || (family === 'source' && n.op !== 'weight') || family === 'elementwise' || family === 'movement' || family === 'reduce';
+    if (!cheap) return undefined;
+    let elements = 1;
+    for (const d of n.type.shape) elements *= dimConstValue(d) ?? dimEval(d, dims) ?? Infinity;
+    if (!(elements <= MAX_INDEX_ELEMENTS)) return undefined;
+    if (n.op === 'input') {
+      const name = sourceName(n);
+      if (name === undefined || !inputs.tensors.has(name)) return undefined;
+      if (!reads.includes(name)) reads.push(name);
+    }
+    cone.add(k);
+    stack.push(...n.operands);
+  }
+  const ids = [...cone].sort((a, b) => a - b);
+  const map = new Map(ids.map((k, i) => [k, i]));
+  const nodes = ids.map((k, i) => {
+    const n = g.nodes[k] as Node;
+    return { ...n, id: i, operands: n.operands.map((o) => map.get(o) ?? -1) };
+  });
+  let t: Tensor64 | undefined;
+  try {
+    const sub: Graph = { name: g.name, dims: g.dims, nodes, outputs: [{ name: 'ids', value: map.get(id) ?? -1, loc: g.nodes[id]?.loc ?? fileSpan(inputs.file) }] };
+    t = interpret(sub, { inputs: inputs.tensors, weights: new Map() }, { dims }).outputs.get('ids');
+  } catch {
+    return undefined; // the target's own run reports what is wrong with the inputs
+  }
+  if (t === undefined || t.data.length === 0) return undefined;
+  let min = Infinity;
+  let max = -Infinity;
+  for (const v of t.data) {
+    min = Math.min(min, v);
+    max = Math.max(max, v);
+  }
+  return { min, max, reads };
+}
+
 /**
  * Gathers read rows `[0, rows)` of their table; an index outside reads another tensor's memory on
  * a GPU (or is clamped there), so indices are checked here, once, before any target runs (TFC309):
  * an input used as ids (`wte[tokens]`: every id below vocab), and `arange(start, end)` positions
- * (`wpe[arange(T)]`: T no longer than the context). An empty id input (T = 0) is an error too,
+ * (`wpe[arange(T)]`: T no longer than the context); any other index expression is computed on
+ * the host when it is cheap (computeIndices: `arange(T) + 2`, `grid[T](i) => i + P`,
+ * `tokens + 1`, clamps) and its [min, max] checked. An empty id input (T = 0) is an error too,
  * not empty logits. `g` is the checked graph (before target
  * passes: the same check on every target); `dims` come from checkTensors.
  */
@@ -235,6 +296,17 @@ export function checkIndexRanges(g: Graph, inputs: TensorSource, dims: ReadonlyM
       const bound = [...new Set([...dimVars(a.value), ...dimVars(b.value)])].map((v) => `${v}=${dims.get(v)}`).join(', ');
       const range = `arange(${printDim(a.value)}, ${printDim(b.value)}) = [${start}, ${end})`;
       ds.push(diag('TFC309', n.loc, `positions ${range}${bound === '' ? '' : ` with ${bound}`} index ${table}: the sequence is longer than the context of ${rows} positions`));
+    } else if (ids !== undefined) {
+      // Any other index expression (`arange(T) + 2`, a grid over dims, `tokens + 1`): computed.
+      const r = computeIndices(g, ids.id, inputs, dims);
+      if (r === undefined || (r.min >= 0 && r.max < rows)) continue;
+      const key = `computed:${ids.id}:${rows}`;
+      if (reported.has(key)) continue;
+      reported.add(key);
+      const bound = g.dims.filter((v) => dims.has(v)).map((v) => `${v}=${dims.get(v)}`).join(', ');
+      const from = r.reads.length === 0 ? 'positions' : `indices computed from ${r.reads.map((x) => `input "${x}"`).join(', ')}${r.reads.length > 0 ? ` in ${inputs.file}` : ''}`;
+      const why = r.reads.length === 0 && r.min >= 0 ? `: the sequence is longer than the context of ${rows} positions` : '';
+      ds.push(diag('TFC309', n.loc, `${from} range over [${r.min}, ${r.max}]${bound === '' ? '' : ` with ${bound}`}, outside [0, ${rows}): they index ${table}${why}`));
     }
   }
   return ds;
