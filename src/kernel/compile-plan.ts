@@ -6,7 +6,8 @@ import { printWgsl, uniformBinding } from '../../codegen/wgsl/print.js';
 import { printCuda } from '../../codegen/cuda/print.js';
 import { type Kernel, kernelFeatures } from './ir.js';
 import { lowerToKernels } from './lower.js';
-import type { BufferKind, Plan, PlanBinding, PlanBuffer, PlanKernel } from './plan.js';
+import type { BufferKind, Plan, PlanBinding, PlanBuffer, PlanKernel, WeightRows } from './plan.js';
+import { weightRowRange } from '../ops/source.js';
 import { type Schedule, type TargetLimits, chooseSchedule, lavapipeLimits } from './schedule.js';
 import { dimToSize, shapeElements } from './to-size.js';
 
@@ -37,6 +38,7 @@ export function compilePlan(g: Graph, opts: CompileOptions = {}): Plan {
     shapeOf: number; // node whose shape the buffer reports
     firstUse: number;
     lastUse: number;
+    rows?: WeightRows;
   }
   const drafts = new Map<number, Draft>(); // storage node id -> draft
   const order: Draft[] = [];
@@ -49,6 +51,8 @@ export function compilePlan(g: Graph, opts: CompileOptions = {}): Plan {
       if ((kind === 'input' || kind === 'weight') && node !== undefined) {
         const a = node.attrs['name'];
         if (a !== undefined && a.kind === 'str') d.name = a.value;
+        const rows = weightRowRange(node);
+        if (rows !== undefined) d.rows = rows;
       }
       drafts.set(storageNode, d);
       order.push(d);
@@ -108,7 +112,8 @@ export function compilePlan(g: Graph, opts: CompileOptions = {}): Plan {
       firstUse: Math.max(d.firstUse, 0),
       lastUse: Math.max(d.lastUse, d.firstUse, 0),
     };
-    return d.name === undefined ? base : { ...base, name: d.name };
+    const named = d.name === undefined ? base : { ...base, name: d.name };
+    return d.rows === undefined ? named : { ...named, rows: { start: d.rows.start, end: d.rows.end, total: d.rows.total } };
   });
 
   const kernels: PlanKernel[] = kernelOrder.map((key) => {

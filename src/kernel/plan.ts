@@ -68,6 +68,24 @@ export interface PlanBuffer {
   /** Step index of first write and last read: the runtime reuses memory between temps. */
   readonly firstUse: number;
   readonly lastUse: number;
+  /**
+   * A weight chunk (split-large-weights: the tensor is over one storage binding): this buffer holds
+   * rows [start, end) of the safetensors tensor `name`, whose axis 0 has `total` rows. Several
+   * buffers share the name; `shape` is the chunk's.
+   */
+  readonly rows?: WeightRows;
+}
+
+export interface WeightRows {
+  readonly start: number;
+  readonly end: number;
+  readonly total: number;
+}
+
+/** The shape of the tensor a weight buffer is loaded from (the whole table for a row chunk). */
+export function weightSourceShape(b: PlanBuffer): number[] {
+  const shape = b.shape.map((d) => evalSize(d, new Map()));
+  return b.rows === undefined ? shape : [b.rows.total, ...shape.slice(1)];
 }
 
 export interface PlanBinding {

@@ -89,8 +89,11 @@ export function runPlanEmulated(plan: Plan, dims: ReadonlyMap<string, number>, f
       const bytes = paddedBytes(b.dtype, n);
       let path = '-';
       if (b.kind === 'input' || b.kind === 'weight') {
-        const values = b.name === undefined ? undefined : feeds.get(b.name);
-        if (values === undefined) throw new Error(`no values for ${b.kind} ${b.name ?? `#${b.id}`}`);
+        const all = b.name === undefined ? undefined : feeds.get(b.name);
+        if (all === undefined) throw new Error(`no values for ${b.kind} ${b.name ?? `#${b.id}`}`);
+        // A row chunk of a split weight (PlanBuffer.rows) reads its rows of the whole table.
+        const row = b.rows === undefined ? 0 : n / (b.rows.end - b.rows.start);
+        const values = b.rows === undefined ? all : Array.prototype.slice.call(all, b.rows.start * row, b.rows.end * row);
         if (values.length !== n) throw new Error(`${b.name ?? ''}: ${values.length} values for ${n} elements`);
         path = join(work, `in${b.id}.bin`);
         writeFileSync(path, new Uint8Array(encodeValues(b.dtype, values)));

@@ -4,7 +4,7 @@
 // uniforms), weights are uploaded once, each run validates its inputs before any dispatch, places
 // temps with liveness-based reuse (memory.ts), encodes the whole forward pass in one command
 // buffer and reads the outputs back. The same code runs in Node (Dawn) and in a browser.
-import { evalCondition, evalSize, type Plan, type PlanBuffer, type PlanKernel, type SizeExpr } from '../kernel/plan.js';
+import { evalCondition, evalSize, type Plan, type PlanBuffer, type PlanKernel, type SizeExpr, weightSourceShape } from '../kernel/plan.js';
 import { isFloat, type DType } from '../graph/types.js';
 import type { AcquiredDevice } from './device.js';
 import { checkValues, decodeValues, encodeValues, paddedBytes, storageBytes } from './convert.js';
@@ -233,6 +233,19 @@ function constSize(e: SizeExpr): number | undefined {
   }
 }
 
+/** Weight buffers are keyed by name, plus the row range for a chunk of a split weight. */
+function weightKey(b: PlanBuffer): string {
+  return b.rows === undefined ? (b.name ?? '') : `${b.name ?? ''}[rows ${b.rows.start}:${b.rows.end}]`;
+}
+
+/** Elements [from, to) of `data`: a view for typed arrays, a copy otherwise. */
+function rowsOf(data: ArrayLike<number>, from: number, to: number): ArrayLike<number> {
+  if (ArrayBuffer.isView(data) && 'subarray' in data && typeof data.subarray === 'function') {
+    return (data as unknown as { subarray(a: number, b: number): ArrayLike<number> }).subarray(from, to);
+  }
+  return Array.prototype.slice.call(data, from, to) as number[];
+}
+
 function product(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
@@ -301,15 +314,30 @@ function validatePlan(plan: Plan, features: ReadonlySet<string>, limits: GPUSupp
   return kernels;
 }
 
-function checkBindingLimit(b: PlanBuffer, bytes: number, limits: GPUSupportedLimits, dims: ReadonlyMap<string, number>): void {
+/** Where a buffer comes from, for limit messages: the first kernel that writes it and its source lines. */
+function bufferOrigin(plan: Plan, b: PlanBuffer): string {
+  if (b.kind === 'input' || b.kind === 'weight') return '';
+  const step = plan.steps.find((s) => s.bindings.some((x) => x.buffer === b.id && x.access === 'read_write'));
+  if (step === undefined) return '';
+  return `, written by kernel ${step.kernel}${step.locs.length > 0 ? ` (${step.locs.slice(0, 2).join(', ')})` : ''}`;
+}
+
+function checkBindingLimit(plan: Plan, b: PlanBuffer, bytes: number, limits: GPUSupportedLimits, dims: ReadonlyMap<string, number>): void {
   const cap = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
   if (bytes > cap) {
     const at = dims.size > 0 ? ` at ${printDims(dims)}` : '';
+    const shape = `${b.dtype}[${b.shape.map(printSize).join(', ')}]`;
+    const fix =
+      b.kind === 'weight'
+        ? 'compile with the webgpu pipeline (split-large-weights splits weights used by gather/matmul) or a smaller config (--set)'
+        : dims.size > 0
+          ? 'use smaller dims (a shorter input or batch) or smaller config values (--set)'
+          : 'use smaller config values (--set)';
     throw new RuntimeError(
       'limit',
-      `${describeBuffer(b)} (${b.dtype}, ${printSize(b.elements)} elements) needs ${bytes} bytes (${mib(bytes)})${at}, ` +
-        `above this device's storage binding limit of ${cap} bytes (${mib(cap)}, maxStorageBufferBindingSize); ` +
-        `use smaller dims or a schedule that splits the buffer`,
+      `${describeBuffer(b)} ${shape}${bufferOrigin(plan, b)} needs ${printSize(b.elements)} x ${storageBytes(b.dtype)} = ${bytes} bytes ` +
+        `(${mib(bytes)})${at}, above this device's storage binding limit of ${cap} bytes (${mib(cap)}, maxStorageBufferBindingSize); ${fix}`,
+      'TFC402',
     );
   }
 }
@@ -332,7 +360,7 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
   // Buffers whose size is fixed (weights, and any other constant-size buffer) are checked now.
   for (const b of plan.buffers) {
     const n = constSize(b.elements);
-    if (n !== undefined) checkBindingLimit(b, paddedBytes(b.dtype, n), limits, new Map());
+    if (n !== undefined) checkBindingLimit(plan, b, paddedBytes(b.dtype, n), limits, new Map());
     if (b.kind === 'weight' && (n === undefined || b.shape.some((d) => constSize(d) === undefined))) {
       throw new RuntimeError('plan', `plan ${plan.model}: weight '${b.name ?? b.id}' has a shape that depends on dims`);
     }
@@ -393,14 +421,14 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
     const given = new Map(entriesOf(weights));
     const loaded: string[] = [];
     // Validate everything before uploading anything.
-    const uploads: { name: string; dtype: DType; data: ArrayLike<number> }[] = [];
+    const uploads: { name: string; key: string; dtype: DType; data: ArrayLike<number> }[] = [];
     const seen = new Set<string>();
     for (const b of planWeights) {
       const name = b.name ?? '';
       const t = given.get(name);
-      if (t === undefined || seen.has(name)) continue;
-      seen.add(name);
-      const shape = b.shape.map((d) => constSize(d) ?? -1);
+      if (t === undefined || seen.has(weightKey(b))) continue;
+      seen.add(weightKey(b));
+      const shape = weightSourceShape(b); // a row chunk is checked against the whole tensor
       if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
         throw new RuntimeError('weight', `weight '${name}' has shape [${t.shape.join(',')}], the model needs [${shape.join(',')}]`, 'TFC303');
       }
@@ -412,15 +440,18 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
       }
       const bad = checkValues(b.dtype, t.data);
       if (bad !== undefined) throw new RuntimeError('weight', `weight '${name}': ${bad}`, 'TFC303');
-      uploads.push({ name, dtype: b.dtype, data: t.data });
+      // A row chunk takes a view of its rows (subarray: no copy of the whole table).
+      const row = product(shape.slice(1));
+      const data = b.rows === undefined ? t.data : rowsOf(t.data, b.rows.start * row, b.rows.end * row);
+      uploads.push({ name, key: weightKey(b), dtype: b.dtype, data });
     }
     for (const u of uploads) {
       const bytes = encodeValues(u.dtype, u.data);
-      weightBuffers.get(u.name)?.buffer.destroy();
-      const buffer = device.createBuffer({ label: `weight ${u.name}`, size: bytes.byteLength, usage: usage.STORAGE | usage.COPY_DST | usage.COPY_SRC });
+      weightBuffers.get(u.key)?.buffer.destroy();
+      const buffer = device.createBuffer({ label: `weight ${u.key}`, size: bytes.byteLength, usage: usage.STORAGE | usage.COPY_DST | usage.COPY_SRC });
       device.queue.writeBuffer(buffer, 0, bytes);
-      weightBuffers.set(u.name, { buffer, capacity: bytes.byteLength });
-      loaded.push(u.name);
+      weightBuffers.set(u.key, { buffer, capacity: bytes.byteLength });
+      if (!loaded.includes(u.name)) loaded.push(u.name);
     }
     const unused = [...given.keys()].filter((n) => !weightNames.includes(n));
     return { loaded, unused };
@@ -568,7 +599,7 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
     const warnings: string[] = [];
 
     // 1. Everything that can be wrong is checked before any GPU work.
-    const missingWeights = weightNames.filter((n) => !weightBuffers.has(n));
+    const missingWeights = [...new Set(planWeights.filter((b) => !weightBuffers.has(weightKey(b))).map((b) => b.name ?? ''))];
     if (missingWeights.length > 0) {
       throw new RuntimeError(
         'weight',
@@ -587,7 +618,7 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
     for (const b of plan.buffers) {
       const elements = evalSize(b.elements, dims);
       const bytes = paddedBytes(b.dtype, elements);
-      checkBindingLimit(b, bytes, limits, dims);
+      checkBindingLimit(plan, b, bytes, limits, dims);
       sizes.set(b.id, { elements, bytes });
     }
     const grids = plan.steps.map((s) => {
@@ -614,7 +645,7 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
     let ioBytes = 0;
     for (const b of plan.buffers) {
       if (b.kind === 'weight') {
-        const h = weightBuffers.get(b.name ?? '');
+        const h = weightBuffers.get(weightKey(b));
         if (h !== undefined) gpuOf.set(b.id, h.buffer);
       } else if (b.kind === 'input' && onDevice.has(b.id)) {
         const buffer = onDevice.get(b.id);
