@@ -17,7 +17,7 @@ import type { HostTensor } from '../runtime/session.js';
 import { createSession } from '../runtime/session.js';
 import { targetLimitsOf } from '../runtime/target.js';
 import { mhaAttentionOnnx, onnxType, plainAttentionOnnx, encodeF16 } from './bench-onnx.js';
-import { benchDevice, ortRunner, tfcRunner, tfjsRunner, type Runner } from './bench-peers.js';
+import { benchDevice, ortRunner, tfcRunner, tfjsRunner, type RunSample, type Runner } from './bench-peers.js';
 import { type BenchDocument, type CaseResult, type PlotPoint, type SystemResult, Progress, compare, formatTable, median, plotSvg, svgToPng } from './bench-report.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', ...(fileURLToPath(import.meta.url).includes('/dist/') ? ['..'] : []));
@@ -63,70 +63,100 @@ export function compileSource(text: string, file: string, overrides: ReadonlyMap
   return runPipeline(r.graph, benchPasses(fuse), createPassContext({ target: 'webgpu' }));
 }
 
-interface Measured {
-  readonly result: SystemResult;
+export interface Contender {
+  readonly system: string;
+  readonly make: () => Promise<Runner>;
+  readonly check: (out: Float32Array) => { maxAbsErr: number; relErr: number };
+  readonly tol: number;
 }
 
-async function measure(
-  make: () => Promise<Runner>,
-  system: string,
-  check: (out: Float32Array) => { maxAbsErr: number; relErr: number },
-  tol: number,
-  o: BenchOptions,
-  progress: Progress,
-  label: string,
-): Promise<Measured> {
-  let runner: Runner | undefined;
-  try {
-    runner = await make();
-    const first = await runner.run();
-    for (let i = 1; i < o.warmup; i++) await runner.run();
-    const err = check(first.out);
-    const wallMs: number[] = [];
-    const gpuMs: number[] = [];
-    const samples: { gpu: number; steps: typeof first.steps }[] = [];
-    for (let i = 0; i < o.repeats; i++) {
-      const t0 = performance.now();
-      const s = await runner.run();
-      wallMs.push(performance.now() - t0);
-      if (s.gpuMs !== undefined) {
-        gpuMs.push(s.gpuMs);
-        samples.push({ gpu: s.gpuMs, steps: s.steps });
+/**
+ * Measures the contenders of one case. Each is built and run `warmup` times (the first run is
+ * the one checked), then the measured repeats go round-robin over the systems, so that a change
+ * in machine load (shared CI cores) hits every system alike instead of whichever ran last.
+ */
+async function measureAll(cs: readonly (Contender | SystemResult)[], o: BenchOptions, progress: Progress, label: string): Promise<SystemResult[]> {
+  interface Live {
+    readonly c: Contender;
+    readonly runner: Runner;
+    readonly err: { maxAbsErr: number; relErr: number };
+    readonly wallMs: number[];
+    readonly gpu: { ms: number; steps: RunSample['steps'] }[];
+  }
+  const slots: (Live | SystemResult)[] = [];
+  const failed = (system: string, e: unknown): SystemResult => ({
+    system,
+    status: 'failed',
+    timeSource: 'wall',
+    wallMs: [],
+    note: e instanceof Error ? (e.message.split('\n')[0] ?? '') : String(e),
+  });
+  for (const c of cs) {
+    if (!('make' in c)) {
+      slots.push(c);
+      continue;
+    }
+    let runner: Runner | undefined;
+    try {
+      runner = await c.make();
+      const first = await runner.run();
+      for (let i = 1; i < o.warmup; i++) await runner.run();
+      slots.push({ c, runner, err: c.check(first.out), wallMs: [], gpu: [] });
+    } catch (e) {
+      runner?.dispose();
+      slots.push(failed(c.system, e));
+    }
+  }
+  for (let i = 0; i < o.repeats; i++) {
+    for (const [j, s] of slots.entries()) {
+      if (!('runner' in s)) continue;
+      try {
+        const t0 = performance.now();
+        const r = await s.runner.run();
+        s.wallMs.push(performance.now() - t0);
+        if (r.gpuMs !== undefined) s.gpu.push({ ms: r.gpuMs, steps: r.steps });
+      } catch (e) {
+        s.runner.dispose();
+        slots[j] = failed(s.c.system, e);
       }
     }
-    const isWrong = !(err.relErr <= tol);
+  }
+  const out: SystemResult[] = [];
+  for (const s of slots) {
+    if (!('runner' in s)) {
+      out.push(s);
+      progress.step(`${label} ${s.system}`);
+      continue;
+    }
+    s.runner.dispose();
+    const hasGpu = s.gpu.length === s.wallMs.length && s.gpu.length > 0;
+    const isWrong = !(s.err.relErr <= s.c.tol);
     const base: SystemResult = {
-      system,
+      system: s.c.system,
       status: isWrong ? 'wrong' : 'ok',
-      timeSource: gpuMs.length === o.repeats ? runner.timeSource : 'wall',
-      wallMs,
-      ...(gpuMs.length === o.repeats ? { gpuMs } : {}),
-      maxAbsErr: err.maxAbsErr,
-      relErr: err.relErr,
-      ...(runner.kernels !== undefined ? { kernels: runner.kernels } : {}),
-      ...(isWrong ? { note: `error ${err.relErr.toExponential(1)} above tolerance ${tol}` } : {}),
+      timeSource: hasGpu ? s.runner.timeSource : 'wall',
+      wallMs: s.wallMs,
+      ...(hasGpu ? { gpuMs: s.gpu.map((g) => g.ms) } : {}),
+      maxAbsErr: s.err.maxAbsErr,
+      relErr: s.err.relErr,
+      ...(s.runner.kernels !== undefined ? { kernels: s.runner.kernels } : {}),
+      ...(isWrong ? { note: `error ${s.err.relErr.toExponential(1)} above tolerance ${s.c.tol}` } : {}),
     };
     // Per-kernel profile of the median run (tfc's timestamp queries).
-    const mid = [...samples].sort((a, b) => a.gpu - b.gpu)[samples.length >> 1];
+    const mid = [...s.gpu].sort((a, b) => a.ms - b.ms)[s.gpu.length >> 1];
     if (mid?.steps !== undefined) {
       const by = new Map<string, { ms: number; count: number }>();
-      for (const s of mid.steps) {
-        const e = by.get(s.kernel) ?? { ms: 0, count: 0 };
-        e.ms += s.ns / 1e6;
+      for (const st of mid.steps) {
+        const e = by.get(st.kernel) ?? { ms: 0, count: 0 };
+        e.ms += st.ns / 1e6;
         e.count++;
-        by.set(s.kernel, e);
+        by.set(st.kernel, e);
       }
-      const profile = [...by].map(([kernel, e]) => ({ kernel, ...e })).sort((a, b) => b.ms - a.ms);
-      return { result: { ...base, profile } };
-    }
-    return { result: base };
-  } catch (e) {
-    const msg = e instanceof Error ? e.message.split('\n')[0] ?? '' : String(e);
-    return { result: { system, status: 'failed', timeSource: 'wall', wallMs: [], note: msg } };
-  } finally {
-    runner?.dispose();
-    progress.step(`${label} ${system}`);
+      out.push({ ...base, profile: [...by].map(([kernel, e]) => ({ kernel, ...e })).sort((a, b) => b.ms - a.ms) });
+    } else out.push(base);
+    progress.step(`${label} ${s.c.system}`);
   }
+  return out;
 }
 
 function wanted(o: BenchOptions, system: string): boolean {
@@ -258,7 +288,7 @@ export async function benchAttention(o: BenchOptions): Promise<CaseResult[]> {
     const tol = c.dtype === 'f32' ? 1e-4 : 2e-2;
     const name = `attention T=${c.T} dh=${c.dh} ${c.causal ? 'causal' : 'full'} ${c.dtype}`;
     const label = `T=${c.T} dh=${c.dh}${c.causal ? ' causal' : ''} ${c.dtype}`;
-    const results: SystemResult[] = [];
+    const contenders: (Contender | SystemResult)[] = [];
     const host = (x: Float32Array): HostTensor => ({ dtype: c.dtype, shape: [B, H, c.T, c.dh], data: x });
     const inputs = new Map<string, HostTensor>([
       ['q', host(q)],
@@ -272,13 +302,11 @@ export async function benchAttention(o: BenchOptions): Promise<CaseResult[]> {
     const ortType = c.dtype === 'f16' ? 'float16' : 'float32';
     for (const system of systems) {
       if (system === 'tfjs' && c.dtype === 'f16') {
-        results.push(skipped(system, 'tfjs-backend-webgpu 4.22 has no float16 tensors'));
-        progress.step(`${label} ${system}`);
+        contenders.push(skipped(system, 'tfjs-backend-webgpu 4.22 has no float16 tensors'));
         continue;
       }
       if (c.dtype === 'f16' && system.startsWith('tfc') && !hasF16) {
-        results.push(skipped(system, 'adapter has no shader-f16'));
-        progress.step(`${label} ${system}`);
+        contenders.push(skipped(system, 'adapter has no shader-f16'));
         continue;
       }
       const make = async (): Promise<Runner> => {
@@ -331,9 +359,9 @@ export async function benchAttention(o: BenchOptions): Promise<CaseResult[]> {
           },
         );
       };
-      const m = await measure(make, system, check, tol, o, progress, label);
-      results.push(m.result);
+      contenders.push({ system, make, check, tol });
     }
+    const results = await measureAll(contenders, o, progress, label);
     out.push({ suite: 'attention', name, params: { B, heads: H, T: c.T, dh: c.dh, causal: c.causal, dtype: c.dtype }, results });
   }
   progress.end();
@@ -392,7 +420,7 @@ export async function benchModel(o: BenchOptions, file: string, set: Readonly<Re
   if (expected === undefined || tokens === undefined) throw new Error('export: missing logits or tokens');
   const check = (got: Float32Array): { maxAbsErr: number; relErr: number } => compare(got, expected.data);
   const src = readFileSync(file, 'utf8');
-  const results: SystemResult[] = [];
+  const contenders: Contender[] = [];
   for (const system of systems) {
     const make = async (): Promise<Runner> => {
       if (system.startsWith('tfc')) {
@@ -405,8 +433,9 @@ export async function benchModel(o: BenchOptions, file: string, set: Readonly<Re
       return ortRunner(system, new Uint8Array(model.buffer, model.byteOffset, model.byteLength), [{ name: 'tokens', type: 'int64', dims: tokens.shape, data: ids }], 'logits');
     };
     // Logits over L layers in f32 against the float64 oracle: 1e-3 of max|logit|.
-    results.push((await measure(make, system, check, 1e-3, o, progress, label)).result);
+    contenders.push({ system, make, check, tol: 1e-3 });
   }
+  const results = await measureAll(contenders, o, progress, label);
   progress.end();
   return [{ suite: 'model', name: `gpt2 ${label}`, params: { ...set, preset: presetName }, results }];
 }
