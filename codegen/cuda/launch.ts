@@ -5,7 +5,9 @@
 // and the parameter list in order: the buffers by binding, then one u32 per dim, all by value
 // (cuLaunchKernel kernelParams = [&ptr0, ..., &dim0, ...]). The step order and buffer bindings
 // are manifest.json's `steps`. Deterministic: fixed key order, plan order.
+import { printCudaLauncher } from './launcher.js';
 import { cudaPrelude } from './print.js';
+import { cudaRuntimeHeader } from './runtime/header.js';
 import type { Plan, PlanKernel, SizeExpr } from '../../src/kernel/plan.js';
 
 export const cudaLaunchFormat = 'tfc-cuda-launch';
@@ -59,11 +61,17 @@ export function cudaLaunchOf(plan: Plan): CudaLaunch {
   };
 }
 
-/** `cuda/*.cu` and `cuda/launch.json` for a plan compiled with CUDA sources. */
+/**
+ * `cuda/*.cu`, `cuda/launch.json` and the host launcher (`cuda/launcher.cu`, which #includes the
+ * kernels and `cuda/tfc_runtime.h`: `nvcc -O3 -arch=native launcher.cu -o launcher`) for a plan
+ * compiled with CUDA sources.
+ */
 export function cudaFiles(plan: Plan): Map<string, string> {
   const files = new Map<string, string>();
   for (const k of plan.kernels) files.set(cudaPath(k.name), cudaSource(k));
   files.set('cuda/launch.json', JSON.stringify(cudaLaunchOf(plan), null, 2) + '\n');
+  files.set('cuda/launcher.cu', printCudaLauncher(plan));
+  files.set('cuda/tfc_runtime.h', cudaRuntimeHeader());
   return files;
 }
 
