@@ -63,7 +63,7 @@ import { lowerFusedAttention } from './lower-attention.js';
 import { type FusedHost, epilogueReadBytes, fusedMapTraffic, translateLambda, unravelFlat } from './lower-fused.js';
 import { elementOffset, unravel } from './lower-view.js';
 import { normPrologueOf } from '../ops/fused.js';
-import { normPrologue } from './lower-norm-prologue.js';
+import { normFold } from './lower-norm-prologue.js';
 
 export function lowerToKernels(g: Graph, target: TargetLimits, schedule: Schedule = chooseSchedule(target)): KernelProgram {
   return new Lowering(g, schedule, target).run();
@@ -1097,10 +1097,7 @@ class Lowering {
         return elementOffset(this.g, o, [...lead, gcol], dimExpr);
       };
     };
-    // fused_matmul with a norm prologue (fuse-norm): row statistics of this tile's A rows first.
-    const norm = n.op === 'fused_matmul' ? normPrologueOf(n.attrs) : undefined;
-    const prologue = norm === undefined ? undefined : normPrologue({ kb, body, g: this.g, n, norm, a, aOff, row0: (): Expr => row0, M: Me, K: Ke, TM, threads: thx * thy });
-    const stage = (tile: string, cols: number, total: number, slot: number, dtype: DType, gr: (r: Expr) => Expr, gc: (c: Expr) => Expr, R: Expr, C: Expr, off: Expr, ld: Expr, addr?: (grow: Expr, gcol: Expr) => Expr, xform?: (val: Expr, r: Expr, gcol: Expr) => Expr): Stmt => {
+    const stage = (tile: string, cols: number, total: number, slot: number, dtype: DType, gr: (r: Expr) => Expr, gc: (c: Expr) => Expr, R: Expr, C: Expr, off: Expr, ld: Expr, addr?: (grow: Expr, gcol: Expr) => Expr): Stmt => {
       const e = kb.fresh('e');
       const lb: Stmt[] = [];
       const r = kb.let(lb, 'r', div(v(e, 'u32'), u32(cols)));
@@ -1112,7 +1109,7 @@ class Lowering {
       lb.push({
         kind: 'if',
         cond: and(lt(grow, R), lt(gcol, C)),
-        then: [{ kind: 'assign', name: val, value: ((x: Expr): Expr => (xform === undefined ? x : xform(x, r, gcol)))(cast('f32', load(slot, addr !== undefined ? addr(grow, gcol) : add(off, add(mul(grow, ld), gcol)), storageType(dtype)))) }],
+        then: [{ kind: 'assign', name: val, value: cast('f32', load(slot, addr !== undefined ? addr(grow, gcol) : add(off, add(mul(grow, ld), gcol)), storageType(dtype))) }],
         else: [],
       });
       lb.push({ kind: 'array_store', array: tile, index: v(e, 'u32'), value: v(val, 'f32') });
@@ -1120,6 +1117,9 @@ class Lowering {
     };
     const k0 = kb.fresh('k0');
     const kv = v(k0, 'u32');
+    // fused_matmul with a norm (fuse-norm): statistics and gamma/beta @ W ride the K loop.
+    const norm = n.op === 'fused_matmul' ? normPrologueOf(n.attrs) : undefined;
+    const fold = norm === undefined ? undefined : normFold({ kb, body, g: this.g, n, norm, k0: kv, K: Ke, tile: { TM, TN, TK, RM, RN, thx, thy }, aTile, bTile, acc: accName });
     const kk = kb.fresh('kk');
     const kkv = v(kk, 'u32');
     const iName = kb.fresh('i');
@@ -1169,10 +1169,11 @@ class Lowering {
       end: Ke,
       step: u32(TK),
       body: [
-        stage(aTile, TK, TM * TK, aSlot, a.type.dtype, (r) => add(row0, r), (c) => add(kv, c), Me, Ke, aOff, Ke, viewAddress(a, true), prologue?.normalize),
+        stage(aTile, TK, TM * TK, aSlot, a.type.dtype, (r) => add(row0, r), (c) => add(kv, c), Me, Ke, aOff, Ke, viewAddress(a, true)),
         stage(bTile, TN, TK * TN, bSlot, b.type.dtype, (r) => add(kv, r), (c) => add(col0, c), Ke, Ne, bOff, Ne, viewAddress(b, false)),
+        ...(fold?.stage ?? []),
         { kind: 'barrier' },
-        inner,
+        ...(fold?.inner ?? [inner]),
         { kind: 'barrier' },
       ],
     });
@@ -1187,7 +1188,11 @@ class Lowering {
     wb.push({
       kind: 'if',
       cond: and(lt(orow, Me), lt(ocol, Ne)),
-      then: epilogueStore(add(oOff, add(mul(orow, Ne), ocol)), arrayLoad(accName, add(mul(wiv, u32(RN)), wjv), 'f32')),
+      then: ((): Stmt[] => {
+        const pre: Stmt[] = [];
+        const value = fold === undefined ? arrayLoad(accName, add(mul(wiv, u32(RN)), wjv), 'f32') : fold.finish(pre, wiv, wjv);
+        return [...pre, ...epilogueStore(add(oOff, add(mul(orow, Ne), ocol)), value)];
+      })(),
       else: [],
     });
     body.push({
@@ -1208,8 +1213,8 @@ class Lowering {
         sMul(batchS, Ms, Ks, sCeilDiv(Ns, TN), sConst(storageBytes(a.type.dtype))),
         sMul(batchS, Ks, Ns, sCeilDiv(Ms, TM), sConst(storageBytes(b.type.dtype))),
         ...(ep === undefined ? [] : [epilogueReadBytes(host, n)]),
-        // Norm prologue: A once more per column tile for the row statistics, gamma (and beta) per A load.
-        ...(norm === undefined ? [] : [sMul(batchS, Ms, Ks, sCeilDiv(Ns, TN), sConst(storageBytes(a.type.dtype) + 4 * norm.params))]),
+        // Norm fold: gamma (and beta) once per K tile per workgroup; A is not read again.
+        ...(fold === undefined ? [] : [fold.paramBytes(sMul(batchS, sCeilDiv(Ms, TM), sCeilDiv(Ns, TN)), Ks)]),
       ]),
       bytesWritten: sMul(batchS, Ms, Ns, sConst(storageBytes(n.type.dtype))),
       flops: this.flops(n),
