@@ -21,7 +21,7 @@ import { lowerToKernels } from '../kernel/lower.js';
 import { printKernels } from '../kernel/print.js';
 import { cudaLimits } from '../kernel/schedule.js';
 import { cudaEmitText, cudaFiles } from '../../codegen/cuda/launch.js';
-import { cudaRunUnavailableReason } from '../runtime-cuda/host.js';
+import { cudaRunRefusal, runOnCuda } from '../runtime-cuda/run.js';
 import { planFiles } from '../kernel/manifest.js';
 import { NoWebGpuError } from '../runtime/device.js';
 import { RuntimeError } from '../runtime/errors.js';
@@ -203,10 +203,13 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
     .option('--seed <N>', 'with --prompt: sampler seed (default 0)')
     .option('--vocab <FILE>', 'with --prompt: vocabulary JSON (default: vocab.json next to the weights)')
     .addOption(setOption())
-    .addOption(new Option('--target <T>', 'where to run (default: webgpu when an adapter exists, else interp)').choices(targets))
-    .action(async (file: string, opts: Common & { weights: string; inputs?: string; out?: string; target?: Target; prompt?: string }) => {
-      if (opts.target === 'cuda') throw new UsageError(`tfc run --target cuda: ${cudaRunUnavailableReason}`);
-      if (opts.target !== undefined && !builtTargets.includes(opts.target)) throw notAvailableYet(`--target ${opts.target}`);
+    .addOption(new Option('--target <T>', 'where to run (default: webgpu when an adapter exists, else interp; cuda-emu: the CUDA kernels on the CPU emulator)').choices([...targets, 'cuda-emu']))
+    .action(async (file: string, opts: Common & { weights: string; inputs?: string; out?: string; target?: Target | 'cuda-emu'; prompt?: string }) => {
+      // CUDA through the generated launcher (src/runtime-cuda/run.ts): nvcc on a GPU, or g++ + the CPU emulator.
+      const cudaMode = opts.target === 'cuda' ? 'nvcc' : opts.target === 'cuda-emu' ? 'emu' : undefined;
+      const refusal = cudaMode === undefined ? undefined : cudaRunRefusal(cudaMode);
+      if (refusal !== undefined) throw new UsageError(`tfc run --target ${opts.target ?? ''}: ${refusal}`);
+      if (cudaMode === undefined && opts.target !== undefined && !builtTargets.includes(opts.target)) throw notAvailableYet(`--target ${opts.target}`);
       const overrides = parseSetOptions(opts.set);
       const m = loadModel(state.rep, file, overrides);
       state.rep.flush();
@@ -220,7 +223,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       }
       if (opts.inputs === undefined || opts.out === undefined) throw new UsageError('run needs --inputs and --out (or --prompt to generate text)');
       const o = { ...opts, inputs: opts.inputs, out: opts.out };
-      let target: Target = o.target ?? 'webgpu';
+      let target: Target = o.target === 'cuda-emu' ? 'cuda' : (o.target ?? 'webgpu');
       if (o.target === undefined) {
         const gpu = await hasWebGpu();
         if (!gpu.ok) {
@@ -246,6 +249,10 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
           const r = await runOnWebGpu(g, weights.tensors, inputs.tensors, preset);
           result = r;
           where = `webgpu (${r.adapter}; peak GPU memory ${(r.memory.peakBytes / 2 ** 20).toFixed(2)} MiB)`;
+        } else if (cudaMode !== undefined) {
+          const r = runOnCuda(g, o.weights, o.inputs, checked.dims, cudaMode);
+          result = r;
+          where = r.where;
         } else {
           result = interpret(g, { inputs: inputs.tensors, weights: weights.tensors }, { dims: preset });
         }

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
+import { detectNvidiaGpu } from '../../src/runtime-cuda/launcher.js';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import type { Tensor64 } from '../../src/ops/define.js';
 
@@ -243,12 +244,10 @@ describe('tfc run', () => {
     expect((await tfc('run', model, '--inputs', inputs, '--out', join(dir, 'o'))).code).toBe(2);
   });
 
-  it('--target cuda is not available yet (exit 2)', async () => {
-    for (const target of ['cuda']) {
-      const r = await tfc('run', model, '--weights', weights, '--inputs', inputs, '--out', join(dir, 'o'), '--target', target);
-      expect(r.code).toBe(2);
-      expect(r.stderr).toContain('not available yet');
-    }
+  it.runIf(detectNvidiaGpu() === undefined)('--target cuda without an NVIDIA GPU is a usage error (exit 2)', async () => {
+    const r = await tfc('run', model, '--weights', weights, '--inputs', inputs, '--out', join(dir, 'o'), '--target', 'cuda');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('no NVIDIA GPU');
   });
 
   it('runs with seeded weights and inputs from init-weights and random-inputs', async () => {
