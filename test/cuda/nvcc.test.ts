@@ -1,12 +1,16 @@
 // Every kernel of every example (small overrides; the CUDA pipeline with fusion and without)
 // compiles with nvcc for sm_80 and sm_90a; ptxas -v gives registers, shared memory and spills.
 // Kernels are deduplicated by body and batched into one .cu per arch (nvcc costs seconds a call).
-import { readFileSync, readdirSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { cudaFiles } from '../../codegen/cuda/launch.js';
 import { describe, expect, it } from 'vitest';
 import { printCuda, printCudaModule } from '../../codegen/cuda/print.js';
 import { type CudaArch, type PtxasStats, findNvcc, parsePtxasOutput, ptxasStatsForArchs } from '../../codegen/cuda/ptxas.js';
 import { checkSource } from '../../src/check/check-source.js';
+import { compilePlan } from '../../src/kernel/compile-plan.js';
 import type { Kernel } from '../../src/kernel/ir.js';
 import { lowerToKernels } from '../../src/kernel/lower.js';
 import { chooseSchedule, cudaLimits } from '../../src/kernel/schedule.js';
@@ -102,4 +106,25 @@ describe.runIf(nvcc !== undefined)('nvcc compiles every example kernel', () => {
       if (process.env['TFC_PTXAS_LOG'] === '1') console.log(`${arch}\n${rows.join('\n')}`);
     }, 240_000);
   }
+
+  // The host launcher (codegen/cuda/launcher.ts) as `tfc compile -o DIR --target cuda` writes it:
+  // one more nvcc call (its host code and <<<>>> launches cannot join the kernel-only module above).
+  it('compiles the GPT-2 host launcher (cuda/launcher.cu with its kernels) for sm_80', () => {
+    const file = 'examples/gpt2.tfx';
+    const r = checkSource(readFileSync(file, 'utf8'), file, new Map(Object.entries(overridesFor(file))));
+    if (r.graph === undefined) throw new Error(`${file}: no graph`);
+    const plan = compilePlan(runPipeline(r.graph, pipelines.cuda, createPassContext({ target: 'cuda' })), { target: cudaLimits });
+    const dir = mkdtempSync(join(tmpdir(), 'tfc-nvcc-launcher-'));
+    try {
+      for (const [path, text] of cudaFiles(plan)) {
+        mkdirSync(dirname(join(dir, path)), { recursive: true });
+        writeFileSync(join(dir, path), text);
+      }
+      const c = spawnSync(nvcc ?? 'nvcc', ['-arch=sm_80', '-std=c++17', '-diag-suppress', '177', '-c', join(dir, 'cuda', 'launcher.cu'), '-o', join(dir, 'launcher.o')], { encoding: 'utf8' });
+      expect(c.stderr).toBe('');
+      expect(c.status).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 240_000);
 });

@@ -1,17 +1,24 @@
 // The CUDA printer on small kernels (inline snapshot of one), its determinism, the launch file
-// and the CLI (`compile --emit cuda`, `compile -o DIR --target cuda`, `run --target cuda` refused).
+// and the CLI (`compile --emit cuda`, `compile -o DIR --target cuda`, the launcher files and temp slots).
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cudaLaunchOf, cudaFiles } from '../../codegen/cuda/launch.js';
+import { cString, cxxSize, tempSlots } from '../../codegen/cuda/launcher.js';
 import { cudaPrelude, printCuda } from '../../codegen/cuda/print.js';
 import { main } from '../../src/cli/main.js';
 import { compilePlan } from '../../src/kernel/compile-plan.js';
 import type { Kernel } from '../../src/kernel/ir.js';
 import { lowerToKernels } from '../../src/kernel/lower.js';
 import { chooseSchedule, cudaLimits } from '../../src/kernel/schedule.js';
+import { runPipeline } from '../../src/passes/driver.js';
+import { createPassContext } from '../../src/passes/pass.js';
+import { pipelines } from '../../src/passes/pipeline.js';
+import { emuHeaderPath } from '../../src/runtime-cuda/emulate.js';
 import { everyOpIr, graphOf } from '../unit/kernel/helpers.js';
+import { graphOf as tfxGraph } from './helpers.js';
 
 const addIr = `graph m(N) {
   %0 = input {name="x"} : f32[N]  loc(m.tfx:1:1)
@@ -75,10 +82,10 @@ describe('launch.json and the CLI', () => {
     ]);
     const src = plan.kernels[0]?.source.cuda ?? '';
     expect(src).toMatch(/\(const float\* __restrict__ a, float\* __restrict__ out, const unsigned int dim_N\)/);
-    expect([...cudaFiles(plan).keys()]).toEqual([`cuda/${plan.kernels[0]?.name ?? ''}.cu`, 'cuda/launch.json']);
+    expect([...cudaFiles(plan).keys()]).toEqual([`cuda/${plan.kernels[0]?.name ?? ''}.cu`, 'cuda/launch.json', 'cuda/launcher.cu', 'cuda/tfc_runtime.h']);
   });
 
-  it('tfc compile --emit cuda prints the prelude once; -o DIR --target cuda writes cuda/*.cu and launch.json', async () => {
+  it('tfc compile --emit cuda prints the prelude once; -o DIR --target cuda writes cuda/*.cu, launch.json and the launcher', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tfc-cuda-cli-'));
     let out = '';
     let err = '';
@@ -90,21 +97,31 @@ describe('launch.json and the CLI', () => {
     expect(await main(['compile', 'examples/gpt2.tfx', '--set', 'layers=1,d=32,heads=2,vocab=64,ctx=16', '--target', 'cuda', '-o', outDir], io), err).toBe(0);
     const files = readdirSync(join(outDir, 'cuda')).sort();
     const launch = JSON.parse(readFileSync(join(outDir, 'cuda', 'launch.json'), 'utf8')) as { kernels: { file: string }[] };
-    expect(files).toEqual([...launch.kernels.map((k) => k.file.slice('cuda/'.length)), 'launch.json'].sort());
+    expect(files).toEqual([...launch.kernels.map((k) => k.file.slice('cuda/'.length)), 'launch.json', 'launcher.cu', 'tfc_runtime.h'].sort());
+    // The written folder is self-contained: launcher.cu with its includes type-checks under the emulator header.
+    const launcher = readFileSync(join(outDir, 'cuda', 'launcher.cu'), 'utf8');
+    for (const k of launch.kernels) expect(launcher).toContain(`#include "${k.file.slice('cuda/'.length)}"`);
+    const gxx = spawnSync('g++', ['-std=c++20', '-fsyntax-only', '-w', '-include', emuHeaderPath(), '-x', 'c++', join(outDir, 'cuda', 'launcher.cu')], { encoding: 'utf8' });
+    expect(gxx.stderr).toBe('');
+    expect(gxx.status).toBe(0);
     expect(launch.kernels.length).toBeGreaterThan(3);
     // The manifest records the CUDA limits the kernels were compiled for.
     expect(JSON.parse(readFileSync(join(outDir, 'manifest.json'), 'utf8')).target).toBe('cuda-sm80');
   });
 
-  it('tfc run --target cuda is refused with the reason (usage error, exit 2)', async () => {
-    let err = '';
-    const code = await main(['run', 'examples/gpt2.tfx', '--weights', 'w.safetensors', '--inputs', 'i.safetensors', '--out', 'o.safetensors', '--target', 'cuda'], {
-      out: () => {},
-      err: (t) => (err += t),
-      env: {},
-    });
-    expect(code).toBe(2);
-    expect(err).toContain('tfc run --target cuda: the CUDA host runtime');
-    expect(err).toContain('needs an NVIDIA GPU');
+  it('launcher temps share memory only between disjoint live ranges', () => {
+    const g = runPipeline(tfxGraph(readFileSync('examples/gpt2.tfx', 'utf8'), 'examples/gpt2.tfx', new Map(Object.entries({ layers: 2, d: 32, heads: 2, vocab: 64, ctx: 16 }))), pipelines.cuda, createPassContext({ target: 'cuda' }));
+    const plan = compilePlan(g, { target: cudaLimits });
+    const slots = tempSlots(plan);
+    const temps = plan.buffers.filter((b) => b.kind === 'temp');
+    expect(slots.size).toBe(temps.length);
+    expect(new Set(slots.values()).size).toBeLessThan(temps.length); // some reuse on a 2-layer model
+    for (const a of temps)
+      for (const b of temps) {
+        if (a.id < b.id && slots.get(a.id) === slots.get(b.id)) expect(a.lastUse < b.firstUse || b.lastUse < a.firstUse, `temps ${a.id} and ${b.id}`).toBe(true);
+      }
+    // Size formulas in C++: ceil-division and max spelled through tfc_runtime.h's helpers.
+    expect(cxxSize({ kind: 'max', args: [{ kind: 'ceildiv', num: { kind: 'dim', name: 'T' }, den: 64 }, { kind: 'const', value: 1 }] }, new Map([['T', 0]]))).toBe('tfc::umax(tfc::cdiv(d[0], 64), uint64_t(1))');
+    expect(cString('a"b\\?\n')).toBe('"a\\042b\\134\\077\\012"');
   });
 });
