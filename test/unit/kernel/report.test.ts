@@ -40,4 +40,31 @@ describe('traffic report', () => {
     expect(json['kernels']).toEqual([{ name: expect.any(String), op: 'fused_matmul', bytesRead: rep.total.bytesRead, bytesWritten: 4 * M * N, flops: 2 * M * N * K + M * N }]);
     expect(trafficReportJson(rep)).toBe(trafficReportJson(trafficReport(r.graph, { dims: new Map([['T', M]]), context: () => createPassContext({ target: 'webgpu' }) })));
   });
+
+  it('counts a layernorm folded into the matmul as the plain matmul plus gamma/beta once per K tile', () => {
+    const r = checkSource(
+      `dims T
+input x: f32[T, 24]
+weight g: f32[24] = "g"
+weight be: f32[24] = "be"
+weight w: f32[24, 130] = "w"
+weight b: f32[130] = "b"
+output y: f32[T, 130]
+model m {
+  y = layernorm(x, g, be) @ w + b
+}
+`,
+      'm.tfx',
+    );
+    if (r.graph === undefined) throw new Error('no graph');
+    const [M, K, N] = [70, 24, 130];
+    const rep = trafficReport(r.graph, { dims: new Map([['T', M]]), context: () => createPassContext({ target: 'webgpu', verify: true }) });
+    expect(rep.kernels.map((k) => k.op)).toEqual(['fused_matmul']);
+    // 64x64 output tiles, 16-wide K tiles on lavapipe: ceil(70/64) = 2 row tiles, ceil(130/64) = 3
+    // column tiles. A once per column tile, W once per row tile, the bias once per output element
+    // (epilogue), gamma and beta K floats each per workgroup (staged once per K tile); no second
+    // read of A for the statistics: 4·(M·K·3 + K·N·2 + M·N + 2·3·2·K) bytes.
+    expect(rep.total.bytesRead).toBe(4 * (M * K * 3 + K * N * 2 + M * N + 2 * 3 * 2 * K));
+    expect(rep.total.bytesWritten).toBe(4 * M * N);
+  });
 });
