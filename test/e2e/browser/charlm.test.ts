@@ -91,6 +91,7 @@ async function openPage(query: string): Promise<PageReport> {
     logLevel: 'error',
     server: { ...config.server, port: 0, strictPort: false, hmr: false },
     plugins: [
+      ...(config.plugins ?? []),
       {
         name: 'tfc-charlm-report',
         configureServer(s) {
