@@ -202,9 +202,10 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
     .option('--top-p <P>', 'with --prompt: nucleus sampling threshold (default 1)')
     .option('--seed <N>', 'with --prompt: sampler seed (default 0)')
     .option('--vocab <FILE>', 'with --prompt: vocabulary JSON (default: vocab.json next to the weights)')
+    .option('--no-fuse', 'leave the fusion passes out of the pipeline (the unfused baseline)')
     .addOption(setOption())
     .addOption(new Option('--target <T>', 'where to run (default: webgpu when an adapter exists, else interp; cuda-emu: the CUDA kernels on the CPU emulator)').choices([...targets, 'cuda-emu']))
-    .action(async (file: string, opts: Common & { weights: string; inputs?: string; out?: string; target?: Target | 'cuda-emu'; prompt?: string }) => {
+    .action(async (file: string, opts: Common & { weights: string; inputs?: string; out?: string; target?: Target | 'cuda-emu'; prompt?: string; fuse?: boolean }) => {
       // CUDA through the generated launcher (src/runtime-cuda/run.ts): nvcc on a GPU, or g++ + the CPU emulator.
       const cudaMode = opts.target === 'cuda' ? 'nvcc' : opts.target === 'cuda-emu' ? 'emu' : undefined;
       const refusal = cudaMode === undefined ? undefined : cudaRunRefusal(cudaMode);
@@ -216,7 +217,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       if (opts.prompt !== undefined) {
         // Text generation (src/cli/generate.ts): WebGPU only, through the host-module runtime.
         if (opts.target !== undefined && opts.target !== 'webgpu') throw new UsageError('--prompt runs on WebGPU only');
-        const pg = runPasses(state.rep, m.graph, 'webgpu', { debug: state.debug, locs: true, log: io.err });
+        const pg = runPasses(state.rep, m.graph, 'webgpu', { ...(opts.fuse === false ? { noFuse: true } : {}), debug: state.debug, locs: true, log: io.err });
         const context = contextOf(m.module, overrides);
         await runPrompt(pg, { ...(opts as unknown as Record<string, string>), weights: opts.weights, prompt: opts.prompt, ...(context !== undefined ? { context } : {}) }, io);
         return;
@@ -231,7 +232,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
           target = 'interp';
         }
       }
-      const g = runPasses(state.rep, m.graph, target, { debug: state.debug, locs: true, log: io.err });
+      const g = runPasses(state.rep, m.graph, target, { ...(opts.fuse === false ? { noFuse: true } : {}), debug: state.debug, locs: true, log: io.err });
       const weights = loadTensors(state.rep, o.weights, 'weights file');
       const inputs = loadTensors(state.rep, o.inputs, 'inputs file');
       const preset = new Map([...overrides].filter(([k]) => g.dims.includes(k)));
