@@ -148,7 +148,8 @@ export const fusedOps: readonly OpDef[] = [
       const mm = dimMul(numelDim(result.shape), dimAdd(dimMul(dimConst(2), k), dimConst(perElement)));
       const norm = normPrologueOf(attrs);
       if (norm === undefined || a === undefined) return mm;
-      // The prologue normalizes A once (as the norm op would); recomputation per column tile is not counted.
+      // The norm's own FLOPs (as the norm op would count them); the kernel's redundant per-thread
+      // statistics and gamma/beta @ W (src/kernel/lower-norm-prologue.ts) are not counted.
       return dimAdd(mm, normOp(norm.op).flops([a, ...operands.slice(operands.length - norm.params)], a, { eps: { kind: 'float', value: norm.eps } }));
     },
     lowering: 'fused-only',

@@ -1,9 +1,9 @@
 // fuse-norm: a layernorm/rmsnorm whose every use is the A operand of a matmul (or fused_matmul)
-// is folded into each of those matmuls as a norm prologue: the matmul computes the mean and
-// 1/std of its A rows itself and normalizes A as it stages it (src/kernel/lower-norm-prologue.ts),
-// so the normalized activations never reach memory and the norm is no kernel of its own. With
-// several uses (Llama's q/k/v projections) each matmul recomputes the row statistics (K reads
-// per row, cheap next to the matmul's own re-reads of A).
+// is folded into each of those matmuls: the tiled matmul accumulates its A rows' statistics and
+// gamma/beta @ W from the tiles its K loop already stages, and normalizes at the store
+// (src/kernel/lower-norm-prologue.ts: one pass, no extra read of A), so the normalized
+// activations never reach memory and the norm is no kernel of its own. With several uses
+// (Llama's q/k/v projections) each matmul recomputes the statistics in registers (no traffic).
 //
 //   before                                                after
 //   %9 = layernorm %6, %7, %8 {eps=0.00001} : f32[B,T,32] %12 = fused_matmul %6, %10, %11, %7, %8 {eps=0.00001,
