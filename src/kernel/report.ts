@@ -24,6 +24,14 @@ export interface TrafficFigures {
 export interface KernelTraffic extends TrafficFigures {
   readonly name: string;
   readonly op: string;
+  /** Per-thread registers, static shared memory and spills (CUDA: ptxas -v), when asked for. */
+  readonly resources?: KernelResources;
+}
+
+export interface KernelResources {
+  readonly registers: number;
+  readonly sharedBytes: number;
+  readonly spillBytes: number;
 }
 
 export interface TrafficReport {
@@ -49,6 +57,8 @@ export interface ReportOptions {
   readonly noFuse?: boolean;
   /** Context for the pass runs (remarks, verification); one per run is made from it. */
   readonly context: () => PassContext;
+  /** Resources of the reported kernels, in order (the CLI asks ptxas for sm_80 with --target cuda). */
+  readonly resources?: (ks: readonly Kernel[]) => readonly (KernelResources | undefined)[];
 }
 
 function kernelFigures(ks: readonly Kernel[], dims: ReadonlyMap<string, number>): KernelTraffic[] {
@@ -104,7 +114,13 @@ export function trafficReport(g: Graph, opts: ReportOptions): TrafficReport {
   for (const d of g.dims) dims.set(d, opts.dims?.get(d) ?? defaultDimValue(d));
   const unfusedGraph = runPipeline(g, unfusedPipeline(target), opts.context());
   const unfused = kernelFigures(lowerToKernels(unfusedGraph, limits).kernels, dims);
-  const fused = opts.noFuse === true ? unfused : kernelFigures(lowerToKernels(runPipeline(g, pipelines[target], opts.context()), limits).kernels, dims);
+  const unfusedKernels = lowerToKernels(unfusedGraph, limits).kernels;
+  const reported = opts.noFuse === true ? unfusedKernels : lowerToKernels(runPipeline(g, pipelines[target], opts.context()), limits).kernels;
+  const res = opts.resources?.(reported);
+  const fused = kernelFigures(reported, dims).map((k, i) => {
+    const r = res?.[i];
+    return r === undefined ? k : { ...k, resources: r };
+  });
   return {
     model: g.name,
     dims: Object.fromEntries(dims),
@@ -130,7 +146,9 @@ function human(v: number, unit: string): string {
 /** The report as a text table (stdout of `tfc compile --report`). */
 export function printTrafficReport(r: TrafficReport, opts: { readonly noFuse?: boolean } = {}): string {
   const dims = Object.entries(r.dims).map(([k, v]) => `${k}=${v}`).join(', ');
-  const rows: string[][] = r.kernels.map((k) => [k.name, String(k.bytesRead), String(k.bytesWritten), String(k.flops)]);
+  const hasRes = r.kernels.some((k) => k.resources !== undefined);
+  const resCols = (k: KernelTraffic): string[] => (!hasRes ? [] : k.resources === undefined ? ['-', '-', '-'] : [String(k.resources.registers), String(k.resources.sharedBytes), String(k.resources.spillBytes)]);
+  const rows: string[][] = r.kernels.map((k) => [k.name, String(k.bytesRead), String(k.bytesWritten), String(k.flops), ...resCols(k)]);
   const nameW = Math.max(6, ...rows.map((x) => (x[0] ?? '').length), 'unfused (--no-fuse)'.length);
   const colW = Math.max(13, ...rows.flatMap((x) => x.slice(1).map((c) => c.length)));
   const line = (c: readonly string[]): string => `${(c[0] ?? '').padEnd(nameW)}  ${c.slice(1).map((x) => x.padStart(colW)).join('  ')}`;
@@ -138,7 +156,8 @@ export function printTrafficReport(r: TrafficReport, opts: { readonly noFuse?: b
     `${line([label, String(f.bytesRead), String(f.bytesWritten), String(f.flops)])}  ${kernels === undefined ? '' : `${kernels} kernels, `}${human(f.bytesRead + f.bytesWritten, 'B')} moved, ${human(f.flops, 'FLOP')}`;
   const out: string[] = [];
   out.push(`traffic report: ${r.model} at ${dims === '' ? 'no dims' : dims} (one forward pass; global memory; unset dims: B=1, others 128)`);
-  out.push(line(['kernel', 'bytes read', 'bytes written', 'FLOPs']));
+  if (hasRes) out.push('registers per thread, static shared memory per block, spill stores + loads: ptxas -v');
+  out.push(line(['kernel', 'bytes read', 'bytes written', 'FLOPs', ...(hasRes ? ['registers', 'smem bytes', 'spill bytes'] : [])]));
   for (const x of rows) out.push(line(x));
   out.push('');
   out.push(fig(opts.noFuse === true ? 'total (--no-fuse)' : 'total (fused)', r.total, r.total.kernels));
@@ -160,7 +179,7 @@ export function trafficReportJson(r: TrafficReport): string {
       {
         model: r.model,
         dims: r.dims,
-        kernels: r.kernels.map((k) => ({ name: k.name, op: k.op, ...figs(k) })),
+        kernels: r.kernels.map((k) => ({ name: k.name, op: k.op, ...figs(k), ...(k.resources !== undefined ? { resources: k.resources } : {}) })),
         total: { ...figs(r.total), kernels: r.total.kernels },
         unfused: { ...figs(r.unfused), kernels: r.unfused.kernels },
         lowerBound: figs(r.lowerBound),

@@ -17,6 +17,7 @@ import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines } from '../../src/passes/pipeline.js';
 import { emuHeaderPath } from '../../src/runtime-cuda/emulate.js';
+import { printTrafficReport, trafficReport, trafficReportJson } from '../../src/kernel/report.js';
 import { everyOpIr, graphOf } from '../unit/kernel/helpers.js';
 import { graphOf as tfxGraph } from './helpers.js';
 
@@ -123,5 +124,18 @@ describe('launch.json and the CLI', () => {
     // Size formulas in C++: ceil-division and max spelled through tfc_runtime.h's helpers.
     expect(cxxSize({ kind: 'max', args: [{ kind: 'ceildiv', num: { kind: 'dim', name: 'T' }, den: 64 }, { kind: 'const', value: 1 }] }, new Map([['T', 0]]))).toBe('tfc::umax(tfc::cdiv(d[0], 64), uint64_t(1))');
     expect(cString('a"b\\?\n')).toBe('"a\\042b\\134\\077\\012"');
+  });
+
+  it('--report columns: registers, shared memory and spills per kernel when resources are given', () => {
+    const g = tfxGraph(readFileSync('examples/gpt2.tfx', 'utf8'), 'examples/gpt2.tfx', new Map(Object.entries({ layers: 1, d: 32, heads: 2, vocab: 64, ctx: 16 })));
+    // Stand-in for ptxas (tested in nvcc.test.ts): kernel i has 10 + i registers, no stats for the last.
+    const r = trafficReport(g, { target: 'cuda', limits: cudaLimits, context: () => createPassContext({ target: 'cuda' }), resources: (ks) => ks.map((_, i) => (i === ks.length - 1 ? undefined : { registers: 10 + i, sharedBytes: 4 * i, spillBytes: 0 })) });
+    const text = printTrafficReport(r);
+    expect(text).toMatch(/kernel +bytes read +bytes written +FLOPs +registers +smem bytes +spill bytes/);
+    const rows = text.split('\n').filter((l) => r.kernels.some((k) => l.startsWith(`${k.name} `)));
+    expect(rows[1]?.trim().split(/ +/).slice(-3)).toEqual(['11', '4', '0']);
+    expect(rows.at(-1)?.trim().split(/ +/).slice(-3)).toEqual(['-', '-', '-']);
+    const json = JSON.parse(trafficReportJson(r)) as { kernels: { resources?: unknown }[] };
+    expect(json.kernels[0]?.resources).toEqual({ registers: 10, sharedBytes: 0, spillBytes: 0 });
   });
 });
