@@ -175,7 +175,7 @@ function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
-export function plotSvg(title: string, points: readonly PlotPoint[], xLabel = 'T'): string {
+export function plotSvg(title: string, points: readonly PlotPoint[], xLabel = 'T', subtitle = ''): string {
   const panels = [...new Set(points.map((p) => p.panel))];
   const systems = [...new Set(points.map((p) => p.system))];
   const cols = Math.min(2, Math.max(panels.length, 1));
@@ -183,15 +183,16 @@ export function plotSvg(title: string, points: readonly PlotPoint[], xLabel = 'T
   const pw = 420;
   const ph = 280;
   const W = cols * pw + 40;
-  const H = rowsN * ph + 90 + 18 * Math.ceil(systems.length / 3);
+  const H = rowsN * ph + 110 + 18 * Math.ceil(systems.length / 3);
   const o: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="DejaVu Sans, sans-serif" font-size="11">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
     `<text x="${W / 2}" y="20" text-anchor="middle" font-size="14">${esc(title)}</text>`,
+    `<text x="${W / 2}" y="34" text-anchor="middle" font-size="10" fill="#555">${esc(subtitle.slice(0, 110))}</text>`,
   ];
   panels.forEach((panel, pi) => {
     const ox = 20 + (pi % cols) * pw + 50;
-    const oy = 40 + Math.floor(pi / cols) * ph;
+    const oy = 60 + Math.floor(pi / cols) * ph;
     const w = pw - 80;
     const h = ph - 70;
     const pts = points.filter((p) => p.panel === panel && Number.isFinite(p.ms) && p.ms > 0);
@@ -200,7 +201,7 @@ export function plotSvg(title: string, points: readonly PlotPoint[], xLabel = 'T
     const x0 = lx(xs[0] ?? 1);
     const x1 = lx(xs[xs.length - 1] ?? 2);
     const ys = pts.map((p) => Math.log10(p.ms));
-    const y0 = Math.floor(Math.min(...ys, 0));
+    const y0 = ys.length > 0 ? Math.floor(Math.min(...ys)) : 0;
     const y1 = Math.ceil(Math.max(...ys, y0 + 1));
     const sx = (x: number): number => ox + (x1 === x0 ? w / 2 : ((lx(x) - x0) / (x1 - x0)) * w);
     const sy = (ms: number): number => oy + h - ((Math.log10(ms) - y0) / (y1 - y0)) * h;
@@ -221,7 +222,7 @@ export function plotSvg(title: string, points: readonly PlotPoint[], xLabel = 'T
       for (const p of line) o.push(`<circle cx="${sx(p.x).toFixed(1)}" cy="${sy(p.ms).toFixed(1)}" r="3" fill="${color}"/>`);
     });
   });
-  const ly = 40 + rowsN * ph + 10;
+  const ly = 60 + rowsN * ph + 10;
   systems.forEach((sys, si) => {
     const x = 30 + (si % 3) * 280;
     const y = ly + Math.floor(si / 3) * 18;

@@ -599,7 +599,12 @@ export async function writeResults(doc: BenchDocument, suite: string, outDir: st
         points.push({ panel, system: `${r.system} (${r.gpuMs !== undefined ? 'gpu' : 'wall'})`, x: Number(c.params['T']), ms });
       }
     }
-    const svg = plotSvg(`tfc bench attention: median time vs T, ${doc.cases[0]?.params['heads'] ?? ''} heads (${doc.adapter})`, points);
+    const svg = plotSvg(
+      `tfc bench attention: median time vs T, ${doc.cases[0]?.params['heads'] ?? ''} heads (wrong or failed results are not plotted)`,
+      points,
+      'T',
+      `${doc.adapter}; ${doc.machine}`,
+    );
     const svgPath = join(outDir, `${suite}.svg`);
     writeFileSync(svgPath, svg);
     written.push(svgPath);
