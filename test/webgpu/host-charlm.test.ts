@@ -7,6 +7,7 @@ import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkSource } from '../../src/check/check-source.js';
 import { compilePlan } from '../../src/kernel/compile-plan.js';
+import { evalCondition } from '../../src/kernel/plan.js';
 import { webgpuDefaultLimits } from '../../src/kernel/schedule.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
@@ -114,6 +115,13 @@ describe('generated charlm module on WebGPU', () => {
     expect(seen.length).toBe(steps);
     seen.forEach((l, i) => expect(relErr(l, ref.steps[i] ?? []), `decode step ${i}`).toBeLessThan(1e-4));
     expect(g.decodeMs.length).toBe(steps - 1);
+    // Decode (T = 1) ran the fused split-K attention kernels selected by `when`, not the prefill one.
+    const plan = model.runtime.session.plan;
+    const atT1 = plan.steps.filter((s) => s.when === undefined || evalCondition(s.when, new Map([['T', 1]])));
+    expect(atT1.filter((s) => s.kernel.endsWith('fused_attention_split')).length).toBe(2);
+    expect(atT1.filter((s) => s.kernel.endsWith('fused_attention_combine')).length).toBe(2);
+    expect(atT1.some((s) => s.kernel.endsWith('fused_attention'))).toBe(false);
+    expect(model.runtime.session.stats.lastDispatches).toBe(atT1.length);
     model.dispose();
   });
 
