@@ -5,7 +5,7 @@
 // input axes that are a bare dim, checks every input shape, uploads weights (row chunks of split
 // weights from their rows) and inputs, launches every step in plan order with grids evaluated from
 // the plan's size formulas (a step whose `when` is false, or whose grid is empty, is skipped),
-// syncs once, reads the outputs back and writes them (floats as F32, i32/bool as I32). Temps share
+// syncs once (TFC_LAUNCH_REPEAT=N then times N more runs), reads the outputs back and writes them (floats as F32, i32/bool as I32). Temps share
 // device memory by live range: a static interval assignment here, sizes evaluated at run time.
 // The same file builds with nvcc (CUDA runtime API, <<<grid, block>>>) and with g++ against
 // codegen/cuda/emu/cuda_emu.h (CPU emulator): only tfc_runtime.h's small API differs.
@@ -160,6 +160,7 @@ export function printCudaLauncher(plan: Plan): string {
     }
   }
   w.comment('Every step in plan order.');
+  w.open('auto run = [&]');
   const kernelOf = new Map(plan.kernels.map((k) => [k.name, k]));
   plan.steps.forEach((s, i) => {
     const k = kernelOf.get(s.kernel);
@@ -181,7 +182,18 @@ export function printCudaLauncher(plan: Plan): string {
     );
     w.close();
   });
+  w.close(';');
+  w.line('run();');
   w.line('tfc::tfc_sync();');
+  w.comment('TFC_LAUNCH_REPEAT=N: N more runs of every step, timed (cudaEvent on a GPU), for benchmarks.');
+  w.line('const char* repeat = std::getenv("TFC_LAUNCH_REPEAT");');
+  w.open('if (repeat != nullptr && std::atoi(repeat) > 0)');
+  w.line('const int n = std::atoi(repeat);');
+  w.line('tfc::Timer timer;');
+  w.line('for (int r = 0; r < n; r++) run();');
+  w.line('const double ms = timer.stopMs();');
+  w.line('std::fprintf(stderr, "tfc launcher: %d runs, %.6f ms per run\\n", n, ms / n);');
+  w.close();
   w.line('std::vector<tfc::Output> outs;');
   for (const o of plan.outputs) {
     const b = plan.buffers[o.buffer];

@@ -6,6 +6,7 @@
 #ifndef TFC_RUNTIME_H
 #define TFC_RUNTIME_H
 
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -68,6 +69,30 @@ struct Ptr {
     kernel<<<grid, block>>>(__VA_ARGS__);                             \
     tfc::check(cudaGetLastError(), "launch of " #kernel);             \
   } while (0)
+#endif
+
+/** Wall time of device work from construction to stopMs (cudaEvents on a GPU; the CPU clock in the emulator). */
+#ifdef TFC_CUDA_EMU
+struct Timer {
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  double stopMs() { return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(); }
+};
+#else
+struct Timer {
+  cudaEvent_t a{}, b{};
+  Timer() {
+    check(cudaEventCreate(&a), "cudaEventCreate");
+    check(cudaEventCreate(&b), "cudaEventCreate");
+    check(cudaEventRecord(a), "cudaEventRecord");
+  }
+  double stopMs() {
+    check(cudaEventRecord(b), "cudaEventRecord");
+    check(cudaEventSynchronize(b), "kernel");
+    float ms = 0;
+    check(cudaEventElapsedTime(&ms, a, b), "cudaEventElapsedTime");
+    return ms;
+  }
+};
 #endif
 
 // ---- size formulas (the plan's SizeExpr) ----
