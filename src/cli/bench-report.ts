@@ -182,7 +182,7 @@ export function plotSvg(title: string, points: readonly PlotPoint[], xLabel = 'T
   const rowsN = Math.max(1, Math.ceil(panels.length / cols));
   const pw = 420;
   const ph = 280;
-  const W = cols * pw + 40;
+  const W = Math.max(cols * pw + 40, 880);
   const H = rowsN * ph + 110 + 18 * Math.ceil(systems.length / 3);
   const o: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="DejaVu Sans, sans-serif" font-size="11">`,
