@@ -79,7 +79,7 @@ export function addBenchCommand(program: Command, io: { out: (s: string) => void
     .option('--full', 'attention: non-causal cases only')
     .option('--dtype <f32,f16>', 'attention: dtypes (default f32 and, with shader-f16, f16)')
     .option('--heads <N>', 'attention: heads', '12')
-    .option('--systems <S,...>', 'only these systems (prefixes): tfc, "tfc --no-fuse", ort-mha, ort-plain, ort, tfjs')
+    .option('--systems <S,...>', 'only these systems: tfc, "tfc --no-fuse", ort-mha, ort-plain, ort (both, or the model peer), tfjs')
     .option('--repeats <N>', 'measured runs per case (median and spread)', '5')
     .option('--warmup <N>', 'unmeasured runs first', '1')
     .addOption(new Option('--preset <P>', 'model/decode shapes').choices(Object.keys(modelPresets)).default('tiny'))

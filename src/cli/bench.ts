@@ -160,7 +160,8 @@ async function measureAll(cs: readonly (Contender | SystemResult)[], o: BenchOpt
 }
 
 function wanted(o: BenchOptions, system: string): boolean {
-  return o.systems === undefined || o.systems.some((s) => system.startsWith(s));
+  // Exact names, or a family: `ort` selects ort-mha and ort-plain.
+  return o.systems === undefined || o.systems.some((s) => system === s || system.startsWith(`${s}-`));
 }
 
 function skipped(system: string, note: string): SystemResult {
