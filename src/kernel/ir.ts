@@ -98,6 +98,7 @@ export type KernelSchedule =
       readonly tileK: number;
       readonly threadRows: number; // outputs per thread along rows
       readonly threadCols: number;
+      readonly isDirect?: boolean; // operands read from global memory, no workgroup tiles
     }
   | {
       readonly kind: 'flash_attention'; // lower-attention.ts: one workgroup per (query tile, head, batch)

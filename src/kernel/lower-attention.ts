@@ -74,12 +74,17 @@ export interface AttentionSchedule {
   readonly splits: number;
   /** The decode path runs when T <= this (and the prefill kernel when T > this). */
   readonly decodeMaxT: number;
+  /** Query rows per thread of the prefill kernel (divides `tileRows`; default 1). */
+  readonly rowsPerThread?: number;
+  /** K and V read from global memory instead of staged tiles (CPU targets; default false). */
+  readonly isDirect?: boolean;
 }
 
 /** Workgroup bytes of a tile configuration: Q, K, V tiles, the score/probability tile, the fold. */
 export function attentionSharedBytes(s: AttentionSchedule, rows: number, dk: number, dv: number): number {
-  const fold = s.useSubgroups ? 0 : rows * s.lanes;
-  return 4 * (rows * dk + s.tileCols * dk + s.tileCols * dv + rows * s.tileCols + fold);
+  const fold = s.useSubgroups ? 0 : (rows / (s.rowsPerThread ?? 1)) * s.lanes;
+  const kv = s.isDirect === true ? 0 : s.tileCols * (dk + dv);
+  return 4 * (rows * dk + kv + rows * s.tileCols + fold);
 }
 
 /**
@@ -90,6 +95,12 @@ export function attentionSharedBytes(s: AttentionSchedule, rows: number, dk: num
 export function chooseAttentionSchedule(target: TargetLimits, dk: number, dv: number): AttentionSchedule {
   const useSubgroups = target.subgroupSize > 0;
   const lanes = useSubgroups ? target.subgroupSize : 8;
+  if (target.isCpu === true) {
+    // CPU (lavapipe): K/V read directly, 4 query rows per thread, 64 threads (DEVELOPERS.md,
+    // Performance notes): a K element loaded serves 4 rows, a V element 4 rows.
+    const s: AttentionSchedule = { tileRows: 64, tileCols: 4 * lanes, lanes, useSubgroups, splits: 32, decodeMaxT: 1, rowsPerThread: 4, isDirect: true };
+    if (16 * lanes <= target.maxInvocationsPerWorkgroup && attentionSharedBytes(s, 64, dk, dv) <= target.maxWorkgroupStorageBytes) return s;
+  }
   const roundUp = (x: number): number => Math.ceil(x / lanes) * lanes;
   const candidates: readonly (readonly [number, number])[] = [
     [32, 32],
@@ -627,8 +638,15 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, mode: Mode, 
   const Br = mode.rows;
   const Bc = s.tileCols;
   const L = s.lanes;
-  const threads = Br * L;
+  // RQ query rows per thread (register blocking: each K element loaded serves RQ rows, each V
+  // element RQ rows); a row's L lanes stay one subgroup. Split-K decode has one row.
+  const RQ = mode.kind === 'split' ? 1 : (s.rowsPerThread ?? 1);
+  const isDirect = s.isDirect === true;
+  if (Br % RQ !== 0) throw new Error(`internal: attention tile rows ${Br} not a multiple of rows per thread ${RQ}`);
+  const groups = Br / RQ;
+  const threads = groups * L;
   const JL = Math.ceil(dv / L); // output columns per lane
+  const NC = Bc / L; // keys per lane
   const kb = new Builder();
   const qSlot = kb.slot('q', qN.id, 'read', storageType(qN.type.dtype));
   const kSlot = kb.slot('k', kN.id, 'read', storageType(kN.type.dtype));
@@ -645,10 +663,11 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, mode: Mode, 
   };
   const outSlot = mode.kind === 'prefill' ? kb.slot('out', n.id, 'read_write', storageType(n.type.dtype)) : kb.slot('part', tempId, 'read_write', 'f32');
   const qs = kb.sharedArray('q_tile', 'f32', Br * dk);
-  const ks = kb.sharedArray('k_tile', 'f32', Bc * dk);
-  const vs = kb.sharedArray('v_tile', 'f32', Bc * dv);
+  // Direct schedule (CPU targets): K and V are read from global memory, no tiles staged.
+  const ks = isDirect ? '' : kb.sharedArray('k_tile', 'f32', Bc * dk);
+  const vs = isDirect ? '' : kb.sharedArray('v_tile', 'f32', Bc * dv);
   const ps = kb.sharedArray('p_tile', 'f32', Br * Bc);
-  const fold = s.useSubgroups ? '' : kb.sharedArray('fold', 'f32', Br * L);
+  const fold = s.useSubgroups ? '' : kb.sharedArray('fold', 'f32', groups * L);
 
   const T = dimExpr(shape.T);
   const S = dimExpr(shape.S);
@@ -656,12 +675,13 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, mode: Mode, 
   const body: Stmt[] = [...logic.header];
   const { b, h, q0 } = logic;
   const lid = builtin('local_index');
-  const r = kb.let(body, 'r', div(lid, u32(L)));
+  const rg = kb.let(body, 'rg', div(lid, u32(L)));
   const lane = kb.let(body, 'lane', rem(lid, u32(L)));
-  const qi = kb.let(body, 'qi', add(q0, r));
   const hk = kb.let(body, 'hk', div(h, shape.group));
   const qRow0 = kb.let(body, 'q_row0', mul(add(mul(b, dimExpr(shape.Hq)), h), T)); // row of (b, h, 0)
   const kvRow0 = kb.let(body, 'kv_row0', mul(add(mul(b, dimExpr(shape.Hkv)), hk), S));
+  /** The tile row of the thread's ii-th row. */
+  const rowOf = (ii: Expr): Expr => add(mul(rg, u32(RQ)), ii);
 
   // Q tile, zero past T.
   {
@@ -678,19 +698,22 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, mode: Mode, 
   body.push({ kind: 'barrier' });
   body.push({ kind: 'comment', text: 'block sparsity: key tiles outside [kt_start, kt_end) are fully masked for every row of this tile' });
   body.push(...logic.bounds);
-  const mRun = kb.var(body, 'm_run', 'f32', NEG_INF);
-  const lLane = kb.var(body, 'l_lane', 'f32', f32(0));
+  // Per row of the thread: running max, this lane's share of the running sum, JL accumulators.
+  const mRun = kb.fresh('m_run');
+  body.push({ kind: 'private_array', name: mRun, type: 'f32', length: RQ, init: NEG_INF });
+  const lLane = kb.fresh('l_lane');
+  body.push({ kind: 'private_array', name: lLane, type: 'f32', length: RQ, init: f32(0) });
   const acc = kb.fresh('acc');
-  body.push({ kind: 'private_array', name: acc, type: 'f32', length: JL, init: f32(0) });
+  body.push({ kind: 'private_array', name: acc, type: 'f32', length: RQ * JL, init: f32(0) });
 
   /** Max or sum of `x` over the L lanes of each row; every lane gets its row's value. */
   const rowReduce = (out: Stmt[], x: Expr, op: 'max' | 'sum', prefix: string): Expr => {
     if (s.useSubgroups) return kb.let(out, prefix, subgroup(op, x));
     out.push({ kind: 'array_store', array: fold, index: lid, value: x });
     out.push({ kind: 'barrier' });
-    const tot = kb.var(out, prefix, 'f32', arrayLoad(fold, mul(r, u32(L)), 'f32'));
+    const tot = kb.var(out, prefix, 'f32', arrayLoad(fold, mul(rg, u32(L)), 'f32'));
     const i = kb.fresh('i');
-    const cur = arrayLoad(fold, add(mul(r, u32(L)), v(i, 'u32')), 'f32');
+    const cur = arrayLoad(fold, add(mul(rg, u32(L)), v(i, 'u32')), 'f32');
     out.push(forLoop(i, u32(1), u32(L), u32(1), [{ kind: 'assign', name: tot, value: op === 'max' ? fmax(v(tot, 'f32'), cur) : bin('add', v(tot, 'f32'), cur) }]));
     out.push({ kind: 'barrier' });
     return v(tot, 'f32');
@@ -709,118 +732,154 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, mode: Mode, 
     lb.push({ kind: 'array_store', array: tile, index: v(e, 'u32'), value: v(val, 'f32') });
     live.push(forLoop(e, lid, u32(Bc * width), u32(threads), lb));
   };
-  stageKV(ks, dk, kSlot, kN.type.dtype, kN);
-  stageKV(vs, dv, vSlot, vN.type.dtype, vN);
-  live.push({ kind: 'barrier' });
-  // Scores of this lane's keys c = lane + i * L, register-blocked: each q element is loaded once
-  // for the lane's Bc / L keys (the loads per multiply-add drop from 2 to 1 + L / Bc).
-  const mLoc = kb.var(live, 'm_loc', 'f32', NEG_INF);
-  const NC = Bc / L;
+  /** Element d of key c of this tile: the staged tile, or (direct) global memory with the key clamped to S - 1 (its score is -inf, its p 0). */
+  const kvAt = (tile: string, width: number, slot: number, node: Node, out: Stmt[], c: Expr, d: Expr): Expr => {
+    if (!isDirect) return arrayLoad(tile, add(mul(c, u32(width)), d), 'f32');
+    const kk = kb.let(out, 'kk', fmin(add(logic.k0, c), bin('sub', S, u32(1))));
+    return cast('f32', load(slot, node.op === 'view' ? elementOffset(g, node, [b, hk, kk, d], dimExpr) : add(mul(add(kvRow0, kk), u32(width)), d), storageType(node.type.dtype)));
+  };
+  if (!isDirect) {
+    stageKV(ks, dk, kSlot, kN.type.dtype, kN);
+    stageKV(vs, dv, vSlot, vN.type.dtype, vN);
+    live.push({ kind: 'barrier' });
+  }
+  // Scores of this lane's keys c = lane + i * L for the thread's RQ rows, register-blocked: per
+  // d, NC key elements and RQ query elements are loaded for RQ * NC multiply-adds.
   const dots = kb.fresh('dots');
-  live.push({ kind: 'private_array', name: dots, type: 'f32', length: NC, init: f32(0) });
+  live.push({ kind: 'private_array', name: dots, type: 'f32', length: RQ * NC, init: f32(0) });
   {
     const d = kb.fresh('d');
     const lb: Stmt[] = [];
-    const qv = kb.let(lb, 'qd', arrayLoad(qs, add(mul(r, u32(dk)), v(d, 'u32')), 'f32'));
+    const kd = kb.fresh('k_val');
+    lb.push({ kind: 'private_array', name: kd, type: 'f32', length: NC, init: f32(0) });
     const i = kb.fresh('i');
-    const at = add(lane, mul(v(i, 'u32'), u32(L)));
-    lb.push(
-      forLoop(i, u32(0), u32(NC), u32(1), [
-        { kind: 'array_store', array: dots, index: v(i, 'u32'), value: bin('add', arrayLoad(dots, v(i, 'u32'), 'f32'), bin('mul', qv, arrayLoad(ks, add(mul(at, u32(dk)), v(d, 'u32')), 'f32'))) },
-      ]),
-    );
+    const kl: Stmt[] = [];
+    const kx = kvAt(ks, dk, kSlot, kN, kl, add(lane, mul(v(i, 'u32'), u32(L))), v(d, 'u32'));
+    kl.push({ kind: 'array_store', array: kd, index: v(i, 'u32'), value: kx });
+    lb.push(forLoop(i, u32(0), u32(NC), u32(1), kl));
+    const ii = kb.fresh('ii');
+    const rl: Stmt[] = [];
+    const qv = kb.let(rl, 'qd', arrayLoad(qs, add(mul(rowOf(v(ii, 'u32')), u32(dk)), v(d, 'u32')), 'f32'));
+    const i2 = kb.fresh('i');
+    const at = add(mul(v(ii, 'u32'), u32(NC)), v(i2, 'u32'));
+    rl.push(forLoop(i2, u32(0), u32(NC), u32(1), [{ kind: 'array_store', array: dots, index: at, value: bin('add', arrayLoad(dots, at, 'f32'), bin('mul', qv, arrayLoad(kd, v(i2, 'u32'), 'f32'))) }]));
+    lb.push(forLoop(ii, u32(0), u32(RQ), u32(1), rl));
     live.push(forLoop(d, u32(0), u32(dk), u32(1), lb));
   }
+  // Per row: scores (score mod, mask), row max, rescale, probabilities into the P tile.
   {
-    const i = kb.fresh('i');
-    const lb: Stmt[] = [];
-    const c = kb.let(lb, 'c', add(lane, mul(v(i, 'u32'), u32(L))));
-    const kk = kb.let(lb, 'kk', add(logic.k0, c));
-    let sc = kb.let(lb, 's', bin('mul', arrayLoad(dots, v(i, 'u32'), 'f32'), f32(scale)));
-    const idx = [b, h, qi, kk];
-    const comp: Compiled = { kb, slotOf };
-    if (scoreL !== undefined) sc = kb.let(lb, 's_mod', cast('f32', lambdaExpr(comp, g, n, lb, scoreL, idx, sc)));
-    const keep = kb.var(lb, 'keep', 'bool', lt(kk, S));
-    if (mask !== undefined) {
-      const mb: Stmt[] = [];
-      const mv = lambdaExpr(comp, g, n, mb, mask, idx, undefined);
-      mb.push({ kind: 'assign', name: keep, value: and(v(keep, 'bool'), mv) });
-      // Fully visible tiles skip the predicate (block sparsity's second class).
-      lb.push({ kind: 'if', cond: logic.mayFalse, then: mb, else: [] });
+    const ii = kb.fresh('ii');
+    const iiv = v(ii, 'u32');
+    const rb: Stmt[] = [];
+    const row = kb.let(rb, 'r', rowOf(iiv));
+    const qi = kb.let(rb, 'qi', add(q0, row));
+    const mLoc = kb.var(rb, 'm_loc', 'f32', NEG_INF);
+    {
+      const i = kb.fresh('i');
+      const lb: Stmt[] = [];
+      const c = kb.let(lb, 'c', add(lane, mul(v(i, 'u32'), u32(L))));
+      const kk = kb.let(lb, 'kk', add(logic.k0, c));
+      let sc = kb.let(lb, 's', bin('mul', arrayLoad(dots, add(mul(iiv, u32(NC)), v(i, 'u32')), 'f32'), f32(scale)));
+      const idx = [b, h, qi, kk];
+      const comp: Compiled = { kb, slotOf };
+      if (scoreL !== undefined) sc = kb.let(lb, 's_mod', cast('f32', lambdaExpr(comp, g, n, lb, scoreL, idx, sc)));
+      const keep = kb.var(lb, 'keep', 'bool', lt(kk, S));
+      if (mask !== undefined) {
+        const mb: Stmt[] = [];
+        const mv = lambdaExpr(comp, g, n, mb, mask, idx, undefined);
+        mb.push({ kind: 'assign', name: keep, value: and(v(keep, 'bool'), mv) });
+        // Fully visible tiles skip the predicate (block sparsity's second class).
+        lb.push({ kind: 'if', cond: logic.mayFalse, then: mb, else: [] });
+      }
+      const sv = kb.let(lb, 's_final', select(v(keep, 'bool'), sc, NEG_INF));
+      lb.push({ kind: 'array_store', array: ps, index: add(mul(row, u32(Bc)), c), value: sv });
+      lb.push({ kind: 'assign', name: mLoc, value: fmax(v(mLoc, 'f32'), sv) });
+      rb.push(forLoop(i, u32(0), u32(NC), u32(1), lb));
     }
-    const sv = kb.let(lb, 's_final', select(v(keep, 'bool'), sc, NEG_INF));
-    lb.push({ kind: 'array_store', array: ps, index: add(mul(r, u32(Bc)), c), value: sv });
-    lb.push({ kind: 'assign', name: mLoc, value: fmax(v(mLoc, 'f32'), sv) });
-    live.push(forLoop(i, u32(0), u32(Bc / L), u32(1), lb));
-  }
-  const mTile = rowReduce(live, v(mLoc, 'f32'), 'max', 'm_tile');
-  const mNew = kb.let(live, 'm_new', fmax(v(mRun, 'f32'), mTile));
-  // alpha rescales what was summed under the old max; 0 while the row has seen only -inf.
-  const alpha = kb.let(live, 'alpha', select(bin('eq', v(mRun, 'f32'), NEG_INF), f32(0), call('exp', [bin('sub', v(mRun, 'f32'), mNew)], 'f32')));
-  const psum = kb.var(live, 'p_sum', 'f32', f32(0));
-  {
-    const i = kb.fresh('i');
-    const lb: Stmt[] = [];
-    const at = kb.let(lb, 'at', add(mul(r, u32(Bc)), add(lane, mul(v(i, 'u32'), u32(L)))));
-    const sv = kb.let(lb, 'sv', arrayLoad(ps, at, 'f32'));
-    const p = kb.let(lb, 'p', select(bin('eq', sv, NEG_INF), f32(0), call('exp', [bin('sub', sv, mNew)], 'f32')));
-    lb.push({ kind: 'array_store', array: ps, index: at, value: p });
-    lb.push({ kind: 'assign', name: psum, value: bin('add', v(psum, 'f32'), p) });
-    live.push(forLoop(i, u32(0), u32(Bc / L), u32(1), lb));
-  }
-  live.push({ kind: 'assign', name: lLane, value: bin('add', bin('mul', v(lLane, 'f32'), alpha), v(psum, 'f32')) });
-  live.push({ kind: 'barrier' });
-  // acc = acc * alpha + P V, register-blocked over the lane's JL output columns (one P load each).
-  {
+    const mOld = kb.let(rb, 'm_old', arrayLoad(mRun, iiv, 'f32'));
+    const mTile = rowReduce(rb, v(mLoc, 'f32'), 'max', 'm_tile');
+    const mNew = kb.let(rb, 'm_new', fmax(mOld, mTile));
+    // alpha rescales what was summed under the old max; 0 while the row has seen only -inf.
+    const alpha = kb.let(rb, 'alpha', select(bin('eq', mOld, NEG_INF), f32(0), call('exp', [bin('sub', mOld, mNew)], 'f32')));
+    const psum = kb.var(rb, 'p_sum', 'f32', f32(0));
+    {
+      const i = kb.fresh('i');
+      const lb: Stmt[] = [];
+      const at = kb.let(lb, 'at', add(mul(row, u32(Bc)), add(lane, mul(v(i, 'u32'), u32(L)))));
+      const sv = kb.let(lb, 'sv', arrayLoad(ps, at, 'f32'));
+      const p = kb.let(lb, 'p', select(bin('eq', sv, NEG_INF), f32(0), call('exp', [bin('sub', sv, mNew)], 'f32')));
+      lb.push({ kind: 'array_store', array: ps, index: at, value: p });
+      lb.push({ kind: 'assign', name: psum, value: bin('add', v(psum, 'f32'), p) });
+      rb.push(forLoop(i, u32(0), u32(NC), u32(1), lb));
+    }
+    rb.push({ kind: 'array_store', array: lLane, index: iiv, value: bin('add', bin('mul', arrayLoad(lLane, iiv, 'f32'), alpha), v(psum, 'f32')) });
     const jj = kb.fresh('jj');
-    live.push(forLoop(jj, u32(0), u32(JL), u32(1), [{ kind: 'array_store', array: acc, index: v(jj, 'u32'), value: bin('mul', arrayLoad(acc, v(jj, 'u32'), 'f32'), alpha) }]));
+    const at = add(mul(iiv, u32(JL)), v(jj, 'u32'));
+    rb.push(forLoop(jj, u32(0), u32(JL), u32(1), [{ kind: 'array_store', array: acc, index: at, value: bin('mul', arrayLoad(acc, at, 'f32'), alpha) }]));
+    rb.push({ kind: 'array_store', array: mRun, index: iiv, value: mNew });
+    live.push(forLoop(ii, u32(0), u32(RQ), u32(1), rb));
+  }
+  live.push({ kind: 'barrier' });
+  // acc += P V, register-blocked: per key, JL V elements and RQ probabilities for RQ * JL multiply-adds.
+  {
     const c = kb.fresh('c');
     const lb: Stmt[] = [];
-    const p = kb.let(lb, 'pc', arrayLoad(ps, add(mul(r, u32(Bc)), v(c, 'u32')), 'f32'));
+    const vd = kb.fresh('v_val');
+    lb.push({ kind: 'private_array', name: vd, type: 'f32', length: JL, init: f32(0) });
+    const jj = kb.fresh('jj');
+    const vl: Stmt[] = [];
+    // Lanes past dv read column dv - 1 (a copy, never stored) so the index stays in range.
+    const vx = kvAt(vs, dv, vSlot, vN, vl, v(c, 'u32'), fmin(add(lane, mul(v(jj, 'u32'), u32(L))), u32(dv - 1)));
+    vl.push({ kind: 'array_store', array: vd, index: v(jj, 'u32'), value: vx });
+    lb.push(forLoop(jj, u32(0), u32(JL), u32(1), vl));
+    const ii = kb.fresh('ii');
+    const rl: Stmt[] = [];
+    const p = kb.let(rl, 'pc', arrayLoad(ps, add(mul(rowOf(v(ii, 'u32')), u32(Bc)), v(c, 'u32')), 'f32'));
     const jj2 = kb.fresh('jj');
-    // Lanes past dv read column dv - 1 (a copy, never stored) so the tile index stays in range.
-    const j = fmin(add(lane, mul(v(jj2, 'u32'), u32(L))), u32(dv - 1));
-    lb.push(
-      forLoop(jj2, u32(0), u32(JL), u32(1), [
-        { kind: 'array_store', array: acc, index: v(jj2, 'u32'), value: bin('add', arrayLoad(acc, v(jj2, 'u32'), 'f32'), bin('mul', p, arrayLoad(vs, add(mul(v(c, 'u32'), u32(dv)), j), 'f32'))) },
-      ]),
-    );
+    const at = add(mul(v(ii, 'u32'), u32(JL)), v(jj2, 'u32'));
+    rl.push(forLoop(jj2, u32(0), u32(JL), u32(1), [{ kind: 'array_store', array: acc, index: at, value: bin('add', arrayLoad(acc, at, 'f32'), bin('mul', p, arrayLoad(vd, v(jj2, 'u32'), 'f32'))) }]));
+    lb.push(forLoop(ii, u32(0), u32(RQ), u32(1), rl));
     live.push(forLoop(c, u32(0), u32(Bc), u32(1), lb));
   }
-  live.push({ kind: 'assign', name: mRun, value: mNew });
   live.push({ kind: 'barrier' });
   body.push(forLoop(logic.ktVar, logic.ktStart, logic.ktEnd, u32(1), [...logic.perTile, { kind: 'if', cond: logic.mayTrue, then: live, else: [] }]));
 
   // ---- write once ----
-  const lRow = rowReduce(body, v(lLane, 'f32'), 'sum', 'l_row');
-  const write: Stmt[] = [];
-  const oRow = kb.let(write, 'o_row', add(qRow0, qi));
   {
-    const jj = kb.fresh('jj');
-    const lb: Stmt[] = [];
-    const j = kb.let(lb, 'j', add(lane, mul(v(jj, 'u32'), u32(L))));
-    const a = arrayLoad(acc, v(jj, 'u32'), 'f32');
-    const st: Stmt =
-      mode.kind === 'prefill'
-        ? { kind: 'store', slot: outSlot, index: add(mul(oRow, u32(dv)), j), value: cast(storageType(n.type.dtype), select(bin('eq', lRow, f32(0)), f32(0), bin('div', a, lRow))) }
-        : { kind: 'store', slot: outSlot, index: add(mul(add(mul(oRow, u32(s.splits)), logic.part), u32(dv + 2)), j), value: a };
-    lb.push({ kind: 'if', cond: lt(j, u32(dv)), then: [st], else: [] });
-    write.push(forLoop(jj, u32(0), u32(JL), u32(1), lb));
+    const ii = kb.fresh('ii');
+    const iiv = v(ii, 'u32');
+    const wb: Stmt[] = [];
+    const lRow = rowReduce(wb, arrayLoad(lLane, iiv, 'f32'), 'sum', 'l_row');
+    const qi = kb.let(wb, 'qi', add(q0, rowOf(iiv)));
+    const write: Stmt[] = [];
+    const oRow = kb.let(write, 'o_row', add(qRow0, qi));
+    {
+      const jj = kb.fresh('jj');
+      const lb: Stmt[] = [];
+      const j = kb.let(lb, 'j', add(lane, mul(v(jj, 'u32'), u32(L))));
+      const a = arrayLoad(acc, add(mul(iiv, u32(JL)), v(jj, 'u32')), 'f32');
+      const st: Stmt =
+        mode.kind === 'prefill'
+          ? { kind: 'store', slot: outSlot, index: add(mul(oRow, u32(dv)), j), value: cast(storageType(n.type.dtype), select(bin('eq', lRow, f32(0)), f32(0), bin('div', a, lRow))) }
+          : { kind: 'store', slot: outSlot, index: add(mul(add(mul(oRow, u32(s.splits)), logic.part), u32(dv + 2)), j), value: a };
+      lb.push({ kind: 'if', cond: lt(j, u32(dv)), then: [st], else: [] });
+      write.push(forLoop(jj, u32(0), u32(JL), u32(1), lb));
+    }
+    if (mode.kind === 'split') {
+      const base = kb.let(write, 'stat', mul(add(mul(oRow, u32(s.splits)), logic.part), u32(dv + 2)));
+      write.push({
+        kind: 'if',
+        cond: bin('eq', lane, u32(0)),
+        then: [
+          { kind: 'store', slot: outSlot, index: add(base, u32(dv)), value: arrayLoad(mRun, iiv, 'f32') },
+          { kind: 'store', slot: outSlot, index: add(base, u32(dv + 1)), value: lRow },
+        ],
+        else: [],
+      });
+    }
+    wb.push({ kind: 'if', cond: lt(qi, T), then: write, else: [] });
+    body.push(forLoop(ii, u32(0), u32(RQ), u32(1), wb));
   }
-  if (mode.kind === 'split') {
-    const base = kb.let(write, 'stat', mul(add(mul(oRow, u32(s.splits)), logic.part), u32(dv + 2)));
-    write.push({
-      kind: 'if',
-      cond: bin('eq', lane, u32(0)),
-      then: [
-        { kind: 'store', slot: outSlot, index: add(base, u32(dv)), value: v(mRun, 'f32') },
-        { kind: 'store', slot: outSlot, index: add(base, u32(dv + 1)), value: lRow },
-      ],
-      else: [],
-    });
-  }
-  body.push({ kind: 'if', cond: lt(qi, T), then: write, else: [] });
-
   // ---- traffic ----
   // Q read once, O written once, K and V once per query tile (tiles the sparsity skips still
   // count: a worst case), the lambdas' reads once per score element:

@@ -1028,8 +1028,10 @@ class Lowering {
     const aSlot = kb.input('a', a.id, a.type.dtype);
     const bSlot = kb.input('b', b.id, b.type.dtype);
     const oSlot = kb.output('out', n.id, n.type.dtype);
-    const aTile = kb.sharedArray('a_tile', 'f32', TM * TK);
-    const bTile = kb.sharedArray('b_tile', 'f32', TK * TN);
+    // Direct schedule (CPU targets): no workgroup tiles; a norm fold still needs them.
+    const isDirect = ms.isDirect === true && !(n.op === 'fused_matmul' && normPrologueOf(n.attrs) !== undefined);
+    const aTile = isDirect ? '' : kb.sharedArray('a_tile', 'f32', TM * TK);
+    const bTile = isDirect ? '' : kb.sharedArray('b_tile', 'f32', TK * TN);
     const body: Stmt[] = [];
     const Me = dimExpr(M);
     const Ne = dimExpr(N);
@@ -1115,6 +1117,39 @@ class Lowering {
       lb.push({ kind: 'array_store', array: tile, index: v(e, 'u32'), value: v(val, 'f32') });
       return { kind: 'for', var: e, start: tid, end: u32(total), step: u32(threads), body: lb };
     };
+    // Direct K loop: per k, the thread's RN B values, then per row one A value and RN multiply-adds.
+    // Indices past M or N are clamped (those outputs are never stored), so no branch per load.
+    const directKLoop = (): Stmt => {
+      const k = kb.fresh('k');
+      const kvar = v(k, 'u32');
+      const lb: Stmt[] = [];
+      const bVal = kb.fresh('b_val');
+      lb.push({ kind: 'private_array', name: bVal, type: 'f32', length: RN, init: lit('f32', 0) });
+      const jb = kb.fresh('jj');
+      const gcol = call('min', [add(col0, add(tx, mul(v(jb, 'u32'), u32(thx)))), bin('sub', Ne, u32(1))], 'u32');
+      const bAddr = viewAddress(b, false);
+      lb.push({ kind: 'for', var: jb, start: u32(0), end: u32(RN), step: u32(1), body: [{ kind: 'array_store', array: bVal, index: v(jb, 'u32'), value: cast('f32', load(bSlot, bAddr !== undefined ? bAddr(kvar, gcol) : add(bOff, add(mul(kvar, Ne), gcol)), storageType(b.type.dtype))) }] });
+      const ia = kb.fresh('i');
+      const iav = v(ia, 'u32');
+      const ja = kb.fresh('jj');
+      const jav = v(ja, 'u32');
+      const grow = call('min', [add(row0, add(ty, mul(iav, u32(thy)))), bin('sub', Me, u32(1))], 'u32');
+      const aAddr = viewAddress(a, true);
+      const aVal = kb.fresh('a_val');
+      const at = add(mul(iav, u32(RN)), jav);
+      lb.push({
+        kind: 'for',
+        var: ia,
+        start: u32(0),
+        end: u32(RM),
+        step: u32(1),
+        body: [
+          { kind: 'let', name: aVal, type: 'f32', init: cast('f32', load(aSlot, aAddr !== undefined ? aAddr(grow, kvar) : add(aOff, add(mul(grow, Ke), kvar)), storageType(a.type.dtype))) },
+          { kind: 'for', var: ja, start: u32(0), end: u32(RN), step: u32(1), body: [{ kind: 'array_store', array: accName, index: at, value: bin('add', arrayLoad(accName, at, 'f32'), bin('mul', v(aVal, 'f32'), arrayLoad(bVal, jav, 'f32'))) }] },
+        ],
+      });
+      return { kind: 'for', var: k, start: u32(0), end: Ke, step: u32(1), body: lb };
+    };
     const k0 = kb.fresh('k0');
     const kv = v(k0, 'u32');
     // fused_matmul with a norm (fuse-norm): statistics and gamma/beta @ W ride the K loop.
@@ -1162,7 +1197,8 @@ class Lowering {
         },
       ],
     };
-    body.push({
+    if (isDirect) body.push(directKLoop());
+    else body.push({
       kind: 'for',
       var: k0,
       start: u32(0),

@@ -16,7 +16,7 @@ export function printScheduleLine(s: KernelSchedule): string {
     case 'row':
       return `row: ${s.workgroupSize} threads/row, reductions via ${s.useSubgroups ? 'subgroups' : 'shared-memory tree'}`;
     case 'tiled_matmul':
-      return `tiled_matmul: tile ${s.tileRows}x${s.tileCols}, k-step ${s.tileK}, ${s.threadRows}x${s.threadCols} outputs/thread`;
+      return `tiled_matmul: tile ${s.tileRows}x${s.tileCols}, ${s.isDirect === true ? 'direct loads' : `k-step ${s.tileK}`}, ${s.threadRows}x${s.threadCols} outputs/thread`;
     case 'flash_attention':
       return `flash_attention: ${s.tileRows}x${s.tileCols} tiles, ${s.lanes} lanes/row, reductions via ${s.useSubgroups ? 'subgroups' : 'workgroup memory'}${s.splits > 1 ? `, ${s.splits} partitions` : ''}`;
     default:

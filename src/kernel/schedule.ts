@@ -11,6 +11,13 @@ export interface TargetLimits {
   /** 0 when subgroup operations are unavailable; otherwise the smallest subgroup size. */
   readonly subgroupSize: number;
   readonly hasF16: boolean;
+  /**
+   * A CPU implementation (lavapipe, SwiftShader): invocations are SIMD lanes of one CPU thread,
+   * workgroup memory and global loads go through the same caches, and barriers switch coroutines.
+   * Schedules then read operands directly instead of staging tiles (DEVELOPERS.md, Performance
+   * notes). Absent means a GPU.
+   */
+  readonly isCpu?: boolean;
 }
 
 /** WebGPU defaults every adapter offers (no subgroups assumed). */
@@ -31,6 +38,7 @@ export const lavapipeLimits: TargetLimits = {
   maxWorkgroupsPerDim: 65535,
   subgroupSize: 8,
   hasF16: true,
+  isCpu: true,
 };
 
 /**
@@ -53,6 +61,11 @@ export interface MatmulSchedule {
   readonly tileK: number; // K slice staged in workgroup memory per step
   readonly threadRows: number; // outputs per thread along M
   readonly threadCols: number; // outputs per thread along N
+  /**
+   * Read A and B straight from global memory in the K loop (no workgroup tiles, no barriers;
+   * `tileK` unused). Faster on CPU targets, where a staged tile is only an extra copy.
+   */
+  readonly isDirect?: boolean;
 }
 
 export interface Schedule {
@@ -79,9 +92,20 @@ export function rowSharedBytes(workgroupSize: number): number {
 
 /**
  * 64x64 output tiles with 4x4 outputs per thread (256 threads, 8 KiB of tiles) where the target
- * allows, else 32x32 with 2x2 (256 threads, 4 KiB), else 16x16 with 1x1.
+ * allows, else 32x32 with 2x2 (256 threads, 4 KiB), else 16x16 with 1x1. A CPU target gets
+ * 64x64 tiles of 8x8 outputs per thread (64 threads = 8 SIMD rows of 8 lanes) read directly:
+ * 3-4x the staged 16x16-thread kernel on lavapipe (bench/matmul-lavapipe.ts).
  */
 export function chooseSchedule(target: TargetLimits): Schedule {
+  if (target.isCpu === true && target.maxInvocationsPerWorkgroup >= 64) {
+    return {
+      mapWorkgroupSize: Math.min(256, target.maxInvocationsPerWorkgroup),
+      rowWorkgroupSize: Math.min(256, target.maxInvocationsPerWorkgroup),
+      useSubgroups: target.subgroupSize > 0,
+      matmul: { tileRows: 64, tileCols: 64, tileK: 16, threadRows: 8, threadCols: 8, isDirect: true },
+      maxWorkgroupsPerDim: target.maxWorkgroupsPerDim,
+    };
+  }
   const candidates: readonly MatmulSchedule[] = [
     { tileRows: 64, tileCols: 64, tileK: 16, threadRows: 4, threadCols: 4 },
     { tileRows: 32, tileCols: 32, tileK: 16, threadRows: 2, threadCols: 2 },

@@ -14,5 +14,7 @@ export function targetLimitsOf(acquired: AcquiredDevice): TargetLimits {
     // The smallest size the adapter may pick: reductions must be correct for any size it uses.
     subgroupSize: hasSubgroups ? acquired.adapterInfo.subgroupMinSize : 0,
     hasF16: acquired.features.has('shader-f16'),
+    // A CPU adapter (Mesa lavapipe = llvmpipe, SwiftShader): schedules read operands directly.
+    isCpu: /llvmpipe|lavapipe|swiftshader/i.test(`${acquired.adapterInfo.description} ${acquired.adapterInfo.device} ${acquired.adapterInfo.architecture}`),
   };
 }

@@ -180,6 +180,17 @@ const cases: Case[] = [
   },
 ];
 
+// The CPU schedule's kernel (K/V read from global memory, several query rows per thread), with
+// subgroup and workgroup-memory row reductions, on the variants whose indexing differs most.
+const direct: AttentionSchedule = { ...small, rowsPerThread: 2, isDirect: true };
+const directFold: AttentionSchedule = { ...small, useSubgroups: false, rowsPerThread: 4, isDirect: true };
+const withSchedule = (names: readonly string[], schedule: AttentionSchedule, label: string): Case[] =>
+  cases.filter((c) => names.includes(c.name)).map((c) => ({ ...c, name: `${c.name} (${label})`, schedule }));
+cases.push(
+  ...withSchedule(['causal', 'ALiBi', 'cross-attention (T != S)', 'KV cache: causal over S = P + T (decode when T = 1)', 'fully masked rows give 0'], direct, 'direct K/V, 2 rows/thread'),
+  ...withSchedule(['no mask', 'document mask (ids from a tensor)', 'GQA (4 query heads, 2 KV heads)'], directFold, 'direct K/V, 4 rows/thread, workgroup-memory reductions'),
+);
+
 describe('fused_attention on WebGPU vs the float64 interpreter', () => {
   const sessions: Session[] = [];
   afterAll(() => sessions.forEach((s) => s.dispose()));

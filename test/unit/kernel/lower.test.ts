@@ -56,7 +56,16 @@ describe('lowerToKernels', () => {
     const b = printKernels(lowerToKernels(g, lavapipeLimits));
     expect(a).toBe(b);
     expect(a).toContain('kernel k8_matmul (matmul)  loc(m.tfx:15:1)');
-    expect(a).toContain('schedule: tiled_matmul: tile 64x64, k-step 16, 4x4 outputs/thread');
+    expect(a).toContain('schedule: tiled_matmul: tile 64x64, direct loads, 8x8 outputs/thread');
+  });
+
+  it('reads matmul operands directly on a CPU target and stages tiles on a GPU one', () => {
+    const g = graphOf(everyOpIr);
+    const cpu = lowerToKernels(g, lavapipeLimits).kernels.find((k) => k.op === 'matmul');
+    expect(cpu?.workgroupSize).toEqual([8, 8, 1]);
+    expect(cpu?.shared).toEqual([]);
+    const gpu = lowerToKernels(g, { ...lavapipeLimits, isCpu: false }).kernels.find((k) => k.op === 'matmul');
+    expect(gpu?.shared.map((x) => x.length)).toEqual([64 * 16, 16 * 64]);
   });
 });
 
