@@ -25,6 +25,7 @@ import { cudaRunRefusal, runOnCuda } from '../runtime-cuda/run.js';
 import { planFiles } from '../kernel/manifest.js';
 import { NoWebGpuError } from '../runtime/device.js';
 import { RuntimeError } from '../runtime/errors.js';
+import { addBenchCommand } from './bench-command.js';
 import { contextOf, runPrompt } from './generate.js';
 
 export const exitOk = 0;
@@ -341,6 +342,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       io.out(`${key}: ${diagnosticCodes[key as DiagCode]}\n`);
     });
 
+  addBenchCommand(program, io);
   for (const cmd of program.commands) cmd.exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err }).showSuggestionAfterError(true);
   return program;
 }
