@@ -12,6 +12,7 @@ import { foldViews } from './fold-views.js';
 import type { GraphPass, Target } from './pass.js';
 import { simplifyMovement } from './simplify-movement.js';
 import { splitLargeWeights } from './split-large-weights.js';
+import { widenAttentionScores } from './widen-attention-scores.js';
 
 /** Graph-level cleanups every target runs, in this order. */
 export const graphPasses: readonly GraphPass[] = [foldConstants, simplifyMovement, eliminateCommonSubexpressions, eliminateDeadCode];
@@ -27,8 +28,9 @@ export const neighbourFusionPasses: readonly GraphPass[] = [fuseElementwise, fus
 export const pipelines: Readonly<Record<Target, readonly GraphPass[]>> = {
   interp: [...graphPasses],
   // split-large-weights before fusion: it rewrites plain gather/matmul users (no-op without a binding limit).
-  webgpu: [...graphPasses, splitLargeWeights, fuseAttention, ...neighbourFusionPasses],
-  cuda: [...graphPasses, splitLargeWeights, fuseAttention, ...neighbourFusionPasses],
+  // widen-attention-scores after fuse-attention: it sees only unfused attention (--no-fuse keeps it).
+  webgpu: [...graphPasses, splitLargeWeights, fuseAttention, widenAttentionScores, ...neighbourFusionPasses],
+  cuda: [...graphPasses, splitLargeWeights, fuseAttention, widenAttentionScores, ...neighbourFusionPasses],
 };
 
 /** Names of the passes `--no-fuse` removes (attention and neighbour fusion). */
