@@ -34,7 +34,7 @@ export const exitUsage = 2;
 export const exitInternal = 70;
 
 const emitStages = ['ast', 'ir', 'fused', 'kernels', 'wgsl', 'cuda', 'host'] as const;
-const builtStages: readonly string[] = ['ast', 'ir', 'kernels', 'wgsl', 'cuda'];
+const builtStages: readonly string[] = ['ast', 'ir', 'fused', 'kernels', 'wgsl', 'cuda', 'host'];
 const targets = ['interp', 'webgpu', 'cuda'] as const;
 const builtTargets: readonly string[] = ['interp', 'webgpu'];
 
@@ -164,13 +164,20 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       });
       state.rep.flush();
       const ir = printGraph(g, { locs: o.loc });
-      if (o.emit === 'ir') io.out(ir.endsWith('\n') ? ir : ir + '\n');
+      const withNewline = (t: string): string => (t.endsWith('\n') ? t : t + '\n');
+      // --emit ir: the graph before fusion (the target's pipeline less the fuse-* passes);
+      // --emit fused: after the whole pipeline (fused_attention, fused_matmul, views, ...).
+      if (o.emit === 'ir') {
+        const unfused = fusion.fuse === false ? g : runPasses(state.rep, m.graph, o.target, { noFuse: true, debug: 0, locs: o.loc, log: io.err });
+        io.out(withNewline(printGraph(unfused, { locs: o.loc })));
+      }
+      if (o.emit === 'fused') io.out(withNewline(ir));
       // CUDA kernels are compiled for cudaLimits (warps of 32, 48 KiB shared); --limits picks WebGPU's.
       const isCuda = o.target === 'cuda' || o.emit === 'cuda';
       const limits = isCuda ? cudaLimits : (compileLimits[o.limits] ?? compileLimits['default']);
       if (limits === undefined) throw new UsageError(`unknown --limits '${o.limits}'`);
       if (o.emit === 'kernels') io.out(printKernels(lowerToKernels(g, limits)));
-      const needPlan = o.emit === 'wgsl' || o.emit === 'cuda' || o.outDir !== undefined || state.debug >= 1;
+      const needPlan = o.emit === 'wgsl' || o.emit === 'cuda' || o.emit === 'host' || o.outDir !== undefined || state.debug >= 1;
       const plan = needPlan ? compilePlan(g, { target: limits }) : undefined;
       if (plan !== undefined && state.debug >= 1) {
         io.err(`tfc compile: ${plan.steps.length} launches of ${plan.kernels.length} kernels (limits: ${limits.name})\n`);
@@ -178,6 +185,11 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       }
       if (o.emit === 'wgsl' && plan !== undefined) io.out(plan.kernels.map((k) => k.source.wgsl).join('\n'));
       if (o.emit === 'cuda' && plan !== undefined) io.out(cudaEmitText(plan));
+      if (o.emit === 'host' && plan !== undefined) {
+        const { emitHostModule } = await import('../../codegen/host/emit.js');
+        const context = contextOf(m.module, overrides);
+        io.out(await emitHostModule(plan, g, { sourceName: basename(file), ...(context !== undefined ? { context } : {}) }));
+      }
       if (o.outDir !== undefined && plan !== undefined) {
         const files = new Map<string, string>([['model.ir', ir.endsWith('\n') ? ir : ir + '\n'], ...planFiles(plan, limits.name), ...(isCuda ? cudaFiles(plan) : [])]);
         // The typed host module (codegen/host); ts-morph and prettier load only when it is written.

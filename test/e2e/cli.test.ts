@@ -13,6 +13,8 @@ import type { Tensor64 } from '../../src/ops/define.js';
 
 const repo = new URL('../../', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'tfc-cli-'));
+const gpt2Tiny = join(repo, 'examples/gpt2.tfx');
+const gpt2TinySet = 'layers=2,d=64,heads=4,vocab=256,ctx=64';
 
 // wte[tokens] @ transpose(wte): logits[b, t, v] = sum_j wte[tok, j] * wte[v, j]
 const tiny = `# a tiny model for CLI tests
@@ -183,10 +185,21 @@ describe('tfc compile', () => {
     expect(r.stderr).toContain('unknown pass');
   });
 
-  it.each([['fused'], ['cuda'], ['host']])('--emit %s says it is not available yet (exit 2)', async (stage) => {
-    const r = await tfc('compile', model, '--emit', stage);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain('not available yet');
+  it('--emit ir prints the graph before fusion, --emit fused after it', async () => {
+    const ir = await tfc('compile', gpt2Tiny, '--emit', 'ir', '--no-loc', '--set', gpt2TinySet);
+    const fused = await tfc('compile', gpt2Tiny, '--emit', 'fused', '--no-loc', '--set', gpt2TinySet);
+    expect([ir.code, fused.code]).toEqual([0, 0]);
+    expect(ir.stdout).toContain(' = softmax ');
+    expect(ir.stdout).not.toContain('fused_attention');
+    // One fused attention per layer; the softmax is gone.
+    expect(fused.stdout.match(/ = fused_attention /g)?.length).toBe(2);
+    expect(fused.stdout).not.toContain(' = softmax ');
+  });
+
+  it('--emit host prints the typed TypeScript module', async () => {
+    const r = await tfc('compile', gpt2Tiny, '--emit', 'host', '--set', gpt2TinySet);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/export (async )?function createModel/);
   });
 
   it('rejects an unknown --emit stage with exit 2', async () => {
