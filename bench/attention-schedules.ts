@@ -4,7 +4,7 @@
 // Time = sum of the steps' GPU timestamps, median over rounds (schedules interleaved per round).
 import { attentionSource, compileSource } from '../src/cli/bench.js';
 import { compilePlan } from '../src/kernel/compile-plan.js';
-import { type AttentionSchedule, chooseAttentionSchedule } from '../src/kernel/lower-attention.js';
+import { type AttentionSchedule, attentionSharedBytes, chooseAttentionSchedule } from '../src/kernel/lower-attention.js';
 import { type MatmulSchedule, chooseSchedule } from '../src/kernel/schedule.js';
 import { acquireDevice } from '../src/runtime/device.js';
 import { createSession } from '../src/runtime/session.js';
@@ -14,7 +14,8 @@ import { loadavg } from 'node:os';
 
 const T = Number(process.argv[2] ?? 1024);
 const rounds = Number(process.argv[3] ?? 3);
-const only = process.argv[4]?.split(',');
+const only = process.argv[4]?.split(','); // substrings of variant names to run
+const masks = process.argv[5] === 'causal' ? [true] : process.argv[5] === 'full' ? [false] : [true, false];
 const H = 12;
 const dh = 64;
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
@@ -39,12 +40,20 @@ const variants: Record<string, Variant> = {
   'fused 64x32 direct, 8 rows/thread': { fuse: true, attention: at(64, 32, 8, true), matmul: base.matmul },
   'fused 32x32 direct, 8 rows/thread': { fuse: true, attention: at(32, 32, 8, true), matmul: base.matmul },
   'fused 64x64 direct, 8 rows/thread': { fuse: true, attention: at(64, 64, 8, true), matmul: base.matmul },
+  'fused 64x32 direct, 1 lane/row (K/V loads uniform)': { fuse: true, attention: { ...at(64, 32, 1, true), lanes: 1, useSubgroups: false }, matmul: base.matmul },
+  'fused 64x16 direct, 1 lane/row (K/V loads uniform)': { fuse: true, attention: { ...at(64, 16, 1, true), lanes: 1, useSubgroups: false }, matmul: base.matmul },
+  'fused 32x64 direct, 8 rows/thread': { fuse: true, attention: at(32, 64, 8, true), matmul: base.matmul },
+  'fused 64x64 staged, 8 rows/thread': { fuse: true, attention: at(64, 64, 8, false), matmul: base.matmul },
 };
 console.log(`attention T=${T} heads=${H} dh=${dh} f32 B=1 on ${target.name}; chosen fused: ${JSON.stringify(chooseAttentionSchedule(target, dh, dh))}`);
-for (const causal of [true, false]) {
+for (const causal of masks) {
   const runs = [];
   for (const [name, vv] of Object.entries(variants)) {
     if (only !== undefined && !only.some((o) => name.includes(o))) continue;
+    if (vv.attention !== undefined && attentionSharedBytes(vv.attention, vv.attention.tileRows, dh, dh) > target.maxWorkgroupStorageBytes) {
+      console.log(`  (skipped ${name}: over the workgroup storage limit)`);
+      continue;
+    }
     const g = compileSource(attentionSource(H, dh, causal, 'f32'), 'bench/attention.tfx', new Map(), vv.fuse);
     const sess = await createSession(dev, compilePlan(g, { target, schedule: { ...base, matmul: vv.matmul, ...(vv.attention === undefined ? {} : { attention: vv.attention }) } }));
     const out = (await sess.run(inputs)).outputs.get('o')?.data as Float32Array;
