@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { stopChromium } from './chromium.js';
 import { createServer, type ViteDevServer } from 'vite';
 import { emitHostModule } from '../../../codegen/host/emit.js';
 import { webConfig } from '../../../examples/web/config.js';
@@ -38,14 +39,8 @@ let server: ViteDevServer | undefined;
 let chrome: ChildProcess | undefined;
 let profile: string | undefined;
 afterAll(async () => {
-  const c = chrome;
-  if (c !== undefined && c.exitCode === null) {
-    const exited = new Promise((resolve) => c.once('exit', resolve));
-    c.kill();
-    await exited; // Chromium writes its profile until it exits
-  }
   await server?.close();
-  if (profile !== undefined) rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+  await stopChromium(chrome, profile);
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -3,10 +3,11 @@
 // (--enable-unsafe-webgpu) runs gpt2-page.ts on navigator.gpu and POSTs the logits back, which
 // must match the float64 interpreter (max rel error <= 1e-4, floor 1% of max|logit|).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { stopChromium } from './chromium.js';
 import { createServer, type ViteDevServer } from 'vite';
 import { checkSource } from '../../../src/check/check-source.js';
 import { randomInputs, randomWeights } from '../../../src/cli/random.js';
@@ -28,14 +29,8 @@ let server: ViteDevServer | undefined;
 let chrome: ChildProcess | undefined;
 let profile: string | undefined;
 afterAll(async () => {
-  const c = chrome;
-  if (c !== undefined && c.exitCode === null) {
-    const exited = new Promise((resolve) => c.once('exit', resolve));
-    c.kill();
-    await exited; // Chromium writes its profile until it exits
-  }
   await server?.close();
-  if (profile !== undefined) rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+  await stopChromium(chrome, profile);
 });
 
 interface PageReport {

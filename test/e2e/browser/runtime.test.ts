@@ -2,10 +2,11 @@
 // needs a secure context), headless Chromium (--enable-unsafe-webgpu; on CI SwiftShader) runs
 // page.ts, which POSTs its results back; we check them against values computed here.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { stopChromium } from './chromium.js';
 import { createServer, type ViteDevServer } from 'vite';
 import { seeded } from '../../webgpu/helpers.js';
 
@@ -16,14 +17,8 @@ let server: ViteDevServer | undefined;
 let chrome: ChildProcess | undefined;
 let profile: string | undefined;
 afterAll(async () => {
-  const c = chrome;
-  if (c !== undefined && c.exitCode === null) {
-    const exited = new Promise((resolve) => c.once('exit', resolve));
-    c.kill();
-    await exited; // Chromium writes its profile until it exits
-  }
   await server?.close();
-  if (profile !== undefined) rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+  await stopChromium(chrome, profile);
 });
 
 interface PageReport {
