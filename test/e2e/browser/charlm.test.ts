@@ -4,13 +4,11 @@
 // on 127.0.0.1, and opens it with autorun: the page streams charlm.safetensors through a fetch
 // Response, generates 10 greedy tokens and POSTs tokens and logits back. The tokens must equal the
 // float64 PyTorch model's greedy loop (examples/charlm/oracle.py); logits within 1e-3 (see below).
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { stopChromium } from './chromium.js';
-import { createServer, type ViteDevServer } from 'vite';
+import { ChromiumPage, chromiumPath, type PageReportBase } from './chromium.js';
 import { emitHostModule } from '../../../codegen/host/emit.js';
 import { webConfig } from '../../../examples/web/config.js';
 import { checkSource } from '../../../src/check/check-source.js';
@@ -21,7 +19,6 @@ import { runPipeline } from '../../../src/passes/driver.js';
 import { createPassContext } from '../../../src/passes/pass.js';
 import { pipelines } from '../../../src/passes/pipeline.js';
 
-const chromiumPath = '/usr/bin/chromium';
 const python = '/usr/bin/python3';
 const repo = new URL('../../../', import.meta.url).pathname;
 const hasTorch = existsSync(python) && (() => {
@@ -35,18 +32,13 @@ const hasTorch = existsSync(python) && (() => {
 
 // Inside the repository (out/ is ignored) so that vite serves it under its fs.allow.
 const dir = join(repo, `out/test-web-charlm-${process.pid}`);
-let server: ViteDevServer | undefined;
-let chrome: ChildProcess | undefined;
-let profile: string | undefined;
+const browser = new ChromiumPage();
 afterAll(async () => {
-  await server?.close();
-  await stopChromium(chrome, profile);
+  await browser.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
-interface PageReport {
-  ok: boolean;
-  error?: string;
+interface PageReport extends PageReportBase {
   adapter?: string;
   prompt?: number[];
   tokens?: number[];
@@ -76,45 +68,6 @@ function relErr(a: readonly number[] | undefined, b: readonly number[] | undefin
   return diff / scale;
 }
 
-async function openPage(query: string): Promise<PageReport> {
-  let deliver: (r: PageReport) => void = () => undefined;
-  const report = new Promise<PageReport>((resolve) => (deliver = resolve));
-  const config = webConfig({ model: join(dir, 'model.ts') });
-  server = await createServer({
-    ...config,
-    configFile: false,
-    logLevel: 'error',
-    server: { ...config.server, port: 0, strictPort: false, hmr: false },
-    plugins: [
-      ...(config.plugins ?? []),
-      {
-        name: 'tfc-charlm-report',
-        configureServer(s) {
-          s.middlewares.use('/__result', (req, res) => {
-            let body = '';
-            req.on('data', (c: Buffer) => (body += c.toString()));
-            req.on('end', () => {
-              res.end('ok');
-              deliver(JSON.parse(body) as PageReport);
-            });
-          });
-        },
-      },
-    ],
-  });
-  await server.listen();
-  const addr = server.httpServer?.address();
-  const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-  profile = mkdtempSync(join(tmpdir(), 'tfc-chromium-charlm-'));
-  chrome = spawn(
-    chromiumPath,
-    ['--headless=new', '--no-sandbox', '--enable-unsafe-webgpu', '--no-first-run', `--user-data-dir=${profile}`, `http://127.0.0.1:${port}/?${query}`],
-    { stdio: 'ignore' },
-  );
-  const timeout = new Promise<PageReport>((resolve) => setTimeout(() => resolve({ ok: false, error: 'no report from the page within 200 s' }), 200_000));
-  return Promise.race([report, timeout]);
-}
-
 describe('examples/web: charlm in headless Chromium', () => {
   it.runIf(existsSync(chromiumPath) && hasTorch)('greedy tokens and logits equal float64 PyTorch', { timeout: 300_000 }, async () => {
     const r = checkSource(readFileSync(join(repo, 'examples/charlm/charlm.tfx'), 'utf8'), 'examples/charlm/charlm.tfx');
@@ -140,7 +93,12 @@ describe('examples/web: charlm in headless Chromium', () => {
     const ref = JSON.parse(out.toString()) as Oracle;
 
     const q = new URLSearchParams({ prompt: text, max: String(steps), temperature: '0', topk: '0', seed: '0', autorun: '1', report: '/__result' });
-    const page = await openPage(q.toString());
+    const page = await browser.open<PageReport>({
+      config: webConfig({ model: join(dir, 'model.ts') }),
+      path: `/?${q.toString()}`,
+      profilePrefix: 'tfc-chromium-charlm-',
+      timeoutMs: 200_000,
+    });
     expect(page.error).toBeUndefined();
     expect(page.ok).toBe(true);
     expect(page.prompt).toEqual(ids);

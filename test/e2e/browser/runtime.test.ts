@@ -1,72 +1,28 @@
 // The WebGPU runtime in a browser: vite serves test/e2e/browser/index.html on 127.0.0.1 (WebGPU
 // needs a secure context), headless Chromium (--enable-unsafe-webgpu; on CI SwiftShader) runs
 // page.ts, which POSTs its results back; we check them against values computed here.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { stopChromium } from './chromium.js';
-import { createServer, type ViteDevServer } from 'vite';
+import { ChromiumPage, chromiumPath, type PageReportBase } from './chromium.js';
 import { seeded } from '../../webgpu/helpers.js';
 
-const chromiumPath = '/usr/bin/chromium';
 const repoRoot = new URL('../../../', import.meta.url).pathname;
 
-let server: ViteDevServer | undefined;
-let chrome: ChildProcess | undefined;
-let profile: string | undefined;
-afterAll(async () => {
-  await server?.close();
-  await stopChromium(chrome, profile);
-});
+const browser = new ChromiumPage();
+afterAll(() => browser.close());
 
-interface PageReport {
-  ok: boolean;
-  error?: string;
+interface PageReport extends PageReportBase {
   result?: { host: string; adapter: { vendor: string; architecture: string }; matmul: { shape: number[]; data: number[] }; add: number[]; peakBytes: number };
-}
-
-async function runPage(): Promise<PageReport> {
-  let deliver: (r: PageReport) => void = () => undefined;
-  const report = new Promise<PageReport>((resolve) => (deliver = resolve));
-  server = await createServer({
-    root: repoRoot,
-    logLevel: 'error',
-    configFile: false,
-    server: { host: '127.0.0.1', port: 0, strictPort: false, hmr: false },
-    plugins: [
-      {
-        name: 'tfc-result',
-        configureServer(s) {
-          s.middlewares.use('/__result', (req, res) => {
-            let body = '';
-            req.on('data', (c: Buffer) => (body += c.toString()));
-            req.on('end', () => {
-              res.end('ok');
-              deliver(JSON.parse(body) as PageReport);
-            });
-          });
-        },
-      },
-    ],
-  });
-  await server.listen();
-  const addr = server.httpServer?.address();
-  const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-  profile = mkdtempSync(join(tmpdir(), 'tfc-chromium-'));
-  chrome = spawn(
-    chromiumPath,
-    ['--headless=new', '--no-sandbox', '--enable-unsafe-webgpu', '--no-first-run', `--user-data-dir=${profile}`, `http://127.0.0.1:${port}/test/e2e/browser/index.html`],
-    { stdio: 'ignore' },
-  );
-  const timeout = new Promise<PageReport>((resolve) => setTimeout(() => resolve({ ok: false, error: 'no report from the page within 90 s' }), 90_000));
-  return Promise.race([report, timeout]);
 }
 
 describe('webgpu runtime in headless Chromium', () => {
   it.runIf(existsSync(chromiumPath))('runs a tiled matmul and a broadcast add on navigator.gpu', { timeout: 120_000 }, async () => {
-    const r = await runPage();
+    const r = await browser.open<PageReport>({
+      config: { root: repoRoot },
+      path: '/test/e2e/browser/index.html',
+      profilePrefix: 'tfc-chromium-',
+      timeoutMs: 90_000,
+    });
     expect(r.error).toBeUndefined();
     const res = r.result;
     expect(res?.host).toBe('browser');
