@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { printEmuProgram } from '../../codegen/cuda/emu/driver.js';
 import { checkSource } from '../../src/check/check-source.js';
 import type { Graph } from '../../src/graph/ir.js';
@@ -21,8 +21,7 @@ import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext, type Target } from '../../src/passes/pass.js';
 import { pipelines } from '../../src/passes/pipeline.js';
 
-process.env['XDG_RUNTIME_DIR'] ??= '/tmp';
-
+import { dawnCompiler } from './dawn.js';
 import { hostileFiles, hostileIdents, hostileKeys, hostileModel } from './robustness-hostile.js';
 
 function build(file: string): Graph {
@@ -49,48 +48,7 @@ function codeLines(src: string, what: string): string[] {
   return lines.filter((l) => !l.trimStart().startsWith('//'));
 }
 
-let gpu: GPU | undefined; // keep the create([]) object alive or Node crashes at exit
-let device: GPUDevice | undefined;
-let whyNot = '';
-
-beforeAll(async () => {
-  try {
-    const webgpu = await import('webgpu');
-    Object.assign(globalThis, webgpu.globals);
-    gpu = webgpu.create([]);
-    const adapter = await gpu.requestAdapter();
-    if (adapter === null) {
-      whyNot = 'no WebGPU adapter';
-      return;
-    }
-    const features: GPUFeatureName[] = (['shader-f16', 'subgroups'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
-    device = await adapter.requestDevice({
-      requiredFeatures: features,
-      requiredLimits: {
-        maxComputeWorkgroupStorageSize: Math.min(32768, adapter.limits.maxComputeWorkgroupStorageSize),
-        maxComputeInvocationsPerWorkgroup: Math.min(1024, adapter.limits.maxComputeInvocationsPerWorkgroup),
-      },
-    });
-  } catch (e) {
-    whyNot = `WebGPU unavailable: ${String(e)}`;
-  }
-});
-
-afterAll(() => {
-  device?.destroy();
-});
-
-async function dawnErrors(name: string, code: string): Promise<string[]> {
-  if (device === undefined) return [];
-  device.pushErrorScope('validation');
-  const module = device.createShaderModule({ code, label: name });
-  const info = await module.getCompilationInfo();
-  const messages = info.messages.filter((m) => m.type === 'error').map((m) => `${name}:${m.lineNum}:${m.linePos}: ${m.message}`);
-  if (messages.length === 0) device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
-  const err = await device.popErrorScope();
-  if (err !== null) messages.push(`${name}: ${err.message}`);
-  return messages;
-}
+const dawn = dawnCompiler();
 
 describe('hostile names cannot break or inject into generated code', () => {
   it(`the hostile model checks (${hostileKeys.length} key strings, ${hostileIdents.length} identifiers, ${hostileFiles.length} file names)`, () => {
@@ -106,12 +64,12 @@ describe('hostile names cannot break or inject into generated code', () => {
         const code = codeLines(k.source.wgsl, k.name).join('\n');
         expect(code, k.name).not.toContain('EVIL');
         expect(k.name).toMatch(/^[A-Za-z][A-Za-z0-9_]*$/);
-        if (k.features.some((f) => !device?.features.has(f))) continue;
-        errors.push(...(await dawnErrors(k.name, k.source.wgsl)));
+        if (k.features.some((f) => !dawn.device?.features.has(f))) continue;
+        errors.push(...(await dawn.errors(k.name, k.source.wgsl)));
       }
       expect(errors).toEqual([]);
     }
-    if (device === undefined) console.warn(`robustness: WGSL not compiled by Dawn: ${whyNot}`);
+    if (dawn.device === undefined) console.warn(`robustness: WGSL not compiled by Dawn: ${dawn.whyNot}`);
   });
 
   it('manifest.json carries the names as JSON data and round-trips them', () => {
