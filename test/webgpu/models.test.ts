@@ -24,6 +24,7 @@ import { RuntimeError } from '../../src/runtime/errors.js';
 import { createSession, pipelineCreations, type RunOutput, type Session } from '../../src/runtime/session.js';
 import { targetLimitsOf } from '../../src/runtime/target.js';
 import { readOracle, runOracle, torchMissingReason } from '../oracle/oracle.js';
+import { relError } from '../helpers/tensors.js';
 import { testDevice } from './helpers.js';
 
 let dev: AcquiredDevice;
@@ -67,32 +68,12 @@ function seededData(g: Graph, dims: Record<string, number>, seed: number): { wei
   return { weights, inputs };
 }
 
-/**
- * Largest |got - want| / max(|want|, floor) with floor = 1e-2 * max|want| over the tensor: an
- * f32 kernel's error is relative to the tensor's scale, so entries near zero (after cancellation
- * in a dot product or a residual add) are judged against 1% of the largest magnitude.
- */
-function relError(got: ArrayLike<number>, want: Tensor64): number {
-  expect(got.length).toBe(want.data.length);
-  let scale = 0;
-  for (const v of want.data) if (Number.isFinite(v)) scale = Math.max(scale, Math.abs(v));
-  const floor = Math.max(1e-2 * scale, 1e-30);
-  let worst = 0;
-  for (let i = 0; i < want.data.length; i++) {
-    const w = want.data[i] ?? NaN;
-    const g = got[i] ?? NaN;
-    if (g === w) continue;
-    if (!Number.isFinite(w) || !Number.isFinite(g)) return Infinity;
-    worst = Math.max(worst, Math.abs(g - w) / Math.max(Math.abs(w), floor));
-  }
-  return worst;
-}
-
 function expectClose(outputs: ReadonlyMap<string, RunOutput>, ref: ReadonlyMap<string, Tensor64>, what: string, tol = 1e-4): void {
   expect(ref.size).toBeGreaterThan(0);
   for (const [name, want] of ref) {
     const got = outputs.get(name);
     expect(got?.shape, `${what}: ${name}`).toEqual(want.shape);
+    expect(got?.data.length ?? 0, `${what}: ${name}`).toBe(want.data.length);
     const err = relError(got?.data ?? [], want);
     console.log(`${what} ${name}${JSON.stringify(want.shape)}: max rel error ${err.toExponential(2)}`);
     expect(err, `${what}: ${name}`).toBeLessThanOrEqual(tol);
