@@ -4,37 +4,21 @@
 import { readFileSync } from 'node:fs';
 import { beforeAll, expect, it } from 'vitest';
 import { checkSource } from '../../src/check/check-source.js';
-import type { Graph } from '../../src/graph/ir.js';
 import { interpret } from '../../src/interp/interpret.js';
-import { maxRelError, type Tensor64 } from '../../src/interp/tensor.js';
+import { maxRelError } from '../../src/interp/tensor.js';
 import { neededTensors } from '../../src/io/check-tensors.js';
 import { randomInputs, randomWeights } from '../../src/cli/random.js';
-import { compilePlan } from '../../src/kernel/compile-plan.js';
-import { lavapipeLimits } from '../../src/kernel/schedule.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines } from '../../src/passes/pipeline.js';
 import type { AcquiredDevice } from '../../src/runtime/device.js';
-import { createSession } from '../../src/runtime/session.js';
 import { testDevice } from './helpers.js';
+import { runPlan } from './run-plan.js';
 
 let dev: AcquiredDevice;
 beforeAll(async () => {
   dev = await testDevice();
 }, 240_000);
-
-async function runPlan(g: Graph, weights: Map<string, Tensor64>, inputs: Map<string, Tensor64>): Promise<Map<string, Tensor64>> {
-  const s = await createSession(dev, compilePlan(g, { target: lavapipeLimits }));
-  try {
-    s.loadWeights(weights);
-    const r = await s.run(inputs);
-    const out = new Map<string, Tensor64>();
-    for (const [name, t] of r.outputs) out.set(name, { dtype: 'f32', shape: t.shape, data: Float64Array.from(t.data) });
-    return out;
-  } finally {
-    s.dispose();
-  }
-}
 
 const cases = [
   ['examples/gpt2.tfx', [['layers', 1], ['d', 32], ['heads', 4], ['vocab', 64], ['ctx', 16]], [['B', 2], ['T', 7]]],
@@ -56,7 +40,7 @@ for (const [file, ov, ds] of cases) {
     expect(fused.nodes.some((n) => n.op === 'view')).toBe(true);
     expect(fused.nodes.some((n) => n.op === 'layernorm' || n.op === 'rmsnorm')).toBe(false);
     const want = interpret(r.graph, { inputs, weights }).outputs;
-    const got = await runPlan(fused, weights, inputs);
+    const got = await runPlan(dev, fused, weights, inputs);
     for (const [name, w] of want) {
       const a = got.get(name);
       if (a === undefined) throw new Error(`missing ${name}`);

@@ -3,37 +3,21 @@
 import { readFileSync } from 'node:fs';
 import { beforeAll, expect, it } from 'vitest';
 import { checkSource } from '../../src/check/check-source.js';
-import type { Graph } from '../../src/graph/ir.js';
 import { interpret } from '../../src/interp/interpret.js';
-import { maxRelError, type Tensor64 } from '../../src/interp/tensor.js';
+import { maxRelError } from '../../src/interp/tensor.js';
 import { neededTensors } from '../../src/io/check-tensors.js';
 import { randomInputs, randomWeights } from '../../src/cli/random.js';
-import { compilePlan } from '../../src/kernel/compile-plan.js';
-import { lavapipeLimits } from '../../src/kernel/schedule.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines, unfusedPipeline } from '../../src/passes/pipeline.js';
 import type { AcquiredDevice } from '../../src/runtime/device.js';
-import { createSession } from '../../src/runtime/session.js';
 import { testDevice } from './helpers.js';
+import { runPlan } from './run-plan.js';
 
 let dev: AcquiredDevice;
 beforeAll(async () => {
   dev = await testDevice();
 }, 240_000);
-
-async function runPlan(g: Graph, weights: Map<string, Tensor64>, inputs: Map<string, Tensor64>): Promise<Map<string, Tensor64>> {
-  const s = await createSession(dev, compilePlan(g, { target: lavapipeLimits }));
-  try {
-    s.loadWeights(weights);
-    const r = await s.run(inputs);
-    const out = new Map<string, Tensor64>();
-    for (const [name, t] of r.outputs) out.set(name, { dtype: 'f32', shape: t.shape, data: Float64Array.from(t.data) });
-    return out;
-  } finally {
-    s.dispose();
-  }
-}
 
 it('GPT-2 tiny: fused and unfused plans agree with each other and the interpreter', async () => {
   const r = checkSource(readFileSync('examples/gpt2.tfx', 'utf8'), 'gpt2.tfx', new Map([['layers', 1], ['d', 32], ['heads', 4], ['vocab', 64], ['ctx', 16]]));
@@ -47,8 +31,8 @@ it('GPT-2 tiny: fused and unfused plans agree with each other and the interprete
   expect(fused.nodes.some((n) => n.op === 'fused_matmul')).toBe(true);
   expect(unfused.nodes.some((n) => n.op.startsWith('fused_'))).toBe(false);
   const want = interpret(r.graph, { inputs, weights }).outputs.get('logits');
-  const a = (await runPlan(fused, weights, inputs)).get('logits');
-  const b = (await runPlan(unfused, weights, inputs)).get('logits');
+  const a = (await runPlan(dev, fused, weights, inputs)).get('logits');
+  const b = (await runPlan(dev, unfused, weights, inputs)).get('logits');
   if (want === undefined || a === undefined || b === undefined) throw new Error('missing logits');
   // f32 kernels vs float64 through a layer: 1e-4 relative (floor 1e-3 of the logit scale).
   const floor = 1e-3 * Math.max(...Array.from(want.data, Math.abs));
