@@ -10,25 +10,13 @@ import { main } from '../../src/cli/main.js';
 import { hasWebGpu } from '../../src/cli/webgpu.js';
 import { writeSafetensors } from '../../src/io/safetensors.js';
 import type { Tensor64 } from '../../src/ops/define.js';
+import { tinyLm } from '../helpers/tiny-lm.js';
 
 process.env['XDG_RUNTIME_DIR'] ??= '/tmp';
 const dir = mkdtempSync(join(tmpdir(), 'tfc-robust-'));
 
-// logits = (wte[tokens] + wpe[arange(T)]) @ transpose(wte): ids index 8 rows, positions 4 rows.
-const tiny = `config {
-  d = 4
-  vocab = 8
-  ctx = 4
-}
-dims B, T
-input tokens: i32[B, T]
-output logits: f32[B, T, vocab]
-weight wte: f32[vocab, d] = "wte.weight"
-weight wpe: f32[ctx, d] = "wpe.weight"
-model tiny {
-  logits = (wte[tokens] + wpe[arange(T)]) @ transpose(wte)
-}
-`;
+// ctx = 4: ids index 8 rows of wte, positions 4 rows of wpe.
+const tiny = tinyLm(4);
 
 function file(name: string, data: string | Uint8Array): string {
   const p = join(dir, name);

@@ -18,6 +18,7 @@ import { pipelines } from '../../src/passes/pipeline.js';
 import { acquireDevice } from '../../src/runtime/device.js';
 import { createLoadedModel } from '../../src/runtime/host.js';
 import { targetLimitsOf } from '../../src/runtime/target.js';
+import { tinyLm } from '../helpers/tiny-lm.js';
 
 process.env['XDG_RUNTIME_DIR'] ??= '/tmp';
 const dir = mkdtempSync(join(tmpdir(), 'tfc-resources-'));
@@ -78,22 +79,8 @@ describe('tfc run --target webgpu past the storage binding limit', () => {
   }, 600_000);
 });
 
-// logits = (wte[tokens] + wpe[arange(T)]) @ transpose(wte): no KV cache, so each decode step of
-// `generate` runs the new token alone.
-const tiny = `config {
-  d = 4
-  vocab = 8
-  ctx = 8
-}
-dims B, T
-input tokens: i32[B, T]
-output logits: f32[B, T, vocab]
-weight wte: f32[vocab, d] = "wte.weight"
-weight wpe: f32[ctx, d] = "wpe.weight"
-model tiny {
-  logits = (wte[tokens] + wpe[arange(T)]) @ transpose(wte)
-}
-`;
+// No KV cache: each decode step of `generate` runs the new token alone.
+const tiny = tinyLm(8);
 
 describe('a device lost in the middle of generate', () => {
   it('rejects with a device-lost error at the next step, without hanging', async () => {
