@@ -2,21 +2,23 @@
 // writer and the spelling tables in ops.ts. Output is deterministic; every var is initialized
 // (lavapipe keeps a loop-local uninitialized `var`'s previous value), infinities come from a
 // runtime bitcast helper (a const-expression may not evaluate to inf), dims are a uniform struct.
+// Statement and expression walking live in ../common/c-style.ts; this file holds the module layout and spellings.
 import { NameScope, wgslReserved } from '../common/names.js';
 import { Writer } from '../common/writer.js';
-import { formatF32 } from '../common/float.js';
+import { CStylePrinter, describeSchedule, isInfLiteral, usedBuiltins } from '../common/c-style.js';
 import {
+  type BinaryOp,
+  type BuiltinId,
   type Expr,
   type Kernel,
-  type KernelSchedule,
+  type MathFn,
   type ScalarType,
-  type Stmt,
-  assertNever,
+  type SubgroupOp,
+  type UnaryOp,
   builtinIds,
   forEachExpr,
   kernelFeatures,
 } from '../../src/kernel/ir.js';
-import { printSize } from '../../src/kernel/to-size.js';
 import { wgslBinary, wgslBuiltin, wgslMath, wgslSubgroup, wgslType, wgslUnary } from './ops.js';
 
 export interface WgslOptions {
@@ -29,48 +31,19 @@ export function uniformBinding(k: Kernel): number {
   return k.uniforms.length === 0 ? -1 : k.buffers.length;
 }
 
-export function describeSchedule(s: KernelSchedule): string {
-  switch (s.kind) {
-    case 'map':
-      return `map, ${s.workgroupSize} threads per workgroup, one element per thread`;
-    case 'row':
-      return `row, ${s.workgroupSize} threads per row, ${s.useSubgroups ? 'subgroup' : 'shared-memory tree'} reductions`;
-    case 'tiled_matmul':
-      return `tiled_matmul, tile ${s.tileRows}x${s.tileCols}x${s.tileK}, ${s.threadRows}x${s.threadCols} outputs per thread`;
-    case 'flash_attention':
-      return `flash_attention, ${s.tileRows} query rows x ${s.tileCols} keys per tile, ${s.lanes} lanes per row, ${s.useSubgroups ? 'subgroup' : 'workgroup-memory'} row reductions${s.splits > 1 ? `, ${s.splits} cache partitions` : ''}`;
-    default:
-      return assertNever(s);
-  }
-}
-
-/** Comment text safe on one `//` line: control characters (C0, C1 with NEL U+0085, U+2028/9: all WGSL line breaks) become spaces. */
-function commentText(s: string): string {
-  return s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, ' ');
-}
+export { describeSchedule };
 
 export function printWgsl(k: Kernel, opts: WgslOptions = {}): string {
   return new WgslPrinter(k).print(opts.header ?? true);
 }
 
-class WgslPrinter {
-  private readonly scope = new NameScope(wgslReserved);
-  private readonly names = new Map<string, string>();
-  private readonly bufferNames: string[] = [];
-  private readonly dimNames = new Map<string, string>();
+class WgslPrinter extends CStylePrinter {
   private usesErf = false;
   private usesInf = false;
   private usesNan = false;
 
-  constructor(private readonly k: Kernel) {}
-
-  private local(irName: string): string {
-    let n = this.names.get(irName);
-    if (n === undefined) {
-      n = this.scope.claim(irName);
-      this.names.set(irName, n);
-    }
-    return n;
+  constructor(k: Kernel) {
+    super(k, wgslReserved);
   }
 
   print(header: boolean): string {
@@ -81,18 +54,10 @@ class WgslPrinter {
       if (e.kind === 'call' && e.fn === 'erf') this.usesErf = true;
       if (e.kind === 'lit' && (e.type === 'f32' || e.type === 'f16')) {
         if (Number.isNaN(e.value)) this.usesNan = true;
-        else if (!Number.isFinite(Math.fround(e.value)) || (e.type === 'f16' && Math.abs(e.value) > 65504)) this.usesInf = true;
+        else if (isInfLiteral(e.type, e.value)) this.usesInf = true;
       }
     });
-    if (header) {
-      w.comment(commentText(`kernel ${k.name}: ${k.op}`));
-      for (const loc of k.locs) w.comment(commentText(`from ${loc}`));
-      w.comment(`schedule: ${describeSchedule(k.schedule)}`);
-      w.comment(`workgroup: ${k.workgroupSize.join('x')}, grid: [${k.grid.map(printSize).join(', ')}]`);
-      w.comment(`bytes read: ${printSize(k.traffic.bytesRead)}`);
-      w.comment(`bytes written: ${printSize(k.traffic.bytesWritten)}`);
-      w.comment(`flops: ${printSize(k.traffic.flops)}`);
-    }
+    if (header) this.header(w);
     if (features.usesF16) w.line('enable f16;');
     if (features.usesSubgroups) w.line('enable subgroups;');
     if (features.usesF16 || features.usesSubgroups) w.line();
@@ -131,10 +96,7 @@ class WgslPrinter {
       w.close();
       w.line();
     }
-    const used = new Set<string>();
-    forEachExpr(k.body, (e) => {
-      if (e.kind === 'builtin') used.add(e.id);
-    });
+    const used = usedBuiltins(k);
     const params = builtinIds
       .filter((id) => used.has(id))
       .map((id) => {
@@ -160,132 +122,68 @@ class WgslPrinter {
     w.line();
   }
 
-  private stmts(w: Writer, list: readonly Stmt[]): void {
-    for (const s of list) this.stmt(w, s);
+  // ---- spellings ----
+
+  protected readonly groupLabel = 'workgroup';
+  protected readonly barrier = 'workgroupBarrier();';
+  protected readonly parenthesizeUnary = false;
+  protected readonly nanLiteral = 'tfc_nan()';
+
+  protected declare(kind: 'let' | 'var', type: ScalarType, name: string, init: string): string {
+    return `${kind} ${name}: ${wgslType[type]} = ${init}`;
   }
 
-  private stmt(w: Writer, s: Stmt): void {
-    switch (s.kind) {
-      case 'let':
-        w.line(`let ${this.local(s.name)}: ${wgslType[s.type]} = ${this.expr(s.init, false)};`);
-        return;
-      case 'var':
-        w.line(`var ${this.local(s.name)}: ${wgslType[s.type]} = ${this.expr(s.init, false)};`);
-        return;
-      case 'private_array': {
-        const t = `array<${wgslType[s.type]}, ${s.length}>`;
-        const isZero = s.init.kind === 'lit' && s.init.value === 0 && !Object.is(s.init.value, -0);
-        const init = isZero ? `${t}()` : `${t}(${new Array<string>(s.length).fill(this.expr(s.init, false)).join(', ')})`;
-        w.line(`var ${this.local(s.name)}: ${t} = ${init};`);
-        return;
-      }
-      case 'assign':
-        w.line(`${this.local(s.name)} = ${this.expr(s.value, false)};`);
-        return;
-      case 'store':
-        w.line(`${this.bufferNames[s.slot] ?? ''}[${this.expr(s.index, false)}] = ${this.expr(s.value, false)};`);
-        return;
-      case 'array_store':
-        w.line(`${this.local(s.array)}[${this.expr(s.index, false)}] = ${this.expr(s.value, false)};`);
-        return;
-      case 'for': {
-        const i = this.local(s.var);
-        const step = s.step.kind === 'lit' && s.step.value === 1 ? `${i}++` : `${i} += ${this.expr(s.step, false)}`;
-        w.open(`for (var ${i}: u32 = ${this.expr(s.start, false)}; ${i} < ${this.expr(s.end, false)}; ${step})`);
-        this.stmts(w, s.body);
-        w.close();
-        return;
-      }
-      case 'if': {
-        w.open(`if (${this.expr(s.cond, false)})`);
-        this.stmts(w, s.then);
-        let rest = s.else;
-        // else-if chains print flat.
-        for (;;) {
-          const [only] = rest;
-          if (rest.length === 1 && only !== undefined && only.kind === 'if') {
-            w.reopen(`else if (${this.expr(only.cond, false)})`);
-            this.stmts(w, only.then);
-            rest = only.else;
-            continue;
-          }
-          break;
-        }
-        if (rest.length > 0) {
-          w.reopen('else');
-          this.stmts(w, rest);
-        }
-        w.close();
-        return;
-      }
-      case 'barrier':
-        w.line('workgroupBarrier();');
-        return;
-      case 'comment':
-        w.comment(commentText(s.text));
-        return;
-      default:
-        assertNever(s);
-    }
+  protected declareArray(type: ScalarType, name: string, length: number, elems: readonly string[] | undefined): string {
+    const t = `array<${wgslType[type]}, ${length}>`;
+    return `var ${name}: ${t} = ${t}(${elems === undefined ? '' : elems.join(', ')})`;
   }
 
-  /** `nested`: the expression is an operand of an operator, so binary/unary forms get parentheses. */
-  private expr(e: Expr, nested: boolean): string {
-    const wrap = (s: string): string => (nested ? `(${s})` : s);
-    switch (e.kind) {
-      case 'lit':
-        return this.literal(e.type, e.value, nested);
-      case 'var':
-        return this.local(e.name);
-      case 'builtin': {
-        const b = wgslBuiltin[e.id];
-        return b.isVector ? `${b.name}.${'xyz'[e.axis] ?? 'x'}` : b.name;
-      }
-      case 'uniform':
-        return `dims.${this.dimNames.get(e.dim) ?? e.dim}`;
-      case 'load':
-        return `${this.bufferNames[e.slot] ?? ''}[${this.expr(e.index, false)}]`;
-      case 'array_load':
-        return `${this.local(e.array)}[${this.expr(e.index, false)}]`;
-      case 'unary':
-        return `${wgslUnary[e.op]}${this.expr(e.arg, true)}`;
-      case 'binary':
-        return wrap(`${this.expr(e.a, true)} ${wgslBinary[e.op]} ${this.expr(e.b, true)}`);
-      case 'call':
-        return wgslMath[e.fn](e.args.map((a) => this.expr(a, false)), e.type);
-      case 'select':
-        return `select(${this.expr(e.ifFalse, false)}, ${this.expr(e.ifTrue, false)}, ${this.expr(e.cond, false)})`;
-      case 'cast':
-        return `${wgslType[e.to]}(${this.expr(e.arg, false)})`;
-      case 'subgroup':
-        return `${wgslSubgroup[e.op]}(${this.expr(e.arg, false)})`;
-      default:
-        return assertNever(e);
-    }
+  protected loopVar(name: string): string {
+    return `var ${name}: u32`;
   }
 
-  private literal(type: ScalarType, value: number, nested: boolean): string {
-    const neg = (s: string): string => (nested ? `(${s})` : s);
-    switch (type) {
-      case 'bool':
-        return value !== 0 ? 'true' : 'false';
-      case 'u32':
-        if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new Error(`internal: bad u32 literal ${value}`);
-        return `${value}u`;
-      case 'i32':
-        if (!Number.isInteger(value) || value < -0x80000000 || value > 0x7fffffff) throw new Error(`internal: bad i32 literal ${value}`);
-        return value < 0 ? neg(`${value}i`) : `${value}i`;
-      case 'f32':
-      case 'f16': {
-        let s: string;
-        if (Number.isNaN(value)) s = 'tfc_nan()';
-        else if (!Number.isFinite(Math.fround(value)) || (type === 'f16' && Math.abs(value) > 65504)) s = value < 0 ? 'tfc_neg_inf()' : '-tfc_neg_inf()';
-        else s = `${formatF32(value)}f`;
-        if (type === 'f16') return `f16(${s})`;
-        return s.startsWith('-') ? neg(s) : s;
-      }
-      default:
-        return assertNever(type);
-    }
+  protected builtin(id: BuiltinId, axis: number): string {
+    const b = wgslBuiltin[id];
+    return b.isVector ? `${b.name}.${'xyz'[axis] ?? 'x'}` : b.name;
+  }
+
+  protected uniform(dim: string): string {
+    return `dims.${this.dimNames.get(dim) ?? dim}`;
+  }
+
+  protected unaryOp(op: UnaryOp): string {
+    return wgslUnary[op];
+  }
+
+  protected binary(op: BinaryOp, a: string, b: string): string {
+    return `${a} ${wgslBinary[op]} ${b}`;
+  }
+
+  protected call(fn: MathFn, args: readonly string[], type: ScalarType): string {
+    return wgslMath[fn](args, type);
+  }
+
+  protected select(cond: Expr, ifTrue: Expr, ifFalse: Expr): string {
+    return `select(${this.expr(ifFalse, false)}, ${this.expr(ifTrue, false)}, ${this.expr(cond, false)})`;
+  }
+
+  protected cast(to: ScalarType, arg: Expr): string {
+    return `${wgslType[to]}(${this.expr(arg, false)})`;
+  }
+
+  protected subgroupOp(op: SubgroupOp): string {
+    return wgslSubgroup[op];
+  }
+
+  protected i32Literal(value: number): string {
+    return `${value}i`;
+  }
+
+  protected infLiteral(negative: boolean): string {
+    return negative ? 'tfc_neg_inf()' : '-tfc_neg_inf()';
+  }
+
+  protected f16Literal(s: string): string {
+    return `f16(${s})`;
   }
 }
