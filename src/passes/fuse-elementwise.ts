@@ -253,6 +253,7 @@ function run(g: Graph, ctx: PassContext): Graph {
       type: n.type,
       loc: n.loc,
       from: [n.loc, ...from],
+      ...(n.scope !== undefined ? { scope: n.scope } : {}),
     });
   }
   ctx.stats.ruleHits.set(`${NAME}/fused_map`, (ctx.stats.ruleHits.get(`${NAME}/fused_map`) ?? 0) + fused);

@@ -110,6 +110,8 @@ function run(g: Graph, ctx: PassContext): Graph {
       type: n.type,
       loc: m.loc,
       from: [m.loc, n.loc, ...(n.from ?? [])],
+      // Kernel names follow the source (`mlp_l0_fused_matmul`): keep the matmul's scope.
+      ...(m.scope !== undefined ? { scope: m.scope } : {}),
     });
   }
   ctx.stats.ruleHits.set(`${NAME}/fused_matmul`, (ctx.stats.ruleHits.get(`${NAME}/fused_matmul`) ?? 0) + plan.size);
