@@ -1,8 +1,9 @@
 // fuse-elementwise: turns chains of elementwise ops (with `where`, `cast`, scalar constants,
-// `grid` masks, and the index remaps `permute` and `slice`) into one `fused_map` node whose
-// body is a lambda over the result indices; operands that are not fused are read with
-// `read(i, ...)`, broadcasting per operand (a size-1 axis reads index 0, missing leading axes are
-// dropped). One fused_map is one kernel, so the intermediates never reach global memory.
+// `grid` masks, the index remaps `permute` and `slice`, `arange` as the index expression
+// `start + i`, and `gather` as a data-dependent read `read(table, clamp(read(ids, ...)), j)`) into
+// one `fused_map` node whose body is a lambda over the result indices; operands that are not
+// fused are read with `read(i, ...)`, broadcasting per operand (a size-1 axis reads index 0,
+// missing leading axes are dropped). One fused_map is one kernel, so the intermediates never reach global memory.
 //
 //   before                                        after
 //   %0 = input {name="x"} : f32[T,4]              %0 = input {name="x"} : f32[T,4]
@@ -22,11 +23,16 @@
 // fused_maps (the value at the cut is materialized). This bounds the recursion of the walk (a
 // 2000-op `y = y + x` chain overflowed the stack), the later tree walks over the body (lowering,
 // printing) and the size of one WGSL expression.
+// GPT-2's embedding `wte[tokens] + wpe[arange(T)]` becomes one kernel:
+//   %3 = fused_map %1, %0, %2 {body=(i0, i1, i2) =>
+//          add(read(0, min(max(read(1, i0, i1), 0), 255), i2), read(2, min(max(i1, 0), 63), i2)), ...}
+// (%1 wte f32[256,64], %0 tokens, %2 wpe f32[64,64]). The id clamp is the gather kernel's, so
+// the fused graph under the interpreter reads a clamped row where the unfused one reports TFC309.
 // Needs: types inferred. Keeps: the graph's outputs and interface; every surviving type.
 import type { Graph, Node, ScalarExpr } from '../graph/ir.js';
 import { dimAttr, floatAttr, intAttr, intsAttr, lambdaAttr } from '../graph/ir.js';
 import { GraphBuilder, removeDeadNodes } from '../graph/rewrite.js';
-import { dimConstValue } from '../check/dim.js';
+import { dimConst, dimConstValue } from '../check/dim.js';
 import { getOp } from '../ops/catalog.js';
 import type { DType } from '../graph/types.js';
 import type { GraphPass, PassContext } from './pass.js';
@@ -42,7 +48,7 @@ export function isMappable(n: Node): boolean {
   if (def === undefined) return false;
   if (def.family === 'elementwise') return true;
   if (n.op === 'const') return n.type.shape.length === 0;
-  return n.op === 'grid' || n.op === 'fused_map' || n.op === 'permute' || n.op === 'slice';
+  return n.op === 'grid' || n.op === 'fused_map' || n.op === 'permute' || n.op === 'slice' || n.op === 'gather' || n.op === 'arange';
 }
 
 const idx = (axis: number): ScalarExpr => ({ kind: 'index', axis });
@@ -169,6 +175,24 @@ class Fuser {
         perm.forEach((p, i) => (inAt[p] = at[i] ?? i32(0)));
         return operandAt(0, inAt);
       }
+      case 'arange': {
+        // Element i is start + i.
+        const start = dimAttr(n, 'start');
+        const i = at[0] ?? i32(0);
+        return dimConstValue(start) === 0 ? i : ap('add', 'i32', i, { kind: 'dim', dim: start });
+      }
+      case 'gather': {
+        // table[ids] at (p..., j...) is table[clamp(ids[p...], 0, V - 1), j...]: a data-dependent
+        // read. The clamp is the gather kernel's (lower.ts emitGather): an id outside the table
+        // (TFC309 in the unfused interpreter and the host's range checks) must not read past the
+        // buffer, and a position from arange(T) with T > V is not checked by a compiled session.
+        const idsRank = operandNode(1).type.shape.length;
+        const rows = operandNode(0).type.shape[0] ?? dimConst(1);
+        const v = dimConstValue(rows);
+        const last = v !== undefined ? i32(v - 1) : ap('sub', 'i32', { kind: 'dim', dim: rows }, i32(1));
+        const id = ap('min', 'i32', ap('max', 'i32', operandAt(1, at.slice(0, idsRank)), i32(0)), last);
+        return operandAt(0, [id, ...at.slice(idsRank)]);
+      }
       case 'slice': {
         const axis = intAttr(n, 'axis');
         const start = dimAttr(n, 'start');
@@ -262,7 +286,7 @@ function run(g: Graph, ctx: PassContext): Graph {
 
 export const fuseElementwise: GraphPass = {
   name: NAME,
-  summary: 'fuse chains of elementwise ops, where, cast, consts, grids, permutes and slices into fused_map',
+  summary: 'fuse chains of elementwise ops, where, cast, consts, grids, permutes, slices, aranges and gathers into fused_map',
   run,
 };
 
