@@ -90,6 +90,8 @@ export abstract class CStylePrinter {
   protected abstract select(cond: Expr, ifTrue: Expr, ifFalse: Expr, nested: boolean): string;
   protected abstract cast(to: ScalarType, arg: Expr): string;
   protected abstract subgroupOp(op: SubgroupOp): string;
+  /** `arg` read from subgroup lane `lane` (the 'shuffle' subgroup op). */
+  protected abstract subgroupShuffle(arg: Expr, lane: Expr): string;
   /** i32 literal text (negative values are parenthesized as operands by the caller). */
   protected abstract i32Literal(value: number): string;
   protected abstract readonly nanLiteral: string;
@@ -224,7 +226,7 @@ export abstract class CStylePrinter {
       case 'cast':
         return this.cast(e.to, e.arg);
       case 'subgroup':
-        return `${this.subgroupOp(e.op)}(${this.expr(e.arg, false)})`;
+        return e.lane === undefined ? `${this.subgroupOp(e.op)}(${this.expr(e.arg, false)})` : this.subgroupShuffle(e.arg, e.lane);
       default:
         return assertNever(e);
     }

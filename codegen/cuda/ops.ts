@@ -83,6 +83,7 @@ export const cudaSubgroup: Record<SubgroupOp, string> = {
   sum: 'tfc_warp_sum',
   max: 'tfc_warp_max',
   broadcast_first: 'tfc_warp_broadcast_first',
+  shuffle: '__shfl_sync', // with the mask and lane operands: printed by CudaPrinter.subgroupShuffle
 };
 
 /** Conversion of `a` (type `from`) to `to`; bool -> number is 0/1, number -> bool is `!= 0`. */

@@ -179,6 +179,10 @@ class CudaPrinter extends CStylePrinter {
     return cudaSubgroup[op];
   }
 
+  protected subgroupShuffle(arg: Expr, lane: Expr): string {
+    return `__shfl_sync(0xffffffffu, ${this.expr(arg, false)}, ${this.expr(lane, false)})`;
+  }
+
   /** -2147483648 is not a literal in C++ (2147483648 does not fit int). */
   protected i32Literal(value: number): string {
     return value === -0x80000000 ? '-2147483647 - 1' : `${value}`;

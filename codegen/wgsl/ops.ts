@@ -59,4 +59,5 @@ export const wgslSubgroup: Record<SubgroupOp, string> = {
   sum: 'subgroupAdd',
   max: 'subgroupMax',
   broadcast_first: 'subgroupBroadcastFirst',
+  shuffle: 'subgroupShuffle', // with the lane operand: printed by WgslPrinter.subgroupShuffle
 };

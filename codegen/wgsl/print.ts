@@ -175,6 +175,10 @@ class WgslPrinter extends CStylePrinter {
     return wgslSubgroup[op];
   }
 
+  protected subgroupShuffle(arg: Expr, lane: Expr): string {
+    return `subgroupShuffle(${this.expr(arg, false)}, ${this.expr(lane, false)})`;
+  }
+
   protected i32Literal(value: number): string {
     return `${value}i`;
   }

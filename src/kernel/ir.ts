@@ -34,9 +34,12 @@ export type BuiltinId =
   | 'subgroup_lane'; // invocation index inside the subgroup
 export const builtinIds: readonly BuiltinId[] = ['local_id', 'local_index', 'workgroup_id', 'global_id', 'subgroup_size', 'subgroup_lane'];
 
-/** Subgroup (warp) collectives, abstract: targets map them to subgroupAdd/__shfl_xor_sync/... */
-export type SubgroupOp = 'sum' | 'max' | 'broadcast_first';
-export const subgroupOps: readonly SubgroupOp[] = ['sum', 'max', 'broadcast_first'];
+/**
+ * Subgroup (warp) collectives, abstract: targets map them to subgroupAdd/__shfl_xor_sync/...
+ * 'shuffle' returns `arg` of the invocation whose subgroup lane is the expression's `lane`.
+ */
+export type SubgroupOp = 'sum' | 'max' | 'broadcast_first' | 'shuffle';
+export const subgroupOps: readonly SubgroupOp[] = ['sum', 'max', 'broadcast_first', 'shuffle'];
 
 export type Expr =
   | { readonly kind: 'lit'; readonly type: ScalarType; readonly value: number } // value may be +-Infinity or NaN for floats
@@ -50,7 +53,7 @@ export type Expr =
   | { readonly kind: 'call'; readonly fn: MathFn; readonly args: readonly Expr[]; readonly type: ScalarType }
   | { readonly kind: 'select'; readonly cond: Expr; readonly ifTrue: Expr; readonly ifFalse: Expr; readonly type: ScalarType }
   | { readonly kind: 'cast'; readonly to: ScalarType; readonly arg: Expr }
-  | { readonly kind: 'subgroup'; readonly op: SubgroupOp; readonly arg: Expr; readonly type: ScalarType };
+  | { readonly kind: 'subgroup'; readonly op: SubgroupOp; readonly arg: Expr; readonly type: ScalarType; readonly lane?: Expr }; // lane (u32): the source lane of 'shuffle' only
 
 export type Stmt =
   | { readonly kind: 'let'; readonly name: string; readonly type: ScalarType; readonly init: Expr } // immutable
@@ -166,7 +169,9 @@ export const arrayLoad = (array: string, index: Expr, type: ScalarType): Expr =>
 export const cast = (to: ScalarType, arg: Expr): Expr => (exprType(arg) === to ? arg : { kind: 'cast', to, arg });
 export const call = (fn: MathFn, args: readonly Expr[], type: ScalarType): Expr => ({ kind: 'call', fn, args, type });
 export const select = (cond: Expr, ifTrue: Expr, ifFalse: Expr): Expr => ({ kind: 'select', cond, ifTrue, ifFalse, type: exprType(ifTrue) });
-export const subgroup = (op: SubgroupOp, arg: Expr): Expr => ({ kind: 'subgroup', op, arg, type: exprType(arg) });
+export const subgroup = (op: Exclude<SubgroupOp, 'shuffle'>, arg: Expr): Expr => ({ kind: 'subgroup', op, arg, type: exprType(arg) });
+/** `arg` as held by the invocation at subgroup lane `lane` (u32, < the subgroup size). */
+export const subgroupShuffle = (arg: Expr, lane: Expr): Expr => ({ kind: 'subgroup', op: 'shuffle', arg, lane, type: exprType(arg) });
 export const unary = (op: UnaryOp, arg: Expr): Expr => ({ kind: 'unary', op, arg, type: exprType(arg) });
 
 const comparisons: ReadonlySet<BinaryOp> = new Set(['lt', 'le', 'gt', 'ge', 'eq', 'ne', 'and', 'or']);
@@ -234,8 +239,11 @@ export function forEachExpr(stmts: readonly Stmt[], f: (e: Expr) => void): void 
         return visit(e.index);
       case 'unary':
       case 'cast':
-      case 'subgroup':
         return visit(e.arg);
+      case 'subgroup':
+        visit(e.arg);
+        if (e.lane !== undefined) visit(e.lane);
+        return;
       case 'binary':
         visit(e.a);
         return visit(e.b);

@@ -50,6 +50,7 @@ import {
   rem,
   select,
   subgroup,
+  subgroupShuffle,
   u32,
   unary,
   v,
@@ -80,13 +81,20 @@ export interface AttentionSchedule {
   readonly rowsPerThread?: number;
   /** K and V read from global memory instead of staged tiles (CPU targets; default false). */
   readonly isDirect?: boolean;
+  /**
+   * With `useSubgroups`: a lane's probabilities stay in its registers and the P V product reads
+   * them from the row's lanes by subgroup shuffle (no P tile in workgroup memory, no barriers
+   * around it; none at all per key tile with `isDirect`). Default false.
+   */
+  readonly shuffleP?: boolean;
 }
 
 /** Workgroup bytes of a tile configuration: Q, K, V tiles, the score/probability tile, the fold. */
 export function attentionSharedBytes(s: AttentionSchedule, rows: number, dk: number, dv: number): number {
   const fold = s.useSubgroups ? 0 : (rows / (s.rowsPerThread ?? 1)) * s.lanes;
   const kv = s.isDirect === true ? 0 : s.tileCols * (dk + dv);
-  return 4 * (rows * dk + kv + rows * s.tileCols + fold);
+  const pTile = s.shuffleP === true && s.useSubgroups ? 0 : rows * s.tileCols;
+  return 4 * (rows * dk + kv + pTile + fold);
 }
 
 /**
@@ -101,7 +109,8 @@ export function chooseAttentionSchedule(target: TargetLimits, dk: number, dv: nu
     // CPU (lavapipe): K/V read directly, 8 query rows per thread, 4 row groups (32 threads),
     // 64 keys per tile (DEVELOPERS.md, Performance notes): per d, 8 q and 8 K loads feed 64
     // multiply-adds; per key, 8 p and 8 V loads feed 64. 1.9x the 32x32 staged tiles on lavapipe.
-    const s: AttentionSchedule = { tileRows: 32, tileCols: 8 * lanes, lanes, useSubgroups, splits: 32, decodeMaxT: 1, rowsPerThread: 8, isDirect: true };
+    // With subgroups P is exchanged by shuffle within a row's lanes (no P tile, no barriers).
+    const s: AttentionSchedule = { tileRows: 32, tileCols: 8 * lanes, lanes, useSubgroups, splits: 32, decodeMaxT: 1, rowsPerThread: 8, isDirect: true, ...(useSubgroups ? { shuffleP: true } : {}) };
     if (4 * lanes <= target.maxInvocationsPerWorkgroup && attentionSharedBytes(s, 32, dk, dv) <= target.maxWorkgroupStorageBytes) return s;
   }
   const roundUp = (x: number): number => Math.ceil(x / lanes) * lanes;
@@ -645,6 +654,9 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, mode: Mode, 
   // element RQ rows); a row's L lanes stay one subgroup. Split-K decode has one row.
   const RQ = mode.kind === 'split' ? 1 : (s.rowsPerThread ?? 1);
   const isDirect = s.isDirect === true;
+  // P stays in the lanes' registers (`dots`, overwritten by scores, then probabilities) and the
+  // P V loop shuffles it from lane c % L; a row's L lanes are one subgroup (useSubgroups).
+  const shuffleP = s.shuffleP === true && s.useSubgroups;
   if (Br % RQ !== 0) throw new Error(`internal: attention tile rows ${Br} not a multiple of rows per thread ${RQ}`);
   const groups = Br / RQ;
   const threads = groups * L;
@@ -669,7 +681,7 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, mode: Mode, 
   // Direct schedule (CPU targets): K and V are read from global memory, no tiles staged.
   const ks = isDirect ? '' : kb.sharedArray('k_tile', 'f32', Bc * dk);
   const vs = isDirect ? '' : kb.sharedArray('v_tile', 'f32', Bc * dv);
-  const ps = kb.sharedArray('p_tile', 'f32', Br * Bc);
+  const ps = shuffleP ? '' : kb.sharedArray('p_tile', 'f32', Br * Bc);
   const fold = s.useSubgroups ? '' : kb.sharedArray('fold', 'f32', groups * L);
 
   const T = dimExpr(shape.T);
@@ -795,7 +807,8 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, mode: Mode, 
         lb.push({ kind: 'if', cond: logic.mayFalse, then: mb, else: [] });
       }
       const sv = kb.let(lb, 's_final', select(v(keep, 'bool'), sc, NEG_INF));
-      lb.push({ kind: 'array_store', array: ps, index: add(mul(row, u32(Bc)), c), value: sv });
+      if (shuffleP) lb.push({ kind: 'array_store', array: dots, index: add(mul(iiv, u32(NC)), v(i, 'u32')), value: sv });
+      else lb.push({ kind: 'array_store', array: ps, index: add(mul(row, u32(Bc)), c), value: sv });
       lb.push({ kind: 'assign', name: mLoc, value: fmax(v(mLoc, 'f32'), sv) });
       rb.push(forLoop(i, u32(0), u32(NC), u32(1), lb));
     }
@@ -808,10 +821,11 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, mode: Mode, 
     {
       const i = kb.fresh('i');
       const lb: Stmt[] = [];
-      const at = kb.let(lb, 'at', add(mul(row, u32(Bc)), add(lane, mul(v(i, 'u32'), u32(L)))));
-      const sv = kb.let(lb, 'sv', arrayLoad(ps, at, 'f32'));
+      const pArr = shuffleP ? dots : ps;
+      const at = kb.let(lb, 'at', shuffleP ? add(mul(iiv, u32(NC)), v(i, 'u32')) : add(mul(row, u32(Bc)), add(lane, mul(v(i, 'u32'), u32(L)))));
+      const sv = kb.let(lb, 'sv', arrayLoad(pArr, at, 'f32'));
       const p = kb.let(lb, 'p', select(bin('eq', sv, NEG_INF), f32(0), call('exp', [bin('sub', sv, mNew)], 'f32')));
-      lb.push({ kind: 'array_store', array: ps, index: at, value: p });
+      lb.push({ kind: 'array_store', array: pArr, index: at, value: p });
       lb.push({ kind: 'assign', name: psum, value: bin('add', v(psum, 'f32'), p) });
       rb.push(forLoop(i, u32(0), u32(NC), u32(1), lb));
     }
@@ -822,11 +836,15 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, mode: Mode, 
     rb.push({ kind: 'array_store', array: mRun, index: iiv, value: mNew });
     live.push(forLoop(ii, u32(0), u32(RQ), u32(1), rb));
   }
-  live.push({ kind: 'barrier' });
+  if (!shuffleP) live.push({ kind: 'barrier' });
   // acc += P V, register-blocked: per key, JL V elements and RQ probabilities for RQ * JL multiply-adds.
   {
+    // Key c = src + ci * L: with shuffleP its probability is dots[ii * NC + ci] of lane src.
+    const ci = kb.fresh('ci');
+    const src = kb.fresh('src');
     const c = kb.fresh('c');
     const lb: Stmt[] = [];
+    if (shuffleP) lb.push({ kind: 'let', name: c, type: 'u32', init: add(v(src, 'u32'), mul(v(ci, 'u32'), u32(L))) });
     const vd = kb.fresh('v_val');
     lb.push({ kind: 'private_array', name: vd, type: 'f32', length: JL, init: f32(0) });
     const jj = kb.fresh('jj');
@@ -837,14 +855,16 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, mode: Mode, 
     lb.push(forLoop(jj, u32(0), u32(JL), u32(1), vl));
     const ii = kb.fresh('ii');
     const rl: Stmt[] = [];
-    const p = kb.let(rl, 'pc', arrayLoad(ps, add(mul(rowOf(v(ii, 'u32')), u32(Bc)), v(c, 'u32')), 'f32'));
+    const p = kb.let(rl, 'pc', shuffleP ? subgroupShuffle(arrayLoad(dots, add(mul(v(ii, 'u32'), u32(NC)), v(ci, 'u32')), 'f32'), v(src, 'u32')) : arrayLoad(ps, add(mul(rowOf(v(ii, 'u32')), u32(Bc)), v(c, 'u32')), 'f32'));
     const jj2 = kb.fresh('jj');
     const at = add(mul(v(ii, 'u32'), u32(JL)), v(jj2, 'u32'));
     rl.push(forLoop(jj2, u32(0), u32(JL), u32(1), [{ kind: 'array_store', array: acc, index: at, value: bin('add', arrayLoad(acc, at, 'f32'), bin('mul', p, arrayLoad(vd, v(jj2, 'u32'), 'f32'))) }]));
     lb.push(forLoop(ii, u32(0), u32(RQ), u32(1), rl));
-    live.push(forLoop(c, u32(0), u32(Bc), u32(1), lb));
+    if (shuffleP) live.push(forLoop(ci, u32(0), u32(NC), u32(1), [forLoop(src, u32(0), u32(L), u32(1), lb)]));
+    else live.push(forLoop(c, u32(0), u32(Bc), u32(1), lb));
   }
-  live.push({ kind: 'barrier' });
+  // The next key tile restages K, V (and, without shuffleP, rewrites P).
+  if (!shuffleP || !isDirect) live.push({ kind: 'barrier' });
   body.push(forLoop(logic.ktVar, logic.ktStart, logic.ktEnd, u32(1), [...logic.perTile, { kind: 'if', cond: logic.mayTrue, then: live, else: [] }]));
 
   // ---- write once ----

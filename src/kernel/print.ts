@@ -55,7 +55,7 @@ export function printKernelExpr(e: Expr, k: Kernel, nested = false): string {
     case 'cast':
       return `${e.to}(${printKernelExpr(e.arg, k)})`;
     case 'subgroup':
-      return `subgroup_${e.op}(${printKernelExpr(e.arg, k)})`;
+      return `subgroup_${e.op}(${printKernelExpr(e.arg, k)}${e.lane === undefined ? '' : `, ${printKernelExpr(e.lane, k)}`})`;
     default:
       return assertNever(e);
   }

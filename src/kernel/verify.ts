@@ -74,6 +74,8 @@ export function verifyKernel(k: Kernel, target: TargetLimits): string[] {
         return checkExpr(e.arg, uniformFlow);
       case 'subgroup':
         if (!uniformFlow) err(`subgroup ${e.op} in non-uniform control flow`);
+        if ((e.op === 'shuffle') !== (e.lane !== undefined)) err(`subgroup ${e.op} ${e.op === 'shuffle' ? 'without' : 'with'} a lane operand`);
+        if (e.lane !== undefined) checkExpr(e.lane, uniformFlow);
         return checkExpr(e.arg, uniformFlow);
       case 'binary':
         checkExpr(e.a, uniformFlow);

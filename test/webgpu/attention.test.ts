@@ -184,11 +184,16 @@ const cases: Case[] = [
 // subgroup and workgroup-memory row reductions, on the variants whose indexing differs most.
 const direct: AttentionSchedule = { ...small, rowsPerThread: 2, isDirect: true };
 const directFold: AttentionSchedule = { ...small, useSubgroups: false, rowsPerThread: 4, isDirect: true };
+// P exchanged by subgroup shuffle (no P tile): with direct K/V (no barrier per key tile) and staged.
+const directShuffle: AttentionSchedule = { ...direct, shuffleP: true };
+const stagedShuffle: AttentionSchedule = { ...small, rowsPerThread: 2, shuffleP: true };
 const withSchedule = (names: readonly string[], schedule: AttentionSchedule, label: string): Case[] =>
   cases.filter((c) => names.includes(c.name)).map((c) => ({ ...c, name: `${c.name} (${label})`, schedule }));
 cases.push(
   ...withSchedule(['causal', 'ALiBi', 'cross-attention (T != S)', 'KV cache: causal over S = P + T (decode when T = 1)', 'fully masked rows give 0'], direct, 'direct K/V, 2 rows/thread'),
   ...withSchedule(['no mask', 'document mask (ids from a tensor)', 'GQA (4 query heads, 2 KV heads)'], directFold, 'direct K/V, 4 rows/thread, workgroup-memory reductions'),
+  ...withSchedule(['causal', 'ALiBi', 'GQA (4 query heads, 2 KV heads)', 'KV cache: causal over S = P + T (decode when T = 1)', 'fully masked rows give 0'], directShuffle, 'direct K/V, 2 rows/thread, P by subgroup shuffle'),
+  ...withSchedule(['no mask', 'cross-attention (T != S)'], stagedShuffle, 'staged K/V, 2 rows/thread, P by subgroup shuffle'),
 );
 
 describe('fused_attention on WebGPU vs the float64 interpreter', () => {
