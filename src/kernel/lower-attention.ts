@@ -55,6 +55,7 @@ import {
   unary,
   v,
 } from './ir.js';
+import { KernelBuilder } from './builder.js';
 import { dimExpr, scalarLowering } from './lower.js';
 import { elementOffset } from './lower-view.js'; // q/k/v read through fold-views views
 import type { SizeExpr, StepCondition } from './plan.js';
@@ -164,49 +165,6 @@ function shapeOf(q: Node, k: Node, vv: Node): AttentionShape {
   return { B, Hq, Hkv, T, S, dk, dv, group };
 }
 
-// ---- a small kernel builder (slots, workgroup arrays, fresh names) ----------------------------
-
-class Builder {
-  readonly buffers: GlobalBuffer[] = [];
-  readonly bindings: number[] = [];
-  readonly shared: SharedArray[] = [];
-  private readonly counters = new Map<string, number>();
-  private readonly used = new Set<string>();
-
-  slot(role: string, value: number, access: 'read' | 'read_write', type: ScalarType): number {
-    const slot = this.buffers.length;
-    this.used.add(role);
-    this.buffers.push({ slot, role, access, type });
-    this.bindings.push(value);
-    return slot;
-  }
-  sharedArray(prefix: string, type: ScalarType, length: number): string {
-    const name = this.fresh(prefix);
-    this.shared.push({ name, type, length });
-    return name;
-  }
-  fresh(prefix: string): string {
-    let n = this.counters.get(prefix) ?? 0;
-    let name = n === 0 ? prefix : `${prefix}${n}`;
-    while (this.used.has(name)) name = `${prefix}${++n}`;
-    this.counters.set(prefix, n + 1);
-    this.used.add(name);
-    return name;
-  }
-  let(out: Stmt[], prefix: string, init: Expr): Expr {
-    if (init.kind === 'lit' || init.kind === 'var' || init.kind === 'uniform') return init;
-    const name = this.fresh(prefix);
-    const type = exprType(init);
-    out.push({ kind: 'let', name, type, init });
-    return v(name, type);
-  }
-  var(out: Stmt[], prefix: string, type: ScalarType, init: Expr): string {
-    const name = this.fresh(prefix);
-    out.push({ kind: 'var', name, type, init });
-    return name;
-  }
-}
-
 const f32 = (x: number): Expr => lit('f32', x);
 const i32 = (x: number): Expr => lit('i32', x);
 const NEG_INF = f32(-Infinity);
@@ -231,7 +189,7 @@ interface TileRanges {
   readonly kHi: Expr;
 }
 
-function intervalOf(kb: Builder, out: Stmt[], e: ScalarExpr, r: TileRanges): Interval {
+function intervalOf(kb: KernelBuilder, out: Stmt[], e: ScalarExpr, r: TileRanges): Interval {
   const point = (x: Expr): Interval => ({ kind: 'num', lo: x, hi: x });
   const num = (lo: Expr, hi: Expr): Interval => ({ kind: 'num', lo: kb.let(out, 'lo', lo), hi: kb.let(out, 'hi', hi) });
   const boolIv = (mayTrue: Expr, mayFalse: Expr): Interval => ({ kind: 'bool', mayTrue: kb.let(out, 'may_t', mayTrue), mayFalse: kb.let(out, 'may_f', mayFalse) });
@@ -407,7 +365,7 @@ function conjuncts(e: ScalarExpr): ScalarExpr[] {
  * Key range [kStart, kEnd) outside which every conjunct linear in k is false for all rows of the
  * query tile: `k + R op 0` or `-k + R op 0` with R free of k, R's interval over the tile.
  */
-function keyBounds(kb: Builder, out: Stmt[], mask: ScalarExpr | undefined, r: Omit<TileRanges, 'kLo' | 'kHi'>, S: Expr): { start: Expr; end: Expr } {
+function keyBounds(kb: KernelBuilder, out: Stmt[], mask: ScalarExpr | undefined, r: Omit<TileRanges, 'kLo' | 'kHi'>, S: Expr): { start: Expr; end: Expr } {
   let start: Expr = i32(0);
   let end: Expr = cast('i32', S);
   if (mask === undefined) return { start, end };
@@ -517,7 +475,7 @@ interface TileLogic {
   readonly part: Expr; // the cache partition (split mode), else 0
 }
 
-function tileLogic(kb: Builder, shape: AttentionShape, mask: ScalarExpr | undefined, s: AttentionSchedule, mode: Mode): TileLogic {
+function tileLogic(kb: KernelBuilder, shape: AttentionShape, mask: ScalarExpr | undefined, s: AttentionSchedule, mode: Mode): TileLogic {
   const header: Stmt[] = [];
   const Br = mode.rows;
   const Bc = s.tileCols;
@@ -562,7 +520,7 @@ function tileLogic(kb: Builder, shape: AttentionShape, mask: ScalarExpr | undefi
 }
 
 interface Compiled {
-  readonly kb: Builder;
+  readonly kb: KernelBuilder;
   readonly slotOf: (operand: number) => number;
 }
 
@@ -662,7 +620,7 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, mode: Mode, 
   const threads = groups * L;
   const JL = Math.ceil(dv / L); // output columns per lane
   const NC = Bc / L; // keys per lane
-  const kb = new Builder();
+  const kb = new KernelBuilder();
   const qSlot = kb.slot('q', qN.id, 'read', storageType(qN.type.dtype));
   const kSlot = kb.slot('k', kN.id, 'read', storageType(kN.type.dtype));
   const vSlot = kb.slot('v', vN.id, 'read', storageType(vN.type.dtype));
@@ -941,7 +899,7 @@ function combineKernel(inp: AttentionInput, s: AttentionSchedule, tempId: number
   const [B, Hq, T, dvD] = n.type.shape;
   const dv = dvD === undefined ? undefined : dimConstValue(dvD);
   if (B === undefined || Hq === undefined || T === undefined || dv === undefined) throw new Error('internal: fused_attention result must be [B, Hq, T, dv]');
-  const kb = new Builder();
+  const kb = new KernelBuilder();
   const pSlot = kb.slot('part', tempId, 'read', 'f32');
   const oSlot = kb.slot('out', n.id, 'read_write', storageType(n.type.dtype));
   const wg = 64;
@@ -1049,7 +1007,7 @@ export function countAttentionTiles(g: Graph, n: Node, dims: ReadonlyMap<string,
     return o;
   };
   const shape = shapeOf(operand(0), operand(1), operand(2));
-  const kb = new Builder();
+  const kb = new KernelBuilder();
   const logic = tileLogic(kb, shape, lambdaOf(n, 'mask'), s, { kind: 'prefill', rows: s.tileRows });
   const val = (d: Dim): number => d.terms.reduce((acc, t) => acc + t.coef * t.vars.reduce((p, x) => p * (dims.get(x) ?? NaN), 1), 0);
   const [B, Hq, T, S] = [val(shape.B), val(shape.Hq), val(shape.T), val(shape.S)];

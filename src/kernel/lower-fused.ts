@@ -22,7 +22,7 @@ export interface FusedHost {
   folded(n: Node): Expr | undefined;
   dimExpr(d: Dim): Expr;
   flops(n: Node): SizeExpr;
-  /** Per-element kernel builder (lower.ts KernelBuilder), seen through what we use. */
+  /** Per-element kernel builder (builder.ts KernelBuilder), seen through what we use. */
   readonly kb: {
     input(role: string, value: number, dtype: Node['type']['dtype']): number;
     let(out: Stmt[], prefix: string, init: Expr): Expr;

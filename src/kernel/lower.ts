@@ -55,6 +55,7 @@ import {
   unary,
   v,
 } from './ir.js';
+import { KernelBuilder } from './builder.js';
 import type { SizeExpr, StepCondition } from './plan.js';
 import { type Schedule, type TargetLimits, chooseSchedule } from './schedule.js';
 import { dimToSize, sCeilDiv, sConst, sMinConst, sMul, shapeElements } from './to-size.js';
@@ -70,51 +71,6 @@ export function lowerToKernels(g: Graph, target: TargetLimits, schedule: Schedul
 }
 
 // ---------------------------------------------------------------------------------------------
-
-/** Collects one kernel's slots, workgroup arrays and fresh names while its body is built. */
-class KernelBuilder {
-  readonly buffers: GlobalBuffer[] = [];
-  readonly bindings: number[] = [];
-  readonly shared: SharedArray[] = [];
-  private readonly counters = new Map<string, number>();
-  private readonly used = new Set<string>();
-
-  input(role: string, value: number, dtype: DType): number {
-    return this.slot(role, value, 'read', storageType(dtype));
-  }
-  output(role: string, value: number, dtype: DType): number {
-    return this.slot(role, value, 'read_write', storageType(dtype));
-  }
-  private slot(role: string, value: number, access: 'read' | 'read_write', type: ScalarType): number {
-    const slot = this.buffers.length;
-    this.used.add(role);
-    this.buffers.push({ slot, role, access, type });
-    this.bindings.push(value);
-    return slot;
-  }
-  sharedArray(prefix: string, type: ScalarType, length: number): string {
-    const name = this.fresh(prefix);
-    this.shared.push({ name, type, length });
-    return name;
-  }
-  /** `prefix` on first use, then `prefix1`, `prefix2`... (per-prefix counters, print order). */
-  fresh(prefix: string): string {
-    let n = this.counters.get(prefix) ?? 0;
-    let name = n === 0 ? prefix : `${prefix}${n}`;
-    while (this.used.has(name)) name = `${prefix}${++n}`;
-    this.counters.set(prefix, n + 1);
-    this.used.add(name);
-    return name;
-  }
-  /** Emits `let name = init;` and returns the variable. */
-  let(out: Stmt[], prefix: string, init: Expr): Expr {
-    if (init.kind === 'lit' || init.kind === 'var' || init.kind === 'uniform') return init;
-    const name = this.fresh(prefix);
-    const type = exprType(init);
-    out.push({ kind: 'let', name, type, init });
-    return v(name, type);
-  }
-}
 
 /** A dim polynomial as a u32 expression over uniforms; negative terms are subtracted. */
 export function dimExpr(d: Dim): Expr {
