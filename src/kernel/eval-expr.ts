@@ -8,6 +8,8 @@ export interface EvalEnv {
   readonly uniforms: ReadonlyMap<string, number>;
   /** workgroup_id per axis (the only builtin uniform code reads). */
   readonly workgroupId: readonly [number, number, number];
+  /** Read-only global buffers by slot (`load`); an index past the end reads the last element. */
+  readonly buffers?: ReadonlyMap<number, ArrayLike<number>>;
 }
 
 function wrap(type: string, x: number): number {
@@ -102,7 +104,12 @@ export function evalExpr(e: Expr, env: EvalEnv): number {
       if (e.to === 'i32' || e.to === 'u32') return wrap(e.to, Math.trunc(a));
       return wrap(e.to, a);
     }
-    case 'load':
+    case 'load': {
+      const buf = env.buffers?.get(e.slot);
+      if (buf === undefined || buf.length === 0) throw new Error(`internal: eval has no values for slot ${e.slot}`);
+      const i = Math.min(evalExpr(e.index, env), buf.length - 1); // clamped, as WebGPU robustness may
+      return wrap(e.type, buf[i] ?? NaN);
+    }
     case 'array_load':
     case 'subgroup':
       throw new Error(`internal: eval cannot run ${e.kind} on the host`);

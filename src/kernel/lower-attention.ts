@@ -15,7 +15,9 @@
 //
 // Block sparsity from the mask, per (query tile, key tile), with interval arithmetic run in the
 // kernel on workgroup-uniform values: q in [q0, min(q0+Br, T) - 1], k in [k0, min(k0+Bc, S) - 1],
-// b and h points, dims their run-time values, reads of tensors unknown. The mask's interval is
+// b and h points, dims their run-time values, a read whose indices depend only on b, h, dims and
+// constants (a per-batch length `len[b]`) loaded once: its exact value, a point; other reads
+// unknown. The mask's interval is
 // (may be true, may be false): not may-true -> the tile is skipped; not may-false -> the mask is
 // not evaluated; both -> evaluated per element. Conjuncts linear in k with coefficient +-1
 // (`k <= q`, `q - k < W`) also bound the key-tile loop itself, so causal attention iterates about
@@ -187,6 +189,23 @@ interface TileRanges {
   readonly qHi: Expr;
   readonly kLo: Expr;
   readonly kHi: Expr;
+  /** Loads a read free of q and k (one value per workgroup); absent: every read is unknown. */
+  readonly uniformRead?: (out: Stmt[], e: ScalarExpr & { kind: 'read' }) => Expr;
+}
+
+/** Whether `e` depends on the query or key index (axes 2, 3), directly or through a read's indices. */
+function mentionsQK(e: ScalarExpr): boolean {
+  switch (e.kind) {
+    case 'index':
+      return e.axis === 2 || e.axis === 3;
+    case 'dim':
+    case 'const':
+      return false;
+    case 'read':
+      return e.indices.some(mentionsQK);
+    case 'apply':
+      return e.op === 'score' || e.args.some(mentionsQK);
+  }
 }
 
 function intervalOf(kb: KernelBuilder, out: Stmt[], e: ScalarExpr, r: TileRanges): Interval {
@@ -213,8 +232,12 @@ function intervalOf(kb: KernelBuilder, out: Stmt[], e: ScalarExpr, r: TileRanges
     case 'const':
       if (e.dtype === 'bool') return { kind: 'bool', mayTrue: lit('bool', e.value !== 0 ? 1 : 0), mayFalse: lit('bool', e.value !== 0 ? 0 : 1) };
       return point(lit(computeType(e.dtype), e.value));
-    case 'read':
-      return e.dtype === 'bool' ? unknownBool : top; // data-dependent: never skipped
+    case 'read': {
+      // One value per workgroup (b and h are fixed there): loaded, then exact. Else unknown.
+      if (r.uniformRead === undefined || mentionsQK(e)) return e.dtype === 'bool' ? unknownBool : top;
+      const x = kb.let(out, 'rd', r.uniformRead(out, e));
+      return e.dtype === 'bool' ? { kind: 'bool', mayTrue: x, mayFalse: unary('not', x) } : point(x);
+    }
     case 'apply': {
       const args = e.args.map((a) => intervalOf(kb, out, a, r));
       const [a, b2, c] = args;
@@ -475,7 +498,10 @@ interface TileLogic {
   readonly part: Expr; // the cache partition (split mode), else 0
 }
 
-function tileLogic(kb: KernelBuilder, shape: AttentionShape, mask: ScalarExpr | undefined, s: AttentionSchedule, mode: Mode): TileLogic {
+/** Loads a read free of q and k for the workgroup of batch `b`, head `h` (u32). */
+type UniformRead = (out: Stmt[], e: ScalarExpr & { kind: 'read' }, b: Expr, h: Expr) => Expr;
+
+function tileLogic(kb: KernelBuilder, shape: AttentionShape, mask: ScalarExpr | undefined, s: AttentionSchedule, mode: Mode, read: UniformRead): TileLogic {
   const header: Stmt[] = [];
   const Br = mode.rows;
   const Bc = s.tileCols;
@@ -490,7 +516,8 @@ function tileLogic(kb: KernelBuilder, shape: AttentionShape, mask: ScalarExpr | 
   const bounds: Stmt[] = [];
   const qLo = kb.let(bounds, 'q_lo', cast('i32', q0));
   const qHi = kb.let(bounds, 'q_hi', bin('sub', cast('i32', fmin(add(q0, u32(Br)), T)), i32(1)));
-  const ranges = { b: cast('i32', b), h: cast('i32', h), qLo, qHi };
+  const uniformRead = (out: Stmt[], e: ScalarExpr & { kind: 'read' }): Expr => read(out, e, b, h);
+  const ranges = { b: cast('i32', b), h: cast('i32', h), qLo, qHi, uniformRead };
   const kr = keyBounds(kb, bounds, mask, ranges, S);
   // Key tiles [kt_start, kt_end): the bounds clamped to [0, S), empty when end <= start.
   const kStart = kb.let(bounds, 'k_first', cast('u32', fmax(kr.start, i32(0))));
@@ -644,7 +671,9 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, mode: Mode, 
 
   const T = dimExpr(shape.T);
   const S = dimExpr(shape.S);
-  const logic = tileLogic(kb, shape, mask, s, mode);
+  // Reads free of q and k in the mask: the lambda's own load at (b, h) (q and k never used).
+  const uniformRead: UniformRead = (out, e, b, h) => lambdaExpr({ kb, slotOf }, g, n, out, e, [b, h, u32(0), u32(0)], undefined);
+  const logic = tileLogic(kb, shape, mask, s, mode, uniformRead);
   const body: Stmt[] = [...logic.header];
   const { b, h, q0 } = logic;
   const lid = builtin('local_index');
@@ -998,9 +1027,11 @@ export interface TileCounts {
 
 /**
  * Runs the prefill kernel's own block-sparsity statements (bounds per query tile, class per key
- * tile) on the host for concrete dims: how many tiles the kernel visits.
+ * tile) on the host for concrete dims: how many tiles the kernel visits. `tensors` holds the
+ * values (row-major) of the operands the mask reads free of q and k, by operand index as in
+ * `read(i, ...)` (a per-batch length); needed only when the mask has such reads.
  */
-export function countAttentionTiles(g: Graph, n: Node, dims: ReadonlyMap<string, number>, s: AttentionSchedule): TileCounts {
+export function countAttentionTiles(g: Graph, n: Node, dims: ReadonlyMap<string, number>, s: AttentionSchedule, tensors?: ReadonlyMap<number, ArrayLike<number>>): TileCounts {
   const operand = (i: number): Node => {
     const o = g.nodes[n.operands[i] ?? -1];
     if (o === undefined) throw new Error(`internal: fused_attention lacks operand ${i}`);
@@ -1008,7 +1039,22 @@ export function countAttentionTiles(g: Graph, n: Node, dims: ReadonlyMap<string,
   };
   const shape = shapeOf(operand(0), operand(1), operand(2));
   const kb = new KernelBuilder();
-  const logic = tileLogic(kb, shape, lambdaOf(n, 'mask'), s, { kind: 'prefill', rows: s.tileRows });
+  const buffers = new Map<number, ArrayLike<number>>(); // slot -> values
+  const slots = new Map<number, number>(); // operand -> slot
+  const slotOf = (i: number): number => {
+    let sl = slots.get(i);
+    if (sl === undefined) {
+      const values = tensors?.get(i);
+      if (values === undefined) throw new Error(`countAttentionTiles: the mask reads operand ${i} per workgroup; pass its values`);
+      const o = operand(i);
+      sl = kb.slot(`t${i}`, o.id, 'read', storageType(o.type.dtype));
+      slots.set(i, sl);
+      buffers.set(sl, values);
+    }
+    return sl;
+  };
+  const uniformRead: UniformRead = (out, e, b, h) => lambdaExpr({ kb, slotOf }, g, n, out, e, [b, h, u32(0), u32(0)], undefined);
+  const logic = tileLogic(kb, shape, lambdaOf(n, 'mask'), s, { kind: 'prefill', rows: s.tileRows }, uniformRead);
   const val = (d: Dim): number => d.terms.reduce((acc, t) => acc + t.coef * t.vars.reduce((p, x) => p * (dims.get(x) ?? NaN), 1), 0);
   const [B, Hq, T, S] = [val(shape.B), val(shape.Hq), val(shape.T), val(shape.S)];
   const qTiles = Math.ceil(T / s.tileRows);
@@ -1019,7 +1065,7 @@ export function countAttentionTiles(g: Graph, n: Node, dims: ReadonlyMap<string,
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < Hq; h++) {
       for (let qt = 0; qt < qTiles; qt++) {
-        const env: EvalEnv = { vars: new Map(), uniforms: dims, workgroupId: [qt, h, b] };
+        const env: EvalEnv = { vars: new Map(), uniforms: dims, workgroupId: [qt, h, b], buffers };
         evalLets([...logic.header, ...logic.bounds], env);
         const start = evalOf(logic.ktStart, env);
         const end = evalOf(logic.ktEnd, env);

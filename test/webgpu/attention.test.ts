@@ -65,7 +65,7 @@ interface Feed {
   readonly shape: (T: number, S: number) => number[];
   readonly dtype?: 'f32' | 'i32';
   /** Values from the element index (default: seeded in [-1, 1)). */
-  readonly values?: (n: number, seed: number) => number[];
+  readonly values?: (n: number, seed: number, T: number) => number[];
 }
 
 interface Case {
@@ -118,6 +118,21 @@ const cases: Case[] = [
     B: 2,
     Ts: [1, 17, 200],
   },
+  // Padding (varlen): per-batch lengths [0, 5, T]; batch row 0 has no keys, so all its rows are 0.
+  // The block-sparsity analysis loads len[b] once per workgroup (bounds and tile classes).
+  ...(['padding', 'causal + padding'] as const).map((kind): Case => ({
+    name: `varlen ${kind} (lengths 0, 5, T)`,
+    ir: `${qkv(2, 2)}\n  %3 = input {name="len"} : i32[B]\n${attn(', %3', `mask=(b, h, q, k) => ${kind === 'padding' ? 'lt(k, read(3, b))' : 'and(le(k, q), lt(k, read(3, b)))'}, scale=0.25`)}`,
+    feeds: { ...qkvFeeds(2, 2, 3), len: { shape: () => [3], dtype: 'i32', values: (_n, _seed, T) => [0, 5, T] } },
+    B: 3,
+    Ts: [1, 17, 200],
+    check: (out, T) => {
+      // Batch 0 (length 0): every row of every head is fully masked, exactly 0. Batch 2 (length T)
+      // and every other value: finite.
+      for (let i = 0; i < 2 * T * 16; i++) expect(out[i]).toBe(0);
+      for (let i = 0; i < out.length; i++) expect(Number.isFinite(out[i])).toBe(true);
+    },
+  })),
   {
     name: 'ALiBi',
     ir: `${qkv(2, 2)}\n  %3 = input {name="slope"} : f32[2]\n${attn(', %3', 'mask=(b, h, q, k) => le(k, q), scale=0.25, score=(b, h, q, k) => add(score(), mul(read(3, h), cast:f32(sub(k, q))))')}`,
@@ -191,8 +206,8 @@ const withSchedule = (names: readonly string[], schedule: AttentionSchedule, lab
   cases.filter((c) => names.includes(c.name)).map((c) => ({ ...c, name: `${c.name} (${label})`, schedule }));
 cases.push(
   ...withSchedule(['causal', 'ALiBi', 'cross-attention (T != S)', 'KV cache: causal over S = P + T (decode when T = 1)', 'fully masked rows give 0'], direct, 'direct K/V, 2 rows/thread'),
-  ...withSchedule(['no mask', 'document mask (ids from a tensor)', 'GQA (4 query heads, 2 KV heads)'], directFold, 'direct K/V, 4 rows/thread, workgroup-memory reductions'),
-  ...withSchedule(['causal', 'ALiBi', 'GQA (4 query heads, 2 KV heads)', 'KV cache: causal over S = P + T (decode when T = 1)', 'fully masked rows give 0'], directShuffle, 'direct K/V, 2 rows/thread, P by subgroup shuffle'),
+  ...withSchedule(['no mask', 'document mask (ids from a tensor)', 'GQA (4 query heads, 2 KV heads)', 'varlen padding (lengths 0, 5, T)'], directFold, 'direct K/V, 4 rows/thread, workgroup-memory reductions'),
+  ...withSchedule(['causal', 'ALiBi', 'GQA (4 query heads, 2 KV heads)', 'KV cache: causal over S = P + T (decode when T = 1)', 'fully masked rows give 0', 'varlen causal + padding (lengths 0, 5, T)'], directShuffle, 'direct K/V, 2 rows/thread, P by subgroup shuffle'),
   ...withSchedule(['no mask', 'cross-attention (T != S)'], stagedShuffle, 'staged K/V, 2 rows/thread, P by subgroup shuffle'),
 );
 
@@ -212,7 +227,7 @@ describe('fused_attention on WebGPU vs the float64 interpreter', () => {
         for (const [name, f] of Object.entries(c.feeds)) {
           const shape = f.shape(T, S);
           const n = shape.reduce((a, b) => a * b, 1);
-          const values = f.values?.(n, seed++) ?? Array.from(seeded(n, seed++));
+          const values = f.values?.(n, seed++, T) ?? Array.from(seeded(n, seed++));
           inputs.set(name, makeTensor(f.dtype ?? 'f32', shape, values));
         }
         const want = interpret(g, { inputs, weights: new Map() }).outputs.get('o');

@@ -122,6 +122,74 @@ describe('countAttentionTiles', () => {
     }
   }
 
+  // Padding (varlen): the mask reads a per-batch length, one value per workgroup, so the
+  // analysis evaluates it exactly: key tiles past len[b] are skipped, fully visible ones are not
+  // evaluated per element. Lengths include 0 (a batch row of padding only) and T.
+  describe('per-batch lengths (varlen)', () => {
+    /** Tiles with a visible true element, and those also holding a visible false one. */
+    function truth(n: Node, dims: ReadonlyMap<string, number>, s: AttentionSchedule, lens: readonly number[]): { visited: number; partial: number } {
+      const a = n.attrs['mask'];
+      if (a === undefined || a.kind !== 'lambda') throw new Error('no mask');
+      const T = dims.get('T') ?? 0;
+      const reads = (_o: number, at: readonly number[]): number => lens[at[0] ?? -1] ?? NaN;
+      let visited = 0;
+      let partial = 0;
+      for (let b = 0; b < lens.length; b++)
+        for (let h = 0; h < 2; h++)
+          for (let q0 = 0; q0 < T; q0 += s.tileRows)
+            for (let k0 = 0; k0 < T; k0 += s.tileCols) {
+              let t = 0;
+              let f = 0;
+              for (let q = q0; q < Math.min(q0 + s.tileRows, T); q++)
+                for (let k = k0; k < Math.min(k0 + s.tileCols, T); k++) {
+                  if (evalMask(a.body, [b, h, q, k], dims, reads) !== 0) t++;
+                  else f++;
+                }
+              if (t > 0) visited++;
+              if (t > 0 && f > 0) partial++;
+            }
+      return { visited, partial };
+    }
+    const lenInput = '%3 = input {name="len"} : i32[B]';
+    const masks = [
+      ['padding', '(b, h, q, k) => lt(k, read(3, b))', true],
+      ['causal + padding', '(b, h, q, k) => and(le(k, q), lt(k, read(3, b)))', true],
+      ['prefix-LM with a per-batch prefix', '(b, h, q, k) => or(le(k, q), lt(k, read(3, b)))', false],
+    ] as const;
+    for (const s of [lavapipeTiles, smallTiles]) {
+      for (const T of [1, 17, 200]) {
+        const lens = [0, 5, T, Math.floor(T / 2), 1, T + 3];
+        const dims = new Map([['B', lens.length], ['T', T]]);
+        for (const [name, mask, bounded] of masks) {
+          it(`${name}: visits exactly the tiles with a visible element (T=${T}, ${s.tileRows}x${s.tileCols})`, () => {
+            const { g, n } = graphOf(mask, lenInput, ', %3');
+            const c = countAttentionTiles(g, n, dims, s, new Map([[3, lens]]));
+            const want = truth(n, dims, s, lens);
+            expect(c.visited).toBe(want.visited);
+            expect(c.partial).toBe(want.partial);
+            // `k < len[b]` bounds the key loop: tiles past the length are not even iterated.
+            if (bounded) expect(c.iterated).toBe(c.visited);
+          });
+        }
+      }
+    }
+
+    it('skips every tile of a batch row of length 0 and evaluates no mask in full tiles', () => {
+      const { g, n } = graphOf('(b, h, q, k) => lt(k, read(3, b))', lenInput, ', %3');
+      const dims = new Map([['B', 2], ['T', 64]]);
+      // Row 0 has no keys; row 1 has 32: 8 query tiles x key tiles 0, 1 (of 16), both full.
+      const c = countAttentionTiles(g, n, dims, smallTiles, new Map([[3, [0, 32]]]));
+      expect(c.visited).toBe(2 * 8 * 2);
+      expect(c.partial).toBe(0);
+      expect(c.tiles).toBe(2 * 2 * 8 * 4);
+    });
+
+    it('asks for the values of a tensor the analysis must read', () => {
+      const { g, n } = graphOf('(b, h, q, k) => lt(k, read(3, b))', lenInput, ', %3');
+      expect(() => countAttentionTiles(g, n, new Map([['B', 1], ['T', 8]]), smallTiles)).toThrow(/operand 3/);
+    });
+  });
+
   it('drops mask evaluation on tiles fully below the diagonal', () => {
     const { g, n } = graphOf('(b, h, q, k) => le(k, q)');
     const dims = new Map([['B', 1], ['T', 64]]);
