@@ -27,6 +27,8 @@ import { NoWebGpuError } from '../runtime/device.js';
 import { RuntimeError } from '../runtime/errors.js';
 import { addBenchCommand } from './bench-command.js';
 import { contextOf, runPrompt } from './generate.js';
+import { addTuneCommand, cachedSchedule, presentAdapter } from './tune.js';
+import { tuneCachePath } from '../kernel/tune-cache.js';
 
 export const exitOk = 0;
 export const exitUserError = 1;
@@ -130,6 +132,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
     .option('--report', 'print global-memory traffic and FLOPs per kernel, fused vs --no-fuse vs the lower bound (dims from --set; else B=1, others 128)')
     .option('--json', 'with --report: print the report as JSON')
     .option('--no-fuse', 'leave the fusion passes out of the pipeline (the unfused baseline)')
+    .option('--no-tune-cache', "ignore schedules cached by 'tfc tune' for this machine's adapter")
     .addHelpText('after', () => passHelp())
     .action(async (file: string, o: Common & { outDir?: string; emit?: string; dumpAfter?: string; loc: boolean; target: Target; limits: string }) => {
       if (o.emit !== undefined && !builtStages.includes(o.emit)) throw notAvailableYet(`--emit ${o.emit}`);
@@ -176,9 +179,12 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       const isCuda = o.target === 'cuda' || o.emit === 'cuda';
       const limits = isCuda ? cudaLimits : (compileLimits[o.limits] ?? compileLimits['default']);
       if (limits === undefined) throw new UsageError(`unknown --limits '${o.limits}'`);
-      if (o.emit === 'kernels') io.out(printKernels(lowerToKernels(g, limits)));
       const needPlan = o.emit === 'wgsl' || o.emit === 'cuda' || o.emit === 'host' || o.outDir !== undefined || state.debug >= 1;
-      const plan = needPlan ? compilePlan(g, { target: limits }) : undefined;
+      // `tfc tune`'s winners for this machine's adapter, when they fit the compile limits.
+      const tuned = isCuda || (o as { tuneCache?: boolean }).tuneCache === false || (!needPlan && o.emit !== 'kernels') ? undefined : await cachedSchedule(g, limits, tuneCachePath(undefined, io.env), presentAdapter);
+      if (tuned !== undefined && state.debug >= 1) io.err(`tfc compile: tuned schedules from ${tuneCachePath(undefined, io.env)} (${tuned.adapter ?? ''}):\n${tuned.used.map((u) => `  ${u}\n`).join('')}`);
+      if (o.emit === 'kernels') io.out(printKernels(lowerToKernels(g, limits, tuned?.schedule)));
+      const plan = needPlan ? compilePlan(g, { target: limits, ...(tuned !== undefined ? { schedule: tuned.schedule } : {}) }) : undefined;
       if (plan !== undefined && state.debug >= 1) {
         io.err(`tfc compile: ${plan.steps.length} launches of ${plan.kernels.length} kernels (limits: ${limits.name})\n`);
         for (const k of plan.kernels) io.err(`  ${k.name.padEnd(32)} ${plan.steps.filter((s) => s.kernel === k.name).length}x  ${k.locs[0] ?? ''}\n`);
@@ -216,6 +222,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
     .option('--seed <N>', 'with --prompt: sampler seed (default 0)')
     .option('--vocab <FILE>', 'with --prompt: vocabulary JSON (default: vocab.json next to the weights)')
     .option('--no-fuse', 'leave the fusion passes out of the pipeline (the unfused baseline)')
+    .option('--no-tune-cache', "ignore schedules cached by 'tfc tune' for this adapter")
     .addOption(setOption())
     .addOption(new Option('--target <T>', 'where to run (default: webgpu when an adapter exists, else interp; cuda-emu: the CUDA kernels on the CPU emulator)').choices([...targets, 'cuda-emu']))
     .action(async (file: string, opts: Common & { weights: string; inputs?: string; out?: string; target?: Target | 'cuda-emu'; prompt?: string; fuse?: boolean }) => {
@@ -260,7 +267,13 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       let where: string = target;
       try {
         if (target === 'webgpu') {
-          const r = await runOnWebGpu(g, weights.tensors, inputs.tensors, preset);
+          const useCache = (opts as { tuneCache?: boolean }).tuneCache !== false;
+          const r = await runOnWebGpu(g, weights.tensors, inputs.tensors, preset, async (t) => {
+            if (!useCache) return undefined;
+            const c = await cachedSchedule(g, t, tuneCachePath(undefined, io.env), () => Promise.resolve(t.name));
+            if (c !== undefined && state.debug >= 1) io.err(`tfc run: tuned schedules from ${tuneCachePath(undefined, io.env)}:\n${c.used.map((u) => `  ${u}\n`).join('')}`);
+            return c?.schedule;
+          });
           result = r;
           where = `webgpu (${r.adapter}; peak GPU memory ${(r.memory.peakBytes / 2 ** 20).toFixed(2)} MiB)`;
         } else if (cudaMode !== undefined) {
@@ -355,6 +368,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
     });
 
   addBenchCommand(program, io);
+  addTuneCommand(program, io, state);
   for (const cmd of program.commands) cmd.exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err }).showSuggestionAfterError(true);
   return program;
 }

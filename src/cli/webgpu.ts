@@ -6,7 +6,7 @@ import { dimConstValue } from '../check/dim.js';
 import type { Tensor64 } from '../ops/define.js';
 import { compilePlan } from '../kernel/compile-plan.js';
 import type { Plan } from '../kernel/plan.js';
-import { type TargetLimits, lavapipeLimits, webgpuDefaultLimits } from '../kernel/schedule.js';
+import { type Schedule, type TargetLimits, lavapipeLimits, webgpuDefaultLimits } from '../kernel/schedule.js';
 import { acquireDevice, hasWebGpu, type AcquiredDevice } from '../runtime/device.js';
 import { createSession, type MemoryReport } from '../runtime/session.js';
 import { targetLimitsOf } from '../runtime/target.js';
@@ -58,10 +58,14 @@ export async function runOnWebGpu(
   weights: ReadonlyMap<string, Tensor64>,
   inputs: ReadonlyMap<string, Tensor64>,
   dims: ReadonlyMap<string, number>,
+  /** `tfc tune`'s cached schedule for this adapter, if any (src/cli/tune.ts). */
+  scheduleFor?: (target: TargetLimits) => Promise<Schedule | undefined>,
 ): Promise<WebGpuRun> {
   device ??= acquireDevice();
   const dev = await device;
-  const plan = compilePlan(g, { target: targetLimitsOf(dev) });
+  const target = targetLimitsOf(dev);
+  const schedule = await scheduleFor?.(target);
+  const plan = compilePlan(g, { target, ...(schedule !== undefined ? { schedule } : {}) });
   const session = await createSession(dev, plan, { inputRanges: gatherIndexRanges(g) });
   try {
     session.loadWeights(weights);

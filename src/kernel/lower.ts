@@ -57,7 +57,7 @@ import {
 } from './ir.js';
 import { KernelBuilder } from './builder.js';
 import type { SizeExpr, StepCondition } from './plan.js';
-import { type Schedule, type TargetLimits, chooseSchedule } from './schedule.js';
+import { type Schedule, type TargetLimits, chooseSchedule, scheduleShapeKey } from './schedule.js';
 import { dimToSize, sCeilDiv, sConst, sMinConst, sMul, shapeElements } from './to-size.js';
 import { bytesOf, mapTraffic } from './traffic.js';
 import { lowerFusedAttention } from './lower-attention.js';
@@ -339,7 +339,8 @@ class Lowering {
   /** fused_attention: one flash-attention kernel, or the split-K pair for decode (lower-attention.ts). */
   private emitFusedAttention(n: Node): void {
     const firstTempId = this.g.nodes.length + this.temps.size;
-    const r = lowerFusedAttention({ graph: this.g, node: n, target: this.target, firstTempId, ...(this.s.attention !== undefined ? { schedule: this.s.attention } : {}) });
+    const attention = this.s.byShape?.attention?.[scheduleShapeKey(this.g, n)] ?? this.s.attention;
+    const r = lowerFusedAttention({ graph: this.g, node: n, target: this.target, firstTempId, ...(attention !== undefined ? { schedule: attention } : {}) });
     for (const [id, t] of r.temps) {
       this.temps.set(id, t);
       this.storage.set(id, id);
@@ -967,7 +968,7 @@ class Lowering {
   private emitMatmul(n: Node): void {
     const a = this.operand(n, 0);
     const b = this.operand(n, 1);
-    const ms = this.s.matmul;
+    const ms = this.s.byShape?.matmul?.[scheduleShapeKey(this.g, n)] ?? this.s.matmul;
     const { tileRows: TM, tileCols: TN, tileK: TK, threadRows: RM, threadCols: RN } = ms;
     const thx = TN / RN;
     const thy = TM / RM;

@@ -1,6 +1,8 @@
 // Schedules for the plain lowering: tile sizes and thread counts chosen from the target's
 // limits, never inside lower.ts. A test (or `tfc tune`, later) can pass its own Schedule.
 import type { AttentionSchedule } from './lower-attention.js';
+import type { Graph, Node } from '../graph/ir.js';
+import { printType } from '../graph/types.js';
 
 /** What the lowering may assume about the device (WebGPU adapter limits, CUDA properties). */
 export interface TargetLimits {
@@ -78,6 +80,24 @@ export interface Schedule {
   readonly maxWorkgroupsPerDim: number;
   /** Forces fused attention tiles; absent: chosen per node from the target (lower-attention.ts). */
   readonly attention?: AttentionSchedule;
+  /**
+   * Per-shape overrides (`tfc tune`'s cached winners), keyed by `scheduleShapeKey`; a node whose
+   * key is absent uses `matmul` / `attention` above.
+   */
+  readonly byShape?: {
+    readonly matmul?: Readonly<Record<string, MatmulSchedule>>;
+    readonly attention?: Readonly<Record<string, AttentionSchedule>>;
+  };
+}
+
+/** `tfc tune`'s shape key of a matmul / fused_matmul / fused_attention node: operand types -> result type. */
+export function scheduleShapeKey(g: Graph, n: Node): string {
+  const count = n.op === 'fused_attention' ? 3 : 2;
+  const types = n.operands.slice(0, count).map((id) => {
+    const o = g.nodes[id];
+    return o === undefined ? '?' : printType(o.type);
+  });
+  return `${types.join(',')}->${printType(n.type)}`;
 }
 
 /** Shared memory of the tiled matmul: an A tile and a B tile of f32. */

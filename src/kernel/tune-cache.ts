@@ -1,0 +1,138 @@
+// `tfc tune`'s cache of winning schedules (DEVELOPERS.md, "tfc tune"): one JSON file, entries
+// keyed by adapter + kernel kind + shape (scheduleShapeKey). Written with sorted keys so the same
+// winners give the same bytes. Compile reads it into `Schedule.byShape`.
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { Graph } from '../graph/ir.js';
+import { dimConstValue } from '../check/dim.js';
+import { type AttentionSchedule, attentionSharedBytes } from './lower-attention.js';
+import { type MatmulSchedule, type Schedule, type TargetLimits, matmulSharedBytes, scheduleShapeKey } from './schedule.js';
+
+export type TunedKind = 'matmul' | 'attention';
+
+export interface TuneEntry {
+  readonly adapter: string;
+  readonly kind: TunedKind;
+  readonly shape: string;
+  readonly schedule: MatmulSchedule | AttentionSchedule;
+  /** Median GPU time of the whole model with this schedule (informational). */
+  readonly medianMs: number;
+  readonly candidates: number;
+}
+
+export interface TuneCache {
+  readonly version: 1;
+  readonly entries: Readonly<Record<string, TuneEntry>>;
+}
+
+export const emptyTuneCache: TuneCache = { version: 1, entries: {} };
+
+export function tuneKey(adapter: string, kind: TunedKind, shape: string): string {
+  return `${adapter}|${kind}|${shape}`;
+}
+
+/** --cache FILE, else TFC_TUNE_CACHE, else ~/.cache/tfc/tune.json. */
+export function tuneCachePath(explicit: string | undefined, env: Readonly<Record<string, string | undefined>>): string {
+  if (explicit !== undefined && explicit !== '') return explicit;
+  const e = env['TFC_TUNE_CACHE'];
+  if (e !== undefined && e !== '') return e;
+  return join(homedir(), '.cache', 'tfc', 'tune.json');
+}
+
+/** The cache at `path`; a missing or unreadable file is an empty cache (tuning is optional). */
+export function readTuneCache(path: string): TuneCache {
+  if (!existsSync(path)) return emptyTuneCache;
+  try {
+    const j = JSON.parse(readFileSync(path, 'utf8')) as Partial<TuneCache>;
+    if (j.version !== 1 || typeof j.entries !== 'object' || j.entries === null) return emptyTuneCache;
+    return { version: 1, entries: j.entries };
+  } catch {
+    return emptyTuneCache;
+  }
+}
+
+function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (v !== null && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(v).sort()) out[k] = sortKeys((v as Record<string, unknown>)[k]);
+    return out;
+  }
+  return v;
+}
+
+/** Deterministic text: keys sorted at every level, two-space indent, trailing newline. */
+export function serializeTuneCache(c: TuneCache): string {
+  return `${JSON.stringify(sortKeys(c), null, 2)}\n`;
+}
+
+export function withEntries(c: TuneCache, entries: readonly TuneEntry[]): TuneCache {
+  const all: Record<string, TuneEntry> = { ...c.entries };
+  for (const e of entries) all[tuneKey(e.adapter, e.kind, e.shape)] = e;
+  return { version: 1, entries: all };
+}
+
+export function matmulFits(m: MatmulSchedule, t: TargetLimits): boolean {
+  return (
+    m.tileRows % m.threadRows === 0 &&
+    m.tileCols % m.threadCols === 0 &&
+    (m.isDirect === true || matmulSharedBytes(m) <= t.maxWorkgroupStorageBytes) &&
+    (m.tileRows / m.threadRows) * (m.tileCols / m.threadCols) <= t.maxInvocationsPerWorkgroup
+  );
+}
+
+export function attentionFits(s: AttentionSchedule, t: TargetLimits, dk: number, dv: number): boolean {
+  const rpt = s.rowsPerThread ?? 1;
+  if (s.tileRows % rpt !== 0 || s.tileCols % s.lanes !== 0) return false;
+  if (s.useSubgroups && (t.subgroupSize === 0 || s.lanes !== t.subgroupSize)) return false;
+  return (s.tileRows / rpt) * s.lanes <= t.maxInvocationsPerWorkgroup && attentionSharedBytes(s, s.tileRows, dk, dv) <= t.maxWorkgroupStorageBytes;
+}
+
+/** Constant head widths (dk, dv) of a fused_attention node, from q and v. */
+export function headWidths(g: Graph, q: number, v: number): [number, number] | undefined {
+  const dim = (id: number): number | undefined => {
+    const d = g.nodes[id]?.type.shape.at(-1);
+    return d === undefined ? undefined : dimConstValue(d);
+  };
+  const dk = dim(q);
+  const dv = dim(v);
+  return dk === undefined || dv === undefined ? undefined : [dk, dv];
+}
+
+export interface CachedSchedule {
+  readonly schedule: Schedule;
+  /** One line per node shape that uses a cached schedule (for --debug 1). */
+  readonly used: readonly string[];
+}
+
+/**
+ * `base` with the cache's winners for `adapter` on `g`'s matmul and fused-attention shapes, each
+ * kept only if it fits `limits` (a schedule tuned on one adapter may not fit another's limits).
+ */
+export function applyTuneCache(g: Graph, base: Schedule, cache: TuneCache, adapter: string, limits: TargetLimits): CachedSchedule {
+  const matmul: Record<string, MatmulSchedule> = {};
+  const attention: Record<string, AttentionSchedule> = {};
+  const used: string[] = [];
+  for (const n of g.nodes) {
+    const kind: TunedKind | undefined = n.op === 'matmul' || n.op === 'fused_matmul' ? 'matmul' : n.op === 'fused_attention' ? 'attention' : undefined;
+    if (kind === undefined) continue;
+    const shape = scheduleShapeKey(g, n);
+    if ((kind === 'matmul' ? matmul[shape] : attention[shape]) !== undefined) continue;
+    const e = cache.entries[tuneKey(adapter, kind, shape)];
+    if (e === undefined) continue;
+    if (kind === 'matmul') {
+      const m = e.schedule as MatmulSchedule;
+      if (!matmulFits(m, limits)) continue;
+      matmul[shape] = m;
+    } else {
+      const a = e.schedule as AttentionSchedule;
+      const w = headWidths(g, n.operands[0] ?? -1, n.operands[2] ?? -1);
+      if (w === undefined || !attentionFits(a, limits, w[0], w[1])) continue;
+      attention[shape] = a;
+    }
+    used.push(`${kind} ${shape}: ${JSON.stringify(e.schedule)}`);
+  }
+  if (used.length === 0) return { schedule: base, used };
+  return { schedule: { ...base, byShape: { matmul, attention } }, used };
+}

@@ -1,0 +1,56 @@
+// `tfc tune` on the present adapter: every candidate is checked against the float64 interpreter
+// before it may win (a corrupted candidate is rejected), the CLI writes the cache, and
+// `tfc compile --debug 1` then uses it (`--no-tune-cache` ignores it). No assertions on time.
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { compileSource } from '../../src/cli/bench.js';
+import { main } from '../../src/cli/main.js';
+import { tune } from '../../src/cli/tune.js';
+import { makeTensor } from '../../src/interp/tensor.js';
+import { testDevice } from './helpers.js';
+
+const src = `config {\n  m = 16\n  k = 32\n  n = 32\n}\ninput a: f32[m, k]\ninput b: f32[k, n]\noutput y: f32[m, n]\nmodel mm {\n  y = a @ b\n}\n`;
+const rnd = (n: number, s: number): number[] => Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + s));
+
+describe('tfc tune on WebGPU', () => {
+  it('checks every candidate against the interpreter; a wrong one is rejected, never cached', async () => {
+    const dev = await testDevice();
+    const g = compileSource(src, 'tune.tfx', new Map(), true);
+    const inputs = new Map([['a', makeTensor('f32', [16, 32], rnd(512, 1))], ['b', makeTensor('f32', [32, 32], rnd(1024, 2))]]);
+    const r = await tune(dev, g, new Map(), inputs, new Map(), { repeats: 1, corrupt: (_kind, i) => i === 0 });
+    expect(r.groups).toHaveLength(1);
+    const gr = r.groups[0];
+    if (gr === undefined) throw new Error('no group');
+    expect(gr.results).toHaveLength(gr.candidates.length);
+    expect(gr.results[0]?.ok).toBe(false);
+    expect(gr.results[0]?.note).toBe('wrong result');
+    for (const c of gr.results.slice(1)) expect(c.error).toBeLessThan(1e-3);
+    expect(gr.winner).not.toBe(gr.results[0]);
+    expect(r.entries.map((e) => JSON.stringify(e.schedule))).not.toContain(JSON.stringify(gr.results[0]?.schedule));
+  });
+
+  it('tfc tune writes the cache; compile uses it at --debug 1 unless --no-tune-cache', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tfc-tune-'));
+    const file = join(dir, 'mm.tfx');
+    writeFileSync(file, src);
+    const cache = join(dir, 'tune.json');
+    const io = (env: Record<string, string>) => {
+      const o = { out: '', err: '' };
+      return { o, io: { out: (t: string) => void (o.out += t), err: (t: string) => void (o.err += t), env } };
+    };
+    const t = io({});
+    expect(await main(['tune', file, '--repeats', '1', '--cache', cache], t.io)).toBe(0);
+    expect(t.o.out).toContain('matmul f32[16,32],f32[32,32]->f32[16,32]');
+    expect(t.o.err).toContain('1 winner');
+    const text = readFileSync(cache, 'utf8');
+    expect(text).toContain('|matmul|f32[16,32],f32[32,32]->f32[16,32]');
+    const c = io({ TFC_TUNE_CACHE: cache });
+    expect(await main(['compile', file, '--limits', 'lavapipe', '--debug', '1'], c.io)).toBe(0);
+    expect(c.o.err).toContain(`tuned schedules from ${cache}`);
+    const n = io({ TFC_TUNE_CACHE: cache });
+    expect(await main(['compile', file, '--limits', 'lavapipe', '--debug', '1', '--no-tune-cache'], n.io)).toBe(0);
+    expect(n.o.err).not.toContain('tuned schedules');
+  });
+});
