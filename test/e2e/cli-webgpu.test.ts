@@ -121,7 +121,9 @@ describe('tfc compile -o DIR', () => {
     // Which ops get kernels depends on the fusion passes; the names follow the source either way.
     expect(r.stdout).toMatch(/\nkernel attention_l0_\w+ \(/);
     expect(r.stdout).toMatch(/\nkernel attention_l1_\w+ \(/);
-    expect(r.stdout).toContain('kernel gpt2_gather (gather)');
+    // The embedding (two gathers + arange + add) is one kernel of the model block.
+    expect(r.stdout).toContain('kernel gpt2_fused_map (fused_map)');
+    expect(r.stdout).not.toMatch(/\nkernel \w+ \(gather\)/);
   });
 
   it('--emit wgsl prints each deduplicated kernel once', async () => {
