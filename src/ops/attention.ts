@@ -15,7 +15,7 @@ import { makeTensor } from '../interp/tensor.js';
 import { type OpDef, type OpError, type Tensor64, defineOp } from './define.js';
 import { numelDim, opError } from './elementwise.js';
 import { softmaxRow } from './norm.js';
-import { checkGridBody, scalarExprDtype, sourceOps } from './source.js';
+import { checkGridBody, countApplies, scalarExprDtype, sourceOps } from './source.js';
 
 /** The lambda parameters the fusion pass writes: batch, query head, query row, key column. */
 export const attentionParams: readonly string[] = ['b', 'h', 'q', 'k'];
@@ -70,18 +70,6 @@ function readsBelow(e: ScalarExpr, first: number): number | undefined {
   }
 }
 
-function countApplies(e: ScalarExpr): number {
-  switch (e.kind) {
-    case 'index':
-    case 'dim':
-    case 'const':
-      return 0;
-    case 'read':
-      return e.indices.reduce((n, i) => n + countApplies(i), 0);
-    case 'apply':
-      return (isScoreExpr(e) ? 0 : 1) + e.args.reduce((n, a) => n + countApplies(a), 0);
-  }
-}
 
 function lambdaOf(attrs: Attrs, key: string): Extract<Attr, { kind: 'lambda' }> | undefined {
   const a = attrs[key];

@@ -9,22 +9,8 @@ import type { TensorType } from '../graph/types.js';
 import { type OpDef, type Tensor64, defineOp } from './define.js';
 import { numelDim, opError } from './elementwise.js';
 import { inferMatmul, matmulOps } from './matmul.js';
-import { checkGridBody, scalarExprDtype, sourceOps } from './source.js';
+import { checkGridBody, countApplies, scalarExprDtype, sourceOps } from './source.js';
 import { normOps } from './norm.js';
-
-/** Elementwise applies in a lambda body (`acc()` is free): the per-element FLOPs. */
-export function countApplies(e: ScalarExpr): number {
-  switch (e.kind) {
-    case 'index':
-    case 'dim':
-    case 'const':
-      return 0;
-    case 'read':
-      return e.indices.reduce((n, i) => n + countApplies(i), 0);
-    case 'apply':
-      return (e.op === 'acc' ? 0 : 1) + e.args.reduce((n, a) => n + countApplies(a), 0);
-  }
-}
 
 /**
  * `acc()` rewritten as `read(operand, i0, i1, ...)` (the identity index of the result): the

@@ -149,7 +149,12 @@ export function checkGridBody(e: ScalarExpr, rank: number, operands: readonly Te
   }
 }
 
-function countApplies(e: ScalarExpr): number {
+/**
+ * Elementwise applies in a lambda body: its FLOPs per element. Zero-argument applies (`acc()` in a
+ * fused_matmul epilogue, `score()` in a fused_attention score) name a value the fused op already
+ * computed and cost nothing; grid bodies never contain them.
+ */
+export function countApplies(e: ScalarExpr): number {
   switch (e.kind) {
     case 'index':
     case 'dim':
@@ -158,7 +163,7 @@ function countApplies(e: ScalarExpr): number {
     case 'read':
       return e.indices.reduce((n, i) => n + countApplies(i), 0);
     case 'apply':
-      return 1 + e.args.reduce((n, a) => n + countApplies(a), 0);
+      return (e.args.length === 0 ? 0 : 1) + e.args.reduce((n, a) => n + countApplies(a), 0);
   }
 }
 
