@@ -13,7 +13,7 @@ import type { SizeExpr } from './plan.js';
 import { computeType, storageBytes, storageType } from './storage.js';
 import { sConst, sMul, shapeElements } from './to-size.js';
 import { mapTraffic } from './traffic.js';
-import { substituteIndex } from './lower-view.js';
+import { substituteIndex } from '../graph/lambda.js';
 
 /** What the fused lowering needs from lower.ts's Lowering (kept narrow on purpose). */
 export interface FusedHost {

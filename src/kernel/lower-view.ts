@@ -88,17 +88,3 @@ export function unravel(shape: readonly Dim[], flat: Expr, dimExpr: (d: Dim) => 
 export const castU32 = (e: Expr): Expr => cast('u32', e);
 export const zeroU32 = (): Expr => lit('u32', 0);
 
-/** Replaces `index(k)` by `at[k]` in an index expression (composition of maps). */
-export function substituteIndex(e: ScalarExpr, at: readonly ScalarExpr[]): ScalarExpr {
-  switch (e.kind) {
-    case 'index':
-      return at[e.axis] ?? e;
-    case 'dim':
-    case 'const':
-      return e;
-    case 'read':
-      return { ...e, indices: e.indices.map((x) => substituteIndex(x, at)) };
-    case 'apply':
-      return { ...e, args: e.args.map((x) => substituteIndex(x, at)) };
-  }
-}

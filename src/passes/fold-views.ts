@@ -22,7 +22,7 @@ import type { Dim } from '../check/dim.js';
 import type { Graph, Node, ScalarExpr } from '../graph/ir.js';
 import { dimAttr, intAttr, intsAttr, lambdaAttr } from '../graph/ir.js';
 import { GraphBuilder, removeDeadNodes } from '../graph/rewrite.js';
-import { substitute } from './fuse-elementwise.js';
+import { substituteIndex } from '../graph/lambda.js';
 import type { GraphPass, PassContext } from './pass.js';
 
 const NAME = 'fold-views';
@@ -124,7 +124,7 @@ function sourceIndices(n: Node, source: Node, at: readonly ScalarExpr[]): Scalar
       return reshapeIndices(source.type.shape, n.type.shape, at);
     case 'view': {
       const body = lambdaAttr(n, 'map').body;
-      return body.kind === 'read' ? body.indices.map((e) => substitute(e, at)) : undefined;
+      return body.kind === 'read' ? body.indices.map((e) => substituteIndex(e, at)) : undefined;
     }
     default:
       return undefined;
@@ -146,7 +146,7 @@ function run(g: Graph, ctx: PassContext): Graph {
     if (local === undefined) continue;
     const up = maps.get(src.id);
     if (movementOps.has(src.op) && up === undefined) continue;
-    maps.set(n.id, up === undefined ? { root: src.id, indices: local } : { root: up.root, indices: up.indices.map((e) => substitute(e, local)) });
+    maps.set(n.id, up === undefined ? { root: src.id, indices: local } : { root: up.root, indices: up.indices.map((e) => substituteIndex(e, local)) });
   }
   // Foldable: expressible, not an output, every use a view reader or a foldable movement node (consumers first).
   const foldable = new Set<number>();

@@ -32,6 +32,7 @@
 import type { Graph, Node, ScalarExpr } from '../graph/ir.js';
 import { dimAttr, floatAttr, intAttr, intsAttr, lambdaAttr } from '../graph/ir.js';
 import { GraphBuilder, removeDeadNodes } from '../graph/rewrite.js';
+import { substituteIndex } from '../graph/lambda.js';
 import { dimConst, dimConstValue } from '../check/dim.js';
 import { getOp } from '../ops/catalog.js';
 import type { DType } from '../graph/types.js';
@@ -56,20 +57,6 @@ const i32 = (value: number): ScalarExpr => ({ kind: 'const', value, dtype: 'i32'
 const f = (value: number, dtype: DType): ScalarExpr => ({ kind: 'const', value, dtype });
 const ap = (op: string, dtype: DType, ...args: ScalarExpr[]): ScalarExpr => ({ kind: 'apply', op, args, dtype });
 
-/** Replaces `index(k)` by `at[k]` (substitution of a lambda's parameters). */
-export function substitute(e: ScalarExpr, at: readonly ScalarExpr[]): ScalarExpr {
-  switch (e.kind) {
-    case 'index':
-      return at[e.axis] ?? e;
-    case 'dim':
-    case 'const':
-      return e;
-    case 'read':
-      return { ...e, indices: e.indices.map((x) => substitute(x, at)) };
-    case 'apply':
-      return { ...e, args: e.args.map((x) => substitute(x, at)) };
-  }
-}
 
 /** Renumbers `read` operands through `map` (global node ids <-> operand positions). */
 export function mapReads(e: ScalarExpr, map: (operand: number) => number): ScalarExpr {
@@ -165,7 +152,7 @@ class Fuser {
     switch (n.op) {
       case 'grid':
       case 'fused_map': {
-        const body = substitute(lambdaAttr(n, 'body').body, at);
+        const body = substituteIndex(lambdaAttr(n, 'body').body, at);
         return this.inlineReads(body, n, absorbed);
       }
       case 'permute': {
@@ -200,7 +187,7 @@ class Fuser {
         return operandAt(0, inAt);
       }
       default: {
-        const args = n.operands.map((_, k) => operandAt(k, broadcastIndices(n, operandNode(k)).map((x) => substitute(x, at))));
+        const args = n.operands.map((_, k) => operandAt(k, broadcastIndices(n, operandNode(k)).map((x) => substituteIndex(x, at))));
         const approx = n.attrs['approx'];
         if (n.op === 'gelu' && approx !== undefined && approx.kind === 'str' && approx.value === 'tanh') {
           const x = args[0];
