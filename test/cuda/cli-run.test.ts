@@ -7,19 +7,14 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import { detectNvidiaGpu } from '../../src/runtime-cuda/launcher.js';
 import { relError } from './helpers.js';
+import { tfc } from '../helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tfc-cuda-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function tfc(...argv: string[]): Promise<{ code: number; stderr: string }> {
-  let stderr = '';
-  const code = await main(argv, { out: () => undefined, err: (t) => (stderr += t), env: {} });
-  return { code, stderr };
-}
 
 function tensors(path: string) {
   return readSafetensors(new Uint8Array(readFileSync(path)), path).tensors;

@@ -11,21 +11,16 @@ import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import { emitHostModule } from '../../codegen/host/emit.js';
 import { checkSource } from '../../src/check/check-source.js';
-import { main } from '../../src/cli/main.js';
 import { compilePlan } from '../../src/kernel/compile-plan.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines } from '../../src/passes/pipeline.js';
 import { hostileFiles, hostileModel } from '../webgpu/robustness-hostile.js';
+import { tfc } from '../helpers/cli.js';
 
 const repo = resolve('.');
 const tmp = mkdtempSync(join(tmpdir(), 'tfc-host-hostile-'));
 
-async function tfc(...argv: string[]): Promise<{ code: number; stderr: string }> {
-  let stderr = '';
-  const code = await main(argv, { out: () => undefined, err: (t) => (stderr += t), env: {} });
-  return { code, stderr };
-}
 
 /** Every token of `src` that is not a string or template literal (comments included) holding EVIL. */
 function userTextOutsideStrings(src: string): string[] {

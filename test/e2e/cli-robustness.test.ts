@@ -6,11 +6,11 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
 import { hasWebGpu } from '../../src/cli/webgpu.js';
 import { writeSafetensors } from '../../src/io/safetensors.js';
 import type { Tensor64 } from '../../src/ops/define.js';
 import { tinyLm } from '../helpers/tiny-lm.js';
+import { tfc } from '../helpers/cli.js';
 
 process.env['XDG_RUNTIME_DIR'] ??= '/tmp';
 const dir = mkdtempSync(join(tmpdir(), 'tfc-robust-'));
@@ -24,12 +24,6 @@ function file(name: string, data: string | Uint8Array): string {
   return p;
 }
 
-async function tfc(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(argv, { out: (t) => (stdout += t), err: (t) => (stderr += t), env: {} });
-  return { code, stdout, stderr };
-}
 
 const t = (dtype: Tensor64['dtype'], shape: number[], values: number[]): Tensor64 => ({ dtype, shape, data: Float64Array.from(values) });
 const ramp = (n: number): number[] => Array.from({ length: n }, (_, i) => ((i * 7) % 11) / 11 - 0.5);

@@ -7,7 +7,6 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
 import { checkSource } from '../../src/check/check-source.js';
 import { compilePlan } from '../../src/kernel/compile-plan.js';
 import { type Manifest, planFromManifest } from '../../src/kernel/manifest.js';
@@ -16,6 +15,7 @@ import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines } from '../../src/passes/pipeline.js';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
+import { tfc } from '../helpers/cli.js';
 
 const repo = new URL('../../', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'tfc-cli-webgpu-'));
@@ -45,18 +45,6 @@ model small {
 }
 `;
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function tfc(...argv: string[]): Promise<Result> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(argv, { out: (t) => (stdout += t), err: (t) => (stderr += t), env: {} });
-  return { code, stdout, stderr };
-}
 
 let model: string;
 let weights: string;

@@ -6,10 +6,10 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
 import { detectNvidiaGpu } from '../../src/runtime-cuda/launcher.js';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import type { Tensor64 } from '../../src/ops/define.js';
+import { tfc } from '../helpers/cli.js';
 
 const repo = new URL('../../', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'tfc-cli-'));
@@ -38,18 +38,6 @@ function file(name: string, text: string): string {
   return p;
 }
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function tfc(...argv: string[]): Promise<Result> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(argv, { out: (t) => (stdout += t), err: (t) => (stderr += t), env: {} });
-  return { code, stdout, stderr };
-}
 
 function t(dtype: Tensor64['dtype'], shape: number[], values: number[]): Tensor64 {
   return { dtype, shape, data: Float64Array.from(values) };

@@ -8,7 +8,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkSource } from '../../src/check/check-source.js';
-import { main } from '../../src/cli/main.js';
 import { writeSafetensors } from '../../src/io/safetensors.js';
 import { compilePlan } from '../../src/kernel/compile-plan.js';
 import type { Tensor64 } from '../../src/ops/define.js';
@@ -19,16 +18,11 @@ import { acquireDevice } from '../../src/runtime/device.js';
 import { createLoadedModel } from '../../src/runtime/host.js';
 import { targetLimitsOf } from '../../src/runtime/target.js';
 import { tinyLm } from '../helpers/tiny-lm.js';
+import { tfc } from '../helpers/cli.js';
 
 process.env['XDG_RUNTIME_DIR'] ??= '/tmp';
 const dir = mkdtempSync(join(tmpdir(), 'tfc-resources-'));
 
-async function tfc(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(argv, { out: (t) => (stdout += t), err: (t) => (stderr += t), env: {} });
-  return { code, stdout, stderr };
-}
 
 // The scores have a second user (their row max is an output), so attention is not fused and
 // the [B, heads, T, T] f32 scores are a temp buffer of the plan.
