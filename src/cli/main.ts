@@ -3,7 +3,8 @@
 // Exit codes: 0 ok, 1 user error in the model or data, 2 usage error, 70 internal compiler error.
 import { basename } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { UserErrorsReported, InternalError, diag } from '../diag/diagnostic.js';
+import { type Diagnostic, UserErrorsReported, InternalError, diag } from '../diag/diagnostic.js';
+import type { Graph } from '../graph/ir.js';
 import { diagnosticCodes, type DiagCode } from '../diag/codes.js';
 import { interpret } from '../interp/interpret.js';
 import { isInterpError } from '../interp/errors.js';
@@ -317,45 +318,34 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       } else io.out(text);
     });
 
-  program
-    .command('init-weights')
-    .description('write seeded random weights for a model (to run it without a checkpoint)')
-    .argument('<FILE>', '.tfx source (or a dumped .ir file)')
-    .requiredOption('--out <W>', 'weights .safetensors to write')
-    .option('--seed <N>', 'random seed', '0')
-    .addOption(setOption())
-    .action((file: string, o: Common & { out: string; seed: string }) => {
-      const seed = seedOf(o.seed);
-      const overrides = parseSetOptions(o.set);
-      const m = loadModel(state.rep, file, overrides);
-      const ds: ReturnType<typeof diag>[] = [];
-      const w = randomWeights(neededTensors(m.graph), seed, overrides, ds);
-      state.rep.reportAll(ds);
-      state.rep.flush();
-      if (state.rep.hasErrors) throw new UserErrorsReported();
-      writeFileAtomic(state.rep, o.out, writeSafetensors(w));
-      io.err(`tfc init-weights: ${w.size} weights -> ${o.out}\n`);
-    });
-
-  program
-    .command('random-inputs')
-    .description('write seeded random inputs for a model (bind its dims with --set, e.g. B=1,T=8)')
-    .argument('<FILE>', '.tfx source (or a dumped .ir file)')
-    .requiredOption('--out <IN>', 'inputs .safetensors to write')
-    .option('--seed <N>', 'random seed', '0')
-    .addOption(setOption())
-    .action((file: string, o: Common & { out: string; seed: string }) => {
-      const seed = seedOf(o.seed);
-      const overrides = parseSetOptions(o.set);
-      const m = loadModel(state.rep, file, overrides);
-      const ds: ReturnType<typeof diag>[] = [];
-      const t = randomInputs(m.graph, neededTensors(m.graph), seed, overrides, ds);
-      state.rep.reportAll(ds);
-      state.rep.flush();
-      if (state.rep.hasErrors) throw new UserErrorsReported();
-      writeFileAtomic(state.rep, o.out, writeSafetensors(t));
-      io.err(`tfc random-inputs: ${t.size} inputs -> ${o.out}\n`);
-    });
+  // init-weights and random-inputs: seeded tensors for a model, so it runs without a checkpoint.
+  const seededCommand = (name: string, description: string, outFlag: string, outHelp: string, what: string, make: (g: Graph, seed: number, dims: ReadonlyMap<string, number>, ds: Diagnostic[]) => Map<string, Tensor64>): void => {
+    program
+      .command(name)
+      .description(description)
+      .argument('<FILE>', '.tfx source (or a dumped .ir file)')
+      .requiredOption(outFlag, outHelp)
+      .option('--seed <N>', 'random seed', '0')
+      .addOption(setOption())
+      .action((file: string, o: Common & { out: string; seed: string }) => {
+        const seed = seedOf(o.seed);
+        const overrides = parseSetOptions(o.set);
+        const m = loadModel(state.rep, file, overrides);
+        const ds: Diagnostic[] = [];
+        const tensors = make(m.graph, seed, overrides, ds);
+        state.rep.reportAll(ds);
+        state.rep.flush();
+        if (state.rep.hasErrors) throw new UserErrorsReported();
+        writeFileAtomic(state.rep, o.out, writeSafetensors(tensors));
+        io.err(`tfc ${name}: ${tensors.size} ${what} -> ${o.out}\n`);
+      });
+  };
+  seededCommand('init-weights', 'write seeded random weights for a model (to run it without a checkpoint)', '--out <W>', 'weights .safetensors to write', 'weights', (g, seed, dims, ds) =>
+    randomWeights(neededTensors(g), seed, dims, ds),
+  );
+  seededCommand('random-inputs', 'write seeded random inputs for a model (bind its dims with --set, e.g. B=1,T=8)', '--out <IN>', 'inputs .safetensors to write', 'inputs', (g, seed, dims, ds) =>
+    randomInputs(g, neededTensors(g), seed, dims, ds),
+  );
 
   program
     .command('explain')
