@@ -15,6 +15,7 @@ import { makeTensor } from '../interp/tensor.js';
 import { type OpDef, type OpError, type Tensor64, defineOp } from './define.js';
 import { numelDim, opError } from './elementwise.js';
 import { softmaxRow } from './norm.js';
+import { placeholderOp } from './fused.js';
 import { checkGridBody, countApplies, scalarExprDtype, sourceOps } from './source.js';
 
 /** The lambda parameters the fusion pass writes: batch, query head, query row, key column. */
@@ -214,17 +215,5 @@ export const attentionOps: readonly OpDef[] = [
     },
     lowering: 'fused-only',
   }),
-  defineOp({
-    name: 'score',
-    family: 'fused',
-    arity: 0,
-    attrs: {},
-    doc: "inside a fused_attention 'score' lambda only: the scaled score q·k * scale at (b, h, q, k), f32",
-    infer: () => ({ dtype: 'f32', shape: [] }),
-    interp: () => {
-      throw new InternalError("score() is only meaningful inside a fused_attention 'score' lambda");
-    },
-    flops: () => dimConst(0),
-    lowering: 'none',
-  }),
+  placeholderOp('score', "a fused_attention 'score' lambda", 'the scaled score q·k * scale at (b, h, q, k), f32'),
 ];

@@ -161,20 +161,28 @@ export const fusedOps: readonly OpDef[] = [
     flops: () => dimConst(0),
     lowering: 'fused-only',
   }),
-  defineOp({
-    name: 'acc',
+  placeholderOp('acc', 'a fused_matmul epilogue', 'the matmul product at the current result index (dtype of the matmul operands)'),
+];
+
+/**
+ * A zero-argument op that only names, inside a fused op's lambda, a value the fused op computes
+ * itself (`acc()`, `score()`): it has no interpreter rule of its own and costs no FLOPs.
+ */
+export function placeholderOp(name: string, where: string, meaning: string): OpDef {
+  return defineOp({
+    name,
     family: 'fused',
     arity: 0,
     attrs: {},
-    doc: 'inside a fused_matmul epilogue only: the matmul product at the current result index (dtype of the matmul operands)',
+    doc: `inside ${where} only: ${meaning}`,
     infer: () => ({ dtype: 'f32', shape: [] }),
     interp: () => {
-      throw new InternalError('acc() is only meaningful inside a fused_matmul epilogue');
+      throw new InternalError(`${name}() is only meaningful inside ${where}`);
     },
     flops: () => dimConst(0),
     lowering: 'none',
-  }),
-];
+  });
+}
 
 const indexOps: ReadonlySet<string> = new Set(['add', 'sub', 'mul', 'div', 'mod']);
 /** Whether `e` is i32 index arithmetic (what a view map may compute). */
