@@ -3,7 +3,9 @@
 // plus a combine kernel, each step guarded by a plan `when`. Target neutral kernel IR only.
 //
 // Prefill kernel (Dao 2023, FlashAttention-2, online softmax of Milakov & Gimelshein 2018):
-//   one workgroup per (query tile of Br rows, query head h, batch b); L lanes per row, each
+//   one workgroup per (tile of Br rows, KV head's group of G = Hq/Hkv query heads, batch b),
+//   a tile row being a (query row, head of the group) pair, row-major (G = 1 without GQA, or
+//   when the head counts are symbolic), so K/V tiles serve the whole group; L lanes per row, each
 //   thread owning RQ rows (schedule rowsPerThread: register blocking over rows).
 //   Q tile -> workgroup memory once; for each key tile kt the analysis keeps (see below):
 //     K, V tiles (Bc keys) -> workgroup memory (or, schedule isDirect for CPU targets, read
@@ -61,7 +63,7 @@ import { KernelBuilder } from './builder.js';
 import { dimExpr, scalarLowering } from './lower.js';
 import { elementOffset } from './lower-view.js'; // q/k/v read through fold-views views
 import type { SizeExpr, StepCondition } from './plan.js';
-import type { TargetLimits } from './schedule.js';
+import { type TargetLimits, lavapipeLimits } from './schedule.js';
 import { computeType, storageBytes, storageType } from './storage.js';
 import { dimToSize, sAdd, sCeilDiv, sConst, sMinConst, sMul } from './to-size.js';
 
@@ -144,6 +146,8 @@ interface AttentionShape {
   readonly dk: number;
   readonly dv: number;
   readonly group: Expr; // query heads per KV head (u32)
+  /** Query heads per KV head when both head counts are constants, else 1 (the prefill tile's head group). */
+  readonly groupConst: number;
 }
 
 function lambdaOf(n: Node, key: string): ScalarExpr | undefined {
@@ -164,7 +168,8 @@ function shapeOf(q: Node, k: Node, vv: Node): AttentionShape {
   const hq = dimConstValue(Hq);
   const hkv = dimConstValue(Hkv);
   const group = hq !== undefined && hkv !== undefined ? u32(hq / hkv) : div(dimExpr(Hq), dimExpr(Hkv));
-  return { B, Hq, Hkv, T, S, dk, dv, group };
+  const groupConst = hq !== undefined && hkv !== undefined ? hq / hkv : 1;
+  return { B, Hq, Hkv, T, S, dk, dv, group, groupConst };
 }
 
 const f32 = (x: number): Expr => lit('f32', x);
@@ -183,8 +188,11 @@ const top: Interval = { kind: 'top' };
 const unknownBool: Interval = { kind: 'bool', mayTrue: lit('bool', 1), mayFalse: lit('bool', 1) };
 
 interface TileRanges {
-  readonly b: Expr; // i32 points
-  readonly h: Expr;
+  readonly b: Expr; // i32 point
+  readonly hLo: Expr; // i32, inclusive: one head, or the query heads of one KV head (GQA tiles)
+  readonly hHi: Expr;
+  /** The tile spans several query heads: a read indexed by h is no longer one value per workgroup. */
+  readonly headsVary: boolean;
   readonly qLo: Expr; // i32, inclusive
   readonly qHi: Expr;
   readonly kLo: Expr;
@@ -193,18 +201,18 @@ interface TileRanges {
   readonly uniformRead?: (out: Stmt[], e: ScalarExpr & { kind: 'read' }) => Expr;
 }
 
-/** Whether `e` depends on the query or key index (axes 2, 3), directly or through a read's indices. */
-function mentionsQK(e: ScalarExpr): boolean {
+/** Whether `e` depends on the query or key index (axes 2, 3; also the head, axis 1, when `headsVary`), directly or through a read's indices. */
+function mentionsQK(e: ScalarExpr, headsVary: boolean): boolean {
   switch (e.kind) {
     case 'index':
-      return e.axis === 2 || e.axis === 3;
+      return e.axis === 2 || e.axis === 3 || (headsVary && e.axis === 1);
     case 'dim':
     case 'const':
       return false;
     case 'read':
-      return e.indices.some(mentionsQK);
+      return e.indices.some((x) => mentionsQK(x, headsVary));
     case 'apply':
-      return e.op === 'score' || e.args.some(mentionsQK);
+      return e.op === 'score' || e.args.some((x) => mentionsQK(x, headsVary));
   }
 }
 
@@ -219,7 +227,7 @@ function intervalOf(kb: KernelBuilder, out: Stmt[], e: ScalarExpr, r: TileRanges
         case 0:
           return point(r.b);
         case 1:
-          return point(r.h);
+          return { kind: 'num', lo: r.hLo, hi: r.hHi };
         case 2:
           return { kind: 'num', lo: r.qLo, hi: r.qHi };
         case 3:
@@ -234,7 +242,7 @@ function intervalOf(kb: KernelBuilder, out: Stmt[], e: ScalarExpr, r: TileRanges
       return point(lit(computeType(e.dtype), e.value));
     case 'read': {
       // One value per workgroup (b and h are fixed there): loaded, then exact. Else unknown.
-      if (r.uniformRead === undefined || mentionsQK(e)) return e.dtype === 'bool' ? unknownBool : top;
+      if (r.uniformRead === undefined || mentionsQK(e, r.headsVary)) return e.dtype === 'bool' ? unknownBool : top;
       const x = kb.let(out, 'rd', r.uniformRead(out, e));
       return e.dtype === 'bool' ? { kind: 'bool', mayTrue: x, mayFalse: unary('not', x) } : point(x);
     }
@@ -478,7 +486,26 @@ export interface AttentionInput {
 
 interface Mode {
   readonly kind: 'prefill' | 'split';
-  readonly rows: number; // query rows per workgroup
+  readonly rows: number; // tile rows per workgroup: (query row, head) pairs, Br * heads
+  /**
+   * Query heads per workgroup (Gt, a divisor of G = Hq / Hkv for GQA/MQA prefill, else 1): tile
+   * row r is query row floor((q0 + r) / Gt) of head h0 + (q0 + r) % Gt, so the Gt heads that
+   * share a KV head share its K/V tiles (read once per Gt heads instead of once per head).
+   */
+  readonly heads: number;
+}
+
+/**
+ * Prefill tiles of Br query rows for Gt heads of a KV head's group: the largest divisor Gt of
+ * the (constant) group whose Br * Gt rows fit the target's invocations and workgroup memory.
+ */
+function prefillMode(shape: AttentionShape, s: AttentionSchedule, target: TargetLimits): Mode {
+  const fits = (gt: number): boolean =>
+    ((s.tileRows * gt) / (s.rowsPerThread ?? 1)) * s.lanes <= target.maxInvocationsPerWorkgroup &&
+    attentionSharedBytes(s, s.tileRows * gt, shape.dk, shape.dv) <= target.maxWorkgroupStorageBytes;
+  let heads = 1;
+  for (let gt = 2; gt <= shape.groupConst; gt++) if (shape.groupConst % gt === 0 && fits(gt)) heads = gt;
+  return { kind: 'prefill', rows: s.tileRows * heads, heads };
 }
 
 /** The statements the host counter re-runs: header and bound lets (per workgroup), class lets (per key tile). */
@@ -493,8 +520,8 @@ interface TileLogic {
   readonly mayTrue: Expr;
   readonly mayFalse: Expr;
   readonly b: Expr;
-  readonly h: Expr;
-  readonly q0: Expr;
+  readonly h: Expr; // the workgroup's first query head
+  readonly q0: Expr; // the first tile row (query row when mode.heads = 1)
   readonly part: Expr; // the cache partition (split mode), else 0
 }
 
@@ -510,14 +537,17 @@ function tileLogic(kb: KernelBuilder, shape: AttentionShape, mask: ScalarExpr | 
   const wx = builtin('workgroup_id', 0);
   const qt = mode.kind === 'split' ? kb.let(header, 'qt', div(wx, u32(s.splits))) : kb.let(header, 'qt', wx);
   const split = mode.kind === 'split' ? kb.let(header, 'part', rem(wx, u32(s.splits))) : u32(0);
-  const h = kb.let(header, 'h', builtin('workgroup_id', 1));
+  const G = mode.heads;
+  const h = kb.let(header, 'h', G === 1 ? builtin('workgroup_id', 1) : mul(builtin('workgroup_id', 1), u32(G)));
   const b = kb.let(header, 'b', builtin('workgroup_id', 2));
   const q0 = kb.let(header, 'q0', mul(qt, u32(Br)));
   const bounds: Stmt[] = [];
-  const qLo = kb.let(bounds, 'q_lo', cast('i32', q0));
-  const qHi = kb.let(bounds, 'q_hi', bin('sub', cast('i32', fmin(add(q0, u32(Br)), T)), i32(1)));
+  // Query rows of the tile: rows [q0, q0 + Br) of T * G, row r being query floor(r / G).
+  const qLo = kb.let(bounds, 'q_lo', cast('i32', G === 1 ? q0 : div(q0, u32(G))));
+  const qHi = G === 1 ? kb.let(bounds, 'q_hi', bin('sub', cast('i32', fmin(add(q0, u32(Br)), T)), i32(1))) : kb.let(bounds, 'q_hi', cast('i32', div(bin('sub', fmin(add(q0, u32(Br)), mul(T, u32(G))), u32(1)), u32(G))));
   const uniformRead = (out: Stmt[], e: ScalarExpr & { kind: 'read' }): Expr => read(out, e, b, h);
-  const ranges = { b: cast('i32', b), h: cast('i32', h), qLo, qHi, uniformRead };
+  const hI = cast('i32', h);
+  const ranges = { b: cast('i32', b), hLo: hI, hHi: G === 1 ? hI : bin('add', hI, i32(G - 1)), headsVary: G > 1, qLo, qHi, uniformRead };
   const kr = keyBounds(kb, bounds, mask, ranges, S);
   // Key tiles [kt_start, kt_end): the bounds clamped to [0, S), empty when end <= start.
   const kStart = kb.let(bounds, 'k_first', cast('u32', fmax(kr.start, i32(0))));
@@ -616,7 +646,7 @@ function readBytesOf(g: Graph, n: Node, e: ScalarExpr | undefined): number {
 }
 
 /** Body of the prefill kernel (mode prefill) or the split-K kernel (mode split). */
-function attentionKernel(inp: AttentionInput, s: AttentionSchedule, mode: Mode, tempId: number): AttentionKernelDraft {
+function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['kind'], tempId: number): AttentionKernelDraft {
   const { graph: g, node: n } = inp;
   const operand = (i: number): Node => {
     const id = n.operands[i];
@@ -629,6 +659,8 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, mode: Mode, 
   const vN = operand(2);
   const shape = shapeOf(qN, kN, vN);
   const { dk, dv } = shape;
+  const mode: Mode = kind === 'prefill' ? prefillMode(shape, s, inp.target) : { kind: 'split', rows: 1, heads: 1 };
+  const G = mode.heads;
   const mask = lambdaOf(n, 'mask');
   const scoreL = lambdaOf(n, 'score');
   const scale = floatAttr(n, 'scale');
@@ -679,8 +711,17 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, mode: Mode, 
   const lid = builtin('local_index');
   const rg = kb.let(body, 'rg', div(lid, u32(L)));
   const lane = kb.let(body, 'lane', rem(lid, u32(L)));
-  const hk = kb.let(body, 'hk', div(h, shape.group));
-  const qRow0 = kb.let(body, 'q_row0', mul(add(mul(b, dimExpr(shape.Hq)), h), T)); // row of (b, h, 0)
+  // The workgroup's heads h .. h + G - 1 all use KV head h / group (G divides the group).
+  const hk = kb.let(body, 'hk', G === shape.groupConst && G > 1 ? builtin('workgroup_id', 1) : div(h, shape.group));
+  const qRow0 = G === 1 ? kb.let(body, 'q_row0', mul(add(mul(b, dimExpr(shape.Hq)), h), T)) : u32(0); // row of (b, h, 0)
+  /** Query index and head of tile row `r`: q0 + r and h, or (q0 + r) / G and h + (q0 + r) % G. */
+  const rowHead = (out: Stmt[], r: Expr, name: string): { qi: Expr; hh: Expr } => {
+    if (G === 1) return { qi: kb.let(out, name, add(q0, r)), hh: h };
+    const vr = kb.let(out, 'vr', add(q0, r));
+    return { qi: kb.let(out, name, div(vr, u32(G))), hh: kb.let(out, 'hq', add(h, rem(vr, u32(G)))) };
+  };
+  /** Row of (b, hh, qi) in the [B, Hq, T] rows of q and out. */
+  const rowIndex = (hh: Expr, qi: Expr): Expr => (G === 1 ? add(qRow0, qi) : add(mul(add(mul(b, dimExpr(shape.Hq)), hh), T), qi));
   const kvRow0 = kb.let(body, 'kv_row0', mul(add(mul(b, dimExpr(shape.Hkv)), hk), S));
   /** The tile row of the thread's ii-th row. */
   const rowOf = (ii: Expr): Expr => add(mul(rg, u32(RQ)), ii);
@@ -691,9 +732,9 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, mode: Mode, 
     const lb: Stmt[] = [];
     const rr = kb.let(lb, 'rr', div(v(e, 'u32'), u32(dk)));
     const d = kb.let(lb, 'd', rem(v(e, 'u32'), u32(dk)));
-    const qq = kb.let(lb, 'qq', add(q0, rr));
+    const { qi: qq, hh } = rowHead(lb, rr, 'qq');
     const val = kb.var(lb, 'qv', 'f32', f32(0));
-    lb.push({ kind: 'if', cond: lt(qq, T), then: [{ kind: 'assign', name: val, value: cast('f32', load(qSlot, qN.op === 'view' ? elementOffset(g, qN, [b, h, qq, d], dimExpr) : add(mul(add(qRow0, qq), u32(dk)), d), storageType(qN.type.dtype))) }], else: [] });
+    lb.push({ kind: 'if', cond: lt(qq, T), then: [{ kind: 'assign', name: val, value: cast('f32', load(qSlot, qN.op === 'view' ? elementOffset(g, qN, [b, hh, qq, d], dimExpr) : add(mul(rowIndex(hh, qq), u32(dk)), d), storageType(qN.type.dtype))) }], else: [] });
     lb.push({ kind: 'array_store', array: qs, index: v(e, 'u32'), value: v(val, 'f32') });
     body.push(forLoop(e, lid, u32(Br * dk), u32(threads), lb));
   }
@@ -774,7 +815,7 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, mode: Mode, 
     const iiv = v(ii, 'u32');
     const rb: Stmt[] = [];
     const row = kb.let(rb, 'r', rowOf(iiv));
-    const qi = kb.let(rb, 'qi', add(q0, row));
+    const { qi, hh } = rowHead(rb, row, 'qi');
     const mLoc = kb.var(rb, 'm_loc', 'f32', NEG_INF);
     {
       const i = kb.fresh('i');
@@ -782,7 +823,7 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, mode: Mode, 
       const c = kb.let(lb, 'c', add(lane, mul(v(i, 'u32'), u32(L))));
       const kk = kb.let(lb, 'kk', add(logic.k0, c));
       let sc = kb.let(lb, 's', bin('mul', arrayLoad(dots, add(mul(iiv, u32(NC)), v(i, 'u32')), 'f32'), f32(scale)));
-      const idx = [b, h, qi, kk];
+      const idx = [b, hh, qi, kk];
       const comp: Compiled = { kb, slotOf };
       if (scoreL !== undefined) sc = kb.let(lb, 's_mod', cast('f32', lambdaExpr(comp, g, n, lb, scoreL, idx, sc)));
       const keep = kb.var(lb, 'keep', 'bool', lt(kk, S));
@@ -860,9 +901,9 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, mode: Mode, 
     const iiv = v(ii, 'u32');
     const wb: Stmt[] = [];
     const lRow = rowReduce(wb, arrayLoad(lLane, iiv, 'f32'), 'sum', 'l_row');
-    const qi = kb.let(wb, 'qi', add(q0, rowOf(iiv)));
+    const { qi, hh } = rowHead(wb, rowOf(iiv), 'qi');
     const write: Stmt[] = [];
-    const oRow = kb.let(write, 'o_row', add(qRow0, qi));
+    const oRow = kb.let(write, 'o_row', rowIndex(hh, qi));
     {
       const jj = kb.fresh('jj');
       const lb: Stmt[] = [];
@@ -891,9 +932,10 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, mode: Mode, 
     body.push(forLoop(ii, u32(0), u32(RQ), u32(1), wb));
   }
   // ---- traffic ----
-  // Q read once, O written once, K and V once per query tile (tiles the sparsity skips still
-  // count: a worst case), the lambdas' reads once per score element:
-  //   read  = B*Hq*T*dk*e + B*Hq*ceil(T/Br)*S*(dk + dv)*e + B*Hq*T*S*lambdaBytes
+  // Q read once, O written once, K and V once per workgroup, i.e. per tile of Br query rows of
+  // G heads of a KV head (tiles the sparsity skips still count: a worst case), the lambdas'
+  // reads once per score element:
+  //   read  = B*Hq*T*dk*e + B*(Hq/G)*ceil(T/Br)*S*(dk + dv)*e + B*Hq*T*S*lambdaBytes
   //   write = B*Hq*T*dv*e (prefill) or B*Hq*T*splits*(dv + 2)*4 (split-K partials)
   const B_ = dimToSize(shape.B);
   const Hq_ = dimToSize(shape.Hq);
@@ -902,17 +944,20 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, mode: Mode, 
   const eQ = storageBytes(qN.type.dtype);
   const eK = storageBytes(kN.type.dtype);
   const lambdaBytes = readBytesOf(g, n, mask) + readBytesOf(g, n, scoreL);
-  const qTiles = mode.kind === 'prefill' ? sCeilDiv(T_, Br) : T_;
-  const reads = [sMul(B_, Hq_, T_, sConst(dk * eQ)), sMul(B_, Hq_, qTiles, S_, sConst((dk + dv) * eK))];
+  // Workgroups: (tile of Br * G rows of T * G, i.e. ceil(T / Br), G heads, batch); G = 1 reads
+  // K/V once per query head and query tile.
+  const headGroups = G === 1 ? Hq_ : sConst((dimConstValue(shape.Hq) ?? NaN) / G);
+  const qTiles = mode.kind === 'prefill' ? sCeilDiv(T_, s.tileRows) : T_;
+  const reads = [sMul(B_, Hq_, T_, sConst(dk * eQ)), sMul(B_, headGroups, qTiles, S_, sConst((dk + dv) * eK))];
   if (lambdaBytes > 0) reads.push(sMul(B_, Hq_, T_, S_, sConst(lambdaBytes)));
   const written = mode.kind === 'prefill' ? sMul(B_, Hq_, T_, sConst(dv * storageBytes(n.type.dtype))) : sMul(B_, Hq_, T_, sConst(s.splits * (dv + 2) * 4));
   const traffic: Traffic = { bytesRead: sAdd(...reads), bytesWritten: written, flops: sMul(B_, Hq_, T_, S_, sConst(2 * (dk + dv))) };
-  const gridX = mode.kind === 'prefill' ? sCeilDiv(T_, Br) : sMul(sCeilDiv(T_, Br), sConst(s.splits));
+  const gridX = mode.kind === 'prefill' ? qTiles : sMul(sCeilDiv(T_, Br), sConst(s.splits));
   const schedule: KernelSchedule = { kind: 'flash_attention', tileRows: Br, tileCols: Bc, lanes: L, useSubgroups: s.useSubgroups, splits: mode.kind === 'split' ? s.splits : 1 };
   return {
     op: mode.kind === 'prefill' ? 'fused_attention' : 'fused_attention_split',
     workgroupSize: [threads, 1, 1],
-    grid: [gridX, Hq_, B_],
+    grid: [gridX, headGroups, B_],
     buffers: kb.buffers,
     shared: kb.shared,
     body,
@@ -995,7 +1040,7 @@ export function lowerFusedAttention(inp: AttentionInput): AttentionLowering {
   const kernels: AttentionKernelDraft[] = [];
   const temps = new Map<number, KernelTemp>();
   if (hasPrefill) {
-    const k = attentionKernel(inp, s, { kind: 'prefill', rows: s.tileRows }, -1);
+    const k = attentionKernel(inp, s, 'prefill', -1);
     kernels.push(symbolic ? { ...k, when: { size: tSize, op: '>', value: s.decodeMaxT } } : k);
   }
   if (hasDecode) {
@@ -1005,7 +1050,7 @@ export function lowerFusedAttention(inp: AttentionInput): AttentionLowering {
     const rows = symbolic ? sMinConst(tSize, s.decodeMaxT) : tSize;
     temps.set(id, { dtype: 'f32', elements: sMul(dimToSize(B ?? { terms: [] }), dimToSize(Hq ?? { terms: [] }), rows, sConst(s.splits * (dv + 2))) });
     const when: StepCondition = { size: tSize, op: '<=', value: s.decodeMaxT };
-    const split = attentionKernel(inp, s, { kind: 'split', rows: 1 }, id);
+    const split = attentionKernel(inp, s, 'split', id);
     const comb = combineKernel(inp, s, id);
     kernels.push(symbolic ? { ...split, when } : split, symbolic ? { ...comb, when } : comb);
   }
@@ -1015,7 +1060,7 @@ export function lowerFusedAttention(inp: AttentionInput): AttentionLowering {
 // ---- host-side tile counter ------------------------------------------------------------------
 
 export interface TileCounts {
-  /** Query tiles x key tiles (all of them, per batch and head). */
+  /** Query tiles x key tiles (all of them, per batch and head group: a GQA tile spans the G query heads of a KV head). */
   readonly tiles: number;
   /** Key tiles the loop iterates (inside the monotone bounds). */
   readonly iterated: number;
@@ -1029,9 +1074,17 @@ export interface TileCounts {
  * Runs the prefill kernel's own block-sparsity statements (bounds per query tile, class per key
  * tile) on the host for concrete dims: how many tiles the kernel visits. `tensors` holds the
  * values (row-major) of the operands the mask reads free of q and k, by operand index as in
- * `read(i, ...)` (a per-batch length); needed only when the mask has such reads.
+ * `read(i, ...)` (a per-batch length); needed only when the mask has such reads. `target`: the
+ * limits the kernel is lowered for (they decide how many heads of a GQA group share a tile).
  */
-export function countAttentionTiles(g: Graph, n: Node, dims: ReadonlyMap<string, number>, s: AttentionSchedule, tensors?: ReadonlyMap<number, ArrayLike<number>>): TileCounts {
+export function countAttentionTiles(
+  g: Graph,
+  n: Node,
+  dims: ReadonlyMap<string, number>,
+  s: AttentionSchedule,
+  tensors?: ReadonlyMap<number, ArrayLike<number>>,
+  target: TargetLimits = lavapipeLimits,
+): TileCounts {
   const operand = (i: number): Node => {
     const o = g.nodes[n.operands[i] ?? -1];
     if (o === undefined) throw new Error(`internal: fused_attention lacks operand ${i}`);
@@ -1054,7 +1107,8 @@ export function countAttentionTiles(g: Graph, n: Node, dims: ReadonlyMap<string,
     return sl;
   };
   const uniformRead: UniformRead = (out, e, b, h) => lambdaExpr({ kb, slotOf }, g, n, out, e, [b, h, u32(0), u32(0)], undefined);
-  const logic = tileLogic(kb, shape, lambdaOf(n, 'mask'), s, { kind: 'prefill', rows: s.tileRows }, uniformRead);
+  const mode = prefillMode(shape, s, target);
+  const logic = tileLogic(kb, shape, lambdaOf(n, 'mask'), s, mode, uniformRead);
   const val = (d: Dim): number => d.terms.reduce((acc, t) => acc + t.coef * t.vars.reduce((p, x) => p * (dims.get(x) ?? NaN), 1), 0);
   const [B, Hq, T, S] = [val(shape.B), val(shape.Hq), val(shape.T), val(shape.S)];
   const qTiles = Math.ceil(T / s.tileRows);
@@ -1063,7 +1117,7 @@ export function countAttentionTiles(g: Graph, n: Node, dims: ReadonlyMap<string,
   let visited = 0;
   let partial = 0;
   for (let b = 0; b < B; b++) {
-    for (let h = 0; h < Hq; h++) {
+    for (let h = 0; h < Hq / mode.heads; h++) {
       for (let qt = 0; qt < qTiles; qt++) {
         const env: EvalEnv = { vars: new Map(), uniforms: dims, workgroupId: [qt, h, b], buffers };
         evalLets([...logic.header, ...logic.bounds], env);
@@ -1081,7 +1135,7 @@ export function countAttentionTiles(g: Graph, n: Node, dims: ReadonlyMap<string,
       }
     }
   }
-  return { tiles: B * Hq * qTiles * kTiles, iterated, visited, partial };
+  return { tiles: B * (Hq / mode.heads) * qTiles * kTiles, iterated, visited, partial };
 }
 
 function evalOf(e: Expr, env: EvalEnv): number {

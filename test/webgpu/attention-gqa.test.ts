@@ -1,0 +1,126 @@
+// GQA/MQA in the fused attention kernel: a prefill workgroup covers the G = Hq / Hkv query heads
+// that share a KV head (its tile rows are (query row, head of the group) pairs), so K and V are
+// read once per group. Llama's 5-D GQA view (examples/llama.tfx, G = 2) and multi-query attention
+// (examples/variants/mqa.tfx, G = 4) run on WebGPU against the float64 interpreter, and the
+// kernel's traffic formula reports K/V bytes = 1/G of one read per query head (a hand formula).
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkSource } from '../../src/check/check-source.js';
+import { randomInputs, randomWeights } from '../../src/cli/random.js';
+import type { Graph } from '../../src/graph/ir.js';
+import { interpret } from '../../src/interp/interpret.js';
+import { maxRelError } from '../../src/interp/tensor.js';
+import { neededTensors } from '../../src/io/check-tensors.js';
+import { compilePlan } from '../../src/kernel/compile-plan.js';
+import type { AttentionSchedule } from '../../src/kernel/lower-attention.js';
+import { evalSize, type Plan } from '../../src/kernel/plan.js';
+import { chooseSchedule, lavapipeLimits } from '../../src/kernel/schedule.js';
+import { runPipeline } from '../../src/passes/driver.js';
+import { createPassContext } from '../../src/passes/pass.js';
+import { pipelines } from '../../src/passes/pipeline.js';
+import type { AcquiredDevice } from '../../src/runtime/device.js';
+import { createSession } from '../../src/runtime/session.js';
+import { testDevice } from './helpers.js';
+
+let dev: AcquiredDevice;
+beforeAll(async () => {
+  dev = await testDevice();
+}, 240_000);
+afterAll(() => dev.device.destroy());
+
+// The CPU schedule's tiles, written out (32 tile rows, 64 keys, 8 rows per thread): the hand
+// traffic formula below needs Br, and the test must not follow a change of the default.
+const cpuTiles: AttentionSchedule = { tileRows: 32, tileCols: 64, lanes: 8, useSubgroups: true, splits: 32, decodeMaxT: 1, rowsPerThread: 8, isDirect: true, shuffleP: true };
+// Small tiles (8 rows = 4 query rows x 2 heads, or 2 x 4): several query and key tiles at T = 19.
+const smallTiles: AttentionSchedule = { tileRows: 8, tileCols: 8, lanes: 8, useSubgroups: true, splits: 4, decodeMaxT: 1, rowsPerThread: 2, isDirect: true, shuffleP: true };
+
+interface Model {
+  readonly file: string;
+  readonly config: ReadonlyMap<string, number>;
+  readonly hq: number;
+  readonly hkv: number;
+  readonly dh: number;
+  /** Run-time dims other than T (llama's KV cache length P). */
+  readonly dims: Readonly<Record<string, number>>;
+  /** The KV length S for a given T. */
+  readonly S: (T: number) => number;
+}
+
+const models: readonly Model[] = [
+  { file: 'examples/llama.tfx', config: new Map([['layers', 1], ['d', 32], ['heads', 4], ['kv_heads', 2], ['vocab', 64], ['ffn', 48]]), hq: 4, hkv: 2, dh: 8, dims: { B: 1, P: 3 }, S: (T) => T + 3 },
+  { file: 'examples/variants/mqa.tfx', config: new Map([['layers', 1], ['d', 32], ['heads', 4], ['vocab', 64], ['ctx', 64]]), hq: 4, hkv: 1, dh: 8, dims: { B: 2 }, S: (T) => T },
+];
+
+function fusedGraph(m: Model): Graph {
+  const r = checkSource(readFileSync(m.file, 'utf8'), m.file, m.config);
+  if (r.graph === undefined) throw new Error(`${m.file} does not check`);
+  return r.graph;
+}
+
+function compile(g: Graph, attention: AttentionSchedule | undefined): Plan {
+  const fused = runPipeline(g, pipelines.webgpu, createPassContext({ target: 'webgpu', verify: true }));
+  const n = fused.nodes.filter((x) => x.op === 'fused_attention');
+  expect(n, 'one fused attention').toHaveLength(1);
+  const base = chooseSchedule(lavapipeLimits);
+  return compilePlan(fused, { target: lavapipeLimits, schedule: attention === undefined ? base : { ...base, attention } });
+}
+
+/** The prefill attention kernel: the step guarded by `T > 1`. */
+function prefillKernel(plan: Plan): Plan['kernels'][number] {
+  const step = plan.steps.find((s) => s.when?.op === '>' && s.when.value === 1);
+  const k = plan.kernels.find((x) => x.name === step?.kernel);
+  if (k === undefined) throw new Error('no prefill attention step');
+  return k;
+}
+
+describe('GQA/MQA: one workgroup per KV head group', () => {
+  for (const m of models) {
+    const G = m.hq / m.hkv;
+    for (const [label, schedule] of [['tiles chosen for lavapipe', undefined], ['8-row tiles', smallTiles]] as const) {
+      it(`${m.file} (G = ${G}, ${label}) matches the float64 interpreter at T = 19 and 1`, async () => {
+        const g = fusedGraph(m);
+        const s = await createSession(dev, compile(g, schedule));
+        try {
+          const needed = neededTensors(g);
+          for (const T of [19, 1]) {
+            const dims = new Map(Object.entries({ ...m.dims, T }));
+            const weights = randomWeights(needed, 5, dims, []);
+            const inputs = randomInputs(g, needed, 6 + T, dims, []);
+            s.loadWeights(weights);
+            const want = interpret(g, { inputs, weights }).outputs;
+            const got = (await s.run(inputs)).outputs;
+            for (const [name, w] of want) {
+              const a = got.get(name);
+              if (a === undefined) throw new Error(`missing ${name}`);
+              // f32 kernels vs float64: 1e-4 relative (floor 1e-3 of the output's scale).
+              const floor = 1e-3 * Math.max(1e-30, ...Array.from(w.data, Math.abs));
+              expect(maxRelError({ dtype: 'f32', shape: a.shape, data: Float64Array.from(a.data) }, w, floor), `${name} at T=${T}`).toBeLessThan(1e-4);
+            }
+          }
+        } finally {
+          s.dispose();
+        }
+      }, 240_000);
+    }
+
+    it(`${m.file}: the prefill kernel reads K and V once per group of ${G} query heads`, () => {
+      const k = prefillKernel(compile(fusedGraph(m), cpuTiles));
+      const { dh } = m;
+      const Br = cpuTiles.tileRows;
+      for (const T of [32, 64, 19, 1000]) {
+        const B = m.dims['B'] ?? 1;
+        const S = m.S(T);
+        const dims = new Map(Object.entries({ ...m.dims, T }));
+        // Hand formula, f32: Q read once, K and V once per tile of Br query rows of the G heads
+        // of a KV head (Br * G <= 128 rows fit lavapipe at dh = 8), O written once:
+        //   read  = 4*B*Hq*T*dh + 4*B*Hkv*ceil(T/Br)*S*(dh + dh),  write = 4*B*Hq*T*dh
+        const q = 4 * B * m.hq * T * dh;
+        const kv = 4 * B * m.hkv * Math.ceil(T / Br) * S * 2 * dh;
+        expect(evalSize(k.bytesRead, dims), `T=${T}`).toBe(q + kv);
+        expect(evalSize(k.bytesWritten, dims), `T=${T}`).toBe(4 * B * m.hq * T * dh);
+        // 1/G of one K/V read per query head and query tile (the kernel before grouping).
+        expect(kv * G).toBe(4 * B * m.hq * Math.ceil(T / Br) * S * 2 * dh);
+      }
+    });
+  }
+});
