@@ -7,7 +7,7 @@
 // are manifest.json's `steps`. Deterministic: fixed key order, plan order.
 import { printCudaLauncher } from './launcher.js';
 import { cudaPrelude } from './print.js';
-import { cudaRuntimeHeader } from './runtime/header.js';
+import { cudaRuntimeHeaders } from './runtime/header.js';
 import type { Plan, PlanKernel, SizeExpr } from '../../src/kernel/plan.js';
 
 export const cudaLaunchFormat = 'tfc-cuda-launch';
@@ -63,7 +63,7 @@ export function cudaLaunchOf(plan: Plan): CudaLaunch {
 
 /**
  * `cuda/*.cu`, `cuda/launch.json` and the host launcher (`cuda/launcher.cu`, which #includes the
- * kernels and `cuda/tfc_runtime.h`: `nvcc -O3 -arch=native launcher.cu -o launcher`) for a plan
+ * kernels and the runtime headers `cuda/tfc_runtime.h`, `cuda/tfc_launcher.h`: `nvcc -O3 -arch=native launcher.cu -o launcher`) for a plan
  * compiled with CUDA sources.
  */
 export function cudaFiles(plan: Plan): Map<string, string> {
@@ -71,7 +71,7 @@ export function cudaFiles(plan: Plan): Map<string, string> {
   for (const k of plan.kernels) files.set(cudaPath(k.name), cudaSource(k));
   files.set('cuda/launch.json', JSON.stringify(cudaLaunchOf(plan), null, 2) + '\n');
   files.set('cuda/launcher.cu', printCudaLauncher(plan));
-  files.set('cuda/tfc_runtime.h', cudaRuntimeHeader());
+  for (const [name, text] of cudaRuntimeHeaders()) files.set(`cuda/${name}`, text);
   return files;
 }
 

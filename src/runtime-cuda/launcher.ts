@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { printCudaLauncher } from '../../codegen/cuda/launcher.js';
 import { cudaPath } from '../../codegen/cuda/launch.js';
 import { findNvcc } from '../../codegen/cuda/ptxas.js';
-import { cudaRuntimeHeader } from '../../codegen/cuda/runtime/header.js';
+import { cudaRuntimeHeaders } from '../../codegen/cuda/runtime/header.js';
 import type { Plan } from '../kernel/plan.js';
 import { gxxFlags, precompiledHeader } from './emulate.js';
 
@@ -23,12 +23,9 @@ export interface LauncherOptions {
   readonly arch?: string;
 }
 
-/** The files of one launcher build: launcher.cu, tfc_runtime.h and every kernel's .cu. */
+/** The files of one launcher build: launcher.cu, the runtime headers and every kernel's .cu. */
 export function launcherSources(plan: Plan): Map<string, string> {
-  const files = new Map<string, string>([
-    ['launcher.cu', printCudaLauncher(plan)],
-    ['tfc_runtime.h', cudaRuntimeHeader()],
-  ]);
+  const files = new Map<string, string>([['launcher.cu', printCudaLauncher(plan)], ...cudaRuntimeHeaders()]);
   for (const k of plan.kernels) {
     if (k.source.cuda === undefined) throw new Error(`internal: kernel ${k.name} has no CUDA source (compilePlan with a cuda target)`);
     files.set(cudaPath(k.name).slice('cuda/'.length), k.source.cuda);

@@ -1,6 +1,8 @@
 // Host runtime for the generated CUDA launcher (codegen/cuda/launcher.ts -> cuda/launcher.cu):
 // a small safetensors reader/writer, dtype conversion into the plan's storage types, and the tiny
 // device API the launcher uses (tfc_malloc, tfc_free, tfc_memcpy_h2d/d2h, TFC_LAUNCH, tfc_sync).
+// Every host<->device copy goes through tfc_memcpy_h2d/d2h, which count their bytes (copiedToDevice,
+// copiedToHost): the serve mode (tfc_launcher.h) reports them per request.
 // Under nvcc the API is the CUDA runtime API; under g++ with codegen/cuda/emu/cuda_emu.h included
 // first (TFC_CUDA_EMU) device memory is host memory and launches run on the CPU emulator.
 #ifndef TFC_RUNTIME_H
@@ -14,6 +16,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -24,10 +27,20 @@
 
 namespace tfc {
 
+/** Fatal: the message on stderr, exit 1 (device errors, unreadable files). */
 [[noreturn]] inline void fail(const std::string& msg) {
   std::fprintf(stderr, "tfc launcher: %s\n", msg.c_str());
   std::exit(1);
 }
+
+/** A recoverable mistake in what the launcher was given (a bad header, a shape): thrown, not exited. */
+struct Error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/** Bytes copied host -> device and device -> host so far (every copy goes through tfc_memcpy_*). */
+inline uint64_t copiedToDevice = 0;
+inline uint64_t copiedToHost = 0;
 
 // ---- device API ----
 #ifdef TFC_CUDA_EMU
@@ -37,8 +50,14 @@ inline void* tfc_malloc(size_t bytes) {
   return p;
 }
 inline void tfc_free(void* p) { std::free(p); }
-inline void tfc_memcpy_h2d(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
-inline void tfc_memcpy_d2h(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
+inline void tfc_memcpy_h2d(void* dst, const void* src, size_t bytes) {
+  copiedToDevice += bytes;
+  std::memcpy(dst, src, bytes);
+}
+inline void tfc_memcpy_d2h(void* dst, const void* src, size_t bytes) {
+  copiedToHost += bytes;
+  std::memcpy(dst, src, bytes);
+}
 inline void tfc_sync() {}
 /** Untyped device pointer: converts to the kernel parameter's element pointer type. */
 using Ptr = tfc_emu::AnyPtr;
@@ -54,8 +73,14 @@ inline void* tfc_malloc(size_t bytes) {
   return p;
 }
 inline void tfc_free(void* p) { check(cudaFree(p), "cudaFree"); }
-inline void tfc_memcpy_h2d(void* dst, const void* src, size_t bytes) { check(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy to device"); }
-inline void tfc_memcpy_d2h(void* dst, const void* src, size_t bytes) { check(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy to host"); }
+inline void tfc_memcpy_h2d(void* dst, const void* src, size_t bytes) {
+  copiedToDevice += bytes;
+  if (bytes > 0) check(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy to device");
+}
+inline void tfc_memcpy_d2h(void* dst, const void* src, size_t bytes) {
+  copiedToHost += bytes;
+  if (bytes > 0) check(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy to host");
+}
 inline void tfc_sync() { check(cudaDeviceSynchronize(), "kernel"); }
 struct Ptr {
   void* p;
@@ -113,10 +138,17 @@ struct File {
   std::map<std::string, Tensor> tensors;
 };
 
-/** A minimal JSON reader for the safetensors header (objects, arrays, strings, numbers). */
+/**
+ * A minimal JSON reader for safetensors headers and serve requests (objects, arrays, strings,
+ * unsigned integers); a syntax error throws Error("<context> at byte N: what").
+ */
 class Json {
  public:
-  Json(const std::string& text, const std::string& file) : s_(text), file_(file) {}
+  Json(const std::string& text, const std::string& context) : s_(text), context_(context) {}
+  bool peek(char c) {
+    ws();
+    return i_ < s_.size() && s_[i_] == c;
+  }
   void ws() {
     while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\r' || s_[i_] == '\t')) i_++;
   }
@@ -140,7 +172,7 @@ class Json {
         if (i_ >= s_.size()) bad("bad escape");
         char e = s_[i_++];
         if (e == 'u') {
-          if (i_ + 4 > s_.size()) bad("bad escape");
+          if (i_ + 4 > s_.size() || s_.find_first_not_of("0123456789abcdefABCDEF", i_) < i_ + 4) bad("bad escape");
           unsigned cp = static_cast<unsigned>(std::stoul(s_.substr(i_, 4), nullptr, 16));
           i_ += 4;
           // Names are compared as UTF-8; surrogate pairs are rare in tensor names and kept as is.
@@ -162,6 +194,7 @@ class Json {
     size_t start = i_;
     while (i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9') i_++;
     if (start == i_) bad("expected an integer");
+    if (i_ - start > 19) bad("integer out of range");
     return std::stoull(s_.substr(start, i_ - start));
   }
   void skip() {
@@ -186,7 +219,7 @@ class Json {
       while (i_ < s_.size() && s_[i_] != ',' && s_[i_] != '}' && s_[i_] != ']') i_++;
     }
   }
-  [[noreturn]] void bad(const std::string& what) { fail(file_ + ": bad safetensors header at byte " + std::to_string(i_) + ": " + what); }
+  [[noreturn]] void bad(const std::string& what) { throw Error(context_ + " at byte " + std::to_string(i_) + ": " + what); }
   bool done() {
     ws();
     return i_ == s_.size();
@@ -194,7 +227,7 @@ class Json {
 
  private:
   const std::string& s_;
-  std::string file_;
+  std::string context_;
   size_t i_ = 0;
 };
 
@@ -218,7 +251,7 @@ inline File readSafetensors(const std::string& path) {
   if (n > f.bytes.size() - 8) fail(path + ": header length past the end of the file");
   const std::string text(reinterpret_cast<const char*>(f.bytes.data() + 8), static_cast<size_t>(n));
   const size_t dataStart = 8 + static_cast<size_t>(n);
-  Json j(text, path);
+  Json j(text, path + ": bad safetensors header");
   j.expect('{');
   if (!j.eat('}')) {
     do {
@@ -362,28 +395,50 @@ struct Output {
   std::vector<unsigned char> storage;  // as read back from the device
 };
 
+/** `s` as a JSON string literal (names come from the model: quotes, backslashes, control bytes escaped). */
+inline std::string jsonString(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') out += '\\', out += static_cast<char>(c);
+    else if (c < 0x20) {
+      char u[8];
+      std::snprintf(u, sizeof u, "\\u%04x", c);
+      out += u;
+    } else out += static_cast<char>(c);
+  }
+  return out + "\"";
+}
+
+/** The file dtype an output is written as: floats F32, i32 and bool I32. */
+inline const char* fileDtypeOf(const std::string& planDtype) { return planDtype == "f32" || planDtype == "f16" || planDtype == "bf16" ? "F32" : "I32"; }
+
+/** An output's values as written to files and serve responses: 4 bytes each (f16 widened to f32). */
+inline std::vector<unsigned char> fileData(const Output& o) {
+  uint64_t numel = 1;
+  for (uint64_t d : o.shape) numel *= d;
+  std::vector<unsigned char> data(static_cast<size_t>(numel) * 4);
+  for (size_t i = 0; i < numel; i++) {
+    if (o.dtype == "f16") {
+      uint16_t h;
+      std::memcpy(&h, o.storage.data() + i * 2, 2);
+      const float f = halfBitsToFloat(h);
+      std::memcpy(data.data() + i * 4, &f, 4);
+    } else {
+      std::memcpy(data.data() + i * 4, o.storage.data() + i * 4, 4);  // f32, bf16 (as f32), i32, bool (u32 0/1 = I32)
+    }
+  }
+  return data;
+}
+
 inline void writeSafetensors(const std::string& path, const std::vector<Output>& outs) {
   std::string header = "{";
   std::vector<std::vector<unsigned char>> datas;
   uint64_t offset = 0;
   for (size_t k = 0; k < outs.size(); k++) {
     const Output& o = outs[k];
-    uint64_t numel = 1;
-    for (uint64_t d : o.shape) numel *= d;
-    std::vector<unsigned char> data(static_cast<size_t>(numel) * 4);
-    for (size_t i = 0; i < numel; i++) {
-      if (o.dtype == "f16") {
-        uint16_t h;
-        std::memcpy(&h, o.storage.data() + i * 2, 2);
-        const float f = halfBitsToFloat(h);
-        std::memcpy(data.data() + i * 4, &f, 4);
-      } else {
-        std::memcpy(data.data() + i * 4, o.storage.data() + i * 4, 4);  // f32, bf16 (as f32), i32, bool (u32 0/1 = I32)
-      }
-    }
-    const bool isFloat = o.dtype == "f32" || o.dtype == "f16" || o.dtype == "bf16";
+    std::vector<unsigned char> data = fileData(o);
     if (k > 0) header += ",";
-    header += "\"" + o.name + "\":{\"dtype\":\"" + (isFloat ? "F32" : "I32") + "\",\"shape\":[";
+    header += jsonString(o.name) + ":{\"dtype\":\"" + fileDtypeOf(o.dtype) + "\",\"shape\":[";
     for (size_t d = 0; d < o.shape.size(); d++) header += (d > 0 ? "," : "") + std::to_string(o.shape[d]);
     header += "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + data.size()) + "]}";
     offset += data.size();
