@@ -1,5 +1,6 @@
 // `tfc run MODEL --weights W --prompt TEXT`: text generation on WebGPU through the same runtime a
-// generated host module uses (src/runtime/host.ts). Characters map to ids through vocab.json (next
+// generated host module uses (src/runtime/host.ts), or with --target cuda|cuda-emu through the CUDA
+// launcher in serve mode (src/runtime-cuda/generate.ts); one decode loop for both. Characters map to ids through vocab.json (next
 // to the weights, or --vocab); generated text streams to stdout, a progress bar to stderr.
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -11,7 +12,11 @@ import { compilePlan } from '../kernel/compile-plan.js';
 import { describeModel } from '../../codegen/host/emit.js';
 import { acquireDevice } from '../runtime/device.js';
 import { createLoadedModel, type LoadProgress } from '../runtime/host.js';
+import type { GenerateOptions, GenerateResult } from '../runtime/generate.js';
 import { targetLimitsOf } from '../runtime/target.js';
+import { cudaLimits } from '../kernel/schedule.js';
+import { openCudaLm, type StepTraffic } from '../runtime-cuda/generate.js';
+import type { LauncherMode } from '../runtime-cuda/launcher.js';
 import { UsageError } from './args.js';
 
 export interface PromptOptions {
@@ -65,7 +70,59 @@ function progressBar(err: (t: string) => void): (p: LoadProgress) => void {
   };
 }
 
-export async function runPrompt(g: Graph, o: PromptOptions, io: { out: (t: string) => void; err: (t: string) => void }): Promise<void> {
+/** A loaded model `runPrompt` streams from: WebGPU's (host-module runtime) or CUDA's (serve launcher). */
+interface PromptModel {
+  readonly name: string;
+  /** For the summary line: the adapter or GPU. */
+  readonly where: string;
+  generate(ids: readonly number[], opts: GenerateOptions): Promise<GenerateResult>;
+  /** One more summary line (CUDA: host<->device bytes per step), or undefined. */
+  note(): string | undefined;
+  dispose(): Promise<void>;
+}
+
+async function openWebGpu(g: Graph, weights: string, context: number | undefined, err: (t: string) => void): Promise<PromptModel> {
+  const dev = await acquireDevice();
+  const plan = compilePlan(g, { target: targetLimitsOf(dev) });
+  const spec = { name: plan.model, ...describeModel(plan), ...(context !== undefined ? { context } : {}) };
+  const model = await createLoadedModel(dev, plan, spec, weights, { onProgress: progressBar(err) });
+  return {
+    name: plan.model,
+    where: dev.adapterInfo.description || dev.adapterInfo.device || 'webgpu',
+    generate: (ids, opts) => model.generate(ids, opts),
+    note: () => undefined,
+    dispose: () => Promise.resolve(model.dispose()),
+  };
+}
+
+async function openCuda(g: Graph, weights: string, context: number | undefined, mode: LauncherMode, err: (t: string) => void): Promise<PromptModel> {
+  const plan = compilePlan(g, { target: cudaLimits });
+  const spec = { name: plan.model, ...describeModel(plan), ...(context !== undefined ? { context } : {}) };
+  err(`${mode === 'emu' ? 'building the launcher (g++, CPU emulator)' : 'building the launcher (nvcc)'} and uploading weights...\n`);
+  const lm = await openCudaLm(plan, spec, weights, mode);
+  return {
+    name: plan.model,
+    where: lm.where,
+    generate: (ids, opts) => lm.generate(ids, opts),
+    note: () => {
+      const pre = lm.traffic.find((t) => t.kind === 'prefill');
+      const dec = lm.traffic.filter((t) => t.kind === 'decode');
+      const max = (f: (t: StepTraffic) => number): number => Math.max(0, ...dec.map(f));
+      return (
+        `tfc run: host<->device bytes (launcher counters): weights ${lm.weightBytes} in once; prefill ${pre?.h2dBytes ?? 0} in, ${pre?.d2hBytes ?? 0} out; ` +
+        `each decode step at most ${max((t) => t.h2dBytes)} in, ${max((t) => t.d2hBytes)} out (the KV cache stays on the device)`
+      );
+    },
+    dispose: () => lm.close(),
+  };
+}
+
+/**
+ * Streams generated text to `io.out` (the prompt first), a summary to `io.err`. `target` picks the
+ * runtime: WebGPU's host-module runtime, or the CUDA launcher in serve mode (nvcc or emulator);
+ * tokenizing, sampling and the decode loop are the same (src/runtime/generate.ts).
+ */
+export async function runPrompt(g: Graph, o: PromptOptions, io: { out: (t: string) => void; err: (t: string) => void }, target: 'webgpu' | LauncherMode = 'webgpu'): Promise<void> {
   const vocabPath = o.vocab ?? join(dirname(o.weights), 'vocab.json');
   if (!existsSync(vocabPath)) throw new UsageError(`no vocabulary at ${vocabPath}: put vocab.json next to the weights or pass --vocab`);
   const vocab = readVocab(vocabPath);
@@ -78,12 +135,7 @@ export async function runPrompt(g: Graph, o: PromptOptions, io: { out: (t: strin
     const i = vocab.chars.indexOf(ch);
     return i >= 0 ? i : vocab.unknown;
   });
-  const dev = await acquireDevice();
-  const plan = compilePlan(g, { target: targetLimitsOf(dev) });
-  const lm = describeModel(plan);
-  const spec = { name: plan.model, ...lm, ...(o.context !== undefined ? { context: o.context } : {}) };
-  const bar = progressBar(io.err);
-  const model = await createLoadedModel(dev, plan, spec, o.weights, { onProgress: bar });
+  const model = target === 'webgpu' ? await openWebGpu(g, o.weights, o.context, io.err) : await openCuda(g, o.weights, o.context, target, io.err);
   try {
     io.out(o.prompt);
     const r = await model.generate(ids, {
@@ -97,11 +149,13 @@ export async function runPrompt(g: Graph, o: PromptOptions, io: { out: (t: strin
     io.out('\n');
     const decode = r.decodeMs.reduce((a, b) => a + b, 0);
     io.err(
-      `tfc run: ${plan.model}: prefill ${ids.length} tokens in ${r.prefillMs.toFixed(0)} ms; ${r.decodeMs.length} decode steps at ` +
-        `${r.decodeMs.length > 0 ? ((1000 * r.decodeMs.length) / decode).toFixed(1) : '-'} tokens/s (${dev.adapterInfo.description || dev.adapterInfo.device || 'webgpu'})\n`,
+      `tfc run: ${model.name}: prefill ${ids.length} tokens in ${r.prefillMs.toFixed(0)} ms; ${r.decodeMs.length} decode steps at ` +
+        `${r.decodeMs.length > 0 ? ((1000 * r.decodeMs.length) / decode).toFixed(1) : '-'} tokens/s (${model.where})\n`,
     );
+    const note = model.note();
+    if (note !== undefined) io.err(`${note}\n`);
   } finally {
-    model.dispose();
+    await model.dispose();
   }
 }
 

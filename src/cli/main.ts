@@ -215,7 +215,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
     .requiredOption('--weights <W>', 'weights .safetensors')
     .option('--inputs <IN>', 'inputs .safetensors (names as declared in the model)')
     .option('--out <OUT>', 'output .safetensors to write')
-    .option('--prompt <TEXT>', 'generate text from TEXT on WebGPU instead (a decoder with token ids and logits; vocab.json next to the weights)')
+    .option('--prompt <TEXT>', 'generate text from TEXT instead (webgpu, cuda or cuda-emu; a decoder with token ids, logits and a KV cache; vocab.json next to the weights)')
     .option('--max-new-tokens <N>', 'with --prompt: tokens to generate (default 100)')
     .option('--temperature <X>', 'with --prompt: sampling temperature, 0 = greedy (default 0.8)')
     .option('--top-k <K>', 'with --prompt: sample among the K most likely tokens (default: all)')
@@ -236,11 +236,12 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       const m = loadModel(state.rep, file, overrides);
       state.rep.flush();
       if (opts.prompt !== undefined) {
-        // Text generation (src/cli/generate.ts): WebGPU only, through the host-module runtime.
-        if (opts.target !== undefined && opts.target !== 'webgpu') throw new UsageError('--prompt runs on WebGPU only');
-        const pg = runPasses(state.rep, m.graph, 'webgpu', { ...(opts.fuse === false ? { noFuse: true } : {}), debug: state.debug, locs: true, log: io.err });
+        // Text generation (src/cli/generate.ts): WebGPU's host-module runtime, or the CUDA launcher in
+        // serve mode (weights and KV cache on the device) for --target cuda|cuda-emu.
+        if (opts.target !== undefined && opts.target !== 'webgpu' && cudaMode === undefined) throw new UsageError('--prompt runs on webgpu, cuda or cuda-emu');
+        const pg = runPasses(state.rep, m.graph, cudaMode === undefined ? 'webgpu' : 'cuda', { ...(opts.fuse === false ? { noFuse: true } : {}), debug: state.debug, locs: true, log: io.err });
         const context = contextOf(m.module, overrides);
-        await runPrompt(pg, { ...(opts as unknown as Record<string, string>), weights: opts.weights, prompt: opts.prompt, ...(context !== undefined ? { context } : {}) }, io);
+        await runPrompt(pg, { ...(opts as unknown as Record<string, string>), weights: opts.weights, prompt: opts.prompt, ...(context !== undefined ? { context } : {}) }, io, cudaMode ?? 'webgpu');
         return;
       }
       if (opts.inputs === undefined || opts.out === undefined) throw new UsageError('run needs --inputs and --out (or --prompt to generate text)');

@@ -9,22 +9,11 @@ import type { AcquiredDevice } from './device.js';
 import { f16FromBits, bf16FromBits } from './convert.js';
 import { RuntimeError } from './errors.js';
 import { createSession, type DeviceTensor, type HostTensor, type RunOutput, type Session } from './session.js';
+import { checkTokens, generateTokens, type GenerateOptions, type GenerateResult, type ModelSpec } from './generate.js';
 
-/** What the generated module knows about its model (emitted by codegen/host/emit.ts). */
-export interface ModelSpec {
-  readonly name: string;
-  /** The i32 [B, T] input of token ids, when the model has one. */
-  readonly tokens?: string;
-  readonly vocab?: number;
-  /** Most positions (cached + new) the model may see; undefined when it declares none. */
-  readonly context?: number;
-  /** The [B, T, vocab] output `generate` samples from. */
-  readonly logits?: string;
-  /** KV-cache pairs: each run's `present` output becomes the next run's `past` input. */
-  readonly cache: readonly { readonly past: string; readonly present: string }[];
-  /** The dim counting cached positions (P in `f32[B, kv_heads, P, dh]`). */
-  readonly pastDim?: string;
-}
+// Generation (sampling, token checks, the decode loop) is target independent: src/runtime/generate.ts.
+export { checkTokens, sampleToken, seededRandom } from './generate.js';
+export type { GenerateOptions, GenerateResult, ModelSpec } from './generate.js';
 
 export interface LoadProgress {
   readonly phase: 'download' | 'compile' | 'upload' | 'ready';
@@ -39,31 +28,6 @@ export interface CreateModelOptions {
 
 /** A safetensors file: its bytes, a path (Node only) or a fetch Response (streamed). */
 export type WeightSource = ArrayBuffer | Uint8Array | string | Response;
-
-export interface GenerateOptions {
-  /** New tokens to produce at most (default 100); generation also stops when the context is full. */
-  readonly maxNewTokens?: number;
-  /** 0 picks the most likely token (greedy); default 1. */
-  readonly temperature?: number;
-  /** Keep only the k most likely tokens (0: all). */
-  readonly topK?: number;
-  /** Keep the smallest set of tokens whose probability reaches p (1: all). */
-  readonly topP?: number;
-  /** Seed of the sampler's random numbers (default 0): the same seed gives the same text. */
-  readonly seed?: number;
-  /** Called with each new token as soon as it is sampled; return false to stop. */
-  readonly onToken?: (token: number, step: number) => void | boolean | Promise<void | boolean>;
-  /** Called with the logits of each step ([vocab] of the last position), for tests and tools. */
-  readonly onLogits?: (logits: Float32Array, step: number) => void;
-}
-
-export interface GenerateResult {
-  readonly tokens: number[];
-  /** Milliseconds of the prefill run (prompt in, first logits out). */
-  readonly prefillMs: number;
-  /** Milliseconds of each decode step. */
-  readonly decodeMs: number[];
-}
 
 /** Inputs of `forward`: token ids as a flat list ([1, T]) or any tensor by name. */
 export type ForwardInputs = Readonly<Record<string, HostTensor | DeviceTensor | ArrayLike<number>>>;
@@ -163,50 +127,6 @@ export async function readWeightSource(src: WeightSource, onProgress?: (p: LoadP
 }
 
 // ---------------------------------------------------------------------------------------------
-// Sampling
-
-/** mulberry32: a tiny seeded generator, so that a seed gives the same text in Node and browsers. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Picks a token from one row of logits: argmax at temperature 0, else top-k / top-p sampling. */
-export function sampleToken(logits: ArrayLike<number>, opts: GenerateOptions, random: () => number): number {
-  const temperature = opts.temperature ?? 1;
-  let best = 0;
-  for (let i = 1; i < logits.length; i++) if ((logits[i] ?? -Infinity) > (logits[best] ?? -Infinity)) best = i;
-  if (temperature <= 0) return best;
-  let ids = Array.from({ length: logits.length }, (_, i) => i).sort((a, b) => (logits[b] ?? 0) - (logits[a] ?? 0) || a - b);
-  const topK = opts.topK ?? 0;
-  if (topK > 0) ids = ids.slice(0, topK);
-  const top = logits[best] ?? 0;
-  let probs = ids.map((i) => Math.exp(((logits[i] ?? -Infinity) - top) / temperature));
-  let sum = probs.reduce((a, b) => a + b, 0);
-  const topP = opts.topP ?? 1;
-  if (topP < 1) {
-    let acc = 0;
-    let keep = 0;
-    while (keep < probs.length && acc < topP * sum) acc += probs[keep++] ?? 0;
-    ids = ids.slice(0, Math.max(keep, 1));
-    probs = probs.slice(0, Math.max(keep, 1));
-    sum = probs.reduce((a, b) => a + b, 0);
-  }
-  let r = random() * sum;
-  for (let i = 0; i < ids.length; i++) {
-    r -= probs[i] ?? 0;
-    if (r <= 0) return ids[i] ?? best;
-  }
-  return ids[ids.length - 1] ?? best;
-}
-
-// ---------------------------------------------------------------------------------------------
 // The model object
 
 export interface LoadedModel {
@@ -219,27 +139,6 @@ export interface LoadedModel {
 
 function isTensorLike(v: HostTensor | DeviceTensor | ArrayLike<number>): v is HostTensor | DeviceTensor {
   return typeof v === 'object' && v !== null && 'shape' in v && ('data' in v || 'buffer' in v);
-}
-
-/** Checks token ids and lengths before any dispatch; the messages name the limit broken. */
-export function checkTokens(spec: ModelSpec, t: HostTensor, pastLength: number): void {
-  const what = `input '${spec.tokens ?? 'tokens'}'`;
-  if (t.shape.length !== 2) throw new RuntimeError('input', `${what} must be [batch, length]; got shape [${t.shape.join(',')}]`, 'TFC303');
-  const [, length] = t.shape as [number, number];
-  if (length < 1) throw new RuntimeError('input', `${what} is empty: give at least one token`, 'TFC303');
-  if (spec.context !== undefined && pastLength + length > spec.context) {
-    throw new RuntimeError(
-      'input',
-      `${what} has ${length} tokens${pastLength > 0 ? ` after ${pastLength} cached` : ''}: more than the context of ${spec.context} positions of model ${spec.name}`,
-      'TFC303',
-    );
-  }
-  for (let i = 0; i < t.data.length; i++) {
-    const v = t.data[i] ?? NaN;
-    if (!Number.isInteger(v) || v < 0 || (spec.vocab !== undefined && v >= spec.vocab)) {
-      throw new RuntimeError('input', `${what} element ${i} is ${v}: token ids must be integers in [0, ${spec.vocab ?? '2^31'})`, 'TFC309');
-    }
-  }
 }
 
 /** Builds the model: compiles the kernels, loads and uploads the weights (with progress). */
@@ -340,20 +239,10 @@ export async function createLoadedModel(
 
   async function generate(prompt: ArrayLike<number>, gopts: GenerateOptions = {}): Promise<GenerateResult> {
     alive();
-    if (spec.tokens === undefined || spec.logits === undefined) {
-      throw new RuntimeError('input', `model ${spec.name} has no token input and logits output to generate with`);
-    }
-    const tokensName = spec.tokens;
-    const logitsName = spec.logits;
-    const prompt32 = Int32Array.from(Array.from({ length: prompt.length }, (_, i) => prompt[i] ?? NaN));
-    const promptTensor: HostTensor = { dtype: 'i32', shape: [1, prompt.length], data: Array.from({ length: prompt.length }, (_, i) => prompt[i] ?? NaN) };
-    checkTokens(spec, promptTensor, 0);
-    const maxNew = gopts.maxNewTokens ?? 100;
-    if (!Number.isInteger(maxNew) || maxNew < 0) throw new RuntimeError('input', `maxNewTokens must be a non-negative integer; got ${maxNew}`);
-    const random = seededRandom(gopts.seed ?? 0);
+    // generateTokens checks that tokens and logits exist before the stepper runs.
+    const tokensName = spec.tokens ?? '';
+    const logitsName = spec.logits ?? '';
     const keep = spec.cache.map((c) => c.present);
-    const out: number[] = [];
-    const decodeMs: number[] = [];
     let cache = new Map<string, DeviceTensor>();
     const freeCache = (): void => {
       for (const t of cache.values()) t.buffer.destroy();
@@ -364,36 +253,18 @@ export async function createLoadedModel(
       const vocab = o.shape[o.shape.length - 1] ?? 0;
       return o.data.subarray(o.data.length - vocab);
     };
-    try {
-      let t0 = now();
-      const first = await session.run(new Map<string, HostTensor | DeviceTensor>([[tokensName, { dtype: 'i32', shape: [1, prompt32.length], data: prompt32 }], ...emptyCache(1, new Map())]), {
-        keepOnDevice: keep,
-      });
-      const prefillMs = now() - t0;
-      cache = new Map(spec.cache.map((c) => [c.past, first.deviceOutputs.get(c.present)]).filter((e): e is [string, DeviceTensor] => e[1] !== undefined));
-      let logits = lastRow(first.outputs.get(logitsName));
-      let position = prompt32.length;
-      for (let step = 0; step < maxNew; step++) {
-        gopts.onLogits?.(logits, step);
-        const token = sampleToken(logits, gopts, random);
-        out.push(token);
-        const goOn = await gopts.onToken?.(token, step);
-        if (goOn === false || step === maxNew - 1) break;
-        if (spec.context !== undefined && position + 1 > spec.context) break; // the context is full
-        t0 = now();
-        const r = await session.run(new Map<string, HostTensor | DeviceTensor>([[tokensName, { dtype: 'i32', shape: [1, 1], data: [token] }], ...cache]), {
-          keepOnDevice: keep,
-        });
-        decodeMs.push(now() - t0);
-        freeCache(); // the run has completed (its logits were read back), so the old cache is free
-        cache = new Map(spec.cache.map((c) => [c.past, r.deviceOutputs.get(c.present)]).filter((e): e is [string, DeviceTensor] => e[1] !== undefined));
-        logits = lastRow(r.outputs.get(logitsName));
-        position++;
-      }
-      return { tokens: out, prefillMs, decodeMs };
-    } finally {
-      freeCache();
-    }
+    // present.* stay on the GPU (keepOnDevice) and are bound as the next run's past.*.
+    const run = async (inputs: Map<string, HostTensor | DeviceTensor>): Promise<Float32Array> => {
+      const r = await session.run(inputs, { keepOnDevice: keep });
+      freeCache(); // the run has completed (its logits were read back), so the old cache is free
+      cache = new Map(spec.cache.map((c) => [c.past, r.deviceOutputs.get(c.present)]).filter((e): e is [string, DeviceTensor] => e[1] !== undefined));
+      return lastRow(r.outputs.get(logitsName));
+    };
+    return generateTokens(spec, {
+      prefill: (ids) => run(new Map<string, HostTensor | DeviceTensor>([[tokensName, { dtype: 'i32', shape: [1, ids.length], data: ids }], ...emptyCache(1, new Map())])),
+      step: (token) => run(new Map<string, HostTensor | DeviceTensor>([[tokensName, { dtype: 'i32', shape: [1, 1], data: [token] }], ...cache])),
+      release: freeCache,
+    }, prompt, gopts);
   }
 
   return {
@@ -409,6 +280,3 @@ export async function createLoadedModel(
   };
 }
 
-function now(): number {
-  return globalThis.performance.now();
-}

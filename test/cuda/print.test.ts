@@ -83,7 +83,7 @@ describe('launch.json and the CLI', () => {
     ]);
     const src = plan.kernels[0]?.source.cuda ?? '';
     expect(src).toMatch(/\(const float\* __restrict__ a, float\* __restrict__ out, const unsigned int dim_N\)/);
-    expect([...cudaFiles(plan).keys()]).toEqual([`cuda/${plan.kernels[0]?.name ?? ''}.cu`, 'cuda/launch.json', 'cuda/launcher.cu', 'cuda/tfc_runtime.h']);
+    expect([...cudaFiles(plan).keys()]).toEqual([`cuda/${plan.kernels[0]?.name ?? ''}.cu`, 'cuda/launch.json', 'cuda/launcher.cu', 'cuda/tfc_runtime.h', 'cuda/tfc_launcher.h']);
   });
 
   it('tfc compile --emit cuda prints the prelude once; -o DIR --target cuda writes cuda/*.cu, launch.json and the launcher', async () => {
@@ -98,7 +98,7 @@ describe('launch.json and the CLI', () => {
     expect(await main(['compile', 'examples/gpt2.tfx', '--set', 'layers=1,d=32,heads=2,vocab=64,ctx=16', '--target', 'cuda', '-o', outDir], io), err).toBe(0);
     const files = readdirSync(join(outDir, 'cuda')).sort();
     const launch = JSON.parse(readFileSync(join(outDir, 'cuda', 'launch.json'), 'utf8')) as { kernels: { file: string }[] };
-    expect(files).toEqual([...launch.kernels.map((k) => k.file.slice('cuda/'.length)), 'launch.json', 'launcher.cu', 'tfc_runtime.h'].sort());
+    expect(files).toEqual([...launch.kernels.map((k) => k.file.slice('cuda/'.length)), 'launch.json', 'launcher.cu', 'tfc_launcher.h', 'tfc_runtime.h'].sort());
     // The written folder is self-contained: launcher.cu with its includes type-checks under the emulator header.
     const launcher = readFileSync(join(outDir, 'cuda', 'launcher.cu'), 'utf8');
     for (const k of launch.kernels) expect(launcher).toContain(`#include "${k.file.slice('cuda/'.length)}"`);
