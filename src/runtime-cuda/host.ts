@@ -5,6 +5,7 @@
 // `--target cuda-emu` and the CUDA tests build it with g++ against codegen/cuda/emu/cuda_emu.h.
 // Why a launcher: it needs no FFI (koffi) or NVRTC, the exact program a GPU runs is the one CI
 // runs on the emulator, and `nvcc -c launcher.cu` checks the host code in CI without a GPU.
-// Weights are uploaded once per launcher run; a long-lived session (KV cache resident across
-// decode steps) would keep the process alive and is not built yet.
+// One-shot runs upload weights per run; `launcher --serve WEIGHTS` (src/runtime-cuda/serve.ts,
+// protocol in codegen/cuda/runtime/tfc_launcher.h) stays alive with weights and the KV cache on the
+// device for generation (src/runtime-cuda/generate.ts).
 export {};
