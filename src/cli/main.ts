@@ -28,7 +28,7 @@ import { NoWebGpuError } from '../runtime/device.js';
 import { RuntimeError } from '../runtime/errors.js';
 import { addBenchCommand } from './bench-command.js';
 import { contextOf, runPrompt } from './generate.js';
-import { addTuneCommand, cachedSchedule, presentAdapter } from './tune.js';
+import { addTuneCommand, cachedScheduleForCompile, cachedScheduleForRun } from './tune.js';
 import { tuneCachePath } from '../kernel/tune-cache.js';
 
 export const exitOk = 0;
@@ -133,9 +133,9 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
     .option('--report', 'print global-memory traffic and FLOPs per kernel, fused vs --no-fuse vs the lower bound (dims from --set; else B=1, others 128)')
     .option('--json', 'with --report: print the report as JSON')
     .option('--no-fuse', 'leave the fusion passes out of the pipeline (the unfused baseline)')
-    .option('--no-tune-cache', "ignore schedules cached by 'tfc tune' for this machine's adapter")
+    .option('--tuned-for <ADAPTER>', "use the schedules 'tfc tune' cached for ADAPTER (as tune printed it, or a unique part of it) from $TFC_TUNE_CACHE or ~/.cache/tfc/tune.json; compile never starts a GPU device")
     .addHelpText('after', () => passHelp())
-    .action(async (file: string, o: Common & { outDir?: string; emit?: string; dumpAfter?: string; loc: boolean; target: Target; limits: string }) => {
+    .action(async (file: string, o: Common & { outDir?: string; emit?: string; dumpAfter?: string; loc: boolean; target: Target; limits: string; tunedFor?: string }) => {
       if (o.emit !== undefined && !builtStages.includes(o.emit)) throw notAvailableYet(`--emit ${o.emit}`);
       if (!builtTargets.includes(o.target) && o.target !== 'cuda') throw notAvailableYet(`--target ${o.target}`);
       if (o.dumpAfter !== undefined && o.dumpAfter !== 'all') {
@@ -181,9 +181,14 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       const limits = isCuda ? cudaLimits : (compileLimits[o.limits] ?? compileLimits['default']);
       if (limits === undefined) throw new UsageError(`unknown --limits '${o.limits}'`);
       const needPlan = o.emit === 'wgsl' || o.emit === 'cuda' || o.emit === 'host' || o.outDir !== undefined || state.debug >= 1;
-      // `tfc tune`'s winners for this machine's adapter, when they fit the compile limits.
-      const tuned = isCuda || (o as { tuneCache?: boolean }).tuneCache === false || (!needPlan && o.emit !== 'kernels') ? undefined : await cachedSchedule(g, limits, tuneCachePath(undefined, io.env), presentAdapter);
-      if (tuned !== undefined && state.debug >= 1) io.err(`tfc compile: tuned schedules from ${tuneCachePath(undefined, io.env)} (${tuned.adapter ?? ''}):\n${tuned.used.map((u) => `  ${u}\n`).join('')}`);
+      // `tfc tune`'s winners for the adapter the user names (read from the cache file only: an
+      // offline compile never starts a device), when they fit the compile limits.
+      if (o.tunedFor !== undefined && isCuda) throw new UsageError('--tuned-for applies to WebGPU compiles (the tune cache holds WebGPU schedules)');
+      const tuned = o.tunedFor === undefined ? undefined : cachedScheduleForCompile(state.rep, g, limits, tuneCachePath(undefined, io.env), o.tunedFor, io.err);
+      if (tuned !== undefined && tuned.used.length > 0) {
+        io.err(`tfc compile: ${tuned.used.length} tuned schedule${tuned.used.length === 1 ? '' : 's'} for ${tuned.adapter} from ${tuneCachePath(undefined, io.env)}\n`);
+        if (state.debug >= 1) io.err(tuned.used.map((u) => `  ${u}\n`).join(''));
+      }
       if (o.emit === 'kernels') io.out(printKernels(lowerToKernels(g, limits, tuned?.schedule)));
       const plan = needPlan ? compilePlan(g, { target: limits, ...(tuned !== undefined ? { schedule: tuned.schedule } : {}) }) : undefined;
       if (plan !== undefined && state.debug >= 1) {
@@ -272,7 +277,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
           const useCache = (opts as { tuneCache?: boolean }).tuneCache !== false;
           const r = await runOnWebGpu(g, weights.tensors, inputs.tensors, preset, async (t) => {
             if (!useCache) return undefined;
-            const c = await cachedSchedule(g, t, tuneCachePath(undefined, io.env), () => Promise.resolve(t.name));
+            const c = cachedScheduleForRun(g, t, tuneCachePath(undefined, io.env), io.err);
             if (c !== undefined && state.debug >= 1) io.err(`tfc run: tuned schedules from ${tuneCachePath(undefined, io.env)}:\n${c.used.map((u) => `  ${u}\n`).join('')}`);
             return c?.schedule;
           });

@@ -1,15 +1,15 @@
 // `tfc tune FILE`: for each matmul / fused-attention shape of the compiled model, times a handful
 // of candidate schedules on the present WebGPU adapter (warm-up run excluded, median of repeats,
-// GPU timestamps summed over the model's steps), checks every candidate's outputs against the
-// float64 interpreter (a wrong candidate is rejected and never cached), and caches the winners
-// (src/kernel/tune-cache.ts). Only the tuned shape's schedule changes between candidates of a group.
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+// GPU timestamps of that shape's own kernels only, so the other kernels' noise stays out), checks
+// every candidate's outputs against the float64 interpreter (a wrong candidate is rejected and never
+// cached), and caches the winners (src/kernel/tune-cache.ts).
+import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Graph } from '../graph/ir.js';
-import type { Diagnostic } from '../diag/diagnostic.js';
-import { UserErrorsReported } from '../diag/diagnostic.js';
+import { type Diagnostic, UserErrorsReported, diag } from '../diag/diagnostic.js';
 import { neededTensors } from '../io/check-tensors.js';
+import { fileSpan } from '../io/safetensors.js';
 import { UsageError, collect, parseSetOptions } from './args.js';
 import { writeFileAtomic } from './fsio.js';
 import { randomInputs, randomWeights } from './random.js';
@@ -18,10 +18,28 @@ import { loadModel, runPasses } from './stages.js';
 import type { Tensor64 } from '../ops/define.js';
 import { interpret } from '../interp/interpret.js';
 import { compilePlan } from '../kernel/compile-plan.js';
+import { type KernelProgram, assertNever } from '../kernel/ir.js';
+import { lowerToKernels } from '../kernel/lower.js';
+import { type Plan, evalCondition } from '../kernel/plan.js';
 import { type AttentionSchedule, chooseAttentionSchedule } from '../kernel/lower-attention.js';
-import { type MatmulSchedule, type Schedule, type TargetLimits, chooseSchedule, scheduleShapeKey } from '../kernel/schedule.js';
-import { type TuneEntry, type TunedKind, applyTuneCache, attentionFits, headWidths, matmulFits, readTuneCache, serializeTuneCache, tuneCachePath, withEntries } from '../kernel/tune-cache.js';
-import { type AcquiredDevice, acquireDevice, hasWebGpu } from '../runtime/device.js';
+import { type MatmulSchedule, type Schedule, type TargetLimits, chooseSchedule, lavapipeLimits, scheduleShapeKey } from '../kernel/schedule.js';
+import {
+  type CachedSchedule,
+  type TuneEntry,
+  type TunedKind,
+  applyTuneCache,
+  attentionFits,
+  cachedAdapters,
+  headWidths,
+  matmulFits,
+  readTuneCache,
+  resolveAdapter,
+  serializeTuneCache,
+  tuneCachePath,
+  withEntries,
+} from '../kernel/tune-cache.js';
+import { type AcquiredDevice, NoWebGpuError, acquireDevice } from '../runtime/device.js';
+import { RuntimeError } from '../runtime/errors.js';
 import { createSession } from '../runtime/session.js';
 import { targetLimitsOf } from '../runtime/target.js';
 import { gatherIndexRanges } from './webgpu.js';
@@ -64,36 +82,67 @@ export function attentionCandidates(t: TargetLimits, dk: number, dv: number): At
   return dedupe(all.filter((s) => attentionFits(s, t, dk, dv)));
 }
 
+/** The matmul or fused-attention nodes of one shape: one tuning group, one cache entry. */
 export interface TuneGroup {
   readonly kind: TunedKind;
   readonly shape: string;
-  readonly nodes: number;
+  /** Graph node ids of this kind and shape: the kernels lowered from them are the ones timed. */
+  readonly nodeIds: readonly number[];
   readonly candidates: readonly (MatmulSchedule | AttentionSchedule)[];
+  /** Why the group has no candidates (attention whose head widths are not constants). */
+  readonly skipped?: string;
 }
 
-/** Matmul and fused-attention nodes of `g` grouped by shape, with their candidates for `t`. */
+const tunedKindOf = (op: string): TunedKind | undefined => (op === 'matmul' || op === 'fused_matmul' ? 'matmul' : op === 'fused_attention' ? 'attention' : undefined);
+
+/** Matmul and fused-attention nodes of `g` grouped by shape (graph order), with their candidates for `t`. */
 export function tuneGroups(g: Graph, t: TargetLimits): TuneGroup[] {
-  const groups = new Map<string, { kind: TunedKind; shape: string; nodes: number; candidates: (MatmulSchedule | AttentionSchedule)[] }>();
+  const groups = new Map<string, { kind: TunedKind; shape: string; nodeIds: number[]; widths?: [number, number] }>();
   for (const n of g.nodes) {
-    const kind: TunedKind | undefined = n.op === 'matmul' || n.op === 'fused_matmul' ? 'matmul' : n.op === 'fused_attention' ? 'attention' : undefined;
+    const kind = tunedKindOf(n.op);
     if (kind === undefined) continue;
     const shape = scheduleShapeKey(g, n);
     const key = `${kind}|${shape}`;
     const prev = groups.get(key);
-    if (prev !== undefined) {
-      prev.nodes++;
-      continue;
-    }
-    let candidates: (MatmulSchedule | AttentionSchedule)[];
-    if (kind === 'matmul') candidates = matmulCandidates(t);
+    if (prev !== undefined) prev.nodeIds.push(n.id);
     else {
-      const w = headWidths(g, n.operands[0] ?? -1, n.operands[2] ?? -1);
-      if (w === undefined) continue;
-      candidates = attentionCandidates(t, w[0], w[1]);
+      const w = kind === 'attention' ? headWidths(g, n.operands[0] ?? -1, n.operands[2] ?? -1) : undefined;
+      groups.set(key, { kind, shape, nodeIds: [n.id], ...(w !== undefined ? { widths: w } : {}) });
     }
-    groups.set(key, { kind, shape, nodes: 1, candidates });
   }
-  return [...groups.values()];
+  return [...groups.values()].map(({ widths, ...gr }) => {
+    if (gr.kind === 'matmul') return { ...gr, candidates: matmulCandidates(t) };
+    if (widths === undefined) return { ...gr, candidates: [], skipped: 'head widths are not constants' };
+    return { ...gr, candidates: attentionCandidates(t, widths[0], widths[1]) };
+  });
+}
+
+/** How `--only` and the tables name a group. */
+export const groupLabel = (gr: Pick<TuneGroup, 'kind' | 'shape'>): string => `${gr.kind} ${gr.shape}`;
+
+/**
+ * The groups `--only` selects: a selector is a kind (`matmul`, `attention`), a shape key, or a
+ * label as the table prints it (`matmul f32[16,32],f32[32,32]->f32[16,32]`). No selectors: all.
+ */
+export function selectGroups<G extends Pick<TuneGroup, 'kind' | 'shape'>>(groups: readonly G[], only: readonly string[]): { readonly groups: G[]; readonly unknown: string[] } {
+  if (only.length === 0) return { groups: [...groups], unknown: [] };
+  const hits = (gr: G, sel: string): boolean => sel === gr.kind || sel === gr.shape || sel === groupLabel(gr);
+  return { groups: groups.filter((gr) => only.some((sel) => hits(gr, sel))), unknown: only.filter((sel) => !groups.some((gr) => hits(gr, sel))) };
+}
+
+/**
+ * The steps (= kernels of `program`, in launch order; compilePlan keeps one step per kernel) that
+ * were lowered from `nodeIds`: the only kernels a candidate schedule for that group changes.
+ */
+export function groupSteps(program: KernelProgram, nodeIds: readonly number[]): number[] {
+  const origin = program.origin;
+  if (origin === undefined || origin.length !== program.kernels.length) throw new Error('internal: lowered program has no kernel origins');
+  const ids = new Set(nodeIds);
+  const out: number[] = [];
+  origin.forEach((id, step) => {
+    if (ids.has(id)) out.push(step);
+  });
+  return out;
 }
 
 /** `base` with one shape's schedule forced. */
@@ -106,8 +155,10 @@ export interface CandidateResult {
   /** Max |got - want| / (1 + |want|) over all outputs vs the float64 interpreter. */
   readonly error: number;
   readonly ok: boolean;
-  /** Median GPU ms; NaN without timestamps or when rejected before timing. */
+  /** Median over the timed runs of the group's kernels' summed GPU time (ms); NaN when not timed. */
   readonly medianMs: number;
+  /** Kernel of each timed step (the group's steps that run at these dims), in launch order. */
+  readonly timedKernels?: readonly string[];
   readonly note?: string;
 }
 
@@ -139,11 +190,20 @@ export function outputError(want: ReadonlyMap<string, Tensor64>, got: ReadonlyMa
   return err;
 }
 
+/** What `tune` is doing, for a progress display (the CLI prints one line per candidate). */
+export type TuneProgress =
+  | { readonly kind: 'reference' }
+  | { readonly kind: 'reference-done'; readonly ms: number }
+  | { readonly kind: 'candidate'; readonly done: number; readonly total: number; readonly group: TuneGroup; readonly index: number }
+  | { readonly kind: 'candidate-done'; readonly done: number; readonly total: number; readonly result: CandidateResult };
+
 export interface TuneOptions {
   readonly repeats: number;
   /** Error bound vs the interpreter (default 1e-3 for f32 models, 3e-2 with f16). */
   readonly tolerance?: number;
-  readonly progress?: (done: number, total: number, what: string) => void;
+  /** Group selectors (see selectGroups); empty or absent: every group. */
+  readonly only?: readonly string[];
+  readonly progress?: (e: TuneProgress) => void;
   /** Tests: replaces a candidate's outputs before the check (to see a wrong one rejected). */
   readonly corrupt?: (kind: TunedKind, index: number) => boolean;
 }
@@ -155,6 +215,7 @@ export interface GroupResult extends TuneGroup {
 
 export interface TuneReport {
   readonly adapter: string;
+  readonly repeats: number;
   readonly groups: readonly GroupResult[];
   readonly entries: readonly TuneEntry[];
 }
@@ -170,32 +231,37 @@ export async function tune(
 ): Promise<TuneReport> {
   const target = targetLimitsOf(dev);
   const base = chooseSchedule(target);
-  const want = interpret(g, { inputs, weights }, { dims }).outputs;
   const hasF16 = g.nodes.some((n) => n.type.dtype === 'f16' || n.type.dtype === 'bf16');
   const tol = opts.tolerance ?? (hasF16 ? 3e-2 : 1e-3);
-  const groups = tuneGroups(g, target);
+  const groups = selectGroups(tuneGroups(g, target), opts.only ?? []).groups;
   const total = groups.reduce((a, gr) => a + gr.candidates.length, 0);
+  opts.progress?.({ kind: 'reference' });
+  const started = performance.now();
+  const want = interpret(g, { inputs, weights }, { dims }).outputs;
+  opts.progress?.({ kind: 'reference-done', ms: performance.now() - started });
   let done = 0;
   const out: GroupResult[] = [];
   const entries: TuneEntry[] = [];
   for (const gr of groups) {
     const results: CandidateResult[] = [];
     for (const [i, c] of gr.candidates.entries()) {
-      opts.progress?.(done, total, `${gr.kind} ${gr.shape}`);
-      results.push(await runCandidate(dev, g, withCandidate(base, gr.kind, gr.shape, c), c, weights, inputs, dims, want, tol, opts, opts.corrupt?.(gr.kind, i) === true));
+      opts.progress?.({ kind: 'candidate', done, total, group: gr, index: i });
+      const r = await runCandidate(dev, g, gr, withCandidate(base, gr.kind, gr.shape, c), c, weights, inputs, dims, want, tol, opts.repeats, opts.corrupt?.(gr.kind, i) === true);
+      results.push(r);
       done++;
+      opts.progress?.({ kind: 'candidate-done', done, total, result: r });
     }
     const winner = pickWinner(results);
     out.push({ ...gr, results, ...(winner !== undefined ? { winner } : {}) });
-    if (winner !== undefined) entries.push({ adapter: target.name, kind: gr.kind, shape: gr.shape, schedule: winner.schedule, medianMs: Number(winner.medianMs.toFixed(3)), candidates: gr.candidates.length });
+    if (winner !== undefined) entries.push({ adapter: target.name, kind: gr.kind, shape: gr.shape, schedule: winner.schedule, medianMs: Number(winner.medianMs.toFixed(4)), candidates: gr.candidates.length });
   }
-  opts.progress?.(done, total, 'done');
-  return { adapter: target.name, groups: out, entries };
+  return { adapter: target.name, repeats: opts.repeats, groups: out, entries };
 }
 
 async function runCandidate(
   dev: AcquiredDevice,
   g: Graph,
+  gr: TuneGroup,
   schedule: Schedule,
   c: MatmulSchedule | AttentionSchedule,
   weights: ReadonlyMap<string, Tensor64>,
@@ -203,74 +269,139 @@ async function runCandidate(
   dims: ReadonlyMap<string, number>,
   want: ReadonlyMap<string, Tensor64>,
   tol: number,
-  opts: TuneOptions,
+  repeats: number,
   corrupt: boolean,
 ): Promise<CandidateResult> {
+  const target = targetLimitsOf(dev);
   let session;
+  let plan: Plan;
+  let steps: number[];
   try {
-    session = await createSession(dev, compilePlan(g, { target: targetLimitsOf(dev), schedule }), { inputRanges: gatherIndexRanges(g) });
+    const program = lowerToKernels(g, target, schedule);
+    steps = groupSteps(program, gr.nodeIds);
+    plan = compilePlan(g, { target, schedule, program });
+    session = await createSession(dev, plan, { inputRanges: gatherIndexRanges(g) });
   } catch (e) {
     return { schedule: c, error: Infinity, ok: false, medianMs: NaN, note: `failed: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}` };
   }
   try {
     session.loadWeights(weights);
     const first = await session.run(inputs, { dims }); // warm-up (pipeline compilation), not timed
+    // Steps whose `when` is false at these dims (the other path of a symbolic-T attention) do not run.
+    const timed = steps.filter((i) => {
+      const when = plan.steps[i]?.when;
+      return when === undefined || evalCondition(when, first.dims);
+    });
+    const timedKernels = timed.map((i) => plan.steps[i]?.kernel ?? '?');
     const got = corrupt ? new Map([...first.outputs].map(([k, v]) => [k, { data: Array.from(v.data, (x) => x + 1) }])) : first.outputs;
     const error = outputError(want, got);
-    if (!(error <= tol)) return { schedule: c, error, ok: false, medianMs: NaN, note: 'wrong result' };
+    if (!(error <= tol)) return { schedule: c, error, ok: false, medianMs: NaN, timedKernels, note: 'wrong result' };
     const ms: number[] = [];
-    for (let r = 0; r < opts.repeats; r++) {
+    for (let r = 0; r < repeats; r++) {
       const res = await session.run(inputs, { dims, timing: true });
-      if (res.timing !== undefined) ms.push(res.timing.reduce((a, t) => a + t.ns, 0) / 1e6);
+      if (res.timing !== undefined) ms.push(timed.reduce((a, i) => a + (res.timing?.[i]?.ns ?? 0), 0) / 1e6);
     }
-    return { schedule: c, error, ok: true, medianMs: median(ms), ...(ms.length === 0 ? { note: 'no timestamps' } : {}) };
+    const note = timed.length === 0 ? 'none of its kernels runs at these dims' : ms.length === 0 ? 'no timestamps' : undefined;
+    return { schedule: c, error, ok: true, medianMs: timed.length === 0 ? NaN : median(ms), timedKernels, ...(note !== undefined ? { note } : {}) };
   } finally {
     session.dispose();
   }
 }
 
-/** The table `tfc tune` prints: one row per candidate, the winner of each shape marked. */
+/** `a x3, b` for [a, a, a, b]: kernel names in first-launch order with their step counts, at most `max` names. */
+export function kernelSummary(names: readonly string[], max = 4): string {
+  const counts = new Map<string, number>();
+  for (const n of names) counts.set(n, (counts.get(n) ?? 0) + 1);
+  const shown = [...counts].slice(0, max).map(([n, k]) => (k === 1 ? n : `${n} x${k}`));
+  const more = counts.size - max;
+  return `${shown.join(', ')}${more > 0 ? `, +${more} more kernel${more === 1 ? '' : 's'}` : ''}`;
+}
+
+/** A schedule as one short line (`64x64 k16 8x8 direct`): the table's candidate column. */
+export function scheduleText(c: MatmulSchedule | AttentionSchedule): string {
+  if ('tileK' in c) return `${c.tileRows}x${c.tileCols} k${c.tileK} ${c.threadRows}x${c.threadCols}/thread${c.isDirect === true ? ' direct' : ' staged'}`;
+  const extras = [c.isDirect === true ? 'direct' : 'staged', ...(c.rowsPerThread !== undefined ? [`${c.rowsPerThread} rows/thread`] : []), ...(c.useSubgroups ? ['subgroups'] : []), ...(c.shuffleP === true ? ['shuffleP'] : [])];
+  return `${c.tileRows}x${c.tileCols} ${c.lanes} lanes ${extras.join(' ')}`;
+}
+
+/**
+ * The table `tfc tune` prints: per shape, the steps timed (the kernels lowered from that shape's
+ * nodes; every other kernel is left out of the time), then one row per candidate, the winner marked.
+ */
 export function tuneTable(r: TuneReport): string {
-  const lines = [`tfc tune on ${r.adapter}`];
+  const lines = [`tfc tune on ${r.adapter}: ms = median of ${r.repeats} run${r.repeats === 1 ? '' : 's'} of the GPU time of each shape's own kernels (summed over its steps)`];
   for (const gr of r.groups) {
-    lines.push(`${gr.kind} ${gr.shape} (${gr.nodes} node${gr.nodes === 1 ? '' : 's'})`);
+    const timed = (gr.winner ?? gr.results.find((c) => c.timedKernels !== undefined))?.timedKernels;
+    const nodes = `${gr.nodeIds.length} node${gr.nodeIds.length === 1 ? '' : 's'}`;
+    lines.push(`${groupLabel(gr)}: ${nodes}; timed ${timed === undefined ? 'nothing (no candidate ran)' : `${timed.length} step${timed.length === 1 ? '' : 's'}: ${kernelSummary(timed)}`}`);
+    if (gr.skipped !== undefined) lines.push(`    not tuned: ${gr.skipped}`);
     for (const c of gr.results) {
       const mark = c === gr.winner ? '*' : ' ';
       const t = Number.isNaN(c.medianMs) ? '       -' : c.medianMs.toFixed(3).padStart(8);
       const err = Number.isFinite(c.error) ? c.error.toExponential(1) : 'inf';
-      lines.push(`  ${mark} ${t} ms  err ${err.padEnd(7)} ${c.ok ? 'ok      ' : 'REJECTED'} ${JSON.stringify(c.schedule)}${c.note !== undefined ? `  (${c.note})` : ''}`);
+      const own = c.timedKernels !== undefined && timed !== undefined && c.timedKernels.join() !== timed.join() ? [`timed ${kernelSummary(c.timedKernels)}`] : [];
+      const notes = [...(c.note !== undefined ? [c.note] : []), ...own];
+      const row = `  ${mark} ${t} ms  err ${err.padEnd(7)} ${c.ok ? 'ok      ' : 'REJECTED'} ${scheduleText(c.schedule).padEnd(40)}${notes.length > 0 ? `  (${notes.join('; ')})` : ''}`;
+      lines.push(row.trimEnd());
     }
-    if (gr.winner === undefined) lines.push('    no candidate passed the check: nothing cached');
+    if (gr.winner === undefined && gr.skipped === undefined) lines.push('    no candidate passed the check and was timed: nothing cached');
   }
   return `${lines.join('\n')}\n`;
 }
 
 // ---- the command -------------------------------------------------------------------------------
 
-/** Cached winners for the present adapter (acquired only when the cache has entries). */
-export async function cachedSchedule(
+/** A cache that is not valid is the user's file to fix: TFC311 naming it, exit 1. */
+function reportBadCache(rep: Reporter, path: string, reason: string, hint: string): never {
+  rep.report(diag('TFC311', fileSpan(path), `the tune cache is ${reason}; ${hint}`));
+  throw new UserErrorsReported();
+}
+
+/**
+ * `tfc run --target webgpu`: the cached winners for the adapter it runs on (`adapter`). A cache
+ * that does not read is ignored with a warning (tuning is optional; the run stays correct).
+ */
+export function cachedScheduleForRun(g: Graph, limits: TargetLimits, cachePath: string, warn: (text: string) => void): CachedSchedule | undefined {
+  const read = readTuneCache(cachePath);
+  if (!read.ok) {
+    warn(`tfc: warning: ignoring the tune cache '${cachePath}': it is ${read.reason}\n`);
+    return undefined;
+  }
+  if (Object.keys(read.cache.entries).length === 0) return undefined;
+  const r = applyTuneCache(g, chooseSchedule(limits), read.cache, limits.name, limits);
+  return r.used.length === 0 ? undefined : r;
+}
+
+/**
+ * `tfc compile --tuned-for ADAPTER`: the cached winners of a named adapter, read from the file
+ * alone (no device is started, so an offline compile stays offline). Usage errors when the name
+ * matches no adapter in the cache or several; a warning when none of its entries fits this model.
+ */
+export function cachedScheduleForCompile(
+  rep: Reporter,
   g: Graph,
   limits: TargetLimits,
   cachePath: string,
-  adapterOf: () => Promise<string | undefined>,
-): Promise<{ readonly schedule: Schedule; readonly used: readonly string[]; readonly adapter?: string } | undefined> {
-  const cache = readTuneCache(cachePath);
-  if (Object.keys(cache.entries).length === 0) return undefined;
-  const adapter = await adapterOf();
-  if (adapter === undefined) return undefined;
-  const r = applyTuneCache(g, chooseSchedule(limits), cache, adapter, limits);
-  return r.used.length === 0 ? undefined : { ...r, adapter };
-}
-
-/** The present adapter's target name (`webgpu:<description>`), or undefined without WebGPU. */
-export async function presentAdapter(): Promise<string | undefined> {
-  try {
-    const gpu = await hasWebGpu();
-    if (!gpu.ok) return undefined;
-    return targetLimitsOf(await acquireDevice()).name;
-  } catch {
-    return undefined;
+  adapterName: string,
+  warn: (text: string) => void,
+): CachedSchedule & { readonly adapter: string } {
+  const read = readTuneCache(cachePath);
+  if (!read.ok) reportBadCache(rep, cachePath, read.reason, "fix or delete it, or point TFC_TUNE_CACHE at another file");
+  const adapters = cachedAdapters(read.cache);
+  if (adapters.length === 0) throw new UsageError(`--tuned-for '${adapterName}': the tune cache '${cachePath}' has no entries (run 'tfc tune' on that machine, or set TFC_TUNE_CACHE)`);
+  const found = resolveAdapter(read.cache, adapterName);
+  if (!('adapter' in found)) {
+    const what = found.matches.length > 1 ? `matches several adapters (${found.matches.join('; ')}): name one exactly` : `has no entries in the tune cache '${cachePath}'`;
+    throw new UsageError(`--tuned-for '${adapterName}' ${what}; adapters with entries: ${adapters.join('; ')}`);
   }
+  const base = chooseSchedule(limits);
+  const r = applyTuneCache(g, base, read.cache, found.adapter, limits);
+  for (const u of r.unfit) warn(`tfc compile: warning: tuned schedule for ${found.adapter} not used, it does not fit --limits ${limits.name}: ${u}\n`);
+  if (r.used.length === 0 && r.unfit.length === 0) {
+    const n = Object.values(read.cache.entries).filter((e) => e.adapter === found.adapter).length;
+    warn(`tfc compile: warning: --tuned-for '${adapterName}': none of the ${n} cached shape${n === 1 ? '' : 's'} of ${found.adapter} is a matmul/attention shape of this model (run 'tfc tune' on it with the same --set); default schedules used\n`);
+  }
+  return { ...r, adapter: found.adapter };
 }
 
 export interface TuneIo {
@@ -279,25 +410,77 @@ export interface TuneIo {
   readonly env: Readonly<Record<string, string | undefined>>;
 }
 
+/** Fails now, before any tuning, when the cache cannot be written (exit 2, like any unwritable output). */
+function checkWritable(path: string): void {
+  try {
+    if (existsSync(path) && statSync(path).isDirectory()) throw new Error('it is a folder');
+    const dir = dirname(resolve(path));
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+    if (existsSync(path)) accessSync(path, constants.W_OK);
+  } catch (e) {
+    throw new UsageError(`cannot write the tune cache '${path}': ${e instanceof Error ? e.message.split('\n')[0] : String(e)} (pass --cache FILE)`);
+  }
+}
+
+/** One progress line per candidate on stderr: written when it starts, finished with its result. */
+function progressPrinter(err: (text: string) => void): (e: TuneProgress) => void {
+  return (e) => {
+    switch (e.kind) {
+      case 'reference':
+        err('tfc tune: float64 reference outputs (interpreter)... ');
+        return;
+      case 'reference-done':
+        err(`${(e.ms / 1000).toFixed(1)} s\n`);
+        return;
+      case 'candidate': {
+        const w = String(e.total).length;
+        const c = e.group.candidates[e.index];
+        err(`[${String(e.done + 1).padStart(w)}/${e.total}] ${groupLabel(e.group)} candidate ${e.index + 1}/${e.group.candidates.length} ${c === undefined ? '' : scheduleText(c)}: compile, check, time... `);
+        return;
+      }
+      case 'candidate-done': {
+        const r = e.result;
+        err(`${r.ok ? (Number.isNaN(r.medianMs) ? 'ok, not timed' : `${r.medianMs.toFixed(3)} ms`) : 'REJECTED'}${r.note !== undefined ? ` (${r.note})` : ''}\n`);
+        return;
+      }
+      default:
+        assertNever(e);
+    }
+  };
+}
+
 export function addTuneCommand(program: Command, io: TuneIo, state: { debug: number; rep: Reporter }): void {
   program
     .command('tune')
-    .description('time candidate matmul/attention schedules on this WebGPU adapter, check each against the float64 interpreter, cache the winners')
+    .description('time candidate matmul/attention schedules on this WebGPU adapter (each shape\'s own kernels), check each against the float64 interpreter, cache the winners')
     .argument('<FILE>', '.tfx source (or a dumped .ir file)')
     .option('--set <k=v,...>', 'override config constants and bind dims (repeatable)', collect, [])
     .option('--repeats <N>', 'timed runs per candidate after one warm-up (median)', '5')
     .option('--cache <FILE>', 'cache file (default: $TFC_TUNE_CACHE, else ~/.cache/tfc/tune.json)')
     .option('--seed <N>', 'seed of the random weights and inputs', '0')
-    .action(async (file: string, o: { set: string[]; repeats: string; cache?: string; seed: string }) => {
+    .option('--only <GROUP>', "tune only these shapes (repeatable): 'matmul', 'attention', or a shape as the table prints it", collect, [])
+    .action(async (file: string, o: { set: string[]; repeats: string; cache?: string; seed: string; only: string[] }) => {
       const repeats = Number(o.repeats);
       if (!Number.isInteger(repeats) || repeats < 1 || repeats > 1000) throw new UsageError(`bad --repeats '${o.repeats}': expected an integer 1..1000`);
       const seed = Number(o.seed);
-      if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`bad --seed '${o.seed}'`);
+      if (!/^\d+$/.test(o.seed) || !Number.isSafeInteger(seed)) throw new UsageError(`bad --seed '${o.seed}': expected a non-negative integer`);
+      // Everything that can fail without a device fails before one is started.
+      const path = tuneCachePath(o.cache, io.env);
+      checkWritable(path);
+      const read = readTuneCache(path);
+      if (!read.ok) reportBadCache(state.rep, path, read.reason, 'fix or delete it, or pass --cache FILE (tfc tune adds its winners to the entries already there)');
       const overrides = parseSetOptions(o.set);
       const m = loadModel(state.rep, file, overrides);
       state.rep.flush();
       const g = runPasses(state.rep, m.graph, 'webgpu', { debug: state.debug, locs: true, log: io.err });
       state.rep.flush();
+      const all = tuneGroups(g, lavapipeLimits); // the groups do not depend on the limits (their candidates do)
+      if (all.length === 0) throw new UsageError(`nothing to tune: ${file} has no matmul or attention after the webgpu passes`);
+      const picked = selectGroups(all, o.only);
+      if (picked.unknown.length > 0) {
+        throw new UsageError(`--only ${picked.unknown.map((u) => `'${u}'`).join(', ')} matches no shape of ${file}; its shapes: ${all.map(groupLabel).join('; ')} (or 'matmul', 'attention')`);
+      }
       const ds: Diagnostic[] = [];
       const needed = neededTensors(m.graph);
       const weights = randomWeights(needed, seed, overrides, ds);
@@ -306,18 +489,24 @@ export function addTuneCommand(program: Command, io: TuneIo, state: { debug: num
       state.rep.flush();
       if (state.rep.hasErrors) throw new UserErrorsReported();
       const dims = new Map([...overrides].filter(([k]) => g.dims.includes(k)));
-      const dev = await acquireDevice();
-      const bar = (done: number, total: number, what: string): void => {
-        const w = 24;
-        const fill = total === 0 ? w : Math.round((w * done) / total);
-        io.err(`\r[${'#'.repeat(fill)}${'.'.repeat(w - fill)}] ${done}/${total} ${what.slice(0, 60).padEnd(60)}${what === 'done' ? '\n' : ''}`);
-      };
-      const report = await tune(dev, g, weights, inputs, dims, { repeats, progress: bar });
+      let dev: AcquiredDevice;
+      try {
+        dev = await acquireDevice();
+      } catch (e) {
+        if (e instanceof NoWebGpuError) throw new RuntimeError('device', `tfc tune needs a WebGPU adapter: ${e.message}`);
+        throw e;
+      }
+      if (!dev.features.has('timestamp-query')) throw new RuntimeError('feature', `tfc tune: the adapter ${targetLimitsOf(dev).name} has no timestamp-query feature, so candidates cannot be timed`);
+      const groups = selectGroups(tuneGroups(g, targetLimitsOf(dev)), o.only).groups;
+      const total = groups.reduce((a, gr) => a + gr.candidates.length, 0);
+      const nodes = groups.reduce((a, gr) => a + gr.nodeIds.length, 0);
+      io.err(`tfc tune: ${file}: ${groups.length} shape${groups.length === 1 ? '' : 's'} (${nodes} nodes), ${total} candidates on ${targetLimitsOf(dev).name}; each: compile, 1 warm-up run checked vs float64, ${repeats} timed run${repeats === 1 ? '' : 's'}\n`);
+      const report = await tune(dev, g, weights, inputs, dims, { repeats, only: o.only, progress: progressPrinter(io.err) });
       io.out(tuneTable(report));
-      const path = tuneCachePath(o.cache, io.env);
-      const cache = withEntries(readTuneCache(path), report.entries);
-      mkdirSync(dirname(path), { recursive: true });
+      // Re-read: another tune may have written the file meanwhile; its entries for other shapes stay.
+      const now = readTuneCache(path);
+      const cache = withEntries(now.ok ? now.cache : read.cache, report.entries);
       writeFileAtomic(state.rep, path, serializeTuneCache(cache));
-      io.err(`tfc tune: ${report.entries.length} winner${report.entries.length === 1 ? '' : 's'} for ${report.adapter} -> ${path}\n`);
+      io.err(`tfc tune: ${report.entries.length} winner${report.entries.length === 1 ? '' : 's'} for ${report.adapter} -> ${path} (use: tfc run --target webgpu on this adapter, or tfc compile --tuned-for '${report.adapter}')\n`);
     });
 }

@@ -4,7 +4,7 @@
 import type { Graph } from '../graph/ir.js';
 import { printWgsl, uniformBinding } from '../../codegen/wgsl/print.js';
 import { printCuda } from '../../codegen/cuda/print.js';
-import { type Kernel, kernelFeatures } from './ir.js';
+import { type Kernel, type KernelProgram, kernelFeatures } from './ir.js';
 import { lowerToKernels } from './lower.js';
 import type { BufferKind, Plan, PlanBinding, PlanBuffer, PlanKernel, WeightRows } from './plan.js';
 import { weightRowRange } from '../ops/source.js';
@@ -17,12 +17,14 @@ export interface CompileOptions {
   readonly schedule?: Schedule;
   /** Attach CUDA source to each kernel (`source.cuda`); default: when the target is a CUDA preset (`cuda-*`). */
   readonly cuda?: boolean;
+  /** The kernels, already lowered with this target and schedule (`tfc tune` keeps their `origin`). */
+  readonly program?: KernelProgram;
 }
 
 export function compilePlan(g: Graph, opts: CompileOptions = {}): Plan {
   const target = opts.target ?? lavapipeLimits;
   const withCuda = opts.cuda ?? target.name.startsWith('cuda');
-  const program = lowerToKernels(g, target, opts.schedule ?? chooseSchedule(target));
+  const program = opts.program ?? lowerToKernels(g, target, opts.schedule ?? chooseSchedule(target));
   const storageOf = (id: number): number => {
     const s = program.storage.get(id);
     if (s === undefined || s === 'folded') throw new Error(`internal: graph value %${id} has no buffer`);

@@ -155,6 +155,8 @@ export interface KernelProgram {
   readonly storage: ReadonlyMap<number, number | 'folded'>;
   /** Temps that are not graph values, by the ids kernels bind them with. */
   readonly temps?: ReadonlyMap<number, KernelTemp>;
+  /** Per kernel (same order), the graph node it was lowered from: `tfc tune` times a shape's kernels by it. */
+  readonly origin?: readonly number[];
 }
 
 // ---- builders (small helpers so lowering reads like the loop nest) ----

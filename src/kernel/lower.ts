@@ -213,6 +213,7 @@ class Lowering {
   private readonly storage = new Map<number, number | 'folded'>();
   private readonly names = new NameScope(kernelNameReserved);
   private readonly temps = new Map<number, KernelTemp>();
+  private readonly origin: number[] = [];
 
   constructor(
     private readonly g: Graph,
@@ -244,8 +245,9 @@ class Lowering {
           this.storage.set(n.id, n.id);
           this.lowerNode(n);
       }
+      while (this.origin.length < this.kernels.length) this.origin.push(n.id);
     }
-    return { graph: this.g.name, dims: this.g.dims, kernels: this.kernels, storage: this.storage, temps: this.temps };
+    return { graph: this.g.name, dims: this.g.dims, kernels: this.kernels, storage: this.storage, temps: this.temps, origin: this.origin };
   }
 
   private operand(n: Node, i: number): Node {

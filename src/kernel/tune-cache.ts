@@ -1,6 +1,7 @@
 // `tfc tune`'s cache of winning schedules (DEVELOPERS.md, "tfc tune"): one JSON file, entries
 // keyed by adapter + kernel kind + shape (scheduleShapeKey). Written with sorted keys so the same
-// winners give the same bytes. Compile reads it into `Schedule.byShape`.
+// winners give the same bytes. `tfc run --target webgpu` (the adapter it runs on) and
+// `tfc compile --tuned-for ADAPTER` read it into `Schedule.byShape`.
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +17,7 @@ export interface TuneEntry {
   readonly kind: TunedKind;
   readonly shape: string;
   readonly schedule: MatmulSchedule | AttentionSchedule;
-  /** Median GPU time of the whole model with this schedule (informational). */
+  /** Median GPU time of the shape's kernels (all its steps in one run) with this schedule (informational). */
   readonly medianMs: number;
   readonly candidates: number;
 }
@@ -40,16 +41,60 @@ export function tuneCachePath(explicit: string | undefined, env: Readonly<Record
   return join(homedir(), '.cache', 'tfc', 'tune.json');
 }
 
-/** The cache at `path`; a missing or unreadable file is an empty cache (tuning is optional). */
-export function readTuneCache(path: string): TuneCache {
-  if (!existsSync(path)) return emptyTuneCache;
+export type TuneCacheRead = { readonly ok: true; readonly cache: TuneCache } | { readonly ok: false; readonly reason: string };
+
+const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+const isCount = (v: unknown): boolean => typeof v === 'number' && Number.isInteger(v) && v > 0;
+
+/** Why `e` is not a cache entry stored under `key`, or undefined when it is one. */
+function entryProblem(key: string, e: unknown): string | undefined {
+  if (!isRecord(e)) return `entry '${key}' is not an object`;
+  if (typeof e['adapter'] !== 'string' || (e['kind'] !== 'matmul' && e['kind'] !== 'attention') || typeof e['shape'] !== 'string') return `entry '${key}' lacks adapter, kind (matmul|attention) or shape`;
+  if (key !== tuneKey(e['adapter'], e['kind'], e['shape'])) return `entry '${key}' is stored under the wrong key (expected '${tuneKey(e['adapter'], e['kind'], e['shape'])}')`;
+  const s = e['schedule'];
+  if (!isRecord(s)) return `entry '${key}' has no schedule object`;
+  const needed = e['kind'] === 'matmul' ? ['tileRows', 'tileCols', 'tileK', 'threadRows', 'threadCols'] : ['tileRows', 'tileCols', 'lanes'];
+  const bad = needed.find((f) => !isCount(s[f]));
+  return bad === undefined ? undefined : `entry '${key}': schedule.${bad} is not a positive integer`;
+}
+
+/**
+ * The cache at `path`, validated once here (it is user-editable JSON). A missing file is an empty
+ * cache (tuning is optional); a file that is not a version-1 cache is reported, never guessed at.
+ */
+export function readTuneCache(path: string): TuneCacheRead {
+  if (!existsSync(path)) return { ok: true, cache: emptyTuneCache };
+  let j: unknown;
   try {
-    const j = JSON.parse(readFileSync(path, 'utf8')) as Partial<TuneCache>;
-    if (j.version !== 1 || typeof j.entries !== 'object' || j.entries === null) return emptyTuneCache;
-    return { version: 1, entries: j.entries };
-  } catch {
-    return emptyTuneCache;
+    j = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    return { ok: false, reason: e instanceof SyntaxError ? `not valid JSON (${e.message})` : `cannot read it (${e instanceof Error ? e.message : String(e)})` };
   }
+  if (!isRecord(j) || j['version'] !== 1 || !isRecord(j['entries'])) return { ok: false, reason: 'not a tfc tune cache (expected {"version": 1, "entries": {...}})' };
+  for (const [k, e] of Object.entries(j['entries'])) {
+    const problem = entryProblem(k, e);
+    if (problem !== undefined) return { ok: false, reason: problem };
+  }
+  return { ok: true, cache: { version: 1, entries: j['entries'] as Record<string, TuneEntry> } };
+}
+
+/** Adapters with entries, sorted. */
+export function cachedAdapters(c: TuneCache): string[] {
+  return [...new Set(Object.values(c.entries).map((e) => e.adapter))].sort();
+}
+
+/**
+ * The adapter `name` means in `c` (`tfc compile --tuned-for`): an exact adapter name
+ * (`webgpu:llvmpipe (...)`), the same without `webgpu:`, or a case-insensitive part of exactly one.
+ */
+export function resolveAdapter(c: TuneCache, name: string): { readonly adapter: string } | { readonly matches: readonly string[] } {
+  const all = cachedAdapters(c);
+  const exact = all.find((a) => a === name || a === `webgpu:${name}`);
+  if (exact !== undefined) return { adapter: exact };
+  const low = name.toLowerCase();
+  const matches = name === '' ? [] : all.filter((a) => a.toLowerCase().includes(low));
+  const only = matches[0];
+  return matches.length === 1 && only !== undefined ? { adapter: only } : { matches };
 }
 
 function sortKeys(v: unknown): unknown {
@@ -104,6 +149,8 @@ export interface CachedSchedule {
   readonly schedule: Schedule;
   /** One line per node shape that uses a cached schedule (for --debug 1). */
   readonly used: readonly string[];
+  /** One line per cached shape of this model left out because it does not fit `limits`. */
+  readonly unfit: readonly string[];
 }
 
 /**
@@ -114,25 +161,36 @@ export function applyTuneCache(g: Graph, base: Schedule, cache: TuneCache, adapt
   const matmul: Record<string, MatmulSchedule> = {};
   const attention: Record<string, AttentionSchedule> = {};
   const used: string[] = [];
+  const unfit: string[] = [];
+  const seen = new Set<string>();
   for (const n of g.nodes) {
     const kind: TunedKind | undefined = n.op === 'matmul' || n.op === 'fused_matmul' ? 'matmul' : n.op === 'fused_attention' ? 'attention' : undefined;
     if (kind === undefined) continue;
     const shape = scheduleShapeKey(g, n);
-    if ((kind === 'matmul' ? matmul[shape] : attention[shape]) !== undefined) continue;
-    const e = cache.entries[tuneKey(adapter, kind, shape)];
+    const key = tuneKey(adapter, kind, shape);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const e = cache.entries[key];
     if (e === undefined) continue;
+    const line = `${kind} ${shape}: ${JSON.stringify(e.schedule)}`;
     if (kind === 'matmul') {
       const m = e.schedule as MatmulSchedule;
-      if (!matmulFits(m, limits)) continue;
+      if (!matmulFits(m, limits)) {
+        unfit.push(line);
+        continue;
+      }
       matmul[shape] = m;
     } else {
       const a = e.schedule as AttentionSchedule;
       const w = headWidths(g, n.operands[0] ?? -1, n.operands[2] ?? -1);
-      if (w === undefined || !attentionFits(a, limits, w[0], w[1])) continue;
+      if (w === undefined || !attentionFits(a, limits, w[0], w[1])) {
+        unfit.push(line);
+        continue;
+      }
       attention[shape] = a;
     }
-    used.push(`${kind} ${shape}: ${JSON.stringify(e.schedule)}`);
+    used.push(line);
   }
-  if (used.length === 0) return { schedule: base, used };
-  return { schedule: { ...base, byShape: { matmul, attention } }, used };
+  if (used.length === 0) return { schedule: base, used, unfit };
+  return { schedule: { ...base, byShape: { matmul, attention } }, used, unfit };
 }

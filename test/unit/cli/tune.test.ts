@@ -1,15 +1,44 @@
-// `tfc tune` mechanics without a device: candidates per shape, winner selection (a wrong candidate
-// never wins), the cache's deterministic JSON, and compile reading the cache into Schedule.byShape.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+// `tfc tune` mechanics without a device: candidates per shape, the steps timed per shape (the
+// kernels its schedule changes), winner selection (a wrong candidate never wins), the cache's
+// deterministic JSON and its validation, and `tfc compile --tuned-for` reading the cache without
+// ever asking for a GPU adapter (src/runtime/device.js is mocked to record any request).
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { type CandidateResult, attentionCandidates, matmulCandidates, outputError, pickWinner, tuneGroups, withCandidate } from '../../../src/cli/tune.js';
+import { describe, expect, it, vi } from 'vitest';
+import { type CandidateResult, attentionCandidates, groupSteps, kernelSummary, matmulCandidates, outputError, pickWinner, selectGroups, tuneGroups, withCandidate } from '../../../src/cli/tune.js';
+import { main } from '../../../src/cli/main.js';
 import { compilePlan } from '../../../src/kernel/compile-plan.js';
-import { chooseAttentionSchedule } from '../../../src/kernel/lower-attention.js';
-import { type MatmulSchedule, chooseSchedule, lavapipeLimits, scheduleShapeKey, webgpuDefaultLimits } from '../../../src/kernel/schedule.js';
-import { applyTuneCache, attentionFits, emptyTuneCache, matmulFits, readTuneCache, serializeTuneCache, tuneCachePath, tuneKey, withEntries, type TuneEntry } from '../../../src/kernel/tune-cache.js';
+import { lowerToKernels } from '../../../src/kernel/lower.js';
+import type { Plan } from '../../../src/kernel/plan.js';
+import { type AttentionSchedule, chooseAttentionSchedule } from '../../../src/kernel/lower-attention.js';
+import { type MatmulSchedule, type Schedule, chooseSchedule, lavapipeLimits, scheduleShapeKey, webgpuDefaultLimits } from '../../../src/kernel/schedule.js';
+import { applyTuneCache, attentionFits, emptyTuneCache, matmulFits, readTuneCache, resolveAdapter, serializeTuneCache, tuneCachePath, tuneKey, withEntries, type TuneCache, type TuneEntry } from '../../../src/kernel/tune-cache.js';
 import { compileSource } from '../../../src/cli/bench.js';
+
+// Every path to a GPU adapter goes through these two (src/runtime/device.ts loads `webgpu`);
+// they record the call and fail, so a compile that asked for a device shows in `adapterRequests`.
+const adapterRequests = vi.hoisted(() => [] as string[]);
+vi.mock('../../../src/runtime/device.js', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../../src/runtime/device.js')>();
+  return {
+    ...real,
+    acquireDevice: () => {
+      adapterRequests.push('acquireDevice');
+      return Promise.reject(new real.NoWebGpuError('mocked: no adapter in unit tests'));
+    },
+    hasWebGpu: () => {
+      adapterRequests.push('hasWebGpu');
+      return Promise.resolve({ ok: false, reason: 'mocked' });
+    },
+  };
+});
+
+const readOk = (path: string): TuneCache => {
+  const r = readTuneCache(path);
+  if (!r.ok) throw new Error(r.reason);
+  return r.cache;
+};
 
 const src = `config {\n  m = 64\n  k = 64\n  n = 128\n}\ninput a: f32[m, k]\ninput b: f32[k, n]\ninput c: f32[n, k]\noutput y: f32[m, k]\nmodel mm {\n  y = (a @ b) @ c\n}\n`;
 const graph = () => compileSource(src, 'tune.tfx', new Map(), true);
@@ -68,15 +97,36 @@ describe('tune cache', () => {
     expect(one).toBe(two);
     expect(one.endsWith('\n')).toBe(true);
   });
-  it('reads back what it wrote; a missing or garbled file is empty', () => {
+  it('reads back what it wrote; a missing file is empty; a garbled one is reported, not guessed at', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tfc-tune-'));
     const path = join(dir, 'tune.json');
-    expect(readTuneCache(path)).toEqual(emptyTuneCache);
+    expect(readOk(path)).toEqual(emptyTuneCache);
     const c = withEntries(emptyTuneCache, [entry('x', direct)]);
     writeFileSync(path, serializeTuneCache(c));
-    expect(readTuneCache(path).entries[tuneKey('webgpu:test', 'matmul', 'x')]?.schedule).toEqual(direct);
-    writeFileSync(path, '{not json');
-    expect(readTuneCache(path)).toEqual(emptyTuneCache);
+    expect(readOk(path).entries[tuneKey('webgpu:test', 'matmul', 'x')]?.schedule).toEqual(direct);
+    const bad = (text: string): string => {
+      writeFileSync(path, text);
+      const r = readTuneCache(path);
+      return r.ok ? 'ok' : r.reason;
+    };
+    expect(bad('{not json')).toMatch(/^not valid JSON/);
+    expect(bad('[]')).toMatch(/^not a tfc tune cache/);
+    expect(bad('{"version": 2, "entries": {}}')).toMatch(/^not a tfc tune cache/);
+    const e = entry('x', direct);
+    expect(bad(JSON.stringify({ version: 1, entries: { wrong: e } }))).toMatch(/stored under the wrong key/);
+    expect(bad(JSON.stringify({ version: 1, entries: { [tuneKey(e.adapter, 'matmul', 'x')]: { ...e, schedule: { ...direct, tileK: 0 } } } }))).toMatch(/schedule\.tileK is not a positive integer/);
+  });
+  it('--tuned-for names an adapter exactly, without webgpu:, or by a part of exactly one', () => {
+    const c = withEntries(emptyTuneCache, [
+      { ...entry('x', direct), adapter: 'webgpu:llvmpipe (LLVM 15)' },
+      { ...entry('x', direct), adapter: 'webgpu:NVIDIA H100' },
+      { ...entry('x', direct), adapter: 'webgpu:NVIDIA H200' },
+    ]);
+    expect(resolveAdapter(c, 'webgpu:NVIDIA H100')).toEqual({ adapter: 'webgpu:NVIDIA H100' });
+    expect(resolveAdapter(c, 'NVIDIA H200')).toEqual({ adapter: 'webgpu:NVIDIA H200' });
+    expect(resolveAdapter(c, 'LLVMPIPE')).toEqual({ adapter: 'webgpu:llvmpipe (LLVM 15)' });
+    expect(resolveAdapter(c, 'nvidia')).toEqual({ matches: ['webgpu:NVIDIA H100', 'webgpu:NVIDIA H200'] });
+    expect(resolveAdapter(c, 'metal')).toEqual({ matches: [] });
   });
   it('path: --cache, then TFC_TUNE_CACHE, then ~/.cache/tfc/tune.json', () => {
     expect(tuneCachePath('/a.json', { TFC_TUNE_CACHE: '/b.json' })).toBe('/a.json');
@@ -92,6 +142,7 @@ describe('tune cache', () => {
     const base = chooseSchedule(webgpuDefaultLimits);
     const other = applyTuneCache(g, base, cache, 'webgpu:other', webgpuDefaultLimits);
     expect(other.used).toEqual([]);
+    expect(other.unfit).toEqual([]);
     expect(other.schedule).toBe(base);
     const hit = applyTuneCache(g, base, cache, 'webgpu:test', webgpuDefaultLimits);
     expect(hit.used).toHaveLength(1);
@@ -102,6 +153,238 @@ describe('tune cache', () => {
     expect(wgsl(hit.schedule)).not.toBe(wgsl(base));
     // A schedule that does not fit the compile limits is not used.
     const big = withEntries(emptyTuneCache, [entry(shape, { tileRows: 64, tileCols: 64, tileK: 16, threadRows: 1, threadCols: 1 })]);
-    expect(applyTuneCache(g, base, big, 'webgpu:test', webgpuDefaultLimits).used).toEqual([]);
+    const unfit = applyTuneCache(g, base, big, 'webgpu:test', webgpuDefaultLimits);
+    expect(unfit.used).toEqual([]);
+    expect(unfit.unfit).toHaveLength(1);
+  });
+});
+
+// Attention between two matmul shapes (one of them used twice), and a layernorm no schedule touches.
+const attnSrc = `config {
+  t = 8
+  d = 16
+  heads = 2
+  dh = d / heads
+  scale = 1.0 / sqrt(dh)
+}
+input x: f32[t, d]
+weight wqkv: f32[d, 3 * d] = "wqkv"
+weight wo: f32[d, d] = "wo"
+weight wo2: f32[d, d] = "wo2"
+weight g: f32[d] = "g"
+weight b: f32[d] = "b"
+output y: f32[t, d]
+fn heads_of(z: f32[t, d]) -> f32[heads, t, dh] {
+  return permute(reshape(z, [t, heads, dh]), [1, 0, 2])
+}
+model attn {
+  q, k, v = split(x @ wqkv, 3, axis=-1)
+  p = softmax(heads_of(q) @ transpose(heads_of(k)) * scale)
+  o = reshape(permute(p @ heads_of(v), [1, 0, 2]), [t, d])
+  h = gelu(o @ wo) + x
+  y = layernorm(h @ wo2 + h, g, b, eps=1e-5)
+}
+`;
+
+describe('tfc tune times only the kernels a candidate changes', () => {
+  const t = lavapipeLimits;
+  const g = compileSource(attnSrc, 'attn.tfx', new Map(), true);
+  const base = chooseSchedule(t);
+  const sourceOf = (plan: Plan, step: number): string => {
+    const name = plan.steps[step]?.kernel;
+    return plan.kernels.find((k) => k.name === name)?.source.wgsl ?? `missing ${String(name)}`;
+  };
+  // Two schedules per kind that print different kernels (staged vs direct).
+  const pair = (kind: 'matmul' | 'attention'): [MatmulSchedule | AttentionSchedule, MatmulSchedule | AttentionSchedule] => {
+    if (kind === 'matmul') return [{ tileRows: 64, tileCols: 64, tileK: 16, threadRows: 4, threadCols: 4 }, direct];
+    const cs = attentionCandidates(t, 8, 8);
+    const staged = cs.find((c) => c.isDirect !== true);
+    const direct2 = cs.find((c) => c.isDirect === true);
+    if (staged === undefined || direct2 === undefined) throw new Error('need a staged and a direct attention candidate');
+    return [staged, direct2];
+  };
+
+  it('the groups: two matmul shapes (one with two nodes) and the attention', () => {
+    const groups = tuneGroups(g, t);
+    expect(groups.map((gr) => `${gr.kind}:${gr.nodeIds.length}`).sort()).toEqual(['attention:1', 'matmul:1', 'matmul:2']);
+  });
+
+  it("the timed steps are exactly the steps whose kernel changes with that shape's schedule, and no others", () => {
+    const all = new Set<number>();
+    for (const gr of tuneGroups(g, t)) {
+      const [a, b] = pair(gr.kind);
+      const sa: Schedule = withCandidate(base, gr.kind, gr.shape, a);
+      const sb: Schedule = withCandidate(base, gr.kind, gr.shape, b);
+      const planA = compilePlan(g, { target: t, schedule: sa });
+      const planB = compilePlan(g, { target: t, schedule: sb });
+      expect(planB.steps).toHaveLength(planA.steps.length);
+      // Independent of the kernels' origin: compare the two plans step by step.
+      const changed = planA.steps.map((_, i) => i).filter((i) => sourceOf(planA, i) !== sourceOf(planB, i));
+      expect(changed.length).toBe(gr.nodeIds.length); // one kernel per node at constant T
+      expect(groupSteps(lowerToKernels(g, t, sa), gr.nodeIds)).toEqual(changed);
+      expect(groupSteps(lowerToKernels(g, t, sb), gr.nodeIds)).toEqual(changed);
+      for (const i of changed) all.add(i);
+    }
+    // The layernorm's kernel belongs to no group: it is never timed.
+    const plan = compilePlan(g, { target: t, schedule: base });
+    const untimed = plan.steps.map((_, i) => i).filter((i) => !all.has(i));
+    expect(untimed.map((i) => plan.steps[i]?.kernel)).toEqual(['attn_layernorm']);
+  });
+
+  it('a plan compiled from the kept program is the plan compiled from scratch', () => {
+    const program = lowerToKernels(g, t, base);
+    expect(program.origin).toHaveLength(program.kernels.length);
+    expect(JSON.stringify(compilePlan(g, { target: t, schedule: base, program }))).toBe(JSON.stringify(compilePlan(g, { target: t, schedule: base })));
+  });
+
+  it('--only selects by kind, shape or printed label; unknown selectors are returned', () => {
+    const groups = tuneGroups(g, t);
+    const mm = groups.find((gr) => gr.kind === 'matmul' && gr.nodeIds.length === 2);
+    if (mm === undefined) throw new Error('no two-node matmul group');
+    expect(selectGroups(groups, []).groups).toHaveLength(3);
+    expect(selectGroups(groups, ['attention']).groups.map((gr) => gr.kind)).toEqual(['attention']);
+    expect(selectGroups(groups, [mm.shape]).groups).toEqual([mm]);
+    expect(selectGroups(groups, [`matmul ${mm.shape}`, 'conv']).groups).toEqual([mm]);
+    expect(selectGroups(groups, [`matmul ${mm.shape}`, 'conv']).unknown).toEqual(['conv']);
+  });
+
+  it('kernel summaries count steps per kernel in launch order', () => {
+    expect(kernelSummary(['a', 'a', 'b', 'a'])).toBe('a x3, b');
+    expect(kernelSummary(['a', 'b', 'c'], 2)).toBe('a, b, +1 more kernel');
+  });
+});
+
+describe('tfc compile --tuned-for reads the cache file and never asks for a GPU adapter', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tfc-tune-cli-'));
+  const file = join(dir, 'attn.tfx');
+  writeFileSync(file, attnSrc);
+  const g = compileSource(attnSrc, 'attn.tfx', new Map(), true);
+  const mm = tuneGroups(g, webgpuDefaultLimits).find((gr) => gr.kind === 'matmul' && gr.nodeIds.length === 2);
+  if (mm === undefined) throw new Error('no two-node matmul group');
+  const adapter = 'webgpu:Test GPU (unit)';
+  const cachePath = join(dir, 'tune.json');
+  writeFileSync(cachePath, serializeTuneCache(withEntries(emptyTuneCache, [{ adapter, kind: 'matmul', shape: mm.shape, schedule: direct, medianMs: 1, candidates: 4 }])));
+  const run = async (argv: string[], cache = cachePath): Promise<{ code: number; out: string; err: string }> => {
+    const r = { code: 0, out: '', err: '' };
+    r.code = await main(argv, { out: (x) => void (r.out += x), err: (x) => void (r.err += x), env: { TFC_TUNE_CACHE: cache } });
+    return r;
+  };
+  const wgsl = (s: Schedule): string => compilePlan(g, { target: webgpuDefaultLimits, schedule: s }).kernels.map((k) => k.source.wgsl).join('\n');
+
+  it('without --tuned-for: default schedules, no adapter request although the cache has entries', async () => {
+    adapterRequests.length = 0;
+    const r = await run(['compile', file, '--emit', 'wgsl', '--debug', '1']);
+    expect(r.code).toBe(0);
+    expect(adapterRequests).toEqual([]);
+    expect(r.err).not.toContain('tuned schedule');
+    const strip = (text: string): string => text.replace(/^\/\/.*$/gm, '');
+    expect(strip(r.out)).toBe(strip(wgsl(chooseSchedule(webgpuDefaultLimits))));
+  });
+
+  it('--tuned-for ADAPTER applies its entries: the WGSL of the schedule forced for that shape', async () => {
+    adapterRequests.length = 0;
+    const a = await run(['compile', file, '--emit', 'wgsl', '--tuned-for', adapter, '--debug', '1']);
+    const b = await run(['compile', file, '--emit', 'wgsl', '--tuned-for', 'test gpu']);
+    const none = await run(['compile', file, '--emit', 'wgsl']);
+    expect([a.code, b.code, none.code]).toEqual([0, 0, 0]);
+    // -o artifacts too (manifest and host module come from the same plan).
+    const out = join(dir, 'out');
+    expect((await run(['compile', file, '-o', out, '--tuned-for', adapter])).code).toBe(0);
+    const strip0 = (text: string): string => text.replace(/^\/\/.*$/gm, '');
+    const kernelOf = (s: Schedule): string => strip0(compilePlan(g, { target: webgpuDefaultLimits, schedule: s }).kernels.find((k) => k.name === 'attn_fused_matmul')?.source.wgsl ?? '');
+    const written = strip0(readFileSync(join(out, 'wgsl', 'attn_fused_matmul.wgsl'), 'utf8'));
+    expect(written).toBe(kernelOf(withCandidate(chooseSchedule(webgpuDefaultLimits), 'matmul', mm.shape, direct)));
+    expect(written).not.toBe(kernelOf(chooseSchedule(webgpuDefaultLimits)));
+    expect(adapterRequests).toEqual([]);
+    expect(a.err).toContain(`1 tuned schedule for ${adapter} from ${cachePath}`);
+    expect(a.err).toContain(`matmul ${mm.shape}`);
+    expect(b.out).toBe(a.out);
+    // The forced schedule changes exactly that shape's kernels; compare with compilePlan directly.
+    const strip = (text: string): string => text.replace(/^\/\/.*$/gm, '');
+    const base = chooseSchedule(webgpuDefaultLimits);
+    expect(strip(a.out)).toBe(strip(wgsl(withCandidate(base, 'matmul', mm.shape, direct))));
+    expect(strip(none.out)).toBe(strip(wgsl(base)));
+    expect(strip(a.out)).not.toBe(strip(none.out));
+  });
+
+  it('an adapter without entries, an ambiguous name, an empty or corrupted cache: clean errors, no device', async () => {
+    adapterRequests.length = 0;
+    const unknown = await run(['compile', file, '--emit', 'wgsl', '--tuned-for', 'Metal']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.err).toBe(`tfc: error: --tuned-for 'Metal' has no entries in the tune cache '${cachePath}'; adapters with entries: ${adapter}\n`);
+    const empty = await run(['compile', file, '--emit', 'wgsl', '--tuned-for', 'Metal'], join(dir, 'missing.json'));
+    expect(empty.code).toBe(2);
+    expect(empty.err).toMatch(/has no entries \(run 'tfc tune' on that machine/);
+    const corrupt = join(dir, 'corrupt.json');
+    writeFileSync(corrupt, '{"version": 1, "entries": {');
+    const bad = await run(['compile', file, '--emit', 'wgsl', '--tuned-for', 'Test GPU'], corrupt);
+    expect(bad.code).toBe(1);
+    expect(bad.err).toContain(`${corrupt}: error[TFC311]: the tune cache is not valid JSON`);
+    expect(bad.out).toBe('');
+    // Entries for the adapter but none for this model's shapes: a warning, default schedules.
+    const other = join(dir, 'other.json');
+    writeFileSync(other, serializeTuneCache(withEntries(emptyTuneCache, [{ adapter, kind: 'matmul', shape: 'f32[1,2],f32[2,3]->f32[1,3]', schedule: direct, medianMs: 1, candidates: 4 }])));
+    const miss = await run(['compile', file, '--emit', 'wgsl', '--tuned-for', adapter], other);
+    expect(miss.code).toBe(0);
+    expect(miss.err).toMatch(/warning: --tuned-for .* none of the 1 cached shape .* default schedules used/);
+    const two = join(dir, 'two.json');
+    writeFileSync(two, serializeTuneCache(withEntries(emptyTuneCache, [{ adapter, kind: 'matmul', shape: mm.shape, schedule: direct, medianMs: 1, candidates: 4 }, { adapter: 'webgpu:Other GPU', kind: 'matmul', shape: mm.shape, schedule: direct, medianMs: 1, candidates: 4 }])));
+    const ambiguous = await run(['compile', file, '--emit', 'wgsl', '--tuned-for', 'gpu'], two);
+    expect(ambiguous.code).toBe(2);
+    expect(ambiguous.err).toBe(`tfc: error: --tuned-for 'gpu' matches several adapters (webgpu:Other GPU; ${adapter}): name one exactly; adapters with entries: webgpu:Other GPU; ${adapter}\n`);
+    expect(adapterRequests).toEqual([]);
+  });
+});
+
+describe('tfc tune: mistakes are reported before any device is started', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tfc-tune-pre-'));
+  const file = join(dir, 'attn.tfx');
+  writeFileSync(file, attnSrc);
+  const plain = join(dir, 'plain.tfx');
+  writeFileSync(plain, 'config {\n  n = 4\n}\ninput a: f32[n]\noutput y: f32[n]\nmodel plain {\n  y = exp(a) + 1.0\n}\n');
+  const run = async (argv: string[]): Promise<{ code: number; out: string; err: string }> => {
+    const r = { code: 0, out: '', err: '' };
+    r.code = await main(argv, { out: (x) => void (r.out += x), err: (x) => void (r.err += x), env: {} });
+    return r;
+  };
+  const cache = join(dir, 'tune.json');
+
+  it('no matmul or attention: exit 2, one line', async () => {
+    adapterRequests.length = 0;
+    const r = await run(['tune', plain, '--cache', cache]);
+    expect(r.code).toBe(2);
+    expect(r.err).toBe(`tfc: error: nothing to tune: ${plain} has no matmul or attention after the webgpu passes\n`);
+    expect(adapterRequests).toEqual([]);
+  });
+  it('an unknown --only group: exit 2, listing the shapes', async () => {
+    adapterRequests.length = 0;
+    const r = await run(['tune', file, '--cache', cache, '--only', 'conv']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/^tfc: error: --only 'conv' matches no shape of .*; its shapes: matmul f32\[8,16\],f32\[16,48\]->f32\[8,48\]; attention .*; matmul f32\[8,16\],f32\[16,16\]->f32\[8,16\] \(or 'matmul', 'attention'\)\n$/);
+    expect(adapterRequests).toEqual([]);
+  });
+  it('an unwritable cache path: exit 2; a corrupted cache: TFC311, exit 1, the file left as it was', async () => {
+    adapterRequests.length = 0;
+    const folder = await run(['tune', file, '--cache', dir]);
+    expect(folder.code).toBe(2);
+    expect(folder.err).toBe(`tfc: error: cannot write the tune cache '${dir}': it is a folder (pass --cache FILE)\n`);
+    const under = join(file, 'x.json'); // a folder that is a file
+    const notDir = await run(['tune', file, '--cache', under]);
+    expect(notDir.code).toBe(2);
+    expect(notDir.err).toMatch(/^tfc: error: cannot write the tune cache '.*x\.json': /);
+    const corrupt = join(dir, 'corrupt.json');
+    writeFileSync(corrupt, '{"version": 1, "entries": {');
+    const bad = await run(['tune', file, '--cache', corrupt]);
+    expect(bad.code).toBe(1);
+    expect(bad.err).toContain(`${corrupt}: error[TFC311]: the tune cache is not valid JSON`);
+    expect(readFileSync(corrupt, 'utf8')).toBe('{"version": 1, "entries": {');
+    expect(adapterRequests).toEqual([]);
+  });
+  it('with no adapter: exit 1, saying tune needs one (the only step that asks for it)', async () => {
+    adapterRequests.length = 0;
+    const r = await run(['tune', file, '--cache', cache, '--only', 'attention']);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/tfc: error: tfc tune needs a WebGPU adapter: mocked: no adapter in unit tests\n$/);
+    expect(adapterRequests).toEqual(['acquireDevice']);
   });
 });
