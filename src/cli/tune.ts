@@ -329,19 +329,24 @@ export function scheduleText(c: MatmulSchedule | AttentionSchedule): string {
  * nodes; every other kernel is left out of the time), then one row per candidate, the winner marked.
  */
 export function tuneTable(r: TuneReport): string {
-  const lines = [`tfc tune on ${r.adapter}: ms = median of ${r.repeats} run${r.repeats === 1 ? '' : 's'} of the GPU time of each shape's own kernels (summed over its steps)`];
+  const lines = [
+    `tfc tune on ${r.adapter}: ms = median of ${r.repeats} run${r.repeats === 1 ? '' : 's'} of the GPU time of each shape's own kernels (summed over its steps);`,
+    `ratio = ms / ms of the default schedule (the first row); err = max |gpu - float64| / (1 + |float64|)`,
+  ];
   for (const gr of r.groups) {
     const timed = (gr.winner ?? gr.results.find((c) => c.timedKernels !== undefined))?.timedKernels;
     const nodes = `${gr.nodeIds.length} node${gr.nodeIds.length === 1 ? '' : 's'}`;
     lines.push(`${groupLabel(gr)}: ${nodes}; timed ${timed === undefined ? 'nothing (no candidate ran)' : `${timed.length} step${timed.length === 1 ? '' : 's'}: ${kernelSummary(timed)}`}`);
     if (gr.skipped !== undefined) lines.push(`    not tuned: ${gr.skipped}`);
-    for (const c of gr.results) {
+    const defaultMs = gr.results[0]?.medianMs ?? NaN;
+    for (const [i, c] of gr.results.entries()) {
       const mark = c === gr.winner ? '*' : ' ';
       const t = Number.isNaN(c.medianMs) ? '       -' : c.medianMs.toFixed(3).padStart(8);
+      const ratio = Number.isNaN(c.medianMs) || !(defaultMs > 0) ? '     -' : `${(c.medianMs / defaultMs).toFixed(2)}x`.padStart(6);
       const err = Number.isFinite(c.error) ? c.error.toExponential(1) : 'inf';
       const own = c.timedKernels !== undefined && timed !== undefined && c.timedKernels.join() !== timed.join() ? [`timed ${kernelSummary(c.timedKernels)}`] : [];
-      const notes = [...(c.note !== undefined ? [c.note] : []), ...own];
-      const row = `  ${mark} ${t} ms  err ${err.padEnd(7)} ${c.ok ? 'ok      ' : 'REJECTED'} ${scheduleText(c.schedule).padEnd(40)}${notes.length > 0 ? `  (${notes.join('; ')})` : ''}`;
+      const notes = [...(i === 0 ? ['default'] : []), ...(c.note !== undefined ? [c.note] : []), ...own];
+      const row = `  ${mark} ${t} ms ${ratio}  err ${err.padEnd(7)} ${c.ok ? 'ok      ' : 'REJECTED'} ${scheduleText(c.schedule).padEnd(40)}${notes.length > 0 ? `  (${notes.join('; ')})` : ''}`;
       lines.push(row.trimEnd());
     }
     if (gr.winner === undefined && gr.skipped === undefined) lines.push('    no candidate passed the check and was timed: nothing cached');

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import { type CandidateResult, attentionCandidates, groupSteps, kernelSummary, matmulCandidates, outputError, pickWinner, selectGroups, tuneGroups, withCandidate } from '../../../src/cli/tune.js';
+import { type CandidateResult, attentionCandidates, groupSteps, kernelSummary, matmulCandidates, outputError, pickWinner, selectGroups, tuneGroups, tuneTable, withCandidate } from '../../../src/cli/tune.js';
 import { main } from '../../../src/cli/main.js';
 import { compilePlan } from '../../../src/kernel/compile-plan.js';
 import { lowerToKernels } from '../../../src/kernel/lower.js';
@@ -246,6 +246,22 @@ describe('tfc tune times only the kernels a candidate changes', () => {
     expect(selectGroups(groups, [mm.shape]).groups).toEqual([mm]);
     expect(selectGroups(groups, [`matmul ${mm.shape}`, 'conv']).groups).toEqual([mm]);
     expect(selectGroups(groups, [`matmul ${mm.shape}`, 'conv']).unknown).toEqual(['conv']);
+  });
+
+  it('the table names the timed kernels, the default row, ratios to it, and rejected rows without a time', () => {
+    const staged: MatmulSchedule = { tileRows: 64, tileCols: 64, tileK: 16, threadRows: 4, threadCols: 4 };
+    const timedKernels = ['mm_matmul', 'mm_matmul'];
+    const ok: CandidateResult = { schedule: staged, error: 1e-7, ok: true, medianMs: 2, timedKernels };
+    const fast: CandidateResult = { schedule: direct, error: 1e-7, ok: true, medianMs: 0.5, timedKernels };
+    const wrong: CandidateResult = { schedule: { ...direct, tileK: 8 }, error: 1, ok: false, medianMs: NaN, timedKernels, note: 'wrong result' };
+    const text = tuneTable({ adapter: 'webgpu:x', repeats: 3, entries: [], groups: [{ kind: 'matmul', shape: 's', nodeIds: [4, 9], candidates: [staged, direct, wrong.schedule], results: [ok, fast, wrong], winner: fast }] });
+    const lines = text.split('\n');
+    expect(lines[0]).toMatch(/^tfc tune on webgpu:x: ms = median of 3 runs of the GPU time of each shape's own kernels/);
+    expect(lines[2]).toBe('matmul s: 2 nodes; timed 2 steps: mm_matmul x2');
+    // Schedules are padded to 40 columns before the notes.
+    expect(lines[3]).toBe(`       2.000 ms  1.00x  err 1.0e-7  ok       ${'64x64 k16 4x4/thread staged'.padEnd(40)}  (default)`);
+    expect(lines[4]).toBe('  *    0.500 ms  0.25x  err 1.0e-7  ok       32x32 k16 4x4/thread direct');
+    expect(lines[5]).toBe(`           - ms      -  err 1.0e+0  REJECTED ${'32x32 k8 4x4/thread direct'.padEnd(40)}  (wrong result)`);
   });
 
   it('kernel summaries count steps per kernel in launch order', () => {
