@@ -1,7 +1,8 @@
 // `tfc bench` on the command line: parses the options, runs one suite (bench.ts), prints the table
 // (or the JSON with --json) and writes <suite>.json/.svg/.png under --out-dir (bench/results).
 import { Command, Option } from 'commander';
-import { resolve } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { UsageError, collect, parseSetOptions } from './args.js';
 import {
   type BenchOptions,
@@ -17,6 +18,8 @@ import {
   writeResults,
 } from './bench.js';
 import type { CaseResult } from './bench-report.js';
+import { benchAttentionCuda, formatCudaTable } from './bench-cuda.js';
+import { cudaRunRefusal } from '../runtime-cuda/run.js';
 
 interface RawOptions {
   T?: string;
@@ -24,7 +27,9 @@ interface RawOptions {
   causal?: boolean;
   full?: boolean;
   dtype?: string;
-  heads: string;
+  heads?: string;
+  batch?: string;
+  target: string;
   repeats: string;
   warmup: string;
   systems?: string;
@@ -67,10 +72,56 @@ function options(o: RawOptions, err: (s: string) => void): BenchOptions {
   };
 }
 
-export function addBenchCommand(program: Command, io: { out: (s: string) => void; err: (s: string) => void }): void {
+/**
+ * `--target cuda|cuda-emu` (attention only): the CUDA launcher beside PyTorch SDPA (bench-cuda.ts).
+ * Defaults are issue 6's shapes on a GPU (B=4, 16 heads, T 1024/4096/16384, dh 64/128, f16) and one
+ * tiny shape on the emulator, whose times mean nothing. Without a GPU, --target cuda is exit 2.
+ */
+function runCudaBench(suite: string, raw: RawOptions, o: BenchOptions, io: { out: (s: string) => void; err: (s: string) => void }, env: Readonly<Record<string, string | undefined>>): void {
+  if (suite !== 'attention') throw new UsageError(`--target ${raw.target} is wired for the attention suite only (got '${suite}')`);
+  const mode = raw.target === 'cuda' ? 'nvcc' : 'emu';
+  const refusal = cudaRunRefusal(mode);
+  if (refusal !== undefined) {
+    throw new UsageError(
+      mode === 'nvcc'
+        ? `tfc bench attention --target cuda: ${refusal.replace(/; use --target cuda-emu.*$/, '')}; run it in a session with a GPU (the device machine: npm ci && npm run build && node bin/tfc.js bench attention --target cuda), or --target cuda-emu for a plumbing check on the CPU emulator (its times are meaningless)`
+        : `tfc bench attention --target cuda-emu: ${refusal}`,
+    );
+  }
+  const gpu = mode === 'nvcc';
+  const doc = benchAttentionCuda(
+    {
+      mode,
+      B: ints('--batch', raw.batch)?.[0] ?? (gpu ? 4 : 1),
+      H: ints('--heads', raw.heads)?.[0] ?? (gpu ? 16 : 2),
+      T: o.T ?? (gpu ? [1024, 4096, 16384] : [40]),
+      dh: o.dh ?? (gpu ? [64, 128] : [64]),
+      causal: o.causal ?? [true, false],
+      dtypes: o.dtypes ?? ['f16'],
+      repeats: o.repeats,
+      err: io.err,
+    },
+    env,
+  );
+  if (raw.json === true) io.out(`${JSON.stringify(doc, null, 1)}\n`);
+  else io.out(formatCudaTable(doc));
+  if (gpu) {
+    const written = writeCudaResults(doc, o.outDir);
+    io.err(`tfc bench: wrote ${written}\n`);
+  }
+}
+
+function writeCudaResults(doc: object, outDir: string): string {
+  mkdirSync(outDir, { recursive: true });
+  const path = join(outDir, 'attention-cuda.json');
+  writeFileSync(path, `${JSON.stringify(doc, null, 1)}\n`);
+  return path;
+}
+
+export function addBenchCommand(program: Command, io: { out: (s: string) => void; err: (s: string) => void; env?: Readonly<Record<string, string | undefined>> }): void {
   const cmd = program
     .command('bench')
-    .description('race tfc (fused and --no-fuse) against ONNX Runtime Web and TF.js on this WebGPU adapter; results checked against float64')
+    .description('race tfc (fused and --no-fuse) against ONNX Runtime Web and TF.js on this WebGPU adapter, or (attention --target cuda) against PyTorch SDPA on an NVIDIA GPU; results checked against float64')
     .argument('<SUITE>', 'attention | model | decode | compile')
     .argument('[FILE]', 'model for `model` (default examples/gpt2.tfx); example files for `compile` (default all)')
     .option('--T <N,...>', 'attention: sequence lengths (default 256,1024,2048)')
@@ -78,7 +129,9 @@ export function addBenchCommand(program: Command, io: { out: (s: string) => void
     .option('--causal', 'attention: causal cases only')
     .option('--full', 'attention: non-causal cases only')
     .option('--dtype <f32,f16>', 'attention: dtypes (default f32 and, with shader-f16, f16)')
-    .option('--heads <N>', 'attention: heads', '12')
+    .option('--heads <N>', 'attention: heads (default 12; 16 with --target cuda)')
+    .option('--batch <N>', 'attention with --target cuda|cuda-emu: batch (default 4 on a GPU, 1 on the emulator)')
+    .addOption(new Option('--target <T>', 'webgpu (peers: ORT Web, TF.js), cuda (the CUDA launcher beside PyTorch SDPA on an NVIDIA GPU) or cuda-emu (the same on the CPU emulator: plumbing only)').choices(['webgpu', 'cuda', 'cuda-emu']).default('webgpu'))
     .option('--systems <S,...>', 'only these systems: tfc, "tfc --no-fuse", ort-mha, ort-plain, ort (both, or the model peer), tfjs')
     .option('--repeats <N>', 'measured runs per case (median and spread)', '5')
     .option('--warmup <N>', 'unmeasured runs first', '1')
@@ -89,6 +142,10 @@ export function addBenchCommand(program: Command, io: { out: (s: string) => void
     .option('--out-dir <DIR>', 'where <suite>.json/.svg/.png go', 'bench/results')
     .action(async (suite: string, file: string | undefined, raw: RawOptions) => {
       const o = options(raw, io.err);
+      if (raw.target !== 'webgpu') {
+        runCudaBench(suite, raw, o, io, io.env ?? process.env);
+        return;
+      }
       const startedAt = new Date().toISOString();
       const machine = machineState();
       const set = { ...(modelPresets[raw.preset] ?? {}), ...Object.fromEntries(parseSetOptions(raw.set)) };
