@@ -42,6 +42,10 @@ export function verifyGraph(g: Graph): string[] {
       return;
     }
     if (op.arity !== 'variadic' && n.operands.length !== op.arity) bad(`has ${n.operands.length} operands, but '${n.op}' takes ${op.arity}`);
+    if (op.resultOf !== undefined) {
+      const p = g.nodes[n.operands[0] ?? -1];
+      if (p !== undefined && p.op !== op.resultOf) bad(`operand 0 is %${p.id} (${p.op}), but '${n.op}' is a result of a ${op.resultOf}`);
+    }
     let attrsOk = true;
     for (const [k, kind] of Object.entries(op.attrs)) {
       const a = n.attrs[k];

@@ -147,7 +147,9 @@ export function interpret(graph: Graph, feeds: Feeds, options: InterpretOptions 
   const values: (Tensor64 | undefined)[] = new Array<Tensor64 | undefined>(graph.nodes.length);
   // Free each intermediate after its last use (outputs are kept).
   const lastUse = new Array<number>(graph.nodes.length).fill(-1);
-  for (const n of graph.nodes) for (const o of n.operands) lastUse[o] = n.id;
+  // An op that is a second result of its operand's producer (`resultOf`) reads the producer's operands.
+  const producerOf = (n: Node): Node | undefined => (getOp(n.op)?.resultOf === undefined ? undefined : graph.nodes[n.operands[0] ?? -1]);
+  for (const n of graph.nodes) for (const o of [...n.operands, ...(producerOf(n)?.operands ?? [])]) lastUse[o] = Math.max(lastUse[o] ?? -1, n.id);
   for (const o of graph.outputs) lastUse[o.value] = Infinity;
   const feed = (op: SourceOp, name: string): Tensor64 | undefined => (op === 'input' ? feeds.inputs : feeds.weights).get(name);
 
@@ -156,14 +158,16 @@ export function interpret(graph: Graph, feeds: Feeds, options: InterpretOptions 
     const op = getOp(node.op);
     if (op === undefined) throw new InternalError(`unknown op '${node.op}' at %${node.id}`);
     const shape = concreteShapeOf(node, node.type, dims);
-    const operands = node.operands.map((id) => {
+    const producer = op.resultOf === undefined ? undefined : graph.nodes[node.operands[0] ?? -1];
+    if (op.resultOf !== undefined && producer?.op !== op.resultOf) throw new InternalError(`%${node.id} (${node.op}) needs a ${op.resultOf} operand`);
+    const operands = (producer?.operands ?? node.operands).map((id) => {
       const v = values[id];
       if (v === undefined) throw new InternalError(`%${node.id} (${node.op}) uses %${id} before it has a value`);
       return v;
     });
     let result: Tensor64;
     try {
-      result = op.interp(operands, { node, dims, shape, feed });
+      result = op.interp(operands, producer === undefined ? { node, dims, shape, feed } : { node, dims, shape, feed, producer });
     } catch (e) {
       if (e instanceof InterpError && e.loc === undefined) throw new InterpError(e.code, e.message, node.loc);
       throw e;
@@ -174,7 +178,7 @@ export function interpret(graph: Graph, feeds: Feeds, options: InterpretOptions 
       );
     }
     values[i] = result;
-    for (const o of node.operands) if (lastUse[o] === node.id) values[o] = undefined;
+    for (const o of [...node.operands, ...(producer?.operands ?? [])]) if (lastUse[o] === node.id) values[o] = undefined;
   });
 
   const outputs = new Map<string, Tensor64>();

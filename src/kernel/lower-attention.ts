@@ -482,6 +482,23 @@ export interface AttentionInput {
   readonly schedule?: AttentionSchedule;
   /** An id for the split-K temp (no graph value has it). */
   readonly firstTempId: number;
+  /**
+   * The node's fused_attention_lse, if any: the prefill kernel (or the decode combine) also
+   * writes each row's log-sum-exp m + log(l) of the final scores there, -inf where l = 0.
+   */
+  readonly lse?: Node;
+}
+
+/** A row's log-sum-exp from its running max and sum: -inf for a fully masked row (l = 0). */
+function lseValue(m: Expr, l: Expr): Expr {
+  return select(bin('eq', l, f32(0)), NEG_INF, bin('add', m, call('log', [l], 'f32')));
+}
+
+/** LSE bytes written: B*Hq*T elements of the LSE node's dtype (0 without one). */
+function lseBytes(inp: AttentionInput): SizeExpr | undefined {
+  if (inp.lse === undefined) return undefined;
+  const [B, Hq, T] = inp.lse.type.shape;
+  return sMul(dimToSize(B ?? { terms: [] }), dimToSize(Hq ?? { terms: [] }), dimToSize(T ?? { terms: [] }), sConst(storageBytes(inp.lse.type.dtype)));
 }
 
 interface Mode {
@@ -928,6 +945,12 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['
         else: [],
       });
     }
+    if (mode.kind === 'prefill' && inp.lse !== undefined) {
+      // The row's log-sum-exp (FlexAttention's return_lse), one lane per row.
+      const lseSlot = kb.slot('lse', inp.lse.id, 'read_write', storageType(inp.lse.type.dtype));
+      const value = cast(storageType(inp.lse.type.dtype), lseValue(arrayLoad(mRun, iiv, 'f32'), lRow));
+      write.push({ kind: 'if', cond: bin('eq', lane, u32(0)), then: [{ kind: 'store', slot: lseSlot, index: oRow, value }], else: [] });
+    }
     wb.push({ kind: 'if', cond: lt(qi, T), then: write, else: [] });
     body.push(forLoop(ii, u32(0), u32(RQ), u32(1), wb));
   }
@@ -936,7 +959,7 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['
   // G heads of a KV head (tiles the sparsity skips still count: a worst case), the lambdas'
   // reads once per score element:
   //   read  = B*Hq*T*dk*e + B*(Hq/G)*ceil(T/Br)*S*(dk + dv)*e + B*Hq*T*S*lambdaBytes
-  //   write = B*Hq*T*dv*e (prefill) or B*Hq*T*splits*(dv + 2)*4 (split-K partials)
+  //   write = B*Hq*T*dv*e (prefill; + B*Hq*T*e' with an LSE) or B*Hq*T*splits*(dv + 2)*4 (split-K partials)
   const B_ = dimToSize(shape.B);
   const Hq_ = dimToSize(shape.Hq);
   const T_ = dimToSize(shape.T);
@@ -950,7 +973,9 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['
   const qTiles = mode.kind === 'prefill' ? sCeilDiv(T_, s.tileRows) : T_;
   const reads = [sMul(B_, Hq_, T_, sConst(dk * eQ)), sMul(B_, headGroups, qTiles, S_, sConst((dk + dv) * eK))];
   if (lambdaBytes > 0) reads.push(sMul(B_, Hq_, T_, S_, sConst(lambdaBytes)));
-  const written = mode.kind === 'prefill' ? sMul(B_, Hq_, T_, sConst(dv * storageBytes(n.type.dtype))) : sMul(B_, Hq_, T_, sConst(s.splits * (dv + 2) * 4));
+  const outBytes = mode.kind === 'prefill' ? sMul(B_, Hq_, T_, sConst(dv * storageBytes(n.type.dtype))) : sMul(B_, Hq_, T_, sConst(s.splits * (dv + 2) * 4));
+  const lseWritten = mode.kind === 'prefill' ? lseBytes(inp) : undefined;
+  const written = lseWritten === undefined ? outBytes : sAdd(outBytes, lseWritten);
   const traffic: Traffic = { bytesRead: sAdd(...reads), bytesWritten: written, flops: sMul(B_, Hq_, T_, S_, sConst(2 * (dk + dv))) };
   const gridX = mode.kind === 'prefill' ? qTiles : sMul(sCeilDiv(T_, Br), sConst(s.splits));
   const schedule: KernelSchedule = { kind: 'flash_attention', tileRows: Br, tileCols: Bc, lanes: L, useSubgroups: s.useSubgroups, splits: mode.kind === 'split' ? s.splits : 1 };
@@ -998,8 +1023,16 @@ function combineKernel(inp: AttentionInput, s: AttentionSchedule, tempId: number
   lb.push({ kind: 'assign', name: den, value: bin('add', v(den, 'f32'), bin('mul', w, load(pSlot, at(v(p2, 'u32'), u32(dv + 1)), 'f32'))) });
   inner.push(forLoop(p2, u32(0), u32(s.splits), u32(1), lb));
   inner.push({ kind: 'store', slot: oSlot, index: flat, value: cast(storageType(n.type.dtype), select(bin('eq', v(den, 'f32'), f32(0)), f32(0), bin('div', v(num, 'f32'), v(den, 'f32')))) });
+  if (inp.lse !== undefined) {
+    // The row's log-sum-exp: max over partitions m plus log of the rescaled sum, by column 0's thread.
+    const lseSlot = kb.slot('lse', inp.lse.id, 'read_write', storageType(inp.lse.type.dtype));
+    const value = cast(storageType(inp.lse.type.dtype), lseValue(v(m, 'f32'), v(den, 'f32')));
+    inner.push({ kind: 'if', cond: bin('eq', j, u32(0)), then: [{ kind: 'store', slot: lseSlot, index: row, value }], else: [] });
+  }
   body.push({ kind: 'if', cond: lt(flat, total), then: inner, else: [] });
   const elems = sMul(dimToSize(B), dimToSize(Hq), dimToSize(T), sConst(dv));
+  const outWritten = sMul(elems, sConst(storageBytes(n.type.dtype)));
+  const lseWritten = lseBytes(inp);
   return {
     op: 'fused_attention_combine',
     workgroupSize: [wg, 1, 1],
@@ -1009,7 +1042,7 @@ function combineKernel(inp: AttentionInput, s: AttentionSchedule, tempId: number
     body,
     schedule: { kind: 'map', workgroupSize: wg },
     // Each output element reads every partition's max, sum and its own accumulator (max twice).
-    traffic: { bytesRead: sMul(elems, sConst(s.splits * 4 * 4)), bytesWritten: sMul(elems, sConst(storageBytes(n.type.dtype))), flops: sMul(elems, sConst(s.splits * 6)) },
+    traffic: { bytesRead: sMul(elems, sConst(s.splits * 4 * 4)), bytesWritten: lseWritten === undefined ? outWritten : sAdd(outWritten, lseWritten), flops: sMul(elems, sConst(s.splits * 6)) },
     bindings: kb.bindings,
   };
 }

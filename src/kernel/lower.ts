@@ -221,10 +221,21 @@ class Lowering {
     private readonly target: TargetLimits,
   ) {}
 
+  /** The first fused_attention_lse node of each fused_attention (its kernel writes that node's buffer). */
+  private readonly lseNodes = new Map<number, number>();
+
+  private lseOf(attention: number): number | undefined {
+    return this.lseNodes.get(attention);
+  }
+
   run(): KernelProgram {
     const isOutput = new Set(this.g.outputs.map((o) => o.value));
     const uses = new Map<number, Node[]>();
     for (const n of this.g.nodes) for (const o of n.operands) uses.set(o, [...(uses.get(o) ?? []), n]);
+    for (const n of this.g.nodes) {
+      const a = n.operands[0];
+      if (n.op === 'fused_attention_lse' && a !== undefined && !this.lseNodes.has(a)) this.lseNodes.set(a, n.id);
+    }
     for (const n of this.g.nodes) {
       switch (n.op) {
         case 'input':
@@ -235,6 +246,13 @@ class Lowering {
         case 'view': // fold-views: consumers read the source's buffer through the map (lower-view.ts)
           this.storage.set(n.id, this.bufferOf(this.operand(n, 0)));
           break;
+        case 'fused_attention_lse': {
+          // The attention kernel writes the LSE (lowerFusedAttention); a second LSE node of the
+          // same attention (no CSE ran) shares the first one's buffer.
+          const first = this.g.nodes[this.lseOf(this.operand(n, 0).id) ?? n.id] ?? n;
+          this.storage.set(n.id, first.id === n.id ? n.id : this.bufferOf(first));
+          break;
+        }
         case 'const': {
           const foldable = !isOutput.has(n.id) && (uses.get(n.id) ?? []).every((u) => isElementwiseOp(u.op) || u.op === 'grid');
           if (foldable) this.storage.set(n.id, 'folded');
@@ -271,6 +289,7 @@ class Lowering {
       case 'sum':
       case 'mean':
       case 'max_reduce':
+      case 'logsumexp':
         return this.emitReduce(n);
       case 'softmax':
         return this.emitSoftmax(n);
@@ -342,7 +361,9 @@ class Lowering {
   private emitFusedAttention(n: Node): void {
     const firstTempId = this.g.nodes.length + this.temps.size;
     const attention = this.s.byShape?.attention?.[scheduleShapeKey(this.g, n)] ?? this.s.attention;
-    const r = lowerFusedAttention({ graph: this.g, node: n, target: this.target, firstTempId, ...(attention !== undefined ? { schedule: attention } : {}) });
+    const lseNode = this.g.nodes[this.lseOf(n.id) ?? -1];
+    const lse = lseNode === undefined ? {} : { lse: lseNode };
+    const r = lowerFusedAttention({ graph: this.g, node: n, target: this.target, firstTempId, ...(attention !== undefined ? { schedule: attention } : {}), ...lse });
     for (const [id, t] of r.temps) {
       this.temps.set(id, t);
       this.storage.set(id, id);
@@ -726,6 +747,7 @@ class Lowering {
     const redDims = axes.map((k) => shape[k] ?? dimConst(1));
     const st = strides(shape);
     const isMax = n.op === 'max_reduce';
+    const isLse = n.op === 'logsumexp';
     const kb = new KernelBuilder();
     const xSlot = kb.input('x', x.id, x.type.dtype);
     const outSlot = kb.output('out', n.id, n.type.dtype);
@@ -752,28 +774,56 @@ class Lowering {
           }
           base = kb.let(body, 'base', off);
         }
+        /** Element j of the row (as f32): offset j along the reduced axes. */
+        const xAt = (loop: Stmt[], j: Expr): Expr => {
+          let offset: Expr;
+          if (trailing) offset = j;
+          else {
+            let rest = j;
+            let off: Expr = u32(0);
+            for (let i = axes.length - 1; i >= 0; i--) {
+              const k = axes[i] ?? 0;
+              const d = dimExpr(shape[k] ?? dimConst(1));
+              const ik = i === 0 ? rest : kb.let(loop, `a${k}`, rem(rest, d));
+              if (i > 0) rest = kb.let(loop, `b${k}`, div(rest, d));
+              off = add(off, mul(ik, st[k] ?? u32(1)));
+            }
+            offset = off;
+          }
+          return kb.let(loop, 'x', cast('f32', load(xSlot, add(base, offset), xt)));
+        };
         const acc = kb.fresh('acc');
-        body.push({ kind: 'var', name: acc, type: 'f32', init: lit('f32', isMax ? -Infinity : 0) });
+        body.push({ kind: 'var', name: acc, type: 'f32', init: lit('f32', isMax || isLse ? -Infinity : 0) });
         body.push(
           this.rowLoop(kb, productExpr(redDims), (loop, j) => {
-            let offset: Expr;
-            if (trailing) offset = j;
-            else {
-              let rest = j;
-              let off: Expr = u32(0);
-              for (let i = axes.length - 1; i >= 0; i--) {
-                const k = axes[i] ?? 0;
-                const d = dimExpr(shape[k] ?? dimConst(1));
-                const ik = i === 0 ? rest : kb.let(loop, `a${k}`, rem(rest, d));
-                if (i > 0) rest = kb.let(loop, `b${k}`, div(rest, d));
-                off = add(off, mul(ik, st[k] ?? u32(1)));
-              }
-              offset = off;
-            }
-            const xv = kb.let(loop, 'x', cast('f32', load(xSlot, add(base, offset), xt)));
-            loop.push({ kind: 'assign', name: acc, value: isMax ? call('max', [v(acc, 'f32'), xv], 'f32') : bin('add', v(acc, 'f32'), xv) });
+            const xv = xAt(loop, j);
+            loop.push({ kind: 'assign', name: acc, value: isMax || isLse ? call('max', [v(acc, 'f32'), xv], 'f32') : bin('add', v(acc, 'f32'), xv) });
           }),
         );
+        if (isLse) {
+          // logsumexp: m = the row max, then m + log(sum exp(x - m)). An element equal to m adds
+          // exactly 1, so a row of only -inf gives -inf + log(n) = -inf (exp(-inf - -inf) would be
+          // NaN) and a +inf element gives +inf.
+          const m = this.workgroupReduce(kb, body, v(acc, 'f32'), 'max', 'red');
+          const mRow = kb.let(body, 'm_row', m);
+          const sum = kb.fresh('sum');
+          body.push({ kind: 'var', name: sum, type: 'f32', init: lit('f32', 0) });
+          body.push(
+            this.rowLoop(kb, productExpr(redDims), (loop, j) => {
+              const xv = xAt(loop, j);
+              const e = select(bin('eq', xv, mRow), lit('f32', 1), call('exp', [bin('sub', xv, mRow)], 'f32'));
+              loop.push({ kind: 'assign', name: sum, value: bin('add', v(sum, 'f32'), e) });
+            }),
+          );
+          const total = this.workgroupReduce(kb, body, v(sum, 'f32'), 'sum', 'lse');
+          body.push({
+            kind: 'if',
+            cond: bin('eq', builtin('local_id', 0), u32(0)),
+            then: [{ kind: 'store', slot: outSlot, index: row, value: cast(storageType(n.type.dtype), bin('add', mRow, call('log', [total], 'f32'))) }],
+            else: [],
+          });
+          return;
+        }
         let total = this.workgroupReduce(kb, body, v(acc, 'f32'), isMax ? 'max' : 'sum', 'red');
         if (n.op === 'mean') total = bin('div', total, cast('f32', productExpr(redDims)));
         body.push({
@@ -784,7 +834,8 @@ class Lowering {
         });
       },
       {
-        bytesRead: bytesOf(shapeElements(shape), x.type.dtype),
+        // logsumexp reads its row twice (max, then the sum of exponentials).
+        bytesRead: isLse ? sMul(bytesOf(shapeElements(shape), x.type.dtype), sConst(2)) : bytesOf(shapeElements(shape), x.type.dtype),
         bytesWritten: bytesOf(shapeElements(n.type.shape), n.type.dtype),
         flops: this.flops(n),
       },

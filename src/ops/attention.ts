@@ -9,10 +9,10 @@
 // step at a time): it is the reference the kernels are tested against.
 import { type Dim, dimAdd, dimConst, dimConstValue, dimDiv, dimEquals, dimMul, printDim } from '../check/dim.js';
 import { InternalError } from '../diag/diagnostic.js';
-import type { Attr, Attrs, ScalarExpr } from '../graph/ir.js';
-import { type TensorType, isFloat, printType } from '../graph/types.js';
+import type { Attr, Attrs, Node, ScalarExpr } from '../graph/ir.js';
+import { type DType, type TensorType, isFloat, printType } from '../graph/types.js';
 import { makeTensor } from '../interp/tensor.js';
-import { type OpDef, type OpError, type Tensor64, defineOp } from './define.js';
+import { type InterpContext, type OpDef, type OpError, type Tensor64, defineOp } from './define.js';
 import { numelDim, opError } from './elementwise.js';
 import { softmaxRow } from './norm.js';
 import { placeholderOp } from './fused.js';
@@ -138,6 +138,66 @@ function evalLambda(params: readonly string[], body: ScalarExpr, operands: reado
   return gridOp.interp(operands, { node, dims: ctx.dims, shape });
 }
 
+/**
+ * The float64 attention of a fused_attention node `n` (its attrs) on its operands: the output
+ * [B, Hq, T, dv] and, per row, the log-sum-exp of the final scores (-inf for a fully masked row).
+ */
+function interpAttention(operands: readonly Tensor64[], n: Node, ctx: InterpContext, outDtype: DType): { out: Tensor64; lse: Tensor64 } {
+  const [q, k, v] = operands;
+  if (q === undefined || k === undefined || v === undefined) throw new InternalError('fused_attention needs q, k, v');
+  const [nb, hq, nt, dk] = q.shape as [number, number, number, number];
+  const [, hkv, ns] = k.shape as [number, number, number, number];
+  const dv = v.shape[3] ?? 0;
+  const group = hq / hkv;
+  const at = (t: Tensor64, i0: number, i1: number, i2: number, i3: number): number => {
+    const [, s1, s2, s3] = t.shape as [number, number, number, number];
+    return t.data[((i0 * s1 + i1) * s2 + i2) * s3 + i3] ?? NaN;
+  };
+  const lctx = { ...ctx, node: n };
+  const scale = (n.attrs['scale'] as { value: number } | undefined)?.value ?? NaN;
+  // 1. scaled scores [B, Hq, T, S]
+  const scoreShape = [nb, hq, nt, ns];
+  let scores = makeTensor('f32', scoreShape);
+  for (let b = 0; b < nb; b++)
+    for (let h = 0; h < hq; h++) {
+      const kh = Math.floor(h / group);
+      for (let i = 0; i < nt; i++)
+        for (let j = 0; j < ns; j++) {
+          let dot = 0;
+          for (let d = 0; d < dk; d++) dot += at(q, b, h, i, d) * at(k, b, kh, j, d);
+          scores.data[((b * hq + h) * nt + i) * ns + j] = dot * scale;
+        }
+    }
+  // 2. the score lambda, with score() reading the scores as an extra operand
+  const scoreLambda = lambdaOf(n.attrs, 'score');
+  if (scoreLambda !== undefined) {
+    scores = evalLambda(scoreLambda.params, scoreAsRead(scoreLambda.body, operands.length), [...operands, scores], lctx, scoreShape);
+  }
+  // 3. the mask: masked scores are -inf
+  const maskLambda = lambdaOf(n.attrs, 'mask');
+  const mask = maskLambda === undefined ? undefined : evalLambda(maskLambda.params, maskLambda.body, operands, lctx, scoreShape);
+  // 4. softmax over k (a fully masked row gives zeros), then @ v; the row's log-sum-exp
+  const out = makeTensor(outDtype, [nb, hq, nt, dv]);
+  const lse = makeTensor(outDtype, [nb, hq, nt]);
+  for (let b = 0; b < nb; b++)
+    for (let h = 0; h < hq; h++) {
+      const kh = Math.floor(h / group);
+      for (let i = 0; i < nt; i++) {
+        const base = ((b * hq + h) * nt + i) * ns;
+        const row = Array.from({ length: ns }, (_, j) => (mask !== undefined && mask.data[base + j] === 0 ? -Infinity : (scores.data[base + j] ?? NaN)));
+        const p = softmaxRow(row);
+        for (let e = 0; e < dv; e++) {
+          let acc = 0;
+          for (let j = 0; j < ns; j++) acc += (p[j] ?? NaN) * at(v, b, kh, j, e);
+          out.data[((b * hq + h) * nt + i) * dv + e] = acc;
+        }
+        const m = row.reduce((a, x) => Math.max(a, x), -Infinity);
+        lse.data[(b * hq + h) * nt + i] = m === -Infinity ? -Infinity : m + Math.log(row.reduce((a, x) => a + Math.exp(x - m), 0));
+      }
+    }
+  return { out, lse };
+}
+
 export const attentionOps: readonly OpDef[] = [
   defineOp({
     name: 'fused_attention',
@@ -148,57 +208,7 @@ export const attentionOps: readonly OpDef[] = [
     doc:
       'softmax over k of (mask ? score(q·k * scale) : -inf) @ v; q [B,Hq,T,dk], k [B,Hkv,S,dk], v [B,Hkv,S,dv], then the tensors the lambdas read; query head h uses KV head h / (Hq/Hkv); `score` and `mask` are lambdas over (b, h, q, k), `score()` the scaled score; a fully masked row gives 0',
     infer: (operands, attrs) => inferAttention(operands, attrs),
-    interp: (operands, ctx) => {
-      const [q, k, v] = operands;
-      if (q === undefined || k === undefined || v === undefined) throw new InternalError('fused_attention needs q, k, v');
-      const [nb, hq, nt, dk] = q.shape as [number, number, number, number];
-      const [, hkv, ns] = k.shape as [number, number, number, number];
-      const dv = v.shape[3] ?? 0;
-      const group = hq / hkv;
-      const at = (t: Tensor64, i0: number, i1: number, i2: number, i3: number): number => {
-        const [, s1, s2, s3] = t.shape as [number, number, number, number];
-        return t.data[((i0 * s1 + i1) * s2 + i2) * s3 + i3] ?? NaN;
-      };
-      const scale = (ctx.node.attrs['scale'] as { value: number } | undefined)?.value ?? NaN;
-      // 1. scaled scores [B, Hq, T, S]
-      const scoreShape = [nb, hq, nt, ns];
-      let scores = makeTensor('f32', scoreShape);
-      for (let b = 0; b < nb; b++)
-        for (let h = 0; h < hq; h++) {
-          const kh = Math.floor(h / group);
-          for (let i = 0; i < nt; i++)
-            for (let j = 0; j < ns; j++) {
-              let dot = 0;
-              for (let d = 0; d < dk; d++) dot += at(q, b, h, i, d) * at(k, b, kh, j, d);
-              scores.data[((b * hq + h) * nt + i) * ns + j] = dot * scale;
-            }
-        }
-      // 2. the score lambda, with score() reading the scores as an extra operand
-      const scoreLambda = lambdaOf(ctx.node.attrs, 'score');
-      if (scoreLambda !== undefined) {
-        scores = evalLambda(scoreLambda.params, scoreAsRead(scoreLambda.body, operands.length), [...operands, scores], ctx, scoreShape);
-      }
-      // 3. the mask: masked scores are -inf
-      const maskLambda = lambdaOf(ctx.node.attrs, 'mask');
-      const mask = maskLambda === undefined ? undefined : evalLambda(maskLambda.params, maskLambda.body, operands, ctx, scoreShape);
-      // 4. softmax over k (a fully masked row gives zeros), then @ v
-      const out = makeTensor(ctx.node.type.dtype, ctx.shape);
-      for (let b = 0; b < nb; b++)
-        for (let h = 0; h < hq; h++) {
-          const kh = Math.floor(h / group);
-          for (let i = 0; i < nt; i++) {
-            const base = ((b * hq + h) * nt + i) * ns;
-            const row = Array.from({ length: ns }, (_, j) => (mask !== undefined && mask.data[base + j] === 0 ? -Infinity : (scores.data[base + j] ?? NaN)));
-            const p = softmaxRow(row);
-            for (let e = 0; e < dv; e++) {
-              let acc = 0;
-              for (let j = 0; j < ns; j++) acc += (p[j] ?? NaN) * at(v, b, kh, j, e);
-              out.data[((b * hq + h) * nt + i) * dv + e] = acc;
-            }
-          }
-        }
-      return out;
-    },
+    interp: (operands, ctx) => interpAttention(operands, ctx.node, ctx, ctx.node.type.dtype).out,
     // Per score element: 2*dk (q·k), 1 (scale), the score and mask lambdas' applies, 5
     // (softmax: max, subtract, exp, sum, divide), 2*dv (@ v).
     flops: (operands, _result, attrs) => {
@@ -213,6 +223,29 @@ export const attentionOps: readonly OpDef[] = [
       const perScore = dimAdd(dimMul(dimConst(2), dimAdd(dk, dv)), dimConst(6 + lambdas));
       return dimMul(numelDim([b, hq, t, s]), perScore);
     },
+    lowering: 'fused-only',
+  }),
+  defineOp({
+    name: 'fused_attention_lse',
+    family: 'fused',
+    arity: 1,
+    attrs: {},
+    resultOf: 'fused_attention',
+    doc:
+      'the second result of its operand, a fused_attention [B,Hq,T,dv]: per row, log(sum over k of exp(final score)), the natural log-sum-exp of the scaled, modified, masked scores the softmax sees, [B,Hq,T]; a fully masked row gives -inf; written by the attention kernel itself',
+    infer: (operands) => {
+      const [a] = operands;
+      if (a === undefined || operands.length !== 1) return opError('TFC104', `fused_attention_lse takes 1 operand (a fused_attention), got ${operands.length}`);
+      if (a.shape.length !== 4 || !isFloat(a.dtype)) return opError('TFC203', `fused_attention_lse needs a float [B,Hq,T,dv] fused_attention, got ${printType(a)}`);
+      return { dtype: a.dtype, shape: a.shape.slice(0, 3) };
+    },
+    // The rule gets the producer's operands (OpDef.resultOf) and reads its attributes.
+    interp: (operands, ctx) => {
+      if (ctx.producer === undefined) throw new InternalError('fused_attention_lse is interpreted with its fused_attention');
+      return interpAttention(operands, ctx.producer, ctx, ctx.node.type.dtype).lse;
+    },
+    // The row's max and sum are the attention's (counted there); log and add per row.
+    flops: (_operands, result) => dimMul(dimConst(2), numelDim(result.shape)),
     lowering: 'fused-only',
   }),
   placeholderOp('score', "a fused_attention 'score' lambda", 'the scaled score q·k * scale at (b, h, q, k), f32'),

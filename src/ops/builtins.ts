@@ -88,6 +88,7 @@ const table: readonly Builtin[] = [
   { name: 'cast', lowering: 'cast', op: 'cast', params: [p('x'), p('to')], doc: 'dtype conversion (float -> int truncates)' },
   reduce('sum', 'sum', 'sum over axes'),
   reduce('mean', 'mean', 'mean over axes'),
+  reduce('logsumexp', 'logsumexp', 'log(sum(exp(x))) over axes; all -inf gives -inf'),
   { name: 'softmax', lowering: 'softmax', op: 'softmax', params: [p('x'), p('axis', -1)], doc: 'softmax along an axis' },
   {
     name: 'layernorm',

@@ -39,6 +39,8 @@ export interface InterpContext {
   readonly shape: readonly number[];
   /** For `input` and `weight` nodes: the fed tensor under a name (already checked by the caller). */
   readonly feed?: (op: 'input' | 'weight', name: string) => Tensor64 | undefined;
+  /** For an op with `resultOf`: the producer node whose operands the rule was given. */
+  readonly producer?: Node;
 }
 
 /** What a typed per-element function may depend on: operand and result dtypes and the node's attrs. */
@@ -74,6 +76,13 @@ export interface OpDef {
    * grid lambdas use this; `scalar` is the float semantics.
    */
   readonly scalarTyped?: (types: ScalarTypes) => (...xs: number[]) => number;
+  /**
+   * A second result of another op, as a node of its own (the graph IR is single-result SSA):
+   * operand 0 must be made by the op named here (the verifier checks it), the producer's kernel
+   * writes this node's buffer too (no kernel of its own), and the interpreter gives `interp` the
+   * producer's operands, with the producer as `ctx.producer`. `fused_attention_lse %attn`.
+   */
+  readonly resultOf?: string;
   /** How the op reaches a kernel: 'unfused' has a plain lowering; 'fused-only' appears only after fusion. */
   readonly lowering: 'unfused' | 'fused-only' | 'none';
 }

@@ -1,6 +1,6 @@
-// Reductions over a sorted list of non-negative axes: sum, max_reduce, mean.
-// An empty reduction gives sum 0, max -inf (i32: -2^31) and mean NaN (0/0).
-import { type Dim, dimConst } from '../check/dim.js';
+// Reductions over a sorted list of non-negative axes: sum, max_reduce, mean, logsumexp.
+// An empty reduction gives sum 0, max -inf (i32: -2^31), mean NaN (0/0) and logsumexp -inf.
+import { type Dim, dimConst, dimMul } from '../check/dim.js';
 import { intsAttr, type Attrs } from '../graph/ir.js';
 import { type DType, type TensorType, isFloat, printType } from '../graph/types.js';
 import { coerce, makeTensor, numel, stridesOf, unravel } from '../interp/tensor.js';
@@ -36,9 +36,10 @@ export function reduceShape(op: string, x: TensorType, axes: readonly number[], 
   return out;
 }
 
-type Kind = 'sum' | 'max' | 'mean';
+type Kind = 'sum' | 'max' | 'mean' | 'logsumexp';
 
 function interpReduce(kind: Kind, x: Tensor64, axes: readonly number[], dtype: DType, outShape: readonly number[]): Tensor64 {
+  if (kind === 'logsumexp') return logSumExp(x, axes, dtype, outShape);
   // Output position of each input element: drop (or zero) the reduced axes.
   const keptShape = x.shape.filter((_, i) => !axes.includes(i));
   const keptStrides = stridesOf(keptShape);
@@ -66,6 +67,39 @@ function interpReduce(kind: Kind, x: Tensor64, axes: readonly number[], dtype: D
   return out;
 }
 
+/**
+ * log(sum(exp(x))) over `axes`, naively in float64: per output, the max m of its elements, then
+ * m + log(sum exp(x - m)). A row of only -inf (every key masked) and an empty row give -inf, never
+ * NaN; a +inf element gives +inf; NaN propagates.
+ */
+function logSumExp(x: Tensor64, axes: readonly number[], dtype: DType, outShape: readonly number[]): Tensor64 {
+  const keptShape = x.shape.filter((_, i) => !axes.includes(i));
+  const keptStrides = stridesOf(keptShape);
+  const rows: number[][] = Array.from({ length: numel(keptShape) }, () => []);
+  for (let f = 0; f < x.data.length; f++) {
+    const idx = unravel(f, x.shape);
+    let o = 0;
+    let k = 0;
+    idx.forEach((v, i) => {
+      if (!axes.includes(i)) o += v * (keptStrides[k++] ?? 0);
+    });
+    rows[o]?.push(x.data[f] ?? NaN);
+  }
+  const out = makeTensor(dtype, outShape);
+  rows.forEach((row, o) => {
+    let m = -Infinity;
+    for (const v of row) m = Number.isNaN(v) || Number.isNaN(m) ? NaN : Math.max(m, v);
+    if (Number.isNaN(m) || m === -Infinity || m === Infinity) {
+      out.data[o] = m;
+      return;
+    }
+    let sum = 0;
+    for (const v of row) sum += Math.exp(v - m);
+    out.data[o] = coerce(dtype, m + Math.log(sum));
+  });
+  return out;
+}
+
 function reduceOp(name: string, kind: Kind, doc: string): OpDef {
   return defineOp({
     name,
@@ -76,8 +110,9 @@ function reduceOp(name: string, kind: Kind, doc: string): OpDef {
     infer: (operands, attrs) => {
       const [x] = operands;
       if (x === undefined || operands.length !== 1) return opError('TFC104', `${name} takes 1 operand, got ${operands.length}`);
-      if (kind === 'mean' ? !isFloat(x.dtype) : x.dtype === 'bool') {
-        return opError('TFC207', `${name} needs a ${kind === 'mean' ? 'floating-point' : 'float or i32'} operand, got ${printType(x)}`);
+      const floatOnly = kind === 'mean' || kind === 'logsumexp';
+      if (floatOnly ? !isFloat(x.dtype) : x.dtype === 'bool') {
+        return opError('TFC207', `${name} needs a ${floatOnly ? 'floating-point' : 'float or i32'} operand, got ${printType(x)}`);
       }
       const axes = axesOf(attrs);
       if (axes === undefined) return opError('TFC203', `${name} needs an 'axes' list`);
@@ -90,8 +125,9 @@ function reduceOp(name: string, kind: Kind, doc: string): OpDef {
       if (x === undefined) throw new Error(`internal: ${name} without operand`);
       return interpReduce(kind, x, intsAttr(ctx.node, 'axes'), ctx.node.type.dtype, ctx.shape);
     },
-    // One add or compare per input element; mean adds one divide per output.
-    flops: (operands: readonly TensorType[]) => numelDim(operands[0]?.shape ?? []),
+    // One add or compare per input element (mean's divide per output not counted); logsumexp:
+    // compare (max), subtract, exp, add per element (its log per output not counted).
+    flops: (operands: readonly TensorType[]) => dimMul(dimConst(kind === 'logsumexp' ? 4 : 1), numelDim(operands[0]?.shape ?? [])),
     lowering: 'unfused',
   });
 }
@@ -100,4 +136,5 @@ export const reduceOps: readonly OpDef[] = [
   reduceOp('sum', 'sum', 'sum over `axes` (sorted, non-negative); `keepdims` keeps them as size 1; empty sum is 0'),
   reduceOp('max_reduce', 'max', 'maximum over `axes`; NaN propagates; empty max is -inf (i32: -2^31)'),
   reduceOp('mean', 'mean', 'arithmetic mean over `axes` (float only); empty mean is NaN'),
+  reduceOp('logsumexp', 'logsumexp', 'log(sum(exp(x))) over `axes` (float only), as max + log(sum exp(x - max)); a row of only -inf (or an empty one) gives -inf, never NaN'),
 ];

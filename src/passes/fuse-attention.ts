@@ -70,6 +70,8 @@ interface Match {
   readonly fusedType: TensorType;
   /** The nodes replaced, for `from`. */
   readonly replaced: readonly number[];
+  /** `logsumexp(x, axis=-1)` of the softmax input x: they become fused_attention_lse. */
+  readonly lse: readonly number[];
 }
 
 class NotFused {
@@ -103,13 +105,22 @@ class Uses {
     if (n === undefined) throw new Error(`internal: no node %${id}`);
     return n;
   }
+  /** Users that a fusion absorbs besides the chain's own (the LSE logsumexps of the softmax input). */
+  private readonly absorbed = new Map<number, ReadonlySet<number>>();
+  absorb(id: number, users: readonly number[]): void {
+    this.absorbed.set(id, new Set(users));
+  }
   /** Throws NotFused unless `id` is used exactly once (by `by`) and is no graph output. */
   requireSingleUse(id: number, what: string): void {
-    const us = this.users[id] ?? [];
+    const skip = this.absorbed.get(id);
+    const us = (this.users[id] ?? []).filter((x) => skip?.has(x) !== true);
     if (this.isOutput[id] === true) throw new NotFused(`${what} is also a graph output`);
     if (us.length > 1) {
       const list = [...new Set(us)].map((x) => `%${x} (${this.node(x).op} at ${printSpan(this.node(x).loc)})`).join(', ');
-      throw new NotFused(`${what} used ${us.length} times, by ${list}`);
+      // A logsumexp of other scores than the softmax's cannot become the fused LSE output.
+      const lse = us.find((x) => this.node(x).op === 'logsumexp');
+      const note = lse === undefined ? '' : `; the logsumexp at ${printSpan(this.node(lse).loc)} reads these, not the softmax's input over the key axis, so it is no LSE output of the attention`;
+      throw new NotFused(`${what} used ${us.length} times, by ${list}${note}`);
     }
   }
 }
@@ -295,6 +306,14 @@ function matchAt(u: Uses, sm: number): Match {
   const x = smNode.operands[0];
   if (x === undefined) throw new NotFused('softmax has no operand');
   const r = smNode.type.shape.length;
+  // logsumexp over the key axis of the very scores the softmax sees is the attention's LSE output
+  // (FlexAttention's return_lse): those users of x are absorbed, not counted as other users.
+  const lse = (u.users[x] ?? []).filter((id) => {
+    const l = u.node(id);
+    const axes = l.attrs['axes'];
+    return l.op === 'logsumexp' && axes?.kind === 'ints' && axes.value.length === 1 && axes.value[0] === r - 1 && l.type.dtype === smNode.type.dtype;
+  });
+  u.absorb(x, lse);
   const memo = new Map<number, number | undefined>();
   const coreId = coreBelow(u, x, memo);
   if (coreId === undefined) throw new NotFused('no q @ k matmul under the softmax');
@@ -432,6 +451,7 @@ function matchAt(u: Uses, sm: number): Match {
     extras: lb.extras,
     fusedType: { dtype: pv.type.dtype, shape: [batch, hq, tq, dv] },
     replaced: [...replaced].sort((a, b) => a - b),
+    lse: pv.type.dtype === smNode.type.dtype ? lse : [],
   };
 }
 
@@ -491,30 +511,49 @@ function fuseAll(g: Graph, ctx: PassContext): Graph {
     if (v === undefined) throw new Error(`internal: %${id} used before its definition`);
     return v;
   };
-  for (const n of g.nodes) {
-    const match = matches.get(n.id);
+  // The fused node replaces the `p @ v` matmul and each LSE logsumexp; it is emitted at the first
+  // of them in graph order, with any operand not yet emitted (v after a logsumexp) emitted first.
+  const fusedAt = new Map<number, Match>();
+  for (const match of matches.values()) for (const id of [match.pv, ...match.lse]) fusedAt.set(id, match);
+  const visit = (id: number): number => {
+    const done = map[id];
+    if (done !== undefined) return done;
+    const n = u.node(id);
+    const match = fusedAt.get(id);
     if (match === undefined) {
-      map[n.id] = b.copy(n, n.operands.map(m));
-      continue;
+      map[id] = b.copy(n, n.operands.map(visit));
+      return m(id);
     }
     const sm = u.node(match.softmax);
+    const pvNode = u.node(match.pv);
     const before = b.size;
     // Kernel names follow the source scope of the attention (`attention_l0_fused_attention`).
-    const scope: { scope?: string } = n.scope === undefined ? {} : { scope: n.scope };
-    const q = emitView(b, m(match.q.base), match.q, sm.loc, scope);
-    const k = emitView(b, m(match.k.base), match.k, sm.loc, scope);
-    const v = emitView(b, m(match.v.base), match.v, sm.loc, scope);
+    const scope: { scope?: string } = pvNode.scope === undefined ? {} : { scope: pvNode.scope };
+    const q = emitView(b, visit(match.q.base), match.q, sm.loc, scope);
+    const k = emitView(b, visit(match.k.base), match.k, sm.loc, scope);
+    const v = emitView(b, visit(match.v.base), match.v, sm.loc, scope);
     const attrs: Record<string, Attrs[string]> = { scale: { kind: 'float', value: match.scale } };
     if (match.mask !== undefined) attrs['mask'] = { kind: 'lambda', params: attentionParams, body: match.mask };
     if (match.score !== undefined) attrs['score'] = { kind: 'lambda', params: attentionParams, body: match.score };
-    const from = match.replaced.map((id) => u.node(id).loc);
-    let out = b.add({ op: 'fused_attention', operands: [q, k, v, ...match.extras.map(m)], attrs, type: match.fusedType, loc: sm.loc, from, ...scope });
-    if (!shapeEquals(match.fusedType.shape, n.type.shape)) {
-      out = b.add({ op: 'reshape', operands: [out], attrs: { shape: { kind: 'dims', value: n.type.shape } }, type: n.type, loc: n.loc, ...scope });
+    const from = match.replaced.map((r) => u.node(r).loc);
+    const extras = match.extras.map(visit);
+    const fused = b.add({ op: 'fused_attention', operands: [q, k, v, ...extras], attrs, type: match.fusedType, loc: sm.loc, from, ...scope });
+    /** `value` reshaped to the replaced node's type where the fused shape differs. */
+    const asOld = (value: number, old: Node): number =>
+      shapeEquals(b.node(value).type.shape, old.type.shape)
+        ? value
+        : b.add({ op: 'reshape', operands: [value], attrs: { shape: { kind: 'dims', value: old.type.shape } }, type: old.type, loc: old.loc, ...scope });
+    map[match.pv] = asOld(fused, pvNode);
+    for (const l of match.lse) {
+      const old = u.node(l);
+      const lseType = { dtype: match.fusedType.dtype, shape: match.fusedType.shape.slice(0, 3) };
+      const lseId = b.add({ op: 'fused_attention_lse', operands: [fused], attrs: {}, type: lseType, loc: old.loc, from: [old.loc], ...scope });
+      map[l] = asOld(lseId, old);
     }
     for (let i = before; i < b.size; i++) made.add(i);
-    map[n.id] = out;
-  }
+    return m(id);
+  };
+  for (const n of g.nodes) visit(n.id);
   const built = b.finish(g, g.outputs.map((o) => ({ ...o, value: m(o.value) })));
   // Drop what the fusion left unused: copies of nodes that had a use before, and views this
   // pass made. Nodes that were already dead stay (eliminate-dead-code's job).
