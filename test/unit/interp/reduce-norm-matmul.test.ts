@@ -46,6 +46,28 @@ describe('reductions', () => {
   });
 });
 
+describe('logsumexp', () => {
+  it('over a row: log(e^1 + e^2 + e^3) = 3 + log(1 + e^-1 + e^-2); over axis 0 of [2,3]', () => {
+    const y = vals(runOp('logsumexp', [x23], red([1])));
+    expect(Math.abs((y[0] ?? NaN) - (3 + Math.log(1 + Math.exp(-1) + Math.exp(-2))))).toBeLessThan(1e-15);
+    expect(Math.abs((y[1] ?? NaN) - (6 + Math.log(1 + Math.exp(-1) + Math.exp(-2))))).toBeLessThan(1e-15);
+    // columns (1, 4), (2, 5), (3, 6): each b + log(1 + e^-3)
+    const c = vals(runOp('logsumexp', [x23], red([0])));
+    c.forEach((x, j) => expect(Math.abs(x - (j + 4 + Math.log(1 + Math.exp(-3))))).toBeLessThan(1e-15));
+  });
+  it('a row of only -inf gives -inf (not NaN); -inf entries add nothing; logits of 1e4 do not overflow', () => {
+    const y = vals(runOp('logsumexp', [t('f32', [3, 2], [-Infinity, -Infinity, 0, -Infinity, 1e4, 1e4])], red([1])));
+    expect(y[0]).toBe(-Infinity);
+    expect(y[1]).toBe(0);
+    expect(Math.abs((y[2] ?? NaN) - (1e4 + Math.LN2))).toBeLessThan(1e-11);
+    expect(vals(runOp('logsumexp', [t('f32', [2, 0], [])], red([1])))).toEqual([-Infinity, -Infinity]);
+  });
+  it('keepdims and a float-only dtype rule', () => {
+    expect(runOp('logsumexp', [x23], red([1], true)).shape).toEqual([2, 1]);
+    expect(() => runOp('logsumexp', [t('i32', [2], [1, 2])], red([0]))).toThrow(/floating-point/);
+  });
+});
+
 describe('softmax', () => {
   const axis = (a: number): Attrs => ({ axis: { kind: 'int', value: a } });
   it('over the last axis: [1, 2] -> [1/(1+e), e/(1+e)]', () => {

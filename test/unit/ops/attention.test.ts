@@ -153,3 +153,54 @@ describe('fused_attention IR text', () => {
     expect(bad('scale=1.0')).toEqual([]);
   });
 });
+
+describe('fused_attention_lse (the LSE result of a fused_attention)', () => {
+  // The same tiny MQA problem as above: scores (x, 0, -x) * scale for query value x.
+  const ir = (attrs: string): string => `graph m() {
+  %0 = input {name="q"} : f32[1,2,2,1]  loc(m.tfx:1:1)
+  %1 = input {name="k"} : f32[1,1,3,1]  loc(m.tfx:2:1)
+  %2 = input {name="v"} : f32[1,1,3,1]  loc(m.tfx:3:1)
+  %3 = fused_attention %0, %1, %2 {${attrs}} : f32[1,2,2,1]  loc(m.tfx:4:1)
+  %4 = fused_attention_lse %3 : f32[1,2,2]  loc(m.tfx:5:1)
+  output "o" = %3  loc(m.tfx:6:1)
+  output "lse" = %4  loc(m.tfx:7:1)
+}
+`;
+  const lseOf = (attrs: string): number[] => {
+    const sink = new DiagnosticSink();
+    const g = parseGraph(ir(attrs), 'm.ir', sink);
+    expect(sink.items.map((d) => d.message)).toEqual([]);
+    if (g === undefined) throw new Error('no graph');
+    expect(verifyGraph(g)).toEqual([]);
+    const inputs = new Map([
+      ['q', t('f32', [1, 2, 2, 1], [1, 2, 0, -1])],
+      ['k', t('f32', [1, 1, 3, 1], [1, 0, -1])],
+      ['v', t('f32', [1, 1, 3, 1], [1, 2, 3])],
+    ]);
+    const out = interpret(g, { inputs, weights: new Map() }).outputs.get('lse');
+    if (out === undefined) throw new Error('no lse');
+    expect(out.shape).toEqual([1, 2, 2]);
+    return [...out.data];
+  };
+  const lse = (s: number[]): number => Math.log(s.reduce((a, x) => a + Math.exp(x), 0));
+  it('is log(sum exp(score)) of the scaled scores, per query head and row', () => {
+    const got = lseOf('scale=0.5');
+    const want = [lse([0.5, 0, -0.5]), lse([1, 0, -1]), lse([0, 0, 0]), lse([-0.5, 0, 0.5])];
+    got.forEach((x, i) => expect(Math.abs(x - (want[i] ?? NaN))).toBeLessThan(1e-15));
+    expect(want[2]).toBeCloseTo(Math.log(3), 15);
+  });
+  it('sees the mask and the score lambda; a fully masked row gives -inf', () => {
+    // k < q: row q = 0 sees no key (-inf), row q = 1 sees key 0 only (its score x * 1).
+    const got = lseOf('mask=(b, h, q, k) => lt(k, q), scale=1.0, score=(b, h, q, k) => mul(score(), 2.0)');
+    expect(got).toEqual([-Infinity, 4, -Infinity, -2]);
+  });
+  it('prints and parses back; the verifier wants a fused_attention operand', () => {
+    const text = ir('scale=0.5');
+    const g = parseGraph(text, 'm.ir', new DiagnosticSink());
+    if (g === undefined) throw new Error('no graph');
+    expect(printGraph(g)).toBe(text);
+    const bad = parseGraph(text.replace('fused_attention_lse %3', 'fused_attention_lse %0'), 'm.ir', new DiagnosticSink());
+    if (bad === undefined) throw new Error('no graph');
+    expect(verifyGraph(bad).join('\n')).toMatch(/%4 \(fused_attention_lse\): operand 0 is %0 \(input\), but 'fused_attention_lse' is a result of a fused_attention/);
+  });
+});

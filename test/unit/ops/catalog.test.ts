@@ -24,10 +24,10 @@ const interpCoverage: Record<string, keyof typeof interpFiles> = {
   relu: 'ew', silu: 'ew', sigmoid: 'ew', not: 'ew', gelu: 'ew', cast: 'ew',
   add: 'ew', sub: 'ew', mul: 'ew', div: 'ew', mod: 'ew', pow: 'ew', max: 'ew', min: 'ew',
   eq: 'ew', ne: 'ew', lt: 'ew', le: 'ew', gt: 'ew', ge: 'ew', and: 'ew', or: 'ew', where: 'ew',
-  sum: 'rnm', max_reduce: 'rnm', mean: 'rnm', softmax: 'rnm', layernorm: 'rnm', rmsnorm: 'rnm', matmul: 'rnm',
+  sum: 'rnm', max_reduce: 'rnm', mean: 'rnm', logsumexp: 'rnm', softmax: 'rnm', layernorm: 'rnm', rmsnorm: 'rnm', matmul: 'rnm',
   gather: 'ms', reshape: 'ms', permute: 'ms', slice: 'ms', concat: 'ms',
   fused_map: 'fu', fused_matmul: 'fu', acc: 'fu', view: 'fu',
-  fused_attention: 'att', score: 'att',
+  fused_attention: 'att', fused_attention_lse: 'att', score: 'att',
 };
 
 const bt = (dtype: 'f32' | 'i32' | 'bool' = 'f32'): TensorType => ty(dtype, ['B', 'T']);
@@ -56,6 +56,8 @@ const flopsCases: Record<string, { operands: TensorType[]; attrs: Attrs; declare
   sum: { operands: [ty('f32', ['B', 'T', 64])], attrs: { axes: { kind: 'ints', value: [2] }, keepdims: { kind: 'bool', value: false } }, want: '64*B*T' },
   max_reduce: { operands: [ty('f32', ['B', 'T', 64])], attrs: { axes: { kind: 'ints', value: [2] }, keepdims: { kind: 'bool', value: false } }, want: '64*B*T' },
   mean: { operands: [ty('f32', ['B', 'T', 64])], attrs: { axes: { kind: 'ints', value: [2] }, keepdims: { kind: 'bool', value: false } }, want: '64*B*T' },
+  // max, subtract, exp, add per input element
+  logsumexp: { operands: [ty('f32', ['B', 'T', 64])], attrs: { axes: { kind: 'ints', value: [2] }, keepdims: { kind: 'bool', value: false } }, want: '256*B*T' },
   // max, subtract, exp, sum, divide
   softmax: { operands: [ty('f32', ['B', 12, 'T', 'T'])], attrs: { axis: { kind: 'int', value: 3 } }, want: '60*B*T*T' },
   layernorm: { operands: [ty('f32', ['B', 'T', 768]), ty('f32', [768]), ty('f32', [768])], attrs: { eps: { kind: 'float', value: 1e-5 } }, want: '6144*B*T' },
@@ -101,6 +103,8 @@ const flopsCases: Record<string, { operands: TensorType[]; attrs: Attrs; declare
     },
     want: '1592*B*T*S',
   },
+  // log and add per row of [B,8,T] (the max and sum are the attention's)
+  fused_attention_lse: { operands: [ty('f32', ['B', 8, 'T', 32])], attrs: {}, want: '16*B*T' },
   score: { operands: [], attrs: {}, want: '0' },
 };
 
@@ -146,7 +150,7 @@ describe.each([...catalog.values()])('$name', (op) => {
 
 describe('op groups', () => {
   it('derives the families from the catalog', () => {
-    expect(opsInFamily('reduce').map((o) => o.name)).toEqual(['sum', 'max_reduce', 'mean']);
+    expect(opsInFamily('reduce').map((o) => o.name)).toEqual(['sum', 'max_reduce', 'mean', 'logsumexp']);
     expect(opsInFamily('norm').map((o) => o.name)).toEqual(['softmax', 'layernorm', 'rmsnorm']);
     expect(opsInFamily('elementwise')).toHaveLength(33);
   });

@@ -34,6 +34,7 @@ function setup(file: string): { overrides: Record<string, number>; attentions: n
   // llama: one GQA attention per layer; transformer: encoder self + decoder self + cross per layer.
   if (file.endsWith('llama.tfx')) return { overrides: { vocab: 64, d: 32, heads: 4, kv_heads: 2, layers: 2, ffn: 48 }, attentions: 2 };
   if (file.endsWith('transformer.tfx')) return { overrides: { vocab: 64, d: 32, heads: 4, layers: 2, ffn: 48 }, attentions: 2 + 2 * 2 };
+  if (file.endsWith('attention-lse.tfx')) return { overrides: { heads: 2 }, attentions: 1 };
   return { overrides: { vocab: 64, ctx: 16, d: 32, heads: 2, layers: 2 }, attentions: 2 };
 }
 
@@ -359,3 +360,99 @@ ${out}}`;
   });
 });
 
+
+describe('fuse-attention: logsumexp of the softmax\'s scores is the LSE output', () => {
+  // s = where(causal, q @ kT * 0.5, -inf); o = softmax(s) @ v; lse = logsumexp(s, axis=-1)
+  const masked = (lse: string, order: 'pv first' | 'lse first' = 'pv first'): string => {
+    const pv = '  %10 = matmul %9, %2 : f32[B,2,T,3]\n';
+    const l = `  %11 = ${lse}  loc(a.tfx:11:7)\n`;
+    return `${head('B, T', qkv)}  %3 = permute %1 {perm=[0,1,3,2]} : f32[B,2,4,T]
+  %4 = matmul %0, %3 : f32[B,2,T,T]  loc(a.tfx:4:9)
+  %5 = const {value=0.5} : f32[]
+  %6 = mul %4, %5 : f32[B,2,T,T]  loc(a.tfx:6:9)
+  %7 = grid {body=(qi, ki) => le(ki, qi), shape=dims[T,T]} : bool[T,T]
+  %8 = const {value=-inf} : f32[]
+  %s = where %7, %6, %8 : f32[B,2,T,T]  loc(a.tfx:8:5)
+  %9 = softmax %s {axis=3} : f32[B,2,T,T]  loc(a.tfx:9:7)
+${order === 'pv first' ? pv + l : l + pv}  output "o" = %10
+  output "lse" = %11
+}`;
+  };
+
+  it('makes one fused_attention and a fused_attention_lse of it; no logsumexp, softmax or matmul left', () => {
+    const { out, remarks } = fuse(masked('logsumexp %s {axes=[3], keepdims=false} : f32[B,2,T]'));
+    expect(remarks).toEqual([]);
+    checkLines(out, `CHECK-NOT: matmul
+CHECK: %3 = fused_attention %0, %1, %2 {mask=(b, h, q, k) => le(k, q), scale=0.5} : f32[B,2,T,3]
+CHECK-NEXT: %4 = fused_attention_lse %3 : f32[B,2,T]
+CHECK-NEXT: output "o" = %3
+CHECK-NEXT: output "lse" = %4`);
+    checkLines(out, 'CHECK-NOT: logsumexp');
+    checkLines(out, 'CHECK-NOT: softmax');
+  });
+
+  it('a logsumexp before the @ v in graph order, with v defined after it: the fused node comes first', () => {
+    // v (%2 here) is defined after the logsumexp, so the fused node is emitted at the logsumexp
+    // with v moved up before it.
+    const text = `graph m(B, T) {
+  %0 = input {name="q"} : f32[B,2,T,4]
+  %1 = input {name="k"} : f32[B,2,T,4]
+  %2 = permute %1 {perm=[0,1,3,2]} : f32[B,2,4,T]
+  %3 = matmul %0, %2 : f32[B,2,T,T]
+  %4 = softmax %3 {axis=3} : f32[B,2,T,T]
+  %5 = logsumexp %3 {axes=[3], keepdims=true} : f32[B,2,T,1]
+  %6 = input {name="v"} : f32[B,2,T,3]
+  %7 = matmul %4, %6 : f32[B,2,T,3]
+  output "o" = %7
+  output "lse" = %5
+}`;
+    const { out, remarks } = fuse(text);
+    expect(remarks).toEqual([]);
+    // keepdims=true: the [B,2,T] LSE is reshaped to the logsumexp's [B,2,T,1].
+    checkLines(out, `CHECK: %2 = input {name="v"} : f32[B,2,T,3]
+CHECK-NEXT: %3 = fused_attention %0, %1, %2 {scale=1.0} : f32[B,2,T,3]
+CHECK-NEXT: %4 = fused_attention_lse %3 : f32[B,2,T]
+CHECK-NEXT: %5 = reshape %4 {shape=dims[B,2,T,1]} : f32[B,2,T,1]
+CHECK-NEXT: output "o" = %3
+CHECK-NEXT: output "lse" = %5`);
+  });
+
+  it('GQA as Llama spells it: the LSE [B,4,T] is reshaped back to the scores\' [B,2,2,T]', () => {
+    const { out, remarks } = fuse(`graph m(B, T, S) {
+  %0 = input {name="q"} : f32[B,4,T,4]
+  %1 = input {name="k"} : f32[B,2,S,4]
+  %2 = input {name="v"} : f32[B,2,S,3]
+  %3 = reshape %0 {shape=dims[B,2,2,T,4]} : f32[B,2,2,T,4]
+  %4 = reshape %1 {shape=dims[B,2,1,S,4]} : f32[B,2,1,S,4]
+  %5 = reshape %2 {shape=dims[B,2,1,S,3]} : f32[B,2,1,S,3]
+  %6 = permute %4 {perm=[0,1,2,4,3]} : f32[B,2,1,4,S]
+  %7 = matmul %3, %6 : f32[B,2,2,T,S]
+  %10 = softmax %7 {axis=4} : f32[B,2,2,T,S]
+  %11 = matmul %10, %5 : f32[B,2,2,T,3]
+  %12 = reshape %11 {shape=dims[B,4,T,3]} : f32[B,4,T,3]
+  %13 = logsumexp %7 {axes=[4], keepdims=false} : f32[B,2,2,T]
+  output "o" = %12
+  output "lse" = %13
+}`, { B: 2, T: 3, S: 5 });
+    expect(remarks).toEqual([]);
+    checkLines(out, `CHECK: %3 = fused_attention %0, %1, %2 {scale=1.0} : f32[B,4,T,3]
+CHECK: fused_attention_lse %3 : f32[B,4,T]
+CHECK-NEXT: reshape {{.*}} {shape=dims[B,2,2,T]} : f32[B,2,2,T]`.replace('reshape {{.*}}', 'reshape %5'));
+  });
+
+  // (The parser numbers values in order, so `%s` is %9 and the logsumexp %12 in the remarks.)
+  it('a logsumexp of other scores (before the mask) is no LSE: not fused, and the remark says so', () => {
+    const { out, remarks } = fuse(masked('logsumexp %6 {axes=[3], keepdims=false} : f32[B,2,T]'));
+    expect(remarks).toEqual([
+      'attention at a.tfx:9:7 not fused: scaled scores at a.tfx:6:9 used 2 times, by %9 (where at a.tfx:8:5), %12 (logsumexp at a.tfx:11:7); the logsumexp at a.tfx:11:7 reads these, not the softmax\'s input over the key axis, so it is no LSE output of the attention',
+    ]);
+    checkLines(out, 'CHECK-NOT: fused_attention\nCHECK: logsumexp');
+  });
+
+  it('a logsumexp of the softmax\'s input over another axis is no LSE either', () => {
+    const { remarks } = fuse(masked('logsumexp %s {axes=[2], keepdims=false} : f32[B,2,T]'));
+    expect(remarks).toEqual([
+      'attention at a.tfx:9:7 not fused: masked scores at a.tfx:8:5 used 2 times, by %10 (softmax at a.tfx:9:7), %12 (logsumexp at a.tfx:11:7); the logsumexp at a.tfx:11:7 reads these, not the softmax\'s input over the key axis, so it is no LSE output of the attention',
+    ]);
+  });
+});
