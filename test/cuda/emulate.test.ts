@@ -4,6 +4,9 @@
 // any tile or warp). Each case is a tiny .tfx model; every step of the plan runs in order.
 import { describe, expect, it } from 'vitest';
 import { compilePlan } from '../../src/kernel/compile-plan.js';
+import { runPipeline } from '../../src/passes/driver.js';
+import { createPassContext } from '../../src/passes/pass.js';
+import { pipelines } from '../../src/passes/pipeline.js';
 import { cudaLimits } from '../../src/kernel/schedule.js';
 import { runPlanEmulated } from '../../src/runtime-cuda/emulate.js';
 import { F, header, type OpCase, opCases } from '../helpers/op-cases.js';
@@ -49,4 +52,49 @@ describe('catalog ops on the CUDA CPU emulator vs the float64 interpreter', () =
       }
     });
   }
+});
+
+// Attention with an LSE output (fuse-attention makes it fused_attention_lse): the prefill kernel
+// writes the LSE at T = 7, the split-K pair at T = 1 (the combine writes it). Row 2 sees no key.
+describe('attention LSE on the CUDA CPU emulator vs the float64 interpreter', () => {
+  const src = `dims B, T
+input q: f32[B, 2, T, 16]
+input k: f32[B, 2, T, 16]
+input v: f32[B, 2, T, 16]
+output o: f32[B, 2, T, 16]
+output lse: f32[B, 2, T]
+model m {
+  visible = grid[T, T](i, j) => j <= i && i != 2
+  s = where(visible, q @ transpose(k) * 0.25, -inf)
+  o = softmax(s, axis=-1) @ v
+  lse = logsumexp(s, axis=-1)
+}
+`;
+  it('fused: one attention kernel (split + combine at T = 1); LSE within 1e-5 of |lse|, -inf for the masked row', () => {
+    const source = graphOf(src);
+    const g = runPipeline(source, pipelines.cuda, createPassContext({ verify: true, target: 'cuda' }));
+    expect(g.nodes.map((n) => n.op).filter((op) => op.startsWith('fused_attention') || op === 'logsumexp')).toEqual(['fused_attention', 'fused_attention_lse']);
+    const plan = compilePlan(g, { target: cudaLimits });
+    expect(plan.steps.map((s) => s.kernel.replace(/^.*_fused/, 'fused'))).toEqual(['fused_attention', 'fused_attention_split', 'fused_attention_combine']);
+    for (const [B, T] of [[1, 7], [2, 1]] as const) {
+      const { inputs, weights } = feedsFor(source, new Map([['B', B], ['T', T]]), 5 + T);
+      const ref = interpret(source, { inputs, weights });
+      const r = runPlanEmulated(plan, bindDims(g, { inputs, weights }), new Map([...inputs].map(([k, t]) => [k, t.data])));
+      const want = ref.outputs.get('lse');
+      const got = r.outputs.get('lse') ?? [];
+      if (want === undefined) throw new Error('no reference LSE');
+      expect(got.length).toBe(want.data.length);
+      for (let i = 0; i < want.data.length; i++) {
+        const w = want.data[i] ?? NaN;
+        const row = i % T;
+        // Row 2 is fully masked: exactly -inf. Else f32 vs float64 within 1e-5 * max(|lse|, 1).
+        if (row === 2) expect(w).toBe(-Infinity);
+        if (w === -Infinity) expect(got[i], `B=${B} T=${T} row ${i}`).toBe(-Infinity);
+        else expect(Math.abs((got[i] ?? NaN) - w) / Math.max(Math.abs(w), 1), `B=${B} T=${T} row ${i}`).toBeLessThanOrEqual(1e-5);
+      }
+      const o = ref.outputs.get('o');
+      if (o === undefined) throw new Error('no reference output');
+      expect(relError(r.outputs.get('o') ?? [], o), `o at B=${B}, T=${T}`).toBeLessThan(1e-4);
+    }
+  }, 300_000);
 });

@@ -51,6 +51,11 @@ export const opCases: readonly OpCase[] = [
     name: 'reductions',
     src: `${header}output s: f32[B, T]\noutput mx: f32[B, ${F}]\noutput mn: f32[B, T, 1]\nmodel m {\n  s = sum(x, axis=-1)\n  mx = max(x, axis=1)\n  mn = mean(x, axis=-1, keepdims=true)\n}\n`,
   },
+  {
+    name: 'logsumexp',
+    // Over the last axis (scores up to +-30) and over a middle axis.
+    src: `${header}output a: f32[B, T]\noutput b: f32[B, 1, ${F}]\nmodel m {\n  a = logsumexp(x * 30, axis=-1)\n  b = logsumexp(x, axis=1, keepdims=true)\n}\n`,
+  },
   { name: 'softmax-middle-axis', src: `${header}output y: f32[B, T, ${F}]\nmodel m {\n  y = softmax(x * 5, axis=1)\n}\n` },
   { name: 'matmul', src: `${header}weight w: f32[${F}, 7] = "w"\noutput y: f32[B, T, 7]\nmodel m {\n  y = x @ w\n}\n` },
   { name: 'matmul-batched-transpose', src: `${header}output y: f32[B, T, T]\nmodel m {\n  y = x @ transpose(x)\n}\n` },
