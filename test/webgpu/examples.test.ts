@@ -31,6 +31,7 @@ function smallOverrides(file: string): Record<string, number> {
   if (file.endsWith('llama.tfx')) return { vocab: 64, d: 32, heads: 4, kv_heads: 2, layers: 2, ffn: 48 };
   if (file.endsWith('transformer.tfx')) return { vocab: 64, d: 32, heads: 4, layers: 1, ffn: 64 };
   if (file.endsWith('charlm.tfx')) return {};
+  if (file.endsWith('attention-lse.tfx')) return {}; // attention alone, small by default
   return { vocab: 64, ctx: 32, d: 32, heads: 2, layers: 2 };
 }
 // Run-time dims: a KV cache of 3 earlier positions, so decode-shaped masks see a non-empty past.
