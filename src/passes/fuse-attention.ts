@@ -34,6 +34,9 @@
 //   GQA view q [B,Hkv,G,T,dk] with k [B,Hkv,1,S,dk], or MQA's k [B,1,S,dk]; then KV head = h / G,
 //   exactly the op's grouping. Materialized repeats (concat/tiling of K/V heads) are read as
 //   ordinary per-query-head K/V (correct, not deduplicated).
+// - the LSE: `logsumexp(x, axis=-1)` of the softmax's own operand x (FlexAttention's return_lse)
+//   becomes `fused_attention_lse %fused` (DEVELOPERS.md "Attention LSE"); a logsumexp of any
+//   other intermediate is an ordinary second user (not fused, and the remark names it).
 // Every intermediate (scores, each mod, probabilities) must have no other user; otherwise a
 // remark says why and the chain stays unfused. Needs: types inferred, simplify-movement run
 // before (composed permutes). Keeps: every output; the fused node's `from` lists what it replaced.
