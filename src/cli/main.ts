@@ -244,6 +244,14 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
         // Text generation (src/cli/generate.ts): WebGPU's host-module runtime, or the CUDA launcher in
         // serve mode (weights and KV cache on the device) for --target cuda|cuda-emu.
         if (opts.target !== undefined && opts.target !== 'webgpu' && cudaMode === undefined) throw new UsageError('--prompt runs on webgpu, cuda or cuda-emu');
+        if (cudaMode !== undefined) {
+          // The launcher's own weight checks exit without a diagnostic: check the file here first (TFC30x, exit 1).
+          const weights = loadTensors(state.rep, opts.weights, 'weights file');
+          const needed = neededTensors(m.graph).filter((n) => n.kind === 'weight');
+          state.rep.reportAll(checkTensors(needed, { file: '(no inputs file)', tensors: new Map() }, { file: opts.weights, ...weights }).diagnostics);
+          state.rep.flush();
+          if (state.rep.hasErrors) throw new UserErrorsReported();
+        }
         const pg = runPasses(state.rep, m.graph, cudaMode === undefined ? 'webgpu' : 'cuda', { ...(opts.fuse === false ? { noFuse: true } : {}), debug: state.debug, locs: true, log: io.err });
         const context = contextOf(m.module, overrides);
         await runPrompt(pg, { ...(opts as unknown as Record<string, string>), weights: opts.weights, prompt: opts.prompt, ...(context !== undefined ? { context } : {}) }, io, cudaMode ?? 'webgpu');

@@ -65,6 +65,12 @@ export class LauncherServer {
     child.stderr.on('data', (b: Buffer) => {
       if (this.stderr.length < 16384) this.stderr += b.toString('utf8');
     });
+    child.on('error', (e) => {
+      // spawn failed (no such file, not executable): as if it exited, with the reason.
+      this.stderr += e.message;
+      this.exited ??= { code: null, signal: null };
+      this.wake?.();
+    });
     child.on('exit', (code, signal) => {
       this.exited = { code, signal };
       this.wake?.();

@@ -12,7 +12,7 @@ import { checkSource } from '../../src/check/check-source.js';
 import type { Graph } from '../../src/graph/ir.js';
 import { interpret } from '../../src/interp/interpret.js';
 import { makeTensor, type Tensor64 } from '../../src/interp/tensor.js';
-import { readSafetensors } from '../../src/io/safetensors.js';
+import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import { compilePlan } from '../../src/kernel/compile-plan.js';
 import type { Plan } from '../../src/kernel/plan.js';
 import { cudaLimits } from '../../src/kernel/schedule.js';
@@ -174,6 +174,15 @@ describe('refusals', () => {
     const r = await tfc('run', 'examples/gpt2.tfx', '--set', set, '--weights', w, '--prompt', 'hi', '--target', 'cuda-emu');
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('has no KV-cache outputs');
+  }, 120_000);
+
+  it('--prompt with a weights file that lacks a tensor is exit 1 (TFC302) before any launcher starts', async () => {
+    const w = join(dir, 'charlm-missing.safetensors');
+    writeFileSync(w, writeSafetensors(new Map([...weights].filter(([name]) => name !== 'lm_head.weight'))));
+    writeFileSync(join(dir, 'vocab.json'), JSON.stringify(vocab));
+    const r = await tfc('run', file, '--weights', w, '--prompt', 'hi', '--target', 'cuda-emu');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/TFC302.*lm_head\.weight/);
   }, 120_000);
 
   it.runIf(detectNvidiaGpu() === undefined)('--prompt --target cuda without a GPU is exit 2 pointing at cuda-emu', async () => {
