@@ -26,18 +26,21 @@ const cases = [
   { name: 'llama', file: 'examples/llama.tfx', set: 'vocab=64,d=32,heads=4,kv_heads=2,layers=2,ffn=48', dims: 'B=1,T=5,P=0' },
 ] as const;
 
+// The emulator always; --target cuda (nvcc, on the device) too where a GPU is present.
+const targets = detectNvidiaGpu() === undefined ? ['cuda-emu'] : ['cuda-emu', 'cuda'];
+
 describe('tfc run --target cuda-emu vs --target interp', () => {
-  for (const c of cases) {
-    it(`${c.file} (${c.dims})`, async () => {
+  for (const c of cases) for (const target of targets) {
+    it(`${c.file} (${c.dims}) on ${target}`, async () => {
       const w = join(dir, `${c.name}-w.safetensors`);
       const i = join(dir, `${c.name}-in.safetensors`);
       expect((await tfc('init-weights', c.file, '--set', c.set, '--seed', '5', '--out', w)).code).toBe(0);
       expect((await tfc('random-inputs', c.file, '--set', c.set, '--set', c.dims, '--seed', '6', '--out', i)).code).toBe(0);
       const ref = join(dir, `${c.name}-interp.safetensors`);
-      const got = join(dir, `${c.name}-cuda.safetensors`);
+      const got = join(dir, `${c.name}-${target}.safetensors`);
       expect((await tfc('run', c.file, '--set', c.set, '--weights', w, '--inputs', i, '--out', ref, '--target', 'interp')).code).toBe(0);
-      const r = await tfc('run', c.file, '--set', c.set, '--weights', w, '--inputs', i, '--out', got, '--target', 'cuda-emu');
-      expect(r.stderr).toContain('cuda-emu (CPU emulator)');
+      const r = await tfc('run', c.file, '--set', c.set, '--weights', w, '--inputs', i, '--out', got, '--target', target);
+      expect(r.stderr).toContain(target === 'cuda' ? 'on cuda (' : 'cuda-emu (CPU emulator)');
       expect(r.code).toBe(0);
       const want = tensors(ref);
       const have = tensors(got);

@@ -83,9 +83,11 @@ describe('generation through the serve launcher (cuda-emu)', () => {
     want = referenceGreedy();
   });
 
-  it('greedy-decodes charlm like the float64 interpreter, copying only token ids in and logits out per decode step', async () => {
+  // The emulator always; the same program built with nvcc where a GPU is present (device sessions).
+  const modes = detectNvidiaGpu() === undefined ? (['emu'] as const) : (['emu', 'nvcc'] as const);
+  it.each(modes)('greedy-decodes charlm like the float64 interpreter, copying only token ids in and logits out per decode step (%s)', async (mode) => {
     const spec = { name: plan.model, ...describeModel(plan), context: 128 };
-    const lm = await openCudaLm(plan, spec, weightsPath, 'emu');
+    const lm = await openCudaLm(plan, spec, weightsPath, mode);
     const got: Float32Array[] = [];
     try {
       const r = await lm.generate(promptIds, { maxNewTokens: newTokens, temperature: 0, onLogits: (l) => got.push(Float32Array.from(l)) });
