@@ -3,15 +3,15 @@
 // the tiled matmul in lower.ts just before its store). Lambda bodies are translated with common
 // subexpressions shared (gelu's tanh form uses its argument four times), and every distinct
 // (operand, index) read is loaded once per output element.
-import { dimConst } from '../check/dim.js';
+import { dimAdd, dimConst, dimMul, dimSub, printDim } from '../check/dim.js';
 import type { Node, ScalarExpr } from '../graph/ir.js';
 import { lambdaAttr } from '../graph/ir.js';
 import { printScalarExpr } from '../graph/print.js';
 import type { Dim } from '../check/dim.js';
-import { type Expr, type Stmt, type Traffic, add, assertNever, cast, div, lit, load, mul, rem, u32 } from './ir.js';
+import { type Expr, type Stmt, type Traffic, add, assertNever, cast, div, lit, load, mul, rem, u32, v } from './ir.js';
 import type { SizeExpr } from './plan.js';
 import { computeType, storageBytes, storageType } from './storage.js';
-import { sConst, sMul, shapeElements } from './to-size.js';
+import { dimToSize } from './to-size.js';
 import { mapTraffic } from './traffic.js';
 import { substituteIndex } from '../graph/lambda.js';
 
@@ -26,6 +26,7 @@ export interface FusedHost {
   readonly kb: {
     input(role: string, value: number, dtype: Node['type']['dtype']): number;
     let(out: Stmt[], prefix: string, init: Expr): Expr;
+    fresh(prefix: string): string;
   };
   scalar(op: string, args: readonly Expr[], result: Node['type']['dtype']): Expr;
 }
@@ -62,14 +63,16 @@ export function translateLambda(
   flat: Expr,
   acc?: Expr,
 ): Expr {
-  const memo = new Map<string, Expr>();
   const slots = new Map<number, number>();
   const outShape = n.type.shape;
   const key = (x: ScalarExpr): string => printScalarExpr(x, params, operands.map((o) => o.type));
-  const tr = (x: ScalarExpr): Expr => {
+  // `memo` maps expression text to the value already computed in the current block (a branch of
+  // a lazy `where` gets a copy: its lets are not visible after the `if`).
+  const tr = (x: ScalarExpr, body: Stmt[], memo: Map<string, Expr>): Expr => {
     const k = key(x);
     const hit = memo.get(k);
     if (hit !== undefined) return hit;
+    const sub = (y: ScalarExpr): Expr => tr(y, body, memo);
     let r: Expr;
     switch (x.kind) {
       case 'index':
@@ -108,7 +111,7 @@ export function translateLambda(
             const ix = readAt[k];
             if (ix === undefined) throw new Error('internal: read with too few indices');
             const isZero = ix.kind === 'const' && ix.value === 0;
-            if (!isZero) index = add(index, mul(cast('u32', tr(ix)), stride));
+            if (!isZero) index = add(index, mul(cast('u32', sub(ix)), stride));
             stride = mul(stride, host.dimExpr(readShape[k] ?? dimConst(1)));
           }
         }
@@ -119,8 +122,25 @@ export function translateLambda(
         if (x.op === 'acc') {
           if (acc === undefined) throw new Error(`internal: acc() outside a fused_matmul epilogue`);
           r = cast(computeType(x.dtype), acc);
+        } else if (isLazyWhere(x)) {
+          // A concat as a lambda (fuse-elementwise) reads each operand only in its own range: its
+          // `where(index < bound, ..)` runs only the chosen branch (if/else, as the concat kernel
+          // does), so the other branch's out-of-range read never happens. Other selects stay selects.
+          const [c, a, b] = x.args;
+          if (c === undefined || a === undefined || b === undefined) throw new Error('internal: where needs 3 arguments');
+          const cond = sub(c);
+          const t = computeType(x.dtype);
+          const name = host.kb.fresh('w');
+          body.push({ kind: 'var', name, type: t, init: lit(t, 0) });
+          const branch = (y: ScalarExpr): Stmt[] => {
+            const stmts: Stmt[] = [];
+            stmts.push({ kind: 'assign', name, value: tr(y, stmts, new Map(memo)) });
+            return stmts;
+          };
+          body.push({ kind: 'if', cond, then: branch(a), else: branch(b) });
+          r = v(name, t);
         } else {
-          r = host.kb.let(body, 'e', host.scalar(x.op, x.args.map(tr), x.dtype));
+          r = host.kb.let(body, 'e', host.scalar(x.op, x.args.map(sub), x.dtype));
         }
         break;
       default:
@@ -129,27 +149,77 @@ export function translateLambda(
     memo.set(k, r);
     return r;
   };
-  return tr(e);
+  return tr(e, body, new Map());
+}
+
+/** A `where` run as if/else: an `index < bound` test with a read in a branch (see translateLambda). */
+function isLazyWhere(e: ScalarExpr): boolean {
+  if (e.kind !== 'apply' || e.op !== 'where') return false;
+  const [c, a, b] = e.args;
+  return c !== undefined && indexBelow(c) !== undefined && (hasRead(a) || hasRead(b));
+}
+
+/** Whether a lambda body reads an operand anywhere. */
+function hasRead(e: ScalarExpr | undefined): boolean {
+  if (e === undefined) return false;
+  switch (e.kind) {
+    case 'index':
+    case 'dim':
+    case 'const':
+      return false;
+    case 'read':
+      return true;
+    case 'apply':
+      return e.args.some(hasRead);
+  }
 }
 
 function sameShape(a: readonly Dim[], b: readonly Dim[]): boolean {
   return a.length === b.length && a.every((d, i) => JSON.stringify(d) === JSON.stringify(b[i]));
 }
 
-/** Distinct reads in a lambda (operand and index text): each is one load per output element. */
-function distinctReads(n: Node, params: readonly string[], e: ScalarExpr, operands: readonly Node[], out: Map<string, Node>): void {
+/** Per-axis index ranges [lo, hi) of the elements a branch of a lazy `where` runs for. */
+type Region = readonly (readonly [Dim, Dim])[];
+
+/** `cond` as "index(axis) < bound" with a dim or constant bound (a concat's branch test), else undefined. */
+function indexBelow(cond: ScalarExpr): { axis: number; bound: Dim } | undefined {
+  if (cond.kind !== 'apply' || cond.op !== 'lt') return undefined;
+  const [a, b] = cond.args;
+  if (a === undefined || a.kind !== 'index' || b === undefined) return undefined;
+  if (b.kind === 'dim') return { axis: a.axis, bound: b.dim };
+  if (b.kind === 'const' && Number.isInteger(b.value)) return { axis: a.axis, bound: dimConst(b.value) };
+  return undefined;
+}
+
+/**
+ * Distinct reads in a lambda (operand, index text and region): each is one load per element of
+ * its region. A lazy `where` (`index < bound`, translateLambda) runs one branch per element, so
+ * each branch's reads count only over its part of the result (a concat reads each operand once).
+ */
+function distinctReads(n: Node, params: readonly string[], e: ScalarExpr, operands: readonly Node[], region: Region, out: Map<string, { node: Node; region: Region }>): void {
   switch (e.kind) {
     case 'index':
     case 'dim':
     case 'const':
       return;
-    case 'apply':
-      for (const a of e.args) distinctReads(n, params, a, operands, out);
+    case 'apply': {
+      const [c, a, b] = e.args;
+      const split = isLazyWhere(e) && c !== undefined ? indexBelow(c) : undefined;
+      const r = split === undefined ? undefined : region[split.axis];
+      if (split === undefined || r === undefined || c === undefined || a === undefined || b === undefined) {
+        for (const x of e.args) distinctReads(n, params, x, operands, region, out);
+        return;
+      }
+      distinctReads(n, params, c, operands, region, out);
+      distinctReads(n, params, a, operands, region.map((x, k) => (k === split.axis ? [r[0], split.bound] : x)), out);
+      distinctReads(n, params, b, operands, region.map((x, k) => (k === split.axis ? [split.bound, r[1]] : x)), out);
       return;
+    }
     case 'read': {
       const o = operands[e.operand];
-      if (o !== undefined) out.set(printScalarExpr(e, params, operands.map((x) => x.type)), o);
-      for (const a of e.indices) distinctReads(n, params, a, operands, out);
+      const text = printScalarExpr(e, params, operands.map((x) => x.type));
+      if (o !== undefined) out.set(`${text} in ${region.map(([lo, hi]) => `${printDim(lo)}:${printDim(hi)}`).join(',')}`, { node: o, region });
+      for (const a of e.indices) distinctReads(n, params, a, operands, region, out);
       return;
     }
   }
@@ -157,10 +227,16 @@ function distinctReads(n: Node, params: readonly string[], e: ScalarExpr, operan
 
 /** Bytes the lambda reads from global memory for the whole result (traffic.ts's rule: no cache credit). */
 export function lambdaReadBytes(host: FusedHost, n: Node, params: readonly string[], e: ScalarExpr, operands: readonly Node[]): SizeExpr {
-  const reads = new Map<string, Node>();
-  distinctReads(n, params, e, operands, reads);
-  const perElement = [...reads.values()].filter((o) => host.folded(o) === undefined).reduce((s, o) => s + storageBytes(o.type.dtype), 0);
-  return sMul(shapeElements(n.type.shape), sConst(perElement));
+  const reads = new Map<string, { node: Node; region: Region }>();
+  distinctReads(n, params, e, operands, n.type.shape.map((d) => [dimConst(0), d] as const), reads);
+  // Summed as one dim polynomial, so equal terms merge (512*B*T, not 128*B*T + 128*B*T + ...).
+  let total = dimConst(0);
+  for (const r of reads.values()) {
+    if (host.folded(r.node) !== undefined) continue;
+    const elements = r.region.reduce((acc, [lo, hi]) => dimMul(acc, dimSub(hi, lo)), dimConst(1));
+    total = dimAdd(total, dimMul(elements, dimConst(storageBytes(r.node.type.dtype))));
+  }
+  return dimToSize(total);
 }
 
 /** The traffic of a fused_map kernel: distinct reads per element, one store per element. */

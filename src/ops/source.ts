@@ -205,6 +205,10 @@ function compileExpr(e: ScalarExpr, operands: readonly Tensor64[], ctx: InterpCo
       if (fn === undefined) throw new InternalError(`op '${e.op}' has no scalar function`);
       const args = e.args.map((a) => compileExpr(a, operands, ctx));
       const dtype = e.dtype;
+      const [c, x, y] = args;
+      // `where` evaluates only the chosen branch: a concat written as a lambda (fuse-elementwise)
+      // reads each operand only inside its own range, and the other branch's read is out of range.
+      if (e.op === 'where' && c !== undefined && x !== undefined && y !== undefined) return (idx) => coerce(dtype, c(idx) !== 0 ? x(idx) : y(idx));
       return (idx) => coerce(dtype, fn(...args.map((a) => a(idx))));
     }
   }

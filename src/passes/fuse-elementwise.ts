@@ -33,7 +33,8 @@ import type { Graph, Node, ScalarExpr } from '../graph/ir.js';
 import { dimAttr, floatAttr, intAttr, intsAttr, lambdaAttr } from '../graph/ir.js';
 import { GraphBuilder, removeDeadNodes } from '../graph/rewrite.js';
 import { substituteIndex } from '../graph/lambda.js';
-import { dimConst, dimConstValue } from '../check/dim.js';
+import { dimAdd, dimConst, dimConstValue } from '../check/dim.js';
+import type { Dim } from '../check/dim.js';
 import { getOp } from '../ops/catalog.js';
 import type { DType } from '../graph/types.js';
 import type { GraphPass, PassContext } from './pass.js';
@@ -49,13 +50,20 @@ export function isMappable(n: Node): boolean {
   if (def === undefined) return false;
   if (def.family === 'elementwise') return true;
   if (n.op === 'const') return n.type.shape.length === 0;
-  return n.op === 'grid' || n.op === 'fused_map' || n.op === 'permute' || n.op === 'slice' || n.op === 'gather' || n.op === 'arange';
+  return n.op === 'grid' || n.op === 'fused_map' || n.op === 'permute' || n.op === 'slice' || n.op === 'gather' || n.op === 'arange' || n.op === 'concat';
 }
+
+/** Longest permute/slice chain read through as an index remap (bounds the recursion). */
+const MAX_REMAP_DEPTH = 16;
 
 const idx = (axis: number): ScalarExpr => ({ kind: 'index', axis });
 const i32 = (value: number): ScalarExpr => ({ kind: 'const', value, dtype: 'i32' });
 const f = (value: number, dtype: DType): ScalarExpr => ({ kind: 'const', value, dtype });
 const ap = (op: string, dtype: DType, ...args: ScalarExpr[]): ScalarExpr => ({ kind: 'apply', op, args, dtype });
+const dimE = (d: Dim): ScalarExpr => {
+  const c = dimConstValue(d);
+  return c !== undefined ? i32(c) : { kind: 'dim', dim: d };
+};
 
 
 /** Renumbers `read` operands through `map` (global node ids <-> operand positions). */
@@ -112,11 +120,25 @@ class Fuser {
     return n;
   }
 
+  /**
+   * Whether `n` is a permute/slice chain over a value that is materialized anyway (not mappable,
+   * an output, or shared): reading it at remapped indices costs no more than a view, so it is
+   * folded into every consumer, however many (RoPE reads x through one permute at two offsets).
+   * Its expression is then the same from every consumer, and the fused-op cap does not cut it.
+   */
+  isRemap(n: Node, depth = 0): boolean {
+    if ((n.op !== 'permute' && n.op !== 'slice') || depth >= MAX_REMAP_DEPTH) return false;
+    const src = this.node(n.operands[0] ?? -1);
+    if (src.op === 'permute' || src.op === 'slice') return this.isRemap(src, depth + 1);
+    return !isMappable(src) || src.op === 'const' || this.isOutput.has(src.id) || (this.uses[src.id] ?? []).length > 1;
+  }
+
   /** Whether `o` is folded into its consumer `user` (then it is not materialized). */
   private fusesInto(o: Node, user: Node): boolean {
     if (!isMappable(o) || !isMappable(user) || o.op === 'const' || this.isOutput.has(o.id)) return false;
     const us = this.uses[o.id] ?? [];
     if (us.length === 1 && us[0] === user) return true;
+    if (us.length > 1 && us.every((u) => isMappable(u)) && this.isRemap(o)) return true;
     if (us.length > 1 && us.every(isMappable) && !this.remarked.has(o.id)) {
       this.remarked.add(o.id);
       this.ctx.remark({ pass: NAME, loc: o.loc, message: `${o.op} result kept in memory: it has ${us.length} uses, fusing would recompute it per use` });
@@ -132,7 +154,7 @@ class Fuser {
     const n = this.node(id);
     if (n.op === 'const' && n.type.shape.length === 0) return f(floatAttr(n, 'value'), n.type.dtype);
     const fuses = user !== undefined && this.fusesInto(n, user);
-    if (user !== undefined && (!fuses || absorbed.length >= MAX_FUSED_OPS)) {
+    if (user !== undefined && (!fuses || (absorbed.length >= MAX_FUSED_OPS && !this.isRemap(n)))) {
       if (fuses && !this.remarked.has(n.id)) {
         this.remarked.add(n.id);
         this.ctx.remark({ pass: NAME, loc: n.loc, message: `${n.op} result kept in memory: the fused body reached ${MAX_FUSED_OPS} ops, the chain is split here` });
@@ -185,6 +207,31 @@ class Fuser {
         const start = dimAttr(n, 'start');
         const inAt = at.map((x, k) => (k === axis && !(dimConstValue(start) === 0) ? ap('add', 'i32', x, { kind: 'dim', dim: start }) : x));
         return operandAt(0, inAt);
+      }
+      case 'concat': {
+        // where(c < end0, x0[.., c, ..], where(c < end1, x1[.., c - end0, ..], ...)): a lazy
+        // select (the interpreter and the kernel run only the chosen branch's reads).
+        const axis = intAttr(n, 'axis');
+        const c = at[axis] ?? i32(0);
+        const parts = n.operands.map((_, k) => {
+          const o = operandNode(k);
+          return { k, size: o.type.shape[axis] ?? dimConst(1) };
+        });
+        let offset = dimConst(0);
+        const pieces = parts.map(({ k, size }) => {
+          const start = offset;
+          offset = dimAdd(offset, size);
+          const local = dimConstValue(start) === 0 ? c : ap('sub', 'i32', c, dimE(start));
+          return { end: offset, value: operandAt(k, at.map((x, j) => (j === axis ? local : x))) };
+        });
+        let out: ScalarExpr | undefined;
+        for (let k = pieces.length - 1; k >= 0; k--) {
+          const p = pieces[k];
+          if (p === undefined) continue;
+          out = out === undefined ? p.value : ap('where', n.type.dtype, ap('lt', 'bool', c, dimE(p.end)), p.value, out);
+        }
+        if (out === undefined) throw new Error(`internal: concat %${n.id} without operands`);
+        return out;
       }
       default: {
         const args = n.operands.map((_, k) => operandAt(k, broadcastIndices(n, operandNode(k)).map((x) => substituteIndex(x, at))));
