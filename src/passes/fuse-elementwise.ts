@@ -1,5 +1,6 @@
 // fuse-elementwise: turns chains of elementwise ops (with `where`, `cast`, scalar constants,
-// `grid` masks, the index remaps `permute` and `slice`, `arange` as the index expression
+// `grid` masks, the index remaps `permute` and `slice`, `concat` as `where(i < end0, x0[i],
+// x1[i - end0])` (a lazy select: only the chosen branch reads), `arange` as the index expression
 // `start + i`, and `gather` as a data-dependent read `read(table, clamp(read(ids, ...)), j)`) into
 // one `fused_map` node whose body is a lambda over the result indices; operands that are not
 // fused are read with `read(i, ...)`, broadcasting per operand (a size-1 axis reads index 0,
@@ -16,7 +17,10 @@
 //
 // A value is fused into its consumer when that consumer is the only use and is itself fusable;
 // a value with several uses (or a graph output) stays a buffer, with a remark when a fusable
-// consumer had to read it back. A group becomes a fused_map only when it absorbed at least one
+// consumer had to read it back. Exception: a permute/slice chain over a value that is a buffer
+// anyway is folded into every fusable consumer (a re-read at other indices, no recompute): so
+// RoPE's `x * cos + concat(-x2, x1) * sin` on `permute(x)` is one fused_map reading x at d and
+// d +- dh/2, and `concat(past_k, rope(k))` one more (examples/llama.tfx). A group becomes a fused_map only when it absorbed at least one
 // node; a lone op stays as it was. gelu(approx="tanh") is written out in primitives (lambda
 // applies carry no attributes), in the same order of operations as the catalog's float64 rule.
 // A fused body holds at most MAX_FUSED_OPS absorbed nodes: a longer chain is split into several
