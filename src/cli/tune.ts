@@ -106,7 +106,7 @@ export function tuneGroups(g: Graph, t: TargetLimits): TuneGroup[] {
     const prev = groups.get(key);
     if (prev !== undefined) prev.nodeIds.push(n.id);
     else {
-      const w = kind === 'attention' ? headWidths(g, n.operands[0] ?? -1, n.operands[2] ?? -1) : undefined;
+      const w = kind === 'attention' ? headWidths(g, n.operands[1] ?? -1, n.operands[2] ?? -1) : undefined;
       groups.set(key, { kind, shape, nodeIds: [n.id], ...(w !== undefined ? { widths: w } : {}) });
     }
   }

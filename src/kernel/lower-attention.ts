@@ -27,7 +27,9 @@
 // `countAttentionTiles` runs the kernel's own bound and class statements on the host.
 import { type Dim, dimConstValue } from '../check/dim.js';
 import { type Graph, type Node, type ScalarExpr, floatAttr } from '../graph/ir.js';
-import type { DType } from '../graph/types.js';
+import type { DType, TensorType } from '../graph/types.js';
+import { attentionQueryType } from '../ops/attention.js';
+import { isLazyWhere } from '../graph/lambda.js';
 import { evalLets, type EvalEnv } from './eval-expr.js';
 import {
   type Expr,
@@ -155,10 +157,17 @@ function lambdaOf(n: Node, key: string): ScalarExpr | undefined {
   return a !== undefined && a.kind === 'lambda' ? a.body : undefined;
 }
 
-function shapeOf(q: Node, k: Node, vv: Node): AttentionShape {
-  const [B, Hq, T, dkD] = q.type.shape;
-  const [, Hkv, S] = k.type.shape;
-  const dvD = vv.type.shape[3];
+/** Q's type: operand 0's, or `qshape` when a `qload` lambda computes Q at load (src/ops/attention.ts). */
+function queryType(q: Node, n: Node): TensorType {
+  const t = attentionQueryType(q.type, n.attrs);
+  if (t === undefined) throw new Error('internal: fused_attention qload without qshape');
+  return t;
+}
+
+function shapeOf(q: TensorType, k: TensorType, vv: TensorType): AttentionShape {
+  const [B, Hq, T, dkD] = q.shape;
+  const [, Hkv, S] = k.shape;
+  const dvD = vv.shape[3];
   if (B === undefined || Hq === undefined || T === undefined || dkD === undefined || Hkv === undefined || S === undefined || dvD === undefined) {
     throw new Error('internal: fused_attention operands must have rank 4');
   }
@@ -613,6 +622,8 @@ function lambdaExpr(c: Compiled, g: Graph, n: Node, out: Stmt[], e: ScalarExpr, 
       const o = id === undefined ? undefined : g.nodes[id];
       if (o === undefined) throw new Error(`internal: fused_attention lambda reads missing operand ${e.operand}`);
       const slot = c.slotOf(e.operand);
+      // A qload's operand 0 may be a view (fold-views: the projection read in head layout).
+      if (o.op === 'view') return cast(computeType(e.dtype), load(slot, elementOffset(g, o, e.indices.map((ix) => cast('u32', tr(ix))), dimExpr), storageType(o.type.dtype)));
       let index: Expr = u32(0);
       let stride: Expr = u32(1);
       for (let k = o.type.shape.length - 1; k >= 0; k--) {
@@ -630,6 +641,22 @@ function lambdaExpr(c: Compiled, g: Graph, n: Node, out: Stmt[], e: ScalarExpr, 
       const op = e.op;
       if (!Object.prototype.hasOwnProperty.call(scalarLowering, op)) throw new Error(`internal: fused_attention lambda applies non-elementwise op '${op}'`);
       const result = computeType(e.dtype);
+      if (isLazyWhere(e)) {
+        // RoPE's rotate-half `where(d < half, -x[d + half], x[d - half])` in a qload: only the
+        // chosen branch reads (the other index is out of range), as in lower-fused.ts.
+        const [c0, a1, a2] = e.args;
+        if (c0 === undefined || a1 === undefined || a2 === undefined) throw new Error('internal: where needs 3 arguments');
+        const cond = tr(c0);
+        const name = c.kb.fresh('w');
+        out.push({ kind: 'var', name, type: result, init: lit(result, 0) });
+        const branch = (x: ScalarExpr): Stmt[] => {
+          const stmts: Stmt[] = [];
+          stmts.push({ kind: 'assign', name, value: cast(result, lambdaExpr(c, g, n, stmts, x, idx, scoreVar)) });
+          return stmts;
+        };
+        out.push({ kind: 'if', cond, then: branch(a1), else: branch(a2) });
+        return v(name, result);
+      }
       let args = e.args.map(tr);
       // Weak typing: arithmetic on an index and a float value happens in the float type.
       if (['add', 'sub', 'mul', 'div', 'max', 'min', 'pow', 'mod'].includes(op)) args = args.map((a) => cast(result, a));
@@ -655,8 +682,12 @@ function readBytesOf(g: Graph, n: Node, e: ScalarExpr | undefined): number {
       const o = id === undefined ? undefined : g.nodes[id];
       return (o === undefined ? 0 : storageBytes(o.type.dtype)) + e.indices.reduce((s, x) => s + readBytesOf(g, n, x), 0);
     }
-    case 'apply':
+    case 'apply': {
+      // A lazy where (lambdaExpr) reads one branch: count the dearer one.
+      const [c, a, b] = e.args;
+      if (isLazyWhere(e) && c !== undefined) return readBytesOf(g, n, c) + Math.max(readBytesOf(g, n, a), readBytesOf(g, n, b));
       return e.args.reduce((s, x) => s + readBytesOf(g, n, x), 0);
+    }
     default:
       return 0;
   }
@@ -674,7 +705,10 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['
   const qN = operand(0);
   const kN = operand(1);
   const vN = operand(2);
-  const shape = shapeOf(qN, kN, vN);
+  const qT = queryType(qN, n);
+  // With `qload` (RoPE at load), Q's elements are the lambda's values, read through its operands.
+  const qload = lambdaOf(n, 'qload');
+  const shape = shapeOf(qT, kN.type, vN.type);
   const { dk, dv } = shape;
   const mode: Mode = kind === 'prefill' ? prefillMode(shape, s, inp.target) : { kind: 'split', rows: 1, heads: 1 };
   const G = mode.heads;
@@ -697,7 +731,7 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['
   const JL = Math.ceil(dv / L); // output columns per lane
   const NC = Bc / L; // keys per lane
   const kb = new KernelBuilder();
-  const qSlot = kb.slot('q', qN.id, 'read', storageType(qN.type.dtype));
+  const qSlot = qload === undefined ? kb.slot('q', qN.id, 'read', storageType(qN.type.dtype)) : -1;
   const kSlot = kb.slot('k', kN.id, 'read', storageType(kN.type.dtype));
   const vSlot = kb.slot('v', vN.id, 'read', storageType(vN.type.dtype));
   const extraSlots = new Map<number, number>();
@@ -751,7 +785,13 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['
     const d = kb.let(lb, 'd', rem(v(e, 'u32'), u32(dk)));
     const { qi: qq, hh } = rowHead(lb, rr, 'qq');
     const val = kb.var(lb, 'qv', 'f32', f32(0));
-    lb.push({ kind: 'if', cond: lt(qq, T), then: [{ kind: 'assign', name: val, value: cast('f32', load(qSlot, qN.op === 'view' ? elementOffset(g, qN, [b, hh, qq, d], dimExpr) : add(mul(rowIndex(hh, qq), u32(dk)), d), storageType(qN.type.dtype))) }], else: [] });
+    const load1: Stmt[] = [];
+    const qx =
+      qload !== undefined
+        ? cast('f32', lambdaExpr({ kb, slotOf }, g, n, load1, qload, [b, hh, qq, d], undefined))
+        : cast('f32', load(qSlot, qN.op === 'view' ? elementOffset(g, qN, [b, hh, qq, d], dimExpr) : add(mul(rowIndex(hh, qq), u32(dk)), d), storageType(qN.type.dtype)));
+    load1.push({ kind: 'assign', name: val, value: qx });
+    lb.push({ kind: 'if', cond: lt(qq, T), then: load1, else: [] });
     lb.push({ kind: 'array_store', array: qs, index: v(e, 'u32'), value: v(val, 'f32') });
     body.push(forLoop(e, lid, u32(Br * dk), u32(threads), lb));
   }
@@ -964,14 +1004,15 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['
   const Hq_ = dimToSize(shape.Hq);
   const T_ = dimToSize(shape.T);
   const S_ = dimToSize(shape.S);
-  const eQ = storageBytes(qN.type.dtype);
+  // With qload: its reads per Q element (the chosen branch of a lazy where), Q computed once per element.
+  const qBytes = qload === undefined ? dk * storageBytes(qN.type.dtype) : dk * readBytesOf(g, n, qload);
   const eK = storageBytes(kN.type.dtype);
   const lambdaBytes = readBytesOf(g, n, mask) + readBytesOf(g, n, scoreL);
   // Workgroups: (tile of Br * G rows of T * G, i.e. ceil(T / Br), G heads, batch); G = 1 reads
   // K/V once per query head and query tile.
   const headGroups = G === 1 ? Hq_ : sConst((dimConstValue(shape.Hq) ?? NaN) / G);
   const qTiles = mode.kind === 'prefill' ? sCeilDiv(T_, s.tileRows) : T_;
-  const reads = [sMul(B_, Hq_, T_, sConst(dk * eQ)), sMul(B_, headGroups, qTiles, S_, sConst((dk + dv) * eK))];
+  const reads = [sMul(B_, Hq_, T_, sConst(qBytes)), sMul(B_, headGroups, qTiles, S_, sConst((dk + dv) * eK))];
   if (lambdaBytes > 0) reads.push(sMul(B_, Hq_, T_, S_, sConst(lambdaBytes)));
   const outBytes = mode.kind === 'prefill' ? sMul(B_, Hq_, T_, sConst(dv * storageBytes(n.type.dtype))) : sMul(B_, Hq_, T_, sConst(s.splits * (dv + 2) * 4));
   const lseWritten = mode.kind === 'prefill' ? lseBytes(inp) : undefined;
@@ -1048,7 +1089,7 @@ function combineKernel(inp: AttentionInput, s: AttentionSchedule, tempId: number
 }
 
 function headWidths(g: Graph, n: Node): { dk: number; dv: number } {
-  const q = g.nodes[n.operands[0] ?? -1];
+  const q = g.nodes[n.operands[1] ?? -1]; // k: its head width is dk (operand 0 may be a qload source)
   const vv = g.nodes[n.operands[2] ?? -1];
   const dk = q === undefined ? undefined : dimConstValue(q.type.shape[3] ?? { terms: [] });
   const dv = vv === undefined ? undefined : dimConstValue(vv.type.shape[3] ?? { terms: [] });
@@ -1123,7 +1164,7 @@ export function countAttentionTiles(
     if (o === undefined) throw new Error(`internal: fused_attention lacks operand ${i}`);
     return o;
   };
-  const shape = shapeOf(operand(0), operand(1), operand(2));
+  const shape = shapeOf(queryType(operand(0), n), operand(1).type, operand(2).type);
   const kb = new KernelBuilder();
   const buffers = new Map<number, ArrayLike<number>>(); // slot -> values
   const slots = new Map<number, number>(); // operand -> slot

@@ -13,7 +13,7 @@ import type { SizeExpr } from './plan.js';
 import { computeType, storageBytes, storageType } from './storage.js';
 import { dimToSize } from './to-size.js';
 import { mapTraffic } from './traffic.js';
-import { substituteIndex } from '../graph/lambda.js';
+import { indexBelow, isLazyWhere, substituteIndex } from '../graph/lambda.js';
 
 /** What the fused lowering needs from lower.ts's Lowering (kept narrow on purpose). */
 export interface FusedHost {
@@ -152,44 +152,12 @@ export function translateLambda(
   return tr(e, body, new Map());
 }
 
-/** A `where` run as if/else: an `index < bound` test with a read in a branch (see translateLambda). */
-function isLazyWhere(e: ScalarExpr): boolean {
-  if (e.kind !== 'apply' || e.op !== 'where') return false;
-  const [c, a, b] = e.args;
-  return c !== undefined && indexBelow(c) !== undefined && (hasRead(a) || hasRead(b));
-}
-
-/** Whether a lambda body reads an operand anywhere. */
-function hasRead(e: ScalarExpr | undefined): boolean {
-  if (e === undefined) return false;
-  switch (e.kind) {
-    case 'index':
-    case 'dim':
-    case 'const':
-      return false;
-    case 'read':
-      return true;
-    case 'apply':
-      return e.args.some(hasRead);
-  }
-}
-
 function sameShape(a: readonly Dim[], b: readonly Dim[]): boolean {
   return a.length === b.length && a.every((d, i) => JSON.stringify(d) === JSON.stringify(b[i]));
 }
 
 /** Per-axis index ranges [lo, hi) of the elements a branch of a lazy `where` runs for. */
 type Region = readonly (readonly [Dim, Dim])[];
-
-/** `cond` as "index(axis) < bound" with a dim or constant bound (a concat's branch test), else undefined. */
-function indexBelow(cond: ScalarExpr): { axis: number; bound: Dim } | undefined {
-  if (cond.kind !== 'apply' || cond.op !== 'lt') return undefined;
-  const [a, b] = cond.args;
-  if (a === undefined || a.kind !== 'index' || b === undefined) return undefined;
-  if (b.kind === 'dim') return { axis: a.axis, bound: b.dim };
-  if (b.kind === 'const' && Number.isInteger(b.value)) return { axis: a.axis, bound: dimConst(b.value) };
-  return undefined;
-}
 
 /**
  * Distinct reads in a lambda (operand, index text and region): each is one load per element of

@@ -134,13 +134,13 @@ export function attentionFits(s: AttentionSchedule, t: TargetLimits, dk: number,
   return (s.tileRows / rpt) * s.lanes <= t.maxInvocationsPerWorkgroup && attentionSharedBytes(s, s.tileRows, dk, dv) <= t.maxWorkgroupStorageBytes;
 }
 
-/** Constant head widths (dk, dv) of a fused_attention node, from q and v. */
-export function headWidths(g: Graph, q: number, v: number): [number, number] | undefined {
+/** Constant head widths (dk, dv) of a fused_attention node, from k and v (operand 0 may be a qload's source, not q). */
+export function headWidths(g: Graph, k: number, v: number): [number, number] | undefined {
   const dim = (id: number): number | undefined => {
     const d = g.nodes[id]?.type.shape.at(-1);
     return d === undefined ? undefined : dimConstValue(d);
   };
-  const dk = dim(q);
+  const dk = dim(k);
   const dv = dim(v);
   return dk === undefined || dv === undefined ? undefined : [dk, dv];
 }
@@ -182,7 +182,7 @@ export function applyTuneCache(g: Graph, base: Schedule, cache: TuneCache, adapt
       matmul[shape] = m;
     } else {
       const a = e.schedule as AttentionSchedule;
-      const w = headWidths(g, n.operands[0] ?? -1, n.operands[2] ?? -1);
+      const w = headWidths(g, n.operands[1] ?? -1, n.operands[2] ?? -1);
       if (w === undefined || !attentionFits(a, limits, w[0], w[1])) {
         unfit.push(line);
         continue;

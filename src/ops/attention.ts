@@ -7,7 +7,7 @@
 //
 // The float64 rule below is naive on purpose (scores, score lambda, mask, softmax, @ v, one
 // step at a time): it is the reference the kernels are tested against.
-import { type Dim, dimAdd, dimConst, dimConstValue, dimDiv, dimEquals, dimMul, printDim } from '../check/dim.js';
+import { type Dim, dimAdd, dimConst, dimConstValue, dimDiv, dimEquals, dimEval, dimMul, printDim } from '../check/dim.js';
 import { InternalError } from '../diag/diagnostic.js';
 import type { Attr, Attrs, Node, ScalarExpr } from '../graph/ir.js';
 import { type DType, type TensorType, isFloat, printType } from '../graph/types.js';
@@ -72,6 +72,22 @@ function readsBelow(e: ScalarExpr, first: number): number | undefined {
 }
 
 
+/** Parameters of a `qload` lambda: batch, query head, query row, element of the head. */
+export const qloadParams: readonly string[] = ['b', 'h', 't', 'd'];
+
+/**
+ * The type of Q as the attention sees it: operand 0's, or with a `qload` lambda (Q computed at
+ * load, e.g. RoPE: fuse-attention-loads) `qshape` and the lambda's dtype; operand 0 is then only
+ * a tensor the lambda reads. Undefined when `qload` comes without a valid `qshape`.
+ */
+export function attentionQueryType(q: TensorType, attrs: Attrs): TensorType | undefined {
+  const ql = attrs['qload'];
+  if (ql === undefined) return q;
+  const qs = attrs['qshape'];
+  if (ql.kind !== 'lambda' || qs === undefined || qs.kind !== 'dims') return undefined;
+  return { dtype: scalarExprDtype(ql.body), shape: qs.value };
+}
+
 function lambdaOf(attrs: Attrs, key: string): Extract<Attr, { kind: 'lambda' }> | undefined {
   const a = attrs[key];
   return a !== undefined && a.kind === 'lambda' ? a : undefined;
@@ -86,7 +102,24 @@ function groupOf(hq: Dim, hkv: Dim): Dim | undefined {
   return c === undefined || c >= 1 ? g : undefined;
 }
 
-function inferAttention(operands: readonly TensorType[], attrs: Attrs): TensorType | OpError {
+/** `qload` (with `qshape`): a lambda over (b, h, t, d) that may read any operand; gives Q's type. */
+function inferQload(operands: readonly TensorType[], attrs: Attrs): TensorType | OpError | undefined {
+  const ql = attrs['qload'];
+  const qs = attrs['qshape'];
+  if (ql === undefined && qs === undefined) return undefined;
+  if (ql === undefined || ql.kind !== 'lambda' || qs === undefined || qs.kind !== 'dims') return opError('TFC216', `fused_attention's 'qload' is a lambda and comes with 'qshape' dims`);
+  if (ql.params.length !== 4 || qs.value.length !== 4) return opError('TFC216', `fused_attention's 'qload' takes (b, h, t, d) over a rank-4 'qshape'`);
+  const err = checkGridBody(ql.body, 4, operands);
+  if (err !== undefined) return opError(err.code, `fused_attention 'qload': ${err.message}`);
+  return { dtype: scalarExprDtype(ql.body), shape: qs.value };
+}
+
+function inferAttention(operands0: readonly TensorType[], attrs: Attrs): TensorType | OpError {
+  const q0 = operands0[0];
+  const qt = inferQload(operands0, attrs);
+  if (qt !== undefined && 'code' in qt) return qt;
+  // With `qload`, Q is the lambda's value over `qshape`; operand 0 is only a tensor it reads.
+  const operands = qt === undefined || q0 === undefined ? operands0 : [qt, ...operands0.slice(1)];
   const [q, k, v] = operands;
   if (q === undefined || k === undefined || v === undefined) return opError('TFC104', `fused_attention takes q, k, v and the tensors its lambdas read, got ${operands.length} operands`);
   const all = `fused_attention of q ${printType(q)}, k ${printType(k)}, v ${printType(v)}`;
@@ -142,7 +175,21 @@ function evalLambda(params: readonly string[], body: ScalarExpr, operands: reado
  * The float64 attention of a fused_attention node `n` (its attrs) on its operands: the output
  * [B, Hq, T, dv] and, per row, the log-sum-exp of the final scores (-inf for a fully masked row).
  */
-function interpAttention(operands: readonly Tensor64[], n: Node, ctx: InterpContext, outDtype: DType): { out: Tensor64; lse: Tensor64 } {
+function interpAttention(operands0: readonly Tensor64[], n: Node, ctx: InterpContext, outDtype: DType): { out: Tensor64; lse: Tensor64 } {
+  const lctx = { ...ctx, node: n };
+  // With `qload`, Q is the lambda evaluated over `qshape` first (the naive order: Q, then attention).
+  const ql = lambdaOf(n.attrs, 'qload');
+  const qs = n.attrs['qshape'];
+  let operands = operands0;
+  if (ql !== undefined) {
+    if (qs === undefined || qs.kind !== 'dims') throw new InternalError('fused_attention qload without qshape');
+    const qShape = qs.value.map((d) => {
+      const x = dimEval(d, ctx.dims);
+      if (x === undefined) throw new InternalError(`fused_attention qshape dim ${printDim(d)} has no value`);
+      return x;
+    });
+    operands = [evalLambda(ql.params, ql.body, operands0, lctx, qShape), ...operands0.slice(1)];
+  }
   const [q, k, v] = operands;
   if (q === undefined || k === undefined || v === undefined) throw new InternalError('fused_attention needs q, k, v');
   const [nb, hq, nt, dk] = q.shape as [number, number, number, number];
@@ -153,7 +200,6 @@ function interpAttention(operands: readonly Tensor64[], n: Node, ctx: InterpCont
     const [, s1, s2, s3] = t.shape as [number, number, number, number];
     return t.data[((i0 * s1 + i1) * s2 + i2) * s3 + i3] ?? NaN;
   };
-  const lctx = { ...ctx, node: n };
   const scale = (n.attrs['scale'] as { value: number } | undefined)?.value ?? NaN;
   // 1. scaled scores [B, Hq, T, S]
   const scoreShape = [nb, hq, nt, ns];
@@ -204,15 +250,16 @@ export const attentionOps: readonly OpDef[] = [
     family: 'fused',
     arity: 'variadic',
     attrs: { scale: 'float' },
-    optionalAttrs: { mask: 'lambda', score: 'lambda' },
+    optionalAttrs: { mask: 'lambda', score: 'lambda', qload: 'lambda', qshape: 'dims' },
     doc:
-      'softmax over k of (mask ? score(q·k * scale) : -inf) @ v; q [B,Hq,T,dk], k [B,Hkv,S,dk], v [B,Hkv,S,dv], then the tensors the lambdas read; query head h uses KV head h / (Hq/Hkv); `score` and `mask` are lambdas over (b, h, q, k), `score()` the scaled score; a fully masked row gives 0',
+      'softmax over k of (mask ? score(q·k * scale) : -inf) @ v; q [B,Hq,T,dk], k [B,Hkv,S,dk], v [B,Hkv,S,dv], then the tensors the lambdas read; query head h uses KV head h / (Hq/Hkv); `score` and `mask` are lambdas over (b, h, q, k), `score()` the scaled score; a fully masked row gives 0; with `qload` (a lambda over (b, h, t, d) reading any operand) and `qshape`, Q is computed at load (RoPE) and operand 0 is only read by it',
     infer: (operands, attrs) => inferAttention(operands, attrs),
     interp: (operands, ctx) => interpAttention(operands, ctx.node, ctx, ctx.node.type.dtype).out,
     // Per score element: 2*dk (q·k), 1 (scale), the score and mask lambdas' applies, 5
     // (softmax: max, subtract, exp, sum, divide), 2*dv (@ v).
     flops: (operands, _result, attrs) => {
-      const [q, k, v] = operands;
+      const [q0, k, v] = operands;
+      const q = q0 === undefined ? undefined : attentionQueryType(q0, attrs);
       if (q === undefined || k === undefined || v === undefined) return dimConst(0);
       const [b, hq, t, dk] = q.shape as [Dim, Dim, Dim, Dim];
       const s = k.shape[2] ?? dimConst(0);
@@ -221,7 +268,10 @@ export const attentionOps: readonly OpDef[] = [
       const mask = lambdaOf(attrs, 'mask');
       const lambdas = (score === undefined ? 0 : countApplies(score.body)) + (mask === undefined ? 0 : countApplies(mask.body));
       const perScore = dimAdd(dimMul(dimConst(2), dimAdd(dk, dv)), dimConst(6 + lambdas));
-      return dimMul(numelDim([b, hq, t, s]), perScore);
+      // qload's applies once per Q element (the kernel computes Q once per query tile).
+      const qload = lambdaOf(attrs, 'qload');
+      const perQ = qload === undefined ? dimConst(0) : dimMul(numelDim(q.shape), dimConst(countApplies(qload.body)));
+      return dimAdd(dimMul(numelDim([b, hq, t, s]), perScore), perQ);
     },
     lowering: 'fused-only',
   }),

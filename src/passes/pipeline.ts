@@ -5,6 +5,7 @@ import { eliminateCommonSubexpressions } from './eliminate-common-subexpressions
 import { eliminateDeadCode } from './eliminate-dead-code.js';
 import { foldConstants } from './fold-constants.js';
 import { fuseAttention } from './fuse-attention.js';
+import { fuseAttentionLoads } from './fuse-attention-loads.js';
 import { fuseElementwise } from './fuse-elementwise.js';
 import { fuseEpilogue } from './fuse-epilogue.js';
 import { fuseNorm } from './fuse-norm.js';
@@ -20,10 +21,11 @@ export const graphPasses: readonly GraphPass[] = [foldConstants, simplifyMovemen
 /**
  * Neighbour fusion for the kernel targets, after the cleanups (and after attention fusion):
  * elementwise chains first, so a whole bias+activation+residual chain lands in one epilogue;
- * then norms into matmul prologues, and last movement chains into index-mapped views.
+ * then a fused_map read only as attention's q (RoPE) into the attention's Q load; then norms
+ * into matmul prologues, and last movement chains into index-mapped views.
  * The interpreter never fuses: it stays the op-by-op reference.
  */
-export const neighbourFusionPasses: readonly GraphPass[] = [fuseElementwise, fuseEpilogue, fuseNorm, foldViews];
+export const neighbourFusionPasses: readonly GraphPass[] = [fuseElementwise, fuseAttentionLoads, fuseEpilogue, fuseNorm, foldViews];
 
 export const pipelines: Readonly<Record<Target, readonly GraphPass[]>> = {
   interp: [...graphPasses],
