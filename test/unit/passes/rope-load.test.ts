@@ -130,18 +130,29 @@ function perLayer(dims: ReadonlyMap<string, number>): Map<string, number> {
 
 describe('Llama layer kernels (2-layer minus 1-layer plan)', () => {
   // Hand count of one layer: q, k, v projections (rmsnorm in the prologue), o projection +
-  // residual, gate, up * silu(gate), down + residual = 7 fused_matmul; rope(q), present_k =
-  // concat(past_k, rope(k)) and present_v = concat(past_v, v) = 3 fused_map; attention = 1
-  // kernel for prefill, the split-K pair for decode. Before: 21 (RoPE as permute, slice,
-  // fused_map, concat, fused_map for q and for k, plus the two concats).
-  it('prefill (T = 8, P = 0): 11 kernels, no slice/concat/permute left', () => {
+  // residual, gate, up * silu(gate), down + residual = 7 fused_matmul; present_k =
+  // concat(past_k, rope(k)) and present_v = concat(past_v, v) = 2 fused_map; attention with
+  // rope(q) in its Q load = 1 kernel for prefill, the split-K pair for decode. Before: 21 (RoPE
+  // as permute, slice, fused_map, concat, fused_map for q and for k, plus the two concats).
+  it('prefill (T = 8, P = 0): 10 kernels, no slice/concat/permute left', () => {
     const ops = perLayer(new Map([['B', 1], ['T', 8], ['P', 0]]));
-    expect(Object.fromEntries(ops)).toEqual({ fused_matmul: 7, fused_map: 3, fused_attention: 1 });
+    expect(Object.fromEntries(ops)).toEqual({ fused_matmul: 7, fused_map: 2, fused_attention: 1 });
   });
 
-  it('decode (T = 1, P = 9): 12 kernels, attention as the split-K pair', () => {
+  it('decode (T = 1, P = 9): 11 kernels, attention as the split-K pair', () => {
     const ops = perLayer(new Map([['B', 1], ['T', 1], ['P', 9]]));
-    expect(Object.fromEntries(ops)).toEqual({ fused_matmul: 7, fused_map: 3, fused_attention_split: 1, fused_attention_combine: 1 });
+    expect(Object.fromEntries(ops)).toEqual({ fused_matmul: 7, fused_map: 2, fused_attention_split: 1, fused_attention_combine: 1 });
+  });
+
+  it('computes rope(q) in the attention: its qload reads the q projection, cos and sin', () => {
+    const g = llama(1);
+    const a = g.nodes.find((n) => n.op === 'fused_attention');
+    const q = a?.attrs['qload'];
+    expect(q?.kind).toBe('lambda');
+    const readOps = (a?.operands ?? []).map((id) => g.nodes[id]?.op);
+    // operand 0: the q projection in head layout (a view of the fused_matmul's buffer)
+    expect(readOps[0]).toBe('view');
+    expect(readOps.filter((o) => o === 'cos' || o === 'sin').length).toBe(2);
   });
 
   it('writes present_k in one kernel that applies RoPE (reads cos and sin) and reads each past_k element once', () => {
