@@ -13,6 +13,7 @@ import {
   type Kernel,
   type KernelSchedule,
   type MathFn,
+  type MatrixStmt,
   type ScalarType,
   type Stmt,
   type SubgroupOp,
@@ -33,6 +34,8 @@ export function describeSchedule(s: KernelSchedule): string {
       return `tiled_matmul, tile ${s.tileRows}x${s.tileCols}x${s.tileK}, ${s.threadRows}x${s.threadCols} outputs per thread`;
     case 'flash_attention':
       return `flash_attention, ${s.tileRows} query rows x ${s.tileCols} keys per tile, ${s.lanes} lanes per row, ${s.useSubgroups ? 'subgroup' : 'workgroup-memory'} row reductions${s.splits > 1 ? `, ${s.splits} cache partitions` : ''}`;
+    case 'mma_matmul':
+      return `mma_matmul, tile ${s.tileRows}x${s.tileCols}x${s.tileK}, ${s.warpRows}x${s.warpCols} warps of m16n8k16 ${s.input} mma, f32 accumulators, ${s.stages}-stage async copies`;
     default:
       return assertNever(s);
   }
@@ -98,6 +101,8 @@ export abstract class CStylePrinter {
   protected abstract infLiteral(negative: boolean): string;
   /** f16 literal from the f32 spelling `s`. */
   protected abstract f16Literal(s: string): string;
+  /** A matrix intrinsic statement (mma, async copies); targets without matrix units throw. */
+  protected abstract matrixStmt(w: Writer, s: MatrixStmt): void;
 
   /** Comment text safe on one `//` line: control characters (C0, C1 with NEL U+0085, U+2028/9) become spaces. */
   protected commentText(s: string): string {
@@ -188,6 +193,12 @@ export abstract class CStylePrinter {
         return;
       case 'comment':
         w.comment(this.commentText(s.text));
+        return;
+      case 'mma':
+      case 'async_copy':
+      case 'async_commit':
+      case 'async_wait':
+        this.matrixStmt(w, s);
         return;
       default:
         assertNever(s);

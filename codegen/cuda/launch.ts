@@ -7,6 +7,7 @@
 // are manifest.json's `steps`. Deterministic: fixed key order, plan order.
 import { printCudaLauncher } from './launcher.js';
 import { cudaPrelude } from './print.js';
+import { cudaMmaHelpers } from './mma.js';
 import { cudaRuntimeHeaders } from './runtime/header.js';
 import type { Plan, PlanKernel, SizeExpr } from '../../src/kernel/plan.js';
 
@@ -78,9 +79,15 @@ export function cudaFiles(plan: Plan): Map<string, string> {
 /** `--emit cuda`: the prelude once, then every kernel (the per-file prelude left out). */
 export function cudaEmitText(plan: Plan): string {
   const prelude = cudaPrelude();
+  const mma = `${prelude}\n${cudaMmaHelpers()}`;
+  let usesMma = false;
   const bodies = plan.kernels.map((k) => {
     const s = cudaSource(k);
+    if (s.startsWith(`${mma}\n`)) {
+      usesMma = true;
+      return s.slice(mma.length + 1);
+    }
     return s.startsWith(`${prelude}\n`) ? s.slice(prelude.length + 1) : s;
   });
-  return [prelude, ...bodies].join('\n');
+  return [usesMma ? mma : prelude, ...bodies].join('\n');
 }

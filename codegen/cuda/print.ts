@@ -7,8 +7,25 @@
 import { cudaReserved } from '../common/names.js';
 import { Writer } from '../common/writer.js';
 import { CStylePrinter, usedBuiltins } from '../common/c-style.js';
-import { type BinaryOp, type BuiltinId, type Expr, type Kernel, type MathFn, type ScalarType, type SubgroupOp, type UnaryOp, builtinIds, exprType, kernelFeatures } from '../../src/kernel/ir.js';
+import {
+  type BinaryOp,
+  type BuiltinId,
+  type Expr,
+  type Kernel,
+  type MathFn,
+  type MatrixStmt,
+  type ScalarType,
+  type SubgroupOp,
+  type UnaryOp,
+  assertNever,
+  builtinIds,
+  exprType,
+  forEachStmt,
+  kernelFeatures,
+  usesMatrixStmts,
+} from '../../src/kernel/ir.js';
 import { cudaBinary, cudaBinaryIsCall, cudaBuiltin, cudaCast, cudaMath, cudaSubgroup, cudaType, cudaUnary } from './ops.js';
+import { cudaMmaHelpers } from './mma.js';
 
 export interface CudaOptions {
   /** Leave out the leading comment (name, locations, schedule, traffic). */
@@ -62,14 +79,19 @@ export function cudaPrelude(): string {
   return w.toString();
 }
 
+/** The prelude, plus the tensor-core wrappers (codegen/cuda/mma.ts) when a kernel needs them. */
+function preludeFor(kernels: readonly Kernel[]): string {
+  return kernels.some(usesMatrixStmts) ? `${cudaPrelude()}\n${cudaMmaHelpers()}` : cudaPrelude();
+}
+
 export function printCuda(k: Kernel, opts: CudaOptions = {}): string {
   const body = new CudaPrinter(k).print(opts.header ?? true);
-  return (opts.prelude ?? true) ? `${cudaPrelude()}\n${body}` : body;
+  return (opts.prelude ?? true) ? `${preludeFor([k])}\n${body}` : body;
 }
 
 /** Several kernels as one translation unit: the prelude once, then each kernel. */
 export function printCudaModule(kernels: readonly Kernel[]): string {
-  return [cudaPrelude(), ...kernels.map((k) => printCuda(k, { prelude: false }))].join('\n');
+  return [preludeFor(kernels), ...kernels.map((k) => printCuda(k, { prelude: false }))].join('\n');
 }
 
 class CudaPrinter extends CStylePrinter {
@@ -100,7 +122,12 @@ class CudaPrinter extends CStylePrinter {
     // block. With the first argument alone, ptxas for sm_90a aims at two 1024-thread blocks per SM
     // (32 registers) and spilled in the 1024-thread attention kernels.
     w.open(`extern "C" __global__ void __launch_bounds__(${threads}, 1) ${kernelName}(${params.join(', ')})`);
-    for (const a of k.shared) w.line(`__shared__ ${cudaType[a.type]} ${this.local(a.name)}[${a.length}];`);
+    // Tiles written by async copies: 16-byte aligned (cp.async moves 16 bytes to a 16-byte boundary).
+    const aligned = new Set<string>();
+    forEachStmt(k.body, (s) => {
+      if (s.kind === 'async_copy') aligned.add(s.array);
+    });
+    for (const a of k.shared) w.line(`__shared__ ${aligned.has(a.name) ? '__align__(16) ' : ''}${cudaType[a.type]} ${this.local(a.name)}[${a.length}];`);
     const used = usedBuiltins(k);
     for (const id of builtinIds) {
       const b = cudaBuiltin[id];
@@ -194,5 +221,31 @@ class CudaPrinter extends CStylePrinter {
 
   protected f16Literal(s: string): string {
     return `__float2half(${s})`;
+  }
+
+  /** The wrappers of codegen/cuda/mma.ts; tiles are packed u32 arrays addressed in 16-bit elements. */
+  protected matrixStmt(w: Writer, s: MatrixStmt): void {
+    const halves = (array: string, offset: Expr, isConst: boolean): string =>
+      `reinterpret_cast<${isConst ? 'const ' : ''}unsigned short*>(${this.local(array)}) + ${this.expr(offset, true)}`;
+    switch (s.kind) {
+      case 'mma':
+        w.line(`tfc_mma_tile_${s.input}(${this.local(s.acc)} + ${s.accOffset}, ${halves(s.a.array, s.a.offset, true)}, ${s.a.stride}u, ${halves(s.b.array, s.b.offset, true)}, ${s.b.stride}u);`);
+        return;
+      case 'async_copy': {
+        const from = this.k.buffers[s.slot]?.type;
+        const fn = from === 'f16' && s.input === 'f16' ? 'tfc_copy8_f16' : from === 'f32' ? `tfc_copy8_f32_${s.input}` : undefined;
+        if (fn === undefined) throw new Error(`internal: kernel ${this.k.name}: async_copy of ${from ?? 'a missing buffer'} into ${s.input} tiles`);
+        w.line(`${fn}(${halves(s.array, s.arrayOffset, false)}, ${this.bufferNames[s.slot] ?? ''} + ${this.expr(s.index, true)}, ${this.expr(s.count, false)});`);
+        return;
+      }
+      case 'async_commit':
+        w.line('tfc_cp_async_commit();');
+        return;
+      case 'async_wait':
+        w.line(`tfc_cp_async_wait<${s.pending}>();`);
+        return;
+      default:
+        assertNever(s);
+    }
   }
 }

@@ -12,12 +12,14 @@ import {
   type Expr,
   type Kernel,
   type MathFn,
+  type MatrixStmt,
   type ScalarType,
   type SubgroupOp,
   type UnaryOp,
   builtinIds,
   forEachExpr,
   kernelFeatures,
+  usesMatrixStmts,
 } from '../../src/kernel/ir.js';
 import { wgslBinary, wgslBuiltin, wgslMath, wgslSubgroup, wgslType, wgslUnary } from './ops.js';
 
@@ -34,6 +36,8 @@ export function uniformBinding(k: Kernel): number {
 export { describeSchedule };
 
 export function printWgsl(k: Kernel, opts: WgslOptions = {}): string {
+  // Matrix intrinsics come only from CUDA schedules (schedule.ts: `tensorCores`); reaching here is a bug.
+  if (usesMatrixStmts(k)) throw new Error(`internal: kernel ${k.name} uses matrix intrinsics (mma/async_copy), which WGSL cannot print; only CUDA schedules with tensorCores may choose them`);
   return new WgslPrinter(k).print(opts.header ?? true);
 }
 
@@ -189,5 +193,9 @@ class WgslPrinter extends CStylePrinter {
 
   protected f16Literal(s: string): string {
     return `f16(${s})`;
+  }
+
+  protected matrixStmt(_w: Writer, s: MatrixStmt): void {
+    throw new Error(`internal: WGSL has no ${s.kind} (kernel ${this.k.name}); only CUDA schedules with tensorCores emit matrix intrinsics`);
   }
 }

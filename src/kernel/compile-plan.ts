@@ -4,7 +4,7 @@
 import type { Graph } from '../graph/ir.js';
 import { printWgsl, uniformBinding } from '../../codegen/wgsl/print.js';
 import { printCuda } from '../../codegen/cuda/print.js';
-import { type Kernel, type KernelProgram, kernelFeatures } from './ir.js';
+import { type Kernel, type KernelProgram, kernelFeatures, usesMatrixStmts } from './ir.js';
 import { lowerToKernels } from './lower.js';
 import type { BufferKind, Plan, PlanBinding, PlanBuffer, PlanKernel, WeightRows } from './plan.js';
 import { weightRowRange } from '../ops/source.js';
@@ -138,10 +138,19 @@ export function compilePlan(g: Graph, opts: CompileOptions = {}): Plan {
       bytesWritten: k.traffic.bytesWritten,
       flops: k.traffic.flops,
       features,
-      source: withCuda ? { wgsl: printWgsl(k), cuda: printCuda(k) } : { wgsl: printWgsl(k) },
+      source: withCuda ? { wgsl: wgslOrCudaOnly(k), cuda: printCuda(k) } : { wgsl: printWgsl(k) },
       locs: k.locs,
     };
   });
 
   return { model: g.name, dims: g.dims, buffers, steps, kernels, outputs };
+}
+
+/**
+ * A kernel with matrix intrinsics (tensor-core mma, cp.async; only CUDA targets with
+ * `tensorCores` lower to them) has no WGSL: its `wgsl` is a comment saying so, which a WebGPU
+ * device rejects (no entry point) instead of running something else.
+ */
+function wgslOrCudaOnly(k: Kernel): string {
+  return usesMatrixStmts(k) ? `// kernel ${k.name} uses tensor-core intrinsics: CUDA only (no WGSL)\n` : printWgsl(k);
 }

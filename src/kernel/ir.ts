@@ -72,7 +72,43 @@ export type Stmt =
     }
   | { readonly kind: 'if'; readonly cond: Expr; readonly then: readonly Stmt[]; readonly else: readonly Stmt[] }
   | { readonly kind: 'barrier' } // workgroup barrier (memory + execution)
-  | { readonly kind: 'comment'; readonly text: string };
+  | { readonly kind: 'comment'; readonly text: string }
+  | MatrixStmt;
+
+/**
+ * Element types of matrix-multiply tiles: 16-bit floats staged in workgroup arrays, products
+ * accumulated in f32 (tensor cores on CUDA sm_80+). Storage of such a tile is a `u32` workgroup
+ * array holding pairs of 16-bit values (element 2i in the low half of word i), since ScalarType
+ * has no bf16.
+ */
+export type MatrixInput = 'f16' | 'bf16';
+
+/** A 16-bit-element matrix inside a packed `u32` workgroup array: offset and row stride in elements. */
+export interface TileRef {
+  readonly array: string;
+  readonly offset: Expr; // u32, even
+  readonly stride: number; // elements per row, even
+}
+
+/**
+ * Matrix intrinsics: only targets with matrix units print them (CUDA: mma.sync, cp.async); the
+ * WGSL printer rejects them and WebGPU schedules never choose them.
+ * - `mma`: one subgroup (warp of 32) computes acc += A * B for A 16x16 (row-major at `a`) and B
+ *   16x8 (row-major K x N at `b`). Each invocation holds 4 accumulators at acc[accOffset..+3]:
+ *   lane l owns rows l/4 and l/4 + 8, columns 2(l%4) and 2(l%4) + 1 (acc i: row + 8*(i>=2),
+ *   column + (i&1)); the PTX mma.m16n8k16 C/D fragment. Every lane of the subgroup executes it.
+ * - `async_copy`: 8 consecutive elements of buffer `slot` from `index` into `array` at element
+ *   `arrayOffset` (a multiple of 8), rounded to `input`; only the first `count` (u32, 0..8) are
+ *   read, the rest are zero. May complete asynchronously: the data is there after `async_wait`
+ *   and a barrier.
+ * - `async_commit`: closes the group of async copies issued so far by this invocation.
+ * - `async_wait`: waits until at most `pending` committed groups are still in flight.
+ */
+export type MatrixStmt =
+  | { readonly kind: 'mma'; readonly input: MatrixInput; readonly acc: string; readonly accOffset: number; readonly a: TileRef; readonly b: TileRef }
+  | { readonly kind: 'async_copy'; readonly input: MatrixInput; readonly array: string; readonly arrayOffset: Expr; readonly slot: number; readonly index: Expr; readonly count: Expr }
+  | { readonly kind: 'async_commit' }
+  | { readonly kind: 'async_wait'; readonly pending: number };
 
 export type Access = 'read' | 'read_write';
 
@@ -110,6 +146,16 @@ export type KernelSchedule =
       readonly lanes: number; // threads per query row
       readonly useSubgroups: boolean;
       readonly splits: number; // cache partitions (split-K decode), 1 for prefill
+    }
+  | {
+      readonly kind: 'mma_matmul'; // lower-mma.ts: warps of mma tiles, multi-stage async copies
+      readonly tileRows: number;
+      readonly tileCols: number;
+      readonly tileK: number;
+      readonly warpRows: number; // warps per block along M
+      readonly warpCols: number; // warps per block along N
+      readonly stages: number; // shared-memory buffers of the K loop (2: double buffering)
+      readonly input: MatrixInput;
     };
 
 /** Global memory traffic and arithmetic as formulas of the dims (see traffic.ts for the rules). */
@@ -285,8 +331,19 @@ export function forEachExpr(stmts: readonly Stmt[], f: (e: Expr) => void): void 
         forEachExpr(s.then, f);
         forEachExpr(s.else, f);
         break;
+      case 'mma':
+        visit(s.a.offset);
+        visit(s.b.offset);
+        break;
+      case 'async_copy':
+        visit(s.arrayOffset);
+        visit(s.index);
+        visit(s.count);
+        break;
       case 'barrier':
       case 'comment':
+      case 'async_commit':
+      case 'async_wait':
         break;
       default:
         assertNever(s);
@@ -306,6 +363,15 @@ export function forEachStmt(stmts: readonly Stmt[], f: (s: Stmt) => void): void 
   }
 }
 
+/** Whether the kernel uses matrix intrinsics (`mma`, `async_*`), which only some targets print. */
+export function usesMatrixStmts(k: Kernel): boolean {
+  let found = false;
+  forEachStmt(k.body, (s) => {
+    if (s.kind === 'mma' || s.kind === 'async_copy' || s.kind === 'async_commit' || s.kind === 'async_wait') found = true;
+  });
+  return found;
+}
+
 /** What a kernel needs from the target: f16 arithmetic, subgroup operations. */
 export function kernelFeatures(k: Kernel): { readonly usesF16: boolean; readonly usesSubgroups: boolean } {
   let usesF16 = k.buffers.some((b) => b.type === 'f16') || k.shared.some((a) => a.type === 'f16');
@@ -316,6 +382,7 @@ export function kernelFeatures(k: Kernel): { readonly usesF16: boolean; readonly
     if (e.kind === 'builtin' && (e.id === 'subgroup_size' || e.id === 'subgroup_lane')) usesSubgroups = true;
   });
   forEachStmt(k.body, (s) => {
+    if (s.kind === 'mma') usesSubgroups = true; // a warp collective: needs whole warps
     if ((s.kind === 'let' || s.kind === 'var' || s.kind === 'private_array') && s.type === 'f16') usesF16 = true;
   });
   return { usesF16, usesSubgroups };

@@ -19,6 +19,8 @@ export function printScheduleLine(s: KernelSchedule): string {
       return `tiled_matmul: tile ${s.tileRows}x${s.tileCols}, ${s.isDirect === true ? 'direct loads' : `k-step ${s.tileK}`}, ${s.threadRows}x${s.threadCols} outputs/thread`;
     case 'flash_attention':
       return `flash_attention: ${s.tileRows}x${s.tileCols} tiles, ${s.lanes} lanes/row, reductions via ${s.useSubgroups ? 'subgroups' : 'workgroup memory'}${s.splits > 1 ? `, ${s.splits} partitions` : ''}`;
+    case 'mma_matmul':
+      return `mma_matmul: tile ${s.tileRows}x${s.tileCols}, k-step ${s.tileK}, ${s.warpRows}x${s.warpCols} warps, ${s.stages} stages, ${s.input} inputs, f32 accumulators`;
     default:
       return assertNever(s);
   }
@@ -101,6 +103,18 @@ function printStmts(stmts: readonly Stmt[], k: Kernel, indent: string, out: stri
         break;
       case 'barrier':
         out.push(`${indent}barrier`);
+        break;
+      case 'mma':
+        out.push(`${indent}mma.${s.input} ${s.acc}[${s.accOffset}..+4] += ${s.a.array}[${x(s.a.offset)}; row ${s.a.stride}] * ${s.b.array}[${x(s.b.offset)}; row ${s.b.stride}]`);
+        break;
+      case 'async_copy':
+        out.push(`${indent}async_copy.${s.input} ${s.array}[${x(s.arrayOffset)}..+8] = ${k.buffers[s.slot]?.role ?? `slot${s.slot}`}[${x(s.index)}..+${x(s.count)}]`);
+        break;
+      case 'async_commit':
+        out.push(`${indent}async_commit`);
+        break;
+      case 'async_wait':
+        out.push(`${indent}async_wait ${s.pending}`);
         break;
       case 'comment':
         out.push(`${indent}// ${s.text.replace(/\n/g, ' ')}`);

@@ -148,6 +148,32 @@ export function verifyKernel(k: Kernel, target: TargetLimits): string[] {
         case 'barrier':
           if (!uniformFlow) err('barrier in non-uniform control flow');
           break;
+        case 'mma':
+          // A warp collective: uniform flow is stricter than needed (warp-uniform), and suffices.
+          if (!uniformFlow) err('mma in non-uniform control flow');
+          if (declared.get(s.acc) !== 'array') err(`mma accumulates into ${s.acc}, which is not an array`);
+          for (const t of [s.a, s.b]) {
+            if (!k.shared.some((a) => a.name === t.array && a.type === 'u32')) err(`mma reads ${t.array}, which is not a u32 workgroup array`);
+            if (t.stride % 2 !== 0) err(`mma row stride ${t.stride} of ${t.array} is odd`);
+            checkExpr(t.offset, uniformFlow);
+          }
+          break;
+        case 'async_copy': {
+          const b = k.buffers[s.slot];
+          if (b === undefined) err(`async_copy from missing slot ${s.slot}`);
+          else if (b.type !== 'f16' && b.type !== 'f32') err(`async_copy from ${b.type} buffer ${b.role}`);
+          usedSlots.add(s.slot);
+          if (!k.shared.some((a) => a.name === s.array && a.type === 'u32')) err(`async_copy into ${s.array}, which is not a u32 workgroup array`);
+          checkExpr(s.arrayOffset, uniformFlow);
+          checkExpr(s.index, uniformFlow);
+          checkExpr(s.count, uniformFlow);
+          break;
+        }
+        case 'async_commit':
+          break;
+        case 'async_wait':
+          if (!Number.isInteger(s.pending) || s.pending < 0) err(`async_wait ${s.pending}`);
+          break;
         case 'comment':
           break;
         default:

@@ -32,6 +32,7 @@
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 #define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
 
 struct dim3 {
   unsigned int x = 1, y = 1, z = 1;
@@ -43,6 +44,7 @@ struct Warp {
   unsigned lanes;
   std::barrier<> bar;
   alignas(8) unsigned char slot[32][8];
+  std::uint32_t mma_a[32][4], mma_b[32][2];  // mma fragments of every lane (tfc_emu::mma_m16n8k16)
 };
 inline dim3 block_dim, grid_dim, block_idx;  // block_idx is written between blocks only
 inline thread_local dim3 thread_idx;
@@ -174,6 +176,68 @@ TFC_HALF_COMPARE(==)
 TFC_HALF_COMPARE(!=)
 #undef TFC_HALF_COMPARE
 inline __half operator-(__half a) { return __half{static_cast<std::uint16_t>(a.bits ^ 0x8000u)}; }
+
+// ---- tensor-core and cp.async primitives of codegen/cuda/mma.ts (PTX under nvcc) ----
+inline unsigned short __half_as_ushort(__half h) { return h.bits; }
+inline unsigned int tfc_lane_id() { return tfc_emu::linear_tid % 32; }
+namespace tfc_emu {
+inline float bits16_to_float(std::uint32_t bits, bool is_bf16) {
+  return is_bf16 ? std::bit_cast<float>(bits << 16) : __half2float(__half{static_cast<std::uint16_t>(bits)});
+}
+/**
+ * mma.sync.aligned.m16n8k16.row.col.f32.{f16,bf16}: a warp collective. Every lane posts its A and
+ * B fragment registers, each rebuilds the 16x16 A and 16x8 B from all 32 lanes by the PTX ISA
+ * layout (A reg r of lane (g, t) = row g + 8(r & 1), cols 2t + 8(r >> 1) + {0, 1}, low half
+ * first; B reg r = k rows 2t + 8r + {0, 1} of column g), and updates its own 4 accumulators
+ * (rows g, g + 8; columns 2t, 2t + 1). Products of 16-bit floats are exact in f32; the sum runs
+ * in f32 in k order (the hardware's internal order and rounding may differ in the last bits).
+ */
+inline void mma_m16n8k16(float* d, const unsigned int* a, const unsigned int* b, bool is_bf16) {
+  Warp& w = *warps[linear_tid / 32];
+  if (w.lanes != 32) {
+    std::fprintf(stderr, "tfc_emu: mma needs a full warp (%u lanes)\n", w.lanes);
+    std::abort();
+  }
+  const unsigned lane = linear_tid % 32;
+  std::memcpy(w.mma_a[lane], a, sizeof w.mma_a[lane]);
+  std::memcpy(w.mma_b[lane], b, sizeof w.mma_b[lane]);
+  w.bar.arrive_and_wait();
+  float A[16][16], B[16][8];
+  for (unsigned l = 0; l < 32; l++) {
+    const unsigned g = l >> 2, t = l & 3;
+    for (unsigned r = 0; r < 4; r++)
+      for (unsigned h = 0; h < 2; h++) A[g + 8 * (r & 1)][2 * t + 8 * (r >> 1) + h] = bits16_to_float((w.mma_a[l][r] >> (16 * h)) & 0xffffu, is_bf16);
+    for (unsigned r = 0; r < 2; r++)
+      for (unsigned h = 0; h < 2; h++) B[2 * t + 8 * r + h][g] = bits16_to_float((w.mma_b[l][r] >> (16 * h)) & 0xffffu, is_bf16);
+  }
+  w.bar.arrive_and_wait();  // the fragments may be overwritten by the next mma from here on
+  const unsigned g = lane >> 2, t = lane & 3;
+  for (unsigned i = 0; i < 4; i++) {
+    const unsigned row = g + 8 * (i >> 1), col = 2 * t + (i & 1);
+    float s = d[i];
+    for (unsigned k = 0; k < 16; k++) s += A[row][k] * B[k][col];
+    d[i] = s;
+  }
+}
+inline std::uint16_t f32_to_bf16_bits(float x) {  // round to nearest even; NaN stays NaN
+  const std::uint32_t u = std::bit_cast<std::uint32_t>(x);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((u >> 16) | 0x40u);
+  return static_cast<std::uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+}  // namespace tfc_emu
+inline void tfc_mma_m16n8k16_f16_f32(float* d, const unsigned int* a, const unsigned int* b) { tfc_emu::mma_m16n8k16(d, a, b, false); }
+inline void tfc_mma_m16n8k16_bf16_f32(float* d, const unsigned int* a, const unsigned int* b) { tfc_emu::mma_m16n8k16(d, a, b, true); }
+/** cp.async as a synchronous copy (zero fill past src_bytes); commit and wait have nothing to do. */
+inline void tfc_cp_async_16(void* dst, const void* src, unsigned int src_bytes) {
+  std::memcpy(dst, src, src_bytes);
+  std::memset(static_cast<unsigned char*>(dst) + src_bytes, 0, 16 - src_bytes);
+}
+inline void tfc_cp_async_commit() {}
+template <int N>
+inline void tfc_cp_async_wait() {}
+inline unsigned short tfc_f32_to_bf16_bits(float x) { return tfc_emu::f32_to_bf16_bits(x); }
+inline unsigned short tfc_f32_to_f16_bits(float x) { return __float2half(x).bits; }
+inline unsigned short tfc_f16_bits(__half x) { return x.bits; }
 
 // ---- host side of the emulator: buffers passed to kernels as untyped pointers ----
 namespace tfc_emu {
