@@ -68,7 +68,9 @@ export function compilePlan(g: Graph, opts: CompileOptions = {}): Plan {
   const kernelOrder: string[] = [];
   const steps: Plan['steps'][number][] = [];
   program.kernels.forEach((k, step) => {
-    const key = `${printWgsl(k, { header: false })}\n${JSON.stringify(k.grid)}\n${k.workgroupSize.join(',')}`;
+    // A CUDA-only kernel (tensor cores) has no WGSL: its CUDA body (under a fixed name) is the key.
+    const text = usesMatrixStmts(k) ? printCuda({ ...k, name: 'k' }, { header: false, prelude: false }) : printWgsl(k, { header: false });
+    const key = `${text}\n${JSON.stringify(k.grid)}\n${k.workgroupSize.join(',')}`;
     let entry = byKey.get(key);
     if (entry === undefined) {
       entry = { first: k, locs: [] };

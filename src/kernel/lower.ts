@@ -27,6 +27,7 @@ import {
   type KernelProgram,
   type KernelSchedule,
   type KernelTemp,
+  type MatrixInput,
   type ScalarType,
   type SharedArray,
   type Stmt,
@@ -65,6 +66,7 @@ import { type FusedHost, epilogueReadBytes, fusedMapTraffic, translateLambda, un
 import { elementOffset, unravel } from './lower-view.js';
 import { normPrologueOf } from '../ops/fused.js';
 import { normFold } from './lower-norm-prologue.js';
+import { emitMmaMatmul } from './lower-mma.js';
 
 export function lowerToKernels(g: Graph, target: TargetLimits, schedule: Schedule = chooseSchedule(target)): KernelProgram {
   return new Lowering(g, schedule, target).run();
@@ -1040,8 +1042,10 @@ class Lowering {
     const oSlot = kb.output('out', n.id, n.type.dtype);
     // Direct schedule (CPU targets): no workgroup tiles; a norm fold still needs them.
     const isDirect = ms.isDirect === true && !(n.op === 'fused_matmul' && normPrologueOf(n.attrs) !== undefined);
-    const aTile = isDirect ? '' : kb.sharedArray('a_tile', 'f32', TM * TK);
-    const bTile = isDirect ? '' : kb.sharedArray('b_tile', 'f32', TK * TN);
+    // Tensor cores (CUDA sm_80+): f16/bf16 operands read contiguously (no view, no norm fold).
+    const mmaInput = this.s.mmaMatmul === undefined ? undefined : mmaInputOf(n, a, b);
+    const aTile = isDirect || mmaInput !== undefined ? '' : kb.sharedArray('a_tile', 'f32', TM * TK);
+    const bTile = isDirect || mmaInput !== undefined ? '' : kb.sharedArray('b_tile', 'f32', TK * TN);
     const body: Stmt[] = [];
     const Me = dimExpr(M);
     const Ne = dimExpr(N);
@@ -1073,7 +1077,8 @@ class Lowering {
     const bOff = kb.let(body, 'b_off', matrixOffset(b.type.shape, mul(Ke, Ne)));
     const oOff = kb.let(body, 'out_off', mul(bz, mul(Me, Ne)));
     // fused_matmul: the epilogue lambda (lower-fused.ts) runs on the accumulator before the store.
-    const host = this.fusedHost(kb);
+    // The mma epilogue is emitted once per accumulator (unrolled): its operands are bound once.
+    const host = mmaInput !== undefined ? bindOnce(this.fusedHost(kb), kb) : this.fusedHost(kb);
     const ep = n.op === 'fused_matmul' ? lambdaAttr(n, 'epilogue') : undefined;
     const epOperands = n.operands.map((_, i) => this.operand(n, i));
     const epilogueStore = (index: Expr, acc: Expr): Stmt[] => {
@@ -1085,6 +1090,31 @@ class Lowering {
       stmts.push({ kind: 'store', slot: oSlot, index: flat, value: cast(storageType(n.type.dtype), value) });
       return stmts;
     };
+    const Ms = dimToSize(M);
+    const Ns = dimToSize(N);
+    const Ks = dimToSize(K);
+    const batchS = shapeElements(batch);
+    const trafficFor = (tileRows: number, tileCols: number, extra: readonly SizeExpr[]): Traffic => ({
+      // A is re-read once per column tile, B once per row tile (bounds-checked loads only).
+      bytesRead: sAddAll([
+        sMul(batchS, Ms, Ks, sCeilDiv(Ns, tileCols), sConst(storageBytes(a.type.dtype))),
+        sMul(batchS, Ks, Ns, sCeilDiv(Ms, tileRows), sConst(storageBytes(b.type.dtype))),
+        ...(ep === undefined ? [] : [epilogueReadBytes(host, n)]),
+        ...extra,
+      ]),
+      bytesWritten: sMul(batchS, Ms, Ns, sConst(storageBytes(n.type.dtype))),
+      flops: this.flops(n),
+    });
+    if (mmaInput !== undefined && this.s.mmaMatmul !== undefined) {
+      const mm = this.s.mmaMatmul;
+      const r = emitMmaMatmul(
+        { kb, schedule: mm, input: mmaInput, aSlot, bSlot, M: Me, N: Ne, K: Ke, aOff, bOff, store: epilogueStore, outIndex: (row, col) => add(oOff, add(mul(row, Ne), col)) },
+        body,
+      );
+      const grid: readonly [SizeExpr, SizeExpr, SizeExpr] = [sCeilDiv(Ns, mm.tileCols), sCeilDiv(Ms, mm.tileRows), batchS];
+      this.finish(n, n.op, kb, body, [r.threads, 1, 1], grid, r.schedule, trafficFor(mm.tileRows, mm.tileCols, []));
+      return;
+    }
     const row0 = kb.let(body, 'row0', mul(builtin('workgroup_id', 1), u32(TM)));
     const col0 = kb.let(body, 'col0', mul(builtin('workgroup_id', 0), u32(TN)));
     const tx = builtin('local_id', 0);
@@ -1249,25 +1279,36 @@ class Lowering {
       step: u32(1),
       body: [{ kind: 'for', var: wj, start: u32(0), end: u32(RN), step: u32(1), body: wb }],
     });
-    const Ms = dimToSize(M);
-    const Ns = dimToSize(N);
-    const Ks = dimToSize(K);
-    const batchS = shapeElements(batch);
-    const traffic: Traffic = {
-      // A is re-read once per column tile, B once per row tile (bounds-checked loads only).
-      bytesRead: sAddAll([
-        sMul(batchS, Ms, Ks, sCeilDiv(Ns, TN), sConst(storageBytes(a.type.dtype))),
-        sMul(batchS, Ks, Ns, sCeilDiv(Ms, TM), sConst(storageBytes(b.type.dtype))),
-        ...(ep === undefined ? [] : [epilogueReadBytes(host, n)]),
-        // Norm fold: gamma (and beta) once per K tile per workgroup; A is not read again.
-        ...(fold === undefined ? [] : [fold.paramBytes(sMul(batchS, sCeilDiv(Ms, TM), sCeilDiv(Ns, TN)), Ks)]),
-      ]),
-      bytesWritten: sMul(batchS, Ms, Ns, sConst(storageBytes(n.type.dtype))),
-      flops: this.flops(n),
-    };
+    // Norm fold: gamma (and beta) once per K tile per workgroup; A is not read again.
+    const traffic = trafficFor(TM, TN, fold === undefined ? [] : [fold.paramBytes(sMul(batchS, sCeilDiv(Ms, TM), sCeilDiv(Ns, TN)), Ks)]);
     const grid: readonly [SizeExpr, SizeExpr, SizeExpr] = [sCeilDiv(Ns, TN), sCeilDiv(Ms, TM), batchS];
     this.finish(n, n.op, kb, body, [thx, thy, 1], grid, { kind: 'tiled_matmul', ...ms }, traffic);
   }
+}
+
+/** `host` whose `kb.input` gives one slot per graph value, however often a lambda is translated. */
+function bindOnce(host: FusedHost, kb: KernelBuilder): FusedHost {
+  const slots = new Map<number, number>();
+  const input = (role: string, value: number, dtype: DType): number => {
+    const known = slots.get(value);
+    if (known !== undefined) return known;
+    const slot = kb.input(role, value, dtype);
+    slots.set(value, slot);
+    return slot;
+  };
+  return { ...host, kb: { input, let: (out, prefix, init) => kb.let(out, prefix, init) } };
+}
+
+/**
+ * The tensor-core input type of a matmul: both operands f16 or both bf16, each read contiguously
+ * (a view's addresses are not rows of 8 consecutive elements), and no norm fold; else undefined.
+ */
+function mmaInputOf(n: Node, a: Node, b: Node): MatrixInput | undefined {
+  const t = a.type.dtype;
+  if ((t !== 'f16' && t !== 'bf16') || b.type.dtype !== t) return undefined;
+  if (a.op === 'view' || b.op === 'view') return undefined;
+  if (n.op === 'fused_matmul' && normPrologueOf(n.attrs) !== undefined) return undefined;
+  return t;
 }
 
 function sAddAll(xs: readonly SizeExpr[]): SizeExpr {

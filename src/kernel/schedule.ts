@@ -20,6 +20,11 @@ export interface TargetLimits {
    * notes). Absent means a GPU.
    */
   readonly isCpu?: boolean;
+  /**
+   * Tensor cores with mma.sync m16n8k16 for f16/bf16 inputs and cp.async (NVIDIA sm_80+): f16/bf16
+   * matmuls lower to lower-mma.ts. Only CUDA targets set it; the WGSL printer cannot print those kernels.
+   */
+  readonly tensorCores?: boolean;
 }
 
 /** WebGPU defaults every adapter offers (no subgroups assumed). */
@@ -55,6 +60,7 @@ export const cudaLimits: TargetLimits = {
   maxWorkgroupsPerDim: 65535,
   subgroupSize: 32,
   hasF16: true,
+  tensorCores: true,
 };
 
 export interface MatmulSchedule {
@@ -70,6 +76,27 @@ export interface MatmulSchedule {
   readonly isDirect?: boolean;
 }
 
+/**
+ * The tensor-core matmul (lower-mma.ts): a tileRows x tileCols block tile, K in steps of tileK
+ * (a multiple of 16), warpRows x warpCols warps each owning a (tileRows/warpRows) x
+ * (tileCols/warpCols) part as m16n8 mma tiles (so multiples of 16 and 8), two shared-memory stages.
+ */
+export interface MmaMatmulSchedule {
+  readonly tileRows: number;
+  readonly tileCols: number;
+  readonly tileK: number;
+  readonly warpRows: number;
+  readonly warpCols: number;
+}
+
+/** Row padding of the mma tiles in 16-bit elements: keeps rows 16-byte aligned for cp.async and shifts banks. */
+export const mmaTilePad = 8;
+
+/** Shared memory of the mma matmul: two stages of an A tile and a B tile of 16-bit elements, rows padded. */
+export function mmaSharedBytes(m: MmaMatmulSchedule): number {
+  return 2 * 2 * (m.tileRows * (m.tileK + mmaTilePad) + m.tileK * (m.tileCols + mmaTilePad));
+}
+
 export interface Schedule {
   /** Threads per workgroup of one-thread-per-element kernels. */
   readonly mapWorkgroupSize: number;
@@ -77,6 +104,8 @@ export interface Schedule {
   readonly rowWorkgroupSize: number;
   readonly useSubgroups: boolean;
   readonly matmul: MatmulSchedule;
+  /** f16/bf16 matmuls on tensor cores (targets with `tensorCores`); absent: they take `matmul`. */
+  readonly mmaMatmul?: MmaMatmulSchedule;
   readonly maxWorkgroupsPerDim: number;
   /** Forces fused attention tiles; absent: chosen per node from the target (lower-attention.ts). */
   readonly attention?: AttentionSchedule;
@@ -136,11 +165,16 @@ export function chooseSchedule(target: TargetLimits): Schedule {
     (m.tileRows / m.threadRows) * (m.tileCols / m.threadCols) <= target.maxInvocationsPerWorkgroup;
   const matmul = candidates.find(fits) ?? { tileRows: 8, tileCols: 8, tileK: 8, threadRows: 1, threadCols: 1 };
   const threads = Math.min(256, target.maxInvocationsPerWorkgroup);
+  // 64x64x32 with 2x2 warps of 32x32 (2x4 mma tiles, 32 f32 accumulators per thread), 19 KiB of
+  // double-buffered tiles: several blocks per SM, ample for the model widths we compile.
+  const mma: MmaMatmulSchedule = { tileRows: 64, tileCols: 64, tileK: 32, warpRows: 2, warpCols: 2 };
+  const hasMma = target.tensorCores === true && target.subgroupSize === 32 && mmaSharedBytes(mma) <= target.maxWorkgroupStorageBytes;
   return {
     mapWorkgroupSize: threads,
     rowWorkgroupSize: threads,
     useSubgroups: target.subgroupSize > 0,
     matmul,
+    ...(hasMma ? { mmaMatmul: mma } : {}),
     maxWorkgroupsPerDim: target.maxWorkgroupsPerDim,
   };
 }
