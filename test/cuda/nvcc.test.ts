@@ -26,6 +26,7 @@ function tfxFiles(dir: string): string[] {
 
 /** The same small overrides as test/e2e/examples-check.test.ts. */
 function overridesFor(file: string): Record<string, number> {
+  if (file.startsWith('mlp-')) return {};
   if (file.endsWith('llama.tfx')) return { vocab: 128, d: 32, heads: 4, kv_heads: 2, layers: 2, ffn: 48 };
   if (file.endsWith('transformer.tfx')) return { vocab: 128, d: 32, heads: 4, layers: 1, ffn: 64 };
   if (file.endsWith('attention-lse.tfx')) return { heads: 2 }; // attention alone: no model sizes
@@ -37,10 +38,20 @@ interface Unique {
   readonly from: string; // example and pipeline, for messages
 }
 
+/**
+ * The examples are f32; these f16/bf16 MLP blocks give the tensor-core matmul kernels
+ * (lower-mma.ts: plain, and fused with bias, gelu and residual epilogues).
+ */
+const halfModels: readonly (readonly [string, string])[] = (['f16', 'bf16'] as const).map((t) => [
+  `mlp-${t}.tfx`,
+  `dims B, T\ninput x: ${t}[B, T, 96]\nweight w1: ${t}[96, 384] = "w1"\nweight b1: ${t}[384] = "b1"\nweight w2: ${t}[384, 96] = "w2"\noutput y: ${t}[B, T, 96]\noutput z: ${t}[B, T, 384]\nmodel m {\n  y = gelu(x @ w1 + b1) @ w2 + x\n  z = x @ w1\n}\n`,
+]);
+
 function allKernels(): Unique[] {
   const byBody = new Map<string, Unique>();
-  for (const file of tfxFiles('examples').map((f) => relative('.', f))) {
-    const r = checkSource(readFileSync(file, 'utf8'), file, new Map(Object.entries(overridesFor(file))));
+  const sources: (readonly [string, string])[] = [...tfxFiles('examples').map((f) => relative('.', f)).map((f) => [f, readFileSync(f, 'utf8')] as const), ...halfModels];
+  for (const [file, text] of sources) {
+    const r = checkSource(text, file, new Map(Object.entries(overridesFor(file))));
     expect(r.diagnostics.map((d) => d.message), file).toEqual([]);
     if (r.graph === undefined) throw new Error(`${file}: no graph`);
     for (const [variant, passes] of [
@@ -90,6 +101,7 @@ describe.runIf(nvcc !== undefined)('nvcc compiles every example kernel', () => {
     it(`for ${arch}, without spills in attention kernels, within the shared-memory limit`, () => {
       const stats = statsFor(arch);
       const rows: string[] = [];
+      let mmaKernels = 0;
       for (const { kernel: k, from } of kernels) {
         const s = stats.get(k.name);
         expect(s, `${k.name} from ${from} missing from ptxas output`).toBeDefined();
@@ -101,9 +113,16 @@ describe.runIf(nvcc !== undefined)('nvcc compiles every example kernel', () => {
         if (k.op.includes('fused_attention')) {
           expect([k.name, s.spillStoreBytes, s.spillLoadBytes], `${from}`).toEqual([k.name, 0, 0]);
         }
+        // Tensor-core matmuls: the accumulators must live in registers (no stack frame at all).
+        if (k.schedule.kind === 'mma_matmul') {
+          mmaKernels++;
+          expect([k.name, s.spillStoreBytes, s.spillLoadBytes, s.stackFrameBytes], `${from}`).toEqual([k.name, 0, 0, 0]);
+        }
         rows.push(`${k.name}: ${s.registers} regs, ${s.sharedBytes} B smem, spills ${s.spillStoreBytes}/${s.spillLoadBytes}`);
       }
       expect(rows.length).toBe(kernels.length);
+      // Per half model: plain x @ w1 and the fused epilogues of both layers (f16 and bf16 differ).
+      expect(mmaKernels).toBeGreaterThanOrEqual(6);
       if (process.env['TFC_PTXAS_LOG'] === '1') console.log(`${arch}\n${rows.join('\n')}`);
     }, 240_000);
   }
