@@ -1296,7 +1296,7 @@ function bindOnce(host: FusedHost, kb: KernelBuilder): FusedHost {
     slots.set(value, slot);
     return slot;
   };
-  return { ...host, kb: { input, let: (out, prefix, init) => kb.let(out, prefix, init) } };
+  return { ...host, kb: { input, let: (out, prefix, init) => kb.let(out, prefix, init), fresh: (prefix) => kb.fresh(prefix) } };
 }
 
 /**
