@@ -1,0 +1,100 @@
+// Llama with RoPE in the kernels that consume Q and K (issue 5): the FUSED webgpu pipeline
+// (rope(q) in the attention's Q load, present_k = concat(past_k, rope(k)) as one fused_map) on
+// WebGPU against the float64 interpreter on the checked graph: prefill from an empty cache at a
+// T that crosses query tiles, a decode step fed the GPU's own cache, and a prefill with a past.
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkSource } from '../../src/check/check-source.js';
+import { randomInputs, randomWeights } from '../../src/cli/random.js';
+import type { Diagnostic } from '../../src/diag/diagnostic.js';
+import type { Graph } from '../../src/graph/ir.js';
+import { interpret } from '../../src/interp/interpret.js';
+import { neededTensors } from '../../src/io/check-tensors.js';
+import { compilePlan } from '../../src/kernel/compile-plan.js';
+import { lowerToKernels } from '../../src/kernel/lower.js';
+import type { Tensor64 } from '../../src/ops/define.js';
+import { runPipeline } from '../../src/passes/driver.js';
+import { createPassContext } from '../../src/passes/pass.js';
+import { pipelines } from '../../src/passes/pipeline.js';
+import type { AcquiredDevice } from '../../src/runtime/device.js';
+import { createSession, type RunOutput, type Session } from '../../src/runtime/session.js';
+import { targetLimitsOf } from '../../src/runtime/target.js';
+import { relError } from '../helpers/tensors.js';
+import { testDevice } from './helpers.js';
+
+let dev: AcquiredDevice;
+const sessions: Session[] = [];
+beforeAll(async () => {
+  dev = await testDevice();
+});
+afterAll(() => {
+  for (const s of sessions) s.dispose();
+});
+
+function checked(): Graph {
+  const file = 'examples/llama.tfx';
+  const r = checkSource(readFileSync(file, 'utf8'), file, new Map(Object.entries({ layers: 2, d: 32, heads: 4, kv_heads: 2, ffn: 48, vocab: 64 })));
+  if (r.graph === undefined) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
+  return r.graph;
+}
+
+function seeded(g: Graph, dims: Record<string, number>, seed: number): { weights: Map<string, Tensor64>; inputs: Map<string, Tensor64> } {
+  const ds: Diagnostic[] = [];
+  const needed = neededTensors(g);
+  const m = new Map(Object.entries(dims));
+  const weights = randomWeights(needed, seed, m, ds);
+  const inputs = randomInputs(g, needed, seed + 1, m, ds);
+  expect(ds.map((d) => d.message)).toEqual([]);
+  return { weights, inputs };
+}
+
+/** fp32 kernels vs float64: 1e-4 relative (relError's floor: 1% of max|ref|). */
+function expectClose(got: ReadonlyMap<string, RunOutput>, want: ReadonlyMap<string, Tensor64>, what: string): void {
+  expect(want.size).toBe(5); // logits, present.{0,1}.{key,value}
+  for (const [name, w] of want) {
+    const o = got.get(name);
+    expect(o?.shape, `${what} ${name}`).toEqual(w.shape);
+    const err = relError(o?.data ?? [], w);
+    console.log(`${what} ${name}${JSON.stringify(w.shape)}: max rel error ${err.toExponential(2)}`);
+    expect(err, `${what} ${name}`).toBeLessThanOrEqual(1e-4);
+  }
+}
+
+const asTensors = (outputs: ReadonlyMap<string, RunOutput>): Map<string, Tensor64> =>
+  new Map([...outputs].map(([k, o]) => [k, { dtype: o.dtype, shape: o.shape, data: Float64Array.from(o.data) }]));
+
+function cacheFrom(outputs: ReadonlyMap<string, Tensor64>): Map<string, Tensor64> {
+  const past = new Map<string, Tensor64>();
+  for (const [name, t] of outputs) if (name.startsWith('present.')) past.set(`past.${name.slice('present.'.length)}`, t);
+  return past;
+}
+
+describe('Llama, RoPE at load (fused pipeline) on WebGPU vs the float64 interpreter', () => {
+  it('prefill T=33 from an empty cache, decode one step from the GPU cache, prefill T=7 after P=5', { timeout: 180_000 }, async () => {
+    const g = checked();
+    const fused = runPipeline(g, pipelines.webgpu, createPassContext({ target: 'webgpu', verify: true }));
+    // The plan this test runs is the one the kernel counts are about: attention computes rope(q).
+    expect(fused.nodes.filter((n) => n.op === 'fused_attention' && n.attrs['qload'] !== undefined).length).toBe(2);
+    const plan = compilePlan(fused, { target: targetLimitsOf(dev) });
+    const ops = lowerToKernels(fused, targetLimitsOf(dev)).kernels.map((k) => k.op);
+    expect(ops.filter((op) => ['slice', 'concat', 'permute'].includes(op))).toEqual([]);
+    const session = await createSession(dev, plan);
+    sessions.push(session);
+    const { weights, inputs } = seeded(g, { B: 2, T: 33, P: 0 }, 41);
+    session.loadWeights(weights);
+
+    const first = await session.run(inputs);
+    const ref1 = interpret(g, { inputs, weights }).outputs;
+    expectClose(first.outputs, ref1, 'prefill T=33 P=0');
+
+    const tokens = seeded(g, { B: 2, T: 1, P: 33 }, 42).inputs.get('tokens');
+    if (tokens === undefined) throw new Error('no tokens');
+    const second = await session.run(new Map([['tokens', tokens], ...cacheFrom(asTensors(first.outputs))]));
+    expect(Object.fromEntries(second.dims)).toMatchObject({ T: 1, P: 33 });
+    expectClose(second.outputs, interpret(g, { inputs: new Map([['tokens', tokens], ...cacheFrom(ref1)]), weights }).outputs, 'decode T=1 P=33');
+
+    const withPast = seeded(g, { B: 2, T: 7, P: 5 }, 43).inputs;
+    const third = await session.run(withPast);
+    expectClose(third.outputs, interpret(g, { inputs: withPast, weights }).outputs, 'prefill T=7 P=5');
+  });
+});
