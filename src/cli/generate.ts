@@ -9,7 +9,7 @@ import { evaluateConfig } from '../check/config.js';
 import { DiagnosticSink } from '../diag/diagnostic.js';
 import type { Graph } from '../graph/ir.js';
 import { compilePlan } from '../kernel/compile-plan.js';
-import { describeModel } from '../../codegen/host/emit.js';
+import { describeModel } from '../../codegen/host/model-shape.js';
 import { acquireDevice } from '../runtime/device.js';
 import { createLoadedModel, type LoadProgress } from '../runtime/host.js';
 import type { GenerateOptions, GenerateResult } from '../runtime/generate.js';
