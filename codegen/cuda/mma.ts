@@ -12,7 +12,7 @@ import { Writer } from '../common/writer.js';
  *   one `mma.sync.aligned.m16n8k16.row.col.f32.{f16,bf16}.{f16,bf16}.f32`, d += A * B (warp-wide).
  * - `tfc_mma_tile_f16(acc, a, lda, b, ldb)` / `tfc_mma_tile_bf16`: loads this lane's A fragment of
  *   the 16x16 row-major tile at `a` (row stride `lda`) and B fragment of the 16x8 row-major (K x N)
- *   tile at `b` (row stride `ldb`) with the PTX ISA layouts ("Matrix Fragments for mma.m16n8k16"),
+ *   tile at `b` (row stride `ldb`; the `_bt` variants take B stored N x K, a transposed weight) with the PTX ISA layouts ("Matrix Fragments for mma.m16n8k16"),
  *   then mma into acc[0..3] (rows g and g+8, columns 2t and 2t+1, g = lane/4, t = lane%4).
  * - `tfc_copy8_f16(dst, src, count)`: 8 halves from global to shared, the first `count` (0..8)
  *   read and the rest zero; cp.async (16 bytes, zero-filled past `count`) when `src` is 16-byte
@@ -69,7 +69,8 @@ export function cudaMmaHelpers(): string {
   w.comment('PTX ISA, mma.m16n8k16 (.f16/.bf16), g = lane / 4, t = lane % 4:');
   w.comment('A register r holds row g + 8 * (r & 1), columns 2t + 8 * (r >> 1) + {0, 1};');
   w.comment('B register r holds k rows 2t + 8 * r + {0, 1} of column g.');
-  w.line('template <bool IS_BF16>');
+  w.comment('B_NK: B stored N x K (element (k, n) at b[n * ldb + k]), so a register is one 32-bit word.');
+  w.line('template <bool IS_BF16, bool B_NK>');
   w.open('__device__ __forceinline__ void tfc_mma_tile(float* acc, const unsigned short* a, unsigned int lda, const unsigned short* b, unsigned int ldb)');
   w.line('const unsigned int lane = tfc_lane_id();');
   w.line('const unsigned int g = lane >> 2, t = lane & 3u;');
@@ -79,8 +80,13 @@ export function cudaMmaHelpers(): string {
   w.line('fa[r] = tfc_pack2(p[0], p[1]);');
   w.close();
   w.open('for (int r = 0; r < 2; r++)');
+  w.open('if (B_NK)');
+  w.line('const unsigned short* p = b + g * ldb + 2u * t + 8u * r;');
+  w.line('fb[r] = tfc_pack2(p[0], p[1]);');
+  w.reopen('else');
   w.line('const unsigned short* p = b + (2u * t + 8u * r) * ldb + g;');
   w.line('fb[r] = tfc_pack2(p[0], p[ldb]);');
+  w.close();
   w.close();
   w.open('if (IS_BF16)');
   w.line('tfc_mma_m16n8k16_bf16_f32(acc, fa, fb);');
@@ -88,12 +94,13 @@ export function cudaMmaHelpers(): string {
   w.line('tfc_mma_m16n8k16_f16_f32(acc, fa, fb);');
   w.close();
   w.close();
-  w.open('__device__ __forceinline__ void tfc_mma_tile_f16(float* acc, const unsigned short* a, unsigned int lda, const unsigned short* b, unsigned int ldb)');
-  w.line('tfc_mma_tile<false>(acc, a, lda, b, ldb);');
-  w.close();
-  w.open('__device__ __forceinline__ void tfc_mma_tile_bf16(float* acc, const unsigned short* a, unsigned int lda, const unsigned short* b, unsigned int ldb)');
-  w.line('tfc_mma_tile<true>(acc, a, lda, b, ldb);');
-  w.close();
+  for (const [t, isBf16] of [['f16', false], ['bf16', true]] as const) {
+    for (const [suffix, isNk] of [['', false], ['_bt', true]] as const) {
+      w.open(`__device__ __forceinline__ void tfc_mma_tile_${t}${suffix}(float* acc, const unsigned short* a, unsigned int lda, const unsigned short* b, unsigned int ldb)`);
+      w.line(`tfc_mma_tile<${isBf16}, ${isNk}>(acc, a, lda, b, ldb);`);
+      w.close();
+    }
+  }
   w.comment('dst: 16-byte aligned shared memory. A misaligned source (a row length not a multiple of 8)');
   w.comment('takes plain loads; count == 0 reads nothing (src may then point past the buffer).');
   w.open('__device__ __forceinline__ void tfc_copy8_f16(unsigned short* dst, const __half* src, unsigned int count)');

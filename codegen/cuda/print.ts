@@ -229,7 +229,7 @@ class CudaPrinter extends CStylePrinter {
       `reinterpret_cast<${isConst ? 'const ' : ''}unsigned short*>(${this.local(array)}) + ${this.expr(offset, true)}`;
     switch (s.kind) {
       case 'mma':
-        w.line(`tfc_mma_tile_${s.input}(${this.local(s.acc)} + ${s.accOffset}, ${halves(s.a.array, s.a.offset, true)}, ${s.a.stride}u, ${halves(s.b.array, s.b.offset, true)}, ${s.b.stride}u);`);
+        w.line(`tfc_mma_tile_${s.input}${s.bLayout === 'n_by_k' ? '_bt' : ''}(${this.local(s.acc)} + ${s.accOffset}, ${halves(s.a.array, s.a.offset, true)}, ${s.a.stride}u, ${halves(s.b.array, s.b.offset, true)}, ${s.b.stride}u);`);
         return;
       case 'async_copy': {
         const from = this.k.buffers[s.slot]?.type;

@@ -83,6 +83,9 @@ export type Stmt =
  */
 export type MatrixInput = 'f16' | 'bf16';
 
+/** How the B tile of an `mma` is stored: K x N row-major, or N x K row-major (B transposed). */
+export type MmaBLayout = 'k_by_n' | 'n_by_k';
+
 /** A 16-bit-element matrix inside a packed `u32` workgroup array: offset and row stride in elements. */
 export interface TileRef {
   readonly array: string;
@@ -94,7 +97,8 @@ export interface TileRef {
  * Matrix intrinsics: only targets with matrix units print them (CUDA: mma.sync, cp.async); the
  * WGSL printer rejects them and WebGPU schedules never choose them.
  * - `mma`: one subgroup (warp of 32) computes acc += A * B for A 16x16 (row-major at `a`) and B
- *   16x8 (row-major K x N at `b`). Each invocation holds 4 accumulators at acc[accOffset..+3]:
+ *   16x8 at `b`: row-major K x N (`bLayout` 'k_by_n', element (k, n) at k * stride + n) or N x K
+ *   ('n_by_k', at n * stride + k: a transposed weight, `x @ transpose(w)`). Each invocation holds 4 accumulators at acc[accOffset..+3]:
  *   lane l owns rows l/4 and l/4 + 8, columns 2(l%4) and 2(l%4) + 1 (acc i: row + 8*(i>=2),
  *   column + (i&1)); the PTX mma.m16n8k16 C/D fragment. Every lane of the subgroup executes it.
  * - `async_copy`: 8 consecutive elements of buffer `slot` from `index` into `array` at element
@@ -105,7 +109,7 @@ export interface TileRef {
  * - `async_wait`: waits until at most `pending` committed groups are still in flight.
  */
 export type MatrixStmt =
-  | { readonly kind: 'mma'; readonly input: MatrixInput; readonly acc: string; readonly accOffset: number; readonly a: TileRef; readonly b: TileRef }
+  | { readonly kind: 'mma'; readonly input: MatrixInput; readonly acc: string; readonly accOffset: number; readonly a: TileRef; readonly b: TileRef; readonly bLayout: MmaBLayout }
   | { readonly kind: 'async_copy'; readonly input: MatrixInput; readonly array: string; readonly arrayOffset: Expr; readonly slot: number; readonly index: Expr; readonly count: Expr }
   | { readonly kind: 'async_commit' }
   | { readonly kind: 'async_wait'; readonly pending: number };

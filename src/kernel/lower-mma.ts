@@ -2,7 +2,8 @@
 // calls it for f16/bf16 operands read contiguously, after binding the buffers, the batch offsets
 // and the epilogue. Matrix statements (ir.ts: mma, async_copy) print through codegen/cuda/mma.ts.
 //
-//   shared a_tile: 2 stages x tileRows x (tileK + 8), b_tile: 2 x tileK x (tileCols + 8) (16-bit)
+//   shared a_tile: 2 stages x tileRows x (tileK + 8), b_tile: 2 x tileK x (tileCols + 8) (16-bit;
+//   2 x tileCols x (tileK + 8) when B is contiguous along K, `x @ transpose(w)`: 'n_by_k')
 //   copy K tile 0 -> stage 0; commit
 //   for kt in 0..ceil(K / tileK):
 //     if kt + 1 < tiles: copy K tile kt + 1 -> stage (kt + 1) % 2   (in flight during the mma)
@@ -16,6 +17,7 @@ import {
   type Expr,
   type KernelSchedule,
   type MatrixInput,
+  type MmaBLayout,
   type Stmt,
   add,
   and,
@@ -33,6 +35,8 @@ import {
   arrayLoad,
 } from './ir.js';
 import type { KernelBuilder } from './builder.js';
+import type { Graph, Node, ScalarExpr } from '../graph/ir.js';
+import { viewMapOf } from './lower-view.js';
 import { type MmaMatmulSchedule, mmaTilePad } from './schedule.js';
 
 export interface MmaMatmulParts {
@@ -41,12 +45,15 @@ export interface MmaMatmulParts {
   readonly input: MatrixInput;
   readonly aSlot: number;
   readonly bSlot: number;
-  /** Matrix sizes (u32): A is M x K, B is K x N, both row-major at their offsets. */
+  /** Matrix sizes (u32): A is M x K, B is K x N. */
   readonly M: Expr;
   readonly N: Expr;
   readonly K: Expr;
-  readonly aOff: Expr;
-  readonly bOff: Expr;
+  /** Element offset of A[row][k] in its buffer; A[row][k + i] must be at + i (contiguous along K). */
+  readonly aAddr: (row: Expr, k: Expr) => Expr;
+  /** Element offset of B[k][col]; contiguous along N ('k_by_n') or along K ('n_by_k', a transposed weight). */
+  readonly bAddr: (k: Expr, col: Expr) => Expr;
+  readonly bLayout: MmaBLayout;
   /** The epilogue and store of one output element at its flat output index. */
   readonly store: (index: Expr, acc: Expr) => Stmt[];
   /** Flat output index of (row, col) of this block's matrix. */
@@ -68,10 +75,11 @@ export function emitMmaMatmul(p: MmaMatmulParts, body: Stmt[]): { threads: numbe
   const MT = WM / 16;
   const NT = WN / 8;
   const threads = warpSize * WR * WC;
+  const isNk = p.bLayout === 'n_by_k';
   const LDA = BK + mmaTilePad;
-  const LDB = BN + mmaTilePad;
+  const LDB = (isNk ? BK : BN) + mmaTilePad; // B tile rows: K rows of N, or N rows of K
   const aStage = BM * LDA; // 16-bit elements per stage
-  const bStage = BK * LDB;
+  const bStage = (isNk ? BN : BK) * LDB;
   const aTile = kb.sharedArray('a_tile', 'u32', (stages * aStage) / 2);
   const bTile = kb.sharedArray('b_tile', 'u32', (stages * bStage) / 2);
 
@@ -90,7 +98,7 @@ export function emitMmaMatmul(p: MmaMatmulParts, body: Stmt[]): { threads: numbe
   const eight = u32(8);
   const copies = (stage: Expr, k0: Expr): Stmt[] => {
     const out: Stmt[] = [];
-    const part = (array: string, rows: number, cols: number, ld: number, stageElems: number, slot: number, rowLimit: Expr, colLimit: Expr, grow: (r: Expr) => Expr, gcol: (c: Expr) => Expr, rowLen: Expr, off: Expr): void => {
+    const part = (array: string, rows: number, cols: number, ld: number, stageElems: number, slot: number, rowLimit: Expr, colLimit: Expr, grow: (r: Expr) => Expr, gcol: (c: Expr) => Expr, addr: (gr: Expr, gc: Expr) => Expr): void => {
       const e = kb.fresh('e');
       const lb: Stmt[] = [];
       const ev = v(e, 'u32');
@@ -105,13 +113,14 @@ export function emitMmaMatmul(p: MmaMatmulParts, body: Stmt[]): { threads: numbe
         array,
         arrayOffset: add(mul(stage, u32(stageElems)), add(mul(r, u32(ld)), c)),
         slot,
-        index: add(off, add(mul(gr, rowLen), gc)),
+        index: addr(gr, gc),
         count,
       });
       out.push({ kind: 'for', var: e, start: tid, end: u32((rows * cols) / 8), step: u32(threads), body: lb });
     };
-    part(aTile, BM, BK, LDA, aStage, p.aSlot, M, K, (r) => add(row0, r), (c) => add(k0, c), K, p.aOff);
-    part(bTile, BK, BN, LDB, bStage, p.bSlot, K, N, (r) => add(k0, r), (c) => add(col0, c), N, p.bOff);
+    part(aTile, BM, BK, LDA, aStage, p.aSlot, M, K, (r) => add(row0, r), (c) => add(k0, c), p.aAddr);
+    if (isNk) part(bTile, BN, BK, LDB, bStage, p.bSlot, N, K, (r) => add(col0, r), (c) => add(k0, c), (n, k) => p.bAddr(k, n));
+    else part(bTile, BK, BN, LDB, bStage, p.bSlot, K, N, (r) => add(k0, r), (c) => add(col0, c), p.bAddr);
     return out;
   };
 
@@ -124,7 +133,7 @@ export function emitMmaMatmul(p: MmaMatmulParts, body: Stmt[]): { threads: numbe
   loop.push({ kind: 'async_commit' }, { kind: 'async_wait', pending: 1 }, { kind: 'barrier' });
   const cur = kb.let(loop, 'stage', rem(ktv, u32(stages)));
   const aBase = kb.let(loop, 'a_base', add(mul(cur, u32(aStage)), mul(wrow, u32(LDA))));
-  const bBase = kb.let(loop, 'b_base', add(mul(cur, u32(bStage)), wcol));
+  const bBase = kb.let(loop, 'b_base', add(mul(cur, u32(bStage)), isNk ? mul(wcol, u32(LDB)) : wcol));
   // Unrolled here (constant offsets), so the accumulators stay in registers after ptxas.
   for (let kk = 0; kk < BK / 16; kk++) {
     for (let mt = 0; mt < MT; mt++) {
@@ -135,7 +144,8 @@ export function emitMmaMatmul(p: MmaMatmulParts, body: Stmt[]): { threads: numbe
           acc,
           accOffset: (mt * NT + nt) * 4,
           a: { array: aTile, offset: add(aBase, u32(mt * 16 * LDA + kk * 16)), stride: LDA },
-          b: { array: bTile, offset: add(bBase, u32(kk * 16 * LDB + nt * 8)), stride: LDB },
+          b: { array: bTile, offset: add(bBase, u32(isNk ? nt * 8 * LDB + kk * 16 : kk * 16 * LDB + nt * 8)), stride: LDB },
+          bLayout: p.bLayout,
         });
       }
     }
@@ -158,4 +168,18 @@ export function emitMmaMatmul(p: MmaMatmulParts, body: Stmt[]): { threads: numbe
     }
   }
   return { threads, schedule: { kind: 'mma_matmul', tileRows: BM, tileCols: BN, tileK: BK, warpRows: WR, warpCols: WC, stages, input: p.input } };
+}
+
+/**
+ * The axis of `o` along which consecutive elements are consecutive in memory: the last for an
+ * ordinary value; for a view, the axis that alone forms the source's last index (a transpose
+ * moves it, a slice or a layer index keeps it); undefined when there is none.
+ */
+export function unitStrideAxis(g: Graph, o: Node): number | undefined {
+  if (o.op !== 'view') return o.type.shape.length - 1;
+  const { indices } = viewMapOf(g, o);
+  const last = indices[indices.length - 1];
+  if (last === undefined || last.kind !== 'index') return undefined;
+  const mentions = (e: ScalarExpr): boolean => (e.kind === 'index' ? e.axis === last.axis : e.kind === 'apply' ? e.args.some(mentions) : false);
+  return indices.slice(0, -1).some(mentions) ? undefined : last.axis;
 }

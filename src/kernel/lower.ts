@@ -28,6 +28,7 @@ import {
   type KernelSchedule,
   type KernelTemp,
   type MatrixInput,
+  type MmaBLayout,
   type ScalarType,
   type SharedArray,
   type Stmt,
@@ -66,7 +67,7 @@ import { type FusedHost, epilogueReadBytes, fusedMapTraffic, translateLambda, un
 import { elementOffset, unravel } from './lower-view.js';
 import { normPrologueOf } from '../ops/fused.js';
 import { normFold } from './lower-norm-prologue.js';
-import { emitMmaMatmul } from './lower-mma.js';
+import { emitMmaMatmul, unitStrideAxis } from './lower-mma.js';
 
 export function lowerToKernels(g: Graph, target: TargetLimits, schedule: Schedule = chooseSchedule(target)): KernelProgram {
   return new Lowering(g, schedule, target).run();
@@ -1042,8 +1043,8 @@ class Lowering {
     const oSlot = kb.output('out', n.id, n.type.dtype);
     // Direct schedule (CPU targets): no workgroup tiles; a norm fold still needs them.
     const isDirect = ms.isDirect === true && !(n.op === 'fused_matmul' && normPrologueOf(n.attrs) !== undefined);
-    // Tensor cores (CUDA sm_80+): f16/bf16 operands read contiguously (no view, no norm fold).
-    const mmaInput = this.s.mmaMatmul === undefined ? undefined : mmaInputOf(n, a, b);
+    // Tensor cores (CUDA sm_80+): f16/bf16 operands whose rows are contiguous (mmaOperands).
+    const mmaInput = this.s.mmaMatmul === undefined ? undefined : mmaOperands(this.g, n, a, b);
     const aTile = isDirect || mmaInput !== undefined ? '' : kb.sharedArray('a_tile', 'f32', TM * TK);
     const bTile = isDirect || mmaInput !== undefined ? '' : kb.sharedArray('b_tile', 'f32', TK * TN);
     const body: Stmt[] = [];
@@ -1090,6 +1091,22 @@ class Lowering {
       stmts.push({ kind: 'store', slot: oSlot, index: flat, value: cast(storageType(n.type.dtype), value) });
       return stmts;
     };
+    // An operand read through a view (fold-views): its multi-index from the tile row and column,
+    // then the address in the source buffer from the view's map.
+    const viewAddress = (o: Node, isA: boolean): ((grow: Expr, gcol: Expr) => Expr) | undefined => {
+      if (o.op !== 'view') return undefined;
+      return (grow, gcol) => {
+        const shape = o.type.shape;
+        let lead: Expr[];
+        if (foldBatch) lead = isA ? unravel(shape.slice(0, -1), grow, dimExpr) : [grow];
+        else {
+          const bshape = shape.slice(0, -2);
+          const off = batch.length - bshape.length;
+          lead = [...bshape.map((d, k) => (isOne(d) ? u32(0) : (batchIdx[off + k] ?? u32(0)))), grow];
+        }
+        return elementOffset(this.g, o, [...lead, gcol], dimExpr);
+      };
+    };
     const Ms = dimToSize(M);
     const Ns = dimToSize(N);
     const Ks = dimToSize(K);
@@ -1107,8 +1124,24 @@ class Lowering {
     });
     if (mmaInput !== undefined && this.s.mmaMatmul !== undefined) {
       const mm = this.s.mmaMatmul;
+      const aView = viewAddress(a, true);
+      const bView = viewAddress(b, false);
       const r = emitMmaMatmul(
-        { kb, schedule: mm, input: mmaInput, aSlot, bSlot, M: Me, N: Ne, K: Ke, aOff, bOff, store: epilogueStore, outIndex: (row, col) => add(oOff, add(mul(row, Ne), col)) },
+        {
+          kb,
+          schedule: mm,
+          input: mmaInput.input,
+          aSlot,
+          bSlot,
+          M: Me,
+          N: Ne,
+          K: Ke,
+          aAddr: aView ?? ((row, k) => add(aOff, add(mul(row, Ke), k))),
+          bAddr: bView ?? ((k, col) => add(bOff, add(mul(k, Ne), col))),
+          bLayout: mmaInput.bLayout,
+          store: epilogueStore,
+          outIndex: (row, col) => add(oOff, add(mul(row, Ne), col)),
+        },
         body,
       );
       const grid: readonly [SizeExpr, SizeExpr, SizeExpr] = [sCeilDiv(Ns, mm.tileCols), sCeilDiv(Ms, mm.tileRows), batchS];
@@ -1123,22 +1156,6 @@ class Lowering {
     const accName = kb.fresh('acc');
     body.push({ kind: 'private_array', name: accName, type: 'f32', length: RM * RN, init: lit('f32', 0) });
     // Stage one tile: for (e = tid; e < rows*cols; e += threads) tile[e] = in-bounds ? src : 0.
-    // An operand read through a view (fold-views): its multi-index from the tile row and column,
-    // then the address in the source buffer from the view's map.
-    const viewAddress = (o: Node, isA: boolean): ((grow: Expr, gcol: Expr) => Expr) | undefined => {
-      if (o.op !== 'view') return undefined;
-      return (grow, gcol) => {
-        const shape = o.type.shape;
-        let lead: Expr[];
-        if (foldBatch) lead = isA ? unravel(shape.slice(0, -1), grow, dimExpr) : [grow];
-        else {
-          const bshape = shape.slice(0, -2);
-          const off = batch.length - bshape.length;
-          lead = [...bshape.map((d, k) => (isOne(d) ? u32(0) : (batchIdx[off + k] ?? u32(0)))), grow];
-        }
-        return elementOffset(this.g, o, [...lead, gcol], dimExpr);
-      };
-    };
     const stage = (tile: string, cols: number, total: number, slot: number, dtype: DType, gr: (r: Expr) => Expr, gc: (c: Expr) => Expr, R: Expr, C: Expr, off: Expr, ld: Expr, addr?: (grow: Expr, gcol: Expr) => Expr): Stmt => {
       const e = kb.fresh('e');
       const lb: Stmt[] = [];
@@ -1300,15 +1317,21 @@ function bindOnce(host: FusedHost, kb: KernelBuilder): FusedHost {
 }
 
 /**
- * The tensor-core input type of a matmul: both operands f16 or both bf16, each read contiguously
- * (a view's addresses are not rows of 8 consecutive elements), and no norm fold; else undefined.
+ * The tensor-core operands of a matmul: both f16 or both bf16, A contiguous along K and B along
+ * N or (a transposed weight, `x @ transpose(w)`) along K, so 8-element copies are runs of memory;
+ * no norm fold. Undefined: the scalar tiled path.
  */
-function mmaInputOf(n: Node, a: Node, b: Node): MatrixInput | undefined {
+function mmaOperands(g: Graph, n: Node, a: Node, b: Node): { readonly input: MatrixInput; readonly bLayout: MmaBLayout } | undefined {
   const t = a.type.dtype;
   if ((t !== 'f16' && t !== 'bf16') || b.type.dtype !== t) return undefined;
-  if (a.op === 'view' || b.op === 'view') return undefined;
   if (n.op === 'fused_matmul' && normPrologueOf(n.attrs) !== undefined) return undefined;
-  return t;
+  const aRank = a.type.shape.length;
+  const bRank = b.type.shape.length;
+  if (unitStrideAxis(g, a) !== aRank - 1) return undefined;
+  const bAxis = unitStrideAxis(g, b);
+  if (bAxis === bRank - 1) return { input: t, bLayout: 'k_by_n' };
+  if (bAxis === bRank - 2) return { input: t, bLayout: 'n_by_k' };
+  return undefined;
 }
 
 function sAddAll(xs: readonly SizeExpr[]): SizeExpr {

@@ -105,7 +105,7 @@ function printStmts(stmts: readonly Stmt[], k: Kernel, indent: string, out: stri
         out.push(`${indent}barrier`);
         break;
       case 'mma':
-        out.push(`${indent}mma.${s.input} ${s.acc}[${s.accOffset}..+4] += ${s.a.array}[${x(s.a.offset)}; row ${s.a.stride}] * ${s.b.array}[${x(s.b.offset)}; row ${s.b.stride}]`);
+        out.push(`${indent}mma.${s.input} ${s.acc}[${s.accOffset}..+4] += ${s.a.array}[${x(s.a.offset)}; row ${s.a.stride}] * ${s.b.array}[${x(s.b.offset)}; row ${s.b.stride}${s.bLayout === 'n_by_k' ? ', n by k' : ''}]`);
         break;
       case 'async_copy':
         out.push(`${indent}async_copy.${s.input} ${s.array}[${x(s.arrayOffset)}..+8] = ${k.buffers[s.slot]?.role ?? `slot${s.slot}`}[${x(s.index)}..+${x(s.count)}]`);

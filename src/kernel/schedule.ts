@@ -92,9 +92,13 @@ export interface MmaMatmulSchedule {
 /** Row padding of the mma tiles in 16-bit elements: keeps rows 16-byte aligned for cp.async and shifts banks. */
 export const mmaTilePad = 8;
 
-/** Shared memory of the mma matmul: two stages of an A tile and a B tile of 16-bit elements, rows padded. */
+/**
+ * Shared memory of the mma matmul: two stages of an A tile and a B tile of 16-bit elements, rows
+ * padded; B as K x N or (transposed weights) N x K, whichever is larger.
+ */
 export function mmaSharedBytes(m: MmaMatmulSchedule): number {
-  return 2 * 2 * (m.tileRows * (m.tileK + mmaTilePad) + m.tileK * (m.tileCols + mmaTilePad));
+  const b = Math.max(m.tileK * (m.tileCols + mmaTilePad), m.tileCols * (m.tileK + mmaTilePad));
+  return 2 * 2 * (m.tileRows * (m.tileK + mmaTilePad) + b);
 }
 
 export interface Schedule {

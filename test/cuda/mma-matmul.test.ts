@@ -1,7 +1,7 @@
 // The tensor-core matmul (src/kernel/lower-mma.ts) on the CUDA CPU emulator vs the float64
 // interpreter: f16 and bf16 operands, M/N/K in {1, 17, 70, 129} (no multiple of the 64x64x32
-// tile, the 8-element copies or the 16x8x16 mma), a folded batch and a batched B, and the
-// fused_matmul epilogue (bias, gelu, residual). Inputs are rounded to the dtype before both runs,
+// tile, the 8-element copies or the 16x8x16 mma), a folded batch, a batched B, a transposed B
+// (x @ transpose(w), read as stored) and the fused_matmul epilogue (bias, gelu, residual). Inputs are rounded to the dtype before both runs,
 // so the only differences are f32 accumulation and the kernel's own output rounding.
 import { describe, expect, it } from 'vitest';
 import { compilePlan } from '../../src/kernel/compile-plan.js';
@@ -20,15 +20,18 @@ input x: ${t}[B, M, K]
 input w: ${t}[K, N]
 input wb: ${t}[B, K, N]
 input w2: ${t}[K, N]
+input wt: ${t}[N, K]
 input bias: ${t}[N]
 input res: ${t}[B, M, N]
 output y: ${t}[B, M, N]
 output z: ${t}[B, M, N]
 output f: ${t}[B, M, N]
+output u: ${t}[B, M, N]
 model m {
   y = x @ w
   z = x @ wb
   f = gelu(x @ w2 + bias) + res
+  u = x @ transpose(wt)
 }
 `;
 
@@ -66,9 +69,11 @@ describe('tensor-core matmul on the CUDA emulator vs the float64 interpreter', (
       // Every matmul took the tensor-core path: mma wrappers in each matmul kernel's source; the
       // epilogue (bias, gelu, residual) rode along in one fused_matmul.
       const matmuls = plan.kernels.filter((k) => k.name.includes('matmul'));
-      expect(matmuls.map((k) => k.name).sort()).toEqual(['m_fused_matmul', 'm_matmul', 'm_matmul_1']);
-      expect(plan.kernels.length).toBe(3);
-      for (const k of matmuls) expect(k.source.cuda ?? '', k.name).toContain(`tfc_mma_tile_${t}(`);
+      expect(matmuls.map((k) => k.name).sort()).toEqual(['m_fused_matmul', 'm_matmul', 'm_matmul_1', 'm_matmul_2']);
+      expect(plan.kernels.length).toBe(4);
+      // x @ transpose(wt) reads wt as stored (N x K): the transposed-B mma variant.
+      expect(matmuls.filter((k) => (k.source.cuda ?? '').includes(`tfc_mma_tile_${t}_bt(acc`)).length).toBe(1);
+      for (const k of matmuls) expect(k.source.cuda ?? '', k.name).toMatch(new RegExp(`tfc_mma_tile_${t}(_bt)?\\(acc`));
       for (const [B, M, K, N] of shapes) {
         const preset = new Map([['B', B], ['M', M], ['K', K], ['N', N]]);
         const raw = feedsFor(graph, preset, 7 + M + K * 3 + N * 5);

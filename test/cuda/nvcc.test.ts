@@ -40,11 +40,11 @@ interface Unique {
 
 /**
  * The examples are f32; these f16/bf16 MLP blocks give the tensor-core matmul kernels
- * (lower-mma.ts: plain, and fused with bias, gelu and residual epilogues).
+ * (lower-mma.ts: plain, fused with bias, gelu and residual epilogues, and B transposed).
  */
 const halfModels: readonly (readonly [string, string])[] = (['f16', 'bf16'] as const).map((t) => [
   `mlp-${t}.tfx`,
-  `dims B, T\ninput x: ${t}[B, T, 96]\nweight w1: ${t}[96, 384] = "w1"\nweight b1: ${t}[384] = "b1"\nweight w2: ${t}[384, 96] = "w2"\noutput y: ${t}[B, T, 96]\noutput z: ${t}[B, T, 384]\nmodel m {\n  y = gelu(x @ w1 + b1) @ w2 + x\n  z = x @ w1\n}\n`,
+  `dims B, T\ninput x: ${t}[B, T, 96]\nweight w1: ${t}[96, 384] = "w1"\nweight b1: ${t}[384] = "b1"\nweight w2: ${t}[384, 96] = "w2"\nweight w3: ${t}[384, 96] = "w3"\noutput y: ${t}[B, T, 96]\noutput z: ${t}[B, T, 384]\noutput u: ${t}[B, T, 384]\nmodel m {\n  y = gelu(x @ w1 + b1) @ w2 + x\n  z = x @ w1\n  u = x @ transpose(w3)\n}\n`,
 ]);
 
 function allKernels(): Unique[] {
@@ -121,7 +121,7 @@ describe.runIf(nvcc !== undefined)('nvcc compiles every example kernel', () => {
         rows.push(`${k.name}: ${s.registers} regs, ${s.sharedBytes} B smem, spills ${s.spillStoreBytes}/${s.spillLoadBytes}`);
       }
       expect(rows.length).toBe(kernels.length);
-      // Per half model: plain x @ w1 and the fused epilogues of both layers (f16 and bf16 differ).
+      // Per half model and pipeline: x @ w1, the second layer's fused epilogue, x @ transpose(w3).
       expect(mmaKernels).toBeGreaterThanOrEqual(6);
       if (process.env['TFC_PTXAS_LOG'] === '1') console.log(`${arch}\n${rows.join('\n')}`);
     }, 240_000);
