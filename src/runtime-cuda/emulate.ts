@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { evalCondition, evalSize, weightSourceShape, type Plan } from '../kernel/plan.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import type { Tensor64 } from '../ops/define.js';
-import { buildLauncher, runLauncher } from './launcher.js';
+import { type LauncherMode, buildLauncher, runLauncher } from './launcher.js';
 
 /** codegen/cuda/emu/cuda_emu.h, found from this file in src/ or in dist/src/. */
 export function emuHeaderPath(): string {
@@ -27,6 +27,8 @@ export function emuHeaderPath(): string {
 export interface EmuOptions {
   /** Where binaries are cached (default: $TMPDIR/tfc-cuda-emu). */
   readonly cacheDir?: string;
+  /** 'nvcc': the same launcher built by nvcc and run on the GPU (tests that run where one exists). */
+  readonly mode?: LauncherMode;
 }
 
 export const gxxFlags = ['-std=c++20', '-O1', '-pthread', '-w'];
@@ -67,7 +69,7 @@ export interface EmuResult {
  * in the buffers' dtypes (weights split into row chunks as their whole tables).
  */
 export function runPlanEmulated(plan: Plan, dims: ReadonlyMap<string, number>, feeds: ReadonlyMap<string, ArrayLike<number>>, opts: EmuOptions = {}): EmuResult {
-  const exe = buildLauncher(plan, 'emu', opts.cacheDir === undefined ? {} : { cacheDir: opts.cacheDir });
+  const exe = buildLauncher(plan, opts.mode ?? 'emu', opts.cacheDir === undefined ? {} : { cacheDir: opts.cacheDir });
   const work = mkdtempSync(join(tmpdir(), 'tfc-cuda-run-'));
   try {
     const files = { input: new Map<string, Tensor64>(), weight: new Map<string, Tensor64>() };

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { compilePlan } from '../../src/kernel/compile-plan.js';
 import { cudaLimits } from '../../src/kernel/schedule.js';
 import { runPlanEmulated } from '../../src/runtime-cuda/emulate.js';
+import { type LauncherMode, detectNvidiaGpu } from '../../src/runtime-cuda/launcher.js';
 import { bf16Bits, bf16FromBits, f16Bits, f16FromBits } from '../../src/runtime/convert.js';
 import { makeTensor } from '../../src/interp/tensor.js';
 import type { Tensor64 } from '../../src/ops/define.js';
@@ -52,6 +53,10 @@ function scaledError(got: ArrayLike<number>, want: ArrayLike<number>): number {
   return got.length === want.length && Number.isFinite(err) ? err / scale : Infinity;
 }
 
+// The emulator always; the GPU too where nvidia-smi lists one (the hardware's mma then checks our
+// reading of the fragment layouts, which the emulator shares).
+const modes: readonly LauncherMode[] = detectNvidiaGpu() === undefined ? ['emu'] : ['emu', 'nvcc'];
+
 const shapes: readonly (readonly [number, number, number, number])[] = [
   // B, M, K, N
   [1, 1, 1, 1],
@@ -80,18 +85,20 @@ describe('tensor-core matmul on the CUDA emulator vs the float64 interpreter', (
         const inputs = new Map([...raw.inputs].map(([k, v]) => [k, round(v)]));
         const ref = interpret(graph, { inputs, weights: raw.weights });
         const dims = bindDims(graph, { inputs, weights: raw.weights });
-        const r = runPlanEmulated(plan, dims, new Map([...inputs].map(([k, v]) => [k, v.data])));
-        for (const [name, want] of ref.outputs) {
-          const got = r.outputs.get(name) ?? [];
-          const at = `${t} ${name} at B=${B} M=${M} K=${K} N=${N}`;
-          // f32 accumulation of exact 16-bit products, K <= 129: ~1e-6 relative, so 1e-4 holds for
-          // bf16 (stored as f32, epilogue in f32) and for f16 up to the kernel's rounding of the
-          // output to f16 (2^-11 = 4.9e-4 relative; the interpreter keeps float64).
-          if (t === 'bf16' || name !== 'f') expect(relError(got, want), at).toBeLessThan(t === 'bf16' ? 1e-4 : 2 ** -11 + 1e-4);
-          // The f16 epilogue rounds after x@w, + bias, gelu and + res: 4 roundings of values up to
-          // the output's scale, 2^-11 each, relative to the largest output (not per element: near
-          // zero after + res the rounding of the larger intermediates dominates).
-          else expect(scaledError(got, want.data), at).toBeLessThan(4 * 2 ** -11);
+        for (const mode of modes) {
+          const r = runPlanEmulated(plan, dims, new Map([...inputs].map(([k, v]) => [k, v.data])), { mode });
+          for (const [name, want] of ref.outputs) {
+            const got = r.outputs.get(name) ?? [];
+            const at = `${t} ${name} at B=${B} M=${M} K=${K} N=${N} (${mode})`;
+            // f32 accumulation of exact 16-bit products, K <= 129: ~1e-6 relative, so 1e-4 holds for
+            // bf16 (stored as f32, epilogue in f32) and for f16 up to the kernel's rounding of the
+            // output to f16 (2^-11 = 4.9e-4 relative; the interpreter keeps float64).
+            if (t === 'bf16' || name !== 'f') expect(relError(got, want), at).toBeLessThan(t === 'bf16' ? 1e-4 : 2 ** -11 + 1e-4);
+            // The f16 epilogue rounds after x@w, + bias, gelu and + res: 4 roundings of values up to
+            // the output's scale, 2^-11 each, relative to the largest output (not per element: near
+            // zero after + res the rounding of the larger intermediates dominates).
+            else expect(scaledError(got, want.data), at).toBeLessThan(4 * 2 ** -11);
+          }
         }
       }
     }, 240_000);

@@ -1,7 +1,8 @@
 // The tensor-core wrappers of codegen/cuda/mma.ts on their own: a one-warp test kernel
 // (fixtures/mma-wrappers.cu: cp.async and plain-load staging, zero fill past K = 29, f16 and bf16
 // mma into f32) runs on the CPU emulator against a float64 matmul of the same 16-bit inputs, and
-// compiles with nvcc for sm_80 and sm_90a without spills (no GPU in CI: compile only).
+// compiles with nvcc for sm_80 and sm_90a without spills; where a GPU exists the same check runs
+// on it (CI has none: compile only).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +12,7 @@ import { cudaMmaHelpers } from '../../codegen/cuda/mma.js';
 import { cudaPrelude } from '../../codegen/cuda/print.js';
 import { findNvcc, parsePtxasOutput } from '../../codegen/cuda/ptxas.js';
 import { emuHeaderPath, gxxFlags } from '../../src/runtime-cuda/emulate.js';
+import { detectNvidiaGpu } from '../../src/runtime-cuda/launcher.js';
 
 const fixture = join('test', 'cuda', 'fixtures', 'mma-wrappers.cu');
 const dir = mkdtempSync(join(tmpdir(), 'tfc-mma-wrappers-'));
@@ -39,5 +41,17 @@ describe('tensor-core wrappers', () => {
       expect([...stats.keys()].sort(), arch).toEqual(['mma_bf16', 'mma_f16']);
       for (const [name, s] of stats) expect([name, s.spillStoreBytes, s.spillLoadBytes, s.stackFrameBytes], arch).toEqual([name, 0, 0, 0]);
     }
+  }, 120_000);
+
+  // Where a GPU exists: the fixture's host main runs the same check on the device, so the
+  // hardware confirms the fragment layouts the emulator and the wrappers share.
+  const gpu = detectNvidiaGpu();
+  it.runIf(nvcc !== undefined && gpu !== undefined)('match the float64 matmul on the GPU', () => {
+    const exe = join(dir, 'mma-wrappers-gpu');
+    const c = spawnSync(nvcc ?? 'nvcc', [`-arch=${gpu?.arch ?? 'native'}`, '-std=c++17', '-include', prelude, '-x', 'cu', fixture, '-o', exe], { encoding: 'utf8' });
+    expect(c.status, c.stderr).toBe(0);
+    const r = spawnSync(exe, { encoding: 'utf8' });
+    expect(r.stdout.trim().split('\n').map((l) => l.endsWith(' ok')), r.stdout).toEqual([true, true, true]);
+    expect(r.status).toBe(0);
   }, 120_000);
 });
