@@ -80,7 +80,8 @@ export function printCudaLauncher(plan: Plan): string {
   for (const k of plan.kernels) w.line(`#include "${cudaPath(k.name).slice('cuda/'.length)}"`);
   w.line();
   w.line('namespace {');
-  w.line(`const char* const kDimNames[] = {${[...plan.dims.map(cString), 'nullptr'].join(', ')}};`);
+  w.line('using namespace std::string_view_literals;  // "..."sv keeps NUL bytes of model names');
+  w.line(`const std::string_view kDimNames[] = {${[...plan.dims.map((d) => `${cString(d)}sv`), '""sv'].join(', ')}};`);
   // Per input axis: the dim it binds when the axis is a bare dim (-1 otherwise).
   for (const b of plan.buffers) {
     if (b.kind !== 'input' || b.shape.length === 0) continue;
@@ -94,12 +95,12 @@ export function printCudaLauncher(plan: Plan): string {
     const what = `${b.kind} ${b.name ?? `#${b.id}`}`.replace(/[^\x20-\x7e]|\\/g, ' ');
     const axes = b.kind === 'input' && b.shape.length > 0 ? `kAxes${b.id}` : 'nullptr';
     const rows = b.rows === undefined ? '0, 0, 0' : `${b.rows.start}, ${b.rows.end}, ${b.rows.total}`;
-    w.line(`{tfc::Kind::${kindName[b.kind]}, ${cString(b.name ?? '')}, "${b.dtype}", ${b.shape.length}, ${axes}, ${slots.get(b.id) ?? -1}, ${rows}},  // ${b.id}: ${what}`);
+    w.line(`{tfc::Kind::${kindName[b.kind]}, ${cString(b.name ?? '')}sv, "${b.dtype}", ${b.shape.length}, ${axes}, ${slots.get(b.id) ?? -1}, ${rows}},  // ${b.id}: ${what}`);
   }
   w.close(';');
   w.open('const tfc::OutputInfo kOutputs[] =');
-  for (const o of plan.outputs) w.line(`{${cString(o.name)}, ${o.buffer}},`);
-  if (plan.outputs.length === 0) w.line('{"", -1},');
+  for (const o of plan.outputs) w.line(`{${cString(o.name)}sv, ${o.buffer}},`);
+  if (plan.outputs.length === 0) w.line('{""sv, -1},');
   w.close(';');
   w.line();
   w.open('uint64_t elementsOf(int b, const uint64_t* d)');
@@ -151,7 +152,7 @@ export function printCudaLauncher(plan: Plan): string {
   w.line();
   w.open('int main(int argc, char** argv)');
   w.line(
-    `const tfc::ModelInfo model{${cString(plan.model)}, ${plan.dims.length}, kDimNames, ${plan.buffers.length}, kBuffers, ${plan.outputs.length}, kOutputs, ${slotCount}, elementsOf, shapeOf, runSteps};`,
+    `const tfc::ModelInfo model{${cString(plan.model)}sv, ${plan.dims.length}, kDimNames, ${plan.buffers.length}, kBuffers, ${plan.outputs.length}, kOutputs, ${slotCount}, elementsOf, shapeOf, runSteps};`,
   );
   w.line('return tfc::launcherMain(model, argc, argv);');
   w.close();

@@ -22,6 +22,8 @@
 #ifndef TFC_LAUNCHER_H
 #define TFC_LAUNCHER_H
 
+#include <string_view>
+
 #include "tfc_runtime.h"
 
 namespace tfc {
@@ -30,7 +32,7 @@ enum class Kind { Input, Weight, Output, Temp };
 
 struct BufferInfo {
   Kind kind;
-  const char* name;   // safetensors name (inputs, weights, outputs); "" for temps
+  std::string_view name;  // safetensors name (inputs, weights, outputs; may hold NUL bytes); "" for temps
   const char* dtype;  // plan dtype: f32 f16 bf16 i32 bool
   int rank;
   const int* axisDims;  // per axis: the dim index when the axis is a bare dim, else -1 (inputs)
@@ -39,14 +41,15 @@ struct BufferInfo {
 };
 
 struct OutputInfo {
-  const char* name;
+  std::string_view name;
   int buffer;
 };
 
+// Names are string_views of the generated literals ("..."sv): a model's names may hold NUL bytes.
 struct ModelInfo {
-  const char* model;
+  std::string_view model;
   int dimCount;
-  const char* const* dimNames;
+  const std::string_view* dimNames;
   int bufferCount;
   const BufferInfo* buffers;
   int outputCount;
@@ -83,10 +86,10 @@ inline std::vector<void*> uploadWeights(const ModelInfo& m, const File& weights,
     ptr[static_cast<size_t>(b)] = tfc_malloc(n * elementBytes(info));
     std::vector<unsigned char> v;
     if (info.rowsTotal == 0) {
-      v = encode(tensorOf(weights, info.name, n), info.dtype, 0, n);
+      v = encode(tensorOf(weights, std::string(info.name), n), info.dtype, 0, n);
     } else {
       const uint64_t row = n / (info.rowsEnd - info.rowsStart);
-      v = encode(tensorOf(weights, info.name, row * info.rowsTotal), info.dtype, row * info.rowsStart, n);
+      v = encode(tensorOf(weights, std::string(info.name), row * info.rowsTotal), info.dtype, row * info.rowsStart, n);
     }
     tfc_memcpy_h2d(ptr[static_cast<size_t>(b)], v.data(), v.size());
   }
@@ -104,7 +107,7 @@ inline int runOnce(const ModelInfo& m, int argc, char** argv) {
     const size_t eq = arg.find('=');
     bool known = false;
     for (int i = 0; i < m.dimCount && eq != std::string::npos; i++) {
-      if (arg.compare(0, eq, m.dimNames[i]) == 0 && eq == std::strlen(m.dimNames[i])) {
+      if (eq != std::string::npos && std::string_view(arg).substr(0, eq) == m.dimNames[i]) {
         d[static_cast<size_t>(i)] = std::stoull(arg.substr(eq + 1));
         bound[static_cast<size_t>(i)] = known = true;
       }
@@ -117,21 +120,21 @@ inline int runOnce(const ModelInfo& m, int argc, char** argv) {
   for (int b = 0; b < m.bufferCount; b++) {
     const BufferInfo& info = m.buffers[b];
     if (info.kind != Kind::Input) continue;
-    auto it = inputs.tensors.find(info.name);
+    auto it = inputs.tensors.find(std::string(info.name));
     if (it == inputs.tensors.end() || it->second.shape.size() != static_cast<size_t>(info.rank)) continue;
     for (int i = 0; i < info.rank; i++) {
       const int di = info.axisDims[i];
       if (di >= 0 && !bound[static_cast<size_t>(di)]) d[static_cast<size_t>(di)] = it->second.shape[static_cast<size_t>(i)], bound[static_cast<size_t>(di)] = true;
     }
   }
-  for (int i = 0; i < m.dimCount; i++) if (!bound[static_cast<size_t>(i)]) fail(std::string("dim ") + m.dimNames[i] + " is not bound (pass " + m.dimNames[i] + "=VALUE)");
+  for (int i = 0; i < m.dimCount; i++) if (!bound[static_cast<size_t>(i)]) fail("dim " + std::string(m.dimNames[i]) + " is not bound (pass " + std::string(m.dimNames[i]) + "=VALUE)");
   for (int b = 0; b < m.bufferCount; b++) {
     const BufferInfo& info = m.buffers[b];
     if (info.kind != Kind::Input) continue;
-    const Tensor& t = tensorOf(inputs, info.name, m.elements(b, d.data()));
+    const Tensor& t = tensorOf(inputs, std::string(info.name), m.elements(b, d.data()));
     const std::vector<uint64_t> want = shapeOf(m, b, d);
-    if (t.shape.size() != want.size()) fail(inputs.path + ": input " + info.name + " has rank " + std::to_string(t.shape.size()) + ", the model declares " + std::to_string(want.size()));
-    for (size_t i = 0; i < want.size(); i++) if (t.shape[i] != want[i]) fail(inputs.path + ": input " + info.name + " axis " + std::to_string(i) + " is " + std::to_string(t.shape[i]) + ", the dims give " + std::to_string(want[i]));
+    if (t.shape.size() != want.size()) fail(inputs.path + ": input " + std::string(info.name) + " has rank " + std::to_string(t.shape.size()) + ", the model declares " + std::to_string(want.size()));
+    for (size_t i = 0; i < want.size(); i++) if (t.shape[i] != want[i]) fail(inputs.path + ": input " + std::string(info.name) + " axis " + std::to_string(i) + " is " + std::to_string(t.shape[i]) + ", the dims give " + std::to_string(want[i]));
   }
   // Device memory: weights, inputs and outputs own theirs; temps share slots by live range.
   std::vector<void*> buf = uploadWeights(m, weights, d);
@@ -151,7 +154,7 @@ inline int runOnce(const ModelInfo& m, int argc, char** argv) {
     if (info.kind == Kind::Output) owned.push_back(buf[static_cast<size_t>(b)] = tfc_malloc(n * elementBytes(info)));
     if (info.kind == Kind::Input) {
       owned.push_back(buf[static_cast<size_t>(b)] = tfc_malloc(n * elementBytes(info)));
-      const std::vector<unsigned char> v = encode(tensorOf(inputs, info.name, n), info.dtype, 0, n);
+      const std::vector<unsigned char> v = encode(tensorOf(inputs, std::string(info.name), n), info.dtype, 0, n);
       tfc_memcpy_h2d(buf[static_cast<size_t>(b)], v.data(), v.size());
     }
   }
@@ -169,7 +172,7 @@ inline int runOnce(const ModelInfo& m, int argc, char** argv) {
   std::vector<Output> outs;
   for (int k = 0; k < m.outputCount; k++) {
     const int b = m.outputs[k].buffer;
-    Output o{m.outputs[k].name, m.buffers[b].dtype, shapeOf(m, b, d), {}};
+    Output o{std::string(m.outputs[k].name), m.buffers[b].dtype, shapeOf(m, b, d), {}};
     o.storage.resize(m.elements(b, d.data()) * elementBytes(m.buffers[b]));
     tfc_memcpy_d2h(o.storage.data(), buf[static_cast<size_t>(b)], o.storage.size());
     outs.push_back(std::move(o));
@@ -219,7 +222,7 @@ class Server {
 
   /** Reads requests until EOF; returns the exit code. */
   int loop() {
-    reply(std::string("{\"ok\":true,\"model\":") + jsonString(m_.model) + ",\"h2d\":" + std::to_string(copiedToDevice) + ",\"d2h\":" + std::to_string(copiedToHost) + "}", {});
+    reply(std::string("{\"ok\":true,\"model\":") + jsonString(std::string(m_.model)) + ",\"h2d\":" + std::to_string(copiedToDevice) + ",\"d2h\":" + std::to_string(copiedToHost) + "}", {});
     for (;;) {
       std::string line;
       try {
@@ -420,20 +423,20 @@ class Server {
       const BufferInfo& info = m_.buffers[b];
       if (info.kind != Kind::Input) continue;
       const std::vector<uint64_t>* s = host[static_cast<size_t>(b)] != nullptr ? &host[static_cast<size_t>(b)]->shape : dev[static_cast<size_t>(b)] != nullptr ? &dev[static_cast<size_t>(b)]->shape : nullptr;
-      if (s == nullptr) throw Error(std::string("input ") + info.name + " is missing (give it in \"inputs\" or \"device\")");
+      if (s == nullptr) throw Error("input " + std::string(info.name) + " is missing (give it in \"inputs\" or \"device\")");
       if (s->size() != static_cast<size_t>(info.rank)) continue;  // reported below
       for (int i = 0; i < info.rank; i++) {
         const int di = info.axisDims[i];
         if (di >= 0 && !bound[static_cast<size_t>(di)]) d[static_cast<size_t>(di)] = (*s)[static_cast<size_t>(i)], bound[static_cast<size_t>(di)] = true;
       }
     }
-    for (size_t i = 0; i < nd; i++) if (!bound[i]) throw Error(std::string("dim ") + m_.dimNames[i] + " is not bound (give it in \"dims\")");
+    for (size_t i = 0; i < nd; i++) if (!bound[i]) throw Error("dim " + std::string(m_.dimNames[i]) + " is not bound (give it in \"dims\")");
     for (int b = 0; b < m_.bufferCount; b++) {
       const BufferInfo& info = m_.buffers[b];
       if (info.kind != Kind::Input) continue;
       const std::vector<uint64_t>& s = host[static_cast<size_t>(b)] != nullptr ? host[static_cast<size_t>(b)]->shape : dev[static_cast<size_t>(b)]->shape;
       const std::vector<uint64_t> want = shapeOf(m_, b, d);
-      if (s != want) throw Error(std::string("input ") + info.name + " has shape " + shapeText(s) + ", the dims give " + shapeText(want));
+      if (s != want) throw Error("input " + std::string(info.name) + " has shape " + shapeText(s) + ", the dims give " + shapeText(want));
     }
     std::vector<int> keepBuffers;
     for (const std::string& name : r.keep) {
@@ -487,7 +490,7 @@ class Server {
     std::vector<std::vector<unsigned char>> payloads;
     for (size_t f = 0; f < r.fetch.size(); f++) {
       const OutputInfo& out = m_.outputs[outputIndex(r.fetch[f])];
-      Output o{out.name, m_.buffers[out.buffer].dtype, shapeOf(m_, out.buffer, d), {}};
+      Output o{std::string(out.name), m_.buffers[out.buffer].dtype, shapeOf(m_, out.buffer, d), {}};
       o.storage.resize(m_.elements(out.buffer, d.data()) * elementBytes(m_.buffers[out.buffer]));
       tfc_memcpy_d2h(o.storage.data(), buf[static_cast<size_t>(out.buffer)], o.storage.size());
       payloads.push_back(fileData(o));
