@@ -44,6 +44,14 @@ const variants: Record<string, Variant> = {
   'fused 64x16 direct, 1 lane/row (K/V loads uniform)': { fuse: true, attention: { ...at(64, 16, 1, true), lanes: 1, useSubgroups: false }, matmul: base.matmul },
   'fused 32x64 direct, 8 rows/thread': { fuse: true, attention: at(32, 64, 8, true), matmul: base.matmul },
   'fused 64x64 staged, 8 rows/thread': { fuse: true, attention: at(64, 64, 8, false), matmul: base.matmul },
+  // Traffic-minimal (qInRegisters): Q rows in private arrays, K/V staged once per workgroup of
+  // up to 1024 rows, P by shuffle, per-row-group block sparsity.
+  ...Object.fromEntries(
+    ([[1024, 32], [1024, 64], [512, 32], [256, 32], [128, 32], [64, 64]] as const).map(([r, c]) => [
+      `fused ${r}x${c} Q in registers, staged K/V, 8 rows/thread`,
+      { fuse: true, attention: { ...at(r, c, 8, false), shuffleP: true, qInRegisters: true }, matmul: base.matmul },
+    ]),
+  ),
 };
 console.log(`attention T=${T} heads=${H} dh=${dh} f32 B=1 on ${target.name}; chosen fused: ${JSON.stringify(chooseAttentionSchedule(target, dh, dh))}`);
 for (const causal of masks) {

@@ -130,7 +130,9 @@ export function printCudaLauncher(plan: Plan): string {
   plan.steps.forEach((s, i) => {
     const k = kernelOf.get(s.kernel);
     if (k === undefined) throw new Error(`internal: step ${i} names unknown kernel ${s.kernel}`);
-    const cond = s.when === undefined ? '' : `${size(s.when.size)} ${s.when.op} ${s.when.value} && `;
+    const conds: string[] = [];
+    for (let c = s.when; c !== undefined; c = c.and) conds.push(`${size(c.size)} ${c.op} ${c.value} && `);
+    const cond = conds.join('');
     const args = [
       ...k.slots.map((slot) => {
         const b = s.bindings.find((x) => x.binding === slot.binding);

@@ -18,6 +18,7 @@ import {
   type UnaryOp,
   builtinIds,
   forEachExpr,
+  forEachStmt,
   kernelFeatures,
   usesMatrixStmts,
 } from '../../src/kernel/ir.js';
@@ -64,6 +65,12 @@ class WgslPrinter extends CStylePrinter {
     if (header) this.header(w);
     if (features.usesF16) w.line('enable f16;');
     if (features.usesSubgroups) w.line('enable subgroups;');
+    // Subgroup operations under a branch the lowering keeps subgroup-uniform (not provably so to Tint).
+    let subgroupBranches = false;
+    forEachStmt(k.body, (s) => {
+      if (s.kind === 'if' && s.uniformity === 'subgroup') subgroupBranches = true;
+    });
+    if (features.usesSubgroups && subgroupBranches) w.line('diagnostic(off, subgroup_uniformity);');
     if (features.usesF16 || features.usesSubgroups) w.line();
 
     // Module-scope names first, in slot order, so they are stable.

@@ -70,7 +70,18 @@ export type Stmt =
       readonly step: Expr;
       readonly body: readonly Stmt[];
     }
-  | { readonly kind: 'if'; readonly cond: Expr; readonly then: readonly Stmt[]; readonly else: readonly Stmt[] }
+  | {
+      readonly kind: 'if';
+      readonly cond: Expr;
+      readonly then: readonly Stmt[];
+      readonly else: readonly Stmt[];
+      /**
+       * 'subgroup': the lowering guarantees `cond` is the same on every invocation of a subgroup
+       * (not of the workgroup), so subgroup operations inside are legal (no barriers). WGSL then
+       * turns its `subgroup_uniformity` diagnostic off; a CUDA warp takes one side of it.
+       */
+      readonly uniformity?: 'subgroup';
+    }
   | { readonly kind: 'barrier' } // workgroup barrier (memory + execution)
   | { readonly kind: 'comment'; readonly text: string }
   | MatrixStmt;

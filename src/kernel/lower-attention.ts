@@ -94,6 +94,22 @@ export interface AttentionSchedule {
    * around it; none at all per key tile with `isDirect`). Default false.
    */
   readonly shuffleP?: boolean;
+  /**
+   * Each thread holds its rows of Q in a private array (each lane loads dk / L of a row once;
+   * subgroup shuffles give every lane the whole row), so no Q tile takes workgroup memory and a
+   * workgroup can cover up to 1024 / L * rowsPerThread query rows; with staged K/V (not
+   * `isDirect`) each K/V element is then read once per workgroup. Block sparsity also applies
+   * per row group (one subgroup): it skips the key tiles its own rows never see under a
+   * subgroup-uniform branch, while every thread joins the staging barriers. Needs `shuffleP`
+   * and subgroups. Default false.
+   */
+  readonly qInRegisters?: boolean;
+  /**
+   * Prefill with T > `aboveT` uses `schedule` instead (its own step, selected at run time by a
+   * plan `when` where T is symbolic): long prompts get the traffic-minimal schedule while short
+   * ones keep many small workgroups. Its own decode fields are unused.
+   */
+  readonly longPrefill?: { readonly aboveT: number; readonly schedule: AttentionSchedule };
 }
 
 /** Workgroup bytes of a tile configuration: Q, K, V tiles, the score/probability tile, the fold. */
@@ -101,7 +117,28 @@ export function attentionSharedBytes(s: AttentionSchedule, rows: number, dk: num
   const fold = s.useSubgroups ? 0 : (rows / (s.rowsPerThread ?? 1)) * s.lanes;
   const kv = s.isDirect === true ? 0 : s.tileCols * (dk + dv);
   const pTile = s.shuffleP === true && s.useSubgroups ? 0 : rows * s.tileCols;
-  return 4 * (rows * dk + kv + pTile + fold);
+  const qTile = s.qInRegisters === true ? 0 : rows * dk;
+  return 4 * (qTile + kv + pTile + fold);
+}
+
+/** Prompts longer than this take the CPU's traffic-minimal prefill schedule (see longPrefillSchedule). */
+export const LONG_PREFILL_ABOVE_T = 256;
+
+/**
+ * The traffic-minimal CPU prefill: one workgroup of as many row groups as the target allows (up
+ * to 1024 rows: 8 rows per thread, lanes = the subgroup size), Q in private arrays, K/V tiles of
+ * the most keys that fit staged once per workgroup, P by shuffle, block sparsity per row group.
+ * At T <= 1024 every Q, K, V element is read once and O written once (the lower bound).
+ */
+export function longPrefillSchedule(target: TargetLimits, base: AttentionSchedule, dk: number, dv: number): AttentionSchedule | undefined {
+  const lanes = target.subgroupSize;
+  const rowsPerThread = 8;
+  const rows = Math.min(1024, Math.floor(target.maxInvocationsPerWorkgroup / lanes) * rowsPerThread);
+  for (const keys of [64, 32, 16, 8]) {
+    const s: AttentionSchedule = { ...base, tileRows: rows, tileCols: Math.ceil(keys / lanes) * lanes, lanes, useSubgroups: true, rowsPerThread, isDirect: false, shuffleP: true, qInRegisters: true };
+    if (rows >= 64 && attentionSharedBytes(s, rows, dk, dv) <= target.maxWorkgroupStorageBytes) return s;
+  }
+  return undefined;
 }
 
 /**
@@ -118,7 +155,10 @@ export function chooseAttentionSchedule(target: TargetLimits, dk: number, dv: nu
     // multiply-adds; per key, 8 p and 8 V loads feed 64. 1.9x the 32x32 staged tiles on lavapipe.
     // With subgroups P is exchanged by shuffle within a row's lanes (no P tile, no barriers).
     const s: AttentionSchedule = { tileRows: 32, tileCols: 8 * lanes, lanes, useSubgroups, splits: 32, decodeMaxT: 1, rowsPerThread: 8, isDirect: true, ...(useSubgroups ? { shuffleP: true } : {}) };
-    if (4 * lanes <= target.maxInvocationsPerWorkgroup && attentionSharedBytes(s, 32, dk, dv) <= target.maxWorkgroupStorageBytes) return s;
+    if (4 * lanes <= target.maxInvocationsPerWorkgroup && attentionSharedBytes(s, 32, dk, dv) <= target.maxWorkgroupStorageBytes) {
+      const long = useSubgroups ? longPrefillSchedule(target, s, dk, dv) : undefined;
+      return long === undefined ? s : { ...s, longPrefill: { aboveT: LONG_PREFILL_ABOVE_T, schedule: long } };
+    }
   }
   const roundUp = (x: number): number => Math.ceil(x / lanes) * lanes;
   const candidates: readonly (readonly [number, number])[] = [
@@ -512,7 +552,7 @@ function lseBytes(inp: AttentionInput): SizeExpr | undefined {
 
 interface Mode {
   readonly kind: 'prefill' | 'split';
-  readonly rows: number; // tile rows per workgroup: (query row, head) pairs, Br * heads
+  readonly rows: number; // tile rows per workgroup: (query row, head) pairs, query rows * heads
   /**
    * Query heads per workgroup (Gt, a divisor of G = Hq / Hkv for GQA/MQA prefill, else 1): tile
    * row r is query row floor((q0 + r) / Gt) of head h0 + (q0 + r) % Gt, so the Gt heads that
@@ -526,6 +566,12 @@ interface Mode {
  * the (constant) group whose Br * Gt rows fit the target's invocations and workgroup memory.
  */
 function prefillMode(shape: AttentionShape, s: AttentionSchedule, target: TargetLimits): Mode {
+  if (s.qInRegisters === true) {
+    // Already as many rows as the workgroup holds: the G heads share them (Br / Gt query rows).
+    let heads = 1;
+    for (let gt = 2; gt <= shape.groupConst; gt++) if (shape.groupConst % gt === 0 && s.tileRows % (gt * (s.rowsPerThread ?? 1)) === 0) heads = gt;
+    return { kind: 'prefill', rows: s.tileRows, heads };
+  }
   const fits = (gt: number): boolean =>
     ((s.tileRows * gt) / (s.rowsPerThread ?? 1)) * s.lanes <= target.maxInvocationsPerWorkgroup &&
     attentionSharedBytes(s, s.tileRows * gt, shape.dk, shape.dv) <= target.maxWorkgroupStorageBytes;
@@ -600,6 +646,55 @@ function tileLogic(kb: KernelBuilder, shape: AttentionShape, mask: ScalarExpr | 
     mayFalse = kb.let(perTile, 'tile_partial', bi.mayFalse);
   }
   return { header, bounds, ktStart, ktEnd, ktVar, perTile, k0, mayTrue, mayFalse, b, h, q0, part: split };
+}
+
+/** Block sparsity of one row group (qInRegisters): its key-tile range and, per key tile, its class. */
+interface RowGroupLogic {
+  /** Per key tile (after the workgroup's): the group's class lets. */
+  readonly perTile: Stmt[];
+  /** The group has rows below T, the tile is inside its key range and may be visible to it. */
+  readonly active: Expr;
+  /** The tile may be masked for some of the group's rows (else the mask is not evaluated). */
+  readonly mayFalse: Expr;
+}
+
+/**
+ * The tile analysis again, for the RQ rows of row group `rg` (one subgroup): bounds lets into
+ * `out` (once per thread), class lets per key tile. Workgroup-level tiles of up to 1024 rows
+ * would otherwise visit every key tile any row needs (all of them, for causal attention).
+ */
+function rowGroupLogic(kb: KernelBuilder, out: Stmt[], shape: AttentionShape, mask: ScalarExpr | undefined, s: AttentionSchedule, mode: Mode, RQ: number, rg: Expr, logic: TileLogic, read: UniformRead): RowGroupLogic {
+  const G = mode.heads;
+  const Bc = s.tileCols;
+  const T = dimExpr(shape.T);
+  const S = dimExpr(shape.S);
+  const rows = G === 1 ? T : mul(T, u32(G));
+  const r0 = kb.let(out, 'rg_row0', add(logic.q0, mul(rg, u32(RQ))));
+  const inRange = kb.let(out, 'rg_in', lt(r0, rows));
+  const last = kb.let(out, 'rg_last', bin('sub', fmin(add(r0, u32(RQ)), rows), u32(1)));
+  const qLo = kb.let(out, 'rg_q_lo', cast('i32', G === 1 ? r0 : div(r0, u32(G))));
+  const qHi = kb.let(out, 'rg_q_hi', cast('i32', G === 1 ? last : div(last, u32(G))));
+  const hI = cast('i32', logic.h);
+  const ranges = { b: cast('i32', logic.b), hLo: hI, hHi: G === 1 ? hI : bin('add', hI, i32(G - 1)), headsVary: G > 1, qLo, qHi, uniformRead: (o: Stmt[], e: ScalarExpr & { kind: 'read' }): Expr => read(o, e, logic.b, logic.h) };
+  const kr = keyBounds(kb, out, mask, ranges, S);
+  const kStart = kb.let(out, 'rg_k_first', cast('u32', fmax(kr.start, i32(0))));
+  const kEnd = kb.let(out, 'rg_k_last', cast('u32', fmax(fmin(kr.end, cast('i32', S)), i32(0))));
+  const ktStart = kb.let(out, 'rg_kt_start', div(kStart, u32(Bc)));
+  const ktEnd = kb.let(out, 'rg_kt_end', select(bin('le', kEnd, kStart), ktStart, div(add(kEnd, u32(Bc - 1)), u32(Bc))));
+  const perTile: Stmt[] = [];
+  const kt = v(logic.ktVar, 'u32');
+  let live: Expr = lit('bool', 1);
+  let mayFalse: Expr = lit('bool', 0);
+  if (mask !== undefined) {
+    const kLo = kb.let(perTile, 'rg_k_lo', cast('i32', logic.k0));
+    const kHi = kb.let(perTile, 'rg_k_hi', bin('sub', cast('i32', fmin(add(logic.k0, u32(Bc)), S)), i32(1)));
+    const iv = intervalOf(kb, perTile, mask, { ...ranges, kLo, kHi });
+    const bi = iv.kind === 'bool' ? iv : { mayTrue: lit('bool', 1), mayFalse: lit('bool', 1) };
+    live = bi.mayTrue;
+    mayFalse = kb.let(perTile, 'rg_partial', bi.mayFalse);
+  }
+  const active = kb.let(perTile, 'rg_active', and(and(inRange, and(bin('ge', kt, ktStart), lt(kt, ktEnd))), live));
+  return { perTile, active, mayFalse };
 }
 
 interface Compiled {
@@ -725,6 +820,9 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['
   // P stays in the lanes' registers (`dots`, overwritten by scores, then probabilities) and the
   // P V loop shuffles it from lane c % L; a row's L lanes are one subgroup (useSubgroups).
   const shuffleP = s.shuffleP === true && s.useSubgroups;
+  // Q rows in private arrays, block sparsity per row group too (split-K decode: one row group).
+  const qRegs = s.qInRegisters === true;
+  if (qRegs && !shuffleP) throw new Error('internal: qInRegisters needs shuffleP and subgroups');
   if (Br % RQ !== 0) throw new Error(`internal: attention tile rows ${Br} not a multiple of rows per thread ${RQ}`);
   const groups = Br / RQ;
   const threads = groups * L;
@@ -745,7 +843,7 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['
     return sl;
   };
   const outSlot = mode.kind === 'prefill' ? kb.slot('out', n.id, 'read_write', storageType(n.type.dtype)) : kb.slot('part', tempId, 'read_write', 'f32');
-  const qs = kb.sharedArray('q_tile', 'f32', Br * dk);
+  const qs = qRegs ? '' : kb.sharedArray('q_tile', 'f32', Br * dk);
   // Direct schedule (CPU targets): K and V are read from global memory, no tiles staged.
   const ks = isDirect ? '' : kb.sharedArray('k_tile', 'f32', Bc * dk);
   const vs = isDirect ? '' : kb.sharedArray('v_tile', 'f32', Bc * dv);
@@ -777,8 +875,9 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['
   /** The tile row of the thread's ii-th row. */
   const rowOf = (ii: Expr): Expr => add(mul(rg, u32(RQ)), ii);
 
-  // Q tile, zero past T.
-  {
+  // Q tile, zero past T (or, qRegs, the thread's rows in a private array, built below).
+  const qReg = kb.fresh('q_reg');
+  if (!qRegs) {
     const e = kb.fresh('e');
     const lb: Stmt[] = [];
     const rr = kb.let(lb, 'rr', div(v(e, 'u32'), u32(dk)));
@@ -794,8 +893,39 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['
     lb.push({ kind: 'if', cond: lt(qq, T), then: load1, else: [] });
     lb.push({ kind: 'array_store', array: qs, index: v(e, 'u32'), value: v(val, 'f32') });
     body.push(forLoop(e, lid, u32(Br * dk), u32(threads), lb));
+    body.push({ kind: 'barrier' });
+  } else {
+    // Lane l loads elements l, l + L, ... of each of its rows once (global Q read once); element
+    // d of the row then comes from lane d % L by shuffle (all lanes evaluate the same index).
+    const JQ = Math.ceil(dk / L);
+    const mine = kb.fresh('q_mine');
+    body.push({ kind: 'private_array', name: qReg, type: 'f32', length: RQ * dk, init: f32(0) });
+    body.push({ kind: 'private_array', name: mine, type: 'f32', length: JQ, init: f32(0) });
+    const ii = kb.fresh('ii');
+    const rb: Stmt[] = [];
+    const { qi, hh } = rowHead(rb, rowOf(v(ii, 'u32')), 'qq');
+    {
+      const jq = kb.fresh('jq');
+      const lb: Stmt[] = [];
+      const d = kb.let(lb, 'd', add(lane, mul(v(jq, 'u32'), u32(L))));
+      const val = kb.var(lb, 'qv', 'f32', f32(0));
+      const load1: Stmt[] = [];
+      const qx =
+        qload !== undefined
+          ? cast('f32', lambdaExpr({ kb, slotOf }, g, n, load1, qload, [b, hh, qi, d], undefined))
+          : cast('f32', load(qSlot, qN.op === 'view' ? elementOffset(g, qN, [b, hh, qi, d], dimExpr) : add(mul(rowIndex(hh, qi), u32(dk)), d), storageType(qN.type.dtype)));
+      load1.push({ kind: 'assign', name: val, value: qx });
+      lb.push({ kind: 'if', cond: and(lt(qi, T), lt(d, u32(dk))), then: load1, else: [] });
+      lb.push({ kind: 'array_store', array: mine, index: v(jq, 'u32'), value: v(val, 'f32') });
+      rb.push(forLoop(jq, u32(0), u32(JQ), u32(1), lb));
+    }
+    {
+      const d = kb.fresh('d');
+      const at = add(mul(v(ii, 'u32'), u32(dk)), v(d, 'u32'));
+      rb.push(forLoop(d, u32(0), u32(dk), u32(1), [{ kind: 'array_store', array: qReg, index: at, value: subgroupShuffle(arrayLoad(mine, div(v(d, 'u32'), u32(L)), 'f32'), rem(v(d, 'u32'), u32(L))) }]));
+    }
+    body.push(forLoop(ii, u32(0), u32(RQ), u32(1), rb));
   }
-  body.push({ kind: 'barrier' });
   body.push({ kind: 'comment', text: 'block sparsity: key tiles outside [kt_start, kt_end) are fully masked for every row of this tile' });
   body.push(...logic.bounds);
   // Per row of the thread: running max, this lane's share of the running sum, JL accumulators.
@@ -820,7 +950,10 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['
   };
 
   // ---- one key tile ----
-  const live: Stmt[] = [];
+  // Per row group (qRegs): the key-tile range and tile class of the group's own RQ rows.
+  const rgLogic = qRegs ? rowGroupLogic(kb, body, shape, mask, s, mode, RQ, rg, logic, uniformRead) : undefined;
+  const staging: Stmt[] = []; // K/V tiles and their barrier, run by every thread
+  const live: Stmt[] = []; // scores, softmax and P V of the thread's rows
   const stageKV = (tile: string, width: number, slot: number, dtype: DType, node: Node): void => {
     const e = kb.fresh('e');
     const lb: Stmt[] = [];
@@ -830,7 +963,7 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['
     const val = kb.var(lb, 'kv', 'f32', f32(0));
     lb.push({ kind: 'if', cond: lt(kk, S), then: [{ kind: 'assign', name: val, value: cast('f32', load(slot, node.op === 'view' ? elementOffset(g, node, [b, hk, kk, d], dimExpr) : add(mul(add(kvRow0, kk), u32(width)), d), storageType(dtype))) }], else: [] });
     lb.push({ kind: 'array_store', array: tile, index: v(e, 'u32'), value: v(val, 'f32') });
-    live.push(forLoop(e, lid, u32(Bc * width), u32(threads), lb));
+    staging.push(forLoop(e, lid, u32(Bc * width), u32(threads), lb));
   };
   /** Element d of key c of this tile: the staged tile, or (direct) global memory with the key clamped to S - 1 (its score is -inf, its p 0). */
   const kvAt = (tile: string, width: number, slot: number, node: Node, out: Stmt[], c: Expr, d: Expr): Expr => {
@@ -841,7 +974,7 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['
   if (!isDirect) {
     stageKV(ks, dk, kSlot, kN.type.dtype, kN);
     stageKV(vs, dv, vSlot, vN.type.dtype, vN);
-    live.push({ kind: 'barrier' });
+    staging.push({ kind: 'barrier' });
   }
   // Scores of this lane's keys c = lane + i * L for the thread's RQ rows, register-blocked: per
   // d, NC key elements and RQ query elements are loaded for RQ * NC multiply-adds.
@@ -859,7 +992,7 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['
     lb.push(forLoop(i, u32(0), u32(NC), u32(1), kl));
     const ii = kb.fresh('ii');
     const rl: Stmt[] = [];
-    const qv = kb.let(rl, 'qd', arrayLoad(qs, add(mul(rowOf(v(ii, 'u32')), u32(dk)), v(d, 'u32')), 'f32'));
+    const qv = kb.let(rl, 'qd', qRegs ? arrayLoad(qReg, add(mul(v(ii, 'u32'), u32(dk)), v(d, 'u32')), 'f32') : arrayLoad(qs, add(mul(rowOf(v(ii, 'u32')), u32(dk)), v(d, 'u32')), 'f32'));
     const i2 = kb.fresh('i');
     const at = add(mul(v(ii, 'u32'), u32(NC)), v(i2, 'u32'));
     rl.push(forLoop(i2, u32(0), u32(NC), u32(1), [{ kind: 'array_store', array: dots, index: at, value: bin('add', arrayLoad(dots, at, 'f32'), bin('mul', qv, arrayLoad(kd, v(i2, 'u32'), 'f32'))) }]));
@@ -889,7 +1022,7 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['
         const mv = lambdaExpr(comp, g, n, mb, mask, idx, undefined);
         mb.push({ kind: 'assign', name: keep, value: and(v(keep, 'bool'), mv) });
         // Fully visible tiles skip the predicate (block sparsity's second class).
-        lb.push({ kind: 'if', cond: logic.mayFalse, then: mb, else: [] });
+        lb.push({ kind: 'if', cond: rgLogic?.mayFalse ?? logic.mayFalse, then: mb, else: [] });
       }
       const sv = kb.let(lb, 's_final', select(v(keep, 'bool'), sc, NEG_INF));
       if (shuffleP) lb.push({ kind: 'array_store', array: dots, index: add(mul(iiv, u32(NC)), v(i, 'u32')), value: sv });
@@ -949,8 +1082,11 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['
     else live.push(forLoop(c, u32(0), u32(Bc), u32(1), lb));
   }
   // The next key tile restages K, V (and, without shuffleP, rewrites P).
-  if (!shuffleP || !isDirect) live.push({ kind: 'barrier' });
-  body.push(forLoop(logic.ktVar, logic.ktStart, logic.ktEnd, u32(1), [...logic.perTile, { kind: 'if', cond: logic.mayTrue, then: live, else: [] }]));
+  const restage: Stmt[] = !shuffleP || !isDirect ? [{ kind: 'barrier' }] : [];
+  // qRegs: a row group whose rows see none of this key tile skips its work (the branch is
+  // uniform over the group's subgroup) but still joins the workgroup's staging barriers.
+  const work: Stmt[] = rgLogic === undefined ? live : [...rgLogic.perTile, { kind: 'if', cond: rgLogic.active, then: live, else: [], uniformity: 'subgroup' }];
+  body.push(forLoop(logic.ktVar, logic.ktStart, logic.ktEnd, u32(1), [...logic.perTile, { kind: 'if', cond: logic.mayTrue, then: [...staging, ...work, ...restage], else: [] }]));
 
   // ---- write once ----
   {
@@ -996,9 +1132,9 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['
   }
   // ---- traffic ----
   // Q read once, O written once, K and V once per workgroup, i.e. per tile of Br query rows of
-  // G heads of a KV head (tiles the sparsity skips still count: a worst case), the lambdas'
-  // reads once per score element:
-  //   read  = B*Hq*T*dk*e + B*(Hq/G)*ceil(T/Br)*S*(dk + dv)*e + B*Hq*T*S*lambdaBytes
+  // G heads of a KV head (staged tiles; isDirect: once per row group of RQ rows), tiles the
+  // sparsity skips still counted (a worst case), the lambdas' reads once per score element:
+  //   read  = B*Hq*T*dk*e + B*(Hq/G)*ceil(T/Br)*S*(dk + dv)*e*(isDirect ? Br*G/RQ : 1) + B*Hq*T*S*lambdaBytes
   //   write = B*Hq*T*dv*e (prefill; + B*Hq*T*e' with an LSE) or B*Hq*T*splits*(dv + 2)*4 (split-K partials)
   const B_ = dimToSize(shape.B);
   const Hq_ = dimToSize(shape.Hq);
@@ -1011,8 +1147,11 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['
   // Workgroups: (tile of Br * G rows of T * G, i.e. ceil(T / Br), G heads, batch); G = 1 reads
   // K/V once per query head and query tile.
   const headGroups = G === 1 ? Hq_ : sConst((dimConstValue(shape.Hq) ?? NaN) / G);
-  const qTiles = mode.kind === 'prefill' ? sCeilDiv(T_, s.tileRows) : T_;
-  const reads = [sMul(B_, Hq_, T_, sConst(qBytes)), sMul(B_, headGroups, qTiles, S_, sConst((dk + dv) * eK))];
+  const qTiles = mode.kind === 'prefill' ? sCeilDiv(T_, Br / G) : T_;
+  // isDirect: every row group reads the tile's K and V from global memory itself (requested
+  // bytes, no credit for the caches that serve the other groups).
+  const kvPerTile = isDirect ? groups : 1;
+  const reads = [sMul(B_, Hq_, T_, sConst(qBytes)), sMul(B_, headGroups, qTiles, S_, sConst((dk + dv) * eK * kvPerTile))];
   if (lambdaBytes > 0) reads.push(sMul(B_, Hq_, T_, S_, sConst(lambdaBytes)));
   const outBytes = mode.kind === 'prefill' ? sMul(B_, Hq_, T_, sConst(dv * storageBytes(n.type.dtype))) : sMul(B_, Hq_, T_, sConst(s.splits * (dv + 2) * 4));
   const lseWritten = mode.kind === 'prefill' ? lseBytes(inp) : undefined;
@@ -1107,26 +1246,33 @@ export function lowerFusedAttention(inp: AttentionInput): AttentionLowering {
   const T = inp.node.type.shape[2];
   if (T === undefined) throw new Error('internal: fused_attention result must have rank 4');
   const tConst = dimConstValue(T);
-  const hasPrefill = tConst === undefined || tConst > s.decodeMaxT;
-  const hasDecode = tConst === undefined || tConst <= s.decodeMaxT;
-  const symbolic = hasPrefill && hasDecode;
   const tSize = dimToSize(T);
+  /** A path for T in (lo, hi]: absent when T is a constant outside it; `when` keeps the bounds T may cross. */
+  const path = (lo: number, hi: number): { readonly when?: StepCondition } | undefined => {
+    if (tConst !== undefined) return tConst > lo && tConst <= hi ? {} : undefined;
+    const conds: StepCondition[] = [];
+    if (lo >= 1) conds.push({ size: tSize, op: '>', value: lo }); // T >= 1 always
+    if (hi < Infinity) conds.push({ size: tSize, op: '<=', value: hi });
+    const when = conds.reduceRight<StepCondition | undefined>((rest, c) => (rest === undefined ? c : { ...c, and: rest }), undefined);
+    return when === undefined ? {} : { when };
+  };
+  const long = s.longPrefill;
+  const shortPrefill = path(s.decodeMaxT, long?.aboveT ?? Infinity);
+  const longPrefill = long === undefined ? undefined : path(Math.max(s.decodeMaxT, long.aboveT), Infinity);
+  const decode = path(0, s.decodeMaxT);
+  const hasDecode = decode !== undefined;
+  const symbolic = tConst === undefined;
   const kernels: AttentionKernelDraft[] = [];
   const temps = new Map<number, KernelTemp>();
-  if (hasPrefill) {
-    const k = attentionKernel(inp, s, 'prefill', -1);
-    kernels.push(symbolic ? { ...k, when: { size: tSize, op: '>', value: s.decodeMaxT } } : k);
-  }
+  if (shortPrefill !== undefined) kernels.push({ ...attentionKernel(inp, s, 'prefill', -1), ...shortPrefill });
+  if (long !== undefined && longPrefill !== undefined) kernels.push({ ...attentionKernel(inp, long.schedule, 'prefill', -1), ...longPrefill });
   if (hasDecode) {
     const id = inp.firstTempId;
     const [B, Hq] = inp.node.type.shape;
     // Sized with min(T, decodeMaxT) rows so the buffer stays small when the decode steps are skipped.
     const rows = symbolic ? sMinConst(tSize, s.decodeMaxT) : tSize;
     temps.set(id, { dtype: 'f32', elements: sMul(dimToSize(B ?? { terms: [] }), dimToSize(Hq ?? { terms: [] }), rows, sConst(s.splits * (dv + 2))) });
-    const when: StepCondition = { size: tSize, op: '<=', value: s.decodeMaxT };
-    const split = attentionKernel(inp, s, 'split', id);
-    const comb = combineKernel(inp, s, id);
-    kernels.push(symbolic ? { ...split, when } : split, symbolic ? { ...comb, when } : comb);
+    kernels.push({ ...attentionKernel(inp, s, 'split', id), ...decode }, { ...combineKernel(inp, s, id), ...decode });
   }
   return { kernels, temps };
 }
@@ -1185,7 +1331,7 @@ export function countAttentionTiles(
   const logic = tileLogic(kb, shape, lambdaOf(n, 'mask'), s, mode, uniformRead);
   const val = (d: Dim): number => d.terms.reduce((acc, t) => acc + t.coef * t.vars.reduce((p, x) => p * (dims.get(x) ?? NaN), 1), 0);
   const [B, Hq, T, S] = [val(shape.B), val(shape.Hq), val(shape.T), val(shape.S)];
-  const qTiles = Math.ceil(T / s.tileRows);
+  const qTiles = Math.ceil(T / (mode.rows / mode.heads));
   const kTiles = Math.ceil(S / s.tileCols);
   let iterated = 0;
   let visited = 0;

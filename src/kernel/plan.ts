@@ -46,11 +46,13 @@ export interface StepCondition {
   readonly size: SizeExpr;
   readonly op: '<=' | '>';
   readonly value: number;
+  /** Must hold as well (a range: fused attention's short-prompt prefill runs for 1 < T <= 256). */
+  readonly and?: StepCondition;
 }
 
 export function evalCondition(c: StepCondition, dims: ReadonlyMap<string, number>): boolean {
   const x = evalSize(c.size, dims);
-  return c.op === '<=' ? x <= c.value : x > c.value;
+  return (c.op === '<=' ? x <= c.value : x > c.value) && (c.and === undefined || evalCondition(c.and, dims));
 }
 
 export type BufferKind = 'input' | 'weight' | 'output' | 'temp';

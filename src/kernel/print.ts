@@ -93,7 +93,7 @@ function printStmts(stmts: readonly Stmt[], k: Kernel, indent: string, out: stri
         break;
       }
       case 'if':
-        out.push(`${indent}if ${x(s.cond)} {`);
+        out.push(`${indent}if ${x(s.cond)}${s.uniformity === 'subgroup' ? ' [subgroup-uniform]' : ''} {`);
         printStmts(s.then, k, indent + '  ', out);
         if (s.else.length > 0) {
           out.push(`${indent}} else {`);

@@ -131,6 +131,8 @@ export function attentionFits(s: AttentionSchedule, t: TargetLimits, dk: number,
   const rpt = s.rowsPerThread ?? 1;
   if (s.tileRows % rpt !== 0 || s.tileCols % s.lanes !== 0) return false;
   if (s.useSubgroups && (t.subgroupSize === 0 || s.lanes !== t.subgroupSize)) return false;
+  if (s.qInRegisters === true && !(s.shuffleP === true && s.useSubgroups)) return false;
+  if (s.longPrefill !== undefined && !attentionFits(s.longPrefill.schedule, t, dk, dv)) return false;
   return (s.tileRows / rpt) * s.lanes <= t.maxInvocationsPerWorkgroup && attentionSharedBytes(s, s.tileRows, dk, dv) <= t.maxWorkgroupStorageBytes;
 }
 

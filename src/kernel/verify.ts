@@ -1,5 +1,5 @@
-// The kernel IR verifier: buffer access modes respected, barriers and subgroup operations only
-// in workgroup-uniform control flow, workgroup memory and threads within the target's limits,
+// The kernel IR verifier: buffer access modes respected, barriers only in workgroup-uniform
+// control flow, subgroup operations there or under an `if` marked subgroup-uniform, workgroup memory and threads within the target's limits,
 // every name declared (and so initialized: let/var always carry an initializer) before use.
 import { type Expr, type Kernel, type KernelProgram, type Stmt, assertNever } from './ir.js';
 import type { TargetLimits } from './schedule.js';
@@ -73,7 +73,7 @@ export function verifyKernel(k: Kernel, target: TargetLimits): string[] {
       case 'cast':
         return checkExpr(e.arg, uniformFlow);
       case 'subgroup':
-        if (!uniformFlow) err(`subgroup ${e.op} in non-uniform control flow`);
+        if (!uniformFlow && !subgroupFlow) err(`subgroup ${e.op} in non-uniform control flow`);
         if ((e.op === 'shuffle') !== (e.lane !== undefined)) err(`subgroup ${e.op} ${e.op === 'shuffle' ? 'without' : 'with'} a lane operand`);
         if (e.lane !== undefined) checkExpr(e.lane, uniformFlow);
         return checkExpr(e.arg, uniformFlow);
@@ -92,6 +92,8 @@ export function verifyKernel(k: Kernel, target: TargetLimits): string[] {
   };
 
   const nonUniformVars = new Set<string>();
+  // Inside an `if` the lowering marks subgroup-uniform (and only workgroup-uniform or such ifs above).
+  let subgroupFlow = false;
   const walk = (stmts: readonly Stmt[], uniformFlow: boolean): void => {
     for (const s of stmts) {
       switch (s.kind) {
@@ -141,8 +143,11 @@ export function verifyKernel(k: Kernel, target: TargetLimits): string[] {
         case 'if': {
           checkExpr(s.cond, uniformFlow);
           const u = uniformFlow && isUniform(s.cond);
+          const outer = subgroupFlow;
+          subgroupFlow = !u && (uniformFlow || subgroupFlow) && s.uniformity === 'subgroup';
           walk(s.then, u);
           walk(s.else, u);
+          subgroupFlow = outer;
           break;
         }
         case 'barrier':

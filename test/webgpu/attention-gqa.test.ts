@@ -28,9 +28,12 @@ beforeAll(async () => {
 }, 240_000);
 afterAll(() => dev.device.destroy());
 
-// The CPU schedule's tiles, written out (32 tile rows, 64 keys, 8 rows per thread): the hand
-// traffic formula below needs Br, and the test must not follow a change of the default.
-const cpuTiles: AttentionSchedule = { tileRows: 32, tileCols: 64, lanes: 8, useSubgroups: true, splits: 32, decodeMaxT: 1, rowsPerThread: 8, isDirect: true, shuffleP: true };
+// Schedules with staged K/V (read once per workgroup), written out: the hand traffic formulas
+// below need their tile sizes, and the test must not follow a change of the defaults. (With
+// `isDirect` each row group reads K/V itself, so grouping heads saves no requested bytes.)
+const stagedTiles: AttentionSchedule = { tileRows: 32, tileCols: 32, lanes: 8, useSubgroups: true, splits: 32, decodeMaxT: 1, rowsPerThread: 8, shuffleP: true };
+// The CPU's long-prompt schedule: 1024 rows (the G heads share them), Q in private arrays.
+const longTiles: AttentionSchedule = { ...stagedTiles, tileRows: 1024, tileCols: 64, qInRegisters: true };
 // Small tiles (8 rows = 4 query rows x 2 heads, or 2 x 4): several query and key tiles at T = 19.
 const smallTiles: AttentionSchedule = { tileRows: 8, tileCols: 8, lanes: 8, useSubgroups: true, splits: 4, decodeMaxT: 1, rowsPerThread: 2, isDirect: true, shuffleP: true };
 
@@ -65,9 +68,9 @@ function compile(g: Graph, attention: AttentionSchedule | undefined): Plan {
   return compilePlan(fused, { target: lavapipeLimits, schedule: attention === undefined ? base : { ...base, attention } });
 }
 
-/** The prefill attention kernel: the step guarded by `T > 1`. */
+/** The prefill attention kernel: the step guarded by `T > 1` alone. */
 function prefillKernel(plan: Plan): Plan['kernels'][number] {
-  const step = plan.steps.find((s) => s.when?.op === '>' && s.when.value === 1);
+  const step = plan.steps.find((s) => s.when?.op === '>' && s.when.value === 1 && s.when.and === undefined);
   const k = plan.kernels.find((x) => x.name === step?.kernel);
   if (k === undefined) throw new Error('no prefill attention step');
   return k;
@@ -104,9 +107,9 @@ describe('GQA/MQA: one workgroup per KV head group', () => {
     }
 
     it(`${m.file}: the prefill kernel reads K and V once per group of ${G} query heads`, () => {
-      const k = prefillKernel(compile(fusedGraph(m), cpuTiles));
+      const k = prefillKernel(compile(fusedGraph(m), stagedTiles));
       const { dh } = m;
-      const Br = cpuTiles.tileRows;
+      const Br = stagedTiles.tileRows;
       for (const T of [32, 64, 19, 1000]) {
         const B = m.dims['B'] ?? 1;
         const S = m.S(T);
@@ -120,6 +123,21 @@ describe('GQA/MQA: one workgroup per KV head group', () => {
         expect(evalSize(k.bytesWritten, dims), `T=${T}`).toBe(4 * B * m.hq * T * dh);
         // 1/G of one K/V read per query head and query tile (the kernel before grouping).
         expect(kv * G).toBe(4 * B * m.hq * Math.ceil(T / Br) * S * 2 * dh);
+      }
+    });
+
+    it(`${m.file}: the long-prompt schedule reads K and V once per KV head up to T = ${1024 / G}`, () => {
+      const k = prefillKernel(compile(fusedGraph(m), longTiles));
+      const { dh } = m;
+      for (const T of [19, 1024 / G, 1000]) {
+        const B = m.dims['B'] ?? 1;
+        const S = m.S(T);
+        const dims = new Map(Object.entries({ ...m.dims, T }));
+        // 1024 rows = 1024 / G query rows x G heads per workgroup:
+        //   read = 4*B*Hq*T*dh + 4*B*Hkv*ceil(T / (1024 / G))*S*(dh + dh)
+        const tiles = Math.ceil(T / (1024 / G));
+        expect(evalSize(k.bytesRead, dims), `T=${T}`).toBe(4 * B * m.hq * T * dh + 4 * B * m.hkv * tiles * S * 2 * dh);
+        if (T <= 1024 / G) expect(tiles).toBe(1); // Q, K, V each read once: the lower bound
       }
     });
   }

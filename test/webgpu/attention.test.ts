@@ -93,10 +93,11 @@ const cases: Case[] = [
   { name: 'no mask', ir: `${qkv(2, 2)}\n${attn('', 'scale=0.25')}`, feeds: qkvFeeds(2, 2, 2), B: 2, Ts: [1, 17, 200] },
   { name: 'causal', ir: `${qkv(2, 2)}\n${attn('', 'mask=(b, h, q, k) => le(k, q), scale=0.25')}`, feeds: qkvFeeds(2, 2), Ts: [1, 17, 200] },
   {
+    // T = 300 takes the long-prompt step (1024-row workgroups, Q in registers), T <= 256 the short one.
     name: 'causal, tiles from lavapipe limits',
     ir: `${qkv(2, 2, 'T', 64)}\n${attn('', 'mask=(b, h, q, k) => le(k, q), scale=0.125', 2, 64)}`,
     feeds: qkvFeeds(2, 2, 1, 64),
-    Ts: [17, 200],
+    Ts: [17, 200, 300],
     schedule: undefined,
   },
   {
@@ -202,6 +203,9 @@ const directFold: AttentionSchedule = { ...small, useSubgroups: false, rowsPerTh
 // P exchanged by subgroup shuffle (no P tile): with direct K/V (no barrier per key tile) and staged.
 const directShuffle: AttentionSchedule = { ...direct, shuffleP: true };
 const stagedShuffle: AttentionSchedule = { ...small, rowsPerThread: 2, shuffleP: true };
+// Q in private arrays, K/V staged, block sparsity per row group too (the CPU traffic-minimal
+// schedule, small): 4 row groups of 2 rows, so row groups of one tile skip different key tiles.
+const qInRegisters: AttentionSchedule = { ...small, rowsPerThread: 2, shuffleP: true, qInRegisters: true };
 const withSchedule = (names: readonly string[], schedule: AttentionSchedule, label: string): Case[] =>
   cases.filter((c) => names.includes(c.name)).map((c) => ({ ...c, name: `${c.name} (${label})`, schedule }));
 cases.push(
@@ -209,6 +213,11 @@ cases.push(
   ...withSchedule(['no mask', 'document mask (ids from a tensor)', 'GQA (4 query heads, 2 KV heads)', 'varlen padding (lengths 0, 5, T)'], directFold, 'direct K/V, 4 rows/thread, workgroup-memory reductions'),
   ...withSchedule(['causal', 'ALiBi', 'GQA (4 query heads, 2 KV heads)', 'KV cache: causal over S = P + T (decode when T = 1)', 'fully masked rows give 0', 'varlen causal + padding (lengths 0, 5, T)'], directShuffle, 'direct K/V, 2 rows/thread, P by subgroup shuffle'),
   ...withSchedule(['no mask', 'cross-attention (T != S)'], stagedShuffle, 'staged K/V, 2 rows/thread, P by subgroup shuffle'),
+  ...withSchedule(
+    ['no mask', 'causal', 'sliding window of 5', 'ALiBi', 'GQA (4 query heads, 2 KV heads)', 'MQA (4 query heads, 1 KV head)', 'KV cache: causal over S = P + T (decode when T = 1)', 'fully masked rows give 0', 'varlen causal + padding (lengths 0, 5, T)', 'document mask (ids from a tensor)'],
+    qInRegisters,
+    'Q in registers, staged K/V, per-row-group sparsity',
+  ),
 );
 
 describe('fused_attention on WebGPU vs the float64 interpreter', () => {
@@ -254,6 +263,21 @@ describe('the fused attention plan', () => {
     expect(active(17)).toHaveLength(1);
     expect(active(1)).toHaveLength(2);
     expect(plan.steps).toHaveLength(3);
+  });
+
+  it('with the CPU schedule chosen for lavapipe: a short-prompt and a long-prompt prefill step', () => {
+    const cpu = compile(g, undefined);
+    const active = (T: number): string[] => cpu.steps.filter((s) => s.when === undefined || evalCondition(s.when, new Map([['B', 1], ['T', T]]))).map((s) => s.kernel);
+    expect(cpu.steps).toHaveLength(4);
+    expect(active(1)).toHaveLength(2);
+    expect(active(2)).toHaveLength(1);
+    expect(active(256)).toEqual(active(2));
+    expect(active(257)).toHaveLength(1);
+    expect(active(257)).not.toEqual(active(256));
+    expect(active(5000)).toEqual(active(257));
+    // The long step's workgroup covers 1024 query rows (8 per thread, 8 lanes: 1024 threads).
+    const long = cpu.kernels.find((k) => k.name === active(257)[0]);
+    expect(long?.workgroupSize).toEqual([1024, 1, 1]);
   });
 
   it('holds no buffer whose size grows like T x S', () => {
