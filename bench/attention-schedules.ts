@@ -28,12 +28,14 @@ const gpuStaged: AttentionSchedule = chooseAttentionSchedule({ ...target, isCpu:
 const stagedMatmul: MatmulSchedule = chooseSchedule({ ...target, isCpu: false }).matmul;
 const base = chooseSchedule(target);
 const at = (tileRows: number, tileCols: number, rowsPerThread: number, isDirect: boolean): AttentionSchedule => ({ ...gpuStaged, tileRows, tileCols, rowsPerThread, isDirect });
+const { longPrefill: _long, ...shortOnly } = chooseAttentionSchedule(target, dh, dh);
 type Variant = { readonly fuse: boolean; readonly attention?: AttentionSchedule; readonly matmul: MatmulSchedule };
 const variants: Record<string, Variant> = {
   'unfused, staged matmul (GPU schedule)': { fuse: false, matmul: stagedMatmul },
   'unfused, chosen matmul': { fuse: false, matmul: base.matmul },
   'fused 32x32 staged, 1 row/thread (GPU)': { fuse: true, attention: gpuStaged, matmul: base.matmul },
   'fused chosen': { fuse: true, attention: chooseAttentionSchedule(target, dh, dh), matmul: base.matmul },
+  'fused chosen, short-prompt step only': { fuse: true, attention: shortOnly, matmul: base.matmul },
   'fused 64x32 direct, 4 rows/thread': { fuse: true, attention: at(64, 32, 4, true), matmul: base.matmul },
   'fused 32x32 staged, 4 rows/thread': { fuse: true, attention: at(32, 32, 4, false), matmul: base.matmul },
   'fused 64x32 staged, 8 rows/thread': { fuse: true, attention: at(64, 32, 8, false), matmul: base.matmul },

@@ -954,7 +954,10 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['
   const rgLogic = qRegs ? rowGroupLogic(kb, body, shape, mask, s, mode, RQ, rg, logic, uniformRead) : undefined;
   const staging: Stmt[] = []; // K/V tiles and their barrier, run by every thread
   const live: Stmt[] = []; // scores, softmax and P V of the thread's rows
-  const stageKV = (tile: string, width: number, slot: number, dtype: DType, node: Node): void => {
+  // The K tile is stored transposed ([dk][Bc]): the score loop's lanes read keys lane + i * L at
+  // one d, adjacent words (a vector load on a CPU, no bank conflicts on a GPU) instead of a
+  // stride of dk. The V tile stays [Bc][dv]: the P V loop's lanes read adjacent columns.
+  const stageKV = (tile: string, width: number, slot: number, dtype: DType, node: Node, transposed: boolean): void => {
     const e = kb.fresh('e');
     const lb: Stmt[] = [];
     const c = kb.let(lb, 'c', div(v(e, 'u32'), u32(width)));
@@ -962,18 +965,18 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['
     const kk = kb.let(lb, 'kk', add(logic.k0, c));
     const val = kb.var(lb, 'kv', 'f32', f32(0));
     lb.push({ kind: 'if', cond: lt(kk, S), then: [{ kind: 'assign', name: val, value: cast('f32', load(slot, node.op === 'view' ? elementOffset(g, node, [b, hk, kk, d], dimExpr) : add(mul(add(kvRow0, kk), u32(width)), d), storageType(dtype))) }], else: [] });
-    lb.push({ kind: 'array_store', array: tile, index: v(e, 'u32'), value: v(val, 'f32') });
+    lb.push({ kind: 'array_store', array: tile, index: transposed ? add(mul(d, u32(Bc)), c) : v(e, 'u32'), value: v(val, 'f32') });
     staging.push(forLoop(e, lid, u32(Bc * width), u32(threads), lb));
   };
   /** Element d of key c of this tile: the staged tile, or (direct) global memory with the key clamped to S - 1 (its score is -inf, its p 0). */
-  const kvAt = (tile: string, width: number, slot: number, node: Node, out: Stmt[], c: Expr, d: Expr): Expr => {
-    if (!isDirect) return arrayLoad(tile, add(mul(c, u32(width)), d), 'f32');
+  const kvAt = (tile: string, width: number, slot: number, node: Node, out: Stmt[], c: Expr, d: Expr, transposed: boolean): Expr => {
+    if (!isDirect) return arrayLoad(tile, transposed ? add(mul(d, u32(Bc)), c) : add(mul(c, u32(width)), d), 'f32');
     const kk = kb.let(out, 'kk', fmin(add(logic.k0, c), bin('sub', S, u32(1))));
     return cast('f32', load(slot, node.op === 'view' ? elementOffset(g, node, [b, hk, kk, d], dimExpr) : add(mul(add(kvRow0, kk), u32(width)), d), storageType(node.type.dtype)));
   };
   if (!isDirect) {
-    stageKV(ks, dk, kSlot, kN.type.dtype, kN);
-    stageKV(vs, dv, vSlot, vN.type.dtype, vN);
+    stageKV(ks, dk, kSlot, kN.type.dtype, kN, true);
+    stageKV(vs, dv, vSlot, vN.type.dtype, vN, false);
     staging.push({ kind: 'barrier' });
   }
   // Scores of this lane's keys c = lane + i * L for the thread's RQ rows, register-blocked: per
@@ -987,7 +990,7 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['
     lb.push({ kind: 'private_array', name: kd, type: 'f32', length: NC, init: f32(0) });
     const i = kb.fresh('i');
     const kl: Stmt[] = [];
-    const kx = kvAt(ks, dk, kSlot, kN, kl, add(lane, mul(v(i, 'u32'), u32(L))), v(d, 'u32'));
+    const kx = kvAt(ks, dk, kSlot, kN, kl, add(lane, mul(v(i, 'u32'), u32(L))), v(d, 'u32'), true);
     kl.push({ kind: 'array_store', array: kd, index: v(i, 'u32'), value: kx });
     lb.push(forLoop(i, u32(0), u32(NC), u32(1), kl));
     const ii = kb.fresh('ii');
@@ -1068,7 +1071,7 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['
     const jj = kb.fresh('jj');
     const vl: Stmt[] = [];
     // Lanes past dv read column dv - 1 (a copy, never stored) so the index stays in range.
-    const vx = kvAt(vs, dv, vSlot, vN, vl, v(c, 'u32'), fmin(add(lane, mul(v(jj, 'u32'), u32(L))), u32(dv - 1)));
+    const vx = kvAt(vs, dv, vSlot, vN, vl, v(c, 'u32'), fmin(add(lane, mul(v(jj, 'u32'), u32(L))), u32(dv - 1)), false);
     vl.push({ kind: 'array_store', array: vd, index: v(jj, 'u32'), value: vx });
     lb.push(forLoop(jj, u32(0), u32(JL), u32(1), vl));
     const ii = kb.fresh('ii');
