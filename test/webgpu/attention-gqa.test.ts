@@ -47,11 +47,13 @@ interface Model {
   readonly dims: Readonly<Record<string, number>>;
   /** The KV length S for a given T. */
   readonly S: (T: number) => number;
+  /** Bytes read per Q element: 4 (f32), or Llama's RoPE at load: q[d], its rotate-half partner, cos, sin. */
+  readonly qBytes: number;
 }
 
 const models: readonly Model[] = [
-  { file: 'examples/llama.tfx', config: new Map([['layers', 1], ['d', 32], ['heads', 4], ['kv_heads', 2], ['vocab', 64], ['ffn', 48]]), hq: 4, hkv: 2, dh: 8, dims: { B: 1, P: 3 }, S: (T) => T + 3 },
-  { file: 'examples/variants/mqa.tfx', config: new Map([['layers', 1], ['d', 32], ['heads', 4], ['vocab', 64], ['ctx', 64]]), hq: 4, hkv: 1, dh: 8, dims: { B: 2 }, S: (T) => T },
+  { file: 'examples/llama.tfx', config: new Map([['layers', 1], ['d', 32], ['heads', 4], ['kv_heads', 2], ['vocab', 64], ['ffn', 48]]), hq: 4, hkv: 2, dh: 8, dims: { B: 1, P: 3 }, S: (T) => T + 3, qBytes: 16 },
+  { file: 'examples/variants/mqa.tfx', config: new Map([['layers', 1], ['d', 32], ['heads', 4], ['vocab', 64], ['ctx', 64]]), hq: 4, hkv: 1, dh: 8, dims: { B: 2 }, S: (T) => T, qBytes: 4 },
 ];
 
 function fusedGraph(m: Model): Graph {
@@ -79,7 +81,8 @@ function prefillKernel(plan: Plan): Plan['kernels'][number] {
 describe('GQA/MQA: one workgroup per KV head group', () => {
   for (const m of models) {
     const G = m.hq / m.hkv;
-    for (const [label, schedule] of [['tiles chosen for lavapipe', undefined], ['8-row tiles', smallTiles]] as const) {
+    // longTiles: the long-prompt kernel (1024 rows, Q in registers; Llama's Q computed by RoPE at load).
+    for (const [label, schedule] of [['tiles chosen for lavapipe', undefined], ['8-row tiles', smallTiles], ['long-prompt tiles', longTiles]] as const) {
       it(`${m.file} (G = ${G}, ${label}) matches the float64 interpreter at T = 19 and 1`, async () => {
         const g = fusedGraph(m);
         const s = await createSession(dev, compile(g, schedule));
@@ -116,8 +119,8 @@ describe('GQA/MQA: one workgroup per KV head group', () => {
         const dims = new Map(Object.entries({ ...m.dims, T }));
         // Hand formula, f32: Q read once, K and V once per tile of Br query rows of the G heads
         // of a KV head (Br * G <= 128 rows fit lavapipe at dh = 8), O written once:
-        //   read  = 4*B*Hq*T*dh + 4*B*Hkv*ceil(T/Br)*S*(dh + dh),  write = 4*B*Hq*T*dh
-        const q = 4 * B * m.hq * T * dh;
+        //   read  = qBytes*B*Hq*T*dh + 4*B*Hkv*ceil(T/Br)*S*(dh + dh),  write = 4*B*Hq*T*dh
+        const q = m.qBytes * B * m.hq * T * dh;
         const kv = 4 * B * m.hkv * Math.ceil(T / Br) * S * 2 * dh;
         expect(evalSize(k.bytesRead, dims), `T=${T}`).toBe(q + kv);
         expect(evalSize(k.bytesWritten, dims), `T=${T}`).toBe(4 * B * m.hq * T * dh);
@@ -134,9 +137,9 @@ describe('GQA/MQA: one workgroup per KV head group', () => {
         const S = m.S(T);
         const dims = new Map(Object.entries({ ...m.dims, T }));
         // 1024 rows = 1024 / G query rows x G heads per workgroup:
-        //   read = 4*B*Hq*T*dh + 4*B*Hkv*ceil(T / (1024 / G))*S*(dh + dh)
+        //   read = qBytes*B*Hq*T*dh + 4*B*Hkv*ceil(T / (1024 / G))*S*(dh + dh)
         const tiles = Math.ceil(T / (1024 / G));
-        expect(evalSize(k.bytesRead, dims), `T=${T}`).toBe(4 * B * m.hq * T * dh + 4 * B * m.hkv * tiles * S * 2 * dh);
+        expect(evalSize(k.bytesRead, dims), `T=${T}`).toBe(m.qBytes * B * m.hq * T * dh + 4 * B * m.hkv * tiles * S * 2 * dh);
         if (T <= 1024 / G) expect(tiles).toBe(1); // Q, K, V each read once: the lower bound
       }
     });

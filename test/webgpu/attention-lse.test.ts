@@ -33,6 +33,8 @@ const small: AttentionSchedule = { tileRows: 8, tileCols: 8, lanes: 8, useSubgro
 // The CPU schedule's kernel (direct K/V, rows per thread, P by shuffle) and the fold without subgroups.
 const directShuffle: AttentionSchedule = { ...small, rowsPerThread: 2, isDirect: true, shuffleP: true };
 const directFold: AttentionSchedule = { ...small, useSubgroups: false, rowsPerThread: 4, isDirect: true };
+// The long-prompt kernel (Q in registers, staged K/V, per-row-group sparsity), small.
+const qInRegisters: AttentionSchedule = { ...small, rowsPerThread: 2, shuffleP: true, qInRegisters: true };
 
 interface Case {
   readonly name: string;
@@ -198,6 +200,7 @@ const withSchedule = (names: readonly string[], schedule: AttentionSchedule, lab
 cases.push(
   ...withSchedule(['causal', 'fully masked rows (q < 11)', 'KV cache, causal over S = T + 40 (split-K decode at T = 1)', 'logits of +-1e4'], directShuffle, 'direct K/V, 2 rows/thread, P by shuffle'),
   ...withSchedule(['fully masked rows (q < 11)', 'GQA (4 query heads on 2 KV heads)'], directFold, 'direct K/V, 4 rows/thread, workgroup-memory reductions'),
+  ...withSchedule(['causal', 'fully masked rows (q < 11)', 'GQA (4 query heads on 2 KV heads)', 'KV cache, causal over S = T + 40 (split-K decode at T = 1)'], qInRegisters, 'Q in registers, staged K/V'),
   { ...cases[0], name: 'causal (tiles chosen for lavapipe)', schedule: undefined, unfused: false } as Case,
 );
 
