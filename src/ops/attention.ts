@@ -88,6 +88,22 @@ export function attentionQueryType(q: TensorType, attrs: Attrs): TensorType | un
   return { dtype: scalarExprDtype(ql.body), shape: qs.value };
 }
 
+/** Parameters of a `kload` lambda: batch, KV head, key row, element of the head. */
+export const kloadParams: readonly string[] = ['b', 'h', 's', 'd'];
+
+/**
+ * The type of K as the attention sees it: operand 1's, or with a `kload` lambda (K computed at
+ * load, e.g. RoPE in a model without a KV cache: fuse-attention-loads) `kshape` and the lambda's
+ * dtype; operand 1 is then only a tensor the lambda reads. Undefined when `kload` lacks a valid `kshape`.
+ */
+export function attentionKeyType(k: TensorType, attrs: Attrs): TensorType | undefined {
+  const kl = attrs['kload'];
+  if (kl === undefined) return k;
+  const ks = attrs['kshape'];
+  if (kl.kind !== 'lambda' || ks === undefined || ks.kind !== 'dims') return undefined;
+  return { dtype: scalarExprDtype(kl.body), shape: ks.value };
+}
+
 function lambdaOf(attrs: Attrs, key: string): Extract<Attr, { kind: 'lambda' }> | undefined {
   const a = attrs[key];
   return a !== undefined && a.kind === 'lambda' ? a : undefined;
@@ -102,24 +118,32 @@ function groupOf(hq: Dim, hkv: Dim): Dim | undefined {
   return c === undefined || c >= 1 ? g : undefined;
 }
 
-/** `qload` (with `qshape`): a lambda over (b, h, t, d) that may read any operand; gives Q's type. */
-function inferQload(operands: readonly TensorType[], attrs: Attrs): TensorType | OpError | undefined {
-  const ql = attrs['qload'];
-  const qs = attrs['qshape'];
+/**
+ * `qload` (with `qshape`) or `kload` (with `kshape`): a lambda over (b, h, t, d) / (b, h, s, d)
+ * that may read any operand; gives Q's or K's type.
+ */
+function inferLoad(operands: readonly TensorType[], attrs: Attrs, which: 'q' | 'k'): TensorType | OpError | undefined {
+  const [lk, sk, ps] = which === 'q' ? (['qload', 'qshape', '(b, h, t, d)'] as const) : (['kload', 'kshape', '(b, h, s, d)'] as const);
+  const ql = attrs[lk];
+  const qs = attrs[sk];
   if (ql === undefined && qs === undefined) return undefined;
-  if (ql === undefined || ql.kind !== 'lambda' || qs === undefined || qs.kind !== 'dims') return opError('TFC216', `fused_attention's 'qload' is a lambda and comes with 'qshape' dims`);
-  if (ql.params.length !== 4 || qs.value.length !== 4) return opError('TFC216', `fused_attention's 'qload' takes (b, h, t, d) over a rank-4 'qshape'`);
+  if (ql === undefined || ql.kind !== 'lambda' || qs === undefined || qs.kind !== 'dims') return opError('TFC216', `fused_attention's '${lk}' is a lambda and comes with '${sk}' dims`);
+  if (ql.params.length !== 4 || qs.value.length !== 4) return opError('TFC216', `fused_attention's '${lk}' takes ${ps} over a rank-4 '${sk}'`);
   const err = checkGridBody(ql.body, 4, operands);
-  if (err !== undefined) return opError(err.code, `fused_attention 'qload': ${err.message}`);
+  if (err !== undefined) return opError(err.code, `fused_attention '${lk}': ${err.message}`);
   return { dtype: scalarExprDtype(ql.body), shape: qs.value };
 }
 
 function inferAttention(operands0: readonly TensorType[], attrs: Attrs): TensorType | OpError {
   const q0 = operands0[0];
-  const qt = inferQload(operands0, attrs);
+  const k0 = operands0[1];
+  const qt = inferLoad(operands0, attrs, 'q');
   if (qt !== undefined && 'code' in qt) return qt;
-  // With `qload`, Q is the lambda's value over `qshape`; operand 0 is only a tensor it reads.
-  const operands = qt === undefined || q0 === undefined ? operands0 : [qt, ...operands0.slice(1)];
+  const kt = inferLoad(operands0, attrs, 'k');
+  if (kt !== undefined && 'code' in kt) return kt;
+  // With `qload` (`kload`), Q (K) is the lambda's value over `qshape` (`kshape`); operand 0 (1)
+  // is only a tensor it reads.
+  const operands = q0 === undefined || k0 === undefined ? operands0 : [qt ?? q0, kt ?? k0, ...operands0.slice(2)];
   const [q, k, v] = operands;
   if (q === undefined || k === undefined || v === undefined) return opError('TFC104', `fused_attention takes q, k, v and the tensors its lambdas read, got ${operands.length} operands`);
   const all = `fused_attention of q ${printType(q)}, k ${printType(k)}, v ${printType(v)}`;
@@ -177,19 +201,24 @@ function evalLambda(params: readonly string[], body: ScalarExpr, operands: reado
  */
 function interpAttention(operands0: readonly Tensor64[], n: Node, ctx: InterpContext, outDtype: DType): { out: Tensor64; lse: Tensor64 } {
   const lctx = { ...ctx, node: n };
-  // With `qload`, Q is the lambda evaluated over `qshape` first (the naive order: Q, then attention).
-  const ql = lambdaOf(n.attrs, 'qload');
-  const qs = n.attrs['qshape'];
-  let operands = operands0;
-  if (ql !== undefined) {
-    if (qs === undefined || qs.kind !== 'dims') throw new InternalError('fused_attention qload without qshape');
-    const qShape = qs.value.map((d) => {
+  // With `qload` / `kload`, Q / K is the lambda evaluated over `qshape` / `kshape` first (the
+  // naive order: Q and K, then attention), from the original operands.
+  const loaded = (lk: 'qload' | 'kload', sk: 'qshape' | 'kshape', i: number): Tensor64 | undefined => {
+    const ql = lambdaOf(n.attrs, lk);
+    const qs = n.attrs[sk];
+    if (ql === undefined) return operands0[i];
+    if (qs === undefined || qs.kind !== 'dims') throw new InternalError(`fused_attention ${lk} without ${sk}`);
+    const shape = qs.value.map((d) => {
       const x = dimEval(d, ctx.dims);
-      if (x === undefined) throw new InternalError(`fused_attention qshape dim ${printDim(d)} has no value`);
+      if (x === undefined) throw new InternalError(`fused_attention ${sk} dim ${printDim(d)} has no value`);
       return x;
     });
-    operands = [evalLambda(ql.params, ql.body, operands0, lctx, qShape), ...operands0.slice(1)];
-  }
+    return evalLambda(ql.params, ql.body, operands0, lctx, shape);
+  };
+  const qIn = loaded('qload', 'qshape', 0);
+  const kIn = loaded('kload', 'kshape', 1);
+  if (qIn === undefined || kIn === undefined) throw new InternalError('fused_attention needs q, k, v');
+  const operands = [qIn, kIn, ...operands0.slice(2)];
   const [q, k, v] = operands;
   if (q === undefined || k === undefined || v === undefined) throw new InternalError('fused_attention needs q, k, v');
   const [nb, hq, nt, dk] = q.shape as [number, number, number, number];
@@ -250,16 +279,17 @@ export const attentionOps: readonly OpDef[] = [
     family: 'fused',
     arity: 'variadic',
     attrs: { scale: 'float' },
-    optionalAttrs: { mask: 'lambda', score: 'lambda', qload: 'lambda', qshape: 'dims' },
+    optionalAttrs: { mask: 'lambda', score: 'lambda', qload: 'lambda', qshape: 'dims', kload: 'lambda', kshape: 'dims' },
     doc:
-      'softmax over k of (mask ? score(q·k * scale) : -inf) @ v; q [B,Hq,T,dk], k [B,Hkv,S,dk], v [B,Hkv,S,dv], then the tensors the lambdas read; query head h uses KV head h / (Hq/Hkv); `score` and `mask` are lambdas over (b, h, q, k), `score()` the scaled score; a fully masked row gives 0; with `qload` (a lambda over (b, h, t, d) reading any operand) and `qshape`, Q is computed at load (RoPE) and operand 0 is only read by it',
+      'softmax over k of (mask ? score(q·k * scale) : -inf) @ v; q [B,Hq,T,dk], k [B,Hkv,S,dk], v [B,Hkv,S,dv], then the tensors the lambdas read; query head h uses KV head h / (Hq/Hkv); `score` and `mask` are lambdas over (b, h, q, k), `score()` the scaled score; a fully masked row gives 0; with `qload` (a lambda over (b, h, t, d) reading any operand) and `qshape`, Q is computed at load (RoPE) and operand 0 is only read by it; likewise `kload` (over (b, h, s, d), h the KV head) and `kshape` for K and operand 1',
     infer: (operands, attrs) => inferAttention(operands, attrs),
     interp: (operands, ctx) => interpAttention(operands, ctx.node, ctx, ctx.node.type.dtype).out,
     // Per score element: 2*dk (q·k), 1 (scale), the score and mask lambdas' applies, 5
     // (softmax: max, subtract, exp, sum, divide), 2*dv (@ v).
     flops: (operands, _result, attrs) => {
-      const [q0, k, v] = operands;
+      const [q0, k0, v] = operands;
       const q = q0 === undefined ? undefined : attentionQueryType(q0, attrs);
+      const k = k0 === undefined ? undefined : attentionKeyType(k0, attrs);
       if (q === undefined || k === undefined || v === undefined) return dimConst(0);
       const [b, hq, t, dk] = q.shape as [Dim, Dim, Dim, Dim];
       const s = k.shape[2] ?? dimConst(0);
@@ -271,7 +301,12 @@ export const attentionOps: readonly OpDef[] = [
       // qload's applies once per Q element (the kernel computes Q once per query tile).
       const qload = lambdaOf(attrs, 'qload');
       const perQ = qload === undefined ? dimConst(0) : dimMul(numelDim(q.shape), dimConst(countApplies(qload.body)));
-      return dimAdd(dimMul(numelDim([b, hq, t, s]), perScore), perQ);
+      // kload's applies once per K element: the work of the rope(k) kernel it replaces. The
+      // kernel recomputes K for every workgroup that loads a key tile (per query tile and head
+      // group); that schedule-dependent recompute is counted in its Traffic.flops, not here.
+      const kload = lambdaOf(attrs, 'kload');
+      const perK = kload === undefined || k === undefined ? dimConst(0) : dimMul(numelDim(k.shape), dimConst(countApplies(kload.body)));
+      return dimAdd(dimAdd(dimMul(numelDim([b, hq, t, s]), perScore), perQ), perK);
     },
     lowering: 'fused-only',
   }),

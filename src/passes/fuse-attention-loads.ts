@@ -12,37 +12,49 @@
 // Operand 0 of the fused_map stays operand 0 (read(0, ...) unchanged); its other operands are
 // appended after the attention's, and the body's reads renumbered. Not fused, with a remark: a
 // fused_map with another use or that is a graph output (it is materialized anyway).
+// The same for k (a model without a KV cache: rope(k) feeds the attention directly): `kload`
+// over (b, h, s, d) with h the KV head, `kshape`; the fused_map's operand 0 becomes operand 1,
+// read(1, ...). The kernel recomputes K for every workgroup that loads the key tile.
 // Runs after fuse-elementwise (which makes the fused_map) and before fold-views (so the
 // projection's reshape feeding operand 0 can still become a view). Needs: types inferred.
 // Keeps: outputs, interface, types.
-import type { Graph, Node, ScalarExpr } from '../graph/ir.js';
+import type { Graph, Node } from '../graph/ir.js';
 import { lambdaAttr } from '../graph/ir.js';
 import { GraphBuilder, removeDeadNodes } from '../graph/rewrite.js';
-import { qloadParams } from '../ops/attention.js';
+import { kloadParams, qloadParams } from '../ops/attention.js';
 import { mapReads } from './fuse-elementwise.js';
 import type { GraphPass, PassContext } from './pass.js';
 
 const NAME = 'fuse-attention-loads';
 
+interface LoadPlan {
+  readonly q?: Node; // the fused_map computing q, to become `qload`
+  readonly k?: Node; // the fused_map computing k, to become `kload`
+}
+
 function run(g: Graph, ctx: PassContext): Graph {
   const uses = g.nodes.map(() => 0);
   for (const n of g.nodes) for (const o of n.operands) uses[o] = (uses[o] ?? 0) + 1;
   const outputs = new Set(g.outputs.map((o) => o.value));
-  // attention id -> the fused_map it loads Q through
-  const plan = new Map<number, Node>();
-  for (const a of g.nodes) {
-    if (a.op !== 'fused_attention' || a.attrs['qload'] !== undefined) continue;
-    const f = g.nodes[a.operands[0] ?? -1];
-    if (f === undefined || f.op !== 'fused_map') continue;
+  /** The fused_map at operand `i` of attention `a` when it can be computed at load, else undefined (with a remark). */
+  const foldable = (a: Node, i: 0 | 1): Node | undefined => {
+    if (a.attrs[i === 0 ? 'qload' : 'kload'] !== undefined) return undefined;
+    const f = g.nodes[a.operands[i] ?? -1];
+    if (f === undefined || f.op !== 'fused_map') return undefined;
     const why = outputs.has(f.id) ? 'it is a graph output' : (uses[f.id] ?? 0) !== 1 ? `it has ${uses[f.id] ?? 0} uses` : undefined;
-    if (why !== undefined) {
-      ctx.remark({ pass: NAME, loc: f.loc, message: `fused_map feeding attention's q not computed at load: ${why}` });
-      continue;
-    }
-    plan.set(a.id, f);
+    if (why === undefined) return f;
+    ctx.remark({ pass: NAME, loc: f.loc, message: `fused_map feeding attention's ${i === 0 ? 'q' : 'k'} not computed at load: ${why}` });
+    return undefined;
+  };
+  const plan = new Map<number, LoadPlan>();
+  for (const a of g.nodes) {
+    if (a.op !== 'fused_attention') continue;
+    const q = foldable(a, 0);
+    const k = foldable(a, 1);
+    if (q !== undefined || k !== undefined) plan.set(a.id, { ...(q !== undefined ? { q } : {}), ...(k !== undefined ? { k } : {}) });
   }
   if (plan.size === 0) return g;
-  const absorbed = new Set([...plan.values()].map((f) => f.id));
+  const absorbed = new Set([...plan.values()].flatMap((p) => [p.q, p.k]).flatMap((f) => (f === undefined ? [] : [f.id])));
   const b = new GraphBuilder();
   const map: number[] = [];
   const mapped = (id: number): number => {
@@ -50,32 +62,50 @@ function run(g: Graph, ctx: PassContext): Graph {
     if (v === undefined) throw new Error(`internal: %${id} used before definition or was fused away`);
     return v;
   };
+  const hit = (rule: string, k: number): void => {
+    if (k > 0) ctx.stats.ruleHits.set(`${NAME}/${rule}`, (ctx.stats.ruleHits.get(`${NAME}/${rule}`) ?? 0) + k);
+  };
   for (const n of g.nodes) {
     if (absorbed.has(n.id)) continue;
-    const f = plan.get(n.id);
-    if (f === undefined) {
+    const p = plan.get(n.id);
+    if (p === undefined) {
       map[n.id] = b.copy(n, n.operands.map(mapped));
       continue;
     }
-    // f's operand 0 replaces q; f's operand j >= 1 goes after the attention's operands.
-    const first = n.operands.length;
-    const body: ScalarExpr = mapReads(lambdaAttr(f, 'body').body, (j) => (j === 0 ? 0 : first + j - 1));
+    // A fused_map's operand 0 replaces q (k) as operand 0 (1); its operands j >= 1 go after the
+    // attention's operands (q's first, then k's), and its body's reads are renumbered to match.
+    const operands = [...n.operands];
+    const attrs = { ...n.attrs };
+    const from = [...(n.from ?? [n.loc])];
+    for (const [f, slot, lk, sk, params] of [
+      [p.q, 0, 'qload', 'qshape', qloadParams],
+      [p.k, 1, 'kload', 'kshape', kloadParams],
+    ] as const) {
+      if (f === undefined) continue;
+      const first = operands.length;
+      attrs[lk] = { kind: 'lambda', params, body: mapReads(lambdaAttr(f, 'body').body, (j) => (j === 0 ? slot : first + j - 1)) };
+      attrs[sk] = { kind: 'dims', value: f.type.shape };
+      operands[slot] = f.operands[0] ?? -1;
+      operands.push(...f.operands.slice(1));
+      from.push(f.loc, ...(f.from ?? []));
+    }
     map[n.id] = b.add({
       op: n.op,
-      operands: [f.operands[0] ?? -1, ...n.operands.slice(1), ...f.operands.slice(1)].map(mapped),
-      attrs: { ...n.attrs, qload: { kind: 'lambda', params: qloadParams, body }, qshape: { kind: 'dims', value: f.type.shape } },
+      operands: operands.map(mapped),
+      attrs,
       type: n.type,
       loc: n.loc,
-      from: [...(n.from ?? [n.loc]), f.loc, ...(f.from ?? [])],
+      from,
       ...(n.scope !== undefined ? { scope: n.scope } : {}),
     });
   }
-  ctx.stats.ruleHits.set(`${NAME}/qload`, (ctx.stats.ruleHits.get(`${NAME}/qload`) ?? 0) + plan.size);
+  hit('qload', [...plan.values()].filter((p) => p.q !== undefined).length);
+  hit('kload', [...plan.values()].filter((p) => p.k !== undefined).length);
   return removeDeadNodes(b.finish(g, g.outputs.map((o) => ({ ...o, value: mapped(o.value) }))));
 }
 
 export const fuseAttentionLoads: GraphPass = {
   name: NAME,
-  summary: "compute a fused_map read only as attention's q (RoPE) in the attention's Q load (a qload lambda)",
+  summary: "compute a fused_map read only as attention's q or k (RoPE) in the attention's Q or K load (qload / kload lambdas)",
   run,
 };
