@@ -5,15 +5,22 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { checkSource } from '../../../src/check/check-source.js';
+import { dimEval } from '../../../src/check/dim.js';
+import { DiagnosticSink } from '../../../src/diag/diagnostic.js';
 import type { Graph } from '../../../src/graph/ir.js';
+import { parseGraph } from '../../../src/graph/parse.js';
+import { printGraph } from '../../../src/graph/print.js';
+import { verifyGraph } from '../../../src/graph/verify.js';
 import { interpret } from '../../../src/interp/interpret.js';
-import { makeTensor } from '../../../src/interp/tensor.js';
+import { makeTensor, maxRelError } from '../../../src/interp/tensor.js';
 import { lowerToKernels } from '../../../src/kernel/lower.js';
 import { evalCondition, evalSize } from '../../../src/kernel/plan.js';
 import { lavapipeLimits } from '../../../src/kernel/schedule.js';
 import { runPipeline } from '../../../src/passes/driver.js';
+import { getOp as opDef } from '../../../src/ops/catalog.js';
+import { fuseAttentionLoads } from '../../../src/passes/fuse-attention-loads.js';
 import { fuseElementwise } from '../../../src/passes/fuse-elementwise.js';
-import { createPassContext } from '../../../src/passes/pass.js';
+import { createPassContext, type Remark } from '../../../src/passes/pass.js';
 import { pipelines } from '../../../src/passes/pipeline.js';
 import { checkLines } from '../../helpers/check-lines.js';
 import { ir, runPass } from './helpers.js';
@@ -170,5 +177,150 @@ describe('Llama layer kernels (2-layer minus 1-layer plan)', () => {
     const at = (B: number, T: number, P: number): number => evalSize(kernel?.traffic.bytesRead ?? { kind: 'const', value: -1 }, new Map([['B', B], ['T', T], ['P', P]]));
     expect(at(2, 5, 3)).toBe(64 * 2 * 3 + 256 * 2 * 5);
     expect(at(1, 1, 100)).toBe(64 * 100 + 256);
+  });
+});
+
+// ---- K at load (kload): a model without a KV cache, where rope(k) feeds the attention directly ----
+
+// rope on q (2 heads) and on k (1 KV head, GQA) over a head width of 4 (halves of 2), causal.
+const ropeQK = (kExtraUse: boolean): string => `graph m(T) {
+  %0 = input {name="x"} : f32[1,2,T,4]
+  %1 = input {name="kx"} : f32[1,1,T,4]
+  %2 = input {name="v"} : f32[1,1,T,4]
+  %3 = input {name="c"} : f32[T,4]
+  %4 = input {name="s"} : f32[T,4]
+  %5 = fused_map %0, %3, %4 {body=(i0, i1, i2, i3) => add(mul(read(0, i0, i1, i2, i3), read(1, i2, i3)), mul(where(lt(i3, 2), neg(read(0, i0, i1, i2, add(i3, 2))), read(0, i0, i1, i2, sub(i3, 2))), read(2, i2, i3))), shape=dims[1,2,T,4]} : f32[1,2,T,4]
+  %6 = fused_map %1, %3, %4 {body=(i0, i1, i2, i3) => add(mul(read(0, i0, i1, i2, i3), read(1, i2, i3)), mul(where(lt(i3, 2), neg(read(0, i0, i1, i2, add(i3, 2))), read(0, i0, i1, i2, sub(i3, 2))), read(2, i2, i3))), shape=dims[1,1,T,4]} : f32[1,1,T,4]
+  %7 = fused_attention %5, %6, %2 {mask=(b, h, q, k) => le(k, q), scale=0.5} : f32[1,2,T,4]
+  output "o" = %7${kExtraUse ? '\n  output "k" = %6' : ''}
+}`;
+
+describe('fuse-attention-loads: rope(k) in the K load (kload)', () => {
+  it("moves rope(k) into kload: its operand 0 becomes operand 1, its others follow qload's", () => {
+    const out = runPass(fuseAttentionLoads, ropeQK(false));
+    // operands: x, kx, v, then q's c, s (3, 4), then k's c, s (5, 6)
+    checkLines(
+      out,
+      `CHECK-NOT: fused_map
+       CHECK: %5 = fused_attention %0, %1, %2, %3, %4, %3, %4 {kload=(b, h, s, d) => add(mul(read(1, b, h, s, d), read(5, s, d)), mul(where(lt(d, 2), neg(read(1, b, h, s, add(d, 2))), read(1, b, h, s, sub(d, 2))), read(6, s, d))), kshape=dims[1,1,T,4], mask=(b, h, q, k) => le(k, q), qload=(b, h, t, d) => add(mul(read(0, b, h, t, d), read(3, t, d)), mul(where(lt(d, 2), neg(read(0, b, h, t, add(d, 2))), read(0, b, h, t, sub(d, 2))), read(4, t, d))), qshape=dims[1,2,T,4], scale=0.5} : f32[1,2,T,4]`,
+    );
+  });
+
+  it('leaves rope(k) that is also a graph output, with a remark (q still folds)', () => {
+    const remarks: Remark[] = [];
+    const out = runPass(fuseAttentionLoads, ropeQK(true), createPassContext({ verify: true, remark: (r) => remarks.push(r) }));
+    checkLines(out, `CHECK: %5 = fused_map %1, %3, %4\nCHECK: %6 = fused_attention %0, %5, %2, %3, %4 {mask`);
+    expect(out).not.toContain('kload');
+    expect(remarks.map((r) => r.message)).toEqual(["fused_map feeding attention's k not computed at load: it is a graph output"]);
+  });
+
+  it('prints kload/kshape so that they parse back to the same graph', () => {
+    const g = runPipeline(ir(ropeQK(false)), [fuseAttentionLoads], createPassContext({ verify: true }));
+    const text = printGraph(g);
+    expect(text).toContain('kload=(b, h, s, d)');
+    const sink = new DiagnosticSink();
+    const back = parseGraph(text, 'rt.ir', sink);
+    expect(sink.items).toEqual([]);
+    if (back === undefined) throw new Error('no graph');
+    expect(printGraph(back)).toBe(text);
+    expect(verifyGraph(back)).toEqual([]);
+  });
+
+  it('gives the interpreter the unfused values (K computed by the catalog rule, then attention)', () => {
+    const before: Graph = ir(ropeQK(false));
+    const after = runPipeline(before, [fuseAttentionLoads], createPassContext({ verify: true }));
+    const T = 6;
+    const fill = (shape: number[], seed: number): number[] => Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(seed * 7.1 + i * 1.37));
+    const inputs = new Map([
+      ['x', makeTensor('f32', [1, 2, T, 4], fill([1, 2, T, 4], 1))],
+      ['kx', makeTensor('f32', [1, 1, T, 4], fill([1, 1, T, 4], 2))],
+      ['v', makeTensor('f32', [1, 1, T, 4], fill([1, 1, T, 4], 3))],
+      ['c', makeTensor('f32', [T, 4], fill([T, 4], 4))],
+      ['s', makeTensor('f32', [T, 4], fill([T, 4], 5))],
+    ]);
+    const want = interpret(before, { inputs, weights: new Map() }).outputs.get('o');
+    const got = interpret(after, { inputs, weights: new Map() }).outputs.get('o');
+    // And a kload with the wrong rotate-half sign must give something else (the test can fail).
+    const wrong = parseGraph(printGraph(after).replace('neg(read(1, b, h, s, add(d, 2)))', 'read(1, b, h, s, add(d, 2))'), 'w.ir', new DiagnosticSink());
+    if (want === undefined || got === undefined || wrong === undefined) throw new Error('no output');
+    expect(maxRelError(got, want)).toBe(0); // the same float64 operations in the same order
+    expect(printGraph(wrong)).not.toBe(printGraph(after));
+    const bad = interpret(wrong, { inputs, weights: new Map() }).outputs.get('o');
+    if (bad === undefined) throw new Error('no output');
+    expect(maxRelError(bad, want)).toBeGreaterThan(1e-3);
+  });
+
+  it('rejects a kload without kshape (verifier)', () => {
+    const g = parseGraph(
+      `graph m(T) {
+  %0 = input {name="x"} : f32[1,2,T,4]
+  %1 = input {name="k"} : f32[1,1,T,4]
+  %2 = fused_attention %0, %1, %1 {kload=(b, h, s, d) => read(1, b, h, s, d), scale=0.5} : f32[1,2,T,4]
+  output "o" = %2
+}`,
+      't.ir',
+      new DiagnosticSink(),
+    );
+    if (g === undefined) throw new Error('the text itself is well formed');
+    expect(verifyGraph(g).join('\n')).toContain("fused_attention's 'kload' is a lambda and comes with 'kshape' dims");
+  });
+
+  it('counts kload applies once per K element in the FLOPs (the recompute per query tile is the kernel traffic)', () => {
+    const plain = runPipeline(ir(ropeQK(false)), [], createPassContext({ verify: true }));
+    const fused = runPipeline(ir(ropeQK(false)), [fuseAttentionLoads], createPassContext({ verify: true }));
+    const a = fused.nodes.find((n) => n.op === 'fused_attention');
+    const a0 = plain.nodes.find((n) => n.op === 'fused_attention');
+    const flops = (g: Graph, n: typeof a): number => {
+      const def = opDef(n?.op ?? '');
+      const ops = (n?.operands ?? []).map((id) => g.nodes[id]?.type).filter((t) => t !== undefined);
+      if (def === undefined || n === undefined) throw new Error('no op');
+      return dimEval(def.flops(ops, n.type, n.attrs), new Map([['T', 6]])) ?? NaN;
+    };
+    // By hand: the rope body applies add, mul, mul, where, lt, neg and, in the read indices,
+    // add(d, 2) and sub(d, 2): 8 per element; Q [1,2,6,4] has 48 elements, K [1,1,6,4] 24.
+    expect(flops(fused, a) - flops(plain, a0)).toBe(8 * 48 + 8 * 24);
+  });
+});
+
+// Llama without a KV cache (examples/variants/llama-nocache.tfx): rope(q) in the Q load, rope(k)
+// in the K load, so a layer is the 7 matmuls and the attention kernel.
+const nocache = (layers: number, passes = pipelines.webgpu): Graph => {
+  const file = 'examples/variants/llama-nocache.tfx';
+  const overrides = new Map([['layers', layers], ['d', 32], ['heads', 4], ['kv_heads', 2], ['vocab', 64], ['ffn', 48]]);
+  const r = checkSource(readFileSync(file, 'utf8'), file, overrides);
+  if (r.graph === undefined) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
+  return runPipeline(r.graph, passes, createPassContext({ target: 'webgpu', verify: true }));
+};
+
+describe('Llama without a KV cache: kernels (2-layer minus 1-layer plan)', () => {
+  const count = (g: Graph, dims: ReadonlyMap<string, number>): Map<string, number> => {
+    const m = new Map<string, number>();
+    for (const o of launchedOps(g, dims)) m.set(o, (m.get(o) ?? 0) + 1);
+    return m;
+  };
+  const layer = (one: Map<string, number>, two: Map<string, number>): Record<string, number> => {
+    const out: Record<string, number> = {};
+    for (const [op, n] of two) if (n - (one.get(op) ?? 0) !== 0) out[op] = n - (one.get(op) ?? 0);
+    return out;
+  };
+  const dims = new Map([['B', 1], ['T', 17]]);
+
+  it('prefill T = 17: 8 kernels a layer (7 fused_matmul + 1 attention), no rope/slice/concat/permute kernel', () => {
+    const g1 = nocache(1);
+    const ops = count(g1, dims);
+    expect(layer(ops, count(nocache(2), dims))).toEqual({ fused_matmul: 7, fused_attention: 1 });
+    for (const op of ['slice', 'concat', 'permute', 'neg']) expect(ops.has(op)).toBe(false);
+    // The only fused_map is the angle table (rope_angles); cos and sin are its two tables.
+    expect(ops.get('fused_map')).toBe(1);
+    const a = g1.nodes.find((n) => n.op === 'fused_attention');
+    expect(a?.attrs['kload']?.kind).toBe('lambda');
+    expect(a?.attrs['qload']?.kind).toBe('lambda');
+    // operand 1: the k projection in head layout (a view of the fused_matmul's buffer)
+    expect(g1.nodes[a?.operands[1] ?? -1]?.op).toBe('view');
+  });
+
+  it('without kload (fuse-attention-loads left out) rope(q) and rope(k) are a fused_map each', () => {
+    const passes = pipelines.webgpu.filter((p) => p.name !== 'fuse-attention-loads');
+    expect(layer(count(nocache(1, passes), dims), count(nocache(2, passes), dims))).toEqual({ fused_matmul: 7, fused_map: 2, fused_attention: 1 });
   });
 });
