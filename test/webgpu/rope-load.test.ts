@@ -7,11 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkSource } from '../../src/check/check-source.js';
 import { randomInputs, randomWeights } from '../../src/cli/random.js';
 import type { Diagnostic } from '../../src/diag/diagnostic.js';
-import type { Graph } from '../../src/graph/ir.js';
+import type { Graph, ScalarExpr } from '../../src/graph/ir.js';
 import { interpret } from '../../src/interp/interpret.js';
 import { neededTensors } from '../../src/io/check-tensors.js';
 import { compilePlan } from '../../src/kernel/compile-plan.js';
 import { lowerToKernels } from '../../src/kernel/lower.js';
+import type { AttentionSchedule } from '../../src/kernel/lower-attention.js';
+import { chooseSchedule } from '../../src/kernel/schedule.js';
 import type { Tensor64 } from '../../src/ops/define.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
@@ -96,5 +98,95 @@ describe('Llama, RoPE at load (fused pipeline) on WebGPU vs the float64 interpre
     const withPast = seeded(g, { B: 2, T: 7, P: 5 }, 43).inputs;
     const third = await session.run(withPast);
     expectClose(third.outputs, interpret(g, { inputs: withPast, weights }).outputs, 'prefill T=7 P=5');
+  });
+});
+
+// ---- Llama WITHOUT a KV cache: rope(k) computed in the attention's K load (kload) ----
+
+function checkedNoCache(): Graph {
+  const file = 'examples/variants/llama-nocache.tfx';
+  const r = checkSource(readFileSync(file, 'utf8'), file, new Map(Object.entries({ layers: 2, d: 32, heads: 4, kv_heads: 2, ffn: 48, vocab: 64 })));
+  if (r.graph === undefined) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
+  return r.graph;
+}
+
+/** The kload with its rotate-half sign flipped (the first `neg` dropped): a mutation the test must catch. */
+function dropFirstNeg(e: ScalarExpr): { e: ScalarExpr; done: boolean } {
+  if (e.kind === 'apply' && e.op === 'neg' && e.args[0] !== undefined) return { e: e.args[0], done: true };
+  if (e.kind !== 'apply') return { e, done: false };
+  const args: ScalarExpr[] = [];
+  let done = false;
+  for (const a of e.args) {
+    if (done) args.push(a);
+    else {
+      const r = dropFirstNeg(a);
+      args.push(r.e);
+      done = r.done;
+    }
+  }
+  return { e: { ...e, args }, done };
+}
+
+function wrongSign(g: Graph): Graph {
+  return {
+    ...g,
+    nodes: g.nodes.map((n) => {
+      const kl = n.attrs['kload'];
+      if (n.op !== 'fused_attention' || kl === undefined || kl.kind !== 'lambda') return n;
+      const r = dropFirstNeg(kl.body);
+      expect(r.done).toBe(true);
+      return { ...n, attrs: { ...n.attrs, kload: { ...kl, body: r.e } } };
+    }),
+  };
+}
+
+// GQA 4 query heads on 2 KV heads, dh = 8. decodeMaxT 1: T = 1 runs the split-K pair (its K
+// reads through kload too), T = 17 and 33 the prefill kernel over 3 and 5 query tiles of 8.
+const staged: AttentionSchedule = { tileRows: 8, tileCols: 8, lanes: 8, useSubgroups: true, splits: 2, decodeMaxT: 1 };
+const direct: AttentionSchedule = { ...staged, rowsPerThread: 2, isDirect: true, shuffleP: true };
+
+describe('Llama without a KV cache, RoPE in the Q and K loads, on WebGPU vs the float64 interpreter', () => {
+  const g = checkedNoCache();
+  const fused = runPipeline(g, pipelines.webgpu, createPassContext({ target: 'webgpu', verify: true }));
+
+  async function errors(graph: Graph, attention: AttentionSchedule, Ts: readonly number[]): Promise<number[]> {
+    const target = targetLimitsOf(dev);
+    const plan = compilePlan(graph, { target, schedule: { ...chooseSchedule(target), attention } });
+    const session = await createSession(dev, plan);
+    sessions.push(session);
+    const out: number[] = [];
+    for (const [i, T] of Ts.entries()) {
+      const { weights, inputs } = seeded(g, { B: 2, T }, 51 + i);
+      session.loadWeights(weights);
+      const got = (await session.run(inputs)).outputs.get('logits');
+      const want = interpret(g, { inputs, weights }).outputs.get('logits');
+      if (want === undefined) throw new Error('no logits');
+      expect(got?.shape).toEqual(want.shape);
+      out.push(relError(got?.data ?? [], want));
+    }
+    return out;
+  }
+
+  it('the plan: both attentions carry qload and kload; no rope, slice, concat or permute kernel', () => {
+    expect(fused.nodes.filter((n) => n.op === 'fused_attention' && n.attrs['qload'] !== undefined && n.attrs['kload'] !== undefined).length).toBe(2);
+    const ops = lowerToKernels(fused, targetLimitsOf(dev)).kernels.map((k) => k.op);
+    expect(ops.filter((op) => ['slice', 'concat', 'permute', 'neg'].includes(op))).toEqual([]);
+    // one fused_map: the angle table (cos and sin of it are their own kernels)
+    expect(ops.filter((op) => op === 'fused_map').length).toBe(1);
+  });
+
+  for (const [name, s] of [['staged K tiles', staged], ['direct K reads', direct]] as const) {
+    it(`${name}: T = 1 (split-K), 17, 33 within 1e-4`, { timeout: 180_000 }, async () => {
+      const errs = await errors(fused, s, [1, 17, 33]);
+      console.log(`llama-nocache ${name} T=1,17,33: max rel error ${errs.map((e) => e.toExponential(2)).join(', ')}`);
+      for (const e of errs) expect(e).toBeLessThanOrEqual(1e-4);
+    });
+  }
+
+  it('a wrong rotate-half sign in the K load fails the comparison (staged and direct)', { timeout: 180_000 }, async () => {
+    const bad = wrongSign(fused);
+    const errs = [...(await errors(bad, staged, [17])), ...(await errors(bad, direct, [17]))];
+    console.log(`llama-nocache K-load mutation T=17 staged, direct: ${errs.map((e) => e.toExponential(2)).join(', ')}`);
+    for (const e of errs) expect(e).toBeGreaterThan(1e-2);
   });
 });
