@@ -27,6 +27,7 @@ function tfxFiles(dir: string): string[] {
 /** The same small overrides as test/e2e/examples-check.test.ts. */
 function overridesFor(file: string): Record<string, number> {
   if (file.startsWith('mlp-')) return {};
+  if (file.endsWith('llama-nocache.tfx')) return { vocab: 128, d: 32, heads: 4, kv_heads: 2, layers: 2, ffn: 48 };
   if (file.endsWith('llama.tfx')) return { vocab: 128, d: 32, heads: 4, kv_heads: 2, layers: 2, ffn: 48 };
   if (file.endsWith('transformer.tfx')) return { vocab: 128, d: 32, heads: 4, layers: 1, ffn: 64 };
   if (file.endsWith('attention-lse.tfx')) return { heads: 2 }; // attention alone: no model sizes

@@ -17,6 +17,7 @@ const examples = tfxFiles('examples').map((f) => relative('.', f));
 
 /** A small size for each example, in the config names that example declares. */
 function smallOverrides(file: string): Record<string, number> {
+  if (file.endsWith('llama-nocache.tfx')) return { vocab: 128, d: 32, heads: 4, kv_heads: 2, layers: 2, ffn: 48 };
   if (file.endsWith('llama.tfx')) return { vocab: 128, d: 32, heads: 4, kv_heads: 2, layers: 2, ffn: 48 };
   if (file.endsWith('transformer.tfx')) return { vocab: 128, d: 32, heads: 4, layers: 1, ffn: 64 };
   if (file.endsWith('attention-lse.tfx')) return { heads: 2 }; // attention alone: no model sizes

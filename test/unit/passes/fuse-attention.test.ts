@@ -32,6 +32,7 @@ function tfxFiles(dir: string): string[] {
 /** Small sizes, and how many attentions the model text has at them (2 layers each). */
 function setup(file: string): { overrides: Record<string, number>; attentions: number } {
   // llama: one GQA attention per layer; transformer: encoder self + decoder self + cross per layer.
+  if (file.endsWith('llama-nocache.tfx')) return { overrides: { vocab: 64, d: 32, heads: 4, kv_heads: 2, layers: 2, ffn: 48 }, attentions: 2 };
   if (file.endsWith('llama.tfx')) return { overrides: { vocab: 64, d: 32, heads: 4, kv_heads: 2, layers: 2, ffn: 48 }, attentions: 2 };
   if (file.endsWith('transformer.tfx')) return { overrides: { vocab: 64, d: 32, heads: 4, layers: 2, ffn: 48 }, attentions: 2 + 2 * 2 };
   if (file.endsWith('attention-lse.tfx')) return { overrides: { heads: 2 }, attentions: 1 };
