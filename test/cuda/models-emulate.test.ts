@@ -1,7 +1,7 @@
 // Whole models through the CUDA backend on the CPU emulator vs the float64 interpreter: GPT-2
 // (2 layers, d=32) prefill, GPT-2 with a KV cache in prefill (T > 1) and decode (T = 1: the
 // split-K attention path of the plan's `when` steps), and Llama (GQA, KV cache), each with the
-// CUDA pipeline's fusion and without (--no-fuse). Every step of each plan runs in order.
+// CUDA pipeline's fusion and without (--no-fuse); Llama without a cache (RoPE in the Q and K loads). Every step of each plan runs in order.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { Graph } from '../../src/graph/ir.js';
@@ -23,6 +23,8 @@ const models: readonly ModelCase[] = [
   { file: 'examples/gpt2.tfx', overrides: { vocab: 64, ctx: 16, d: 32, heads: 2, layers: 2 }, runs: [{ B: 1, T: 7 }, { B: 2, T: 1 }] },
   { file: 'examples/variants/gpt2-kv.tfx', overrides: { vocab: 64, ctx: 16, d: 32, heads: 2, layers: 1 }, runs: [{ B: 1, T: 3, P: 4 }, { B: 1, T: 1, P: 6 }] },
   { file: 'examples/llama.tfx', overrides: { vocab: 64, d: 32, heads: 4, kv_heads: 2, layers: 1, ffn: 48 }, runs: [{ B: 1, T: 5, P: 2 }, { B: 1, T: 1, P: 9 }] },
+  // No KV cache: rope(q) and rope(k) computed in the attention's Q and K loads (qload / kload).
+  { file: 'examples/variants/llama-nocache.tfx', overrides: { vocab: 64, d: 32, heads: 4, kv_heads: 2, layers: 1, ffn: 48 }, runs: [{ B: 1, T: 9 }, { B: 2, T: 1 }] },
 ];
 
 describe('models on the CUDA CPU emulator vs the float64 interpreter', () => {
@@ -32,6 +34,7 @@ describe('models on the CUDA CPU emulator vs the float64 interpreter', () => {
         const source: Graph = graphOf(readFileSync(m.file, 'utf8'), m.file, new Map(Object.entries(m.overrides)));
         const passes = variant === 'fused' ? pipelines.cuda : unfusedPipeline('cuda');
         const g = runPipeline(source, passes, createPassContext({ target: 'cuda' }));
+        if (variant === 'fused' && m.file.endsWith('llama-nocache.tfx')) expect(g.nodes.filter((n) => n.op === 'fused_attention' && n.attrs['kload'] !== undefined).length).toBe(1);
         const plan = compilePlan(g, { target: cudaLimits });
         for (const run of m.runs) {
           const { inputs, weights } = feedsFor(source, new Map(Object.entries(run)), 3, 0.5);

@@ -140,10 +140,13 @@ function wrongSign(g: Graph): Graph {
   };
 }
 
-// GQA 4 query heads on 2 KV heads, dh = 8. decodeMaxT 1: T = 1 runs the split-K pair (its K
-// reads through kload too), T = 17 and 33 the prefill kernel over 3 and 5 query tiles of 8.
+// GQA 4 query heads on 2 KV heads, dh = 8. decodeMaxT 1: T = 17 and 33 run the prefill kernel
+// over 3 and 5 query tiles of 8, T = 1 the split-K pair (one key without a cache: K cannot
+// matter there). `splitK` (decodeMaxT 64) runs T = 17 and 33 through the split-K kernel, whose
+// K reads go through kload too.
 const staged: AttentionSchedule = { tileRows: 8, tileCols: 8, lanes: 8, useSubgroups: true, splits: 2, decodeMaxT: 1 };
 const direct: AttentionSchedule = { ...staged, rowsPerThread: 2, isDirect: true, shuffleP: true };
+const splitK: AttentionSchedule = { ...staged, splits: 3, decodeMaxT: 64 };
 
 describe('Llama without a KV cache, RoPE in the Q and K loads, on WebGPU vs the float64 interpreter', () => {
   const g = checkedNoCache();
@@ -175,18 +178,18 @@ describe('Llama without a KV cache, RoPE in the Q and K loads, on WebGPU vs the 
     expect(ops.filter((op) => op === 'fused_map').length).toBe(1);
   });
 
-  for (const [name, s] of [['staged K tiles', staged], ['direct K reads', direct]] as const) {
-    it(`${name}: T = 1 (split-K), 17, 33 within 1e-4`, { timeout: 180_000 }, async () => {
+  for (const [name, s] of [['staged K tiles', staged], ['direct K reads', direct], ['split-K kernel', splitK]] as const) {
+    it(`${name}: T = 1, 17, 33 within 1e-4`, { timeout: 180_000 }, async () => {
       const errs = await errors(fused, s, [1, 17, 33]);
       console.log(`llama-nocache ${name} T=1,17,33: max rel error ${errs.map((e) => e.toExponential(2)).join(', ')}`);
       for (const e of errs) expect(e).toBeLessThanOrEqual(1e-4);
     });
   }
 
-  it('a wrong rotate-half sign in the K load fails the comparison (staged and direct)', { timeout: 180_000 }, async () => {
+  it('a wrong rotate-half sign in the K load fails the comparison (staged, direct, split-K)', { timeout: 180_000 }, async () => {
     const bad = wrongSign(fused);
-    const errs = [...(await errors(bad, staged, [17])), ...(await errors(bad, direct, [17]))];
-    console.log(`llama-nocache K-load mutation T=17 staged, direct: ${errs.map((e) => e.toExponential(2)).join(', ')}`);
+    const errs = [...(await errors(bad, staged, [17])), ...(await errors(bad, direct, [17])), ...(await errors(bad, splitK, [17]))];
+    console.log(`llama-nocache K-load mutation T=17 staged, direct, split-K: ${errs.map((e) => e.toExponential(2)).join(', ')}`);
     for (const e of errs) expect(e).toBeGreaterThan(1e-2);
   });
 });
