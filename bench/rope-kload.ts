@@ -1,7 +1,7 @@
 // RoPE on K computed in the attention's K load (kload) vs rope(k) as its own kernel, on one
 // WebGPU adapter in one process (issue 5); printed for the notes, no asserts.
-//   npx tsc -p tsconfig.json --outDir /tmp/b && ln -s $PWD/node_modules /tmp/b/ && node /tmp/b/bench/rope-kload.js [T]
-// (default T=1024, 8 query heads on 2 KV heads, dh=64, B=1, f32, causal). Only K is roped, so
+//   npx tsc -p tsconfig.json --outDir /tmp/b && ln -s $PWD/node_modules /tmp/b/ && node /tmp/b/bench/rope-kload.js [T [H HKV]]
+// (default T=1024, H=8 query heads on HKV=2 KV heads, dh=64, B=1, f32, causal). Only K is roped, so
 // the two plans differ only in where rope(k) runs: `kload` = the webgpu pipeline (one attention
 // kernel that recomputes K per key tile: once per workgroup when K is staged, once per row group
 // of the workgroup at every inner-loop read when K is read directly), `kernel` = the same
@@ -22,7 +22,7 @@ import { createSession } from '../src/runtime/session.js';
 import { targetLimitsOf } from '../src/runtime/target.js';
 
 const T = Number(process.argv[2] ?? 1024);
-const [H, HKV, dh] = [8, 2, 64];
+const [H, HKV, dh] = [Number(process.argv[3] ?? 8), Number(process.argv[4] ?? 2), 64];
 const half = dh / 2;
 const src = `dims B, T
 input q: f32[B, ${H}, T, ${dh}]
