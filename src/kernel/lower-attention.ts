@@ -28,7 +28,8 @@
 import { type Dim, dimConstValue } from '../check/dim.js';
 import { type Graph, type Node, type ScalarExpr, floatAttr } from '../graph/ir.js';
 import type { DType, TensorType } from '../graph/types.js';
-import { attentionQueryType } from '../ops/attention.js';
+import { attentionKeyType, attentionQueryType } from '../ops/attention.js';
+import { countApplies } from '../ops/source.js';
 import { isLazyWhere } from '../graph/lambda.js';
 import { evalLets, type EvalEnv } from './eval-expr.js';
 import {
@@ -201,6 +202,13 @@ function lambdaOf(n: Node, key: string): ScalarExpr | undefined {
 function queryType(q: Node, n: Node): TensorType {
   const t = attentionQueryType(q.type, n.attrs);
   if (t === undefined) throw new Error('internal: fused_attention qload without qshape');
+  return t;
+}
+
+/** K's type: operand 1's, or `kshape` when a `kload` lambda computes K at load (src/ops/attention.ts). */
+function keyType(k: Node, n: Node): TensorType {
+  const t = attentionKeyType(k.type, n.attrs);
+  if (t === undefined) throw new Error('internal: fused_attention kload without kshape');
   return t;
 }
 
@@ -803,7 +811,10 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['
   const qT = queryType(qN, n);
   // With `qload` (RoPE at load), Q's elements are the lambda's values, read through its operands.
   const qload = lambdaOf(n, 'qload');
-  const shape = shapeOf(qT, kN.type, vN.type);
+  // With `kload` (RoPE at load, no KV cache), K's elements are the lambda's values: computed
+  // where the key tile is staged, or (direct schedules) at every read of K in the score loop.
+  const kload = lambdaOf(n, 'kload');
+  const shape = shapeOf(qT, keyType(kN, n), vN.type);
   const { dk, dv } = shape;
   const mode: Mode = kind === 'prefill' ? prefillMode(shape, s, inp.target) : { kind: 'split', rows: 1, heads: 1 };
   const G = mode.heads;
@@ -830,7 +841,7 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['
   const NC = Bc / L; // keys per lane
   const kb = new KernelBuilder();
   const qSlot = qload === undefined ? kb.slot('q', qN.id, 'read', storageType(qN.type.dtype)) : -1;
-  const kSlot = kb.slot('k', kN.id, 'read', storageType(kN.type.dtype));
+  const kSlot = kload === undefined ? kb.slot('k', kN.id, 'read', storageType(kN.type.dtype)) : -1;
   const vSlot = kb.slot('v', vN.id, 'read', storageType(vN.type.dtype));
   const extraSlots = new Map<number, number>();
   const slotOf = (operandIndex: number): number => {
@@ -845,7 +856,12 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['
   const outSlot = mode.kind === 'prefill' ? kb.slot('out', n.id, 'read_write', storageType(n.type.dtype)) : kb.slot('part', tempId, 'read_write', 'f32');
   const qs = qRegs ? '' : kb.sharedArray('q_tile', 'f32', Br * dk);
   // Direct schedule (CPU targets): K and V are read from global memory, no tiles staged.
-  const ks = isDirect ? '' : kb.sharedArray('k_tile', 'f32', Bc * dk);
+  // With kload, a direct schedule still stages K when the tile fits beside the schedule's own
+  // arrays: computing rope(k) at every inner-loop read repeats it for each of the workgroup's
+  // row groups (2.0x the rope(k)-kernel plan's time on lavapipe, bench/rope-kload.ts); staged
+  // once per workgroup it is 1.2x. Else K is computed at each read.
+  const stageK = !isDirect || (kload !== undefined && attentionSharedBytes(s, mode.rows, dk, dv) + 4 * Bc * dk <= inp.target.maxWorkgroupStorageBytes);
+  const ks = stageK ? kb.sharedArray('k_tile', 'f32', Bc * dk) : '';
   const vs = isDirect ? '' : kb.sharedArray('v_tile', 'f32', Bc * dv);
   const ps = shuffleP ? '' : kb.sharedArray('p_tile', 'f32', Br * Bc);
   const fold = s.useSubgroups ? '' : kb.sharedArray('fold', 'f32', groups * L);
@@ -957,28 +973,34 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['
   // The K tile is stored transposed ([dk][Bc]): the score loop's lanes read keys lane + i * L at
   // one d, adjacent words (a vector load on a CPU, no bank conflicts on a GPU) instead of a
   // stride of dk. The V tile stays [Bc][dv]: the P V loop's lanes read adjacent columns.
-  const stageKV = (tile: string, width: number, slot: number, dtype: DType, node: Node, transposed: boolean): void => {
+  /** K's element (d) of key kk: the kload lambda's value (its statements go to `out`), or undefined to load operand 1. */
+  const kloadAt = (out: Stmt[], kk: Expr, d: Expr): Expr | undefined =>
+    kload === undefined ? undefined : cast('f32', lambdaExpr({ kb, slotOf }, g, n, out, kload, [b, hk, kk, d], undefined));
+  const stageKV = (tile: string, width: number, slot: number, dtype: DType, node: Node, transposed: boolean, computed?: typeof kloadAt): void => {
     const e = kb.fresh('e');
     const lb: Stmt[] = [];
     const c = kb.let(lb, 'c', div(v(e, 'u32'), u32(width)));
     const d = kb.let(lb, 'd', rem(v(e, 'u32'), u32(width)));
     const kk = kb.let(lb, 'kk', add(logic.k0, c));
     const val = kb.var(lb, 'kv', 'f32', f32(0));
-    lb.push({ kind: 'if', cond: lt(kk, S), then: [{ kind: 'assign', name: val, value: cast('f32', load(slot, node.op === 'view' ? elementOffset(g, node, [b, hk, kk, d], dimExpr) : add(mul(add(kvRow0, kk), u32(width)), d), storageType(dtype))) }], else: [] });
+    const load1: Stmt[] = [];
+    const x = computed?.(load1, kk, d) ?? cast('f32', load(slot, node.op === 'view' ? elementOffset(g, node, [b, hk, kk, d], dimExpr) : add(mul(add(kvRow0, kk), u32(width)), d), storageType(dtype)));
+    load1.push({ kind: 'assign', name: val, value: x });
+    lb.push({ kind: 'if', cond: lt(kk, S), then: load1, else: [] });
     lb.push({ kind: 'array_store', array: tile, index: transposed ? add(mul(d, u32(Bc)), c) : v(e, 'u32'), value: v(val, 'f32') });
     staging.push(forLoop(e, lid, u32(Bc * width), u32(threads), lb));
   };
   /** Element d of key c of this tile: the staged tile, or (direct) global memory with the key clamped to S - 1 (its score is -inf, its p 0). */
-  const kvAt = (tile: string, width: number, slot: number, node: Node, out: Stmt[], c: Expr, d: Expr, transposed: boolean): Expr => {
-    if (!isDirect) return arrayLoad(tile, transposed ? add(mul(d, u32(Bc)), c) : add(mul(c, u32(width)), d), 'f32');
+  const kvAt = (tile: string, width: number, slot: number, node: Node, out: Stmt[], c: Expr, d: Expr, transposed: boolean, computed?: typeof kloadAt, staged = !isDirect): Expr => {
+    if (staged) return arrayLoad(tile, transposed ? add(mul(d, u32(Bc)), c) : add(mul(c, u32(width)), d), 'f32');
     const kk = kb.let(out, 'kk', fmin(add(logic.k0, c), bin('sub', S, u32(1))));
+    const x = computed?.(out, kk, d);
+    if (x !== undefined) return kb.let(out, 'k_at', x);
     return cast('f32', load(slot, node.op === 'view' ? elementOffset(g, node, [b, hk, kk, d], dimExpr) : add(mul(add(kvRow0, kk), u32(width)), d), storageType(node.type.dtype)));
   };
-  if (!isDirect) {
-    stageKV(ks, dk, kSlot, kN.type.dtype, kN, true);
-    stageKV(vs, dv, vSlot, vN.type.dtype, vN, false);
-    staging.push({ kind: 'barrier' });
-  }
+  if (stageK) stageKV(ks, dk, kSlot, kN.type.dtype, kN, true, kloadAt);
+  if (!isDirect) stageKV(vs, dv, vSlot, vN.type.dtype, vN, false);
+  if (stageK) staging.push({ kind: 'barrier' });
   // Scores of this lane's keys c = lane + i * L for the thread's RQ rows, register-blocked: per
   // d, NC key elements and RQ query elements are loaded for RQ * NC multiply-adds.
   const dots = kb.fresh('dots');
@@ -990,7 +1012,7 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['
     lb.push({ kind: 'private_array', name: kd, type: 'f32', length: NC, init: f32(0) });
     const i = kb.fresh('i');
     const kl: Stmt[] = [];
-    const kx = kvAt(ks, dk, kSlot, kN, kl, add(lane, mul(v(i, 'u32'), u32(L))), v(d, 'u32'), true);
+    const kx = kvAt(ks, dk, kSlot, kN, kl, add(lane, mul(v(i, 'u32'), u32(L))), v(d, 'u32'), true, kloadAt, stageK);
     kl.push({ kind: 'array_store', array: kd, index: v(i, 'u32'), value: kx });
     lb.push(forLoop(i, u32(0), u32(NC), u32(1), kl));
     const ii = kb.fresh('ii');
@@ -1085,7 +1107,7 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['
     else live.push(forLoop(c, u32(0), u32(Bc), u32(1), lb));
   }
   // The next key tile restages K, V (and, without shuffleP, rewrites P).
-  const restage: Stmt[] = !shuffleP || !isDirect ? [{ kind: 'barrier' }] : [];
+  const restage: Stmt[] = !shuffleP || stageK ? [{ kind: 'barrier' }] : [];
   // qRegs: a row group whose rows see none of this key tile skips its work (the branch is
   // uniform over the group's subgroup) but still joins the workgroup's staging barriers.
   const work: Stmt[] = rgLogic === undefined ? live : [...rgLogic.perTile, { kind: 'if', cond: rgLogic.active, then: live, else: [], uniformity: 'subgroup' }];
@@ -1154,12 +1176,19 @@ function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['
   // isDirect: every row group reads the tile's K and V from global memory itself (requested
   // bytes, no credit for the caches that serve the other groups).
   const kvPerTile = isDirect ? groups : 1;
-  const reads = [sMul(B_, Hq_, T_, sConst(qBytes)), sMul(B_, headGroups, qTiles, S_, sConst((dk + dv) * eK * kvPerTile))];
+  // With kload: its reads per K element (the dearer branch of a lazy where) replace K's bytes, and
+  // K is recomputed by every workgroup that loads the tile (by each row group when per read).
+  const kPerTile = stageK ? 1 : groups;
+  const kBytes = kload === undefined ? dk * eK : dk * readBytesOf(g, n, kload);
+  const reads = [sMul(B_, Hq_, T_, sConst(qBytes)), sMul(B_, headGroups, qTiles, S_, sConst(kBytes * kPerTile + dv * eK * kvPerTile))];
   if (lambdaBytes > 0) reads.push(sMul(B_, Hq_, T_, S_, sConst(lambdaBytes)));
   const outBytes = mode.kind === 'prefill' ? sMul(B_, Hq_, T_, sConst(dv * storageBytes(n.type.dtype))) : sMul(B_, Hq_, T_, sConst(s.splits * (dv + 2) * 4));
   const lseWritten = mode.kind === 'prefill' ? lseBytes(inp) : undefined;
   const written = lseWritten === undefined ? outBytes : sAdd(outBytes, lseWritten);
-  const traffic: Traffic = { bytesRead: sAdd(...reads), bytesWritten: written, flops: sMul(B_, Hq_, T_, S_, sConst(2 * (dk + dv))) };
+  const dotFlops = sMul(B_, Hq_, T_, S_, sConst(2 * (dk + dv)));
+  // kload's applies per K element, once per loading workgroup (per row group when per read).
+  const kFlops = kload === undefined ? undefined : sMul(B_, headGroups, qTiles, S_, sConst(dk * countApplies(kload) * kPerTile));
+  const traffic: Traffic = { bytesRead: sAdd(...reads), bytesWritten: written, flops: kFlops === undefined ? dotFlops : sAdd(dotFlops, kFlops) };
   const gridX = mode.kind === 'prefill' ? qTiles : sMul(sCeilDiv(T_, Br), sConst(s.splits));
   const schedule: KernelSchedule = { kind: 'flash_attention', tileRows: Br, tileCols: Bc, lanes: L, useSubgroups: s.useSubgroups, splits: mode.kind === 'split' ? s.splits : 1 };
   return {
@@ -1231,9 +1260,10 @@ function combineKernel(inp: AttentionInput, s: AttentionSchedule, tempId: number
 }
 
 function headWidths(g: Graph, n: Node): { dk: number; dv: number } {
-  const q = g.nodes[n.operands[1] ?? -1]; // k: its head width is dk (operand 0 may be a qload source)
+  const k = g.nodes[n.operands[1] ?? -1]; // k: its head width is dk (operand 0 may be a qload source)
+  const kt = k === undefined ? undefined : keyType(k, n); // kshape when a kload computes K
   const vv = g.nodes[n.operands[2] ?? -1];
-  const dk = q === undefined ? undefined : dimConstValue(q.type.shape[3] ?? { terms: [] });
+  const dk = kt === undefined ? undefined : dimConstValue(kt.shape[3] ?? { terms: [] });
   const dv = vv === undefined ? undefined : dimConstValue(vv.type.shape[3] ?? { terms: [] });
   if (dk === undefined || dv === undefined) throw new Error('internal: fused_attention needs constant head widths');
   return { dk, dv };
@@ -1313,7 +1343,7 @@ export function countAttentionTiles(
     if (o === undefined) throw new Error(`internal: fused_attention lacks operand ${i}`);
     return o;
   };
-  const shape = shapeOf(queryType(operand(0), n), operand(1).type, operand(2).type);
+  const shape = shapeOf(queryType(operand(0), n), keyType(operand(1), n), operand(2).type);
   const kb = new KernelBuilder();
   const buffers = new Map<number, ArrayLike<number>>(); // slot -> values
   const slots = new Map<number, number>(); // operand -> slot

@@ -147,6 +147,8 @@ function wrongSign(g: Graph): Graph {
 const staged: AttentionSchedule = { tileRows: 8, tileCols: 8, lanes: 8, useSubgroups: true, splits: 2, decodeMaxT: 1 };
 const direct: AttentionSchedule = { ...staged, rowsPerThread: 2, isDirect: true, shuffleP: true };
 const splitK: AttentionSchedule = { ...staged, splits: 3, decodeMaxT: 64 };
+// The long-prompt schedule's kernel (Q in registers, K/V staged once per workgroup).
+const qInRegisters: AttentionSchedule = { ...staged, rowsPerThread: 2, shuffleP: true, qInRegisters: true };
 // The direct schedule stages the computed K when its tile fits beside the schedule's arrays;
 // with workgroup memory cut to exactly the schedule's own (Q tile of 8 rows x 2 heads x dh 8,
 // no P tile with shuffleP), K is computed at every inner-loop read instead.
@@ -185,7 +187,7 @@ describe('Llama without a KV cache, RoPE in the Q and K loads, on WebGPU vs the 
     expect(ops.filter((op) => op === 'fused_map').length).toBe(1);
   });
 
-  for (const [name, s, perRead] of [['staged K tiles', staged, false], ['direct schedule, K staged', direct, false], ['direct schedule, K per read', direct, true], ['split-K kernel', splitK, false]] as const) {
+  for (const [name, s, perRead] of [['staged K tiles', staged, false], ['direct schedule, K staged', direct, false], ['direct schedule, K per read', direct, true], ['split-K kernel', splitK, false], ['Q in registers', qInRegisters, false]] as const) {
     it(`${name}: T = 1, 17, 33 within 1e-4`, { timeout: 180_000 }, async () => {
       const errs = await errors(fused, s, [1, 17, 33], perRead);
       console.log(`llama-nocache ${name} T=1,17,33: max rel error ${errs.map((e) => e.toExponential(2)).join(', ')}`);
@@ -193,10 +195,10 @@ describe('Llama without a KV cache, RoPE in the Q and K loads, on WebGPU vs the 
     });
   }
 
-  it('a wrong rotate-half sign in the K load fails the comparison (staged, direct, per read, split-K)', { timeout: 180_000 }, async () => {
+  it('a wrong rotate-half sign in the K load fails the comparison (every schedule above)', { timeout: 180_000 }, async () => {
     const bad = wrongSign(fused);
-    const errs = [...(await errors(bad, staged, [17])), ...(await errors(bad, direct, [17])), ...(await errors(bad, direct, [17], true)), ...(await errors(bad, splitK, [17]))];
-    console.log(`llama-nocache K-load mutation T=17 staged, direct, per read, split-K: ${errs.map((e) => e.toExponential(2)).join(', ')}`);
+    const errs = [...(await errors(bad, staged, [17])), ...(await errors(bad, direct, [17])), ...(await errors(bad, direct, [17], true)), ...(await errors(bad, splitK, [17])), ...(await errors(bad, qInRegisters, [17]))];
+    console.log(`llama-nocache K-load mutation T=17 staged, direct, per read, split-K, Q in registers: ${errs.map((e) => e.toExponential(2)).join(', ')}`);
     for (const e of errs) expect(e).toBeGreaterThan(1e-2);
   });
 });
