@@ -1,6 +1,6 @@
 // Seeded weights and inputs for `tfc init-weights` / `tfc random-inputs`, so a model runs without
 // downloading a checkpoint. Deterministic: the same seed, model and sizes give the same bytes.
-import { dimConstValue, dimEval, printDim } from '../check/dim.js';
+import { dimConstValue, dimEval, dimVars, printDim } from '../check/dim.js';
 import { diag, type Diagnostic } from '../diag/diagnostic.js';
 import type { Graph } from '../graph/ir.js';
 import type { Tensor64 } from '../ops/define.js';
@@ -34,9 +34,12 @@ function seedFor(seed: number, name: string): number {
 
 function concrete(n: NeededTensor, dims: ReadonlyMap<string, number>, ds: Diagnostic[]): number[] | undefined {
   const shape = n.type.shape.map((d) => dimConstValue(d) ?? dimEval(d, dims));
-  const missing = n.type.shape.filter((_, i) => shape[i] === undefined).map((d) => printDim(d));
+  const missing = n.type.shape.filter((_, i) => shape[i] === undefined);
   if (missing.length > 0) {
-    ds.push(diag('TFC306', n.loc, `${n.kind} "${n.name}" has symbolic size ${missing.join(', ')}: bind it with --set (e.g. --set ${missing.join('=1,')}=1)`));
+    // Suggest each unbound dim name once ([B, T, T] or [B, P + T] name T once).
+    const unbound = [...new Set(missing.flatMap((d) => dimVars(d)).filter((v) => !dims.has(v)))];
+    const sizes = missing.map((d) => printDim(d)).join(', ');
+    ds.push(diag('TFC306', n.loc, `${n.kind} "${n.name}" has symbolic size ${sizes}: bind it with --set (e.g. --set ${unbound.map((v) => `${v}=1`).join(',')})`));
     return undefined;
   }
   return shape as number[];

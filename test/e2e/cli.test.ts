@@ -268,9 +268,18 @@ describe('tfc run', () => {
   });
 
   it('random-inputs without the dims bound is TFC306 (exit 1)', async () => {
-    const r = await tfc('random-inputs', model, '--out', join(dir, 'x.safetensors'));
+    // A [B, T, T] mask input: each unbound dim must be suggested once.
+    const masked = file('masked.tfx', tiny.replace('input tokens: i32[B, T]', 'input tokens: i32[B, T]\ninput mask: f32[B, T, T]').replace('@ transpose(wte)', '@ transpose(wte) + sum(mask, axis=-1, keepdims=true)'));
+    const r = await tfc('random-inputs', masked, '--out', join(dir, 'x.safetensors'));
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('TFC306');
+    // The suggested --set names each unbound dim once (it used to repeat T for [B, T, T]).
+    for (const m of r.stderr.matchAll(/--set ([A-Za-z_0-9=,]+)\)/g)) {
+      const names = (m[1] ?? '').split(',').map((kv) => kv.split('=')[0]);
+      expect(names.length).toBeGreaterThan(0);
+      expect(new Set(names).size).toBe(names.length);
+    }
+    expect(r.stderr).toMatch(/--set [A-Za-z_0-9=,]+\)/);
   });
 });
 
