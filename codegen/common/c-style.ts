@@ -33,7 +33,7 @@ export function describeSchedule(s: KernelSchedule): string {
     case 'tiled_matmul':
       return `tiled_matmul, tile ${s.tileRows}x${s.tileCols}x${s.tileK}, ${s.threadRows}x${s.threadCols} outputs per thread`;
     case 'flash_attention':
-      return `flash_attention, ${s.tileRows} query rows x ${s.tileCols} keys per tile, ${s.lanes} lanes per row, ${s.useSubgroups ? 'subgroup' : 'workgroup-memory'} row reductions${s.splits > 1 ? `, ${s.splits} cache partitions` : ''}`;
+      return `flash_attention, ${s.tileRows} query rows x ${s.tileCols} keys per tile, ${s.lanes} lanes per row, ${s.useSubgroups ? 'subgroup' : 'workgroup-memory'} row reductions${s.splits > 1 ? `, ${s.splits} cache partitions` : ''}${s.mma !== undefined ? `, m16n8k16 ${s.mma} mma, f32 accumulators` : ''}`;
     case 'mma_matmul':
       return `mma_matmul, tile ${s.tileRows}x${s.tileCols}x${s.tileK}, ${s.warpRows}x${s.warpCols} warps of m16n8k16 ${s.input} mma, f32 accumulators, ${s.stages}-stage async copies`;
     default:
@@ -195,6 +195,7 @@ export abstract class CStylePrinter {
         w.comment(this.commentText(s.text));
         return;
       case 'mma':
+      case 'mma_regs':
       case 'async_copy':
       case 'async_commit':
       case 'async_wait':

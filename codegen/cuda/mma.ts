@@ -14,6 +14,8 @@ import { Writer } from '../common/writer.js';
  *   the 16x16 row-major tile at `a` (row stride `lda`) and B fragment of the 16x8 row-major (K x N)
  *   tile at `b` (row stride `ldb`; the `_bt` variants take B stored N x K, a transposed weight) with the PTX ISA layouts ("Matrix Fragments for mma.m16n8k16"),
  *   then mma into acc[0..3] (rows g and g+8, columns 2t and 2t+1, g = lane/4, t = lane%4).
+ * - `tfc_mma_regs_f16(acc, p, b, ldb)` / `_bf16` (`_bt`: B stored N x K): the same mma with the A
+ *   fragment from 8 f32 registers p (two C fragments side by side), rounded to f16 / bf16.
  * - `tfc_copy8_f16(dst, src, count)`: 8 halves from global to shared, the first `count` (0..8)
  *   read and the rest zero; cp.async (16 bytes, zero-filled past `count`) when `src` is 16-byte
  *   aligned, else plain loads. `tfc_copy8_f32_bf16` / `tfc_copy8_f32_f16`: 8 f32 values rounded
@@ -98,6 +100,42 @@ export function cudaMmaHelpers(): string {
     for (const [suffix, isNk] of [['', false], ['_bt', true]] as const) {
       w.open(`__device__ __forceinline__ void tfc_mma_tile_${t}${suffix}(float* acc, const unsigned short* a, unsigned int lda, const unsigned short* b, unsigned int ldb)`);
       w.line(`tfc_mma_tile<${isBf16}, ${isNk}>(acc, a, lda, b, ldb);`);
+      w.close();
+    }
+  }
+  w.comment('A from registers (kernel IR mma_regs): p[0..7] are two C fragments side by side (n-tiles');
+  w.comment('2j, 2j + 1 of an earlier mma), i.e. A register r = p[2r], p[2r + 1], rounded to nearest even.');
+  w.line('template <bool IS_BF16, bool B_NK>');
+  w.open('__device__ __forceinline__ void tfc_mma_regs(float* acc, const float* p, const unsigned short* b, unsigned int ldb)');
+  w.line('const unsigned int lane = tfc_lane_id();');
+  w.line('const unsigned int g = lane >> 2, t = lane & 3u;');
+  w.line('unsigned int fa[4], fb[2];');
+  w.open('for (int r = 0; r < 4; r++)');
+  w.open('if (IS_BF16)');
+  w.line('fa[r] = tfc_pack2(tfc_f32_to_bf16_bits(p[2 * r]), tfc_f32_to_bf16_bits(p[2 * r + 1]));');
+  w.reopen('else');
+  w.line('fa[r] = tfc_pack2(tfc_f32_to_f16_bits(p[2 * r]), tfc_f32_to_f16_bits(p[2 * r + 1]));');
+  w.close();
+  w.close();
+  w.open('for (int r = 0; r < 2; r++)');
+  w.open('if (B_NK)');
+  w.line('const unsigned short* q = b + g * ldb + 2u * t + 8u * r;');
+  w.line('fb[r] = tfc_pack2(q[0], q[1]);');
+  w.reopen('else');
+  w.line('const unsigned short* q = b + (2u * t + 8u * r) * ldb + g;');
+  w.line('fb[r] = tfc_pack2(q[0], q[ldb]);');
+  w.close();
+  w.close();
+  w.open('if (IS_BF16)');
+  w.line('tfc_mma_m16n8k16_bf16_f32(acc, fa, fb);');
+  w.reopen('else');
+  w.line('tfc_mma_m16n8k16_f16_f32(acc, fa, fb);');
+  w.close();
+  w.close();
+  for (const [t, isBf16] of [['f16', false], ['bf16', true]] as const) {
+    for (const [suffix, isNk] of [['', false], ['_bt', true]] as const) {
+      w.open(`__device__ __forceinline__ void tfc_mma_regs_${t}${suffix}(float* acc, const float* p, const unsigned short* b, unsigned int ldb)`);
+      w.line(`tfc_mma_regs<${isBf16}, ${isNk}>(acc, p, b, ldb);`);
       w.close();
     }
   }

@@ -231,6 +231,9 @@ class CudaPrinter extends CStylePrinter {
       case 'mma':
         w.line(`tfc_mma_tile_${s.input}${s.bLayout === 'n_by_k' ? '_bt' : ''}(${this.local(s.acc)} + ${s.accOffset}, ${halves(s.a.array, s.a.offset, true)}, ${s.a.stride}u, ${halves(s.b.array, s.b.offset, true)}, ${s.b.stride}u);`);
         return;
+      case 'mma_regs':
+        w.line(`tfc_mma_regs_${s.input}${s.bLayout === 'n_by_k' ? '_bt' : ''}(${this.local(s.acc)} + ${s.accOffset}, ${this.local(s.aRegs)} + ${s.aOffset}, ${halves(s.b.array, s.b.offset, true)}, ${s.b.stride}u);`);
+        return;
       case 'async_copy': {
         const from = this.k.buffers[s.slot]?.type;
         const fn = from === 'f16' && s.input === 'f16' ? 'tfc_copy8_f16' : from === 'f32' ? `tfc_copy8_f32_${s.input}` : undefined;

@@ -112,6 +112,11 @@ export interface TileRef {
  *   ('n_by_k', at n * stride + k: a transposed weight, `x @ transpose(w)`). Each invocation holds 4 accumulators at acc[accOffset..+3]:
  *   lane l owns rows l/4 and l/4 + 8, columns 2(l%4) and 2(l%4) + 1 (acc i: row + 8*(i>=2),
  *   column + (i&1)); the PTX mma.m16n8k16 C/D fragment. Every lane of the subgroup executes it.
+ * - `mma_regs`: the same product with A from registers: `aRegs[aOffset..+7]` (f32, a private
+ *   array), rounded to `input`, in the order of two C fragments side by side (the accumulators of
+ *   n-tiles 2j and 2j + 1 of an earlier mma are the A fragment of k slice j: FlashAttention-2's
+ *   P V without a shared P tile). Element e holds row g + 8 * ((e >> 1) & 1), column
+ *   2t + 8 * (e >> 2) + (e & 1) of the 16x16 A (g = lane / 4, t = lane % 4).
  * - `async_copy`: 8 consecutive elements of buffer `slot` from `index` into `array` at element
  *   `arrayOffset` (a multiple of 8), rounded to `input`; only the first `count` (u32, 0..8) are
  *   read, the rest are zero. May complete asynchronously: the data is there after `async_wait`
@@ -121,6 +126,7 @@ export interface TileRef {
  */
 export type MatrixStmt =
   | { readonly kind: 'mma'; readonly input: MatrixInput; readonly acc: string; readonly accOffset: number; readonly a: TileRef; readonly b: TileRef; readonly bLayout: MmaBLayout }
+  | { readonly kind: 'mma_regs'; readonly input: MatrixInput; readonly acc: string; readonly accOffset: number; readonly aRegs: string; readonly aOffset: number; readonly b: TileRef; readonly bLayout: MmaBLayout }
   | { readonly kind: 'async_copy'; readonly input: MatrixInput; readonly array: string; readonly arrayOffset: Expr; readonly slot: number; readonly index: Expr; readonly count: Expr }
   | { readonly kind: 'async_commit' }
   | { readonly kind: 'async_wait'; readonly pending: number };
@@ -161,6 +167,7 @@ export type KernelSchedule =
       readonly lanes: number; // threads per query row
       readonly useSubgroups: boolean;
       readonly splits: number; // cache partitions (split-K decode), 1 for prefill
+      readonly mma?: MatrixInput; // lower-attention-mma.ts: S and P V on m16n8k16 tensor cores, 16 rows per warp
     }
   | {
       readonly kind: 'mma_matmul'; // lower-mma.ts: warps of mma tiles, multi-stage async copies
@@ -350,6 +357,9 @@ export function forEachExpr(stmts: readonly Stmt[], f: (e: Expr) => void): void 
         visit(s.a.offset);
         visit(s.b.offset);
         break;
+      case 'mma_regs':
+        visit(s.b.offset);
+        break;
       case 'async_copy':
         visit(s.arrayOffset);
         visit(s.index);
@@ -382,7 +392,7 @@ export function forEachStmt(stmts: readonly Stmt[], f: (s: Stmt) => void): void 
 export function usesMatrixStmts(k: Kernel): boolean {
   let found = false;
   forEachStmt(k.body, (s) => {
-    if (s.kind === 'mma' || s.kind === 'async_copy' || s.kind === 'async_commit' || s.kind === 'async_wait') found = true;
+    if (s.kind === 'mma' || s.kind === 'mma_regs' || s.kind === 'async_copy' || s.kind === 'async_commit' || s.kind === 'async_wait') found = true;
   });
   return found;
 }
@@ -397,7 +407,7 @@ export function kernelFeatures(k: Kernel): { readonly usesF16: boolean; readonly
     if (e.kind === 'builtin' && (e.id === 'subgroup_size' || e.id === 'subgroup_lane')) usesSubgroups = true;
   });
   forEachStmt(k.body, (s) => {
-    if (s.kind === 'mma') usesSubgroups = true; // a warp collective: needs whole warps
+    if (s.kind === 'mma' || s.kind === 'mma_regs') usesSubgroups = true; // a warp collective: needs whole warps
     if ((s.kind === 'let' || s.kind === 'var' || s.kind === 'private_array') && s.type === 'f16') usesF16 = true;
   });
   return { usesF16, usesSubgroups };

@@ -66,7 +66,8 @@ import { KernelBuilder } from './builder.js';
 import { dimExpr, scalarLowering } from './lower.js';
 import { elementOffset } from './lower-view.js'; // q/k/v read through fold-views views
 import type { SizeExpr, StepCondition } from './plan.js';
-import { type TargetLimits, lavapipeLimits } from './schedule.js';
+import { type MmaAttentionSchedule, type TargetLimits, lavapipeLimits } from './schedule.js';
+import { mmaAttentionKernel } from './lower-attention-mma.js';
 import { computeType, storageBytes, storageType } from './storage.js';
 import { dimToSize, sAdd, sCeilDiv, sConst, sMinConst, sMul } from './to-size.js';
 
@@ -180,7 +181,7 @@ export function chooseAttentionSchedule(target: TargetLimits, dk: number, dv: nu
 
 // ---- the node's shapes ---------------------------------------------------------------------
 
-interface AttentionShape {
+export interface AttentionShape {
   readonly B: Dim;
   readonly Hq: Dim;
   readonly Hkv: Dim;
@@ -193,13 +194,13 @@ interface AttentionShape {
   readonly groupConst: number;
 }
 
-function lambdaOf(n: Node, key: string): ScalarExpr | undefined {
+export function lambdaOf(n: Node, key: string): ScalarExpr | undefined {
   const a = n.attrs[key];
   return a !== undefined && a.kind === 'lambda' ? a.body : undefined;
 }
 
 /** Q's type: operand 0's, or `qshape` when a `qload` lambda computes Q at load (src/ops/attention.ts). */
-function queryType(q: Node, n: Node): TensorType {
+export function queryType(q: Node, n: Node): TensorType {
   const t = attentionQueryType(q.type, n.attrs);
   if (t === undefined) throw new Error('internal: fused_attention qload without qshape');
   return t;
@@ -212,7 +213,7 @@ function keyType(k: Node, n: Node): TensorType {
   return t;
 }
 
-function shapeOf(q: TensorType, k: TensorType, vv: TensorType): AttentionShape {
+export function shapeOf(q: TensorType, k: TensorType, vv: TensorType): AttentionShape {
   const [B, Hq, T, dkD] = q.shape;
   const [, Hkv, S] = k.shape;
   const dvD = vv.shape[3];
@@ -544,15 +545,17 @@ export interface AttentionInput {
    * writes each row's log-sum-exp m + log(l) of the final scores there, -inf where l = 0.
    */
   readonly lse?: Node;
+  /** The tensor-core prefill kernel (lower-attention-mma.ts) where the node qualifies. */
+  readonly mma?: MmaAttentionSchedule;
 }
 
 /** A row's log-sum-exp from its running max and sum: -inf for a fully masked row (l = 0). */
-function lseValue(m: Expr, l: Expr): Expr {
+export function lseValue(m: Expr, l: Expr): Expr {
   return select(bin('eq', l, f32(0)), NEG_INF, bin('add', m, call('log', [l], 'f32')));
 }
 
 /** LSE bytes written: B*Hq*T elements of the LSE node's dtype (0 without one). */
-function lseBytes(inp: AttentionInput): SizeExpr | undefined {
+export function lseBytes(inp: AttentionInput): SizeExpr | undefined {
   if (inp.lse === undefined) return undefined;
   const [B, Hq, T] = inp.lse.type.shape;
   return sMul(dimToSize(B ?? { terms: [] }), dimToSize(Hq ?? { terms: [] }), dimToSize(T ?? { terms: [] }), sConst(storageBytes(inp.lse.type.dtype)));
@@ -589,7 +592,7 @@ function prefillMode(shape: AttentionShape, s: AttentionSchedule, target: Target
 }
 
 /** The statements the host counter re-runs: header and bound lets (per workgroup), class lets (per key tile). */
-interface TileLogic {
+export interface TileLogic {
   readonly header: Stmt[];
   readonly bounds: Stmt[];
   readonly ktStart: Expr;
@@ -606,9 +609,9 @@ interface TileLogic {
 }
 
 /** Loads a read free of q and k for the workgroup of batch `b`, head `h` (u32). */
-type UniformRead = (out: Stmt[], e: ScalarExpr & { kind: 'read' }, b: Expr, h: Expr) => Expr;
+export type UniformRead = (out: Stmt[], e: ScalarExpr & { kind: 'read' }, b: Expr, h: Expr) => Expr;
 
-function tileLogic(kb: KernelBuilder, shape: AttentionShape, mask: ScalarExpr | undefined, s: AttentionSchedule, mode: Mode, read: UniformRead): TileLogic {
+export function tileLogic(kb: KernelBuilder, shape: AttentionShape, mask: ScalarExpr | undefined, s: AttentionSchedule, mode: Mode, read: UniformRead): TileLogic {
   const header: Stmt[] = [];
   const Br = mode.rows;
   const Bc = s.tileCols;
@@ -705,13 +708,13 @@ function rowGroupLogic(kb: KernelBuilder, out: Stmt[], shape: AttentionShape, ma
   return { perTile, active, mayFalse };
 }
 
-interface Compiled {
+export interface Compiled {
   readonly kb: KernelBuilder;
   readonly slotOf: (operand: number) => number;
 }
 
 /** A score or mask lambda as an inline kernel expression; `score()` is `scoreVar`. */
-function lambdaExpr(c: Compiled, g: Graph, n: Node, out: Stmt[], e: ScalarExpr, idx: readonly Expr[], scoreVar: Expr | undefined): Expr {
+export function lambdaExpr(c: Compiled, g: Graph, n: Node, out: Stmt[], e: ScalarExpr, idx: readonly Expr[], scoreVar: Expr | undefined): Expr {
   const tr = (x: ScalarExpr): Expr => lambdaExpr(c, g, n, out, x, idx, scoreVar);
   switch (e.kind) {
     case 'index':
@@ -777,7 +780,7 @@ function lambdaExpr(c: Compiled, g: Graph, n: Node, out: Stmt[], e: ScalarExpr, 
   }
 }
 
-function readBytesOf(g: Graph, n: Node, e: ScalarExpr | undefined): number {
+export function readBytesOf(g: Graph, n: Node, e: ScalarExpr | undefined): number {
   if (e === undefined) return 0;
   switch (e.kind) {
     case 'read': {
@@ -1297,8 +1300,14 @@ export function lowerFusedAttention(inp: AttentionInput): AttentionLowering {
   const symbolic = tConst === undefined;
   const kernels: AttentionKernelDraft[] = [];
   const temps = new Map<number, KernelTemp>();
-  if (shortPrefill !== undefined) kernels.push({ ...attentionKernel(inp, s, 'prefill', -1), ...shortPrefill });
-  if (long !== undefined && longPrefill !== undefined) kernels.push({ ...attentionKernel(inp, long.schedule, 'prefill', -1), ...longPrefill });
+  // The tensor-core kernel (CUDA f16/bf16, lower-attention-mma.ts) takes every prefill T where the node qualifies.
+  const anyPrefill = path(s.decodeMaxT, Infinity);
+  const mmaKernel = inp.mma === undefined || anyPrefill === undefined ? undefined : mmaAttentionKernel(inp, inp.mma);
+  if (mmaKernel !== undefined) kernels.push({ ...mmaKernel, ...anyPrefill });
+  else {
+    if (shortPrefill !== undefined) kernels.push({ ...attentionKernel(inp, s, 'prefill', -1), ...shortPrefill });
+    if (long !== undefined && longPrefill !== undefined) kernels.push({ ...attentionKernel(inp, long.schedule, 'prefill', -1), ...longPrefill });
+  }
   if (hasDecode) {
     const id = inp.firstTempId;
     const [B, Hq] = inp.node.type.shape;

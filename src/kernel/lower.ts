@@ -366,7 +366,7 @@ class Lowering {
     const attention = this.s.byShape?.attention?.[scheduleShapeKey(this.g, n)] ?? this.s.attention;
     const lseNode = this.g.nodes[this.lseOf(n.id) ?? -1];
     const lse = lseNode === undefined ? {} : { lse: lseNode };
-    const r = lowerFusedAttention({ graph: this.g, node: n, target: this.target, firstTempId, ...(attention !== undefined ? { schedule: attention } : {}), ...lse });
+    const r = lowerFusedAttention({ graph: this.g, node: n, target: this.target, firstTempId, ...(attention !== undefined ? { schedule: attention } : {}), ...(this.s.mmaAttention !== undefined ? { mma: this.s.mmaAttention } : {}), ...lse });
     for (const [id, t] of r.temps) {
       this.temps.set(id, t);
       this.storage.set(id, id);

@@ -18,7 +18,7 @@ export function printScheduleLine(s: KernelSchedule): string {
     case 'tiled_matmul':
       return `tiled_matmul: tile ${s.tileRows}x${s.tileCols}, ${s.isDirect === true ? 'direct loads' : `k-step ${s.tileK}`}, ${s.threadRows}x${s.threadCols} outputs/thread`;
     case 'flash_attention':
-      return `flash_attention: ${s.tileRows}x${s.tileCols} tiles, ${s.lanes} lanes/row, reductions via ${s.useSubgroups ? 'subgroups' : 'workgroup memory'}${s.splits > 1 ? `, ${s.splits} partitions` : ''}`;
+      return `flash_attention: ${s.tileRows}x${s.tileCols} tiles, ${s.lanes} lanes/row, reductions via ${s.useSubgroups ? 'subgroups' : 'workgroup memory'}${s.splits > 1 ? `, ${s.splits} partitions` : ''}${s.mma !== undefined ? `, ${s.mma} mma` : ''}`;
     case 'mma_matmul':
       return `mma_matmul: tile ${s.tileRows}x${s.tileCols}, k-step ${s.tileK}, ${s.warpRows}x${s.warpCols} warps, ${s.stages} stages, ${s.input} inputs, f32 accumulators`;
     default:
@@ -106,6 +106,9 @@ function printStmts(stmts: readonly Stmt[], k: Kernel, indent: string, out: stri
         break;
       case 'mma':
         out.push(`${indent}mma.${s.input} ${s.acc}[${s.accOffset}..+4] += ${s.a.array}[${x(s.a.offset)}; row ${s.a.stride}] * ${s.b.array}[${x(s.b.offset)}; row ${s.b.stride}${s.bLayout === 'n_by_k' ? ', n by k' : ''}]`);
+        break;
+      case 'mma_regs':
+        out.push(`${indent}mma.${s.input} ${s.acc}[${s.accOffset}..+4] += ${s.aRegs}[${s.aOffset}..+8] * ${s.b.array}[${x(s.b.offset)}; row ${s.b.stride}${s.bLayout === 'n_by_k' ? ', n by k' : ''}]`);
         break;
       case 'async_copy':
         out.push(`${indent}async_copy.${s.input} ${s.array}[${x(s.arrayOffset)}..+8] = ${k.buffers[s.slot]?.role ?? `slot${s.slot}`}[${x(s.index)}..+${x(s.count)}]`);

@@ -89,6 +89,21 @@ export interface MmaMatmulSchedule {
   readonly warpCols: number;
 }
 
+/**
+ * The tensor-core prefill attention (lower-attention-mma.ts): tileRows query rows per block, 16
+ * per warp; K/V tiles of tileCols keys (halved while the Q, K and V tiles exceed the target's
+ * shared memory: 32 keys at dk = dv = 128).
+ */
+export interface MmaAttentionSchedule {
+  readonly tileRows: number;
+  readonly tileCols: number;
+}
+
+/** Shared memory of the mma attention: Q (tileRows x dk), K (keys x dk), V (keys x dv), 16-bit, rows padded. */
+export function mmaAttentionSharedBytes(rows: number, keys: number, dk: number, dv: number): number {
+  return 2 * (rows * (dk + mmaTilePad) + keys * (dk + mmaTilePad) + keys * (dv + mmaTilePad));
+}
+
 /** Row padding of the mma tiles in 16-bit elements: keeps rows 16-byte aligned for cp.async and shifts banks. */
 export const mmaTilePad = 8;
 
@@ -110,6 +125,8 @@ export interface Schedule {
   readonly matmul: MatmulSchedule;
   /** f16/bf16 matmuls on tensor cores (targets with `tensorCores`); absent: they take `matmul`. */
   readonly mmaMatmul?: MmaMatmulSchedule;
+  /** f16/bf16 fused attention prefill on tensor cores (targets with `tensorCores`); absent: the scalar kernel. */
+  readonly mmaAttention?: MmaAttentionSchedule;
   readonly maxWorkgroupsPerDim: number;
   /** Forces fused attention tiles; absent: chosen per node from the target (lower-attention.ts). */
   readonly attention?: AttentionSchedule;
@@ -178,7 +195,7 @@ export function chooseSchedule(target: TargetLimits): Schedule {
     rowWorkgroupSize: threads,
     useSubgroups: target.subgroupSize > 0,
     matmul,
-    ...(hasMma ? { mmaMatmul: mma } : {}),
+    ...(hasMma ? { mmaMatmul: mma, mmaAttention: { tileRows: 64, tileCols: 64 } } : {}),
     maxWorkgroupsPerDim: target.maxWorkgroupsPerDim,
   };
 }

@@ -163,6 +163,14 @@ export function verifyKernel(k: Kernel, target: TargetLimits): string[] {
             checkExpr(t.offset, uniformFlow);
           }
           break;
+        case 'mma_regs':
+          if (!uniformFlow) err('mma in non-uniform control flow');
+          if (declared.get(s.acc) !== 'array') err(`mma accumulates into ${s.acc}, which is not an array`);
+          if (declared.get(s.aRegs) !== 'array') err(`mma reads A from ${s.aRegs}, which is not an array`);
+          if (!k.shared.some((a) => a.name === s.b.array && a.type === 'u32')) err(`mma reads ${s.b.array}, which is not a u32 workgroup array`);
+          if (s.b.stride % 2 !== 0) err(`mma row stride ${s.b.stride} of ${s.b.array} is odd`);
+          checkExpr(s.b.offset, uniformFlow);
+          break;
         case 'async_copy': {
           const b = k.buffers[s.slot];
           if (b === undefined) err(`async_copy from missing slot ${s.slot}`);

@@ -26,7 +26,7 @@ function tfxFiles(dir: string): string[] {
 
 /** The same small overrides as test/e2e/examples-check.test.ts. */
 function overridesFor(file: string): Record<string, number> {
-  if (file.startsWith('mlp-')) return {};
+  if (file.startsWith('mlp-') || file.startsWith('attn-')) return {};
   if (file.endsWith('llama-nocache.tfx')) return { vocab: 128, d: 32, heads: 4, kv_heads: 2, layers: 2, ffn: 48 };
   if (file.endsWith('llama.tfx')) return { vocab: 128, d: 32, heads: 4, kv_heads: 2, layers: 2, ffn: 48 };
   if (file.endsWith('transformer.tfx')) return { vocab: 128, d: 32, heads: 4, layers: 1, ffn: 64 };
@@ -48,9 +48,44 @@ const halfModels: readonly (readonly [string, string])[] = (['f16', 'bf16'] as c
   `dims B, T\ninput x: ${t}[B, T, 96]\nweight w1: ${t}[96, 384] = "w1"\nweight b1: ${t}[384] = "b1"\nweight w2: ${t}[384, 96] = "w2"\nweight w3: ${t}[384, 96] = "w3"\noutput y: ${t}[B, T, 96]\noutput z: ${t}[B, T, 384]\noutput u: ${t}[B, T, 384]\nmodel m {\n  y = gelu(x @ w1 + b1) @ w2 + x\n  z = x @ w1\n  u = x @ transpose(w3)\n}\n`,
 ]);
 
+/**
+ * f16/bf16 attention for the tensor-core prefill kernel (lower-attention-mma.ts): causal at
+ * dk = dv = 64 (64-key tiles), a masked row with an LSE output, GQA, and cross-attention at
+ * dk = dv = 128 (32-key tiles: 48 KiB of static shared memory).
+ */
+const halfAttention: readonly (readonly [string, string])[] = (['f16', 'bf16'] as const).map((t) => [
+  `attn-${t}.tfx`,
+  `dims B, T, S
+input q: ${t}[B, 2, T, 64]
+input qm: ${t}[B, 2, T, 64]
+input q4: ${t}[B, 4, T, 64]
+input k: ${t}[B, 2, T, 64]
+input v: ${t}[B, 2, T, 64]
+input qc: ${t}[B, 2, T, 128]
+input kc: ${t}[B, 2, S, 128]
+input vc: ${t}[B, 2, S, 128]
+output causal: ${t}[B, 2, T, 64]
+output masked: ${t}[B, 2, T, 64]
+output lse: f32[B, 2, T]
+output gqa: ${t}[B, 4, T, 64]
+output cross: ${t}[B, 2, T, 128]
+model m {
+  c = grid[T, T](i, j) => j <= i
+  causal = softmax(where(c, q @ transpose(k) * 0.125, -inf), axis=-1) @ v
+  seen = grid[T, T](i, j) => j <= i && i != 2
+  sm = where(seen, qm @ transpose(k) * 0.12, -inf)
+  masked = softmax(sm, axis=-1) @ v
+  lse = cast(logsumexp(sm, axis=-1), f32)
+  qg = reshape(q4, [B, 2, 2, T, 64])
+  gqa = reshape(softmax(where(c, qg @ transpose(reshape(k, [B, 2, 1, T, 64])) * 0.125, -inf), axis=-1) @ reshape(v, [B, 2, 1, T, 64]), [B, 4, T, 64])
+  cross = softmax(qc @ transpose(kc) * 0.088, axis=-1) @ vc
+}
+`,
+]);
+
 function allKernels(): Unique[] {
   const byBody = new Map<string, Unique>();
-  const sources: (readonly [string, string])[] = [...tfxFiles('examples').map((f) => relative('.', f)).map((f) => [f, readFileSync(f, 'utf8')] as const), ...halfModels];
+  const sources: (readonly [string, string])[] = [...tfxFiles('examples').map((f) => relative('.', f)).map((f) => [f, readFileSync(f, 'utf8')] as const), ...halfModels, ...halfAttention];
   for (const [file, text] of sources) {
     const r = checkSource(text, file, new Map(Object.entries(overridesFor(file))));
     expect(r.diagnostics.map((d) => d.message), file).toEqual([]);
@@ -103,6 +138,7 @@ describe.runIf(nvcc !== undefined)('nvcc compiles every example kernel', () => {
       const stats = statsFor(arch);
       const rows: string[] = [];
       let mmaKernels = 0;
+      let mmaAttention = 0;
       for (const { kernel: k, from } of kernels) {
         const s = stats.get(k.name);
         expect(s, `${k.name} from ${from} missing from ptxas output`).toBeDefined();
@@ -119,11 +155,18 @@ describe.runIf(nvcc !== undefined)('nvcc compiles every example kernel', () => {
           mmaKernels++;
           expect([k.name, s.spillStoreBytes, s.spillLoadBytes, s.stackFrameBytes], `${from}`).toEqual([k.name, 0, 0, 0]);
         }
+        // Tensor-core attention: S, P and O accumulators in registers too.
+        if (k.schedule.kind === 'flash_attention' && k.schedule.mma !== undefined) {
+          mmaAttention++;
+          expect([k.name, s.spillStoreBytes, s.spillLoadBytes, s.stackFrameBytes], `${from}`).toEqual([k.name, 0, 0, 0]);
+        }
         rows.push(`${k.name}: ${s.registers} regs, ${s.sharedBytes} B smem, spills ${s.spillStoreBytes}/${s.spillLoadBytes}`);
       }
       expect(rows.length).toBe(kernels.length);
       // Per half model and pipeline: x @ w1, the second layer's fused epilogue, x @ transpose(w3).
       expect(mmaKernels).toBeGreaterThanOrEqual(6);
+      // Per dtype: causal, masked + LSE, GQA (64) and cross (128); the unfused pipeline has none.
+      expect(mmaAttention).toBeGreaterThanOrEqual(8);
       if (process.env['TFC_PTXAS_LOG'] === '1') console.log(`${arch}\n${rows.join('\n')}`);
     }, 240_000);
   }
