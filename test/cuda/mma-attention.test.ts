@@ -14,7 +14,8 @@ import type { Graph } from '../../src/graph/ir.js';
 import { parseGraph } from '../../src/graph/parse.js';
 import { compilePlan } from '../../src/kernel/compile-plan.js';
 import type { Plan } from '../../src/kernel/plan.js';
-import { cudaLimits } from '../../src/kernel/schedule.js';
+import { lowerToKernels } from '../../src/kernel/lower.js';
+import { chooseSchedule, cudaLimits, lavapipeLimits } from '../../src/kernel/schedule.js';
 import { runPlanEmulated } from '../../src/runtime-cuda/emulate.js';
 import { type LauncherMode, detectNvidiaGpu } from '../../src/runtime-cuda/launcher.js';
 import { bf16Bits, bf16FromBits, f16Bits, f16FromBits } from '../../src/runtime/convert.js';
@@ -178,4 +179,34 @@ describe('tensor-core attention prefill on the CUDA emulator vs the float64 inte
     const e = errors(mutated, modelGraphs('f16'), 17, 'emu');
     expect(Math.max(...e.values())).toBeGreaterThan(tolerance.f16);
   }, 600_000);
+
+  // Which nodes take it (no emulator): f16/bf16 with dk, dv in {64, 128} on a tensor-core target;
+  // other widths, f32, mixed dtypes, RoPE at load (qload) and WebGPU targets keep the scalar kernel.
+  it('is chosen only for f16/bf16 at head widths 64/128 on CUDA, never with qload or on WebGPU', () => {
+    const node = (t: string, dk: number, dv: number, extra = '', vt = t): string => `graph attn(B, T) {
+  %0 = input {name="q"} : ${t}[B,2,T,${dk}]
+  %1 = input {name="k"} : ${t}[B,2,T,${dk}]
+  %2 = input {name="v"} : ${vt}[B,2,T,${dv}]
+  %3 = input {name="c"} : f32[T,${dk}]
+  %4 = fused_attention %0, %1, %2, %3 {mask=(b, h, q, k) => le(k, q), scale=0.25${extra}} : ${t}[B,2,T,${dv}]
+  output "o" = %4
+}`;
+    const usesMma = (text: string, limits = cudaLimits): boolean => {
+      const ks = lowerToKernels(parsed(text), limits, chooseSchedule(limits)).kernels.filter((k) => k.op === 'fused_attention');
+      // One prefill kernel (CPU targets add a long-prompt one); with mma, it is the only one.
+      expect(ks.length).toBeGreaterThanOrEqual(1);
+      const mma = ks.filter((k) => k.schedule.kind === 'flash_attention' && k.schedule.mma !== undefined);
+      if (mma.length > 0) expect(ks.length).toBe(1);
+      return mma.length > 0;
+    };
+    expect(usesMma(node('f16', 64, 64))).toBe(true);
+    expect(usesMma(node('bf16', 128, 64))).toBe(true);
+    expect(usesMma(node('f16', 64, 128))).toBe(true);
+    expect(usesMma(node('f16', 32, 32))).toBe(false);
+    expect(usesMma(node('f16', 96, 96))).toBe(false);
+    expect(usesMma(node('f32', 64, 64))).toBe(false);
+    expect(usesMma(node('f16', 64, 64, '', 'bf16'))).toBe(false);
+    expect(usesMma(node('f16', 64, 64, ', qload=(b, h, t, d) => mul:f32(read(0, b, h, t, d), read(3, t, d)), qshape=dims[B,2,T,64]'))).toBe(false);
+    expect(usesMma(node('f16', 64, 64), lavapipeLimits)).toBe(false);
+  });
 });
