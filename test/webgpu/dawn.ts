@@ -39,6 +39,8 @@ export function dawnCompiler(): DawnCompiler {
         requiredLimits: {
           maxComputeWorkgroupStorageSize: Math.min(32768, adapter.limits.maxComputeWorkgroupStorageSize),
           maxComputeInvocationsPerWorkgroup: Math.min(1024, adapter.limits.maxComputeInvocationsPerWorkgroup),
+          // as src/runtime/device.ts: the long-prompt attention kernel is workgroup_size(1024, 1, 1)
+          maxComputeWorkgroupSizeX: Math.min(1024, adapter.limits.maxComputeWorkgroupSizeX),
         },
       });
     } catch (e) {
