@@ -9,7 +9,8 @@ export function targetLimitsOf(acquired: AcquiredDevice): TargetLimits {
   return {
     name: `webgpu:${acquired.adapterInfo.description || acquired.adapterInfo.vendor || 'adapter'}`,
     maxWorkgroupStorageBytes: l.maxComputeWorkgroupStorageSize,
-    maxInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+    // Our workgroups are 1-D (workgroup_size(N, 1, 1)), so N is bounded by both limits.
+    maxInvocationsPerWorkgroup: Math.min(l.maxComputeInvocationsPerWorkgroup, l.maxComputeWorkgroupSizeX),
     maxWorkgroupsPerDim: l.maxComputeWorkgroupsPerDimension,
     // The smallest size the adapter may pick: reductions must be correct for any size it uses.
     subgroupSize: hasSubgroups ? acquired.adapterInfo.subgroupMinSize : 0,
