@@ -11,7 +11,7 @@
 import { checkSource } from '../src/check/check-source.js';
 import { makeTensor } from '../src/interp/tensor.js';
 import { compilePlan } from '../src/kernel/compile-plan.js';
-import type { AttentionSchedule } from '../src/kernel/lower-attention.js';
+import type { AttentionSchedule } from '../src/kernel/lower-attention-schedule.js';
 import { evalCondition } from '../src/kernel/plan.js';
 import { chooseSchedule } from '../src/kernel/schedule.js';
 import { runPipeline } from '../src/passes/driver.js';

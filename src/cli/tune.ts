@@ -21,7 +21,7 @@ import { compilePlan } from '../kernel/compile-plan.js';
 import { type KernelProgram, assertNever } from '../kernel/ir.js';
 import { lowerToKernels } from '../kernel/lower.js';
 import { type Plan, evalCondition } from '../kernel/plan.js';
-import { type AttentionSchedule, chooseAttentionSchedule } from '../kernel/lower-attention.js';
+import { type AttentionSchedule, chooseAttentionSchedule } from '../kernel/lower-attention-schedule.js';
 import { type MatmulSchedule, type Schedule, type TargetLimits, chooseSchedule, lavapipeLimits, scheduleShapeKey } from '../kernel/schedule.js';
 import {
   type CachedSchedule,

@@ -36,8 +36,6 @@ import {
   call,
   cast,
   div,
-  exprType,
-  lit,
   lt,
   mul,
   rem,
@@ -47,19 +45,11 @@ import {
   u32,
   v,
 } from './ir.js';
-import {
-  type AttentionInput,
-  type AttentionKernelDraft,
-  type AttentionSchedule,
-  type UniformRead,
-  lambdaExpr,
-  lambdaOf,
-  lseBytes,
-  lseValue,
-  readBytesOf,
-  shapeOf,
-  tileLogic,
-} from './lower-attention.js';
+import { type AttentionInput, type AttentionKernelDraft, lseBytes, lseValue, shapeOf } from './lower-attention-node.js';
+import type { AttentionSchedule } from './lower-attention-schedule.js';
+import { lambdaExpr, lambdaOf, readBytesOf } from './lower-attention-lambdas.js';
+import { type UniformRead, tileLogic } from './lower-attention-sparsity.js';
+import { NEG_INF, f32, fmax, fmin, forLoop } from './lower-attention-exprs.js';
 import { dimExpr } from './lower.js';
 import { unitStrideAxis } from './lower-mma.js';
 import { elementOffset } from './lower-view.js';
@@ -68,11 +58,6 @@ import { storageBytes, storageType } from './storage.js';
 import { dimToSize, sAdd, sCeilDiv, sConst, sMul } from './to-size.js';
 
 const warpSize = 32;
-const f32 = (x: number): Expr => lit('f32', x);
-const NEG_INF = f32(-Infinity);
-const fmax = (a: Expr, b: Expr): Expr => call('max', [a, b], exprType(a));
-const fmin = (a: Expr, b: Expr): Expr => call('min', [a, b], exprType(a));
-const forLoop = (name: string, start: Expr, end: Expr, step: Expr, body: readonly Stmt[]): Stmt => ({ kind: 'for', var: name, start, end, step, body });
 const headWidths: readonly number[] = [64, 128];
 
 /** The tensor-core prefill kernel of `inp`'s node, or undefined where the node does not qualify. */

@@ -1,6 +1,6 @@
 // Schedules for the plain lowering: tile sizes and thread counts chosen from the target's
 // limits, never inside lower.ts. A test (or `tfc tune`, later) can pass its own Schedule.
-import type { AttentionSchedule } from './lower-attention.js';
+import type { AttentionSchedule } from './lower-attention-schedule.js';
 import type { Graph, Node } from '../graph/ir.js';
 import { printType } from '../graph/types.js';
 

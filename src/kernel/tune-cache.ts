@@ -7,7 +7,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Graph } from '../graph/ir.js';
 import { dimConstValue } from '../check/dim.js';
-import { type AttentionSchedule, attentionSharedBytes } from './lower-attention.js';
+import { type AttentionSchedule, attentionSharedBytes } from './lower-attention-schedule.js';
 import { type MatmulSchedule, type Schedule, type TargetLimits, matmulSharedBytes, scheduleShapeKey } from './schedule.js';
 
 export type TunedKind = 'matmul' | 'attention';

@@ -12,7 +12,7 @@ import { interpret } from '../../src/interp/interpret.js';
 import { maxRelError } from '../../src/interp/tensor.js';
 import { neededTensors } from '../../src/io/check-tensors.js';
 import { compilePlan } from '../../src/kernel/compile-plan.js';
-import type { AttentionSchedule } from '../../src/kernel/lower-attention.js';
+import type { AttentionSchedule } from '../../src/kernel/lower-attention-schedule.js';
 import { evalSize, type Plan } from '../../src/kernel/plan.js';
 import { chooseSchedule, lavapipeLimits } from '../../src/kernel/schedule.js';
 import { runPipeline } from '../../src/passes/driver.js';

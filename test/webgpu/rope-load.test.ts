@@ -12,7 +12,7 @@ import { interpret } from '../../src/interp/interpret.js';
 import { neededTensors } from '../../src/io/check-tensors.js';
 import { compilePlan } from '../../src/kernel/compile-plan.js';
 import { lowerToKernels } from '../../src/kernel/lower.js';
-import { type AttentionSchedule, attentionSharedBytes } from '../../src/kernel/lower-attention.js';
+import { type AttentionSchedule, attentionSharedBytes } from '../../src/kernel/lower-attention-schedule.js';
 import { type TargetLimits, chooseSchedule } from '../../src/kernel/schedule.js';
 import type { Tensor64 } from '../../src/ops/define.js';
 import { runPipeline } from '../../src/passes/driver.js';

@@ -11,7 +11,7 @@ import { main } from '../../../src/cli/main.js';
 import { compilePlan } from '../../../src/kernel/compile-plan.js';
 import { lowerToKernels } from '../../../src/kernel/lower.js';
 import type { Plan } from '../../../src/kernel/plan.js';
-import { type AttentionSchedule, chooseAttentionSchedule } from '../../../src/kernel/lower-attention.js';
+import { type AttentionSchedule, chooseAttentionSchedule } from '../../../src/kernel/lower-attention-schedule.js';
 import { type MatmulSchedule, type Schedule, chooseSchedule, lavapipeLimits, scheduleShapeKey, webgpuDefaultLimits } from '../../../src/kernel/schedule.js';
 import { applyTuneCache, attentionFits, emptyTuneCache, matmulFits, readTuneCache, resolveAdapter, serializeTuneCache, tuneCachePath, tuneKey, withEntries, type TuneCache, type TuneEntry } from '../../../src/kernel/tune-cache.js';
 import { compileSource } from '../../../src/cli/bench.js';

@@ -5,7 +5,7 @@ import { printCuda } from '../../../codegen/cuda/print.js';
 import { printWgsl } from '../../../codegen/wgsl/print.js';
 import { type Expr, type Kernel, forEachExpr, forEachStmt } from '../../../src/kernel/ir.js';
 import { lowerToKernels } from '../../../src/kernel/lower.js';
-import { type AttentionSchedule, chooseAttentionSchedule } from '../../../src/kernel/lower-attention.js';
+import { type AttentionSchedule, chooseAttentionSchedule } from '../../../src/kernel/lower-attention-schedule.js';
 import { chooseSchedule, lavapipeLimits } from '../../../src/kernel/schedule.js';
 import { verifyKernel } from '../../../src/kernel/verify.js';
 import { graphOf } from './helpers.js';

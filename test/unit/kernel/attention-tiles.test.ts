@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { DiagnosticSink } from '../../../src/diag/diagnostic.js';
 import type { Graph, Node, ScalarExpr } from '../../../src/graph/ir.js';
 import { parseGraph } from '../../../src/graph/parse.js';
-import { type AttentionSchedule, countAttentionTiles } from '../../../src/kernel/lower-attention.js';
+import { countAttentionTiles } from '../../../src/kernel/lower-attention-count.js';
+import type { AttentionSchedule } from '../../../src/kernel/lower-attention-schedule.js';
 import { lavapipeLimits } from '../../../src/kernel/schedule.js';
 
 function graphOf(mask: string, extra = '', extraOperand = '', hq = 2, hkv = 2): { g: Graph; n: Node } {

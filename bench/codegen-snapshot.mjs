@@ -1,0 +1,119 @@
+// Process replay for refactors (as tinygrad compares kernels): compiles every example (default and
+// small configs) and the tensor-core test models through every printed stage into OUTDIR, in one
+// process, so the trees before and after a change can be diffed byte for byte.
+// Usage: npx tsc -p tsconfig.json && node bench/codegen-snapshot.mjs OUTDIR   (then diff -r A B)
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { main } from '../dist/src/cli/main.js';
+
+const out = process.argv[2];
+if (out === undefined) throw new Error('usage: node bench/codegen-snapshot.mjs OUTDIR');
+mkdirSync(out, { recursive: true });
+
+async function tfc(args) {
+  let text = '';
+  const io = { out: (t) => (text += t), err: (t) => (text += t), env: {} };
+  const code = await main(args, io);
+  return code === 0 ? text : `${text}\nexit ${code}\n`;
+}
+
+// The small configs of test/webgpu/examples.test.ts, limited to the names each file declares.
+function small(file) {
+  if (file.endsWith('llama-nocache.tfx') || file.endsWith('llama.tfx')) return { vocab: 64, d: 32, heads: 4, kv_heads: 2, layers: 2, ffn: 48 };
+  if (file.endsWith('transformer.tfx')) return { vocab: 64, d: 32, heads: 4, layers: 1, ffn: 64 };
+  if (file.endsWith('charlm.tfx') || file.endsWith('attention-lse.tfx')) return {};
+  return { vocab: 64, ctx: 32, d: 32, heads: 2, layers: 2 };
+}
+
+const stages = [
+  ['fused', ['--emit', 'fused']],
+  ['kernels', ['--emit', 'kernels']],
+  ['wgsl', ['--emit', 'wgsl']],
+  ['lavapipe.wgsl', ['--emit', 'wgsl', '--limits', 'lavapipe']],
+  ['host', ['--emit', 'host']],
+  ['nofuse.wgsl', ['--no-fuse', '--emit', 'wgsl']],
+  ['cu', ['--target', 'cuda', '--emit', 'cuda']],
+  ['cuda.kernels', ['--target', 'cuda', '--emit', 'kernels']],
+  ['nofuse.cu', ['--target', 'cuda', '--no-fuse', '--emit', 'cuda']],
+];
+
+async function emitAll(file, name, extra) {
+  for (const [suffix, args] of stages) writeFileSync(join(out, `${name}.${suffix}`), await tfc(['compile', file, ...args, ...extra]));
+}
+
+const tfxFiles = (dir) =>
+  readdirSync(dir, { withFileTypes: true })
+    .sort((a, b) => (a.name < b.name ? -1 : 1))
+    .flatMap((e) => (e.isDirectory() ? tfxFiles(join(dir, e.name)) : e.name.endsWith('.tfx') ? [join(dir, e.name)] : []));
+
+for (const file of tfxFiles('examples')) {
+  const name = file.replace(/^examples\//, '').replaceAll('/', '_');
+  await emitAll(file, `${name}.default`, []);
+  const text = readFileSync(file, 'utf8');
+  const sets = Object.entries(small(file)).filter(([k]) => new RegExp(`\\b${k}\\b`).test(text));
+  if (sets.length > 0) await emitAll(file, `${name}.small`, ['--set', sets.map(([k, v]) => `${k}=${v}`).join(',')]);
+}
+
+// Tensor-core models (test/cuda/mma-attention.test.ts and mma-matmul.test.ts), f16 and bf16, at a
+// fixed path so the printed locations do not differ between runs.
+const attention = (t) => `dims B, T, S
+input q: ${t}[B, 2, T, 64]
+input qw: ${t}[B, 2, T, 64]
+input qm: ${t}[B, 2, T, 64]
+input k: ${t}[B, 2, T, 64]
+input v: ${t}[B, 2, T, 64]
+input q4: ${t}[B, 4, T, 64]
+input qc: ${t}[B, 2, T, 128]
+input kc: ${t}[B, 2, S, 128]
+input vc: ${t}[B, 2, S, 128]
+output causal: ${t}[B, 2, T, 64]
+output window: ${t}[B, 2, T, 64]
+output gqa: ${t}[B, 4, T, 64]
+output masked: ${t}[B, 2, T, 64]
+output lse: f32[B, 2, T]
+output cross: ${t}[B, 2, T, 128]
+model m {
+  c = grid[T, T](i, j) => j <= i
+  causal = softmax(where(c, q @ transpose(k) * 0.125, -inf), axis=-1) @ v
+  w = grid[T, T](i, j) => j <= i && i - j < 20
+  window = softmax(where(w, qw @ transpose(k) * 0.13, -inf), axis=-1) @ v
+  qg = reshape(q4, [B, 2, 2, T, 64])
+  kg = reshape(k, [B, 2, 1, T, 64])
+  vg = reshape(v, [B, 2, 1, T, 64])
+  gqa = reshape(softmax(where(c, qg @ transpose(kg) * 0.125, -inf), axis=-1) @ vg, [B, 4, T, 64])
+  seen = grid[T, T](i, j) => j <= i && i != 2
+  sm = where(seen, qm @ transpose(k) * 0.12, -inf)
+  masked = softmax(sm, axis=-1) @ v
+  lse = cast(logsumexp(sm, axis=-1), f32)
+  cross = softmax(qc @ transpose(kc) * 0.088, axis=-1) @ vc
+}
+`;
+const matmul = (t) => `dims B, M, K, N
+input x: ${t}[B, M, K]
+input w: ${t}[K, N]
+input wb: ${t}[B, K, N]
+input w2: ${t}[K, N]
+input wt: ${t}[N, K]
+input bias: ${t}[N]
+input res: ${t}[B, M, N]
+output y: ${t}[B, M, N]
+output z: ${t}[B, M, N]
+output f: ${t}[B, M, N]
+output u: ${t}[B, M, N]
+model m {
+  y = x @ w
+  z = x @ wb
+  f = gelu(x @ w2 + bias) + res
+  u = x @ transpose(wt)
+}
+`;
+const models = '/tmp/tfc-codegen-snapshot-models';
+mkdirSync(models, { recursive: true });
+for (const t of ['f16', 'bf16']) {
+  for (const [m, src, one] of [['mma-attention', attention, 'T=1'], ['mma-matmul', matmul, 'M=1']]) {
+    const file = join(models, `${m}-${t}.tfx`);
+    writeFileSync(file, src(t));
+    await emitAll(file, `${m}-${t}`, []);
+    await emitAll(file, `${m}-${t}.one`, ['--set', one]);
+  }
+}

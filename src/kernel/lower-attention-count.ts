@@ -1,0 +1,98 @@
+// Host-side fused attention tile counter: runs the kernel's own block-sparsity bound and class
+// statements (lower-attention-sparsity.ts) on the CPU, for tests and reports.
+import type { Dim } from '../check/dim.js';
+import type { Graph, Node } from '../graph/ir.js';
+import { type EvalEnv, evalLets } from './eval-expr.js';
+import { type Expr, type Stmt, exprType, u32 } from './ir.js';
+import { KernelBuilder } from './builder.js';
+import { type TargetLimits, lavapipeLimits } from './schedule.js';
+import { storageType } from './storage.js';
+import { type AttentionSchedule, prefillMode } from './lower-attention-schedule.js';
+import { shapeOf } from './lower-attention-node.js';
+import { type UniformRead, tileLogic } from './lower-attention-sparsity.js';
+import { keyType, lambdaExpr, lambdaOf, queryType } from './lower-attention-lambdas.js';
+
+export interface TileCounts {
+  /** Query tiles x key tiles (all of them, per batch and head group: a GQA tile spans the G query heads of a KV head). */
+  readonly tiles: number;
+  /** Key tiles the loop iterates (inside the monotone bounds). */
+  readonly iterated: number;
+  /** Tiles whose K/V are loaded and scores computed (iterated and may be true). */
+  readonly visited: number;
+  /** Visited tiles that evaluate the mask per element. */
+  readonly partial: number;
+}
+
+/**
+ * Runs the prefill kernel's own block-sparsity statements (bounds per query tile, class per key
+ * tile) on the host for concrete dims: how many tiles the kernel visits. `tensors` holds the
+ * values (row-major) of the operands the mask reads free of q and k, by operand index as in
+ * `read(i, ...)` (a per-batch length); needed only when the mask has such reads. `target`: the
+ * limits the kernel is lowered for (they decide how many heads of a GQA group share a tile).
+ */
+export function countAttentionTiles(
+  g: Graph,
+  n: Node,
+  dims: ReadonlyMap<string, number>,
+  s: AttentionSchedule,
+  tensors?: ReadonlyMap<number, ArrayLike<number>>,
+  target: TargetLimits = lavapipeLimits,
+): TileCounts {
+  const operand = (i: number): Node => {
+    const o = g.nodes[n.operands[i] ?? -1];
+    if (o === undefined) throw new Error(`internal: fused_attention lacks operand ${i}`);
+    return o;
+  };
+  const shape = shapeOf(queryType(operand(0), n), keyType(operand(1), n), operand(2).type);
+  const kb = new KernelBuilder();
+  const buffers = new Map<number, ArrayLike<number>>(); // slot -> values
+  const slots = new Map<number, number>(); // operand -> slot
+  const slotOf = (i: number): number => {
+    let sl = slots.get(i);
+    if (sl === undefined) {
+      const values = tensors?.get(i);
+      if (values === undefined) throw new Error(`countAttentionTiles: the mask reads operand ${i} per workgroup; pass its values`);
+      const o = operand(i);
+      sl = kb.slot(`t${i}`, o.id, 'read', storageType(o.type.dtype));
+      slots.set(i, sl);
+      buffers.set(sl, values);
+    }
+    return sl;
+  };
+  const uniformRead: UniformRead = (out, e, b, h) => lambdaExpr({ kb, slotOf }, g, n, out, e, [b, h, u32(0), u32(0)], undefined);
+  const mode = prefillMode(shape, s, target);
+  const logic = tileLogic(kb, shape, lambdaOf(n, 'mask'), s, mode, uniformRead);
+  const val = (d: Dim): number => d.terms.reduce((acc, t) => acc + t.coef * t.vars.reduce((p, x) => p * (dims.get(x) ?? NaN), 1), 0);
+  const [B, Hq, T, S] = [val(shape.B), val(shape.Hq), val(shape.T), val(shape.S)];
+  const qTiles = Math.ceil(T / (mode.rows / mode.heads));
+  const kTiles = Math.ceil(S / s.tileCols);
+  let iterated = 0;
+  let visited = 0;
+  let partial = 0;
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < Hq / mode.heads; h++) {
+      for (let qt = 0; qt < qTiles; qt++) {
+        const env: EvalEnv = { vars: new Map(), uniforms: dims, workgroupId: [qt, h, b], buffers };
+        evalLets([...logic.header, ...logic.bounds], env);
+        const start = evalOf(logic.ktStart, env);
+        const end = evalOf(logic.ktEnd, env);
+        for (let kt = start; kt < end; kt++) {
+          env.vars.set(logic.ktVar, kt);
+          evalLets(logic.perTile, env);
+          iterated++;
+          if (evalOf(logic.mayTrue, env) !== 0) {
+            visited++;
+            if (evalOf(logic.mayFalse, env) !== 0) partial++;
+          }
+        }
+      }
+    }
+  }
+  return { tiles: B * (Hq / mode.heads) * qTiles * kTiles, iterated, visited, partial };
+}
+
+function evalOf(e: Expr, env: EvalEnv): number {
+  const tmp: Stmt[] = [{ kind: 'let', name: '__x', type: exprType(e), init: e }];
+  evalLets(tmp, env);
+  return env.vars.get('__x') ?? NaN;
+}

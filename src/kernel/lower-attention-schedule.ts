@@ -1,0 +1,141 @@
+// Fused attention tile sizes (part of lower-attention.ts's lowering): the AttentionSchedule record,
+// the workgroup bytes a tiling needs, the default choice per target (and the CPU's long-prefill
+// schedule), and how many query rows and heads one prefill workgroup takes (Mode).
+import type { TargetLimits } from './schedule.js';
+import type { AttentionShape } from './lower-attention-node.js';
+
+export interface AttentionSchedule {
+  /** Br: query rows per workgroup of the prefill kernel. */
+  readonly tileRows: number;
+  /** Bc: keys per K/V tile streamed through workgroup memory (a multiple of `lanes`). */
+  readonly tileCols: number;
+  /** Threads per query row; equals the subgroup size when `useSubgroups`. */
+  readonly lanes: number;
+  /** Row max/sum over the lanes with subgroup ops (else a workgroup-memory fold). */
+  readonly useSubgroups: boolean;
+  /** Cache partitions of the split-K decode kernel (each writes acc, max and sum to a temp). */
+  readonly splits: number;
+  /** The decode path runs when T <= this (and the prefill kernel when T > this). */
+  readonly decodeMaxT: number;
+  /** Query rows per thread of the prefill kernel (divides `tileRows`; default 1). */
+  readonly rowsPerThread?: number;
+  /** K and V read from global memory instead of staged tiles (CPU targets; default false). */
+  readonly isDirect?: boolean;
+  /**
+   * With `useSubgroups`: a lane's probabilities stay in its registers and the P V product reads
+   * them from the row's lanes by subgroup shuffle (no P tile in workgroup memory, no barriers
+   * around it; none at all per key tile with `isDirect`). Default false.
+   */
+  readonly shuffleP?: boolean;
+  /**
+   * Each thread holds its rows of Q in a private array (each lane loads dk / L of a row once;
+   * subgroup shuffles give every lane the whole row), so no Q tile takes workgroup memory and a
+   * workgroup can cover up to 1024 / L * rowsPerThread query rows; with staged K/V (not
+   * `isDirect`) each K/V element is then read once per workgroup. Block sparsity also applies
+   * per row group (one subgroup): it skips the key tiles its own rows never see under a
+   * subgroup-uniform branch, while every thread joins the staging barriers. Needs `shuffleP`
+   * and subgroups. Default false.
+   */
+  readonly qInRegisters?: boolean;
+  /**
+   * Prefill with T > `aboveT` uses `schedule` instead (its own step, selected at run time by a
+   * plan `when` where T is symbolic): long prompts get the traffic-minimal schedule while short
+   * ones keep many small workgroups. Its own decode fields are unused.
+   */
+  readonly longPrefill?: { readonly aboveT: number; readonly schedule: AttentionSchedule };
+}
+
+/** Workgroup bytes of a tile configuration: Q, K, V tiles, the score/probability tile, the fold. */
+export function attentionSharedBytes(s: AttentionSchedule, rows: number, dk: number, dv: number): number {
+  const fold = s.useSubgroups ? 0 : (rows / (s.rowsPerThread ?? 1)) * s.lanes;
+  const kv = s.isDirect === true ? 0 : s.tileCols * (dk + dv);
+  const pTile = s.shuffleP === true && s.useSubgroups ? 0 : rows * s.tileCols;
+  const qTile = s.qInRegisters === true ? 0 : rows * dk;
+  return 4 * (qTile + kv + pTile + fold);
+}
+
+/** Prompts longer than this take the CPU's traffic-minimal prefill schedule (see longPrefillSchedule). */
+export const LONG_PREFILL_ABOVE_T = 256;
+
+/**
+ * The traffic-minimal CPU prefill: one workgroup of as many row groups as the target allows (up
+ * to 1024 rows: 8 rows per thread, lanes = the subgroup size), Q in private arrays, K/V tiles of
+ * the most keys that fit staged once per workgroup, P by shuffle, block sparsity per row group.
+ * At T <= 1024 every Q, K, V element is read once and O written once (the lower bound).
+ */
+export function longPrefillSchedule(target: TargetLimits, base: AttentionSchedule, dk: number, dv: number): AttentionSchedule | undefined {
+  const lanes = target.subgroupSize;
+  const rowsPerThread = 8;
+  const rows = Math.min(1024, Math.floor(target.maxInvocationsPerWorkgroup / lanes) * rowsPerThread);
+  for (const keys of [64, 32, 16, 8]) {
+    const s: AttentionSchedule = { ...base, tileRows: rows, tileCols: Math.ceil(keys / lanes) * lanes, lanes, useSubgroups: true, rowsPerThread, isDirect: false, shuffleP: true, qInRegisters: true };
+    if (rows >= 64 && attentionSharedBytes(s, rows, dk, dv) <= target.maxWorkgroupStorageBytes) return s;
+  }
+  return undefined;
+}
+
+/**
+ * Largest tiles that fit the target: lanes = the subgroup size where the target has subgroups
+ * (so a row's lanes are one subgroup), else 8 with a workgroup-memory fold. Br x Bc from
+ * 32x32 down, within workgroup storage and invocations.
+ */
+export function chooseAttentionSchedule(target: TargetLimits, dk: number, dv: number): AttentionSchedule {
+  const useSubgroups = target.subgroupSize > 0;
+  const lanes = useSubgroups ? target.subgroupSize : 8;
+  if (target.isCpu === true) {
+    // CPU (lavapipe): K/V read directly, 8 query rows per thread, 4 row groups (32 threads),
+    // 64 keys per tile (DEVELOPERS.md, Performance notes): per d, 8 q and 8 K loads feed 64
+    // multiply-adds; per key, 8 p and 8 V loads feed 64. 1.9x the 32x32 staged tiles on lavapipe.
+    // With subgroups P is exchanged by shuffle within a row's lanes (no P tile, no barriers).
+    const s: AttentionSchedule = { tileRows: 32, tileCols: 8 * lanes, lanes, useSubgroups, splits: 32, decodeMaxT: 1, rowsPerThread: 8, isDirect: true, ...(useSubgroups ? { shuffleP: true } : {}) };
+    if (4 * lanes <= target.maxInvocationsPerWorkgroup && attentionSharedBytes(s, 32, dk, dv) <= target.maxWorkgroupStorageBytes) {
+      const long = useSubgroups ? longPrefillSchedule(target, s, dk, dv) : undefined;
+      return long === undefined ? s : { ...s, longPrefill: { aboveT: LONG_PREFILL_ABOVE_T, schedule: long } };
+    }
+  }
+  const roundUp = (x: number): number => Math.ceil(x / lanes) * lanes;
+  const candidates: readonly (readonly [number, number])[] = [
+    [32, 32],
+    [16, 32],
+    [16, 16],
+    [8, 16],
+    [4, 8],
+    [2, 8],
+    [1, 8],
+  ];
+  for (const [br, bc] of candidates) {
+    const s: AttentionSchedule = { tileRows: br, tileCols: roundUp(bc), lanes, useSubgroups, splits: 32, decodeMaxT: 1 };
+    if (br * lanes <= target.maxInvocationsPerWorkgroup && attentionSharedBytes(s, br, dk, dv) <= target.maxWorkgroupStorageBytes) return s;
+  }
+  throw new Error(`internal: no attention tile fits ${target.name} for head widths ${dk}, ${dv}`);
+}
+
+export interface Mode {
+  readonly kind: 'prefill' | 'split';
+  readonly rows: number; // tile rows per workgroup: (query row, head) pairs, query rows * heads
+  /**
+   * Query heads per workgroup (Gt, a divisor of G = Hq / Hkv for GQA/MQA prefill, else 1): tile
+   * row r is query row floor((q0 + r) / Gt) of head h0 + (q0 + r) % Gt, so the Gt heads that
+   * share a KV head share its K/V tiles (read once per Gt heads instead of once per head).
+   */
+  readonly heads: number;
+}
+
+/**
+ * Prefill tiles of Br query rows for Gt heads of a KV head's group: the largest divisor Gt of
+ * the (constant) group whose Br * Gt rows fit the target's invocations and workgroup memory.
+ */
+export function prefillMode(shape: AttentionShape, s: AttentionSchedule, target: TargetLimits): Mode {
+  if (s.qInRegisters === true) {
+    // Already as many rows as the workgroup holds: the G heads share them (Br / Gt query rows).
+    let heads = 1;
+    for (let gt = 2; gt <= shape.groupConst; gt++) if (shape.groupConst % gt === 0 && s.tileRows % (gt * (s.rowsPerThread ?? 1)) === 0) heads = gt;
+    return { kind: 'prefill', rows: s.tileRows, heads };
+  }
+  const fits = (gt: number): boolean =>
+    ((s.tileRows * gt) / (s.rowsPerThread ?? 1)) * s.lanes <= target.maxInvocationsPerWorkgroup &&
+    attentionSharedBytes(s, s.tileRows * gt, shape.dk, shape.dv) <= target.maxWorkgroupStorageBytes;
+  let heads = 1;
+  for (let gt = 2; gt <= shape.groupConst; gt++) if (shape.groupConst % gt === 0 && fits(gt)) heads = gt;
+  return { kind: 'prefill', rows: s.tileRows * heads, heads };
+}
