@@ -3,7 +3,7 @@
 import { dimConstValue } from '../check/dim.js';
 import { type Expr, type Stmt, add, bin, builtin, call, cast, div, load, lt, mul, rem, select, u32, v } from './ir.js';
 import { KernelBuilder } from './builder.js';
-import { dimExpr } from './lower.js';
+import { dimExpr } from './lower-dims.js';
 import { storageBytes, storageType } from './storage.js';
 import { dimToSize, sAdd, sCeilDiv, sConst, sMul } from './to-size.js';
 import type { AttentionSchedule } from './lower-attention-schedule.js';

@@ -41,7 +41,7 @@ import {
   v,
 } from './ir.js';
 import { KernelBuilder } from './builder.js';
-import { dimExpr } from './lower.js';
+import { dimExpr } from './lower-dims.js';
 import { elementOffset } from './lower-view.js';
 import { storageBytes, storageType } from './storage.js';
 import { dimToSize, sAdd, sCeilDiv, sConst, sMul } from './to-size.js';

@@ -6,7 +6,8 @@ import { attentionKeyType, attentionQueryType } from '../ops/attention.js';
 import { isLazyWhere } from '../graph/lambda.js';
 import { type Expr, type Stmt, add, cast, exprType, lit, load, mul, u32, v } from './ir.js';
 import { KernelBuilder } from './builder.js';
-import { dimExpr, scalarLowering } from './lower.js';
+import { dimExpr } from './lower-dims.js';
+import { scalarLowering } from './lower-scalar.js';
 import { elementOffset } from './lower-view.js';
 import { computeType, storageBytes, storageType } from './storage.js';
 

@@ -50,7 +50,7 @@ import type { AttentionSchedule } from './lower-attention-schedule.js';
 import { lambdaExpr, lambdaOf, readBytesOf } from './lower-attention-lambdas.js';
 import { type UniformRead, tileLogic } from './lower-attention-sparsity.js';
 import { NEG_INF, f32, fmax, fmin, forLoop } from './lower-attention-exprs.js';
-import { dimExpr } from './lower.js';
+import { dimExpr } from './lower-dims.js';
 import { unitStrideAxis } from './lower-mma.js';
 import { elementOffset } from './lower-view.js';
 import { type MmaAttentionSchedule, mmaAttentionSharedBytes, mmaTilePad } from './schedule.js';

@@ -18,7 +18,7 @@ import {
   select,
   u32,
 } from './ir.js';
-import { dimExpr } from './lower.js';
+import { dimExpr } from './lower-dims.js';
 import type { SizeExpr, StepCondition } from './plan.js';
 import type { MmaAttentionSchedule, TargetLimits } from './schedule.js';
 import { storageBytes } from './storage.js';

@@ -1,18 +1,18 @@
 // Block sparsity of fused attention (lower-attention.ts's kernels) from the mask, per (query tile,
-// key tile), with interval arithmetic run in the kernel on workgroup-uniform values: q in [q0, min(q0+Br, T) - 1], k in [k0, min(k0+Bc, S) - 1],
-// b and h points, dims their run-time values, a read whose indices depend only on b, h, dims and
-// constants (a per-batch length `len[b]`) loaded once: its exact value, a point; other reads
-// unknown. The mask's interval is
+// key tile), with interval arithmetic run in the kernel on workgroup-uniform values:
+// q in [q0, min(q0+Br, T) - 1], k in [k0, min(k0+Bc, S) - 1], b and h points, dims their run-time
+// values, a read whose indices depend only on b, h, dims and constants (a per-batch length
+// `len[b]`) loaded once: its exact value, a point; other reads unknown. The mask's interval is
 // (may be true, may be false): not may-true -> the tile is skipped; not may-false -> the mask is
 // not evaluated; both -> evaluated per element. Conjuncts linear in k with coefficient +-1
 // (`k <= q`, `q - k < W`) also bound the key-tile loop itself, so causal attention iterates about
 // half the tiles and a window of W iterates O(W / Bc) tiles per query tile.
-// `countAttentionTiles` runs the kernel's own bound and class statements on the host.
-// tileLogic emits those statements for one workgroup; rowGroupLogic for a row group (qInRegisters).
+// tileLogic emits those statements for one workgroup, rowGroupLogic for a row group
+// (qInRegisters); `countAttentionTiles` (lower-attention-count.ts) runs them on the host.
 import type { ScalarExpr } from '../graph/ir.js';
 import { type Expr, type ScalarType, type Stmt, add, and, bin, builtin, cast, div, exprType, lit, lt, mul, rem, select, u32, unary, v } from './ir.js';
 import { KernelBuilder } from './builder.js';
-import { dimExpr } from './lower.js';
+import { dimExpr } from './lower-dims.js';
 import { computeType } from './storage.js';
 import type { AttentionSchedule, Mode } from './lower-attention-schedule.js';
 import type { AttentionShape } from './lower-attention-node.js';

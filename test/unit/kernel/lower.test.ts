@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { lowerToKernels, scalarLowering } from '../../../src/kernel/lower.js';
+import { lowerToKernels } from '../../../src/kernel/lower.js';
+import { scalarLowering } from '../../../src/kernel/lower-scalar.js';
 import { lavapipeLimits, webgpuDefaultLimits, chooseSchedule } from '../../../src/kernel/schedule.js';
 import { verifyKernels, verifyKernel } from '../../../src/kernel/verify.js';
 import { printKernels } from '../../../src/kernel/print.js';

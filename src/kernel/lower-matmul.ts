@@ -1,0 +1,356 @@
+// The tiled matmul and fused_matmul (lower.ts's Lowering): schedule tiles in workgroup memory,
+// batch broadcasting, a normalization prologue (lower-norm-prologue.ts), the fused epilogue, and the
+// tensor-core body (lower-mma.ts) where the operands qualify.
+import { type Dim, dimConst, dimMul } from '../check/dim.js';
+import { type Graph, type Node, lambdaAttr } from '../graph/ir.js';
+import type { DType } from '../graph/types.js';
+import { storageBytes, storageType } from './storage.js';
+import {
+  type Expr,
+  type MatrixInput,
+  type MmaBLayout,
+  type Stmt,
+  type Traffic,
+  add,
+  and,
+  arrayLoad,
+  bin,
+  builtin,
+  call,
+  cast,
+  div,
+  lit,
+  load,
+  lt,
+  mul,
+  rem,
+  u32,
+  v,
+} from './ir.js';
+import { KernelBuilder } from './builder.js';
+import type { SizeExpr } from './plan.js';
+import { scheduleShapeKey } from './schedule.js';
+import { dimToSize, sCeilDiv, sConst, shapeElements, sMul } from './to-size.js';
+import { type FusedHost, epilogueReadBytes, translateLambda, unravelFlat } from './lower-fused.js';
+import { elementOffset, unravel } from './lower-view.js';
+import { normPrologueOf } from '../ops/fused.js';
+import { normFold } from './lower-norm-prologue.js';
+import { emitMmaMatmul, unitStrideAxis } from './lower-mma.js';
+import { dimExpr, isOne, strides } from './lower-dims.js';
+import type { Lowering } from './lower.js';
+
+export function emitMatmul(lw: Lowering, n: Node): void {
+  const a = lw.operand(n, 0);
+  const b = lw.operand(n, 1);
+  const ms = lw.s.byShape?.matmul?.[scheduleShapeKey(lw.g, n)] ?? lw.s.matmul;
+  const { tileRows: TM, tileCols: TN, tileK: TK, threadRows: RM, threadCols: RN } = ms;
+  const thx = TN / RN;
+  const thy = TM / RM;
+  const threads = thx * thy;
+  const out = n.type.shape;
+  const rank = out.length;
+  // [..., M, K] @ [K, N]: the batch folds into M (one big matrix, B read once per row tile).
+  const foldBatch = b.type.shape.length === 2 && a.type.shape.length === rank;
+  const M = foldBatch ? out.slice(0, -1).reduce((p, d) => dimMul(p, d), dimConst(1)) : (out[rank - 2] ?? dimConst(1));
+  const N = out[rank - 1] ?? dimConst(1);
+  const K = a.type.shape[a.type.shape.length - 1] ?? dimConst(1);
+  const batch = foldBatch ? [] : out.slice(0, -2);
+  const kb = new KernelBuilder();
+  const aSlot = kb.input('a', a.id, a.type.dtype);
+  const bSlot = kb.input('b', b.id, b.type.dtype);
+  const oSlot = kb.output('out', n.id, n.type.dtype);
+  // Direct schedule (CPU targets): no workgroup tiles; a norm fold still needs them.
+  const isDirect = ms.isDirect === true && !(n.op === 'fused_matmul' && normPrologueOf(n.attrs) !== undefined);
+  // Tensor cores (CUDA sm_80+): f16/bf16 operands whose rows are contiguous (mmaOperands).
+  const mmaInput = lw.s.mmaMatmul === undefined ? undefined : mmaOperands(lw.g, n, a, b);
+  const aTile = isDirect || mmaInput !== undefined ? '' : kb.sharedArray('a_tile', 'f32', TM * TK);
+  const bTile = isDirect || mmaInput !== undefined ? '' : kb.sharedArray('b_tile', 'f32', TK * TN);
+  const body: Stmt[] = [];
+  const Me = dimExpr(M);
+  const Ne = dimExpr(N);
+  const Ke = dimExpr(K);
+  // Batch offsets: the output batch index (workgroup z) unravelled, size-1 batch dims broadcast.
+  const bz = builtin('workgroup_id', 2);
+  const batchIdx: Expr[] = [];
+  let rest: Expr = bz;
+  for (let k = batch.length - 1; k >= 0; k--) {
+    const d = dimExpr(batch[k] ?? dimConst(1));
+    if (k === 0) batchIdx[0] = batch.length === 1 ? bz : kb.let(body, 'z0', rest);
+    else {
+      batchIdx[k] = kb.let(body, `z${k}`, rem(rest, d));
+      rest = kb.let(body, `zq${k}`, div(rest, d));
+    }
+  }
+  const matrixOffset = (shape: readonly Dim[], matrix: Expr): Expr => {
+    const bshape = foldBatch ? [] : shape.slice(0, -2);
+    const lead = batch.length - bshape.length;
+    const st = strides(bshape);
+    let off: Expr = u32(0);
+    bshape.forEach((d, k) => {
+      if (isOne(d)) return;
+      off = add(off, mul(batchIdx[lead + k] ?? u32(0), st[k] ?? u32(1)));
+    });
+    return mul(off, matrix);
+  };
+  const aOff = kb.let(body, 'a_off', matrixOffset(a.type.shape, mul(Me, Ke)));
+  const bOff = kb.let(body, 'b_off', matrixOffset(b.type.shape, mul(Ke, Ne)));
+  const oOff = kb.let(body, 'out_off', mul(bz, mul(Me, Ne)));
+  // fused_matmul: the epilogue lambda (lower-fused.ts) runs on the accumulator before the store.
+  // The mma epilogue is emitted once per accumulator (unrolled): its operands are bound once.
+  const host = mmaInput !== undefined ? bindOnce(lw.fusedHost(kb), kb) : lw.fusedHost(kb);
+  const ep = n.op === 'fused_matmul' ? lambdaAttr(n, 'epilogue') : undefined;
+  const epOperands = n.operands.map((_, i) => lw.operand(n, i));
+  const epilogueStore = (index: Expr, acc: Expr): Stmt[] => {
+    if (ep === undefined) return [{ kind: 'store', slot: oSlot, index, value: cast(storageType(n.type.dtype), acc) }];
+    const stmts: Stmt[] = [];
+    const flat = kb.let(stmts, 'o', index);
+    const idx = unravelFlat(host, stmts, out, flat);
+    const value = translateLambda(host, stmts, n, ep.params, ep.body, epOperands, idx, flat, acc);
+    stmts.push({ kind: 'store', slot: oSlot, index: flat, value: cast(storageType(n.type.dtype), value) });
+    return stmts;
+  };
+  // An operand read through a view (fold-views): its multi-index from the tile row and column,
+  // then the address in the source buffer from the view's map.
+  const viewAddress = (o: Node, isA: boolean): ((grow: Expr, gcol: Expr) => Expr) | undefined => {
+    if (o.op !== 'view') return undefined;
+    return (grow, gcol) => {
+      const shape = o.type.shape;
+      let lead: Expr[];
+      if (foldBatch) lead = isA ? unravel(shape.slice(0, -1), grow, dimExpr) : [grow];
+      else {
+        const bshape = shape.slice(0, -2);
+        const off = batch.length - bshape.length;
+        lead = [...bshape.map((d, k) => (isOne(d) ? u32(0) : (batchIdx[off + k] ?? u32(0)))), grow];
+      }
+      return elementOffset(lw.g, o, [...lead, gcol], dimExpr);
+    };
+  };
+  const Ms = dimToSize(M);
+  const Ns = dimToSize(N);
+  const Ks = dimToSize(K);
+  const batchS = shapeElements(batch);
+  const trafficFor = (tileRows: number, tileCols: number, extra: readonly SizeExpr[]): Traffic => ({
+    // A is re-read once per column tile, B once per row tile (bounds-checked loads only).
+    bytesRead: sAddAll([
+      sMul(batchS, Ms, Ks, sCeilDiv(Ns, tileCols), sConst(storageBytes(a.type.dtype))),
+      sMul(batchS, Ks, Ns, sCeilDiv(Ms, tileRows), sConst(storageBytes(b.type.dtype))),
+      ...(ep === undefined ? [] : [epilogueReadBytes(host, n)]),
+      ...extra,
+    ]),
+    bytesWritten: sMul(batchS, Ms, Ns, sConst(storageBytes(n.type.dtype))),
+    flops: lw.flops(n),
+  });
+  if (mmaInput !== undefined && lw.s.mmaMatmul !== undefined) {
+    const mm = lw.s.mmaMatmul;
+    const aView = viewAddress(a, true);
+    const bView = viewAddress(b, false);
+    const r = emitMmaMatmul(
+      {
+        kb,
+        schedule: mm,
+        input: mmaInput.input,
+        aSlot,
+        bSlot,
+        M: Me,
+        N: Ne,
+        K: Ke,
+        aAddr: aView ?? ((row, k) => add(aOff, add(mul(row, Ke), k))),
+        bAddr: bView ?? ((k, col) => add(bOff, add(mul(k, Ne), col))),
+        bLayout: mmaInput.bLayout,
+        store: epilogueStore,
+        outIndex: (row, col) => add(oOff, add(mul(row, Ne), col)),
+      },
+      body,
+    );
+    const grid: readonly [SizeExpr, SizeExpr, SizeExpr] = [sCeilDiv(Ns, mm.tileCols), sCeilDiv(Ms, mm.tileRows), batchS];
+    lw.finish(n, n.op, kb, body, [r.threads, 1, 1], grid, r.schedule, trafficFor(mm.tileRows, mm.tileCols, []));
+    return;
+  }
+  const row0 = kb.let(body, 'row0', mul(builtin('workgroup_id', 1), u32(TM)));
+  const col0 = kb.let(body, 'col0', mul(builtin('workgroup_id', 0), u32(TN)));
+  const tx = builtin('local_id', 0);
+  const ty = builtin('local_id', 1);
+  const tid = builtin('local_index');
+  const accName = kb.fresh('acc');
+  body.push({ kind: 'private_array', name: accName, type: 'f32', length: RM * RN, init: lit('f32', 0) });
+  // Stage one tile: for (e = tid; e < rows*cols; e += threads) tile[e] = in-bounds ? src : 0.
+  const stage = (tile: string, cols: number, total: number, slot: number, dtype: DType, gr: (r: Expr) => Expr, gc: (c: Expr) => Expr, R: Expr, C: Expr, off: Expr, ld: Expr, addr?: (grow: Expr, gcol: Expr) => Expr): Stmt => {
+    const e = kb.fresh('e');
+    const lb: Stmt[] = [];
+    const r = kb.let(lb, 'r', div(v(e, 'u32'), u32(cols)));
+    const c = kb.let(lb, 'c', rem(v(e, 'u32'), u32(cols)));
+    const grow = kb.let(lb, 'gr', gr(r));
+    const gcol = kb.let(lb, 'gc', gc(c));
+    const val = kb.fresh('t');
+    lb.push({ kind: 'var', name: val, type: 'f32', init: lit('f32', 0) });
+    lb.push({
+      kind: 'if',
+      cond: and(lt(grow, R), lt(gcol, C)),
+      then: [{ kind: 'assign', name: val, value: cast('f32', load(slot, addr !== undefined ? addr(grow, gcol) : add(off, add(mul(grow, ld), gcol)), storageType(dtype))) }],
+      else: [],
+    });
+    lb.push({ kind: 'array_store', array: tile, index: v(e, 'u32'), value: v(val, 'f32') });
+    return { kind: 'for', var: e, start: tid, end: u32(total), step: u32(threads), body: lb };
+  };
+  // Direct K loop: per k, the thread's RN B values, then per row one A value and RN multiply-adds.
+  // Indices past M or N are clamped (those outputs are never stored), so no branch per load.
+  const directKLoop = (): Stmt => {
+    const k = kb.fresh('k');
+    const kvar = v(k, 'u32');
+    const lb: Stmt[] = [];
+    const bVal = kb.fresh('b_val');
+    lb.push({ kind: 'private_array', name: bVal, type: 'f32', length: RN, init: lit('f32', 0) });
+    const jb = kb.fresh('jj');
+    const gcol = call('min', [add(col0, add(tx, mul(v(jb, 'u32'), u32(thx)))), bin('sub', Ne, u32(1))], 'u32');
+    const bAddr = viewAddress(b, false);
+    lb.push({ kind: 'for', var: jb, start: u32(0), end: u32(RN), step: u32(1), body: [{ kind: 'array_store', array: bVal, index: v(jb, 'u32'), value: cast('f32', load(bSlot, bAddr !== undefined ? bAddr(kvar, gcol) : add(bOff, add(mul(kvar, Ne), gcol)), storageType(b.type.dtype))) }] });
+    const ia = kb.fresh('i');
+    const iav = v(ia, 'u32');
+    const ja = kb.fresh('jj');
+    const jav = v(ja, 'u32');
+    const grow = call('min', [add(row0, add(ty, mul(iav, u32(thy)))), bin('sub', Me, u32(1))], 'u32');
+    const aAddr = viewAddress(a, true);
+    const aVal = kb.fresh('a_val');
+    const at = add(mul(iav, u32(RN)), jav);
+    lb.push({
+      kind: 'for',
+      var: ia,
+      start: u32(0),
+      end: u32(RM),
+      step: u32(1),
+      body: [
+        { kind: 'let', name: aVal, type: 'f32', init: cast('f32', load(aSlot, aAddr !== undefined ? aAddr(grow, kvar) : add(aOff, add(mul(grow, Ke), kvar)), storageType(a.type.dtype))) },
+        { kind: 'for', var: ja, start: u32(0), end: u32(RN), step: u32(1), body: [{ kind: 'array_store', array: accName, index: at, value: bin('add', arrayLoad(accName, at, 'f32'), bin('mul', v(aVal, 'f32'), arrayLoad(bVal, jav, 'f32'))) }] },
+      ],
+    });
+    return { kind: 'for', var: k, start: u32(0), end: Ke, step: u32(1), body: lb };
+  };
+  const k0 = kb.fresh('k0');
+  const kv = v(k0, 'u32');
+  // fused_matmul with a norm (fuse-norm): statistics and gamma/beta @ W ride the K loop.
+  const norm = n.op === 'fused_matmul' ? normPrologueOf(n.attrs) : undefined;
+  const fold = norm === undefined ? undefined : normFold({ kb, body, g: lw.g, n, norm, k0: kv, K: Ke, tile: { TM, TN, TK, RM, RN, thx, thy }, aTile, bTile, acc: accName });
+  const kk = kb.fresh('kk');
+  const kkv = v(kk, 'u32');
+  const iName = kb.fresh('i');
+  const jName = kb.fresh('jj');
+  const iv = v(iName, 'u32');
+  const jv = v(jName, 'u32');
+  const accIdx = add(mul(iv, u32(RN)), jv);
+  const av = kb.fresh('a_val');
+  const inner: Stmt = {
+    kind: 'for',
+    var: kk,
+    start: u32(0),
+    end: u32(TK),
+    step: u32(1),
+    body: [
+      {
+        kind: 'for',
+        var: iName,
+        start: u32(0),
+        end: u32(RM),
+        step: u32(1),
+        body: [
+          { kind: 'let', name: av, type: 'f32', init: arrayLoad(aTile, add(mul(add(ty, mul(iv, u32(thy))), u32(TK)), kkv), 'f32') },
+          {
+            kind: 'for',
+            var: jName,
+            start: u32(0),
+            end: u32(RN),
+            step: u32(1),
+            body: [
+              {
+                kind: 'array_store',
+                array: accName,
+                index: accIdx,
+                value: bin('add', arrayLoad(accName, accIdx, 'f32'), bin('mul', v(av, 'f32'), arrayLoad(bTile, add(mul(kkv, u32(TN)), add(tx, mul(jv, u32(thx)))), 'f32'))),
+              },
+            ],
+          },
+        ],
+      },
+    ],
+  };
+  if (isDirect) body.push(directKLoop());
+  else body.push({
+    kind: 'for',
+    var: k0,
+    start: u32(0),
+    end: Ke,
+    step: u32(TK),
+    body: [
+      stage(aTile, TK, TM * TK, aSlot, a.type.dtype, (r) => add(row0, r), (c) => add(kv, c), Me, Ke, aOff, Ke, viewAddress(a, true)),
+      stage(bTile, TN, TK * TN, bSlot, b.type.dtype, (r) => add(kv, r), (c) => add(col0, c), Ke, Ne, bOff, Ne, viewAddress(b, false)),
+      ...(fold?.stage ?? []),
+      { kind: 'barrier' },
+      ...(fold?.inner ?? [inner]),
+      { kind: 'barrier' },
+    ],
+  });
+  // Write back the thread's RM x RN outputs (strided by the thread grid, so stores coalesce).
+  const wi = kb.fresh('i');
+  const wj = kb.fresh('jj');
+  const wiv = v(wi, 'u32');
+  const wjv = v(wj, 'u32');
+  const wb: Stmt[] = [];
+  const orow = kb.let(wb, 'orow', add(row0, add(ty, mul(wiv, u32(thy)))));
+  const ocol = kb.let(wb, 'ocol', add(col0, add(tx, mul(wjv, u32(thx)))));
+  wb.push({
+    kind: 'if',
+    cond: and(lt(orow, Me), lt(ocol, Ne)),
+    then: ((): Stmt[] => {
+      const pre: Stmt[] = [];
+      const value = fold === undefined ? arrayLoad(accName, add(mul(wiv, u32(RN)), wjv), 'f32') : fold.finish(pre, wiv, wjv);
+      return [...pre, ...epilogueStore(add(oOff, add(mul(orow, Ne), ocol)), value)];
+    })(),
+    else: [],
+  });
+  body.push({
+    kind: 'for',
+    var: wi,
+    start: u32(0),
+    end: u32(RM),
+    step: u32(1),
+    body: [{ kind: 'for', var: wj, start: u32(0), end: u32(RN), step: u32(1), body: wb }],
+  });
+  // Norm fold: gamma (and beta) once per K tile per workgroup; A is not read again.
+  const traffic = trafficFor(TM, TN, fold === undefined ? [] : [fold.paramBytes(sMul(batchS, sCeilDiv(Ms, TM), sCeilDiv(Ns, TN)), Ks)]);
+  const grid: readonly [SizeExpr, SizeExpr, SizeExpr] = [sCeilDiv(Ns, TN), sCeilDiv(Ms, TM), batchS];
+  lw.finish(n, n.op, kb, body, [thx, thy, 1], grid, { kind: 'tiled_matmul', ...ms }, traffic);
+}
+
+/** `host` whose `kb.input` gives one slot per graph value, however often a lambda is translated. */
+function bindOnce(host: FusedHost, kb: KernelBuilder): FusedHost {
+  const slots = new Map<number, number>();
+  const input = (role: string, value: number, dtype: DType): number => {
+    const known = slots.get(value);
+    if (known !== undefined) return known;
+    const slot = kb.input(role, value, dtype);
+    slots.set(value, slot);
+    return slot;
+  };
+  return { ...host, kb: { input, let: (out, prefix, init) => kb.let(out, prefix, init), fresh: (prefix) => kb.fresh(prefix) } };
+}
+
+/**
+ * The tensor-core operands of a matmul: both f16 or both bf16, A contiguous along K and B along
+ * N or (a transposed weight, `x @ transpose(w)`) along K, so 8-element copies are runs of memory;
+ * no norm fold. Undefined: the scalar tiled path.
+ */
+function mmaOperands(g: Graph, n: Node, a: Node, b: Node): { readonly input: MatrixInput; readonly bLayout: MmaBLayout } | undefined {
+  const t = a.type.dtype;
+  if ((t !== 'f16' && t !== 'bf16') || b.type.dtype !== t) return undefined;
+  if (n.op === 'fused_matmul' && normPrologueOf(n.attrs) !== undefined) return undefined;
+  const aRank = a.type.shape.length;
+  const bRank = b.type.shape.length;
+  if (unitStrideAxis(g, a) !== aRank - 1) return undefined;
+  const bAxis = unitStrideAxis(g, b);
+  if (bAxis === bRank - 1) return { input: t, bLayout: 'k_by_n' };
+  if (bAxis === bRank - 2) return { input: t, bLayout: 'n_by_k' };
+  return undefined;
+}
+
+function sAddAll(xs: readonly SizeExpr[]): SizeExpr {
+  return xs.length === 1 && xs[0] !== undefined ? xs[0] : { kind: 'add', args: xs };
+}
