@@ -81,28 +81,9 @@ export function cudaMmaHelpers(): string {
   w.line('const unsigned short* p = a + (g + 8u * (r & 1)) * lda + 2u * t + 8u * (r >> 1);');
   w.line('fa[r] = tfc_pack2(p[0], p[1]);');
   w.close();
-  w.open('for (int r = 0; r < 2; r++)');
-  w.open('if (B_NK)');
-  w.line('const unsigned short* p = b + g * ldb + 2u * t + 8u * r;');
-  w.line('fb[r] = tfc_pack2(p[0], p[1]);');
-  w.reopen('else');
-  w.line('const unsigned short* p = b + (2u * t + 8u * r) * ldb + g;');
-  w.line('fb[r] = tfc_pack2(p[0], p[ldb]);');
+  loadBAndMma(w, 'p');
   w.close();
-  w.close();
-  w.open('if (IS_BF16)');
-  w.line('tfc_mma_m16n8k16_bf16_f32(acc, fa, fb);');
-  w.reopen('else');
-  w.line('tfc_mma_m16n8k16_f16_f32(acc, fa, fb);');
-  w.close();
-  w.close();
-  for (const [t, isBf16] of [['f16', false], ['bf16', true]] as const) {
-    for (const [suffix, isNk] of [['', false], ['_bt', true]] as const) {
-      w.open(`__device__ __forceinline__ void tfc_mma_tile_${t}${suffix}(float* acc, const unsigned short* a, unsigned int lda, const unsigned short* b, unsigned int ldb)`);
-      w.line(`tfc_mma_tile<${isBf16}, ${isNk}>(acc, a, lda, b, ldb);`);
-      w.close();
-    }
-  }
+  typedWrappers(w, 'tfc_mma_tile', 'float* acc, const unsigned short* a, unsigned int lda, const unsigned short* b, unsigned int ldb', 'acc, a, lda, b, ldb');
   w.comment('A from registers (kernel IR mma_regs): p[0..7] are two C fragments side by side (n-tiles');
   w.comment('2j, 2j + 1 of an earlier mma), i.e. A register r = p[2r], p[2r + 1], rounded to nearest even.');
   w.line('template <bool IS_BF16, bool B_NK>');
@@ -117,28 +98,9 @@ export function cudaMmaHelpers(): string {
   w.line('fa[r] = tfc_pack2(tfc_f32_to_f16_bits(p[2 * r]), tfc_f32_to_f16_bits(p[2 * r + 1]));');
   w.close();
   w.close();
-  w.open('for (int r = 0; r < 2; r++)');
-  w.open('if (B_NK)');
-  w.line('const unsigned short* q = b + g * ldb + 2u * t + 8u * r;');
-  w.line('fb[r] = tfc_pack2(q[0], q[1]);');
-  w.reopen('else');
-  w.line('const unsigned short* q = b + (2u * t + 8u * r) * ldb + g;');
-  w.line('fb[r] = tfc_pack2(q[0], q[ldb]);');
+  loadBAndMma(w, 'q');
   w.close();
-  w.close();
-  w.open('if (IS_BF16)');
-  w.line('tfc_mma_m16n8k16_bf16_f32(acc, fa, fb);');
-  w.reopen('else');
-  w.line('tfc_mma_m16n8k16_f16_f32(acc, fa, fb);');
-  w.close();
-  w.close();
-  for (const [t, isBf16] of [['f16', false], ['bf16', true]] as const) {
-    for (const [suffix, isNk] of [['', false], ['_bt', true]] as const) {
-      w.open(`__device__ __forceinline__ void tfc_mma_regs_${t}${suffix}(float* acc, const float* p, const unsigned short* b, unsigned int ldb)`);
-      w.line(`tfc_mma_regs<${isBf16}, ${isNk}>(acc, p, b, ldb);`);
-      w.close();
-    }
-  }
+  typedWrappers(w, 'tfc_mma_regs', 'float* acc, const float* p, const unsigned short* b, unsigned int ldb', 'acc, p, b, ldb');
   w.comment('dst: 16-byte aligned shared memory. A misaligned source (a row length not a multiple of 8)');
   w.comment('takes plain loads; count == 0 reads nothing (src may then point past the buffer).');
   w.open('__device__ __forceinline__ void tfc_copy8_f16(unsigned short* dst, const __half* src, unsigned int count)');
@@ -156,4 +118,36 @@ export function cudaMmaHelpers(): string {
   w.close();
   w.line('#endif');
   return w.toString();
+}
+
+/**
+ * The B fragment fb[0..1] of an m16n8k16 mma read from b (ldb; B_NK: stored N x K), then the
+ * f16 or bf16 mma into acc; `p` names the pointer (tfc_mma_regs's A operand is already `p`).
+ */
+function loadBAndMma(w: Writer, p: string): void {
+  w.open('for (int r = 0; r < 2; r++)');
+  w.open('if (B_NK)');
+  w.line(`const unsigned short* ${p} = b + g * ldb + 2u * t + 8u * r;`);
+  w.line(`fb[r] = tfc_pack2(${p}[0], ${p}[1]);`);
+  w.reopen('else');
+  w.line(`const unsigned short* ${p} = b + (2u * t + 8u * r) * ldb + g;`);
+  w.line(`fb[r] = tfc_pack2(${p}[0], ${p}[ldb]);`);
+  w.close();
+  w.close();
+  w.open('if (IS_BF16)');
+  w.line('tfc_mma_m16n8k16_bf16_f32(acc, fa, fb);');
+  w.reopen('else');
+  w.line('tfc_mma_m16n8k16_f16_f32(acc, fa, fb);');
+  w.close();
+}
+
+/** `name`_f16, _bf16, _f16_bt, _bf16_bt: the template `name`<IS_BF16, B_NK> under plain names. */
+function typedWrappers(w: Writer, name: string, params: string, args: string): void {
+  for (const [t, isBf16] of [['f16', false], ['bf16', true]] as const) {
+    for (const [suffix, isNk] of [['', false], ['_bt', true]] as const) {
+      w.open(`__device__ __forceinline__ void ${name}_${t}${suffix}(${params})`);
+      w.line(`${name}<${isBf16}, ${isNk}>(${args});`);
+      w.close();
+    }
+  }
 }

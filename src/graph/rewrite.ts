@@ -77,6 +77,20 @@ export class GraphBuilder {
   }
 }
 
+/**
+ * Old id -> new id for a pass that rebuilds a graph without the nodes it fused away:
+ * `map[old] = b.add(...)`; `mapped(old)` throws on an id not copied (yet, or at all).
+ */
+export function idRemap(): { readonly map: number[]; readonly mapped: (id: number) => number } {
+  const map: number[] = [];
+  const mapped = (id: number): number => {
+    const v = map[id];
+    if (v === undefined) throw new Error(`internal: %${id} used before definition or was fused away`);
+    return v;
+  };
+  return { map, mapped };
+}
+
 /** Keeps the nodes for which `keep[id]` is true, renumbering ids, operands and outputs. */
 export function keepNodes(g: Graph, keep: readonly boolean[]): Graph {
   const b = new GraphBuilder();

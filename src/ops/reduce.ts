@@ -38,6 +38,16 @@ export function reduceShape(op: string, x: TensorType, axes: readonly number[], 
 
 type Kind = 'sum' | 'max' | 'mean' | 'logsumexp';
 
+/** The output position of an input multi-index: the reduced axes dropped, the others at `keptStrides`. */
+function keptOffset(idx: readonly number[], axes: readonly number[], keptStrides: readonly number[]): number {
+  let o = 0;
+  let k = 0;
+  idx.forEach((v, i) => {
+    if (!axes.includes(i)) o += v * (keptStrides[k++] ?? 0);
+  });
+  return o;
+}
+
 function interpReduce(kind: Kind, x: Tensor64, axes: readonly number[], dtype: DType, outShape: readonly number[]): Tensor64 {
   if (kind === 'logsumexp') return logSumExp(x, axes, dtype, outShape);
   // Output position of each input element: drop (or zero) the reduced axes.
@@ -47,12 +57,7 @@ function interpReduce(kind: Kind, x: Tensor64, axes: readonly number[], dtype: D
   const init = kind === 'max' ? (dtype === 'i32' ? -2147483648 : -Infinity) : 0;
   const acc = new Float64Array(nOut).fill(init);
   for (let f = 0; f < x.data.length; f++) {
-    const idx = unravel(f, x.shape);
-    let o = 0;
-    let k = 0;
-    idx.forEach((v, i) => {
-      if (!axes.includes(i)) o += v * (keptStrides[k++] ?? 0);
-    });
+    const o = keptOffset(unravel(f, x.shape), axes, keptStrides);
     const v = x.data[f] ?? NaN;
     const prev = acc[o] ?? 0;
     // max: NaN propagates (as torch.amax does).
@@ -77,12 +82,7 @@ function logSumExp(x: Tensor64, axes: readonly number[], dtype: DType, outShape:
   const keptStrides = stridesOf(keptShape);
   const rows: number[][] = Array.from({ length: numel(keptShape) }, () => []);
   for (let f = 0; f < x.data.length; f++) {
-    const idx = unravel(f, x.shape);
-    let o = 0;
-    let k = 0;
-    idx.forEach((v, i) => {
-      if (!axes.includes(i)) o += v * (keptStrides[k++] ?? 0);
-    });
+    const o = keptOffset(unravel(f, x.shape), axes, keptStrides);
     rows[o]?.push(x.data[f] ?? NaN);
   }
   const out = makeTensor(dtype, outShape);

@@ -20,7 +20,7 @@
 // Keeps: outputs, interface, types.
 import type { Graph, Node } from '../graph/ir.js';
 import { lambdaAttr } from '../graph/ir.js';
-import { GraphBuilder, removeDeadNodes } from '../graph/rewrite.js';
+import { GraphBuilder, idRemap, removeDeadNodes } from '../graph/rewrite.js';
 import { kloadParams, qloadParams } from '../ops/attention.js';
 import { mapReads } from './fuse-elementwise.js';
 import type { GraphPass, PassContext } from './pass.js';
@@ -56,12 +56,7 @@ function run(g: Graph, ctx: PassContext): Graph {
   if (plan.size === 0) return g;
   const absorbed = new Set([...plan.values()].flatMap((p) => [p.q, p.k]).flatMap((f) => (f === undefined ? [] : [f.id])));
   const b = new GraphBuilder();
-  const map: number[] = [];
-  const mapped = (id: number): number => {
-    const v = map[id];
-    if (v === undefined) throw new Error(`internal: %${id} used before definition or was fused away`);
-    return v;
-  };
+  const { map, mapped } = idRemap();
   const hit = (rule: string, k: number): void => {
     if (k > 0) ctx.stats.ruleHits.set(`${NAME}/${rule}`, (ctx.stats.ruleHits.get(`${NAME}/${rule}`) ?? 0) + k);
   };

@@ -35,7 +35,7 @@
 // Needs: types inferred. Keeps: the graph's outputs and interface; every surviving type.
 import type { Graph, Node, ScalarExpr } from '../graph/ir.js';
 import { dimAttr, floatAttr, intAttr, intsAttr, lambdaAttr } from '../graph/ir.js';
-import { GraphBuilder, removeDeadNodes } from '../graph/rewrite.js';
+import { GraphBuilder, idRemap, removeDeadNodes } from '../graph/rewrite.js';
 import { substituteIndex } from '../graph/lambda.js';
 import { dimAdd, dimConst, dimConstValue } from '../check/dim.js';
 import type { Dim } from '../check/dim.js';
@@ -292,12 +292,7 @@ function run(g: Graph, ctx: PassContext): Graph {
   if (bodies.size === 0) return g;
   let fused = 0;
   const b = new GraphBuilder();
-  const map: number[] = [];
-  const mapped = (id: number): number => {
-    const v = map[id];
-    if (v === undefined) throw new Error(`internal: %${id} used before definition or was fused away`);
-    return v;
-  };
+  const { map, mapped } = idRemap();
   for (const n of g.nodes) {
     if (fuser.inlined.has(n.id)) continue;
     const fb = bodies.get(n.id);

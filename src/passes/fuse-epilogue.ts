@@ -14,7 +14,7 @@
 // remark: a matmul with several uses, a graph output, or a consumer that broadcasts the product
 // or reads it at another index. Needs: types inferred. Keeps: outputs, interface, types.
 import type { Graph, Node, ScalarExpr } from '../graph/ir.js';
-import { GraphBuilder, removeDeadNodes } from '../graph/rewrite.js';
+import { GraphBuilder, idRemap, removeDeadNodes } from '../graph/rewrite.js';
 import { shapeEquals } from '../graph/types.js';
 import { lambdaOf } from './fuse-elementwise.js';
 import type { GraphPass, PassContext } from './pass.js';
@@ -85,12 +85,7 @@ function run(g: Graph, ctx: PassContext): Graph {
   }
   if (plan.size === 0) return g;
   const b = new GraphBuilder();
-  const map: number[] = [];
-  const mapped = (id: number): number => {
-    const v = map[id];
-    if (v === undefined) throw new Error(`internal: %${id} used before definition or was fused away`);
-    return v;
-  };
+  const { map, mapped } = idRemap();
   for (const n of g.nodes) {
     if (absorbed.has(n.id)) continue;
     const m = plan.get(n.id);

@@ -15,7 +15,7 @@
 // output. Runs after fuse-epilogue. Needs: types inferred. Keeps: outputs, interface, types.
 import type { Graph, Node } from '../graph/ir.js';
 import { floatAttr } from '../graph/ir.js';
-import { GraphBuilder, removeDeadNodes } from '../graph/rewrite.js';
+import { GraphBuilder, idRemap, removeDeadNodes } from '../graph/rewrite.js';
 import type { GraphPass, PassContext } from './pass.js';
 
 const NAME = 'fuse-norm';
@@ -40,12 +40,7 @@ function run(g: Graph, ctx: PassContext): Graph {
   }
   if (fused.size === 0) return g;
   const b = new GraphBuilder();
-  const map: number[] = [];
-  const mapped = (id: number): number => {
-    const v = map[id];
-    if (v === undefined) throw new Error(`internal: %${id} used before definition or was fused away`);
-    return v;
-  };
+  const { map, mapped } = idRemap();
   let count = 0;
   for (const n of g.nodes) {
     if (fused.has(n.id)) continue;

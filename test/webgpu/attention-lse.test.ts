@@ -21,6 +21,7 @@ import { pipelines, unfusedPipeline } from '../../src/passes/pipeline.js';
 import type { AcquiredDevice } from '../../src/runtime/device.js';
 import { f16Bits, f16FromBits } from '../../src/runtime/convert.js';
 import { createSession, type Session } from '../../src/runtime/session.js';
+import { relError } from '../helpers/tensors.js';
 import { seeded, testDevice } from './helpers.js';
 
 let dev: AcquiredDevice;
@@ -117,20 +118,6 @@ function planOf(g: Graph, fused: boolean, schedule: AttentionSchedule | undefine
   const graph = runPipeline(g, fused ? pipelines.webgpu : unfusedPipeline('webgpu'), ctx);
   const base = chooseSchedule(lavapipeLimits);
   return { graph, plan: compilePlan(graph, { target: lavapipeLimits, schedule: schedule === undefined ? base : { ...base, attention: schedule } }) };
-}
-
-/** Largest |got - want| / max(|want|, 1e-2 * max|want|): values near 0 judged at the tensor's scale. */
-function relError(got: ArrayLike<number>, want: Tensor64): number {
-  let scale = 0;
-  for (const w of want.data) scale = Math.max(scale, Math.abs(w));
-  const floor = Math.max(1e-2 * scale, 1e-30);
-  let worst = 0;
-  for (let i = 0; i < want.data.length; i++) {
-    const g = got[i] ?? NaN;
-    if (!Number.isFinite(g)) return Infinity;
-    worst = Math.max(worst, Math.abs(g - (want.data[i] ?? NaN)) / Math.max(Math.abs(want.data[i] ?? NaN), floor));
-  }
-  return worst;
 }
 
 /**

@@ -13,6 +13,7 @@ import { evalCondition, evalSize, type Plan } from '../../src/kernel/plan.js';
 import { chooseSchedule, lavapipeLimits } from '../../src/kernel/schedule.js';
 import type { AcquiredDevice } from '../../src/runtime/device.js';
 import { createSession, type Session } from '../../src/runtime/session.js';
+import { relError } from '../helpers/tensors.js';
 import { seeded, testDevice } from './helpers.js';
 
 let dev: AcquiredDevice;
@@ -44,21 +45,6 @@ function qkv(hq: number, hkv: number, kv = 'T', dk = 16): string {
 function compile(g: Graph, attention: AttentionSchedule | undefined): Plan {
   const base = chooseSchedule(lavapipeLimits);
   return compilePlan(g, { target: lavapipeLimits, schedule: attention === undefined ? base : { ...base, attention } });
-}
-
-/** Largest |got - want| / max(|want|, 1e-2 * max|want|) (values near 0 judged at the tensor's scale). */
-function relError(got: ArrayLike<number>, want: Tensor64): number {
-  let scale = 0;
-  for (const w of want.data) scale = Math.max(scale, Math.abs(w));
-  const floor = Math.max(1e-2 * scale, 1e-30);
-  let worst = 0;
-  for (let i = 0; i < want.data.length; i++) {
-    const w = want.data[i] ?? NaN;
-    const g = got[i] ?? NaN;
-    if (!Number.isFinite(g)) return Infinity;
-    worst = Math.max(worst, Math.abs(g - w) / Math.max(Math.abs(w), floor));
-  }
-  return worst;
 }
 
 interface Feed {

@@ -2,7 +2,10 @@
 // (the contract in src/kernel/plan.ts), so the runtime is tested without the compiler.
 import type { Plan, PlanBuffer, PlanKernel, SizeExpr } from '../../src/kernel/plan.js';
 import type { DType } from '../../src/graph/types.js';
+import { afterAll, beforeAll } from 'vitest';
 import { acquireDevice, type AcquiredDevice } from '../../src/runtime/device.js';
+import type { RunOutput, Session } from '../../src/runtime/session.js';
+import type { Tensor64 } from '../../src/ops/define.js';
 
 
 let shared: Promise<AcquiredDevice> | undefined;
@@ -319,3 +322,36 @@ export function halfPlan(): Plan {
 }
 
 export { seeded } from '../helpers/seeded.js';
+
+/** A run's outputs as float64 tensors (to feed the interpreter or the next step). */
+export const asTensors = (outputs: ReadonlyMap<string, RunOutput>): Map<string, Tensor64> =>
+  new Map([...outputs].map(([k, o]) => [k, { dtype: o.dtype, shape: o.shape, data: Float64Array.from(o.data) }]));
+
+/** present.* outputs renamed past.*: the next step's KV cache. */
+export function cacheFrom(outputs: ReadonlyMap<string, Tensor64>): Map<string, Tensor64> {
+  const past = new Map<string, Tensor64>();
+  for (const [name, t] of outputs) if (name.startsWith('present.')) past.set(`past.${name.slice('present.'.length)}`, t);
+  return past;
+}
+
+/**
+ * Registers this test file's hooks: the device before the first test, and disposal of every
+ * session pushed to `sessions` after the last. `dev` throws if read before beforeAll ran.
+ */
+export function deviceAndSessions(): { readonly dev: AcquiredDevice; readonly sessions: Session[] } {
+  let dev: AcquiredDevice | undefined;
+  const sessions: Session[] = [];
+  beforeAll(async () => {
+    dev = await testDevice();
+  });
+  afterAll(() => {
+    for (const s of sessions) s.dispose();
+  });
+  return {
+    get dev(): AcquiredDevice {
+      if (dev === undefined) throw new Error('the test device is acquired in beforeAll');
+      return dev;
+    },
+    sessions,
+  };
+}

@@ -4,7 +4,7 @@
 // every pipeline, and f16 kernels (`enable f16`) against the interpreter.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { checkSource } from '../../src/check/check-source.js';
 import { gatherIndexRanges } from '../../src/cli/webgpu.js';
 import { randomInputs, randomWeights } from '../../src/cli/random.js';
@@ -19,22 +19,15 @@ import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { graphPasses } from '../../src/passes/pipeline.js';
 import { f16Bits, f16FromBits } from '../../src/runtime/convert.js';
-import type { AcquiredDevice } from '../../src/runtime/device.js';
 import { RuntimeError } from '../../src/runtime/errors.js';
 import { createSession, pipelineCreations, type RunOutput, type Session } from '../../src/runtime/session.js';
 import { targetLimitsOf } from '../../src/runtime/target.js';
 import { readOracle, runOracle, torchMissingReason } from '../oracle/oracle.js';
 import { relError } from '../helpers/tensors.js';
-import { testDevice } from './helpers.js';
+import { asTensors, cacheFrom, deviceAndSessions } from './helpers.js';
 
-let dev: AcquiredDevice;
-const sessions: Session[] = [];
-beforeAll(async () => {
-  dev = await testDevice();
-});
-afterAll(() => {
-  for (const s of sessions) s.dispose();
-});
+/** This file's device and the sessions its tests open (disposed after the file). */
+const gpu = deviceAndSessions();
 
 const gpt2Tiny = { layers: 2, d: 64, heads: 4, vocab: 256, ctx: 64 };
 
@@ -52,9 +45,9 @@ function example(name: string, overrides: Record<string, number>): Graph {
 }
 
 async function sessionFor(g: Graph): Promise<{ plan: Plan; session: Session }> {
-  const plan = compilePlan(g, { target: targetLimitsOf(dev) });
-  const session = await createSession(dev, plan, { inputRanges: gatherIndexRanges(g) });
-  sessions.push(session);
+  const plan = compilePlan(g, { target: targetLimitsOf(gpu.dev) });
+  const session = await createSession(gpu.dev, plan, { inputRanges: gatherIndexRanges(g) });
+  gpu.sessions.push(session);
   return { plan, session };
 }
 
@@ -80,16 +73,6 @@ function expectClose(outputs: ReadonlyMap<string, RunOutput>, ref: ReadonlyMap<s
   }
 }
 
-const asTensors = (outputs: ReadonlyMap<string, RunOutput>): Map<string, Tensor64> =>
-  new Map([...outputs].map(([k, o]) => [k, { dtype: o.dtype, shape: o.shape, data: Float64Array.from(o.data) }]));
-
-/** present.* outputs renamed past.*: the next step's KV cache. */
-function cacheFrom(outputs: ReadonlyMap<string, Tensor64>): Map<string, Tensor64> {
-  const past = new Map<string, Tensor64>();
-  for (const [name, t] of outputs) if (name.startsWith('present.')) past.set(`past.${name.slice('present.'.length)}`, t);
-  return past;
-}
-
 describe('whole models on WebGPU vs the float64 interpreter (max rel error <= 1e-4, floor 1% of max|ref|)', () => {
   it('GPT-2 tiny (2 layers, d=64, 4 heads, vocab 256), B=2, T=32; then T=17 reuses every pipeline', { timeout: 120_000 }, async () => {
     const g = example('gpt2.tfx', gpt2Tiny);
@@ -101,10 +84,10 @@ describe('whole models on WebGPU vs the float64 interpreter (max rel error <= 1e
     expectClose(r.outputs, interpret(g, { inputs, weights }).outputs, 'gpt2 T=32');
     console.log(`gpt2 tiny: ${plan.steps.length} launches, ${plan.kernels.length} distinct kernels, peak GPU memory ${r.memory.peakBytes} B`);
 
-    const created = pipelineCreations(dev.device);
+    const created = pipelineCreations(gpu.dev.device);
     const second = seededData(g, { B: 2, T: 17 }, 12).inputs;
     const r2 = await session.run(second);
-    expect(pipelineCreations(dev.device), 'changing T rebuilt pipelines').toBe(created);
+    expect(pipelineCreations(gpu.dev.device), 'changing T rebuilt pipelines').toBe(created);
     expect(session.stats.pipelinesCreated).toBe(plan.kernels.length);
     expectClose(r2.outputs, interpret(g, { inputs: second, weights }).outputs, 'gpt2 T=17');
   });
@@ -200,9 +183,9 @@ function halfData(g: Graph, B: number, T: number): { weights: Map<string, Tensor
 describe('f16 models', () => {
   it('compile to WGSL with `enable f16` and match the interpreter within f16 rounding', { timeout: 60_000 }, async () => {
     const g = graphOf(halfSrc, 'half.tfx');
-    if (!dev.features.has('shader-f16')) {
+    if (!gpu.dev.features.has('shader-f16')) {
       // Without the feature the runtime must refuse clearly (lavapipe has it, so CI takes the other branch).
-      await expect(createSession(dev, compilePlan(g, { target: targetLimitsOf(dev) }))).rejects.toThrow(/shader-f16/);
+      await expect(createSession(gpu.dev, compilePlan(g, { target: targetLimitsOf(gpu.dev) }))).rejects.toThrow(/shader-f16/);
       return;
     }
     const { plan, session } = await sessionFor(g);
@@ -220,9 +203,9 @@ describe('f16 models', () => {
 
   it('says clearly that the adapter lacks shader-f16 when it does', async () => {
     const g = graphOf(halfSrc, 'half.tfx');
-    const plan = compilePlan(g, { target: targetLimitsOf(dev) });
+    const plan = compilePlan(g, { target: targetLimitsOf(gpu.dev) });
     // The same device seen without the feature (a proxy: every other member is the real one).
-    const real = dev.device;
+    const real = gpu.dev.device;
     const noF16 = new Proxy(real, {
       get(target, prop) {
         if (prop === 'features') return new Set([...real.features].filter((f) => f !== 'shader-f16'));

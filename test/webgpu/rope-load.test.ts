@@ -3,7 +3,7 @@
 // WebGPU against the float64 interpreter on the checked graph: prefill from an empty cache at a
 // T that crosses query tiles, a decode step fed the GPU's own cache, and a prefill with a past.
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { checkSource } from '../../src/check/check-source.js';
 import { randomInputs, randomWeights } from '../../src/cli/random.js';
 import type { Diagnostic } from '../../src/diag/diagnostic.js';
@@ -18,20 +18,13 @@ import type { Tensor64 } from '../../src/ops/define.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines } from '../../src/passes/pipeline.js';
-import type { AcquiredDevice } from '../../src/runtime/device.js';
-import { createSession, type RunOutput, type Session } from '../../src/runtime/session.js';
+import { createSession, type RunOutput } from '../../src/runtime/session.js';
 import { targetLimitsOf } from '../../src/runtime/target.js';
 import { relError } from '../helpers/tensors.js';
-import { testDevice } from './helpers.js';
+import { asTensors, cacheFrom, deviceAndSessions } from './helpers.js';
 
-let dev: AcquiredDevice;
-const sessions: Session[] = [];
-beforeAll(async () => {
-  dev = await testDevice();
-});
-afterAll(() => {
-  for (const s of sessions) s.dispose();
-});
+/** This file's device and the sessions its tests open (disposed after the file). */
+const gpu = deviceAndSessions();
 
 function checked(): Graph {
   const file = 'examples/llama.tfx';
@@ -62,26 +55,17 @@ function expectClose(got: ReadonlyMap<string, RunOutput>, want: ReadonlyMap<stri
   }
 }
 
-const asTensors = (outputs: ReadonlyMap<string, RunOutput>): Map<string, Tensor64> =>
-  new Map([...outputs].map(([k, o]) => [k, { dtype: o.dtype, shape: o.shape, data: Float64Array.from(o.data) }]));
-
-function cacheFrom(outputs: ReadonlyMap<string, Tensor64>): Map<string, Tensor64> {
-  const past = new Map<string, Tensor64>();
-  for (const [name, t] of outputs) if (name.startsWith('present.')) past.set(`past.${name.slice('present.'.length)}`, t);
-  return past;
-}
-
 describe('Llama, RoPE at load (fused pipeline) on WebGPU vs the float64 interpreter', () => {
   it('prefill T=33 from an empty cache, decode one step from the GPU cache, prefill T=7 after P=5', { timeout: 180_000 }, async () => {
     const g = checked();
     const fused = runPipeline(g, pipelines.webgpu, createPassContext({ target: 'webgpu', verify: true }));
     // The plan this test runs is the one the kernel counts are about: attention computes rope(q).
     expect(fused.nodes.filter((n) => n.op === 'fused_attention' && n.attrs['qload'] !== undefined).length).toBe(2);
-    const plan = compilePlan(fused, { target: targetLimitsOf(dev) });
-    const ops = lowerToKernels(fused, targetLimitsOf(dev)).kernels.map((k) => k.op);
+    const plan = compilePlan(fused, { target: targetLimitsOf(gpu.dev) });
+    const ops = lowerToKernels(fused, targetLimitsOf(gpu.dev)).kernels.map((k) => k.op);
     expect(ops.filter((op) => ['slice', 'concat', 'permute'].includes(op))).toEqual([]);
-    const session = await createSession(dev, plan);
-    sessions.push(session);
+    const session = await createSession(gpu.dev, plan);
+    gpu.sessions.push(session);
     const { weights, inputs } = seeded(g, { B: 2, T: 33, P: 0 }, 41);
     session.loadWeights(weights);
 
@@ -159,13 +143,13 @@ describe('Llama without a KV cache, RoPE in the Q and K loads, on WebGPU vs the 
   const fused = runPipeline(g, pipelines.webgpu, createPassContext({ target: 'webgpu', verify: true }));
 
   async function errors(graph: Graph, attention: AttentionSchedule, Ts: readonly number[], perRead = false): Promise<number[]> {
-    const target = perRead ? tight(targetLimitsOf(dev)) : targetLimitsOf(dev);
+    const target = perRead ? tight(targetLimitsOf(gpu.dev)) : targetLimitsOf(gpu.dev);
     // Which K path the prefill kernel takes: a k_tile in workgroup memory, or none (per read).
     const prefill = lowerToKernels(graph, target, { ...chooseSchedule(target), attention }).kernels.find((k) => k.op === 'fused_attention');
     if (attention.decodeMaxT === 1) expect(prefill?.shared.some((a) => a.name === 'k_tile')).toBe(!perRead);
     const plan = compilePlan(graph, { target, schedule: { ...chooseSchedule(target), attention } });
-    const session = await createSession(dev, plan);
-    sessions.push(session);
+    const session = await createSession(gpu.dev, plan);
+    gpu.sessions.push(session);
     const out: number[] = [];
     for (const [i, T] of Ts.entries()) {
       const { weights, inputs } = seeded(g, { B: 2, T }, 51 + i);
@@ -181,7 +165,7 @@ describe('Llama without a KV cache, RoPE in the Q and K loads, on WebGPU vs the 
 
   it('the plan: both attentions carry qload and kload; no rope, slice, concat or permute kernel', () => {
     expect(fused.nodes.filter((n) => n.op === 'fused_attention' && n.attrs['qload'] !== undefined && n.attrs['kload'] !== undefined).length).toBe(2);
-    const ops = lowerToKernels(fused, targetLimitsOf(dev)).kernels.map((k) => k.op);
+    const ops = lowerToKernels(fused, targetLimitsOf(gpu.dev)).kernels.map((k) => k.op);
     expect(ops.filter((op) => ['slice', 'concat', 'permute', 'neg'].includes(op))).toEqual([]);
     // one fused_map: the angle table (cos and sin of it are their own kernels)
     expect(ops.filter((op) => op === 'fused_map').length).toBe(1);

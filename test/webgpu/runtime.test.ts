@@ -1,24 +1,18 @@
 // The WebGPU runtime (src/runtime) on hand-written plans, on lavapipe in CI: results against values
 // computed here from first principles, pipeline reuse across dims, liveness-based memory reuse,
 // zero-size tensors, and refusals (bad inputs, oversize bindings) before any dispatch.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { acquireDevice, isLavapipe, type AcquiredDevice } from '../../src/runtime/device.js';
+import { describe, expect, it } from 'vitest';
+import { acquireDevice, isLavapipe } from '../../src/runtime/device.js';
 import { createSession, pipelineCreations, type Session } from '../../src/runtime/session.js';
 import { RuntimeError } from '../../src/runtime/errors.js';
-import { addBiasPlan, c, chainPlan, d, gatherPlan, halfPlan, matmulPlan, mul, seeded, testDevice, buffer, plan, affineWgsl } from './helpers.js';
+import { addBiasPlan, affineWgsl, buffer, c, chainPlan, d, deviceAndSessions, gatherPlan, halfPlan, matmulPlan, mul, plan, seeded } from './helpers.js';
 
-let dev: AcquiredDevice;
-const sessions: Session[] = [];
-beforeAll(async () => {
-  dev = await testDevice();
-});
-afterAll(() => {
-  for (const s of sessions) s.dispose();
-});
+/** This file's device and the sessions its tests open (disposed after the file). */
+const gpu = deviceAndSessions();
 
 async function session(p: Parameters<typeof createSession>[1], opts?: Parameters<typeof createSession>[2]): Promise<Session> {
-  const s = await createSession(dev, p, opts);
-  sessions.push(s);
+  const s = await createSession(gpu.dev, p, opts);
+  gpu.sessions.push(s);
   return s;
 }
 
@@ -108,20 +102,20 @@ describe('webgpu runtime: results', () => {
 describe('webgpu runtime: resources', () => {
   it('reuses the same pipelines when T changes', async () => {
     const p = addBiasPlan();
-    const before = pipelineCreations(dev.device);
+    const before = pipelineCreations(gpu.dev.device);
     const s = await session(p);
-    const created = pipelineCreations(dev.device);
+    const created = pipelineCreations(gpu.dev.device);
     expect(created - before).toBe(s.stats.pipelinesCreated);
     s.loadWeights({ w: { shape: [5], data: [1, 2, 3, 4, 5] } });
     for (const T of [1, 7, 33, 129]) {
       const r = await s.run({ a: { shape: [2, T, 5], data: new Float32Array(10 * T) }, col: { shape: [T, 1], data: new Float32Array(T) } });
       expect(r.outputs.get('out')?.data[4]).toBe(5);
     }
-    expect(pipelineCreations(dev.device)).toBe(created);
+    expect(pipelineCreations(gpu.dev.device)).toBe(created);
     // A second session on the same plan finds the pipeline in the device cache.
     const s2 = await session(p);
     expect(s2.stats).toMatchObject({ pipelinesCreated: 0, pipelinesReused: 1 });
-    expect(pipelineCreations(dev.device)).toBe(created);
+    expect(pipelineCreations(gpu.dev.device)).toBe(created);
   });
 
   it('reuses temp memory by liveness along a chain', async () => {
@@ -153,7 +147,7 @@ describe('webgpu runtime: resources', () => {
   it('reports per-step GPU time with timestamp queries', async () => {
     const s = await session(chainPlan(3));
     const r = await s.run({ x: { shape: [4096], data: new Float32Array(4096) } }, { timing: true });
-    if (!dev.features.has('timestamp-query')) {
+    if (!gpu.dev.features.has('timestamp-query')) {
       expect(r.warnings.join()).toMatch(/timestamp-query/);
       return;
     }
@@ -187,7 +181,7 @@ describe('webgpu runtime: refusals before any dispatch', () => {
       [{ kernel: 'affine', buffers: [0, 1] }],
       p.outputs,
     );
-    await expect(createSession(dev, big)).rejects.toThrow(/weight 'huge'.*134221824 bytes.*above.*128 MiB/);
+    await expect(createSession(gpu.dev, big)).rejects.toThrow(/weight 'huge'.*134221824 bytes.*above.*128 MiB/);
   });
 
   it('validates inputs: names, rank, dims, dtype, values, ranges', async () => {
@@ -233,7 +227,7 @@ describe('webgpu runtime: failures end the run', () => {
     const [k] = p.kernels;
     if (k === undefined) throw new Error('no kernel');
     const broken = { ...p, kernels: [{ ...k, source: { wgsl: affineWgsl.replace('2.0f * x[gid.x]', '2.0f * undefined_name') } }] };
-    const err = await createSession(dev, broken).catch((e: unknown) => e);
+    const err = await createSession(gpu.dev, broken).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RuntimeError);
     expect((err as RuntimeError).kind).toBe('plan');
     expect((err as RuntimeError).message).toMatch(/kernel affine \(from affine.test:1:1\) was rejected[\s\S]*affine.wgsl:8:\d+: .*undefined_name/);
@@ -243,10 +237,10 @@ describe('webgpu runtime: failures end the run', () => {
 describe('webgpu runtime: target limits', () => {
   it('reads the lowering limits from the acquired device (lavapipe: 32 KiB, 1024 threads, subgroups of 8, f16)', async () => {
     const { targetLimitsOf } = await import('../../src/runtime/target.js');
-    const t = targetLimitsOf(dev);
-    expect(t.maxWorkgroupStorageBytes).toBe(dev.limits.maxComputeWorkgroupStorageSize);
-    expect(t.maxInvocationsPerWorkgroup).toBe(dev.limits.maxComputeInvocationsPerWorkgroup);
-    if (isLavapipe(dev.adapterInfo)) {
+    const t = targetLimitsOf(gpu.dev);
+    expect(t.maxWorkgroupStorageBytes).toBe(gpu.dev.limits.maxComputeWorkgroupStorageSize);
+    expect(t.maxInvocationsPerWorkgroup).toBe(gpu.dev.limits.maxComputeInvocationsPerWorkgroup);
+    if (isLavapipe(gpu.dev.adapterInfo)) {
       const { lavapipeLimits } = await import('../../src/kernel/schedule.js');
       expect({ ...t, name: lavapipeLimits.name }).toEqual(lavapipeLimits);
     }

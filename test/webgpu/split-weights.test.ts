@@ -3,7 +3,7 @@
 // interpreter; a buffer over the device's real binding limit is refused before dispatch (TFC402)
 // naming the tensor, its size formula and dims.
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { checkSource } from '../../src/check/check-source.js';
 import { randomInputs, randomWeights } from '../../src/cli/random.js';
 import type { Diagnostic } from '../../src/diag/diagnostic.js';
@@ -15,20 +15,13 @@ import { compilePlan } from '../../src/kernel/compile-plan.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { graphPasses, pipelines } from '../../src/passes/pipeline.js';
-import type { AcquiredDevice } from '../../src/runtime/device.js';
 import { RuntimeError } from '../../src/runtime/errors.js';
-import { createSession, type Session } from '../../src/runtime/session.js';
+import { createSession } from '../../src/runtime/session.js';
 import { targetLimitsOf } from '../../src/runtime/target.js';
-import { testDevice } from './helpers.js';
+import { deviceAndSessions } from './helpers.js';
 
-let dev: AcquiredDevice;
-const sessions: Session[] = [];
-beforeAll(async () => {
-  dev = await testDevice();
-});
-afterAll(() => {
-  for (const s of sessions) s.dispose();
-});
+/** This file's device and the sessions its tests open (disposed after the file). */
+const gpu = deviceAndSessions();
 
 function checked(src: string, file: string, overrides: Record<string, number>): Graph {
   const r = checkSource(src, file, new Map(Object.entries(overrides)));
@@ -50,7 +43,7 @@ describe('split weights on WebGPU', () => {
     // Ids on both sides of the chunk boundary (48) and at both ends of the table.
     const inputs = new Map([['tokens', makeTensor('i32', [1, 5], [0, 47, 48, 95, 50])]]);
     const split = runPipeline(g, pipelines.webgpu, createPassContext({ target: 'webgpu', verify: true, maxBindingBytes: 8192 }));
-    const plan = compilePlan(split, { target: targetLimitsOf(dev) });
+    const plan = compilePlan(split, { target: targetLimitsOf(gpu.dev) });
     // wte is f32[96,32] = 12 KiB: two chunks of 48 rows, both loaded from the one tensor.
     const wte = plan.buffers.filter((b) => b.name === 'wte.weight');
     expect(wte.map((b) => b.rows)).toEqual([
@@ -58,8 +51,8 @@ describe('split weights on WebGPU', () => {
       { start: 48, end: 96, total: 96 },
     ]);
     for (const b of plan.buffers) if (b.kind === 'weight') expect(b.rows === undefined || (b.rows.end - b.rows.start) * 4 * 32 <= 8192).toBe(true);
-    const session = await createSession(dev, plan);
-    sessions.push(session);
+    const session = await createSession(gpu.dev, plan);
+    gpu.sessions.push(session);
     const { unused } = session.loadWeights(weights);
     expect(unused).toEqual([]);
     const r = await session.run(inputs);
@@ -87,9 +80,9 @@ model big {
 }
 `;
     const g = runPipeline(checked(src, 'big.tfx', {}), pipelines.webgpu, createPassContext({ target: 'webgpu', verify: true }));
-    const plan = compilePlan(g, { target: targetLimitsOf(dev) });
-    const session = await createSession(dev, plan);
-    sessions.push(session);
+    const plan = compilePlan(g, { target: targetLimitsOf(gpu.dev) });
+    const session = await createSession(gpu.dev, plan);
+    gpu.sessions.push(session);
     session.loadWeights({ w: { shape: [64, 4096], data: new Float32Array(64 * 4096) } });
     // h: f32[T, 4096] at T = 8193 is 134 234 112 bytes, just over 128 MiB.
     const err = await session.run({ x: { shape: [8193, 64], data: new Float32Array(8193 * 64) } }).catch((e: unknown) => e);

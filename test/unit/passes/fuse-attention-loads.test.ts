@@ -5,7 +5,6 @@ import { describe, expect, it } from 'vitest';
 import { DiagnosticSink } from '../../../src/diag/diagnostic.js';
 import type { Graph } from '../../../src/graph/ir.js';
 import { parseGraph } from '../../../src/graph/parse.js';
-import { printGraph } from '../../../src/graph/print.js';
 import { verifyGraph } from '../../../src/graph/verify.js';
 import { interpret } from '../../../src/interp/interpret.js';
 import { makeTensor, maxRelError } from '../../../src/interp/tensor.js';
@@ -13,7 +12,7 @@ import { runPipeline } from '../../../src/passes/driver.js';
 import { fuseAttentionLoads } from '../../../src/passes/fuse-attention-loads.js';
 import { createPassContext, type Remark } from '../../../src/passes/pass.js';
 import { checkLines } from '../../helpers/check-lines.js';
-import { ir, runPass } from './helpers.js';
+import { expectPrintParsesBack, ir, runPass, sinFill } from './helpers.js';
 
 // rope-like q: x * c + rotate_half(x) * s over a head width of 4 (halves of 2), causal mask.
 const ropeAttention = (extraUse: boolean): string => `graph m(T) {
@@ -46,13 +45,7 @@ describe('fuse-attention-loads', () => {
 
   it('prints qload/qshape so that they parse back to the same graph', () => {
     const g = runPipeline(ir(ropeAttention(false)), [fuseAttentionLoads], createPassContext({ verify: true }));
-    const text = printGraph(g);
-    const sink = new DiagnosticSink();
-    const back = parseGraph(text, 'rt.ir', sink);
-    expect(sink.items).toEqual([]);
-    if (back === undefined) throw new Error('no graph');
-    expect(printGraph(back)).toBe(text);
-    expect(verifyGraph(back)).toEqual([]);
+    expectPrintParsesBack(g);
   });
 
   it('gives the interpreter the unfused values (Q computed by the catalog rule, then attention)', () => {
@@ -60,13 +53,12 @@ describe('fuse-attention-loads', () => {
     const after = runPipeline(before, [fuseAttentionLoads], createPassContext({ verify: true }));
     expect(after.nodes.some((n) => n.op === 'fused_map')).toBe(false);
     const T = 5;
-    const fill = (shape: number[], seed: number): number[] => Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(seed * 7.1 + i * 1.37));
     const inputs = new Map([
-      ['x', makeTensor('f32', [1, 2, T, 4], fill([1, 2, T, 4], 1))],
-      ['k', makeTensor('f32', [1, 1, T, 4], fill([1, 1, T, 4], 2))],
-      ['v', makeTensor('f32', [1, 1, T, 4], fill([1, 1, T, 4], 3))],
-      ['c', makeTensor('f32', [T, 4], fill([T, 4], 4))],
-      ['s', makeTensor('f32', [T, 4], fill([T, 4], 5))],
+      ['x', makeTensor('f32', [1, 2, T, 4], sinFill([1, 2, T, 4], 1))],
+      ['k', makeTensor('f32', [1, 1, T, 4], sinFill([1, 1, T, 4], 2))],
+      ['v', makeTensor('f32', [1, 1, T, 4], sinFill([1, 1, T, 4], 3))],
+      ['c', makeTensor('f32', [T, 4], sinFill([T, 4], 4))],
+      ['s', makeTensor('f32', [T, 4], sinFill([T, 4], 5))],
     ]);
     const want = interpret(before, { inputs, weights: new Map() }).outputs.get('o');
     const got = interpret(after, { inputs, weights: new Map() }).outputs.get('o');

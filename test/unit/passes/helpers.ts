@@ -23,3 +23,18 @@ export function runPass(pass: GraphPass, text: string, ctx: PassContext = create
   const out = runPipeline(ir(text), [pass], ctx);
   return printGraph(out, { locs: false });
 }
+
+/** Prints `g` and parses it back: no diagnostics, the same text, a graph that verifies. Returns the text. */
+export function expectPrintParsesBack(g: Graph): string {
+  const text = printGraph(g);
+  const sink = new DiagnosticSink();
+  const back = parseGraph(text, 'rt.ir', sink);
+  expect(sink.items).toEqual([]);
+  if (back === undefined) throw new Error('no graph');
+  expect(printGraph(back)).toBe(text);
+  expect(verifyGraph(back)).toEqual([]);
+  return text;
+}
+
+/** Deterministic test data over `shape`'s elements: sin(seed * 7.1 + i * 1.37). */
+export const sinFill = (shape: number[], seed: number): number[] => Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(seed * 7.1 + i * 1.37));
