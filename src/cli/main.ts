@@ -20,7 +20,7 @@ import { formatModule, loadModel, parseOnly, passList, printAst, printGraph, run
 import { compileLimits, compilePlan, hasWebGpu, runOnWebGpu } from './webgpu.js';
 import { lowerToKernels } from '../kernel/lower.js';
 import { printKernels } from '../kernel/print.js';
-import { cudaLimits } from '../kernel/schedule.js';
+import { cudaLimits, webgpuDefaultLimits } from '../kernel/schedule.js';
 import { cudaEmitText, cudaFiles } from '../../codegen/cuda/launch.js';
 import { cudaRunRefusal, runOnCuda } from '../runtime-cuda/run.js';
 import { planFiles } from '../kernel/manifest.js';
@@ -156,7 +156,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       state.rep.flush();
       const fusion = o as { report?: boolean; json?: boolean; fuse?: boolean };
       if (fusion.report === true) {
-        io.out(reportText(m.graph, overrides, { json: fusion.json === true, noFuse: fusion.fuse === false, target: o.target, debug: state.debug, log: io.err }));
+        io.out(reportText(m.graph, overrides, { json: fusion.json === true, noFuse: fusion.fuse === false, target: o.target, limits: compileLimits[o.limits] ?? webgpuDefaultLimits, debug: state.debug, log: io.err }));
         return;
       }
       const g = runPasses(state.rep, m.graph, o.target, {

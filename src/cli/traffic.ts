@@ -6,7 +6,7 @@ import type { Graph } from '../graph/ir.js';
 import { createPassContext, type Target } from '../passes/pass.js';
 import { type KernelResources, printTrafficReport, trafficReport, trafficReportJson } from '../kernel/report.js';
 import type { Kernel } from '../kernel/ir.js';
-import { cudaLimits } from '../kernel/schedule.js';
+import { cudaLimits, type TargetLimits } from '../kernel/schedule.js';
 import { printCudaModule } from '../../codegen/cuda/print.js';
 import { findNvcc, ptxasStats } from '../../codegen/cuda/ptxas.js';
 
@@ -31,6 +31,8 @@ export interface ReportCliOptions {
   readonly json: boolean;
   readonly noFuse: boolean;
   readonly target: Target;
+  /** WebGPU: the limits `compile` would lower for (--limits), so the report shows those kernels. */
+  readonly limits: TargetLimits;
   readonly debug: number;
   readonly log: (text: string) => void;
 }
@@ -42,7 +44,7 @@ export function reportText(g: Graph, overrides: ReadonlyMap<string, number>, o: 
     dims,
     noFuse: o.noFuse,
     // CUDA: the kernels as compiled for cudaLimits (tiles, warps), with ptxas resources for sm_80.
-    ...(o.target === 'cuda' ? { limits: cudaLimits, resources: (ks: readonly Kernel[]) => ptxasResources(ks, o.log) } : {}),
+    ...(o.target === 'cuda' ? { limits: cudaLimits, resources: (ks: readonly Kernel[]) => ptxasResources(ks, o.log) } : { limits: o.limits }),
     context: () =>
       createPassContext({
         target: o.target === 'cuda' ? 'cuda' : 'webgpu',

@@ -36,6 +36,8 @@ export interface KernelResources {
 
 export interface TrafficReport {
   readonly model: string;
+  /** The TargetLimits name the kernels were lowered for (tiles differ per target, so traffic does). */
+  readonly limits: string;
   /** The dim values the figures are evaluated at (given with --set, or the defaults). */
   readonly dims: Readonly<Record<string, number>>;
   readonly kernels: readonly KernelTraffic[];
@@ -123,6 +125,7 @@ export function trafficReport(g: Graph, opts: ReportOptions): TrafficReport {
   });
   return {
     model: g.name,
+    limits: limits.name,
     dims: Object.fromEntries(dims),
     kernels: fused,
     total: sum(fused),
@@ -155,7 +158,7 @@ export function printTrafficReport(r: TrafficReport, opts: { readonly noFuse?: b
   const fig = (label: string, f: TrafficFigures, kernels?: number): string =>
     `${line([label, String(f.bytesRead), String(f.bytesWritten), String(f.flops)])}  ${kernels === undefined ? '' : `${kernels} kernels, `}${human(f.bytesRead + f.bytesWritten, 'B')} moved, ${human(f.flops, 'FLOP')}`;
   const out: string[] = [];
-  out.push(`traffic report: ${r.model} at ${dims === '' ? 'no dims' : dims} (one forward pass; global memory; unset dims: B=1, others 128)`);
+  out.push(`traffic report: ${r.model} at ${dims === '' ? 'no dims' : dims}, kernels for ${r.limits} (one forward pass; global memory; unset dims: B=1, others 128)`);
   if (hasRes) out.push('registers per thread, static shared memory per block, spill stores + loads: ptxas -v');
   out.push(line(['kernel', 'bytes read', 'bytes written', 'FLOPs', ...(hasRes ? ['registers', 'smem bytes', 'spill bytes'] : [])]));
   for (const x of rows) out.push(line(x));
@@ -178,6 +181,7 @@ export function trafficReportJson(r: TrafficReport): string {
     JSON.stringify(
       {
         model: r.model,
+        limits: r.limits,
         dims: r.dims,
         kernels: r.kernels.map((k) => ({ name: k.name, op: k.op, ...figs(k), ...(k.resources !== undefined ? { resources: k.resources } : {}) })),
         total: { ...figs(r.total), kernels: r.total.kernels },

@@ -363,3 +363,42 @@ describe('the bin/tfc.js binary', () => {
     expect(help.stdout).toContain('Usage: tfc');
   });
 });
+
+describe('tfc compile --report follows --limits', () => {
+  // One attention at T=1024, dh=64: on lavapipe's limits the long-prompt schedule reads K/V once
+  // per (batch, head), so fused traffic equals the lower bound; WebGPU's default limits (no
+  // subgroups, 16 KiB) give small query tiles that re-read K/V, so fused traffic is above it.
+  const attention = `config {
+  heads = 2
+  dh = 64
+}
+dims B, T
+input q: f32[B, heads, T, dh]
+input k: f32[B, heads, T, dh]
+input v: f32[B, heads, T, dh]
+output o: f32[B, heads, T, dh]
+model attn {
+  o = softmax(q @ transpose(k) * 0.125, axis=-1) @ v
+}
+`;
+  it('reports the kernels compile would write for each --limits, and names them', async () => {
+    const f = file('attn-report.tfx', attention);
+    const figures = async (limits: string): Promise<{ limits: string; fused: number; bound: number }> => {
+      const r = await tfc('compile', f, '--report', '--json', '--limits', limits, '--set', 'B=1,T=1024');
+      expect(r.code).toBe(0);
+      const j = JSON.parse(r.stdout) as { limits: string; total: { bytesRead: number; bytesWritten: number }; lowerBound: { bytesRead: number; bytesWritten: number } };
+      return { limits: j.limits, fused: j.total.bytesRead + j.total.bytesWritten, bound: j.lowerBound.bytesRead + j.lowerBound.bytesWritten };
+    };
+    const cpu = await figures('lavapipe');
+    const gpu = await figures('default');
+    expect(cpu.limits).toBe('lavapipe');
+    expect(gpu.limits).toBe('webgpu-default');
+    // Lower bound: q, k, v read once and o written once, f32.
+    expect(cpu.bound).toBe(4 * 4 * 2 * 1024 * 64);
+    expect(gpu.bound).toBe(cpu.bound);
+    expect(cpu.fused).toBe(cpu.bound);
+    expect(gpu.fused).toBeGreaterThan(2 * gpu.bound);
+    const text = await tfc('compile', f, '--report', '--limits', 'lavapipe', '--set', 'B=1,T=1024');
+    expect(text.stdout).toContain('kernels for lavapipe');
+  });
+});

@@ -36,7 +36,8 @@ describe('traffic report', () => {
     expect(rep.unfused.bytesRead).toBe(4 * (M * K + K * N) + 4 * 2 * M * N);
     expect(rep.unfused.bytesWritten).toBe(4 * 2 * M * N);
     const json = JSON.parse(trafficReportJson(rep)) as Record<string, unknown>;
-    expect(Object.keys(json)).toEqual(['model', 'dims', 'kernels', 'total', 'unfused', 'lowerBound']);
+    expect(Object.keys(json)).toEqual(['model', 'limits', 'dims', 'kernels', 'total', 'unfused', 'lowerBound']);
+    expect(json['limits']).toBe('lavapipe');
     expect(json['kernels']).toEqual([{ name: expect.any(String), op: 'fused_matmul', bytesRead: rep.total.bytesRead, bytesWritten: 4 * M * N, flops: 2 * M * N * K + M * N }]);
     expect(trafficReportJson(rep)).toBe(trafficReportJson(trafficReport(r.graph, { dims: new Map([['T', M]]), context: () => createPassContext({ target: 'webgpu' }) })));
   });
