@@ -1,8 +1,7 @@
 // Every example model (examples/**/*.tfx at a small config) compiled with the default, fused
 // pipeline and run on WebGPU matches the float64 interpreter on the unfused graph: every output,
 // max relative error <= 1e-4 with a floor of 1% of the output's largest value (f32 kernels vs float64).
-import { readdirSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkSource } from '../../src/check/check-source.js';
 import { randomInputs, randomWeights } from '../../src/cli/random.js';
@@ -16,25 +15,12 @@ import { pipelines } from '../../src/passes/pipeline.js';
 import type { AcquiredDevice } from '../../src/runtime/device.js';
 import { createSession } from '../../src/runtime/session.js';
 import { targetLimitsOf } from '../../src/runtime/target.js';
+import { exampleFiles, smallOverrides } from '../helpers/examples.js';
 import { relError } from '../helpers/tensors.js';
 import { testDevice } from './helpers.js';
 
-function tfxFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true })
-    .flatMap((e) => (e.isDirectory() ? tfxFiles(join(dir, e.name)) : e.name.endsWith('.tfx') ? [join(dir, e.name)] : []))
-    .sort();
-}
-const examples = tfxFiles('examples').map((f) => relative('.', f));
+const examples = exampleFiles;
 
-/** A small size for each example, in the config names it declares (unknown names are not set). */
-function smallOverrides(file: string): Record<string, number> {
-  if (file.endsWith('llama-nocache.tfx')) return { vocab: 64, d: 32, heads: 4, kv_heads: 2, layers: 2, ffn: 48 };
-  if (file.endsWith('llama.tfx')) return { vocab: 64, d: 32, heads: 4, kv_heads: 2, layers: 2, ffn: 48 };
-  if (file.endsWith('transformer.tfx')) return { vocab: 64, d: 32, heads: 4, layers: 1, ffn: 64 };
-  if (file.endsWith('charlm.tfx')) return {};
-  if (file.endsWith('attention-lse.tfx')) return {}; // attention alone, small by default
-  return { vocab: 64, ctx: 32, d: 32, heads: 2, layers: 2 };
-}
 // Run-time dims: a KV cache of 3 earlier positions, so decode-shaped masks see a non-empty past.
 const dims = new Map(Object.entries({ B: 2, T: 9, S: 7, P: 3 }));
 
