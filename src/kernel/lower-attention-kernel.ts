@@ -45,7 +45,7 @@ import { dimExpr } from './lower-dims.js';
 import { elementOffset } from './lower-view.js';
 import { storageBytes, storageType } from './storage.js';
 import { dimToSize, sAdd, sCeilDiv, sConst, sMul } from './to-size.js';
-import { type AttentionSchedule, type Mode, attentionSharedBytes, prefillMode } from './lower-attention-schedule.js';
+import { type AttentionSchedule, type Mode, attentionSharedBytes, prefillMode, splitMode } from './lower-attention-schedule.js';
 import { type AttentionInput, type AttentionKernelDraft, lseBytes, lseValue, shapeOf } from './lower-attention-node.js';
 import { f32, fmax, fmin, forLoop, NEG_INF } from './lower-attention-exprs.js';
 import { type UniformRead, rowGroupLogic, tileLogic } from './lower-attention-sparsity.js';
@@ -71,7 +71,7 @@ export function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind:
   const kload = lambdaOf(n, 'kload');
   const shape = shapeOf(qT, keyType(kN, n), vN.type);
   const { dk, dv } = shape;
-  const mode: Mode = kind === 'prefill' ? prefillMode(shape, s, inp.target) : { kind: 'split', rows: 1, heads: 1 };
+  const mode: Mode = kind === 'prefill' ? prefillMode(shape, s, inp.target) : splitMode(shape, s, inp.target);
   const G = mode.heads;
   const mask = lambdaOf(n, 'mask');
   const scoreL = lambdaOf(n, 'score');
@@ -80,8 +80,9 @@ export function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind:
   const Bc = s.tileCols;
   const L = s.lanes;
   // RQ query rows per thread (register blocking: each K element loaded serves RQ rows, each V
-  // element RQ rows); a row's L lanes stay one subgroup. Split-K decode has one row.
-  const RQ = mode.kind === 'split' ? 1 : (s.rowsPerThread ?? 1);
+  // element RQ rows); a row's L lanes stay one subgroup. Split-K decode has one row per query
+  // head of the workgroup (splitMode: all in one row group on direct schedules, else one each).
+  const RQ = mode.rowsPerThread ?? s.rowsPerThread ?? 1;
   const isDirect = s.isDirect === true;
   // P stays in the lanes' registers (`dots`, overwritten by scores, then probabilities) and the
   // P V loop shuffles it from lane c % L; a row's L lanes are one subgroup (useSubgroups).
@@ -416,6 +417,8 @@ export function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind:
   // sparsity skips still counted (a worst case), the lambdas' reads once per score element:
   //   read  = B*Hq*T*dk*e + B*(Hq/G)*ceil(T/Br)*S*(dk + dv)*e*(isDirect ? Br*G/RQ : 1) + B*Hq*T*S*lambdaBytes
   //   write = B*Hq*T*dv*e (prefill; + B*Hq*T*e' with an LSE) or B*Hq*T*splits*(dv + 2)*4 (split-K partials)
+  // Split-K decode: a workgroup is (partition, G heads, batch) with G/RQ row groups, so K/V are
+  // read B*(Hq/G)*T*S*(dk + dv)*e in all (1/G of one head per workgroup) when direct has RQ = G.
   const B_ = dimToSize(shape.B);
   const Hq_ = dimToSize(shape.Hq);
   const T_ = dimToSize(shape.T);
@@ -444,7 +447,7 @@ export function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind:
   // kload's applies per K element, once per loading workgroup (per row group when per read).
   const kFlops = kload === undefined ? undefined : sMul(B_, headGroups, qTiles, S_, sConst(dk * countApplies(kload) * kPerTile));
   const traffic: Traffic = { bytesRead: sAdd(...reads), bytesWritten: written, flops: kFlops === undefined ? dotFlops : sAdd(dotFlops, kFlops) };
-  const gridX = mode.kind === 'prefill' ? qTiles : sMul(sCeilDiv(T_, Br), sConst(s.splits));
+  const gridX = mode.kind === 'prefill' ? qTiles : sMul(sCeilDiv(T_, Br / G), sConst(s.splits));
   const schedule: KernelSchedule = { kind: 'flash_attention', tileRows: Br, tileCols: Bc, lanes: L, useSubgroups: s.useSubgroups, splits: mode.kind === 'split' ? s.splits : 1 };
   return {
     op: mode.kind === 'prefill' ? 'fused_attention' : 'fused_attention_split',

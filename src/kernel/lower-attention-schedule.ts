@@ -119,6 +119,8 @@ export interface Mode {
    * share a KV head share its K/V tiles (read once per Gt heads instead of once per head).
    */
   readonly heads: number;
+  /** Tile rows per thread (register blocking); split mode sets it, prefill takes the schedule's. */
+  readonly rowsPerThread?: number;
 }
 
 /**
@@ -138,4 +140,26 @@ export function prefillMode(shape: AttentionShape, s: AttentionSchedule, target:
   let heads = 1;
   for (let gt = 2; gt <= shape.groupConst; gt++) if (shape.groupConst % gt === 0 && fits(gt)) heads = gt;
   return { kind: 'prefill', rows: s.tileRows * heads, heads };
+}
+
+/**
+ * Split-K decode (T = 1): one workgroup per (cache partition, Gt query heads of a KV head, batch),
+ * Gt the largest divisor of the constant group that fits, so the partition's K/V are read once
+ * per Gt heads. Direct schedules (CPU) give the one row group's threads all Gt heads as
+ * register-blocked rows (each K/V element loaded serves Gt rows; at most the schedule's
+ * rowsPerThread); staged ones give each head its own row group (tiles staged once).
+ */
+export function splitMode(shape: AttentionShape, s: AttentionSchedule, target: TargetLimits): Mode {
+  const direct = s.isDirect === true;
+  const fits = (gt: number): boolean => {
+    const rq = direct ? gt : 1;
+    return (
+      (direct ? gt <= Math.max(1, s.rowsPerThread ?? 1) : true) &&
+      (gt / rq) * s.lanes <= target.maxInvocationsPerWorkgroup &&
+      attentionSharedBytes({ ...s, rowsPerThread: rq }, gt, shape.dk, shape.dv) <= target.maxWorkgroupStorageBytes
+    );
+  };
+  let heads = 1;
+  for (let gt = 2; gt <= shape.groupConst; gt++) if (shape.groupConst % gt === 0 && fits(gt)) heads = gt;
+  return { kind: 'split', rows: heads, heads, rowsPerThread: direct ? heads : 1 };
 }

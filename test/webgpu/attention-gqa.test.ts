@@ -1,6 +1,6 @@
-// GQA/MQA in the fused attention kernel: a prefill workgroup covers the G = Hq / Hkv query heads
-// that share a KV head (its tile rows are (query row, head of the group) pairs), so K and V are
-// read once per group. Llama's 5-D GQA view (examples/llama.tfx, G = 2) and multi-query attention
+// GQA/MQA in the fused attention kernel: a prefill workgroup, and a decode split-K workgroup (one
+// cache partition), covers the G = Hq / Hkv query heads that share a KV head (its tile rows are
+// (query row, head of the group) pairs), so K and V are read once per group. Llama's 5-D GQA view (examples/llama.tfx, G = 2) and multi-query attention
 // (examples/variants/mqa.tfx, G = 4) run on WebGPU against the float64 interpreter, and the
 // kernel's traffic formula reports K/V bytes = 1/G of one read per query head (a hand formula).
 import { readFileSync } from 'node:fs';
@@ -82,7 +82,10 @@ describe('GQA/MQA: one workgroup per KV head group', () => {
   for (const m of models) {
     const G = m.hq / m.hkv;
     // longTiles: the long-prompt kernel (1024 rows, Q in registers; Llama's Q computed by RoPE at load).
-    for (const [label, schedule] of [['tiles chosen for lavapipe', undefined], ['8-row tiles', smallTiles], ['long-prompt tiles', longTiles]] as const) {
+    // At T = 1 the decode split kernel runs with each schedule: direct ones (lavapipe's, 8-row)
+    // give a thread the group's heads as its rows (8-row: at most 2, so MQA splits G = 4 in 2 x 2),
+    // staged and long-prompt ones a row group per head.
+    for (const [label, schedule] of [['tiles chosen for lavapipe', undefined], ['8-row tiles', smallTiles], ['staged tiles', stagedTiles], ['long-prompt tiles', longTiles]] as const) {
       it(`${m.file} (G = ${G}, ${label}) matches the float64 interpreter at T = 19 and 1`, async () => {
         const g = fusedGraph(m);
         const s = await createSession(dev, compile(g, schedule));
@@ -128,6 +131,30 @@ describe('GQA/MQA: one workgroup per KV head group', () => {
         expect(kv * G).toBe(4 * B * m.hq * Math.ceil(T / Br) * S * 2 * dh);
       }
     });
+
+    for (const [label, schedule] of [['tiles chosen for lavapipe (direct: the G heads are one thread\'s rows)', undefined], ['staged tiles (a row group per head)', stagedTiles]] as const) {
+      it(`${m.file}: the decode split kernel reads K and V once per group of ${G} query heads (${label})`, () => {
+        const plan = compile(fusedGraph(m), schedule);
+        const step = plan.steps.find((x) => x.when?.op === '<=' && x.when.value === 1);
+        const k = plan.kernels.find((x) => x.name === step?.kernel);
+        if (k === undefined) throw new Error('no decode split step');
+        const { dh } = m;
+        // 32 partitions: stagedTiles' and lavapipe's chosen schedule's.
+        const splits = 32;
+        // Llama decodes against a cache of P keys (S = P + 1); MQA has no cache (S = T = 1).
+        for (const P of 'P' in m.dims ? [0, 5, 100] : [0]) {
+          const B = m.dims['B'] ?? 1;
+          const Sx = P + 1;
+          const dims = new Map(Object.entries({ ...m.dims, ...('P' in m.dims ? { P } : {}), T: 1 }));
+          // Hand formula, f32, one query row: Q read once, K and V of the whole cache once per
+          // KV head (one workgroup per partition x KV head x batch), partials written:
+          //   read = qBytes*B*Hq*dh + 4*B*Hq*S*(dh + dh) / G,  write = 4*B*Hq*splits*(dh + 2)
+          const perHead = 4 * B * m.hq * Sx * 2 * dh;
+          expect(evalSize(k.bytesRead, dims), `P=${P}`).toBe(m.qBytes * B * m.hq * dh + perHead / G);
+          expect(evalSize(k.bytesWritten, dims), `P=${P}`).toBe(4 * B * m.hq * splits * (dh + 2));
+        }
+      });
+    }
 
     it(`${m.file}: the long-prompt schedule reads K and V once per KV head up to T = ${1024 / G}`, () => {
       const k = prefillKernel(compile(fusedGraph(m), longTiles));
