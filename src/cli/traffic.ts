@@ -53,5 +53,5 @@ export function reportText(g: Graph, overrides: ReadonlyMap<string, number>, o: 
         },
       }),
   });
-  return o.json ? trafficReportJson(r) : printTrafficReport(r, { noFuse: o.noFuse });
+  return o.json ? trafficReportJson(r) : printTrafficReport(r, { noFuse: o.noFuse, given: overrides });
 }

@@ -147,8 +147,10 @@ function human(v: number, unit: string): string {
 }
 
 /** The report as a text table (stdout of `tfc compile --report`). */
-export function printTrafficReport(r: TrafficReport, opts: { readonly noFuse?: boolean } = {}): string {
-  const dims = Object.entries(r.dims).map(([k, v]) => `${k}=${v}`).join(', ');
+export function printTrafficReport(r: TrafficReport, opts: { readonly noFuse?: boolean; readonly given?: ReadonlyMap<string, number> } = {}): string {
+  // Dims bound by --set are constants in the graph by now (r.dims is then empty): name them.
+  const given = [...(opts.given ?? new Map<string, number>())].map(([k, v]) => `${k}=${v}`).join(',');
+  const dims = Object.entries(r.dims).map(([k, v]) => `${k}=${v}`).join(', ') || (given === '' ? '' : `--set ${given}`);
   const hasRes = r.kernels.some((k) => k.resources !== undefined);
   const resCols = (k: KernelTraffic): string[] => (!hasRes ? [] : k.resources === undefined ? ['-', '-', '-'] : [String(k.resources.registers), String(k.resources.sharedBytes), String(k.resources.spillBytes)]);
   const rows: string[][] = r.kernels.map((k) => [k.name, String(k.bytesRead), String(k.bytesWritten), String(k.flops), ...resCols(k)]);
