@@ -2,9 +2,9 @@
 // compiles with nvcc for sm_80 and sm_90a; ptxas -v gives registers, shared memory and spills.
 // Kernels are deduplicated by body and batched into one .cu per arch (nvcc costs seconds a call).
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join } from 'node:path';
 import { cudaFiles } from '../../codegen/cuda/launch.js';
 import { describe, expect, it } from 'vitest';
 import { printCuda, printCudaModule } from '../../codegen/cuda/print.js';
@@ -17,12 +17,7 @@ import { chooseSchedule, cudaLimits } from '../../src/kernel/schedule.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines, unfusedPipeline } from '../../src/passes/pipeline.js';
-
-function tfxFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true })
-    .sort((a, b) => a.name.localeCompare(b.name))
-    .flatMap((e) => (e.isDirectory() ? tfxFiles(join(dir, e.name)) : e.name.endsWith('.tfx') ? [join(dir, e.name)] : []));
-}
+import { exampleFiles } from '../helpers/examples.js';
 
 /** The same small overrides as test/e2e/examples-check.test.ts. */
 function overridesFor(file: string): Record<string, number> {
@@ -85,7 +80,7 @@ model m {
 
 function allKernels(): Unique[] {
   const byBody = new Map<string, Unique>();
-  const sources: (readonly [string, string])[] = [...tfxFiles('examples').map((f) => relative('.', f)).map((f) => [f, readFileSync(f, 'utf8')] as const), ...halfModels, ...halfAttention];
+  const sources: (readonly [string, string])[] = [...exampleFiles.map((f) => [f, readFileSync(f, 'utf8')] as const), ...halfModels, ...halfAttention];
   for (const [file, text] of sources) {
     const r = checkSource(text, file, new Map(Object.entries(overridesFor(file))));
     expect(r.diagnostics.map((d) => d.message), file).toEqual([]);

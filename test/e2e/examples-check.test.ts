@@ -1,19 +1,13 @@
 // Every example model checks clean, at its default config and at a small override, and the
 // GPT-2 example keeps the interface outside checks rely on (tokens: i32[B,T] -> logits).
-import { readdirSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { checkSource } from '../../src/check/check-source.js';
 import { type Graph, strAttr } from '../../src/graph/ir.js';
 import { printType } from '../../src/graph/types.js';
+import { exampleFiles } from '../helpers/examples.js';
 
-function tfxFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true })
-    .flatMap((e) => (e.isDirectory() ? tfxFiles(join(dir, e.name)) : e.name.endsWith('.tfx') ? [join(dir, e.name)] : []))
-    .sort();
-}
-
-const examples = tfxFiles('examples').map((f) => relative('.', f));
+const examples = exampleFiles;
 
 /** A small size for each example, in the config names that example declares. */
 function smallOverrides(file: string): Record<string, number> {

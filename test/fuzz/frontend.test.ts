@@ -4,12 +4,12 @@
 // every diagnostic has a location, and pathological inputs finish (TFC006 or success).
 // Seeds are fixed; to replay a failure, copy the `seed` and `path` fast-check prints into
 // `fc.assert(..., { seed, path })` (see DEVELOPERS.md, Robustness).
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkSource } from '../../src/check/check-source.js';
 import { Tally, throughFrontEnd, fuzzFile, assertLocated } from './harness.js';
+import { exampleFiles } from '../helpers/examples.js';
 
 const tally = new Tally();
 afterAll(() => {
@@ -20,15 +20,9 @@ function run(property: string, text: string, overrides?: ReadonlyMap<string, num
   tally.add(property, throughFrontEnd(text, overrides === undefined ? {} : { overrides }));
 }
 
-function tfxFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true })
-    .flatMap((e) => (e.isDirectory() ? tfxFiles(join(dir, e.name)) : e.name.endsWith('.tfx') ? [join(dir, e.name)] : []))
-    .sort();
-}
-
 /** Example sources with their sizes shrunk (so mutants that still check compile quickly). */
 const small: Record<string, string> = { vocab: '64', ctx: '16', d: '16', heads: '2', kv_heads: '1', layers: '1', ffn: '24' };
-const examples = tfxFiles('examples').map((f) => ({
+const examples = exampleFiles.map((f) => ({
   file: f,
   text: readFileSync(f, 'utf8').replace(/^(\s*)(vocab|ctx|d|heads|kv_heads|layers|ffn)(\s*=\s*)\d+/gm, (_m, ws: string, k: string, eq: string) => `${ws}${k}${eq}${small[k] ?? '1'}`),
 }));

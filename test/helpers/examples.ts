@@ -1,8 +1,19 @@
-// The example models the whole-model tests loop over (examples/**/*.tfx), and a small config for
-// each, in the config names it declares (unknown names are not set), shared by the WebGPU and the
-// CUDA-emulator example runs.
-import { readdirSync } from 'node:fs';
+// The example models the whole-model tests loop over (examples/**/*.tfx), a small config for each
+// (in the config names it declares; unknown names are not set), and the float64 reference run
+// shared by the WebGPU, CUDA-emulator and Chromium example runs.
+import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { expect } from 'vitest';
+import { checkSource } from '../../src/check/check-source.js';
+import { randomInputs, randomWeights } from '../../src/cli/random.js';
+import type { Diagnostic } from '../../src/diag/diagnostic.js';
+import type { Graph } from '../../src/graph/ir.js';
+import { interpret } from '../../src/interp/interpret.js';
+import { neededTensors } from '../../src/io/check-tensors.js';
+import type { Tensor64 } from '../../src/ops/define.js';
+
+/** The repository root (tests may run with another working directory). */
+export const repoRoot = new URL('../../', import.meta.url).pathname;
 
 function tfxFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true })
@@ -11,7 +22,7 @@ function tfxFiles(dir: string): string[] {
 }
 
 /** Every example under examples/, as paths relative to the repository root, sorted. */
-export const exampleFiles: readonly string[] = tfxFiles('examples').map((f) => relative('.', f));
+export const exampleFiles: readonly string[] = tfxFiles(join(repoRoot, 'examples')).map((f) => relative(repoRoot, f));
 
 /** A small size for each example. */
 export function smallOverrides(file: string): Record<string, number> {
@@ -21,4 +32,28 @@ export function smallOverrides(file: string): Record<string, number> {
   if (file.endsWith('charlm.tfx')) return {};
   if (file.endsWith('attention-lse.tfx')) return {}; // attention alone, small by default
   return { vocab: 64, ctx: 32, d: 32, heads: 2, layers: 2 };
+}
+
+/** Run-time dims of the example runs: a KV cache of 3 earlier positions, so decode-shaped masks see a past. */
+export const exampleDims: ReadonlyMap<string, number> = new Map(Object.entries({ B: 2, T: 9, S: 7, P: 3 }));
+
+export interface ExampleReference {
+  /** The checked (unfused) graph at smallOverrides. */
+  readonly graph: Graph;
+  readonly weights: Map<string, Tensor64>;
+  readonly inputs: Map<string, Tensor64>;
+  /** The float64 interpreter's outputs on the unfused graph. */
+  readonly want: Map<string, Tensor64>;
+}
+
+/** The example at its small config with seeded weights and inputs, and the float64 outputs. */
+export function exampleReference(file: string, seeds: { readonly weights: number; readonly inputs: number }): ExampleReference {
+  const r = checkSource(readFileSync(join(repoRoot, file), 'utf8'), file, new Map(Object.entries(smallOverrides(file))));
+  if (r.graph === undefined) throw new Error(`${file}: ${r.diagnostics.map((d) => d.message).join('; ')}`);
+  const ds: Diagnostic[] = [];
+  const needed = neededTensors(r.graph);
+  const weights = randomWeights(needed, seeds.weights, exampleDims, ds);
+  const inputs = randomInputs(r.graph, needed, seeds.inputs, exampleDims, ds);
+  expect(ds).toEqual([]);
+  return { graph: r.graph, weights, inputs, want: interpret(r.graph, { inputs, weights }).outputs };
 }

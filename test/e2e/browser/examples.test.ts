@@ -7,40 +7,18 @@
 // Chromium's adapter here is SwiftShader, whose transcendentals are only as exact as WGSL requires
 // (sin/cos 2^-11 absolute on [-pi, pi], pow through exp2/log2): measured 9e-4 (charlm) and 5.8e-3
 // (transformer), so those get 1e-2. The same plans meet 1e-4 on lavapipe (test/webgpu/examples.test.ts).
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { existsSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ChromiumPage, chromiumPath, type PageReportBase } from './chromium.js';
-import { checkSource } from '../../../src/check/check-source.js';
-import { randomInputs, randomWeights } from '../../../src/cli/random.js';
-import type { Diagnostic } from '../../../src/diag/diagnostic.js';
-import { interpret } from '../../../src/interp/interpret.js';
-import { neededTensors } from '../../../src/io/check-tensors.js';
 import { compilePlan } from '../../../src/kernel/compile-plan.js';
 import { webgpuDefaultLimits } from '../../../src/kernel/schedule.js';
 import type { Tensor64 } from '../../../src/ops/define.js';
 import { runPipeline } from '../../../src/passes/driver.js';
 import { createPassContext } from '../../../src/passes/pass.js';
 import { pipelines } from '../../../src/passes/pipeline.js';
+import { exampleFiles, exampleReference, repoRoot } from '../../helpers/examples.js';
 import { relError } from '../../helpers/tensors.js';
 
-const repoRoot = new URL('../../../', import.meta.url).pathname;
-
-function tfxFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true })
-    .flatMap((e) => (e.isDirectory() ? tfxFiles(join(dir, e.name)) : e.name.endsWith('.tfx') ? [join(dir, e.name)] : []))
-    .sort();
-}
-
-function smallOverrides(file: string): Record<string, number> {
-  if (file.endsWith('llama-nocache.tfx')) return { vocab: 64, d: 32, heads: 4, kv_heads: 2, layers: 2, ffn: 48 };
-  if (file.endsWith('llama.tfx')) return { vocab: 64, d: 32, heads: 4, kv_heads: 2, layers: 2, ffn: 48 };
-  if (file.endsWith('transformer.tfx')) return { vocab: 64, d: 32, heads: 4, layers: 1, ffn: 64 };
-  if (file.endsWith('charlm.tfx')) return {};
-  if (file.endsWith('attention-lse.tfx')) return {}; // attention alone, small by default
-  return { vocab: 64, ctx: 32, d: 32, heads: 2, layers: 2 };
-}
-const dims = new Map(Object.entries({ B: 2, T: 9, S: 7, P: 3 }));
 
 const plain = (m: ReadonlyMap<string, Tensor64>): Record<string, { dtype: string; shape: readonly number[]; data: number[] }> =>
   Object.fromEntries([...m].map(([k, t]) => [k, { dtype: t.dtype, shape: t.shape, data: Array.from(t.data) }]));
@@ -54,20 +32,14 @@ afterAll(() => browser.close());
 
 describe('every example in headless Chromium', () => {
   it.runIf(existsSync(chromiumPath))('runs each fused plan on navigator.gpu; every output matches the interpreter', { timeout: 300_000 }, async () => {
-    const files = tfxFiles(join(repoRoot, 'examples')).map((f) => relative(repoRoot, f));
+    const files = exampleFiles;
     expect(files.length).toBeGreaterThanOrEqual(14);
     const cases = [];
     const expected = new Map<string, Map<string, Tensor64>>();
     for (const file of files) {
-      const r = checkSource(readFileSync(join(repoRoot, file), 'utf8'), file, new Map(Object.entries(smallOverrides(file))));
-      if (r.graph === undefined) throw new Error(`${file}: ${r.diagnostics.map((d) => d.message).join('; ')}`);
-      const ds: Diagnostic[] = [];
-      const needed = neededTensors(r.graph);
-      const weights = randomWeights(needed, 21, dims, ds);
-      const inputs = randomInputs(r.graph, needed, 22, dims, ds);
-      expect(ds).toEqual([]);
-      expected.set(file, interpret(r.graph, { inputs, weights }).outputs);
-      const fused = runPipeline(r.graph, pipelines.webgpu, createPassContext({ target: 'webgpu' }));
+      const { graph, weights, inputs, want } = exampleReference(file, { weights: 21, inputs: 22 });
+      expected.set(file, want);
+      const fused = runPipeline(graph, pipelines.webgpu, createPassContext({ target: 'webgpu' }));
       cases.push({ name: file, plan: compilePlan(fused, { target: webgpuDefaultLimits }), weights: plain(weights), inputs: plain(inputs) });
     }
 

@@ -1,7 +1,7 @@
 // Every example model: build its graph, then print -> parse -> print gives identical text, the
 // parsed graph deep-equals the built one (locs included), and both graphs verify. Also the
 // shared graph passes keep each example valid (the driver verifies after every pass).
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -13,19 +13,11 @@ import { verifyGraph } from '../../../src/graph/verify.js';
 import { runPipeline } from '../../../src/passes/driver.js';
 import { createPassContext } from '../../../src/passes/pass.js';
 import { graphPasses } from '../../../src/passes/pipeline.js';
+import { exampleFiles } from '../../helpers/examples.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 
-function tfxFiles(dir: string): string[] {
-  return readdirSync(dir)
-    .sort()
-    .flatMap((f) => {
-      const p = join(dir, f);
-      return statSync(p).isDirectory() ? tfxFiles(p) : f.endsWith('.tfx') ? [p] : [];
-    });
-}
-
-const examples = tfxFiles(join(root, 'examples'));
+const examples = exampleFiles.map((f) => join(root, f));
 
 describe('IR round trip over every example', () => {
   it('finds the examples', () => {

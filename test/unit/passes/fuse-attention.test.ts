@@ -1,8 +1,7 @@
 // fuse-attention: one fused_attention per attention in every example (counted from the model
 // text), the float64 interpreter agrees on the fused and unfused graphs, and each spelling of
 // attention (IR text in, checkLines out) fuses; the negative cases leave a remark instead.
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { checkSource } from '../../../src/check/check-source.js';
 import { DiagnosticSink } from '../../../src/diag/diagnostic.js';
@@ -22,12 +21,7 @@ import { type Remark, createPassContext } from '../../../src/passes/pass.js';
 import { graphPasses, pipelines } from '../../../src/passes/pipeline.js';
 import { checkLines } from '../../helpers/check-lines.js';
 import { ir } from './helpers.js';
-
-function tfxFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true })
-    .flatMap((e) => (e.isDirectory() ? tfxFiles(join(dir, e.name)) : e.name.endsWith('.tfx') ? [join(dir, e.name)] : []))
-    .sort();
-}
+import { exampleFiles } from '../../helpers/examples.js';
 
 /** Small sizes, and how many attentions the model text has at them (2 layers each). */
 function setup(file: string): { overrides: Record<string, number>; attentions: number } {
@@ -77,7 +71,7 @@ function roundTrips(g: Graph): void {
 }
 
 describe('fuse-attention on every example', () => {
-  const examples = tfxFiles('examples');
+  const examples = exampleFiles;
   it('finds the examples', () => {
     expect(examples.length).toBeGreaterThanOrEqual(12);
   });
