@@ -54,59 +54,12 @@ for (const file of tfxFiles('examples')) {
   if (sets.length > 0) await emitAll(file, `${name}.small`, ['--set', sets.map(([k, v]) => `${k}=${v}`).join(',')]);
 }
 
-// Tensor-core models (test/cuda/mma-attention.test.ts and mma-matmul.test.ts), f16 and bf16, at a
-// fixed path so the printed locations do not differ between runs.
-const attention = (t) => `dims B, T, S
-input q: ${t}[B, 2, T, 64]
-input qw: ${t}[B, 2, T, 64]
-input qm: ${t}[B, 2, T, 64]
-input k: ${t}[B, 2, T, 64]
-input v: ${t}[B, 2, T, 64]
-input q4: ${t}[B, 4, T, 64]
-input qc: ${t}[B, 2, T, 128]
-input kc: ${t}[B, 2, S, 128]
-input vc: ${t}[B, 2, S, 128]
-output causal: ${t}[B, 2, T, 64]
-output window: ${t}[B, 2, T, 64]
-output gqa: ${t}[B, 4, T, 64]
-output masked: ${t}[B, 2, T, 64]
-output lse: f32[B, 2, T]
-output cross: ${t}[B, 2, T, 128]
-model m {
-  c = grid[T, T](i, j) => j <= i
-  causal = softmax(where(c, q @ transpose(k) * 0.125, -inf), axis=-1) @ v
-  w = grid[T, T](i, j) => j <= i && i - j < 20
-  window = softmax(where(w, qw @ transpose(k) * 0.13, -inf), axis=-1) @ v
-  qg = reshape(q4, [B, 2, 2, T, 64])
-  kg = reshape(k, [B, 2, 1, T, 64])
-  vg = reshape(v, [B, 2, 1, T, 64])
-  gqa = reshape(softmax(where(c, qg @ transpose(kg) * 0.125, -inf), axis=-1) @ vg, [B, 4, T, 64])
-  seen = grid[T, T](i, j) => j <= i && i != 2
-  sm = where(seen, qm @ transpose(k) * 0.12, -inf)
-  masked = softmax(sm, axis=-1) @ v
-  lse = cast(logsumexp(sm, axis=-1), f32)
-  cross = softmax(qc @ transpose(kc) * 0.088, axis=-1) @ vc
-}
-`;
-const matmul = (t) => `dims B, M, K, N
-input x: ${t}[B, M, K]
-input w: ${t}[K, N]
-input wb: ${t}[B, K, N]
-input w2: ${t}[K, N]
-input wt: ${t}[N, K]
-input bias: ${t}[N]
-input res: ${t}[B, M, N]
-output y: ${t}[B, M, N]
-output z: ${t}[B, M, N]
-output f: ${t}[B, M, N]
-output u: ${t}[B, M, N]
-model m {
-  y = x @ w
-  z = x @ wb
-  f = gelu(x @ w2 + bias) + res
-  u = x @ transpose(wt)
-}
-`;
+// Tensor-core models (test/fixtures/*.tfx.tmpl, the sources test/cuda/mma-attention.test.ts and
+// mma-matmul.test.ts run), f16 and bf16, at a fixed path so the printed locations do not differ
+// between runs.
+const fixtureModel = (name, dtype) => readFileSync(new URL(`../test/fixtures/${name}.tfx.tmpl`, import.meta.url), 'utf8').replaceAll('DTYPE', dtype);
+const attention = (t) => fixtureModel('mma-attention', t);
+const matmul = (t) => fixtureModel('mma-matmul', t);
 const models = '/tmp/tfc-codegen-snapshot-models';
 mkdirSync(models, { recursive: true });
 for (const t of ['f16', 'bf16']) {

@@ -1,5 +1,6 @@
 // Shared by the CUDA tests: tiny .tfx models to graphs, seeded feeds, the interpreter as the
 // reference, and the relative error measure (test/helpers/tensors.ts, shared with WebGPU).
+import { readFileSync } from 'node:fs';
 import { type Graph, strAttr } from '../../src/graph/ir.js';
 import { bindDims, interpret } from '../../src/interp/interpret.js';
 import type { Tensor64 } from '../../src/interp/tensor.js';
@@ -21,3 +22,11 @@ export function feedsFor(g: Graph, dims: ReadonlyMap<string, number>, seed: numb
 }
 
 export { bindDims, interpret };
+
+/**
+ * A model from test/fixtures/NAME.tfx.tmpl with its element type: DTYPE in the template becomes
+ * `dtype`. The tensor-core tests and bench/codegen-snapshot.mjs read the same files.
+ */
+export function fixtureModel(name: string, dtype: string): string {
+  return readFileSync(new URL(`../fixtures/${name}.tfx.tmpl`, import.meta.url), 'utf8').replaceAll('DTYPE', dtype);
+}

@@ -24,40 +24,9 @@ import type { Tensor64 } from '../../src/ops/define.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines } from '../../src/passes/pipeline.js';
-import { bindDims, feedsFor, graphOf, interpret } from './helpers.js';
+import { bindDims, feedsFor, fixtureModel, graphOf, interpret } from './helpers.js';
 
-const modelFor = (t: string): string => `dims B, T, S
-input q: ${t}[B, 2, T, 64]
-input qw: ${t}[B, 2, T, 64]
-input qm: ${t}[B, 2, T, 64]
-input k: ${t}[B, 2, T, 64]
-input v: ${t}[B, 2, T, 64]
-input q4: ${t}[B, 4, T, 64]
-input qc: ${t}[B, 2, T, 128]
-input kc: ${t}[B, 2, S, 128]
-input vc: ${t}[B, 2, S, 128]
-output causal: ${t}[B, 2, T, 64]
-output window: ${t}[B, 2, T, 64]
-output gqa: ${t}[B, 4, T, 64]
-output masked: ${t}[B, 2, T, 64]
-output lse: f32[B, 2, T]
-output cross: ${t}[B, 2, T, 128]
-model m {
-  c = grid[T, T](i, j) => j <= i
-  causal = softmax(where(c, q @ transpose(k) * 0.125, -inf), axis=-1) @ v
-  w = grid[T, T](i, j) => j <= i && i - j < 20
-  window = softmax(where(w, qw @ transpose(k) * 0.13, -inf), axis=-1) @ v
-  qg = reshape(q4, [B, 2, 2, T, 64])
-  kg = reshape(k, [B, 2, 1, T, 64])
-  vg = reshape(v, [B, 2, 1, T, 64])
-  gqa = reshape(softmax(where(c, qg @ transpose(kg) * 0.125, -inf), axis=-1) @ vg, [B, 4, T, 64])
-  seen = grid[T, T](i, j) => j <= i && i != 2
-  sm = where(seen, qm @ transpose(k) * 0.12, -inf)
-  masked = softmax(sm, axis=-1) @ v
-  lse = cast(logsumexp(sm, axis=-1), f32)
-  cross = softmax(qc @ transpose(kc) * 0.088, axis=-1) @ vc
-}
-`;
+const modelFor = (t: string): string => fixtureModel('mma-attention', t);
 
 const rounder = (t: 'f16' | 'bf16'): ((x: number) => number) => (t === 'f16' ? (x) => f16FromBits(f16Bits(x)) : (x) => bf16FromBits(bf16Bits(x)));
 

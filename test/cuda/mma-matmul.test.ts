@@ -14,27 +14,9 @@ import type { Tensor64 } from '../../src/ops/define.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines } from '../../src/passes/pipeline.js';
-import { bindDims, feedsFor, graphOf, interpret, relError } from './helpers.js';
+import { bindDims, feedsFor, fixtureModel, graphOf, interpret, relError } from './helpers.js';
 
-const modelFor = (t: 'f16' | 'bf16'): string => `dims B, M, K, N
-input x: ${t}[B, M, K]
-input w: ${t}[K, N]
-input wb: ${t}[B, K, N]
-input w2: ${t}[K, N]
-input wt: ${t}[N, K]
-input bias: ${t}[N]
-input res: ${t}[B, M, N]
-output y: ${t}[B, M, N]
-output z: ${t}[B, M, N]
-output f: ${t}[B, M, N]
-output u: ${t}[B, M, N]
-model m {
-  y = x @ w
-  z = x @ wb
-  f = gelu(x @ w2 + bias) + res
-  u = x @ transpose(wt)
-}
-`;
+const modelFor = (t: 'f16' | 'bf16'): string => fixtureModel('mma-matmul', t);
 
 const round = (t: Tensor64): Tensor64 => {
   if (t.dtype !== 'f16' && t.dtype !== 'bf16') return t;
