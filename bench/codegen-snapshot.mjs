@@ -2,8 +2,9 @@
 // small configs) and the tensor-core test models through every printed stage into OUTDIR, in one
 // process, so the trees before and after a change can be diffed byte for byte.
 // Usage: npx tsc -p tsconfig.json && node bench/codegen-snapshot.mjs OUTDIR   (then diff -r A B)
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
 import { main } from '../dist/src/cli/main.js';
 
 const out = process.argv[2];
@@ -26,6 +27,7 @@ function small(file) {
 }
 
 const stages = [
+  ['ir', ['--emit', 'ir']],
   ['fused', ['--emit', 'fused']],
   ['kernels', ['--emit', 'kernels']],
   ['wgsl', ['--emit', 'wgsl']],
@@ -37,8 +39,36 @@ const stages = [
   ['nofuse.cu', ['--target', 'cuda', '--no-fuse', '--emit', 'cuda']],
 ];
 
-async function emitAll(file, name, extra) {
+// Stages only a .tfx source has (the AST) and the folder `-o` writes (manifest, wgsl/, cuda/,
+// model.ir, model.ts), flattened into one file per written file.
+const sourceStages = [['ast', ['--emit', 'ast']]];
+const reportStages = [
+  ['report', ['--report']],
+  ['lavapipe.report.json', ['--report', '--json', '--limits', 'lavapipe']],
+];
+const outDirs = [
+  ['out', []],
+  ['cuda.out', ['--target', 'cuda']],
+];
+
+const filesUnder = (dir) =>
+  readdirSync(dir, { withFileTypes: true })
+    .sort((a, b) => (a.name < b.name ? -1 : 1))
+    .flatMap((e) => (e.isDirectory() ? filesUnder(join(dir, e.name)) : [join(dir, e.name)]));
+
+async function emitAll(file, name, extra, { full = false } = {}) {
   for (const [suffix, args] of stages) writeFileSync(join(out, `${name}.${suffix}`), await tfc(['compile', file, ...args, ...extra]));
+  if (!full) return;
+  if (file.endsWith('.tfx')) for (const [suffix, args] of sourceStages) writeFileSync(join(out, `${name}.${suffix}`), await tfc(['compile', file, ...args, ...extra]));
+  for (const [suffix, args] of reportStages) writeFileSync(join(out, `${name}.${suffix}`), await tfc(['compile', file, ...args, ...extra]));
+  for (const [suffix, args] of outDirs) {
+    const tmp = mkdtempSync(join(tmpdir(), 'tfc-snapshot-'));
+    const dir = join(tmp, 'o');
+    const log = await tfc(['compile', file, '-o', dir, ...args, ...extra]);
+    writeFileSync(join(out, `${name}.${suffix}.log`), log.replaceAll(dir, 'DIR'));
+    for (const f of filesUnder(dir)) writeFileSync(join(out, `${name}.${suffix}.${relative(dir, f).replaceAll('/', '_')}`), readFileSync(f));
+    rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 const tfxFiles = (dir) =>
@@ -51,7 +81,9 @@ for (const file of tfxFiles('examples')) {
   await emitAll(file, `${name}.default`, []);
   const text = readFileSync(file, 'utf8');
   const sets = Object.entries(small(file)).filter(([k]) => new RegExp(`\\b${k}\\b`).test(text));
-  if (sets.length > 0) await emitAll(file, `${name}.small`, ['--set', sets.map(([k, v]) => `${k}=${v}`).join(',')]);
+  // The small configs also get the AST, the reports and the `-o` folders (the default configs'
+  // reports are the same code at bigger numbers).
+  if (sets.length > 0) await emitAll(file, `${name}.small`, ['--set', sets.map(([k, v]) => `${k}=${v}`).join(',')], { full: true });
 }
 
 // Tensor-core models (test/fixtures/*.tfx.tmpl, the sources test/cuda/mma-attention.test.ts and
