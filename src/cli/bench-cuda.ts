@@ -9,12 +9,9 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'n
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkSource } from '../check/check-source.js';
-import { compilePlan } from '../kernel/compile-plan.js';
+import { lowerModel } from '../compile/kernels.js';
+import { compileModel } from '../compile/model.js';
 import { cudaLimits } from '../kernel/schedule.js';
-import { runPipeline } from '../passes/driver.js';
-import { createPassContext } from '../passes/pass.js';
-import { pipelines } from '../passes/pipeline.js';
 import { f16Bits } from '../runtime/convert.js';
 import { type LauncherMode, buildLauncher, detectNvidiaGpu } from '../runtime-cuda/launcher.js';
 import { attentionReference, attentionSource } from './bench.js';
@@ -208,9 +205,7 @@ export function benchAttentionCuda(o: CudaBenchOptions, env: Readonly<Record<str
       for (const dh of o.dh) {
         const built = o.causal.map((causal) => {
           const src = attentionSource(o.H, dh, causal, dtype);
-          const checked = checkSource(src, 'bench/attention.tfx', new Map());
-          if (checked.graph === undefined) throw new Error(`internal: bench attention source does not check: ${checked.diagnostics.map((d) => d.message).join('; ')}`);
-          const plan = compilePlan(runPipeline(checked.graph, pipelines.cuda, createPassContext({ target: 'cuda' })), { target: cudaLimits });
+          const plan = lowerModel(compileModel({ file: 'bench/attention.tfx', text: src }, { target: 'cuda' }), { limits: cudaLimits }).plan;
           o.err(`tfc bench: building the launcher (${o.mode === 'emu' ? 'g++, CPU emulator' : `nvcc, ${gpu?.arch ?? 'native'}`}) for dh=${dh} ${causal ? 'causal' : 'full'} ${dtype}...\n`);
           return { causal, plan, exe: buildLauncher(plan, o.mode, gpu === undefined ? {} : { arch: gpu.arch }) };
         });

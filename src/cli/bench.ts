@@ -6,12 +6,13 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkSource } from '../check/check-source.js';
+import { lowerModel } from '../compile/kernels.js';
+import { type Compilation, compileModel } from '../compile/model.js';
+import { DiagnosticSink, UserErrorsReported } from '../diag/diagnostic.js';
 import type { Graph } from '../graph/ir.js';
 import { readSafetensors } from '../io/safetensors.js';
-import { compilePlan } from '../kernel/compile-plan.js';
-import { runPipeline } from '../passes/driver.js';
-import { createPassContext } from '../passes/pass.js';
+import type { Plan } from '../kernel/plan.js';
+import type { TargetLimits } from '../kernel/schedule.js';
 import { pipelines } from '../passes/pipeline.js';
 import type { HostTensor } from '../runtime/session.js';
 import { createSession } from '../runtime/session.js';
@@ -57,10 +58,27 @@ export function benchPasses(fuse: boolean): typeof pipelines.webgpu {
   return fuse ? pipelines.webgpu : pipelines.webgpu.filter((p) => !p.name.startsWith('fuse-'));
 }
 
+/** A bench model through the compile driver with benchPasses(fuse); errors throw with their messages. */
+export function benchCompilation(text: string, file: string, overrides: ReadonlyMap<string, number>, fuse: boolean): Compilation {
+  const sink = new DiagnosticSink();
+  const c = compileModel({ file, text }, { overrides, target: 'webgpu', pipeline: benchPasses(fuse), diagnostics: sink });
+  try {
+    void c.checked;
+  } catch (e) {
+    if (e instanceof UserErrorsReported) throw new Error(`${file}: ${sink.items.map((d) => d.message).join('; ')}`);
+    throw e;
+  }
+  return c;
+}
+
+/** The graph of benchCompilation (bench/*.ts scripts lower it themselves). */
 export function compileSource(text: string, file: string, overrides: ReadonlyMap<string, number>, fuse: boolean): Graph {
-  const r = checkSource(text, file, overrides);
-  if (r.graph === undefined) throw new Error(`${file}: ${r.diagnostics.map((d) => d.message).join('; ')}`);
-  return runPipeline(r.graph, benchPasses(fuse), createPassContext({ target: 'webgpu' }));
+  return benchCompilation(text, file, overrides, fuse).graph;
+}
+
+/** The plan of a bench model for an adapter's limits. */
+function benchPlan(text: string, file: string, overrides: ReadonlyMap<string, number>, fuse: boolean, limits: TargetLimits): Plan {
+  return lowerModel(benchCompilation(text, file, overrides, fuse), { limits }).plan;
 }
 
 export interface Contender {
@@ -312,8 +330,7 @@ export async function benchAttention(o: BenchOptions): Promise<CaseResult[]> {
       }
       const make = async (): Promise<Runner> => {
         if (system.startsWith('tfc')) {
-          const g = compileSource(src, `bench/attention-${c.dtype}.tfx`, new Map(), system === 'tfc');
-          const plan = compilePlan(g, { target: targetLimitsOf(dev) });
+          const plan = benchPlan(src, `bench/attention-${c.dtype}.tfx`, new Map(), system === 'tfc', targetLimitsOf(dev));
           return tfcRunner({ system, plan, weights: new Map(), inputs, output: 'o' });
         }
         if (system === 'ort-mha') {
@@ -425,8 +442,7 @@ export async function benchModel(o: BenchOptions, file: string, set: Readonly<Re
   for (const system of systems) {
     const make = async (): Promise<Runner> => {
       if (system.startsWith('tfc')) {
-        const g = compileSource(src, file, configOverrides(set), system === 'tfc');
-        const plan = compilePlan(g, { target: targetLimitsOf(dev) });
+        const plan = benchPlan(src, file, configOverrides(set), system === 'tfc', targetLimitsOf(dev));
         return tfcRunner({ system, plan, weights, inputs, output: 'logits' });
       }
       const model = readFileSync(join(dir, 'model.onnx'));
@@ -458,8 +474,7 @@ export async function benchDecode(o: BenchOptions, set: Readonly<Record<string, 
   const results: SystemResult[] = [];
   for (const system of systems) {
     try {
-      const g = compileSource(src, file, configOverrides(set), system === 'tfc');
-      const plan = compilePlan(g, { target: targetLimitsOf(dev) });
+      const plan = benchPlan(src, file, configOverrides(set), system === 'tfc', targetLimitsOf(dev));
       const session = await createSession(dev, plan);
       session.loadWeights(weights);
       const run = async (ins: Map<string, HostTensor>, timing: boolean): Promise<{ outs: Map<string, HostTensor>; gpuMs: number }> => {
@@ -544,8 +559,7 @@ export async function benchCompile(o: BenchOptions, files: readonly string[]): P
     try {
       const once = (): { ms: number; kernels: number; wgsl: string[] } => {
         const t0 = performance.now();
-        const g = compileSource(src, file, new Map(), true);
-        const plan = compilePlan(g, { target: targetLimitsOf(dev) });
+        const plan = benchPlan(src, file, new Map(), true, targetLimitsOf(dev));
         return { ms: performance.now() - t0, kernels: plan.steps.length, wgsl: plan.kernels.map((k) => k.source.wgsl) };
       };
       const cold = once();

@@ -1,7 +1,6 @@
 // The `tfc` command line: check, compile (--emit a stage, --dump-after a pass), run (safetensors
 // in and out through the float64 interpreter), fmt, and seeded weights/inputs for demos.
 // Exit codes: 0 ok, 1 user error in the model or data, 2 usage error, 70 internal compiler error.
-import { basename } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { type Diagnostic, UserErrorsReported, InternalError, diag } from '../diag/diagnostic.js';
 import type { Graph } from '../graph/ir.js';
@@ -16,18 +15,16 @@ import { randomInputs, randomWeights } from './random.js';
 import { Reporter } from './report.js';
 import { reportText } from './traffic.js';
 import type { Tensor64 } from '../ops/define.js';
-import { formatModule, loadModel, parseOnly, passList, printAst, printGraph, runPasses, type Target } from './stages.js';
-import { compileLimits, compilePlan, hasWebGpu, runOnWebGpu } from './webgpu.js';
-import { lowerToKernels } from '../kernel/lower.js';
+import { formatModule, openModel, parseOnly, passList, printAst, type Target } from './stages.js';
+import { compileLimits, hasWebGpu, runOnWebGpu } from './webgpu.js';
+import { lowerModel } from '../compile/kernels.js';
 import { printKernels } from '../kernel/print.js';
-import { cudaLimits, webgpuDefaultLimits } from '../kernel/schedule.js';
-import { cudaEmitText, cudaFiles } from '../../codegen/cuda/launch.js';
+import { cudaLimits } from '../kernel/schedule.js';
 import { cudaRunRefusal, runOnCuda } from '../runtime-cuda/run.js';
-import { planFiles } from '../kernel/manifest.js';
 import { NoWebGpuError } from '../runtime/device.js';
 import { RuntimeError } from '../runtime/errors.js';
 import { addBenchCommand } from './bench-command.js';
-import { contextOf, runPrompt } from './generate.js';
+import { runPrompt } from './generate.js';
 import { addTuneCommand, cachedScheduleForCompile, cachedScheduleForRun } from './tune.js';
 import { tuneCachePath } from '../kernel/tune-cache.js';
 
@@ -37,7 +34,6 @@ export const exitUsage = 2;
 export const exitInternal = 70;
 
 const emitStages = ['ast', 'ir', 'fused', 'kernels', 'wgsl', 'cuda', 'host'] as const;
-const builtStages: readonly string[] = ['ast', 'ir', 'fused', 'kernels', 'wgsl', 'cuda', 'host'];
 const targets = ['interp', 'webgpu', 'cuda'] as const;
 const builtTargets: readonly string[] = ['interp', 'webgpu'];
 
@@ -55,6 +51,20 @@ const processIo: Io = {
 
 interface Common {
   readonly set: string[];
+}
+
+/** `tfc compile`'s options as commander parses them (choices checked by commander). */
+interface CompileFlags extends Common {
+  readonly outDir?: string;
+  readonly emit?: string;
+  readonly dumpAfter?: string;
+  readonly loc: boolean;
+  readonly target: Target;
+  readonly limits: string;
+  readonly tunedFor?: string;
+  readonly report?: boolean;
+  readonly json?: boolean;
+  readonly fuse: boolean;
 }
 
 function passHelp(): string {
@@ -114,9 +124,9 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
     .argument('<FILE>', '.tfx source (or a dumped .ir file)')
     .addOption(setOption())
     .action((file: string, o: Common) => {
-      const m = loadModel(state.rep, file, parseSetOptions(o.set));
+      const g = openModel(state.rep, file, { overrides: parseSetOptions(o.set) }).checked;
       state.rep.flush();
-      if (state.debug >= 1) io.err(`tfc check: ${file}: ${m.graph.nodes.length} nodes, ${m.graph.outputs.length} outputs\n`);
+      if (state.debug >= 1) io.err(`tfc check: ${file}: ${g.nodes.length} nodes, ${g.outputs.length} outputs\n`);
     });
 
   program
@@ -135,52 +145,38 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
     .option('--no-fuse', 'leave the fusion passes out of the pipeline (the unfused baseline)')
     .option('--tuned-for <ADAPTER>', "use the schedules 'tfc tune' cached for ADAPTER (as tune printed it, or a unique part of it) from $TFC_TUNE_CACHE or ~/.cache/tfc/tune.json; compile never starts a GPU device")
     .addHelpText('after', () => passHelp())
-    .action(async (file: string, o: Common & { outDir?: string; emit?: string; dumpAfter?: string; loc: boolean; target: Target; limits: string; tunedFor?: string }) => {
-      if (o.emit !== undefined && !builtStages.includes(o.emit)) throw notAvailableYet(`--emit ${o.emit}`);
-      if (!builtTargets.includes(o.target) && o.target !== 'cuda') throw notAvailableYet(`--target ${o.target}`);
+    .action(async (file: string, o: CompileFlags) => {
       if (o.dumpAfter !== undefined && o.dumpAfter !== 'all') {
         const names = passList(o.target).map((p) => p.name);
         if (!names.includes(o.dumpAfter)) {
           throw new UsageError(`unknown pass '${o.dumpAfter}' for --dump-after (passes: ${[...names, 'all'].join(', ')})`);
         }
       }
+      if (o.emit === 'ast' && file.endsWith('.ir')) throw new UsageError(`--emit ast needs a .tfx source; ${file} is graph IR`);
       const overrides = parseSetOptions(o.set);
+      // The report always compares kernel pipelines (webgpu's for --target interp).
+      const target: Target = o.report === true && o.target === 'interp' ? 'webgpu' : o.target;
+      const c = openModel(state.rep, file, { overrides, target, noFuse: o.fuse === false, passes: { ...(o.dumpAfter !== undefined ? { dumpAfter: o.dumpAfter } : {}), debug: state.debug, locs: o.loc, log: io.err } });
       if (o.emit === 'ast') {
-        if (file.endsWith('.ir')) throw new UsageError(`--emit ast needs a .tfx source; ${file} is graph IR`);
-        const module = parseOnly(state.rep, file);
+        const ast = c.ast;
         state.rep.flush();
-        io.out(printAst(module, { locs: o.loc }));
+        if (ast !== undefined) io.out(printAst(ast, { locs: o.loc }));
         return;
       }
-      const m = loadModel(state.rep, file, overrides);
+      void c.checked; // the checker's warnings print before any pass output
       state.rep.flush();
-      const fusion = o as { report?: boolean; json?: boolean; fuse?: boolean };
-      if (fusion.report === true) {
-        io.out(reportText(m.graph, overrides, { json: fusion.json === true, noFuse: fusion.fuse === false, target: o.target, limits: compileLimits[o.limits] ?? webgpuDefaultLimits, debug: state.debug, log: io.err }));
-        return;
-      }
-      const g = runPasses(state.rep, m.graph, o.target, {
-        ...(fusion.fuse === false ? { noFuse: true } : {}),
-        ...(o.dumpAfter !== undefined ? { dumpAfter: o.dumpAfter } : {}),
-        debug: state.debug,
-        locs: o.loc,
-        log: io.err,
-      });
-      state.rep.flush();
-      const ir = printGraph(g, { locs: o.loc });
-      const withNewline = (t: string): string => (t.endsWith('\n') ? t : t + '\n');
-      // --emit ir: the graph before fusion (the target's pipeline less the fuse-* passes);
-      // --emit fused: after the whole pipeline (fused_attention, fused_matmul, views, ...).
-      if (o.emit === 'ir') {
-        const unfused = fusion.fuse === false ? g : runPasses(state.rep, m.graph, o.target, { noFuse: true, debug: 0, locs: o.loc, log: io.err });
-        io.out(withNewline(printGraph(unfused, { locs: o.loc })));
-      }
-      if (o.emit === 'fused') io.out(withNewline(ir));
       // CUDA kernels are compiled for cudaLimits (warps of 32, 48 KiB shared); --limits picks WebGPU's.
-      const isCuda = o.target === 'cuda' || o.emit === 'cuda';
-      const limits = isCuda ? cudaLimits : (compileLimits[o.limits] ?? compileLimits['default']);
+      const isCuda = target === 'cuda' || (o.emit === 'cuda' && o.report !== true);
+      const limits = isCuda ? cudaLimits : compileLimits[o.limits];
       if (limits === undefined) throw new UsageError(`unknown --limits '${o.limits}'`);
-      const needPlan = o.emit === 'wgsl' || o.emit === 'cuda' || o.emit === 'host' || o.outDir !== undefined || state.debug >= 1;
+      if (o.report === true) {
+        io.out(reportText(lowerModel(c, { limits }), overrides, { json: o.json === true, noFuse: o.fuse === false, target, log: io.err }));
+        return;
+      }
+      const g = c.graph;
+      state.rep.flush();
+      if (o.emit === 'ir') io.out(c.irText);
+      if (o.emit === 'fused') io.out(c.graphText);
       // `tfc tune`'s winners for the adapter the user names (read from the cache file only: an
       // offline compile never starts a device), when they fit the compile limits.
       if (o.tunedFor !== undefined && isCuda) throw new UsageError('--tuned-for applies to WebGPU compiles (the tune cache holds WebGPU schedules)');
@@ -189,27 +185,19 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
         io.err(`tfc compile: ${tuned.used.length} tuned schedule${tuned.used.length === 1 ? '' : 's'} for ${tuned.adapter} from ${tuneCachePath(undefined, io.env)}\n`);
         if (state.debug >= 1) io.err(tuned.used.map((u) => `  ${u}\n`).join(''));
       }
-      if (o.emit === 'kernels') io.out(printKernels(lowerToKernels(g, limits, tuned?.schedule)));
-      const plan = needPlan ? compilePlan(g, { target: limits, ...(tuned !== undefined ? { schedule: tuned.schedule } : {}) }) : undefined;
-      if (plan !== undefined && state.debug >= 1) {
+      const k = lowerModel(c, { limits, cuda: isCuda, ...(tuned !== undefined ? { schedule: tuned.schedule } : {}) });
+      if (o.emit === 'kernels') io.out(printKernels(k.program));
+      if (state.debug >= 1) {
+        const plan = k.plan;
         io.err(`tfc compile: ${plan.steps.length} launches of ${plan.kernels.length} kernels (limits: ${limits.name})\n`);
-        for (const k of plan.kernels) io.err(`  ${k.name.padEnd(32)} ${plan.steps.filter((s) => s.kernel === k.name).length}x  ${k.locs[0] ?? ''}\n`);
+        for (const kn of plan.kernels) io.err(`  ${kn.name.padEnd(32)} ${plan.steps.filter((s) => s.kernel === kn.name).length}x  ${kn.locs[0] ?? ''}\n`);
       }
-      if (o.emit === 'wgsl' && plan !== undefined) io.out(plan.kernels.map((k) => k.source.wgsl).join('\n'));
-      if (o.emit === 'cuda' && plan !== undefined) io.out(cudaEmitText(plan));
-      if (o.emit === 'host' && plan !== undefined) {
-        const { emitHostModule } = await import('../../codegen/host/emit.js');
-        const context = contextOf(m.module, overrides);
-        io.out(await emitHostModule(plan, g, { sourceName: basename(file), ...(context !== undefined ? { context } : {}) }));
-      }
-      if (o.outDir !== undefined && plan !== undefined) {
-        const files = new Map<string, string>([['model.ir', ir.endsWith('\n') ? ir : ir + '\n'], ...planFiles(plan, limits.name), ...(isCuda ? cudaFiles(plan) : [])]);
-        // The typed host module (codegen/host); ts-morph and prettier load only when it is written.
-        const { emitHostModule } = await import('../../codegen/host/emit.js');
-        const context = contextOf(m.module, overrides);
-        files.set('model.ts', await emitHostModule(plan, g, { sourceName: basename(file), ...(context !== undefined ? { context } : {}) }));
-        writeDirAtomic(state.rep, o.outDir, files);
-        io.err(`tfc compile: wrote ${o.outDir}/model.ir, manifest.json and ${plan.kernels.length} kernels in wgsl/${isCuda ? ', cuda/ (with launch.json)' : ''}\n`);
+      if (o.emit === 'wgsl') io.out(k.wgsl);
+      if (o.emit === 'cuda') io.out(k.cuda);
+      if (o.emit === 'host') io.out(await k.hostModule());
+      if (o.outDir !== undefined) {
+        writeDirAtomic(state.rep, o.outDir, await k.files());
+        io.err(`tfc compile: wrote ${o.outDir}/model.ir, manifest.json and ${k.plan.kernels.length} kernels in wgsl/${isCuda ? ', cuda/ (with launch.json)' : ''}\n`);
       }
     });
 
@@ -238,7 +226,8 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       if (refusal !== undefined) throw new UsageError(`tfc run --target ${opts.target ?? ''}: ${refusal}`);
       if (cudaMode === undefined && opts.target !== undefined && !builtTargets.includes(opts.target)) throw notAvailableYet(`--target ${opts.target}`);
       const overrides = parseSetOptions(opts.set);
-      const m = loadModel(state.rep, file, overrides);
+      const m = openModel(state.rep, file, { overrides, noFuse: opts.fuse === false, passes: { debug: state.debug, locs: true, log: io.err } });
+      const checkedGraph = m.checked;
       state.rep.flush();
       if (opts.prompt !== undefined) {
         // Text generation (src/cli/generate.ts): WebGPU's host-module runtime, or the CUDA launcher in
@@ -247,13 +236,13 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
         if (cudaMode !== undefined) {
           // The launcher's own weight checks exit without a diagnostic: check the file here first (TFC30x, exit 1).
           const weights = loadTensors(state.rep, opts.weights, 'weights file');
-          const needed = neededTensors(m.graph).filter((n) => n.kind === 'weight');
+          const needed = neededTensors(checkedGraph).filter((n) => n.kind === 'weight');
           state.rep.reportAll(checkTensors(needed, { file: '(no inputs file)', tensors: new Map() }, { file: opts.weights, ...weights }).diagnostics);
           state.rep.flush();
           if (state.rep.hasErrors) throw new UserErrorsReported();
         }
-        const pg = runPasses(state.rep, m.graph, cudaMode === undefined ? 'webgpu' : 'cuda', { ...(opts.fuse === false ? { noFuse: true } : {}), debug: state.debug, locs: true, log: io.err });
-        const context = contextOf(m.module, overrides);
+        const pg = m.variant({ target: cudaMode === undefined ? 'webgpu' : 'cuda' }).graph;
+        const context = m.contextLength;
         await runPrompt(pg, { ...(opts as unknown as Record<string, string>), weights: opts.weights, prompt: opts.prompt, ...(context !== undefined ? { context } : {}) }, io, cudaMode ?? 'webgpu');
         return;
       }
@@ -267,14 +256,15 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
           target = 'interp';
         }
       }
-      const g = runPasses(state.rep, m.graph, target, { ...(opts.fuse === false ? { noFuse: true } : {}), debug: state.debug, locs: true, log: io.err });
+      const c = m.variant({ target });
+      const g = c.graph;
       const weights = loadTensors(state.rep, o.weights, 'weights file');
       const inputs = loadTensors(state.rep, o.inputs, 'inputs file');
       const preset = new Map([...overrides].filter(([k]) => g.dims.includes(k)));
       const checked = checkTensors(neededTensors(g), { file: o.inputs, ...inputs }, { file: o.weights, ...weights }, preset);
       state.rep.reportAll(checked.diagnostics);
       // Token ids and positions inside their tables, on the checked graph (the same on every target).
-      if (!checked.diagnostics.some((d) => d.severity === 'error')) state.rep.reportAll(checkIndexRanges(m.graph, { file: o.inputs, ...inputs }, checked.dims));
+      if (!checked.diagnostics.some((d) => d.severity === 'error')) state.rep.reportAll(checkIndexRanges(checkedGraph, { file: o.inputs, ...inputs }, checked.dims));
       state.rep.flush();
       if (state.rep.hasErrors) throw new UserErrorsReported();
       const started = performance.now();
@@ -283,16 +273,16 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       try {
         if (target === 'webgpu') {
           const useCache = (opts as { tuneCache?: boolean }).tuneCache !== false;
-          const r = await runOnWebGpu(g, weights.tensors, inputs.tensors, preset, async (t) => {
+          const r = await runOnWebGpu(c, weights.tensors, inputs.tensors, preset, async (t) => {
             if (!useCache) return undefined;
-            const c = cachedScheduleForRun(g, t, tuneCachePath(undefined, io.env), io.err);
-            if (c !== undefined && state.debug >= 1) io.err(`tfc run: tuned schedules from ${tuneCachePath(undefined, io.env)}:\n${c.used.map((u) => `  ${u}\n`).join('')}`);
-            return c?.schedule;
+            const cached = cachedScheduleForRun(g, t, tuneCachePath(undefined, io.env), io.err);
+            if (cached !== undefined && state.debug >= 1) io.err(`tfc run: tuned schedules from ${tuneCachePath(undefined, io.env)}:\n${cached.used.map((u) => `  ${u}\n`).join('')}`);
+            return cached?.schedule;
           });
           result = r;
           where = `webgpu (${r.adapter}; peak GPU memory ${(r.memory.peakBytes / 2 ** 20).toFixed(2)} MiB)`;
         } else if (cudaMode !== undefined) {
-          const r = runOnCuda(g, o.weights, o.inputs, checked.dims, cudaMode);
+          const r = runOnCuda(lowerModel(c, { limits: cudaLimits }).plan, o.weights, o.inputs, checked.dims, cudaMode);
           result = r;
           where = r.where;
         } else {
@@ -344,9 +334,9 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       .action((file: string, o: Common & { out: string; seed: string }) => {
         const seed = seedOf(o.seed);
         const overrides = parseSetOptions(o.set);
-        const m = loadModel(state.rep, file, overrides);
+        const g = openModel(state.rep, file, { overrides }).checked;
         const ds: Diagnostic[] = [];
-        const tensors = make(m.graph, seed, overrides, ds);
+        const tensors = make(g, seed, overrides, ds);
         state.rep.reportAll(ds);
         state.rep.flush();
         if (state.rep.hasErrors) throw new UserErrorsReported();

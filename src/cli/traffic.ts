@@ -1,12 +1,11 @@
 // `tfc compile FILE --report [--json] [--no-fuse]`: the CLI side of the memory-traffic report
-// (src/kernel/report.ts). Dims come from --set (only names that are graph dims); remarks of
-// the fusion passes go to stderr at --debug 1. With --target cuda: registers, shared memory and
+// (src/kernel/report.ts, computed by the compile driver). Dims come from --set (only names that
+// are graph dims); remarks of the fusion passes go to stderr at --debug 1. With --target cuda: registers, shared memory and
 // spills per kernel from ptxas (sm_80) when nvcc is installed.
-import type { Graph } from '../graph/ir.js';
-import { createPassContext, type Target } from '../passes/pass.js';
-import { type KernelResources, printTrafficReport, trafficReport, trafficReportJson } from '../kernel/report.js';
+import type { KernelStages } from '../compile/kernels.js';
+import type { Target } from '../passes/pass.js';
+import { type KernelResources, printTrafficReport, trafficReportJson } from '../kernel/report.js';
 import type { Kernel } from '../kernel/ir.js';
-import { cudaLimits, type TargetLimits } from '../kernel/schedule.js';
 import { printCudaModule } from '../../codegen/cuda/print.js';
 import { findNvcc, ptxasStats } from '../../codegen/cuda/ptxas.js';
 
@@ -31,27 +30,11 @@ export interface ReportCliOptions {
   readonly json: boolean;
   readonly noFuse: boolean;
   readonly target: Target;
-  /** WebGPU: the limits `compile` would lower for (--limits), so the report shows those kernels. */
-  readonly limits: TargetLimits;
-  readonly debug: number;
   readonly log: (text: string) => void;
 }
 
-export function reportText(g: Graph, overrides: ReadonlyMap<string, number>, o: ReportCliOptions): string {
-  const dims = new Map([...overrides].filter(([k]) => g.dims.includes(k)));
-  const r = trafficReport(g, {
-    target: o.target === 'cuda' ? 'cuda' : 'webgpu',
-    dims,
-    noFuse: o.noFuse,
-    // CUDA: the kernels as compiled for cudaLimits (tiles, warps), with ptxas resources for sm_80.
-    ...(o.target === 'cuda' ? { limits: cudaLimits, resources: (ks: readonly Kernel[]) => ptxasResources(ks, o.log) } : { limits: o.limits }),
-    context: () =>
-      createPassContext({
-        target: o.target === 'cuda' ? 'cuda' : 'webgpu',
-        remark: (x) => {
-          if (o.debug >= 1) o.log(`remark: ${x.loc.file}:${x.loc.line}:${x.loc.col}: [${x.pass}] ${x.message}\n`);
-        },
-      }),
-  });
+/** The report of `k`'s kernels (lowered for `--limits`, or cudaLimits with ptxas resources for sm_80). */
+export function reportText(k: KernelStages, overrides: ReadonlyMap<string, number>, o: ReportCliOptions): string {
+  const r = k.report({ dims: overrides, ...(o.target === 'cuda' ? { resources: (ks: readonly Kernel[]) => ptxasResources(ks, o.log) } : {}) });
   return o.json ? trafficReportJson(r) : printTrafficReport(r, { noFuse: o.noFuse, given: overrides });
 }

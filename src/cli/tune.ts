@@ -14,12 +14,12 @@ import { UsageError, collect, parseSetOptions } from './args.js';
 import { writeFileAtomic } from './fsio.js';
 import { randomInputs, randomWeights } from './random.js';
 import type { Reporter } from './report.js';
-import { loadModel, runPasses } from './stages.js';
+import { openModel } from './stages.js';
 import type { Tensor64 } from '../ops/define.js';
 import { interpret } from '../interp/interpret.js';
-import { compilePlan } from '../kernel/compile-plan.js';
 import { type KernelProgram, assertNever } from '../kernel/ir.js';
-import { lowerToKernels } from '../kernel/lower.js';
+import { lowerModel } from '../compile/kernels.js';
+import type { Compilation } from '../compile/model.js';
 import { type Plan, evalCondition } from '../kernel/plan.js';
 import { type AttentionSchedule, chooseAttentionSchedule } from '../kernel/lower-attention-schedule.js';
 import { type MatmulSchedule, type Schedule, type TargetLimits, chooseSchedule, lavapipeLimits, scheduleShapeKey } from '../kernel/schedule.js';
@@ -220,15 +220,16 @@ export interface TuneReport {
   readonly entries: readonly TuneEntry[];
 }
 
-/** Tunes `g` (after the webgpu passes) on `dev` with the given weights and inputs. */
+/** Tunes `model` (its webgpu pipeline's graph) on `dev` with the given weights and inputs. */
 export async function tune(
   dev: AcquiredDevice,
-  g: Graph,
+  model: Compilation,
   weights: ReadonlyMap<string, Tensor64>,
   inputs: ReadonlyMap<string, Tensor64>,
   dims: ReadonlyMap<string, number>,
   opts: TuneOptions,
 ): Promise<TuneReport> {
+  const g = model.graph;
   const target = targetLimitsOf(dev);
   const base = chooseSchedule(target);
   const hasF16 = g.nodes.some((n) => n.type.dtype === 'f16' || n.type.dtype === 'bf16');
@@ -246,7 +247,7 @@ export async function tune(
     const results: CandidateResult[] = [];
     for (const [i, c] of gr.candidates.entries()) {
       opts.progress?.({ kind: 'candidate', done, total, group: gr, index: i });
-      const r = await runCandidate(dev, g, gr, withCandidate(base, gr.kind, gr.shape, c), c, weights, inputs, dims, want, tol, opts.repeats, opts.corrupt?.(gr.kind, i) === true);
+      const r = await runCandidate(dev, model, gr, withCandidate(base, gr.kind, gr.shape, c), c, weights, inputs, dims, want, tol, opts.repeats, opts.corrupt?.(gr.kind, i) === true);
       results.push(r);
       done++;
       opts.progress?.({ kind: 'candidate-done', done, total, result: r });
@@ -260,7 +261,7 @@ export async function tune(
 
 async function runCandidate(
   dev: AcquiredDevice,
-  g: Graph,
+  model: Compilation,
   gr: TuneGroup,
   schedule: Schedule,
   c: MatmulSchedule | AttentionSchedule,
@@ -277,10 +278,11 @@ async function runCandidate(
   let plan: Plan;
   let steps: number[];
   try {
-    const program = lowerToKernels(g, target, schedule);
-    steps = groupSteps(program, gr.nodeIds);
-    plan = compilePlan(g, { target, schedule, program });
-    session = await createSession(dev, plan, { inputRanges: gatherIndexRanges(g) });
+    // One lowering per candidate: its program gives the group's steps, its plan the pipelines.
+    const k = lowerModel(model, { limits: target, schedule });
+    steps = groupSteps(k.program, gr.nodeIds);
+    plan = k.plan;
+    session = await createSession(dev, plan, { inputRanges: gatherIndexRanges(model.graph) });
   } catch (e) {
     return { schedule: c, error: Infinity, ok: false, medianMs: NaN, note: `failed: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}` };
   }
@@ -476,9 +478,10 @@ export function addTuneCommand(program: Command, io: TuneIo, state: { debug: num
       const read = readTuneCache(path);
       if (!read.ok) reportBadCache(state.rep, path, read.reason, 'fix or delete it, or pass --cache FILE (tfc tune adds its winners to the entries already there)');
       const overrides = parseSetOptions(o.set);
-      const m = loadModel(state.rep, file, overrides);
+      const m = openModel(state.rep, file, { overrides, target: 'webgpu', passes: { debug: state.debug, locs: true, log: io.err } });
+      const checked = m.checked;
       state.rep.flush();
-      const g = runPasses(state.rep, m.graph, 'webgpu', { debug: state.debug, locs: true, log: io.err });
+      const g = m.graph;
       state.rep.flush();
       const all = tuneGroups(g, lavapipeLimits); // the groups do not depend on the limits (their candidates do)
       if (all.length === 0) throw new UsageError(`nothing to tune: ${file} has no matmul or attention after the webgpu passes`);
@@ -487,9 +490,9 @@ export function addTuneCommand(program: Command, io: TuneIo, state: { debug: num
         throw new UsageError(`--only ${picked.unknown.map((u) => `'${u}'`).join(', ')} matches no shape of ${file}; its shapes: ${all.map(groupLabel).join('; ')} (or 'matmul', 'attention')`);
       }
       const ds: Diagnostic[] = [];
-      const needed = neededTensors(m.graph);
+      const needed = neededTensors(checked);
       const weights = randomWeights(needed, seed, overrides, ds);
-      const inputs = randomInputs(m.graph, needed, seed, overrides, ds);
+      const inputs = randomInputs(checked, needed, seed, overrides, ds);
       state.rep.reportAll(ds);
       state.rep.flush();
       if (state.rep.hasErrors) throw new UserErrorsReported();
@@ -506,7 +509,7 @@ export function addTuneCommand(program: Command, io: TuneIo, state: { debug: num
       const total = groups.reduce((a, gr) => a + gr.candidates.length, 0);
       const nodes = groups.reduce((a, gr) => a + gr.nodeIds.length, 0);
       io.err(`tfc tune: ${file}: ${groups.length} shape${groups.length === 1 ? '' : 's'} (${nodes} nodes), ${total} candidates on ${targetLimitsOf(dev).name}; each: compile, 1 warm-up run checked vs float64, ${repeats} timed run${repeats === 1 ? '' : 's'}\n`);
-      const report = await tune(dev, g, weights, inputs, dims, { repeats, only: o.only, progress: progressPrinter(io.err) });
+      const report = await tune(dev, m, weights, inputs, dims, { repeats, only: o.only, progress: progressPrinter(io.err) });
       io.out(tuneTable(report));
       // Re-read: another tune may have written the file meanwhile; its entries for other shapes stay.
       const now = readTuneCache(path);

@@ -4,7 +4,8 @@
 import type { Graph, Node } from '../graph/ir.js';
 import { dimConstValue } from '../check/dim.js';
 import type { Tensor64 } from '../ops/define.js';
-import { compilePlan } from '../kernel/compile-plan.js';
+import { lowerModel } from '../compile/kernels.js';
+import type { Compilation } from '../compile/model.js';
 import type { Plan } from '../kernel/plan.js';
 import { type Schedule, type TargetLimits, lavapipeLimits, webgpuDefaultLimits } from '../kernel/schedule.js';
 import { acquireDevice, hasWebGpu, type AcquiredDevice } from '../runtime/device.js';
@@ -17,7 +18,7 @@ export const compileLimits: Readonly<Record<string, TargetLimits>> = {
   lavapipe: lavapipeLimits,
 };
 
-export { compilePlan, hasWebGpu };
+export { hasWebGpu };
 
 /**
  * Allowed token ranges for inputs used as gather indices (`wte[tokens]`): an id past the table
@@ -52,9 +53,9 @@ export interface WebGpuRun {
 
 let device: Promise<AcquiredDevice> | undefined;
 
-/** Compiles `g` for this machine's adapter and runs it once. Throws NoWebGpuError or RuntimeError. */
+/** Lowers `c` for this machine's adapter and runs it once. Throws NoWebGpuError or RuntimeError. */
 export async function runOnWebGpu(
-  g: Graph,
+  c: Compilation,
   weights: ReadonlyMap<string, Tensor64>,
   inputs: ReadonlyMap<string, Tensor64>,
   dims: ReadonlyMap<string, number>,
@@ -65,8 +66,8 @@ export async function runOnWebGpu(
   const dev = await device;
   const target = targetLimitsOf(dev);
   const schedule = await scheduleFor?.(target);
-  const plan = compilePlan(g, { target, ...(schedule !== undefined ? { schedule } : {}) });
-  const session = await createSession(dev, plan, { inputRanges: gatherIndexRanges(g) });
+  const plan = lowerModel(c, { limits: target, ...(schedule !== undefined ? { schedule } : {}) }).plan;
+  const session = await createSession(dev, plan, { inputRanges: gatherIndexRanges(c.graph) });
   try {
     session.loadWeights(weights);
     const r = await session.run(inputs, { dims });

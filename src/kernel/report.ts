@@ -1,18 +1,14 @@
 // The memory-traffic report (`tfc compile FILE --report [--json]`): per kernel, bytes read and
 // written in global memory and FLOPs for one forward pass at concrete dims, the totals with
 // fusion and without it (`--no-fuse`), and the lower bound (each input and weight read once,
-// each output written once). Figures come from the kernels' traffic formulas (traffic.ts).
+// each output written once). Figures come from the kernels' traffic formulas (traffic.ts); the
+// kernels come from the compile driver (src/compile/kernels.ts), so no pass runs here.
 import type { Graph } from '../graph/ir.js';
 import { concreteShape } from '../graph/types.js';
 import { getOp } from '../ops/catalog.js';
 import { dimEval } from '../check/dim.js';
-import { runPipeline } from '../passes/driver.js';
-import { type PassContext, type Target } from '../passes/pass.js';
-import { pipelines, unfusedPipeline } from '../passes/pipeline.js';
 import type { Kernel } from './ir.js';
-import { lowerToKernels } from './lower.js';
 import { evalSize } from './plan.js';
-import { type TargetLimits, lavapipeLimits } from './schedule.js';
 import { storageBytes } from './storage.js';
 
 export interface TrafficFigures {
@@ -51,16 +47,26 @@ export function defaultDimValue(name: string): number {
   return name === 'B' ? 1 : 128;
 }
 
-export interface ReportOptions {
-  readonly target?: Target; // whose pipeline: webgpu (default) or cuda
-  readonly limits?: TargetLimits; // schedule for tile sizes (default: lavapipe)
-  readonly dims?: ReadonlyMap<string, number>;
-  /** Report the unfused plan's kernels (the `--no-fuse` baseline). */
-  readonly noFuse?: boolean;
-  /** Context for the pass runs (remarks, verification); one per run is made from it. */
-  readonly context: () => PassContext;
+/** What the report is computed from: the compile driver (src/compile/kernels.ts) lowers both plans. */
+export interface ReportInput {
+  readonly model: string;
+  /** The TargetLimits name both kernel lists were lowered for. */
+  readonly limits: string;
+  /** Every dim of the model with its value (reportDims). */
+  readonly dims: ReadonlyMap<string, number>;
+  /** The reported kernels (the fused plan's, or the unfused plan's for `--no-fuse`). */
+  readonly kernels: readonly Kernel[];
+  /** The unfused pipeline's kernels (the `--no-fuse` baseline row). */
+  readonly unfusedKernels: readonly Kernel[];
+  /** The unfused pipeline's graph: its inputs, weights, outputs and FLOPs give the lower bound. */
+  readonly unfusedGraph: Graph;
   /** Resources of the reported kernels, in order (the CLI asks ptxas for sm_80 with --target cuda). */
   readonly resources?: (ks: readonly Kernel[]) => readonly (KernelResources | undefined)[];
+}
+
+/** The dims a report is evaluated at: `given` where it names a dim of `g`, else defaultDimValue. */
+export function reportDims(g: Graph, given: ReadonlyMap<string, number>): Map<string, number> {
+  return new Map(g.dims.map((d) => [d, given.get(d) ?? defaultDimValue(d)]));
 }
 
 function kernelFigures(ks: readonly Kernel[], dims: ReadonlyMap<string, number>): KernelTraffic[] {
@@ -108,29 +114,22 @@ export function lowerBound(g: Graph, dims: ReadonlyMap<string, number>): Traffic
   return { bytesRead, bytesWritten, flops };
 }
 
-/** Runs the fused and unfused pipelines on `g` (a checked, unoptimized graph) and evaluates both. */
-export function trafficReport(g: Graph, opts: ReportOptions): TrafficReport {
-  const target = opts.target ?? 'webgpu';
-  const limits = opts.limits ?? lavapipeLimits;
-  const dims = new Map<string, number>();
-  for (const d of g.dims) dims.set(d, opts.dims?.get(d) ?? defaultDimValue(d));
-  const unfusedGraph = runPipeline(g, unfusedPipeline(target), opts.context());
-  const unfused = kernelFigures(lowerToKernels(unfusedGraph, limits).kernels, dims);
-  const unfusedKernels = lowerToKernels(unfusedGraph, limits).kernels;
-  const reported = opts.noFuse === true ? unfusedKernels : lowerToKernels(runPipeline(g, pipelines[target], opts.context()), limits).kernels;
-  const res = opts.resources?.(reported);
-  const fused = kernelFigures(reported, dims).map((k, i) => {
-    const r = res?.[i];
-    return r === undefined ? k : { ...k, resources: r };
+/** Evaluates both kernel lists' traffic formulas and the lower bound at `dims`. */
+export function trafficReport(r: ReportInput): TrafficReport {
+  const unfused = kernelFigures(r.unfusedKernels, r.dims);
+  const res = r.resources?.(r.kernels);
+  const reported = kernelFigures(r.kernels, r.dims).map((k, i) => {
+    const x = res?.[i];
+    return x === undefined ? k : { ...k, resources: x };
   });
   return {
-    model: g.name,
-    limits: limits.name,
-    dims: Object.fromEntries(dims),
-    kernels: fused,
-    total: sum(fused),
+    model: r.model,
+    limits: r.limits,
+    dims: Object.fromEntries(r.dims),
+    kernels: reported,
+    total: sum(reported),
     unfused: sum(unfused),
-    lowerBound: lowerBound(unfusedGraph, dims),
+    lowerBound: lowerBound(r.unfusedGraph, r.dims),
   };
 }
 

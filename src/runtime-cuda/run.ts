@@ -1,4 +1,4 @@
-// `tfc run --target cuda | cuda-emu`: compiles the graph's plan for CUDA, builds the host launcher
+// `tfc run --target cuda | cuda-emu`: takes the plan compiled for CUDA, builds the host launcher
 // (src/runtime-cuda/launcher.ts: nvcc for a GPU, g++ + cuda_emu.h for the CPU emulator), runs it
 // on the user's (already validated) safetensors files and reads the outputs back as Tensor64s.
 import { spawnSync } from 'node:child_process';
@@ -6,10 +6,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findNvcc } from '../../codegen/cuda/ptxas.js';
-import type { Graph } from '../graph/ir.js';
 import { readSafetensors } from '../io/safetensors.js';
-import { compilePlan } from '../kernel/compile-plan.js';
-import { cudaLimits } from '../kernel/schedule.js';
+import type { Plan } from '../kernel/plan.js';
 import type { Tensor64 } from '../ops/define.js';
 import { type LauncherMode, buildLauncher, detectNvidiaGpu, runLauncher } from './launcher.js';
 
@@ -31,9 +29,8 @@ export interface CudaRun {
   readonly where: string;
 }
 
-/** Runs a passes-applied graph (the cuda pipeline) on weight and input files checked by the caller. */
-export function runOnCuda(g: Graph, weightsPath: string, inputsPath: string, dims: ReadonlyMap<string, number>, mode: LauncherMode): CudaRun {
-  const plan = compilePlan(g, { target: cudaLimits });
+/** Runs a plan compiled for CUDA (cudaLimits, with CUDA sources) on weight and input files checked by the caller. */
+export function runOnCuda(plan: Plan, weightsPath: string, inputsPath: string, dims: ReadonlyMap<string, number>, mode: LauncherMode): CudaRun {
   const gpu = mode === 'nvcc' ? detectNvidiaGpu() : undefined;
   const exe = buildLauncher(plan, mode, gpu === undefined ? {} : { arch: gpu.arch });
   const work = mkdtempSync(join(tmpdir(), 'tfc-cuda-run-'));

@@ -17,7 +17,9 @@ import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines } from '../../src/passes/pipeline.js';
 import { emuHeaderPath } from '../../src/runtime-cuda/emulate.js';
-import { printTrafficReport, trafficReport, trafficReportJson } from '../../src/kernel/report.js';
+import { printTrafficReport, trafficReportJson } from '../../src/kernel/report.js';
+import { lowerModel } from '../../src/compile/kernels.js';
+import { compileModel } from '../../src/compile/model.js';
 import { everyOpIr, graphOf } from '../unit/kernel/helpers.js';
 import { graphOf as tfxGraph } from './helpers.js';
 
@@ -127,9 +129,9 @@ describe('launch.json and the CLI', () => {
   });
 
   it('--report columns: registers, shared memory and spills per kernel when resources are given', () => {
-    const g = tfxGraph(readFileSync('examples/gpt2.tfx', 'utf8'), 'examples/gpt2.tfx', new Map(Object.entries({ layers: 1, d: 32, heads: 2, vocab: 64, ctx: 16 })));
+    const c = compileModel({ file: 'examples/gpt2.tfx', text: readFileSync('examples/gpt2.tfx', 'utf8') }, { target: 'cuda', overrides: new Map(Object.entries({ layers: 1, d: 32, heads: 2, vocab: 64, ctx: 16 })) });
     // Stand-in for ptxas (tested in nvcc.test.ts): kernel i has 10 + i registers, no stats for the last.
-    const r = trafficReport(g, { target: 'cuda', limits: cudaLimits, context: () => createPassContext({ target: 'cuda' }), resources: (ks) => ks.map((_, i) => (i === ks.length - 1 ? undefined : { registers: 10 + i, sharedBytes: 4 * i, spillBytes: 0 })) });
+    const r = lowerModel(c, { limits: cudaLimits }).report({ resources: (ks) => ks.map((_, i) => (i === ks.length - 1 ? undefined : { registers: 10 + i, sharedBytes: 4 * i, spillBytes: 0 })) });
     const text = printTrafficReport(r);
     expect(text).toMatch(/kernel +bytes read +bytes written +FLOPs +registers +smem bytes +spill bytes/);
     const rows = text.split('\n').filter((l) => r.kernels.some((k) => l.startsWith(`${k.name} `)));

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { compileSource } from '../../src/cli/bench.js';
+import { benchCompilation } from '../../src/cli/bench.js';
 import { main } from '../../src/cli/main.js';
 import { tune } from '../../src/cli/tune.js';
 import { compilePlan } from '../../src/kernel/compile-plan.js';
@@ -21,7 +21,7 @@ const rnd = (n: number, s: number): number[] => Array.from({ length: n }, (_, i)
 describe('tfc tune on WebGPU', () => {
   it('checks every candidate against the interpreter; a wrong one is rejected, never cached', async () => {
     const dev = await testDevice();
-    const g = compileSource(src, 'tune.tfx', new Map(), true);
+    const g = benchCompilation(src, 'tune.tfx', new Map(), true);
     const inputs = new Map([['a', makeTensor('f32', [16, 32], rnd(512, 1))], ['b', makeTensor('f32', [32, 32], rnd(1024, 2))]]);
     const r = await tune(dev, g, new Map(), inputs, new Map(), { repeats: 1, corrupt: (_kind, i) => i === 0 });
     expect(r.groups).toHaveLength(1);
@@ -33,7 +33,7 @@ describe('tfc tune on WebGPU', () => {
     for (const c of gr.results.slice(1)) expect(c.error).toBeLessThan(1e-3);
     expect(gr.winner).not.toBe(gr.results[0]);
     // Timed: the group's two matmul kernels and not the exp kernel (kernel names come from the op).
-    const steps = compilePlan(g, { target: targetLimitsOf(dev) }).steps.map((s) => s.kernel);
+    const steps = compilePlan(g.graph, { target: targetLimitsOf(dev) }).steps.map((s) => s.kernel);
     const matmulSteps = steps.filter((k) => k.includes('matmul'));
     expect(matmulSteps).toHaveLength(2);
     expect(steps.length).toBeGreaterThan(2);

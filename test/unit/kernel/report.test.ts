@@ -1,8 +1,13 @@
 // The traffic report against hand-derived formulas on a one-matmul model.
 import { describe, expect, it } from 'vitest';
-import { checkSource } from '../../../src/check/check-source.js';
-import { trafficReport, trafficReportJson } from '../../../src/kernel/report.js';
-import { createPassContext } from '../../../src/passes/pass.js';
+import { lowerModel } from '../../../src/compile/kernels.js';
+import { compileModel } from '../../../src/compile/model.js';
+import { type TrafficReport, trafficReportJson } from '../../../src/kernel/report.js';
+import { lavapipeLimits } from '../../../src/kernel/schedule.js';
+
+/** The report `tfc compile --report --limits lavapipe` computes, through the compile driver. */
+const report = (text: string, T: number, verify = true): TrafficReport =>
+  lowerModel(compileModel({ file: 'm.tfx', text }, { target: 'webgpu', verify }), { limits: lavapipeLimits }).report({ dims: new Map([['T', T]]) });
 
 const src = `dims T
 input x: f32[T, 24]
@@ -16,12 +21,10 @@ model m {
 
 describe('traffic report', () => {
   it('matches the hand formula for x @ w + b, fused and unfused', () => {
-    const r = checkSource(src, 'm.tfx');
-    if (r.graph === undefined) throw new Error('no graph');
     const M = 7; // T
     const K = 24;
     const N = 40;
-    const rep = trafficReport(r.graph, { dims: new Map([['T', M]]), context: () => createPassContext({ target: 'webgpu', verify: true }) });
+    const rep = report(src, M);
     // Lower bound: x, w and b read once, y written once (f32).
     expect(rep.lowerBound.bytesRead).toBe(4 * (M * K + K * N + N));
     expect(rep.lowerBound.bytesWritten).toBe(4 * M * N);
@@ -39,11 +42,12 @@ describe('traffic report', () => {
     expect(Object.keys(json)).toEqual(['model', 'limits', 'dims', 'kernels', 'total', 'unfused', 'lowerBound']);
     expect(json['limits']).toBe('lavapipe');
     expect(json['kernels']).toEqual([{ name: expect.any(String), op: 'fused_matmul', bytesRead: rep.total.bytesRead, bytesWritten: 4 * M * N, flops: 2 * M * N * K + M * N }]);
-    expect(trafficReportJson(rep)).toBe(trafficReportJson(trafficReport(r.graph, { dims: new Map([['T', M]]), context: () => createPassContext({ target: 'webgpu' }) })));
+    expect(trafficReportJson(rep)).toBe(trafficReportJson(report(src, M, false)));
   });
 
   it('counts a layernorm folded into the matmul as the plain matmul plus gamma/beta once per K tile', () => {
-    const r = checkSource(
+    const [M, K, N] = [70, 24, 130];
+    const rep = report(
       `dims T
 input x: f32[T, 24]
 weight g: f32[24] = "g"
@@ -55,11 +59,8 @@ model m {
   y = layernorm(x, g, be) @ w + b
 }
 `,
-      'm.tfx',
+      M,
     );
-    if (r.graph === undefined) throw new Error('no graph');
-    const [M, K, N] = [70, 24, 130];
-    const rep = trafficReport(r.graph, { dims: new Map([['T', M]]), context: () => createPassContext({ target: 'webgpu', verify: true }) });
     expect(rep.kernels.map((k) => k.op)).toEqual(['fused_matmul']);
     // 64x64 output tiles, 16-wide K tiles on lavapipe: ceil(70/64) = 2 row tiles, ceil(130/64) = 3
     // column tiles. A once per column tile, W once per row tile, the bias once per output element

@@ -1,0 +1,110 @@
+// The compile driver, kernel half: the pipeline's graph lowered for one target's limits (and a
+// schedule), then everything printed from it, each computed once on first use: the kernel
+// program, the plan with its WGSL/CUDA sources, the `-o` folder's files, the host module and the
+// traffic report.
+import { basename } from 'node:path';
+import { cudaEmitText, cudaFiles } from '../../codegen/cuda/launch.js';
+import { compilePlan } from '../kernel/compile-plan.js';
+import type { Kernel, KernelProgram } from '../kernel/ir.js';
+import { lowerToKernels } from '../kernel/lower.js';
+import { planFiles } from '../kernel/manifest.js';
+import type { Plan } from '../kernel/plan.js';
+import { type KernelResources, type TrafficReport, reportDims, trafficReport } from '../kernel/report.js';
+import { type Schedule, type TargetLimits, chooseSchedule } from '../kernel/schedule.js';
+import type { Compilation } from './model.js';
+
+export interface LowerOptions {
+  /** Tiles, subgroups, workgroup memory: `--limits`, cudaLimits, or the adapter's (targetLimitsOf). */
+  readonly limits: TargetLimits;
+  /** A forced or tuned schedule; default chooseSchedule(limits). */
+  readonly schedule?: Schedule;
+  /** CUDA sources in the plan (and cuda/ in `files`); default: limits named cuda-*. */
+  readonly cuda?: boolean;
+}
+
+export interface ReportRequest {
+  /** Dim values (names that are not graph dims are ignored); unset dims: reportDims' defaults. */
+  readonly dims?: ReadonlyMap<string, number>;
+  /** Registers, shared memory and spills of the reported kernels, in order (ptxas, CLI side). */
+  readonly resources?: (ks: readonly Kernel[]) => readonly (KernelResources | undefined)[];
+}
+
+export class KernelStages {
+  readonly limits: TargetLimits;
+  readonly schedule: Schedule;
+  readonly withCuda: boolean;
+  private programMemo: KernelProgram | undefined;
+  private planMemo: Plan | undefined;
+  private hostMemo: Promise<string> | undefined;
+
+  constructor(
+    readonly model: Compilation,
+    opts: LowerOptions,
+  ) {
+    this.limits = opts.limits;
+    this.schedule = opts.schedule ?? chooseSchedule(opts.limits);
+    this.withCuda = opts.cuda ?? opts.limits.name.startsWith('cuda');
+  }
+
+  /** Kernel IR (`--emit kernels`), lowered once; the plan is built from this same program. */
+  get program(): KernelProgram {
+    this.programMemo ??= lowerToKernels(this.model.graph, this.limits, this.schedule);
+    return this.programMemo;
+  }
+
+  /** Kernels deduplicated, buffers and steps (manifest.json), with each kernel's WGSL (and CUDA). */
+  get plan(): Plan {
+    this.planMemo ??= compilePlan(this.model.graph, { target: this.limits, schedule: this.schedule, program: this.program, cuda: this.withCuda });
+    return this.planMemo;
+  }
+
+  /** `--emit wgsl`: every kernel's WGSL, in plan order. */
+  get wgsl(): string {
+    return this.plan.kernels.map((k) => k.source.wgsl).join('\n');
+  }
+
+  /** `--emit cuda`: the prelude once, then every kernel. */
+  get cuda(): string {
+    return cudaEmitText(this.plan);
+  }
+
+  /** The typed TypeScript module (`--emit host`, `model.ts`); ts-morph and prettier load only here. */
+  hostModule(): Promise<string> {
+    this.hostMemo ??= (async () => {
+      const { emitHostModule } = await import('../../codegen/host/emit.js');
+      const context = this.model.contextLength;
+      return emitHostModule(this.plan, this.model.graph, { sourceName: basename(this.model.file), ...(context !== undefined ? { context } : {}) });
+    })();
+    return this.hostMemo;
+  }
+
+  /** The `-o DIR` folder by relative path: model.ir, manifest.json, wgsl/, cuda/ (with CUDA), model.ts. */
+  async files(): Promise<Map<string, string>> {
+    const files = new Map<string, string>([['model.ir', this.model.graphText], ...planFiles(this.plan, this.limits.name), ...(this.withCuda ? cudaFiles(this.plan) : [])]);
+    files.set('model.ts', await this.hostModule());
+    return files;
+  }
+
+  /**
+   * `--report`: these kernels' traffic and FLOPs next to the unfused pipeline's kernels (same
+   * limits, default schedule) and the lower bound of the unfused graph.
+   */
+  report(req: ReportRequest = {}): TrafficReport {
+    const unfused = this.model.unfused();
+    const unfusedKernels = unfused === this.model ? this.program.kernels : lowerModel(unfused, { limits: this.limits }).program.kernels;
+    return trafficReport({
+      model: this.model.graph.name,
+      limits: this.limits.name,
+      dims: reportDims(this.model.checked, req.dims ?? new Map()),
+      kernels: this.program.kernels,
+      unfusedKernels,
+      unfusedGraph: unfused.graph,
+      ...(req.resources !== undefined ? { resources: req.resources } : {}),
+    });
+  }
+}
+
+/** The kernel stages of a compilation for one target's limits (and schedule); each call lowers anew. */
+export function lowerModel(model: Compilation, opts: LowerOptions): KernelStages {
+  return new KernelStages(model, opts);
+}

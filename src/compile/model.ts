@@ -1,0 +1,249 @@
+// The compile driver, graph half: one model (a .tfx source or a dumped .ir file) through the front
+// end and the target's pass pipeline, each stage computed once, on first use (`--emit ast` never
+// runs a pass). kernels.ts `lowerModel` takes the graph on to kernels and code. It reads no files and
+// prints nothing: the caller gives the text, and diagnostics go to the caller's sink.
+import type { Module } from '../../grammar/ast.js';
+import { parseTfx } from '../../grammar/parse.js';
+import { buildGraph } from '../check/build.js';
+import { evaluateConfig, fileStart } from '../check/config.js';
+import { type Diagnostic, DiagnosticSink, UserErrorsReported, diag } from '../diag/diagnostic.js';
+import type { Graph } from '../graph/ir.js';
+import { parseGraph } from '../graph/parse.js';
+import { printGraph } from '../graph/print.js';
+import { runPipeline } from '../passes/driver.js';
+import { type GraphPass, type PassContext, type Target, createPassContext } from '../passes/pass.js';
+import { fusionPassNames, pipelines, unfusedPipeline } from '../passes/pipeline.js';
+
+export interface ModelSource {
+  readonly file: string; // a name ending in .ir is read as graph IR, anything else as .tfx
+  readonly text: string;
+}
+
+/** Where diagnostics go (the CLI's Reporter, or a DiagnosticSink in tests). */
+export interface DiagnosticOut {
+  report(d: Diagnostic): void;
+}
+
+export interface PassRunOptions {
+  /** A pass name or 'all': its output IR goes to `log`. */
+  readonly dumpAfter?: string;
+  /** 1: remarks; 2: + time per pass and rule hits; 3: + the IR after every pass (TFC_DEBUG). */
+  readonly debug?: number;
+  /** Print loc(...) in dumps and in `irText`/`graphText` (default true). */
+  readonly locs?: boolean;
+  /** stderr: dumps, remarks, timings. */
+  readonly log?: (text: string) => void;
+}
+
+export interface CompileOptions {
+  /** `--set`: config constants and dims (an .ir file has no config: dims only). */
+  readonly overrides?: ReadonlyMap<string, number>;
+  /** Whose pass pipeline (src/passes/pipeline.ts); default webgpu. */
+  readonly target?: Target;
+  /** Leave the fusion passes out (`--no-fuse`). */
+  readonly noFuse?: boolean;
+  /** Run this pass list instead of the target's (`tfc bench`'s baselines, tests). */
+  readonly pipeline?: readonly GraphPass[];
+  readonly passes?: PassRunOptions;
+  /** Default: a sink nobody reads (a stage with errors still throws UserErrorsReported). */
+  readonly diagnostics?: DiagnosticOut;
+  /** verifyGraph after every pass; default: TFC_VERIFY=1 (createPassContext). */
+  readonly verify?: boolean;
+}
+
+/** Names of the passes a target runs before its first fusion pass: the `ir` stage is their output. */
+function beforeFusion(target: Target): ReadonlySet<string> {
+  const list = pipelines[target];
+  const first = list.findIndex((p) => fusionPassNames.has(p.name));
+  return new Set(list.slice(0, first < 0 ? list.length : first).map((p) => p.name));
+}
+
+/** Memoizes a stage: computed on the first read, the same value (or the same throw) afterwards. */
+function once<T>(f: () => T): () => T {
+  let state: { ok: true; value: T } | { ok: false; error: unknown } | undefined;
+  return () => {
+    if (state === undefined) {
+      try {
+        state = { ok: true, value: f() };
+      } catch (e) {
+        state = { ok: false, error: e };
+      }
+    }
+    if (!state.ok) throw state.error;
+    return state.value;
+  };
+}
+
+/**
+ * One model's stages. Getters compute on first read and throw UserErrorsReported after reporting
+ * a stage's errors (then every later read throws the same).
+ */
+export class Compilation {
+  readonly file: string;
+  readonly isIr: boolean;
+  readonly target: Target;
+  readonly overrides: ReadonlyMap<string, number>;
+  private readonly out: DiagnosticOut;
+  private readonly passList: readonly GraphPass[];
+  private readonly cut: number;
+  private readonly ctx: () => PassContext;
+
+  constructor(
+    readonly source: ModelSource,
+    readonly options: CompileOptions = {},
+    /** A checked graph already built (the unfused sibling of `--report` shares it). */
+    private readonly given?: { readonly module?: Module; readonly graph: Graph },
+  ) {
+    this.file = source.file;
+    this.isIr = source.file.endsWith('.ir');
+    this.target = options.target ?? 'webgpu';
+    this.overrides = options.overrides ?? new Map();
+    this.out = options.diagnostics ?? new DiagnosticSink();
+    this.passList = options.pipeline ?? (options.noFuse === true ? unfusedPipeline(this.target) : pipelines[this.target]);
+    // The `ir` stage = the graph as the first fusion pass receives it; with --no-fuse the same
+    // passes run first, so `--emit ir` does not depend on --no-fuse.
+    const prefix = beforeFusion(this.target);
+    const cut = this.passList.findIndex((p) => !prefix.has(p.name));
+    this.cut = cut < 0 ? this.passList.length : cut;
+    this.ctx = once(() => this.passContext());
+  }
+
+  /** The AST (parse only: `--emit ast`, `fmt`); undefined for an .ir file. */
+  get ast(): Module | undefined {
+    return this.parsed();
+  }
+
+  /** The checked graph IR (src/check/build.ts), before any pass; for an .ir file, the file's graph. */
+  get checked(): Graph {
+    return this.built().graph;
+  }
+
+  /** The graph after the cleanup passes, before fusion (`--emit ir`). */
+  get ir(): Graph {
+    return this.beforeFusionGraph();
+  }
+
+  /** The graph after the whole pipeline (`--emit fused`): what the kernels are lowered from. */
+  get graph(): Graph {
+    return this.pipelineGraph();
+  }
+
+  get irText(): string {
+    return withNewline(printGraph(this.ir, { locs: this.options.passes?.locs ?? true }));
+  }
+
+  get graphText(): string {
+    return withNewline(printGraph(this.graph, { locs: this.options.passes?.locs ?? true }));
+  }
+
+  /** The model's context length: its `ctx` (or `context`) config constant after --set (host module). */
+  get contextLength(): number | undefined {
+    const module = this.built().module;
+    if (module === undefined) return undefined;
+    const c = evaluateConfig(module, this.overrides, new DiagnosticSink()).constants;
+    const v = c.get('ctx') ?? c.get('context');
+    return v !== undefined && v.isInt ? v.value : undefined;
+  }
+
+  /**
+   * The same model through another pipeline (target, fusion), sharing this checked graph: `tfc run`
+   * checks the model before it knows where it runs.
+   */
+  variant(change: { readonly target?: Target; readonly noFuse?: boolean }): Compilation {
+    const rest: { -readonly [K in keyof CompileOptions]: CompileOptions[K] } = { ...this.options, ...change };
+    delete rest.pipeline;
+    return new Compilation(this.source, rest, this.built());
+  }
+
+  /** The target's pipeline without fusion (the `--no-fuse` baseline of `--report`). */
+  unfused(): Compilation {
+    return this.options.noFuse === true && this.options.pipeline === undefined ? this : this.variant({ noFuse: true });
+  }
+
+  private readonly parsed = once((): Module | undefined => {
+    if (this.isIr) return undefined;
+    if (this.given !== undefined) return this.given.module;
+    const sink = new DiagnosticSink();
+    const module = parseTfx(this.source.text, this.file, sink);
+    this.report(sink.items);
+    return module;
+  });
+
+  private readonly built = once((): { readonly module?: Module; readonly graph: Graph } => {
+    if (this.given !== undefined) return this.given;
+    const sink = new DiagnosticSink();
+    if (this.isIr) {
+      const graph = parseGraph(this.source.text, this.file, sink);
+      if (graph !== undefined && !sink.hasErrors) {
+        for (const name of this.overrides.keys()) {
+          if (!graph.dims.includes(name)) {
+            sink.report(diag('TFC305', fileStart(this.file), `--set ${name}: an IR file has no config; its dims are ${graph.dims.length > 0 ? graph.dims.join(', ') : 'none'}`));
+          }
+        }
+      }
+      this.report(sink.items);
+      if (graph === undefined) throw new UserErrorsReported();
+      return { graph };
+    }
+    const module = this.parsed();
+    if (module === undefined) throw new Error('internal: a .tfx source without an AST');
+    const graph = buildGraph(module, { overrides: this.overrides }, sink);
+    this.report(sink.items);
+    if (graph === undefined) throw new UserErrorsReported();
+    return { module, graph };
+  });
+
+  private readonly beforeFusionGraph = once((): Graph => this.runPasses(this.checked, this.passList.slice(0, this.cut)));
+
+  private readonly pipelineGraph = once((): Graph => {
+    const g = this.runPasses(this.ir, this.passList.slice(this.cut));
+    const o = this.options.passes;
+    if ((o?.debug ?? 0) >= 2 && o?.log !== undefined) {
+      const ctx = this.ctx();
+      for (const t of ctx.stats.timings) o.log(`pass ${t.pass.padEnd(24)} ${t.ms.toFixed(2).padStart(9)} ms\n`);
+      for (const [rule, hits] of [...ctx.stats.ruleHits].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) o.log(`rule ${rule.padEnd(40)} ${hits} hits\n`);
+    }
+    return g;
+  });
+
+  /** Runs part of the pipeline in the one context (its dumps, remarks and stats span both parts). */
+  private runPasses(g: Graph, passes: readonly GraphPass[]): Graph {
+    const ctx = this.ctx();
+    const before = ctx.diagnostics.items.length;
+    const out = runPipeline(g, passes, ctx);
+    this.report(ctx.diagnostics.items.slice(before));
+    return out;
+  }
+
+  private passContext(): PassContext {
+    const o = this.options.passes ?? {};
+    const debug = o.debug ?? 0;
+    const log = o.log ?? ((): void => {});
+    const dumpAfter = debug >= 3 || o.dumpAfter === 'all' ? 'all' : o.dumpAfter !== undefined ? [o.dumpAfter] : [];
+    return createPassContext({
+      target: this.target,
+      ...(this.options.verify !== undefined ? { verify: this.options.verify } : {}),
+      dumpAfter,
+      dumpLocs: o.locs ?? true,
+      dump: (text) => log(withNewline(text)),
+      remark: (r) => {
+        if (debug >= 1) log(`remark: ${r.loc.file}:${r.loc.line}:${r.loc.col}: [${r.pass}] ${r.message}\n`);
+      },
+    });
+  }
+
+  /** Hands a stage's diagnostics on; its errors end the stage. */
+  private report(ds: readonly Diagnostic[]): void {
+    for (const d of ds) this.out.report(d);
+    if (ds.some((d) => d.severity === 'error')) throw new UserErrorsReported();
+  }
+}
+
+function withNewline(t: string): string {
+  return t.endsWith('\n') ? t : t + '\n';
+}
+
+/** Starts a compilation; nothing runs until a stage is read. */
+export function compileModel(source: ModelSource, options: CompileOptions = {}): Compilation {
+  return new Compilation(source, options);
+}
