@@ -4,7 +4,7 @@
 // with fuse-attention, unfused = the cleanup passes only. Time = sum of the steps' GPU timestamps
 // (session.run with timing), median of 5 runs after 2 warm-up runs; wall clock alongside.
 import { attentionSource, compileSource } from '../src/cli/bench.js';
-import { compilePlan } from '../src/kernel/compile-plan.js';
+import { compilePlan } from '../src/compile/plan.js';
 import { evalCondition, evalSize } from '../src/kernel/plan.js';
 import { acquireDevice } from '../src/runtime/device.js';
 import { createSession } from '../src/runtime/session.js';

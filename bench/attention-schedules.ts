@@ -3,7 +3,7 @@
 //   npx tsc -p tsconfig.json --outDir /tmp/b && node /tmp/b/bench/attention-schedules.js [T] [rounds]
 // Time = sum of the steps' GPU timestamps, median over rounds (schedules interleaved per round).
 import { attentionSource, compileSource } from '../src/cli/bench.js';
-import { compilePlan } from '../src/kernel/compile-plan.js';
+import { compilePlan } from '../src/compile/plan.js';
 import { type AttentionSchedule, attentionSharedBytes, chooseAttentionSchedule } from '../src/kernel/lower-attention-schedule.js';
 import { type MatmulSchedule, chooseSchedule } from '../src/kernel/schedule.js';
 import { acquireDevice } from '../src/runtime/device.js';

@@ -15,7 +15,7 @@ const { checkSource } = await dist('src/check/check-source.js');
 const { runPipeline } = await dist('src/passes/driver.js');
 const { createPassContext } = await dist('src/passes/pass.js');
 const { pipelines, unfusedPipeline } = await dist('src/passes/pipeline.js');
-const { compilePlan } = await dist('src/kernel/compile-plan.js');
+const { compilePlan } = await dist('src/compile/plan.js');
 const { describeModel } = await dist('codegen/host/emit.js');
 const { acquireDevice, createLoadedModel, targetLimitsOf } = await dist('src/runtime/index.js');
 

@@ -3,7 +3,7 @@
 // Staged (workgroup tiles, the GPU schedule) vs direct loads (the CPU schedule), same plan
 // otherwise. Time = sum of GPU timestamps, median of 5 runs after a warm-up, rounds interleaved.
 import { compileSource } from '../src/cli/bench.js';
-import { compilePlan } from '../src/kernel/compile-plan.js';
+import { compilePlan } from '../src/compile/plan.js';
 import { type MatmulSchedule, chooseSchedule } from '../src/kernel/schedule.js';
 import { acquireDevice } from '../src/runtime/device.js';
 import { createSession } from '../src/runtime/session.js';

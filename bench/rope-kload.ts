@@ -10,7 +10,7 @@
 // Time = sum of the launched steps' GPU timestamps, median of 5 runs after 2 warm-up runs.
 import { checkSource } from '../src/check/check-source.js';
 import { makeTensor } from '../src/interp/tensor.js';
-import { compilePlan } from '../src/kernel/compile-plan.js';
+import { compilePlan } from '../src/compile/plan.js';
 import type { AttentionSchedule } from '../src/kernel/lower-attention-schedule.js';
 import { evalCondition } from '../src/kernel/plan.js';
 import { chooseSchedule } from '../src/kernel/schedule.js';

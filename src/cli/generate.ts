@@ -8,7 +8,7 @@ import type { Module } from '../../grammar/ast.js';
 import { evaluateConfig } from '../check/config.js';
 import { DiagnosticSink } from '../diag/diagnostic.js';
 import type { Graph } from '../graph/ir.js';
-import { compilePlan } from '../kernel/compile-plan.js';
+import { compilePlan } from '../compile/plan.js';
 import { describeModel } from '../../codegen/host/model-shape.js';
 import { acquireDevice } from '../runtime/device.js';
 import { createLoadedModel, type LoadProgress } from '../runtime/host.js';

@@ -4,7 +4,7 @@
 // traffic report.
 import { basename } from 'node:path';
 import { cudaEmitText, cudaFiles } from '../../codegen/cuda/launch.js';
-import { compilePlan } from '../kernel/compile-plan.js';
+import { compilePlan } from './plan.js';
 import type { Kernel, KernelProgram } from '../kernel/ir.js';
 import { lowerToKernels } from '../kernel/lower.js';
 import { planFiles } from '../kernel/manifest.js';

@@ -3,7 +3,7 @@
 // the float64 interpreter on awkward shapes (1, 7, 33 and a feature size of 33, no multiple of
 // any tile or warp). Each case is a tiny .tfx model; every step of the plan runs in order.
 import { describe, expect, it } from 'vitest';
-import { compilePlan } from '../../src/kernel/compile-plan.js';
+import { compilePlan } from '../../src/compile/plan.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines } from '../../src/passes/pipeline.js';

@@ -4,7 +4,7 @@
 // every output <= 1e-4 relative (floor at 1e-2 of the output's scale; f32 kernels vs float64).
 // Issue 6: "every example ... passes the emulated tests against the interpreter".
 import { describe, expect, it } from 'vitest';
-import { compilePlan } from '../../src/kernel/compile-plan.js';
+import { compilePlan } from '../../src/compile/plan.js';
 import { cudaLimits } from '../../src/kernel/schedule.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';

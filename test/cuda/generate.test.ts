@@ -13,7 +13,7 @@ import type { Graph } from '../../src/graph/ir.js';
 import { interpret } from '../../src/interp/interpret.js';
 import { makeTensor, type Tensor64 } from '../../src/interp/tensor.js';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
-import { compilePlan } from '../../src/kernel/compile-plan.js';
+import { compilePlan } from '../../src/compile/plan.js';
 import type { Plan } from '../../src/kernel/plan.js';
 import { cudaLimits } from '../../src/kernel/schedule.js';
 import { runPipeline } from '../../src/passes/driver.js';

@@ -11,7 +11,7 @@ import { printCudaLauncher } from '../../codegen/cuda/launcher.js';
 import { checkSource } from '../../src/check/check-source.js';
 import { strAttr } from '../../src/graph/ir.js';
 import { writeSafetensors } from '../../src/io/safetensors.js';
-import { compilePlan } from '../../src/kernel/compile-plan.js';
+import { compilePlan } from '../../src/compile/plan.js';
 import { cudaLimits } from '../../src/kernel/schedule.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';

@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { DiagnosticSink } from '../../src/diag/diagnostic.js';
 import type { Graph } from '../../src/graph/ir.js';
 import { parseGraph } from '../../src/graph/parse.js';
-import { compilePlan } from '../../src/kernel/compile-plan.js';
+import { compilePlan } from '../../src/compile/plan.js';
 import type { Plan } from '../../src/kernel/plan.js';
 import { lowerToKernels } from '../../src/kernel/lower.js';
 import { chooseSchedule, cudaLimits, lavapipeLimits } from '../../src/kernel/schedule.js';

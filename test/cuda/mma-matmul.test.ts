@@ -4,7 +4,7 @@
 // (x @ transpose(w), read as stored) and the fused_matmul epilogue (bias, gelu, residual). Inputs are rounded to the dtype before both runs,
 // so the only differences are f32 accumulation and the kernel's own output rounding.
 import { describe, expect, it } from 'vitest';
-import { compilePlan } from '../../src/kernel/compile-plan.js';
+import { compilePlan } from '../../src/compile/plan.js';
 import { cudaLimits } from '../../src/kernel/schedule.js';
 import { runPlanEmulated } from '../../src/runtime-cuda/emulate.js';
 import { type LauncherMode, detectNvidiaGpu } from '../../src/runtime-cuda/launcher.js';

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { printCuda, printCudaModule } from '../../codegen/cuda/print.js';
 import { type CudaArch, type PtxasStats, findNvcc, parsePtxasOutput, ptxasStatsForArchs } from '../../codegen/cuda/ptxas.js';
 import { checkSource } from '../../src/check/check-source.js';
-import { compilePlan } from '../../src/kernel/compile-plan.js';
+import { compilePlan } from '../../src/compile/plan.js';
 import type { Kernel } from '../../src/kernel/ir.js';
 import { lowerToKernels } from '../../src/kernel/lower.js';
 import { chooseSchedule, cudaLimits } from '../../src/kernel/schedule.js';

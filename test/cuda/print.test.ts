@@ -9,7 +9,7 @@ import { cudaLaunchOf, cudaFiles } from '../../codegen/cuda/launch.js';
 import { cString, cxxSize, tempSlots } from '../../codegen/cuda/launcher.js';
 import { cudaPrelude, printCuda } from '../../codegen/cuda/print.js';
 import { main } from '../../src/cli/main.js';
-import { compilePlan } from '../../src/kernel/compile-plan.js';
+import { compilePlan } from '../../src/compile/plan.js';
 import type { Kernel } from '../../src/kernel/ir.js';
 import { lowerToKernels } from '../../src/kernel/lower.js';
 import { chooseSchedule, cudaLimits } from '../../src/kernel/schedule.js';

@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { describeModel, emitHostModule } from '../../codegen/host/emit.js';
 import { checkSource } from '../../src/check/check-source.js';
 import type { Graph } from '../../src/graph/ir.js';
-import { compilePlan } from '../../src/kernel/compile-plan.js';
+import { compilePlan } from '../../src/compile/plan.js';
 import type { Plan } from '../../src/kernel/plan.js';
 import { webgpuDefaultLimits } from '../../src/kernel/schedule.js';
 import { runPipeline } from '../../src/passes/driver.js';

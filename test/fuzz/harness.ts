@@ -5,7 +5,7 @@
 import { checkSource } from '../../src/check/check-source.js';
 import { type Diagnostic, UserErrorsReported } from '../../src/diag/diagnostic.js';
 import { printGraph } from '../../src/graph/print.js';
-import { compilePlan } from '../../src/kernel/compile-plan.js';
+import { compilePlan } from '../../src/compile/plan.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines } from '../../src/passes/pipeline.js';

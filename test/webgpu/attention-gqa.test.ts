@@ -11,7 +11,7 @@ import type { Graph } from '../../src/graph/ir.js';
 import { interpret } from '../../src/interp/interpret.js';
 import { maxRelError } from '../../src/interp/tensor.js';
 import { neededTensors } from '../../src/io/check-tensors.js';
-import { compilePlan } from '../../src/kernel/compile-plan.js';
+import { compilePlan } from '../../src/compile/plan.js';
 import type { AttentionSchedule } from '../../src/kernel/lower-attention-schedule.js';
 import { evalSize, type Plan } from '../../src/kernel/plan.js';
 import { chooseSchedule, lavapipeLimits } from '../../src/kernel/schedule.js';

@@ -2,7 +2,7 @@
 // pipeline and run on WebGPU matches the float64 interpreter on the unfused graph: every output,
 // max relative error <= 1e-4 with a floor of 1% of the output's largest value (f32 kernels vs float64).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compilePlan } from '../../src/kernel/compile-plan.js';
+import { compilePlan } from '../../src/compile/plan.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines } from '../../src/passes/pipeline.js';

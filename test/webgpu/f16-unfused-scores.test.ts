@@ -6,7 +6,7 @@ import { checkSource } from '../../src/check/check-source.js';
 import type { Graph } from '../../src/graph/ir.js';
 import { interpret } from '../../src/interp/interpret.js';
 import { makeTensor, type Tensor64 } from '../../src/interp/tensor.js';
-import { compilePlan } from '../../src/kernel/compile-plan.js';
+import { compilePlan } from '../../src/compile/plan.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { type GraphPass, createPassContext } from '../../src/passes/pass.js';
 import { pipelines, unfusedPipeline } from '../../src/passes/pipeline.js';

@@ -7,7 +7,7 @@ import type { Graph } from '../../src/graph/ir.js';
 import { parseGraph } from '../../src/graph/parse.js';
 import { interpret } from '../../src/interp/interpret.js';
 import { makeTensor, maxRelError, type Tensor64 } from '../../src/interp/tensor.js';
-import { compilePlan } from '../../src/kernel/compile-plan.js';
+import { compilePlan } from '../../src/compile/plan.js';
 import { lavapipeLimits } from '../../src/kernel/schedule.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkSource } from '../../src/check/check-source.js';
-import { compilePlan } from '../../src/kernel/compile-plan.js';
+import { compilePlan } from '../../src/compile/plan.js';
 import { evalCondition } from '../../src/kernel/plan.js';
 import { webgpuDefaultLimits } from '../../src/kernel/schedule.js';
 import { runPipeline } from '../../src/passes/driver.js';

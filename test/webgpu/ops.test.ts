@@ -8,7 +8,7 @@ import { type Graph, strAttr } from '../../src/graph/ir.js';
 import { interpret } from '../../src/interp/interpret.js';
 import type { Tensor64 } from '../../src/interp/tensor.js';
 import type { Plan } from '../../src/kernel/plan.js';
-import { compilePlan } from '../../src/kernel/compile-plan.js';
+import { compilePlan } from '../../src/compile/plan.js';
 import { lavapipeLimits } from '../../src/kernel/schedule.js';
 import { storageBytes as kernelStorageBytes } from '../../src/kernel/storage.js';
 import { dtypes } from '../../src/graph/types.js';

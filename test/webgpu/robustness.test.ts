@@ -13,7 +13,7 @@ import { printEmuProgram } from '../../codegen/cuda/emu/driver.js';
 import { checkSource } from '../../src/check/check-source.js';
 import type { Graph } from '../../src/graph/ir.js';
 import { printGraph } from '../../src/graph/print.js';
-import { compilePlan } from '../../src/kernel/compile-plan.js';
+import { compilePlan } from '../../src/compile/plan.js';
 import { planFiles } from '../../src/kernel/manifest.js';
 import type { Plan } from '../../src/kernel/plan.js';
 import { cudaLimits, lavapipeLimits, webgpuDefaultLimits } from '../../src/kernel/schedule.js';

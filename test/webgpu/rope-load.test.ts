@@ -10,7 +10,7 @@ import type { Diagnostic } from '../../src/diag/diagnostic.js';
 import type { Graph, ScalarExpr } from '../../src/graph/ir.js';
 import { interpret } from '../../src/interp/interpret.js';
 import { neededTensors } from '../../src/io/check-tensors.js';
-import { compilePlan } from '../../src/kernel/compile-plan.js';
+import { compilePlan } from '../../src/compile/plan.js';
 import { lowerToKernels } from '../../src/kernel/lower.js';
 import { type AttentionSchedule, attentionSharedBytes } from '../../src/kernel/lower-attention-schedule.js';
 import { type TargetLimits, chooseSchedule } from '../../src/kernel/schedule.js';

@@ -3,7 +3,7 @@
 // the browser pages import and which must not pull in the compiler.)
 import type { Graph } from '../../src/graph/ir.js';
 import type { Tensor64 } from '../../src/interp/tensor.js';
-import { compilePlan } from '../../src/kernel/compile-plan.js';
+import { compilePlan } from '../../src/compile/plan.js';
 import { lavapipeLimits } from '../../src/kernel/schedule.js';
 import type { AcquiredDevice } from '../../src/runtime/device.js';
 import { createSession } from '../../src/runtime/session.js';

@@ -11,7 +11,7 @@ import type { Graph } from '../../src/graph/ir.js';
 import { interpret } from '../../src/interp/interpret.js';
 import { makeTensor } from '../../src/interp/tensor.js';
 import { neededTensors } from '../../src/io/check-tensors.js';
-import { compilePlan } from '../../src/kernel/compile-plan.js';
+import { compilePlan } from '../../src/compile/plan.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { graphPasses, pipelines } from '../../src/passes/pipeline.js';

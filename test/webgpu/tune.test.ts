@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { benchCompilation } from '../../src/cli/bench.js';
 import { main } from '../../src/cli/main.js';
 import { tune } from '../../src/cli/tune.js';
-import { compilePlan } from '../../src/kernel/compile-plan.js';
+import { compilePlan } from '../../src/compile/plan.js';
 import { targetLimitsOf } from '../../src/runtime/target.js';
 import { makeTensor } from '../../src/interp/tensor.js';
 import { testDevice } from './helpers.js';

@@ -2,7 +2,7 @@
 // errors and a compute pipeline can be created). Runs on Mesa lavapipe in CI; skips with a message
 // when no adapter is available.
 import { describe, expect, it } from 'vitest';
-import { compilePlan } from '../../src/kernel/compile-plan.js';
+import { compilePlan } from '../../src/compile/plan.js';
 import { lavapipeLimits, webgpuDefaultLimits } from '../../src/kernel/schedule.js';
 import { everyOpIr, graphOf } from '../unit/kernel/helpers.js';
 import { dawnCompiler } from './dawn.js';

@@ -12,7 +12,7 @@ import { ChromiumPage, chromiumPath, type PageReportBase } from './chromium.js';
 import { emitHostModule } from '../../../codegen/host/emit.js';
 import { webConfig } from '../../../examples/web/config.js';
 import { checkSource } from '../../../src/check/check-source.js';
-import { compilePlan } from '../../../src/kernel/compile-plan.js';
+import { compilePlan } from '../../../src/compile/plan.js';
 import { evalCondition } from '../../../src/kernel/plan.js';
 import { webgpuDefaultLimits } from '../../../src/kernel/schedule.js';
 import { runPipeline } from '../../../src/passes/driver.js';

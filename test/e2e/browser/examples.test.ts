@@ -10,7 +10,7 @@
 import { existsSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ChromiumPage, chromiumPath, type PageReportBase } from './chromium.js';
-import { compilePlan } from '../../../src/kernel/compile-plan.js';
+import { compilePlan } from '../../../src/compile/plan.js';
 import { webgpuDefaultLimits } from '../../../src/kernel/schedule.js';
 import type { Tensor64 } from '../../../src/ops/define.js';
 import { runPipeline } from '../../../src/passes/driver.js';

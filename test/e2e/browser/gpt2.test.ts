@@ -12,7 +12,7 @@ import { gatherIndexRanges } from '../../../src/cli/webgpu.js';
 import type { Diagnostic } from '../../../src/diag/diagnostic.js';
 import { interpret } from '../../../src/interp/interpret.js';
 import { neededTensors } from '../../../src/io/check-tensors.js';
-import { compilePlan } from '../../../src/kernel/compile-plan.js';
+import { compilePlan } from '../../../src/compile/plan.js';
 import { webgpuDefaultLimits } from '../../../src/kernel/schedule.js';
 import type { Tensor64 } from '../../../src/ops/define.js';
 import { runPipeline } from '../../../src/passes/driver.js';

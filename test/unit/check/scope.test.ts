@@ -2,7 +2,7 @@
 // function (or the model) and the enclosing index parameter / loop index, kept through the passes.
 import { describe, expect, it } from 'vitest';
 import { checkSource } from '../../../src/check/check-source.js';
-import { compilePlan } from '../../../src/kernel/compile-plan.js';
+import { compilePlan } from '../../../src/compile/plan.js';
 import { runPipeline } from '../../../src/passes/driver.js';
 import { createPassContext } from '../../../src/passes/pass.js';
 import { graphPasses } from '../../../src/passes/pipeline.js';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { type CandidateResult, attentionCandidates, groupSteps, kernelSummary, matmulCandidates, outputError, pickWinner, selectGroups, tuneGroups, tuneTable, withCandidate } from '../../../src/cli/tune.js';
 import { main } from '../../../src/cli/main.js';
-import { compilePlan } from '../../../src/kernel/compile-plan.js';
+import { compilePlan } from '../../../src/compile/plan.js';
 import { lowerToKernels } from '../../../src/kernel/lower.js';
 import type { Plan } from '../../../src/kernel/plan.js';
 import { type AttentionSchedule, chooseAttentionSchedule } from '../../../src/kernel/lower-attention-schedule.js';

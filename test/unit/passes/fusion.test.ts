@@ -11,7 +11,7 @@ import { randomInputs, randomWeights } from '../../../src/cli/random.js';
 import { lowerToKernels } from '../../../src/kernel/lower.js';
 import { lavapipeLimits } from '../../../src/kernel/schedule.js';
 import { evalCondition, evalSize, type SizeExpr } from '../../../src/kernel/plan.js';
-import { compilePlan } from '../../../src/kernel/compile-plan.js';
+import { compilePlan } from '../../../src/compile/plan.js';
 import { runPipeline } from '../../../src/passes/driver.js';
 import { fuseElementwise } from '../../../src/passes/fuse-elementwise.js';
 import { fuseEpilogue } from '../../../src/passes/fuse-epilogue.js';

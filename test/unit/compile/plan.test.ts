@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { compilePlan } from '../../../src/kernel/compile-plan.js';
-import { everyOpIr, graphOf } from './helpers.js';
+import { compilePlan } from '../../../src/compile/plan.js';
+import { everyOpIr, graphOf } from '../kernel/helpers.js';
 
 const twoLayersIr = `graph two(T) {
   %0 = input {name="x"} : f32[T,32]  loc(t.tfx:1:1)

@@ -1,15 +1,17 @@
-// Graph -> Plan (manifest.json): lowers to kernels, prints WGSL per kernel, shares identical
-// kernels (same source, grid and workgroup: one pipeline), assigns buffers (inputs, weights,
-// outputs, temps; a reshape is a view sharing its source's buffer) and their live ranges.
+// Graph -> Plan (manifest.json): lowers to kernels, shares identical kernels (same structural
+// key: one pipeline), prints each shared kernel's WGSL (and CUDA), assigns buffers (inputs,
+// weights, outputs, temps; a reshape is a view sharing its source's buffer) and their live
+// ranges. In the compile driver's layer because it reaches both the kernel stage and codegen.
 import type { Graph } from '../graph/ir.js';
 import { printWgsl, uniformBinding } from '../../codegen/wgsl/print.js';
 import { printCuda } from '../../codegen/cuda/print.js';
-import { type Kernel, type KernelProgram, kernelFeatures, usesMatrixStmts } from './ir.js';
-import { lowerToKernels } from './lower.js';
-import type { BufferKind, Plan, PlanBinding, PlanBuffer, PlanKernel, WeightRows } from './plan.js';
+import { type Kernel, type KernelProgram, kernelFeatures, usesMatrixStmts } from '../kernel/ir.js';
+import { kernelKey } from '../kernel/kernel-key.js';
+import { lowerToKernels } from '../kernel/lower.js';
+import type { BufferKind, Plan, PlanBinding, PlanBuffer, PlanKernel, WeightRows } from '../kernel/plan.js';
 import { weightRowRange } from '../ops/source.js';
-import { type Schedule, type TargetLimits, chooseSchedule, lavapipeLimits } from './schedule.js';
-import { dimToSize, shapeElements } from './to-size.js';
+import { type Schedule, type TargetLimits, chooseSchedule, lavapipeLimits } from '../kernel/schedule.js';
+import { dimToSize, shapeElements } from '../kernel/to-size.js';
 
 export interface CompileOptions {
   readonly target?: TargetLimits;
@@ -63,14 +65,12 @@ export function compilePlan(g: Graph, opts: CompileOptions = {}): Plan {
   };
   for (const n of g.nodes) if (n.op === 'input' || n.op === 'weight') draftFor(n.id);
 
-  // Kernels deduplicated by source (headerless), grid and workgroup size.
+  // Kernels deduplicated by structure (body, buffers, grid, workgroup size; kernel-key.ts).
   const byKey = new Map<string, { first: Kernel; locs: string[] }>();
   const kernelOrder: string[] = [];
   const steps: Plan['steps'][number][] = [];
   program.kernels.forEach((k, step) => {
-    // A CUDA-only kernel (tensor cores) has no WGSL: its CUDA body (under a fixed name) is the key.
-    const text = usesMatrixStmts(k) ? printCuda({ ...k, name: 'k' }, { header: false, prelude: false }) : printWgsl(k, { header: false });
-    const key = `${text}\n${JSON.stringify(k.grid)}\n${k.workgroupSize.join(',')}`;
+    const key = kernelKey(k);
     let entry = byKey.get(key);
     if (entry === undefined) {
       entry = { first: k, locs: [] };
