@@ -31,8 +31,11 @@ export function describeSchedule(s: KernelSchedule): string {
     case 'row':
       return `row, ${s.workgroupSize} threads per row, ${s.useSubgroups ? 'subgroup' : 'shared-memory tree'} reductions`;
     case 'tiled_matmul':
+      if (s.kLanes === true) return `tiled_matmul, tile ${s.tileRows}x${s.tileCols}, one subgroup, K split across lanes in steps of ${s.tileK}, ${s.aVector ?? 1}/${s.bVector ?? 1}-element loads of A/B`;
+      if (s.laneBroadcast === true) return `tiled_matmul, tile ${s.tileRows}x${s.tileCols}x${s.tileK}, one subgroup, A rows broadcast from lanes, ${s.threadCols} columns per lane, ${s.aVector ?? 1}/${s.bVector ?? 1}-element loads of A/B`;
       return `tiled_matmul, tile ${s.tileRows}x${s.tileCols}x${s.tileK}, ${s.threadRows}x${s.threadCols} outputs per thread`;
     case 'flash_attention':
+      if (s.laneBroadcast === true) return `flash_attention, ${s.tileRows} rows x ${s.tileCols} keys per tile, one subgroup of ${s.lanes} lanes, rows broadcast from lanes`;
       return `flash_attention, ${s.tileRows} query rows x ${s.tileCols} keys per tile, ${s.lanes} lanes per row, ${s.useSubgroups ? 'subgroup' : 'workgroup-memory'} row reductions${s.splits > 1 ? `, ${s.splits} cache partitions` : ''}${s.mma !== undefined ? `, m16n8k16 ${s.mma} mma, f32 accumulators` : ''}`;
     case 'mma_matmul':
       return `mma_matmul, tile ${s.tileRows}x${s.tileCols}x${s.tileK}, ${s.warpRows}x${s.warpCols} warps of m16n8k16 ${s.input} mma, f32 accumulators, ${s.stages}-stage async copies`;
@@ -93,14 +96,16 @@ export abstract class CStylePrinter {
   protected abstract select(cond: Expr, ifTrue: Expr, ifFalse: Expr, nested: boolean): string;
   protected abstract cast(to: ScalarType, arg: Expr): string;
   protected abstract subgroupOp(op: SubgroupOp): string;
-  /** `arg` read from subgroup lane `lane` (the 'shuffle' subgroup op). */
-  protected abstract subgroupShuffle(arg: Expr, lane: Expr): string;
+  /** `arg` read from subgroup lane `lane` (the 'shuffle' and 'broadcast' subgroup ops). */
+  protected abstract subgroupShuffle(op: SubgroupOp, arg: Expr, lane: Expr): string;
   /** i32 literal text (negative values are parenthesized as operands by the caller). */
   protected abstract i32Literal(value: number): string;
   protected abstract readonly nanLiteral: string;
   protected abstract infLiteral(negative: boolean): string;
   /** f16 literal from the f32 spelling `s`. */
   protected abstract f16Literal(s: string): string;
+  /** `load_vec`: one vector load bound to scalar lets. */
+  protected abstract loadVec(w: Writer, s: Extract<Stmt, { kind: 'load_vec' }>): void;
   /** A matrix intrinsic statement (mma, async copies); targets without matrix units throw. */
   protected abstract matrixStmt(w: Writer, s: MatrixStmt): void;
 
@@ -157,6 +162,9 @@ export abstract class CStylePrinter {
         return;
       case 'array_store':
         w.line(`${this.local(s.array)}[${this.expr(s.index, false)}] = ${this.expr(s.value, false)};`);
+        return;
+      case 'load_vec':
+        this.loadVec(w, s);
         return;
       case 'for': {
         const i = this.local(s.var);
@@ -238,7 +246,7 @@ export abstract class CStylePrinter {
       case 'cast':
         return this.cast(e.to, e.arg);
       case 'subgroup':
-        return e.lane === undefined ? `${this.subgroupOp(e.op)}(${this.expr(e.arg, false)})` : this.subgroupShuffle(e.arg, e.lane);
+        return e.lane === undefined ? `${this.subgroupOp(e.op)}(${this.expr(e.arg, false)})` : this.subgroupShuffle(e.op, e.arg, e.lane);
       default:
         return assertNever(e);
     }

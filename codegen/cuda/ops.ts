@@ -84,6 +84,7 @@ export const cudaSubgroup: Record<SubgroupOp, string> = {
   max: 'tfc_warp_max',
   broadcast_first: 'tfc_warp_broadcast_first',
   shuffle: '__shfl_sync', // with the mask and lane operands: printed by CudaPrinter.subgroupShuffle
+  broadcast: '__shfl_sync', // the same with a literal lane
 };
 
 /** Conversion of `a` (type `from`) to `to`; bool -> number is 0/1, number -> bool is `!= 0`. */

@@ -15,6 +15,7 @@ import {
   type MathFn,
   type MatrixStmt,
   type ScalarType,
+  type Stmt,
   type SubgroupOp,
   type UnaryOp,
   assertNever,
@@ -206,8 +207,22 @@ class CudaPrinter extends CStylePrinter {
     return cudaSubgroup[op];
   }
 
-  protected subgroupShuffle(arg: Expr, lane: Expr): string {
+  protected subgroupShuffle(_op: SubgroupOp, arg: Expr, lane: Expr): string {
     return `__shfl_sync(0xffffffffu, ${this.expr(arg, false)}, ${this.expr(lane, false)})`;
+  }
+
+  /** A float4 load (the buffer is 16-byte aligned: cudaMalloc, and vector slots start at element 0); other types load element by element. */
+  protected loadVec(w: Writer, s: Extract<Stmt, { kind: 'load_vec' }>): void {
+    const buf = this.bufferNames[s.slot] ?? '';
+    const index = this.expr(s.index, true);
+    if (s.type === 'f32' && s.names.length === 4) {
+      const t = this.scope.claim(`${s.names[0] ?? 'v'}_vec`);
+      w.line(`const float4 ${t} = reinterpret_cast<const float4*>(${buf})[${index}];`);
+      const lanes = ['x', 'y', 'z', 'w'];
+      s.names.forEach((n, i) => w.line(`${this.declare('let', s.type, this.local(n), `${t}.${lanes[i] ?? 'x'}`)};`));
+      return;
+    }
+    s.names.forEach((n, i) => w.line(`${this.declare('let', s.type, this.local(n), `${buf}[${index} * ${s.names.length}u + ${i}u]`)};`));
   }
 
   /** -2147483648 is not a literal in C++ (2147483648 does not fit int). */

@@ -60,4 +60,5 @@ export const wgslSubgroup: Record<SubgroupOp, string> = {
   max: 'subgroupMax',
   broadcast_first: 'subgroupBroadcastFirst',
   shuffle: 'subgroupShuffle', // with the lane operand: printed by WgslPrinter.subgroupShuffle
+  broadcast: 'subgroupBroadcast', // with a literal lane operand
 };

@@ -14,6 +14,7 @@ import {
   type MathFn,
   type MatrixStmt,
   type ScalarType,
+  type Stmt,
   type SubgroupOp,
   type UnaryOp,
   builtinIds,
@@ -23,6 +24,8 @@ import {
   usesMatrixStmts,
 } from '../../src/kernel/ir.js';
 import { wgslBinary, wgslBuiltin, wgslMath, wgslSubgroup, wgslType, wgslUnary } from './ops.js';
+
+type LoadVec = Extract<Stmt, { kind: 'load_vec' }>;
 
 export interface WgslOptions {
   /** Leave out the leading comment (name, locations, schedule, traffic); used to dedup kernels. */
@@ -86,7 +89,8 @@ class WgslPrinter extends CStylePrinter {
     }
     for (const b of k.buffers) {
       const mode = b.access === 'read' ? 'read' : 'read_write';
-      w.line(`@group(0) @binding(${b.slot}) var<storage, ${mode}> ${this.bufferNames[b.slot] ?? ''}: array<${wgslType[b.type]}>;`);
+      const element = b.vector === undefined ? wgslType[b.type] : `vec${b.vector}<${wgslType[b.type]}>`;
+      w.line(`@group(0) @binding(${b.slot}) var<storage, ${mode}> ${this.bufferNames[b.slot] ?? ''}: array<${element}>;`);
     }
     if (k.uniforms.length > 0) w.line(`@group(0) @binding(${uniformBinding(k)}) var<uniform> dims: Dims;`);
     for (const a of k.shared) w.line(`var<workgroup> ${this.local(a.name)}: array<${wgslType[a.type]}, ${a.length}>;`);
@@ -186,8 +190,15 @@ class WgslPrinter extends CStylePrinter {
     return wgslSubgroup[op];
   }
 
-  protected subgroupShuffle(arg: Expr, lane: Expr): string {
-    return `subgroupShuffle(${this.expr(arg, false)}, ${this.expr(lane, false)})`;
+  protected subgroupShuffle(op: SubgroupOp, arg: Expr, lane: Expr): string {
+    return `${wgslSubgroup[op]}(${this.expr(arg, false)}, ${this.expr(lane, false)})`;
+  }
+
+  /** `let t = buf[i];` then one `let` per element (the slot is declared `array<vec4<T>>`). */
+  protected loadVec(w: Writer, s: LoadVec): void {
+    const t = this.scope.claim(`${s.names[0] ?? 'v'}_vec`);
+    w.line(`let ${t} = ${this.bufferNames[s.slot] ?? ''}[${this.expr(s.index, false)}];`);
+    s.names.forEach((n, i) => w.line(`${this.declare('let', s.type, this.local(n), `${t}[${i}]`)};`));
   }
 
   protected i32Literal(value: number): string {

@@ -54,13 +54,24 @@ const dedupe = <T>(xs: readonly T[]): T[] => {
   });
 };
 
-/** The chosen matmul schedule first, then staged and direct tilings that fit `t` (at most 5). */
+/**
+ * The chosen matmul schedule first. A CPU adapter with subgroups then gets lane-broadcast tiles of
+ * L, 4L and 2L rows (8 columns per lane for the last) and the direct 8x8 kernel (the staged GPU
+ * tilings are 2-3x slower there and cost a pipeline compile each); other targets get staged and
+ * direct tilings. Only what fits `t`, at most 5.
+ */
 export function matmulCandidates(t: TargetLimits): MatmulSchedule[] {
+  const L = t.subgroupSize;
+  const direct8: MatmulSchedule = { tileRows: 64, tileCols: 64, tileK: 16, threadRows: 8, threadCols: 8, isDirect: true };
+  if (t.isCpu === true && L > 0) {
+    const lanes = (rows: number, cols: number): MatmulSchedule => ({ tileRows: rows * L, tileCols: cols * L, tileK: 4, threadRows: rows * L, threadCols: cols, laneBroadcast: true, rowsFirst: true });
+    return dedupe([chooseSchedule(t).matmul, lanes(1, 4), lanes(4, 4), lanes(2, 8), direct8].filter((m) => matmulFits(m, t)));
+  }
   const all: MatmulSchedule[] = [
     chooseSchedule(t).matmul,
     { tileRows: 64, tileCols: 64, tileK: 16, threadRows: 4, threadCols: 4 },
     { tileRows: 32, tileCols: 32, tileK: 16, threadRows: 2, threadCols: 2 },
-    { tileRows: 64, tileCols: 64, tileK: 16, threadRows: 8, threadCols: 8, isDirect: true },
+    direct8,
     { tileRows: 32, tileCols: 32, tileK: 16, threadRows: 4, threadCols: 4, isDirect: true },
   ];
   return dedupe(all.filter((m) => matmulFits(m, t)));
@@ -321,7 +332,10 @@ export function kernelSummary(names: readonly string[], max = 4): string {
 
 /** A schedule as one short line (`64x64 k16 8x8 direct`): the table's candidate column. */
 export function scheduleText(c: MatmulSchedule | AttentionSchedule): string {
-  if ('tileK' in c) return `${c.tileRows}x${c.tileCols} k${c.tileK} ${c.threadRows}x${c.threadCols}/thread${c.isDirect === true ? ' direct' : ' staged'}`;
+  if ('tileK' in c) {
+    if (c.laneBroadcast === true || c.kLanes === true) return `${c.tileRows}x${c.tileCols} k${c.tileK} ${c.kLanes === true ? 'K across lanes' : `lane broadcast ${c.threadCols} cols/lane`}${c.rowsFirst === true ? ' rows-first' : ''}`;
+    return `${c.tileRows}x${c.tileCols} k${c.tileK} ${c.threadRows}x${c.threadCols}/thread${c.isDirect === true ? ' direct' : ' staged'}`;
+  }
   const extras = [c.isDirect === true ? 'direct' : 'staged', ...(c.rowsPerThread !== undefined ? [`${c.rowsPerThread} rows/thread`] : []), ...(c.useSubgroups ? ['subgroups'] : []), ...(c.shuffleP === true ? ['shuffleP'] : [])];
   return `${c.tileRows}x${c.tileCols} ${c.lanes} lanes ${extras.join(' ')}`;
 }

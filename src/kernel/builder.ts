@@ -15,6 +15,13 @@ export class KernelBuilder {
   input(role: string, value: number, dtype: DType): number {
     return this.slot(role, value, 'read', storageType(dtype));
   }
+  /** A read-only slot accessed `width` elements at a time, through `load_vec` only. */
+  inputVector(role: string, value: number, dtype: DType, width: 4): number {
+    const slot = this.slot(role, value, 'read', storageType(dtype));
+    const b = this.buffers[slot];
+    if (b !== undefined) this.buffers[slot] = { ...b, vector: width };
+    return slot;
+  }
   output(role: string, value: number, dtype: DType): number {
     return this.slot(role, value, 'read_write', storageType(dtype));
   }

@@ -36,10 +36,12 @@ export const builtinIds: readonly BuiltinId[] = ['local_id', 'local_index', 'wor
 
 /**
  * Subgroup (warp) collectives, abstract: targets map them to subgroupAdd/__shfl_xor_sync/...
- * 'shuffle' returns `arg` of the invocation whose subgroup lane is the expression's `lane`.
+ * 'shuffle' returns `arg` of the invocation whose subgroup lane is the expression's `lane`;
+ * 'broadcast' the same with a `lane` that is a u32 literal (WGSL subgroupBroadcast: on a CPU
+ * adapter one lane extract and a splat, where a shuffle by a run-time lane is a per-lane permute).
  */
-export type SubgroupOp = 'sum' | 'max' | 'broadcast_first' | 'shuffle';
-export const subgroupOps: readonly SubgroupOp[] = ['sum', 'max', 'broadcast_first', 'shuffle'];
+export type SubgroupOp = 'sum' | 'max' | 'broadcast_first' | 'shuffle' | 'broadcast';
+export const subgroupOps: readonly SubgroupOp[] = ['sum', 'max', 'broadcast_first', 'shuffle', 'broadcast'];
 
 export type Expr =
   | { readonly kind: 'lit'; readonly type: ScalarType; readonly value: number } // value may be +-Infinity or NaN for floats
@@ -53,7 +55,7 @@ export type Expr =
   | { readonly kind: 'call'; readonly fn: MathFn; readonly args: readonly Expr[]; readonly type: ScalarType }
   | { readonly kind: 'select'; readonly cond: Expr; readonly ifTrue: Expr; readonly ifFalse: Expr; readonly type: ScalarType }
   | { readonly kind: 'cast'; readonly to: ScalarType; readonly arg: Expr }
-  | { readonly kind: 'subgroup'; readonly op: SubgroupOp; readonly arg: Expr; readonly type: ScalarType; readonly lane?: Expr }; // lane (u32): the source lane of 'shuffle' only
+  | { readonly kind: 'subgroup'; readonly op: SubgroupOp; readonly arg: Expr; readonly type: ScalarType; readonly lane?: Expr }; // lane (u32): the source lane of 'shuffle' and 'broadcast' only
 
 export type Stmt =
   | { readonly kind: 'let'; readonly name: string; readonly type: ScalarType; readonly init: Expr } // immutable
@@ -61,6 +63,12 @@ export type Stmt =
   | { readonly kind: 'private_array'; readonly name: string; readonly type: ScalarType; readonly length: number; readonly init: Expr } // every element = init
   | { readonly kind: 'assign'; readonly name: string; readonly value: Expr }
   | { readonly kind: 'store'; readonly slot: number; readonly index: Expr; readonly value: Expr }
+  /**
+   * One vector load from a slot declared with `vector` = names.length elements per access
+   * (`index` counts vectors): binds each element to an immutable scalar `names[i]`. On a CPU
+   * adapter a vector load is one bounds check and address for `vector` lanes' worth of data.
+   */
+  | { readonly kind: 'load_vec'; readonly names: readonly string[]; readonly slot: number; readonly index: Expr; readonly type: ScalarType }
   | { readonly kind: 'array_store'; readonly array: string; readonly index: Expr; readonly value: Expr }
   | {
       readonly kind: 'for'; // for (var v = start; v < end; v += step): u32 counter
@@ -139,6 +147,8 @@ export interface GlobalBuffer {
   readonly role: string;
   readonly access: Access;
   readonly type: ScalarType;
+  /** Read `vector` (4) elements per access through `load_vec` only (WGSL `array<vec4<T>>`); absent: scalar access. */
+  readonly vector?: 4;
 }
 
 export interface SharedArray {
@@ -159,6 +169,11 @@ export type KernelSchedule =
       readonly threadRows: number; // outputs per thread along rows
       readonly threadCols: number;
       readonly isDirect?: boolean; // operands read from global memory, no workgroup tiles
+      readonly laneBroadcast?: boolean; // one subgroup per workgroup, A rows broadcast from lanes (lower-matmul-lanes.ts)
+      readonly aVector?: 1 | 4; // elements per load of A / B (laneBroadcast)
+      readonly bVector?: 1 | 4;
+      readonly rowsFirst?: boolean; // workgroup x over row tiles (laneBroadcast)
+      readonly kLanes?: boolean; // K split across one subgroup's lanes (decode steps, lower-matmul-gemv.ts)
     }
   | {
       readonly kind: 'flash_attention'; // lower-attention.ts: one workgroup per (query tile, head, batch)
@@ -168,6 +183,7 @@ export type KernelSchedule =
       readonly useSubgroups: boolean;
       readonly splits: number; // cache partitions (split-K decode), 1 for prefill
       readonly mma?: MatrixInput; // lower-attention-mma.ts: S and P V on m16n8k16 tensor cores, 16 rows per warp
+      readonly laneBroadcast?: boolean; // lower-attention-lanes.ts: one subgroup, rows broadcast from lanes
     }
   | {
       readonly kind: 'mma_matmul'; // lower-mma.ts: warps of mma tiles, multi-stage async copies
@@ -240,6 +256,8 @@ export const cast = (to: ScalarType, arg: Expr): Expr => (exprType(arg) === to ?
 export const call = (fn: MathFn, args: readonly Expr[], type: ScalarType): Expr => ({ kind: 'call', fn, args, type });
 export const select = (cond: Expr, ifTrue: Expr, ifFalse: Expr): Expr => ({ kind: 'select', cond, ifTrue, ifFalse, type: exprType(ifTrue) });
 export const subgroup = (op: Exclude<SubgroupOp, 'shuffle'>, arg: Expr): Expr => ({ kind: 'subgroup', op, arg, type: exprType(arg) });
+/** `arg` as held by the invocation at the constant subgroup lane `lane` (< the subgroup size). */
+export const subgroupBroadcast = (arg: Expr, lane: number): Expr => ({ kind: 'subgroup', op: 'broadcast', arg, lane: u32(lane), type: exprType(arg) });
 /** `arg` as held by the invocation at subgroup lane `lane` (u32, < the subgroup size). */
 export const subgroupShuffle = (arg: Expr, lane: Expr): Expr => ({ kind: 'subgroup', op: 'shuffle', arg, lane, type: exprType(arg) });
 export const unary = (op: UnaryOp, arg: Expr): Expr => ({ kind: 'unary', op, arg, type: exprType(arg) });
@@ -342,6 +360,9 @@ export function forEachExpr(stmts: readonly Stmt[], f: (e: Expr) => void): void 
         visit(s.index);
         visit(s.value);
         break;
+      case 'load_vec':
+        visit(s.index);
+        break;
       case 'for':
         visit(s.start);
         visit(s.end);
@@ -408,7 +429,7 @@ export function kernelFeatures(k: Kernel): { readonly usesF16: boolean; readonly
   });
   forEachStmt(k.body, (s) => {
     if (s.kind === 'mma' || s.kind === 'mma_regs') usesSubgroups = true; // a warp collective: needs whole warps
-    if ((s.kind === 'let' || s.kind === 'var' || s.kind === 'private_array') && s.type === 'f16') usesF16 = true;
+    if ((s.kind === 'let' || s.kind === 'var' || s.kind === 'private_array' || s.kind === 'load_vec') && s.type === 'f16') usesF16 = true;
   });
   return { usesF16, usesSubgroups };
 }

@@ -51,7 +51,7 @@ import { lambdaExpr, lambdaOf, readBytesOf } from './lower-attention-lambdas.js'
 import { type UniformRead, tileLogic } from './lower-attention-sparsity.js';
 import { NEG_INF, f32, fmax, fmin, forLoop } from './lower-attention-exprs.js';
 import { dimExpr } from './lower-dims.js';
-import { unitStrideAxis } from './lower-mma.js';
+import { unitStrideAxis } from './lower-view.js';
 import { elementOffset } from './lower-view.js';
 import { type MmaAttentionSchedule, mmaAttentionSharedBytes, mmaTilePad } from './schedule.js';
 import { storageBytes, storageType } from './storage.js';

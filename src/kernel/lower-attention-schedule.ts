@@ -2,6 +2,8 @@
 // the workgroup bytes a tiling needs, the default choice per target (and the CPU's long-prefill
 // schedule), and how many query rows and heads one prefill workgroup takes (Mode).
 import type { TargetLimits } from './schedule.js';
+import type { Graph, Node } from '../graph/ir.js';
+import { hasVectorRuns } from './lower-view.js';
 import type { AttentionShape } from './lower-attention-node.js';
 
 export interface AttentionSchedule {
@@ -43,6 +45,26 @@ export interface AttentionSchedule {
    * ones keep many small workgroups. Its own decode fields are unused.
    */
   readonly longPrefill?: { readonly aboveT: number; readonly schedule: AttentionSchedule };
+  /**
+   * Prefill (every T above decodeMaxT) on the subgroup-broadcast kernel (lower-attention-lanes.ts,
+   * CPU adapters) instead of the fields above, which then describe only the split-K decode kernel.
+   */
+  readonly lanesPrefill?: LanesPrefill;
+}
+
+/**
+ * The subgroup-broadcast prefill (lower-attention-lanes.ts): one subgroup of `lanes` lanes per
+ * workgroup, `tileRows` tile rows (query rows x the heads of a GQA group that share K/V; a
+ * multiple of lanes), key tiles of `tileCols` keys (a multiple of lanes). `kVector`/`vVector`: 4
+ * for vec4 loads of K along d / of V along the lane's columns, 1 for scalar loads; unset, the
+ * chooser decides per node (specializeLanesPrefill).
+ */
+export interface LanesPrefill {
+  readonly tileRows: number;
+  readonly tileCols: number;
+  readonly lanes: number;
+  readonly kVector?: 1 | 4;
+  readonly vVector?: 1 | 4;
 }
 
 /** Workgroup bytes of a tile configuration: Q, K, V tiles, the score/probability tile, the fold. */
@@ -89,8 +111,10 @@ export function chooseAttentionSchedule(target: TargetLimits, dk: number, dv: nu
     // With subgroups P is exchanged by shuffle within a row's lanes (no P tile, no barriers).
     const s: AttentionSchedule = { tileRows: 32, tileCols: 8 * lanes, lanes, useSubgroups, splits: 32, decodeMaxT: 1, rowsPerThread: 8, isDirect: true, ...(useSubgroups ? { shuffleP: true } : {}) };
     if (4 * lanes <= target.maxInvocationsPerWorkgroup && attentionSharedBytes(s, 32, dk, dv) <= target.maxWorkgroupStorageBytes) {
-      const long = useSubgroups ? longPrefillSchedule(target, s, dk, dv) : undefined;
-      return long === undefined ? s : { ...s, longPrefill: { aboveT: LONG_PREFILL_ABOVE_T, schedule: long } };
+      // With subgroups every prefill takes the broadcast kernel (DEVELOPERS.md, Performance
+      // notes): the fields above then serve the split-K decode kernel only.
+      if (useSubgroups) return { ...s, lanesPrefill: { tileRows: lanes, tileCols: 4 * lanes, lanes } };
+      return s;
     }
   }
   const roundUp = (x: number): number => Math.ceil(x / lanes) * lanes;
@@ -162,4 +186,20 @@ export function splitMode(shape: AttentionShape, s: AttentionSchedule, target: T
   let heads = 1;
   for (let gt = 2; gt <= shape.groupConst; gt++) if (shape.groupConst % gt === 0 && fits(gt)) heads = gt;
   return { kind: 'split', rows: heads, heads, rowsPerThread: direct ? heads : 1 };
+}
+
+/**
+ * The chooser's per-node step for the broadcast prefill: unset vector widths become 4 where the
+ * operand's layout allows (K contiguous along d, no kload; V along its columns with whole vec4s
+ * per lane), else 1. Set fields are kept: the kernel checks them.
+ */
+export function specializeLanesPrefill(g: Graph, n: Node, p: LanesPrefill, dk: number, dv: number): LanesPrefill {
+  if (p.kVector !== undefined && p.vVector !== undefined) return p;
+  const k = g.nodes[n.operands[1] ?? -1];
+  const vv = g.nodes[n.operands[2] ?? -1];
+  const hasKload = n.attrs['kload'] !== undefined;
+  const jv = Math.ceil(dv / p.lanes);
+  const kVector = p.kVector ?? (k !== undefined && !hasKload && dk % 4 === 0 && hasVectorRuns(g, k, 3, 4) ? 4 : 1);
+  const vVector = p.vVector ?? (vv !== undefined && jv % 4 === 0 && dv % 4 === 0 && hasVectorRuns(g, vv, 3, 4) ? 4 : 1);
+  return { ...p, kVector, vVector };
 }

@@ -13,7 +13,8 @@ import type { KernelTemp } from './ir.js';
 import type { StepCondition } from './plan.js';
 import { mmaAttentionKernel } from './lower-attention-mma.js';
 import { dimToSize, sConst, sMinConst, sMul } from './to-size.js';
-import { chooseAttentionSchedule } from './lower-attention-schedule.js';
+import { chooseAttentionSchedule, specializeLanesPrefill } from './lower-attention-schedule.js';
+import { attentionLanesKernel } from './lower-attention-lanes.js';
 import { type AttentionInput, type AttentionKernelDraft, type AttentionLowering, headWidths } from './lower-attention-node.js';
 import { attentionKernel } from './lower-attention-kernel.js';
 import { combineKernel } from './lower-attention-combine.js';
@@ -50,7 +51,9 @@ export function lowerFusedAttention(inp: AttentionInput): AttentionLowering {
   const anyPrefill = path(s.decodeMaxT, Infinity);
   const mmaKernel = inp.mma === undefined || anyPrefill === undefined ? undefined : mmaAttentionKernel(inp, inp.mma);
   if (mmaKernel !== undefined) kernels.push({ ...mmaKernel, ...anyPrefill });
-  else {
+  else if (s.lanesPrefill !== undefined) {
+    if (anyPrefill !== undefined) kernels.push({ ...attentionLanesKernel(inp, specializeLanesPrefill(inp.graph, inp.node, s.lanesPrefill, dk, dv)), ...anyPrefill });
+  } else {
     if (shortPrefill !== undefined) kernels.push({ ...attentionKernel(inp, s, 'prefill', -1), ...shortPrefill });
     if (long !== undefined && longPrefill !== undefined) kernels.push({ ...attentionKernel(inp, long.schedule, 'prefill', -1), ...longPrefill });
   }

@@ -1,7 +1,7 @@
 // The tiled matmul and fused_matmul (lower.ts's Lowering): schedule tiles in workgroup memory,
 // batch broadcasting, a normalization prologue (lower-norm-prologue.ts), the fused epilogue, and the
 // tensor-core body (lower-mma.ts) where the operands qualify.
-import { type Dim, dimConst, dimMul } from '../check/dim.js';
+import { type Dim, dimConst, dimConstValue, dimMul } from '../check/dim.js';
 import { type Graph, type Node, lambdaAttr } from '../graph/ir.js';
 import type { DType } from '../graph/types.js';
 import { storageBytes, storageType } from './storage.js';
@@ -28,21 +28,47 @@ import {
   v,
 } from './ir.js';
 import { KernelBuilder } from './builder.js';
-import type { SizeExpr } from './plan.js';
-import { scheduleShapeKey } from './schedule.js';
+import type { SizeExpr, StepCondition } from './plan.js';
+import { type MatmulSchedule, ScheduleError, scheduleShapeKey, specializeMatmul } from './schedule.js';
+import { type LaneNorm, emitLaneMatmul } from './lower-matmul-lanes.js';
+import { emitGemv } from './lower-matmul-gemv.js';
+import { printType } from '../graph/types.js';
 import { dimToSize, sCeilDiv, sConst, shapeElements, sMul } from './to-size.js';
 import { type FusedHost, epilogueReadBytes, translateLambda, unravelFlat } from './lower-fused.js';
-import { elementOffset, unravel } from './lower-view.js';
+import { elementOffset, hasVectorRuns, unitStrideAxis, unravel } from './lower-view.js';
 import { normPrologueOf } from '../ops/fused.js';
 import { normFold } from './lower-norm-prologue.js';
-import { emitMmaMatmul, unitStrideAxis } from './lower-mma.js';
+import { emitMmaMatmul } from './lower-mma.js';
 import { dimExpr, isOne, strides } from './lower-dims.js';
 import type { Lowering } from './lower.js';
 
+/**
+ * A matmul node's kernels: one on its schedule; with a decode schedule (Schedule.decodeMatmul)
+ * the K-split kernel where M (rows, batch folded in) is at most its maxRows, guarded by `when`
+ * where M is symbolic, so one plan serves prefill and one-token decode.
+ */
 export function emitMatmul(lw: Lowering, n: Node): void {
+  const main = specializeMatmul(lw.g, n, lw.s.byShape?.matmul?.[scheduleShapeKey(lw.g, n)] ?? lw.s.matmul);
+  const decode = lw.s.decodeMatmul;
+  if (decode === undefined) return emitMatmulWith(lw, n, main);
+  const rows = dimToSize(matmulRows(n, lw.operand(n, 0), lw.operand(n, 1)));
+  const small = specializeMatmul(lw.g, n, decode.schedule);
+  if (rows.kind === 'const') return emitMatmulWith(lw, n, rows.value <= decode.maxRows ? small : main);
+  emitMatmulWith(lw, n, small, { size: rows, op: '<=', value: decode.maxRows });
+  emitMatmulWith(lw, n, main, { size: rows, op: '>', value: decode.maxRows });
+}
+
+/** Rows of the product: M, times the batch when the batch folds into M (a 2-D right operand). */
+function matmulRows(n: Node, a: Node, b: Node): Dim {
+  const out = n.type.shape;
+  const rank = out.length;
+  const foldBatch = b.type.shape.length === 2 && a.type.shape.length === rank;
+  return foldBatch ? out.slice(0, -1).reduce((p, d) => dimMul(p, d), dimConst(1)) : (out[rank - 2] ?? dimConst(1));
+}
+
+function emitMatmulWith(lw: Lowering, n: Node, ms: MatmulSchedule, when?: StepCondition): void {
   const a = lw.operand(n, 0);
   const b = lw.operand(n, 1);
-  const ms = lw.s.byShape?.matmul?.[scheduleShapeKey(lw.g, n)] ?? lw.s.matmul;
   const { tileRows: TM, tileCols: TN, tileK: TK, threadRows: RM, threadCols: RN } = ms;
   const thx = TN / RN;
   const thy = TM / RM;
@@ -51,20 +77,23 @@ export function emitMatmul(lw: Lowering, n: Node): void {
   const rank = out.length;
   // [..., M, K] @ [K, N]: the batch folds into M (one big matrix, B read once per row tile).
   const foldBatch = b.type.shape.length === 2 && a.type.shape.length === rank;
-  const M = foldBatch ? out.slice(0, -1).reduce((p, d) => dimMul(p, d), dimConst(1)) : (out[rank - 2] ?? dimConst(1));
+  const M = matmulRows(n, a, b);
   const N = out[rank - 1] ?? dimConst(1);
   const K = a.type.shape[a.type.shape.length - 1] ?? dimConst(1);
   const batch = foldBatch ? [] : out.slice(0, -2);
   const kb = new KernelBuilder();
-  const aSlot = kb.input('a', a.id, a.type.dtype);
-  const bSlot = kb.input('b', b.id, b.type.dtype);
+  // Subgroup-broadcast schedule (lower-matmul-lanes.ts): validated against this node first.
+  const lanes = ms.laneBroadcast === true || ms.kLanes === true ? laneLayout(lw, n, a, b, ms) : undefined;
+  const aSlot = lanes?.aVector === 4 ? kb.inputVector('a', a.id, a.type.dtype, 4) : kb.input('a', a.id, a.type.dtype);
+  const bSlot = lanes?.bVector === 4 ? kb.inputVector('b', b.id, b.type.dtype, 4) : kb.input('b', b.id, b.type.dtype);
   const oSlot = kb.output('out', n.id, n.type.dtype);
   // Direct schedule (CPU targets): no workgroup tiles; a norm fold still needs them.
   const isDirect = ms.isDirect === true && !(n.op === 'fused_matmul' && normPrologueOf(n.attrs) !== undefined);
   // Tensor cores (CUDA sm_80+): f16/bf16 operands whose rows are contiguous (mmaOperands).
   const mmaInput = lw.s.mmaMatmul === undefined ? undefined : mmaOperands(lw.g, n, a, b);
-  const aTile = isDirect || mmaInput !== undefined ? '' : kb.sharedArray('a_tile', 'f32', TM * TK);
-  const bTile = isDirect || mmaInput !== undefined ? '' : kb.sharedArray('b_tile', 'f32', TK * TN);
+  const staged = !isDirect && mmaInput === undefined && lanes === undefined;
+  const aTile = staged ? kb.sharedArray('a_tile', 'f32', TM * TK) : '';
+  const bTile = staged ? kb.sharedArray('b_tile', 'f32', TK * TN) : '';
   const body: Stmt[] = [];
   const Me = dimExpr(M);
   const Ne = dimExpr(N);
@@ -96,8 +125,8 @@ export function emitMatmul(lw: Lowering, n: Node): void {
   const bOff = kb.let(body, 'b_off', matrixOffset(b.type.shape, mul(Ke, Ne)));
   const oOff = kb.let(body, 'out_off', mul(bz, mul(Me, Ne)));
   // fused_matmul: the epilogue lambda (lower-fused.ts) runs on the accumulator before the store.
-  // The mma epilogue is emitted once per accumulator (unrolled): its operands are bound once.
-  const host = mmaInput !== undefined ? bindOnce(lw.fusedHost(kb), kb) : lw.fusedHost(kb);
+  // The mma and lane epilogues are emitted once per accumulator column (unrolled): operands bound once.
+  const host = mmaInput !== undefined || lanes !== undefined ? bindOnce(lw.fusedHost(kb), kb) : lw.fusedHost(kb);
   const ep = n.op === 'fused_matmul' ? lambdaAttr(n, 'epilogue') : undefined;
   const epOperands = n.operands.map((_, i) => lw.operand(n, i));
   const epilogueStore = (index: Expr, acc: Expr): Stmt[] => {
@@ -140,6 +169,62 @@ export function emitMatmul(lw: Lowering, n: Node): void {
     bytesWritten: sMul(batchS, Ms, Ns, sConst(storageBytes(n.type.dtype))),
     flops: lw.flops(n),
   });
+  if (lanes !== undefined) {
+    const normAttrs = n.op === 'fused_matmul' ? normPrologueOf(n.attrs) : undefined;
+    const param = (i: number): Node => lw.operand(n, n.operands.length - (normAttrs?.params ?? 0) + i);
+    const aView = viewAddress(a, true);
+    const bView = viewAddress(b, false);
+    const norm: LaneNorm | undefined =
+      normAttrs === undefined
+        ? undefined
+        : {
+            op: normAttrs.op,
+            eps: normAttrs.eps,
+            type: storageType(param(0).type.dtype),
+            vector: lanes.normVector,
+            gammaSlot: lanes.normVector === 4 ? kb.inputVector('gamma', param(0).id, param(0).type.dtype, 4) : kb.input('gamma', param(0).id, param(0).type.dtype),
+            ...(normAttrs.op === 'layernorm'
+              ? { betaSlot: lanes.normVector === 4 ? kb.inputVector('beta', param(1).id, param(1).type.dtype, 4) : kb.input('beta', param(1).id, param(1).type.dtype) }
+              : {}),
+          };
+    (ms.kLanes === true ? emitGemv : emitLaneMatmul)(
+      {
+        kb,
+        schedule: ms,
+        lanes: lanes.lanes,
+        aSlot,
+        bSlot,
+        aType: storageType(a.type.dtype),
+        bType: storageType(b.type.dtype),
+        aVector: lanes.aVector,
+        bVector: lanes.bVector,
+        M: Me,
+        N: Ne,
+        K: Ke,
+        aAddr: aView ?? ((row, k) => add(aOff, add(mul(row, Ke), k))),
+        bAddr: bView ?? ((k, col) => add(bOff, add(mul(k, Ne), col))),
+        bLayout: lanes.bLayout,
+        ...(norm !== undefined ? { norm } : {}),
+        outIndex: (row, col) => add(oOff, add(mul(row, Ne), col)),
+        store: epilogueStore,
+      },
+      body,
+    );
+    const grid: readonly [SizeExpr, SizeExpr, SizeExpr] = ms.rowsFirst === true && ms.kLanes !== true ? [sCeilDiv(Ms, TM), sCeilDiv(Ns, TN), batchS] : [sCeilDiv(Ns, TN), sCeilDiv(Ms, TM), batchS];
+    // The norm reads gamma (and beta) K floats per workgroup; layernorm's mean pass reads A once more.
+    const paramBytes =
+      norm === undefined
+        ? []
+        : [
+            sMul(batchS, sCeilDiv(Ms, TM), sCeilDiv(Ns, TN), Ks, sConst(storageBytes(param(0).type.dtype) * (norm.betaSlot === undefined ? 1 : 2))),
+            // layernorm's mean pass reads A once more (the K-split kernel: twice, mean then variance)
+            ...(norm.op === 'layernorm' ? [sMul(batchS, Ms, Ks, sCeilDiv(Ns, TN), sConst(storageBytes(a.type.dtype) * (ms.kLanes === true ? 2 : 1)))] : []),
+            ...(norm.op === 'rmsnorm' && ms.kLanes === true ? [sMul(batchS, Ms, Ks, sCeilDiv(Ns, TN), sConst(storageBytes(a.type.dtype)))] : []),
+          ];
+    const schedule = { kind: 'tiled_matmul', ...ms, aVector: lanes.aVector, bVector: lanes.bVector } as const;
+    lw.finish(n, n.op, kb, body, [lanes.lanes, 1, 1], grid, schedule, trafficFor(TM, TN, paramBytes), when);
+    return;
+  }
   if (mmaInput !== undefined && lw.s.mmaMatmul !== undefined) {
     const mm = lw.s.mmaMatmul;
     const aView = viewAddress(a, true);
@@ -163,7 +248,7 @@ export function emitMatmul(lw: Lowering, n: Node): void {
       body,
     );
     const grid: readonly [SizeExpr, SizeExpr, SizeExpr] = [sCeilDiv(Ns, mm.tileCols), sCeilDiv(Ms, mm.tileRows), batchS];
-    lw.finish(n, n.op, kb, body, [r.threads, 1, 1], grid, r.schedule, trafficFor(mm.tileRows, mm.tileCols, []));
+    lw.finish(n, n.op, kb, body, [r.threads, 1, 1], grid, r.schedule, trafficFor(mm.tileRows, mm.tileCols, []), when);
     return;
   }
   const row0 = kb.let(body, 'row0', mul(builtin('workgroup_id', 1), u32(TM)));
@@ -317,7 +402,45 @@ export function emitMatmul(lw: Lowering, n: Node): void {
   // Norm fold: gamma (and beta) once per K tile per workgroup; A is not read again.
   const traffic = trafficFor(TM, TN, fold === undefined ? [] : [fold.paramBytes(sMul(batchS, sCeilDiv(Ms, TM), sCeilDiv(Ns, TN)), Ks)]);
   const grid: readonly [SizeExpr, SizeExpr, SizeExpr] = [sCeilDiv(Ns, TN), sCeilDiv(Ms, TM), batchS];
-  lw.finish(n, n.op, kb, body, [thx, thy, 1], grid, { kind: 'tiled_matmul', ...ms }, traffic);
+  lw.finish(n, n.op, kb, body, [thx, thy, 1], grid, { kind: 'tiled_matmul', ...ms }, traffic, when);
+}
+
+/**
+ * Checks a laneBroadcast schedule against the node and the target (never silently changed):
+ * the lane count, tile shape, and each vector width against the operands' layouts. Returns B's
+ * loop layout and the vector widths; throws ScheduleError naming the field otherwise.
+ */
+function laneLayout(lw: Lowering, n: Node, a: Node, b: Node, ms: MatmulSchedule): { readonly lanes: number; readonly aVector: 1 | 4; readonly bVector: 1 | 4; readonly normVector: 1 | 4; readonly bLayout: 'k_by_n' | 'n_by_k' } {
+  const what = `%${n.id} (${n.op} ${printType(a.type)} x ${printType(b.type)})`;
+  const L = lw.target.subgroupSize;
+  if (L === 0 || !lw.s.useSubgroups) throw new ScheduleError('matmul.laneBroadcast', `${what}: the target has no subgroups`);
+  if (ms.laneBroadcast === true && ms.kLanes === true) throw new ScheduleError('matmul.kLanes', `${what}: laneBroadcast and kLanes exclude each other`);
+  if (ms.kLanes === true) {
+    if (ms.threadRows !== ms.tileRows || ms.threadCols !== ms.tileCols || ms.tileRows < 1 || ms.tileCols < 1) throw new ScheduleError('matmul.threadRows', `${what}: kLanes needs threadRows = tileRows and threadCols = tileCols (every lane holds the whole tile), got ${ms.tileRows}x${ms.tileCols} tiles of ${ms.threadRows}x${ms.threadCols}`);
+    const Kc = dimConstValue(a.type.shape[a.type.shape.length - 1] ?? dimConst(1));
+    if (ms.tileK !== 1 && (Kc === undefined || Kc % ms.tileK !== 0)) throw new ScheduleError('matmul.tileK', `${what}: kLanes needs tileK to divide K (or be 1), got tileK ${ms.tileK}`);
+  } else {
+    if (ms.threadRows !== ms.tileRows || ms.tileCols !== L * ms.threadCols) throw new ScheduleError('matmul.threadRows', `${what}: laneBroadcast needs threadRows = tileRows and tileCols = ${L} (subgroup size) x threadCols, got ${ms.tileRows}x${ms.tileCols} tiles of ${ms.threadRows}x${ms.threadCols}`);
+    if (ms.tileRows % L !== 0 || ms.tileRows <= 0) throw new ScheduleError('matmul.tileRows', `${what}: laneBroadcast needs tileRows a positive multiple of the subgroup size ${L}, got ${ms.tileRows}`);
+  }
+  if (!Number.isInteger(ms.tileK) || ms.tileK < 1) throw new ScheduleError('matmul.tileK', `${what}: tileK must be a positive integer, got ${ms.tileK}`);
+  const aRank = a.type.shape.length;
+  const bRank = b.type.shape.length;
+  const K = dimConstValue(a.type.shape[aRank - 1] ?? dimConst(1));
+  const unitB = unitStrideAxis(lw.g, b);
+  const bLayout = unitB === bRank - 2 ? 'n_by_k' : 'k_by_n';
+  const wholeSteps = K !== undefined && K % ms.tileK === 0;
+  const aVector = ms.aVector ?? 1;
+  const bVector = ms.bVector ?? 1;
+  if (aVector === 4 && !(ms.tileK % 4 === 0 && wholeSteps && hasVectorRuns(lw.g, a, aRank - 1, 4))) throw new ScheduleError('matmul.aVector', `${what}: vector loads of A need tileK a multiple of 4 dividing K and A contiguous along K in runs of 4`);
+  if (bVector === 4) {
+    const ok = bLayout === 'k_by_n' ? ms.threadCols % 4 === 0 && wholeSteps && hasVectorRuns(lw.g, b, bRank - 1, 4) : ms.tileK % 4 === 0 && wholeSteps && hasVectorRuns(lw.g, b, bRank - 2, 4);
+    if (!ok) throw new ScheduleError('matmul.bVector', `${what}: vector loads of B need it contiguous along ${bLayout === 'k_by_n' ? 'N with threadCols' : 'K with tileK'} a multiple of 4 and K a multiple of tileK`);
+  }
+  const vectorTypes = new Set(['f32', 'f16', 'bf16']);
+  if ((aVector === 4 && !vectorTypes.has(a.type.dtype)) || (bVector === 4 && !vectorTypes.has(b.type.dtype))) throw new ScheduleError('matmul.aVector', `${what}: vector loads need float operands`);
+  // The norm parameters ride A's vector loads: 4 at a time exactly when A is.
+  return { lanes: L, aVector, bVector, normVector: aVector, bLayout };
 }
 
 /** `host` whose `kb.input` gives one slot per graph value, however often a lambda is translated. */

@@ -35,8 +35,6 @@ import {
   arrayLoad,
 } from './ir.js';
 import type { KernelBuilder } from './builder.js';
-import type { Graph, Node, ScalarExpr } from '../graph/ir.js';
-import { viewMapOf } from './lower-view.js';
 import { type MmaMatmulSchedule, mmaTilePad } from './schedule.js';
 
 export interface MmaMatmulParts {
@@ -170,16 +168,3 @@ export function emitMmaMatmul(p: MmaMatmulParts, body: Stmt[]): { threads: numbe
   return { threads, schedule: { kind: 'mma_matmul', tileRows: BM, tileCols: BN, tileK: BK, warpRows: WR, warpCols: WC, stages, input: p.input } };
 }
 
-/**
- * The axis of `o` along which consecutive elements are consecutive in memory: the last for an
- * ordinary value; for a view, the axis that alone forms the source's last index (a transpose
- * moves it, a slice or a layer index keeps it); undefined when there is none.
- */
-export function unitStrideAxis(g: Graph, o: Node): number | undefined {
-  if (o.op !== 'view') return o.type.shape.length - 1;
-  const { indices } = viewMapOf(g, o);
-  const last = indices[indices.length - 1];
-  if (last === undefined || last.kind !== 'index') return undefined;
-  const mentions = (e: ScalarExpr): boolean => (e.kind === 'index' ? e.axis === last.axis : e.kind === 'apply' ? e.args.some(mentions) : false);
-  return indices.slice(0, -1).some(mentions) ? undefined : last.axis;
-}

@@ -39,6 +39,8 @@ import type { Lowering } from './lower.js';
  */
 export function workgroupReduce(lw: Lowering, kb: KernelBuilder, out: Stmt[], acc: Expr, op: 'sum' | 'max', prefix: string): Expr {
   const wg = lw.s.rowWorkgroupSize;
+  // A row workgroup of one subgroup (CPU adapters): the subgroup reduction is the whole fold.
+  if (lw.s.useSubgroups && wg === lw.target.subgroupSize) return kb.let(out, `${prefix}_total`, subgroup(op, acc));
   const arr = kb.sharedArray(`${prefix}_part`, 'f32', wg);
   const combine = (a: Expr, b: Expr): Expr => (op === 'sum' ? bin('add', a, b) : call('max', [a, b], 'f32'));
   const lid = builtin('local_id', 0);

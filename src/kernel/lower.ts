@@ -57,7 +57,7 @@ export class Lowering {
   constructor(
     readonly g: Graph,
     readonly s: Schedule,
-    private readonly target: TargetLimits,
+    readonly target: TargetLimits,
   ) {}
 
   /** The first fused_attention_lse node of each fused_attention (its kernel writes that node's buffer). */

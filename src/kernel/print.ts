@@ -16,8 +16,11 @@ export function printScheduleLine(s: KernelSchedule): string {
     case 'row':
       return `row: ${s.workgroupSize} threads/row, reductions via ${s.useSubgroups ? 'subgroups' : 'shared-memory tree'}`;
     case 'tiled_matmul':
+      if (s.kLanes === true) return `tiled_matmul: tile ${s.tileRows}x${s.tileCols}, K split across lanes (k-step ${s.tileK} per lane), loads A x${s.aVector ?? 1} B x${s.bVector ?? 1}`;
+      if (s.laneBroadcast === true) return `tiled_matmul: tile ${s.tileRows}x${s.tileCols}, k-step ${s.tileK}, lane broadcast (1 subgroup, A rows from lanes), ${s.threadCols} columns/lane, loads A x${s.aVector ?? 1} B x${s.bVector ?? 1}`;
       return `tiled_matmul: tile ${s.tileRows}x${s.tileCols}, ${s.isDirect === true ? 'direct loads' : `k-step ${s.tileK}`}, ${s.threadRows}x${s.threadCols} outputs/thread`;
     case 'flash_attention':
+      if (s.laneBroadcast === true) return `flash_attention: ${s.tileRows}x${s.tileCols} tiles, one subgroup of ${s.lanes} lanes, rows broadcast from lanes`;
       return `flash_attention: ${s.tileRows}x${s.tileCols} tiles, ${s.lanes} lanes/row, reductions via ${s.useSubgroups ? 'subgroups' : 'workgroup memory'}${s.splits > 1 ? `, ${s.splits} partitions` : ''}${s.mma !== undefined ? `, ${s.mma} mma` : ''}`;
     case 'mma_matmul':
       return `mma_matmul: tile ${s.tileRows}x${s.tileCols}, k-step ${s.tileK}, ${s.warpRows}x${s.warpCols} warps, ${s.stages} stages, ${s.input} inputs, f32 accumulators`;
@@ -85,6 +88,9 @@ function printStmts(stmts: readonly Stmt[], k: Kernel, indent: string, out: stri
       case 'array_store':
         out.push(`${indent}${s.array}[${x(s.index)}] = ${x(s.value)}`);
         break;
+      case 'load_vec':
+        out.push(`${indent}let (${s.names.join(', ')}): ${s.type}x${s.names.length} = ${k.buffers[s.slot]?.role ?? `slot${s.slot}`}.vec${s.names.length}[${x(s.index)}]`);
+        break;
       case 'for': {
         const step = s.step.kind === 'lit' && s.step.value === 1 ? '' : ` step ${x(s.step)}`;
         out.push(`${indent}for ${s.var} in ${x(s.start)}..${x(s.end)}${step} {`);
@@ -133,7 +139,7 @@ export function printKernel(k: Kernel): string {
   out.push(`kernel ${k.name} (${k.op})${k.locs.length > 0 ? `  loc(${k.locs.join(', ')})` : ''}`);
   out.push(`  schedule: ${printScheduleLine(k.schedule)}`);
   out.push(`  launch: grid [${k.grid.map(printSize).join(', ')}] x workgroup [${k.workgroupSize.join(', ')}]`);
-  for (const b of k.buffers) out.push(`  buffer ${b.slot} ${b.role}: ${b.type}[] ${b.access}  (%${k.bindings[b.slot] ?? '?'})`);
+  for (const b of k.buffers) out.push(`  buffer ${b.slot} ${b.role}: ${b.type}${b.vector !== undefined ? `x${b.vector}` : ''}[] ${b.access}  (%${k.bindings[b.slot] ?? '?'})`);
   if (k.uniforms.length > 0) out.push(`  uniforms: ${k.uniforms.join(', ')}`);
   for (const a of k.shared) out.push(`  shared ${a.name}: ${a.type}[${a.length}]`);
   out.push(`  bytes read: ${printSize(k.traffic.bytesRead)}`);

@@ -8,7 +8,7 @@ import { concreteShape } from '../graph/types.js';
 import { getOp } from '../ops/catalog.js';
 import { dimEval } from '../check/dim.js';
 import type { Kernel } from './ir.js';
-import { evalSize } from './plan.js';
+import { evalCondition, evalSize } from './plan.js';
 import { storageBytes } from './storage.js';
 
 export interface TrafficFigures {
@@ -116,9 +116,13 @@ export function lowerBound(g: Graph, dims: ReadonlyMap<string, number>): Traffic
 
 /** Evaluates both kernel lists' traffic formulas and the lower bound at `dims`. */
 export function trafficReport(r: ReportInput): TrafficReport {
-  const unfused = kernelFigures(r.unfusedKernels, r.dims);
-  const res = r.resources?.(r.kernels);
-  const reported = kernelFigures(r.kernels, r.dims).map((k, i) => {
+  // One forward pass at these dims: a kernel whose `when` is false there (the decode path of an
+  // attention or a matmul during a prefill, or the other way round) does not run, so it is not counted.
+  const runs = (k: Kernel): boolean => k.when === undefined || evalCondition(k.when, r.dims);
+  const kernels = r.kernels.filter(runs);
+  const unfused = kernelFigures(r.unfusedKernels.filter(runs), r.dims);
+  const res = r.resources?.(kernels);
+  const reported = kernelFigures(kernels, r.dims).map((k, i) => {
     const x = res?.[i];
     return x === undefined ? k : { ...k, resources: x };
   });

@@ -2,6 +2,8 @@
 // limits, never inside lower.ts. A test (or `tfc tune`, later) can pass its own Schedule.
 import type { AttentionSchedule } from './lower-attention-schedule.js';
 import type { Graph, Node } from '../graph/ir.js';
+import { dimConst, dimConstValue } from '../check/dim.js';
+import { hasVectorRuns, unitStrideAxis } from './lower-view.js';
 import { printType } from '../graph/types.js';
 
 /** What the lowering may assume about the device (WebGPU adapter limits, CUDA properties). */
@@ -74,6 +76,33 @@ export interface MatmulSchedule {
    * `tileK` unused). Faster on CPU targets, where a staged tile is only an extra copy.
    */
   readonly isDirect?: boolean;
+  /**
+   * Subgroup-broadcast outer product (lower-matmul-lanes.ts; what a CPU adapter wants): the
+   * workgroup is one subgroup of L lanes (threadRows = tileRows, tileCols = L x threadCols). Lane
+   * l loads A's rows l, l + L, ... along K; `subgroupBroadcast` hands each row's values to every
+   * lane (on a CPU: one lane extract, where a per-lane load is a gather); each lane multiplies
+   * them into its threadCols contiguous columns of B. Every A and B element is loaded once per
+   * workgroup, by one lane. `tileK` is the unrolled K step. Needs subgroups.
+   */
+  readonly laneBroadcast?: boolean;
+  /** laneBroadcast: elements per load of A along K, 4 (vector loads: K a multiple of 4, A contiguous along K) or 1. */
+  readonly aVector?: 1 | 4;
+  /** laneBroadcast: elements per load of B along its contiguous axis (N, or K for a transposed weight), 4 or 1. */
+  readonly bVector?: 1 | 4;
+  /**
+   * laneBroadcast: workgroup x runs over row tiles (y over column tiles), so consecutive
+   * workgroups share one column strip of B and read it from memory once instead of once per row
+   * tile (A, the activations, is the smaller operand and stays in cache): 1.3-1.8x on lavapipe at
+   * GPT-2 small's shapes.
+   */
+  readonly rowsFirst?: boolean;
+  /**
+   * K split across the lanes of one subgroup (lower-matmul-gemv.ts; decode-shaped matmuls): the
+   * workgroup owns tileRows x tileCols outputs (threadRows/threadCols equal them: every lane holds
+   * the whole tile), lane l reads k = k0 + l tileK ..., one subgroupAdd per output at the end.
+   * Each weight element is read once per row tile with no idle lane. Needs subgroups.
+   */
+  readonly kLanes?: boolean;
 }
 
 /**
@@ -128,6 +157,11 @@ export interface Schedule {
   /** f16/bf16 fused attention prefill on tensor cores (targets with `tensorCores`); absent: the scalar kernel. */
   readonly mmaAttention?: MmaAttentionSchedule;
   readonly maxWorkgroupsPerDim: number;
+  /**
+   * Matmuls with at most `maxRows` rows (M, batch folded in; a decode step) take `schedule`
+   * instead of `matmul`; where M is symbolic the plan holds both kernels, guarded by `when`.
+   */
+  readonly decodeMatmul?: { readonly maxRows: number; readonly schedule: MatmulSchedule };
   /** Forces fused attention tiles; absent: chosen per node from the target (lower-attention.ts). */
   readonly attention?: AttentionSchedule;
   /**
@@ -138,6 +172,66 @@ export interface Schedule {
     readonly matmul?: Readonly<Record<string, MatmulSchedule>>;
     readonly attention?: Readonly<Record<string, AttentionSchedule>>;
   };
+}
+
+/**
+ * A schedule that cannot lower the node it was given (a hand-written or cached schedule, or a
+ * chooser bug): lowering never falls back silently. `field` names the offending schedule field.
+ */
+export class ScheduleError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`illegal schedule: ${field}: ${message}`);
+    this.name = 'ScheduleError';
+  }
+}
+
+/**
+ * The CPU adapter's matmul: subgroup-broadcast tiles of 2L x 4L (16 x 32 on lavapipe's 8 lanes),
+ * 4 columns per lane, K steps of 4, row tiles first. 2.2-3.3x the direct 8x8 kernel at GPT-2
+ * small's shapes, ~75% of the adapter's measured FMA peak (DEVELOPERS.md, Performance notes).
+ * 4L-row tiles ran at the same speed but took 6x longer to compile (12 s for a layernorm + gelu
+ * kernel on lavapipe: 128 accumulators per lane spill). Vector widths are left to
+ * specializeMatmul per node.
+ */
+export function laneMatmulTemplate(lanes: number): MatmulSchedule {
+  return { tileRows: 2 * lanes, tileCols: 4 * lanes, tileK: 4, threadRows: 2 * lanes, threadCols: 4, laneBroadcast: true, rowsFirst: true };
+}
+
+/**
+ * The CPU adapter's decode-step matmul: K split over the subgroup's lanes, one row, 32 columns per
+ * workgroup, K steps of 4 per lane (lower-matmul-gemv.ts).
+ */
+export function gemvTemplate(): MatmulSchedule {
+  return { tileRows: 1, tileCols: 32, tileK: 4, threadRows: 1, threadCols: 32, kLanes: true };
+}
+
+/**
+ * The chooser's per-node step for a matmul: a laneBroadcast schedule whose vector widths are
+ * unset gets 4-element loads of A (along K) and of B (along its contiguous axis) wherever the
+ * operand's layout and K allow (hasVectorRuns), else 1. Fields a schedule sets (a test, a tune
+ * cache, a file) are kept as they are: lowering validates them and fails naming the field.
+ */
+export function specializeMatmul(g: Graph, n: Node, ms: MatmulSchedule): MatmulSchedule {
+  if ((ms.laneBroadcast !== true && ms.kLanes !== true) || (ms.aVector !== undefined && ms.bVector !== undefined)) return ms;
+  const a = g.nodes[n.operands[0] ?? -1];
+  const b = g.nodes[n.operands[1] ?? -1];
+  if (a === undefined || b === undefined) return ms;
+  const aRank = a.type.shape.length;
+  const bRank = b.type.shape.length;
+  const K = dimConstValue(a.type.shape[aRank - 1] ?? dimConst(1));
+  // The K-split kernel has no scalar tail: a template's K step drops to 1 where it cannot divide K.
+  if (ms.kLanes === true && ms.aVector === undefined && (K === undefined || K % ms.tileK !== 0)) ms = { ...ms, tileK: 1 };
+  const whole = K !== undefined && K % ms.tileK === 0 && ms.tileK % 4 === 0;
+  const vecTypes = new Set(['f32', 'f16', 'bf16']);
+  const aVector = ms.aVector ?? (whole && vecTypes.has(a.type.dtype) && hasVectorRuns(g, a, aRank - 1, 4) ? 4 : 1);
+  // B's loads run along its contiguous axis (the lowering's loop layout): N, or K for a transposed weight.
+  const alongK = unitStrideAxis(g, b) === bRank - 2;
+  const bRuns = alongK ? whole && hasVectorRuns(g, b, bRank - 2, 4) : ms.threadCols % 4 === 0 && K !== undefined && K % ms.tileK === 0 && hasVectorRuns(g, b, bRank - 1, 4);
+  const bVector = ms.bVector ?? (bRuns && vecTypes.has(b.type.dtype) ? 4 : 1);
+  return { ...ms, aVector, bVector };
 }
 
 /** `tfc tune`'s shape key of a matmul / fused_matmul / fused_attention node: operand types -> result type. */
@@ -170,9 +264,12 @@ export function chooseSchedule(target: TargetLimits): Schedule {
   if (target.isCpu === true && target.maxInvocationsPerWorkgroup >= 64) {
     return {
       mapWorkgroupSize: Math.min(256, target.maxInvocationsPerWorkgroup),
-      rowWorkgroupSize: Math.min(256, target.maxInvocationsPerWorkgroup),
+      // A row (softmax, norms, reductions) per subgroup: its lanes stride the row and one subgroup
+      // reduction folds it, no workgroup memory or barrier (256 threads cost 32 coroutines per row).
+      rowWorkgroupSize: target.subgroupSize > 0 ? target.subgroupSize : Math.min(256, target.maxInvocationsPerWorkgroup),
       useSubgroups: target.subgroupSize > 0,
-      matmul: { tileRows: 64, tileCols: 64, tileK: 16, threadRows: 8, threadCols: 8, isDirect: true },
+      matmul: target.subgroupSize > 0 ? laneMatmulTemplate(target.subgroupSize) : { tileRows: 64, tileCols: 64, tileK: 16, threadRows: 8, threadCols: 8, isDirect: true },
+      ...(target.subgroupSize > 0 ? { decodeMatmul: { maxRows: 1, schedule: gemvTemplate() } } : {}),
       maxWorkgroupsPerDim: target.maxWorkgroupsPerDim,
     };
   }

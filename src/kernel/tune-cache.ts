@@ -119,6 +119,9 @@ export function withEntries(c: TuneCache, entries: readonly TuneEntry[]): TuneCa
 }
 
 export function matmulFits(m: MatmulSchedule, t: TargetLimits): boolean {
+  // The subgroup kernels: one subgroup per workgroup (their per-node checks are the lowering's).
+  if (m.laneBroadcast === true) return t.subgroupSize > 0 && m.threadRows === m.tileRows && m.tileRows % t.subgroupSize === 0 && m.tileCols === t.subgroupSize * m.threadCols;
+  if (m.kLanes === true) return t.subgroupSize > 0 && m.threadRows === m.tileRows && m.threadCols === m.tileCols;
   return (
     m.tileRows % m.threadRows === 0 &&
     m.tileCols % m.threadCols === 0 &&

@@ -64,6 +64,7 @@ export function verifyKernel(k: Kernel, target: TargetLimits): string[] {
         return;
       case 'load':
         if (k.buffers[e.slot] === undefined) err(`loads from missing slot ${e.slot}`);
+        else if (k.buffers[e.slot]?.vector !== undefined) err(`scalar load from vector buffer ${k.buffers[e.slot]?.role}`);
         usedSlots.add(e.slot);
         return checkExpr(e.index, uniformFlow);
       case 'array_load':
@@ -74,7 +75,11 @@ export function verifyKernel(k: Kernel, target: TargetLimits): string[] {
         return checkExpr(e.arg, uniformFlow);
       case 'subgroup':
         if (!uniformFlow && !subgroupFlow) err(`subgroup ${e.op} in non-uniform control flow`);
-        if ((e.op === 'shuffle') !== (e.lane !== undefined)) err(`subgroup ${e.op} ${e.op === 'shuffle' ? 'without' : 'with'} a lane operand`);
+        {
+          const takesLane = e.op === 'shuffle' || e.op === 'broadcast';
+          if (takesLane !== (e.lane !== undefined)) err(`subgroup ${e.op} ${takesLane ? 'without' : 'with'} a lane operand`);
+          if (e.op === 'broadcast' && (e.lane?.kind !== 'lit' || e.lane.type !== 'u32' || e.lane.value >= Math.max(1, target.subgroupSize))) err(`subgroup broadcast needs a u32 literal lane below the subgroup size ${target.subgroupSize}`);
+        }
         if (e.lane !== undefined) checkExpr(e.lane, uniformFlow);
         return checkExpr(e.arg, uniformFlow);
       case 'binary':
@@ -120,9 +125,26 @@ export function verifyKernel(k: Kernel, target: TargetLimits): string[] {
           const b = k.buffers[s.slot];
           if (b === undefined) err(`stores to missing slot ${s.slot}`);
           else if (b.access === 'read') err(`stores to read-only buffer ${b.role}`);
+          else if (b.vector !== undefined) err(`scalar store to vector buffer ${b.role}`);
           usedSlots.add(s.slot);
           checkExpr(s.index, uniformFlow);
           checkExpr(s.value, uniformFlow);
+          break;
+        }
+        case 'load_vec': {
+          const b = k.buffers[s.slot];
+          if (b === undefined) err(`load_vec from missing slot ${s.slot}`);
+          else {
+            if (b.vector !== s.names.length) err(`load_vec of ${s.names.length} elements from ${b.role}, declared with vector ${b.vector ?? 'none'}`);
+            if (b.access !== 'read') err(`vector buffer ${b.role} must be read-only`);
+            if (b.type !== s.type) err(`load_vec of ${s.type} from ${b.type} buffer ${b.role}`);
+          }
+          usedSlots.add(s.slot);
+          checkExpr(s.index, uniformFlow);
+          for (const name of s.names) {
+            if (declared.has(name)) err(`${name} declared twice`);
+            declared.set(name, 'let');
+          }
           break;
         }
         case 'array_store':

@@ -18,9 +18,12 @@ export function storageBytes(dtype: DType): number {
   }
 }
 
-/** Buffer size for `elements` of `dtype`: rounded up to 4 bytes (copies and bindings need it), at least 4. */
+/**
+ * Buffer size for `elements` of `dtype`: rounded up to 4 bytes (copies and bindings need it), at
+ * least 16 (a kernel slot read as `array<vec4<f32>>` needs a 16-byte binding, even when empty).
+ */
 export function paddedBytes(dtype: DType, elements: number): number {
-  return Math.max(4, Math.ceil((elements * storageBytes(dtype)) / 4) * 4);
+  return Math.max(16, Math.ceil((elements * storageBytes(dtype)) / 4) * 4);
 }
 
 function roundHalfEven(x: number): number {

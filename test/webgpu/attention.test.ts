@@ -192,6 +192,11 @@ const stagedShuffle: AttentionSchedule = { ...small, rowsPerThread: 2, shuffleP:
 // Q in private arrays, K/V staged, block sparsity per row group too (the CPU traffic-minimal
 // schedule, small): 4 row groups of 2 rows, so row groups of one tile skip different key tiles.
 const qInRegisters: AttentionSchedule = { ...small, rowsPerThread: 2, shuffleP: true, qInRegisters: true };
+// The CPU's broadcast prefill (lower-attention-lanes.ts; split-K decode keeps `small`): 8-row
+// tiles of 8 keys with scalar loads, and 16-row tiles of 16 keys with vec4 loads of K (V's 2
+// columns per lane at dv = 16 allow no vec4), on every base variant.
+const lanes8: AttentionSchedule = { ...small, lanesPrefill: { tileRows: 8, tileCols: 8, lanes: 8, kVector: 1, vVector: 1 } };
+const lanes16: AttentionSchedule = { ...small, lanesPrefill: { tileRows: 16, tileCols: 16, lanes: 8, kVector: 4, vVector: 1 } };
 const withSchedule = (names: readonly string[], schedule: AttentionSchedule, label: string): Case[] =>
   cases.filter((c) => names.includes(c.name)).map((c) => ({ ...c, name: `${c.name} (${label})`, schedule }));
 cases.push(
@@ -205,11 +210,16 @@ cases.push(
     'Q in registers, staged K/V, per-row-group sparsity',
   ),
 );
+{
+  const base = cases.filter((c) => c.Ts.includes(17) && !('schedule' in c)).map((c) => c.name);
+  cases.push(...withSchedule(base, lanes8, 'broadcast prefill, 8x8 tiles'));
+  cases.push(...withSchedule(['no mask', 'causal', 'document mask (ids from a tensor)', 'GQA (4 query heads, 2 KV heads)', 'MQA (4 query heads, 1 KV head)', 'soft-cap', 'cross-attention (T != S)', 'fully masked rows give 0'], lanes16, 'broadcast prefill, 16x16 tiles, vec4 K'));
+}
 
 // Issue 5 asks every variant at T in {1, 17, 1000}: T = 1000 with the schedule chosen from
-// lavapipe's limits, which is the long-prompt step (T > 256: 1024-row workgroups, Q in registers,
-// K/V staged once per (batch, KV head group)), on every base variant above.
+// lavapipe's limits (the broadcast prefill, lower-attention-lanes.ts), on every base variant above.
 const baseNames = cases.filter((c) => c.Ts.includes(17) && !('schedule' in c)).map((c) => c.name);
+// (the broadcast schedules above were appended with a schedule, so they are not base variants)
 cases.push(...cases.filter((c) => baseNames.includes(c.name)).map((c): Case => ({ ...c, name: `${c.name} (T = 1000, lavapipe's schedule)`, Ts: [1000], schedule: undefined })));
 
 describe('fused_attention on WebGPU vs the float64 interpreter', () => {
@@ -257,19 +267,18 @@ describe('the fused attention plan', () => {
     expect(plan.steps).toHaveLength(3);
   });
 
-  it('with the CPU schedule chosen for lavapipe: a short-prompt and a long-prompt prefill step', () => {
+  it('with the CPU schedule chosen for lavapipe: one broadcast prefill step for every T > 1, split-K for T = 1', () => {
     const cpu = compile(g, undefined);
     const active = (T: number): string[] => cpu.steps.filter((s) => s.when === undefined || evalCondition(s.when, new Map([['B', 1], ['T', T]]))).map((s) => s.kernel);
-    expect(cpu.steps).toHaveLength(4);
-    expect(active(1)).toHaveLength(2);
+    expect(cpu.steps).toHaveLength(3);
+    expect(active(1)).toHaveLength(2); // split + combine
     expect(active(2)).toHaveLength(1);
-    expect(active(256)).toEqual(active(2));
-    expect(active(257)).toHaveLength(1);
-    expect(active(257)).not.toEqual(active(256));
-    expect(active(5000)).toEqual(active(257));
-    // The long step's workgroup covers 1024 query rows (8 per thread, 8 lanes: 1024 threads).
-    const long = cpu.kernels.find((k) => k.name === active(257)[0]);
-    expect(long?.workgroupSize).toEqual([1024, 1, 1]);
+    expect(active(5000)).toEqual(active(2));
+    // The prefill workgroup is one subgroup (lower-attention-lanes.ts): 8 lanes, no workgroup memory.
+    const prefill = cpu.kernels.find((k) => k.name === active(2)[0]);
+    expect(prefill?.workgroupSize).toEqual([lavapipeLimits.subgroupSize, 1, 1]);
+    expect(prefill?.source.wgsl).toContain('subgroupBroadcast(');
+    expect(prefill?.source.wgsl).not.toContain('var<workgroup>');
   });
 
   it('holds no buffer whose size grows like T x S', () => {

@@ -28,12 +28,13 @@ describe('f16 and bf16 rounding', () => {
     expect(bf16Bits(3.4e38)).toBe(0x7f80); // past bf16's largest finite (about 3.39e38): infinity
   });
 
-  it('encodes and decodes each dtype with buffers padded to 4 bytes', () => {
-    expect(paddedBytes('f16', 3)).toBe(8);
-    expect(paddedBytes('f32', 0)).toBe(4); // WebGPU has no size-0 bindings
-    expect(paddedBytes('bool', 2)).toBe(8); // bool is a u32 per element
+  it('encodes and decodes each dtype with buffers padded to 4 bytes, at least 16', () => {
+    expect(paddedBytes('f16', 9)).toBe(20);
+    expect(paddedBytes('f16', 3)).toBe(16); // at least 16: a vec4<f32> binding needs 16 B
+    expect(paddedBytes('f32', 0)).toBe(16); // WebGPU has no size-0 bindings
+    expect(paddedBytes('bool', 5)).toBe(20); // bool is a u32 per element
     const h = encodeValues('f16', [0.5, -1.5, 2048]);
-    expect(h.byteLength).toBe(8);
+    expect(h.byteLength).toBe(16); // the buffer's padded size
     expect(Array.from(decodeValues('f16', h, 3))).toEqual([0.5, -1.5, 2048]);
     expect(Array.from(decodeValues('bool', encodeValues('bool', [0, 1, 1]), 3))).toEqual([0, 1, 1]);
     expect(Array.from(decodeValues('i32', encodeValues('i32', [-7, 2147483647]), 2))).toEqual([-7, 2147483647]);

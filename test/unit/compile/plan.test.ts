@@ -16,8 +16,10 @@ const twoLayersIr = `graph two(T) {
 describe('compilePlan', () => {
   it('shares one kernel between identical layers and keeps one step per launch', () => {
     const plan = compilePlan(graphOf(twoLayersIr));
-    expect(plan.kernels).toHaveLength(1);
-    expect(plan.steps.map((s) => s.kernel)).toEqual(['k0_matmul', 'k0_matmul']);
+    // lavapipe: each matmul of T rows has a decode-step kernel (T <= 1) and a prefill one (T > 1).
+    expect(plan.kernels).toHaveLength(2);
+    expect(plan.steps.map((s) => s.kernel)).toEqual(['k0_matmul', 'k1_matmul', 'k0_matmul', 'k1_matmul']);
+    expect(plan.steps.map((s) => s.when?.op)).toEqual(['<=', '>', '<=', '>']);
     expect(plan.kernels[0]?.locs).toEqual(['t.tfx:4:1', 't.tfx:5:1']);
     expect(plan.kernels[0]?.uniforms).toEqual(['T']);
   });
@@ -29,14 +31,15 @@ describe('compilePlan', () => {
     expect(buf?.kind).toBe('output');
     expect(buf?.name).toBe('y');
     expect(buf?.shape).toHaveLength(3);
-    // written by the second matmul (step 1)
-    expect(plan.steps[1]?.bindings.find((b) => b.access === 'read_write')?.buffer).toBe(out?.buffer);
+    // written by the second matmul (steps 2 and 3: its decode and prefill paths)
+    expect(plan.steps[2]?.bindings.find((b) => b.access === 'read_write')?.buffer).toBe(out?.buffer);
+    expect(plan.steps[3]?.bindings.find((b) => b.access === 'read_write')?.buffer).toBe(out?.buffer);
   });
 
   it('gives live ranges: a temp lives from its write to its last read', () => {
     const plan = compilePlan(graphOf(twoLayersIr));
     const temp = plan.buffers.filter((b) => b.kind === 'temp');
-    expect(temp.map((b) => [b.firstUse, b.lastUse])).toEqual([[0, 1]]);
+    expect(temp.map((b) => [b.firstUse, b.lastUse])).toEqual([[0, 3]]);
     expect(plan.buffers.filter((b) => b.kind === 'weight').map((b) => b.name)).toEqual(['w0', 'w1']);
   });
 

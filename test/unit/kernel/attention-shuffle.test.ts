@@ -18,9 +18,13 @@ const g = graphOf(`graph attn(B, T) {
   output "o" = %3
 }`);
 
-function prefill(attention?: AttentionSchedule): Kernel {
+// lavapipe's chosen attention schedule without its broadcast prefill (lower-attention-lanes.ts):
+// the direct, P-by-shuffle kernel it keeps for split-K decode, here lowered as the prefill.
+const { lanesPrefill: _broadcast, ...shuffleSchedule } = chooseAttentionSchedule(lavapipeLimits, 64, 64);
+
+function prefill(attention: AttentionSchedule = shuffleSchedule): Kernel {
   const base = chooseSchedule(lavapipeLimits);
-  const p = lowerToKernels(g, lavapipeLimits, attention === undefined ? base : { ...base, attention });
+  const p = lowerToKernels(g, lavapipeLimits, { ...base, attention });
   const k = p.kernels.find((x) => x.shared.some((a) => a.name === 'q_tile') && x.workgroupSize[0] === 32);
   if (k === undefined) throw new Error('no prefill kernel');
   return k;
@@ -51,7 +55,7 @@ describe('attention P by subgroup shuffle (lavapipe schedule)', () => {
     expect(k.shared.map((a) => a.name)).toEqual(['q_tile']);
     expect(barriers(k)).toBe(1);
     expect(shuffles(k)).toHaveLength(1);
-    const before = prefill({ ...chooseAttentionSchedule(lavapipeLimits, 64, 64), shuffleP: false });
+    const before = prefill({ ...shuffleSchedule, shuffleP: false });
     expect(before.shared.map((a) => a.name)).toContain('p_tile');
     expect(barriers(before)).toBe(3);
     expect(shuffles(before)).toHaveLength(0);

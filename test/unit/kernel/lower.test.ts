@@ -29,10 +29,16 @@ describe('lowerToKernels', () => {
 
   it('counts one kernel per op for unfused attention (matmul, mask, softmax, matmul)', () => {
     const g = graphOf(everyOpIr);
-    const ops = lowerToKernels(g, lavapipeLimits).kernels.map((k) => k.op);
-    expect(ops.filter((o) => o === 'matmul')).toHaveLength(2);
+    const ks = lowerToKernels(g, lavapipeLimits).kernels;
+    const ops = ks.map((k) => k.op);
+    // Each matmul has T rows: a prefill kernel (T > 1) and a decode-step kernel (T <= 1, K split
+    // across lanes) on lavapipe, exactly one of them launched per run.
+    expect(ops.filter((o) => o === 'matmul')).toHaveLength(4);
+    expect(ks.filter((k) => k.op === 'matmul').map((k) => k.when?.op)).toEqual(['<=', '>', '<=', '>']);
     expect(ops.filter((o) => o === 'softmax')).toHaveLength(1);
-    expect(ops).toHaveLength(23); // 30 nodes - 5 inputs/weights - 1 reshape - 1 folded const
+    expect(ops).toHaveLength(25); // 30 nodes - 5 inputs/weights - 1 reshape - 1 folded const, + 2 decode matmuls
+    const gpu = lowerToKernels(g, webgpuDefaultLimits).kernels.map((k) => k.op);
+    expect(gpu.filter((o) => o === 'matmul')).toHaveLength(2); // no decode path without subgroups
   });
 
   it('names kernels k<N>_<op>, unique and valid identifiers', () => {
@@ -44,7 +50,7 @@ describe('lowerToKernels', () => {
 
   it('takes tile sizes from the schedule, not from lowering', () => {
     const g = graphOf(everyOpIr);
-    const s = chooseSchedule(lavapipeLimits);
+    const { decodeMatmul: _decode, ...s } = chooseSchedule(lavapipeLimits);
     const small = { ...s, matmul: { tileRows: 16, tileCols: 16, tileK: 8, threadRows: 2, threadCols: 2 } };
     const mm = lowerToKernels(g, lavapipeLimits, small).kernels.find((k) => k.op === 'matmul');
     expect(mm?.workgroupSize).toEqual([8, 8, 1]);
@@ -57,14 +63,17 @@ describe('lowerToKernels', () => {
     const b = printKernels(lowerToKernels(g, lavapipeLimits));
     expect(a).toBe(b);
     expect(a).toContain('kernel k8_matmul (matmul)  loc(m.tfx:15:1)');
-    expect(a).toContain('schedule: tiled_matmul: tile 64x64, direct loads, 8x8 outputs/thread');
+    expect(a).toContain('schedule: tiled_matmul: tile 16x32, k-step 4, lane broadcast (1 subgroup, A rows from lanes), 4 columns/lane, loads A x1 B x1');
   });
 
-  it('reads matmul operands directly on a CPU target and stages tiles on a GPU one', () => {
+  it('broadcasts A rows from subgroup lanes on a CPU target, reads directly without subgroups, stages tiles on a GPU', () => {
     const g = graphOf(everyOpIr);
-    const cpu = lowerToKernels(g, lavapipeLimits).kernels.find((k) => k.op === 'matmul');
-    expect(cpu?.workgroupSize).toEqual([8, 8, 1]);
+    const cpu = lowerToKernels(g, lavapipeLimits).kernels.find((k) => k.op === 'matmul' && k.when?.op === '>');
+    expect(cpu?.workgroupSize).toEqual([8, 1, 1]);
     expect(cpu?.shared).toEqual([]);
+    const noSubgroups = lowerToKernels(g, { ...lavapipeLimits, subgroupSize: 0 }).kernels.find((k) => k.op === 'matmul');
+    expect(noSubgroups?.workgroupSize).toEqual([8, 8, 1]);
+    expect(noSubgroups?.shared).toEqual([]);
     const gpu = lowerToKernels(g, { ...lavapipeLimits, isCpu: false }).kernels.find((k) => k.op === 'matmul');
     expect(gpu?.shared.map((x) => x.length)).toEqual([64 * 16, 16 * 64]);
   });

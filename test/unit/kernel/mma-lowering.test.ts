@@ -45,7 +45,8 @@ describe('tensor-core matmul lowering', () => {
   it('keeps f32 matmuls and every WebGPU target on the scalar tiled path', () => {
     expect(only(lowerToKernels(graphOf(matmulIr('f32')), cudaLimits).kernels).schedule.kind).toBe('tiled_matmul');
     for (const target of [lavapipeLimits, webgpuDefaultLimits]) {
-      expect(only(lowerToKernels(graphOf(matmulIr('f16')), target).kernels).schedule.kind, target.name).toBe('tiled_matmul');
+      // lavapipe adds a decode-step kernel where M can be 1: tiled too.
+      for (const k of lowerToKernels(graphOf(matmulIr('f16')), target).kernels) expect(k.schedule.kind, target.name).toBe('tiled_matmul');
     }
   });
 

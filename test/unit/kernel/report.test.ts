@@ -28,15 +28,15 @@ describe('traffic report', () => {
     // Lower bound: x, w and b read once, y written once (f32).
     expect(rep.lowerBound.bytesRead).toBe(4 * (M * K + K * N + N));
     expect(rep.lowerBound.bytesWritten).toBe(4 * M * N);
-    // Fused: one tiled matmul (64x64 tiles on lavapipe: one tile each way at these sizes, so A
-    // and B are read once) with the bias read once per output element in the epilogue.
+    // Fused: one tiled matmul (16x32 lane tiles on lavapipe: one row tile, two column tiles, so A
+    // is read twice and B once) with the bias read once per output element in the epilogue.
     expect(rep.kernels.map((k) => k.op)).toEqual(['fused_matmul']);
-    expect(rep.total.bytesRead).toBe(4 * (M * K + K * N + M * N));
+    expect(rep.total.bytesRead).toBe(4 * (2 * M * K + K * N + M * N));
     expect(rep.total.bytesWritten).toBe(4 * M * N);
     expect(rep.total.flops).toBe(2 * M * N * K + M * N);
     // Unfused: the matmul, then an add kernel reading the product and the bias per element.
     expect(rep.unfused.kernels).toBe(2);
-    expect(rep.unfused.bytesRead).toBe(4 * (M * K + K * N) + 4 * 2 * M * N);
+    expect(rep.unfused.bytesRead).toBe(4 * (2 * M * K + K * N) + 4 * 2 * M * N);
     expect(rep.unfused.bytesWritten).toBe(4 * 2 * M * N);
     const json = JSON.parse(trafficReportJson(rep)) as Record<string, unknown>;
     expect(Object.keys(json)).toEqual(['model', 'limits', 'dims', 'kernels', 'total', 'unfused', 'lowerBound']);
@@ -45,7 +45,7 @@ describe('traffic report', () => {
     expect(trafficReportJson(rep)).toBe(trafficReportJson(report(src, M, false)));
   });
 
-  it('counts a layernorm folded into the matmul as the plain matmul plus gamma/beta once per K tile', () => {
+  it('counts a layernorm folded into the matmul as the plain matmul plus gamma/beta per workgroup and the mean pass over A', () => {
     const [M, K, N] = [70, 24, 130];
     const rep = report(
       `dims T
@@ -62,11 +62,11 @@ model m {
       M,
     );
     expect(rep.kernels.map((k) => k.op)).toEqual(['fused_matmul']);
-    // 64x64 output tiles, 16-wide K tiles on lavapipe: ceil(70/64) = 2 row tiles, ceil(130/64) = 3
-    // column tiles. A once per column tile, W once per row tile, the bias once per output element
-    // (epilogue), gamma and beta K floats each per workgroup (staged once per K tile); no second
-    // read of A for the statistics: 4·(M·K·3 + K·N·2 + M·N + 2·3·2·K) bytes.
-    expect(rep.total.bytesRead).toBe(4 * (M * K * 3 + K * N * 2 + M * N + 2 * 3 * 2 * K));
+    // 16x32 lane tiles on lavapipe: ceil(70/16) = 5 row tiles, ceil(130/32) = 5 column tiles. A
+    // twice per column tile (the mean pass, then the main loop), W once per row tile, the bias
+    // once per output element (epilogue), gamma and beta K floats each per workgroup:
+    // 4·(M·K·5·2 + K·N·5 + M·N + 2·25·K) bytes.
+    expect(rep.total.bytesRead).toBe(4 * (M * K * 5 * 2 + K * N * 5 + M * N + 2 * 25 * K));
     expect(rep.total.bytesWritten).toBe(4 * M * N);
   });
 });
