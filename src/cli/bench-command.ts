@@ -10,6 +10,7 @@ import {
   benchCompile,
   benchDecode,
   benchDocument,
+  benchPeak,
   benchModel,
   exampleFiles,
   formatTable,
@@ -18,6 +19,7 @@ import {
   writeResults,
 } from './bench.js';
 import type { CaseResult } from './bench-report.js';
+import { peakLine } from './bench-peak.js';
 import { benchAttentionCuda, formatCudaTable } from './bench-cuda.js';
 import { cudaRunRefusal } from '../runtime-cuda/run.js';
 
@@ -122,7 +124,7 @@ export function addBenchCommand(program: Command, io: { out: (s: string) => void
   const cmd = program
     .command('bench')
     .description('race tfc (fused and --no-fuse) against ONNX Runtime Web and TF.js on this WebGPU adapter, or (attention --target cuda) against PyTorch SDPA on an NVIDIA GPU; results checked against float64')
-    .argument('<SUITE>', 'attention | model | decode | compile')
+    .argument('<SUITE>', 'attention | model | decode | compile | peak (the adapter\'s FMA GFLOP/s and copy GB/s; every other table shows % of it, measured in the same run)')
     .argument('[FILE]', 'model for `model` (default examples/gpt2.tfx); example files for `compile` (default all)')
     .option('--T <N,...>', 'attention: sequence lengths (default 256,1024,2048)')
     .option('--dh <N,...>', 'attention: head dims (default 64,128)')
@@ -148,6 +150,18 @@ export function addBenchCommand(program: Command, io: { out: (s: string) => void
       }
       const startedAt = new Date().toISOString();
       const machine = machineState();
+      if (!['attention', 'model', 'decode', 'compile', 'peak'].includes(suite)) throw new UsageError(`unknown bench suite '${suite}' (attention, model, decode, compile, peak)`);
+      // The ceiling every table is read against, measured first in this same process.
+      const peak = suite === 'compile' ? undefined : await benchPeak(o.repeats);
+      if (suite === 'peak') {
+        if (peak === undefined) throw new UsageError('no peak');
+        const doc = await benchDocument([], o, startedAt, machine, peak);
+        const written = await writeResults(doc, 'peak', o.outDir);
+        if (raw.json === true) io.out(`${JSON.stringify({ ...doc, fmaRuns: peak.fmaRuns, copyRuns: peak.copyRuns }, null, 1)}\n`);
+        else io.out(`tfc bench peak on ${doc.adapter}; ${machine}\n${peakLine(peak)}\n  FMA runs (GFLOP/s): ${peak.fmaRuns.map((x) => x.toFixed(1)).join(' ')}\n  copy runs (GB/s): ${peak.copyRuns.map((x) => x.toFixed(1)).join(' ')}\n`);
+        io.err(`tfc bench: wrote ${written.join(', ')}\n`);
+        return;
+      }
       const set = { ...(modelPresets[raw.preset] ?? {}), ...Object.fromEntries(parseSetOptions(raw.set)) };
       let cases: CaseResult[];
       switch (suite) {
@@ -164,14 +178,15 @@ export function addBenchCommand(program: Command, io: { out: (s: string) => void
           cases = await benchCompile(o, file !== undefined ? [resolve(file)] : exampleFiles());
           break;
         default:
-          throw new UsageError(`unknown bench suite '${suite}' (attention, model, decode, compile)`);
+          throw new UsageError(`unknown bench suite '${suite}' (attention, model, decode, compile, peak)`);
       }
-      const doc = await benchDocument(cases, o, startedAt, machine);
+      const doc = await benchDocument(cases, o, startedAt, machine, peak);
       const written = await writeResults(doc, suite, o.outDir);
       if (raw.json === true) io.out(`${JSON.stringify(doc, null, 1)}\n`);
       else {
         io.out(`tfc bench ${suite} on ${doc.adapter}; ${machine}; warmup ${o.warmup}, ${o.repeats} repeats; ratio = peer time / tfc time (>1: tfc faster)\n`);
-        io.out(formatTable(cases, suite === 'compile' ? 'tfc compile cold' : 'tfc'));
+        if (peak !== undefined) io.out(`${peakLine(peak)}; % peak = the case's work (FLOPs, or bytes for decode) / time / peak\n`);
+        io.out(formatTable(cases, suite === 'compile' ? 'tfc compile cold' : 'tfc', peak));
         const prof = cases.flatMap((c) => c.results.filter((r) => r.profile !== undefined).map((r) => ({ c, r })));
         for (const { c, r } of prof) {
           const top = (r.profile ?? []).slice(0, 4).map((p) => `${p.kernel} ${p.ms.toFixed(2)} ms${p.count > 1 ? ` x${p.count}` : ''}`);

@@ -27,6 +27,13 @@ export interface CaseResult {
   readonly name: string;
   readonly params: Readonly<Record<string, number | string | boolean>>;
   readonly results: readonly SystemResult[];
+  /**
+   * The work one run must do, whoever does it: FLOPs (the model's, from the op catalog; attention
+   * counts only the visible query-key pairs) or, for memory-bound cases (decode), the bytes of
+   * the lower bound (every input and weight read once, every output written once). The table's
+   * `% peak` divides it by a run's time and by this process's peak (bench-peak.ts).
+   */
+  readonly work?: { readonly flops?: number; readonly bytes?: number };
 }
 
 export interface BenchDocument {
@@ -34,6 +41,8 @@ export interface BenchDocument {
   readonly version: 1;
   readonly adapter: string;
   readonly machine: string;
+  /** The adapter's FMA and copy ceilings measured in the same process (bench-peak.ts). */
+  readonly peak?: { readonly fmaGflops: number; readonly copyGBs: number };
   readonly startedAt: string;
   readonly warmup: number;
   readonly repeats: number;
@@ -96,8 +105,16 @@ function fmtErr(e: number | undefined): string {
  * The terminal table: one row per (case, system) with median GPU and wall time, spread, error,
  * kernel count and the ratio `peer time / tfc fused time` (> 1: tfc is faster).
  */
-export function formatTable(cases: readonly CaseResult[], baseline = 'tfc'): string {
-  const header = ['case', 'system', 'status', 'gpu ms', 'wall ms', '±%', 'max err', 'rel err', 'kernels', `vs ${baseline}`];
+/** Percent of the ceiling a run reached: work / time against the FMA (FLOPs) or copy (bytes) peak. */
+export function percentOfPeak(c: CaseResult, ms: number, peak: { readonly fmaGflops: number; readonly copyGBs: number } | undefined): number | undefined {
+  if (peak === undefined || !Number.isFinite(ms) || ms <= 0) return undefined;
+  if (c.work?.flops !== undefined) return (100 * c.work.flops) / (ms * 1e6) / peak.fmaGflops;
+  if (c.work?.bytes !== undefined) return (100 * c.work.bytes) / (ms * 1e6) / peak.copyGBs;
+  return undefined;
+}
+
+export function formatTable(cases: readonly CaseResult[], baseline = 'tfc', peak?: { readonly fmaGflops: number; readonly copyGBs: number }): string {
+  const header = ['case', 'system', 'status', 'gpu ms', 'wall ms', '±%', 'max err', 'rel err', 'kernels', `vs ${baseline}`, ...(peak !== undefined ? ['% peak'] : [])];
   const rows: string[][] = [header];
   for (const c of cases) {
     const base = c.results.find((r) => r.system === baseline && r.status === 'ok');
@@ -123,11 +140,15 @@ export function formatTable(cases: readonly CaseResult[], baseline = 'tfc'): str
         fmtErr(r.relErr),
         r.kernels === undefined ? '-' : String(r.kernels),
         ratio,
+        ...(peak !== undefined ? [((): string => {
+          const pct = r.status === 'ok' ? percentOfPeak(c, Number.isFinite(g) ? g : w, peak) : undefined;
+          return pct === undefined ? '-' : `${pct.toFixed(0)}%${c.work?.flops !== undefined ? ' fma' : ' copy'}`;
+        })()] : []),
       ]);
     }
   }
   const widths = header.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  const numeric = new Set([3, 4, 5, 6, 7, 8]);
+  const numeric = new Set([3, 4, 5, 6, 7, 8, 10]);
   const line = (r: string[]): string => r.map((cell, i) => (numeric.has(i) ? cell.padStart(widths[i] ?? 0) : cell.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
   const out = [line(header), widths.map((w) => '-'.repeat(w)).join('  ')];
   let prev = '';

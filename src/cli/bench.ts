@@ -19,6 +19,8 @@ import { createSession } from '../runtime/session.js';
 import { targetLimitsOf } from '../runtime/target.js';
 import { mhaAttentionOnnx, onnxType, plainAttentionOnnx, encodeF16 } from './bench-onnx.js';
 import { benchDevice, ortRunner, tfcRunner, tfjsRunner, type RunSample, type Runner } from './bench-peers.js';
+import { type Peak, measurePeak } from './bench-peak.js';
+import { lowerBound } from '../kernel/report.js';
 import { type BenchDocument, type CaseResult, type PlotPoint, type SystemResult, Progress, compare, formatTable, median, plotSvg, svgToPng } from './bench-report.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', ...(fileURLToPath(import.meta.url).includes('/dist/') ? ['..'] : []));
@@ -380,7 +382,9 @@ export async function benchAttention(o: BenchOptions): Promise<CaseResult[]> {
       contenders.push({ system, make, check, tol });
     }
     const results = await measureAll(contenders, o, progress, label);
-    out.push({ suite: 'attention', name, params: { B, heads: H, T: c.T, dh: c.dh, causal: c.causal, dtype: c.dtype }, results });
+    // Visible query-key pairs: T^2, or T(T + 1)/2 causal; 2 FLOPs per pair and head element for QK^T and PV each.
+    const pairs = c.causal ? (c.T * (c.T + 1)) / 2 : c.T * c.T;
+    out.push({ suite: 'attention', name, params: { B, heads: H, T: c.T, dh: c.dh, causal: c.causal, dtype: c.dtype }, results, work: { flops: 4 * B * H * c.dh * pairs } });
   }
   progress.end();
   return out;
@@ -454,7 +458,8 @@ export async function benchModel(o: BenchOptions, file: string, set: Readonly<Re
   }
   const results = await measureAll(contenders, o, progress, label);
   progress.end();
-  return [{ suite: 'model', name: `gpt2 ${label}`, params: { ...set, preset: presetName }, results }];
+  const flops = graphFlops(benchCompilation(src, file, configOverrides(set), false).graph, new Map([['B', 1], ['T', set['T'] ?? 1]]));
+  return [{ suite: 'model', name: `gpt2 ${label}`, params: { ...set, preset: presetName }, results, work: { flops } }];
 }
 
 /** Tokens/s of one-token decode steps with a KV cache (gpt2-kv.tfx), after a prefill of T tokens. */
@@ -527,7 +532,9 @@ export async function benchDecode(o: BenchOptions, set: Readonly<Record<string, 
     progress.step(`decode ${system}`);
   }
   progress.end();
-  return [{ suite: 'decode', name: `gpt2-kv decode P=${set['T']} +${steps}`, params: { ...set, steps }, results }];
+  // Bytes a step must move at the cache length of the middle measured step: weights and the cache read, logits and the new cache written.
+  const lb = lowerBound(benchCompilation(src, file, configOverrides(set), false).graph, new Map([['B', 1], ['T', 1], ['P', (set['T'] ?? 0) + 1 + (steps >> 1)]]));
+  return [{ suite: 'decode', name: `gpt2-kv decode P=${set['T']} +${steps}`, params: { ...set, steps }, results, work: { bytes: lb.bytesRead + lb.bytesWritten } }];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -591,10 +598,31 @@ export function machineState(): string {
   return `${cpus().length} cores, load average ${l1?.toFixed(2)} (1 min) ${l5?.toFixed(2)} (5 min) at start`;
 }
 
-export async function benchDocument(cases: readonly CaseResult[], o: BenchOptions, startedAt: string, machine: string): Promise<BenchDocument> {
+export async function benchDocument(cases: readonly CaseResult[], o: BenchOptions, startedAt: string, machine: string, peak?: Peak): Promise<BenchDocument> {
   const dev = await benchDevice();
   const a = dev.adapterInfo;
-  return { tool: 'tfc bench', version: 1, adapter: [a.vendor, a.architecture, a.device, a.description].filter((s) => s !== '').join(' / '), machine, startedAt, warmup: o.warmup, repeats: o.repeats, cases };
+  return {
+    tool: 'tfc bench',
+    version: 1,
+    adapter: [a.vendor, a.architecture, a.device, a.description].filter((s) => s !== '').join(' / '),
+    machine,
+    ...(peak !== undefined ? { peak: { fmaGflops: peak.fmaGflops, copyGBs: peak.copyGBs } } : {}),
+    startedAt,
+    warmup: o.warmup,
+    repeats: o.repeats,
+    cases,
+  };
+}
+
+/** The adapter's ceilings in this process (bench-peak.ts), on the bench device. */
+export async function benchPeak(repeats: number): Promise<Peak> {
+  const dev = await benchDevice();
+  return measurePeak(dev.device, Math.max(3, repeats));
+}
+
+/** FLOPs of one run of `g` at `dims` (the op catalog's count, the same for every system). */
+function graphFlops(g: Graph, dims: ReadonlyMap<string, number>): number {
+  return lowerBound(g, dims).flops;
 }
 
 /** Writes <suite>.json, and for attention and model a time-vs-T plot as <suite>.svg/.png. Returns the paths. */

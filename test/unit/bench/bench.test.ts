@@ -7,7 +7,7 @@ import { checkSource } from '../../../src/check/check-source.js';
 import { interpret } from '../../../src/interp/interpret.js';
 import { attentionReference, attentionSource, checkedRows, fromBsnh, seeded, toBsnh } from '../../../src/cli/bench.js';
 import { mhaAttentionOnnx, onnxType, plainAttentionOnnx } from '../../../src/cli/bench-onnx.js';
-import { type CaseResult, compare, formatTable, median, plotSvg, spread } from '../../../src/cli/bench-report.js';
+import { type CaseResult, compare, formatTable, median, percentOfPeak, plotSvg, spread } from '../../../src/cli/bench-report.js';
 
 const shape = { B: 1, H: 2, T: 7, dh: 4 };
 
@@ -100,6 +100,26 @@ describe('bench report', () => {
     expect(line('ort-plain')).toContain('3.00x wall'); // 12 ms / 4 ms
     expect(line('ort-mha')).toContain('WRONG');
     expect(line('ort-mha')).not.toMatch(/\dx /);
+  });
+
+  it('puts % of the peak beside each ok result: FLOPs against the FMA peak, bytes against copy', () => {
+    const c = cases[0];
+    if (c === undefined) throw new Error('no case');
+    const peak = { fmaGflops: 10, copyGBs: 5 };
+    // 2e7 FLOPs in 2 ms (the tfc GPU median) = 10 GFLOP/s = 100% of a 10 GFLOP/s peak.
+    expect(percentOfPeak({ ...c, work: { flops: 2e7 } }, 2, peak)).toBeCloseTo(100, 9);
+    // 5e6 bytes in 2 ms = 2.5 GB/s = 50% of 5 GB/s.
+    expect(percentOfPeak({ ...c, work: { bytes: 5e6 } }, 2, peak)).toBeCloseTo(50, 9);
+    expect(percentOfPeak(c, 2, peak)).toBeUndefined(); // no work figure
+    const table = formatTable([{ ...c, work: { flops: 2e7 } }], 'tfc', peak);
+    const [header, , ...rows] = table.split('\n');
+    expect(header).toContain('% peak');
+    const row = (sys: string): string => rows.find((l) => l.includes(` ${sys} `)) ?? '';
+    expect(row('tfc')).toContain('100% fma');
+    // tfjs: 4 ms GPU median -> 50%; a wrong result gets no percentage.
+    expect(row('tfjs')).toContain('50% fma');
+    expect(row('ort-mha').trimEnd().endsWith('-')).toBe(true);
+    expect(formatTable(cases)).not.toContain('% peak');
   });
 
   it('keeps every sample in a JSON document that round-trips', () => {
