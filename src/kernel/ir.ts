@@ -174,6 +174,7 @@ export type KernelSchedule =
       readonly bVector?: 1 | 4;
       readonly rowsFirst?: boolean; // workgroup x over row tiles (laneBroadcast)
       readonly kLanes?: boolean; // K split across one subgroup's lanes (decode steps, lower-matmul-gemv.ts)
+      readonly normFold?: 'inline' | 'separate'; // (the schedule the node was given; 'separate' kernels carry none)
     }
   | {
       readonly kind: 'flash_attention'; // lower-attention.ts: one workgroup per (query tile, head, batch)

@@ -32,6 +32,7 @@ import type { SizeExpr, StepCondition } from './plan.js';
 import { type MatmulSchedule, ScheduleError, scheduleShapeKey, specializeMatmul } from './schedule.js';
 import { type LaneNorm, emitLaneMatmul } from './lower-matmul-lanes.js';
 import { emitGemv } from './lower-matmul-gemv.js';
+import { emitNorm } from './lower-softmax-norm.js';
 import { printType } from '../graph/types.js';
 import { dimToSize, sCeilDiv, sConst, shapeElements, sMul } from './to-size.js';
 import { type FusedHost, epilogueReadBytes, translateLambda, unravelFlat } from './lower-fused.js';
@@ -67,6 +68,8 @@ function matmulRows(n: Node, a: Node, b: Node): Dim {
 }
 
 function emitMatmulWith(lw: Lowering, n: Node, ms: MatmulSchedule, when?: StepCondition): void {
+  const normOf = n.op === 'fused_matmul' ? normPrologueOf(n.attrs) : undefined;
+  if (normOf !== undefined && ms.normFold === 'separate') return emitNormThenMatmul(lw, n, normOf, ms, when);
   const a = lw.operand(n, 0);
   const b = lw.operand(n, 1);
   const { tileRows: TM, tileCols: TN, tileK: TK, threadRows: RM, threadCols: RN } = ms;
@@ -403,6 +406,28 @@ function emitMatmulWith(lw: Lowering, n: Node, ms: MatmulSchedule, when?: StepCo
   const traffic = trafficFor(TM, TN, fold === undefined ? [] : [fold.paramBytes(sMul(batchS, sCeilDiv(Ms, TM), sCeilDiv(Ns, TN)), Ks)]);
   const grid: readonly [SizeExpr, SizeExpr, SizeExpr] = [sCeilDiv(Ns, TN), sCeilDiv(Ms, TM), batchS];
   lw.finish(n, n.op, kb, body, [thx, thy, 1], grid, { kind: 'tiled_matmul', ...ms }, traffic, when);
+}
+
+/**
+ * MatmulSchedule.normFold 'separate': the folded norm runs as its own row kernel into a temp (the
+ * normalized A, M x K), then the matmul (with the epilogue) reads it. Same result as the unfused
+ * norm + fused matmul; chosen where the inline fold costs more ALU than the norm kernel's memory
+ * round trip (a CPU adapter's prefill; DEVELOPERS.md). A must be a plain buffer (the norm kernel
+ * reads rows contiguously).
+ */
+function emitNormThenMatmul(lw: Lowering, n: Node, norm: { readonly op: 'layernorm' | 'rmsnorm'; readonly params: number; readonly eps: number }, ms: MatmulSchedule, when: StepCondition | undefined): void {
+  const a = lw.operand(n, 0);
+  if (a.op === 'view') throw new ScheduleError('matmul.normFold', `%${n.id}: 'separate' needs A as a plain buffer, not a view`);
+  const params = n.operands.slice(n.operands.length - norm.params);
+  const normNode = lw.tempNode(
+    { op: norm.op, operands: [a.id, ...params], attrs: { eps: { kind: 'float', value: norm.eps } }, type: a.type, loc: n.loc, ...(n.from !== undefined ? { from: n.from } : {}), ...(n.scope !== undefined ? { scope: n.scope } : {}) },
+    shapeElements(a.type.shape),
+  );
+  emitNorm(lw, normNode, when);
+  const { norm: _norm, eps: _eps, ...attrs } = n.attrs;
+  const product: Node = { ...n, operands: [normNode.id, ...n.operands.slice(1, n.operands.length - norm.params)], attrs };
+  const { normFold: _fold, ...plain } = ms;
+  emitMatmulWith(lw, product, plain, when);
 }
 
 /**

@@ -27,6 +27,7 @@ import {
   v,
 } from './ir.js';
 import { KernelBuilder } from './builder.js';
+import type { StepCondition } from './plan.js';
 import { sConst, shapeElements, sMul } from './to-size.js';
 import { bytesOf } from './traffic.js';
 import { dimExpr, productExpr, strides } from './lower-dims.js';
@@ -85,6 +86,7 @@ export function emitRows(
   rows: readonly Dim[],
   build: (body: Stmt[], row: Expr) => void,
   traffic: Traffic,
+  when?: StepCondition,
 ): void {
   const wg = lw.s.rowWorkgroupSize;
   const body: Stmt[] = [];
@@ -94,7 +96,7 @@ export function emitRows(
   // `row` depends on the workgroup id only, so the barriers inside stay in uniform control flow.
   body.push({ kind: 'if', cond: lt(row, productExpr(rows)), then: inner, else: [] });
   const schedule: KernelSchedule = { kind: 'row', workgroupSize: wg, useSubgroups: lw.s.useSubgroups };
-  lw.finish(n, op, kb, body, [wg, 1, 1], lw.linearGrid(shapeElements(rows)), schedule, traffic);
+  lw.finish(n, op, kb, body, [wg, 1, 1], lw.linearGrid(shapeElements(rows)), schedule, traffic, when);
 }
 
 /** for (var j = local_id.x; j < count; j += workgroupSize) { body(j) } */

@@ -107,9 +107,25 @@ export class Lowering {
     return { graph: this.g.name, dims: this.g.dims, kernels: this.kernels, storage: this.storage, temps: this.temps, origin: this.origin };
   }
 
+  /** Values a lowering adds that are no graph node (a norm's output kept for a matmul): temps. */
+  private readonly synthetic = new Map<number, Node>();
+
+  /**
+   * A temp buffer holding `node`'s value (its id is replaced by a fresh temp id, returned with
+   * it): later operand lookups of that id find the node, and plans allocate it from `temps`.
+   */
+  tempNode(node: Omit<Node, 'id'>, elements: SizeExpr): Node {
+    const id = this.g.nodes.length + this.temps.size;
+    const n: Node = { ...node, id };
+    this.temps.set(id, { dtype: n.type.dtype, elements });
+    this.storage.set(id, id);
+    this.synthetic.set(id, n);
+    return n;
+  }
+
   operand(n: Node, i: number): Node {
     const id = n.operands[i];
-    const o = id === undefined ? undefined : this.g.nodes[id];
+    const o = id === undefined ? undefined : (this.g.nodes[id] ?? this.synthetic.get(id));
     if (o === undefined) throw new Error(`internal: node %${n.id} (${n.op}) lacks operand ${i}`);
     return o;
   }
@@ -199,6 +215,7 @@ export class Lowering {
   /** fused_attention: one flash-attention kernel, or the split-K pair for decode (lower-attention.ts). */
   private emitFusedAttention(n: Node): void {
     const firstTempId = this.g.nodes.length + this.temps.size;
+    if (this.synthetic.size > 0 && [...this.synthetic.keys()].some((id) => id >= firstTempId)) throw new Error('internal: temp ids overlap');
     const attention = this.s.byShape?.attention?.[scheduleShapeKey(this.g, n)] ?? this.s.attention;
     const lseNode = this.g.nodes[this.lseOf(n.id) ?? -1];
     const lse = lseNode === undefined ? {} : { lse: lseNode };

@@ -103,6 +103,14 @@ export interface MatmulSchedule {
    * Each weight element is read once per row tile with no idle lane. Needs subgroups.
    */
   readonly kLanes?: boolean;
+  /**
+   * How a fused_matmul's folded norm (fuse-norm) runs: 'inline' (default) folds it into the K
+   * loop; 'separate' runs it as a row kernel into a temp that the matmul reads (two kernels).
+   * Fusion as a schedule choice: on lavapipe the inline fold cost the lane kernel 7-57% (gamma@W
+   * and beta@W per column, a mean pass over A per workgroup) while a one-subgroup layernorm
+   * kernel moves M x K x 12 bytes in well under a millisecond (DEVELOPERS.md).
+   */
+  readonly normFold?: 'inline' | 'separate';
 }
 
 /**
@@ -215,10 +223,14 @@ export function gemvTemplate(): MatmulSchedule {
  * cache, a file) are kept as they are: lowering validates them and fails naming the field.
  */
 export function specializeMatmul(g: Graph, n: Node, ms: MatmulSchedule): MatmulSchedule {
-  if ((ms.laneBroadcast !== true && ms.kLanes !== true) || (ms.aVector !== undefined && ms.bVector !== undefined)) return ms;
+  if (ms.laneBroadcast !== true && ms.kLanes !== true) return ms;
   const a = g.nodes[n.operands[0] ?? -1];
   const b = g.nodes[n.operands[1] ?? -1];
   if (a === undefined || b === undefined) return ms;
+  // A template's norm: a separate row kernel for the lane kernel (prefill) where A is a plain
+  // buffer; inline for the K-split kernel (decode: it normalizes A on load, nearly free there).
+  if (ms.normFold === undefined && ms.laneBroadcast === true && n.op === 'fused_matmul' && n.attrs['norm'] !== undefined && a.op !== 'view') ms = { ...ms, normFold: 'separate' };
+  if (ms.aVector !== undefined && ms.bVector !== undefined) return ms;
   const aRank = a.type.shape.length;
   const bRank = b.type.shape.length;
   const K = dimConstValue(a.type.shape[aRank - 1] ?? dimConst(1));

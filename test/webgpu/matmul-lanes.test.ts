@@ -103,7 +103,7 @@ function randomSchedule(g: Graph, rng: () => number, kind: 'lanes' | 'kLanes'): 
   if (kind === 'lanes') {
     const threadCols = pick([1, 2, 3, 4, 8]);
     const rows = L * pick([1, 2, 3]);
-    base = { tileRows: rows, tileCols: L * threadCols, tileK: pick([1, 2, 4, 8]), threadRows: rows, threadCols, laneBroadcast: true, rowsFirst: rng() < 0.5 };
+    base = { tileRows: rows, tileCols: L * threadCols, tileK: pick([1, 2, 4, 8]), threadRows: rows, threadCols, laneBroadcast: true, rowsFirst: rng() < 0.5, normFold: pick(['inline', 'separate'] as const) };
   } else {
     const rows = pick([1, 2, 3]);
     const cols = pick([1, 4, 5, 8, 12]);
@@ -112,6 +112,8 @@ function randomSchedule(g: Graph, rng: () => number, kind: 'lanes' | 'kLanes'): 
   }
   const mm = g.nodes.find((n) => n.op === 'matmul' || n.op === 'fused_matmul');
   if (mm === undefined) throw new Error('no matmul');
+  // 'separate' needs A as a plain buffer (the norm kernel reads rows contiguously).
+  if (base.normFold === 'separate' && g.nodes[mm.operands[0] ?? -1]?.op === 'view') base = { ...base, normFold: 'inline' };
   // The chooser's legal vector widths, each dropped to scalar loads at random.
   const legal = specializeMatmul(g, mm, base);
   return { ...legal, aVector: rng() < 0.7 ? (legal.aVector ?? 1) : 1, bVector: rng() < 0.7 ? (legal.bVector ?? 1) : 1 };

@@ -1,5 +1,6 @@
-// The norm fold (fuse-norm + the single-pass tiled matmul in src/kernel/lower-norm-prologue.ts)
-// on WebGPU: layernorm/rmsnorm -> matmul + bias as ONE kernel, against the float64 interpreter,
+// The norm fold (fuse-norm) on WebGPU: layernorm/rmsnorm -> matmul + bias as one fused_matmul,
+// lowered inline (the lane kernel's K loop, src/kernel/lower-matmul-lanes.ts) and as a separate
+// norm kernel + matmul (MatmulSchedule.normFold 'separate', lavapipe's prefill choice), against the float64 interpreter,
 // with layernorm activations of mean +100 and std 1 (the case where acc1 - mean·c1 would cancel without
 // the row shift), at awkward sizes (partial row, column and K tiles; K a multiple of the K tile).
 import { describe, beforeAll, expect, it } from 'vitest';
@@ -9,7 +10,8 @@ import { interpret } from '../../src/interp/interpret.js';
 import { maxRelError, type Tensor64 } from '../../src/interp/tensor.js';
 import { makeRng } from '../../src/cli/random.js';
 import { compilePlan } from '../../src/compile/plan.js';
-import { lavapipeLimits } from '../../src/kernel/schedule.js';
+import { chooseSchedule, lavapipeLimits } from '../../src/kernel/schedule.js';
+import { lowerToKernels } from '../../src/kernel/lower.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines } from '../../src/passes/pipeline.js';
@@ -22,8 +24,12 @@ beforeAll(async () => {
   dev = await testDevice();
 }, 240_000);
 
-async function runPlan(g: Graph, weights: Map<string, Tensor64>, inputs: Map<string, Tensor64>): Promise<Tensor64> {
-  const s = await createSession(dev, compilePlan(g, { target: lavapipeLimits }));
+/** The plan on lavapipe with the fold inline in the matmul's K loop, or as its own norm kernel (MatmulSchedule.normFold). */
+async function runPlan(g: Graph, weights: Map<string, Tensor64>, inputs: Map<string, Tensor64>, normFold: 'inline' | 'separate'): Promise<Tensor64> {
+  const base = chooseSchedule(lavapipeLimits);
+  const program = lowerToKernels(g, lavapipeLimits, { ...base, matmul: { ...base.matmul, normFold } });
+  expect(program.kernels.filter((k) => k.op === 'layernorm' || k.op === 'rmsnorm')).toHaveLength(normFold === 'separate' ? 1 : 0);
+  const s = await createSession(dev, compilePlan(g, { target: lavapipeLimits, program }));
   try {
     s.loadWeights(weights);
     const r = await s.run(inputs);
@@ -50,7 +56,7 @@ describe('norm folded into a matmul', () => {
   // rmsnorm has no mean to subtract (no shift): its case uses mean 0.5, not 100.
   for (const [norm, mean] of [['layernorm', 100], ['rmsnorm', 0.5]] as const) {
     for (const K of [40, 48]) {
-      it(`${norm}(x) @ w + b with x ~ ${mean} + N(0, 1), K = ${K}: one kernel within 1e-4 of float64`, async () => {
+      it(`${norm}(x) @ w + b with x ~ ${mean} + N(0, 1), K = ${K}: one fused_matmul, inline or as a norm kernel + matmul, within 1e-4 of float64`, async () => {
         const call = norm === 'layernorm' ? 'layernorm(x, g, be)' : 'rmsnorm(x, g)';
         const src = `dims B, T
 input x: f32[B, T, ${K}]
@@ -77,13 +83,15 @@ model m {
         expect(fused.nodes.some((n) => n.op === norm)).toBe(false);
         const want = interpret(r.graph, { inputs, weights }).outputs.get('y');
         if (want === undefined) throw new Error('no reference');
-        const got = await runPlan(fused, weights, inputs);
-        // fp32 vs float64: 1e-4 relative (floor 1e-3 of the output scale). Without the row shift
-        // (checked by zeroing it) the layernorm cases fail at 0.23..0.28: at mean 100 / std 1,
-        // E[x²] - E[x]² and acc1 - mean·c1 cancel. The unfused layernorm kernel misses this bound here too
-        // (1.1e-3..1.5e-3: it stores mean = shift + mean_d rounded to f32 at magnitude 100).
-        const floor = 1e-3 * Math.max(...Array.from(want.data, Math.abs));
-        expect(maxRelError(got, want, floor)).toBeLessThan(1e-4);
+        for (const normFold of ['inline', 'separate'] as const) {
+          const got = await runPlan(fused, weights, inputs, normFold);
+          // fp32 vs float64: 1e-4 relative (floor 1e-3 of the output scale). Without the row shift
+          // (checked by zeroing it) the inline layernorm cases fail at 0.23..0.28: at mean 100 / std 1,
+          // E[x²] - E[x]² and acc1 - mean·c1 cancel. The separate norm kernel failed at
+          // 1.1e-3..1.5e-3 while it formed mean = shift + mean_d in f32 (now (x - shift) - mean_d).
+          const floor = 1e-3 * Math.max(...Array.from(want.data, Math.abs));
+          expect(maxRelError(got, want, floor), normFold).toBeLessThan(1e-4);
+        }
       }, 240_000);
     }
   }

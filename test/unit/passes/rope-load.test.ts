@@ -15,7 +15,7 @@ import { interpret } from '../../../src/interp/interpret.js';
 import { makeTensor, maxRelError } from '../../../src/interp/tensor.js';
 import { lowerToKernels } from '../../../src/kernel/lower.js';
 import { evalCondition, evalSize } from '../../../src/kernel/plan.js';
-import { lavapipeLimits } from '../../../src/kernel/schedule.js';
+import { chooseSchedule, lavapipeLimits } from '../../../src/kernel/schedule.js';
 import { runPipeline } from '../../../src/passes/driver.js';
 import { getOp as opDef } from '../../../src/ops/catalog.js';
 import { fuseAttentionLoads } from '../../../src/passes/fuse-attention-loads.js';
@@ -117,7 +117,9 @@ const llama = (layers: number): Graph => {
 
 /** Kernel ops a run with these dims launches (a step whose `when` is false is not dispatched). */
 function launchedOps(g: Graph, dims: ReadonlyMap<string, number>): string[] {
-  return lowerToKernels(g, lavapipeLimits)
+  // The norm folded inline (the fusion passes' structure; lavapipe's default runs it as its own kernel).
+  const base = chooseSchedule(lavapipeLimits);
+  return lowerToKernels(g, lavapipeLimits, { ...base, matmul: { ...base.matmul, normFold: 'inline' } })
     .kernels.filter((k) => k.when === undefined || evalCondition(k.when, dims))
     .map((k) => k.op);
 }
