@@ -113,7 +113,7 @@ export function chooseAttentionSchedule(target: TargetLimits, dk: number, dv: nu
     if (4 * lanes <= target.maxInvocationsPerWorkgroup && attentionSharedBytes(s, 32, dk, dv) <= target.maxWorkgroupStorageBytes) {
       // With subgroups every prefill takes the broadcast kernel (DEVELOPERS.md, Performance
       // notes): the fields above then serve the split-K decode kernel only.
-      if (useSubgroups) return { ...s, lanesPrefill: { tileRows: lanes, tileCols: 4 * lanes, lanes } };
+      if (useSubgroups) return { ...s, lanesPrefill: lanesPrefillFor(lanes, dv) };
       return s;
     }
   }
@@ -186,6 +186,17 @@ export function splitMode(shape: AttentionShape, s: AttentionSchedule, target: T
   let heads = 1;
   for (let gt = 2; gt <= shape.groupConst; gt++) if (shape.groupConst % gt === 0 && fits(gt)) heads = gt;
   return { kind: 'split', rows: heads, heads, rowsPerThread: direct ? heads : 1 };
+}
+
+/**
+ * The broadcast prefill's tiles: 4L rows and 4L keys while a lane holds at most 8 output
+ * columns (dv <= 8L), else 3L rows and 2L keys (its dv/L accumulators per row grow). Measured on
+ * lavapipe at T = 1024, 12 heads (node /tmp/mb/attn.mjs, medians of 9 in one process with the FMA
+ * peak; DEVELOPERS.md): dh 64 causal 32x32 75% of the peak vs 36% for 8x32, full 52% vs 32%;
+ * dh 128 full 24x16 61% vs 41%, causal 48% vs 29%.
+ */
+export function lanesPrefillFor(lanes: number, dv: number): LanesPrefill {
+  return Math.ceil(dv / lanes) <= 8 ? { tileRows: 4 * lanes, tileCols: 4 * lanes, lanes } : { tileRows: 3 * lanes, tileCols: 2 * lanes, lanes };
 }
 
 /**
