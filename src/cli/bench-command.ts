@@ -20,6 +20,7 @@ import {
 } from './bench.js';
 import type { CaseResult } from './bench-report.js';
 import { peakLine } from './bench-peak.js';
+import { formatFusionProfile } from './bench-fusion.js';
 import { benchAttentionCuda, formatCudaTable } from './bench-cuda.js';
 import { cudaRunRefusal } from '../runtime-cuda/run.js';
 
@@ -192,6 +193,7 @@ export function addBenchCommand(program: Command, io: { out: (s: string) => void
           const top = (r.profile ?? []).slice(0, 4).map((p) => `${p.kernel} ${p.ms.toFixed(2)} ms${p.count > 1 ? ` x${p.count}` : ''}`);
           io.out(`  profile ${c.name} / ${r.system}: ${top.join(', ')}\n`);
         }
+        for (const c of cases) if (c.fusion !== undefined && c.fusion.length > 0) io.out(`${c.name}: ${formatFusionProfile(c.fusion)}`);
       }
       io.err(`tfc bench: wrote ${written.join(', ')}\n`);
     });

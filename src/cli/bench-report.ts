@@ -20,7 +20,11 @@ export interface SystemResult {
   readonly note?: string;
   /** tfc only: GPU ms per kernel name (median run), for profiling. */
   readonly profile?: readonly { readonly kernel: string; readonly ms: number; readonly count: number }[];
+  /** tfc only: each plan step's minimum GPU ms over the measured runs (skipped steps: 0). */
+  readonly stepMinMs?: readonly number[];
 }
+
+import type { FusionRow } from './bench-fusion.js';
 
 export interface CaseResult {
   readonly suite: string;
@@ -34,6 +38,8 @@ export interface CaseResult {
    * `% peak` divides it by a run's time and by this process's peak (bench-peak.ts).
    */
   readonly work?: { readonly flops?: number; readonly bytes?: number };
+  /** model: each fused kernel against the unfused kernels it replaced (bench-fusion.ts). */
+  readonly fusion?: readonly FusionRow[];
 }
 
 export interface BenchDocument {

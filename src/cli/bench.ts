@@ -20,6 +20,7 @@ import { targetLimitsOf } from '../runtime/target.js';
 import { mhaAttentionOnnx, onnxType, plainAttentionOnnx, encodeF16 } from './bench-onnx.js';
 import { benchDevice, ortRunner, tfcRunner, tfjsRunner, type RunSample, type Runner } from './bench-peers.js';
 import { type Peak, measurePeak } from './bench-peak.js';
+import { type StepSources, fusionProfile } from './bench-fusion.js';
 import { lowerBound } from '../kernel/report.js';
 import { type BenchDocument, type CaseResult, type PlotPoint, type SystemResult, Progress, compare, formatTable, median, plotSvg, svgToPng } from './bench-report.js';
 
@@ -80,7 +81,14 @@ export function compileSource(text: string, file: string, overrides: ReadonlyMap
 
 /** The plan of a bench model for an adapter's limits. */
 function benchPlan(text: string, file: string, overrides: ReadonlyMap<string, number>, fuse: boolean, limits: TargetLimits): Plan {
-  return lowerModel(benchCompilation(text, file, overrides, fuse), { limits }).plan;
+  return benchStages(text, file, overrides, fuse, limits).plan;
+}
+
+/** The plan with the program and graph it came from (the fusion profile traces steps to nodes). */
+function benchStages(text: string, file: string, overrides: ReadonlyMap<string, number>, fuse: boolean, limits: TargetLimits): { plan: Plan } & StepSources {
+  const c = benchCompilation(text, file, overrides, fuse);
+  const k = lowerModel(c, { limits });
+  return { plan: k.plan, program: k.program, graph: c.graph };
 }
 
 export interface Contender {
@@ -151,7 +159,7 @@ async function measureAll(cs: readonly (Contender | SystemResult)[], o: BenchOpt
     s.runner.dispose();
     const hasGpu = s.gpu.length === s.wallMs.length && s.gpu.length > 0;
     const isWrong = !(s.err.relErr <= s.c.tol);
-    const base: SystemResult = {
+    let base: SystemResult = {
       system: s.c.system,
       status: isWrong ? 'wrong' : 'ok',
       timeSource: hasGpu ? s.runner.timeSource : 'wall',
@@ -164,6 +172,9 @@ async function measureAll(cs: readonly (Contender | SystemResult)[], o: BenchOpt
     };
     // Per-kernel profile of the median run (tfc's timestamp queries).
     const mid = [...s.gpu].sort((a, b) => a.ms - b.ms)[s.gpu.length >> 1];
+    const stepMinMs: number[] = [];
+    for (const g of s.gpu) for (const st of g.steps ?? []) stepMinMs[st.step] = Math.min(stepMinMs[st.step] ?? Infinity, st.ns / 1e6);
+    if (stepMinMs.length > 0) base = { ...base, stepMinMs: Array.from(stepMinMs, (x) => x ?? 0) };
     if (mid?.steps !== undefined) {
       const by = new Map<string, { ms: number; count: number }>();
       for (const st of mid.steps) {
@@ -443,11 +454,13 @@ export async function benchModel(o: BenchOptions, file: string, set: Readonly<Re
   const check = (got: Float32Array): { maxAbsErr: number; relErr: number } => compare(got, expected.data);
   const src = readFileSync(file, 'utf8');
   const contenders: Contender[] = [];
+  const sources = new Map<string, StepSources>();
   for (const system of systems) {
     const make = async (): Promise<Runner> => {
       if (system.startsWith('tfc')) {
-        const plan = benchPlan(src, file, configOverrides(set), system === 'tfc', targetLimitsOf(dev));
-        return tfcRunner({ system, plan, weights, inputs, output: 'logits' });
+        const st = benchStages(src, file, configOverrides(set), system === 'tfc', targetLimitsOf(dev));
+        sources.set(system, st);
+        return tfcRunner({ system, plan: st.plan, weights, inputs, output: 'logits' });
       }
       const model = readFileSync(join(dir, 'model.onnx'));
       const ids = BigInt64Array.from(Array.from(tokens.data, (x) => BigInt(x)));
@@ -459,7 +472,13 @@ export async function benchModel(o: BenchOptions, file: string, set: Readonly<Re
   const results = await measureAll(contenders, o, progress, label);
   progress.end();
   const flops = graphFlops(benchCompilation(src, file, configOverrides(set), false).graph, new Map([['B', 1], ['T', set['T'] ?? 1]]));
-  return [{ suite: 'model', name: `gpt2 ${label}`, params: { ...set, preset: presetName }, results, work: { flops } }];
+  // Each fused kernel against the unfused kernels it replaced, from both tfc plans' step minimums.
+  const fusedR = results.find((r) => r.system === 'tfc' && r.stepMinMs !== undefined);
+  const unfusedR = results.find((r) => r.system === 'tfc --no-fuse' && r.stepMinMs !== undefined);
+  const fs = sources.get('tfc');
+  const us = sources.get('tfc --no-fuse');
+  const fusion = fusedR?.stepMinMs !== undefined && unfusedR?.stepMinMs !== undefined && fs !== undefined && us !== undefined ? fusionProfile(fs, fusedR.stepMinMs, us, unfusedR.stepMinMs) : undefined;
+  return [{ suite: 'model', name: `gpt2 ${label}`, params: { ...set, preset: presetName }, results, work: { flops }, ...(fusion !== undefined ? { fusion } : {}) }];
 }
 
 /** Tokens/s of one-token decode steps with a KV cache (gpt2-kv.tfx), after a prefill of T tokens. */
