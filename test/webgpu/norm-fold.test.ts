@@ -27,8 +27,10 @@ beforeAll(async () => {
 /** The plan on lavapipe with the fold inline in the matmul's K loop, or as its own norm kernel (MatmulSchedule.normFold). */
 async function runPlan(g: Graph, weights: Map<string, Tensor64>, inputs: Map<string, Tensor64>, normFold: 'inline' | 'separate'): Promise<Tensor64> {
   const base = chooseSchedule(lavapipeLimits);
-  const program = lowerToKernels(g, lavapipeLimits, { ...base, matmul: { ...base.matmul, normFold } });
-  expect(program.kernels.filter((k) => k.op === 'layernorm' || k.op === 'rmsnorm')).toHaveLength(normFold === 'separate' ? 1 : 0);
+  const decode = base.decodeMatmul === undefined ? {} : { decodeMatmul: { ...base.decodeMatmul, schedule: { ...base.decodeMatmul.schedule, normFold } } };
+  const program = lowerToKernels(g, lavapipeLimits, { ...base, matmul: { ...base.matmul, normFold }, ...decode });
+  // T is symbolic: a prefill (lane) and a decode (K-split) path, each with its own norm kernel when separate.
+  expect(program.kernels.filter((k) => k.op === 'layernorm' || k.op === 'rmsnorm')).toHaveLength(normFold === 'separate' ? 2 : 0);
   const s = await createSession(dev, compilePlan(g, { target: lavapipeLimits, program }));
   try {
     s.loadWeights(weights);

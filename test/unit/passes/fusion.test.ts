@@ -160,7 +160,12 @@ const LLAMA_PER_LAYER = 10;
 const prefill = new Map([['B', 1], ['T', 8], ['P', 0]]);
 // Counted with the norm folded inline (the fusion passes' structure); lavapipe's chooser runs a
 // folded norm as its own kernel before the lane matmul (MatmulSchedule.normFold), counted below.
-const inlineFold: Schedule = { ...chooseSchedule(lavapipeLimits), matmul: { ...chooseSchedule(lavapipeLimits).matmul, normFold: 'inline' } };
+const chosen = chooseSchedule(lavapipeLimits);
+const inlineFold: Schedule = {
+  ...chosen,
+  matmul: { ...chosen.matmul, normFold: 'inline' },
+  ...(chosen.decodeMatmul === undefined ? {} : { decodeMatmul: { ...chosen.decodeMatmul, schedule: { ...chosen.decodeMatmul.schedule, normFold: 'inline' } } }),
+};
 const kernelCount = (g: Graph, schedule = inlineFold): number => lowerToKernels(g, lavapipeLimits, schedule).kernels.filter((k) => k.when === undefined || evalCondition(k.when, prefill)).length;
 
 describe('fused graphs under the float64 interpreter', () => {

@@ -119,7 +119,8 @@ const llama = (layers: number): Graph => {
 function launchedOps(g: Graph, dims: ReadonlyMap<string, number>): string[] {
   // The norm folded inline (the fusion passes' structure; lavapipe's default runs it as its own kernel).
   const base = chooseSchedule(lavapipeLimits);
-  return lowerToKernels(g, lavapipeLimits, { ...base, matmul: { ...base.matmul, normFold: 'inline' } })
+  const decode = base.decodeMatmul === undefined ? {} : { decodeMatmul: { ...base.decodeMatmul, schedule: { ...base.decodeMatmul.schedule, normFold: 'inline' as const } } };
+  return lowerToKernels(g, lavapipeLimits, { ...base, matmul: { ...base.matmul, normFold: 'inline' }, ...decode })
     .kernels.filter((k) => k.when === undefined || evalCondition(k.when, dims))
     .map((k) => k.op);
 }
