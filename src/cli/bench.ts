@@ -4,12 +4,17 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { lowerModel } from '../compile/kernels.js';
 import { type Compilation, compileModel } from '../compile/model.js';
 import { DiagnosticSink, UserErrorsReported } from '../diag/diagnostic.js';
 import type { Graph } from '../graph/ir.js';
+import type { Diagnostic } from '../diag/diagnostic.js';
+import { neededTensors } from '../io/check-tensors.js';
+import { interpret } from '../interp/interpret.js';
+import type { Tensor64 } from '../ops/define.js';
+import { randomInputs, randomWeights } from './random.js';
 import { readSafetensors } from '../io/safetensors.js';
 import type { Plan } from '../kernel/plan.js';
 import type { TargetLimits } from '../kernel/schedule.js';
@@ -408,6 +413,8 @@ export const modelPresets: Readonly<Record<string, Readonly<Record<string, numbe
   tiny: { layers: 2, d: 128, heads: 4, vocab: 512, ctx: 256, T: 128 },
   // GPT-2 small's real shapes: wte alone is 154 MB, above lavapipe's 128 MiB storage binding.
   small: { layers: 12, d: 768, heads: 12, vocab: 50257, ctx: 1024, T: 128 },
+  // A Llama-style model of about 100M parameters (issue 13's second prefill target), for examples/llama.tfx.
+  llama100m: { layers: 12, d: 768, heads: 12, kv_heads: 4, ffn: 2048, vocab: 32000, T: 128 },
 };
 
 function exportGpt2(set: Readonly<Record<string, number>>, kv: boolean): string {
@@ -433,7 +440,59 @@ function configOverrides(set: Readonly<Record<string, number>>): Map<string, num
   return new Map(Object.entries(set).filter(([k]) => k !== 'T'));
 }
 
+/**
+ * A model other than GPT-2 (no ONNX export, no PyTorch oracle here): seeded weights and tokens
+ * (`tfc init-weights` / `random-inputs` values), the float64 interpreter as the reference, tfc
+ * fused and --no-fuse. Dims other than T that are not set are 0 (an empty KV cache: prefill).
+ */
+async function benchSeededModel(o: BenchOptions, file: string, set: Readonly<Record<string, number>>, presetName: string): Promise<CaseResult[]> {
+  const dev = await benchDevice();
+  const systems = ['tfc', 'tfc --no-fuse'].filter((s) => wanted(o, s));
+  const src = readFileSync(file, 'utf8');
+  const checked = benchCompilation(src, file, configOverrides(set), false).checked;
+  const dims = new Map(checked.dims.map((d) => [d, d === 'T' ? (set['T'] ?? 1) : d === 'B' ? 1 : 0]));
+  const ds: Diagnostic[] = [];
+  const needed = neededTensors(checked);
+  const weights64 = randomWeights(needed, 1, dims, ds);
+  const inputs64 = randomInputs(checked, needed, 2, dims, ds);
+  if (ds.length > 0) throw new Error(`${file}: ${ds.map((d) => d.message).join('; ')}`);
+  const host = (m: Map<string, Tensor64>): Map<string, HostTensor> => new Map([...m].map(([n, t]) => [n, { dtype: t.dtype, shape: t.shape, data: t.dtype === 'i32' ? Int32Array.from(t.data) : Float32Array.from(t.data) }]));
+  const output = checked.outputs[0]?.name ?? 'logits';
+  o.err(`tfc bench model: float64 reference of ${file} (the interpreter; a minute at ~100M parameters)\n`);
+  const want = interpret(checked, { inputs: inputs64, weights: weights64 }).outputs.get(output);
+  if (want === undefined) throw new Error(`${file}: no output ${output}`);
+  const label = `${presetName} T=${set['T']}`;
+  const progress = new Progress(systems.length, o.err, o.isTty);
+  const sources = new Map<string, StepSources>();
+  const contenders: Contender[] = systems.map((system) => ({
+    system,
+    make: async (): Promise<Runner> => {
+      const st = benchStages(src, file, configOverrides(set), system === 'tfc', targetLimitsOf(dev));
+      sources.set(system, st);
+      return tfcRunner({ system, plan: st.plan, weights: host(weights64), inputs: host(inputs64), output });
+    },
+    check: (got: Float32Array) => compare(got, want.data),
+    tol: 1e-3,
+  }));
+  const results = await measureAll(contenders, o, progress, label);
+  progress.end();
+  const flops = graphFlops(checked, dims);
+  const name = `${basename(file, '.tfx')} ${label}`;
+  return [{ suite: 'model', name, params: { ...set, preset: presetName }, results, work: { flops }, ...fusionOf(results, sources) }];
+}
+
+/** The fusion profile of a model case from the two tfc systems' step minimums, when both ran. */
+function fusionOf(results: readonly SystemResult[], sources: ReadonlyMap<string, StepSources>): { fusion?: ReturnType<typeof fusionProfile> } {
+  const fusedR = results.find((r) => r.system === 'tfc' && r.stepMinMs !== undefined);
+  const unfusedR = results.find((r) => r.system === 'tfc --no-fuse' && r.stepMinMs !== undefined);
+  const fs = sources.get('tfc');
+  const us = sources.get('tfc --no-fuse');
+  if (fusedR?.stepMinMs === undefined || unfusedR?.stepMinMs === undefined || fs === undefined || us === undefined) return {};
+  return { fusion: fusionProfile(fs, fusedR.stepMinMs, us, unfusedR.stepMinMs) };
+}
+
 export async function benchModel(o: BenchOptions, file: string, set: Readonly<Record<string, number>>, presetName: string): Promise<CaseResult[]> {
+  if (!basename(file).startsWith('gpt2')) return benchSeededModel(o, file, set, presetName);
   const dev = await benchDevice();
   const systems = ['tfc', 'tfc --no-fuse', 'ort'].filter((s) => wanted(o, s));
   const progress = new Progress(systems.length, o.err, o.isTty);
@@ -473,12 +532,7 @@ export async function benchModel(o: BenchOptions, file: string, set: Readonly<Re
   progress.end();
   const flops = graphFlops(benchCompilation(src, file, configOverrides(set), false).graph, new Map([['B', 1], ['T', set['T'] ?? 1]]));
   // Each fused kernel against the unfused kernels it replaced, from both tfc plans' step minimums.
-  const fusedR = results.find((r) => r.system === 'tfc' && r.stepMinMs !== undefined);
-  const unfusedR = results.find((r) => r.system === 'tfc --no-fuse' && r.stepMinMs !== undefined);
-  const fs = sources.get('tfc');
-  const us = sources.get('tfc --no-fuse');
-  const fusion = fusedR?.stepMinMs !== undefined && unfusedR?.stepMinMs !== undefined && fs !== undefined && us !== undefined ? fusionProfile(fs, fusedR.stepMinMs, us, unfusedR.stepMinMs) : undefined;
-  return [{ suite: 'model', name: `gpt2 ${label}`, params: { ...set, preset: presetName }, results, work: { flops }, ...(fusion !== undefined ? { fusion } : {}) }];
+  return [{ suite: 'model', name: `gpt2 ${label}`, params: { ...set, preset: presetName }, results, work: { flops }, ...fusionOf(results, sources) }];
 }
 
 /** Tokens/s of one-token decode steps with a KV cache (gpt2-kv.tfx), after a prefill of T tokens. */

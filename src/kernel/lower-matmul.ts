@@ -419,11 +419,18 @@ function emitNormThenMatmul(lw: Lowering, n: Node, norm: { readonly op: 'layerno
   const a = lw.operand(n, 0);
   if (a.op === 'view') throw new ScheduleError('matmul.normFold', `%${n.id}: 'separate' needs A as a plain buffer, not a view`);
   const params = n.operands.slice(n.operands.length - norm.params);
-  const normNode = lw.tempNode(
-    { op: norm.op, operands: [a.id, ...params], attrs: { eps: { kind: 'float', value: norm.eps } }, type: a.type, loc: n.loc, ...(n.from !== undefined ? { from: n.from } : {}), ...(n.scope !== undefined ? { scope: n.scope } : {}) },
-    shapeElements(a.type.shape),
-  );
-  emitNorm(lw, normNode, when);
+  // Matmuls sharing the folded norm (Llama's q, k and v projections, gate and up) share its
+  // kernel and temp: one norm kernel per (input, parameters, eps, path), not one per matmul.
+  const key = JSON.stringify([norm.op, a.id, params, norm.eps, when ?? null]);
+  let normNode = lw.sharedTemps.get(key);
+  if (normNode === undefined) {
+    normNode = lw.tempNode(
+      { op: norm.op, operands: [a.id, ...params], attrs: { eps: { kind: 'float', value: norm.eps } }, type: a.type, loc: n.loc, ...(n.from !== undefined ? { from: n.from } : {}), ...(n.scope !== undefined ? { scope: n.scope } : {}) },
+      shapeElements(a.type.shape),
+    );
+    lw.sharedTemps.set(key, normNode);
+    emitNorm(lw, normNode, when);
+  }
   const { norm: _norm, eps: _eps, ...attrs } = n.attrs;
   const product: Node = { ...n, operands: [normNode.id, ...n.operands.slice(1, n.operands.length - norm.params)], attrs };
   const { normFold: _fold, ...plain } = ms;

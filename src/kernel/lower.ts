@@ -109,6 +109,8 @@ export class Lowering {
 
   /** Values a lowering adds that are no graph node (a norm's output kept for a matmul): temps. */
   private readonly synthetic = new Map<number, Node>();
+  /** Such temps by what they compute, so kernels needing the same value share one (lower-matmul.ts). */
+  readonly sharedTemps = new Map<string, Node>();
 
   /**
    * A temp buffer holding `node`'s value (its id is replaced by a fresh temp id, returned with

@@ -225,6 +225,12 @@ describe('kernels per layer after fusion (2-layer minus 1-layer plan)', () => {
     // in matmul prologues; rope(q) is in the attention's Q load, each KV-cache concat (with rope(k)
     // inside) is one fused_map.
     expect(perLayer).toBeLessThanOrEqual(LLAMA_PER_LAYER);
+    // lavapipe's chooser runs each folded rmsnorm as its own kernel (normFold 'separate'); the q,
+    // k and v projections share one (and gate and up one): 2 more kernels per layer, not 5.
+    const norms = (g: Graph): number => lowerToKernels(g, lavapipeLimits).kernels.filter((k) => k.op === 'rmsnorm' && (k.when === undefined || evalCondition(k.when, prefill))).length;
+    expect(norms(fusedGraph(g2)) - norms(fusedGraph(g1))).toBe(2);
+    const chosen = kernelCount(fusedGraph(g2), chooseSchedule(lavapipeLimits)) - kernelCount(fusedGraph(g1), chooseSchedule(lavapipeLimits));
+    expect(chosen).toBe(perLayer + 2);
   });
 });
 
