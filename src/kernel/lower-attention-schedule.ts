@@ -191,7 +191,7 @@ export function splitMode(shape: AttentionShape, s: AttentionSchedule, target: T
 /**
  * The broadcast prefill's tiles: 4L rows and 4L keys while a lane holds at most 8 output
  * columns (dv <= 8L), else 3L rows and 2L keys (its dv/L accumulators per row grow). Measured on
- * lavapipe at T = 1024, 12 heads (node /tmp/mb/attn.mjs, medians of 9 in one process with the FMA
+ * lavapipe at T = 1024, 12 heads (node bench/lavapipe/attn.mjs, medians of 9 in one process with the FMA
  * peak; DEVELOPERS.md): dh 64 causal 32x32 75% of the peak vs 36% for 8x32, full 52% vs 32%;
  * dh 128 full 24x16 61% vs 41%, causal 48% vs 29%.
  */
