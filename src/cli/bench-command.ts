@@ -23,6 +23,7 @@ import { peakLine } from './bench-peak.js';
 import { formatFusionProfile } from './bench-fusion.js';
 import { benchAttentionCuda, formatCudaTable } from './bench-cuda.js';
 import { cudaRunRefusal } from '../runtime-cuda/run.js';
+import { isStderrTty } from './launch.js';
 
 interface RawOptions {
   T?: string;
@@ -66,7 +67,7 @@ function options(o: RawOptions, err: (s: string) => void): BenchOptions {
     heads: ints('--heads', o.heads)?.[0] ?? 12,
     outDir: resolve(o.outDir),
     err,
-    isTty: process.stderr.isTTY === true,
+    isTty: isStderrTty(),
     ...(T !== undefined ? { T } : {}),
     ...(dh !== undefined ? { dh } : {}),
     ...(causal !== undefined ? { causal } : {}),

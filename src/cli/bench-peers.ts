@@ -130,6 +130,19 @@ export async function tfcRunner(o: TfcRunnerOptions): Promise<Runner> {
   };
 }
 
+/**
+ * A peer system's package: optional peer dependencies of the tfc package (not installed with it),
+ * so a missing one is a one-line note in the table naming what to install.
+ */
+async function optionalPeer<T>(name: string, load: () => Promise<T>): Promise<T> {
+  try {
+    return await load();
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ERR_MODULE_NOT_FOUND') throw new Error(`not installed (npm install ${name})`);
+    throw e;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // ONNX Runtime Web (WebGPU execution provider)
 
@@ -142,7 +155,7 @@ async function loadOrt(): Promise<Ort> {
   // changes how wasm is compiled, so tfc's own timings are unaffected).
   v8.setFlagsFromString('--liftoff-only');
   await installNavigatorGpu();
-  const ort = (await import('onnxruntime-web/webgpu')) as unknown as Ort;
+  const ort = (await optionalPeer('onnxruntime-web', () => import('onnxruntime-web/webgpu'))) as unknown as Ort;
   ort.env.logLevel = 'error';
   ort.env.webgpu.profiling = {
     mode: 'default',
@@ -195,8 +208,8 @@ let tfModule: Promise<Tf> | undefined;
 
 async function loadTf(): Promise<Tf> {
   await installNavigatorGpu();
-  const tf = await import('@tensorflow/tfjs-core');
-  await import('@tensorflow/tfjs-backend-webgpu');
+  const tf = await optionalPeer('@tensorflow/tfjs-core', () => import('@tensorflow/tfjs-core'));
+  await optionalPeer('@tensorflow/tfjs-backend-webgpu', () => import('@tensorflow/tfjs-backend-webgpu'));
   const ok = await tf.setBackend('webgpu');
   if (!ok) throw new Error('tfjs: the webgpu backend did not initialize');
   await tf.ready();

@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 // WebGPU device acquisition for the runtime: the same code path for a browser (`navigator.gpu`)
 // and for Node (the `webgpu` npm package, Dawn; on CI Mesa lavapipe). The Node package is
 // imported dynamically through a variable so that browser bundles never pull it in.

@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 // The runtime behind generated host modules (codegen/host: `out/model.ts`): weights from a
 // safetensors ArrayBuffer, a file path (Node) or a fetch Response (streamed, with progress), input
 // validation before any dispatch, `forward`, and for decoders with a KV cache `generate` (prefill,
@@ -260,9 +260,19 @@ export async function createLoadedModel(
       cache = new Map(spec.cache.map((c) => [c.past, r.deviceOutputs.get(c.present)]).filter((e): e is [string, DeviceTensor] => e[1] !== undefined));
       return lastRow(r.outputs.get(logitsName));
     };
+    const tokens = (ids: ArrayLike<number>): HostTensor => ({ dtype: 'i32', shape: [1, ids.length], data: ids });
+    if (spec.cache.length === 0) {
+      // No KV cache: each step runs the whole sequence so far (a one-token run would see no context).
+      const sequence: number[] = [];
+      return generateTokens(spec, {
+        prefill: (ids) => (sequence.push(...ids), run(new Map([[tokensName, tokens(ids)]]))),
+        step: (token) => (sequence.push(token), run(new Map([[tokensName, tokens(sequence)]]))),
+        release: freeCache,
+      }, prompt, gopts);
+    }
     return generateTokens(spec, {
-      prefill: (ids) => run(new Map<string, HostTensor | DeviceTensor>([[tokensName, { dtype: 'i32', shape: [1, ids.length], data: ids }], ...emptyCache(1, new Map())])),
-      step: (token) => run(new Map<string, HostTensor | DeviceTensor>([[tokensName, { dtype: 'i32', shape: [1, 1], data: [token] }], ...cache])),
+      prefill: (ids) => run(new Map<string, HostTensor | DeviceTensor>([[tokensName, tokens(ids)], ...emptyCache(1, new Map())])),
+      step: (token) => run(new Map<string, HostTensor | DeviceTensor>([[tokensName, tokens([token])], ...cache])),
       release: freeCache,
     }, prompt, gopts);
   }

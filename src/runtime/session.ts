@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 // The WebGPU runtime: runs a compiled Plan (src/kernel/plan.ts) on a device. Pipelines are built
 // once per kernel source and cached per device (changing T never rebuilds them: dims are
 // uniforms), weights are uploaded once, each run validates its inputs before any dispatch, places

@@ -59,6 +59,19 @@ describe('generated host module', () => {
     expect(describeModel(gpt2.plan)).toEqual({ tokens: 'tokens', logits: 'logits', vocab: 50, cache: [] });
   });
 
+  it('imports only the runtime types it names, and its docs say whether the model has a KV cache', async () => {
+    // gpt2.tfx: one input (tokens), no cache, so no DeviceTensor input type; charlm has past.* inputs.
+    const gpt2 = compiled('examples/gpt2.tfx', { layers: 1, d: 32, heads: 2, vocab: 50, ctx: 16 });
+    const plain = await emitHostModule(gpt2.plan, gpt2.graph, { context: 16 });
+    expect(plain).not.toMatch(/\bDeviceTensor\b/);
+    expect(plain).toContain('(the model has no KV cache)');
+    expect(plain).not.toContain('KV cache stays');
+    const charlm = compiled('examples/charlm/charlm.tfx');
+    const cached = await emitHostModule(charlm.plan, charlm.graph, { context: 128 });
+    expect(cached).toMatch(/import type \{[^}]*\bDeviceTensor\b/);
+    expect(cached).toContain('the KV cache stays on the GPU');
+  });
+
   it('compiles under tsc --strict against the tfc/runtime package export', { timeout: 240_000 }, async () => {
     const { plan, graph } = compiled('examples/charlm/charlm.tfx');
     const dir = join(tmp, 'strict');
@@ -84,7 +97,7 @@ describe('generated host module', () => {
       ].join('\n'),
     );
     const tsconfig = {
-      compilerOptions: { strict: true, noEmit: true, target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', lib: ['ES2022', 'DOM'], types: [], skipLibCheck: true },
+      compilerOptions: { strict: true, noUnusedLocals: true, noEmit: true, target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', lib: ['ES2022', 'DOM'], types: [], skipLibCheck: true },
       files: ['model.ts', 'app.ts'],
     };
     writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify(tsconfig));

@@ -1,6 +1,6 @@
 // The smallest language model the CLI and runtime robustness tests drive: d = 4, vocab = 8,
 // logits = (wte[tokens] + wpe[arange(T)]) @ transpose(wte). No KV cache, so each decode step of
-// `generate` runs the new token alone; token ids index 8 rows of wte, positions `ctx` rows of wpe.
+// `generate` runs the whole sequence again; token ids index 8 rows of wte, positions `ctx` rows of wpe.
 
 /** The .tfx source of the tiny model with a context of `ctx` positions. */
 export function tinyLm(ctx: number): string {

@@ -73,7 +73,7 @@ describe('tfc run --target webgpu past the storage binding limit', () => {
   }, 600_000);
 });
 
-// No KV cache: each decode step of `generate` runs the new token alone.
+// No KV cache: each decode step of `generate` runs the whole sequence again.
 const tiny = tinyLm(8);
 
 describe('a device lost in the middle of generate', () => {
