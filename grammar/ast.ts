@@ -66,13 +66,24 @@ export interface FamilyRange {
 
 export interface ConfigEntry {
   readonly name: Ident;
+  /** The default value: used when no checkpoint key is given or present. */
   readonly value: Expr;
+  /** `from "n_embd", "hidden_size"`: config.json keys, the first present wins (--checkpoint). */
+  readonly keys?: readonly StringLit[];
+  readonly loc: Span;
+}
+
+/** A string literal with its location (config keys). */
+export interface StringLit {
+  readonly value: string;
   readonly loc: Span;
 }
 
 export type Item =
   | { readonly kind: 'config'; readonly entries: readonly ConfigEntry[]; readonly loc: Span }
   | { readonly kind: 'dims'; readonly names: readonly Ident[]; readonly loc: Span }
+  /** `limit T + P <= ctx`: `bound` is the comparison (`<=` or `<`, dims on the left, constants on the right). */
+  | { readonly kind: 'limit'; readonly bound: Expr; readonly loc: Span }
   | {
       readonly kind: 'weight' | 'input' | 'output';
       readonly name: Ident;

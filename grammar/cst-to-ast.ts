@@ -125,6 +125,7 @@ export class CstToAst extends BaseVisitor implements C.ICstNodeVisitor<CstNode, 
   item(ctx: C.ItemCstChildren): Item | undefined {
     if (ctx.configItem) return this.sub(ctx.configItem[0], this.configItem);
     if (ctx.dimsItem) return this.sub(ctx.dimsItem[0], this.dimsItem);
+    if (ctx.limitItem) return this.sub(ctx.limitItem[0], this.limitItem);
     if (ctx.tensorDecl) return this.sub(ctx.tensorDecl[0], this.tensorDecl);
     if (ctx.fnItem) return this.sub(ctx.fnItem[0], this.fnItem);
     if (ctx.modelItem) return this.sub(ctx.modelItem[0], this.modelItem);
@@ -140,7 +141,17 @@ export class CstToAst extends BaseVisitor implements C.ICstNodeVisitor<CstNode, 
     const name = this.ident(ctx.Ident?.[0]);
     const value = this.sub(ctx.expr?.[0], this.expr);
     if (!name || !value) return undefined;
-    return { name, value, loc: spanUnion(name.loc, value.loc) };
+    const toks = ctx.StringLit ?? [];
+    if (toks.some((tok) => tok.isInsertedInRecovery === true)) return undefined;
+    const keys = toks.map((tok) => ({ value: this.stringValue(tok), loc: this.tokSpan(tok) }));
+    const last = keys[keys.length - 1];
+    return { name, value, ...(keys.length > 0 ? { keys } : {}), loc: spanUnion(name.loc, last?.loc ?? value.loc) };
+  }
+
+  limitItem(ctx: C.LimitItemCstChildren, node: CstNode): Item | undefined {
+    const bound = this.sub(ctx.expr?.[0], this.expr);
+    if (!bound) return undefined;
+    return { kind: 'limit', bound, loc: this.nodeSpan(node) };
   }
 
   dimsItem(ctx: C.DimsItemCstChildren, node: CstNode): Item | undefined {

@@ -19,6 +19,7 @@ export interface ItemCstNode extends CstNode {
 export type ItemCstChildren = {
   configItem?: ConfigItemCstNode[];
   dimsItem?: DimsItemCstNode[];
+  limitItem?: LimitItemCstNode[];
   tensorDecl?: TensorDeclCstNode[];
   fnItem?: FnItemCstNode[];
   modelItem?: ModelItemCstNode[];
@@ -46,7 +47,20 @@ export type ConfigEntryCstChildren = {
   Ident: IToken[];
   Eq: IToken[];
   expr: ExprCstNode[];
+  From?: IToken[];
+  StringLit?: IToken[];
+  Comma?: IToken[];
   Semi?: IToken[];
+};
+
+export interface LimitItemCstNode extends CstNode {
+  name: "limitItem";
+  children: LimitItemCstChildren;
+}
+
+export type LimitItemCstChildren = {
+  Limit: IToken[];
+  expr: ExprCstNode[];
 };
 
 export interface DimsItemCstNode extends CstNode {
@@ -367,6 +381,7 @@ export interface ICstNodeVisitor<IN, OUT> extends ICstVisitor<IN, OUT> {
   item(children: ItemCstChildren, param?: IN): OUT;
   configItem(children: ConfigItemCstChildren, param?: IN): OUT;
   configEntry(children: ConfigEntryCstChildren, param?: IN): OUT;
+  limitItem(children: LimitItemCstChildren, param?: IN): OUT;
   dimsItem(children: DimsItemCstChildren, param?: IN): OUT;
   tensorDecl(children: TensorDeclCstChildren, param?: IN): OUT;
   familyRange(children: FamilyRangeCstChildren, param?: IN): OUT;

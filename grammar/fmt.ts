@@ -260,11 +260,17 @@ function writeItem(w: Writer, it: Item): void {
   switch (it.kind) {
     case 'config':
       w.open(0, 'config {', it.loc.line, it.entries[0]?.loc.line);
-      for (const e of it.entries) w.code(1, `${e.name.name} = ${formatExpr(e.value)}`, e.loc);
+      for (const e of it.entries) {
+        const keys = e.keys === undefined ? '' : ` from ${e.keys.map((k) => JSON.stringify(k.value)).join(', ')}`;
+        w.code(1, `${e.name.name} = ${formatExpr(e.value)}${keys}`, e.loc);
+      }
       w.close(0, it.loc);
       return;
     case 'dims':
       w.code(0, `dims ${it.names.map((n) => n.name).join(', ')}`, it.loc);
+      return;
+    case 'limit':
+      w.code(0, `limit ${formatExpr(it.bound)}`, it.loc);
       return;
     case 'weight':
     case 'input':

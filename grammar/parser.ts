@@ -183,6 +183,7 @@ export class TfxParser extends CstParser {
     this.OR([
       { ALT: () => this.SUBRULE(this.configItem) },
       { ALT: () => this.SUBRULE(this.dimsItem) },
+      { ALT: () => this.SUBRULE(this.limitItem) },
       { ALT: () => this.SUBRULE(this.tensorDecl) },
       { ALT: () => this.SUBRULE(this.fnItem) },
       { ALT: () => this.SUBRULE(this.modelItem) },
@@ -201,7 +202,16 @@ export class TfxParser extends CstParser {
     this.CONSUME(t.Ident);
     this.CONSUME(t.Eq);
     this.SUBRULE(this.expr);
+    this.OPTION2(() => {
+      this.CONSUME(t.From);
+      this.AT_LEAST_ONE_SEP({ SEP: t.Comma, DEF: () => this.CONSUME(t.StringLit) });
+    });
     this.OPTION(() => this.CONSUME(t.Semi));
+  });
+
+  limitItem = this.RULE('limitItem', () => {
+    this.CONSUME(t.Limit);
+    this.SUBRULE(this.expr);
   });
 
   dimsItem = this.RULE('dimsItem', () => {

@@ -110,7 +110,14 @@ export function printAst(module: Module, options: PrintAstOptions = { locs: true
     switch (it.kind) {
       case 'config':
         emit(d, 'Config', it.loc);
-        for (const e of it.entries) expr(d + 1, e.name.name, e.value);
+        for (const e of it.entries) {
+          expr(d + 1, e.name.name, e.value);
+          for (const k of e.keys ?? []) emit(d + 2, `from: ${JSON.stringify(k.value)}`, k.loc);
+        }
+        return;
+      case 'limit':
+        emit(d, 'Limit', it.loc);
+        expr(d + 1, 'bound', it.bound);
         return;
       case 'dims':
         emit(d, `Dims ${it.names.map((n) => n.name).join(', ')}`, it.loc);

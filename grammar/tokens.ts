@@ -32,6 +32,10 @@ export const In = keyword('In', 'in');
 export const Return = keyword('Return', 'return');
 export const Index = keyword('Index', 'index');
 export const Grid = keyword('Grid', 'grid');
+/** `d = 768 from "n_embd"`: the checkpoint config.json key(s) a config constant is read from. */
+export const From = keyword('From', 'from');
+/** `limit T + P <= ctx`: a bound on dims checked at every run (the model's context length). */
+export const Limit = keyword('Limit', 'limit');
 
 /** Dtype keywords: type names in declarations, plain names in expressions (`cast(x, f16)`). */
 export const DType = createToken({ name: 'DType', pattern: Lexer.NA });
@@ -117,6 +121,8 @@ export const allTokens: TokenType[] = [
   Return,
   Index,
   Grid,
+  From,
+  Limit,
   In, // after `index` and `input`, which it prefixes
   F32,
   F16,

@@ -139,8 +139,8 @@ export async function emitHostModule(plan: Plan, graph: Graph, opts: HostOptions
         name: JSON.stringify(name),
         hasQuestionToken: isPast,
         isReadonly: true,
-        type: isTokens ? 'ArrayLike<number> | HostTensor' : 'HostTensor | DeviceTensor',
-        docs: [`${b.dtype}${printShape(b.shape)}${isTokens ? ': token ids; a flat list is one sequence ([1, T])' : ''}`],
+        type: isTokens ? 'ArrayLike<number> | BigInt64Array | HostTensor' : 'HostTensor | DeviceTensor',
+        docs: [`${b.dtype}${printShape(b.shape)}${isTokens ? ': token ids; a flat list is one sequence ([1, T]); int64 ids are range-checked to i32' : ''}`],
       };
     }),
   });
@@ -162,7 +162,7 @@ export async function emitHostModule(plan: Plan, graph: Graph, opts: HostOptions
             name: 'generate',
             returnType: 'Promise<GenerateResult>',
             params: [
-              { name: 'prompt', type: 'ArrayLike<number>', hasQuestionToken: false },
+              { name: 'prompt', type: 'ArrayLike<number> | BigInt64Array', hasQuestionToken: false },
               { name: 'options', type: 'GenerateOptions', hasQuestionToken: true },
             ],
             doc:
@@ -206,11 +206,11 @@ export async function emitHostModule(plan: Plan, graph: Graph, opts: HostOptions
     isExported: true,
     isAsync: true,
     docs: [
-      'Compiles the kernels on `device` and uploads the weights: a safetensors ArrayBuffer, a file path (Node)\nor a fetch Response (streamed; `onProgress` reports bytes, kernels and tensors).',
+      'Compiles the kernels on `device` and uploads the weights: a safetensors ArrayBuffer, a file path (Node)\nor a fetch Response (streamed; `onProgress` reports bytes, kernels and tensors), or a list of them\n(the shards of a checkpoint; `[]` for a model without weights).',
     ],
     parameters: [
       { name: 'device', type: 'GPUDevice | AcquiredDevice' },
-      { name: 'weights', type: 'WeightSource' },
+      { name: 'weights', type: 'WeightSource | readonly WeightSource[]' },
       { name: 'options', type: 'CreateModelOptions', initializer: '{}' },
     ],
     returnType: 'Promise<Model>',

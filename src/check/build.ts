@@ -18,6 +18,7 @@ import { type FamilyInfo, type FoldOp, type Value, binaryOpNames, describe, dimV
 import { type ArgValue, lowerBuiltin } from './builtin-calls.js';
 import { lowerGrid } from './grid.js';
 import { unifyCall } from './unify.js';
+import { modelLimits } from './limits.js';
 
 export interface BuildOptions {
   readonly overrides: ReadonlyMap<string, number>;
@@ -774,6 +775,7 @@ export class GraphBuilder {
 
   build(): Graph | undefined {
     this.collect();
+    modelLimits(this.module, this.config, this.sink); // reports malformed limits (TFC219)
     const models = this.module.items.filter((i): i is Extract<Item, { kind: 'model' }> => i.kind === 'model');
     const [model, second] = models;
     if (model === undefined) {

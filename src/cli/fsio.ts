@@ -42,6 +42,22 @@ export function writeFileAtomic(rep: Reporter, path: string, data: Uint8Array | 
 }
 
 /**
+ * Creates a new folder `prefix` + a unique suffix with mode 0777 less the umask, as `mkdir` does:
+ * mkdtemp's 0700 would stay on the renamed output folder (other users could not read it).
+ */
+function freshDir(prefix: string): string {
+  for (let i = 0; ; i++) {
+    const path = `${prefix}${process.pid}-${i}`;
+    try {
+      mkdirSync(path, { mode: 0o777 });
+      return path;
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'EEXIST' || i > 1000) throw e;
+    }
+  }
+}
+
+/**
  * Writes a folder of files atomically: they go to a temp folder next to `dir`, which then
  * replaces `dir` (an old `dir` is moved aside first and removed after).
  */
@@ -52,7 +68,7 @@ export function writeDirAtomic(rep: Reporter, dir: string, files: ReadonlyMap<st
   let old: string | undefined;
   try {
     mkdirSync(parent, { recursive: true });
-    tmp = mkdtempSync(join(parent, `.${basename(abs)}.tmp-`));
+    tmp = freshDir(join(parent, `.${basename(abs)}.tmp-`));
     for (const [name, data] of files) {
       // Names may hold folders (`wgsl/k.wgsl`).
       mkdirSync(dirname(join(tmp, name)), { recursive: true });

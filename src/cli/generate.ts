@@ -1,26 +1,30 @@
-// `tfc run MODEL --weights W --prompt TEXT`: text generation on WebGPU through the same runtime a
-// generated host module uses (src/runtime/host.ts), or with --target cuda|cuda-emu through the CUDA
-// launcher in serve mode (src/runtime-cuda/generate.ts); one decode loop for both. Characters map to ids through vocab.json (next
-// to the weights, or --vocab); generated text streams to stdout, a progress bar to stderr.
+// `tfc run MODEL --checkpoint DIR --prompt TEXT` (or --weights W): text generation on WebGPU through
+// the same runtime a generated host module uses (src/runtime/host.ts), or with --target
+// cuda|cuda-emu through the CUDA launcher in serve mode (src/runtime-cuda/generate.ts); one decode
+// loop for both. Text maps to ids through the checkpoint's tokenizer (src/runtime/tokenizer.ts:
+// tokenizer.json, GPT-2's vocab.json + merges.txt, or a character vocab.json); generation stops at
+// EOS; text streams to stdout as whole characters, a progress bar and a summary go to stderr.
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { Module } from '../../grammar/ast.js';
-import { evaluateConfig } from '../check/config.js';
-import { DiagnosticSink } from '../diag/diagnostic.js';
 import type { Graph } from '../graph/ir.js';
 import { compilePlan } from '../compile/plan.js';
 import { describeModel } from '../../codegen/host/model-shape.js';
 import { acquireDevice } from '../runtime/device.js';
 import { createLoadedModel, type LoadProgress } from '../runtime/host.js';
-import type { GenerateOptions, GenerateResult } from '../runtime/generate.js';
+import type { GenerateOptions, GenerateResult, StopReason } from '../runtime/generate.js';
 import { targetLimitsOf } from '../runtime/target.js';
+import { type TextTokenizer, TokenizerError, loadTokenizer, tokenizerFromBpeFiles, tokenizerFromChars } from '../runtime/tokenizer.js';
 import { cudaLimits } from '../kernel/schedule.js';
 import { openCudaLm, type StepTraffic } from '../runtime-cuda/generate.js';
 import type { LauncherMode } from '../runtime-cuda/launcher.js';
 import { UsageError } from './args.js';
+import { oneWeightsFile } from './checkpoint.js';
 
 export interface PromptOptions {
-  readonly weights: string;
+  /** Weight files (the shards of a checkpoint; none for a model without weights). */
+  readonly weights: readonly string[];
+  /** A checkpoint folder: its tokenizer files (tokenizer.json, or vocab.json + merges.txt). */
+  readonly checkpoint?: string;
   readonly prompt: string;
   readonly maxNewTokens?: string;
   readonly temperature?: string;
@@ -28,27 +32,52 @@ export interface PromptOptions {
   readonly topP?: string;
   readonly seed?: string;
   readonly vocab?: string;
-  /** Context length from the model's `ctx` config constant, when it has one. */
+  /** Context length (the model's `limit`, or a `ctx`/`context` config constant). */
   readonly context?: number;
 }
 
-/** vocab.json: `{ "chars": ["\n", " ", ...], "unknown": 1 }`, id = index in `chars`. */
-export interface CharVocab {
-  readonly chars: readonly string[];
-  readonly unknown: number;
+/**
+ * The tokenizer of a prompt run: --vocab FILE (a character vocab.json, or vocab.json with
+ * merges.txt beside it), else the checkpoint folder's files, else vocab.json next to the weights.
+ */
+export async function promptTokenizer(o: Pick<PromptOptions, 'vocab' | 'checkpoint' | 'weights'>): Promise<TextTokenizer> {
+  const folder = o.vocab !== undefined ? undefined : (o.checkpoint ?? (o.weights[0] !== undefined ? dirname(o.weights[0]) : undefined));
+  const reader = (dir: string) => async (name: string): Promise<string | undefined> => {
+    const path = join(dir, name);
+    return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
+  };
+  try {
+    if (o.vocab !== undefined) {
+      if (!existsSync(o.vocab)) throw new UsageError(`vocabulary '${o.vocab}' does not exist`);
+      const dir = dirname(o.vocab);
+      const merges = join(dir, 'merges.txt');
+      const vocab = JSON.parse(readFileSync(o.vocab, 'utf8')) as unknown;
+      return existsSync(merges) && !(typeof vocab === 'object' && vocab !== null && 'chars' in vocab)
+        ? tokenizerFromBpeFiles(vocab, readFileSync(merges, 'utf8'), {}, ...(await configsIn(reader(dir))))
+        : tokenizerFromChars(vocab);
+    }
+    const t = folder === undefined ? undefined : await loadTokenizer(reader(folder));
+    if (t === undefined) {
+      throw new UsageError(
+        folder === undefined
+          ? 'no tokenizer: pass --checkpoint DIR (tokenizer.json, or vocab.json + merges.txt) or --vocab FILE'
+          : `no tokenizer in ${folder}: it has no tokenizer.json or vocab.json (pass --vocab FILE)`,
+      );
+    }
+    return t;
+  } catch (e) {
+    if (e instanceof TokenizerError || e instanceof SyntaxError) throw new UsageError(`cannot use the tokenizer: ${e.message}`);
+    throw e;
+  }
 }
 
-export function readVocab(path: string): CharVocab {
-  let v: unknown;
-  try {
-    v = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new UsageError(`cannot read vocabulary ${path}: ${e instanceof Error ? e.message : String(e)}`);
+async function configsIn(read: (name: string) => Promise<string | undefined>): Promise<unknown[]> {
+  const out: unknown[] = [];
+  for (const name of ['generation_config.json', 'config.json']) {
+    const text = await read(name);
+    if (text !== undefined) out.push(JSON.parse(text) as unknown);
   }
-  const chars = (v as { chars?: unknown }).chars;
-  const unknown = (v as { unknown?: unknown }).unknown;
-  if (!Array.isArray(chars) || !chars.every((c) => typeof c === 'string')) throw new UsageError(`${path}: expected { "chars": [...strings] }`);
-  return { chars: chars as string[], unknown: typeof unknown === 'number' ? unknown : 0 };
+  return out;
 }
 
 function number(text: string | undefined, what: string, fallback: number, integer: boolean): number {
@@ -81,11 +110,11 @@ interface PromptModel {
   dispose(): Promise<void>;
 }
 
-async function openWebGpu(g: Graph, weights: string, context: number | undefined, err: (t: string) => void): Promise<PromptModel> {
+async function openWebGpu(g: Graph, weights: readonly string[], context: number | undefined, err: (t: string) => void): Promise<PromptModel> {
   const dev = await acquireDevice();
   const plan = compilePlan(g, { target: targetLimitsOf(dev) });
   const spec = { name: plan.model, ...describeModel(plan), ...(context !== undefined ? { context } : {}) };
-  const model = await createLoadedModel(dev, plan, spec, weights, { onProgress: progressBar(err) });
+  const model = await createLoadedModel(dev, plan, spec, [...weights], { onProgress: progressBar(err) });
   return {
     name: plan.model,
     where: dev.adapterInfo.description || dev.adapterInfo.device || 'webgpu',
@@ -117,52 +146,55 @@ async function openCuda(g: Graph, weights: string, context: number | undefined, 
   };
 }
 
+/** What the summary line says about why generation ended. */
+const stopText: Readonly<Record<StopReason, string>> = {
+  'max-new-tokens': 'reached --max-new-tokens',
+  'stop-token': 'stopped at the end-of-text token',
+  'context-full': 'stopped: the context is full',
+  callback: 'stopped',
+};
+
 /**
  * Streams generated text to `io.out` (the prompt first), a summary to `io.err`. `target` picks the
  * runtime: WebGPU's host-module runtime, or the CUDA launcher in serve mode (nvcc or emulator);
  * tokenizing, sampling and the decode loop are the same (src/runtime/generate.ts).
  */
 export async function runPrompt(g: Graph, o: PromptOptions, io: { out: (t: string) => void; err: (t: string) => void }, target: 'webgpu' | LauncherMode = 'webgpu'): Promise<void> {
-  const vocabPath = o.vocab ?? join(dirname(o.weights), 'vocab.json');
-  if (!existsSync(vocabPath)) throw new UsageError(`no vocabulary at ${vocabPath}: put vocab.json next to the weights or pass --vocab`);
-  const vocab = readVocab(vocabPath);
+  const tokenizer = await promptTokenizer(o);
   const maxNewTokens = number(o.maxNewTokens, '--max-new-tokens', 100, true);
   const temperature = number(o.temperature, '--temperature', 0.8, false);
   const seed = number(o.seed, '--seed', 0, true);
   const topK = number(o.topK, '--top-k', 0, true);
   const topP = number(o.topP, '--top-p', 1, false);
-  const ids = [...o.prompt].map((ch) => {
-    const i = vocab.chars.indexOf(ch);
-    return i >= 0 ? i : vocab.unknown;
-  });
-  const model = target === 'webgpu' ? await openWebGpu(g, o.weights, o.context, io.err) : await openCuda(g, o.weights, o.context, target, io.err);
+  const ids = tokenizer.encode(o.prompt);
+  const unknown = tokenizer.unknownChars?.() ?? [];
+  if (unknown.length > 0) io.err(`tfc run: warning: ${tokenizer.kind} has no ${unknown.map((c) => JSON.stringify(c)).join(', ')}: the prompt uses the unknown token there\n`);
+  if (o.context !== undefined && ids.length > o.context) {
+    throw new UsageError(`the prompt is ${ids.length} tokens, more than the context of ${o.context} positions of model ${g.name}`);
+  }
+  const model = target === 'webgpu' ? await openWebGpu(g, o.weights, o.context, io.err) : await openCuda(g, oneWeightsFile(o.weights, target === 'emu' ? 'cuda-emu' : 'cuda'), o.context, target, io.err);
   try {
     io.out(o.prompt);
+    const stream = tokenizer.stream();
     const r = await model.generate(ids, {
       maxNewTokens,
       temperature,
       seed,
       topK,
       topP,
-      onToken: (t) => io.out(vocab.chars[t] ?? '?'),
+      stopIds: tokenizer.stopIds,
+      onToken: (t) => io.out(stream.push(t)),
     });
     io.out('\n');
     const decode = r.decodeMs.reduce((a, b) => a + b, 0);
     io.err(
       `tfc run: ${model.name}: prefill ${ids.length} tokens in ${r.prefillMs.toFixed(0)} ms; ${r.decodeMs.length} decode steps at ` +
-        `${r.decodeMs.length > 0 ? ((1000 * r.decodeMs.length) / decode).toFixed(1) : '-'} tokens/s (${model.where})\n`,
+        `${r.decodeMs.length > 0 ? ((1000 * r.decodeMs.length) / decode).toFixed(1) : '-'} tokens/s (${model.where}); ${r.tokens.length} new tokens, ${stopText[r.stopReason]}` +
+        `${r.stopReason === 'context-full' && o.context !== undefined ? ` (${o.context} positions)` : ''}\n`,
     );
     const note = model.note();
     if (note !== undefined) io.err(`${note}\n`);
   } finally {
     await model.dispose();
   }
-}
-
-/** The model's context length: its `ctx` (or `context`) config constant, after --set. */
-export function contextOf(module: Module | undefined, overrides: ReadonlyMap<string, number>): number | undefined {
-  if (module === undefined) return undefined;
-  const c = evaluateConfig(module, overrides, new DiagnosticSink()).constants;
-  const v = c.get('ctx') ?? c.get('context');
-  return v !== undefined && v.isInt ? v.value : undefined;
 }

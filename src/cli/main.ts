@@ -25,6 +25,7 @@ import { NoWebGpuError } from '../runtime/device.js';
 import { RuntimeError } from '../runtime/errors.js';
 import { addBenchCommand } from './bench-command.js';
 import { runPrompt } from './generate.js';
+import { checkpointOverrides, limitDiagnostic, loadWeightFiles, oneWeightsFile, openCheckpoint, weightFilesOf, withKeyNotes } from './checkpoint.js';
 import { addTuneCommand, cachedScheduleForCompile, cachedScheduleForRun } from './tune.js';
 import { tuneCachePath } from '../kernel/tune-cache.js';
 
@@ -205,7 +206,8 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
     .command('run')
     .description('run a model on safetensors inputs and write its outputs (f32) to a safetensors file')
     .argument('<FILE>', '.tfx source (or a dumped .ir file)')
-    .requiredOption('--weights <W>', 'weights .safetensors')
+    .option('--weights <W>', 'weights .safetensors (a model without weights needs none)')
+    .option('--checkpoint <DIR>', 'a Hugging Face model folder: config.json, model.safetensors (or its shards), tokenizer files')
     .option('--inputs <IN>', 'inputs .safetensors (names as declared in the model)')
     .option('--out <OUT>', 'output .safetensors to write')
     .option('--prompt <TEXT>', 'generate text from TEXT instead (webgpu, cuda or cuda-emu; a decoder with token ids, logits and a KV cache; vocab.json next to the weights)')
@@ -219,31 +221,36 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
     .option('--no-tune-cache', "ignore schedules cached by 'tfc tune' for this adapter")
     .addOption(setOption())
     .addOption(new Option('--target <T>', 'where to run (default: webgpu when an adapter exists, else interp; cuda-emu: the CUDA kernels on the CPU emulator)').choices([...targets, 'cuda-emu']))
-    .action(async (file: string, opts: Common & { weights: string; inputs?: string; out?: string; target?: Target | 'cuda-emu'; prompt?: string; fuse?: boolean }) => {
+    .action(async (file: string, opts: Common & { weights?: string; checkpoint?: string; inputs?: string; out?: string; target?: Target | 'cuda-emu'; prompt?: string; fuse?: boolean }) => {
       // CUDA through the generated launcher (src/runtime-cuda/run.ts): nvcc on a GPU, or g++ + the CPU emulator.
       const cudaMode = opts.target === 'cuda' ? 'nvcc' : opts.target === 'cuda-emu' ? 'emu' : undefined;
       const refusal = cudaMode === undefined ? undefined : cudaRunRefusal(cudaMode);
       if (refusal !== undefined) throw new UsageError(`tfc run --target ${opts.target ?? ''}: ${refusal}`);
       if (cudaMode === undefined && opts.target !== undefined && !builtTargets.includes(opts.target)) throw notAvailableYet(`--target ${opts.target}`);
       const overrides = parseSetOptions(opts.set);
-      const m = openModel(state.rep, file, { overrides, noFuse: opts.fuse === false, passes: { debug: state.debug, locs: true, log: io.err } });
+      // A checkpoint's config.json gives the constants its `from` keys name; --set wins over it.
+      const checkpoint = opts.checkpoint === undefined ? undefined : openCheckpoint(opts.checkpoint);
+      const fromCkpt = checkpointOverrides(state.rep, file, checkpoint, overrides);
+      const m = openModel(state.rep, file, { overrides: new Map([...(fromCkpt?.values ?? []), ...overrides]), noFuse: opts.fuse === false, passes: { debug: state.debug, locs: true, log: io.err } });
       const checkedGraph = m.checked;
       state.rep.flush();
+      if (fromCkpt !== undefined && state.debug >= 1) io.err(`tfc run: from ${checkpoint?.configPath ?? ''}: ${[...fromCkpt.values].map(([k, v]) => `${k}=${v}`).join(', ') || 'no constants'}${fromCkpt.defaulted.length > 0 ? `; defaults kept: ${fromCkpt.defaulted.join(', ')}` : ''}\n`);
+      const weightFiles = weightFilesOf(checkedGraph, opts, checkpoint);
       if (opts.prompt !== undefined) {
         // Text generation (src/cli/generate.ts): WebGPU's host-module runtime, or the CUDA launcher in
         // serve mode (weights and KV cache on the device) for --target cuda|cuda-emu.
         if (opts.target !== undefined && opts.target !== 'webgpu' && cudaMode === undefined) throw new UsageError('--prompt runs on webgpu, cuda or cuda-emu');
         if (cudaMode !== undefined) {
           // The launcher's own weight checks exit without a diagnostic: check the file here first (TFC30x, exit 1).
-          const weights = loadTensors(state.rep, opts.weights, 'weights file');
+          const weights = loadWeightFiles(state.rep, weightFiles);
           const needed = neededTensors(checkedGraph).filter((n) => n.kind === 'weight');
-          state.rep.reportAll(checkTensors(needed, { file: '(no inputs file)', tensors: new Map() }, { file: opts.weights, ...weights }).diagnostics);
+          state.rep.reportAll(withKeyNotes(checkTensors(needed, { file: '(no inputs file)', tensors: new Map() }, weights).diagnostics, fromCkpt, checkpoint?.configPath ?? ''));
           state.rep.flush();
           if (state.rep.hasErrors) throw new UserErrorsReported();
         }
         const pg = m.variant({ target: cudaMode === undefined ? 'webgpu' : 'cuda' }).graph;
         const context = m.contextLength;
-        await runPrompt(pg, { ...(opts as unknown as Record<string, string>), weights: opts.weights, prompt: opts.prompt, ...(context !== undefined ? { context } : {}) }, io, cudaMode ?? 'webgpu');
+        await runPrompt(pg, { ...(opts as unknown as Record<string, string>), weights: weightFiles, ...(checkpoint !== undefined ? { checkpoint: checkpoint.dir } : {}), prompt: opts.prompt, ...(context !== undefined ? { context } : {}) }, io, cudaMode ?? 'webgpu');
         return;
       }
       if (opts.inputs === undefined || opts.out === undefined) throw new UsageError('run needs --inputs and --out (or --prompt to generate text)');
@@ -258,13 +265,16 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       }
       const c = m.variant({ target });
       const g = c.graph;
-      const weights = loadTensors(state.rep, o.weights, 'weights file');
+      const weights = loadWeightFiles(state.rep, weightFiles);
       const inputs = loadTensors(state.rep, o.inputs, 'inputs file');
       const preset = new Map([...overrides].filter(([k]) => g.dims.includes(k)));
-      const checked = checkTensors(neededTensors(g), { file: o.inputs, ...inputs }, { file: o.weights, ...weights }, preset);
-      state.rep.reportAll(checked.diagnostics);
-      // Token ids and positions inside their tables, on the checked graph (the same on every target).
-      if (!checked.diagnostics.some((d) => d.severity === 'error')) state.rep.reportAll(checkIndexRanges(checkedGraph, { file: o.inputs, ...inputs }, checked.dims));
+      const checked = checkTensors(neededTensors(g), { file: o.inputs, ...inputs }, weights, preset);
+      state.rep.reportAll(withKeyNotes(checked.diagnostics, fromCkpt, checkpoint?.configPath ?? ''));
+      // The model's `limit`s (its context), then token ids and positions inside their tables, on
+      // the checked graph (the same on every target).
+      const broken = checked.diagnostics.some((d) => d.severity === 'error') ? undefined : limitDiagnostic(m.limits, checked.dims, `the inputs of ${o.inputs} give`);
+      if (broken !== undefined) state.rep.report(broken);
+      else if (!checked.diagnostics.some((d) => d.severity === 'error')) state.rep.reportAll(checkIndexRanges(checkedGraph, { file: o.inputs, ...inputs }, checked.dims));
       state.rep.flush();
       if (state.rep.hasErrors) throw new UserErrorsReported();
       const started = performance.now();
@@ -282,7 +292,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
           result = r;
           where = `webgpu (${r.adapter}; peak GPU memory ${(r.memory.peakBytes / 2 ** 20).toFixed(2)} MiB)`;
         } else if (cudaMode !== undefined) {
-          const r = runOnCuda(lowerModel(c, { limits: cudaLimits }).plan, o.weights, o.inputs, checked.dims, cudaMode);
+          const r = runOnCuda(lowerModel(c, { limits: cudaLimits }).plan, oneWeightsFile(weightFiles, 'cuda'), o.inputs, checked.dims, cudaMode);
           result = r;
           where = r.where;
         } else {

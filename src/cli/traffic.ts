@@ -33,8 +33,38 @@ export interface ReportCliOptions {
   readonly log: (text: string) => void;
 }
 
+/**
+ * The runs a report covers. With T given (--set T=...), that one run. Without it: a prompt of 128
+ * tokens (T = 128, P = 0) and, for a model with a cache dim P, one decode step after it (T = 1,
+ * P = 128): the two launch different kernels (prefill vs split-K decode attention), and adding
+ * them made fused look worse than unfused. Other unset dims: B = 1, others 128 (reportDims).
+ */
+export function reportPhases(graphDims: readonly string[], given: ReadonlyMap<string, number>): { readonly label: string; readonly dims: ReadonlyMap<string, number>; readonly assumed: readonly string[] }[] {
+  const assumed = (dims: ReadonlyMap<string, number>): string[] => graphDims.filter((d) => !given.has(d)).map((d) => `${d}=${dims.get(d) ?? (d === 'B' ? 1 : 128)}`);
+  if (!graphDims.includes('T') || given.has('T')) return [{ label: '', dims: given, assumed: assumed(given) }];
+  const hasPast = graphDims.includes('P') && !given.has('P');
+  const prefill = new Map([...given, ['T', 128], ...(hasPast ? [['P', 0] as const] : [])]);
+  const phases = [{ label: 'prefill', dims: prefill, assumed: assumed(prefill) }];
+  if (hasPast) {
+    const decode = new Map([...given, ['T', 1], ['P', 128]]);
+    phases.push({ label: 'decode step', dims: decode, assumed: assumed(decode) });
+  }
+  return phases;
+}
+
 /** The report of `k`'s kernels (lowered for `--limits`, or cudaLimits with ptxas resources for sm_80). */
 export function reportText(k: KernelStages, overrides: ReadonlyMap<string, number>, o: ReportCliOptions): string {
-  const r = k.report({ dims: overrides, ...(o.target === 'cuda' ? { resources: (ks: readonly Kernel[]) => ptxasResources(ks, o.log) } : {}) });
-  return o.json ? trafficReportJson(r) : printTrafficReport(r, { noFuse: o.noFuse, given: overrides });
+  const phases = reportPhases(k.model.checked.dims, overrides);
+  const reports = phases.map((p) => ({ p, r: k.report({ dims: p.dims, ...(o.target === 'cuda' ? { resources: (ks: readonly Kernel[]) => ptxasResources(ks, o.log) } : {}) }) }));
+  if (o.json) {
+    const [only] = reports;
+    if (reports.length === 1 && only !== undefined) return trafficReportJson(only.r);
+    return `{\n${reports.map(({ p, r }) => `${JSON.stringify(p.label)}: ${trafficReportJson(r).trimEnd()}`).join(',\n')}\n}\n`;
+  }
+  return reports
+    .map(({ p, r }) => {
+      const head = p.assumed.length === 0 ? '' : `${p.label === '' ? 'one run' : p.label}: assumed ${p.assumed.join(', ')} (set them with --set, e.g. --set T=1024)\n`;
+      return head + printTrafficReport(r, { noFuse: o.noFuse, given: overrides });
+    })
+    .join('\n');
 }

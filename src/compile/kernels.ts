@@ -8,7 +8,7 @@ import { compilePlan } from './plan.js';
 import type { Kernel, KernelProgram } from '../kernel/ir.js';
 import { lowerToKernels } from '../kernel/lower.js';
 import { planFiles } from '../kernel/manifest.js';
-import type { Plan } from '../kernel/plan.js';
+import { type Plan, evalCondition } from '../kernel/plan.js';
 import { type KernelResources, type TrafficReport, reportDims, trafficReport } from '../kernel/report.js';
 import { type Schedule, type TargetLimits, chooseSchedule } from '../kernel/schedule.js';
 import type { Compilation } from './model.js';
@@ -91,12 +91,16 @@ export class KernelStages {
    */
   report(req: ReportRequest = {}): TrafficReport {
     const unfused = this.model.unfused();
-    const unfusedKernels = unfused === this.model ? this.program.kernels : lowerModel(unfused, { limits: this.limits }).program.kernels;
+    const dims = reportDims(this.model.checked, req.dims ?? new Map());
+    // Only the kernels a run at these dims launches: a symbolic T holds both the prefill and the
+    // split-K decode path of an attention, each guarded by `when` (T > 1, T <= 1).
+    const launched = (ks: readonly Kernel[]): Kernel[] => ks.filter((k) => k.when === undefined || evalCondition(k.when, dims));
+    const unfusedKernels = launched(unfused === this.model ? this.program.kernels : lowerModel(unfused, { limits: this.limits }).program.kernels);
     return trafficReport({
       model: this.model.graph.name,
       limits: this.limits.name,
-      dims: reportDims(this.model.checked, req.dims ?? new Map()),
-      kernels: this.program.kernels,
+      dims,
+      kernels: launched(this.program.kernels),
       unfusedKernels,
       unfusedGraph: unfused.graph,
       ...(req.resources !== undefined ? { resources: req.resources } : {}),

@@ -6,6 +6,7 @@ import type { Module } from '../../grammar/ast.js';
 import { parseTfx } from '../../grammar/parse.js';
 import { buildGraph } from '../check/build.js';
 import { evaluateConfig, fileStart } from '../check/config.js';
+import { type DimLimit, modelLimits } from '../check/limits.js';
 import { type Diagnostic, DiagnosticSink, UserErrorsReported, diag } from '../diag/diagnostic.js';
 import type { Graph } from '../graph/ir.js';
 import { parseGraph } from '../graph/parse.js';
@@ -136,13 +137,25 @@ export class Compilation {
     return withNewline(printGraph(this.graph, { locs: this.options.passes?.locs ?? true }));
   }
 
-  /** The model's context length: its `ctx` (or `context`) config constant after --set (host module). */
+  /**
+   * The model's context length (host module, `generate`): the bound of its first `limit`, else
+   * (older models) its `ctx` or `context` config constant after --set.
+   */
   get contextLength(): number | undefined {
+    const first = this.limits[0];
+    if (first !== undefined) return first.max;
     const module = this.built().module;
     if (module === undefined) return undefined;
     const c = evaluateConfig(module, this.overrides, new DiagnosticSink()).constants;
     const v = c.get('ctx') ?? c.get('context');
     return v !== undefined && v.isInt ? v.value : undefined;
+  }
+
+  /** The `limit` declarations with the config's values (none for an .ir file). */
+  get limits(): readonly DimLimit[] {
+    const module = this.built().module;
+    if (module === undefined) return [];
+    return modelLimits(module, evaluateConfig(module, this.overrides, new DiagnosticSink()), new DiagnosticSink());
   }
 
   /**

@@ -43,6 +43,7 @@ export const diagnosticCodes = {
   TFC216: 'grid body is invalid (wrong number of indices, unsupported operation)',
   TFC217: 'cannot infer or unify a generic dimension at a call',
   TFC218: 'a tensor has more elements than 32-bit indexing allows (2^31 - 1)',
+  TFC219: 'a limit is not a bound `DIMS <= CONSTANT` on run-time dims, or does not hold',
 
   TFC301: 'malformed safetensors file',
   TFC302: 'a tensor the model needs is missing from the file',
@@ -55,6 +56,8 @@ export const diagnosticCodes = {
   TFC309: 'an input value is out of range (e.g. token id >= vocab)',
   TFC310: 'malformed IR text',
   TFC311: 'a file cannot be read or written',
+  TFC312: "the run's dims break a limit the model declares (e.g. more tokens than its context)",
+  TFC313: 'a checkpoint config.json value does not fit the config constant that reads it (not a number, or not an integer)',
 
   TFC401: "a weight exceeds the target's storage binding limit and cannot be split (a row is too large, or a use other than gather/matmul)",
   TFC402: "a tensor exceeds the target's storage binding limit at the run's dims (use smaller dims or config values)",

@@ -36,10 +36,17 @@ export interface GenerateOptions {
   readonly onToken?: (token: number, step: number) => void | boolean | Promise<void | boolean>;
   /** Called with the logits of each step ([vocab] of the last position), for tests and tools. */
   readonly onLogits?: (logits: Float32Array, step: number) => void;
+  /** Token ids that end generation (the tokenizer's EOS, `TextTokenizer.stopIds`); kept in `tokens`. */
+  readonly stopIds?: readonly number[];
 }
+
+/** Why generation ended. */
+export type StopReason = 'max-new-tokens' | 'stop-token' | 'context-full' | 'callback';
 
 export interface GenerateResult {
   readonly tokens: number[];
+  /** max-new-tokens, a stop token (EOS), the context limit reached, or onToken returned false. */
+  readonly stopReason: StopReason;
   /** Milliseconds of the prefill run (prompt in, first logits out). */
   readonly prefillMs: number;
   /** Milliseconds of each decode step. */
@@ -141,19 +148,33 @@ export async function generateTokens(spec: ModelSpec, stepper: TokenStepper, pro
     let logits = await stepper.prefill(prompt32);
     const prefillMs = now() - t0;
     let position = prompt32.length;
+    const stops = new Set(gopts.stopIds ?? []);
+    let stopReason: StopReason = 'max-new-tokens';
     for (let step = 0; step < maxNew; step++) {
       gopts.onLogits?.(logits, step);
       const token = sampleToken(logits, gopts, random);
       out.push(token);
       const goOn = await gopts.onToken?.(token, step);
-      if (goOn === false || step === maxNew - 1) break;
-      if (spec.context !== undefined && position + 1 > spec.context) break; // the context is full
+      if (stops.has(token)) {
+        stopReason = 'stop-token';
+        break;
+      }
+      if (goOn === false) {
+        stopReason = 'callback';
+        break;
+      }
+      if (step === maxNew - 1) break;
+      // The token just sampled sits at `position`: running it needs position + 1 <= context.
+      if (spec.context !== undefined && position + 1 > spec.context) {
+        stopReason = 'context-full';
+        break;
+      }
       t0 = now();
       logits = await stepper.step(token);
       decodeMs.push(now() - t0);
       position++;
     }
-    return { tokens: out, prefillMs, decodeMs };
+    return { tokens: out, stopReason, prefillMs, decodeMs };
   } finally {
     stepper.release();
   }

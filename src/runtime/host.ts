@@ -13,7 +13,7 @@ import { checkTokens, generateTokens, type GenerateOptions, type GenerateResult,
 
 // Generation (sampling, token checks, the decode loop) is target independent: src/runtime/generate.ts.
 export { checkTokens, sampleToken, seededRandom } from './generate.js';
-export type { GenerateOptions, GenerateResult, ModelSpec } from './generate.js';
+export type { GenerateOptions, GenerateResult, ModelSpec, StopReason } from './generate.js';
 
 export interface LoadProgress {
   readonly phase: 'download' | 'compile' | 'upload' | 'ready';
@@ -30,7 +30,22 @@ export interface CreateModelOptions {
 export type WeightSource = ArrayBuffer | Uint8Array | string | Response;
 
 /** Inputs of `forward`: token ids as a flat list ([1, T]) or any tensor by name. */
-export type ForwardInputs = Readonly<Record<string, HostTensor | DeviceTensor | ArrayLike<number>>>;
+export type ForwardInputs = Readonly<Record<string, HostTensor | DeviceTensor | ArrayLike<number> | BigInt64Array>>;
+
+/**
+ * Token ids given as int64 (what Python tokenizers and ONNX pipelines hand over) become i32 after a
+ * range check: an id outside i32 is refused (TFC309), never wrapped.
+ */
+export function int32Ids(ids: ArrayLike<number> | BigInt64Array, what: string): ArrayLike<number> {
+  if (!(ids instanceof BigInt64Array)) return ids;
+  const out = new Int32Array(ids.length);
+  for (let i = 0; i < ids.length; i++) {
+    const v = ids[i] ?? 0n;
+    if (v < -2147483648n || v > 2147483647n) throw new RuntimeError('input', `${what} element ${i} is ${v}: an int64 token id must fit in i32 (and be below the vocab)`, 'TFC309');
+    out[i] = Number(v);
+  }
+  return out;
+}
 
 // ---------------------------------------------------------------------------------------------
 // safetensors (the format: 8-byte little-endian header length, JSON header, raw data)
@@ -126,6 +141,24 @@ export async function readWeightSource(src: WeightSource, onProgress?: (p: LoadP
   return bytes;
 }
 
+/**
+ * Reads and parses every file (the shards of a checkpoint; none for a model without weights) into
+ * one map; a tensor in two files is an error. Download progress counts the bytes of all files.
+ */
+export async function readWeights(sources: readonly WeightSource[], onProgress?: (p: LoadProgress) => void): Promise<Map<string, HostTensor>> {
+  const out = new Map<string, HostTensor>();
+  let before = 0;
+  for (const [i, src] of sources.entries()) {
+    const bytes = await readWeightSource(src, onProgress === undefined ? undefined : (p) => onProgress({ ...p, done: before + p.done, total: before + p.total }));
+    before += bytes.byteLength;
+    for (const [name, t] of parseSafetensors(bytes)) {
+      if (out.has(name)) throw new RuntimeError('weight', `tensor '${name}' is in two weight files (file ${i + 1} of ${sources.length} again)`, 'TFC301');
+      out.set(name, t);
+    }
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The model object
 
@@ -133,7 +166,7 @@ export interface LoadedModel {
   readonly spec: ModelSpec;
   readonly session: Session;
   forward(inputs: ForwardInputs): Promise<ReadonlyMap<string, RunOutput>>;
-  generate(prompt: ArrayLike<number>, opts?: GenerateOptions): Promise<GenerateResult>;
+  generate(prompt: ArrayLike<number> | BigInt64Array, opts?: GenerateOptions): Promise<GenerateResult>;
   dispose(): void;
 }
 
@@ -146,12 +179,11 @@ export async function createLoadedModel(
   device: GPUDevice | AcquiredDevice,
   plan: Plan,
   spec: ModelSpec,
-  weights: WeightSource,
+  weights: WeightSource | readonly WeightSource[],
   opts: CreateModelOptions = {},
 ): Promise<LoadedModel> {
   const progress = opts.onProgress;
-  const bytes = await readWeightSource(weights, progress);
-  const tensors = parseSafetensors(bytes);
+  const tensors = await readWeights(Array.isArray(weights) ? weights : [weights as WeightSource], progress);
   progress?.({ phase: 'compile', done: 0, total: plan.kernels.length });
   const ranges = spec.tokens !== undefined && spec.vocab !== undefined ? { [spec.tokens]: { min: 0, maxExclusive: spec.vocab } } : undefined;
   const session = await createSession(device, plan, ranges !== undefined ? { inputRanges: ranges } : {});
@@ -205,12 +237,12 @@ export async function createLoadedModel(
     return out;
   }
 
-  function tokensTensor(v: HostTensor | DeviceTensor | ArrayLike<number>): HostTensor {
-    if (isTensorLike(v)) {
+  function tokensTensor(v: HostTensor | DeviceTensor | ArrayLike<number> | BigInt64Array): HostTensor {
+    if (!(v instanceof BigInt64Array) && isTensorLike(v)) {
       if ('buffer' in v) throw new RuntimeError('input', `input '${spec.tokens ?? 'tokens'}' must be host values, not a device tensor`, 'TFC303');
       return v;
     }
-    return { dtype: 'i32', shape: [1, v.length], data: v };
+    return { dtype: 'i32', shape: [1, v.length], data: int32Ids(v, `input '${spec.tokens ?? 'tokens'}'`) };
   }
 
   let disposed = false;
@@ -223,7 +255,7 @@ export async function createLoadedModel(
     const map = new Map<string, HostTensor | DeviceTensor>();
     for (const [k, v] of Object.entries(inputs)) {
       if (k === spec.tokens) map.set(k, tokensTensor(v));
-      else if (isTensorLike(v)) map.set(k, v);
+      else if (!(v instanceof BigInt64Array) && isTensorLike(v)) map.set(k, v);
       else throw new RuntimeError('input', `input '${k}' needs { shape, data }`, 'TFC303');
     }
     const tok = spec.tokens !== undefined ? map.get(spec.tokens) : undefined;
@@ -237,7 +269,8 @@ export async function createLoadedModel(
     return r.outputs;
   }
 
-  async function generate(prompt: ArrayLike<number>, gopts: GenerateOptions = {}): Promise<GenerateResult> {
+  async function generate(given: ArrayLike<number> | BigInt64Array, gopts: GenerateOptions = {}): Promise<GenerateResult> {
+    const prompt = int32Ids(given, 'the prompt');
     alive();
     // generateTokens checks that tokens and logits exist before the stepper runs.
     const tokensName = spec.tokens ?? '';

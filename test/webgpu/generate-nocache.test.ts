@@ -33,6 +33,11 @@ describe('generate without a KV cache', () => {
     const prompt = [5, 17, 3];
     const stepLogits: Float32Array[] = [];
     const got = await model.generate(prompt, { maxNewTokens: 6, temperature: 0, onLogits: (l) => void stepLogits.push(Float32Array.from(l)) });
+    // int64 token ids (BigInt64Array) give the same logits; one outside i32 is refused (TFC309).
+    const asNumbers = await model.forward({ tokens: [5, 17, 3] });
+    const asInt64 = await model.forward({ tokens: BigInt64Array.of(5n, 17n, 3n) });
+    expect(Array.from(asInt64.get('logits')?.data ?? [])).toEqual(Array.from(asNumbers.get('logits')?.data ?? []));
+    await expect(model.forward({ tokens: BigInt64Array.of(5n, 4294967301n) })).rejects.toThrow(/element 1 is 4294967301: an int64 token id must fit in i32/);
     model.dispose();
 
     const want: number[] = [];
