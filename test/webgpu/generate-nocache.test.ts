@@ -8,7 +8,7 @@ import { checkSource } from '../../src/check/check-source.js';
 import { randomWeights } from '../../src/cli/random.js';
 import { neededTensors } from '../../src/io/check-tensors.js';
 import { interpret } from '../../src/interp/interpret.js';
-import { compilePlan } from '../../src/kernel/compile-plan.js';
+import { compilePlan } from '../../src/compile/plan.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines } from '../../src/passes/pipeline.js';
