@@ -15,6 +15,8 @@ export interface HostOptions {
   readonly context?: number;
   /** The source file name shown in the header comment (no folders: output must not depend on paths). */
   readonly sourceName?: string;
+  /** Config constants with checkpoint keys (`from "key"`) and their compiled values: checked at load. */
+  readonly config?: Readonly<Record<string, { readonly value: number; readonly keys: readonly string[] }>>;
 }
 
 // The language-model roles (tokens, logits, KV-cache pairs) live in model-shape.ts, which the CLI
@@ -102,6 +104,7 @@ export async function emitHostModule(plan: Plan, graph: Graph, opts: HostOptions
     ...(lm.logits !== undefined ? { logits: lm.logits } : {}),
     cache: lm.cache,
     ...(lm.pastDim !== undefined ? { pastDim: lm.pastDim } : {}),
+    ...(opts.config !== undefined && Object.keys(opts.config).length > 0 ? { config: opts.config } : {}),
   };
   sf.addVariableStatement({
     isExported: true,
@@ -206,11 +209,11 @@ export async function emitHostModule(plan: Plan, graph: Graph, opts: HostOptions
     isExported: true,
     isAsync: true,
     docs: [
-      'Compiles the kernels on `device` and uploads the weights: a safetensors ArrayBuffer, a file path (Node)\nor a fetch Response (streamed; `onProgress` reports bytes, kernels and tensors), or a list of them\n(the shards of a checkpoint; `[]` for a model without weights).',
+      'Compiles the kernels on `device` and uploads the weights: a safetensors ArrayBuffer, a file path (Node)\nor a fetch Response (streamed; `onProgress` reports bytes, kernels and tensors), or a list of them\n(the shards of a checkpoint; `[]` for a model without weights), or a Checkpoint (openCheckpoint: its\nconfig.json must hold the values compiled in).',
     ],
     parameters: [
       { name: 'device', type: 'GPUDevice | AcquiredDevice' },
-      { name: 'weights', type: 'WeightSource | readonly WeightSource[]' },
+      { name: 'weights', type: 'WeightSource | readonly WeightSource[] | Checkpoint' },
       { name: 'options', type: 'CreateModelOptions', initializer: '{}' },
     ],
     returnType: 'Promise<Model>',
@@ -234,4 +237,4 @@ export async function emitHostModule(plan: Plan, graph: Graph, opts: HostOptions
 }
 
 /** Types of `tfc/runtime` the module may name (sorted: the import lists them in this order). */
-const runtimeTypes = ['AcquiredDevice', 'CreateModelOptions', 'DeviceTensor', 'GenerateOptions', 'GenerateResult', 'HostTensor', 'LoadedModel', 'ModelSpec', 'Plan', 'RunOutput', 'WeightSource'];
+const runtimeTypes = ['AcquiredDevice', 'Checkpoint', 'CreateModelOptions', 'DeviceTensor', 'GenerateOptions', 'GenerateResult', 'HostTensor', 'LoadedModel', 'ModelSpec', 'Plan', 'RunOutput', 'WeightSource'];

@@ -135,6 +135,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
     .description('compile a model; --emit prints one stage on stdout, -o writes the artifacts')
     .argument('<FILE>', '.tfx source (or a dumped .ir file)')
     .option('-o, --out-dir <DIR>', 'write DIR/model.ir, DIR/manifest.json, DIR/wgsl/*.wgsl and DIR/model.ts (the folder is replaced atomically)')
+    .option('--checkpoint <DIR>', "read config constants from DIR/config.json (the keys the model's `from` names)")
     .addOption(new Option('--emit <STAGE>', 'print a stage on stdout').choices(emitStages))
     .option('--dump-after <PASS>', 'print the IR after PASS (or all passes) on stderr')
     .addOption(setOption())
@@ -154,7 +155,11 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
         }
       }
       if (o.emit === 'ast' && file.endsWith('.ir')) throw new UsageError(`--emit ast needs a .tfx source; ${file} is graph IR`);
-      const overrides = parseSetOptions(o.set);
+      const given = parseSetOptions(o.set);
+      // --checkpoint DIR: constants from its config.json (the model's `from` keys); --set wins.
+      const ckpt = (o as { checkpoint?: string }).checkpoint;
+      const fromCkpt = ckpt === undefined ? undefined : checkpointOverrides(state.rep, file, openCheckpoint(ckpt), given);
+      const overrides = new Map([...(fromCkpt?.values ?? []), ...given]);
       // The report always compares kernel pipelines (webgpu's for --target interp).
       const target: Target = o.report === true && o.target === 'interp' ? 'webgpu' : o.target;
       const c = openModel(state.rep, file, { overrides, target, noFuse: o.fuse === false, passes: { ...(o.dumpAfter !== undefined ? { dumpAfter: o.dumpAfter } : {}), debug: state.debug, locs: o.loc, log: io.err } });

@@ -73,7 +73,8 @@ export class KernelStages {
     this.hostMemo ??= (async () => {
       const { emitHostModule } = await import('../../codegen/host/emit.js');
       const context = this.model.contextLength;
-      return emitHostModule(this.plan, this.model.graph, { sourceName: basename(this.model.file), ...(context !== undefined ? { context } : {}) });
+      const config = this.model.keyedConfig;
+      return emitHostModule(this.plan, this.model.graph, { sourceName: basename(this.model.file), ...(context !== undefined ? { context } : {}), ...(Object.keys(config).length > 0 ? { config } : {}) });
     })();
     return this.hostMemo;
   }

@@ -151,6 +151,22 @@ export class Compilation {
     return v !== undefined && v.isInt ? v.value : undefined;
   }
 
+  /** Config constants that name checkpoint keys (`from "key"`), with their values after overrides. */
+  get keyedConfig(): Record<string, { value: number; keys: string[] }> {
+    const module = this.built().module;
+    if (module === undefined) return {};
+    const c = evaluateConfig(module, this.overrides, new DiagnosticSink()).constants;
+    const out: Record<string, { value: number; keys: string[] }> = {};
+    for (const item of module.items) {
+      if (item.kind !== 'config') continue;
+      for (const e of item.entries) {
+        const v = c.get(e.name.name);
+        if (e.keys !== undefined && v !== undefined) out[e.name.name] = { value: v.value, keys: e.keys.map((k) => k.value) };
+      }
+    }
+    return out;
+  }
+
   /** The `limit` declarations with the config's values (none for an .ir file). */
   get limits(): readonly DimLimit[] {
     const module = this.built().module;

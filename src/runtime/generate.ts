@@ -19,6 +19,8 @@ export interface ModelSpec {
   readonly cache: readonly { readonly past: string; readonly present: string }[];
   /** The dim counting cached positions (P in `f32[B, kv_heads, P, dh]`). */
   readonly pastDim?: string;
+  /** Config constants compiled in that a checkpoint's config.json names (`from "key"`): checked at load. */
+  readonly config?: Readonly<Record<string, { readonly value: number; readonly keys: readonly string[] }>>;
 }
 
 export interface GenerateOptions {

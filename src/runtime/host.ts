@@ -9,6 +9,7 @@ import type { AcquiredDevice } from './device.js';
 import { f16FromBits, bf16FromBits } from './convert.js';
 import { RuntimeError } from './errors.js';
 import { createSession, type DeviceTensor, type HostTensor, type RunOutput, type Session } from './session.js';
+import { type Checkpoint, checkConfig } from './checkpoint.js';
 import { checkTokens, generateTokens, type GenerateOptions, type GenerateResult, type ModelSpec } from './generate.js';
 
 // Generation (sampling, token checks, the decode loop) is target independent: src/runtime/generate.ts.
@@ -170,6 +171,10 @@ export interface LoadedModel {
   dispose(): void;
 }
 
+function isCheckpoint(w: WeightSource | readonly WeightSource[] | Checkpoint): w is Checkpoint {
+  return typeof w === 'object' && w !== null && !Array.isArray(w) && 'where' in w && 'weights' in w && !(w instanceof Uint8Array) && !(w instanceof ArrayBuffer);
+}
+
 function isTensorLike(v: HostTensor | DeviceTensor | ArrayLike<number>): v is HostTensor | DeviceTensor {
   return typeof v === 'object' && v !== null && 'shape' in v && ('data' in v || 'buffer' in v);
 }
@@ -179,11 +184,14 @@ export async function createLoadedModel(
   device: GPUDevice | AcquiredDevice,
   plan: Plan,
   spec: ModelSpec,
-  weights: WeightSource | readonly WeightSource[],
+  weights: WeightSource | readonly WeightSource[] | Checkpoint,
   opts: CreateModelOptions = {},
 ): Promise<LoadedModel> {
   const progress = opts.onProgress;
-  const tensors = await readWeights(Array.isArray(weights) ? weights : [weights as WeightSource], progress);
+  // A checkpoint folder (openCheckpoint): its config.json must agree with what was compiled in.
+  if (isCheckpoint(weights) && spec.config !== undefined) checkConfig(weights, spec.config, spec.name);
+  const sources = isCheckpoint(weights) ? weights.weights : Array.isArray(weights) ? weights : [weights as WeightSource];
+  const tensors = await readWeights(sources, progress);
   progress?.({ phase: 'compile', done: 0, total: plan.kernels.length });
   const ranges = spec.tokens !== undefined && spec.vocab !== undefined ? { [spec.tokens]: { min: 0, maxExclusive: spec.vocab } } : undefined;
   const session = await createSession(device, plan, ranges !== undefined ? { inputRanges: ranges } : {});

@@ -72,6 +72,16 @@ describe('generated host module', () => {
     expect(cached).toContain('the KV cache stays on the GPU');
   });
 
+  it("carries the constants read from checkpoint keys, so createModel can check a folder's config.json", async () => {
+    let out = '';
+    const io = { out: (t: string) => void (out += t), err: () => undefined, env: {} };
+    expect(await main(['compile', 'examples/gpt2.tfx', '--emit', 'host', '--set', 'layers=1,d=32,heads=2,vocab=50,ctx=16'], io)).toBe(0);
+    // gpt2.tfx: `vocab = 50257 from "vocab_size"`, `d = 768 from "n_embd"`, here set to 50 and 32.
+    expect(out).toContain("vocab: { value: 50, keys: ['vocab_size'] }");
+    expect(out).toContain("d: { value: 32, keys: ['n_embd'] }");
+    expect(out).not.toMatch(/dh: \{ value/); // dh has no key
+  });
+
   it('compiles under tsc --strict against the tfc/runtime package export', { timeout: 240_000 }, async () => {
     const { plan, graph } = compiled('examples/charlm/charlm.tfx');
     const dir = join(tmp, 'strict');
