@@ -8,7 +8,7 @@ import { targetLimitsOf } from '../../dist/src/runtime/target.js';
 import { readFileSync } from 'node:fs';
 const fuse = process.argv[2] !== 'nofuse';
 const P = Number(process.argv[3] ?? 128);
-const file = '../../examples/variants/gpt2-kv.tfx';
+const file = 'examples/variants/gpt2-kv.tfx'; // run from the repository root
 const set = new Map([['layers', 12], ['d', 768], ['heads', 12], ['vocab', 50257], ['ctx', 2048]]);
 const dev = await acquireDevice();
 const c = benchCompilation(readFileSync(file, 'utf8'), file, set, fuse);

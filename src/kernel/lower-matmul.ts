@@ -29,10 +29,11 @@ import {
 } from './ir.js';
 import { KernelBuilder } from './builder.js';
 import type { SizeExpr, StepCondition } from './plan.js';
-import { type MatmulSchedule, ScheduleError, scheduleShapeKey, specializeMatmul } from './schedule.js';
+import { type MatmulSchedule, ScheduleError, decodeScheduleFor, scheduleShapeKey, specializeMatmul } from './schedule.js';
 import { type LaneNorm, emitLaneMatmul } from './lower-matmul-lanes.js';
 import { emitGemv } from './lower-matmul-gemv.js';
 import { emitNorm } from './lower-softmax-norm.js';
+import { emitStreamPartials, emitStreamReduce } from './lower-matmul-stream.js';
 import { printType } from '../graph/types.js';
 import { dimToSize, sCeilDiv, sConst, shapeElements, sMul } from './to-size.js';
 import { type FusedHost, epilogueReadBytes, translateLambda, unravelFlat } from './lower-fused.js';
@@ -53,7 +54,7 @@ export function emitMatmul(lw: Lowering, n: Node): void {
   const decode = lw.s.decodeMatmul;
   if (decode === undefined) return emitMatmulWith(lw, n, main);
   const rows = dimToSize(matmulRows(n, lw.operand(n, 0), lw.operand(n, 1)));
-  const small = specializeMatmul(lw.g, n, decode.schedule);
+  const small = specializeMatmul(lw.g, n, decodeScheduleFor(lw.g, n, decode));
   if (rows.kind === 'const') return emitMatmulWith(lw, n, rows.value <= decode.maxRows ? small : main);
   emitMatmulWith(lw, n, small, { size: rows, op: '<=', value: decode.maxRows });
   emitMatmulWith(lw, n, main, { size: rows, op: '>', value: decode.maxRows });
@@ -70,6 +71,10 @@ function matmulRows(n: Node, a: Node, b: Node): Dim {
 function emitMatmulWith(lw: Lowering, n: Node, ms: MatmulSchedule, when?: StepCondition): void {
   const normOf = n.op === 'fused_matmul' ? normPrologueOf(n.attrs) : undefined;
   if (normOf !== undefined && ms.normFold === 'separate') return emitNormThenMatmul(lw, n, normOf, ms, when);
+  if (ms.kSplit === true) {
+    if (normOf !== undefined) throw new ScheduleError('matmul.normFold', `%${n.id}: kSplit runs a folded norm only as a separate kernel (normFold 'separate')`);
+    return emitStreamMatmul(lw, n, ms, when);
+  }
   const a = lw.operand(n, 0);
   const b = lw.operand(n, 1);
   const { tileRows: TM, tileCols: TN, tileK: TK, threadRows: RM, threadCols: RN } = ms;
@@ -508,4 +513,86 @@ function mmaOperands(g: Graph, n: Node, a: Node, b: Node): { readonly input: Mat
 
 function sAddAll(xs: readonly SizeExpr[]): SizeExpr {
   return xs.length === 1 && xs[0] !== undefined ? xs[0] : { kind: 'add', args: xs };
+}
+
+/**
+ * MatmulSchedule.kSplit (lower-matmul-stream.ts): the partial-sums kernel over tiles of tileK
+ * weight rows, then the reduction kernel with the epilogue. Needs the batch folded into M (a
+ * 2-D weight), the weight contiguous along N in vec4 runs, and no inline norm fold.
+ */
+function emitStreamMatmul(lw: Lowering, n: Node, ms: MatmulSchedule, when: StepCondition | undefined): void {
+  const a = lw.operand(n, 0);
+  const b = lw.operand(n, 1);
+  const what = `%${n.id} (${n.op} ${printType(a.type)} x ${printType(b.type)})`;
+  const L = lw.target.subgroupSize;
+  const out = n.type.shape;
+  const rank = out.length;
+  if (L === 0 || !lw.s.useSubgroups) throw new ScheduleError('matmul.kSplit', `${what}: the target has no subgroups`);
+  if (!(b.type.shape.length === 2 && a.type.shape.length === rank)) throw new ScheduleError('matmul.kSplit', `${what}: needs a 2-D weight (the batch folded into the rows)`);
+  if (!hasVectorRuns(lw.g, b, 1, 4) || unitStrideAxis(lw.g, b) !== 1) throw new ScheduleError('matmul.kSplit', `${what}: needs the weight contiguous along N in runs of 4`);
+  if (ms.tileCols % (4 * L) !== 0 || ms.tileCols <= 0) throw new ScheduleError('matmul.tileCols', `${what}: kSplit needs tileCols a positive multiple of ${4 * L} (4 x the subgroup size), got ${ms.tileCols}`);
+  if (ms.tileK < 1 || ms.tileRows < 1) throw new ScheduleError('matmul.tileK', `${what}: kSplit needs tileK and tileRows >= 1`);
+  const M = matmulRows(n, a, b);
+  const N = out[rank - 1] ?? dimConst(1);
+  const K = a.type.shape[a.type.shape.length - 1] ?? dimConst(1);
+  const [Me, Ne, Ke] = [dimExpr(M), dimExpr(N), dimExpr(K)];
+  const [Ms, Ns, Ks] = [dimToSize(M), dimToSize(N), dimToSize(K)];
+  const tilesS = sCeilDiv(Ks, ms.tileK);
+  const part = lw.tempNode({ op: 'matmul_partials', operands: [], attrs: {}, type: { dtype: 'f32', shape: [] }, loc: n.loc, ...(n.scope !== undefined ? { scope: n.scope } : {}) }, sMul(tilesS, Ms, Ns));
+  const aAddr = (row: Expr, k: Expr): Expr => (a.op === 'view' ? elementOffset(lw.g, a, [...unravel(a.type.shape.slice(0, -1), row, dimExpr), k], dimExpr) : add(mul(row, Ke), k));
+  const bAddr = (k: Expr, col: Expr): Expr => (b.op === 'view' ? elementOffset(lw.g, b, [k, col], dimExpr) : add(mul(k, Ne), col));
+  const partIndex = (kt: Expr, row: Expr, col: Expr): Expr => add(mul(add(mul(kt, Me), row), Ne), col);
+  // Kernel 1: partial sums per tile of weight rows.
+  {
+    const kb = new KernelBuilder();
+    const aSlot = kb.input('a', a.id, a.type.dtype);
+    const bSlot = kb.inputVector('b', b.id, b.type.dtype, 4);
+    const partSlot = kb.output('part', part.id, 'f32');
+    const body: Stmt[] = [];
+    emitStreamPartials({ kb, schedule: ms, lanes: L, aSlot, bSlot, partSlot, aType: storageType(a.type.dtype), bType: storageType(b.type.dtype), M: Me, N: Ne, K: Ke, aAddr, bAddr, partIndex }, body);
+    const traffic: Traffic = {
+      bytesRead: sAddAll([sMul(Ms, Ks, sCeilDiv(Ns, ms.tileCols), sConst(storageBytes(a.type.dtype))), sMul(Ks, Ns, sCeilDiv(Ms, ms.tileRows), sConst(storageBytes(b.type.dtype)))]),
+      bytesWritten: sMul(tilesS, Ms, Ns, sConst(4)),
+      flops: lw.flops(n),
+    };
+    const grid: readonly [SizeExpr, SizeExpr, SizeExpr] = [sCeilDiv(Ns, ms.tileCols), tilesS, sCeilDiv(Ms, ms.tileRows)];
+    lw.finish(n, n.op, kb, body, [L, 1, 1], grid, { kind: 'tiled_matmul', ...ms, bVector: 4 }, traffic, when);
+  }
+  // Kernel 2: sum the partials of each output, then the epilogue; one thread per output.
+  {
+    const kb = new KernelBuilder();
+    const partSlot = kb.input('part', part.id, 'f32');
+    const oSlot = kb.output('out', n.id, n.type.dtype);
+    const host = lw.fusedHost(kb);
+    const ep = n.op === 'fused_matmul' ? lambdaAttr(n, 'epilogue') : undefined;
+    const epOperands = n.operands.map((_, i) => lw.operand(n, i));
+    const body: Stmt[] = [];
+    const flat = kb.let(body, 'o', add(mul(lw.linearWorkgroup(kb, body), u32(lw.s.mapWorkgroupSize)), builtin('local_index')));
+    const total = mul(Me, Ne);
+    const inner: Stmt[] = [];
+    const row = kb.let(inner, 'row', div(flat, Ne));
+    const col = kb.let(inner, 'col', rem(flat, Ne));
+    emitStreamReduce(kb, inner, {
+      tiles: Ks.kind === 'const' ? u32(Math.ceil(Ks.value / ms.tileK)) : div(add(Ke, u32(ms.tileK - 1)), u32(ms.tileK)),
+      flat,
+      partSlot,
+      partIndex: (kt) => partIndex(kt, row, col),
+      store: (value) => {
+        if (ep === undefined) return [{ kind: 'store', slot: oSlot, index: flat, value: cast(storageType(n.type.dtype), value) }];
+        const st: Stmt[] = [];
+        const idx = unravelFlat(host, st, out, flat);
+        const y = translateLambda(host, st, n, ep.params, ep.body, epOperands, idx, flat, value);
+        st.push({ kind: 'store', slot: oSlot, index: flat, value: cast(storageType(n.type.dtype), y) });
+        return st;
+      },
+    });
+    body.push({ kind: 'if', cond: lt(flat, total), then: inner, else: [] });
+    const outputs = sMul(Ms, Ns);
+    const traffic: Traffic = {
+      bytesRead: sAddAll([sMul(tilesS, outputs, sConst(4)), ...(ep === undefined ? [] : [epilogueReadBytes(host, n)])]),
+      bytesWritten: sMul(outputs, sConst(storageBytes(n.type.dtype))),
+      flops: sMul(tilesS, outputs),
+    };
+    lw.finish(n, n.op, kb, body, [lw.s.mapWorkgroupSize, 1, 1], lw.linearGrid(sCeilDiv(outputs, lw.s.mapWorkgroupSize)), { kind: 'map', workgroupSize: lw.s.mapWorkgroupSize }, traffic, when);
+  }
 }

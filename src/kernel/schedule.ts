@@ -104,6 +104,14 @@ export interface MatmulSchedule {
    */
   readonly kLanes?: boolean;
   /**
+   * Streaming decode matmul (lower-matmul-stream.ts): workgroups of one subgroup over tiles of
+   * tileK weight rows x tileCols columns (a multiple of 4 x the subgroup size), lanes reading
+   * adjacent vec4s of one row at a time; partial sums per tile go to a temp that a second kernel
+   * reduces (with the epilogue). tileRows rows of A per workgroup. Needs a 2-D weight contiguous
+   * along N.
+   */
+  readonly kSplit?: boolean;
+  /**
    * How a fused_matmul's folded norm (fuse-norm) runs: 'inline' (default) folds it into the K
    * loop; 'separate' runs it as a row kernel into a temp that the matmul reads (two kernels).
    * Fusion as a schedule choice: on lavapipe the inline fold cost the lane kernel 7-57% (gamma@W
@@ -169,7 +177,12 @@ export interface Schedule {
    * Matmuls with at most `maxRows` rows (M, batch folded in; a decode step) take `schedule`
    * instead of `matmul`; where M is symbolic the plan holds both kernels, guarded by `when`.
    */
-  readonly decodeMatmul?: { readonly maxRows: number; readonly schedule: MatmulSchedule };
+  readonly decodeMatmul?: {
+    readonly maxRows: number;
+    readonly schedule: MatmulSchedule;
+    /** For a 2-D weight contiguous along N (a [K, N] weight): the streaming kSplit schedule instead (decodeScheduleFor). */
+    readonly streaming?: MatmulSchedule;
+  };
   /** Forces fused attention tiles; absent: chosen per node from the target (lower-attention.ts). */
   readonly attention?: AttentionSchedule;
   /**
@@ -218,16 +231,39 @@ export function gemvTemplate(): MatmulSchedule {
 }
 
 /**
+ * The CPU adapter's decode matmul for [K, N] weights: tiles of 32 weight rows x 16L columns
+ * (lower-matmul-stream.ts), one row of A.
+ */
+export function streamTemplate(lanes: number): MatmulSchedule {
+  return { tileRows: 1, tileCols: 16 * lanes, tileK: 32, threadRows: 1, threadCols: 16, kSplit: true };
+}
+
+/**
+ * The chooser's decode schedule for a node: the streaming one where the weight is 2-D and
+ * contiguous along N in vec4 runs (GPT-2's Conv1D weights) and the batch folds into the rows,
+ * else the K-split one (a transposed weight, Llama's projections and the LM head, streams well
+ * with it: lanes read along K within one weight row).
+ */
+export function decodeScheduleFor(g: Graph, n: Node, d: NonNullable<Schedule['decodeMatmul']>): MatmulSchedule {
+  const a = g.nodes[n.operands[0] ?? -1];
+  const b = g.nodes[n.operands[1] ?? -1];
+  if (d.streaming === undefined || a === undefined || b === undefined) return d.schedule;
+  const folds = b.type.shape.length === 2 && a.type.shape.length === n.type.shape.length;
+  return folds && unitStrideAxis(g, b) === 1 && hasVectorRuns(g, b, 1, 4) ? d.streaming : d.schedule;
+}
+
+/**
  * The chooser's per-node step for a matmul: a laneBroadcast schedule whose vector widths are
  * unset gets 4-element loads of A (along K) and of B (along its contiguous axis) wherever the
  * operand's layout and K allow (hasVectorRuns), else 1. Fields a schedule sets (a test, a tune
  * cache, a file) are kept as they are: lowering validates them and fails naming the field.
  */
 export function specializeMatmul(g: Graph, n: Node, ms: MatmulSchedule): MatmulSchedule {
-  if (ms.laneBroadcast !== true && ms.kLanes !== true) return ms;
+  if (ms.laneBroadcast !== true && ms.kLanes !== true && ms.kSplit !== true) return ms;
   const a = g.nodes[n.operands[0] ?? -1];
   const b = g.nodes[n.operands[1] ?? -1];
   if (a === undefined || b === undefined) return ms;
+  if (ms.kSplit === true) return ms.normFold === undefined && n.op === 'fused_matmul' && n.attrs['norm'] !== undefined ? { ...ms, normFold: 'separate' } : ms;
   // A template's norm: a separate row kernel where A is a plain buffer, for both CPU kernels. The
   // lane kernel's inline fold cost 7-57% (prefill); the K-split kernel's normalize-on-load
   // (two passes over the row per workgroup, gamma and beta loads per K step) made GPT-2 small's
@@ -284,7 +320,7 @@ export function chooseSchedule(target: TargetLimits): Schedule {
       rowWorkgroupSize: target.subgroupSize > 0 ? target.subgroupSize : Math.min(256, target.maxInvocationsPerWorkgroup),
       useSubgroups: target.subgroupSize > 0,
       matmul: target.subgroupSize > 0 ? laneMatmulTemplate(target.subgroupSize) : { tileRows: 64, tileCols: 64, tileK: 16, threadRows: 8, threadCols: 8, isDirect: true },
-      ...(target.subgroupSize > 0 ? { decodeMatmul: { maxRows: 1, schedule: gemvTemplate() } } : {}),
+      ...(target.subgroupSize > 0 ? { decodeMatmul: { maxRows: 1, schedule: gemvTemplate(), streaming: streamTemplate(target.subgroupSize) } } : {}),
       maxWorkgroupsPerDim: target.maxWorkgroupsPerDim,
     };
   }

@@ -13,7 +13,7 @@ import { maxRelError, type Tensor64 } from '../../src/interp/tensor.js';
 import { makeRng } from '../../src/cli/random.js';
 import { compilePlan } from '../../src/compile/plan.js';
 import { lowerToKernels } from '../../src/kernel/lower.js';
-import { type MatmulSchedule, chooseSchedule, lavapipeLimits, specializeMatmul } from '../../src/kernel/schedule.js';
+import { type MatmulSchedule, chooseSchedule, decodeScheduleFor, gemvTemplate, lavapipeLimits, specializeMatmul, streamTemplate } from '../../src/kernel/schedule.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines } from '../../src/passes/pipeline.js';
@@ -97,13 +97,17 @@ function fusedGraph(src: string): Graph {
  * A random legal schedule for the matmul node of `g`: lane-broadcast or K split across lanes
  * (vector loads only where legal, each dropped at random).
  */
-function randomSchedule(g: Graph, rng: () => number, kind: 'lanes' | 'kLanes'): MatmulSchedule {
+function randomSchedule(g: Graph, rng: () => number, kind: 'lanes' | 'kLanes' | 'kSplit'): MatmulSchedule {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rng() * xs.length)] as T;
   let base: MatmulSchedule;
   if (kind === 'lanes') {
     const threadCols = pick([1, 2, 3, 4, 8]);
     const rows = L * pick([1, 2, 3]);
     base = { tileRows: rows, tileCols: L * threadCols, tileK: pick([1, 2, 4, 8]), threadRows: rows, threadCols, laneBroadcast: true, rowsFirst: rng() < 0.5, normFold: pick(['inline', 'separate'] as const) };
+  } else if (kind === 'kSplit') {
+    const rows = pick([1, 2, 3]);
+    const cols = 4 * L * pick([1, 2, 3]);
+    base = { tileRows: rows, tileCols: cols, tileK: pick([1, 3, 8, 32]), threadRows: rows, threadCols: cols / L, kSplit: true, normFold: 'separate' };
   } else {
     const rows = pick([1, 2, 3]);
     const cols = pick([1, 4, 5, 8, 12]);
@@ -112,8 +116,9 @@ function randomSchedule(g: Graph, rng: () => number, kind: 'lanes' | 'kLanes'): 
   }
   const mm = g.nodes.find((n) => n.op === 'matmul' || n.op === 'fused_matmul');
   if (mm === undefined) throw new Error('no matmul');
-  // 'separate' needs A as a plain buffer (the norm kernel reads rows contiguously).
-  if (base.normFold === 'separate' && g.nodes[mm.operands[0] ?? -1]?.op === 'view') base = { ...base, normFold: 'inline' };
+  // 'separate' needs A as a plain buffer (the norm kernel reads rows contiguously); the cases
+  // with a norm have one, so only the lane kernel's random choice is adjusted (kSplit needs 'separate').
+  if (base.normFold === 'separate' && base.kSplit !== true && g.nodes[mm.operands[0] ?? -1]?.op === 'view') base = { ...base, normFold: 'inline' };
   // The chooser's legal vector widths, each dropped to scalar loads at random.
   const legal = specializeMatmul(g, mm, base);
   return { ...legal, aVector: rng() < 0.7 ? (legal.aVector ?? 1) : 1, bVector: rng() < 0.7 ? (legal.bVector ?? 1) : 1 };
@@ -165,14 +170,17 @@ describe('subgroup-broadcast matmul vs float64', () => {
         const want = reference(c);
         const floor = 1e-3 * Math.max(...Array.from(want.data, Math.abs));
         const rng = makeRng(seed++);
-        const chosen = [undefined, randomSchedule(g, rng, 'lanes'), randomSchedule(g, rng, 'kLanes'), randomSchedule(g, rng, 'kLanes')];
+        // kSplit needs a 2-D weight contiguous along N in runs of 4 (N = 20 here; not 13 or 9).
+        const mm = g.nodes.find((x) => x.op === 'matmul' || x.op === 'fused_matmul');
+        const streamable = mm !== undefined && decodeScheduleFor(g, mm, { maxRows: 1, schedule: gemvTemplate(), streaming: streamTemplate(L) }).kSplit === true;
+        const chosen = [undefined, randomSchedule(g, rng, 'lanes'), randomSchedule(g, rng, 'kLanes'), randomSchedule(g, rng, streamable ? 'kSplit' : 'kLanes')];
         for (const matmul of chosen) {
           const { got, schedules } = await run(g, c, matmul);
           // One matmul kernel (M is a constant here): lavapipe's default is the lane schedule, or
           // the K-split one for a single row (every batched case has M > 1 rows per matrix or batch).
           expect(schedules.length).toBe(1);
           const rows = c.name.startsWith('batched B') ? M : c.name.startsWith('batched') || c.name.startsWith('A through') ? 2 * M : M;
-          const kind = matmul === undefined ? (rows <= 1 ? 'kLanes' : 'laneBroadcast') : matmul.kLanes === true ? 'kLanes' : 'laneBroadcast';
+          const kind = matmul === undefined ? (rows <= 1 ? (streamable ? 'kSplit' : 'kLanes') : 'laneBroadcast') : matmul.kLanes === true ? 'kLanes' : matmul.kSplit === true ? 'kSplit' : 'laneBroadcast';
           expect(schedules[0]).toContain(`"${kind}":true`);
           // f32 vs float64 over K <= 24 terms: 1e-4 relative, floor 1e-3 of the output scale.
           const err = maxRelError(got, want, floor);

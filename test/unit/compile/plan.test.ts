@@ -16,10 +16,11 @@ const twoLayersIr = `graph two(T) {
 describe('compilePlan', () => {
   it('shares one kernel between identical layers and keeps one step per launch', () => {
     const plan = compilePlan(graphOf(twoLayersIr));
-    // lavapipe: each matmul of T rows has a decode-step kernel (T <= 1) and a prefill one (T > 1).
-    expect(plan.kernels).toHaveLength(2);
-    expect(plan.steps.map((s) => s.kernel)).toEqual(['k0_matmul', 'k1_matmul', 'k0_matmul', 'k1_matmul']);
-    expect(plan.steps.map((s) => s.when?.op)).toEqual(['<=', '>', '<=', '>']);
+    // lavapipe: each matmul of T rows has decode-step kernels (T <= 1: the streaming partials and
+    // their reduction) and a prefill one (T > 1).
+    expect(plan.kernels).toHaveLength(3);
+    expect(plan.steps.map((s) => s.kernel)).toEqual(['k0_matmul', 'k1_matmul', 'k2_matmul', 'k0_matmul', 'k1_matmul', 'k2_matmul']);
+    expect(plan.steps.map((s) => s.when?.op)).toEqual(['<=', '<=', '>', '<=', '<=', '>']);
     expect(plan.kernels[0]?.locs).toEqual(['t.tfx:4:1', 't.tfx:5:1']);
     expect(plan.kernels[0]?.uniforms).toEqual(['T']);
   });
@@ -31,15 +32,17 @@ describe('compilePlan', () => {
     expect(buf?.kind).toBe('output');
     expect(buf?.name).toBe('y');
     expect(buf?.shape).toHaveLength(3);
-    // written by the second matmul (steps 2 and 3: its decode and prefill paths)
-    expect(plan.steps[2]?.bindings.find((b) => b.access === 'read_write')?.buffer).toBe(out?.buffer);
-    expect(plan.steps[3]?.bindings.find((b) => b.access === 'read_write')?.buffer).toBe(out?.buffer);
+    // written by the second matmul (steps 4 and 5: its decode reduction and its prefill kernel)
+    expect(plan.steps[4]?.bindings.find((b) => b.access === 'read_write')?.buffer).toBe(out?.buffer);
+    expect(plan.steps[5]?.bindings.find((b) => b.access === 'read_write')?.buffer).toBe(out?.buffer);
   });
 
   it('gives live ranges: a temp lives from its write to its last read', () => {
     const plan = compilePlan(graphOf(twoLayersIr));
     const temp = plan.buffers.filter((b) => b.kind === 'temp');
-    expect(temp.map((b) => [b.firstUse, b.lastUse])).toEqual([[0, 3]]);
+    // The first matmul's partials (steps 0-1), the intermediate (written by step 1 or 2, read up
+    // to step 5) and the second matmul's partials (3-4).
+    expect(temp.map((b) => [b.firstUse, b.lastUse])).toEqual([[0, 1], [1, 5], [3, 4]]);
     expect(plan.buffers.filter((b) => b.kind === 'weight').map((b) => b.name)).toEqual(['w0', 'w1']);
   });
 

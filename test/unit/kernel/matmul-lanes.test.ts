@@ -125,9 +125,11 @@ describe('illegal lane schedules fail naming the field', () => {
 describe('the lane kernel', () => {
   const g = mm(768, 3072, false);
   const program = lowerToKernels(g, lavapipeLimits);
-  // T rows: the decode kernel (T <= 1) first, then the lane kernel (T > 1).
-  expect(program.kernels.map((x) => x.when?.op)).toEqual(['<=', '>']);
-  const k = program.kernels[1] as Kernel;
+  // T rows: the decode kernels (T <= 1: the streaming kSplit partials and their reduction, the
+  // weight being [K, N]) first, then the lane kernel (T > 1).
+  expect(program.kernels.map((x) => x.when?.op)).toEqual(['<=', '<=', '>']);
+  expect(program.kernels.map((x) => x.schedule.kind)).toEqual(['tiled_matmul', 'map', 'tiled_matmul']);
+  const k = program.kernels[2] as Kernel;
   it('is one subgroup per workgroup, verified, every A value broadcast from a literal lane', () => {
     expect(k.workgroupSize).toEqual([lavapipeLimits.subgroupSize, 1, 1]);
     expect(verifyKernel(k, lavapipeLimits)).toEqual([]);
