@@ -25,7 +25,7 @@ import { targetLimitsOf } from '../runtime/target.js';
 import { mhaAttentionOnnx, onnxType, plainAttentionOnnx, encodeF16 } from './bench-onnx.js';
 import { benchDevice, ortRunner, tfcRunner, tfjsRunner, type RunSample, type Runner } from './bench-peers.js';
 import { type Peak, measurePeak } from './bench-peak.js';
-import { type StepSources, fusionProfile } from './bench-fusion.js';
+import { type StepSources, fusionProfile } from '../kernel/fusion-profile.js';
 import { lowerBound } from '../kernel/report.js';
 import { type BenchDocument, type CaseResult, type PlotPoint, type SystemResult, Progress, compare, formatTable, median, plotSvg, svgToPng } from './bench-report.js';
 
@@ -478,17 +478,17 @@ async function benchSeededModel(o: BenchOptions, file: string, set: Readonly<Rec
   progress.end();
   const flops = graphFlops(checked, dims);
   const name = `${basename(file, '.tfx')} ${label}`;
-  return [{ suite: 'model', name, params: { ...set, preset: presetName }, results, work: { flops }, ...fusionOf(results, sources) }];
+  return [{ suite: 'model', name, params: { ...set, preset: presetName }, results, work: { flops }, ...fusionOf(results, sources, dims) }];
 }
 
 /** The fusion profile of a model case from the two tfc systems' step minimums, when both ran. */
-function fusionOf(results: readonly SystemResult[], sources: ReadonlyMap<string, StepSources>): { fusion?: ReturnType<typeof fusionProfile> } {
+function fusionOf(results: readonly SystemResult[], sources: ReadonlyMap<string, StepSources>, dims: ReadonlyMap<string, number>): { fusion?: ReturnType<typeof fusionProfile> } {
   const fusedR = results.find((r) => r.system === 'tfc' && r.stepMinMs !== undefined);
   const unfusedR = results.find((r) => r.system === 'tfc --no-fuse' && r.stepMinMs !== undefined);
   const fs = sources.get('tfc');
   const us = sources.get('tfc --no-fuse');
   if (fusedR?.stepMinMs === undefined || unfusedR?.stepMinMs === undefined || fs === undefined || us === undefined) return {};
-  return { fusion: fusionProfile(fs, fusedR.stepMinMs, us, unfusedR.stepMinMs) };
+  return { fusion: fusionProfile(fs, fusedR.stepMinMs, us, unfusedR.stepMinMs, dims) };
 }
 
 export async function benchModel(o: BenchOptions, file: string, set: Readonly<Record<string, number>>, presetName: string): Promise<CaseResult[]> {
@@ -532,7 +532,7 @@ export async function benchModel(o: BenchOptions, file: string, set: Readonly<Re
   progress.end();
   const flops = graphFlops(benchCompilation(src, file, configOverrides(set), false).graph, new Map([['B', 1], ['T', set['T'] ?? 1]]));
   // Each fused kernel against the unfused kernels it replaced, from both tfc plans' step minimums.
-  return [{ suite: 'model', name: `gpt2 ${label}`, params: { ...set, preset: presetName }, results, work: { flops }, ...fusionOf(results, sources) }];
+  return [{ suite: 'model', name: `gpt2 ${label}`, params: { ...set, preset: presetName }, results, work: { flops }, ...fusionOf(results, sources, new Map([['B', 1], ['T', set['T'] ?? 1]])) }];
 }
 
 /** Tokens/s of one-token decode steps with a KV cache (gpt2-kv.tfx), after a prefill of T tokens. */

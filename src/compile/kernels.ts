@@ -10,6 +10,7 @@ import { lowerToKernels } from '../kernel/lower.js';
 import { planFiles } from '../kernel/manifest.js';
 import { type Plan, evalCondition } from '../kernel/plan.js';
 import { type KernelResources, type TrafficReport, reportDims, trafficReport } from '../kernel/report.js';
+import { costModelFor } from '../kernel/cost.js';
 import { type Schedule, type TargetLimits, chooseSchedule } from '../kernel/schedule.js';
 import type { Compilation } from './model.js';
 
@@ -96,7 +97,8 @@ export class KernelStages {
     // Only the kernels a run at these dims launches: a symbolic T holds both the prefill and the
     // split-K decode path of an attention, each guarded by `when` (T > 1, T <= 1).
     const launched = (ks: readonly Kernel[]): Kernel[] => ks.filter((k) => k.when === undefined || evalCondition(k.when, dims));
-    const unfusedKernels = launched(unfused === this.model ? this.program.kernels : lowerModel(unfused, { limits: this.limits }).program.kernels);
+    const unfusedProgram = unfused === this.model ? this.program : lowerModel(unfused, { limits: this.limits }).program;
+    const unfusedKernels = launched(unfusedProgram.kernels);
     return trafficReport({
       model: this.model.graph.name,
       limits: this.limits.name,
@@ -104,6 +106,9 @@ export class KernelStages {
       kernels: launched(this.program.kernels),
       unfusedKernels,
       unfusedGraph: unfused.graph,
+      cost: costModelFor(this.limits),
+      fusedSources: { graph: this.model.graph, program: this.program },
+      unfusedSources: { graph: unfused.graph, program: unfusedProgram },
       ...(req.resources !== undefined ? { resources: req.resources } : {}),
     });
   }

@@ -10,6 +10,8 @@ import { dimEval } from '../check/dim.js';
 import type { Kernel } from './ir.js';
 import { evalCondition, evalSize } from './plan.js';
 import { storageBytes } from './storage.js';
+import { type CostModel, modelKernelMs } from './cost.js';
+import { type FusionRow, type StepSources, fusionProfile } from './fusion-profile.js';
 
 export interface TrafficFigures {
   readonly bytesRead: number;
@@ -20,6 +22,8 @@ export interface TrafficFigures {
 export interface KernelTraffic extends TrafficFigures {
   readonly name: string;
   readonly op: string;
+  /** The cost model's time for this launch (cost.ts), ms. */
+  readonly modelMs: number;
   /** Per-thread registers, static shared memory and spills (CUDA: ptxas -v), when asked for. */
   readonly resources?: KernelResources;
 }
@@ -37,9 +41,13 @@ export interface TrafficReport {
   /** The dim values the figures are evaluated at (given with --set, or the defaults). */
   readonly dims: Readonly<Record<string, number>>;
   readonly kernels: readonly KernelTraffic[];
-  readonly total: TrafficFigures & { readonly kernels: number };
-  readonly unfused: TrafficFigures & { readonly kernels: number };
+  readonly total: TrafficFigures & { readonly kernels: number; readonly modelMs: number };
+  readonly unfused: TrafficFigures & { readonly kernels: number; readonly modelMs: number };
   readonly lowerBound: TrafficFigures;
+  /** Where the modelled times come from (cost.ts: the target's ceilings and efficiencies). */
+  readonly costModel: string;
+  /** Each fused kernel (group) next to the unfused kernels it replaced, modelled (fusion-profile.ts). */
+  readonly fusion: readonly FusionRow[];
 }
 
 /** Dims not given: B = 1 (one sequence), any other = 128. */
@@ -60,6 +68,11 @@ export interface ReportInput {
   readonly unfusedKernels: readonly Kernel[];
   /** The unfused pipeline's graph: its inputs, weights, outputs and FLOPs give the lower bound. */
   readonly unfusedGraph: Graph;
+  /** The cost model the kernels' times come from. */
+  readonly cost: CostModel;
+  /** The two programs with their graphs (kernels in launch order), for the fusion rows. */
+  readonly fusedSources?: StepSources;
+  readonly unfusedSources?: StepSources;
   /** Resources of the reported kernels, in order (the CLI asks ptxas for sm_80 with --target cuda). */
   readonly resources?: (ks: readonly Kernel[]) => readonly (KernelResources | undefined)[];
 }
@@ -69,22 +82,24 @@ export function reportDims(g: Graph, given: ReadonlyMap<string, number>): Map<st
   return new Map(g.dims.map((d) => [d, given.get(d) ?? defaultDimValue(d)]));
 }
 
-function kernelFigures(ks: readonly Kernel[], dims: ReadonlyMap<string, number>): KernelTraffic[] {
+function kernelFigures(ks: readonly Kernel[], dims: ReadonlyMap<string, number>, cost: CostModel): KernelTraffic[] {
   return ks.map((k) => ({
     name: k.name,
     op: k.op,
+    modelMs: modelKernelMs(k, dims, cost),
     bytesRead: evalSize(k.traffic.bytesRead, dims),
     bytesWritten: evalSize(k.traffic.bytesWritten, dims),
     flops: evalSize(k.traffic.flops, dims),
   }));
 }
 
-function sum(ks: readonly TrafficFigures[]): TrafficFigures & { kernels: number } {
+function sum(ks: readonly (TrafficFigures & { readonly modelMs: number })[]): TrafficFigures & { kernels: number; modelMs: number } {
   return {
     bytesRead: ks.reduce((s, k) => s + k.bytesRead, 0),
     bytesWritten: ks.reduce((s, k) => s + k.bytesWritten, 0),
     flops: ks.reduce((s, k) => s + k.flops, 0),
     kernels: ks.length,
+    modelMs: ks.reduce((s, k) => s + k.modelMs, 0),
   };
 }
 
@@ -120,12 +135,15 @@ export function trafficReport(r: ReportInput): TrafficReport {
   // attention or a matmul during a prefill, or the other way round) does not run, so it is not counted.
   const runs = (k: Kernel): boolean => k.when === undefined || evalCondition(k.when, r.dims);
   const kernels = r.kernels.filter(runs);
-  const unfused = kernelFigures(r.unfusedKernels.filter(runs), r.dims);
+  const unfused = kernelFigures(r.unfusedKernels.filter(runs), r.dims, r.cost);
   const res = r.resources?.(kernels);
-  const reported = kernelFigures(kernels, r.dims).map((k, i) => {
+  const reported = kernelFigures(kernels, r.dims, r.cost).map((k, i) => {
     const x = res?.[i];
     return x === undefined ? k : { ...k, resources: x };
   });
+  // Modelled time per launched step of each program (0 for a step that does not run).
+  const stepMs = (src: StepSources): number[] => src.program.kernels.map((k) => (runs(k) ? modelKernelMs(k, r.dims, r.cost) : 0));
+  const fusion = r.fusedSources !== undefined && r.unfusedSources !== undefined ? fusionProfile(r.fusedSources, stepMs(r.fusedSources), r.unfusedSources, stepMs(r.unfusedSources), r.dims) : [];
   return {
     model: r.model,
     limits: r.limits,
@@ -134,10 +152,11 @@ export function trafficReport(r: ReportInput): TrafficReport {
     total: sum(reported),
     unfused: sum(unfused),
     lowerBound: lowerBound(r.unfusedGraph, r.dims),
+    costModel: r.cost.name,
+    fusion,
   };
 }
 
-/** `12.6 MB` style, decimal units (bytes and FLOPs), deterministic. */
 function human(v: number, unit: string): string {
   const units = ['', 'k', 'M', 'G', 'T'];
   let x = v;
@@ -156,16 +175,17 @@ export function printTrafficReport(r: TrafficReport, opts: { readonly noFuse?: b
   const dims = Object.entries(r.dims).map(([k, v]) => `${k}=${v}`).join(', ') || (given === '' ? '' : `--set ${given}`);
   const hasRes = r.kernels.some((k) => k.resources !== undefined);
   const resCols = (k: KernelTraffic): string[] => (!hasRes ? [] : k.resources === undefined ? ['-', '-', '-'] : [String(k.resources.registers), String(k.resources.sharedBytes), String(k.resources.spillBytes)]);
-  const rows: string[][] = r.kernels.map((k) => [k.name, String(k.bytesRead), String(k.bytesWritten), String(k.flops), ...resCols(k)]);
+  const ms = (x: number): string => x.toFixed(3);
+  const rows: string[][] = r.kernels.map((k) => [k.name, String(k.bytesRead), String(k.bytesWritten), String(k.flops), ms(k.modelMs), ...resCols(k)]);
   const nameW = Math.max(6, ...rows.map((x) => (x[0] ?? '').length), 'unfused (--no-fuse)'.length);
   const colW = Math.max(13, ...rows.flatMap((x) => x.slice(1).map((c) => c.length)));
   const line = (c: readonly string[]): string => `${(c[0] ?? '').padEnd(nameW)}  ${c.slice(1).map((x) => x.padStart(colW)).join('  ')}`;
-  const fig = (label: string, f: TrafficFigures, kernels?: number): string =>
-    `${line([label, String(f.bytesRead), String(f.bytesWritten), String(f.flops)])}  ${kernels === undefined ? '' : `${kernels} kernels, `}${human(f.bytesRead + f.bytesWritten, 'B')} moved, ${human(f.flops, 'FLOP')}`;
+  const fig = (label: string, f: TrafficFigures & { readonly modelMs?: number }, kernels?: number): string =>
+    `${line([label, String(f.bytesRead), String(f.bytesWritten), String(f.flops), f.modelMs === undefined ? '-' : ms(f.modelMs)])}  ${kernels === undefined ? '' : `${kernels} kernels, `}${human(f.bytesRead + f.bytesWritten, 'B')} moved, ${human(f.flops, 'FLOP')}`;
   const out: string[] = [];
   out.push(`traffic report: ${r.model} at ${dims === '' ? 'no dims' : dims}, kernels for ${r.limits} (one forward pass; global memory; unset dims: B=1, others 128)`);
   if (hasRes) out.push('registers per thread, static shared memory per block, spill stores + loads: ptxas -v');
-  out.push(line(['kernel', 'bytes read', 'bytes written', 'FLOPs', ...(hasRes ? ['registers', 'smem bytes', 'spill bytes'] : [])]));
+  out.push(line(['kernel', 'bytes read', 'bytes written', 'FLOPs', 'model ms', ...(hasRes ? ['registers', 'smem bytes', 'spill bytes'] : [])]));
   for (const x of rows) out.push(line(x));
   out.push('');
   out.push(fig(opts.noFuse === true ? 'total (--no-fuse)' : 'total (fused)', r.total, r.total.kernels));
@@ -176,8 +196,19 @@ export function printTrafficReport(r: TrafficReport, opts: { readonly noFuse?: b
     const ratio = (f: TrafficFigures): string => ((f.bytesRead + f.bytesWritten) / lb).toFixed(2);
     out.push(`traffic / lower bound: ${opts.noFuse === true ? '' : `fused ${ratio(r.total)}x, `}unfused ${ratio(r.unfused)}x`);
   }
+  out.push(`model ms: ${r.costModel} (src/kernel/cost.ts; measure with tfc bench model, whose fusion profile times the same groups)`);
+  if (opts.noFuse !== true && r.fusion.length > 0) {
+    out.push('fused kernels vs the unfused kernels they replaced (modelled ms; replaced / fused > 1: the fusion pays):');
+    for (const f of r.fusion) {
+      const ratio = f.fusedMs > 0 ? f.replacedMs / f.fusedMs : NaN;
+      out.push(`  ${f.fused.join(' + ')}${f.count > 1 ? ` (x${f.count})` : ''}: ${ms(f.fusedMs)} vs ${ms(f.replacedMs)} (${f.replaced.join(', ')}): ${Number.isFinite(ratio) ? ratio.toFixed(2) : '-'}x${ratio < 1 ? '  SLOWER' : ''}`);
+    }
+  }
   return out.join('\n') + '\n';
 }
+
+/** Modelled milliseconds to 6 decimals (deterministic text). */
+const round = (x: number): number => Math.round(x * 1e6) / 1e6;
 
 /** The report as JSON (`--report --json`); keys in a fixed order. */
 export function trafficReportJson(r: TrafficReport): string {
@@ -188,10 +219,12 @@ export function trafficReportJson(r: TrafficReport): string {
         model: r.model,
         limits: r.limits,
         dims: r.dims,
-        kernels: r.kernels.map((k) => ({ name: k.name, op: k.op, ...figs(k), ...(k.resources !== undefined ? { resources: k.resources } : {}) })),
-        total: { ...figs(r.total), kernels: r.total.kernels },
-        unfused: { ...figs(r.unfused), kernels: r.unfused.kernels },
+        kernels: r.kernels.map((k) => ({ name: k.name, op: k.op, ...figs(k), modelMs: round(k.modelMs), ...(k.resources !== undefined ? { resources: k.resources } : {}) })),
+        total: { ...figs(r.total), kernels: r.total.kernels, modelMs: round(r.total.modelMs) },
+        unfused: { ...figs(r.unfused), kernels: r.unfused.kernels, modelMs: round(r.unfused.modelMs) },
         lowerBound: figs(r.lowerBound),
+        costModel: r.costModel,
+        fusion: r.fusion.map((f) => ({ fused: f.fused, fusedMs: round(f.fusedMs), replaced: f.replaced, replacedMs: round(f.replacedMs), count: f.count })),
       },
       null,
       2,

@@ -133,7 +133,7 @@ describe('launch.json and the CLI', () => {
     // Stand-in for ptxas (tested in nvcc.test.ts): kernel i has 10 + i registers, no stats for the last.
     const r = lowerModel(c, { limits: cudaLimits }).report({ resources: (ks) => ks.map((_, i) => (i === ks.length - 1 ? undefined : { registers: 10 + i, sharedBytes: 4 * i, spillBytes: 0 })) });
     const text = printTrafficReport(r);
-    expect(text).toMatch(/kernel +bytes read +bytes written +FLOPs +registers +smem bytes +spill bytes/);
+    expect(text).toMatch(/kernel +bytes read +bytes written +FLOPs +model ms +registers +smem bytes +spill bytes/);
     const rows = text.split('\n').filter((l) => r.kernels.some((k) => l.startsWith(`${k.name} `)));
     expect(rows[1]?.trim().split(/ +/).slice(-3)).toEqual(['11', '4', '0']);
     expect(rows.at(-1)?.trim().split(/ +/).slice(-3)).toEqual(['-', '-', '-']);

@@ -39,9 +39,18 @@ describe('traffic report', () => {
     expect(rep.unfused.bytesRead).toBe(4 * (2 * M * K + K * N) + 4 * 2 * M * N);
     expect(rep.unfused.bytesWritten).toBe(4 * 2 * M * N);
     const json = JSON.parse(trafficReportJson(rep)) as Record<string, unknown>;
-    expect(Object.keys(json)).toEqual(['model', 'limits', 'dims', 'kernels', 'total', 'unfused', 'lowerBound']);
+    expect(Object.keys(json)).toEqual(['model', 'limits', 'dims', 'kernels', 'total', 'unfused', 'lowerBound', 'costModel', 'fusion']);
     expect(json['limits']).toBe('lavapipe');
-    expect(json['kernels']).toEqual([{ name: expect.any(String), op: 'fused_matmul', bytesRead: rep.total.bytesRead, bytesWritten: 4 * M * N, flops: 2 * M * N * K + M * N }]);
+    expect(json['kernels']).toEqual([{ name: expect.any(String), op: 'fused_matmul', bytesRead: rep.total.bytesRead, bytesWritten: 4 * M * N, flops: 2 * M * N * K + M * N, modelMs: expect.any(Number) }]);
+    // The modelled time (cost.ts, lavapipe's typical 30 GFLOP/s and 12 GB/s, the lane matmul at
+    // 0.75 of the peak): launch + max(FLOPs / (0.75 x 30e9), bytes / 12e9), in ms.
+    const k0 = rep.kernels[0];
+    const want = 0.03 + Math.max((2 * M * N * K + M * N) / (0.75 * 30e6), (rep.total.bytesRead + 4 * M * N) / 12e6);
+    expect(k0?.modelMs).toBeCloseTo(want, 9);
+    // One fusion row: the fused matmul replaced the unfused matmul and the bias add, both modelled.
+    expect(rep.fusion.map((f) => f.replaced.length)).toEqual([2]);
+    expect(rep.fusion[0]?.fusedMs).toBeCloseTo(want, 9);
+    expect(rep.fusion[0]?.replacedMs).toBeCloseTo(rep.unfused.modelMs, 9);
     expect(trafficReportJson(rep)).toBe(trafficReportJson(report(src, M, false)));
   });
 

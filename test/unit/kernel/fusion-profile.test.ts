@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { benchCompilation } from '../../../src/cli/bench.js';
-import { type StepSources, formatFusionProfile, fusionProfile } from '../../../src/cli/bench-fusion.js';
+import { type StepSources, formatFusionProfile, fusionProfile } from '../../../src/kernel/fusion-profile.js';
 import { lowerModel } from '../../../src/compile/kernels.js';
 import { lavapipeLimits } from '../../../src/kernel/schedule.js';
 

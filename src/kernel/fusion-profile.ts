@@ -1,13 +1,14 @@
-// The fusion profile of `tfc bench model` (issue 13: "no fused kernel slower than the kernels it
-// replaced"): each fused plan step is traced to the graph node it was lowered from (the kernel
-// program's `origin`), whose `from` spans name the unfused nodes it replaced; each unfused plan
-// step to its node's span. Groups = the fused node's steps (a separate norm kernel and its matmul
-// are one group) and the unfused steps of the spans it replaced; times are each step's minimum
-// over the measured runs (robust to the spikes of a shared CPU adapter), summed over layers by
-// the fused kernel's name.
+// Each fused kernel against the unfused kernels it replaced (issue 13: "no fused kernel slower
+// than the kernels it replaced"), with measured times (`tfc bench model`: each step's minimum over
+// the runs) or modelled ones (`tfc compile --report`: cost.ts). Each fused plan step is traced to
+// the graph node it was lowered from (the kernel program's `origin`), whose `from` spans name the
+// unfused nodes it replaced; each unfused plan step to its node's span. Groups = the fused node's
+// steps (a separate norm kernel and its matmul are one group) and the unfused steps of the spans
+// it replaced, summed over layers by the fused kernel's name.
 import { formatSpan } from '../diag/span.js';
 import type { Graph } from '../graph/ir.js';
-import type { KernelProgram } from '../kernel/ir.js';
+import type { KernelProgram } from './ir.js';
+import { evalCondition } from './plan.js';
 
 /** Where a plan's steps come from: the lowered program (one step per kernel, in order) and its graph. */
 export interface StepSources {
@@ -47,15 +48,21 @@ function stepSpans(s: StepSources): { readonly own: string; readonly replaced: r
  * whose node spans it replaced. `fusedMs[i]`/`unfusedMs[i]` are per plan step; steps skipped at
  * these dims (time 0 or undefined) count as 0. Fused steps that replaced nothing are left out.
  */
-export function fusionProfile(fused: StepSources, fusedMs: readonly (number | undefined)[], unfused: StepSources, unfusedMs: readonly (number | undefined)[]): FusionRow[] {
+export function fusionProfile(fused: StepSources, fusedMs: readonly (number | undefined)[], unfused: StepSources, unfusedMs: readonly (number | undefined)[], dims?: ReadonlyMap<string, number>): FusionRow[] {
+  // With dims, steps whose `when` is false there (the other path of a prefill/decode pair) take no part.
+  const runs = (k: KernelProgram['kernels'][number] | undefined): boolean => dims === undefined || k?.when === undefined || evalCondition(k.when, dims);
   const f = stepSpans(fused);
   const u = stepSpans(unfused);
   const unfusedBySpan = new Map<string, number[]>();
-  u.forEach((x, i) => unfusedBySpan.set(x.own, [...(unfusedBySpan.get(x.own) ?? []), i]));
+  u.forEach((x, i) => {
+    if (runs(unfused.program.kernels[i])) unfusedBySpan.set(x.own, [...(unfusedBySpan.get(x.own) ?? []), i]);
+  });
   const claimed = new Set<number>();
   // Steps of one fused node form a group.
   const groups = new Map<number, number[]>();
-  f.forEach((x, i) => groups.set(x.node, [...(groups.get(x.node) ?? []), i]));
+  f.forEach((x, i) => {
+    if (runs(fused.program.kernels[i])) groups.set(x.node, [...(groups.get(x.node) ?? []), i]);
+  });
   const rows = new Map<string, { fused: Set<string>; fusedMs: number; replaced: Set<string>; replacedMs: number; count: number }>();
   for (const steps of groups.values()) {
     const first = f[steps[0] ?? -1];
