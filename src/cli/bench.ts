@@ -541,7 +541,15 @@ export async function benchDecode(o: BenchOptions, set: Readonly<Record<string, 
   const file = join(repoRoot, 'examples', 'variants', 'gpt2-kv.tfx');
   const systems = ['tfc', 'tfc --no-fuse'].filter((s) => wanted(o, s));
   const progress = new Progress(systems.length, o.err, o.isTty);
-  const dir = exportGpt2(set, true);
+  let dir: string;
+  try {
+    dir = exportGpt2(set, true);
+  } catch (e) {
+    // The oracle could not run (e.g. P + steps beyond ctx): every system fails with its message.
+    progress.end();
+    const note = e instanceof Error ? (e.message.split('\n').find((l) => l.includes('Error')) ?? e.message.split('\n')[0] ?? '') : String(e);
+    return [{ suite: 'decode', name: `gpt2-kv decode P=${set['T']} +${steps}`, params: { ...set, steps }, results: systems.map((system) => ({ system, status: 'failed' as const, timeSource: 'wall', wallMs: [], note: `the PyTorch oracle failed: ${note.trim()}` })) }];
+  }
   const weights = readDir(dir, 'weights.safetensors');
   const prefill = readDir(dir, 'inputs.safetensors');
   const decodeIn = readDir(dir, 'decode_inputs.safetensors');
