@@ -35,7 +35,7 @@ import { emitGemv } from './lower-matmul-gemv.js';
 import { emitNorm } from './lower-softmax-norm.js';
 import { emitStreamPartials, emitStreamReduce } from './lower-matmul-stream.js';
 import { printType } from '../graph/types.js';
-import { dimToSize, sCeilDiv, sConst, shapeElements, sMul } from './to-size.js';
+import { dimToSize, sCeilDiv, sConst, shapeElements, sMinConst, sMul } from './to-size.js';
 import { type FusedHost, epilogueReadBytes, translateLambda, unravelFlat } from './lower-fused.js';
 import { elementOffset, hasVectorRuns, unitStrideAxis, unravel } from './lower-view.js';
 import { normPrologueOf } from '../ops/fused.js';
@@ -429,9 +429,12 @@ function emitNormThenMatmul(lw: Lowering, n: Node, norm: { readonly op: 'layerno
   const key = JSON.stringify([norm.op, a.id, params, norm.eps, when ?? null]);
   let normNode = lw.sharedTemps.get(key);
   if (normNode === undefined) {
+    // A decode path's temp holds at most its `when` bound of rows (see emitStreamMatmul).
+    const rowsS = shapeElements(a.type.shape.slice(0, -1));
+    const cap = when !== undefined && when.op === '<=' && when.and === undefined ? sMinConst(rowsS, when.value) : rowsS;
     normNode = lw.tempNode(
       { op: norm.op, operands: [a.id, ...params], attrs: { eps: { kind: 'float', value: norm.eps } }, type: a.type, loc: n.loc, ...(n.from !== undefined ? { from: n.from } : {}), ...(n.scope !== undefined ? { scope: n.scope } : {}) },
-      shapeElements(a.type.shape),
+      sMul(cap, dimToSize(a.type.shape[a.type.shape.length - 1] ?? dimConst(1))),
     );
     lw.sharedTemps.set(key, normNode);
     emitNorm(lw, normNode, when);
@@ -538,7 +541,11 @@ function emitStreamMatmul(lw: Lowering, n: Node, ms: MatmulSchedule, when: StepC
   const [Me, Ne, Ke] = [dimExpr(M), dimExpr(N), dimExpr(K)];
   const [Ms, Ns, Ks] = [dimToSize(M), dimToSize(N), dimToSize(K)];
   const tilesS = sCeilDiv(Ks, ms.tileK);
-  const part = lw.tempNode({ op: 'matmul_partials', operands: [], attrs: {}, type: { dtype: 'f32', shape: [] }, loc: n.loc, ...(n.scope !== undefined ? { scope: n.scope } : {}) }, sMul(tilesS, Ms, Ns));
+  // Sized for the rows this path runs with: a decode path (`when: M <= c`) holds at most c rows,
+  // while every plan buffer is allocated at the run's dims, prefill runs included (at T = 1024 a
+  // [tiles, M, N] temp of GPT-2's qkv matmul was 226 MB, over the 128 MiB binding limit).
+  const rowsCap = when !== undefined && when.op === '<=' && when.and === undefined ? sMinConst(Ms, when.value) : Ms;
+  const part = lw.tempNode({ op: 'matmul_partials', operands: [], attrs: {}, type: { dtype: 'f32', shape: [] }, loc: n.loc, ...(n.scope !== undefined ? { scope: n.scope } : {}) }, sMul(tilesS, rowsCap, Ns));
   const aAddr = (row: Expr, k: Expr): Expr => (a.op === 'view' ? elementOffset(lw.g, a, [...unravel(a.type.shape.slice(0, -1), row, dimExpr), k], dimExpr) : add(mul(row, Ke), k));
   const bAddr = (k: Expr, col: Expr): Expr => (b.op === 'view' ? elementOffset(lw.g, b, [k, col], dimExpr) : add(mul(k, Ne), col));
   const partIndex = (kt: Expr, row: Expr, col: Expr): Expr => add(mul(add(mul(kt, Me), row), Ne), col);

@@ -8,6 +8,7 @@ import { printWgsl } from '../../../codegen/wgsl/print.js';
 import type { Graph, Node } from '../../../src/graph/ir.js';
 import { type Kernel, forEachExpr, forEachStmt } from '../../../src/kernel/ir.js';
 import { lowerToKernels } from '../../../src/kernel/lower.js';
+import { evalSize } from '../../../src/kernel/plan.js';
 import { hasVectorRuns } from '../../../src/kernel/lower-view.js';
 import { type MatmulSchedule, ScheduleError, chooseSchedule, cudaLimits, laneMatmulTemplate, lavapipeLimits, specializeMatmul, webgpuDefaultLimits } from '../../../src/kernel/schedule.js';
 import { verifyKernel } from '../../../src/kernel/verify.js';
@@ -157,5 +158,24 @@ describe('the lane kernel', () => {
   it('the verifier rejects a scalar load from a vector slot', () => {
     const bad: Kernel = { ...k, body: [{ kind: 'let', name: 'oops', type: 'f32', init: { kind: 'load', slot: 0, index: { kind: 'lit', type: 'u32', value: 0 }, type: 'f32' } }, ...k.body] };
     expect(verifyKernel(bad, lavapipeLimits).join('\n')).toContain('scalar load from vector buffer a');
+  });
+});
+
+describe('decode-path temps', () => {
+  it('are sized for the rows the path runs with, not for a long prompt', () => {
+    // x [T, 768] @ w [768, 2304] (+ a layernorm fold): the decode path (T <= 1) has the streaming
+    // partials [24 tiles, rows, 2304] and the separate norm's [rows, 768]; at T = 1024 they must
+    // still hold one row (a [24, 1024, 2304] f32 temp is 226 MB, over lavapipe's 128 MiB binding).
+    const g = graphOf(`graph m(T) {
+  %0 = input {name="x"} : f32[T,768]
+  %1 = input {name="g"} : f32[768]
+  %2 = input {name="w"} : f32[768,2304]
+  %3 = fused_matmul %0, %2, %1 {epilogue=(i0, i1) => acc(), eps=0.00001, norm="rmsnorm"} : f32[T,2304]
+  output "y" = %3
+}`);
+    const p = lowerToKernels(g, lavapipeLimits);
+    const temps = [...(p.temps ?? new Map()).values()].map((t) => evalSize(t.elements, new Map([['T', 1024]])));
+    // Prefill's norm temp [1024, 768], decode's norm temp [1, 768], decode's partials [24, 1, 2304].
+    expect(temps.sort((x, y) => x - y)).toEqual([768, 24 * 2304, 1024 * 768]);
   });
 });
