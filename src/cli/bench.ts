@@ -568,9 +568,9 @@ export async function benchDecode(o: BenchOptions, set: Readonly<Record<string, 
         const outs = new Map<string, HostTensor>([...r.outputs].map(([n, t]) => [n, { dtype: t.dtype, shape: t.shape, data: t.data }]));
         return { outs, gpuMs: (r.timing ?? []).reduce((a, t) => a + t.ns, 0) / 1e6 };
       };
-      const pre = await run(prefill, false);
-      const nextInputs = (outs: Map<string, HostTensor>, token: number): Map<string, HostTensor> => {
-        const m = new Map<string, HostTensor>([['tokens', { dtype: 'i32', shape: [1, 1], data: [token] }]]);
+      const nextInputs = (outs: Map<string, HostTensor>, token: number | readonly number[]): Map<string, HostTensor> => {
+        const ids = typeof token === 'number' ? [token] : token;
+        const m = new Map<string, HostTensor>([['tokens', { dtype: 'i32', shape: [1, ids.length], data: ids }]]);
         for (let l = 0; l < layers; l++) {
           for (const kv of ['key', 'value']) {
             const t = outs.get(`present.${l}.${kv}`);
@@ -580,6 +580,11 @@ export async function benchDecode(o: BenchOptions, set: Readonly<Record<string, 
         }
         return m;
       };
+      // The prompt in chunks of at most 512 tokens (each chunk's logits [1, chunk, vocab] must fit
+      // one storage binding: GPT-2's 1024 x 50257 f32 logits are 206 MB, over lavapipe's 128 MiB).
+      const prompt = Array.from(prefill.get('tokens')?.data ?? [], Number);
+      let pre = await run(new Map([...prefill].map(([n, t]) => (n === 'tokens' ? [n, { dtype: 'i32', shape: [1, Math.min(512, prompt.length)], data: prompt.slice(0, 512) }] : [n, t]))), false);
+      for (let at = 512; at < prompt.length; at += 512) pre = await run(nextInputs(pre.outs, prompt.slice(at, at + 512)), false);
       const firstToken = decodeIn.get('tokens')?.data[0] ?? 0;
       const step1 = await run(nextInputs(pre.outs, firstToken), false);
       const got = step1.outs.get('logits');
