@@ -9,6 +9,7 @@ import { interpret } from '../interp/interpret.js';
 import { isInterpError } from '../interp/errors.js';
 import { checkIndexRanges, checkTensors, neededTensors } from '../io/check-tensors.js';
 import { SafetensorsError, fileSpan, readSafetensors, writeSafetensors, type SafetensorsFile } from '../io/safetensors.js';
+import { ScheduleError } from '../kernel/schedule.js';
 import { UsageError, collect, debugLevels, notAvailableYet, parseDebug, parseSetOptions } from './args.js';
 import { readBytes, writeDirAtomic, writeFileAtomic, readText } from './fsio.js';
 import { randomInputs, randomWeights } from './random.js';
@@ -414,6 +415,12 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     if (e instanceof SafetensorsError) {
       state.rep.report(e.diagnostic);
       state.rep.flush();
+      return exitUserError;
+    }
+    if (e instanceof ScheduleError) {
+      // A schedule that cannot lower a node: from a tune cache (a hand-edited or stale entry) or,
+      // with none supplied, the chooser (then it is a bug to report). Either way one line, no trace.
+      io.err(`tfc: error: ${e.message} (a schedule from the tune cache is checked against each node; fix or remove that entry, or rerun tfc tune; without a cache this is a bug in tfc's chooser, please report it)\n`);
       return exitUserError;
     }
     if (e instanceof NoWebGpuError || (e instanceof RuntimeError && e.kind !== 'plan')) {

@@ -404,3 +404,29 @@ describe('tfc tune: mistakes are reported before any device is started', () => {
     expect(adapterRequests).toEqual(['acquireDevice']);
   });
 });
+
+describe('a cached schedule the node cannot take', () => {
+  it('is one error line naming the schedule field, exit 1, no stack trace', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tfc-tune-bad-'));
+    // K = 30: vector loads of A along K are illegal (no whole runs of 4); the entry asks for them.
+    const src = 'config {\n  k = 30\n}\ndims T\ninput x: f32[T, k]\nweight w: f32[k, 64] = "w"\noutput y: f32[T, 64]\nmodel m {\n  y = x @ w\n}\n';
+    const file = join(dir, 'm.tfx');
+    writeFileSync(file, src);
+    const g = compileSource(src, 'm.tfx', new Map(), true);
+    const mm = tuneGroups(g, lavapipeLimits).find((gr) => gr.kind === 'matmul');
+    if (mm === undefined) throw new Error('no matmul group');
+    const adapter = 'webgpu:Test CPU (unit)';
+    const bad: MatmulSchedule = { ...chooseSchedule(lavapipeLimits).matmul, aVector: 4, bVector: 1 };
+    expect(matmulFits(bad, lavapipeLimits)).toBe(true); // legal for the target, not for this node
+    const cachePath = join(dir, 'tune.json');
+    writeFileSync(cachePath, serializeTuneCache(withEntries(emptyTuneCache, [{ adapter, kind: 'matmul', shape: mm.shape, schedule: bad, medianMs: 1, candidates: 1 }])));
+    const r = { out: '', err: '' };
+    const code = await main(['compile', file, '--emit', 'wgsl', '--limits', 'lavapipe', '--tuned-for', adapter], { out: (x) => void (r.out += x), err: (x) => void (r.err += x), env: { TFC_TUNE_CACHE: cachePath } });
+    expect(code).toBe(1);
+    // The cache's own notice line, then the error: one line, naming the field.
+    const errors = r.err.split('\n').filter((l) => l.startsWith('tfc: error'));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/^tfc: error: illegal schedule: matmul\.aVector: %\d+ \(matmul/);
+    expect(r.err).not.toContain('    at ');
+  });
+});
