@@ -29,8 +29,11 @@ async function runPlan(g: Graph, weights: Map<string, Tensor64>, inputs: Map<str
   const base = chooseSchedule(lavapipeLimits);
   const decode = base.decodeMatmul === undefined ? {} : { decodeMatmul: { ...base.decodeMatmul, schedule: { ...base.decodeMatmul.schedule, normFold } } };
   const program = lowerToKernels(g, lavapipeLimits, { ...base, matmul: { ...base.matmul, normFold }, ...decode });
-  // T is symbolic: a prefill (lane) and a decode (K-split) path, each with its own norm kernel when separate.
-  expect(program.kernels.filter((k) => k.op === 'layernorm' || k.op === 'rmsnorm')).toHaveLength(normFold === 'separate' ? 2 : 0);
+  // T is symbolic: a prefill (lane) and a decode path, each with its own norm kernel when separate.
+  // The decode path of a [K, N] weight is the streaming kSplit kernel (Schedule.decodeMatmul.streaming),
+  // which runs a folded norm only as a separate kernel: with 'inline' only the prefill path folds it.
+  expect(base.decodeMatmul?.streaming?.kSplit).toBe(true);
+  expect(program.kernels.filter((k) => k.op === 'layernorm' || k.op === 'rmsnorm')).toHaveLength(normFold === 'separate' ? 2 : 1);
   const s = await createSession(dev, compilePlan(g, { target: lavapipeLimits, program }));
   try {
     s.loadWeights(weights);
