@@ -89,7 +89,7 @@ function number(text: string | undefined, what: string, fallback: number, intege
 
 /** A one-line progress bar on stderr (rewritten in place with \r). */
 function progressBar(err: (t: string) => void): (p: LoadProgress) => void {
-  const label = { download: 'reading weights', compile: 'compiling kernels', upload: 'uploading weights', ready: 'ready' } as const;
+  const label = { download: 'reading weights', compile: 'compiling kernels', warmup: 'warming up kernels', upload: 'uploading weights', ready: 'ready' } as const;
   return (p) => {
     const frac = p.total > 0 ? Math.min(1, p.done / p.total) : 1;
     const width = 24;

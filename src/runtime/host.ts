@@ -17,14 +17,23 @@ export { checkTokens, sampleToken, seededRandom } from './generate.js';
 export type { GenerateOptions, GenerateResult, ModelSpec, StopReason } from './generate.js';
 
 export interface LoadProgress {
-  readonly phase: 'download' | 'compile' | 'upload' | 'ready';
-  /** Bytes (download), kernels (compile) or tensors (upload) done so far, of `total`. */
+  /**
+   * download: weight bytes read; compile: pipelines created; warmup: pipelines dispatched once
+   * (drivers such as lavapipe compile there); upload: weight tensors on the GPU; ready: done.
+   */
+  readonly phase: 'download' | 'compile' | 'warmup' | 'upload' | 'ready';
+  /** Bytes (download), pipelines (compile, warmup) or tensors (upload) done so far, of `total`. */
   readonly done: number;
   readonly total: number;
 }
 
 export interface CreateModelOptions {
   readonly onProgress?: (p: LoadProgress) => void;
+  /**
+   * Dispatch every pipeline once while loading (default true), so that the first token does not
+   * wait for the driver's compiles; false leaves them to the first run.
+   */
+  readonly warmUp?: boolean;
 }
 
 /** A safetensors file: its bytes, a path (Node only) or a fetch Response (streamed). */
@@ -194,8 +203,16 @@ export async function createLoadedModel(
   const tensors = await readWeights(sources, progress);
   progress?.({ phase: 'compile', done: 0, total: plan.kernels.length });
   const ranges = spec.tokens !== undefined && spec.vocab !== undefined ? { [spec.tokens]: { min: 0, maxExclusive: spec.vocab } } : undefined;
-  const session = await createSession(device, plan, ranges !== undefined ? { inputRanges: ranges } : {});
-  progress?.({ phase: 'compile', done: plan.kernels.length, total: plan.kernels.length });
+  const onPipeline = (done: number, total: number): void => progress?.({ phase: 'compile', done, total });
+  const session = await createSession(device, plan, ranges !== undefined ? { inputRanges: ranges, onPipeline } : { onPipeline });
+  if (opts.warmUp !== false) {
+    try {
+      await session.warmUp((done, total) => progress?.({ phase: 'warmup', done, total }));
+    } catch (e) {
+      session.dispose();
+      throw e;
+    }
+  }
 
   // Every weight is checked before anything is uploaded; then one tensor at a time (progress).
   const needed = [...new Set(plan.buffers.filter((b) => b.kind === 'weight').map((b) => b.name ?? ''))];

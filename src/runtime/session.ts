@@ -51,6 +51,8 @@ export interface SessionOptions {
    * `{ min: 0, maxExclusive: vocab }` (a gather past the table reads garbage on a GPU).
    */
   readonly inputRanges?: Readonly<Record<string, { readonly min: number; readonly maxExclusive: number }>>;
+  /** Called as each pipeline is created (or found in the device's cache): `done` of `total` distinct pipelines. */
+  readonly onPipeline?: (done: number, total: number) => void;
 }
 
 export interface RunOptions {
@@ -117,6 +119,13 @@ export interface Session {
   /** Uploads weights by safetensors name; call again to replace them. Returns names the plan does not use. */
   loadWeights(weights: TensorMap): { readonly loaded: readonly string[]; readonly unused: readonly string[] };
   run(inputs: InputMap, opts?: RunOptions): Promise<RunResult>;
+  /**
+   * Dispatches every pipeline once (one workgroup on small scratch buffers, dims = 1) and waits
+   * for each, so that drivers that compile at first dispatch (lavapipe) do it now, not inside the
+   * first `run`. `onProgress(done, total)` after each pipeline; pipelines warmed up before on this
+   * device (by any session) count as done at once. Touches no buffer of the session.
+   */
+  warmUp(onProgress?: (done: number, total: number) => void): Promise<void>;
   /** Frees the session's buffers (pipelines stay cached on the device). */
   dispose(): void;
 }
@@ -131,6 +140,8 @@ interface BuiltKernel {
 
 interface DeviceCache {
   readonly pipelines: Map<string, Promise<BuiltKernel>>;
+  /** Pipelines already dispatched once by `warmUp`. */
+  readonly warm: WeakSet<GPUComputePipeline>;
   created: number;
 }
 
@@ -139,7 +150,7 @@ const deviceCaches = new WeakMap<GPUDevice, DeviceCache>();
 function cacheFor(device: GPUDevice): DeviceCache {
   let c = deviceCaches.get(device);
   if (c === undefined) {
-    c = { pipelines: new Map(), created: 0 };
+    c = { pipelines: new Map(), warm: new WeakSet(), created: 0 };
     deviceCaches.set(device, c);
   }
   return c;
@@ -387,6 +398,7 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
   const built = new Map<string, BuiltKernel>();
   let pipelinesCreated = 0;
   let pipelinesReused = 0;
+  let pipelinesReady = 0;
   await Promise.all(
     [...kernels.values()].map(async (k) => {
       const key = pipelineKey(k);
@@ -401,6 +413,7 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
         pipelinesReused++;
       }
       built.set(k.name, await unlessLost(p));
+      opts.onPipeline?.(++pipelinesReady, kernels.size);
     }),
   );
 
@@ -819,6 +832,55 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
     }
   }
 
+  async function warmUp(onProgress?: (done: number, total: number) => void): Promise<void> {
+    if (disposed) throw new RuntimeError('device', 'session is disposed');
+    // One entry per distinct pipeline (kernels of equal source share one in the device cache).
+    const distinct = new Map<GPUComputePipeline, { k: PlanKernel; bk: BuiltKernel }>();
+    for (const k of kernels.values()) {
+      const bk = built.get(k.name);
+      if (bk !== undefined && !distinct.has(bk.pipeline)) distinct.set(bk.pipeline, { k, bk });
+    }
+    const total = distinct.size;
+    const cold = [...distinct.values()].filter((e) => !cache.warm.has(e.bk.pipeline));
+    let done = total - cold.length;
+    onProgress?.(done, total);
+    if (cold.length === 0) return;
+    // Scratch buffers, one per binding slot so that no buffer is bound twice in one dispatch; every
+    // kernel declares runtime-sized arrays of at most vec4 (16 B per element), and robustness
+    // clamps the reads and writes of a one-workgroup dispatch to them.
+    const scratchBytes = 256;
+    const slots = Math.max(...cold.map((e) => e.k.slots.length));
+    const scratch = Array.from({ length: slots }, (_, i) =>
+      device.createBuffer({ label: `warm-up scratch ${i}`, size: scratchBytes, usage: usage.STORAGE }),
+    );
+    // dims = 1 everywhere: loops bounded by dims run once, and no grid or `when` is evaluated.
+    const dims = device.createBuffer({ label: 'warm-up dims', size: scratchBytes, usage: usage.UNIFORM | usage.COPY_DST });
+    device.queue.writeBuffer(dims, 0, new Uint32Array(scratchBytes / 4).fill(1));
+    try {
+      for (const { k, bk } of cold) {
+        device.pushErrorScope('validation');
+        const entries: GPUBindGroupEntry[] = k.slots.map((sl, i) => ({ binding: sl.binding, resource: { buffer: scratch[i] ?? dims } })); // scratch[i] exists: i < slots
+        if (k.uniforms.length > 0) entries.push({ binding: k.uniformBinding, resource: { buffer: dims } });
+        const encoder = device.createCommandEncoder({ label: `${k.name} warm-up` });
+        const pass = encoder.beginComputePass({ label: `${k.name} warm-up` });
+        pass.setPipeline(bk.pipeline);
+        pass.setBindGroup(0, device.createBindGroup({ label: `${k.name} warm-up`, layout: bk.layout, entries }));
+        pass.dispatchWorkgroups(1, 1, 1);
+        pass.end();
+        device.queue.submit([encoder.finish()]);
+        const err = await unlessLost(device.popErrorScope());
+        if (err !== null) throw new RuntimeError('device', `WebGPU rejected the warm-up dispatch of kernel ${k.name}: ${err.message}`);
+        // Waiting per pipeline makes the progress true: the driver compiles while this runs.
+        await unlessLost(device.queue.onSubmittedWorkDone());
+        cache.warm.add(bk.pipeline);
+        onProgress?.(++done, total);
+      }
+    } finally {
+      for (const b of scratch) b.destroy();
+      dims.destroy();
+    }
+  }
+
   function dispose(): void {
     if (disposed) return;
     disposed = true;
@@ -836,6 +898,7 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
     },
     loadWeights,
     run,
+    warmUp,
     dispose,
   };
 }
