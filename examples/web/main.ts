@@ -31,6 +31,7 @@ for (const id of ['prompt', 'max', 'temperature', 'topk', 'seed']) {
 const phaseText: Record<LoadProgress['phase'], string> = {
   download: 'downloading weights',
   compile: 'compiling kernels',
+  warmup: 'warming up kernels',
   upload: 'uploading weights',
   ready: 'ready',
 };
