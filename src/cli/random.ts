@@ -45,6 +45,11 @@ function concrete(n: NeededTensor, dims: ReadonlyMap<string, number>, ds: Diagno
   return shape as number[];
 }
 
+/** Diagnoses (TFC306) every needed tensor whose size `dims` leave symbolic; creates no data. */
+export function unboundShapes(needed: readonly NeededTensor[], dims: ReadonlyMap<string, number>, ds: Diagnostic[]): void {
+  for (const n of needed) concrete(n, dims, ds);
+}
+
 /**
  * Weights: matrices N(0, 0.02) (GPT-2's init); vectors named like a bias N(0, 0.02), other
  * vectors (norm gains) 1 + N(0, 0.02); integer weights 0.

@@ -1,8 +1,11 @@
 // `tfc tune FILE`: for each matmul / fused-attention shape of the compiled model, times a handful
-// of candidate schedules on the present WebGPU adapter (warm-up run excluded, median of repeats,
-// GPU timestamps of that shape's own kernels only, so the other kernels' noise stays out), checks
-// every candidate's outputs against the float64 interpreter (a wrong candidate is rejected and never
-// cached), and caches the winners (src/kernel/tune-cache.ts).
+// of candidate schedules on the present WebGPU adapter. Each shape is tuned on its own sub-graph
+// (tune-subgraph.ts: one representative per distinct node of that shape, operands as seeded random
+// inputs), so a candidate costs one compile and runs of its own 1-3 kernels, and its check is a
+// float64 run of those nodes alone. Timing: warm-up run excluded, median of repeats, GPU timestamps
+// of the shape's kernels only, each step weighted by how many model nodes it stands for. A candidate
+// whose outputs differ from the interpreter's is rejected and never cached; winners go to the tune
+// cache (src/kernel/tune-cache.ts).
 import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -12,14 +15,14 @@ import { neededTensors } from '../io/check-tensors.js';
 import { fileSpan } from '../io/safetensors.js';
 import { UsageError, collect, parseSetOptions } from './args.js';
 import { writeFileAtomic } from './fsio.js';
-import { randomInputs, randomWeights } from './random.js';
+import { randomInputs, randomWeights, unboundShapes } from './random.js';
 import type { Reporter } from './report.js';
 import { openModel } from './stages.js';
 import type { Tensor64 } from '../ops/define.js';
 import { interpret } from '../interp/interpret.js';
 import { type KernelProgram, assertNever } from '../kernel/ir.js';
-import { lowerModel } from '../compile/kernels.js';
-import type { Compilation } from '../compile/model.js';
+import { lowerGraph } from '../compile/kernels.js';
+import { type TuneSubgraph, tuneSubgraph } from './tune-subgraph.js';
 import { type Plan, evalCondition } from '../kernel/plan.js';
 import { type AttentionSchedule, chooseAttentionSchedule } from '../kernel/lower-attention-schedule.js';
 import { type MatmulSchedule, type Schedule, type TargetLimits, chooseSchedule, lavapipeLimits, scheduleShapeKey } from '../kernel/schedule.js';
@@ -203,13 +206,15 @@ export function outputError(want: ReadonlyMap<string, Tensor64>, got: ReadonlyMa
 
 /** What `tune` is doing, for a progress display (the CLI prints one line per candidate). */
 export type TuneProgress =
-  | { readonly kind: 'reference' }
+  | { readonly kind: 'reference'; readonly group: TuneGroup; readonly distinct: number }
   | { readonly kind: 'reference-done'; readonly ms: number }
   | { readonly kind: 'candidate'; readonly done: number; readonly total: number; readonly group: TuneGroup; readonly index: number }
   | { readonly kind: 'candidate-done'; readonly done: number; readonly total: number; readonly result: CandidateResult };
 
 export interface TuneOptions {
   readonly repeats: number;
+  /** Seed of the random weights and inputs of each group's sub-graph (default 0). */
+  readonly seed?: number;
   /** Error bound vs the interpreter (default 1e-3 for f32 models, 3e-2 with f16). */
   readonly tolerance?: number;
   /** Group selectors (see selectGroups); empty or absent: every group. */
@@ -222,6 +227,8 @@ export interface TuneOptions {
 export interface GroupResult extends TuneGroup {
   readonly results: readonly CandidateResult[];
   readonly winner?: CandidateResult;
+  /** Nodes timed for the group (one per distinct node; the rest are counted by multiplicity). */
+  readonly distinct: number;
 }
 
 export interface TuneReport {
@@ -231,40 +238,51 @@ export interface TuneReport {
   readonly entries: readonly TuneEntry[];
 }
 
-/** Tunes `model` (its webgpu pipeline's graph) on `dev` with the given weights and inputs. */
-export async function tune(
-  dev: AcquiredDevice,
-  model: Compilation,
-  weights: ReadonlyMap<string, Tensor64>,
-  inputs: ReadonlyMap<string, Tensor64>,
-  dims: ReadonlyMap<string, number>,
-  opts: TuneOptions,
-): Promise<TuneReport> {
-  const g = model.graph;
+/** Seeded weights and inputs of a group's sub-graph at `dims` (every dim its tensors use must be bound). */
+function subgraphFeeds(sub: Graph, dims: ReadonlyMap<string, number>, seed: number): { weights: Map<string, Tensor64>; inputs: Map<string, Tensor64> } {
+  const ds: Diagnostic[] = [];
+  const needed = neededTensors(sub);
+  const weights = randomWeights(needed, seed, dims, ds);
+  const inputs = randomInputs(sub, needed, seed, dims, ds);
+  if (ds.length > 0) throw new UsageError(`tfc tune: ${ds[0]?.message ?? 'unbound dims'}`);
+  return { weights, inputs };
+}
+
+/**
+ * Tunes the matmul and fused-attention shapes of `g` (a model's webgpu pipeline graph) on `dev`:
+ * each group on its sub-graph (tuneSubgraph: the group's distinct nodes, operands as seeded random
+ * inputs), each candidate compiled alone, checked against the float64 interpreter's run of that
+ * sub-graph, and timed (the group's kernels, each step weighted by how many model nodes it stands for).
+ */
+export async function tune(dev: AcquiredDevice, g: Graph, dims: ReadonlyMap<string, number>, opts: TuneOptions): Promise<TuneReport> {
   const target = targetLimitsOf(dev);
   const base = chooseSchedule(target);
   const hasF16 = g.nodes.some((n) => n.type.dtype === 'f16' || n.type.dtype === 'bf16');
   const tol = opts.tolerance ?? (hasF16 ? 3e-2 : 1e-3);
   const groups = selectGroups(tuneGroups(g, target), opts.only ?? []).groups;
   const total = groups.reduce((a, gr) => a + gr.candidates.length, 0);
-  opts.progress?.({ kind: 'reference' });
-  const started = performance.now();
-  const want = interpret(g, { inputs, weights }, { dims }).outputs;
-  opts.progress?.({ kind: 'reference-done', ms: performance.now() - started });
   let done = 0;
   const out: GroupResult[] = [];
   const entries: TuneEntry[] = [];
   for (const gr of groups) {
+    const sub = tuneSubgraph(g, gr.nodeIds);
     const results: CandidateResult[] = [];
-    for (const [i, c] of gr.candidates.entries()) {
-      opts.progress?.({ kind: 'candidate', done, total, group: gr, index: i });
-      const r = await runCandidate(dev, model, gr, withCandidate(base, gr.kind, gr.shape, c), c, weights, inputs, dims, want, tol, opts.repeats, opts.corrupt?.(gr.kind, i) === true);
-      results.push(r);
-      done++;
-      opts.progress?.({ kind: 'candidate-done', done, total, result: r });
+    if (gr.candidates.length > 0) {
+      const feeds = subgraphFeeds(sub.graph, dims, opts.seed ?? 0);
+      opts.progress?.({ kind: 'reference', group: gr, distinct: sub.multiplicity.size });
+      const started = performance.now();
+      const want = interpret(sub.graph, feeds, { dims }).outputs;
+      opts.progress?.({ kind: 'reference-done', ms: performance.now() - started });
+      for (const [i, c] of gr.candidates.entries()) {
+        opts.progress?.({ kind: 'candidate', done, total, group: gr, index: i });
+        const r = await runCandidate(dev, sub, withCandidate(base, gr.kind, gr.shape, c), c, feeds, dims, want, tol, opts.repeats, opts.corrupt?.(gr.kind, i) === true);
+        results.push(r);
+        done++;
+        opts.progress?.({ kind: 'candidate-done', done, total, result: r });
+      }
     }
     const winner = pickWinner(results);
-    out.push({ ...gr, results, ...(winner !== undefined ? { winner } : {}) });
+    out.push({ ...gr, results, distinct: sub.multiplicity.size, ...(winner !== undefined ? { winner } : {}) });
     if (winner !== undefined) entries.push({ adapter: target.name, kind: gr.kind, shape: gr.shape, schedule: winner.schedule, medianMs: Number(winner.medianMs.toFixed(4)), candidates: gr.candidates.length });
   }
   return { adapter: target.name, repeats: opts.repeats, groups: out, entries };
@@ -272,12 +290,10 @@ export async function tune(
 
 async function runCandidate(
   dev: AcquiredDevice,
-  model: Compilation,
-  gr: TuneGroup,
+  sub: TuneSubgraph,
   schedule: Schedule,
   c: MatmulSchedule | AttentionSchedule,
-  weights: ReadonlyMap<string, Tensor64>,
-  inputs: ReadonlyMap<string, Tensor64>,
+  feeds: { readonly weights: ReadonlyMap<string, Tensor64>; readonly inputs: ReadonlyMap<string, Tensor64> },
   dims: ReadonlyMap<string, number>,
   want: ReadonlyMap<string, Tensor64>,
   tol: number,
@@ -288,31 +304,35 @@ async function runCandidate(
   let session;
   let plan: Plan;
   let steps: number[];
+  let origin: readonly number[];
   try {
-    // One lowering per candidate: its program gives the group's steps, its plan the pipelines.
-    const k = lowerModel(model, { limits: target, schedule });
-    steps = groupSteps(k.program, gr.nodeIds);
+    // One lowering per candidate: its program gives the representatives' steps, its plan the pipelines.
+    const k = lowerGraph(sub.graph, { limits: target, schedule });
+    steps = groupSteps(k.program, [...sub.multiplicity.keys()]);
+    origin = k.program.origin ?? [];
     plan = k.plan;
-    session = await createSession(dev, plan, { inputRanges: gatherIndexRanges(model.graph) });
+    session = await createSession(dev, plan, { inputRanges: gatherIndexRanges(sub.graph) });
   } catch (e) {
     return { schedule: c, error: Infinity, ok: false, medianMs: NaN, note: `failed: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}` };
   }
   try {
-    session.loadWeights(weights);
-    const first = await session.run(inputs, { dims }); // warm-up (pipeline compilation), not timed
+    session.loadWeights(feeds.weights);
+    const first = await session.run(feeds.inputs, { dims }); // warm-up (pipeline compilation), not timed
     // Steps whose `when` is false at these dims (the other path of a symbolic-T attention) do not run.
     const timed = steps.filter((i) => {
       const when = plan.steps[i]?.when;
       return when === undefined || evalCondition(when, first.dims);
     });
-    const timedKernels = timed.map((i) => plan.steps[i]?.kernel ?? '?');
+    // Each step counts once per model node its representative stands for.
+    const times = (i: number): number => sub.multiplicity.get(origin[i] ?? -1) ?? 1;
+    const timedKernels = timed.flatMap((i) => Array<string>(times(i)).fill(plan.steps[i]?.kernel ?? '?'));
     const got = corrupt ? new Map([...first.outputs].map(([k, v]) => [k, { data: Array.from(v.data, (x) => x + 1) }])) : first.outputs;
     const error = outputError(want, got);
     if (!(error <= tol)) return { schedule: c, error, ok: false, medianMs: NaN, timedKernels, note: 'wrong result' };
     const ms: number[] = [];
     for (let r = 0; r < repeats; r++) {
-      const res = await session.run(inputs, { dims, timing: true });
-      if (res.timing !== undefined) ms.push(timed.reduce((a, i) => a + (res.timing?.[i]?.ns ?? 0), 0) / 1e6);
+      const res = await session.run(feeds.inputs, { dims, timing: true });
+      if (res.timing !== undefined) ms.push(timed.reduce((a, i) => a + (res.timing?.[i]?.ns ?? 0) * times(i), 0) / 1e6);
     }
     const note = timed.length === 0 ? 'none of its kernels runs at these dims' : ms.length === 0 ? 'no timestamps' : undefined;
     return { schedule: c, error, ok: true, medianMs: timed.length === 0 ? NaN : median(ms), timedKernels, ...(note !== undefined ? { note } : {}) };
@@ -351,7 +371,7 @@ export function tuneTable(r: TuneReport): string {
   ];
   for (const gr of r.groups) {
     const timed = (gr.winner ?? gr.results.find((c) => c.timedKernels !== undefined))?.timedKernels;
-    const nodes = `${gr.nodeIds.length} node${gr.nodeIds.length === 1 ? '' : 's'}`;
+    const nodes = `${gr.nodeIds.length} node${gr.nodeIds.length === 1 ? '' : 's'}${gr.distinct < gr.nodeIds.length ? ` (${gr.distinct} distinct, each timed once and counted per node)` : ''}`;
     lines.push(`${groupLabel(gr)}: ${nodes}; timed ${timed === undefined ? 'nothing (no candidate ran)' : `${timed.length} step${timed.length === 1 ? '' : 's'}: ${kernelSummary(timed)}`}`);
     if (gr.skipped !== undefined) lines.push(`    not tuned: ${gr.skipped}`);
     const defaultMs = gr.results[0]?.medianMs ?? NaN;
@@ -449,7 +469,7 @@ function progressPrinter(err: (text: string) => void): (e: TuneProgress) => void
   return (e) => {
     switch (e.kind) {
       case 'reference':
-        err('tfc tune: float64 reference outputs (interpreter)... ');
+        err(`${groupLabel(e.group)}: float64 reference of its ${e.distinct === 1 ? 'node' : `${e.distinct} distinct nodes`} (interpreter)... `);
         return;
       case 'reference-done':
         err(`${(e.ms / 1000).toFixed(1)} s\n`);
@@ -503,10 +523,9 @@ export function addTuneCommand(program: Command, io: TuneIo, state: { debug: num
       if (picked.unknown.length > 0) {
         throw new UsageError(`--only ${picked.unknown.map((u) => `'${u}'`).join(', ')} matches no shape of ${file}; its shapes: ${all.map(groupLabel).join('; ')} (or 'matmul', 'attention')`);
       }
+      // Every tensor of the model needs its size now (the sub-graphs' operands derive from them).
       const ds: Diagnostic[] = [];
-      const needed = neededTensors(checked);
-      const weights = randomWeights(needed, seed, overrides, ds);
-      const inputs = randomInputs(checked, needed, seed, overrides, ds);
+      unboundShapes(neededTensors(checked), overrides, ds);
       state.rep.reportAll(ds);
       state.rep.flush();
       if (state.rep.hasErrors) throw new UserErrorsReported();
@@ -522,13 +541,14 @@ export function addTuneCommand(program: Command, io: TuneIo, state: { debug: num
       const groups = selectGroups(tuneGroups(g, targetLimitsOf(dev)), o.only).groups;
       const total = groups.reduce((a, gr) => a + gr.candidates.length, 0);
       const nodes = groups.reduce((a, gr) => a + gr.nodeIds.length, 0);
-      io.err(`tfc tune: ${file}: ${groups.length} shape${groups.length === 1 ? '' : 's'} (${nodes} nodes), ${total} candidates on ${targetLimitsOf(dev).name}; each: compile, 1 warm-up run checked vs float64, ${repeats} timed run${repeats === 1 ? '' : 's'}\n`);
-      const report = await tune(dev, m, weights, inputs, dims, { repeats, only: o.only, progress: progressPrinter(io.err) });
+      io.err(`tfc tune: ${file}: ${groups.length} shape${groups.length === 1 ? '' : 's'} (${nodes} nodes), ${total} candidates on ${targetLimitsOf(dev).name}; each shape on a sub-graph of its distinct nodes, each candidate: compile, 1 warm-up run checked vs float64, ${repeats} timed run${repeats === 1 ? '' : 's'}\n`);
+      const started = performance.now();
+      const report = await tune(dev, g, dims, { repeats, seed, only: o.only, progress: progressPrinter(io.err) });
       io.out(tuneTable(report));
       // Re-read: another tune may have written the file meanwhile; its entries for other shapes stay.
       const now = readTuneCache(path);
       const cache = withEntries(now.ok ? now.cache : read.cache, report.entries);
       writeFileAtomic(state.rep, path, serializeTuneCache(cache));
-      io.err(`tfc tune: ${report.entries.length} winner${report.entries.length === 1 ? '' : 's'} for ${report.adapter} -> ${path} (use: tfc run --target webgpu on this adapter, or tfc compile --tuned-for '${report.adapter}')\n`);
+      io.err(`tfc tune: ${((performance.now() - started) / 1000).toFixed(0)} s; ${report.entries.length} winner${report.entries.length === 1 ? '' : 's'} for ${report.adapter} -> ${path} (use: tfc run --target webgpu on this adapter, or tfc compile --tuned-for '${report.adapter}')\n`);
     });
 }

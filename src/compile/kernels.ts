@@ -13,6 +13,7 @@ import { type KernelResources, type TrafficReport, reportDims, trafficReport } f
 import { costModelFor } from '../kernel/cost.js';
 import { type Schedule, type TargetLimits, chooseSchedule } from '../kernel/schedule.js';
 import type { Compilation } from './model.js';
+import type { Graph } from '../graph/ir.js';
 
 export interface LowerOptions {
   /** Tiles, subgroups, workgroup memory: `--limits`, cudaLimits, or the adapter's (targetLimitsOf). */
@@ -117,4 +118,15 @@ export class KernelStages {
 /** The kernel stages of a compilation for one target's limits (and schedule); each call lowers anew. */
 export function lowerModel(model: Compilation, opts: LowerOptions): KernelStages {
   return new KernelStages(model, opts);
+}
+
+/**
+ * A graph that is no compiled model's (`tfc tune`'s sub-graphs, src/cli/tune-subgraph.ts): its
+ * kernel program and the plan built from that program, lowered as KernelStages lowers a model.
+ */
+export function lowerGraph(g: Graph, opts: LowerOptions): { readonly program: KernelProgram; readonly plan: Plan } {
+  const schedule = opts.schedule ?? chooseSchedule(opts.limits);
+  const program = lowerToKernels(g, opts.limits, schedule);
+  const plan = compilePlan(g, { target: opts.limits, schedule, program, cuda: opts.cuda ?? opts.limits.name.startsWith('cuda') });
+  return { program, plan };
 }

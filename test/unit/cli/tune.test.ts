@@ -254,10 +254,10 @@ describe('tfc tune times only the kernels a candidate changes', () => {
     const ok: CandidateResult = { schedule: staged, error: 1e-7, ok: true, medianMs: 2, timedKernels };
     const fast: CandidateResult = { schedule: direct, error: 1e-7, ok: true, medianMs: 0.5, timedKernels };
     const wrong: CandidateResult = { schedule: { ...direct, tileK: 8 }, error: 1, ok: false, medianMs: NaN, timedKernels, note: 'wrong result' };
-    const text = tuneTable({ adapter: 'webgpu:x', repeats: 3, entries: [], groups: [{ kind: 'matmul', shape: 's', nodeIds: [4, 9], candidates: [staged, direct, wrong.schedule], results: [ok, fast, wrong], winner: fast }] });
+    const text = tuneTable({ adapter: 'webgpu:x', repeats: 3, entries: [], groups: [{ kind: 'matmul', shape: 's', nodeIds: [4, 9], distinct: 1, candidates: [staged, direct, wrong.schedule], results: [ok, fast, wrong], winner: fast }] });
     const lines = text.split('\n');
     expect(lines[0]).toMatch(/^tfc tune on webgpu:x: ms = median of 3 runs of the GPU time of each shape's own kernels/);
-    expect(lines[2]).toBe('matmul s: 2 nodes; timed 2 steps: mm_matmul x2');
+    expect(lines[2]).toBe('matmul s: 2 nodes (1 distinct, each timed once and counted per node); timed 2 steps: mm_matmul x2');
     // Schedules are padded to 40 columns before the notes.
     expect(lines[3]).toBe(`       2.000 ms  1.00x  err 1.0e-7  ok       ${'64x64 k16 4x4/thread staged'.padEnd(40)}  (default)`);
     expect(lines[4]).toBe('  *    0.500 ms  0.25x  err 1.0e-7  ok       32x32 k16 4x4/thread direct');
