@@ -43,7 +43,7 @@ import {
 } from '../kernel/tune-cache.js';
 import { type AcquiredDevice, NoWebGpuError, acquireDevice } from '../runtime/device.js';
 import { RuntimeError } from '../runtime/errors.js';
-import { createSession } from '../runtime/session.js';
+import { type Session, createSession } from '../runtime/session.js';
 import { targetLimitsOf } from '../runtime/target.js';
 import { gatherIndexRanges } from './webgpu.js';
 
@@ -209,7 +209,9 @@ export type TuneProgress =
   | { readonly kind: 'reference'; readonly group: TuneGroup; readonly distinct: number }
   | { readonly kind: 'reference-done'; readonly ms: number }
   | { readonly kind: 'candidate'; readonly done: number; readonly total: number; readonly group: TuneGroup; readonly index: number }
-  | { readonly kind: 'candidate-done'; readonly done: number; readonly total: number; readonly result: CandidateResult };
+  | { readonly kind: 'candidate-done'; readonly done: number; readonly total: number; readonly result: CandidateResult }
+  | { readonly kind: 'timing'; readonly group: TuneGroup; readonly candidates: number; readonly repeats: number }
+  | { readonly kind: 'timing-done'; readonly ms: number };
 
 export interface TuneOptions {
   readonly repeats: number;
@@ -273,12 +275,28 @@ export async function tune(dev: AcquiredDevice, g: Graph, dims: ReadonlyMap<stri
       const started = performance.now();
       const want = interpret(sub.graph, feeds, { dims }).outputs;
       opts.progress?.({ kind: 'reference-done', ms: performance.now() - started });
-      for (const [i, c] of gr.candidates.entries()) {
-        opts.progress?.({ kind: 'candidate', done, total, group: gr, index: i });
-        const r = await runCandidate(dev, sub, withCandidate(base, gr.kind, gr.shape, c), c, feeds, dims, want, tol, opts.repeats, opts.corrupt?.(gr.kind, i) === true);
-        results.push(r);
-        done++;
-        opts.progress?.({ kind: 'candidate-done', done, total, result: r });
+      const live: LiveCandidate[] = [];
+      try {
+        for (const [i, c] of gr.candidates.entries()) {
+          opts.progress?.({ kind: 'candidate', done, total, group: gr, index: i });
+          const r = await prepareCandidate(dev, sub, withCandidate(base, gr.kind, gr.shape, c), c, feeds, dims, want, tol, opts.corrupt?.(gr.kind, i) === true);
+          results.push(r.result);
+          if (r.live !== undefined) live.push({ ...r.live, index: i });
+          done++;
+          opts.progress?.({ kind: 'candidate-done', done, total, result: r.result });
+        }
+        opts.progress?.({ kind: 'timing', group: gr, candidates: live.length, repeats: opts.repeats });
+        const started = performance.now();
+        const ms = await timeInterleaved(live, feeds.inputs, dims, opts.repeats);
+        opts.progress?.({ kind: 'timing-done', ms: performance.now() - started });
+        for (const [j, l] of live.entries()) {
+          const r = results[l.index];
+          const times = ms[j] ?? [];
+          if (r === undefined || l.timed.length === 0) continue;
+          results[l.index] = { ...r, medianMs: times.length === 0 ? NaN : median(times), ...(times.length === 0 ? { note: 'no timestamps' } : {}) };
+        }
+      } finally {
+        for (const l of live) l.session.dispose();
       }
     }
     const winner = pickWinner(results);
@@ -288,7 +306,21 @@ export async function tune(dev: AcquiredDevice, g: Graph, dims: ReadonlyMap<stri
   return { adapter: target.name, repeats: opts.repeats, groups: out, entries };
 }
 
-async function runCandidate(
+/** A checked candidate with its session open, waiting for the interleaved timing rounds. */
+interface LiveCandidate {
+  readonly index: number;
+  readonly session: Session;
+  /** Plan steps lowered from the representatives that run at these dims. */
+  readonly timed: readonly number[];
+  /** Per timed step: how many model nodes it stands for. */
+  readonly weight: readonly number[];
+}
+
+/**
+ * Compiles a candidate, runs it once (warm-up: pipeline compilation) and checks its outputs. A
+ * candidate that passes stays open (`live`) for timing; the result's median is filled in later.
+ */
+async function prepareCandidate(
   dev: AcquiredDevice,
   sub: TuneSubgraph,
   schedule: Schedule,
@@ -297,11 +329,10 @@ async function runCandidate(
   dims: ReadonlyMap<string, number>,
   want: ReadonlyMap<string, Tensor64>,
   tol: number,
-  repeats: number,
   corrupt: boolean,
-): Promise<CandidateResult> {
+): Promise<{ result: CandidateResult; live?: Omit<LiveCandidate, 'index'> }> {
   const target = targetLimitsOf(dev);
-  let session;
+  let session: Session;
   let plan: Plan;
   let steps: number[];
   let origin: readonly number[];
@@ -313,8 +344,9 @@ async function runCandidate(
     plan = k.plan;
     session = await createSession(dev, plan, { inputRanges: gatherIndexRanges(sub.graph) });
   } catch (e) {
-    return { schedule: c, error: Infinity, ok: false, medianMs: NaN, note: `failed: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}` };
+    return { result: { schedule: c, error: Infinity, ok: false, medianMs: NaN, note: `failed: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}` } };
   }
+  let keep = false;
   try {
     session.loadWeights(feeds.weights);
     const first = await session.run(feeds.inputs, { dims }); // warm-up (pipeline compilation), not timed
@@ -324,21 +356,37 @@ async function runCandidate(
       return when === undefined || evalCondition(when, first.dims);
     });
     // Each step counts once per model node its representative stands for.
-    const times = (i: number): number => sub.multiplicity.get(origin[i] ?? -1) ?? 1;
-    const timedKernels = timed.flatMap((i) => Array<string>(times(i)).fill(plan.steps[i]?.kernel ?? '?'));
+    const weight = timed.map((i) => sub.multiplicity.get(origin[i] ?? -1) ?? 1);
+    const timedKernels = timed.flatMap((i, j) => Array<string>(weight[j] ?? 1).fill(plan.steps[i]?.kernel ?? '?'));
     const got = corrupt ? new Map([...first.outputs].map(([k, v]) => [k, { data: Array.from(v.data, (x) => x + 1) }])) : first.outputs;
     const error = outputError(want, got);
-    if (!(error <= tol)) return { schedule: c, error, ok: false, medianMs: NaN, timedKernels, note: 'wrong result' };
-    const ms: number[] = [];
-    for (let r = 0; r < repeats; r++) {
-      const res = await session.run(feeds.inputs, { dims, timing: true });
-      if (res.timing !== undefined) ms.push(timed.reduce((a, i) => a + (res.timing?.[i]?.ns ?? 0) * times(i), 0) / 1e6);
-    }
-    const note = timed.length === 0 ? 'none of its kernels runs at these dims' : ms.length === 0 ? 'no timestamps' : undefined;
-    return { schedule: c, error, ok: true, medianMs: timed.length === 0 ? NaN : median(ms), timedKernels, ...(note !== undefined ? { note } : {}) };
+    if (!(error <= tol)) return { result: { schedule: c, error, ok: false, medianMs: NaN, timedKernels, note: 'wrong result' } };
+    keep = true;
+    const note = timed.length === 0 ? { note: 'none of its kernels runs at these dims' } : {};
+    return { result: { schedule: c, error, ok: true, medianMs: NaN, timedKernels, ...note }, live: { session, timed, weight } };
   } finally {
-    session.dispose();
+    if (!keep) session.dispose();
   }
+}
+
+/**
+ * Times the live candidates of a group in `repeats` rounds, one run of each per round, starting
+ * each round one candidate later: a change in machine speed (shared cores, clock drift; ~30%
+ * over minutes on the 2-core CI machine) hits every candidate alike instead of whichever ran
+ * last, as `tfc bench` does. Returns per candidate the weighted GPU ms of its timed steps per run.
+ */
+export async function timeInterleaved(live: readonly Omit<LiveCandidate, 'index'>[], inputs: ReadonlyMap<string, Tensor64>, dims: ReadonlyMap<string, number>, repeats: number): Promise<number[][]> {
+  const ms = live.map((): number[] => []);
+  for (let round = 0; round < repeats; round++) {
+    for (let k = 0; k < live.length; k++) {
+      const j = (round + k) % live.length;
+      const l = live[j];
+      if (l === undefined || l.timed.length === 0) continue;
+      const res = await l.session.run(inputs, { dims, timing: true });
+      if (res.timing !== undefined) ms[j]?.push(l.timed.reduce((a, i, t) => a + (res.timing?.[i]?.ns ?? 0) * (l.weight[t] ?? 1), 0) / 1e6);
+    }
+  }
+  return ms;
 }
 
 /** `a x3, b` for [a, a, a, b]: kernel names in first-launch order with their step counts, at most `max` names. */
@@ -477,14 +525,20 @@ function progressPrinter(err: (text: string) => void): (e: TuneProgress) => void
       case 'candidate': {
         const w = String(e.total).length;
         const c = e.group.candidates[e.index];
-        err(`[${String(e.done + 1).padStart(w)}/${e.total}] ${groupLabel(e.group)} candidate ${e.index + 1}/${e.group.candidates.length} ${c === undefined ? '' : scheduleText(c)}: compile, check, time... `);
+        err(`[${String(e.done + 1).padStart(w)}/${e.total}] ${groupLabel(e.group)} candidate ${e.index + 1}/${e.group.candidates.length} ${c === undefined ? '' : scheduleText(c)}: compile, check... `);
         return;
       }
       case 'candidate-done': {
         const r = e.result;
-        err(`${r.ok ? (Number.isNaN(r.medianMs) ? 'ok, not timed' : `${r.medianMs.toFixed(3)} ms`) : 'REJECTED'}${r.note !== undefined ? ` (${r.note})` : ''}\n`);
+        err(`${r.ok ? `ok (err ${r.error.toExponential(1)})` : 'REJECTED'}${r.note !== undefined ? ` (${r.note})` : ''}\n`);
         return;
       }
+      case 'timing':
+        err(`${groupLabel(e.group)}: timing ${e.candidates} candidate${e.candidates === 1 ? '' : 's'}, ${e.repeats} interleaved round${e.repeats === 1 ? '' : 's'}... `);
+        return;
+      case 'timing-done':
+        err(`${(e.ms / 1000).toFixed(1)} s\n`);
+        return;
       default:
         assertNever(e);
     }
@@ -497,7 +551,7 @@ export function addTuneCommand(program: Command, io: TuneIo, state: { debug: num
     .description('time candidate matmul/attention schedules on this WebGPU adapter (each shape\'s own kernels), check each against the float64 interpreter, cache the winners')
     .argument('<FILE>', '.tfx source (or a dumped .ir file)')
     .option('--set <k=v,...>', 'override config constants and bind dims (repeatable)', collect, [])
-    .option('--repeats <N>', 'timed runs per candidate after one warm-up (median)', '5')
+    .option('--repeats <N>', 'timed runs per candidate after one checked warm-up, interleaved over the candidates of a shape (median)', '5')
     .option('--cache <FILE>', 'cache file (default: $TFC_TUNE_CACHE, else ~/.cache/tfc/tune.json)')
     .option('--seed <N>', 'seed of the random weights and inputs', '0')
     .option('--only <GROUP>', "tune only these shapes (repeatable): 'matmul', 'attention', or a shape as the table prints it", collect, [])
@@ -541,7 +595,7 @@ export function addTuneCommand(program: Command, io: TuneIo, state: { debug: num
       const groups = selectGroups(tuneGroups(g, targetLimitsOf(dev)), o.only).groups;
       const total = groups.reduce((a, gr) => a + gr.candidates.length, 0);
       const nodes = groups.reduce((a, gr) => a + gr.nodeIds.length, 0);
-      io.err(`tfc tune: ${file}: ${groups.length} shape${groups.length === 1 ? '' : 's'} (${nodes} nodes), ${total} candidates on ${targetLimitsOf(dev).name}; each shape on a sub-graph of its distinct nodes, each candidate: compile, 1 warm-up run checked vs float64, ${repeats} timed run${repeats === 1 ? '' : 's'}\n`);
+      io.err(`tfc tune: ${file}: ${groups.length} shape${groups.length === 1 ? '' : 's'} (${nodes} nodes), ${total} candidates on ${targetLimitsOf(dev).name}; each shape on a sub-graph of its distinct nodes, each candidate: compile, 1 warm-up run checked vs float64, then ${repeats} timed run${repeats === 1 ? '' : 's'} each, interleaved with the shape's other candidates\n`);
       const started = performance.now();
       const report = await tune(dev, g, dims, { repeats, seed, only: o.only, progress: progressPrinter(io.err) });
       io.out(tuneTable(report));

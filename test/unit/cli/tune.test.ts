@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import { type CandidateResult, attentionCandidates, groupSteps, kernelSummary, matmulCandidates, outputError, pickWinner, selectGroups, tuneGroups, tuneTable, withCandidate } from '../../../src/cli/tune.js';
+import { type CandidateResult, attentionCandidates, groupSteps, kernelSummary, matmulCandidates, outputError, pickWinner, selectGroups, timeInterleaved, tuneGroups, tuneTable, withCandidate } from '../../../src/cli/tune.js';
 import { main } from '../../../src/cli/main.js';
 import { compilePlan } from '../../../src/compile/plan.js';
 import { lowerToKernels } from '../../../src/kernel/lower.js';
@@ -84,6 +84,22 @@ describe('tfc tune winner', () => {
     expect(outputError(want, new Map([['y', { data: [1, 101] }]]))).toBeCloseTo(1 / 101);
     expect(outputError(want, new Map())).toBe(Infinity);
     expect(outputError(want, new Map([['y', { data: [NaN, 100] }]]))).toBe(Infinity);
+  });
+});
+
+describe('tfc tune times candidates interleaved', () => {
+  it('one run of each candidate per round, each round starting one candidate later; times weighted per step', async () => {
+    const calls: number[] = [];
+    // A session whose run returns step timings (ns) of 1 ms x (candidate + 1) per step.
+    const fake = (id: number, steps: number): Parameters<typeof timeInterleaved>[0][number] => ({
+      session: { run: async () => (calls.push(id), { timing: Array.from({ length: steps }, () => ({ ns: 1e6 * (id + 1) })) }) } as never,
+      timed: Array.from({ length: steps }, (_, i) => i),
+      weight: Array.from({ length: steps }, (_, i) => i + 1),
+    });
+    const ms = await timeInterleaved([fake(0, 1), fake(1, 2), fake(2, 1)], new Map(), new Map(), 3);
+    expect(calls).toEqual([0, 1, 2, 1, 2, 0, 2, 0, 1]);
+    // candidate 1: two steps weighted 1 and 2, 2 ms each: 6 ms per run.
+    expect(ms).toEqual([[1, 1, 1], [6, 6, 6], [3, 3, 3]]);
   });
 });
 
