@@ -115,10 +115,18 @@ class Uses {
   }
   /** Throws NotFused unless `id` is used exactly once (by `by`) and is no graph output. */
   requireSingleUse(id: number, what: string): void {
+    this.requireUsesWithin(id, undefined, what);
+  }
+  /**
+   * Throws NotFused unless every use of `id` is by a node of `inside` (the fused region: a score
+   * modifier may read the scores several times, `s * sigmoid(s)`) and `id` is no graph output;
+   * `inside` undefined: exactly one use.
+   */
+  requireUsesWithin(id: number, inside: ReadonlySet<number> | undefined, what: string): void {
     const skip = this.absorbed.get(id);
     const us = (this.users[id] ?? []).filter((x) => skip?.has(x) !== true);
     if (this.isOutput[id] === true) throw new NotFused(`${what} is also a graph output`);
-    if (us.length > 1) {
+    if (inside === undefined ? us.length > 1 : us.some((x) => !inside.has(x))) {
       const list = [...new Set(us)].map((x) => `%${x} (${this.node(x).op} at ${printSpan(this.node(x).loc)})`).join(', ');
       // A logsumexp of other scores than the softmax's cannot become the fused LSE output.
       const lse = us.find((x) => this.node(x).op === 'logsumexp');
@@ -338,6 +346,8 @@ function matchAt(u: Uses, sm: number): Match {
   for (const id of core.replaced) u.requireSingleUse(id, `scores at ${printSpan(u.node(id).loc)}`);
   u.requireSingleUse(sm, 'probabilities');
 
+  // Nodes whose every use must be inside the fused region, with what to call them if not.
+  const inRegion: [number, string][] = [];
   // Scalar scales right on the scores fold into `scale`.
   let scale = core.scale;
   let top = coreId;
@@ -349,7 +359,8 @@ function matchAt(u: Uses, sm: number): Match {
     if (s === undefined || s[0] !== top) break;
     scale *= s[1];
     top = next;
-    u.requireSingleUse(top, `scaled scores at ${printSpan(u.node(top).loc)}`);
+    // Checked once the region is known: the modifier may read the scaled scores several times.
+    inRegion.push([top, `scaled scores at ${printSpan(u.node(top).loc)}`]);
     replaced.add(top);
   }
 
@@ -377,10 +388,15 @@ function matchAt(u: Uses, sm: number): Match {
     } else break;
   }
 
+  // The score modifier: any elementwise DAG over the scores, side values and indices. A node read
+  // twice (`t = tanh(s); t * t`) appears twice in the lambda tree; the shader compiler merges them.
+  const built = new Map<number, ScalarExpr>();
   const build = (id: number): ScalarExpr => {
     if (id === top) return scoreExpr;
+    const done = built.get(id);
+    if (done !== undefined) return done;
     const n = u.node(id);
-    u.requireSingleUse(id, `modified scores at ${printSpan(n.loc)}`);
+    inRegion.push([id, `modified scores at ${printSpan(n.loc)}`]);
     const op = getOp(n.op);
     if (op === undefined || op.family !== 'elementwise') throw new NotFused(`${n.op} at ${printSpan(n.loc)} between the scores and the softmax is not elementwise`);
     for (const [key, kind] of Object.entries(op.attrs)) {
@@ -391,9 +407,13 @@ function matchAt(u: Uses, sm: number): Match {
     }
     if (!shapeEquals(n.type.shape, scoreShape)) throw new NotFused(`${n.op} at ${printSpan(n.loc)} broadcasts the scores to ${printType(n.type)}`);
     replaced.add(id);
-    return apply(n.op, n.operands.map((o) => (onPath(o) ? build(o) : lb.side(o))), n.type.dtype);
+    const e = apply(n.op, n.operands.map((o) => (onPath(o) ? build(o) : lb.side(o))), n.type.dtype);
+    built.set(id, e);
+    return e;
   };
   const scoreBody = build(cur);
+  const region = new Set([...replaced, sm]);
+  for (const [id, what] of inRegion) u.requireUsesWithin(id, region, what);
   const scoreDtype = u.node(coreId).type.dtype;
   if (scoreDtype !== 'f32' && scoreBody !== scoreExpr) {
     throw new NotFused(`scores are ${scoreDtype} and modified before the softmax; score() is f32 (only a mask and a scale fuse at ${scoreDtype})`);

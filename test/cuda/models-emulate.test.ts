@@ -23,6 +23,8 @@ const models: readonly ModelCase[] = [
   { file: 'examples/gpt2.tfx', overrides: { vocab: 64, ctx: 16, d: 32, heads: 2, layers: 2 }, runs: [{ B: 1, T: 7 }, { B: 2, T: 1 }] },
   { file: 'examples/variants/gpt2-kv.tfx', overrides: { vocab: 64, ctx: 16, d: 32, heads: 2, layers: 1 }, runs: [{ B: 1, T: 3, P: 4 }, { B: 1, T: 1, P: 6 }] },
   { file: 'examples/llama.tfx', overrides: { vocab: 64, d: 32, heads: 4, kv_heads: 2, layers: 1, ffn: 48 }, runs: [{ B: 1, T: 5, P: 2 }, { B: 1, T: 1, P: 9 }] },
+  // A score modifier reading the score several times (m = where(s > cap, ...); m * sigmoid(m)): one fused attention.
+  { file: 'examples/variants/score-mods.tfx', overrides: { vocab: 64, ctx: 16, d: 32, heads: 2, layers: 1 }, runs: [{ B: 1, T: 7 }, { B: 2, T: 1 }] },
   // No KV cache: rope(q) and rope(k) computed in the attention's Q and K loads (qload / kload).
   { file: 'examples/variants/llama-nocache.tfx', overrides: { vocab: 64, d: 32, heads: 4, kv_heads: 2, layers: 1, ffn: 48 }, runs: [{ B: 1, T: 9 }, { B: 2, T: 1 }] },
 ];
@@ -34,6 +36,7 @@ describe('models on the CUDA CPU emulator vs the float64 interpreter', () => {
         const source: Graph = graphOf(readFileSync(m.file, 'utf8'), m.file, new Map(Object.entries(m.overrides)));
         const passes = variant === 'fused' ? pipelines.cuda : unfusedPipeline('cuda');
         const g = runPipeline(source, passes, createPassContext({ target: 'cuda' }));
+        if (variant === 'fused' && m.file.endsWith('score-mods.tfx')) expect(g.nodes.filter((n) => n.op === 'fused_attention' && n.attrs['score'] !== undefined).length).toBe(1);
         if (variant === 'fused' && m.file.endsWith('llama-nocache.tfx')) expect(g.nodes.filter((n) => n.op === 'fused_attention' && n.attrs['kload'] !== undefined).length).toBe(1);
         const plan = compilePlan(g, { target: cudaLimits });
         for (const run of m.runs) {

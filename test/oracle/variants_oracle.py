@@ -13,8 +13,9 @@ import common
 import gpt2_oracle
 
 VARIANTS = ["alibi", "sliding-window", "softcap", "prefix-lm", "document-mask", "mqa", "relative-bias",
-            "plain-attention"]
+            "plain-attention", "score-mods"]
 WINDOW, CAP, MAX_DIST = 8, 5.0, 8  # the config values in the .tfx files
+MODS_CAP = 1.0  # score-mods.tfx's cap
 
 
 def main():
@@ -76,6 +77,9 @@ def main():
             return s + slope.view(H, 1, 1) * (ki - qi).double()
         if v == "softcap":
             return CAP * torch.tanh(s / CAP)
+        if v == "score-mods":
+            m = torch.where(s > MODS_CAP, MODS_CAP + (s - MODS_CAP) / 8.0, s)
+            return m * torch.sigmoid(m)
         if v == "relative-bias":
             idx = (ki - qi).clamp(-MAX_DIST, MAX_DIST) + MAX_DIST  # [T, T]
             return s + rel[idx].permute(2, 0, 1)  # [H, T, T]

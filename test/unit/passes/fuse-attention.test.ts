@@ -208,6 +208,64 @@ CHECK-NEXT: output "o" = %3`);
     checkLines(out, 'CHECK: fused_attention %0, %1, %2 {scale=0.25, score=(b, h, q, k) => mul(2.0, tanh(score()))}');
   });
 
+  // Score mods that read the score more than once (FlexAttention's score_mod of any shape).
+  const scaled = `${head('B, T', qkv)}  %3 = permute %1 {perm=[0,1,3,2]} : f32[B,2,4,T]
+  %4 = matmul %0, %3 : f32[B,2,T,T]
+  %5 = const {value=0.5} : f32[]
+  %6 = mul %4, %5 : f32[B,2,T,T]
+`;
+  it('s * s and s * sigmoid(s): the scaled scores read twice become score() twice in one lambda', () => {
+    const square = fuse(`${scaled}  %7 = mul %6, %6 : f32[B,2,T,T]
+  %8 = softmax %7 {axis=3} : f32[B,2,T,T]
+  %9 = matmul %8, %2 : f32[B,2,T,3]
+  output "o" = %9
+}`);
+    expect(square.remarks).toEqual([]);
+    checkLines(square.out, 'CHECK: fused_attention %0, %1, %2 {scale=0.5, score=(b, h, q, k) => mul(score(), score())}\nCHECK-NOT: softmax');
+    const gate = fuse(`${scaled}  %7 = sigmoid %6 : f32[B,2,T,T]
+  %8 = mul %6, %7 : f32[B,2,T,T]
+  %9 = softmax %8 {axis=3} : f32[B,2,T,T]
+  %10 = matmul %9, %2 : f32[B,2,T,3]
+  output "o" = %10
+}`);
+    checkLines(gate.out, 'CHECK: fused_attention %0, %1, %2 {scale=0.5, score=(b, h, q, k) => mul(score(), sigmoid(score()))}\nCHECK-NOT: softmax');
+  });
+
+  it('where(s > c, c + (s - c) / 8, s) under a causal mask: a shared intermediate (m * sigmoid(m)) too', () => {
+    const { out, remarks } = fuse(`${scaled}  %7 = const {value=1.0} : f32[]
+  %8 = gt %6, %7 : bool[B,2,T,T]
+  %9 = sub %6, %7 : f32[B,2,T,T]
+  %10 = const {value=8.0} : f32[]
+  %11 = div %9, %10 : f32[B,2,T,T]
+  %12 = add %7, %11 : f32[B,2,T,T]
+  %13 = where %8, %12, %6 : f32[B,2,T,T]
+  %14 = sigmoid %13 : f32[B,2,T,T]
+  %15 = mul %13, %14 : f32[B,2,T,T]
+  %16 = grid {body=(qi, ki) => le(ki, qi), shape=dims[T,T]} : bool[T,T]
+  %17 = const {value=-inf} : f32[]
+  %18 = where %16, %15, %17 : f32[B,2,T,T]
+  %19 = softmax %18 {axis=3} : f32[B,2,T,T]
+  %20 = matmul %19, %2 : f32[B,2,T,3]
+  output "o" = %20
+}`);
+    expect(remarks).toEqual([]);
+    const m = 'where(gt(score(), 1.0), add(1.0, div(sub(score(), 1.0), 8.0)), score())';
+    checkLines(out, `CHECK: fused_attention %0, %1, %2 {mask=(b, h, q, k) => le(k, q), scale=0.5, score=(b, h, q, k) => mul(${m}, sigmoid(${m}))}\nCHECK-NOT: softmax`);
+  });
+
+  it('a score read twice that something outside the attention also reads: not fused, the remark names the outside user', () => {
+    const { out, remarks } = fuse(`${scaled}  %7 = mul %6, %6 : f32[B,2,T,T]
+  %8 = softmax %7 {axis=3} : f32[B,2,T,T]
+  %9 = matmul %8, %2 : f32[B,2,T,3]
+  %10 = exp %6 : f32[B,2,T,T]  loc(a.tfx:9:1)
+  output "o" = %9
+  output "e" = %10
+}`);
+    expect(remarks).toHaveLength(1);
+    expect(remarks[0]).toMatch(/not fused: scaled scores at .* used 3 times, by %7 \(mul at .*\), %10 \(exp at a\.tfx:9:1\)$/);
+    checkLines(out, 'CHECK-NOT: fused_attention\nCHECK: softmax');
+  });
+
   it('ALiBi grid [H,T,T] over (h, q, k): the body is inlined, its operand becomes operand 3', () => {
     const { out } = fuse(`${head('B, T', qkv)}  %3 = weight {name="slope"} : f32[2]
   %4 = grid %3 {body=(h, qi, ki) => mul(read(0, h), cast:f32(sub(ki, qi))), shape=dims[2,T,T]} : f32[2,T,T]
