@@ -125,10 +125,27 @@ export function tuneGroups(g: Graph, t: TargetLimits): TuneGroup[] {
     }
   }
   return [...groups.values()].map(({ widths, ...gr }) => {
-    if (gr.kind === 'matmul') return { ...gr, candidates: matmulCandidates(t) };
+    if (gr.kind === 'matmul') return { ...gr, candidates: withNormFoldChoice(g, gr.nodeIds, matmulCandidates(t)) };
     if (widths === undefined) return { ...gr, candidates: [], skipped: 'head widths are not constants' };
     return { ...gr, candidates: attentionCandidates(t, widths[0], widths[1]) };
   });
+}
+
+/**
+ * The norm fold is a fusion the tuner decides by measuring (issue 13: fusion is a choice of the
+ * same search): where the group's nodes fold a layernorm/rmsnorm into the matmul, the default
+ * schedule is also tried with the other `normFold` (the chooser takes 'separate' for the CPU lane
+ * kernels, where the inline fold cost 7-57%, and 'inline' elsewhere). Both candidates' times
+ * include the norm: a separate norm kernel is lowered from the same node, so it is timed too.
+ */
+export function withNormFoldChoice(g: Graph, nodeIds: readonly number[], candidates: MatmulSchedule[]): MatmulSchedule[] {
+  const folds = nodeIds.map((id) => g.nodes[id]).filter((n) => n?.op === 'fused_matmul' && n.attrs['norm'] !== undefined);
+  const d = candidates[0];
+  if (folds.length === 0 || d === undefined || d.kSplit === true) return candidates;
+  // 'separate' writes the normalized rows to a temp, so A must be a plain buffer (not a view).
+  if (folds.some((n) => g.nodes[n?.operands[0] ?? -1]?.op === 'view')) return candidates;
+  const chosen = d.normFold ?? (d.laneBroadcast === true || d.kLanes === true ? 'separate' : 'inline');
+  return [...candidates, { ...d, normFold: chosen === 'separate' ? 'inline' : 'separate' }];
 }
 
 /** How `--only` and the tables name a group. */
@@ -401,8 +418,9 @@ export function kernelSummary(names: readonly string[], max = 4): string {
 /** A schedule as one short line (`64x64 k16 8x8 direct`): the table's candidate column. */
 export function scheduleText(c: MatmulSchedule | AttentionSchedule): string {
   if ('tileK' in c) {
-    if (c.laneBroadcast === true || c.kLanes === true) return `${c.tileRows}x${c.tileCols} k${c.tileK} ${c.kLanes === true ? 'K across lanes' : `lane broadcast ${c.threadCols} cols/lane`}${c.rowsFirst === true ? ' rows-first' : ''}`;
-    return `${c.tileRows}x${c.tileCols} k${c.tileK} ${c.threadRows}x${c.threadCols}/thread${c.isDirect === true ? ' direct' : ' staged'}`;
+    const fold = c.normFold === undefined ? '' : ` norm ${c.normFold}`;
+    if (c.laneBroadcast === true || c.kLanes === true) return `${c.tileRows}x${c.tileCols} k${c.tileK} ${c.kLanes === true ? 'K across lanes' : `lane broadcast ${c.threadCols} cols/lane`}${c.rowsFirst === true ? ' rows-first' : ''}${fold}`;
+    return `${c.tileRows}x${c.tileCols} k${c.tileK} ${c.threadRows}x${c.threadCols}/thread${c.isDirect === true ? ' direct' : ' staged'}${fold}`;
   }
   const extras = [c.isDirect === true ? 'direct' : 'staged', ...(c.rowsPerThread !== undefined ? [`${c.rowsPerThread} rows/thread`] : []), ...(c.useSubgroups ? ['subgroups'] : []), ...(c.shuffleP === true ? ['shuffleP'] : [])];
   return `${c.tileRows}x${c.tileCols} ${c.lanes} lanes ${extras.join(' ')}`;

@@ -73,6 +73,30 @@ describe('tfc tune candidates', () => {
   });
 });
 
+describe('the norm fold is a tuned choice', () => {
+  it('a group folding a layernorm gets the default with the other normFold as its last candidate; others do not', () => {
+    const src = readFileSync(new URL('../../../examples/gpt2.tfx', import.meta.url), 'utf8');
+    const g = compileSource(src, 'gpt2.tfx', new Map(Object.entries({ layers: 1, d: 32, heads: 2, vocab: 64, ctx: 16 })), true);
+    for (const [t, other] of [[lavapipeLimits, 'inline'], [webgpuDefaultLimits, 'separate']] as const) {
+      const groups = tuneGroups(g, t).filter((gr) => gr.kind === 'matmul');
+      const folds = (ids: readonly number[]): boolean => ids.some((id) => g.nodes[id]?.op === 'fused_matmul' && g.nodes[id]?.attrs['norm'] !== undefined);
+      const withNorm = groups.filter((gr) => folds(gr.nodeIds));
+      expect(withNorm.length).toBeGreaterThanOrEqual(2); // ln_1 + c_attn, ln_2 + c_fc (and ln_f + LM head)
+      expect(groups.length).toBeGreaterThan(withNorm.length);
+      for (const gr of groups) {
+        const plain = matmulCandidates(t);
+        if (!folds(gr.nodeIds)) {
+          expect(gr.candidates).toEqual(plain);
+          continue;
+        }
+        expect(gr.candidates.slice(0, plain.length)).toEqual(plain);
+        expect(gr.candidates).toHaveLength(plain.length + 1);
+        expect(gr.candidates[plain.length]).toEqual({ ...plain[0], normFold: other });
+      }
+    }
+  });
+});
+
 describe('tfc tune winner', () => {
   const r = (ms: number, ok: boolean): CandidateResult => ({ schedule: { ...direct, tileK: ms }, error: ok ? 0 : 1, ok, medianMs: ok ? ms : NaN });
   it('the fastest checked candidate wins; a rejected one never does', () => {
