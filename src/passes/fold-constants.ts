@@ -1,6 +1,6 @@
 // fold-constants: evaluates elementwise ops whose operands are all scalar `const`s, and drops
-// arithmetic identities (x*1, 1*x, x+0, 0+x, x-0, x/1) when the result type equals x's type
-// (so a broadcast or a dtype change is never lost).
+// arithmetic identities (x*1, 1*x, x+0, 0+x, x-0, x/1) and `where` on a constant condition when
+// the result type equals the kept operand's type (so a broadcast or a dtype change is never lost).
 //
 //   before                                    after
 //   %0 = input {name="x"} : f32[T]            %0 = input {name="x"} : f32[T]
@@ -67,6 +67,22 @@ export const foldConstantsRules: readonly Rule[] = [
     },
     rewrite: (node, m, ctx) => ctx.emit({ op: 'const', operands: [], attrs: { value: { kind: 'float', value: m.value } }, type: node.type }),
   }),
+  // where(const c, a, b) -> a (c true) or b, when the picked side already has the result's type:
+  // a per-layer choice `where(l % 2 == 0, local, global)` (l a loop index) leaves each layer one
+  // mask, so fuse-attention sees that layer's own predicate (and its block sparsity).
+  defineRule({
+    name: 'where-const-cond',
+    match: (node, ctx) => {
+      if (node.op !== 'where' || node.operands.length !== 3) return undefined;
+      const [c, a, b] = node.operands;
+      if (c === undefined || a === undefined || b === undefined) return undefined;
+      const v = constValue(ctx, c);
+      if (v === undefined) return undefined;
+      const picked = v !== 0 ? a : b;
+      return typeEquals(ctx.node(picked).type, node.type) ? picked : undefined;
+    },
+    rewrite: (_node, x) => x,
+  }),
   identityRule('mul-by-one', 'mul', 1, true), // x * 1 -> x
   identityRule('add-zero', 'add', 0, true), // x + 0 -> x
   identityRule('sub-zero', 'sub', 0, false), // x - 0 -> x
@@ -75,6 +91,6 @@ export const foldConstantsRules: readonly Rule[] = [
 
 export const foldConstants: GraphPass = {
   name: 'fold-constants',
-  summary: 'evaluate elementwise ops on scalar constants; drop x*1, x+0, x-0, x/1',
+  summary: 'evaluate elementwise ops on scalar constants; drop x*1, x+0, x-0, x/1 and where(const, a, b)',
   run: (g, ctx) => applyRules(g, foldConstantsRules, ctx, { pass: 'fold-constants' }),
 };

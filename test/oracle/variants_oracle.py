@@ -13,7 +13,7 @@ import common
 import gpt2_oracle
 
 VARIANTS = ["alibi", "sliding-window", "softcap", "prefix-lm", "document-mask", "mqa", "relative-bias",
-            "plain-attention", "score-mods"]
+            "plain-attention", "score-mods", "local-global"]
 WINDOW, CAP, MAX_DIST = 8, 5.0, 8  # the config values in the .tfx files
 MODS_CAP = 1.0  # score-mods.tfx's cap
 
@@ -102,6 +102,8 @@ def main():
             s = q @ k.transpose(-1, -2) / math.sqrt(dh)
             if v == "plain-attention":
                 att = torch.softmax(s + inputs["mask"].double(), dim=-1)
+            elif v == "local-global":  # even layers: sliding window; odd layers: causal
+                att = common.masked_softmax(s, causal & (qi - ki < WINDOW) if l % 2 == 0 else causal)
             else:
                 att = common.masked_softmax(modify(s, l), allowed)
             o = (att @ vv).transpose(1, 2).reshape(B, T, d)

@@ -1,7 +1,11 @@
 // Block sparsity of the fused attention kernel: countAttentionTiles runs the kernel's own bound
 // and tile-class statements on the host; here they are checked against the truth, found by
 // evaluating the mask per element of every (query tile, key tile) in float64.
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { lowerGraph } from '../../../src/compile/kernels.js';
+import { compileModel } from '../../../src/compile/model.js';
+import { printKernel } from '../../../src/kernel/print.js';
 import { DiagnosticSink } from '../../../src/diag/diagnostic.js';
 import type { Graph, Node, ScalarExpr } from '../../../src/graph/ir.js';
 import { parseGraph } from '../../../src/graph/parse.js';
@@ -285,5 +289,36 @@ describe('countAttentionTiles', () => {
       expect(c.visited).toBe(c.tiles); // ...but the analysis may not: every tile is visited
       expect(c.tiles).toBe(want.tiles);
     });
+  });
+});
+
+describe('mixed local/global layers (examples/variants/local-global.tfx)', () => {
+  it('each layer fuses with its own mask, kernel and block sparsity: the local layer visits far fewer tiles', () => {
+    const file = 'examples/variants/local-global.tfx';
+    const sink = new DiagnosticSink();
+    const g = compileModel({ file, text: readFileSync(file, 'utf8') }, { overrides: new Map([['ctx', 256]]), target: 'webgpu', diagnostics: sink }).graph;
+    expect(sink.items.map((d) => d.message)).toEqual([]);
+    const attn = g.nodes.filter((x) => x.op === 'fused_attention');
+    expect(attn).toHaveLength(2);
+    // The layer's own predicate, the other layer's choice folded away (fold-constants' where rule).
+    const masks = attn.map((n) => JSON.stringify(n.attrs['mask']));
+    for (const m of masks) expect(m).not.toContain('"where"');
+    expect(masks[0]).not.toEqual(masks[1]);
+    const dims = new Map([['B', 1], ['T', 256]]);
+    const [local, global] = attn.map((n) => countAttentionTiles(g, n, dims, smallTiles));
+    if (local === undefined || global === undefined) throw new Error('two attentions');
+    // 4 heads, 32 query tiles of 8 rows, 16 key tiles of 16 keys each.
+    expect(global.tiles).toBe(4 * 32 * 16);
+    // Window 8: a query tile's keys span its own key tile and at most the one before it.
+    expect(local.visited).toBeGreaterThanOrEqual(4 * 32);
+    expect(local.visited).toBeLessThanOrEqual(4 * 32 * 2);
+    // Global (causal): every key tile up to the diagonal.
+    let causal = 0;
+    for (let qt = 0; qt < 32; qt++) causal += Math.floor((qt * 8 + 7) / 16) + 1;
+    expect(global.visited).toBe(4 * causal);
+    expect(local.visited * 4).toBeLessThan(global.visited);
+    const { program } = lowerGraph(g, { limits: lavapipeLimits });
+    const kernelOf = (n: Node): string[] => program.kernels.filter((_, i) => program.origin?.[i] === n.id).map((k) => printKernel(k).split('\n').filter((l) => !l.startsWith('//')).join('\n'));
+    expect(kernelOf(attn[0] as Node)).not.toEqual(kernelOf(attn[1] as Node));
   });
 });

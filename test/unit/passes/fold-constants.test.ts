@@ -31,6 +31,35 @@ describe('fold-constants', () => {
     expect(ctx.stats.ruleHits.get('fold-constants/fold-scalar-op')).toBe(2);
   });
 
+  it('where(const, a, b) keeps the chosen side when it has the where\'s type; a broadcast one stays', () => {
+    const ctx = createPassContext({ verify: true });
+    const out = runPass(
+      foldConstants,
+      `graph m(T) {
+  %0 = input {name="a"} : bool[T,T]
+  %1 = input {name="b"} : bool[T,T]
+  %2 = const {value=1.0} : bool[]
+  %3 = where %2, %0, %1 : bool[T,T]
+  %4 = const {value=0.0} : bool[]
+  %5 = where %4, %0, %1 : bool[T,T]
+  %6 = input {name="c"} : bool[T]
+  %7 = where %2, %6, %1 : bool[T,T]
+  output "p" = %3
+  output "q" = %5
+  output "r" = %7
+}`,
+      ctx,
+    );
+    checkLines(
+      out,
+      `CHECK: where %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}} : bool[T,T]
+       CHECK: output "p" = %0
+       CHECK-NEXT: output "q" = %1
+       CHECK-NEXT: output "r" = %`,
+    );
+    expect(ctx.stats.ruleHits.get('fold-constants/where-const-cond')).toBe(2);
+  });
+
   it('uses the op semantics of the dtype (i32 division truncates, comparisons give bool)', () => {
     const out = runPass(
       foldConstants,
