@@ -9,11 +9,12 @@ import type { Kernel, KernelProgram } from '../kernel/ir.js';
 import { lowerToKernels } from '../kernel/lower.js';
 import { planFiles } from '../kernel/manifest.js';
 import { type Plan, evalCondition } from '../kernel/plan.js';
-import { type KernelResources, type TrafficReport, reportDims, trafficReport } from '../kernel/report.js';
+import { type KernelResources, type TileCount, type TrafficReport, reportDims, trafficReport } from '../kernel/report.js';
+import { countTiles } from '../kernel/lower-attention-count.js';
 import { costModelFor } from '../kernel/cost.js';
 import { type Schedule, type TargetLimits, chooseSchedule } from '../kernel/schedule.js';
 import type { Compilation } from './model.js';
-import type { Graph } from '../graph/ir.js';
+import type { Graph, Node, ScalarExpr } from '../graph/ir.js';
 
 export interface LowerOptions {
   /** Tiles, subgroups, workgroup memory: `--limits`, cudaLimits, or the adapter's (targetLimitsOf). */
@@ -110,9 +111,35 @@ export class KernelStages {
       cost: costModelFor(this.limits),
       fusedSources: { graph: this.model.graph, program: this.program },
       unfusedSources: { graph: unfused.graph, program: unfusedProgram },
+      tileCount: attentionTileCounter(this.model.graph, this.program, dims),
       ...(req.resources !== undefined ? { resources: req.resources } : {}),
     });
   }
+}
+
+/**
+ * The report's tile counter for `program`'s fused attention kernels: each kernel's own block-sparsity
+ * statements run on the host at `dims` (countTiles). A mask that reads input data per workgroup
+ * cannot be counted without the data: undefined (every tile counted).
+ */
+/** Whether the node's mask reads an operand (per-batch lengths, document ids): countable only with the data. */
+function readsData(n: Node): boolean {
+  const mask = n.attrs['mask'];
+  if (mask === undefined || mask.kind !== 'lambda') return false;
+  const reads = (e: ScalarExpr): boolean => (e.kind === 'read' ? true : e.kind === 'apply' ? e.args.some(reads) : false);
+  return reads(mask.body);
+}
+
+function attentionTileCounter(g: Graph, program: KernelProgram, dims: ReadonlyMap<string, number>): TileCount {
+  const nodeOf = new Map(program.kernels.map((k, i) => [k, g.nodes[program.origin?.[i] ?? -1]]));
+  return (k) => {
+    const n = nodeOf.get(k);
+    const tiles = k.traffic.perTile?.tiles;
+    if (n === undefined || tiles === undefined || n.op !== 'fused_attention') return undefined;
+    if (readsData(n)) return undefined;
+    const c = countTiles(g, n, dims, tiles);
+    return { visited: c.visited, total: c.tiles };
+  };
 }
 
 /** The kernel stages of a compilation for one target's limits (and schedule); each call lowers anew. */

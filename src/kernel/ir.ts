@@ -202,6 +202,22 @@ export interface Traffic {
   readonly bytesRead: SizeExpr;
   readonly bytesWritten: SizeExpr;
   readonly flops: SizeExpr;
+  /**
+   * Fused attention prefill: the part of `bytesRead` and `flops` that is spent per key tile (K/V
+   * loads, scores, lambda reads), counted above for every tile; the traffic report scales it by
+   * the tiles block sparsity lets the kernel visit at the report's dims (lower-attention-count.ts).
+   */
+  readonly perTile?: { readonly bytesRead: SizeExpr; readonly flops: SizeExpr; readonly tiles: AttentionTiles };
+}
+
+/** A fused attention kernel's tile geometry, as its block-sparsity statements see it (lower-attention-sparsity.ts). */
+export interface AttentionTiles {
+  /** Tile rows per workgroup: (query row, head) pairs. */
+  readonly rows: number;
+  /** Query heads per workgroup (GQA: heads sharing a KV head's tiles). */
+  readonly heads: number;
+  /** Keys per tile. */
+  readonly cols: number;
 }
 
 export interface Kernel {

@@ -3,11 +3,11 @@
 import type { Dim } from '../check/dim.js';
 import type { Graph, Node } from '../graph/ir.js';
 import { type EvalEnv, evalLets } from './eval-expr.js';
-import { type Expr, type Stmt, exprType, u32 } from './ir.js';
+import { type AttentionTiles, type Expr, type Stmt, exprType, u32 } from './ir.js';
 import { KernelBuilder } from './builder.js';
 import { type TargetLimits, lavapipeLimits } from './schedule.js';
 import { storageType } from './storage.js';
-import { type AttentionSchedule, prefillMode } from './lower-attention-schedule.js';
+import { type AttentionSchedule, type Mode, prefillMode } from './lower-attention-schedule.js';
 import { shapeOf } from './lower-attention-node.js';
 import { type UniformRead, tileLogic } from './lower-attention-sparsity.js';
 import { keyType, lambdaExpr, lambdaOf, queryType } from './lower-attention-lambdas.js';
@@ -38,11 +38,23 @@ export function countAttentionTiles(
   tensors?: ReadonlyMap<number, ArrayLike<number>>,
   target: TargetLimits = lavapipeLimits,
 ): TileCounts {
-  const operand = (i: number): Node => {
-    const o = g.nodes[n.operands[i] ?? -1];
-    if (o === undefined) throw new Error(`internal: fused_attention lacks operand ${i}`);
-    return o;
-  };
+  const shape = shapeOf(queryType(operandOf(g, n, 0), n), keyType(operandOf(g, n, 1), n), operandOf(g, n, 2).type);
+  const mode = prefillMode(shape, s, target);
+  return countTiles(g, n, dims, { rows: mode.rows, heads: mode.heads, cols: s.tileCols }, tensors);
+}
+
+function operandOf(g: Graph, n: Node, i: number): Node {
+  const o = g.nodes[n.operands[i] ?? -1];
+  if (o === undefined) throw new Error(`internal: fused_attention lacks operand ${i}`);
+  return o;
+}
+
+/**
+ * The tiles a prefill kernel of geometry `tiles` (Traffic.perTile.tiles: what the kernel's own
+ * block-sparsity statements were built with) visits at `dims`. `tensors` as countAttentionTiles.
+ */
+export function countTiles(g: Graph, n: Node, dims: ReadonlyMap<string, number>, tiles: AttentionTiles, tensors?: ReadonlyMap<number, ArrayLike<number>>): TileCounts {
+  const operand = (i: number): Node => operandOf(g, n, i);
   const shape = shapeOf(queryType(operand(0), n), keyType(operand(1), n), operand(2).type);
   const kb = new KernelBuilder();
   const buffers = new Map<number, ArrayLike<number>>(); // slot -> values
@@ -60,12 +72,14 @@ export function countAttentionTiles(
     return sl;
   };
   const uniformRead: UniformRead = (out, e, b, h) => lambdaExpr({ kb, slotOf }, g, n, out, e, [b, h, u32(0), u32(0)], undefined);
-  const mode = prefillMode(shape, s, target);
+  const mode: Mode = { kind: 'prefill', rows: tiles.rows, heads: tiles.heads };
+  // tileLogic reads the key tile width (and, in split mode only, the partitions) from the schedule.
+  const s: AttentionSchedule = { tileRows: tiles.rows / tiles.heads, tileCols: tiles.cols, lanes: 1, useSubgroups: false, splits: 1, decodeMaxT: 0 };
   const logic = tileLogic(kb, shape, lambdaOf(n, 'mask'), s, mode, uniformRead);
   const val = (d: Dim): number => d.terms.reduce((acc, t) => acc + t.coef * t.vars.reduce((p, x) => p * (dims.get(x) ?? NaN), 1), 0);
   const [B, Hq, T, S] = [val(shape.B), val(shape.Hq), val(shape.T), val(shape.S)];
   const qTiles = Math.ceil(T / (mode.rows / mode.heads));
-  const kTiles = Math.ceil(S / s.tileCols);
+  const kTiles = Math.ceil(S / tiles.cols);
   let iterated = 0;
   let visited = 0;
   let partial = 0;

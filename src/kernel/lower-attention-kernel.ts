@@ -440,13 +440,17 @@ export function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind:
   const kBytes = kload === undefined ? dk * eK : dk * readBytesOf(g, n, kload);
   const reads = [sMul(B_, Hq_, T_, sConst(qBytes)), sMul(B_, headGroups, qTiles, S_, sConst(kBytes * kPerTile + dv * eK * kvPerTile))];
   if (lambdaBytes > 0) reads.push(sMul(B_, Hq_, T_, S_, sConst(lambdaBytes)));
+  const tiledReads = sAdd(...reads.slice(1));
   const outBytes = mode.kind === 'prefill' ? sMul(B_, Hq_, T_, sConst(dv * storageBytes(n.type.dtype))) : sMul(B_, Hq_, T_, sConst(s.splits * (dv + 2) * 4));
   const lseWritten = mode.kind === 'prefill' ? lseBytes(inp) : undefined;
   const written = lseWritten === undefined ? outBytes : sAdd(outBytes, lseWritten);
   const dotFlops = sMul(B_, Hq_, T_, S_, sConst(2 * (dk + dv)));
   // kload's applies per K element, once per loading workgroup (per row group when per read).
   const kFlops = kload === undefined ? undefined : sMul(B_, headGroups, qTiles, S_, sConst(dk * countApplies(kload) * kPerTile));
-  const traffic: Traffic = { bytesRead: sAdd(...reads), bytesWritten: written, flops: kFlops === undefined ? dotFlops : sAdd(dotFlops, kFlops) };
+  const flops = kFlops === undefined ? dotFlops : sAdd(dotFlops, kFlops);
+  // Everything but Q's reads is spent per key tile: the report counts only the tiles visited.
+  const perTile = mode.kind === 'prefill' ? { perTile: { bytesRead: tiledReads, flops, tiles: { rows: mode.rows, heads: mode.heads, cols: s.tileCols } } } : {};
+  const traffic: Traffic = { bytesRead: sAdd(...reads), bytesWritten: written, flops, ...perTile };
   const gridX = mode.kind === 'prefill' ? qTiles : sMul(sCeilDiv(T_, Br / G), sConst(s.splits));
   const schedule: KernelSchedule = { kind: 'flash_attention', tileRows: Br, tileCols: Bc, lanes: L, useSubgroups: s.useSubgroups, splits: mode.kind === 'split' ? s.splits : 1 };
   return {

@@ -288,10 +288,13 @@ export function attentionLanesKernel(inp: AttentionInput, p: LanesPrefill): Atte
   const lseWritten = lseBytes(inp);
   const dotFlops = sMul(B_, Hq_, T_, S_, sConst(2 * (dk + dv)));
   const kFlops = kload === undefined ? undefined : sMul(B_, headGroups, qTiles, S_, sConst(dk * countApplies(kload)));
+  const flops = kFlops === undefined ? dotFlops : sAdd(dotFlops, kFlops);
   const traffic: Traffic = {
     bytesRead: sAdd(...reads),
     bytesWritten: lseWritten === undefined ? outBytes : sAdd(outBytes, lseWritten),
-    flops: kFlops === undefined ? dotFlops : sAdd(dotFlops, kFlops),
+    flops,
+    // Everything but Q's reads is spent per key tile: the report counts only the tiles visited.
+    perTile: { bytesRead: sAdd(...reads.slice(1)), flops, tiles: { rows: mode.rows, heads: mode.heads, cols: Bc } },
   };
   const schedule: KernelSchedule = { kind: 'flash_attention', tileRows: R, tileCols: Bc, lanes: L, useSubgroups: true, splits: 1, laneBroadcast: true };
   return { op: 'fused_attention', workgroupSize: [L, 1, 1], grid: [qTiles, headGroups, B_], buffers: kb.buffers, shared: kb.shared, body, schedule, traffic, bindings: kb.bindings };

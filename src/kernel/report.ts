@@ -10,6 +10,7 @@ import { dimEval } from '../check/dim.js';
 import type { Kernel } from './ir.js';
 import { evalCondition, evalSize } from './plan.js';
 import { storageBytes } from './storage.js';
+import { sConst } from './to-size.js';
 import { type CostModel, modelKernelMs } from './cost.js';
 import { type FusionRow, type StepSources, fusionProfile } from './fusion-profile.js';
 
@@ -26,6 +27,8 @@ export interface KernelTraffic extends TrafficFigures {
   readonly modelMs: number;
   /** Per-thread registers, static shared memory and spills (CUDA: ptxas -v), when asked for. */
   readonly resources?: KernelResources;
+  /** Fused attention: the key tiles its block sparsity visits at these dims, of all tiles (figures count only those). */
+  readonly tiles?: { readonly visited: number; readonly total: number };
 }
 
 export interface KernelResources {
@@ -75,6 +78,28 @@ export interface ReportInput {
   readonly unfusedSources?: StepSources;
   /** Resources of the reported kernels, in order (the CLI asks ptxas for sm_80 with --target cuda). */
   readonly resources?: (ks: readonly Kernel[]) => readonly (KernelResources | undefined)[];
+  /**
+   * The key tiles a kernel with `traffic.perTile` (fused attention prefill) visits at the report's
+   * dims, and of how many; undefined where they cannot be counted (a mask that reads input data):
+   * then every tile is counted, a worst case.
+   */
+  readonly tileCount?: TileCount;
+}
+
+export type TileCount = (k: Kernel) => { readonly visited: number; readonly total: number } | undefined;
+
+/**
+ * `k` with its per-tile traffic (K/V loads, scores, lambda reads) scaled to the tiles block
+ * sparsity visits, as constant sizes at `dims`; `k` itself where nothing is counted.
+ */
+function visitedOnly(k: Kernel, dims: ReadonlyMap<string, number>, count: TileCount | undefined): { kernel: Kernel; tiles?: { visited: number; total: number } } {
+  const pt = k.traffic.perTile;
+  const c = pt === undefined || count === undefined ? undefined : count(k);
+  if (pt === undefined || c === undefined || c.total === 0) return { kernel: k };
+  const skipped = 1 - c.visited / c.total;
+  const bytesRead = Math.round(evalSize(k.traffic.bytesRead, dims) - skipped * evalSize(pt.bytesRead, dims));
+  const flops = Math.round(evalSize(k.traffic.flops, dims) - skipped * evalSize(pt.flops, dims));
+  return { kernel: { ...k, traffic: { bytesRead: sConst(bytesRead), bytesWritten: k.traffic.bytesWritten, flops: sConst(flops) } }, tiles: { visited: c.visited, total: c.total } };
 }
 
 /** The dims a report is evaluated at: `given` where it names a dim of `g`, else defaultDimValue. */
@@ -82,15 +107,19 @@ export function reportDims(g: Graph, given: ReadonlyMap<string, number>): Map<st
   return new Map(g.dims.map((d) => [d, given.get(d) ?? defaultDimValue(d)]));
 }
 
-function kernelFigures(ks: readonly Kernel[], dims: ReadonlyMap<string, number>, cost: CostModel): KernelTraffic[] {
-  return ks.map((k) => ({
-    name: k.name,
-    op: k.op,
-    modelMs: modelKernelMs(k, dims, cost),
-    bytesRead: evalSize(k.traffic.bytesRead, dims),
-    bytesWritten: evalSize(k.traffic.bytesWritten, dims),
-    flops: evalSize(k.traffic.flops, dims),
-  }));
+function kernelFigures(ks: readonly Kernel[], dims: ReadonlyMap<string, number>, cost: CostModel, count?: TileCount): KernelTraffic[] {
+  return ks.map((orig) => {
+    const { kernel: k, tiles } = visitedOnly(orig, dims, count);
+    return {
+      name: k.name,
+      op: k.op,
+      modelMs: modelKernelMs(k, dims, cost),
+      bytesRead: evalSize(k.traffic.bytesRead, dims),
+      bytesWritten: evalSize(k.traffic.bytesWritten, dims),
+      flops: evalSize(k.traffic.flops, dims),
+      ...(tiles !== undefined ? { tiles } : {}),
+    };
+  });
 }
 
 function sum(ks: readonly (TrafficFigures & { readonly modelMs: number })[]): TrafficFigures & { kernels: number; modelMs: number } {
@@ -135,14 +164,14 @@ export function trafficReport(r: ReportInput): TrafficReport {
   // attention or a matmul during a prefill, or the other way round) does not run, so it is not counted.
   const runs = (k: Kernel): boolean => k.when === undefined || evalCondition(k.when, r.dims);
   const kernels = r.kernels.filter(runs);
-  const unfused = kernelFigures(r.unfusedKernels.filter(runs), r.dims, r.cost);
+  const unfused = kernelFigures(r.unfusedKernels.filter(runs), r.dims, r.cost, r.tileCount);
   const res = r.resources?.(kernels);
-  const reported = kernelFigures(kernels, r.dims, r.cost).map((k, i) => {
+  const reported = kernelFigures(kernels, r.dims, r.cost, r.tileCount).map((k, i) => {
     const x = res?.[i];
     return x === undefined ? k : { ...k, resources: x };
   });
   // Modelled time per launched step of each program (0 for a step that does not run).
-  const stepMs = (src: StepSources): number[] => src.program.kernels.map((k) => (runs(k) ? modelKernelMs(k, r.dims, r.cost) : 0));
+  const stepMs = (src: StepSources): number[] => src.program.kernels.map((k) => (runs(k) ? modelKernelMs(visitedOnly(k, r.dims, r.tileCount).kernel, r.dims, r.cost) : 0));
   const fusion = r.fusedSources !== undefined && r.unfusedSources !== undefined ? fusionProfile(r.fusedSources, stepMs(r.fusedSources), r.unfusedSources, stepMs(r.unfusedSources), r.dims) : [];
   return {
     model: r.model,
@@ -196,6 +225,11 @@ export function printTrafficReport(r: TrafficReport, opts: { readonly noFuse?: b
     const ratio = (f: TrafficFigures): string => ((f.bytesRead + f.bytesWritten) / lb).toFixed(2);
     out.push(`traffic / lower bound: ${opts.noFuse === true ? '' : `fused ${ratio(r.total)}x, `}unfused ${ratio(r.unfused)}x`);
   }
+  const sparse = r.kernels.filter((k) => k.tiles !== undefined && k.tiles.visited < k.tiles.total);
+  if (sparse.length > 0) {
+    const pct = (k: KernelTraffic): string => `${k.name} ${k.tiles === undefined ? '' : `${((100 * k.tiles.visited) / k.tiles.total).toFixed(1)}%`}`;
+    out.push(`attention kernels count only the key tiles their block sparsity visits at these dims: ${sparse.map(pct).join(', ')}`);
+  }
   out.push(`model ms: ${r.costModel} (src/kernel/cost.ts; measure with tfc bench model, whose fusion profile times the same groups)`);
   if (opts.noFuse !== true && r.fusion.length > 0) {
     out.push('fused kernels vs the unfused kernels they replaced (modelled ms; replaced / fused > 1: the fusion pays):');
@@ -219,7 +253,7 @@ export function trafficReportJson(r: TrafficReport): string {
         model: r.model,
         limits: r.limits,
         dims: r.dims,
-        kernels: r.kernels.map((k) => ({ name: k.name, op: k.op, ...figs(k), modelMs: round(k.modelMs), ...(k.resources !== undefined ? { resources: k.resources } : {}) })),
+        kernels: r.kernels.map((k) => ({ name: k.name, op: k.op, ...figs(k), modelMs: round(k.modelMs), ...(k.resources !== undefined ? { resources: k.resources } : {}), ...(k.tiles !== undefined ? { tiles: k.tiles } : {}) })),
         total: { ...figs(r.total), kernels: r.total.kernels, modelMs: round(r.total.modelMs) },
         unfused: { ...figs(r.unfused), kernels: r.unfused.kernels, modelMs: round(r.unfused.modelMs) },
         lowerBound: figs(r.lowerBound),

@@ -80,3 +80,75 @@ model m {
   });
 
 });
+
+describe('traffic report: block-sparse attention', () => {
+  const attn = (mask: string): string => `dims T
+input q: f32[2, T, 16]
+input k: f32[2, T, 16]
+input v: f32[2, T, 16]
+output o: f32[2, T, 16]
+model m {
+  s = q @ transpose(k) / 4.0
+  keep = grid[T, T](qi, ki) => ${mask}
+  o = softmax(where(keep, s, -inf), axis=-1) @ v
+}
+`;
+  /** Tiles of R query rows x C keys with at least one kept (q, k), q, k < T, brute force per element. */
+  const keptTiles = (T: number, R: number, C: number, keep: (q: number, k: number) => boolean): { visited: number; total: number } => {
+    let visited = 0;
+    let total = 0;
+    for (let q0 = 0; q0 < T; q0 += R)
+      for (let k0 = 0; k0 < T; k0 += C) {
+        total++;
+        let any = false;
+        for (let q = q0; q < Math.min(q0 + R, T) && !any; q++) for (let k = k0; k < Math.min(k0 + C, T) && !any; k++) any = keep(q, k);
+        if (any) visited++;
+      }
+    return { visited, total };
+  };
+
+  for (const [label, mask, keep] of [
+    ['causal', 'ki <= qi', (q: number, k: number) => k <= q],
+    ['sliding window 24', 'ki <= qi && qi - ki < 24', (q: number, k: number) => k <= q && q - k < 24],
+  ] as const) {
+    it(`${label}: K/V bytes and FLOPs only for the key tiles the kernel visits (T = 200)`, () => {
+      const T = 200;
+      const rep = report(attn(mask), T);
+      const a = rep.kernels.find((k) => k.op === 'fused_attention');
+      if (a === undefined) throw new Error('no fused attention kernel');
+      const kernel = lowerModel(compileModel({ file: 'm.tfx', text: attn(mask) }, { target: 'webgpu' }), { limits: lavapipeLimits }).program.kernels.find((k) => k.op === 'fused_attention');
+      const geo = kernel?.traffic.perTile?.tiles;
+      if (geo === undefined) throw new Error('no tile geometry');
+      expect(geo.heads).toBe(1);
+      const want = keptTiles(T, geo.rows, geo.cols, keep);
+      expect(a.tiles).toEqual({ visited: 2 * want.visited, total: 2 * want.total }); // 2 batches
+      const frac = want.visited / want.total;
+      const qTiles = Math.ceil(T / geo.rows);
+      // Q read once; K and V (16 + 16 f32) once per query tile, for the visited fraction of tiles.
+      expect(a.bytesRead).toBe(Math.round(4 * 2 * T * 16 + frac * 4 * 2 * qTiles * T * 32));
+      // Two dot products of 16 per score, the visited fraction of scores.
+      expect(a.flops).toBe(Math.round(frac * 2 * T * T * 2 * 32));
+      expect(frac).toBeLessThan(label === 'causal' ? 0.6 : 0.35);
+      expect(a.bytesWritten).toBe(4 * 2 * T * 16);
+    });
+  }
+
+  it('a mask reading input data is counted in full (a worst case) and says so by omitting tiles', () => {
+    const text = `dims T
+input q: f32[2, T, 16]
+input k: f32[2, T, 16]
+input v: f32[2, T, 16]
+input len: i32[2]
+output o: f32[2, T, 16]
+model m {
+  s = q @ transpose(k) / 4.0
+  keep = grid[2, T, T](b, qi, ki) => ki < len[b]
+  o = softmax(where(keep, s, -inf), axis=-1) @ v
+}
+`;
+    const a = report(text, 64).kernels.find((k) => k.op === 'fused_attention');
+    expect(a).toBeDefined();
+    expect(a?.tiles).toBeUndefined();
+    expect(a?.flops).toBe(2 * 64 * 64 * 2 * 32);
+  });
+});
