@@ -218,6 +218,8 @@ export interface AttentionTiles {
   readonly heads: number;
   /** Keys per tile. */
   readonly cols: number;
+  /** Split-K decode: cache partitions per query tile (workgroup x = tile * splits + partition); absent for prefill. */
+  readonly splits?: number;
 }
 
 export interface Kernel {

@@ -50,8 +50,9 @@ function operandOf(g: Graph, n: Node, i: number): Node {
 }
 
 /**
- * The tiles a prefill kernel of geometry `tiles` (Traffic.perTile.tiles: what the kernel's own
- * block-sparsity statements were built with) visits at `dims`. `tensors` as countAttentionTiles.
+ * The tiles a fused attention kernel of geometry `tiles` (Traffic.perTile.tiles: what the kernel's
+ * own block-sparsity statements were built with; prefill, or split-K decode with `splits`) visits
+ * at `dims`. `tensors` as countAttentionTiles.
  */
 export function countTiles(g: Graph, n: Node, dims: ReadonlyMap<string, number>, tiles: AttentionTiles, tensors?: ReadonlyMap<number, ArrayLike<number>>): TileCounts {
   const operand = (i: number): Node => operandOf(g, n, i);
@@ -72,9 +73,10 @@ export function countTiles(g: Graph, n: Node, dims: ReadonlyMap<string, number>,
     return sl;
   };
   const uniformRead: UniformRead = (out, e, b, h) => lambdaExpr({ kb, slotOf }, g, n, out, e, [b, h, u32(0), u32(0)], undefined);
-  const mode: Mode = { kind: 'prefill', rows: tiles.rows, heads: tiles.heads };
+  const splits = tiles.splits ?? 1;
+  const mode: Mode = { kind: tiles.splits === undefined ? 'prefill' : 'split', rows: tiles.rows, heads: tiles.heads };
   // tileLogic reads the key tile width (and, in split mode only, the partitions) from the schedule.
-  const s: AttentionSchedule = { tileRows: tiles.rows / tiles.heads, tileCols: tiles.cols, lanes: 1, useSubgroups: false, splits: 1, decodeMaxT: 0 };
+  const s: AttentionSchedule = { tileRows: tiles.rows / tiles.heads, tileCols: tiles.cols, lanes: 1, useSubgroups: false, splits, decodeMaxT: 0 };
   const logic = tileLogic(kb, shape, lambdaOf(n, 'mask'), s, mode, uniformRead);
   const val = (d: Dim): number => d.terms.reduce((acc, t) => acc + t.coef * t.vars.reduce((p, x) => p * (dims.get(x) ?? NaN), 1), 0);
   const [B, Hq, T, S] = [val(shape.B), val(shape.Hq), val(shape.T), val(shape.S)];
@@ -85,8 +87,9 @@ export function countTiles(g: Graph, n: Node, dims: ReadonlyMap<string, number>,
   let partial = 0;
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < Hq / mode.heads; h++) {
-      for (let qt = 0; qt < qTiles; qt++) {
-        const env: EvalEnv = { vars: new Map(), uniforms: dims, workgroupId: [qt, h, b], buffers };
+      // Split-K: workgroup x is (query tile, partition); each key tile belongs to one partition.
+      for (let wx = 0; wx < qTiles * splits; wx++) {
+        const env: EvalEnv = { vars: new Map(), uniforms: dims, workgroupId: [wx, h, b], buffers };
         evalLets([...logic.header, ...logic.bounds], env);
         const start = evalOf(logic.ktStart, env);
         const end = evalOf(logic.ktEnd, env);

@@ -449,7 +449,8 @@ export function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind:
   const kFlops = kload === undefined ? undefined : sMul(B_, headGroups, qTiles, S_, sConst(dk * countApplies(kload) * kPerTile));
   const flops = kFlops === undefined ? dotFlops : sAdd(dotFlops, kFlops);
   // Everything but Q's reads is spent per key tile: the report counts only the tiles visited.
-  const perTile = mode.kind === 'prefill' ? { perTile: { bytesRead: tiledReads, flops, tiles: { rows: mode.rows, heads: mode.heads, cols: s.tileCols } } } : {};
+  const tiles = { rows: mode.rows, heads: mode.heads, cols: s.tileCols, ...(mode.kind === 'split' ? { splits: s.splits } : {}) };
+  const perTile = { perTile: { bytesRead: tiledReads, flops, tiles } };
   const traffic: Traffic = { bytesRead: sAdd(...reads), bytesWritten: written, flops, ...perTile };
   const gridX = mode.kind === 'prefill' ? qTiles : sMul(sCeilDiv(T_, Br / G), sConst(s.splits));
   const schedule: KernelSchedule = { kind: 'flash_attention', tileRows: Br, tileCols: Bc, lanes: L, useSubgroups: s.useSubgroups, splits: mode.kind === 'split' ? s.splits : 1 };

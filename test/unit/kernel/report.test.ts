@@ -152,3 +152,30 @@ model m {
     expect(a?.flops).toBe(2 * 64 * 64 * 2 * 32);
   });
 });
+
+describe('traffic report: split-K decode over a sliding window', () => {
+  it('one query over a 4096-key cache with a 256-key window reads about the window of K/V, not the cache', () => {
+    const text = `dims T, S
+input q: f32[1, 4, T, 64]
+input k: f32[1, 4, S, 64]
+input v: f32[1, 4, S, 64]
+output o: f32[1, 4, T, 64]
+model m {
+  s = q @ transpose(k) / 8.0
+  keep = grid[T, S](qi, ki) => ki <= S - T + qi && S - T + qi - ki < 256
+  o = softmax(where(keep, s, -inf), axis=-1) @ v
+}
+`;
+    const rep = lowerModel(compileModel({ file: 'm.tfx', text }, { target: 'webgpu', verify: true }), { limits: lavapipeLimits }).report({ dims: new Map([['T', 1], ['S', 4096]]) });
+    const split = rep.kernels.find((k) => k.op === 'fused_attention_split' && k.tiles !== undefined);
+    if (split === undefined) throw new Error('no counted split-K kernel');
+    const window = 4 * 256 * (64 + 64) * 4; // K and V rows the window covers, f32, 4 heads
+    const cache = 4 * 4096 * (64 + 64) * 4;
+    const q = 4 * 64 * 4;
+    // The visited tiles cover the window plus at most one partial tile on each side.
+    expect(split.bytesRead - q).toBeGreaterThanOrEqual(window);
+    expect(split.bytesRead - q).toBeLessThanOrEqual(1.3 * window);
+    expect(split.bytesRead).toBeLessThan(cache / 10);
+    expect(split.flops).toBeLessThanOrEqual(1.3 * 4 * 256 * 2 * 128);
+  });
+});
