@@ -27,6 +27,10 @@ const models: readonly ModelCase[] = [
   { file: 'examples/variants/score-mods.tfx', overrides: { vocab: 64, ctx: 16, d: 32, heads: 2, layers: 1 }, runs: [{ B: 1, T: 7 }, { B: 2, T: 1 }] },
   // Local (sliding window) and global layers chosen by `where` on the layer index: one mask per layer.
   { file: 'examples/variants/local-global.tfx', overrides: { vocab: 64, ctx: 16, d: 32, heads: 2, layers: 2, window: 3 }, runs: [{ B: 1, T: 9 }, { B: 2, T: 1 }] },
+  // gpt-oss sinks: softmax(s) @ v gated by sigmoid(lse - sink); the LSE comes from the attention kernel.
+  { file: 'examples/variants/sinks.tfx', overrides: { vocab: 64, ctx: 16, d: 32, heads: 2, layers: 1 }, runs: [{ B: 1, T: 7 }, { B: 2, T: 1 }] },
+  // StreamingLLM: sink keys plus a sliding window in one mask.
+  { file: 'examples/variants/streaming.tfx', overrides: { vocab: 64, ctx: 16, d: 32, heads: 2, layers: 1, window: 3, sink_tokens: 2 }, runs: [{ B: 1, T: 11 }] },
   // No KV cache: rope(q) and rope(k) computed in the attention's Q and K loads (qload / kload).
   { file: 'examples/variants/llama-nocache.tfx', overrides: { vocab: 64, d: 32, heads: 4, kv_heads: 2, layers: 1, ffn: 48 }, runs: [{ B: 1, T: 9 }, { B: 2, T: 1 }] },
 ];

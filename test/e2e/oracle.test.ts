@@ -115,7 +115,7 @@ describe('examples match PyTorch (float64 interpreter vs test/oracle)', () => {
   });
 
   // The variants' own config defaults are small; the oracle builds the same sizes.
-  const variants = ['alibi', 'sliding-window', 'softcap', 'prefix-lm', 'document-mask', 'mqa', 'relative-bias', 'plain-attention', 'score-mods', 'local-global'];
+  const variants = ['alibi', 'sliding-window', 'softcap', 'prefix-lm', 'document-mask', 'mqa', 'relative-bias', 'plain-attention', 'score-mods', 'local-global', 'sinks', 'streaming'];
   it.skipIf(noTorch).each(variants)('variants/%s.tfx at its default config, B=2, T=19', (variant) => {
     const dir = runOracle('variants_oracle.py', ['--variant', variant, '--seed', '5', '--batch', '2', '--seq', '19']);
     const { weights, inputs, expected } = readOracle(dir);

@@ -13,9 +13,10 @@ import common
 import gpt2_oracle
 
 VARIANTS = ["alibi", "sliding-window", "softcap", "prefix-lm", "document-mask", "mqa", "relative-bias",
-            "plain-attention", "score-mods", "local-global"]
+            "plain-attention", "score-mods", "local-global", "sinks", "streaming"]
 WINDOW, CAP, MAX_DIST = 8, 5.0, 8  # the config values in the .tfx files
 MODS_CAP = 1.0  # score-mods.tfx's cap
+SINK_TOKENS = 2  # streaming.tfx's sink_tokens
 
 
 def main():
@@ -41,6 +42,8 @@ def main():
                 p[name] = w.normal(name, shape, 1.0 / math.sqrt(d) if suffix == "weight" else 0.1)
     if v == "relative-bias":
         rel = w.normal("rel_bias.weight", (2 * MAX_DIST + 1, H), 1.0)
+    if v == "sinks":  # gpt-oss: one learned logit per head and layer
+        sinks = [w.normal(f"h.{l}.attn.sinks", (H,), 1.0) for l in range(a.layers)]
     tokens = w.tokens((B, T), a.vocab)
     inputs = {"tokens": tokens}
 
@@ -60,6 +63,8 @@ def main():
         allowed = causal.view(1, 1, T, T) & (doc.view(B, 1, T, 1) == doc.view(B, 1, 1, T))
     elif v == "sliding-window":
         allowed = causal & (qi - ki < WINDOW)
+    elif v == "streaming":
+        allowed = causal & ((ki < SINK_TOKENS) | (qi - ki < WINDOW))
     else:
         allowed = causal
     if v == "plain-attention":
@@ -102,6 +107,9 @@ def main():
             s = q @ k.transpose(-1, -2) / math.sqrt(dh)
             if v == "plain-attention":
                 att = torch.softmax(s + inputs["mask"].double(), dim=-1)
+            elif v == "sinks":  # softmax over [scores, sink], the sink's column dropped (as gpt-oss)
+                col = sinks[l].view(1, H, 1, 1).expand(B, H, T, 1)
+                att = torch.softmax(torch.cat([s.masked_fill(~causal, -math.inf), col], dim=-1), dim=-1)[..., :-1]
             elif v == "local-global":  # even layers: sliding window; odd layers: causal
                 att = common.masked_softmax(s, causal & (qi - ki < WINDOW) if l % 2 == 0 else causal)
             else:

@@ -110,6 +110,8 @@ model m {
   for (const [label, mask, keep] of [
     ['causal', 'ki <= qi', (q: number, k: number) => k <= q],
     ['sliding window 24', 'ki <= qi && qi - ki < 24', (q: number, k: number) => k <= q && q - k < 24],
+    // StreamingLLM: two sink keys plus the window; the tiles between them are skipped.
+    ['streaming (2 sink keys + window 24)', 'ki <= qi && (ki < 2 || qi - ki < 24)', (q: number, k: number) => k <= q && (k < 2 || q - k < 24)],
   ] as const) {
     it(`${label}: K/V bytes and FLOPs only for the key tiles the kernel visits (T = 200)`, () => {
       const T = 200;
@@ -128,7 +130,7 @@ model m {
       expect(a.bytesRead).toBe(Math.round(4 * 2 * T * 16 + frac * 4 * 2 * qTiles * T * 32));
       // Two dot products of 16 per score, the visited fraction of scores.
       expect(a.flops).toBe(Math.round(frac * 2 * T * T * 2 * 32));
-      expect(frac).toBeLessThan(label === 'causal' ? 0.6 : 0.35);
+      expect(frac).toBeLessThan(label === 'causal' ? 0.6 : 0.5);
       expect(a.bytesWritten).toBe(4 * 2 * T * 16);
     });
   }
