@@ -9,7 +9,7 @@ import { evalCondition, evalSize } from '../src/kernel/plan.js';
 import { acquireDevice } from '../src/runtime/device.js';
 import { createSession } from '../src/runtime/session.js';
 import { targetLimitsOf } from '../src/runtime/target.js';
-import { makeTensor } from '../src/interp/tensor.js';
+import { makeTensor } from '../src/base/tensor.js';
 
 const T = Number(process.argv[2] ?? 1024);
 const H = 12;

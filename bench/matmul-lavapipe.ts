@@ -8,7 +8,7 @@ import { type MatmulSchedule, chooseSchedule } from '../src/kernel/schedule.js';
 import { acquireDevice } from '../src/runtime/device.js';
 import { createSession } from '../src/runtime/session.js';
 import { targetLimitsOf } from '../src/runtime/target.js';
-import { makeTensor } from '../src/interp/tensor.js';
+import { makeTensor } from '../src/base/tensor.js';
 import { loadavg } from 'node:os';
 
 const [M, K, N] = [Number(process.argv[2] ?? 256), Number(process.argv[3] ?? 768), Number(process.argv[4] ?? 768)];

@@ -9,7 +9,7 @@
 // Schedules: the target's own (lavapipe: direct, 32x64, 8 rows/thread) and a staged one.
 // Time = sum of the launched steps' GPU timestamps, median of 5 runs after 2 warm-up runs.
 import { checkSource } from '../src/check/check-source.js';
-import { makeTensor } from '../src/interp/tensor.js';
+import { makeTensor } from '../src/base/tensor.js';
 import { compilePlan } from '../src/compile/plan.js';
 import type { AttentionSchedule } from '../src/kernel/lower-attention-schedule.js';
 import { evalCondition } from '../src/kernel/plan.js';

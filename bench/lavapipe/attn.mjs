@@ -8,7 +8,7 @@ import { chooseAttentionSchedule } from '../../dist/src/kernel/lower-attention-s
 import { acquireDevice } from '../../dist/src/runtime/device.js';
 import { createSession } from '../../dist/src/runtime/session.js';
 import { targetLimitsOf } from '../../dist/src/runtime/target.js';
-import { makeTensor } from '../../dist/src/interp/tensor.js';
+import { makeTensor } from '../../dist/src/base/tensor.js';
 import { measurePeak } from '../../dist/src/cli/bench-peak.js';
 const [T, dh, causal] = [Number(process.argv[2] ?? 1024), Number(process.argv[3] ?? 64), process.argv[4] === 'causal' || process.argv[4] === 'sw64'];
 const sw = process.argv[4] === 'sw64';

@@ -3,7 +3,7 @@
 // kernel header. A backend (codegen/wgsl/print.ts, codegen/cuda/print.ts) subclasses it and
 // overrides only spellings: types, declarations, builtins, barriers, literals, buffer access,
 // subgroup ops, and its own kernel signature and prelude in `print`.
-import { NameScope } from './names.js';
+import { NameScope } from '../../src/base/names.js';
 import type { Writer } from './writer.js';
 import { formatF32 } from './float.js';
 import {

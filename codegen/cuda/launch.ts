@@ -5,7 +5,7 @@
 // and the parameter list in order: the buffers by binding, then one u32 per dim, all by value
 // (cuLaunchKernel kernelParams = [&ptr0, ..., &dim0, ...]). The step order and buffer bindings
 // are manifest.json's `steps`. Deterministic: fixed key order, plan order.
-import { printCudaLauncher } from './launcher.js';
+import { cudaPath, printCudaLauncher } from './launcher.js';
 import { cudaPrelude } from './print.js';
 import { cudaMmaHelpers } from './mma.js';
 import { cudaRuntimeHeaders } from './runtime/header.js';
@@ -32,10 +32,6 @@ export interface CudaLaunch {
   readonly version: typeof cudaLaunchVersion;
   readonly model: string;
   readonly kernels: readonly CudaLaunchKernel[];
-}
-
-export function cudaPath(kernelName: string): string {
-  return `cuda/${kernelName}.cu`;
 }
 
 function cudaSource(k: PlanKernel): string {

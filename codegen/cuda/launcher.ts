@@ -11,7 +11,11 @@
 // codegen/cuda/emu/cuda_emu.h (CPU emulator): only tfc_runtime.h's small device API differs.
 import { Writer } from '../common/writer.js';
 import type { Plan, SizeExpr } from '../../src/kernel/plan.js';
-import { cudaPath } from './launch.js';
+
+/** Where a kernel's CUDA source lives in a compiled folder (the launcher #includes it from cuda/). */
+export function cudaPath(kernelName: string): string {
+  return `cuda/${kernelName}.cu`;
+}
 
 /** C++ (uint64_t) spelling of a size formula; dims are `d[i]` in `plan.dims` order. */
 export function cxxSize(e: SizeExpr, dimIndex: ReadonlyMap<string, number>): string {

@@ -3,7 +3,8 @@
 // (lavapipe keeps a loop-local uninitialized `var`'s previous value), infinities come from a
 // runtime bitcast helper (a const-expression may not evaluate to inf), dims are a uniform struct.
 // Statement and expression walking live in ../common/c-style.ts; this file holds the module layout and spellings.
-import { NameScope, wgslReserved } from '../common/names.js';
+import { NameScope } from '../../src/base/names.js';
+import { wgslReserved } from '../common/names.js';
 import { Writer } from '../common/writer.js';
 import { CStylePrinter, describeSchedule, isInfLiteral, usedBuiltins } from '../common/c-style.js';
 import {

@@ -1,4 +1,4 @@
-// The graph builder: AST (grammar/ast.ts) -> graph IR (src/graph/ir.ts). It resolves names,
+// The model checker (ModelChecker): AST (grammar/ast.ts) -> graph IR (src/graph/ir.ts). It resolves names,
 // evaluates config, inlines functions (unifying generic dims per call), unrolls `for` loops,
 // folds compile-time scalars and lowers builtins and operators to catalog ops, whose `infer`
 // gives every result type. User mistakes are reported into the sink; building goes on with a
@@ -12,30 +12,23 @@ import { type DType, type TensorType, dtypes, printType, typeEquals } from '../g
 import { getOp } from '../ops/catalog.js';
 import { isOpError } from '../ops/define.js';
 import { builtins, getBuiltin } from '../ops/builtins.js';
-import { type Dim, dimAdd, dimConst, dimConstValue, dimDiv, dimMul, dimNeg, dimSub, dimVar, printDim } from './dim.js';
+import { type Dim, dimAdd, dimConst, dimConstValue, dimDiv, dimMul, dimNeg, dimSub, dimVar, printDim } from '../base/dim.js';
 import { type ConfigResult, builtinConstants, evaluateConfig, fileStart } from './config.js';
 import { type FamilyInfo, type FoldOp, type Value, binaryOpNames, describe, dimValue, foldNumbers, num, poison } from './values.js';
 import { type ArgValue, lowerBuiltin } from './builtin-calls.js';
 import { lowerGrid } from './grid.js';
 import { unifyCall } from './unify.js';
 import { modelLimits } from './limits.js';
+import type { Checker, Scope } from './checker.js';
 
 export interface BuildOptions {
   readonly overrides: ReadonlyMap<string, number>;
 }
 
-/** What a name means inside one function body (or the model block). */
-type LocalKind = 'local' | 'param' | 'index-param' | 'loop' | 'generic';
-
-export interface Scope {
-  readonly locals: Map<string, { value: Value; kind: LocalKind }>;
-  /** The function being inlined, or undefined in the model block. */
-  readonly fn: FnItem | undefined;
-}
-
 const dtypeNames: ReadonlySet<string> = new Set(dtypes);
 
-export class GraphBuilder {
+/** Checks one module and builds its graph (graph/rewrite.ts's GraphBuilder is the passes' node list). */
+export class ModelChecker implements Checker {
   readonly nodes: Node[] = [];
   readonly config: ConfigResult;
   private readonly fns = new Map<string, FnItem>();
@@ -844,5 +837,5 @@ function oversizeMessage(t: TensorType): string | undefined {
 
 /** AST -> graph IR with every type inferred; undefined when errors were reported. */
 export function buildGraph(module: Module, options: BuildOptions, sink: DiagnosticSink): Graph | undefined {
-  return new GraphBuilder(module, sink, options.overrides).build();
+  return new ModelChecker(module, sink, options.overrides).build();
 }

@@ -1,6 +1,6 @@
 // Lowering of builtin calls (table in src/ops/builtins.ts) to catalog ops: binds positional and
 // named arguments, folds calls on compile-time scalars, normalizes axes (non-negative, sorted),
-// infers reshape's -1 and split sizes by exact dim division. Called by the graph builder.
+// infers reshape's -1 and split sizes by exact dim division. Called by the model checker (build.ts) through the Checker interface.
 import type { Ident } from '../../grammar/ast.js';
 import { closestName } from '../diag/diagnostic.js';
 import type { Span } from '../diag/span.js';
@@ -8,8 +8,8 @@ import { type Attrs, attr } from '../graph/ir.js';
 import { type DType, dtypes, printType } from '../graph/types.js';
 import { getOp } from '../ops/catalog.js';
 import type { Builtin } from '../ops/builtins.js';
-import { type Dim, dimAdd, dimConst, dimDiv, dimEquals, dimMul, printDim } from './dim.js';
-import type { GraphBuilder } from './build.js';
+import { type Dim, dimAdd, dimConst, dimDiv, dimEquals, dimMul, printDim } from '../base/dim.js';
+import type { Checker } from './checker.js';
 import { type Value, describe, num, poison } from './values.js';
 
 export interface ArgValue {
@@ -24,7 +24,7 @@ interface Bound {
 }
 
 /** Binds arguments to the builtin's parameters (TFC104 for counts, TFC105 for names). */
-function bindArgs(b: GraphBuilder, fn: Builtin, args: readonly ArgValue[], loc: Span): Bound | undefined {
+function bindArgs(b: Checker, fn: Builtin, args: readonly ArgValue[], loc: Span): Bound | undefined {
   const values = new Map<string, { value: Value; loc: Span }>();
   const rest: ArgValue[] = [];
   const positional = args.filter((a) => a.name === undefined);
@@ -79,7 +79,7 @@ function bindArgs(b: GraphBuilder, fn: Builtin, args: readonly ArgValue[], loc: 
   return { values, rest };
 }
 
-function normAxis(b: GraphBuilder, axis: number, rank: number, loc: Span, what: string): number | undefined {
+function normAxis(b: Checker, axis: number, rank: number, loc: Span, what: string): number | undefined {
   const a = axis < 0 ? axis + rank : axis;
   if (a < 0 || a >= rank) {
     b.error('TFC203', loc, `${what}: axis ${axis} is out of range for rank ${rank}`);
@@ -88,7 +88,7 @@ function normAxis(b: GraphBuilder, axis: number, rank: number, loc: Span, what: 
   return a;
 }
 
-export function lowerBuiltin(b: GraphBuilder, fn: Builtin, args: readonly ArgValue[], loc: Span): Value {
+export function lowerBuiltin(b: Checker, fn: Builtin, args: readonly ArgValue[], loc: Span): Value {
   const bound = bindArgs(b, fn, args, loc);
   if (bound === undefined) return poison;
   if ([...bound.values.values()].some((v) => v.value.kind === 'poison') || bound.rest.some((a) => a.value.kind === 'poison')) {
@@ -240,7 +240,7 @@ function naturalDtype(a: Value, b: Value): DType {
 }
 
 /** A call of an elementwise op on compile-time numbers, folded with the catalog's scalar function. */
-function foldScalar(b: GraphBuilder, op: string, xs: readonly Extract<Value, { kind: 'num' }>[], loc: Span): Value {
+function foldScalar(b: Checker, op: string, xs: readonly Extract<Value, { kind: 'num' }>[], loc: Span): Value {
   const def = getOp(op);
   if (def?.scalar === undefined) return b.error('TFC110', loc, `${op} cannot be applied to compile-time numbers`);
   const v = def.scalar(...xs.map((x) => x.value));
@@ -249,7 +249,7 @@ function foldScalar(b: GraphBuilder, op: string, xs: readonly Extract<Value, { k
   return num(v, keepsInt && xs.every((x) => x.isInt));
 }
 
-function elementwise2(b: GraphBuilder, op: string, x: { value: Value; loc: Span }, y: { value: Value; loc: Span }, loc: Span): Value {
+function elementwise2(b: Checker, op: string, x: { value: Value; loc: Span }, y: { value: Value; loc: Span }, loc: Span): Value {
   if (x.value.kind === 'num' && y.value.kind === 'num') return foldScalar(b, op, [x.value, y.value], loc);
   const dtype: DType = x.value.kind === 'tensor' ? x.value.type.dtype : y.value.kind === 'tensor' ? y.value.type.dtype : naturalDtype(x.value, y.value);
   const a = b.scalarAsTensor(x.value, dtype, x.loc, op);
@@ -257,7 +257,7 @@ function elementwise2(b: GraphBuilder, op: string, x: { value: Value; loc: Span 
   return b.addNode(op, [a, c], {}, loc);
 }
 
-function intList(b: GraphBuilder, v: Value, loc: Span, what: string): number[] | undefined {
+function intList(b: Checker, v: Value, loc: Span, what: string): number[] | undefined {
   const items = v.kind === 'list' ? v.items : [v];
   const out: number[] = [];
   for (const i of items) {
@@ -269,7 +269,7 @@ function intList(b: GraphBuilder, v: Value, loc: Span, what: string): number[] |
 }
 
 function reduce(
-  b: GraphBuilder,
+  b: Checker,
   op: string,
   x: Value,
   axisArg: { value: Value; loc: Span },
@@ -294,7 +294,7 @@ function reduce(
   return b.addNode(op, [x], { axes: attr.ints(norm), keepdims: attr.bool(keepdimsArg.value.value) }, loc);
 }
 
-function reshape(b: GraphBuilder, x: Value, shapeArg: { value: Value; loc: Span }, loc: Span): Value {
+function reshape(b: Checker, x: Value, shapeArg: { value: Value; loc: Span }, loc: Span): Value {
   const v = shapeArg.value;
   if (v.kind !== 'list') return b.error('TFC110', shapeArg.loc, `reshape needs a list of dims [d1, d2, ...], got ${describe(v)}`);
   const dims: (Dim | undefined)[] = [];
@@ -323,7 +323,7 @@ function reshape(b: GraphBuilder, x: Value, shapeArg: { value: Value; loc: Span 
   return b.addNode('reshape', [x], { shape: attr.dims(dims.filter((d): d is Dim => d !== undefined)) }, loc);
 }
 
-function split(b: GraphBuilder, x: Value, partsArg: { value: Value; loc: Span }, axisArg: { value: Value; loc: Span }, loc: Span): Value {
+function split(b: Checker, x: Value, partsArg: { value: Value; loc: Span }, axisArg: { value: Value; loc: Span }, loc: Span): Value {
   const axisN = b.compileTimeInt(axisArg.value, axisArg.loc, 'the axis of split');
   if (x.kind !== 'tensor' || axisN === undefined) return poison;
   const axis = normAxis(b, axisN, x.type.shape.length, axisArg.loc, `split of ${printType(x.type)}`);

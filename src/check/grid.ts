@@ -10,8 +10,8 @@ import { type DType, dtypes, isFloat, printType } from '../graph/types.js';
 import { getOp } from '../ops/catalog.js';
 import { isOpError } from '../ops/define.js';
 import { getBuiltin } from '../ops/builtins.js';
-import type { Dim } from './dim.js';
-import type { GraphBuilder, Scope } from './build.js';
+import type { Dim } from '../base/dim.js';
+import type { Checker, Scope } from './checker.js';
 import { type Value, binaryOpNames, describe, poison } from './values.js';
 
 type GridExpr = Extract<Expr, { kind: 'grid' }>;
@@ -52,7 +52,7 @@ class GridLowering {
   private readonly operandIndex = new Map<number, number>();
 
   constructor(
-    private readonly b: GraphBuilder,
+    private readonly b: Checker,
     private readonly sc: Scope,
     private readonly params: ReadonlyMap<string, number>,
   ) {}
@@ -269,7 +269,7 @@ class GridLowering {
   }
 }
 
-export function lowerGrid(b: GraphBuilder, e: GridExpr, sc: Scope): Value {
+export function lowerGrid(b: Checker, e: GridExpr, sc: Scope): Value {
   const shape: Dim[] = [];
   let ok = true;
   for (const s of e.shape) {

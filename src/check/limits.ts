@@ -6,7 +6,7 @@
 import type { Expr, Module } from '../../grammar/ast.js';
 import { type DiagnosticSink, diag } from '../diag/diagnostic.js';
 import type { Span } from '../diag/span.js';
-import { type Dim, dimAdd, dimConst, dimConstValue, dimEval, dimMul, dimSub, dimVar, dimVars, printDim } from './dim.js';
+import { type Dim, dimAdd, dimConst, dimConstValue, dimEval, dimMul, dimSub, dimVar, dimVars, printDim } from '../base/dim.js';
 import type { ConfigResult } from './config.js';
 
 export interface DimLimit {

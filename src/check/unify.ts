@@ -1,12 +1,12 @@
 // Binding a call's arguments to a function's parameters: dtype and rank checks, and unification
 // of the generic dims (`fn attend[N, M](q: f32[B, h, N, dh], ...)`) with the argument shapes.
-// Used by the graph builder when it inlines a call (src/check/build.ts).
+// Used by the model checker when it inlines a call (src/check/build.ts).
 import type { FnItem } from '../../grammar/ast.js';
 import type { Span } from '../diag/span.js';
 import { type TensorType, printType } from '../graph/types.js';
-import { type Dim, dimConstValue, dimDiv, dimEquals, dimSub, dimSubstitute, dimVar, dimVars } from './dim.js';
+import { type Dim, dimConstValue, dimDiv, dimEquals, dimSub, dimSubstitute, dimVar, dimVars } from '../base/dim.js';
 import type { ArgValue } from './builtin-calls.js';
-import type { GraphBuilder, Scope } from './build.js';
+import type { Checker, Scope } from './checker.js';
 import { type Value, describe, dimValue, num } from './values.js';
 
 const GENERIC = '?'; // prefix of a generic dim while it is being solved; no source name has it
@@ -45,7 +45,7 @@ function showDeclared(t: TensorType, sub: ReadonlyMap<string, Dim>): string {
  * Checks the arguments of a call against the parameters and returns the scope the body runs in
  * (parameters and generic dims bound), or undefined after reporting TFC213/TFC217/TFC110.
  */
-export function unifyCall(b: GraphBuilder, fn: FnItem, args: readonly ArgValue[], loc: Span): Scope | undefined {
+export function unifyCall(b: Checker, fn: FnItem, args: readonly ArgValue[], loc: Span): Scope | undefined {
   const fname = fn.name.name;
   const sig: Scope = { locals: new Map(), fn };
   const seen = new Set<string>();

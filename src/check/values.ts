@@ -1,8 +1,8 @@
-// The values the graph builder computes while it walks the AST: graph tensors, compile-time
+// The values the model checker computes while it walks the AST: graph tensors, compile-time
 // scalars, symbolic dims, lists, tuples, families. `poison` marks a value whose error has
 // already been reported, so that dependent checks stay quiet (no cascades).
 import type { TensorDeclItem } from '../../grammar/ast.js';
-import { type Dim, dimConstValue, printDim } from './dim.js';
+import { type Dim, dimConstValue, printDim } from '../base/dim.js';
 import { type DType, type TensorType, printType } from '../graph/types.js';
 
 export interface FamilyInfo {

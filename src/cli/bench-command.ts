@@ -23,7 +23,7 @@ import { peakLine } from './bench-peak.js';
 import { formatFusionProfile } from '../kernel/fusion-profile.js';
 import { benchAttentionCuda, formatCudaTable } from './bench-cuda.js';
 import { cudaRunRefusal } from '../runtime-cuda/run.js';
-import { isStderrTty } from './launch.js';
+import { isStderrTty } from './stderr-filter.js';
 
 interface RawOptions {
   T?: string;

@@ -13,7 +13,7 @@ import type { Graph } from '../graph/ir.js';
 import type { Diagnostic } from '../diag/diagnostic.js';
 import { neededTensors } from '../io/check-tensors.js';
 import { interpret } from '../interp/interpret.js';
-import type { Tensor64 } from '../ops/define.js';
+import type { Tensor64 } from '../base/tensor.js';
 import { randomInputs, randomWeights } from './random.js';
 import { readSafetensors } from '../io/safetensors.js';
 import type { Plan } from '../kernel/plan.js';

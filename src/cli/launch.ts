@@ -4,7 +4,7 @@
 // runs in this process, so `tfc check` and `tfc compile` pay for no second Node start.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { createStderrFilter } from './stderr-filter.js';
+import { createStderrFilter, stderrTtyEnv } from './stderr-filter.js';
 
 /** Commands that may load dawn.node. */
 const gpuCommands = new Set(['run', 'bench', 'tune']);
@@ -20,14 +20,6 @@ export function commandOf(argv: readonly string[]): string | undefined {
     if (!a.startsWith('-')) return a;
   }
   return undefined;
-}
-
-/** Set in the child when the parent's stderr is a terminal (the child's is a pipe). */
-export const stderrTtyEnv = 'TFC_STDERR_TTY';
-
-/** Whether stderr is a terminal, also in the filtered child. */
-export function isStderrTty(env: Readonly<Record<string, string | undefined>> = process.env): boolean {
-  return process.stderr.isTTY === true || env[stderrTtyEnv] === '1';
 }
 
 /** Runs one tfc invocation as the binary does; resolves to the exit code. */

@@ -6,7 +6,7 @@ import { type Diagnostic, UserErrorsReported, InternalError, diag } from '../dia
 import type { Graph } from '../graph/ir.js';
 import { diagnosticCodes, type DiagCode } from '../diag/codes.js';
 import { interpret } from '../interp/interpret.js';
-import { isInterpError } from '../interp/errors.js';
+import { isInterpError } from '../ops/errors.js';
 import { checkIndexRanges, checkTensors, neededTensors } from '../io/check-tensors.js';
 import { SafetensorsError, fileSpan, readSafetensors, writeSafetensors, type SafetensorsFile } from '../io/safetensors.js';
 import { ScheduleError } from '../kernel/schedule.js';
@@ -15,7 +15,7 @@ import { readBytes, writeDirAtomic, writeFileAtomic, readText } from './fsio.js'
 import { randomInputs, randomWeights } from './random.js';
 import { Reporter } from './report.js';
 import { reportText } from './traffic.js';
-import type { Tensor64 } from '../ops/define.js';
+import type { Tensor64 } from '../base/tensor.js';
 import { formatModule, openModel, parseOnly, passList, printAst, type Target } from './stages.js';
 import { compileLimits, hasWebGpu, runOnWebGpu } from './webgpu.js';
 import { lowerModel } from '../compile/kernels.js';

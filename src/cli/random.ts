@@ -1,9 +1,9 @@
 // Seeded weights and inputs for `tfc init-weights` / `tfc random-inputs`, so a model runs without
 // downloading a checkpoint. Deterministic: the same seed, model and sizes give the same bytes.
-import { dimConstValue, dimEval, dimVars, printDim } from '../check/dim.js';
+import { dimConstValue, dimEval, dimVars, printDim } from '../base/dim.js';
 import { diag, type Diagnostic } from '../diag/diagnostic.js';
 import type { Graph } from '../graph/ir.js';
-import type { Tensor64 } from '../ops/define.js';
+import type { Tensor64 } from '../base/tensor.js';
 import type { NeededTensor } from '../io/check-tensors.js';
 
 /** splitmix32: a small, well-mixed PRNG, so runs do not depend on Math.random. */

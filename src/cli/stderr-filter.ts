@@ -54,3 +54,14 @@ export function createStderrFilter(out: (text: string) => void): StderrFilter {
     },
   };
 }
+
+/** Set in the child when the parent's stderr is a terminal (the child's is a pipe). */
+export const stderrTtyEnv = 'TFC_STDERR_TTY';
+
+/**
+ * Whether stderr is a terminal, also in the filtered child. Here, not in launch.ts, so commands
+ * (bench-command.ts) do not import the launcher, which imports main.js (an import cycle).
+ */
+export function isStderrTty(env: Readonly<Record<string, string | undefined>> = process.env): boolean {
+  return process.stderr.isTTY === true || env[stderrTtyEnv] === '1';
+}

@@ -18,7 +18,7 @@ import { writeFileAtomic } from './fsio.js';
 import { randomInputs, randomWeights, unboundShapes } from './random.js';
 import type { Reporter } from './report.js';
 import { openModel } from './stages.js';
-import type { Tensor64 } from '../ops/define.js';
+import type { Tensor64 } from '../base/tensor.js';
 import { interpret } from '../interp/interpret.js';
 import { type KernelProgram, assertNever } from '../kernel/ir.js';
 import { lowerGraph } from '../compile/kernels.js';

@@ -2,8 +2,8 @@
 // limits, so the artifacts do not depend on the machine) and running it for
 // `tfc run --target webgpu` (compiled for the adapter it runs on).
 import type { Graph, Node } from '../graph/ir.js';
-import { dimConstValue } from '../check/dim.js';
-import type { Tensor64 } from '../ops/define.js';
+import { dimConstValue } from '../base/dim.js';
+import type { Tensor64 } from '../base/tensor.js';
 import { lowerModel } from '../compile/kernels.js';
 import type { Compilation } from '../compile/model.js';
 import type { Plan } from '../kernel/plan.js';

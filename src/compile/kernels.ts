@@ -4,7 +4,7 @@
 // traffic report.
 import { basename } from 'node:path';
 import { cudaEmitText, cudaFiles } from '../../codegen/cuda/launch.js';
-import { compilePlan } from './plan.js';
+import { compilePlan, printableTarget } from './plan.js';
 import type { Kernel, KernelProgram } from '../kernel/ir.js';
 import { lowerToKernels } from '../kernel/lower.js';
 import { planFiles } from '../kernel/manifest.js';
@@ -51,7 +51,7 @@ export class KernelStages {
 
   /** Kernel IR (`--emit kernels`), lowered once; the plan is built from this same program. */
   get program(): KernelProgram {
-    this.programMemo ??= lowerToKernels(this.model.graph, this.limits, this.schedule);
+    this.programMemo ??= lowerToKernels(this.model.graph, printableTarget(this.limits), this.schedule);
     return this.programMemo;
   }
 
@@ -153,7 +153,7 @@ export function lowerModel(model: Compilation, opts: LowerOptions): KernelStages
  */
 export function lowerGraph(g: Graph, opts: LowerOptions): { readonly program: KernelProgram; readonly plan: Plan } {
   const schedule = opts.schedule ?? chooseSchedule(opts.limits);
-  const program = lowerToKernels(g, opts.limits, schedule);
+  const program = lowerToKernels(g, printableTarget(opts.limits), schedule);
   const plan = compilePlan(g, { target: opts.limits, schedule, program, cuda: opts.cuda ?? opts.limits.name.startsWith('cuda') });
   return { program, plan };
 }

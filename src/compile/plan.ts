@@ -5,9 +5,10 @@
 import type { Graph } from '../graph/ir.js';
 import { printWgsl, uniformBinding } from '../../codegen/wgsl/print.js';
 import { printCuda } from '../../codegen/cuda/print.js';
+import { kernelNameReserved } from '../../codegen/common/names.js';
 import { type Kernel, type KernelProgram, kernelFeatures, usesMatrixStmts } from '../kernel/ir.js';
 import { kernelKey } from '../kernel/kernel-key.js';
-import { lowerToKernels } from '../kernel/lower.js';
+import { type LoweringTarget, lowerToKernels } from '../kernel/lower.js';
 import type { BufferKind, Plan, PlanBinding, PlanBuffer, PlanKernel, WeightRows } from '../kernel/plan.js';
 import { weightRowRange } from '../ops/source.js';
 import { type Schedule, type TargetLimits, chooseSchedule, lavapipeLimits } from '../kernel/schedule.js';
@@ -23,10 +24,15 @@ export interface CompileOptions {
   readonly program?: KernelProgram;
 }
 
+/** `target` with the reserved words of every language a plan is printed in, for kernel names. */
+export function printableTarget(target: TargetLimits): LoweringTarget {
+  return { ...target, reservedNames: kernelNameReserved };
+}
+
 export function compilePlan(g: Graph, opts: CompileOptions = {}): Plan {
   const target = opts.target ?? lavapipeLimits;
   const withCuda = opts.cuda ?? target.name.startsWith('cuda');
-  const program = opts.program ?? lowerToKernels(g, target, opts.schedule ?? chooseSchedule(target));
+  const program = opts.program ?? lowerToKernels(g, printableTarget(target), opts.schedule ?? chooseSchedule(target));
   const storageOf = (id: number): number => {
     const s = program.storage.get(id);
     if (s === undefined || s === 'folded') throw new Error(`internal: graph value %${id} has no buffer`);

@@ -2,7 +2,7 @@
 // a result type and a source location. Functions are inlined and `for` loops unrolled when the
 // graph is built, so a graph is a flat DAG in topological (definition) order.
 import type { Span } from '../diag/span.js';
-import type { Dim } from '../check/dim.js';
+import type { Dim } from '../base/dim.js';
 import type { DType, TensorType } from './types.js';
 
 /**

@@ -1,5 +1,5 @@
 // Helpers over lambda bodies (ScalarExpr) shared by the passes and the kernel lowering.
-import { type Dim, dimConst } from '../check/dim.js';
+import { type Dim, dimConst } from '../base/dim.js';
 import type { ScalarExpr } from './ir.js';
 
 /** Replaces `index(k)` by `at[k]`: substitutes a lambda's parameters, or composes index maps. */

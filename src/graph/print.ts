@@ -28,7 +28,7 @@
 //   is longer than one character; the file is bare when it matches [A-Za-z0-9_./+@-]+ and
 //   otherwise a JSON string. `from(...)` lists the spans a rewritten node replaced.
 //   `locs: false` hides loc and from (parseGraph then locates nodes at their IR text line).
-import { printDim } from '../check/dim.js';
+import { printDim } from '../base/dim.js';
 import type { Span } from '../diag/span.js';
 import { getOp } from '../ops/catalog.js';
 import { isOpError } from '../ops/define.js';

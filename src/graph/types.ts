@@ -1,5 +1,5 @@
 // Tensor types shared by the checker, graph IR, interpreter and backends.
-import { type Dim, dimEquals, printDim, dimConstValue, dimEval } from '../check/dim.js';
+import { type Dim, dimEquals, printDim, dimConstValue, dimEval } from '../base/dim.js';
 
 export type DType = 'f32' | 'f16' | 'bf16' | 'i32' | 'bool';
 export const dtypes: readonly DType[] = ['f32', 'f16', 'bf16', 'i32', 'bool'];
@@ -19,6 +19,14 @@ export function dtypeBytes(t: DType): number {
     case 'bool':
       return 1;
   }
+}
+
+/**
+ * Bytes per element in a device buffer: bool is held as a u32 0/1, bf16 as an f32 (converted at
+ * load). Kernels index and the runtime allocates by it; split-large-weights sizes bindings by it.
+ */
+export function storageBytes(t: DType): number {
+  return t === 'bool' || t === 'bf16' ? 4 : dtypeBytes(t);
 }
 
 export interface TensorType {

@@ -1,7 +1,7 @@
 // The graph IR verifier: the invariants every stage and pass must keep (ids, SSA dominance,
 // catalog membership, arity, attribute kinds, re-inferred types, locations, outputs, interface
 // names). The pass driver runs it after every pass when verification is on (always in tests).
-import { dimVars } from '../check/dim.js';
+import { dimVars } from '../base/dim.js';
 import type { Span } from '../diag/span.js';
 import { getOp } from '../ops/catalog.js';
 import { isOpError } from '../ops/define.js';

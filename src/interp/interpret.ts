@@ -1,14 +1,14 @@
 // The float64 reference interpreter: binds the symbolic dims from the fed tensors' shapes, then
 // evaluates the graph one node at a time with each op's catalog `interp` rule. It is the ground
 // truth for every backend, so it stays naive: no fusion, no reuse of kernel code.
-import { type Dim, dimEval, dimVars, printDim } from '../check/dim.js';
+import { type Dim, dimEval, dimVars, printDim } from '../base/dim.js';
 import { InternalError } from '../diag/diagnostic.js';
 import { type Graph, type Node, strAttr } from '../graph/ir.js';
 import { type TensorType, printType } from '../graph/types.js';
 import { getOp } from '../ops/catalog.js';
 import { fedShape } from '../ops/source.js';
-import type { Tensor64 } from '../ops/define.js';
-import { InterpError } from './errors.js';
+import type { Tensor64 } from '../base/tensor.js';
+import { InterpError } from '../ops/errors.js';
 
 export interface Feeds {
   readonly inputs: ReadonlyMap<string, Tensor64>;

@@ -4,12 +4,12 @@
 // infinity in weights (TFC308) are warnings. checkIndexRanges: gather indices inside the table
 // (token ids below vocab, positions below the context, no empty id input), TFC309, before any
 // target runs.
-import { dimConstValue, dimEval, dimVars, printDim, type Dim } from '../check/dim.js';
+import { dimConstValue, dimEval, dimVars, printDim, type Dim } from '../base/dim.js';
 import { diag, warning, type Diagnostic } from '../diag/diagnostic.js';
 import type { Span } from '../diag/span.js';
 import type { Graph, Node } from '../graph/ir.js';
 import type { TensorType } from '../graph/types.js';
-import type { Tensor64 } from '../ops/define.js';
+import type { Tensor64 } from '../base/tensor.js';
 import { getOp } from '../ops/catalog.js';
 import { interpret } from '../interp/interpret.js';
 import { fileSpan, type FileDType } from './safetensors.js';

@@ -7,7 +7,7 @@
 // then the data buffer; offsets are relative to the buffer, which must be indexed without holes.
 import { diag, type Diagnostic } from '../diag/diagnostic.js';
 import type { Span } from '../diag/span.js';
-import type { Tensor64 } from '../ops/define.js';
+import type { Tensor64 } from '../base/tensor.js';
 import type { DType } from '../graph/types.js';
 
 /** The dtypes a file may hold. F64 and I64 are read only (as f32 and i32). */

@@ -1,6 +1,6 @@
 // The flash-decoding combine kernel (lower-attention.ts's split-K decode path): merges the
 // partitions' (max, sum, accumulator) rows written by lower-attention-kernel.ts in split mode.
-import { dimConstValue } from '../check/dim.js';
+import { dimConstValue } from '../base/dim.js';
 import { type Expr, type Stmt, add, bin, builtin, call, cast, div, load, lt, mul, rem, select, u32, v } from './ir.js';
 import { KernelBuilder } from './builder.js';
 import { dimExpr } from './lower-dims.js';

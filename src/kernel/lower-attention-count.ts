@@ -1,6 +1,6 @@
 // Host-side fused attention tile counter: runs the kernel's own block-sparsity bound and class
 // statements (lower-attention-sparsity.ts) on the CPU, for tests and reports.
-import type { Dim } from '../check/dim.js';
+import type { Dim } from '../base/dim.js';
 import type { Graph, Node } from '../graph/ir.js';
 import { type EvalEnv, evalLets } from './eval-expr.js';
 import { type AttentionTiles, type Expr, type Stmt, exprType, u32 } from './ir.js';

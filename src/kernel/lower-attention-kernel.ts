@@ -13,7 +13,7 @@
 //     workgroup-memory fold); alpha = exp(m_old - m_new) (0 while m_old = -inf: no NaN);
 //     p = exp(s - m_new); l = l * alpha + sum p; acc[j] = acc[j] * alpha + sum_c p_c v[c, j]
 //   out = acc / l, or 0 when l = 0 (a fully masked row). No T x S buffer exists anywhere.
-import { dimConstValue } from '../check/dim.js';
+import { dimConstValue } from '../base/dim.js';
 import { type Node, floatAttr } from '../graph/ir.js';
 import type { DType } from '../graph/types.js';
 import { countApplies } from '../ops/source.js';

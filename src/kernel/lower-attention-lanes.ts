@@ -15,7 +15,7 @@
 // a key index) is copied into separate arrays, so LLVM keeps the accumulators in registers.
 // Masks, score mods, qload/kload, GQA head groups and the LSE output work as in the scalar kernel
 // (lower-attention-kernel.ts); split-K decode keeps that kernel.
-import { dimConstValue } from '../check/dim.js';
+import { dimConstValue } from '../base/dim.js';
 import { type Node, floatAttr } from '../graph/ir.js';
 import { countApplies } from '../ops/source.js';
 import { type Expr, type KernelSchedule, type Stmt, type Traffic, add, and, arrayLoad, bin, builtin, call, cast, div, load, lt, mul, rem, select, subgroup, subgroupBroadcast, u32, v } from './ir.js';

@@ -1,7 +1,7 @@
 // What the fused attention lowering (lower-attention.ts) reads and returns: the node's shapes and
 // head widths, its input record and kernel drafts, and the log-sum-exp helpers shared by the scalar
 // and tensor-core kernels.
-import { type Dim, dimConstValue } from '../check/dim.js';
+import { type Dim, dimConstValue } from '../base/dim.js';
 import type { Graph, Node } from '../graph/ir.js';
 import type { TensorType } from '../graph/types.js';
 import {

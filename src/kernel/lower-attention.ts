@@ -8,7 +8,7 @@
 // (score/mask/qload/kload lambdas inlined), lower-attention-sparsity.ts (block sparsity),
 // lower-attention-kernel.ts (prefill and split-K kernel), lower-attention-combine.ts (split-K
 // combine), lower-attention-mma.ts (tensor-core prefill), lower-attention-count.ts (host tile counter).
-import { dimConstValue } from '../check/dim.js';
+import { dimConstValue } from '../base/dim.js';
 import type { KernelTemp } from './ir.js';
 import type { StepCondition } from './plan.js';
 import { mmaAttentionKernel } from './lower-attention-mma.js';

@@ -1,5 +1,5 @@
 // Dims and shapes as u32 kernel-IR expressions over the uniforms (used by every lowering).
-import { type Dim, dimConst, dimConstValue } from '../check/dim.js';
+import { type Dim, dimConst, dimConstValue } from '../base/dim.js';
 import { type Expr, type ScalarType, add, lit, mul, sub, u32, uniform } from './ir.js';
 
 /** A dim polynomial as a u32 expression over uniforms; negative terms are subtracted. */

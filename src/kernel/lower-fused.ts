@@ -3,11 +3,11 @@
 // the tiled matmul in lower.ts just before its store). Lambda bodies are translated with common
 // subexpressions shared (gelu's tanh form uses its argument four times), and every distinct
 // (operand, index) read is loaded once per output element.
-import { dimAdd, dimConst, dimMul, dimSub, printDim } from '../check/dim.js';
+import { dimAdd, dimConst, dimMul, dimSub, printDim } from '../base/dim.js';
 import type { Node, ScalarExpr } from '../graph/ir.js';
 import { lambdaAttr } from '../graph/ir.js';
 import { printScalarExpr } from '../graph/print.js';
-import type { Dim } from '../check/dim.js';
+import type { Dim } from '../base/dim.js';
 import { type Expr, type Stmt, type Traffic, add, assertNever, cast, div, lit, load, mul, rem, u32, v } from './ir.js';
 import type { SizeExpr } from './plan.js';
 import { computeType, storageBytes, storageType } from './storage.js';

@@ -1,6 +1,6 @@
 // Plain lowerings with one thread per output element (lower.ts's Lowering): elementwise ops with
 // broadcasting, constant fills, arange, grid bodies and fused_map (lambdas through lower-fused.ts).
-import { type Dim, dimConst, dimEquals } from '../check/dim.js';
+import { type Dim, dimConst, dimEquals } from '../base/dim.js';
 import { type Node, type ScalarExpr, dimAttr, lambdaAttr } from '../graph/ir.js';
 import { computeType, storageBytes, storageType } from './storage.js';
 import { type Expr, type Stmt, type Traffic, add, assertNever, bin, builtin, cast, div, lit, load, lt, mul, rem, u32 } from './ir.js';

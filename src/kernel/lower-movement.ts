@@ -1,6 +1,6 @@
 // Plain lowerings of the movement ops that copy (lower.ts's Lowering): permute, slice, concat,
 // gather; one thread per output element. Reshape and view are not here: they are views, no kernel.
-import { dimConst } from '../check/dim.js';
+import { dimConst } from '../base/dim.js';
 import { type Node, dimAttr, intAttr, intsAttr } from '../graph/ir.js';
 import { computeType, storageType } from './storage.js';
 import { type Expr, type Stmt, add, call, cast, div, lit, load, lt, mul, rem, sub, u32, v } from './ir.js';

@@ -1,7 +1,7 @@
 // One workgroup per row (lower.ts's Lowering): the workgroup fold (subgroup ops or a tree in
 // workgroup memory), the row launch and strided row loop, and the reductions sum, mean, max_reduce
 // and logsumexp built on them (also used by lower-softmax-norm.ts).
-import { type Dim, dimConst } from '../check/dim.js';
+import { type Dim, dimConst } from '../base/dim.js';
 import { type Node, boolAttr, intsAttr } from '../graph/ir.js';
 import { storageType } from './storage.js';
 import {

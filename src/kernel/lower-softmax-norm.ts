@@ -1,6 +1,6 @@
 // Plain softmax, layernorm and rmsnorm (lower.ts's Lowering): one workgroup per row, folds from
 // lower-reduce.ts.
-import { dimConst } from '../check/dim.js';
+import { dimConst } from '../base/dim.js';
 import { type Node, floatAttr, intAttr } from '../graph/ir.js';
 import { storageBytes, storageType } from './storage.js';
 import { type Expr, add, bin, call, cast, div, lit, load, mul, rem, select, v } from './ir.js';

@@ -2,8 +2,8 @@
 // pass) has no buffer of its own; a consumer that reads it at a multi-index computes the address
 // in the view's source buffer from the view's `map` lambda. Used by the tiled matmul (A and B
 // staging), the fused_map/epilogue reads (lower-fused.ts) and fused_attention's q/k/v tiles.
-import { dimConst, dimConstValue } from '../check/dim.js';
-import type { Dim } from '../check/dim.js';
+import { dimConst, dimConstValue } from '../base/dim.js';
+import type { Dim } from '../base/dim.js';
 import type { Graph, Node, ScalarExpr } from '../graph/ir.js';
 import { lambdaAttr } from '../graph/ir.js';
 import { type Expr, add, bin, cast, lit, mul, u32 } from './ir.js';

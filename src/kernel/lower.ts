@@ -10,7 +10,7 @@ import { formatSpan } from '../diag/span.js';
 import { type Graph, type Node, floatAttr } from '../graph/ir.js';
 import { computeType } from './storage.js';
 import { getOp } from '../ops/catalog.js';
-import { kernelNameReserved, NameScope } from '../../codegen/common/names.js';
+import { NameScope } from '../base/names.js';
 import {
   type Expr,
   type GlobalBuffer,
@@ -42,7 +42,13 @@ import { emitMatmul } from './lower-matmul.js';
 import { dimExpr } from './lower-dims.js';
 import { isElementwiseOp, scalarLowering } from './lower-scalar.js';
 
-export function lowerToKernels(g: Graph, target: TargetLimits, schedule: Schedule = chooseSchedule(target)): KernelProgram {
+/**
+ * A target's limits plus the words kernel names must avoid: the reserved words of every language
+ * the kernels are printed in (the compile layer passes codegen's kernelNameReserved; absent: none).
+ */
+export type LoweringTarget = TargetLimits & { readonly reservedNames?: ReadonlySet<string> };
+
+export function lowerToKernels(g: Graph, target: LoweringTarget, schedule: Schedule = chooseSchedule(target)): KernelProgram {
   return new Lowering(g, schedule, target).run();
 }
 
@@ -50,15 +56,18 @@ export function lowerToKernels(g: Graph, target: TargetLimits, schedule: Schedul
 export class Lowering {
   private readonly kernels: Kernel[] = [];
   readonly storage = new Map<number, number | 'folded'>();
-  private readonly names = new NameScope(kernelNameReserved);
+  /** Kernel names: sanitized, unique, none of the target's reserved words (WGSL and CUDA symbols). */
+  private readonly names: NameScope;
   private readonly temps = new Map<number, KernelTemp>();
   private readonly origin: number[] = [];
 
   constructor(
     readonly g: Graph,
     readonly s: Schedule,
-    readonly target: TargetLimits,
-  ) {}
+    readonly target: LoweringTarget,
+  ) {
+    this.names = new NameScope(target.reservedNames ?? new Set());
+  }
 
   /** The first fused_attention_lse node of each fused_attention (its kernel writes that node's buffer). */
   private readonly lseNodes = new Map<number, number>();

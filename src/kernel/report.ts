@@ -6,7 +6,7 @@
 import type { Graph } from '../graph/ir.js';
 import { concreteShape } from '../graph/types.js';
 import { getOp } from '../ops/catalog.js';
-import { dimEval } from '../check/dim.js';
+import { dimEval } from '../base/dim.js';
 import type { Kernel } from './ir.js';
 import { evalCondition, evalSize } from './plan.js';
 import { storageBytes } from './storage.js';

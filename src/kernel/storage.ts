@@ -1,7 +1,11 @@
 // How graph dtypes live in kernels: element types in global memory (bool as u32 0/1, bf16 as
 // f32 converted at load by the runtime) and in arithmetic. The runtime allocates storageBytes.
-import { type DType, dtypeBytes } from '../graph/types.js';
+import type { DType } from '../graph/types.js';
 import type { ScalarType } from './ir.js';
+
+// Defined with the dtypes (graph/types.ts) so split-large-weights, a graph pass, sizes bindings
+// by the same rule without importing the kernel stage; kernel files keep importing it from here.
+export { storageBytes } from '../graph/types.js';
 
 /** Element type of a graph dtype in global memory: bool as u32 0/1, bf16 as f32 (converted at load). */
 export function storageType(t: DType): ScalarType {
@@ -16,11 +20,6 @@ export function storageType(t: DType): ScalarType {
     case 'bool':
       return 'u32';
   }
-}
-
-/** Bytes per element in global memory (what the runtime allocates; see storageType). */
-export function storageBytes(t: DType): number {
-  return t === 'bool' || t === 'bf16' ? 4 : dtypeBytes(t);
 }
 
 /** Type of a graph dtype inside kernel arithmetic. */

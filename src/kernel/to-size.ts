@@ -1,6 +1,6 @@
-// SizeExpr helpers for the kernel stage: symbolic dims (src/check/dim.ts) to the plan's tiny
+// SizeExpr helpers for the kernel stage: symbolic dims (src/base/dim.ts) to the plan's tiny
 // size formulas, light simplification (constants folded, products flattened) and printing.
-import { type Dim } from '../check/dim.js';
+import { type Dim } from '../base/dim.js';
 import type { SizeExpr } from './plan.js';
 
 export const sConst = (value: number): SizeExpr => ({ kind: 'const', value });

@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Graph } from '../graph/ir.js';
-import { dimConstValue } from '../check/dim.js';
+import { dimConstValue } from '../base/dim.js';
 import { type AttentionSchedule, attentionSharedBytes } from './lower-attention-schedule.js';
 import { type MatmulSchedule, type Schedule, type TargetLimits, matmulSharedBytes, scheduleShapeKey } from './schedule.js';
 

@@ -7,12 +7,12 @@
 //
 // The float64 rule below is naive on purpose (scores, score lambda, mask, softmax, @ v, one
 // step at a time): it is the reference the kernels are tested against.
-import { type Dim, dimAdd, dimConst, dimConstValue, dimDiv, dimEquals, dimEval, dimMul, printDim } from '../check/dim.js';
+import { type Dim, dimAdd, dimConst, dimConstValue, dimDiv, dimEquals, dimEval, dimMul, printDim } from '../base/dim.js';
 import { InternalError } from '../diag/diagnostic.js';
 import type { Attr, Attrs, Node, ScalarExpr } from '../graph/ir.js';
 import { type DType, type TensorType, isFloat, printType } from '../graph/types.js';
-import { makeTensor } from '../interp/tensor.js';
-import { type InterpContext, type OpDef, type OpError, type Tensor64, defineOp } from './define.js';
+import { makeTensor, type Tensor64 } from '../base/tensor.js';
+import { type InterpContext, type OpDef, type OpError, defineOp } from './define.js';
 import { numelDim, opError } from './elementwise.js';
 import { softmaxRow } from './norm.js';
 import { placeholderOp } from './fused.js';

@@ -1,6 +1,7 @@
 // The shape of one catalog entry. Every op is declared once (see catalog.ts); the checker,
 // graph builder, IR printer/parser, verifier, interpreter, cost report and docs all read it.
-import type { Dim } from '../check/dim.js';
+import type { Tensor64 } from '../base/tensor.js';
+import type { Dim } from '../base/dim.js';
 import type { DiagCode } from '../diag/codes.js';
 import type { Attrs, AttrKind, Node } from '../graph/ir.js';
 import type { DType, TensorType } from '../graph/types.js';
@@ -22,13 +23,6 @@ export interface OpError {
 
 export function isOpError(x: TensorType | OpError): x is OpError {
   return 'code' in x;
-}
-
-/** A float64 tensor in row-major order; i32 and bool values are stored as exact integers. */
-export interface Tensor64 {
-  readonly dtype: DType;
-  readonly shape: readonly number[];
-  readonly data: Float64Array;
 }
 
 /** What an interpreter rule gets besides its operands: the node (attrs, result type) and dim values. */

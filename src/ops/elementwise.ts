@@ -1,13 +1,13 @@
 // Elementwise ops: unary, binary and `where`, with numpy broadcasting over symbolic dims.
 // Each op has a dtype rule, a per-element function (`scalar`, `scalarTyped`, also used inside
 // grid lambdas) and FLOPs = number of result elements.
-import { type Dim, dimConst, dimConstValue, dimEquals, dimMul } from '../check/dim.js';
+import { type Dim, dimConst, dimConstValue, dimEquals, dimMul } from '../base/dim.js';
 import type { DiagCode } from '../diag/codes.js';
 import { type Attrs, type Attr } from '../graph/ir.js';
 import { type DType, type TensorType, isFloat, printType } from '../graph/types.js';
-import { broadcastOffsets, coerce, makeTensor } from '../interp/tensor.js';
-import { InterpError } from '../interp/errors.js';
-import { type OpDef, type OpError, type ScalarTypes, type Tensor64, type InterpContext, defineOp } from './define.js';
+import { broadcastOffsets, coerce, makeTensor, type Tensor64 } from '../base/tensor.js';
+import { InterpError } from './errors.js';
+import { type OpDef, type OpError, type ScalarTypes, type InterpContext, defineOp } from './define.js';
 
 // ---------------------------------------------------------------------------------------------
 // Shared shape helpers (matmul and norm use them too).

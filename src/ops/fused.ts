@@ -2,11 +2,12 @@
 // `fused_map` (a chain of elementwise ops as one lambda over its operands), `fused_matmul` (a
 // matmul whose epilogue lambda runs on the accumulator before the store) and `acc`, the
 // accumulator inside that epilogue. The float64 rules reuse `grid` and `matmul` (naive on purpose).
-import { dimAdd, dimConst, dimMul } from '../check/dim.js';
+import { dimAdd, dimConst, dimMul } from '../base/dim.js';
 import { InternalError } from '../diag/diagnostic.js';
 import type { Attrs, Node, ScalarExpr } from '../graph/ir.js';
 import type { TensorType } from '../graph/types.js';
-import { type OpDef, type Tensor64, defineOp } from './define.js';
+import { type OpDef, defineOp } from './define.js';
+import type { Tensor64 } from '../base/tensor.js';
 import { numelDim, opError } from './elementwise.js';
 import { inferMatmul, matmulOps } from './matmul.js';
 import { checkGridBody, countApplies, scalarExprDtype, sourceOps } from './source.js';

@@ -1,9 +1,9 @@
 // Batched matrix multiply: [..., M, K] @ [..., K, N] -> [..., M, N], batch dims broadcast as in
 // numpy. Both operands need rank >= 2 (a vector is written as a [1, K] or [K, 1] matrix).
-import { dimConst, dimMul, dimEquals } from '../check/dim.js';
-import { printDim } from '../check/dim.js';
+import { dimConst, dimMul, dimEquals } from '../base/dim.js';
+import { printDim } from '../base/dim.js';
 import { type TensorType, isFloat, printType } from '../graph/types.js';
-import { makeTensor, numel, broadcastShapes, stridesOf, unravel } from '../interp/tensor.js';
+import { makeTensor, numel, broadcastShapes, stridesOf, unravel } from '../base/tensor.js';
 import { type OpDef, type OpError, defineOp } from './define.js';
 import { broadcastDims, numelDim, opError } from './elementwise.js';
 

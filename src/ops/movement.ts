@@ -1,11 +1,11 @@
 // Data movement: reshape, permute, slice, concat, gather (embedding lookup along axis 0).
 // None of them compute, so their FLOPs are 0; the interpreter copies element by element.
-import { type Dim, dimAdd, dimConst, dimConstValue, dimEquals, dimEval, dimSub, printDim } from '../check/dim.js';
+import { type Dim, dimAdd, dimConst, dimConstValue, dimEquals, dimEval, dimSub, printDim } from '../base/dim.js';
 import { type Attrs, dimAttr, intAttr, intsAttr } from '../graph/ir.js';
 import { type TensorType, printType } from '../graph/types.js';
-import { makeTensor, numel, ravel, stridesOf, unravel } from '../interp/tensor.js';
-import { InterpError } from '../interp/errors.js';
-import { type OpDef, type OpError, type Tensor64, type InterpContext, defineOp } from './define.js';
+import { makeTensor, numel, ravel, stridesOf, unravel, type Tensor64 } from '../base/tensor.js';
+import { InterpError } from './errors.js';
+import { type OpDef, type OpError, type InterpContext, defineOp } from './define.js';
 import { numelDim, opError } from './elementwise.js';
 
 const zeroFlops = (): Dim => dimConst(0);

@@ -1,10 +1,10 @@
 // Row-wise ops: softmax over one axis, layernorm and rmsnorm over the last axis.
 // A softmax row whose maximum is -inf (fully masked) gives zeros, as the fused kernels do.
-import { dimConst, dimMul, dimEquals } from '../check/dim.js';
+import { dimConst, dimMul, dimEquals } from '../base/dim.js';
 import { intAttr, floatAttr } from '../graph/ir.js';
 import { type TensorType, isFloat, printType } from '../graph/types.js';
-import { makeTensor, stridesOf } from '../interp/tensor.js';
-import { type OpDef, type OpError, type Tensor64, defineOp } from './define.js';
+import { makeTensor, stridesOf, type Tensor64 } from '../base/tensor.js';
+import { type OpDef, type OpError, defineOp } from './define.js';
 import { numelDim, opError } from './elementwise.js';
 
 /** Visits each 1-D row along `axis`: calls f with the offsets of the row's elements. */

@@ -1,10 +1,10 @@
 // Reductions over a sorted list of non-negative axes: sum, max_reduce, mean, logsumexp.
 // An empty reduction gives sum 0, max -inf (i32: -2^31), mean NaN (0/0) and logsumexp -inf.
-import { type Dim, dimConst, dimMul } from '../check/dim.js';
+import { type Dim, dimConst, dimMul } from '../base/dim.js';
 import { intsAttr, type Attrs } from '../graph/ir.js';
 import { type DType, type TensorType, isFloat, printType } from '../graph/types.js';
-import { coerce, makeTensor, numel, stridesOf, unravel } from '../interp/tensor.js';
-import { type OpDef, type OpError, type Tensor64, type InterpContext, defineOp } from './define.js';
+import { coerce, makeTensor, numel, stridesOf, unravel, type Tensor64 } from '../base/tensor.js';
+import { type OpDef, type OpError, type InterpContext, defineOp } from './define.js';
 import { numelDim, opError } from './elementwise.js';
 
 function axesOf(attrs: Attrs): readonly number[] | undefined {

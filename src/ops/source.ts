@@ -1,12 +1,12 @@
 // Source ops: graph inputs and weights (fed at run time), scalar constants, `arange` positions and
 // `grid`, a tensor defined per element by a lambda over its indices (FlexAttention-style masks).
-import { type Dim, dimConst, dimConstValue, dimEval, dimMul, dimSub, printDim } from '../check/dim.js';
+import { type Dim, dimConst, dimConstValue, dimEval, dimMul, dimSub, printDim } from '../base/dim.js';
 import { InternalError } from '../diag/diagnostic.js';
 import { type Attrs, type Node, type ScalarExpr, dimAttr, floatAttr, lambdaAttr, strAttr } from '../graph/ir.js';
 import { type DType, type TensorType, printType } from '../graph/types.js';
-import { coerce, makeTensor, ravel, unravel } from '../interp/tensor.js';
-import { InterpError } from '../interp/errors.js';
-import { type InterpContext, type OpDef, type OpError, type Tensor64, defineOp } from './define.js';
+import { coerce, makeTensor, ravel, unravel, type Tensor64 } from '../base/tensor.js';
+import { InterpError } from './errors.js';
+import { type InterpContext, type OpDef, type OpError, defineOp } from './define.js';
 import { elementwiseOps, numelDim, opError, scalarFunction } from './elementwise.js';
 
 const zeroFlops = (): Dim => dimConst(0);

@@ -17,7 +17,7 @@
 // which no consumer distinguishes. Needs: nothing. Keeps: types of every surviving value.
 import type { Node } from '../graph/ir.js';
 import { getOp } from '../ops/catalog.js';
-import type { Tensor64 } from '../ops/define.js';
+import type { Tensor64 } from '../base/tensor.js';
 import { typeEquals } from '../graph/types.js';
 import type { GraphPass } from './pass.js';
 import { type Rule, type RuleContext, applyRules, defineRule } from './rules.js';

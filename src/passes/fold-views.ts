@@ -17,8 +17,8 @@
 // the plain lowering's buffer alias). Maps compose, so a view always reads a non-movement value.
 // Runs last among the graph passes (after fusion made the readers). Needs: types inferred.
 // Keeps: outputs, interface, types.
-import { dimConst, dimConstValue, dimEquals, dimMul } from '../check/dim.js';
-import type { Dim } from '../check/dim.js';
+import { dimConst, dimConstValue, dimEquals, dimMul } from '../base/dim.js';
+import type { Dim } from '../base/dim.js';
 import type { Graph, Node, ScalarExpr } from '../graph/ir.js';
 import { dimAttr, intAttr, intsAttr, lambdaAttr } from '../graph/ir.js';
 import { GraphBuilder, removeDeadNodes } from '../graph/rewrite.js';

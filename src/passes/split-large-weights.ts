@@ -17,12 +17,11 @@
 // above the limit is TFC401 too. Needs: shapes inferred, before fusion (fused ops are not
 // rewritten). Keeps: every other node; the weight's safetensors name (the model's interface).
 // Reads the limit from PassContext.maxBindingBytes; without one it does nothing (interp, cuda).
-import { dimConst, dimConstValue } from '../check/dim.js';
+import { dimConst, dimConstValue } from '../base/dim.js';
 import { diag } from '../diag/diagnostic.js';
 import { type Attrs, type Graph, type Node, attr, intsAttr } from '../graph/ir.js';
 import { GraphBuilder } from '../graph/rewrite.js';
-import { type TensorType, printType } from '../graph/types.js';
-import { storageBytes } from '../kernel/storage.js';
+import { type TensorType, printType, storageBytes } from '../graph/types.js';
 import { getOp } from '../ops/catalog.js';
 import type { GraphPass, PassContext } from './pass.js';
 

@@ -2,57 +2,19 @@
 // (codegen/cuda/launcher.ts, which #includes the plan's `source.cuda`) built with g++ against
 // codegen/cuda/emu/cuda_emu.h, every step in order with buffers in host memory. Binaries are cached by a hash of their source, so a rerun
 // compiles nothing. Used by the CUDA tests (test/cuda/); needs g++ 12+ (C++20 <barrier>).
-import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { evalCondition, evalSize, weightSourceShape, type Plan } from '../kernel/plan.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
-import type { Tensor64 } from '../ops/define.js';
+import type { Tensor64 } from '../base/tensor.js';
 import { type LauncherMode, buildLauncher, runLauncher } from './launcher.js';
-
-/** codegen/cuda/emu/cuda_emu.h, found from this file in src/ or in dist/src/. */
-export function emuHeaderPath(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 4; i++) {
-    const p = join(dir, 'codegen', 'cuda', 'emu', 'cuda_emu.h');
-    if (existsSync(p)) return p;
-    dir = resolve(dir, '..');
-  }
-  throw new Error('internal: codegen/cuda/emu/cuda_emu.h not found');
-}
 
 export interface EmuOptions {
   /** Where binaries are cached (default: $TMPDIR/tfc-cuda-emu). */
   readonly cacheDir?: string;
   /** 'nvcc': the same launcher built by nvcc and run on the GPU (tests that run where one exists). */
   readonly mode?: LauncherMode;
-}
-
-export const gxxFlags = ['-std=c++20', '-O1', '-pthread', '-w'];
-
-/**
- * cuda_emu.h copied into the cache with a precompiled header next to it (keyed by its hash): the
- * standard headers it pulls in (<barrier>, <thread>, <iostream>) are most of a build's g++ time,
- * and the .gch halves it. g++ silently falls back to the plain header when the .gch does not fit.
- */
-export function precompiledHeader(cache: string): { path: string; hash: string } {
-  const text = readFileSync(emuHeaderPath());
-  const hash = createHash('sha256').update(text).digest('hex').slice(0, 16);
-  const dir = join(cache, `emu-${hash}`);
-  const path = join(dir, 'cuda_emu.h');
-  if (!existsSync(`${path}.gch`)) {
-    mkdirSync(dir, { recursive: true });
-    const tmpH = `${path}.${process.pid}.tmp`;
-    writeFileSync(tmpH, text);
-    renameSync(tmpH, path);
-    const tmpGch = `${path}.gch.${process.pid}.tmp`;
-    execFileSync('g++', [...gxxFlags, '-x', 'c++-header', path, '-o', tmpGch], { stdio: ['ignore', 'ignore', 'pipe'] });
-    renameSync(tmpGch, `${path}.gch`);
-  }
-  return { path, hash };
 }
 
 export interface EmuResult {

@@ -7,12 +7,11 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { printCudaLauncher } from '../../codegen/cuda/launcher.js';
-import { cudaPath } from '../../codegen/cuda/launch.js';
+import { cudaPath, printCudaLauncher } from '../../codegen/cuda/launcher.js';
 import { findNvcc } from '../../codegen/cuda/ptxas.js';
 import { cudaRuntimeHeaders } from '../../codegen/cuda/runtime/header.js';
 import type { Plan } from '../kernel/plan.js';
-import { gxxFlags, precompiledHeader } from './emulate.js';
+import { gxxFlags, precompiledHeader } from './emu-toolchain.js';
 
 export type LauncherMode = 'emu' | 'nvcc';
 

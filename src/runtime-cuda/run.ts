@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { findNvcc } from '../../codegen/cuda/ptxas.js';
 import { readSafetensors } from '../io/safetensors.js';
 import type { Plan } from '../kernel/plan.js';
-import type { Tensor64 } from '../ops/define.js';
+import type { Tensor64 } from '../base/tensor.js';
 import { type LauncherMode, buildLauncher, detectNvidiaGpu, runLauncher } from './launcher.js';
 
 /** Why this machine cannot run `mode`, or undefined when it can (checked before any work). */

@@ -11,7 +11,7 @@ import { describeModel } from '../../codegen/host/model-shape.js';
 import { checkSource } from '../../src/check/check-source.js';
 import type { Graph } from '../../src/graph/ir.js';
 import { interpret } from '../../src/interp/interpret.js';
-import { makeTensor, type Tensor64 } from '../../src/interp/tensor.js';
+import { makeTensor, type Tensor64 } from '../../src/base/tensor.js';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import { compilePlan } from '../../src/compile/plan.js';
 import type { Plan } from '../../src/kernel/plan.js';

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { type Graph, strAttr } from '../../src/graph/ir.js';
 import { bindDims, interpret } from '../../src/interp/interpret.js';
-import type { Tensor64 } from '../../src/interp/tensor.js';
+import type { Tensor64 } from '../../src/base/tensor.js';
 import { declaredShape, relError, tensorFor, tfxGraph } from '../helpers/tensors.js';
 
 export { relError, tensorFor, tfxGraph as graphOf };

@@ -19,8 +19,7 @@ import { chooseSchedule, cudaLimits, lavapipeLimits } from '../../src/kernel/sch
 import { runPlanEmulated } from '../../src/runtime-cuda/emulate.js';
 import { type LauncherMode, detectNvidiaGpu } from '../../src/runtime-cuda/launcher.js';
 import { bf16Bits, bf16FromBits, f16Bits, f16FromBits } from '../../src/runtime/convert.js';
-import { makeTensor } from '../../src/interp/tensor.js';
-import type { Tensor64 } from '../../src/ops/define.js';
+import { makeTensor, type Tensor64 } from '../../src/base/tensor.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines } from '../../src/passes/pipeline.js';

@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { cudaMmaHelpers } from '../../codegen/cuda/mma.js';
 import { cudaPrelude } from '../../codegen/cuda/print.js';
 import { findNvcc, parsePtxasOutput } from '../../codegen/cuda/ptxas.js';
-import { emuHeaderPath, gxxFlags } from '../../src/runtime-cuda/emulate.js';
+import { emuHeaderPath, gxxFlags } from '../../src/runtime-cuda/emu-toolchain.js';
 import { detectNvidiaGpu } from '../../src/runtime-cuda/launcher.js';
 
 const fixture = join('test', 'cuda', 'fixtures', 'mma-wrappers.cu');

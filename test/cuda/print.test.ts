@@ -16,7 +16,7 @@ import { chooseSchedule, cudaLimits } from '../../src/kernel/schedule.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines } from '../../src/passes/pipeline.js';
-import { emuHeaderPath } from '../../src/runtime-cuda/emulate.js';
+import { emuHeaderPath } from '../../src/runtime-cuda/emu-toolchain.js';
 import { printTrafficReport, trafficReportJson } from '../../src/kernel/report.js';
 import { lowerModel } from '../../src/compile/kernels.js';
 import { compileModel } from '../../src/compile/model.js';

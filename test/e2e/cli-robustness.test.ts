@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { hasWebGpu } from '../../src/cli/webgpu.js';
 import { writeSafetensors } from '../../src/io/safetensors.js';
-import type { Tensor64 } from '../../src/ops/define.js';
+import type { Tensor64 } from '../../src/base/tensor.js';
 import { tinyLm } from '../helpers/tiny-lm.js';
 import { tfc } from '../helpers/cli.js';
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { detectNvidiaGpu } from '../../src/runtime-cuda/launcher.js';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
-import type { Tensor64 } from '../../src/ops/define.js';
+import type { Tensor64 } from '../../src/base/tensor.js';
 import { tfc } from '../helpers/cli.js';
 
 const repo = new URL('../../', import.meta.url).pathname;

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { checkSource } from '../../src/check/check-source.js';
 import type { Graph } from '../../src/graph/ir.js';
 import { interpret } from '../../src/interp/interpret.js';
-import type { Tensor64 } from '../../src/ops/define.js';
+import type { Tensor64 } from '../../src/base/tensor.js';
 import { readOracle, readTensors, relError, runOracle, torchMissingReason } from '../oracle/oracle.js';
 
 const TOLERANCE = 1e-6;

@@ -4,7 +4,7 @@
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SafetensorsError, readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
-import type { Tensor64 } from '../../src/ops/define.js';
+import type { Tensor64 } from '../../src/base/tensor.js';
 
 const file = 'fuzz.safetensors';
 const t = (dtype: Tensor64['dtype'], shape: number[], n: number): Tensor64 => ({ dtype, shape, data: Float64Array.from({ length: n }, (_, i) => (dtype === 'bool' ? i % 2 : i - 3)) });

@@ -10,7 +10,7 @@ import type { Diagnostic } from '../../src/diag/diagnostic.js';
 import type { Graph } from '../../src/graph/ir.js';
 import { interpret } from '../../src/interp/interpret.js';
 import { neededTensors } from '../../src/io/check-tensors.js';
-import type { Tensor64 } from '../../src/ops/define.js';
+import type { Tensor64 } from '../../src/base/tensor.js';
 
 /** The repository root (tests may run with another working directory). */
 export const repoRoot = new URL('../../', import.meta.url).pathname;

@@ -1,13 +1,13 @@
 // Builds Graph values by hand for tests, inferring each node's type with the catalog's rule.
 // `b.op('add', [x, y])` returns the new node's id; a rule error throws (tests of errors call inferType).
-import { type Dim, dimConst, parseDim } from '../../src/check/dim.js';
+import { type Dim, dimConst, parseDim } from '../../src/base/dim.js';
 import type { Span } from '../../src/diag/span.js';
 import type { Attrs, Graph, GraphOutput, Node } from '../../src/graph/ir.js';
 import type { DType, TensorType } from '../../src/graph/types.js';
 import { getOp } from '../../src/ops/catalog.js';
-import type { OpError, Tensor64 } from '../../src/ops/define.js';
+import type { OpError } from '../../src/ops/define.js';
+import { type Tensor64, makeTensor } from '../../src/base/tensor.js';
 import { interpret } from '../../src/interp/interpret.js';
-import { makeTensor } from '../../src/interp/tensor.js';
 
 export type DimLike = string | number | Dim;
 

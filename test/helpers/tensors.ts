@@ -4,7 +4,7 @@ import { expect } from 'vitest';
 import { checkSource } from '../../src/check/check-source.js';
 import type { Graph, Node } from '../../src/graph/ir.js';
 import type { DType } from '../../src/graph/types.js';
-import { makeTensor, type Tensor64 } from '../../src/interp/tensor.js';
+import { makeTensor, type Tensor64 } from '../../src/base/tensor.js';
 import { seeded } from './seeded.js';
 
 /** Checks a .tfx source, expecting no diagnostics. */

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DType } from '../../src/graph/types.js';
-import type { Tensor64 } from '../../src/ops/define.js';
+import type { Tensor64 } from '../../src/base/tensor.js';
 
 /** Debian's python3-torch lives under the system python, not the pyenv one on PATH. */
 export const python = '/usr/bin/python3';

@@ -9,7 +9,7 @@ import { checkSource } from '../../src/check/check-source.js';
 import { randomInputs, randomWeights } from '../../src/cli/random.js';
 import type { Graph } from '../../src/graph/ir.js';
 import { interpret } from '../../src/interp/interpret.js';
-import { maxRelError } from '../../src/interp/tensor.js';
+import { maxRelError } from '../../src/base/tensor.js';
 import { neededTensors } from '../../src/io/check-tensors.js';
 import { compilePlan } from '../../src/compile/plan.js';
 import type { AttentionSchedule } from '../../src/kernel/lower-attention-schedule.js';

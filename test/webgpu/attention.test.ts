@@ -6,7 +6,7 @@ import { DiagnosticSink } from '../../src/diag/diagnostic.js';
 import type { Graph } from '../../src/graph/ir.js';
 import { parseGraph } from '../../src/graph/parse.js';
 import { interpret } from '../../src/interp/interpret.js';
-import { makeTensor, type Tensor64 } from '../../src/interp/tensor.js';
+import { makeTensor, type Tensor64 } from '../../src/base/tensor.js';
 import { compilePlan } from '../../src/compile/plan.js';
 import type { AttentionSchedule } from '../../src/kernel/lower-attention-schedule.js';
 import { evalCondition, evalSize, type Plan } from '../../src/kernel/plan.js';

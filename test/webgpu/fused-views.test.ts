@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { beforeAll, expect, it } from 'vitest';
 import { checkSource } from '../../src/check/check-source.js';
 import { interpret } from '../../src/interp/interpret.js';
-import { maxRelError } from '../../src/interp/tensor.js';
+import { maxRelError } from '../../src/base/tensor.js';
 import { neededTensors } from '../../src/io/check-tensors.js';
 import { randomInputs, randomWeights } from '../../src/cli/random.js';
 import { runPipeline } from '../../src/passes/driver.js';

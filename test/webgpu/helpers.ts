@@ -5,7 +5,7 @@ import type { DType } from '../../src/graph/types.js';
 import { afterAll, beforeAll } from 'vitest';
 import { acquireDevice, type AcquiredDevice } from '../../src/runtime/device.js';
 import type { RunOutput, Session } from '../../src/runtime/session.js';
-import type { Tensor64 } from '../../src/ops/define.js';
+import type { Tensor64 } from '../../src/base/tensor.js';
 
 
 let shared: Promise<AcquiredDevice> | undefined;

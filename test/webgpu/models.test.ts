@@ -14,7 +14,7 @@ import { interpret } from '../../src/interp/interpret.js';
 import { neededTensors } from '../../src/io/check-tensors.js';
 import { compilePlan } from '../../src/compile/plan.js';
 import type { Plan } from '../../src/kernel/plan.js';
-import type { Tensor64 } from '../../src/ops/define.js';
+import type { Tensor64 } from '../../src/base/tensor.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { graphPasses } from '../../src/passes/pipeline.js';

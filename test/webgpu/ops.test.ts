@@ -6,7 +6,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type Graph, strAttr } from '../../src/graph/ir.js';
 import { interpret } from '../../src/interp/interpret.js';
-import type { Tensor64 } from '../../src/interp/tensor.js';
+import type { Tensor64 } from '../../src/base/tensor.js';
 import type { Plan } from '../../src/kernel/plan.js';
 import { compilePlan } from '../../src/compile/plan.js';
 import { lavapipeLimits } from '../../src/kernel/schedule.js';

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkSource } from '../../src/check/check-source.js';
 import type { Graph } from '../../src/graph/ir.js';
 import { interpret } from '../../src/interp/interpret.js';
-import { makeTensor, type Tensor64 } from '../../src/interp/tensor.js';
+import { makeTensor, type Tensor64 } from '../../src/base/tensor.js';
 import { compilePlan } from '../../src/compile/plan.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { checkSource } from '../../src/check/check-source.js';
 import { writeSafetensors } from '../../src/io/safetensors.js';
 import { compilePlan } from '../../src/compile/plan.js';
-import type { Tensor64 } from '../../src/ops/define.js';
+import type { Tensor64 } from '../../src/base/tensor.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines } from '../../src/passes/pipeline.js';

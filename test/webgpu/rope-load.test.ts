@@ -14,7 +14,7 @@ import { compilePlan } from '../../src/compile/plan.js';
 import { lowerToKernels } from '../../src/kernel/lower.js';
 import { type AttentionSchedule, attentionSharedBytes } from '../../src/kernel/lower-attention-schedule.js';
 import { type TargetLimits, chooseSchedule } from '../../src/kernel/schedule.js';
-import type { Tensor64 } from '../../src/ops/define.js';
+import type { Tensor64 } from '../../src/base/tensor.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines } from '../../src/passes/pipeline.js';

@@ -2,7 +2,7 @@
 // lavapipe limits, run once, and return the outputs as float64 tensors. (Not in helpers.ts, which
 // the browser pages import and which must not pull in the compiler.)
 import type { Graph } from '../../src/graph/ir.js';
-import type { Tensor64 } from '../../src/interp/tensor.js';
+import type { Tensor64 } from '../../src/base/tensor.js';
 import { compilePlan } from '../../src/compile/plan.js';
 import { lavapipeLimits } from '../../src/kernel/schedule.js';
 import type { AcquiredDevice } from '../../src/runtime/device.js';

@@ -9,7 +9,7 @@ import { randomInputs, randomWeights } from '../../src/cli/random.js';
 import type { Diagnostic } from '../../src/diag/diagnostic.js';
 import type { Graph } from '../../src/graph/ir.js';
 import { interpret } from '../../src/interp/interpret.js';
-import { makeTensor } from '../../src/interp/tensor.js';
+import { makeTensor } from '../../src/base/tensor.js';
 import { neededTensors } from '../../src/io/check-tensors.js';
 import { compilePlan } from '../../src/compile/plan.js';
 import { runPipeline } from '../../src/passes/driver.js';

@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ChromiumPage, chromiumPath, type PageReportBase } from './chromium.js';
 import { compilePlan } from '../../../src/compile/plan.js';
 import { webgpuDefaultLimits } from '../../../src/kernel/schedule.js';
-import type { Tensor64 } from '../../../src/ops/define.js';
+import type { Tensor64 } from '../../../src/base/tensor.js';
 import { runPipeline } from '../../../src/passes/driver.js';
 import { createPassContext } from '../../../src/passes/pass.js';
 import { pipelines } from '../../../src/passes/pipeline.js';

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { checkSource } from '../../../src/check/check-source.js';
 import type { Graph, Node } from '../../../src/graph/ir.js';
 import { printType } from '../../../src/graph/types.js';
-import { printDim } from '../../../src/check/dim.js';
+import { printDim } from '../../../src/base/dim.js';
 import { verifyGraph } from '../../../src/graph/verify.js';
 
 const header = `config {

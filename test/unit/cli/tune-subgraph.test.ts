@@ -15,7 +15,7 @@ import { interpret } from '../../../src/interp/interpret.js';
 import { lowerToKernels } from '../../../src/kernel/lower.js';
 import type { Plan } from '../../../src/kernel/plan.js';
 import { type Schedule, chooseSchedule, lavapipeLimits } from '../../../src/kernel/schedule.js';
-import { makeTensor } from '../../../src/interp/tensor.js';
+import { makeTensor } from '../../../src/base/tensor.js';
 
 const t = lavapipeLimits;
 const read = (p: string): string => readFileSync(new URL(`../../../${p}`, import.meta.url), 'utf8');

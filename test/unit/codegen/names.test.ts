@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { NameScope, sanitizeIdentifier, wgslReserved } from '../../../codegen/common/names.js';
+import { NameScope, sanitizeIdentifier } from '../../../src/base/names.js';
+import { wgslReserved } from '../../../codegen/common/names.js';
 import { formatF32 } from '../../../codegen/common/float.js';
 
 describe('name sanitizer', () => {

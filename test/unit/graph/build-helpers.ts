@@ -1,6 +1,6 @@
 // Hand-built graphs for the printer goldens and the verifier tests: built from objects, not
 // from IR text, so the printer is tested against something the parser did not produce.
-import { parseDim } from '../../../src/check/dim.js';
+import { parseDim } from '../../../src/base/dim.js';
 import type { Span } from '../../../src/diag/span.js';
 import type { Attr, Graph, GraphOutput, Node, ScalarExpr } from '../../../src/graph/ir.js';
 import type { DType, TensorType } from '../../../src/graph/types.js';

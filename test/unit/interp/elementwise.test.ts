@@ -1,10 +1,9 @@
 // Elementwise ops in the float64 interpreter, on small hand-computed cases.
 import { describe, expect, it } from 'vitest';
 import { runOp, t } from '../../helpers/graph-builder.js';
-import { toNested } from '../../../src/interp/tensor.js';
+import { toNested, type Tensor64 } from '../../../src/base/tensor.js';
 import { erf } from '../../../src/ops/elementwise.js';
-import { InterpError } from '../../../src/interp/errors.js';
-import type { Tensor64 } from '../../../src/ops/define.js';
+import { InterpError } from '../../../src/ops/errors.js';
 
 const vals = (x: Tensor64): number[] => [...x.data];
 const str = (value: string) => ({ kind: 'str', value }) as const;

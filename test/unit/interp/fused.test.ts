@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Node } from '../../../src/graph/ir.js';
 import { getOp } from '../../../src/ops/catalog.js';
-import { makeTensor } from '../../../src/interp/tensor.js';
+import { makeTensor } from '../../../src/base/tensor.js';
 
 const span = { file: 't.ir', line: 1, col: 1, endLine: 1, endCol: 1 };
 const ix = (axis: number) => ({ kind: 'index' as const, axis });

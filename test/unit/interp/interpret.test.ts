@@ -2,9 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { GraphBuilder, dim, t } from '../../helpers/graph-builder.js';
 import { type Feeds, interpret } from '../../../src/interp/interpret.js';
-import { InterpError } from '../../../src/interp/errors.js';
-import { allclose, maxRelError, toNested } from '../../../src/interp/tensor.js';
-import type { Tensor64 } from '../../../src/ops/define.js';
+import { InterpError } from '../../../src/ops/errors.js';
+import { allclose, maxRelError, toNested, type Tensor64 } from '../../../src/base/tensor.js';
 import type { Graph } from '../../../src/graph/ir.js';
 
 function feeds(inputs: Record<string, Tensor64>, weights: Record<string, Tensor64> = {}): Feeds {

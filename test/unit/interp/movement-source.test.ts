@@ -1,11 +1,10 @@
 // Movement ops (reshape, permute, slice, concat, gather) and source ops (const, arange, grid).
 import { describe, expect, it } from 'vitest';
 import { GraphBuilder, dim, runOp, t } from '../../helpers/graph-builder.js';
-import { toNested } from '../../../src/interp/tensor.js';
+import { toNested, type Tensor64 } from '../../../src/base/tensor.js';
 import { interpret } from '../../../src/interp/interpret.js';
-import { InterpError } from '../../../src/interp/errors.js';
+import { InterpError } from '../../../src/ops/errors.js';
 import type { Attr, ScalarExpr } from '../../../src/graph/ir.js';
-import type { Tensor64 } from '../../../src/ops/define.js';
 
 const vals = (x: Tensor64): number[] => [...x.data];
 const iota = (shape: number[]): Tensor64 => t('f32', shape, Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => i));

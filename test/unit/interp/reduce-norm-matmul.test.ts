@@ -1,9 +1,8 @@
 // Reductions, softmax/layernorm/rmsnorm and matmul in the float64 interpreter (hand-computed).
 import { describe, expect, it } from 'vitest';
 import { runOp, t } from '../../helpers/graph-builder.js';
-import { toNested } from '../../../src/interp/tensor.js';
+import { toNested, type Tensor64 } from '../../../src/base/tensor.js';
 import type { Attrs } from '../../../src/graph/ir.js';
-import type { Tensor64 } from '../../../src/ops/define.js';
 
 const vals = (x: Tensor64): number[] => [...x.data];
 const red = (axes: number[], keepdims = false): Attrs => ({ axes: { kind: 'ints', value: axes }, keepdims: { kind: 'bool', value: keepdims } });

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { dimAdd, dimConst, dimMul, dimVar } from '../../../src/check/dim.js';
+import { dimAdd, dimConst, dimMul, dimVar } from '../../../src/base/dim.js';
 import type { Span } from '../../../src/diag/span.js';
 import { checkTensors, type NeededTensor } from '../../../src/io/check-tensors.js';
-import type { Tensor64 } from '../../../src/ops/define.js';
+import type { Tensor64 } from '../../../src/base/tensor.js';
 import type { DType } from '../../../src/graph/types.js';
 
 const loc: Span = { file: 'm.tfx', line: 3, col: 1, endLine: 3, endCol: 5 };

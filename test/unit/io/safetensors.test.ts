@@ -8,7 +8,7 @@ import {
   readSafetensors,
   writeSafetensors,
 } from '../../../src/io/safetensors.js';
-import type { Tensor64 } from '../../../src/ops/define.js';
+import type { Tensor64 } from '../../../src/base/tensor.js';
 import type { DType } from '../../../src/graph/types.js';
 
 function t(dtype: DType, shape: number[], values: number[]): Tensor64 {

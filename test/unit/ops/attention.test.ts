@@ -9,7 +9,7 @@ import { printGraph } from '../../../src/graph/print.js';
 import { printType } from '../../../src/graph/types.js';
 import { verifyGraph } from '../../../src/graph/verify.js';
 import { interpret } from '../../../src/interp/interpret.js';
-import type { Tensor64 } from '../../../src/ops/define.js';
+import type { Tensor64 } from '../../../src/base/tensor.js';
 import { inferType, t, ty } from '../../helpers/graph-builder.js';
 
 const P = ['b', 'h', 'q', 'k'];

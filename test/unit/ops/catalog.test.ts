@@ -2,7 +2,7 @@
 // interpreter test (the coverage list below names the file, which must mention the op).
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { dimEquals, parseDim, printDim, type Dim } from '../../../src/check/dim.js';
+import { dimEquals, parseDim, printDim, type Dim } from '../../../src/base/dim.js';
 import { catalog, opsInFamily } from '../../../src/ops/catalog.js';
 import type { Attrs } from '../../../src/graph/ir.js';
 import type { TensorType } from '../../../src/graph/types.js';

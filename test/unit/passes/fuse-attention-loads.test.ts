@@ -7,7 +7,7 @@ import type { Graph } from '../../../src/graph/ir.js';
 import { parseGraph } from '../../../src/graph/parse.js';
 import { verifyGraph } from '../../../src/graph/verify.js';
 import { interpret } from '../../../src/interp/interpret.js';
-import { makeTensor, maxRelError } from '../../../src/interp/tensor.js';
+import { makeTensor, maxRelError } from '../../../src/base/tensor.js';
 import { runPipeline } from '../../../src/passes/driver.js';
 import { fuseAttentionLoads } from '../../../src/passes/fuse-attention-loads.js';
 import { createPassContext, type Remark } from '../../../src/passes/pass.js';

@@ -7,7 +7,7 @@ import { checkSource } from '../../../src/check/check-source.js';
 import type { Graph } from '../../../src/graph/ir.js';
 import { printGraph } from '../../../src/graph/print.js';
 import { interpret } from '../../../src/interp/interpret.js';
-import { makeTensor, maxRelError, type Tensor64 } from '../../../src/interp/tensor.js';
+import { makeTensor, maxRelError, type Tensor64 } from '../../../src/base/tensor.js';
 import { runPipeline } from '../../../src/passes/driver.js';
 import { fuseElementwise } from '../../../src/passes/fuse-elementwise.js';
 import { createPassContext } from '../../../src/passes/pass.js';

@@ -5,14 +5,14 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { checkSource } from '../../../src/check/check-source.js';
-import { dimEval } from '../../../src/check/dim.js';
+import { dimEval } from '../../../src/base/dim.js';
 import { DiagnosticSink } from '../../../src/diag/diagnostic.js';
 import type { Graph } from '../../../src/graph/ir.js';
 import { parseGraph } from '../../../src/graph/parse.js';
 import { printGraph } from '../../../src/graph/print.js';
 import { verifyGraph } from '../../../src/graph/verify.js';
 import { interpret } from '../../../src/interp/interpret.js';
-import { makeTensor, maxRelError } from '../../../src/interp/tensor.js';
+import { makeTensor, maxRelError } from '../../../src/base/tensor.js';
 import { lowerToKernels } from '../../../src/kernel/lower.js';
 import { evalCondition, evalSize } from '../../../src/kernel/plan.js';
 import { chooseSchedule, lavapipeLimits } from '../../../src/kernel/schedule.js';

@@ -4,13 +4,13 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { checkSource } from '../../../src/check/check-source.js';
-import { dimConstValue } from '../../../src/check/dim.js';
+import { dimConstValue } from '../../../src/base/dim.js';
 import { DiagnosticSink } from '../../../src/diag/diagnostic.js';
 import type { Graph } from '../../../src/graph/ir.js';
 import { parseGraph } from '../../../src/graph/parse.js';
 import { printGraph } from '../../../src/graph/print.js';
 import { interpret } from '../../../src/interp/interpret.js';
-import { makeTensor, maxRelError } from '../../../src/interp/tensor.js';
+import { makeTensor, maxRelError } from '../../../src/base/tensor.js';
 import { neededTensors } from '../../../src/io/check-tensors.js';
 import { randomInputs, randomWeights } from '../../../src/cli/random.js';
 import { runPipeline } from '../../../src/passes/driver.js';

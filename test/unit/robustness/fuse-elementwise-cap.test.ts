@@ -6,7 +6,7 @@ import { checkSource } from '../../../src/check/check-source.js';
 import type { Graph, ScalarExpr } from '../../../src/graph/ir.js';
 import { lambdaAttr } from '../../../src/graph/ir.js';
 import { interpret } from '../../../src/interp/interpret.js';
-import { makeTensor } from '../../../src/interp/tensor.js';
+import { makeTensor } from '../../../src/base/tensor.js';
 import { compilePlan } from '../../../src/compile/plan.js';
 import { runPipeline } from '../../../src/passes/driver.js';
 import { MAX_FUSED_OPS } from '../../../src/passes/fuse-elementwise.js';

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { checkSource } from '../../../src/check/check-source.js';
 import type { Graph } from '../../../src/graph/ir.js';
 import { checkIndexRanges, checkTensors, neededTensors } from '../../../src/io/check-tensors.js';
-import { makeTensor, type Tensor64 } from '../../../src/interp/tensor.js';
+import { makeTensor, type Tensor64 } from '../../../src/base/tensor.js';
 
 // wte: 8 rows (vocab), wpe: 8 rows (context); past binds P.
 const model = (expr: string): string => `config {
