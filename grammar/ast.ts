@@ -9,7 +9,7 @@ export interface Ident {
   readonly loc: Span;
 }
 
-export type BinaryOp = '+' | '-' | '*' | '/' | '%' | '@' | '==' | '!=' | '<' | '<=' | '>' | '>=' | '&&' | '||';
+export type BinaryOp = '+' | '-' | '*' | '/' | '//' | '%' | '@' | '==' | '!=' | '<' | '<=' | '>' | '>=' | '&&' | '||';
 export type UnaryOp = '-' | '!';
 
 export type Expr =

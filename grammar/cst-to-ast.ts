@@ -38,6 +38,7 @@ export const binaryLevel: Readonly<Record<string, number>> = {
   '-': 5,
   '*': 6,
   '/': 6,
+  '//': 6,
   '%': 6,
   '@': 6,
 };

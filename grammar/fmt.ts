@@ -29,6 +29,17 @@ function level(e: Expr): number {
   }
 }
 
+/**
+ * Whether `child` under `parent` needs parentheses for a reader though not for the tree:
+ * arithmetic left of `@` (`(silu(a) * b) @ c` reads as `silu(a) * (b @ c)` without them; the
+ * other order, `q @ k / s`, reads left to right) and `&&` inside `||`.
+ */
+function mixesKinds(parent: Extract<Expr, { kind: 'binary' }>, child: Expr): boolean {
+  if (child.kind !== 'binary') return false;
+  if (parent.op === '@') return child.op === '*' || child.op === '/' || child.op === '//' || child.op === '%';
+  return parent.op === '||' && child.op === '&&';
+}
+
 function wrap(e: Expr, parens: boolean): string {
   const s = formatExpr(e);
   return parens ? `(${s})` : s;
@@ -55,9 +66,10 @@ export function formatExpr(e: Expr): string {
       return `${e.op}${wrap(e.operand, level(e.operand) < UNARY)}`;
     case 'binary': {
       const p = binaryLevel[e.op] ?? 0;
-      // Left-associative; comparisons do not associate at all.
-      const left = wrap(e.left, level(e.left) < p || (p === CMP && level(e.left) === CMP));
-      const right = wrap(e.right, level(e.right) <= p);
+      // Left-associative; comparisons do not associate at all. Parentheses a reader needs stay
+      // even where the tree does not (mixesKinds).
+      const left = wrap(e.left, level(e.left) < p || (p === CMP && level(e.left) === CMP) || mixesKinds(e, e.left));
+      const right = wrap(e.right, level(e.right) <= p || mixesKinds(e, e.right));
       return `${left} ${e.op} ${right}`;
     }
     case 'call':

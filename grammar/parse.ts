@@ -126,16 +126,49 @@ function findTooDeep(tokens: readonly IToken[]): IToken | undefined {
   return undefined;
 }
 
+/**
+ * The first `if` (or `else`, `while`) that starts a statement rather than being assigned to: the
+ * language has none, and the parser's own message ("missing '=' before 'x'") does not say so.
+ */
+function controlFlowWord(tokens: readonly IToken[]): IToken | undefined {
+  for (let i = 0; i < tokens.length; i++) {
+    const tok = tokens[i];
+    const next = tokens[i + 1];
+    if (tok?.tokenType === t.Ident && controlWords.has(tok.image) && next !== undefined && ![t.Eq, t.Comma, t.Colon, t.RParen, t.RBracket].includes(next.tokenType)) return tok;
+  }
+  return undefined;
+}
+
+const controlWords: ReadonlySet<string> = new Set(['if', 'else', 'elif', 'while']);
+
 function reportParseErrors(
   file: string,
   errors: readonly IRecognitionException[],
   inserted: ReadonlyMap<number, TokenType>,
   lastToken: IToken | undefined,
   sink: DiagnosticSink,
+  tokens: readonly IToken[],
 ): void {
+  // An `if` statement: one message that shows the language's forms, instead of the recovery's
+  // cascade of errors after it (those before it are still reported).
+  const control = errors.length > 0 ? controlFlowWord(tokens) : undefined;
+  let controlReported = false;
   errors.forEach((e, i) => {
     // A rejected character was reported by the lexer already (TFC001).
     if (e.token.tokenType === t.BadChar) return;
+    if (control !== undefined && e.token.startOffset >= control.startOffset) {
+      if (!controlReported) {
+        sink.report(
+          diag(
+            'TFC003',
+            tokSpan(file, control),
+            `tfx has no '${control.image}' statement: choose between values with where(cond, a, b), e.g. y = where(x > 0.0, x, 0.0), and write masks as predicate grids, e.g. causal = grid[T, T](q, k) => k <= q`,
+          ),
+        );
+        controlReported = true;
+      }
+      return;
+    }
     const insertedType = inserted.get(i);
     const previous = (e as { previousToken?: IToken }).previousToken;
     if (insertedType !== undefined && isRealToken(e.token)) {
@@ -180,7 +213,7 @@ export function parseTfx(text: string, file: string, sink: DiagnosticSink): Modu
   let items: Module['items'] = [];
   try {
     const cst = tfxParser.module();
-    reportParseErrors(file, tfxParser.errors, tfxParser.insertedTokens, tokens[tokens.length - 1], sink);
+    reportParseErrors(file, tfxParser.errors, tfxParser.insertedTokens, tokens[tokens.length - 1], sink, tokens);
     const visitor = visitorFor(file);
     items = visitor.module(cst.children as ModuleCstChildren);
     for (const p of visitor.problems) sink.report(diag(p.code, tokSpan(file, p.token), p.message));

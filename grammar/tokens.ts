@@ -86,6 +86,8 @@ export const Bang = createToken({ name: 'Bang', pattern: /!/, categories: [Unary
 export const Plus = createToken({ name: 'Plus', pattern: /\+/, categories: [BinOp] });
 export const Minus = createToken({ name: 'Minus', pattern: /-/, categories: [UnaryOp, BinOp] });
 export const Star = createToken({ name: 'Star', pattern: /\*/, categories: [BinOp] });
+// `//` is integer (floor) division; `/` always divides as real numbers (int / int may be a float).
+export const SlashSlash = createToken({ name: 'SlashSlash', pattern: /\/\//, categories: [BinOp] });
 export const Slash = createToken({ name: 'Slash', pattern: /\//, categories: [BinOp] });
 export const Percent = createToken({ name: 'Percent', pattern: /%/, categories: [BinOp] });
 export const At = createToken({ name: 'At', pattern: /@/, categories: [BinOp] });
@@ -149,6 +151,7 @@ export const allTokens: TokenType[] = [
   Plus,
   Minus,
   Star,
+  SlashSlash,
   Slash,
   Percent,
   At,

@@ -3,7 +3,7 @@
 // folds compile-time scalars and lowers builtins and operators to catalog ops, whose `infer`
 // gives every result type. User mistakes are reported into the sink; building goes on with a
 // poisoned value so that one run reports several independent errors.
-import type { AssignTarget, Expr, FnItem, Item, Module, Stmt, TensorDeclItem, TensorTypeExpr } from '../../grammar/ast.js';
+import type { AssignTarget, BinaryOp, Expr, FnItem, Item, Module, Stmt, TensorDeclItem, TensorTypeExpr } from '../../grammar/ast.js';
 import { type Diagnostic, type DiagnosticSink, type Note, closestName, diag } from '../diag/diagnostic.js';
 import type { DiagCode } from '../diag/codes.js';
 import type { Span } from '../diag/span.js';
@@ -42,13 +42,15 @@ export class ModelChecker implements Checker {
   /** Layer indices of the enclosing index parameters and loops, innermost last (for Node.scope). */
   private readonly layerStack: number[] = [];
   private modelName = '';
+  /** Inside evalType: an unknown name is an undeclared dim (lookup's message says where to declare it). */
+  private inType = false;
   private readonly called = new Set<string>();
   private readonly reported = new Set<string>();
 
   constructor(
     readonly module: Module,
     readonly sink: DiagnosticSink,
-    overrides: ReadonlyMap<string, number>,
+    private readonly overrides: ReadonlyMap<string, number>,
   ) {
     this.config = evaluateConfig(module, overrides, sink);
   }
@@ -235,10 +237,16 @@ export class ModelChecker implements Checker {
   evalType(t: TensorTypeExpr, sc: Scope): TensorType | undefined {
     const shape: Dim[] = [];
     let ok = true;
-    for (const e of t.shape) {
-      const d = this.toDim(this.expr(e, sc), e.loc);
-      if (d === undefined) ok = false;
-      else shape.push(d);
+    const outer = this.inType;
+    this.inType = true;
+    try {
+      for (const e of t.shape) {
+        const d = this.toDim(this.expr(e, sc), e.loc);
+        if (d === undefined) ok = false;
+        else shape.push(d);
+      }
+    } finally {
+      this.inType = outer;
     }
     return ok ? { dtype: t.dtype, shape } : undefined;
   }
@@ -248,7 +256,7 @@ export class ModelChecker implements Checker {
     switch (v.kind) {
       case 'num':
         if (!v.isInt || !Number.isInteger(v.value) || v.value < 0) {
-          this.error('TFC206', loc, `a dimension must be a non-negative integer, got ${v.value}`);
+          this.error('TFC206', loc, ...this.fractionalDim(v));
           return undefined;
         }
         return dimConst(v.value);
@@ -260,6 +268,17 @@ export class ModelChecker implements Checker {
         this.error('TFC110', loc, `expected a dimension, got ${describe(v)}`);
         return undefined;
     }
+  }
+
+  /** TFC206's message and notes; a config constant is named, with its definition and the --set values. */
+  private fractionalDim(v: Extract<Value, { kind: 'num' }>): [string, Note[]] {
+    const c = v.constant === undefined ? undefined : this.config.constants.get(v.constant);
+    if (v.constant === undefined || c === undefined) return [`a dimension must be a non-negative integer, got ${v.value}`, []];
+    const set = [...this.overrides].map(([k, x]) => `${k}=${x}`).join(',');
+    return [
+      `config constant '${v.constant}' is ${v.value}${set === '' ? '' : ` with --set ${set}`}, but a dimension must be a non-negative integer`,
+      [{ message: `'${v.constant}' is defined here`, loc: c.loc }],
+    ];
   }
 
   /** Like toDim, but a negative int is allowed (axis, -1 in reshape, slice bounds). */
@@ -293,7 +312,7 @@ export class ModelChecker implements Checker {
       }
     }
     const c = this.config.constants.get(name);
-    if (c !== undefined) return num(c.value, c.isInt);
+    if (c !== undefined) return { kind: 'num', value: c.value, isInt: c.isInt, constant: name };
     const bound = this.config.dimBindings.get(name);
     if (bound !== undefined) return num(bound, true);
     if (this.config.dimLocs.has(name)) return dimValue(dimVar(name));
@@ -315,6 +334,13 @@ export class ModelChecker implements Checker {
     }
     if (this.isDeclaredConfig(name)) return poison; // a config constant whose own error was reported
     const near = closestName(name, this.visibleNames(sc));
+    if (this.inType) {
+      // An unknown name in a shape is mostly a dim nobody declared: say where dims are declared
+      // (a one-letter "did you mean" is only another dim, as B for an undeclared H).
+      const where = sc.fn === undefined ? `declare it in 'dims ${name}' (bound at run time from input shapes) or in config` : `declare it as a generic dim of '${sc.fn.name.name}', fn ${sc.fn.name.name}[${[...sc.fn.generics.map((g) => g.name), name].join(', ')}](...), bound at each call, or in 'dims' for a run-time dim`;
+      const typo = near !== undefined && name.length > 2 ? `; or did you mean '${near}'?` : '';
+      return this.error('TFC101', loc, `unknown dim '${name}' in a type: ${where}${typo}`);
+    }
     return this.error('TFC101', loc, `unknown name '${name}'${near !== undefined ? `; did you mean '${near}'?` : ''}`);
   }
 
@@ -388,12 +414,18 @@ export class ModelChecker implements Checker {
     return this.error('TFC110', loc, `'${op}' cannot be applied to ${describe(v)}`);
   }
 
-  binary(op: keyof typeof binaryOpNames, l: Value, r: Value, loc: Span, lloc = loc, rloc = loc): Value {
+  binary(op: BinaryOp, l: Value, r: Value, loc: Span, lloc = loc, rloc = loc): Value {
     if (l.kind === 'poison' || r.kind === 'poison') return poison;
     if (l.kind === 'tensor' || r.kind === 'tensor') {
       const what = `'${op}'`;
       const a = l.kind === 'tensor' ? l : this.scalarAsTensor(l, r.kind === 'tensor' ? r.type.dtype : 'f32', lloc, what);
       const b = r.kind === 'tensor' ? r : this.scalarAsTensor(r, l.kind === 'tensor' ? l.type.dtype : 'f32', rloc, what);
+      if (a.kind !== 'tensor' || b.kind !== 'tensor') return poison;
+      if (op === '//') return this.floorDivide(a, b, loc);
+      // `/` divides as real numbers everywhere (as between config constants): integers convert first.
+      if (op === '/' && a.type.dtype === 'i32' && b.type.dtype === 'i32') {
+        return this.addNode('div', [this.addNode('cast', [a], { to: attr.dtype('f32') }, lloc), this.addNode('cast', [b], { to: attr.dtype('f32') }, rloc)], {}, loc);
+      }
       return this.addNode(binaryOpNames[op], [a, b], {}, loc);
     }
     // Compile-time folding.
@@ -425,9 +457,11 @@ export class ModelChecker implements Checker {
           return dimValue(dimSub(ld, rd));
         case '*':
           return dimValue(dimMul(ld, rd));
-        case '/': {
+        case '/':
+        case '//': {
+          // A shape cannot round: both divisions must be exact for every size.
           const q = dimDiv(ld, rd);
-          if (q === undefined) return this.error('TFC206', loc, `${printDim(ld)} / ${printDim(rd)} is not an integer for all sizes`);
+          if (q === undefined) return this.error('TFC206', loc, `${printDim(ld)} ${op} ${printDim(rd)} is not an integer for all sizes`);
           return dimValue(q);
         }
         default:
@@ -435,6 +469,18 @@ export class ModelChecker implements Checker {
       }
     }
     return this.error('TFC110', loc, `'${op}' cannot combine ${describe(l)} and ${describe(r)}`);
+  }
+
+  /**
+   * `a // b` on integer tensors: floor division (Python's, the partner of the floor modulo `%`),
+   * built from catalog ops as div(a - a % b, b), whose truncating division is then exact.
+   */
+  private floorDivide(a: Extract<Value, { kind: 'tensor' }>, b: Extract<Value, { kind: 'tensor' }>, loc: Span): Value {
+    if (a.type.dtype !== 'i32' || b.type.dtype !== 'i32') {
+      return this.error('TFC208', loc, `'//' divides integers (floor division), got ${printType(a.type)} // ${printType(b.type)}; use '/' to divide as real numbers`);
+    }
+    const rest = this.addNode('mod', [a, b], {}, loc);
+    return this.addNode('div', [this.addNode('sub', [a, rest], {}, loc), b], {}, loc);
   }
 
   private index(e: Extract<Expr, { kind: 'index' }>, sc: Scope): Value {

@@ -4,7 +4,7 @@
 import type { Expr, FnItem, TensorTypeExpr } from '../../grammar/ast.js';
 import type { Dim } from '../base/dim.js';
 import type { DiagCode } from '../diag/codes.js';
-import type { Note } from '../diag/diagnostic.js';
+import type { Diagnostic, Note } from '../diag/diagnostic.js';
 import type { Span } from '../diag/span.js';
 import type { Attrs } from '../graph/ir.js';
 import type { DType, TensorType } from '../graph/types.js';
@@ -22,7 +22,9 @@ export interface Scope {
 
 export interface Checker {
   readonly config: ConfigResult;
-  /** Reports a diagnostic; returns the poison value the failed expression evaluates to. */
+  /** Reports a diagnostic (a warning, say) once per code, place and message. */
+  report(d: Diagnostic): void;
+  /** Reports an error; returns the poison value the failed expression evaluates to. */
   error(code: DiagCode, loc: Span, message: string, notes?: readonly Note[]): Value;
   /** Adds a graph node after the catalog's shape and dtype rule accepts it (else reports, poison). */
   addNode(op: string, operands: readonly Value[], attrs: Attrs, loc: Span, declared?: TensorType): Value;

@@ -92,7 +92,7 @@ export function evaluateConfig(module: Module, overrides: ReadonlyMap<string, nu
         const l = evalExpr(e.left);
         const r = evalExpr(e.right);
         if (l === undefined || r === undefined) return undefined;
-        if (e.op === '+' || e.op === '-' || e.op === '*' || e.op === '/' || e.op === '%') {
+        if (e.op === '+' || e.op === '-' || e.op === '*' || e.op === '/' || e.op === '//' || e.op === '%') {
           const v = foldNumbers(e.op as FoldOp, l, r);
           if (typeof v === 'string') {
             sink.report(diag('TFC215', e.loc, `cannot evaluate the config constant: ${v}`));

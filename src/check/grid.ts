@@ -4,6 +4,8 @@
 // typed (they take the other operand's dtype); an i32 meeting a float is converted with an
 // explicit `apply cast` so that every apply has operands of one dtype.
 import type { Expr } from '../../grammar/ast.js';
+import { formatExpr } from '../../grammar/fmt.js';
+import { warning } from '../diag/diagnostic.js';
 import type { Span } from '../diag/span.js';
 import type { Attrs, ScalarExpr } from '../graph/ir.js';
 import { type DType, dtypes, isFloat, printType } from '../graph/types.js';
@@ -183,7 +185,19 @@ class GridLowering {
         const r = this.expr(e.right);
         if (l === undefined || r === undefined) return undefined;
         const xs = this.unify([l, r], e.loc, `'${e.op}'`);
-        return xs === undefined ? undefined : this.apply(binaryOpNames[e.op], xs, e.loc);
+        if (xs === undefined) return undefined;
+        if (e.op === '//') return this.floorDivide(xs, e);
+        if (e.op === '/' && xs.every((x) => x.dtype === 'i32')) {
+          // `/` divides as real numbers everywhere (it used to truncate here, silently: RoPE's
+          // `-2 * i / dh` made every frequency 1). Where an index expression divides, say so.
+          if (xs.some((x) => x.e.kind !== 'const')) {
+            this.b.report(
+              warning('TFC220', e.loc, `'${formatExpr(e)}' divides integers as real numbers (3 / 2 = 1.5), as '/' does everywhere; write '${formatExpr({ ...e, op: '//' })}' for integer division, or make an operand a float to say the real quotient is meant`),
+            );
+          }
+          return this.apply('div', xs.map((x) => this.cast(x, 'f32')), e.loc);
+        }
+        return this.apply(binaryOpNames[e.op], xs, e.loc);
       }
       case 'call':
         return this.call(e.callee.name, e.args.map((a) => a.value), e.args.some((a) => a.name !== undefined), e.loc);
@@ -213,6 +227,18 @@ class GridLowering {
       case 'grid':
         return this.fail(e.loc, `a ${e.kind === 'str' ? 'string' : e.kind} cannot be used inside a grid body`);
     }
+  }
+
+  /** `a // b` on integers: floor division as div(a - a % b, b) (exact, so truncation is floor). */
+  private floorDivide([a, b]: readonly G[], e: Extract<Expr, { kind: 'binary' }>): G | undefined {
+    if (a === undefined || b === undefined) return undefined;
+    if (a.dtype !== 'i32' || b.dtype !== 'i32') {
+      this.b.error('TFC208', e.loc, `'//' divides integers (floor division), got ${a.dtype} // ${b.dtype}; use '/' to divide as real numbers`);
+      return undefined;
+    }
+    const rest = this.apply('mod', [a, b], e.loc);
+    const multiple = rest === undefined ? undefined : this.apply('sub', [a, rest], e.loc);
+    return multiple === undefined ? undefined : this.apply('div', [multiple, b], e.loc);
   }
 
   private call(name: string, args: readonly Expr[], hasNamed: boolean, loc: Span): G | undefined {

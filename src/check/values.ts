@@ -14,7 +14,7 @@ export interface FamilyInfo {
 
 export type Value =
   | { readonly kind: 'tensor'; readonly id: number; readonly type: TensorType }
-  | { readonly kind: 'num'; readonly value: number; readonly isInt: boolean }
+  | { readonly kind: 'num'; readonly value: number; readonly isInt: boolean; readonly constant?: string } // constant: the config constant it was read from
   | { readonly kind: 'bool'; readonly value: boolean }
   | { readonly kind: 'dim'; readonly dim: Dim } // never constant: constants are `num`
   | { readonly kind: 'str'; readonly value: string }
@@ -60,11 +60,13 @@ export function describe(v: Value): string {
   }
 }
 
-export type FoldOp = '+' | '-' | '*' | '/' | '%' | '==' | '!=' | '<' | '<=' | '>' | '>=';
+export type FoldOp = '+' | '-' | '*' | '/' | '//' | '%' | '==' | '!=' | '<' | '<=' | '>' | '>=';
 
 /**
- * Compile-time arithmetic on numbers. Ints stay ints under + - * %; int / int is an int when it
- * divides exactly and a float otherwise. Returns a message for a division by zero.
+ * Compile-time arithmetic on numbers. Ints stay ints under + - * % //; `/` divides as real numbers
+ * (int / int is an int when it divides exactly and a float otherwise, the one rule for `/`
+ * everywhere); `//` is floor division (Python's, the partner of the floor modulo `%`). Returns a
+ * message for a division by zero.
  */
 export function foldNumbers(
   op: FoldOp,
@@ -82,6 +84,9 @@ export function foldNumbers(
     case '/':
       if (b.value === 0) return `division by zero (${a.value} / 0)`;
       return num(a.value / b.value, isInt && a.value % b.value === 0);
+    case '//':
+      if (b.value === 0) return `division by zero (${a.value} // 0)`;
+      return num(Math.floor(a.value / b.value), isInt);
     case '%':
       if (b.value === 0) return `division by zero (${a.value} % 0)`;
       // floor modulo (the sign of the divisor), as Python and the `mod` op

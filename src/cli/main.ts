@@ -51,6 +51,17 @@ const processIo: Io = {
   env: process.env,
 };
 
+/**
+ * A reader that closed our stdout (`tfc compile --emit kernels | head -1`) ends the run quietly,
+ * exit 0, as other Unix tools do: without a listener, EPIPE is an uncaught error with a stack.
+ */
+function endQuietlyOnClosedStdout(): void {
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    process.exit(exitOk);
+  });
+}
+
 interface Common {
   readonly set: string[];
 }
@@ -385,6 +396,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
 
 /** Runs one tfc invocation; returns the exit code (never throws for user mistakes). */
 export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
+  if (io === processIo) endQuietlyOnClosedStdout();
   const state = { debug: 0, rep: new Reporter(io.err) };
   const program = buildProgram(io, state);
   if (argv.length === 0) {

@@ -44,6 +44,7 @@ export const diagnosticCodes = {
   TFC217: 'cannot infer or unify a generic dimension at a call',
   TFC218: 'a tensor has more elements than 32-bit indexing allows (2^31 - 1)',
   TFC219: 'a limit is not a bound `DIMS <= CONSTANT` on run-time dims, or does not hold',
+  TFC220: "a grid body divides integer indices with '/', which gives a real number (a warning; '//' divides integers)",
 
   TFC301: 'malformed safetensors file',
   TFC302: 'a tensor the model needs is missing from the file',
