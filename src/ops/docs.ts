@@ -1,5 +1,5 @@
 // Renders docs/ops.md from the op catalog, so the op reference cannot drift from the code.
-// Regenerate: TFC_UPDATE_DOCS=1 npx vitest run test/unit/ops/docs.test.ts
+// Regenerate: npm run gen-docs (src/cli/gen-docs.ts writes docs/ops.md and docs/diagnostics.md)
 import type { OpFamily } from './define.js';
 import { catalog } from './catalog.js';
 
@@ -14,7 +14,7 @@ export function renderOpsDoc(): string {
     '# Graph IR ops',
     '',
     '<!-- Generated from src/ops/catalog.ts by src/ops/docs.ts; do not edit. Regenerate with',
-    '     TFC_UPDATE_DOCS=1 npx vitest run test/unit/ops/docs.test.ts -->',
+    '     npm run gen-docs -->',
     '',
     'Every op is declared once in `src/ops/` with its shape and dtype rule, float64 interpreter,',
     'FLOP formula and this line. The interpreter computes in float64; f16 and bf16 values are held',

@@ -2,7 +2,9 @@
 // all of it. Directives (one per line, an optional `//` or `#` prefix is ignored):
 //   CHECK: pat       the next line at or after the current position that contains pat
 //   CHECK-NEXT: pat  the line right after the previous match contains pat
-//   CHECK-NOT: pat   no line between the previous match and the next match (or the end) has pat
+//   CHECK-NOT: pat   no line between the previous match and the next match (or the end) has pat;
+//                    alone (no CHECK at all) it covers the whole output; one that can cover no
+//                    line (before a CHECK-NEXT, after the last line) is an error in the checks
 // In a pattern, runs of spaces match any run of spaces and `{{re}}` is a regular expression.
 // Lines of `checks` without a directive are ignored, so IR text with inline CHECK comments works.
 
@@ -61,6 +63,9 @@ export function checkLines(output: string, checks: string): void {
     throw new Error(`CHECK-NOT (checks line ${d.line}) '${d.pattern}' matched output line ${at + 1}: ${lines[at]}\n${show(at)}`);
   };
   const checkNots = (from: number, to: number): void => {
+    // A CHECK-NOT right before a CHECK-NEXT, or after the last line, scans nothing and can never fail.
+    const [first] = pendingNot;
+    if (first !== undefined && from >= to) throw new Error(`CHECK-NOT (checks line ${first.line}) '${first.pattern}' scans no output line: move it before a CHECK, or check the whole output with CHECK-NOT lines alone`);
     for (const d of pendingNot) for (let i = from; i < to; i++) if (d.re.test(lines[i] ?? '')) failNot(d, i);
     pendingNot = [];
   };

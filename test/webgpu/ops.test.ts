@@ -1,6 +1,4 @@
-// PENDING: rename to ops.test.ts once src/kernel/compile-plan.ts is committed. Verified against the
-// uncommitted compile-plan.ts in the working tree: all 38 cases pass on lavapipe.
-// Every catalog op compiled by compilePlan (src/kernel/compile-plan.ts) and run on WebGPU
+// Every catalog op compiled by compilePlan (src/compile/plan.ts) and run on WebGPU
 // (lavapipe in CI), against the float64 interpreter, on awkward shapes (1, 7, 33, 129 and
 // feature sizes that are not multiples of any tile). Each case is a tiny .tfx model.
 import { beforeAll, describe, expect, it } from 'vitest';

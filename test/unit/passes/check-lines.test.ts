@@ -21,6 +21,13 @@ describe('checkLines', () => {
     expect(() => checkLines(out, 'CHECK: graph\nCHECK-NOT: exp\nCHECK: output')).toThrow(/CHECK-NOT .* 'exp' matched output line 3/);
     expect(() => checkLines(out, 'CHECK: input\nCHECK-NOT: }')).toThrow(/matched output line 5/);
   });
+  it('scans the whole output with CHECK-NOT alone, and refuses a CHECK-NOT that covers no line', () => {
+    expect(() => checkLines(out, 'CHECK-NOT: exp')).toThrow(/'exp' matched output line 3/);
+    checkLines(out, 'CHECK-NOT: softmax');
+    // Before a CHECK-NEXT the range is empty; after the last line (the trailing '' here) too.
+    expect(() => checkLines(out, 'CHECK: input\nCHECK-NOT: exp\nCHECK-NEXT: exp')).toThrow(/scans no output line/);
+    expect(() => checkLines(out, 'CHECK: {{^$}}\nCHECK-NOT: exp')).toThrow(/scans no output line/);
+  });
   it('refuses checks without directives', () => {
     expect(() => checkLines(out, 'no directives here')).toThrow(/no CHECK directives/);
   });

@@ -29,8 +29,7 @@ describe('widen-attention-scores', () => {
     checkLines(
       out,
       `CHECK: %3 = permute %1 {perm=[0,2,1]} : f16[2,16,T]
-       CHECK-NOT: f16[2,T,T]
-       CHECK: %4 = cast %0 {to=f32} : f32[2,T,16]
+       CHECK-NEXT: %4 = cast %0 {to=f32} : f32[2,T,16]
        CHECK-NEXT: %5 = cast %3 {to=f32} : f32[2,16,T]
        CHECK-NEXT: %6 = matmul %4, %5 : f32[2,T,T]
        CHECK-NEXT: %7 = const {value=4.0} : f32[]
