@@ -1,7 +1,7 @@
 // The tiled matmul and fused_matmul (lower.ts's Lowering): schedule tiles in workgroup memory,
 // batch broadcasting, a normalization prologue (lower-norm-prologue.ts), the fused epilogue, and the
 // tensor-core body (lower-mma.ts) where the operands qualify.
-import { type Dim, dimConst, dimConstValue, dimMul } from '../check/dim.js';
+import { type Dim, dimConst, dimConstValue, dimMul } from '../base/dim.js';
 import { type Graph, type Node, lambdaAttr } from '../graph/ir.js';
 import type { DType } from '../graph/types.js';
 import { storageBytes, storageType } from './storage.js';

@@ -2,7 +2,7 @@
 // limits, never inside lower.ts. A test (or `tfc tune`, later) can pass its own Schedule.
 import type { AttentionSchedule } from './lower-attention-schedule.js';
 import type { Graph, Node } from '../graph/ir.js';
-import { dimConst, dimConstValue } from '../check/dim.js';
+import { dimConst, dimConstValue } from '../base/dim.js';
 import { hasVectorRuns, unitStrideAxis } from './lower-view.js';
 import { printType } from '../graph/types.js';
 

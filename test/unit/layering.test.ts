@@ -140,15 +140,6 @@ describe('imports follow the pipeline', () => {
     expect(cycles(imports)).toEqual(pendingTypeCycles.map((c) => [...c].sort()));
   });
 
-  it('the transitional re-exports are imported only by the files with edits in flight elsewhere', () => {
-    // When a list is empty, delete the re-export and its line here.
-    const users = (file: string): string[] => [...new Set(imports.filter((x) => x.to === file).map((x) => x.from))].sort();
-    expect(users('src/check/dim.ts')).toEqual(['src/kernel/lower-matmul.ts', 'src/kernel/schedule.ts']);
-    const testUsers = readdirSync(join(repo, 'test/webgpu')).filter((f) => readFileSync(join(repo, 'test/webgpu', f), 'utf8').includes('src/interp/tensor.js'));
-    expect(testUsers.sort()).toEqual(['matmul-lanes.test.ts']);
-    expect(users('src/interp/tensor.ts')).toEqual([]);
-  });
-
   it('the rule and the cycle finder catch what they must (synthetic imports)', () => {
     const i = (from: string, to: string, typeOnly = false): Import => ({ from, to, typeOnly });
     expect(violations([i('src/graph/ir.ts', 'src/passes/pass.ts'), i('src/passes/pass.ts', 'src/graph/ir.ts'), i('src/diag/span.ts', 'src/graph/types.ts')])).toEqual(['src/graph/ir.ts -> src/passes/pass.ts']);

@@ -9,7 +9,7 @@ import { describe, beforeAll, expect, it } from 'vitest';
 import { checkSource } from '../../src/check/check-source.js';
 import type { Graph } from '../../src/graph/ir.js';
 import { interpret } from '../../src/interp/interpret.js';
-import { maxRelError, type Tensor64 } from '../../src/interp/tensor.js';
+import { maxRelError, type Tensor64 } from '../../src/base/tensor.js';
 import { makeRng } from '../../src/cli/random.js';
 import { compilePlan } from '../../src/compile/plan.js';
 import { lowerToKernels } from '../../src/kernel/lower.js';

@@ -12,7 +12,7 @@ import { compilePlan } from '../../src/compile/plan.js';
 import { interpret } from '../../src/interp/interpret.js';
 import { neededTensors } from '../../src/io/check-tensors.js';
 import { writeSafetensors } from '../../src/io/safetensors.js';
-import type { Tensor64 } from '../../src/ops/define.js';
+import type { Tensor64 } from '../../src/base/tensor.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines } from '../../src/passes/pipeline.js';
