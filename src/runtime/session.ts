@@ -111,6 +111,12 @@ export interface SessionStats {
   readonly runs: number;
   /** Steps dispatched by the last run (steps with an empty grid are skipped). */
   readonly lastDispatches: number;
+  /**
+   * Bind groups the last run created, and reused from the run before (a step whose buffers,
+   * sizes and uniform buffer are unchanged keeps its bind group: decode steps at the same dims).
+   */
+  readonly lastBindGroupsCreated: number;
+  readonly lastBindGroupsReused: number;
 }
 
 export interface Session {
@@ -423,6 +429,10 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
   const uniformBuffers = new Map<string, Held>(); // by kernel name
   let runs = 0;
   let lastDispatches = 0;
+  let lastBindGroupsCreated = 0;
+  let lastBindGroupsReused = 0;
+  // Per step: the resources of its bind group and the group, kept while they do not change.
+  const bindGroups = new Map<number, { readonly resources: readonly (GPUBuffer | number)[]; readonly group: GPUBindGroup }>();
   let disposed = false;
 
   const planInputs = plan.buffers.filter((b) => b.kind === 'input');
@@ -710,6 +720,8 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
     const querySet = wantTiming ? device.createQuerySet({ type: 'timestamp', count: 2 * plan.steps.length }) : undefined;
     let pass = querySet === undefined ? encoder.beginComputePass({ label: plan.model }) : undefined;
     let dispatches = 0;
+    let bindGroupsCreated = 0;
+    let bindGroupsReused = 0;
     plan.steps.forEach((step, i) => {
       const k = kernels.get(step.kernel);
       const bk = built.get(step.kernel);
@@ -722,7 +734,20 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
       });
       const u = uniforms.get(k.name);
       if (u !== undefined) entries.push({ binding: k.uniformBinding, resource: { buffer: u.buffer, offset: 0, size: u.capacity } });
-      const bindGroup = device.createBindGroup({ label: `${k.name} step ${i}`, layout: bk.layout, entries });
+      const resources = entries.flatMap((e) => {
+        const r = e.resource as GPUBufferBinding;
+        return [r.buffer, r.size ?? 0];
+      });
+      const cached = bindGroups.get(i);
+      let bindGroup: GPUBindGroup;
+      if (cached !== undefined && cached.resources.length === resources.length && cached.resources.every((x, j) => x === resources[j])) {
+        bindGroup = cached.group;
+        bindGroupsReused++;
+      } else {
+        bindGroup = device.createBindGroup({ label: `${k.name} step ${i}`, layout: bk.layout, entries });
+        bindGroups.set(i, { resources, group: bindGroup });
+        bindGroupsCreated++;
+      }
       const p =
         querySet !== undefined
           ? encoder.beginComputePass({
@@ -812,6 +837,8 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
       }
       runs++;
       lastDispatches = dispatches;
+      lastBindGroupsCreated = bindGroupsCreated;
+      lastBindGroupsReused = bindGroupsReused;
       let weightBytes = 0;
       for (const h of weightBuffers.values()) weightBytes += h.capacity;
       let tempBytesWithoutReuse = 0;
@@ -888,13 +915,14 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
     weightBuffers.clear();
     ioBuffers.clear();
     uniformBuffers.clear();
+    bindGroups.clear();
     tempSlots = [];
   }
 
   return {
     plan,
     get stats(): SessionStats {
-      return { pipelinesCreated, pipelinesReused, runs, lastDispatches };
+      return { pipelinesCreated, pipelinesReused, runs, lastDispatches, lastBindGroupsCreated, lastBindGroupsReused };
     },
     loadWeights,
     run,

@@ -134,6 +134,29 @@ describe('webgpu runtime: resources', () => {
     expect(s.stats.lastDispatches).toBe(links);
   });
 
+  it('keeps each step\'s bind group while its buffers stay the same (decode steps), and rebuilds it when they change', async () => {
+    const links = 6;
+    const s = await session(chainPlan(links));
+    const run = async (N: number, seed: number): Promise<void> => {
+      const x = seeded(N, seed);
+      const r = await s.run({ x: { shape: [N], data: x } });
+      let want = Array.from(x, Number);
+      for (let i = 0; i < links; i++) want = want.map((v) => Math.fround(2 * v + 1));
+      expect(maxRel(r.outputs.get('y')?.data ?? [], want)).toBeLessThan(1e-6);
+    };
+    await run(1000, 3);
+    expect(s.stats).toMatchObject({ lastBindGroupsCreated: links, lastBindGroupsReused: 0 });
+    // Same dims, new values: every buffer (inputs, temps, uniforms) is the same: all reused.
+    await run(1000, 4);
+    expect(s.stats).toMatchObject({ lastBindGroupsCreated: 0, lastBindGroupsReused: links });
+    // Larger dims: the temps grow (new buffers), so the groups that bind them are made anew.
+    await run(5000, 5);
+    expect(s.stats.lastBindGroupsCreated).toBeGreaterThan(0);
+    expect(s.stats.lastBindGroupsCreated + s.stats.lastBindGroupsReused).toBe(links);
+    await run(5000, 6);
+    expect(s.stats).toMatchObject({ lastBindGroupsCreated: 0, lastBindGroupsReused: links });
+  });
+
   it('runs zero-size inputs (T = 0) and returns empty outputs', async () => {
     const s = await session(addBiasPlan());
     s.loadWeights({ w: { shape: [5], data: [1, 2, 3, 4, 5] } });
