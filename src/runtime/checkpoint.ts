@@ -1,7 +1,8 @@
 /// <reference types="@webgpu/types" preserve="true" />
 // Hugging Face checkpoint folders for apps and pages: the same layout `tfc run --checkpoint` reads
 // (config.json, model.safetensors or the shards of model.safetensors.index.json, tokenizer files),
-// from a Node folder, a URL base (fetch, streamed with progress) or a browser directory handle.
+// from a Node folder, a URL base (fetch, streamed with progress), a browser directory handle or the
+// files of a directory input.
 // `openCheckpoint` finds the files; its `weights` go to a generated module's `createModel`, its
 // `tokenizer` encodes prompts, and `checkConfig` compares config.json with the constants the
 // module was compiled for (a mismatch names the key).
@@ -87,6 +88,30 @@ export function directoryReader(dir: FileSystemDirectoryHandle): CheckpointReade
     text: async (name) => (await file(name))?.text(),
     weights: async (name) => {
       const f = await file(name);
+      return f === undefined ? undefined : new Response(f.stream(), { headers: { 'content-length': String(f.size) } });
+    },
+  };
+}
+
+/**
+ * The files of a folder picked with `<input type="file" webkitdirectory>` (or dropped): each
+ * File's `webkitRelativePath` is `folder/name`; files in subfolders are ignored (a checkpoint
+ * folder is flat). Files without a relative path are taken by `name`.
+ */
+export function filesReader(files: Iterable<File>): CheckpointReader {
+  const byName = new Map<string, File>();
+  let folder: string | undefined;
+  for (const f of files) {
+    const parts = (f.webkitRelativePath || f.name).split('/');
+    if (parts.length > 2) continue;
+    if (parts.length === 2) folder ??= parts[0];
+    byName.set(parts[parts.length - 1] ?? f.name, f);
+  }
+  return {
+    where: folder ?? 'the picked files',
+    text: async (name) => byName.get(name)?.text(),
+    weights: async (name) => {
+      const f = byName.get(name);
       return f === undefined ? undefined : new Response(f.stream(), { headers: { 'content-length': String(f.size) } });
     },
   };

@@ -23,7 +23,7 @@ export type { RuntimeErrorKind } from './errors.js';
 export { storageBytes, paddedBytes, f16Bits, bf16Bits } from './convert.js';
 export { checkTokens, createLoadedModel, parseSafetensors, readWeights, readWeightSource, sampleToken, seededRandom } from './host.js';
 export type { CreateModelOptions, ForwardInputs, GenerateOptions, GenerateResult, LoadedModel, LoadProgress, ModelSpec, StopReason, WeightSource } from './host.js';
-export { checkConfig, directoryReader, folderReader, openCheckpoint, urlReader } from './checkpoint.js';
+export { checkConfig, directoryReader, filesReader, folderReader, openCheckpoint, urlReader } from './checkpoint.js';
 export type { Checkpoint, CheckpointReader, CompiledConfig } from './checkpoint.js';
 export { loadTokenizer, tokenizerFromBpeFiles, tokenizerFromChars, tokenizerFromJson, TokenizerError } from './tokenizer.js';
 export type { TextTokenizer, TokenStream } from './tokenizer.js';

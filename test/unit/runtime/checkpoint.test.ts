@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeSafetensors } from '../../../src/io/safetensors.js';
-import { checkConfig, folderReader, openCheckpoint, urlReader } from '../../../src/runtime/checkpoint.js';
+import { checkConfig, filesReader, folderReader, openCheckpoint, urlReader } from '../../../src/runtime/checkpoint.js';
 import { readWeights } from '../../../src/runtime/host.js';
 
 const repo = new URL('../../../', import.meta.url).pathname;
@@ -44,6 +44,27 @@ describe('openCheckpoint', () => {
       expect(ck.tokenizer?.kind).toBe('vocab.json + merges.txt');
     });
   }
+
+  it('reads the files of a directory input (webkitRelativePath folder/name; subfolders ignored)', async () => {
+    const picked = (name: string, data: Uint8Array | string, path: string): File => {
+      const f = new File([typeof data === 'string' ? data : new Uint8Array(data)], name);
+      // Node's File has no webkitRelativePath; a browser's directory input sets it.
+      Object.defineProperty(f, 'webkitRelativePath', { value: path });
+      return f;
+    };
+    const list = [...files].map(([name, data]) => picked(name, data, `gpt2/${name}`));
+    // A nested file of the same name must not replace the folder's own config.json.
+    list.push(picked('config.json', '{"n_embd": 99}', 'gpt2/old/config.json'));
+    const reader = filesReader(list);
+    expect(reader.where).toBe('gpt2');
+    const ck = await openCheckpoint(reader);
+    expect(ck.config).toEqual({ n_embd: 4, vocab_size: 50257 });
+    const tensors = await readWeights(ck.weights);
+    expect(Array.from(tensors.get('b.weight')?.data ?? [])).toEqual([3]);
+    expect(ck.tokenizer?.encode(' world')).toEqual([995]); // GPT-2's id of ' world'
+    // A picked folder without shard 1 (the index names it): the message names the folder and file.
+    await expect(openCheckpoint(filesReader(list.filter((f) => f.name !== 'model-00001-of-00002.safetensors')))).rejects.toThrow(/gpt2 has no model-00001-of-00002\.safetensors/);
+  });
 
   it('names a missing shard', async () => {
     const missing = urlReader('https://models.test/gpt2', (u) => (u.endsWith('00002-of-00002.safetensors') ? Promise.resolve(new Response('', { status: 404 })) : stubFetch(u)));
