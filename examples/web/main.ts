@@ -1,124 +1,186 @@
 /// <reference types="@webgpu/types" />
-// The browser page (index.html): imports the module `tfc compile examples/charlm/charlm.tfx -o
-// out/charlm` generated, fetches charlm.safetensors with a progress bar, and generates text on
-// navigator.gpu. URL parameters prefill the form (prompt, max, temperature, topk, seed);
-// `autorun=1` generates at once, and `report=/path` POSTs the tokens, logits and timings there as
-// JSON (test/e2e/browser/charlm.test.ts uses it).
-import { acquireDevice, type LoadProgress } from 'tfc/runtime';
-import { context, createModel, type Model } from '../../out/charlm/model.js';
+// The browser page (index.html) for a model compiled by `tfc compile MODEL.tfx -o out/web`: the user
+// picks a Hugging Face checkpoint folder (a directory input: filesReader) or loads the files served
+// next to the page (urlReader), watches weights stream and pipelines compile and warm up, then
+// generates text, streamed token by token with tokens/s. Errors (no WebGPU, a folder without
+// weights or tokenizer, a missing shard, a config.json the module was not compiled for) are shown
+// in the page.
+// URL parameters: prompt, max, temperature, topk, seed fill the form; `checkpoint=URL` loads that
+// folder at once; `autorun=1` generates once it is loaded; `report=/path` POSTs what each
+// generation (or error) produced there as JSON (`logits=1` adds every step's logits): the e2e
+// tests (test/e2e/browser/web-page.test.ts, charlm.test.ts) read it.
+import { acquireDevice, filesReader, openCheckpoint, urlReader, type AcquiredDevice, type CheckpointReader, type GenerateResult, type TextTokenizer } from 'tfc/runtime';
+import { context, createModel, spec, type Model } from '../../out/web/model.js';
+import { $, errorText, field, resetProgress, setState, showError, showProgress, startOutput, status } from './ui.js';
 
-interface Vocab {
-  chars: string[];
-  unknown: number;
-}
-
-const $ = <T extends HTMLElement>(id: string): T => {
-  const el = document.getElementById(id);
-  if (el === null) throw new Error(`index.html has no #${id}`);
-  return el as T;
-};
-const progress = $<HTMLProgressElement>('progress');
-const status = $<HTMLParagraphElement>('status');
-const output = $<HTMLDivElement>('output');
-const button = $<HTMLButtonElement>('generate');
-const field = (id: string): HTMLInputElement => $<HTMLInputElement>(id);
 const params = new URLSearchParams(location.search);
 for (const id of ['prompt', 'max', 'temperature', 'topk', 'seed']) {
   const v = params.get(id);
   if (v !== null) field(id).value = v;
 }
-
-const phaseText: Record<LoadProgress['phase'], string> = {
-  download: 'downloading weights',
-  compile: 'compiling kernels',
-  warmup: 'warming up kernels',
-  upload: 'uploading weights',
-  ready: 'ready',
+const servedBase = params.get('checkpoint') ?? 'checkpoint/';
+$('served-url').textContent = servedBase;
+const report = params.get('report');
+const wantLogits = params.get('logits') === '1';
+const send = async (body: unknown): Promise<void> => {
+  if (report !== null) await fetch(report, { method: 'POST', body: JSON.stringify(body) });
 };
-function showProgress(p: LoadProgress): void {
-  progress.value = p.total > 0 ? p.done / p.total : 1;
-  const amount = p.phase === 'download' ? `${(p.done / 1024).toFixed(0)} / ${(p.total / 1024).toFixed(0)} KiB` : `${p.done} / ${p.total}`;
-  status.textContent = `${phaseText[p.phase]}: ${amount}`;
+
+const config = Object.entries(spec.config ?? {}).map(([k, c]) => `${k} = ${c.value}`);
+$('model').textContent = `model ${spec.name}: ${spec.vocab ?? '?'} tokens, context ${context}${config.length > 0 ? `; compiled for ${config.join(', ')}` : ''}`;
+
+interface Loaded {
+  model: Model;
+  tokenizer: TextTokenizer;
+  where: string;
+}
+let device: AcquiredDevice | undefined;
+let loaded: Loaded | undefined;
+const button = $<HTMLButtonElement>('generate');
+const sources = [field('folder'), $<HTMLButtonElement>('served')];
+
+/** Opens the folder, builds the model on the GPU with progress; errors end up in the page. */
+async function load(read: CheckpointReader): Promise<boolean> {
+  if (device === undefined) return false;
+  loaded?.model.dispose();
+  loaded = undefined;
+  button.disabled = true;
+  for (const s of sources) s.disabled = true;
+  showError('');
+  resetProgress();
+  setState('loading');
+  status(`reading ${read.where}…`);
+  try {
+    let checkpoint;
+    try {
+      checkpoint = await openCheckpoint(read);
+    } catch (e) {
+      showError(`${read.where} is not a checkpoint folder this page can read`, e);
+      await send({ ok: false, stage: 'open', error: errorText(e) });
+      return false;
+    }
+    const tokenizer = checkpoint.tokenizer;
+    if (tokenizer === undefined) {
+      const e = new Error(`${read.where} has no tokenizer: tokenizer.json, vocab.json + merges.txt, or a character vocab.json`);
+      showError('Cannot generate text', e);
+      await send({ ok: false, stage: 'open', error: errorText(e) });
+      return false;
+    }
+    try {
+      const model = await createModel(device, checkpoint, { onProgress: showProgress });
+      loaded = { model, tokenizer, where: read.where };
+    } catch (e) {
+      showError(`Loading ${read.where} into model ${spec.name} failed`, e);
+      await send({ ok: false, stage: 'load', error: errorText(e) });
+      return false;
+    }
+    button.disabled = false;
+    setState('ready');
+    status(`ready: ${read.where} (${tokenizer.kind}) on ${adapterName(device)}`);
+    return true;
+  } finally {
+    for (const s of sources) s.disabled = false;
+  }
 }
 
-async function load(): Promise<{ model: Model; vocab: Vocab; adapter: string }> {
-  const dev = await acquireDevice();
-  const vocab = (await (await fetch('vocab.json')).json()) as Vocab;
-  const weights = await fetch('charlm.safetensors');
-  if (!weights.ok) throw new Error(`charlm.safetensors: HTTP ${weights.status}`);
-  const model = await createModel(dev, weights, { onProgress: showProgress });
-  const adapter = dev.adapterInfo.description || dev.adapterInfo.vendor || 'WebGPU';
-  return { model, vocab, adapter };
+function adapterName(d: AcquiredDevice): string {
+  return d.adapterInfo.description || d.adapterInfo.vendor || 'WebGPU';
 }
 
-interface Generated {
-  prompt: number[];
-  tokens: number[];
-  text: string;
-  prefillMs: number;
-  decodeMs: number[];
-  stepLogits: number[][];
-  /** Kernels the last decode step dispatched (the fused split-K attention path when T = 1). */
-  decodeDispatches: number;
-}
+const stopText: Readonly<Record<GenerateResult['stopReason'], string>> = {
+  'max-new-tokens': 'reached the token limit',
+  'stop-token': 'stopped at the end-of-text token',
+  'context-full': `stopped: the context (${context} positions) is full`,
+  callback: 'stopped',
+};
 
-async function generate(model: Model, vocab: Vocab, keepLogits: boolean): Promise<Generated> {
-  const text = field('prompt').value;
-  const prompt = [...text].map((ch) => {
-    const i = vocab.chars.indexOf(ch);
-    return i >= 0 ? i : vocab.unknown;
-  });
-  if (prompt.length === 0) throw new Error('type a prompt first');
-  const maxNewTokens = Math.min(Number(field('max').value), context - prompt.length);
-  output.replaceChildren();
-  const bold = document.createElement('span');
-  bold.className = 'prompt';
-  bold.textContent = text;
-  const generated = document.createTextNode('');
-  output.append(bold, generated);
+/** Tokenizes the prompt, streams generated text into the page and reports it (report=). */
+async function generate(l: Loaded): Promise<void> {
+  const prompt = field('prompt').value;
+  const ids = l.tokenizer.encode(prompt);
+  if (ids.length === 0) throw new Error('type a prompt first');
+  if (ids.length >= context) throw new Error(`the prompt is ${ids.length} tokens; model ${spec.name} holds ${context} positions`);
+  const unknown = l.tokenizer.unknownChars?.() ?? [];
+  const warning = unknown.length > 0 ? `; ${l.tokenizer.kind} has no ${unknown.map((c) => JSON.stringify(c)).join(', ')} (read as the unknown token)` : '';
+  const sink = startOutput(prompt);
+  const stream = l.tokenizer.stream();
   const stepLogits: number[][] = [];
-  const r = await model.generate(prompt, {
-    maxNewTokens,
+  const margins: number[] = [];
+  setState('generating');
+  const start = performance.now();
+  let first = 0;
+  const r = await l.model.generate(ids, {
+    maxNewTokens: Math.min(Number(field('max').value), context - ids.length),
     temperature: Number(field('temperature').value),
     topK: Number(field('topk').value),
     seed: Number(field('seed').value),
-    onToken: (t) => void generated.appendData(vocab.chars[t] ?? '?'),
-    ...(keepLogits ? { onLogits: (l: Float32Array) => void stepLogits.push(Array.from(l)) } : {}),
+    stopIds: l.tokenizer.stopIds,
+    onToken: (t, step) => {
+      sink.appendData(stream.push(t));
+      const now = performance.now();
+      if (step === 0) first = now;
+      status(step === 0 ? `first token after ${(now - start).toFixed(0)} ms` : `${step + 1} tokens, ${((1000 * step) / (now - first)).toFixed(1)} tokens/s`);
+    },
+    onLogits: (logits) => {
+      margins.push(topMargin(logits));
+      if (wantLogits) stepLogits.push(Array.from(logits));
+    },
   });
-  const decodeDispatches = model.runtime.session.stats.lastDispatches;
   const decode = r.decodeMs.reduce((a, b) => a + b, 0);
-  const rate = r.decodeMs.length > 0 ? `, decode ${((1000 * r.decodeMs.length) / decode).toFixed(1)} tokens/s` : '';
-  status.textContent = `prefill of ${prompt.length} tokens in ${r.prefillMs.toFixed(0)} ms${rate}`;
-  return { prompt, tokens: r.tokens, text: generated.data, prefillMs: r.prefillMs, decodeMs: r.decodeMs, stepLogits, decodeDispatches };
+  const rate = r.decodeMs.length > 0 ? `${((1000 * r.decodeMs.length) / decode).toFixed(1)} tokens/s` : '-';
+  status(`prefill ${ids.length} tokens in ${r.prefillMs.toFixed(0)} ms; ${r.decodeMs.length} decode steps at ${rate}; ${r.tokens.length} new tokens, ${stopText[r.stopReason]}${warning}`);
+  setState('done');
+  if (report === null) return;
+  // Kernels the last decode step dispatched (read before the forward run below replaces it).
+  const decodeDispatches = l.model.runtime.session.stats.lastDispatches;
+  // The prompt's logits from one forward run, for the charlm test's comparison with PyTorch.
+  const prefillLogits = wantLogits ? Array.from((await l.model.forward({ tokens: ids })).logits.data) : [];
+  await send({ ok: true, adapter: device === undefined ? '' : adapterName(device), prompt: ids, tokens: r.tokens, text: sink.data, stopReason: r.stopReason, prefillMs: r.prefillMs, decodeMs: r.decodeMs, margins, stepLogits, prefillLogits, decodeDispatches });
+}
+
+/** Top-1 minus top-2 logit: a greedy comparison across devices means something only where it is clear. */
+function topMargin(logits: Float32Array): number {
+  let a = -Infinity;
+  let b = -Infinity;
+  for (const v of logits) {
+    if (v > a) [a, b] = [v, a];
+    else if (v > b) b = v;
+  }
+  return a - b;
+}
+
+function runGenerate(): Promise<void> {
+  if (loaded === undefined) return Promise.resolve();
+  button.disabled = true;
+  return generate(loaded)
+    .catch(async (e: unknown) => {
+      showError('Generation failed', e);
+      await send({ ok: false, stage: 'generate', error: errorText(e) });
+    })
+    .finally(() => (button.disabled = false));
 }
 
 async function main(): Promise<void> {
-  const report = params.get('report');
-  const send = (body: unknown): Promise<Response> | undefined =>
-    report === null ? undefined : fetch(report, { method: 'POST', body: JSON.stringify(body) });
+  setState('idle');
   try {
-    const { model, vocab, adapter } = await load();
-    status.textContent = `ready on ${adapter}`;
-    button.disabled = false;
-    $<HTMLFormElement>('form').addEventListener('submit', (e) => {
-      e.preventDefault();
-      button.disabled = true;
-      generate(model, vocab, false)
-        .catch((err: unknown) => (status.textContent = `error: ${String(err)}`))
-        .finally(() => (button.disabled = false));
-    });
-    if (params.get('autorun') === '1') {
-      button.disabled = true;
-      const g = await generate(model, vocab, report !== null);
-      button.disabled = false;
-      // The prompt's logits from one forward run, for the test's comparison with PyTorch.
-      const prefill = report === null ? [] : Array.from((await model.forward({ tokens: g.prompt })).logits.data);
-      await send({ ok: true, adapter, ...g, prefillLogits: prefill });
-    }
-  } catch (err) {
-    status.textContent = `error: ${err instanceof Error ? err.message : String(err)}`;
-    await send({ ok: false, error: err instanceof Error ? `${err.message}\n${err.stack ?? ''}` : String(err) });
+    device = await acquireDevice();
+  } catch (e) {
+    for (const s of sources) s.disabled = true;
+    showError('This browser cannot run the model: no WebGPU', e);
+    await send({ ok: false, stage: 'device', error: errorText(e) });
+    return;
   }
+  status(`WebGPU: ${adapterName(device)}. Pick a checkpoint folder.`);
+  field('folder').addEventListener('change', () => {
+    const files = field('folder').files;
+    if (files !== null && files.length > 0) void load(filesReader(files));
+  });
+  $('served').addEventListener('click', () => void load(urlReader(new URL(servedBase, location.href).href)));
+  $<HTMLFormElement>('form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    void runGenerate();
+  });
+  if (params.has('checkpoint') && (await load(urlReader(new URL(servedBase, location.href).href))) && params.get('autorun') === '1') await runGenerate();
 }
 
 void main();

@@ -1,8 +1,9 @@
 // examples/web in headless Chromium: the test compiles charlm as `tfc compile` does (webgpu
 // pipeline with fusion, portable default limits: Chromium's adapter here is SwiftShader, without
 // shader-f16 or subgroups), serves the example page with its own vite config (examples/web/config.ts)
-// on 127.0.0.1, and opens it with autorun: the page streams charlm.safetensors through a fetch
-// Response, generates 10 greedy tokens and POSTs tokens and logits back. The tokens must equal the
+// on 127.0.0.1, and opens it with autorun: the page reads the served checkpoint/ folder (charlm's
+// weights streamed through a fetch Response, its character vocab.json), generates 10 greedy tokens
+// and POSTs tokens and logits back. The tokens must equal the
 // float64 PyTorch model's greedy loop (examples/charlm/oracle.py); logits within 1e-3 (see below).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -92,7 +93,9 @@ describe('examples/web: charlm in headless Chromium', () => {
     });
     const ref = JSON.parse(out.toString()) as Oracle;
 
-    const q = new URLSearchParams({ prompt: text, max: String(steps), temperature: '0', topk: '0', seed: '0', autorun: '1', report: '/__result' });
+    // checkpoint/: the files webConfig serves by default (charlm.safetensors as model.safetensors,
+    // its character vocab.json), read by the page's urlReader like any served checkpoint folder.
+    const q = new URLSearchParams({ prompt: text, max: String(steps), temperature: '0', topk: '0', seed: '0', checkpoint: 'checkpoint/', autorun: '1', logits: '1', report: '/__result' });
     const page = await browser.open<PageReport>({
       config: webConfig({ model: join(dir, 'model.ts') }),
       path: `/?${q.toString()}`,
