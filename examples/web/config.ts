@@ -59,6 +59,9 @@ export function webConfig(opts: { model?: string; checkpoint?: string } = {}): U
   if (opts.model !== undefined) alias.push({ find: /^(\.\.\/)+out\/web\/model(\.js|\.ts)?$/, replacement: opts.model });
   return {
     root: here,
+    // No SPA fallback: a file the served checkpoint lacks (config.json for charlm) must be a 404,
+    // not index.html with status 200 (which the page would try to parse as that file).
+    appType: 'mpa',
     publicDir: false,
     plugins: [checkpointAssets(checkpointFiles(opts.checkpoint ?? process.env['TFC_CHECKPOINT']))],
     resolve: { alias },

@@ -117,13 +117,18 @@ export function filesReader(files: Iterable<File>): CheckpointReader {
   };
 }
 
+/** `where/name` for messages; a URL base often ends in '/' already. */
+function inFolder(where: string, name: string): string {
+  return `${where.replace(/\/+$/, '')}/${name}`;
+}
+
 async function json(read: CheckpointReader, name: string): Promise<unknown> {
   const text = await read.text(name);
   if (text === undefined) return undefined;
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
-    throw new RuntimeError('weight', `${read.where}/${name} is not JSON: ${e instanceof Error ? e.message : String(e)}`, 'TFC311');
+    throw new RuntimeError('weight', `${inFolder(read.where, name)} is not JSON: ${e instanceof Error ? e.message : String(e)}`, 'TFC311');
   }
 }
 
@@ -135,7 +140,7 @@ export async function openCheckpoint(read: CheckpointReader): Promise<Checkpoint
   if (index !== undefined) {
     const map = index.weight_map;
     if (typeof map !== 'object' || map === null || !Object.values(map).every((v) => typeof v === 'string')) {
-      throw new RuntimeError('weight', `${read.where}/model.safetensors.index.json: expected { "weight_map": { tensor: shard file } }`, 'TFC311');
+      throw new RuntimeError('weight', `${inFolder(read.where, 'model.safetensors.index.json')}: expected { "weight_map": { tensor: shard file } }`, 'TFC311');
     }
     names = [...new Set(Object.values(map as Record<string, string>))];
   } else {
@@ -166,7 +171,7 @@ export function checkConfig(checkpoint: Pick<Checkpoint, 'config' | 'where'>, co
     if (v !== c.value) {
       throw new RuntimeError(
         'weight',
-        `config key "${key}" of ${checkpoint.where}/config.json is ${JSON.stringify(v)}, but model ${model} was compiled with ${name} = ${c.value}: recompile with tfc compile MODEL.tfx --checkpoint DIR (or --set ${name}=${JSON.stringify(v)})`,
+        `config key "${key}" of ${inFolder(checkpoint.where, 'config.json')} is ${JSON.stringify(v)}, but model ${model} was compiled with ${name} = ${c.value}: recompile with tfc compile MODEL.tfx --checkpoint DIR (or --set ${name}=${JSON.stringify(v)})`,
         'TFC313',
       );
     }

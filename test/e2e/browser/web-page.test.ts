@@ -4,8 +4,8 @@
 // says (`tfc compile examples/gpt2.tfx --checkpoint DIR -o ...`), picked with the page's directory
 // input, loaded with its progress bars, and its greedy text must equal `tfc run --checkpoint DIR
 // --prompt` in Node (lavapipe) for the same folder and prompt. Bad folders (a config.json the
-// module was not compiled for, no weights) and a browser without WebGPU show their message in the
-// page. The page's screenshot goes to out/; TFC_UPDATE_SCREENSHOT=1 also writes docs/web-page.png.
+// module was not compiled for, no weights, a served URL with nothing under it) and a browser without
+// WebGPU show their message in the page. The page's screenshot goes to out/; TFC_UPDATE_SCREENSHOT=1 also writes docs/web-page.png.
 // Runs bin/tfc.js, so dist/ must be built (`npm test` builds it first).
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -158,6 +158,15 @@ describe.runIf(existsSync(chromiumPath))('examples/web in headless Chromium', ()
       [false, 'open'],
     ]);
     await page.close();
+
+    // A served URL with no checkpoint under it: every file is a 404 (not the SPA's index.html,
+    // which would be read as config.json and fail as "not JSON").
+    const served = await open({ checkpoint: 'nothing/' });
+    await served.page.waitForFunction(() => document.body.dataset['state'] === 'error', undefined, { timeout: 60_000 });
+    expect(await text(served.page, '#error')).toBe(
+      `${base}nothing/ is not a checkpoint folder this page can read: error[TFC311]: ${base}nothing/ has no model.safetensors or model.safetensors.index.json`,
+    );
+    await served.page.close();
 
     // A browser without navigator.gpu (WebGPU off or unsupported).
     const off = await open({}, () => Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined }));

@@ -71,6 +71,12 @@ describe('openCheckpoint', () => {
     await expect(openCheckpoint(missing)).rejects.toThrow(/has no model-00002-of-00002\.safetensors \(named by model\.safetensors\.index\.json\)/);
   });
 
+  it('names a file that is not JSON with one slash after a URL base ending in /', async () => {
+    // A server that answers every name with a page (an SPA fallback) instead of a 404.
+    const html = urlReader('https://models.test/gpt2/', () => Promise.resolve(new Response('<!doctype html>')));
+    await expect(openCheckpoint(html)).rejects.toThrow(/^https:\/\/models\.test\/gpt2\/config\.json is not JSON: /);
+  });
+
   it('checks config.json against the compiled constants, naming the key', () => {
     const ck = { where: 'gpt2', config: { n_embd: 4, n_head: 2 } };
     expect(() => checkConfig(ck, { d: { value: 4, keys: ['n_embd'] }, heads: { value: 2, keys: ['n_head'] } }, 'gpt2')).not.toThrow();
