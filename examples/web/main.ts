@@ -27,7 +27,7 @@ const send = async (body: unknown): Promise<void> => {
 };
 
 const config = Object.entries(spec.config ?? {}).map(([k, c]) => `${k} = ${c.value}`);
-$('model').textContent = `model ${spec.name}: ${spec.vocab ?? '?'} tokens, context ${context}${config.length > 0 ? `; compiled for ${config.join(', ')}` : ''}`;
+$('model').textContent = `model ${spec.name} (vocabulary ${spec.vocab ?? '?'}, context ${context})${config.length > 0 ? `, compiled for ${config.join(', ')}` : ''}`;
 
 interface Loaded {
   model: Model;

@@ -76,7 +76,9 @@ async function open(query: Record<string, string> = {}, init?: () => void): Prom
 const state = (page: Page): Promise<string | undefined> => page.evaluate(() => document.body.dataset['state']);
 const text = async (page: Page, sel: string): Promise<string> => (await page.textContent(sel)) ?? '';
 
-describe.runIf(existsSync(chromiumPath))('examples/web in headless Chromium', () => {
+const noChromium = existsSync(chromiumPath) ? undefined : `needs Debian's chromium at ${chromiumPath} (apt-get install chromium)`;
+
+describe.skipIf(noChromium !== undefined)(`examples/web in headless Chromium${noChromium === undefined ? '' : ` (skipped: ${noChromium})`}`, () => {
   beforeAll(async () => {
     gpt2 = folder('gpt2');
     tfc('compile', 'examples/gpt2.tfx', '--checkpoint', gpt2, '-o', join(dir, 'module'));
