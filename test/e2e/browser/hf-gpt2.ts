@@ -5,7 +5,7 @@
 // token repeated (the largest embedding wins whatever the context), which would hide a page that
 // feeds the model the wrong context; with these, the context and positions change the text.
 import { writeSafetensors } from '../../../src/io/safetensors.js';
-import type { Tensor64 } from '../../../src/ops/define.js';
+import type { Tensor64 } from '../../../src/base/tensor.js';
 import { seededRandom } from '../../../src/runtime/generate.js';
 
 export interface Gpt2Config {
