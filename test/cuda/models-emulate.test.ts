@@ -31,6 +31,8 @@ const models: readonly ModelCase[] = [
   { file: 'examples/variants/sinks.tfx', overrides: { vocab: 64, ctx: 16, d: 32, heads: 2, layers: 1 }, runs: [{ B: 1, T: 7 }, { B: 2, T: 1 }] },
   // StreamingLLM: sink keys plus a sliding window in one mask.
   { file: 'examples/variants/streaming.tfx', overrides: { vocab: 64, ctx: 16, d: 32, heads: 2, layers: 1, window: 3, sink_tokens: 2 }, runs: [{ B: 1, T: 11 }] },
+  // Continuous batching: per-row cache lengths read by the mask, the positions and the cache write.
+  { file: 'examples/variants/gpt2-batched.tfx', overrides: { vocab: 64, ctx: 16, d: 32, heads: 2, layers: 1 }, runs: [{ B: 2, T: 1, S: 6 }, { B: 1, T: 3, S: 8 }] },
   // No KV cache: rope(q) and rope(k) computed in the attention's Q and K loads (qload / kload).
   { file: 'examples/variants/llama-nocache.tfx', overrides: { vocab: 64, d: 32, heads: 4, kv_heads: 2, layers: 1, ffn: 48 }, runs: [{ B: 1, T: 9 }, { B: 2, T: 1 }] },
 ];

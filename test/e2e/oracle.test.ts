@@ -114,6 +114,19 @@ describe('examples match PyTorch (float64 interpreter vs test/oracle)', () => {
     );
   });
 
+  // Continuous batching: rows with 5, 0 (a sequence that just joined) and 11 cached tokens, noise
+  // in the free slots; one token and two (a drafted pair, as speculative verification feeds) each.
+  for (const T of [1, 2]) {
+    it.skipIf(noTorch)(`variants/gpt2-batched.tfx: sequences of lengths 5, 0, 11 in one call, T=${T} new tokens each, S=16 slots`, () => {
+      const dir = runOracle('batched_oracle.py', ['--seed', '6', '--layers', '2', '--d', '64', '--heads', '4', '--vocab', '256', '--ctx', '64', '--lengths', '5,0,11', '--new', String(T), '--slots', '16']);
+      const { weights, inputs, expected } = readOracle(dir);
+      const graph = compile('variants/gpt2-batched.tfx', { layers: 2, d: 64, heads: 4, vocab: 256, ctx: 64 });
+      const { outputs, dims } = interpret(graph, { inputs, weights });
+      expect(Object.fromEntries(dims)).toMatchObject({ B: 3, T, S: 16 });
+      expectMatches(outputs, expected, 'variants/gpt2-batched.tfx');
+    });
+  }
+
   // The variants' own config defaults are small; the oracle builds the same sizes.
   const variants = ['alibi', 'sliding-window', 'softcap', 'prefix-lm', 'document-mask', 'mqa', 'relative-bias', 'plain-attention', 'score-mods', 'local-global', 'sinks', 'streaming'];
   it.skipIf(noTorch).each(variants)('variants/%s.tfx at its default config, B=2, T=19', (variant) => {
