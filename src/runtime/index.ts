@@ -28,3 +28,5 @@ export type { Checkpoint, CheckpointReader, CompiledConfig } from './checkpoint.
 export { loadTokenizer, tokenizerFromBpeFiles, tokenizerFromChars, tokenizerFromJson, TokenizerError } from './tokenizer.js';
 export type { TextTokenizer, TokenStream } from './tokenizer.js';
 export type { Plan } from '../kernel/plan.js';
+export { SlotCache, argmaxRow, greedyDecode, speculativeDecode } from './speculative.js';
+export type { SlotModel, SpeculativeResult } from './speculative.js';
