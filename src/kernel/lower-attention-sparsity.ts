@@ -17,6 +17,7 @@ import { computeType } from './storage.js';
 import type { AttentionSchedule, Mode } from './lower-attention-schedule.js';
 import type { AttentionShape } from './lower-attention-node.js';
 import { fmax, fmin, i32 } from './lower-attention-exprs.js';
+import { someScalarExpr } from '../graph/lambda.js';
 
 /** A mask subexpression over a tile: unknown, a numeric range [lo, hi], or a bool's (may-true, may-false). */
 type Interval = { readonly kind: 'top' } | { readonly kind: 'num'; readonly lo: Expr; readonly hi: Expr } | { readonly kind: 'bool'; readonly mayTrue: Expr; readonly mayFalse: Expr };
@@ -40,17 +41,7 @@ interface TileRanges {
 
 /** Whether `e` depends on the query or key index (axes 2, 3; also the head, axis 1, when `headsVary`), directly or through a read's indices. */
 function mentionsQK(e: ScalarExpr, headsVary: boolean): boolean {
-  switch (e.kind) {
-    case 'index':
-      return e.axis === 2 || e.axis === 3 || (headsVary && e.axis === 1);
-    case 'dim':
-    case 'const':
-      return false;
-    case 'read':
-      return e.indices.some((x) => mentionsQK(x, headsVary));
-    case 'apply':
-      return e.op === 'score' || e.args.some((x) => mentionsQK(x, headsVary));
-  }
+  return someScalarExpr(e, (x) => (x.kind === 'index' && (x.axis === 2 || x.axis === 3 || (headsVary && x.axis === 1))) || (x.kind === 'apply' && x.op === 'score'));
 }
 
 function intervalOf(kb: KernelBuilder, out: Stmt[], e: ScalarExpr, r: TileRanges): Interval {
@@ -194,17 +185,7 @@ interface LinearInK {
 }
 
 function mentionsK(e: ScalarExpr): boolean {
-  switch (e.kind) {
-    case 'index':
-      return e.axis === 3;
-    case 'dim':
-    case 'const':
-      return false;
-    case 'read':
-      return e.indices.some(mentionsK);
-    case 'apply':
-      return e.args.some(mentionsK);
-  }
+  return someScalarExpr(e, (x) => x.kind === 'index' && x.axis === 3);
 }
 
 function linearInK(e: ScalarExpr): LinearInK | undefined {

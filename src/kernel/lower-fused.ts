@@ -8,7 +8,8 @@ import type { Node, ScalarExpr } from '../graph/ir.js';
 import { lambdaAttr } from '../graph/ir.js';
 import { printScalarExpr } from '../graph/print.js';
 import type { Dim } from '../base/dim.js';
-import { type Expr, type Stmt, type Traffic, add, assertNever, cast, div, lit, load, mul, rem, u32, v } from './ir.js';
+import { type Expr, type Stmt, type Traffic, add, cast, div, load, mul, rem, u32 } from './ir.js';
+import { type ApplyExpr, type ReadExpr, translateScalar } from './lower-lambda.js';
 import type { SizeExpr } from './plan.js';
 import { computeType, storageBytes, storageType } from './storage.js';
 import { dimToSize } from './to-size.js';
@@ -28,7 +29,6 @@ export interface FusedHost {
     let(out: Stmt[], prefix: string, init: Expr): Expr;
     fresh(prefix: string): string;
   };
-  scalar(op: string, args: readonly Expr[], result: Node['type']['dtype']): Expr;
 }
 
 /** The output multi-index (u32 per axis) from a flat row-major index, as lets in `body`. */
@@ -49,8 +49,9 @@ export function unravelFlat(host: FusedHost, body: Stmt[], shape: readonly Dim[]
 const isIdentity = (indices: readonly ScalarExpr[]): boolean => indices.every((x, i) => x.kind === 'index' && x.axis === i);
 
 /**
- * Translates a lambda body at one output element. `idx` is the output multi-index, `flat` its
- * row-major offset; `operands` are the node's operand nodes; `acc` replaces `acc()`.
+ * Translates a lambda body at one output element (lower-lambda.ts, sharing equal subexpressions
+ * and let-binding each op). `idx` is the output multi-index, `flat` its row-major offset;
+ * `operands` are the node's operand nodes; `acc` replaces `acc()`.
  */
 export function translateLambda(
   host: FusedHost,
@@ -65,91 +66,43 @@ export function translateLambda(
 ): Expr {
   const slots = new Map<number, number>();
   const outShape = n.type.shape;
-  const key = (x: ScalarExpr): string => printScalarExpr(x, params, operands.map((o) => o.type));
-  // `memo` maps expression text to the value already computed in the current block (a branch of
-  // a lazy `where` gets a copy: its lets are not visible after the `if`).
-  const tr = (x: ScalarExpr, body: Stmt[], memo: Map<string, Expr>): Expr => {
-    const k = key(x);
-    const hit = memo.get(k);
-    if (hit !== undefined) return hit;
-    const sub = (y: ScalarExpr): Expr => tr(y, body, memo);
-    let r: Expr;
-    switch (x.kind) {
-      case 'index':
-        r = cast('i32', idx[x.axis] ?? u32(0));
-        break;
-      case 'dim':
-        r = cast('i32', host.dimExpr(x.dim));
-        break;
-      case 'const':
-        r = lit(computeType(x.dtype), x.value);
-        break;
-      case 'read': {
-        const o = operands[x.operand];
-        if (o === undefined) throw new Error(`internal: ${n.op} reads missing operand ${x.operand}`);
-        const lit0 = host.folded(o);
-        if (lit0 !== undefined) {
-          r = lit0;
-          break;
-        }
-        let slot = slots.get(x.operand);
-        if (slot === undefined) {
-          slot = host.kb.input(`t${x.operand}`, o.id, o.type.dtype);
-          slots.set(x.operand, slot);
-        }
-        // A view (fold-views) is read in its source's buffer at the map's indices.
-        const viewMap = o.op === 'view' ? lambdaAttr(o, 'map').body : undefined;
-        const readShape = viewMap === undefined ? o.type.shape : host.operand(o, 0).type.shape;
-        const readAt = viewMap === undefined || viewMap.kind !== 'read' ? x.indices : viewMap.indices.map((e) => substituteIndex(e, x.indices));
-        let index: Expr;
-        if (viewMap === undefined && isIdentity(x.indices) && o.type.shape.length === outShape.length && sameShape(o.type.shape, outShape)) index = flat;
-        else {
-          // Row-major offset of the read element.
-          index = u32(0);
-          let stride: Expr = u32(1);
-          for (let k = readShape.length - 1; k >= 0; k--) {
-            const ix = readAt[k];
-            if (ix === undefined) throw new Error('internal: read with too few indices');
-            const isZero = ix.kind === 'const' && ix.value === 0;
-            if (!isZero) index = add(index, mul(cast('u32', sub(ix)), stride));
-            stride = mul(stride, host.dimExpr(readShape[k] ?? dimConst(1)));
-          }
-        }
-        r = host.kb.let(body, `t${x.operand}_v`, cast(computeType(x.dtype), load(slot, index, storageType(o.type.dtype))));
-        break;
-      }
-      case 'apply':
-        if (x.op === 'acc') {
-          if (acc === undefined) throw new Error(`internal: acc() outside a fused_matmul epilogue`);
-          r = cast(computeType(x.dtype), acc);
-        } else if (isLazyWhere(x)) {
-          // A concat as a lambda (fuse-elementwise) reads each operand only in its own range: its
-          // `where(index < bound, ..)` runs only the chosen branch (if/else, as the concat kernel
-          // does), so the other branch's out-of-range read never happens. Other selects stay selects.
-          const [c, a, b] = x.args;
-          if (c === undefined || a === undefined || b === undefined) throw new Error('internal: where needs 3 arguments');
-          const cond = sub(c);
-          const t = computeType(x.dtype);
-          const name = host.kb.fresh('w');
-          body.push({ kind: 'var', name, type: t, init: lit(t, 0) });
-          const branch = (y: ScalarExpr): Stmt[] => {
-            const stmts: Stmt[] = [];
-            stmts.push({ kind: 'assign', name, value: tr(y, stmts, new Map(memo)) });
-            return stmts;
-          };
-          body.push({ kind: 'if', cond, then: branch(a), else: branch(b) });
-          r = v(name, t);
-        } else {
-          r = host.kb.let(body, 'e', host.scalar(x.op, x.args.map(sub), x.dtype));
-        }
-        break;
-      default:
-        return assertNever(x);
+  const read = (x: ReadExpr, at: (y: ScalarExpr) => Expr, out: Stmt[]): Expr => {
+    const o = operands[x.operand];
+    if (o === undefined) throw new Error(`internal: ${n.op} reads missing operand ${x.operand}`);
+    const lit0 = host.folded(o);
+    if (lit0 !== undefined) return lit0;
+    let slot = slots.get(x.operand);
+    if (slot === undefined) {
+      slot = host.kb.input(`t${x.operand}`, o.id, o.type.dtype);
+      slots.set(x.operand, slot);
     }
-    memo.set(k, r);
-    return r;
+    // A view (fold-views) is read in its source's buffer at the map's indices.
+    const viewMap = o.op === 'view' ? lambdaAttr(o, 'map').body : undefined;
+    const readShape = viewMap === undefined ? o.type.shape : host.operand(o, 0).type.shape;
+    const readAt = viewMap === undefined || viewMap.kind !== 'read' ? x.indices : viewMap.indices.map((y) => substituteIndex(y, x.indices));
+    let index: Expr;
+    if (viewMap === undefined && isIdentity(x.indices) && o.type.shape.length === outShape.length && sameShape(o.type.shape, outShape)) index = flat;
+    else {
+      // Row-major offset of the read element.
+      index = u32(0);
+      let stride: Expr = u32(1);
+      for (let k = readShape.length - 1; k >= 0; k--) {
+        const ix = readAt[k];
+        if (ix === undefined) throw new Error('internal: read with too few indices');
+        const isZero = ix.kind === 'const' && ix.value === 0;
+        if (!isZero) index = add(index, mul(cast('u32', at(ix)), stride));
+        stride = mul(stride, host.dimExpr(readShape[k] ?? dimConst(1)));
+      }
+    }
+    return host.kb.let(out, `t${x.operand}_v`, cast(computeType(x.dtype), load(slot, index, storageType(o.type.dtype))));
   };
-  return tr(e, body, new Map());
+  const nullary = (x: ApplyExpr): Expr | undefined => {
+    if (x.op !== 'acc') return undefined;
+    if (acc === undefined) throw new Error(`internal: acc() outside a fused_matmul epilogue`);
+    return cast(computeType(x.dtype), acc);
+  };
+  const shareKey = (x: ScalarExpr): string => printScalarExpr(x, params, operands.map((o) => o.type));
+  return translateScalar(e, body, { kb: host.kb, idx, dim: host.dimExpr, read, nullary, bindApply: 'e', shareKey });
 }
 
 function sameShape(a: readonly Dim[], b: readonly Dim[]): boolean {

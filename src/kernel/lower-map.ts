@@ -2,14 +2,16 @@
 // broadcasting, constant fills, arange, grid bodies and fused_map (lambdas through lower-fused.ts).
 import { type Dim, dimConst, dimEquals } from '../base/dim.js';
 import { type Node, type ScalarExpr, dimAttr, lambdaAttr } from '../graph/ir.js';
+import { foldScalarExpr } from '../graph/lambda.js';
 import { computeType, storageBytes, storageType } from './storage.js';
-import { type Expr, type Stmt, type Traffic, add, assertNever, bin, builtin, cast, div, lit, load, lt, mul, rem, u32 } from './ir.js';
+import { type Expr, type Stmt, type Traffic, add, bin, builtin, cast, div, load, lt, mul, rem, u32 } from './ir.js';
 import { KernelBuilder } from './builder.js';
 import { sCeilDiv, sConst, shapeElements, sMul } from './to-size.js';
 import { mapTraffic } from './traffic.js';
 import { fusedMapTraffic, translateLambda } from './lower-fused.js';
 import { dimExpr, isOne, productExpr, strides } from './lower-dims.js';
-import { type ElementwiseOp, isElementwiseOp, operandTypes, scalarLowering } from './lower-scalar.js';
+import { type ElementwiseOp, operandTypes, scalarLowering } from './lower-scalar.js';
+import { type ReadExpr, translateScalar } from './lower-lambda.js';
 import type { Lowering } from './lower.js';
 
 /**
@@ -115,63 +117,29 @@ export function emitGrid(lw: Lowering, n: Node): void {
   const operands = n.operands.map((_, i) => lw.operand(n, i));
   const kb = new KernelBuilder();
   const slots = new Map<number, number>();
-  const readBytes = (e: ScalarExpr): number => {
-    switch (e.kind) {
-      case 'read': {
-        const o = operands[e.operand];
-        const own = o === undefined || lw.storage.get(o.id) === 'folded' ? 0 : storageBytes(o.type.dtype);
-        return own + e.indices.reduce((s, x) => s + readBytes(x), 0);
-      }
-      case 'apply':
-        return e.args.reduce((s, x) => s + readBytes(x), 0);
-      default:
-        return 0;
-    }
-  };
-  const perElement = readBytes(lambda.body);
+  // Bytes read per element: every read of a tensor with a buffer, nested ones included.
+  const perElement = foldScalarExpr<number>(lambda.body, (e, inner) => {
+    const o = e.kind === 'read' ? operands[e.operand] : undefined;
+    const own = o === undefined || lw.storage.get(o.id) === 'folded' ? 0 : storageBytes(o.type.dtype);
+    return own + inner.reduce((s, x) => s + x, 0);
+  });
   const reads = perElement > 0 ? [sMul(shapeElements(n.type.shape), sConst(perElement))] : [];
   const traffic = mapTraffic(n, [], lw.flops(n));
-  emitMap(lw, 
-    n,
-    'grid',
-    kb,
-    true,
-    (body, idx) => {
-      const tr = (e: ScalarExpr): Expr => {
-        switch (e.kind) {
-          case 'index':
-            return cast('i32', idx[e.axis] ?? u32(0));
-          case 'dim':
-            return cast('i32', dimExpr(e.dim));
-          case 'const':
-            return lit(computeType(e.dtype), e.value);
-          case 'read': {
-            const o = operands[e.operand];
-            if (o === undefined) throw new Error(`internal: grid reads missing operand ${e.operand}`);
-            if (lw.storage.get(o.id) === 'folded') return lw.constLiteral(o);
-            let slot = slots.get(e.operand);
-            if (slot === undefined) {
-              slot = kb.input(`t${e.operand}`, o.id, o.type.dtype);
-              slots.set(e.operand, slot);
-            }
-            const st = strides(o.type.shape);
-            let index: Expr = u32(0);
-            e.indices.forEach((ix, k) => (index = add(index, mul(cast('u32', tr(ix)), st[k] ?? u32(1)))));
-            return cast(computeType(e.dtype), load(slot, index, storageType(o.type.dtype)));
-          }
-          case 'apply': {
-            if (!isElementwiseOp(e.op)) throw new Error(`internal: grid body applies non-elementwise op '${e.op}'`);
-            const args = e.args.map(tr);
-            return scalarLowering[e.op](args, { result: computeType(e.dtype), attrs: {} });
-          }
-          default:
-            return assertNever(e);
-        }
-      };
-      return kb.let(body, 'val', tr(lambda.body));
-    },
-    { ...traffic, bytesRead: reads[0] ?? sConst(0) },
-  );
+  const read = (e: ReadExpr, at: (x: ScalarExpr) => Expr): Expr => {
+    const o = operands[e.operand];
+    if (o === undefined) throw new Error(`internal: grid reads missing operand ${e.operand}`);
+    if (lw.storage.get(o.id) === 'folded') return lw.constLiteral(o);
+    let slot = slots.get(e.operand);
+    if (slot === undefined) {
+      slot = kb.input(`t${e.operand}`, o.id, o.type.dtype);
+      slots.set(e.operand, slot);
+    }
+    const st = strides(o.type.shape);
+    let index: Expr = u32(0);
+    e.indices.forEach((ix, k) => (index = add(index, mul(cast('u32', at(ix)), st[k] ?? u32(1)))));
+    return cast(computeType(e.dtype), load(slot, index, storageType(o.type.dtype)));
+  };
+  emitMap(lw, n, 'grid', kb, true, (body, idx) => kb.let(body, 'val', translateScalar(lambda.body, body, { kb, idx, read })), { ...traffic, bytesRead: reads[0] ?? sConst(0) });
 }
 
 /** fused_map: one thread per output element evaluates the lambda (fuse-elementwise). */

@@ -40,7 +40,7 @@ import { emitReduce } from './lower-reduce.js';
 import { emitNorm, emitSoftmax } from './lower-softmax-norm.js';
 import { emitMatmul } from './lower-matmul.js';
 import { dimExpr } from './lower-dims.js';
-import { isElementwiseOp, scalarLowering } from './lower-scalar.js';
+import { isElementwiseOp } from './lower-scalar.js';
 
 /**
  * A target's limits plus the words kernel names must avoid: the reserved words of every language
@@ -261,10 +261,6 @@ export class Lowering {
       dimExpr,
       flops: (n) => this.flops(n),
       kb,
-      scalar: (op, args, result) => {
-        if (!isElementwiseOp(op)) throw new Error(`internal: lambda applies non-elementwise op '${op}'`);
-        return scalarLowering[op](args, { result: computeType(result), attrs: {} });
-      },
     };
   }
 

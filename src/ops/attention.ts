@@ -17,6 +17,7 @@ import { numelDim, opError } from './elementwise.js';
 import { softmaxRow } from './norm.js';
 import { placeholderOp } from './fused.js';
 import { checkGridBody, countApplies, scalarExprDtype, sourceOps } from './source.js';
+import { foldScalarExpr, idx, mapScalarExpr, someScalarExpr } from '../graph/lambda.js';
 
 /** The lambda parameters the fusion pass writes: batch, query head, query row, key column. */
 export const attentionParams: readonly string[] = ['b', 'h', 'q', 'k'];
@@ -30,45 +31,17 @@ export function isScoreExpr(e: ScalarExpr): boolean {
 
 /** Whether `e` uses `score()` anywhere. */
 export function usesScore(e: ScalarExpr): boolean {
-  switch (e.kind) {
-    case 'index':
-    case 'dim':
-    case 'const':
-      return false;
-    case 'read':
-      return e.indices.some(usesScore);
-    case 'apply':
-      return isScoreExpr(e) || e.args.some(usesScore);
-  }
+  return someScalarExpr(e, isScoreExpr);
 }
 
 /** `score()` replaced by `read(operand, b, h, q, k)`: the lambda becomes an ordinary grid body. */
 export function scoreAsRead(e: ScalarExpr, operand: number): ScalarExpr {
-  switch (e.kind) {
-    case 'index':
-    case 'dim':
-    case 'const':
-      return e;
-    case 'read':
-      return { ...e, indices: e.indices.map((i) => scoreAsRead(i, operand)) };
-    case 'apply':
-      if (isScoreExpr(e)) return { kind: 'read', operand, indices: [0, 1, 2, 3].map((axis) => ({ kind: 'index', axis })), dtype: 'f32' };
-      return { ...e, args: e.args.map((a) => scoreAsRead(a, operand)) };
-  }
+  return mapScalarExpr(e, (x) => (isScoreExpr(x) ? { kind: 'read', operand, indices: [0, 1, 2, 3].map(idx), dtype: 'f32' } : undefined));
 }
 
 /** Reads of operands below `first` (q, k, v), or undefined when there are none. */
 function readsBelow(e: ScalarExpr, first: number): number | undefined {
-  switch (e.kind) {
-    case 'index':
-    case 'dim':
-    case 'const':
-      return undefined;
-    case 'read':
-      return e.operand < first ? e.operand : e.indices.map((i) => readsBelow(i, first)).find((x) => x !== undefined);
-    case 'apply':
-      return e.args.map((a) => readsBelow(a, first)).find((x) => x !== undefined);
-  }
+  return foldScalarExpr<number | undefined>(e, (x, inner) => (x.kind === 'read' && x.operand < first ? x.operand : inner.find((r) => r !== undefined)));
 }
 
 

@@ -12,26 +12,14 @@ import { numelDim, opError } from './elementwise.js';
 import { inferMatmul, matmulOps } from './matmul.js';
 import { checkGridBody, countApplies, scalarExprDtype, sourceOps } from './source.js';
 import { normOps } from './norm.js';
+import { foldScalarExpr, idx, mapScalarExpr } from '../graph/lambda.js';
 
 /**
  * `acc()` rewritten as `read(operand, i0, i1, ...)` (the identity index of the result): the
  * epilogue is then an ordinary grid body over the operands plus the product tensor.
  */
 export function accAsRead(e: ScalarExpr, operand: number, rank: number, dtype: TensorType['dtype']): ScalarExpr {
-  switch (e.kind) {
-    case 'index':
-    case 'dim':
-    case 'const':
-      return e;
-    case 'read':
-      return { ...e, indices: e.indices.map((i) => accAsRead(i, operand, rank, dtype)) };
-    case 'apply':
-      if (e.op === 'acc') {
-        const indices: ScalarExpr[] = Array.from({ length: rank }, (_, axis) => ({ kind: 'index', axis }));
-        return { kind: 'read', operand, indices, dtype };
-      }
-      return { ...e, args: e.args.map((a) => accAsRead(a, operand, rank, dtype)) };
-  }
+  return mapScalarExpr(e, (x) => (x.kind === 'apply' && x.op === 'acc' ? { kind: 'read', operand, indices: Array.from({ length: rank }, (_, axis) => idx(axis)), dtype } : undefined));
 }
 
 function op(name: string, ops: readonly OpDef[]): OpDef {
@@ -188,17 +176,19 @@ export function placeholderOp(name: string, where: string, meaning: string): OpD
 const indexOps: ReadonlySet<string> = new Set(['add', 'sub', 'mul', 'div', 'mod']);
 /** Whether `e` is i32 index arithmetic (what a view map may compute). */
 function isIndexArith(e: ScalarExpr): boolean {
-  switch (e.kind) {
-    case 'index':
-    case 'dim':
-      return true;
-    case 'const':
-      return e.dtype === 'i32' && Number.isInteger(e.value) && e.value >= 0;
-    case 'read':
-      return false;
-    case 'apply':
-      return e.dtype === 'i32' && indexOps.has(e.op) && e.args.every(isIndexArith);
-  }
+  return foldScalarExpr<boolean>(e, (x, inner) => {
+    switch (x.kind) {
+      case 'index':
+      case 'dim':
+        return true;
+      case 'const':
+        return x.dtype === 'i32' && Number.isInteger(x.value) && x.value >= 0;
+      case 'read':
+        return false;
+      case 'apply':
+        return x.dtype === 'i32' && indexOps.has(x.op) && inner.every(Boolean);
+    }
+  });
 }
 
 function normOp(name: 'layernorm' | 'rmsnorm'): OpDef {

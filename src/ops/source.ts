@@ -8,6 +8,7 @@ import { coerce, makeTensor, ravel, unravel, type Tensor64 } from '../base/tenso
 import { InterpError } from './errors.js';
 import { type InterpContext, type OpDef, type OpError, defineOp } from './define.js';
 import { elementwiseOps, numelDim, opError, scalarFunction } from './elementwise.js';
+import { foldScalarExpr } from '../graph/lambda.js';
 
 const zeroFlops = (): Dim => dimConst(0);
 
@@ -155,16 +156,7 @@ export function checkGridBody(e: ScalarExpr, rank: number, operands: readonly Te
  * computed and cost nothing; grid bodies never contain them.
  */
 export function countApplies(e: ScalarExpr): number {
-  switch (e.kind) {
-    case 'index':
-    case 'dim':
-    case 'const':
-      return 0;
-    case 'read':
-      return e.indices.reduce((n, i) => n + countApplies(i), 0);
-    case 'apply':
-      return (e.args.length === 0 ? 0 : 1) + e.args.reduce((n, a) => n + countApplies(a), 0);
-  }
+  return foldScalarExpr<number>(e, (x, inner) => (x.kind === 'apply' && x.args.length > 0 ? 1 : 0) + inner.reduce((n, c) => n + c, 0));
 }
 
 type Compiled = (idx: readonly number[]) => number;

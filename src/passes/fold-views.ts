@@ -22,7 +22,7 @@ import type { Dim } from '../base/dim.js';
 import type { Graph, Node, ScalarExpr } from '../graph/ir.js';
 import { dimAttr, intAttr, intsAttr, lambdaAttr } from '../graph/ir.js';
 import { GraphBuilder, removeDeadNodes } from '../graph/rewrite.js';
-import { substituteIndex } from '../graph/lambda.js';
+import { dimValue, i32, idx, indexOp, substituteIndex } from '../graph/lambda.js';
 import type { GraphPass, PassContext } from './pass.js';
 
 const NAME = 'fold-views';
@@ -46,22 +46,6 @@ function readsViews(user: Node, k: number): boolean {
   }
 }
 
-const idx = (axis: number): ScalarExpr => ({ kind: 'index', axis });
-const i32 = (value: number): ScalarExpr => ({ kind: 'const', value, dtype: 'i32' });
-const dimE = (d: Dim): ScalarExpr => {
-  const c = dimConstValue(d);
-  return c !== undefined ? i32(c) : { kind: 'dim', dim: d };
-};
-const isConst = (e: ScalarExpr, v: number): boolean => e.kind === 'const' && e.value === v;
-const ap = (op: string, a: ScalarExpr, b: ScalarExpr): ScalarExpr => {
-  if (op === 'add' && isConst(a, 0)) return b;
-  if ((op === 'add' || op === 'sub') && isConst(b, 0)) return a;
-  if (op === 'mul' && (isConst(a, 0) || isConst(b, 0))) return i32(0);
-  if (op === 'mul' && isConst(a, 1)) return b;
-  if ((op === 'mul' || op === 'div') && isConst(b, 1)) return a;
-  if (op === 'mod' && isConst(b, 1)) return i32(0);
-  return { kind: 'apply', op, args: [a, b], dtype: 'i32' };
-};
 
 /**
  * Source indices of a reshape from `from` to `to` at the result index `at`: axes are grouped
@@ -92,13 +76,13 @@ function reshapeIndices(from: readonly Dim[], to: readonly Dim[], at: readonly S
     while (j < to.length && dimConstValue(to[j] ?? dimConst(0)) === 1 && !(i < from.length && dimConstValue(from[i] ?? dimConst(0)) === 1)) j++;
     // Flat offset within the group (result side), then split over the source axes.
     let flat: ScalarExpr = i32(0);
-    for (let k = gj; k < j; k++) flat = ap('add', ap('mul', flat, dimE(to[k] ?? dimConst(1))), at[k] ?? i32(0));
+    for (let k = gj; k < j; k++) flat = indexOp('add', indexOp('mul', flat, dimValue(to[k] ?? dimConst(1))), at[k] ?? i32(0));
     let stride: Dim = dimConst(1);
     const group: ScalarExpr[] = [];
     for (let k = i - 1; k >= gi; k--) {
       const d = from[k] ?? dimConst(1);
-      const q = ap('div', flat, dimE(stride));
-      group.unshift(k === gi ? q : ap('mod', q, dimE(d)));
+      const q = indexOp('div', flat, dimValue(stride));
+      group.unshift(k === gi ? q : indexOp('mod', q, dimValue(d)));
       stride = dimMul(stride, d);
     }
     out.push(...group);
@@ -118,7 +102,7 @@ function sourceIndices(n: Node, source: Node, at: readonly ScalarExpr[]): Scalar
     case 'slice': {
       const axis = intAttr(n, 'axis');
       const start = dimAttr(n, 'start');
-      return at.map((x, k) => (k === axis ? ap('add', x, dimE(start)) : x));
+      return at.map((x, k) => (k === axis ? indexOp('add', x, dimValue(start)) : x));
     }
     case 'reshape':
       return reshapeIndices(source.type.shape, n.type.shape, at);

@@ -45,7 +45,8 @@ import type { Span } from '../diag/span.js';
 import { type Attrs, type Graph, type Node, type ScalarExpr, intAttr, intsAttr, lambdaAttr } from '../graph/ir.js';
 import { printSpan } from '../graph/print.js';
 import { GraphBuilder, isInterfaceNode } from '../graph/rewrite.js';
-import { type DType, type TensorType, isFloat, printType, shapeEquals } from '../graph/types.js';
+import { ap, dimValue, i32, idx, mapScalarExpr } from '../graph/lambda.js';
+import { type TensorType, isFloat, printType, shapeEquals } from '../graph/types.js';
 import { attentionParams, scoreExpr } from '../ops/attention.js';
 import { getOp } from '../ops/catalog.js';
 import type { GraphPass, PassContext } from './pass.js';
@@ -85,13 +86,6 @@ const swapLast2 = (rank: number): number[] => [...Array.from({ length: rank - 2 
 const isSwapLast2 = (perm: readonly number[]): boolean => perm.length >= 2 && perm.every((a, i) => a === (swapLast2(perm.length)[i] ?? -1));
 const isOne = (d: Dim | undefined): boolean => d !== undefined && dimConstValue(d) === 1;
 const product = (ds: readonly Dim[]): Dim => ds.reduce((p, d) => dimMul(p, d), dimConst(1));
-const i32 = (value: number): ScalarExpr => ({ kind: 'const', value, dtype: 'i32' });
-const idx = (axis: number): ScalarExpr => ({ kind: 'index', axis });
-const apply = (op: string, args: readonly ScalarExpr[], dtype: DType): ScalarExpr => ({ kind: 'apply', op, args, dtype });
-const dimValue = (d: Dim): ScalarExpr => {
-  const c = dimConstValue(d);
-  return c !== undefined ? i32(c) : { kind: 'dim', dim: d };
-};
 
 /** Analysis of the input graph: uses and users per node. */
 class Uses {
@@ -255,9 +249,9 @@ class LambdaBuilder {
     // head axis a (1 <= a <= r-3): digit of h in the mixed radix of the head axes
     const inner = product(this.scoreShape.slice(a + 1, r - 2));
     let e: ScalarExpr = idx(1);
-    if (dimConstValue(inner) !== 1) e = apply('div', [e, dimValue(inner)], 'i32');
+    if (dimConstValue(inner) !== 1) e = ap('div', 'i32', e, dimValue(inner));
     const size = this.scoreShape[a] ?? dimConst(1);
-    if (a > 1) e = apply('mod', [e, dimValue(size)], 'i32');
+    if (a > 1) e = ap('mod', 'i32', e, dimValue(size));
     return e;
   }
 
@@ -285,29 +279,23 @@ class LambdaBuilder {
     if (op?.family === 'elementwise' && Object.entries(op.attrs).every(([k, kind]) => kind === 'dtype' && n.attrs[k]?.kind === 'dtype')) {
       // Index predicates combined outside a grid (`not(causal)`, `and(band, causal)`) stay index
       // expressions, so the kernel can still derive block sparsity from them.
-      return apply(n.op, n.operands.map((o) => this.side(o)), n.type.dtype);
+      return ap(n.op, n.type.dtype, ...n.operands.map((o) => this.side(o)));
     }
     return { kind: 'read', operand: this.slot(id), indices: this.indicesFor(n.type.shape, (a) => this.scoreAxis(a)), dtype: n.type.dtype };
   }
 
   private inline(e: ScalarExpr, axes: readonly ScalarExpr[], operands: readonly number[]): ScalarExpr {
-    switch (e.kind) {
-      case 'index': {
-        const a = axes[e.axis];
-        if (a === undefined) throw new Error(`internal: grid index ${e.axis} out of range`);
+    return mapScalarExpr(e, (x, rec) => {
+      if (x.kind === 'index') {
+        const a = axes[x.axis];
+        if (a === undefined) throw new Error(`internal: grid index ${x.axis} out of range`);
         return a;
       }
-      case 'dim':
-      case 'const':
-        return e;
-      case 'read': {
-        const o = operands[e.operand];
-        if (o === undefined) throw new Error(`internal: grid reads operand ${e.operand}`);
-        return { ...e, operand: this.slot(o), indices: e.indices.map((i) => this.inline(i, axes, operands)) };
-      }
-      case 'apply':
-        return { ...e, args: e.args.map((a) => this.inline(a, axes, operands)) };
-    }
+      if (x.kind !== 'read') return undefined;
+      const o = operands[x.operand];
+      if (o === undefined) throw new Error(`internal: grid reads operand ${x.operand}`);
+      return { ...x, operand: this.slot(o), indices: x.indices.map(rec) };
+    });
   }
 }
 
@@ -382,7 +370,7 @@ function matchAt(u: Uses, sm: number): Match {
     } else if (isNegInf(a) && onPath(b)) {
       u.requireSingleUse(cur, `masked scores at ${printSpan(n.loc)}`);
       const pred = lb.side(c);
-      masks.push(pred.kind === 'apply' && pred.op === 'not' && pred.args[0] !== undefined ? pred.args[0] : apply('not', [pred], 'bool')); // not(not(p)) -> p
+      masks.push(pred.kind === 'apply' && pred.op === 'not' && pred.args[0] !== undefined ? pred.args[0] : ap('not', 'bool', pred)); // not(not(p)) -> p
       replaced.add(cur);
       cur = b;
     } else break;
@@ -407,7 +395,7 @@ function matchAt(u: Uses, sm: number): Match {
     }
     if (!shapeEquals(n.type.shape, scoreShape)) throw new NotFused(`${n.op} at ${printSpan(n.loc)} broadcasts the scores to ${printType(n.type)}`);
     replaced.add(id);
-    const e = apply(n.op, n.operands.map((o) => (onPath(o) ? build(o) : lb.side(o))), n.type.dtype);
+    const e = ap(n.op, n.type.dtype, ...n.operands.map((o) => (onPath(o) ? build(o) : lb.side(o))));
     built.set(id, e);
     return e;
   };
@@ -418,7 +406,7 @@ function matchAt(u: Uses, sm: number): Match {
   if (scoreDtype !== 'f32' && scoreBody !== scoreExpr) {
     throw new NotFused(`scores are ${scoreDtype} and modified before the softmax; score() is f32 (only a mask and a scale fuse at ${scoreDtype})`);
   }
-  const mask = masks.reduce<ScalarExpr | undefined>((acc, m) => (acc === undefined ? m : apply('and', [acc, m], 'bool')), undefined);
+  const mask = masks.reduce<ScalarExpr | undefined>((acc, m) => (acc === undefined ? m : ap('and', 'bool', acc, m)), undefined);
 
   // Heads: canonical rank-4 views of q, k, v.
   const lead = scoreShape.slice(0, r - 2);

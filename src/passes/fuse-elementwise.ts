@@ -36,9 +36,8 @@
 import type { Graph, Node, ScalarExpr } from '../graph/ir.js';
 import { dimAttr, floatAttr, intAttr, intsAttr, lambdaAttr } from '../graph/ir.js';
 import { GraphBuilder, idRemap, removeDeadNodes } from '../graph/rewrite.js';
-import { substituteIndex } from '../graph/lambda.js';
+import { ap, dimValue, i32, idx, mapScalarExpr, substituteIndex } from '../graph/lambda.js';
 import { dimAdd, dimConst, dimConstValue } from '../base/dim.js';
-import type { Dim } from '../base/dim.js';
 import { getOp } from '../ops/catalog.js';
 import type { DType } from '../graph/types.js';
 import type { GraphPass, PassContext } from './pass.js';
@@ -60,28 +59,11 @@ export function isMappable(n: Node): boolean {
 /** Longest permute/slice chain read through as an index remap (bounds the recursion). */
 const MAX_REMAP_DEPTH = 16;
 
-const idx = (axis: number): ScalarExpr => ({ kind: 'index', axis });
-const i32 = (value: number): ScalarExpr => ({ kind: 'const', value, dtype: 'i32' });
 const f = (value: number, dtype: DType): ScalarExpr => ({ kind: 'const', value, dtype });
-const ap = (op: string, dtype: DType, ...args: ScalarExpr[]): ScalarExpr => ({ kind: 'apply', op, args, dtype });
-const dimE = (d: Dim): ScalarExpr => {
-  const c = dimConstValue(d);
-  return c !== undefined ? i32(c) : { kind: 'dim', dim: d };
-};
-
 
 /** Renumbers `read` operands through `map` (global node ids <-> operand positions). */
 export function mapReads(e: ScalarExpr, map: (operand: number) => number): ScalarExpr {
-  switch (e.kind) {
-    case 'index':
-    case 'dim':
-    case 'const':
-      return e;
-    case 'read':
-      return { ...e, operand: map(e.operand), indices: e.indices.map((x) => mapReads(x, map)) };
-    case 'apply':
-      return { ...e, args: e.args.map((x) => mapReads(x, map)) };
-  }
+  return mapScalarExpr(e, (x, rec) => (x.kind === 'read' ? { ...x, operand: map(x.operand), indices: x.indices.map(rec) } : undefined));
 }
 
 /** Index expressions for an operand of shape `from` broadcast into a result of shape `to`. */
@@ -225,14 +207,14 @@ class Fuser {
         const pieces = parts.map(({ k, size }) => {
           const start = offset;
           offset = dimAdd(offset, size);
-          const local = dimConstValue(start) === 0 ? c : ap('sub', 'i32', c, dimE(start));
+          const local = dimConstValue(start) === 0 ? c : ap('sub', 'i32', c, dimValue(start));
           return { end: offset, value: operandAt(k, at.map((x, j) => (j === axis ? local : x))) };
         });
         let out: ScalarExpr | undefined;
         for (let k = pieces.length - 1; k >= 0; k--) {
           const p = pieces[k];
           if (p === undefined) continue;
-          out = out === undefined ? p.value : ap('where', n.type.dtype, ap('lt', 'bool', c, dimE(p.end)), p.value, out);
+          out = out === undefined ? p.value : ap('where', n.type.dtype, ap('lt', 'bool', c, dimValue(p.end)), p.value, out);
         }
         if (out === undefined) throw new Error(`internal: concat %${n.id} without operands`);
         return out;
@@ -252,20 +234,13 @@ class Fuser {
 
   /** In a lambda body of node `n` (operands numbered locally), reads of fusable operands become their expressions. */
   private inlineReads(e: ScalarExpr, n: Node, absorbed: number[]): ScalarExpr {
-    switch (e.kind) {
-      case 'index':
-      case 'dim':
-      case 'const':
-        return e;
-      case 'apply':
-        return { ...e, args: e.args.map((x) => this.inlineReads(x, n, absorbed)) };
-      case 'read': {
-        const indices = e.indices.map((x) => this.inlineReads(x, n, absorbed));
-        const o = n.operands[e.operand];
-        if (o === undefined) throw new Error(`internal: %${n.id} reads operand ${e.operand}`);
-        return this.expr(o, indices, n, absorbed);
-      }
-    }
+    return mapScalarExpr(e, (x, rec) => {
+      if (x.kind !== 'read') return undefined;
+      const indices = x.indices.map(rec);
+      const o = n.operands[x.operand];
+      if (o === undefined) throw new Error(`internal: %${n.id} reads operand ${x.operand}`);
+      return this.expr(o, indices, n, absorbed);
+    });
   }
 }
 

@@ -18,37 +18,22 @@ import { GraphBuilder, idRemap, removeDeadNodes } from '../graph/rewrite.js';
 import { shapeEquals } from '../graph/types.js';
 import { lambdaOf } from './fuse-elementwise.js';
 import type { GraphPass, PassContext } from './pass.js';
+import { mapScalarExpr, someScalarExpr } from '../graph/lambda.js';
 
 const NAME = 'fuse-epilogue';
 
 /** Whether every read of operand `k` in `e` is at the identity index (i0, i1, ...). */
 function readsAtIdentity(e: ScalarExpr, k: number): boolean {
-  switch (e.kind) {
-    case 'index':
-    case 'dim':
-    case 'const':
-      return true;
-    case 'apply':
-      return e.args.every((a) => readsAtIdentity(a, k));
-    case 'read':
-      if (e.operand === k && !e.indices.every((x, i) => x.kind === 'index' && x.axis === i)) return false;
-      return e.indices.every((x) => readsAtIdentity(x, k));
-  }
+  return !someScalarExpr(e, (x) => x.kind === 'read' && x.operand === k && !x.indices.every((y, i) => y.kind === 'index' && y.axis === i));
 }
 
 /** Reads of operand `k` become `acc()`; other operands move to `remap(j)`. */
 function toEpilogue(e: ScalarExpr, k: number, accType: Node['type']['dtype'], remap: (j: number) => number): ScalarExpr {
-  switch (e.kind) {
-    case 'index':
-    case 'dim':
-    case 'const':
-      return e;
-    case 'apply':
-      return { ...e, args: e.args.map((a) => toEpilogue(a, k, accType, remap)) };
-    case 'read':
-      if (e.operand === k) return { kind: 'apply', op: 'acc', args: [], dtype: accType };
-      return { ...e, operand: remap(e.operand), indices: e.indices.map((x) => toEpilogue(x, k, accType, remap)) };
-  }
+  return mapScalarExpr(e, (x, rec) => {
+    if (x.kind !== 'read') return undefined;
+    if (x.operand === k) return { kind: 'apply', op: 'acc', args: [], dtype: accType };
+    return { ...x, operand: remap(x.operand), indices: x.indices.map(rec) };
+  });
 }
 
 function run(g: Graph, ctx: PassContext): Graph {
