@@ -1,11 +1,48 @@
+// The test suite as projects by what a file needs (`npx vitest run --project NAME`):
+//   unit, unit-mocked, fuzz: the compiler alone (no GPU, browser, nvcc or Python): `npm run test:fast`
+//   cli:     the CLI end to end in-process and spawned (its `tfc run` picks WebGPU when an adapter exists)
+//   webgpu:  Dawn + lavapipe runs          cuda:    nvcc and the CUDA emulator (g++)
+//   browser: headless Chromium             oracle:  PyTorch / Python oracles
+//   package: npm pack + install + a full build in a clean copy
+// `npm test` runs them all. unit runs its files in shared worker processes (isolate: false): most
+// unit files take well under a second, and importing the compiler again in a fresh process per
+// file cost more than the tests themselves. A file that mocks a module (vi.mock) must not share
+// its process, so it goes in unit-mocked.
 import { defineConfig } from 'vitest/config';
+
+/** Files of `unit` that need a device, Python or module mocks (they live in test/unit for their subject). */
+const notUnit = ['test/unit/bench/bench-run.test.ts', 'test/unit/runtime/tokenizer.test.ts', 'test/unit/cli/tune.test.ts'];
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     setupFiles: ['test/setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: ['test/unit/**/*.test.ts', 'test/golden/**/*.test.ts', 'test/e2e/examples-check.test.ts', 'test/e2e/compile-output.test.ts'],
+          exclude: notUnit,
+          isolate: false,
+        },
+      },
+      { extends: true, test: { name: 'unit-mocked', include: ['test/unit/cli/tune.test.ts'] } },
+      { extends: true, test: { name: 'fuzz', include: ['test/fuzz/**/*.test.ts'] } },
+      {
+        extends: true,
+        test: {
+          name: 'cli',
+          include: ['test/e2e/cli.test.ts', 'test/e2e/cli-robustness.test.ts', 'test/e2e/cli-robustness-host.test.ts', 'test/e2e/host-emit.test.ts'],
+        },
+      },
+      { extends: true, test: { name: 'webgpu', include: ['test/webgpu/**/*.test.ts', 'test/e2e/cli-webgpu.test.ts', 'test/unit/bench/bench-run.test.ts'] } },
+      { extends: true, test: { name: 'cuda', include: ['test/cuda/**/*.test.ts'] } },
+      { extends: true, test: { name: 'browser', include: ['test/e2e/browser/**/*.test.ts'] } },
+      { extends: true, test: { name: 'oracle', include: ['test/e2e/oracle.test.ts', 'test/e2e/checkpoint.test.ts', 'test/unit/runtime/tokenizer.test.ts'] } },
+      { extends: true, test: { name: 'package', include: ['test/e2e/package.test.ts'] } },
+    ],
   },
 });
