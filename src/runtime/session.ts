@@ -179,11 +179,21 @@ function layoutEntries(k: PlanKernel): GPUBindGroupLayoutEntry[] {
   return entries.sort((a, b) => a.binding - b.binding);
 }
 
-function pipelineKey(k: PlanKernel): string {
+/**
+ * The device cache's key: entry point, layout and the WGSL without its whole-line comments. The
+ * header comments name the kernel and its source location, so the same kernel compiled from two
+ * models (GPT-2 and its variants share most kernels) would otherwise be compiled again; lavapipe
+ * and SwiftShader spend most of a model's load in these compiles.
+ */
+export function pipelineKey(k: PlanKernel): string {
   const layout = layoutEntries(k)
     .map((e) => `${e.binding}:${e.buffer?.type ?? ''}`)
     .join(',');
-  return `${k.entryPoint}\n${layout}\n${k.source.wgsl}`;
+  const code = k.source.wgsl
+    .split('\n')
+    .filter((l) => !l.trimStart().startsWith('//'))
+    .join('\n');
+  return `${k.entryPoint}\n${layout}\n${code}`;
 }
 
 async function buildKernel(device: GPUDevice, k: PlanKernel): Promise<BuiltKernel> {

@@ -116,6 +116,12 @@ describe('webgpu runtime: resources', () => {
     const s2 = await session(p);
     expect(s2.stats).toMatchObject({ pipelinesCreated: 0, pipelinesReused: 1 });
     expect(pipelineCreations(gpu.dev.device)).toBe(created);
+    // The same kernel compiled from another model differs only in its header comments (name,
+    // source location): it is found in the cache too.
+    const renamed = { ...p, kernels: p.kernels.map((k) => ({ ...k, source: { ...k.source, wgsl: `// kernel other_model_add\n// from other.tfx:3:1\n${k.source.wgsl}` } })) };
+    const s3 = await session(renamed);
+    expect(s3.stats).toMatchObject({ pipelinesCreated: 0, pipelinesReused: 1 });
+    expect(pipelineCreations(gpu.dev.device)).toBe(created);
   });
 
   it('reuses temp memory by liveness along a chain', async () => {
