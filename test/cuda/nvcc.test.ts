@@ -1,6 +1,8 @@
 // Every kernel of every example (small overrides; the CUDA pipeline with fusion and without)
 // compiles with nvcc for sm_80 and sm_90a; ptxas -v gives registers, shared memory and spills.
-// Kernels are deduplicated by body and batched into one .cu per arch (nvcc costs seconds a call).
+// Kernels are deduplicated by body and batched into one .cu for both archs (nvcc costs minutes on
+// it); ptxas results are cached by content (codegen/cuda/ptxas.ts: ~/.cache/tfc/ptxas, keyed on
+// the source and the nvcc version), so only a run after a kernel changed pays for nvcc again.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
