@@ -12,6 +12,15 @@ import { defineConfig } from 'vitest/config';
 
 /** Files of `unit` that need a device, Python or module mocks (they live in test/unit for their subject). */
 const notUnit = ['test/unit/bench/bench-run.test.ts', 'test/unit/runtime/tokenizer.test.ts', 'test/unit/cli/tune.test.ts'];
+/** test/e2e files that need no device (in unit) or one that cli does not have (webgpu, oracle, package). */
+const e2eElsewhere = [
+  'test/e2e/examples-check.test.ts',
+  'test/e2e/compile-output.test.ts',
+  'test/e2e/cli-webgpu.test.ts',
+  'test/e2e/oracle.test.ts',
+  'test/e2e/checkpoint.test.ts',
+  'test/e2e/package.test.ts',
+];
 
 export default defineConfig({
   test: {
@@ -30,14 +39,10 @@ export default defineConfig({
         },
       },
       { extends: true, test: { name: 'unit-mocked', include: ['test/unit/cli/tune.test.ts'] } },
-      { extends: true, test: { name: 'fuzz', include: ['test/fuzz/**/*.test.ts'] } },
-      {
-        extends: true,
-        test: {
-          name: 'cli',
-          include: ['test/e2e/cli.test.ts', 'test/e2e/cli-robustness.test.ts', 'test/e2e/cli-robustness-host.test.ts', 'test/e2e/host-emit.test.ts'],
-        },
-      },
+      // Property tests: seconds of CPU each, so minutes of wall time on a loaded machine.
+      { extends: true, test: { name: 'fuzz', include: ['test/fuzz/**/*.test.ts'], testTimeout: 600_000 } },
+      // Every other end-to-end file (a new one lands here unless another project names it).
+      { extends: true, test: { name: 'cli', include: ['test/e2e/*.test.ts'], exclude: [...e2eElsewhere] } },
       { extends: true, test: { name: 'webgpu', include: ['test/webgpu/**/*.test.ts', 'test/e2e/cli-webgpu.test.ts', 'test/unit/bench/bench-run.test.ts'] } },
       { extends: true, test: { name: 'cuda', include: ['test/cuda/**/*.test.ts'] } },
       { extends: true, test: { name: 'browser', include: ['test/e2e/browser/**/*.test.ts'] } },
