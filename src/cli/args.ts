@@ -50,9 +50,10 @@ export function collect(value: string, previous: string[] = []): string[] {
 }
 
 /**
- * The one debug dial (STYLE.md): 0 quiet, 1 kernel list with counts and bytes, 2 plus per-pass
- * time and rule hits, 3 plus IR after each pass, 4 plus generated source. `--debug N` wins over
- * TFC_DEBUG.
+ * The one debug dial (STYLE.md; the table in README "TFC_DEBUG"): 0 quiet; 1 optimization remarks
+ * and `tfc compile`'s kernel list with launches and bytes moved; 2 plus each kernel's schedule,
+ * the time of each pass and rewrite-rule hits; 3 plus the IR after each pass; 4 plus every
+ * kernel's generated source. `--debug N` wins over TFC_DEBUG.
  */
 export function parseDebug(flag: string | undefined, env: string | undefined): number {
   const pick = flag ?? env;
@@ -65,8 +66,8 @@ export function parseDebug(flag: string | undefined, env: string | undefined): n
 
 export const debugLevels: readonly (readonly [number, string])[] = [
   [0, 'quiet (default)'],
-  [1, 'kernel list with counts and bytes moved'],
-  [2, 'plus time per pass and rewrite-rule hits'],
-  [3, 'plus the IR after each pass (on stderr)'],
-  [4, 'plus the generated kernel source'],
+  [1, 'optimization remarks; tfc compile: kernel list with launches and bytes moved'],
+  [2, 'plus each kernel\'s schedule, the time of each pass and rewrite-rule hits'],
+  [3, 'plus the IR after each pass'],
+  [4, 'plus every kernel\'s generated source (WGSL, or CUDA with --target cuda)'],
 ];

@@ -16,9 +16,12 @@ import { randomInputs, randomWeights } from './random.js';
 import { Reporter } from './report.js';
 import { reportText } from './traffic.js';
 import type { Tensor64 } from '../base/tensor.js';
-import { formatModule, openModel, parseOnly, passList, printAst, type Target } from './stages.js';
+import { type PassRow, formatModule, openModel, parseOnly, passList, passTable, printAst, type Target } from './stages.js';
+import { pipelines } from '../passes/pipeline.js';
 import { compileLimits, hasWebGpu, runOnWebGpu } from './webgpu.js';
 import { lowerModel } from '../compile/kernels.js';
+import { kernelDebugText } from './debug-kernels.js';
+import { reportDims } from '../kernel/report.js';
 import { printKernels } from '../kernel/print.js';
 import { cudaLimits } from '../kernel/schedule.js';
 import { cudaRunRefusal, runOnCuda } from '../runtime-cuda/run.js';
@@ -80,15 +83,19 @@ interface CompileFlags extends Common {
   readonly fuse: boolean;
 }
 
+/** `tfc compile --help`'s pass list: every pass of every target (fusion passes included), in order. */
 function passHelp(): string {
-  try {
-    const passes = passList('interp');
-    if (passes.length === 0) return '';
-    const width = Math.max(...passes.map((p) => p.name.length));
-    return `\nPasses (for --dump-after, in pipeline order):\n${passes.map((p) => `  ${p.name.padEnd(width)}  ${p.summary}`).join('\n')}\n  ${'all'.padEnd(width)}  every pass\n`;
-  } catch {
-    return '';
-  }
+  const rows = passTable();
+  if (rows.length === 0) return '';
+  const width = Math.max(...rows.map((p) => p.name.length), 'all'.length);
+  const every = (Object.keys(pipelines) as Target[]).length;
+  const note = (p: PassRow): string => {
+    const where = p.targets.length === every ? '' : p.targets.join(', ');
+    const tags = [where, p.fusion ? 'fusion: --no-fuse leaves it out' : ''].filter((t) => t !== '');
+    return tags.length === 0 ? '' : ` [${tags.join('; ')}]`;
+  };
+  const lines = rows.map((p) => `  ${p.name.padEnd(width)}  ${p.summary}${note(p)}`);
+  return `\nPasses (for --dump-after), in pipeline order; [targets] when not every target runs it:\n${lines.join('\n')}\n  ${'all'.padEnd(width)}  every pass\n`;
 }
 
 function debugHelp(): string {
@@ -206,9 +213,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       const k = lowerModel(c, { limits, cuda: isCuda, ...(tuned !== undefined ? { schedule: tuned.schedule } : {}) });
       if (o.emit === 'kernels') io.out(printKernels(k.program));
       if (state.debug >= 1) {
-        const plan = k.plan;
-        io.err(`tfc compile: ${plan.steps.length} launches of ${plan.kernels.length} kernels (limits: ${limits.name})\n`);
-        for (const kn of plan.kernels) io.err(`  ${kn.name.padEnd(32)} ${plan.steps.filter((s) => s.kernel === kn.name).length}x  ${kn.locs[0] ?? ''}\n`);
+        io.err(kernelDebugText(state.debug, { plan: k.plan, program: k.program, dims: reportDims(g, overrides), limits: limits.name, language: isCuda ? 'cuda' : 'wgsl' }));
       }
       if (o.emit === 'wgsl') io.out(k.wgsl);
       if (o.emit === 'cuda') io.out(k.cuda);

@@ -7,7 +7,7 @@ import { formatModule } from '../../grammar/fmt.js';
 import { printAst } from '../../grammar/print-ast.js';
 import { type Compilation, type CompileOptions, compileModel } from '../compile/model.js';
 import type { Target } from '../passes/pass.js';
-import { pipelines } from '../passes/pipeline.js';
+import { fusionPassNames, pipelines } from '../passes/pipeline.js';
 import type { Reporter } from './report.js';
 import { readText } from './fsio.js';
 
@@ -32,4 +32,23 @@ export function parseOnly(rep: Reporter, file: string): Module {
 /** Pass names of a target's pipeline, in order, with summaries (for --help and --dump-after). */
 export function passList(target: Target = 'interp'): readonly { readonly name: string; readonly summary: string }[] {
   return pipelines[target].map((p) => ({ name: p.name, summary: p.summary }));
+}
+
+export interface PassRow {
+  readonly name: string;
+  readonly summary: string;
+  /** The targets whose pipeline runs it. */
+  readonly targets: readonly Target[];
+  /** Left out by --no-fuse. */
+  readonly fusion: boolean;
+}
+
+/**
+ * Every pass of every target's pipeline, once, in pipeline order (each target's list is a
+ * subsequence of the longest one, which a test checks), for `tfc compile --help`.
+ */
+export function passTable(): readonly PassRow[] {
+  const targets = Object.keys(pipelines) as Target[];
+  const longest = targets.map((t) => pipelines[t]).reduce((a, b) => (b.length > a.length ? b : a));
+  return longest.map((p) => ({ name: p.name, summary: p.summary, targets: targets.filter((t) => pipelines[t].some((q) => q.name === p.name)), fusion: fusionPassNames.has(p.name) }));
 }

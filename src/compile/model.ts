@@ -28,7 +28,7 @@ export interface DiagnosticOut {
 export interface PassRunOptions {
   /** A pass name or 'all': its output IR goes to `log`. */
   readonly dumpAfter?: string;
-  /** 1: remarks; 2: + time per pass and rule hits; 3: + the IR after every pass (TFC_DEBUG). */
+  /** TFC_DEBUG: 1 remarks; 2 + time per pass and rule hits; 3 + the IR after every pass (4: the CLI prints sources). */
   readonly debug?: number;
   /** Print loc(...) in dumps and in `irText`/`graphText` (default true). */
   readonly locs?: boolean;
