@@ -24,7 +24,7 @@ import { tfxParser } from './parser.js';
 import { decodeString, UnterminatedString } from './tokens.js';
 import { spanUnion, type Span } from '../src/diag/span.js';
 
-/** Binding strength of binary operators (|> is looser, handled in expr); see DEVELOPERS.md. */
+/** Binding strength of binary operators (|> is looser, handled in expr); see docs/language.md. */
 export const binaryLevel: Readonly<Record<string, number>> = {
   '||': 2,
   '&&': 3,

@@ -5,7 +5,7 @@ import type { Arg, Comment, Expr, Item, Module, Stmt, TensorTypeExpr, TypeExpr }
 import { binaryLevel } from './cst-to-ast.js';
 import type { Span } from '../src/diag/span.js';
 
-// Binding strength, loosest first (DEVELOPERS.md). A grid's body extends as far right as it
+// Binding strength, loosest first (docs/language.md). A grid's body extends as far right as it
 // can, so a grid anywhere but a whole-expression slot is parenthesized (level 0).
 const PIPE = 1;
 const CMP = 4;

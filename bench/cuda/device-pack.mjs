@@ -6,7 +6,7 @@
 // Then one device call (carry: ["dist", ".devpack"]) starts with
 //   python3 -c "import tarfile; tarfile.open('.devpack/devpack.tar.xz').extractall('/tmp/dp')" &&
 //   export PATH=/tmp/dp/bin:$PATH && rm -f node_modules && ln -s /tmp/dp/node_modules node_modules && ...
-// (DEVELOPERS.md, "Never run on a GPU yet", has the whole command.)
+// (docs/cuda.md, "Never run on a GPU yet", has the whole command.)
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, appendFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';

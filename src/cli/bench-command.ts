@@ -88,7 +88,7 @@ function runCudaBench(suite: string, raw: RawOptions, o: BenchOptions, io: { out
   if (refusal !== undefined) {
     throw new UsageError(
       mode === 'nvcc'
-        ? `tfc bench attention --target cuda: ${refusal.replace(/; use --target cuda-emu.*$/, '')}; run it in a session with a GPU (DEVELOPERS.md, "Never run on a GPU yet", says how to get tfc onto the device machine), or --target cuda-emu for a plumbing check on the CPU emulator (its times are meaningless)`
+        ? `tfc bench attention --target cuda: ${refusal.replace(/; use --target cuda-emu.*$/, '')}; run it in a session with a GPU (docs/cuda.md, "Never run on a GPU yet", says how to get tfc onto the device machine), or --target cuda-emu for a plumbing check on the CPU emulator (its times are meaningless)`
         : `tfc bench attention --target cuda-emu: ${refusal}`,
     );
   }

@@ -1,7 +1,7 @@
 // The analytic cost model (issue 13): a kernel's time from its traffic formulas (FLOPs, bytes),
 // its schedule and the adapter's ceilings. time = launch + max(FLOPs / (efficiency x FMA peak),
 // bytes / copy bandwidth). Efficiencies are the fractions of the FMA peak each schedule family
-// reached when measured on the adapter (CPU: DEVELOPERS.md "Performance notes"); a GPU's table
+// reached when measured on the adapter (CPU: docs/performance.md "Performance notes"); a GPU's table
 // is a placeholder until a GPU session measures it. Used where a fusion must pay (fuse-norm),
 // and by `--report` to put each fused kernel's modelled time next to the kernels it replaced.
 import type { Kernel, KernelSchedule } from './ir.js';

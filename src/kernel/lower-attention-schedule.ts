@@ -106,12 +106,12 @@ export function chooseAttentionSchedule(target: TargetLimits, dk: number, dv: nu
   const lanes = useSubgroups ? target.subgroupSize : 8;
   if (target.isCpu === true) {
     // CPU (lavapipe): K/V read directly, 8 query rows per thread, 4 row groups (32 threads),
-    // 64 keys per tile (DEVELOPERS.md, Performance notes): per d, 8 q and 8 K loads feed 64
+    // 64 keys per tile (docs/performance.md, Performance notes): per d, 8 q and 8 K loads feed 64
     // multiply-adds; per key, 8 p and 8 V loads feed 64. 1.9x the 32x32 staged tiles on lavapipe.
     // With subgroups P is exchanged by shuffle within a row's lanes (no P tile, no barriers).
     const s: AttentionSchedule = { tileRows: 32, tileCols: 8 * lanes, lanes, useSubgroups, splits: 32, decodeMaxT: 1, rowsPerThread: 8, isDirect: true, ...(useSubgroups ? { shuffleP: true } : {}) };
     if (4 * lanes <= target.maxInvocationsPerWorkgroup && attentionSharedBytes(s, 32, dk, dv) <= target.maxWorkgroupStorageBytes) {
-      // With subgroups every prefill takes the broadcast kernel (DEVELOPERS.md, Performance
+      // With subgroups every prefill takes the broadcast kernel (docs/performance.md, Performance
       // notes): the fields above then serve the split-K decode kernel only.
       if (useSubgroups) return { ...s, lanesPrefill: lanesPrefillFor(lanes, dv) };
       return s;
@@ -192,7 +192,7 @@ export function splitMode(shape: AttentionShape, s: AttentionSchedule, target: T
  * The broadcast prefill's tiles: 4L rows and 4L keys while a lane holds at most 8 output
  * columns (dv <= 8L), else 3L rows and 2L keys (its dv/L accumulators per row grow). Measured on
  * lavapipe at T = 1024, 12 heads (node bench/lavapipe/attn.mjs, medians of 9 in one process with the FMA
- * peak; DEVELOPERS.md): dh 64 causal 32x32 75% of the peak vs 36% for 8x32, full 52% vs 32%;
+ * peak; docs/performance.md): dh 64 causal 32x32 75% of the peak vs 36% for 8x32, full 52% vs 32%;
  * dh 128 full 24x16 61% vs 41%, causal 48% vs 29%.
  */
 export function lanesPrefillFor(lanes: number, dv: number): LanesPrefill {

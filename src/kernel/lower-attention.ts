@@ -1,4 +1,4 @@
-// Kernel lowering of `fused_attention` (the contract: DEVELOPERS.md "Fused attention"): one
+// Kernel lowering of `fused_attention` (the contract: docs/passes.md "Fused attention"): one
 // FlashAttention-2 kernel for prefill, and for decode (T <= 1) a flash-decoding split-K kernel
 // plus a combine kernel, each step guarded by a plan `when`. Target neutral kernel IR only.
 //

@@ -417,7 +417,7 @@ function emitMatmulWith(lw: Lowering, n: Node, ms: MatmulSchedule, when?: StepCo
  * MatmulSchedule.normFold 'separate': the folded norm runs as its own row kernel into a temp (the
  * normalized A, M x K), then the matmul (with the epilogue) reads it. Same result as the unfused
  * norm + fused matmul; chosen where the inline fold costs more ALU than the norm kernel's memory
- * round trip (a CPU adapter's prefill; DEVELOPERS.md). A must be a plain buffer (the norm kernel
+ * round trip (a CPU adapter's prefill; docs/performance.md). A must be a plain buffer (the norm kernel
  * reads rows contiguously).
  */
 function emitNormThenMatmul(lw: Lowering, n: Node, norm: { readonly op: 'layernorm' | 'rmsnorm'; readonly params: number; readonly eps: number }, ms: MatmulSchedule, when: StepCondition | undefined): void {

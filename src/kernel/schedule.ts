@@ -18,7 +18,7 @@ export interface TargetLimits {
   /**
    * A CPU implementation (lavapipe, SwiftShader): invocations are SIMD lanes of one CPU thread,
    * workgroup memory and global loads go through the same caches, and barriers switch coroutines.
-   * Schedules then read operands directly instead of staging tiles (DEVELOPERS.md, Performance
+   * Schedules then read operands directly instead of staging tiles (docs/performance.md, Performance
    * notes). Absent means a GPU.
    */
   readonly isCpu?: boolean;
@@ -116,7 +116,7 @@ export interface MatmulSchedule {
    * loop; 'separate' runs it as a row kernel into a temp that the matmul reads (two kernels).
    * Fusion as a schedule choice: on lavapipe the inline fold cost the lane kernel 7-57% (gamma@W
    * and beta@W per column, a mean pass over A per workgroup) while a one-subgroup layernorm
-   * kernel moves M x K x 12 bytes in well under a millisecond (DEVELOPERS.md).
+   * kernel moves M x K x 12 bytes in well under a millisecond (docs/performance.md).
    */
   readonly normFold?: 'inline' | 'separate';
 }
@@ -212,7 +212,7 @@ export class ScheduleError extends Error {
 /**
  * The CPU adapter's matmul: subgroup-broadcast tiles of 2L x 4L (16 x 32 on lavapipe's 8 lanes),
  * 4 columns per lane, K steps of 4, row tiles first. 2.2-3.3x the direct 8x8 kernel at GPT-2
- * small's shapes, ~75% of the adapter's measured FMA peak (DEVELOPERS.md, Performance notes).
+ * small's shapes, ~75% of the adapter's measured FMA peak (docs/performance.md, Performance notes).
  * 4L-row tiles ran at the same speed but took 6x longer to compile (12 s for a layernorm + gelu
  * kernel on lavapipe: 128 accumulators per lane spill). Vector widths are left to
  * specializeMatmul per node.

@@ -1,4 +1,4 @@
-// `tfc tune`'s cache of winning schedules (DEVELOPERS.md, "tfc tune"): one JSON file, entries
+// `tfc tune`'s cache of winning schedules (docs/performance.md, "tfc tune"): one JSON file, entries
 // keyed by adapter + kernel kind + shape (scheduleShapeKey). Written with sorted keys so the same
 // winners give the same bytes. `tfc run --target webgpu` (the adapter it runs on) and
 // `tfc compile --tuned-for ADAPTER` read it into `Schedule.byShape`.

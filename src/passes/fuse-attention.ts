@@ -1,5 +1,5 @@
 // fuse-attention: finds softmax(mods(q @ k^T * scale)) @ v however the model spells it and
-// replaces the chain by one `fused_attention` node (op contract: DEVELOPERS.md "Fused attention",
+// replaces the chain by one `fused_attention` node (op contract: docs/passes.md "Fused attention",
 // src/ops/attention.ts). Runs on the webgpu and cuda pipelines; the interp pipeline keeps the
 // unfused graph, so the interpreter stays the reference the fused kernels are checked against.
 //
@@ -35,7 +35,7 @@
 //   exactly the op's grouping. Materialized repeats (concat/tiling of K/V heads) are read as
 //   ordinary per-query-head K/V (correct, not deduplicated).
 // - the LSE: `logsumexp(x, axis=-1)` of the softmax's own operand x (FlexAttention's return_lse)
-//   becomes `fused_attention_lse %fused` (DEVELOPERS.md "Attention LSE"); a logsumexp of any
+//   becomes `fused_attention_lse %fused` (docs/passes.md "Attention LSE"); a logsumexp of any
 //   other intermediate is an ordinary second user (not fused, and the remark names it).
 // Every intermediate (scores, each mod, probabilities) must have no other user; otherwise a
 // remark says why and the chain stays unfused. Needs: types inferred, simplify-movement run

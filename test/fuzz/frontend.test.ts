@@ -3,7 +3,7 @@
 // when they check, the webgpu pass pipeline (verifier on) and compilePlan. Nothing may throw,
 // every diagnostic has a location, and pathological inputs finish (TFC006 or success).
 // Seeds are fixed; to replay a failure, copy the `seed` and `path` fast-check prints into
-// `fc.assert(..., { seed, path })` (see DEVELOPERS.md, Robustness).
+// `fc.assert(..., { seed, path })` (see docs/testing.md, Robustness).
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';

@@ -191,7 +191,7 @@ cases.push(
   { ...cases[0], name: 'causal (tiles chosen for lavapipe)', schedule: undefined, unfused: false } as Case,
 );
 
-/** Worst errors seen per path, printed at the end (the figures in DEVELOPERS.md). */
+/** Worst errors seen per path, printed at the end (the figures in docs/passes.md "Attention LSE"). */
 const worst = { fusedOut: 0, fusedLse: 0, unfusedOut: 0, unfusedLse: 0 };
 
 describe('attention with an LSE output on WebGPU vs the float64 interpreter', () => {

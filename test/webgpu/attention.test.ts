@@ -1,5 +1,5 @@
 // fused_attention on WebGPU (lavapipe) against the float64 interpreter: every variant of the
-// contract (DEVELOPERS.md "Fused attention"), the prefill kernel at T in {17, 200, 1000} and the split-K
+// contract (docs/passes.md "Fused attention"), the prefill kernel at T in {17, 200, 1000} and the split-K
 // decode pair at T = 1, plus the plan's shape: one kernel per path, no T x S buffer.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DiagnosticSink } from '../../src/diag/diagnostic.js';
