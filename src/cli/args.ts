@@ -67,7 +67,7 @@ export function parseDebug(flag: string | undefined, env: string | undefined): n
 export const debugLevels: readonly (readonly [number, string])[] = [
   [0, 'quiet (default)'],
   [1, 'optimization remarks; tfc compile: kernel list with launches and bytes moved'],
-  [2, 'plus each kernel\'s schedule, the time of each pass and rewrite-rule hits'],
+  [2, 'plus the time of each pass and rewrite-rule hits; tfc compile: each kernel\'s schedule'],
   [3, 'plus the IR after each pass'],
-  [4, 'plus every kernel\'s generated source (WGSL, or CUDA with --target cuda)'],
+  [4, 'plus, for tfc compile, every kernel\'s generated source (WGSL, or CUDA with --target cuda)'],
 ];
