@@ -10,7 +10,7 @@ import { storageType } from './storage.js';
 import { type AttentionSchedule, type Mode, prefillMode } from './lower-attention-schedule.js';
 import { shapeOf } from './lower-attention-node.js';
 import { type UniformRead, tileLogic } from './lower-attention-sparsity.js';
-import { keyType, lambdaExpr, lambdaOf, queryType } from './lower-attention-lambdas.js';
+import { keyType, lambdaExpr, lambdaOf, queryType, valueType } from './lower-attention-lambdas.js';
 
 export interface TileCounts {
   /** Query tiles x key tiles (all of them, per batch and head group: a GQA tile spans the G query heads of a KV head). */
@@ -38,7 +38,7 @@ export function countAttentionTiles(
   tensors?: ReadonlyMap<number, ArrayLike<number>>,
   target: TargetLimits = lavapipeLimits,
 ): TileCounts {
-  const shape = shapeOf(queryType(operandOf(g, n, 0), n), keyType(operandOf(g, n, 1), n), operandOf(g, n, 2).type);
+  const shape = shapeOf(queryType(operandOf(g, n, 0), n), keyType(operandOf(g, n, 1), n), valueType(operandOf(g, n, 2), n));
   const mode = prefillMode(shape, s, target);
   return countTiles(g, n, dims, { rows: mode.rows, heads: mode.heads, cols: s.tileCols }, tensors);
 }
@@ -56,7 +56,7 @@ function operandOf(g: Graph, n: Node, i: number): Node {
  */
 export function countTiles(g: Graph, n: Node, dims: ReadonlyMap<string, number>, tiles: AttentionTiles, tensors?: ReadonlyMap<number, ArrayLike<number>>): TileCounts {
   const operand = (i: number): Node => operandOf(g, n, i);
-  const shape = shapeOf(queryType(operand(0), n), keyType(operand(1), n), operand(2).type);
+  const shape = shapeOf(queryType(operand(0), n), keyType(operand(1), n), valueType(operand(2), n));
   const kb = new KernelBuilder();
   const buffers = new Map<number, ArrayLike<number>>(); // slot -> values
   const slots = new Map<number, number>(); // operand -> slot

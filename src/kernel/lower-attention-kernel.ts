@@ -49,7 +49,7 @@ import { type AttentionSchedule, type Mode, attentionSharedBytes, prefillMode, s
 import { type AttentionInput, type AttentionKernelDraft, lseBytes, lseValue, shapeOf } from './lower-attention-node.js';
 import { f32, fmax, fmin, forLoop, NEG_INF } from './lower-attention-exprs.js';
 import { type UniformRead, rowGroupLogic, tileLogic } from './lower-attention-sparsity.js';
-import { type Compiled, keyType, lambdaExpr, lambdaOf, queryType, readBytesOf } from './lower-attention-lambdas.js';
+import { type Compiled, keyType, lambdaExpr, lambdaOf, queryType, readBytesOf, valueType } from './lower-attention-lambdas.js';
 
 /** Body of the prefill kernel (mode prefill) or the split-K kernel (mode split). */
 export function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['kind'], tempId: number): AttentionKernelDraft {
@@ -69,7 +69,9 @@ export function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind:
   // With `kload` (RoPE at load, no KV cache), K's elements are the lambda's values: computed
   // where the key tile is staged, or (direct schedules) at every read of K in the score loop.
   const kload = lambdaOf(n, 'kload');
-  const shape = shapeOf(qT, keyType(kN, n), vN.type);
+  // With `vload` (a paged cache read through its page table), V's elements likewise.
+  const vload = lambdaOf(n, 'vload');
+  const shape = shapeOf(qT, keyType(kN, n), valueType(vN, n));
   const { dk, dv } = shape;
   const mode: Mode = kind === 'prefill' ? prefillMode(shape, s, inp.target) : splitMode(shape, s, inp.target);
   const G = mode.heads;
@@ -98,7 +100,7 @@ export function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind:
   const kb = new KernelBuilder();
   const qSlot = qload === undefined ? kb.slot('q', qN.id, 'read', storageType(qN.type.dtype)) : -1;
   const kSlot = kload === undefined ? kb.slot('k', kN.id, 'read', storageType(kN.type.dtype)) : -1;
-  const vSlot = kb.slot('v', vN.id, 'read', storageType(vN.type.dtype));
+  const vSlot = vload === undefined ? kb.slot('v', vN.id, 'read', storageType(vN.type.dtype)) : -1;
   const extraSlots = new Map<number, number>();
   const slotOf = (operandIndex: number): number => {
     let sl = extraSlots.get(operandIndex);
@@ -232,6 +234,9 @@ export function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind:
   /** K's element (d) of key kk: the kload lambda's value (its statements go to `out`), or undefined to load operand 1. */
   const kloadAt = (out: Stmt[], kk: Expr, d: Expr): Expr | undefined =>
     kload === undefined ? undefined : cast('f32', lambdaExpr({ kb, slotOf }, g, n, out, kload, [b, hk, kk, d], undefined));
+  /** V's element (d) of key kk: the vload lambda's value, or undefined to load operand 2. */
+  const vloadAt = (out: Stmt[], kk: Expr, d: Expr): Expr | undefined =>
+    vload === undefined ? undefined : cast('f32', lambdaExpr({ kb, slotOf }, g, n, out, vload, [b, hk, kk, d], undefined));
   const stageKV = (tile: string, width: number, slot: number, dtype: DType, node: Node, transposed: boolean, computed?: typeof kloadAt): void => {
     const e = kb.fresh('e');
     const lb: Stmt[] = [];
@@ -255,7 +260,7 @@ export function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind:
     return cast('f32', load(slot, node.op === 'view' ? elementOffset(g, node, [b, hk, kk, d], dimExpr) : add(mul(add(kvRow0, kk), u32(width)), d), storageType(node.type.dtype)));
   };
   if (stageK) stageKV(ks, dk, kSlot, kN.type.dtype, kN, true, kloadAt);
-  if (!isDirect) stageKV(vs, dv, vSlot, vN.type.dtype, vN, false);
+  if (!isDirect) stageKV(vs, dv, vSlot, vN.type.dtype, vN, false, vloadAt);
   if (stageK) staging.push({ kind: 'barrier' });
   // Scores of this lane's keys c = lane + i * L for the thread's RQ rows, register-blocked: per
   // d, NC key elements and RQ query elements are loaded for RQ * NC multiply-adds.
@@ -349,7 +354,7 @@ export function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind:
     const jj = kb.fresh('jj');
     const vl: Stmt[] = [];
     // Lanes past dv read column dv - 1 (a copy, never stored) so the index stays in range.
-    const vx = kvAt(vs, dv, vSlot, vN, vl, v(c, 'u32'), fmin(add(lane, mul(v(jj, 'u32'), u32(L))), u32(dv - 1)), false);
+    const vx = kvAt(vs, dv, vSlot, vN, vl, v(c, 'u32'), fmin(add(lane, mul(v(jj, 'u32'), u32(L))), u32(dv - 1)), false, vloadAt);
     vl.push({ kind: 'array_store', array: vd, index: v(jj, 'u32'), value: vx });
     lb.push(forLoop(jj, u32(0), u32(JL), u32(1), vl));
     const ii = kb.fresh('ii');
@@ -438,7 +443,9 @@ export function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind:
   // K is recomputed by every workgroup that loads the tile (by each row group when per read).
   const kPerTile = stageK ? 1 : groups;
   const kBytes = kload === undefined ? dk * eK : dk * readBytesOf(g, n, kload);
-  const reads = [sMul(B_, Hq_, T_, sConst(qBytes)), sMul(B_, headGroups, qTiles, S_, sConst(kBytes * kPerTile + dv * eK * kvPerTile))];
+  // With vload: its reads per V element (a page table entry and the page's element) replace V's.
+  const vBytes = vload === undefined ? dv * eK : dv * readBytesOf(g, n, vload);
+  const reads = [sMul(B_, Hq_, T_, sConst(qBytes)), sMul(B_, headGroups, qTiles, S_, sConst(kBytes * kPerTile + vBytes * kvPerTile))];
   if (lambdaBytes > 0) reads.push(sMul(B_, Hq_, T_, S_, sConst(lambdaBytes)));
   const tiledReads = sAdd(...reads.slice(1));
   const outBytes = mode.kind === 'prefill' ? sMul(B_, Hq_, T_, sConst(dv * storageBytes(n.type.dtype))) : sMul(B_, Hq_, T_, sConst(s.splits * (dv + 2) * 4));
@@ -447,7 +454,9 @@ export function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind:
   const dotFlops = sMul(B_, Hq_, T_, S_, sConst(2 * (dk + dv)));
   // kload's applies per K element, once per loading workgroup (per row group when per read).
   const kFlops = kload === undefined ? undefined : sMul(B_, headGroups, qTiles, S_, sConst(dk * countApplies(kload) * kPerTile));
-  const flops = kFlops === undefined ? dotFlops : sAdd(dotFlops, kFlops);
+  const vFlops = vload === undefined ? undefined : sMul(B_, headGroups, qTiles, S_, sConst(dv * countApplies(vload) * kvPerTile));
+  const kdFlops = kFlops === undefined ? dotFlops : sAdd(dotFlops, kFlops);
+  const flops = vFlops === undefined ? kdFlops : sAdd(kdFlops, vFlops);
   // Everything but Q's reads is spent per key tile: the report counts only the tiles visited.
   const tiles = { rows: mode.rows, heads: mode.heads, cols: s.tileCols, ...(mode.kind === 'split' ? { splits: s.splits } : {}) };
   const perTile = { perTile: { bytesRead: tiledReads, flops, tiles } };

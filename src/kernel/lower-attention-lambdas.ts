@@ -2,7 +2,7 @@
 // the Q and K types they imply, and the bytes their reads move (lower-attention.ts's kernels).
 import type { Graph, Node, ScalarExpr } from '../graph/ir.js';
 import type { TensorType } from '../graph/types.js';
-import { attentionKeyType, attentionQueryType } from '../ops/attention.js';
+import { attentionKeyType, attentionValueType, attentionQueryType } from '../ops/attention.js';
 import { foldScalarExpr, isLazyWhere } from '../graph/lambda.js';
 import { type Expr, type Stmt, add, cast, load, mul, u32 } from './ir.js';
 import { KernelBuilder } from './builder.js';
@@ -27,6 +27,13 @@ export function queryType(q: Node, n: Node): TensorType {
 export function keyType(k: Node, n: Node): TensorType {
   const t = attentionKeyType(k.type, n.attrs);
   if (t === undefined) throw new Error('internal: fused_attention kload without kshape');
+  return t;
+}
+
+/** V's type: operand 2's, or `vshape` when a `vload` lambda computes V at load (src/ops/attention.ts). */
+export function valueType(v: Node, n: Node): TensorType {
+  const t = attentionValueType(v.type, n.attrs);
+  if (t === undefined) throw new Error('internal: fused_attention vload without vshape');
   return t;
 }
 

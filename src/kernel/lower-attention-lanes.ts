@@ -29,7 +29,7 @@ import type { LanesPrefill, Mode } from './lower-attention-schedule.js';
 import { type AttentionInput, type AttentionKernelDraft, lseBytes, lseValue, shapeOf } from './lower-attention-node.js';
 import { f32, fmax, fmin, forLoop, NEG_INF } from './lower-attention-exprs.js';
 import { type UniformRead, tileLogic } from './lower-attention-sparsity.js';
-import { type Compiled, keyType, lambdaExpr, lambdaOf, queryType, readBytesOf } from './lower-attention-lambdas.js';
+import { type Compiled, keyType, lambdaExpr, lambdaOf, queryType, readBytesOf, valueType } from './lower-attention-lambdas.js';
 
 /** Query heads per workgroup for GQA: the largest divisor of the group that divides the tile rows. */
 export function lanesMode(groupConst: number, p: LanesPrefill): Mode {
@@ -48,7 +48,8 @@ export function attentionLanesKernel(inp: AttentionInput, p: LanesPrefill): Atte
   const [qN, kN, vN] = [operand(0), operand(1), operand(2)];
   const qload = lambdaOf(n, 'qload');
   const kload = lambdaOf(n, 'kload');
-  const shape = shapeOf(queryType(qN, n), keyType(kN, n), vN.type);
+  const vload = lambdaOf(n, 'vload');
+  const shape = shapeOf(queryType(qN, n), keyType(kN, n), valueType(vN, n));
   const { dk, dv } = shape;
   const L = p.lanes;
   const mode = lanesMode(shape.groupConst, p);
@@ -64,15 +65,15 @@ export function attentionLanesKernel(inp: AttentionInput, p: LanesPrefill): Atte
   const kb = new KernelBuilder();
   // Vector loads along d (K) and along the output columns (V): the chooser's decision, checked.
   const kVec = p.kVector === 4 && kload === undefined && dk % 4 === 0 && hasVectorRuns(g, kN, 3, 4);
-  const vVec = p.vVector === 4 && JV % 4 === 0 && dv % 4 === 0 && hasVectorRuns(g, vN, 3, 4);
+  const vVec = p.vVector === 4 && vload === undefined && JV % 4 === 0 && dv % 4 === 0 && hasVectorRuns(g, vN, 3, 4);
   if (p.kVector === 4 && !kVec) throw new ScheduleError('attention.lanesPrefill.kVector', `%${n.id}: vector loads of K need K contiguous along d in runs of 4 and no kload`);
-  if (p.vVector === 4 && !vVec) throw new ScheduleError('attention.lanesPrefill.vVector', `%${n.id}: vector loads of V need V contiguous along its columns and ${JV} columns per lane a multiple of 4`);
+  if (p.vVector === 4 && !vVec) throw new ScheduleError('attention.lanesPrefill.vVector', `%${n.id}: vector loads of V need V contiguous along its columns, ${JV} columns per lane a multiple of 4 and no vload`);
   if (R % L !== 0 || R < L) throw new ScheduleError('attention.lanesPrefill.tileRows', `%${n.id}: tile rows ${R} must be a positive multiple of the ${L} lanes`);
   if (Bc % L !== 0 || Bc < L) throw new ScheduleError('attention.lanesPrefill.tileCols', `%${n.id}: key tile ${Bc} must be a positive multiple of the ${L} lanes`);
   if (L !== inp.target.subgroupSize) throw new ScheduleError('attention.lanesPrefill.lanes', `%${n.id}: lanes ${L} must equal the target's subgroup size ${inp.target.subgroupSize}`);
   const qSlot = qload === undefined ? kb.slot('q', qN.id, 'read', storageType(qN.type.dtype)) : -1;
   const kSlot = kload !== undefined ? -1 : kVec ? kb.inputVector('k', kN.id, kN.type.dtype, 4) : kb.slot('k', kN.id, 'read', storageType(kN.type.dtype));
-  const vSlot = vVec ? kb.inputVector('v', vN.id, vN.type.dtype, 4) : kb.slot('v', vN.id, 'read', storageType(vN.type.dtype));
+  const vSlot = vload !== undefined ? -1 : vVec ? kb.inputVector('v', vN.id, vN.type.dtype, 4) : kb.slot('v', vN.id, 'read', storageType(vN.type.dtype));
   const extraSlots = new Map<number, number>();
   const slotOf = (i: number): number => {
     let sl = extraSlots.get(i);
@@ -235,6 +236,9 @@ export function attentionLanesKernel(inp: AttentionInput, p: LanesPrefill): Atte
           lb.push({ kind: 'load_vec', names, slot: vSlot, index: div(vAddr(key, add(mul(lane, u32(JV)), u32(c))), u32(4)), type: storageType(vN.type.dtype) });
           vv.push(...names.map((nm) => kb.let(lb, 'vf', cast('f32', v(nm, storageType(vN.type.dtype))))));
         }
+      } else if (vload !== undefined) {
+        // V computed at load (a paged cache read through its page table): the vload lambda per element.
+        for (let c = 0; c < JV; c++) vv.push(kb.let(lb, 'vf', cast('f32', lambdaExpr(comp, g, n, lb, vload, [b, hk, key, cols[c] ?? u32(0)], undefined))));
       } else for (let c = 0; c < JV; c++) vv.push(kb.let(lb, 'vf', cast('f32', load(vSlot, vAddr(key, cols[c] ?? u32(0)), storageType(vN.type.dtype)))));
       for (let t = 0; t < R; t++) {
         const pv = kb.let(lb, 'pb', subgroupBroadcast(arrayLoad(pArr, add(u32(t * NC), iv), 'f32'), owner));
@@ -281,14 +285,17 @@ export function attentionLanesKernel(inp: AttentionInput, p: LanesPrefill): Atte
   const kBytes = kload === undefined ? dk * eK : dk * readBytesOf(g, n, kload);
   const headGroups = G === 1 ? Hq_ : sConst((dimConstValue(shape.Hq) ?? NaN) / G);
   const qTiles = sCeilDiv(T_, R / G);
-  const reads = [sMul(B_, Hq_, T_, sConst(qBytes)), sMul(B_, headGroups, qTiles, S_, sConst(kBytes + dv * storageBytes(vN.type.dtype)))];
+  const vBytes = vload === undefined ? dv * storageBytes(vN.type.dtype) : dv * readBytesOf(g, n, vload);
+  const reads = [sMul(B_, Hq_, T_, sConst(qBytes)), sMul(B_, headGroups, qTiles, S_, sConst(kBytes + vBytes))];
   const lambdaBytes = readBytesOf(g, n, mask) + readBytesOf(g, n, scoreL);
   if (lambdaBytes > 0) reads.push(sMul(B_, Hq_, T_, S_, sConst(lambdaBytes)));
   const outBytes = sMul(B_, Hq_, T_, sConst(dv * storageBytes(n.type.dtype)));
   const lseWritten = lseBytes(inp);
   const dotFlops = sMul(B_, Hq_, T_, S_, sConst(2 * (dk + dv)));
   const kFlops = kload === undefined ? undefined : sMul(B_, headGroups, qTiles, S_, sConst(dk * countApplies(kload)));
-  const flops = kFlops === undefined ? dotFlops : sAdd(dotFlops, kFlops);
+  const vFlops = vload === undefined ? undefined : sMul(B_, headGroups, qTiles, S_, sConst(dv * countApplies(vload)));
+  const kdFlops = kFlops === undefined ? dotFlops : sAdd(dotFlops, kFlops);
+  const flops = vFlops === undefined ? kdFlops : sAdd(kdFlops, vFlops);
   const traffic: Traffic = {
     bytesRead: sAdd(...reads),
     bytesWritten: lseWritten === undefined ? outBytes : sAdd(outBytes, lseWritten),

@@ -64,7 +64,7 @@ const headWidths: readonly number[] = [64, 128];
 export function mmaAttentionKernel(inp: AttentionInput, sched: MmaAttentionSchedule): AttentionKernelDraft | undefined {
   const { graph: g, node: n, target } = inp;
   // RoPE at load (Q or K computed by a lambda): the scalar kernel.
-  if (lambdaOf(n, 'qload') !== undefined || lambdaOf(n, 'kload') !== undefined) return undefined;
+  if (lambdaOf(n, 'qload') !== undefined || lambdaOf(n, 'kload') !== undefined || lambdaOf(n, 'vload') !== undefined) return undefined;
   const operand = (i: number): Node | undefined => g.nodes[n.operands[i] ?? -1];
   const qN = operand(0);
   const kN = operand(1);

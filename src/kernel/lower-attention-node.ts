@@ -25,7 +25,7 @@ import { storageBytes } from './storage.js';
 import { dimToSize, sConst, sMul } from './to-size.js';
 import type { AttentionSchedule } from './lower-attention-schedule.js';
 import { f32, NEG_INF } from './lower-attention-exprs.js';
-import { keyType } from './lower-attention-lambdas.js';
+import { keyType, valueType } from './lower-attention-lambdas.js';
 
 export interface AttentionShape {
   readonly B: Dim;
@@ -61,8 +61,9 @@ export function headWidths(g: Graph, n: Node): { dk: number; dv: number } {
   const k = g.nodes[n.operands[1] ?? -1]; // k: its head width is dk (operand 0 may be a qload source)
   const kt = k === undefined ? undefined : keyType(k, n); // kshape when a kload computes K
   const vv = g.nodes[n.operands[2] ?? -1];
+  const vt = vv === undefined ? undefined : valueType(vv, n); // vshape when a vload computes V
   const dk = kt === undefined ? undefined : dimConstValue(kt.shape[3] ?? { terms: [] });
-  const dv = vv === undefined ? undefined : dimConstValue(vv.type.shape[3] ?? { terms: [] });
+  const dv = vt === undefined ? undefined : dimConstValue(vt.shape[3] ?? { terms: [] });
   if (dk === undefined || dv === undefined) throw new Error('internal: fused_attention needs constant head widths');
   return { dk, dv };
 }

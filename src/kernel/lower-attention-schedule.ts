@@ -202,15 +202,16 @@ export function lanesPrefillFor(lanes: number, dv: number): LanesPrefill {
 /**
  * The chooser's per-node step for the broadcast prefill: unset vector widths become 4 where the
  * operand's layout allows (K contiguous along d, no kload; V along its columns with whole vec4s
- * per lane), else 1. Set fields are kept: the kernel checks them.
+ * per lane, no vload), else 1. Set fields are kept: the kernel checks them.
  */
 export function specializeLanesPrefill(g: Graph, n: Node, p: LanesPrefill, dk: number, dv: number): LanesPrefill {
   if (p.kVector !== undefined && p.vVector !== undefined) return p;
   const k = g.nodes[n.operands[1] ?? -1];
   const vv = g.nodes[n.operands[2] ?? -1];
   const hasKload = n.attrs['kload'] !== undefined;
+  const hasVload = n.attrs['vload'] !== undefined;
   const jv = Math.ceil(dv / p.lanes);
   const kVector = p.kVector ?? (k !== undefined && !hasKload && dk % 4 === 0 && hasVectorRuns(g, k, 3, 4) ? 4 : 1);
-  const vVector = p.vVector ?? (vv !== undefined && jv % 4 === 0 && dv % 4 === 0 && hasVectorRuns(g, vv, 3, 4) ? 4 : 1);
+  const vVector = p.vVector ?? (vv !== undefined && !hasVload && jv % 4 === 0 && dv % 4 === 0 && hasVectorRuns(g, vv, 3, 4) ? 4 : 1);
   return { ...p, kVector, vVector };
 }

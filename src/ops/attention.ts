@@ -77,6 +77,18 @@ export function attentionKeyType(k: TensorType, attrs: Attrs): TensorType | unde
   return { dtype: scalarExprDtype(kl.body), shape: ks.value };
 }
 
+/** Parameters of a `vload` lambda: batch, KV head, key row, element of the value head. */
+export const vloadParams: readonly string[] = ['b', 'h', 's', 'd'];
+
+/** The type of V as the attention sees it: operand 2's, or with `vload` (as `kload`) `vshape` and the lambda's dtype. */
+export function attentionValueType(v: TensorType, attrs: Attrs): TensorType | undefined {
+  const vl = attrs['vload'];
+  if (vl === undefined) return v;
+  const vs = attrs['vshape'];
+  if (vl.kind !== 'lambda' || vs === undefined || vs.kind !== 'dims') return undefined;
+  return { dtype: scalarExprDtype(vl.body), shape: vs.value };
+}
+
 function lambdaOf(attrs: Attrs, key: string): Extract<Attr, { kind: 'lambda' }> | undefined {
   const a = attrs[key];
   return a !== undefined && a.kind === 'lambda' ? a : undefined;
@@ -95,8 +107,8 @@ function groupOf(hq: Dim, hkv: Dim): Dim | undefined {
  * `qload` (with `qshape`) or `kload` (with `kshape`): a lambda over (b, h, t, d) / (b, h, s, d)
  * that may read any operand; gives Q's or K's type.
  */
-function inferLoad(operands: readonly TensorType[], attrs: Attrs, which: 'q' | 'k'): TensorType | OpError | undefined {
-  const [lk, sk, ps] = which === 'q' ? (['qload', 'qshape', '(b, h, t, d)'] as const) : (['kload', 'kshape', '(b, h, s, d)'] as const);
+function inferLoad(operands: readonly TensorType[], attrs: Attrs, which: 'q' | 'k' | 'v'): TensorType | OpError | undefined {
+  const [lk, sk, ps] = which === 'q' ? (['qload', 'qshape', '(b, h, t, d)'] as const) : which === 'k' ? (['kload', 'kshape', '(b, h, s, d)'] as const) : (['vload', 'vshape', '(b, h, s, d)'] as const);
   const ql = attrs[lk];
   const qs = attrs[sk];
   if (ql === undefined && qs === undefined) return undefined;
@@ -114,9 +126,12 @@ function inferAttention(operands0: readonly TensorType[], attrs: Attrs): TensorT
   if (qt !== undefined && 'code' in qt) return qt;
   const kt = inferLoad(operands0, attrs, 'k');
   if (kt !== undefined && 'code' in kt) return kt;
-  // With `qload` (`kload`), Q (K) is the lambda's value over `qshape` (`kshape`); operand 0 (1)
-  // is only a tensor it reads.
-  const operands = q0 === undefined || k0 === undefined ? operands0 : [qt ?? q0, kt ?? k0, ...operands0.slice(2)];
+  const vt = inferLoad(operands0, attrs, 'v');
+  if (vt !== undefined && 'code' in vt) return vt;
+  const v0 = operands0[2];
+  // With `qload` (`kload`, `vload`), Q (K, V) is the lambda's value over `qshape` (`kshape`,
+  // `vshape`); operand 0 (1, 2) is only a tensor it reads.
+  const operands = q0 === undefined || k0 === undefined || v0 === undefined ? operands0 : [qt ?? q0, kt ?? k0, vt ?? v0, ...operands0.slice(3)];
   const [q, k, v] = operands;
   if (q === undefined || k === undefined || v === undefined) return opError('TFC104', `fused_attention takes q, k, v and the tensors its lambdas read, got ${operands.length} operands`);
   const all = `fused_attention of q ${printType(q)}, k ${printType(k)}, v ${printType(v)}`;
@@ -176,7 +191,7 @@ function interpAttention(operands0: readonly Tensor64[], n: Node, ctx: InterpCon
   const lctx = { ...ctx, node: n };
   // With `qload` / `kload`, Q / K is the lambda evaluated over `qshape` / `kshape` first (the
   // naive order: Q and K, then attention), from the original operands.
-  const loaded = (lk: 'qload' | 'kload', sk: 'qshape' | 'kshape', i: number): Tensor64 | undefined => {
+  const loaded = (lk: 'qload' | 'kload' | 'vload', sk: 'qshape' | 'kshape' | 'vshape', i: number): Tensor64 | undefined => {
     const ql = lambdaOf(n.attrs, lk);
     const qs = n.attrs[sk];
     if (ql === undefined) return operands0[i];
@@ -190,8 +205,9 @@ function interpAttention(operands0: readonly Tensor64[], n: Node, ctx: InterpCon
   };
   const qIn = loaded('qload', 'qshape', 0);
   const kIn = loaded('kload', 'kshape', 1);
-  if (qIn === undefined || kIn === undefined) throw new InternalError('fused_attention needs q, k, v');
-  const operands = [qIn, kIn, ...operands0.slice(2)];
+  const vIn = loaded('vload', 'vshape', 2);
+  if (qIn === undefined || kIn === undefined || vIn === undefined) throw new InternalError('fused_attention needs q, k, v');
+  const operands = [qIn, kIn, vIn, ...operands0.slice(3)];
   const [q, k, v] = operands;
   if (q === undefined || k === undefined || v === undefined) throw new InternalError('fused_attention needs q, k, v');
   const [nb, hq, nt, dk] = q.shape as [number, number, number, number];
@@ -257,17 +273,18 @@ export const attentionOps: readonly OpDef[] = [
     family: 'fused',
     arity: 'variadic',
     attrs: { scale: 'float' },
-    optionalAttrs: { mask: 'lambda', score: 'lambda', qload: 'lambda', qshape: 'dims', kload: 'lambda', kshape: 'dims' },
+    optionalAttrs: { mask: 'lambda', score: 'lambda', qload: 'lambda', qshape: 'dims', kload: 'lambda', kshape: 'dims', vload: 'lambda', vshape: 'dims' },
     doc:
-      'softmax over k of (mask ? score(q·k * scale) : -inf) @ v; q [B,Hq,T,dk], k [B,Hkv,S,dk], v [B,Hkv,S,dv], then the tensors the lambdas read; query head h uses KV head h / (Hq/Hkv); `score` and `mask` are lambdas over (b, h, q, k), `score()` the scaled score; a fully masked row gives 0; with `qload` (a lambda over (b, h, t, d) reading any operand) and `qshape`, Q is computed at load (RoPE) and operand 0 is only read by it; likewise `kload` (over (b, h, s, d), h the KV head) and `kshape` for K and operand 1',
+      'softmax over k of (mask ? score(q·k * scale) : -inf) @ v; q [B,Hq,T,dk], k [B,Hkv,S,dk], v [B,Hkv,S,dv], then the tensors the lambdas read; query head h uses KV head h / (Hq/Hkv); `score` and `mask` are lambdas over (b, h, q, k), `score()` the scaled score; a fully masked row gives 0; with `qload` (a lambda over (b, h, t, d) reading any operand) and `qshape`, Q is computed at load (RoPE) and operand 0 is only read by it; likewise `kload` (over (b, h, s, d), h the KV head) and `kshape` for K and operand 1, and `vload` / `vshape` for V and operand 2 (a paged cache read through its page table)',
     infer: (operands, attrs) => inferAttention(operands, attrs),
     interp: (operands, ctx) => interpAttention(operands, ctx.node, ctx, ctx.node.type.dtype).out,
     // Per score element: 2*dk (q·k), 1 (scale), the score and mask lambdas' applies, 5
     // (softmax: max, subtract, exp, sum, divide), 2*dv (@ v).
     flops: (operands, _result, attrs) => {
-      const [q0, k0, v] = operands;
+      const [q0, k0, v0] = operands;
       const q = q0 === undefined ? undefined : attentionQueryType(q0, attrs);
       const k = k0 === undefined ? undefined : attentionKeyType(k0, attrs);
+      const v = v0 === undefined ? undefined : attentionValueType(v0, attrs);
       if (q === undefined || k === undefined || v === undefined) return dimConst(0);
       const [b, hq, t, dk] = q.shape as [Dim, Dim, Dim, Dim];
       const s = k.shape[2] ?? dimConst(0);
@@ -284,7 +301,9 @@ export const attentionOps: readonly OpDef[] = [
       // group); that schedule-dependent recompute is counted in its Traffic.flops, not here.
       const kload = lambdaOf(attrs, 'kload');
       const perK = kload === undefined || k === undefined ? dimConst(0) : dimMul(numelDim(k.shape), dimConst(countApplies(kload.body)));
-      return dimAdd(dimAdd(dimMul(numelDim([b, hq, t, s]), perScore), perQ), perK);
+      const vload = lambdaOf(attrs, 'vload');
+      const perV = vload === undefined ? dimConst(0) : dimMul(numelDim(v.shape), dimConst(countApplies(vload.body)));
+      return dimAdd(dimAdd(dimAdd(dimMul(numelDim([b, hq, t, s]), perScore), perQ), perK), perV);
     },
     lowering: 'fused-only',
   }),

@@ -14,14 +14,15 @@
 // fused_map with another use or that is a graph output (it is materialized anyway).
 // The same for k (a model without a KV cache: rope(k) feeds the attention directly): `kload`
 // over (b, h, s, d) with h the KV head, `kshape`; the fused_map's operand 0 becomes operand 1,
-// read(1, ...). The kernel recomputes K for every workgroup that loads the key tile.
+// read(1, ...). The kernel recomputes K for every workgroup that loads the key tile. And for v:
+// `vload`/`vshape`, operand 2 (a paged cache's V read through its page table).
 // Runs after fuse-elementwise (which makes the fused_map) and before fold-views (so the
 // projection's reshape feeding operand 0 can still become a view). Needs: types inferred.
 // Keeps: outputs, interface, types.
 import type { Graph, Node } from '../graph/ir.js';
 import { lambdaAttr } from '../graph/ir.js';
 import { GraphBuilder, idRemap, removeDeadNodes } from '../graph/rewrite.js';
-import { kloadParams, qloadParams } from '../ops/attention.js';
+import { kloadParams, qloadParams, vloadParams } from '../ops/attention.js';
 import { mapReads } from './fuse-elementwise.js';
 import type { GraphPass, PassContext } from './pass.js';
 
@@ -30,6 +31,7 @@ const NAME = 'fuse-attention-loads';
 interface LoadPlan {
   readonly q?: Node; // the fused_map computing q, to become `qload`
   readonly k?: Node; // the fused_map computing k, to become `kload`
+  readonly v?: Node; // the fused_map computing v (a paged cache read through its table), to become `vload`
 }
 
 function run(g: Graph, ctx: PassContext): Graph {
@@ -37,13 +39,13 @@ function run(g: Graph, ctx: PassContext): Graph {
   for (const n of g.nodes) for (const o of n.operands) uses[o] = (uses[o] ?? 0) + 1;
   const outputs = new Set(g.outputs.map((o) => o.value));
   /** The fused_map at operand `i` of attention `a` when it can be computed at load, else undefined (with a remark). */
-  const foldable = (a: Node, i: 0 | 1): Node | undefined => {
-    if (a.attrs[i === 0 ? 'qload' : 'kload'] !== undefined) return undefined;
+  const foldable = (a: Node, i: 0 | 1 | 2): Node | undefined => {
+    if (a.attrs[(['qload', 'kload', 'vload'] as const)[i]] !== undefined) return undefined;
     const f = g.nodes[a.operands[i] ?? -1];
     if (f === undefined || f.op !== 'fused_map') return undefined;
     const why = outputs.has(f.id) ? 'it is a graph output' : (uses[f.id] ?? 0) !== 1 ? `it has ${uses[f.id] ?? 0} uses` : undefined;
     if (why === undefined) return f;
-    ctx.remark({ pass: NAME, loc: f.loc, message: `fused_map feeding attention's ${i === 0 ? 'q' : 'k'} not computed at load: ${why}` });
+    ctx.remark({ pass: NAME, loc: f.loc, message: `fused_map feeding attention's ${'qkv'[i] ?? '?'} not computed at load: ${why}` });
     return undefined;
   };
   const plan = new Map<number, LoadPlan>();
@@ -51,10 +53,11 @@ function run(g: Graph, ctx: PassContext): Graph {
     if (a.op !== 'fused_attention') continue;
     const q = foldable(a, 0);
     const k = foldable(a, 1);
-    if (q !== undefined || k !== undefined) plan.set(a.id, { ...(q !== undefined ? { q } : {}), ...(k !== undefined ? { k } : {}) });
+    const v = foldable(a, 2);
+    if (q !== undefined || k !== undefined || v !== undefined) plan.set(a.id, { ...(q !== undefined ? { q } : {}), ...(k !== undefined ? { k } : {}), ...(v !== undefined ? { v } : {}) });
   }
   if (plan.size === 0) return g;
-  const absorbed = new Set([...plan.values()].flatMap((p) => [p.q, p.k]).flatMap((f) => (f === undefined ? [] : [f.id])));
+  const absorbed = new Set([...plan.values()].flatMap((p) => [p.q, p.k, p.v]).flatMap((f) => (f === undefined ? [] : [f.id])));
   const b = new GraphBuilder();
   const { map, mapped } = idRemap();
   const hit = (rule: string, k: number): void => {
@@ -75,6 +78,7 @@ function run(g: Graph, ctx: PassContext): Graph {
     for (const [f, slot, lk, sk, params] of [
       [p.q, 0, 'qload', 'qshape', qloadParams],
       [p.k, 1, 'kload', 'kshape', kloadParams],
+      [p.v, 2, 'vload', 'vshape', vloadParams],
     ] as const) {
       if (f === undefined) continue;
       const first = operands.length;
@@ -96,11 +100,12 @@ function run(g: Graph, ctx: PassContext): Graph {
   }
   hit('qload', [...plan.values()].filter((p) => p.q !== undefined).length);
   hit('kload', [...plan.values()].filter((p) => p.k !== undefined).length);
+  hit('vload', [...plan.values()].filter((p) => p.v !== undefined).length);
   return removeDeadNodes(b.finish(g, g.outputs.map((o) => ({ ...o, value: mapped(o.value) }))));
 }
 
 export const fuseAttentionLoads: GraphPass = {
   name: NAME,
-  summary: "compute a fused_map read only as attention's q or k (RoPE) in the attention's Q or K load (qload / kload lambdas)",
+  summary: "compute a fused_map read only as attention's q, k or v (RoPE, a paged cache) in the attention's Q, K or V load (qload / kload / vload lambdas)",
   run,
 };

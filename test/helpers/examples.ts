@@ -35,7 +35,7 @@ export function smallOverrides(file: string): Record<string, number> {
 }
 
 /** Run-time dims of the example runs: a KV cache of 3 earlier positions, so decode-shaped masks see a past. */
-export const exampleDims: ReadonlyMap<string, number> = new Map(Object.entries({ B: 2, T: 9, S: 7, P: 3 }));
+export const exampleDims: ReadonlyMap<string, number> = new Map(Object.entries({ B: 2, T: 9, S: 7, P: 3, NP: 5, MP: 2 }));
 
 export interface ExampleReference {
   /** The checked (unfused) graph at smallOverrides. */
