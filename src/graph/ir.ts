@@ -14,7 +14,9 @@ export type ScalarExpr =
   | { readonly kind: 'dim'; readonly dim: Dim } // a dimension value, e.g. S - T
   | { readonly kind: 'const'; readonly value: number; readonly dtype: DType }
   | { readonly kind: 'read'; readonly operand: number; readonly indices: readonly ScalarExpr[]; readonly dtype: DType }
-  | { readonly kind: 'apply'; readonly op: string; readonly args: readonly ScalarExpr[]; readonly dtype: DType };
+  // `attrs`: the op's attributes other than dtype-valued ones (those follow from `dtype`), e.g.
+  // gelu's approx; absent when there are none.
+  | { readonly kind: 'apply'; readonly op: string; readonly args: readonly ScalarExpr[]; readonly dtype: DType; readonly attrs?: Attrs };
 
 export type Attr =
   | { readonly kind: 'int'; readonly value: number }

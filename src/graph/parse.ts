@@ -435,7 +435,7 @@ class IrParser {
     if (t.kind !== 'ident') return this.fail(t, `expected a scalar expression, found ${describe(t)}`);
     this.next();
     if (t.text === 'true' || t.text === 'false') return { kind: 'const', value: t.text === 'true' ? 1 : 0, dtype: 'bool' };
-    if (!this.isPunct('(') && !this.isPunct(':')) {
+    if (!this.isPunct('(') && !this.isPunct(':') && !this.isPunct('{')) {
       const axis = params.indexOf(t.text);
       if (axis < 0) this.fail(t, `unknown name '${t.text}' in the lambda body (parameters: ${params.join(', ')})`);
       return { kind: 'index', axis };
@@ -446,8 +446,21 @@ class IrParser {
       explicit = asDType(dt.text);
       if (explicit === undefined) this.fail(dt, `unknown dtype '${dt.text}'`);
     }
+    // An op's attributes, as on a node: `gelu{approx="tanh"}(x)`.
+    const attrs: Record<string, Attr> = {};
+    if (this.accept('{') && !this.accept('}')) {
+      do {
+        const k = this.expectIdent('an attribute name');
+        if (attrs[k.text] !== undefined) this.fail(k, `attribute '${k.text}' is given twice`);
+        this.expect('=');
+        attrs[k.text] = this.parseAttrValue(operandTypes);
+      } while (this.accept(','));
+      this.expect('}', 'to close the attributes');
+    }
     this.expect('(');
     const name = t.text;
+    const hasAttrs = Object.keys(attrs).length > 0;
+    if (hasAttrs && (name === 'dim' || name === 'index' || name === 'read' || asDType(name) !== undefined)) this.fail(t, `'${name}(...)' takes no attributes`);
     if (explicit === undefined && name === 'dim') {
       const dim = this.parseDimExpr();
       this.expect(')');
@@ -484,7 +497,7 @@ class IrParser {
     }
     const dtype = explicit ?? defaultScalarDType({ kind: 'apply', op: name, args }, operandTypes);
     if (dtype === undefined) this.fail(t, `cannot infer the dtype of '${name}(...)' here; write it as '${name}:DTYPE(...)'`);
-    return { kind: 'apply', op: name, args, dtype };
+    return hasAttrs ? { kind: 'apply', op: name, args, dtype, attrs } : { kind: 'apply', op: name, args, dtype };
   }
 
   // ---- locations ----

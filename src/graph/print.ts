@@ -180,7 +180,7 @@ export function printScalarExpr(e: ScalarExpr, params: readonly string[], operan
     }
     case 'apply': {
       const dt = e.dtype === defaultScalarDType(e, operandTypes) ? '' : `:${e.dtype}`;
-      return `${e.op}${dt}(${e.args.map(rec).join(', ')})`;
+      return `${e.op}${dt}${printAttrs(e.attrs ?? {}, operandTypes)}(${e.args.map(rec).join(', ')})`;
     }
     default:
       return assertNever(e);

@@ -171,6 +171,10 @@ function scalarProblems(e: ScalarExpr, nParams: number, operandTypes: readonly (
       const op = getOp(e.op);
       if (op === undefined) out.push(`op '${e.op}' in the body is not in the catalog`);
       else if (op.arity !== 'variadic' && op.arity !== e.args.length) out.push(`'${e.op}' in the body has ${e.args.length} arguments, but takes ${op.arity}`);
+      for (const [k, a] of Object.entries(e.attrs ?? {})) {
+        const want = op?.attrs[k] ?? op?.optionalAttrs?.[k];
+        if (op !== undefined && want !== a.kind) out.push(`'${e.op}' in the body has attribute '${k}' (${a.kind}), but the op ${want === undefined ? 'has none of that name' : `takes ${want}`}`);
+      }
       for (const x of e.args) scalarProblems(x, nParams, operandTypes, out);
       return;
     }

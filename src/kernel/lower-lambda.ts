@@ -12,7 +12,7 @@ import type { ScalarExpr } from '../graph/ir.js';
 import { isLazyWhere } from '../graph/lambda.js';
 import { type Expr, type Stmt, cast, exprType, lit, u32, v } from './ir.js';
 import { dimExpr } from './lower-dims.js';
-import { isElementwiseOp, scalarLowering } from './lower-scalar.js';
+import { elementwiseOp, lowerScalarOp } from './lower-scalar.js';
 import { computeType } from './storage.js';
 
 export type ReadExpr = ScalarExpr & { readonly kind: 'read' };
@@ -39,8 +39,6 @@ export interface LambdaHooks {
   readonly shareKey?: (e: ScalarExpr) => string;
 }
 
-const promoting: ReadonlySet<string> = new Set(['add', 'sub', 'mul', 'div', 'max', 'min', 'pow', 'mod']);
-const comparing: ReadonlySet<string> = new Set(['lt', 'le', 'gt', 'ge', 'eq', 'ne']);
 
 /** `e` as a kernel expression; statements it needs (lets, a lazy where's if/else) go to `out`. */
 export function translateScalar(e: ScalarExpr, out: Stmt[], hooks: LambdaHooks): Expr {
@@ -95,18 +93,20 @@ function applyOf(x: ApplyExpr, out: Stmt[], memo: Map<string, Expr> | undefined,
     out.push({ kind: 'if', cond, then: branch(a), else: branch(b) });
     return v(name, result);
   }
-  if (!isElementwiseOp(x.op)) throw new Error(`internal: lambda applies non-elementwise op '${x.op}'`);
+  const def = elementwiseOp(x.op);
+  if (def === undefined) throw new Error(`internal: lambda applies non-elementwise op '${x.op}'`);
   let args = x.args.map(sub);
-  // Weak typing: arithmetic on an index and a float value happens in the float type.
-  if (promoting.has(x.op)) args = args.map((a) => cast(result, a));
-  if (comparing.has(x.op)) {
+  // Operands converted by the op's typing class (src/ops/define.ts OperandTyping): weak typing,
+  // so arithmetic on an index and a float value happens in the float type.
+  if (def.typing === 'result') args = args.map((a) => cast(result, a));
+  if (def.typing === 'compare') {
     const [a0, a1] = args;
     if (a0 !== undefined && a1 !== undefined && exprType(a0) !== exprType(a1)) args = [cast('f32', a0), cast('f32', a1)];
   }
-  if (x.op === 'where') {
+  if (def.typing === 'select') {
     const [c0, a1, a2] = args;
     if (c0 !== undefined && a1 !== undefined && a2 !== undefined) args = [c0, cast(result, a1), cast(result, a2)];
   }
-  const value = scalarLowering[x.op](args, { result, attrs: {} });
+  const value = lowerScalarOp(x.op, args, result, x.attrs ?? {});
   return h.bindApply === undefined ? value : h.kb.let(out, h.bindApply, value);
 }

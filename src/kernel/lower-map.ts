@@ -10,7 +10,7 @@ import { sCeilDiv, sConst, shapeElements, sMul } from './to-size.js';
 import { mapTraffic } from './traffic.js';
 import { fusedMapTraffic, translateLambda } from './lower-fused.js';
 import { dimExpr, isOne, productExpr, strides } from './lower-dims.js';
-import { type ElementwiseOp, operandTypes, scalarLowering } from './lower-scalar.js';
+import { lowerScalarOp, operandTypes } from './lower-scalar.js';
 import { type ReadExpr, translateScalar } from './lower-lambda.js';
 import type { Lowering } from './lower.js';
 
@@ -83,7 +83,7 @@ export function emitConstFill(lw: Lowering, n: Node): void {
   emitMap(lw, n, 'const', kb, false, () => value, { bytesRead: sConst(0), bytesWritten: outBytes, flops: sConst(0) });
 }
 
-export function emitElementwise(lw: Lowering, n: Node, op: ElementwiseOp): void {
+export function emitElementwise(lw: Lowering, n: Node, op: string): void {
   const kb = new KernelBuilder();
   const operands = n.operands.map((_, i) => lw.operand(n, i));
   const out = n.type.shape;
@@ -100,7 +100,7 @@ export function emitElementwise(lw: Lowering, n: Node, op: ElementwiseOp): void 
     needsIndex,
     (body, idx, flat) => {
       const args = operands.map((o, i) => cast(types[i] ?? computeType(o.type.dtype), broadcastLoad(lw, kb, body, o, roles[i] ?? `x${i}`, out, idx, flat)));
-      return scalarLowering[op](args, { result: computeType(n.type.dtype), attrs: n.attrs });
+      return lowerScalarOp(op, args, computeType(n.type.dtype), n.attrs);
     },
     mapTraffic(n, tensorOperands.map((o) => ({ elements: shapeElements(out), dtype: o.type.dtype })), lw.flops(n)),
   );

@@ -1,6 +1,8 @@
 // The surface builtins: the function names users write in .tfx, their parameters, and the
 // catalog op each one lowers onto. The graph builder (src/check/builtin-calls.ts) binds call
 // arguments by this table and lowers the call; the catalog gives every result type.
+import type { OpDef } from './define.js';
+import { getOp, opsInFamily } from './catalog.js';
 
 /** How a builtin call becomes graph nodes (src/check/builtin-calls.ts has one case per kind). */
 export type BuiltinLowering =
@@ -59,22 +61,18 @@ const reduce = (name: string, op: string, doc: string): Builtin => ({
   doc,
 });
 
+/** The builtin of an elementwise op users call by name (its catalog entry's `builtin` doc): `exp(x)`, `pow(a, b)`. */
+function fromCatalog(op: OpDef): Builtin | undefined {
+  if (op.family !== 'elementwise' || op.builtin === undefined) return undefined;
+  if (op.arity === 1) return unary(op.name, op.builtin);
+  if (op.arity === 2) return binary(op.name, op.builtin);
+  return undefined;
+}
+
 const table: readonly Builtin[] = [
-  unary('neg', 'negation, per element'),
-  unary('exp', 'e to the x, per element'),
-  unary('log', 'natural logarithm, per element'),
-  unary('sqrt', 'square root, per element'),
-  unary('rsqrt', '1 / sqrt(x), per element'),
-  unary('tanh', 'hyperbolic tangent, per element'),
-  unary('erf', 'error function, per element'),
-  unary('sin', 'sine, per element'),
-  unary('cos', 'cosine, per element'),
-  unary('abs', 'absolute value, per element'),
-  unary('relu', 'max(x, 0), per element'),
-  unary('silu', 'x * sigmoid(x), per element'),
-  unary('sigmoid', '1 / (1 + exp(-x)), per element'),
+  // neg exp log sqrt rsqrt tanh erf sin cos abs relu silu sigmoid, pow, min: from the catalog.
+  ...opsInFamily('elementwise').flatMap((op) => fromCatalog(op) ?? []),
   { name: 'gelu', lowering: 'gelu', op: 'gelu', params: [p('x'), p('approx', 'erf')], doc: 'GELU; approx "tanh" or "erf"' },
-  binary('pow', 'x to the y, with broadcasting'),
   {
     name: 'max',
     lowering: 'max',
@@ -83,7 +81,6 @@ const table: readonly Builtin[] = [
     params: [p('x'), p('b', null), p('axis', null), p('keepdims', false)],
     doc: 'max(a, b) per element; max(x, axis=..) reduces',
   },
-  binary('min', 'smaller of two values, with broadcasting'),
   { name: 'where', lowering: 'where', op: 'where', params: [p('cond'), p('a'), p('b')], doc: 'cond ? a : b, with broadcasting' },
   { name: 'cast', lowering: 'cast', op: 'cast', params: [p('x'), p('to')], doc: 'dtype conversion (float -> int truncates)' },
   reduce('sum', 'sum', 'sum over axes'),
@@ -134,5 +131,7 @@ const table: readonly Builtin[] = [
 export const builtins: ReadonlyMap<string, Builtin> = new Map(table.map((b) => [b.name, b]));
 
 export function getBuiltin(name: string): Builtin | undefined {
-  return builtins.get(name);
+  // An op registered after load (registerOp) is callable by name too.
+  const op = builtins.has(name) ? undefined : getOp(name);
+  return builtins.get(name) ?? (op === undefined ? undefined : fromCatalog(op));
 }

@@ -1,6 +1,8 @@
-// The op catalog: every op declared once, collected here from the family files.
-// Op groups (elementwise, reduce, ...) are derived from it, as tinygrad derives GroupOp.
+// The op catalog: every op declared once, collected here from the family files (and any op added
+// with registerOp). Op groups (elementwise, reduce, ...) are derived from it, as tinygrad derives
+// GroupOp.
 import type { OpDef, OpFamily } from './define.js';
+import { registerOp, registry } from './registry.js';
 import { sourceOps } from './source.js';
 import { elementwiseOps } from './elementwise.js';
 import { reduceOps } from './reduce.js';
@@ -10,14 +12,16 @@ import { normOps } from './norm.js';
 import { attentionOps } from './attention.js';
 import { fusedOps } from './fused.js';
 
-const all: readonly OpDef[] = [...sourceOps, ...elementwiseOps, ...reduceOps, ...matmulOps, ...movementOps, ...normOps, ...fusedOps, ...attentionOps];
+for (const op of [...sourceOps, ...elementwiseOps, ...reduceOps, ...matmulOps, ...movementOps, ...normOps, ...fusedOps, ...attentionOps]) void registerOp(op);
 
-export const catalog: ReadonlyMap<string, OpDef> = new Map(all.map((op) => [op.name, op]));
+export { registerOp };
+
+export const catalog: ReadonlyMap<string, OpDef> = registry;
 
 export function getOp(name: string): OpDef | undefined {
-  return catalog.get(name);
+  return registry.get(name);
 }
 
 export function opsInFamily(family: OpFamily): readonly OpDef[] {
-  return all.filter((op) => op.family === family);
+  return [...registry.values()].filter((op) => op.family === family);
 }

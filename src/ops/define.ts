@@ -44,6 +44,40 @@ export interface ScalarTypes {
   readonly attrs: Attrs;
 }
 
+/** The math functions every target prints (src/kernel/ir.ts MathFn is this list). */
+export type ScalarMathFn = 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'tanh' | 'erf' | 'sin' | 'cos' | 'abs' | 'floor' | 'pow' | 'max' | 'min';
+/** Binary operators every target prints; `rem` truncates (C `%`), comparisons give bool. */
+export type ScalarBinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'rem' | 'lt' | 'le' | 'gt' | 'ge' | 'eq' | 'ne' | 'and' | 'or';
+
+/**
+ * Builds one target's per-element expressions of type E. The kernel lowering implements it over
+ * kernel IR (src/kernel/lower-scalar.ts), so an op's lowering is written here, once, without the
+ * catalog importing the kernel layer.
+ */
+export interface ScalarBuilder<E> {
+  /** A literal of `like`'s type. */
+  lit(like: E, value: number): E;
+  unary(op: 'neg' | 'not', x: E): E;
+  binary(op: ScalarBinaryOp, a: E, b: E): E;
+  /** A math function, in the type of its first argument. */
+  call(fn: ScalarMathFn, args: readonly E[]): E;
+  select(cond: E, ifTrue: E, ifFalse: E): E;
+  /** `x` converted to the op's result type (cast). */
+  toResult(x: E): E;
+  /** Whether `x` is an integer (i32) value. */
+  isInt(x: E): boolean;
+}
+
+/** An elementwise op's per-element lowering: its operands (already converted by its OperandTyping) to its value. */
+export type ScalarLowering = <E>(b: ScalarBuilder<E>, args: readonly E[], attrs: Attrs) => E;
+
+/**
+ * How an elementwise op's operands are converted before its lowering: 'result' (each to the
+ * result type: arithmetic, where an i32 index meets a float the float wins), 'compare' (both to
+ * one type: comparisons), 'select' (bool, then the result type twice: where), 'own' (unchanged: cast).
+ */
+export type OperandTyping = 'result' | 'compare' | 'select' | 'own';
+
 export interface OpDef {
   readonly name: string; // lower snake case, also the IR text spelling
   readonly family: OpFamily;
@@ -70,6 +104,12 @@ export interface OpDef {
    * grid lambdas use this; `scalar` is the float semantics.
    */
   readonly scalarTyped?: (types: ScalarTypes) => (...xs: number[]) => number;
+  /** For elementwise ops: the kernel lowering of one element (every kernel and lambda uses it). */
+  readonly lower?: ScalarLowering;
+  /** For elementwise ops: how operands are converted before `lower`. */
+  readonly typing?: OperandTyping;
+  /** For elementwise ops a user calls by name (`exp(x)`, `pow(a, b)`): the builtin's one-line doc (src/ops/builtins.ts derives the builtin). */
+  readonly builtin?: string;
   /**
    * A second result of another op, as a node of its own (the graph IR is single-result SSA):
    * operand 0 must be made by the op named here (the verifier checks it), the producer's kernel

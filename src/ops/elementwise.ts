@@ -7,7 +7,7 @@ import { type Attrs, type Attr } from '../graph/ir.js';
 import { type DType, type TensorType, isFloat, printType } from '../graph/types.js';
 import { broadcastOffsets, coerce, makeTensor, type Tensor64 } from '../base/tensor.js';
 import { InterpError } from './errors.js';
-import { type OpDef, type OpError, type ScalarTypes, type InterpContext, defineOp } from './define.js';
+import { type OpDef, type OpError, type OperandTyping, type ScalarBuilder, type ScalarLowering, type ScalarMathFn, type ScalarTypes, type InterpContext, defineOp } from './define.js';
 
 // ---------------------------------------------------------------------------------------------
 // Shared shape helpers (matmul and norm use them too).
@@ -61,7 +61,7 @@ export function broadcastTypes(types: readonly TensorType[]): readonly Dim[] | O
 // ---------------------------------------------------------------------------------------------
 // Dtype classes.
 
-type DtypeClass = 'float' | 'numeric' | 'bool' | 'any';
+export type DtypeClass = 'float' | 'numeric' | 'bool' | 'any';
 
 function checkClass(op: string, cls: DtypeClass, t: TensorType): OpError | undefined {
   switch (cls) {
@@ -152,7 +152,8 @@ function intDivisor(b: number, op: string): number {
 
 type Fn = (...xs: number[]) => number;
 
-interface ElementwiseSpec {
+/** An elementwise op's definition: adding an op is one of these in `elementwiseOps` (or registerOp) and nothing else. */
+export interface ElementwiseSpec {
   readonly name: string;
   readonly arity: 1 | 2 | 3;
   readonly doc: string;
@@ -167,6 +168,12 @@ interface ElementwiseSpec {
   /** Dtype- or attribute-dependent function, overriding f and i32. */
   readonly typed?: (types: ScalarTypes) => Fn;
   readonly check?: (attrs: Attrs) => OpError | undefined;
+  /** The kernel lowering of one element (written once for every target, through ScalarBuilder). */
+  readonly lower: ScalarLowering;
+  /** Operand conversion before `lower`; default from `result`: 'bool' compares, 'cast' keeps its own, else the result type. */
+  readonly typing?: OperandTyping;
+  /** The builtin's doc when users call the op by name (`exp(x)`, `pow(a, b)`); absent: an operator or a builtin of its own. */
+  readonly builtin?: string;
 }
 
 function inferElementwise(spec: ElementwiseSpec, operands: readonly TensorType[], attrs: Attrs): TensorType | OpError {
@@ -223,7 +230,8 @@ function interpElementwise(typed: (types: ScalarTypes) => Fn, operands: readonly
   return out;
 }
 
-function elementwise(spec: ElementwiseSpec): OpDef {
+/** The catalog entry of an elementwise op: dtype rule, float64 interpreter, FLOPs, kernel lowering, builtin. */
+export function defineElementwise(spec: ElementwiseSpec): OpDef {
   const typed = typedOf(spec);
   return defineOp({
     name: spec.name,
@@ -236,9 +244,57 @@ function elementwise(spec: ElementwiseSpec): OpDef {
     flops: (_operands, result) => numelDim(result.shape),
     scalar: spec.f,
     scalarTyped: typed,
+    lower: spec.lower,
+    typing: spec.typing ?? (spec.result === 'bool' ? 'compare' : spec.result === 'cast' ? 'own' : 'result'),
+    ...(spec.builtin !== undefined ? { builtin: spec.builtin } : {}),
     lowering: 'unfused',
   });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Kernel lowerings (target-neutral, through ScalarBuilder).
+
+function arg<E>(args: readonly E[], i: number): E {
+  const a = args[i];
+  if (a === undefined) throw new Error(`internal: missing operand ${i}`);
+  return a;
+}
+const math1 =
+  (fn: ScalarMathFn): ScalarLowering =>
+  (b, a) =>
+    b.call(fn, [arg(a, 0)]);
+const math2 =
+  (fn: 'pow' | 'max' | 'min'): ScalarLowering =>
+  (b, a) =>
+    b.call(fn, [arg(a, 0), arg(a, 1)]);
+const binop =
+  (op: 'add' | 'sub' | 'mul' | 'div' | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge' | 'and' | 'or'): ScalarLowering =>
+  (b, a) =>
+    b.binary(op, arg(a, 0), arg(a, 1));
+function sigmoidOf<E>(b: ScalarBuilder<E>, x: E): E {
+  return b.binary('div', b.lit(x, 1), b.binary('add', b.lit(x, 1), b.call('exp', [b.unary('neg', x)])));
+}
+/** tanh: 0.5*x*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x^3)));  erf: 0.5*x*(1 + erf(x/sqrt(2))). */
+const lowerGelu: ScalarLowering = (b, a, attrs) => {
+  const x = arg(a, 0);
+  const approx = attrs['approx'];
+  const isTanh = approx !== undefined && approx.kind === 'str' && approx.value === 'tanh';
+  const inner = isTanh
+    ? b.call('tanh', [b.binary('mul', b.lit(x, Math.sqrt(2 / Math.PI)), b.binary('add', x, b.binary('mul', b.lit(x, 0.044715), b.binary('mul', x, b.binary('mul', x, x)))))])
+    : b.call('erf', [b.binary('mul', x, b.lit(x, Math.SQRT1_2))]);
+  return b.binary('mul', b.binary('mul', b.lit(x, 0.5), x), b.binary('add', b.lit(x, 1), inner));
+};
+/** Floor modulo (Python `%`): the result takes the divisor's sign. */
+const lowerMod: ScalarLowering = (b, a) => {
+  const x = arg(a, 0);
+  const y = arg(a, 1);
+  if (b.isInt(x)) {
+    const r = b.binary('rem', x, y);
+    const fix = b.binary('and', b.binary('ne', r, b.lit(x, 0)), b.binary('ne', b.binary('lt', r, b.lit(x, 0)), b.binary('lt', y, b.lit(x, 0))));
+    return b.select(fix, b.binary('add', r, y), r);
+  }
+  return b.binary('sub', x, b.binary('mul', y, b.call('floor', [b.binary('div', x, y)])));
+};
 
 const b = (c: boolean): number => (c ? 1 : 0);
 
@@ -253,24 +309,25 @@ const geluCheck = (attrs: Attrs): OpError | undefined => {
 
 export const elementwiseOps: readonly OpDef[] = [
   // Unary.
-  elementwise({ name: 'neg', arity: 1, cls: 'numeric', doc: '-x (i32 wraps)', f: (x) => -x, i32: (x) => -x | 0 }),
-  elementwise({ name: 'exp', arity: 1, cls: 'float', doc: 'e to the x', f: Math.exp }),
-  elementwise({ name: 'log', arity: 1, cls: 'float', doc: 'natural logarithm (log 0 = -inf, log of a negative = NaN)', f: Math.log }),
-  elementwise({ name: 'sqrt', arity: 1, cls: 'float', doc: 'square root', f: Math.sqrt }),
-  elementwise({ name: 'rsqrt', arity: 1, cls: 'float', doc: '1 / sqrt(x)', f: (x) => 1 / Math.sqrt(x) }),
-  elementwise({ name: 'tanh', arity: 1, cls: 'float', doc: 'hyperbolic tangent', f: Math.tanh }),
-  elementwise({ name: 'erf', arity: 1, cls: 'float', doc: 'error function (float64 series / continued fraction, rel. error < 1e-14)', f: erf }),
-  elementwise({ name: 'sin', arity: 1, cls: 'float', doc: 'sine (radians)', f: Math.sin }),
-  elementwise({ name: 'cos', arity: 1, cls: 'float', doc: 'cosine (radians)', f: Math.cos }),
-  elementwise({ name: 'abs', arity: 1, cls: 'numeric', doc: '|x| (i32 wraps at -2^31)', f: Math.abs, i32: (x) => Math.abs(x) | 0 }),
-  elementwise({ name: 'relu', arity: 1, cls: 'numeric', doc: 'max(x, 0); NaN stays NaN', f: (x) => (x > 0 || Number.isNaN(x) ? x : 0) }),
-  elementwise({ name: 'silu', arity: 1, cls: 'float', doc: 'x * sigmoid(x)', f: (x) => x / (1 + Math.exp(-x)) }),
-  elementwise({ name: 'sigmoid', arity: 1, cls: 'float', doc: '1 / (1 + e^-x)', f: (x) => 1 / (1 + Math.exp(-x)) }),
-  elementwise({ name: 'not', arity: 1, cls: 'bool', result: 'same', doc: 'logical not of a bool', f: (x) => b(x === 0) }),
-  elementwise({
+  defineElementwise({ name: 'neg', arity: 1, cls: 'numeric', doc: '-x (i32 wraps)', builtin: 'negation, per element', lower: (b, a) => b.unary('neg', arg(a, 0)), f: (x) => -x, i32: (x) => -x | 0 }),
+  defineElementwise({ name: 'exp', arity: 1, cls: 'float', doc: 'e to the x', builtin: 'e to the x, per element', lower: math1('exp'), f: Math.exp }),
+  defineElementwise({ name: 'log', arity: 1, cls: 'float', doc: 'natural logarithm (log 0 = -inf, log of a negative = NaN)', builtin: 'natural logarithm, per element', lower: math1('log'), f: Math.log }),
+  defineElementwise({ name: 'sqrt', arity: 1, cls: 'float', doc: 'square root', builtin: 'square root, per element', lower: math1('sqrt'), f: Math.sqrt }),
+  defineElementwise({ name: 'rsqrt', arity: 1, cls: 'float', doc: '1 / sqrt(x)', builtin: '1 / sqrt(x), per element', lower: math1('rsqrt'), f: (x) => 1 / Math.sqrt(x) }),
+  defineElementwise({ name: 'tanh', arity: 1, cls: 'float', doc: 'hyperbolic tangent', builtin: 'hyperbolic tangent, per element', lower: math1('tanh'), f: Math.tanh }),
+  defineElementwise({ name: 'erf', arity: 1, cls: 'float', doc: 'error function (float64 series / continued fraction, rel. error < 1e-14)', builtin: 'error function, per element', lower: math1('erf'), f: erf }),
+  defineElementwise({ name: 'sin', arity: 1, cls: 'float', doc: 'sine (radians)', builtin: 'sine, per element', lower: math1('sin'), f: Math.sin }),
+  defineElementwise({ name: 'cos', arity: 1, cls: 'float', doc: 'cosine (radians)', builtin: 'cosine, per element', lower: math1('cos'), f: Math.cos }),
+  defineElementwise({ name: 'abs', arity: 1, cls: 'numeric', doc: '|x| (i32 wraps at -2^31)', builtin: 'absolute value, per element', lower: math1('abs'), f: Math.abs, i32: (x) => Math.abs(x) | 0 }),
+  defineElementwise({ name: 'relu', arity: 1, cls: 'numeric', doc: 'max(x, 0); NaN stays NaN', builtin: 'max(x, 0), per element', lower: (b, a) => b.call('max', [arg(a, 0), b.lit(arg(a, 0), 0)]), f: (x) => (x > 0 || Number.isNaN(x) ? x : 0) }),
+  defineElementwise({ name: 'silu', arity: 1, cls: 'float', doc: 'x * sigmoid(x)', builtin: 'x * sigmoid(x), per element', lower: (b, a) => b.binary('mul', arg(a, 0), sigmoidOf(b, arg(a, 0))), f: (x) => x / (1 + Math.exp(-x)) }),
+  defineElementwise({ name: 'sigmoid', arity: 1, cls: 'float', doc: '1 / (1 + e^-x)', builtin: '1 / (1 + exp(-x)), per element', lower: (b, a) => sigmoidOf(b, arg(a, 0)), f: (x) => 1 / (1 + Math.exp(-x)) }),
+  defineElementwise({ name: 'not', arity: 1, cls: 'bool', result: 'same', doc: 'logical not of a bool', lower: (b, a) => b.unary('not', arg(a, 0)), f: (x) => b(x === 0) }),
+  defineElementwise({
     name: 'gelu',
     arity: 1,
     cls: 'float',
+    lower: lowerGelu,
     attrs: { approx: 'str' },
     check: geluCheck,
     doc: 'approx="erf": 0.5x(1+erf(x/sqrt2)); approx="tanh": 0.5x(1+tanh(sqrt(2/pi)(x+0.044715x^3)))',
@@ -280,10 +337,11 @@ export const elementwiseOps: readonly OpDef[] = [
       return a !== undefined && a.kind === 'str' && a.value === 'tanh' ? geluTanh : geluErf;
     },
   }),
-  elementwise({
+  defineElementwise({
     name: 'cast',
     arity: 1,
     cls: 'any',
+    lower: (b, a) => b.toResult(arg(a, 0)),
     result: 'cast',
     attrs: { to: 'dtype' },
     doc: 'dtype conversion: to i32 truncates toward zero (saturating, NaN -> 0), to bool is x != 0',
@@ -291,38 +349,40 @@ export const elementwiseOps: readonly OpDef[] = [
     typed: (t) => (x) => coerce(t.result, x),
   }),
   // Binary.
-  elementwise({ name: 'add', arity: 2, cls: 'numeric', doc: 'a + b (i32 wraps)', f: (x, y) => x + y, i32: (x, y) => (x + y) | 0 }),
-  elementwise({ name: 'sub', arity: 2, cls: 'numeric', doc: 'a - b (i32 wraps)', f: (x, y) => x - y, i32: (x, y) => (x - y) | 0 }),
-  elementwise({ name: 'mul', arity: 2, cls: 'numeric', doc: 'a * b (i32 wraps)', f: (x, y) => x * y, i32: (x, y) => Math.imul(x, y) }),
-  elementwise({
+  defineElementwise({ name: 'add', arity: 2, cls: 'numeric', doc: 'a + b (i32 wraps)', lower: binop('add'), f: (x, y) => x + y, i32: (x, y) => (x + y) | 0 }),
+  defineElementwise({ name: 'sub', arity: 2, cls: 'numeric', doc: 'a - b (i32 wraps)', lower: binop('sub'), f: (x, y) => x - y, i32: (x, y) => (x - y) | 0 }),
+  defineElementwise({ name: 'mul', arity: 2, cls: 'numeric', doc: 'a * b (i32 wraps)', lower: binop('mul'), f: (x, y) => x * y, i32: (x, y) => Math.imul(x, y) }),
+  defineElementwise({
     name: 'div',
     arity: 2,
     cls: 'numeric',
+    lower: binop('div'),
     doc: 'a / b; i32 truncates toward zero, i32 division by zero is an error (TFC309)',
     f: (x, y) => x / y,
     i32: (x, y) => Math.trunc(x / intDivisor(y, 'division')) | 0,
   }),
-  elementwise({
+  defineElementwise({
     name: 'mod',
     arity: 2,
     cls: 'numeric',
+    lower: lowerMod,
     doc: 'floor modulo as in Python: the result has the sign of b (-7 mod 3 = 2); i32 mod 0 is an error (TFC309)',
     f: floorMod,
     i32: (x, y) => floorMod(x, intDivisor(y, 'modulo')) | 0,
   }),
-  elementwise({ name: 'pow', arity: 2, cls: 'float', doc: 'a to the power b', f: Math.pow }),
-  elementwise({ name: 'max', arity: 2, cls: 'numeric', doc: 'elementwise maximum; NaN propagates', f: Math.max }),
-  elementwise({ name: 'min', arity: 2, cls: 'numeric', doc: 'elementwise minimum; NaN propagates', f: Math.min }),
-  elementwise({ name: 'eq', arity: 2, cls: 'any', result: 'bool', doc: 'a == b -> bool', f: (x, y) => b(x === y) }),
-  elementwise({ name: 'ne', arity: 2, cls: 'any', result: 'bool', doc: 'a != b -> bool (true for NaN)', f: (x, y) => b(x !== y) }),
-  elementwise({ name: 'lt', arity: 2, cls: 'any', result: 'bool', doc: 'a < b -> bool', f: (x, y) => b(x < y) }),
-  elementwise({ name: 'le', arity: 2, cls: 'any', result: 'bool', doc: 'a <= b -> bool', f: (x, y) => b(x <= y) }),
-  elementwise({ name: 'gt', arity: 2, cls: 'any', result: 'bool', doc: 'a > b -> bool', f: (x, y) => b(x > y) }),
-  elementwise({ name: 'ge', arity: 2, cls: 'any', result: 'bool', doc: 'a >= b -> bool', f: (x, y) => b(x >= y) }),
-  elementwise({ name: 'and', arity: 2, cls: 'bool', doc: 'logical and of bools', f: (x, y) => b(x !== 0 && y !== 0) }),
-  elementwise({ name: 'or', arity: 2, cls: 'bool', doc: 'logical or of bools', f: (x, y) => b(x !== 0 || y !== 0) }),
+  defineElementwise({ name: 'pow', arity: 2, cls: 'float', doc: 'a to the power b', builtin: 'x to the y, with broadcasting', lower: math2('pow'), f: Math.pow }),
+  defineElementwise({ name: 'max', arity: 2, cls: 'numeric', doc: 'elementwise maximum; NaN propagates', lower: math2('max'), f: Math.max }),
+  defineElementwise({ name: 'min', arity: 2, cls: 'numeric', doc: 'elementwise minimum; NaN propagates', builtin: 'smaller of two values, with broadcasting', lower: math2('min'), f: Math.min }),
+  defineElementwise({ name: 'eq', arity: 2, cls: 'any', result: 'bool', doc: 'a == b -> bool', lower: binop('eq'), f: (x, y) => b(x === y) }),
+  defineElementwise({ name: 'ne', arity: 2, cls: 'any', result: 'bool', doc: 'a != b -> bool (true for NaN)', lower: binop('ne'), f: (x, y) => b(x !== y) }),
+  defineElementwise({ name: 'lt', arity: 2, cls: 'any', result: 'bool', doc: 'a < b -> bool', lower: binop('lt'), f: (x, y) => b(x < y) }),
+  defineElementwise({ name: 'le', arity: 2, cls: 'any', result: 'bool', doc: 'a <= b -> bool', lower: binop('le'), f: (x, y) => b(x <= y) }),
+  defineElementwise({ name: 'gt', arity: 2, cls: 'any', result: 'bool', doc: 'a > b -> bool', lower: binop('gt'), f: (x, y) => b(x > y) }),
+  defineElementwise({ name: 'ge', arity: 2, cls: 'any', result: 'bool', doc: 'a >= b -> bool', lower: binop('ge'), f: (x, y) => b(x >= y) }),
+  defineElementwise({ name: 'and', arity: 2, cls: 'bool', doc: 'logical and of bools', lower: binop('and'), f: (x, y) => b(x !== 0 && y !== 0) }),
+  defineElementwise({ name: 'or', arity: 2, cls: 'bool', doc: 'logical or of bools', lower: binop('or'), f: (x, y) => b(x !== 0 || y !== 0) }),
   // Ternary.
-  elementwise({ name: 'where', arity: 3, cls: 'any', doc: 'cond ? a : b per element; cond is bool, a and b share a dtype', f: (c, x, y) => (c !== 0 ? x : y) }),
+  defineElementwise({ name: 'where', arity: 3, cls: 'any', doc: 'cond ? a : b per element; cond is bool, a and b share a dtype', typing: 'select', lower: (b, a) => b.select(arg(a, 0), arg(a, 1), arg(a, 2)), f: (c, x, y) => (c !== 0 ? x : y) }),
 ];
 
 /** The per-element function for an elementwise op under dtypes (used by grid lambdas). */

@@ -7,7 +7,8 @@ import { type DType, type TensorType, printType } from '../graph/types.js';
 import { coerce, makeTensor, ravel, unravel, type Tensor64 } from '../base/tensor.js';
 import { InterpError } from './errors.js';
 import { type InterpContext, type OpDef, type OpError, defineOp } from './define.js';
-import { elementwiseOps, numelDim, opError, scalarFunction } from './elementwise.js';
+import { numelDim, opError, scalarFunction } from './elementwise.js';
+import { registry } from './registry.js';
 import { foldScalarExpr } from '../graph/lambda.js';
 
 const zeroFlops = (): Dim => dimConst(0);
@@ -92,7 +93,11 @@ export function fedShape(n: Node): readonly Dim[] {
 // ---------------------------------------------------------------------------------------------
 // grid lambdas
 
-const elementwiseByName: ReadonlyMap<string, OpDef> = new Map(elementwiseOps.map((op) => [op.name, op]));
+/** An elementwise op by name (registry.ts: the catalog, with any registered op). */
+const elementwiseByName = (name: string): OpDef | undefined => {
+  const op = registry.get(name);
+  return op?.family === 'elementwise' ? op : undefined;
+};
 
 /** The dtype of a lambda expression: indices and dims are i32. */
 export function scalarExprDtype(e: ScalarExpr): DType {
@@ -107,9 +112,9 @@ export function scalarExprDtype(e: ScalarExpr): DType {
   }
 }
 
-/** Attributes a lambda `apply` implies: any dtype-valued attribute (cast's `to`) is the result dtype. */
-function applyAttrs(op: OpDef, dtype: DType): Attrs {
-  const out: Record<string, Attrs[string]> = {};
+/** Attributes of a lambda `apply`: its own (gelu's approx), and any dtype-valued one (cast's `to`) is the result dtype. */
+function applyAttrs(op: OpDef, dtype: DType, own: Attrs = {}): Attrs {
+  const out: Record<string, Attrs[string]> = { ...own };
   for (const [k, kind] of Object.entries(op.attrs)) if (kind === 'dtype') out[k] = { kind: 'dtype', value: dtype };
   return out;
 }
@@ -136,13 +141,13 @@ export function checkGridBody(e: ScalarExpr, rank: number, operands: readonly Te
       return undefined;
     }
     case 'apply': {
-      const op = elementwiseByName.get(e.op);
+      const op = elementwiseByName(e.op);
       if (op === undefined || op.arity !== e.args.length) return bad(`'${e.op}' with ${e.args.length} argument(s) is not an elementwise op`);
       for (const a of e.args) {
         const err = checkGridBody(a, rank, operands);
         if (err !== undefined) return err;
       }
-      const r = op.infer(e.args.map((a) => ({ dtype: scalarExprDtype(a), shape: [] })), applyAttrs(op, e.dtype));
+      const r = op.infer(e.args.map((a) => ({ dtype: scalarExprDtype(a), shape: [] })), applyAttrs(op, e.dtype, e.attrs));
       if ('code' in r) return bad(r.message);
       if (r.dtype !== e.dtype) return bad(`${e.op} gives ${r.dtype}, typed ${e.dtype}`);
       return undefined;
@@ -190,10 +195,10 @@ function compileExpr(e: ScalarExpr, operands: readonly Tensor64[], ctx: InterpCo
       };
     }
     case 'apply': {
-      const op = elementwiseByName.get(e.op);
+      const op = elementwiseByName(e.op);
       const firstArg = e.args[0];
       if (op === undefined || firstArg === undefined) throw new InternalError(`grid applies unknown op '${e.op}'`);
-      const fn = scalarFunction(op, { operand: scalarExprDtype(firstArg), result: e.dtype, attrs: applyAttrs(op, e.dtype) });
+      const fn = scalarFunction(op, { operand: scalarExprDtype(firstArg), result: e.dtype, attrs: applyAttrs(op, e.dtype, e.attrs) });
       if (fn === undefined) throw new InternalError(`op '${e.op}' has no scalar function`);
       const args = e.args.map((a) => compileExpr(a, operands, ctx));
       const dtype = e.dtype;

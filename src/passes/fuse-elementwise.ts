@@ -21,8 +21,8 @@
 // anyway is folded into every fusable consumer (a re-read at other indices, no recompute): so
 // RoPE's `x * cos + concat(-x2, x1) * sin` on `permute(x)` is one fused_map reading x at d and
 // d +- dh/2, and `concat(past_k, rope(k))` one more (examples/llama.tfx). A group becomes a fused_map only when it absorbed at least one
-// node; a lone op stays as it was. gelu(approx="tanh") is written out in primitives (lambda
-// applies carry no attributes), in the same order of operations as the catalog's float64 rule.
+// node; a lone op stays as it was. An op's attributes ride on its apply (`gelu{approx="tanh"}(..)`),
+// so its lowering and float64 rule are the catalog's, as for the unfused op.
 // A fused body holds at most MAX_FUSED_OPS absorbed nodes: a longer chain is split into several
 // fused_maps (the value at the cut is materialized). This bounds the recursion of the walk (a
 // 2000-op `y = y + x` chain overflowed the stack), the later tree walks over the body (lowering,
@@ -77,11 +77,15 @@ function broadcastIndices(n: Node, operand: Node): ScalarExpr[] {
   });
 }
 
-/** 0.5*x*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x*x*x))), as geluTanh in src/ops/elementwise.ts. */
-function geluTanhExpr(x: ScalarExpr, t: DType): ScalarExpr {
-  const cube = ap('mul', t, ap('mul', t, ap('mul', t, f(0.044715, t), x), x), x);
-  const inner = ap('mul', t, f(Math.sqrt(2 / Math.PI), t), ap('add', t, x, cube));
-  return ap('mul', t, ap('mul', t, f(0.5, t), x), ap('add', t, f(1, t), ap('tanh', t, inner)));
+/**
+ * An elementwise node as a lambda apply: its attributes ride along (gelu's approx), except
+ * dtype-valued ones, which follow from the apply's dtype (cast's `to`).
+ */
+function applyOf(n: Node, args: ScalarExpr[]): ScalarExpr {
+  const kinds = getOp(n.op)?.attrs ?? {};
+  const own = Object.entries(n.attrs).filter(([k]) => kinds[k] !== 'dtype');
+  const e = { kind: 'apply' as const, op: n.op, args, dtype: n.type.dtype };
+  return own.length === 0 ? e : { ...e, attrs: Object.fromEntries(own) };
 }
 
 class Fuser {
@@ -220,14 +224,7 @@ class Fuser {
         return out;
       }
       default: {
-        const args = n.operands.map((_, k) => operandAt(k, broadcastIndices(n, operandNode(k)).map((x) => substituteIndex(x, at))));
-        const approx = n.attrs['approx'];
-        if (n.op === 'gelu' && approx !== undefined && approx.kind === 'str' && approx.value === 'tanh') {
-          const x = args[0];
-          if (x === undefined) throw new Error('internal: gelu without operand');
-          return geluTanhExpr(x, n.type.dtype);
-        }
-        return { kind: 'apply', op: n.op, args, dtype: n.type.dtype };
+        return applyOf(n, n.operands.map((_, k) => operandAt(k, broadcastIndices(n, operandNode(k)).map((x) => substituteIndex(x, at)))));
       }
     }
   }
@@ -314,11 +311,5 @@ export function lambdaOf(g: Graph, n: Node): { readonly params: readonly string[
     if (on.op === 'const' && on.type.shape.length === 0) return f(floatAttr(on, 'value'), on.type.dtype);
     return { kind: 'read', operand: k, indices: broadcastIndices(n, on), dtype: on.type.dtype };
   });
-  const approx = n.attrs['approx'];
-  const x = args[0];
-  const body: ScalarExpr =
-    n.op === 'gelu' && approx !== undefined && approx.kind === 'str' && approx.value === 'tanh' && x !== undefined
-      ? geluTanhExpr(x, n.type.dtype)
-      : { kind: 'apply', op: n.op, args, dtype: n.type.dtype };
-  return { params: n.type.shape.map((_, k) => `i${k}`), body };
+  return { params: n.type.shape.map((_, k) => `i${k}`), body: applyOf(n, args) };
 }

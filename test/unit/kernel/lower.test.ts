@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { lowerToKernels } from '../../../src/kernel/lower.js';
-import { scalarLowering } from '../../../src/kernel/lower-scalar.js';
+import { isElementwiseOp } from '../../../src/kernel/lower-scalar.js';
 import { lavapipeLimits, webgpuDefaultLimits, chooseSchedule } from '../../../src/kernel/schedule.js';
 import { verifyKernels, verifyKernel } from '../../../src/kernel/verify.js';
 import { printKernels } from '../../../src/kernel/print.js';
@@ -9,9 +9,10 @@ import type { Kernel } from '../../../src/kernel/ir.js';
 import { everyOpIr, graphOf } from './helpers.js';
 
 describe('lowerToKernels', () => {
-  it('has a per-element lowering for every elementwise catalog op', () => {
-    const missing = opsInFamily('elementwise').map((op) => op.name).filter((n) => !(n in scalarLowering));
+  it('has a per-element lowering for every elementwise catalog op, and none for other ops', () => {
+    const missing = opsInFamily('elementwise').map((op) => op.name).filter((n) => !isElementwiseOp(n));
     expect(missing).toEqual([]);
+    expect(['softmax', 'matmul', 'grid', 'sum'].filter(isElementwiseOp)).toEqual([]);
   });
 
   it('lowers every op to kernels that verify, with and without subgroups', () => {

@@ -94,7 +94,7 @@ describe('fuse-epilogue', () => {
     const ctx = createPassContext({ verify: true });
     const g = runPipeline(irOf(text), [fuseElementwise, fuseEpilogue], ctx);
     const out = printed(g);
-    checkLines(out, `CHECK: %3 = fused_matmul %0, %1, %0, %2 {epilogue=(i0, i1) => add(read(2, i0, i1), gelu(add(acc(), read(3, i1))))} : f32[T,8]`);
+    checkLines(out, `CHECK: %3 = fused_matmul %0, %1, %0, %2 {epilogue=(i0, i1) => add(read(2, i0, i1), gelu{approx="erf"}(add(acc(), read(3, i1))))} : f32[T,8]`);
     checkLines(out, 'CHECK-NOT: = matmul');
     expect(ctx.stats.ruleHits.get('fuse-epilogue/fused_matmul')).toBe(1);
   });
