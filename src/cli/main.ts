@@ -7,7 +7,7 @@ import type { Graph } from '../graph/ir.js';
 import { diagnosticCodes, type DiagCode } from '../diag/codes.js';
 import { interpret } from '../interp/interpret.js';
 import { isInterpError } from '../ops/errors.js';
-import { checkIndexRanges, checkTensors, neededTensors } from '../io/check-tensors.js';
+import { checkIndexRanges, checkTensors, declaredTensors, neededTensors } from '../io/check-tensors.js';
 import { SafetensorsError, fileSpan, readSafetensors, writeSafetensors, type SafetensorsFile } from '../io/safetensors.js';
 import { ScheduleError } from '../kernel/schedule.js';
 import { UsageError, collect, debugLevels, notAvailableYet, parseDebug, parseSetOptions } from './args.js';
@@ -67,6 +67,13 @@ function endQuietlyOnClosedStdout(): void {
 
 interface Common {
   readonly set: string[];
+  /** `--dtype` (compile, run): the model's float type; f32 keeps the model as written. */
+  readonly dtype?: 'f32' | 'f16' | 'bf16';
+}
+
+/** CompileOptions.dtype from `--dtype`: f32 (the default) retypes nothing. */
+function dtypeOf(o: Common): { dtype?: 'f16' | 'bf16' } {
+  return o.dtype === undefined || o.dtype === 'f32' ? {} : { dtype: o.dtype };
 }
 
 /** `tfc compile`'s options as commander parses them (choices checked by commander). */
@@ -137,6 +144,8 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
 
   const setOption = (): Option =>
     new Option('--set <k=v,...>', 'override config constants and bind dims (repeatable): --set layers=2,d=64,T=1024').argParser(collect).default([]);
+  const dtypeOption = (): Option =>
+    new Option('--dtype <T>', "store the model's f32 weights and activations as T (kernels still accumulate in f32); weights convert at load").choices(['f32', 'f16', 'bf16']);
 
   program
     .command('check')
@@ -164,6 +173,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
     .option('--report', 'print global-memory traffic and FLOPs per kernel, fused vs --no-fuse vs the lower bound (dims from --set; else B=1, others 128)')
     .option('--json', 'with --report: print the report as JSON')
     .option('--no-fuse', 'leave the fusion passes out of the pipeline (the unfused baseline)')
+    .addOption(dtypeOption())
     .option('--tuned-for <ADAPTER>', "use the schedules 'tfc tune' cached for ADAPTER (as tune printed it, or a unique part of it) from $TFC_TUNE_CACHE or ~/.cache/tfc/tune.json; compile never starts a GPU device")
     .addHelpText('after', () => passHelp())
     .action(async (file: string, o: CompileFlags) => {
@@ -181,7 +191,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       const overrides = new Map([...(fromCkpt?.values ?? []), ...given]);
       // The report always compares kernel pipelines (webgpu's for --target interp).
       const target: Target = o.report === true && o.target === 'interp' ? 'webgpu' : o.target;
-      const c = openModel(state.rep, file, { overrides, target, noFuse: o.fuse === false, passes: { ...(o.dumpAfter !== undefined ? { dumpAfter: o.dumpAfter } : {}), debug: state.debug, locs: o.loc, log: io.err } });
+      const c = openModel(state.rep, file, { overrides, target, ...dtypeOf(o), noFuse: o.fuse === false, passes: { ...(o.dumpAfter !== undefined ? { dumpAfter: o.dumpAfter } : {}), debug: state.debug, locs: o.loc, log: io.err } });
       if (o.emit === 'ast') {
         const ast = c.ast;
         state.rep.flush();
@@ -241,6 +251,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
     .option('--vocab <FILE>', 'with --prompt: vocabulary JSON (default: vocab.json next to the weights)')
     .option('--no-fuse', 'leave the fusion passes out of the pipeline (the unfused baseline)')
     .option('--no-tune-cache', "ignore schedules cached by 'tfc tune' for this adapter")
+    .addOption(dtypeOption())
     .addOption(setOption())
     .addOption(new Option('--target <T>', 'where to run (default: webgpu when an adapter exists, else interp; cuda-emu: the CUDA kernels on the CPU emulator)').choices([...targets, 'cuda-emu']))
     .action(async (file: string, opts: Common & { weights?: string; checkpoint?: string; inputs?: string; out?: string; target?: Target | 'cuda-emu'; prompt?: string; fuse?: boolean }) => {
@@ -253,7 +264,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       // A checkpoint's config.json gives the constants its `from` keys name; --set wins over it.
       const checkpoint = opts.checkpoint === undefined ? undefined : openCheckpoint(opts.checkpoint);
       const fromCkpt = checkpointOverrides(state.rep, file, checkpoint, overrides);
-      const m = openModel(state.rep, file, { overrides: new Map([...(fromCkpt?.values ?? []), ...overrides]), noFuse: opts.fuse === false, passes: { debug: state.debug, locs: true, log: io.err } });
+      const m = openModel(state.rep, file, { overrides: new Map([...(fromCkpt?.values ?? []), ...overrides]), ...dtypeOf(opts), noFuse: opts.fuse === false, passes: { debug: state.debug, locs: true, log: io.err } });
       const checkedGraph = m.checked;
       state.rep.flush();
       if (fromCkpt !== undefined && state.debug >= 1) io.err(`tfc run: from ${checkpoint?.configPath ?? ''}: ${[...fromCkpt.values].map(([k, v]) => `${k}=${v}`).join(', ') || 'no constants'}${fromCkpt.defaulted.length > 0 ? `; defaults kept: ${fromCkpt.defaulted.join(', ')}` : ''}\n`);
@@ -299,13 +310,16 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       else if (!checked.diagnostics.some((d) => d.severity === 'error')) state.rep.reportAll(checkIndexRanges(checkedGraph, { file: o.inputs, ...inputs }, checked.dims));
       state.rep.flush();
       if (state.rep.hasErrors) throw new UserErrorsReported();
+      // Float tensors in the model's dtypes (an f32 checkpoint into a --dtype f16 model rounds here, once).
+      const needed = neededTensors(g);
+      const feeds = { weights: declaredTensors(needed, 'weight', weights.tensors), inputs: declaredTensors(needed, 'input', inputs.tensors) };
       const started = performance.now();
       let result: { outputs: ReadonlyMap<string, Tensor64>; dims: ReadonlyMap<string, number> };
       let where: string = target;
       try {
         if (target === 'webgpu') {
           const useCache = (opts as { tuneCache?: boolean }).tuneCache !== false;
-          const r = await runOnWebGpu(c, weights.tensors, inputs.tensors, preset, async (t) => {
+          const r = await runOnWebGpu(c, feeds.weights, feeds.inputs, preset, async (t) => {
             if (!useCache) return undefined;
             const cached = cachedScheduleForRun(g, t, tuneCachePath(undefined, io.env), io.err);
             if (cached !== undefined && state.debug >= 1) io.err(`tfc run: tuned schedules from ${tuneCachePath(undefined, io.env)}:\n${cached.used.map((u) => `  ${u}\n`).join('')}`);
@@ -318,7 +332,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
           result = r;
           where = r.where;
         } else {
-          result = interpret(g, { inputs: inputs.tensors, weights: weights.tensors }, { dims: preset });
+          result = interpret(g, feeds, { dims: preset });
         }
       } catch (e) {
         if (isInterpError(e)) {

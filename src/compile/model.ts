@@ -11,6 +11,7 @@ import { type Diagnostic, DiagnosticSink, UserErrorsReported, diag } from '../di
 import type { Graph } from '../graph/ir.js';
 import { parseGraph } from '../graph/parse.js';
 import { printGraph } from '../graph/print.js';
+import { type NarrowFloat, retypeFloats } from '../graph/retype-floats.js';
 import { runPipeline } from '../passes/driver.js';
 import { type GraphPass, type PassContext, type Target, createPassContext } from '../passes/pass.js';
 import { fusionPassNames, pipelines, unfusedPipeline } from '../passes/pipeline.js';
@@ -50,6 +51,8 @@ export interface CompileOptions {
   readonly diagnostics?: DiagnosticOut;
   /** verifyGraph after every pass; default: TFC_VERIFY=1 (createPassContext). */
   readonly verify?: boolean;
+  /** `--dtype f16|bf16`: the checked graph's f32 becomes this type (src/graph/retype-floats.ts). */
+  readonly dtype?: NarrowFloat;
 }
 
 /** Names of the passes a target runs before its first fusion pass: the `ir` stage is their output. */
@@ -212,15 +215,24 @@ export class Compilation {
       }
       this.report(sink.items);
       if (graph === undefined) throw new UserErrorsReported();
-      return { graph };
+      return { graph: this.retyped(graph) };
     }
     const module = this.parsed();
     if (module === undefined) throw new Error('internal: a .tfx source without an AST');
     const graph = buildGraph(module, { overrides: this.overrides }, sink);
     this.report(sink.items);
     if (graph === undefined) throw new UserErrorsReported();
-    return { module, graph };
+    return { module, graph: this.retyped(graph) };
   });
+
+  /** The checked graph in the `--dtype` float type (unchanged without one). */
+  private retyped(g: Graph): Graph {
+    if (this.options.dtype === undefined) return g;
+    const r = retypeFloats(g, this.options.dtype);
+    this.report(r.diagnostics);
+    if (r.graph === undefined) throw new UserErrorsReported();
+    return r.graph;
+  }
 
   private readonly beforeFusionGraph = once((): Graph => this.runPasses(this.checked, this.passList.slice(0, this.cut)));
 

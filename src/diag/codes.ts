@@ -45,6 +45,7 @@ export const diagnosticCodes = {
   TFC218: 'a tensor has more elements than 32-bit indexing allows (2^31 - 1)',
   TFC219: 'a limit is not a bound `DIMS <= CONSTANT` on run-time dims, or does not hold',
   TFC220: "a grid body divides integer indices with '/', which gives a real number (a warning; '//' divides integers)",
+  TFC221: 'a constant is beyond the range of the float type --dtype narrows it to, and becomes infinity',
 
   TFC301: 'malformed safetensors file',
   TFC302: 'a tensor the model needs is missing from the file',
@@ -59,6 +60,8 @@ export const diagnosticCodes = {
   TFC311: 'a file cannot be read or written',
   TFC312: "the run's dims break a limit the model declares (e.g. more tokens than its context)",
   TFC313: 'a checkpoint config.json value does not fit the config constant that reads it (not a number, or not an integer)',
+  TFC314: '--dtype cannot retype this graph (it holds fused ops: retype before fusion)',
+  TFC315: "a weight or input value is beyond the range of the model's float type (f16: |x| > 65504)",
 
   TFC401: "a weight exceeds the target's storage binding limit and cannot be split (a row is too large, or a use other than gather/matmul)",
   TFC402: "a tensor exceeds the target's storage binding limit at the run's dims (use smaller dims or config values)",

@@ -1,17 +1,19 @@
 // Checks loaded tensors against what a graph needs before anything runs (no partial loads):
-// every input and weight present by name (TFC302), with its dtype and shape (TFC303), symbolic
-// dims bound consistently from the inputs (TFC306, TFC307); extra tensors (TFC304) and NaN or
-// infinity in weights (TFC308) are warnings. checkIndexRanges: gather indices inside the table
+// every input and weight present by name (TFC302), with its dtype and shape (TFC303; a float
+// tensor may feed any float declaration: it converts at load, `declaredTensors`, and a value
+// the narrower type cannot hold is TFC315), symbolic dims bound consistently from the inputs
+// (TFC306, TFC307); extra tensors (TFC304) and NaN or infinity in weights (TFC308) are warnings. checkIndexRanges: gather indices inside the table
 // (token ids below vocab, positions below the context, no empty id input), TFC309, before any
 // target runs.
 import { dimConstValue, dimEval, dimVars, printDim, type Dim } from '../base/dim.js';
 import { diag, warning, type Diagnostic } from '../diag/diagnostic.js';
 import type { Span } from '../diag/span.js';
 import type { Graph, Node } from '../graph/ir.js';
-import type { TensorType } from '../graph/types.js';
+import { type DType, type TensorType, isFloat } from '../graph/types.js';
 import type { Tensor64 } from '../base/tensor.js';
 import { getOp } from '../ops/catalog.js';
 import { interpret } from '../interp/interpret.js';
+import { bf16Bits, bf16FromBits, f16Bits, f16FromBits } from '../base/half.js';
 import { fileSpan, type FileDType } from './safetensors.js';
 
 /** One tensor the graph reads: an `input` or `weight` node. */
@@ -81,9 +83,15 @@ export function checkTensors(
       ds.push(diag('TFC302', n.loc, `${n.kind} "${n.name}" (${declText(n.type)}) is missing from ${src.file}${hint}`));
       return false;
     }
-    if (t.dtype !== n.type.dtype) {
+    if (t.dtype !== n.type.dtype && !(isFloat(t.dtype) && isFloat(n.type.dtype))) {
       const fd = src.fileDTypes?.get(n.name);
       ds.push(diag('TFC303', n.loc, `${n.kind} "${n.name}" in ${src.file} has dtype ${fd ?? t.dtype}, the model declares ${declText(n.type)}`));
+      return false;
+    }
+    const over = t.dtype === n.type.dtype ? undefined : firstOverflow(t.data, n.type.dtype);
+    if (over !== undefined) {
+      const fd = src.fileDTypes?.get(n.name) ?? t.dtype;
+      ds.push(diag('TFC315', n.loc, `${n.kind} "${n.name}" in ${src.file} is ${fd}, and its value ${t.data[over]} at flat index ${over} is beyond ${n.type.dtype}'s range (the model declares ${declText(n.type)}): it would load as infinity`));
       return false;
     }
     if (t.shape.length !== n.type.shape.length) {
@@ -310,4 +318,56 @@ export function checkIndexRanges(g: Graph, inputs: TensorSource, dims: ReadonlyM
     }
   }
   return ds;
+}
+
+/** Rounds `v` to the nearest value of a float dtype (ties to even); f32 through Math.fround. */
+export function roundToDType(v: number, dtype: DType): number {
+  if (dtype === 'f16') return f16Table()[f16Bits(v)] ?? NaN;
+  if (dtype === 'bf16') return bf16FromBits(bf16Bits(v));
+  if (dtype === 'f32') return Math.fround(v);
+  return v;
+}
+
+/** The value of every f16 bit pattern, built once: decoding through the table is ~10x faster. */
+let f16Values: Float64Array | undefined;
+function f16Table(): Float64Array {
+  if (f16Values === undefined) {
+    f16Values = new Float64Array(65536);
+    for (let b = 0; b < 65536; b++) f16Values[b] = f16FromBits(b);
+  }
+  return f16Values;
+}
+
+/**
+ * The first finite value that rounds to infinity in `dtype`: |x| >= 65520 for f16 (65504 plus half
+ * its ulp of 32), past f32's range for bf16 and f32 (an F64 file).
+ */
+function firstOverflow(data: Float64Array, dtype: DType): number | undefined {
+  if (!isFloat(dtype)) return undefined;
+  const limit = dtype === 'f16' ? 65520 : undefined;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i] ?? 0;
+    if (!Number.isFinite(v)) continue;
+    if (limit !== undefined ? Math.abs(v) >= limit : !Number.isFinite(Math.fround(v))) return i;
+  }
+  return undefined;
+}
+
+/**
+ * The fed tensors in the dtypes the graph declares (after checkTensors passed): a float tensor of
+ * another float dtype is rounded to the declared one, as a GPU buffer of that dtype would hold it
+ * (an f32 or bf16 checkpoint feeding an f16 model: `--dtype f16`). Everything else is returned as is.
+ */
+export function declaredTensors(needed: readonly NeededTensor[], kind: 'input' | 'weight', tensors: ReadonlyMap<string, Tensor64>): Map<string, Tensor64> {
+  const want = new Map(needed.filter((n) => n.kind === kind).map((n) => [n.name, n.type.dtype]));
+  const out = new Map<string, Tensor64>();
+  for (const [name, t] of tensors) {
+    const dtype = want.get(name);
+    if (dtype === undefined || dtype === t.dtype || !isFloat(dtype) || !isFloat(t.dtype)) {
+      out.set(name, t);
+      continue;
+    }
+    out.set(name, { dtype, shape: t.shape, data: t.data.map((v) => roundToDType(v, dtype)) });
+  }
+  return out;
 }

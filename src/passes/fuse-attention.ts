@@ -46,12 +46,37 @@ import { type Attrs, type Graph, type Node, type ScalarExpr, intAttr, intsAttr, 
 import { printSpan } from '../graph/print.js';
 import { GraphBuilder, isInterfaceNode } from '../graph/rewrite.js';
 import { ap, dimValue, i32, idx, mapScalarExpr } from '../graph/lambda.js';
-import { type TensorType, isFloat, printType, shapeEquals } from '../graph/types.js';
+import { type DType, type TensorType, isFloat, printType, shapeEquals } from '../graph/types.js';
 import { attentionParams, scoreExpr } from '../ops/attention.js';
 import { getOp } from '../ops/catalog.js';
 import type { GraphPass, PassContext } from './pass.js';
 
 const PASS = 'fuse-attention';
+
+const isNarrow = (t: DType): boolean => t === 'f16' || t === 'bf16';
+
+/**
+ * A score lambda built from f16/bf16 graph ops, computed in f32: narrow applies and constants
+ * become f32, narrow reads are cast to f32 where they are read (index expressions are i32 and stay).
+ * `add(score(), read:f16(3, h))` -> `add(score(), cast:f32(read:f16(3, h)))`. f32 bodies are unchanged.
+ */
+function widenToF32(e: ScalarExpr): ScalarExpr {
+  switch (e.kind) {
+    case 'index':
+    case 'dim':
+      return e;
+    case 'const':
+      return isNarrow(e.dtype) ? { ...e, dtype: 'f32' } : e;
+    case 'read': {
+      const r = { ...e, indices: e.indices.map(widenToF32) };
+      return isNarrow(e.dtype) ? ap('cast', 'f32', r) : r;
+    }
+    case 'apply': {
+      const args = e.args.map(widenToF32);
+      return { ...e, args, dtype: isNarrow(e.dtype) ? 'f32' : e.dtype };
+    }
+  }
+}
 
 /** A view of an old-graph value: permutes and reshapes to apply, in order. */
 interface View {
@@ -399,13 +424,11 @@ function matchAt(u: Uses, sm: number): Match {
     built.set(id, e);
     return e;
   };
-  const scoreBody = build(cur);
+  // f16/bf16 scores: the kernels keep scores in f32 (score() is f32), so the mods run there too,
+  // reading narrow operands through casts; the unfused chain would round after every op.
+  const scoreBody = widenToF32(build(cur));
   const region = new Set([...replaced, sm]);
   for (const [id, what] of inRegion) u.requireUsesWithin(id, region, what);
-  const scoreDtype = u.node(coreId).type.dtype;
-  if (scoreDtype !== 'f32' && scoreBody !== scoreExpr) {
-    throw new NotFused(`scores are ${scoreDtype} and modified before the softmax; score() is f32 (only a mask and a scale fuse at ${scoreDtype})`);
-  }
   const mask = masks.reduce<ScalarExpr | undefined>((acc, m) => (acc === undefined ? m : ap('and', 'bool', acc, m)), undefined);
 
   // Heads: canonical rank-4 views of q, k, v.

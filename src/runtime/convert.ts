@@ -3,6 +3,7 @@
 // agree): f32 and i32 4 bytes, bool 4 bytes as u32 0/1 (WGSL bool is not host-shareable), f16 2
 // bytes IEEE half, bf16 4 bytes as an f32 holding a bf16-rounded value (converted at load: WGSL
 // has no bf16). Narrowing rounds to nearest, ties to even.
+import { bf16Bits, bf16FromBits, f16Bits, f16FromBits } from '../base/half.js';
 import type { DType } from '../graph/types.js';
 
 /** Bytes one element occupies in a GPU buffer. */
@@ -26,69 +27,8 @@ export function paddedBytes(dtype: DType, elements: number): number {
   return Math.max(16, Math.ceil((elements * storageBytes(dtype)) / 4) * 4);
 }
 
-function roundHalfEven(x: number): number {
-  const f = Math.floor(x);
-  const d = x - f;
-  if (d > 0.5) return f + 1;
-  if (d < 0.5) return f;
-  return f % 2 === 0 ? f : f + 1;
-}
-
-/**
- * The bits of `v` rounded (nearest, ties to even) into a binary float with `expBits` exponent and
- * `mantBits` fraction bits; rounds directly from float64, so there is no double rounding through f32.
- */
-function floatBits(v: number, expBits: number, mantBits: number): number {
-  const expMask = (1 << expBits) - 1;
-  const signBit = 1 << (expBits + mantBits);
-  const infBits = expMask << mantBits;
-  if (Number.isNaN(v)) return infBits | (1 << (mantBits - 1));
-  const sign = v < 0 || Object.is(v, -0) ? signBit : 0;
-  const a = Math.abs(v);
-  if (a === Infinity) return sign | infBits;
-  const bias = (1 << (expBits - 1)) - 1;
-  const eMin = 1 - bias;
-  if (a < 2 ** eMin) {
-    // Subnormal: a multiple of 2^(eMin - mantBits); a carry into 2^mantBits is the smallest normal.
-    return sign | roundHalfEven(a * 2 ** (mantBits - eMin));
-  }
-  let e = Math.floor(Math.log2(a));
-  if (2 ** e > a) e--;
-  else if (2 ** (e + 1) <= a) e++;
-  let frac = roundHalfEven((a / 2 ** e - 1) * 2 ** mantBits);
-  if (frac === 2 ** mantBits) {
-    frac = 0;
-    e++;
-  }
-  if (e > bias) return sign | infBits;
-  return sign | ((e + bias) << mantBits) | frac;
-}
-
-function fromFloatBits(bits: number, expBits: number, mantBits: number): number {
-  const sign = bits & (1 << (expBits + mantBits)) ? -1 : 1;
-  const expMask = (1 << expBits) - 1;
-  const e = (bits >> mantBits) & expMask;
-  const frac = bits & ((1 << mantBits) - 1);
-  const bias = (1 << (expBits - 1)) - 1;
-  if (e === expMask) return frac === 0 ? sign * Infinity : NaN;
-  if (e === 0) return sign * frac * 2 ** (1 - bias - mantBits);
-  return sign * (1 + frac / 2 ** mantBits) * 2 ** (e - bias);
-}
-
-/** IEEE binary16 bits of `v` (round to nearest even). */
-export function f16Bits(v: number): number {
-  return floatBits(v, 5, 10);
-}
-export function f16FromBits(bits: number): number {
-  return fromFloatBits(bits, 5, 10);
-}
-/** bfloat16 bits of `v` (round to nearest even). */
-export function bf16Bits(v: number): number {
-  return floatBits(v, 8, 7);
-}
-export function bf16FromBits(bits: number): number {
-  return fromFloatBits(bits, 8, 7);
-}
+// The bit-level conversions live in src/base/half.ts (io/check-tensors.ts rounds with them too).
+export { bf16Bits, bf16FromBits, f16Bits, f16FromBits } from '../base/half.js';
 
 /**
  * Encodes values for a buffer of `dtype` into a fresh ArrayBuffer of `paddedBytes` bytes. Integer
@@ -149,8 +89,22 @@ export function decodeValues(dtype: DType, bytes: ArrayBuffer, n: number): Float
 }
 
 /**
+ * Why a float value cannot be stored as `dtype` without becoming infinite (an f32 checkpoint
+ * narrowed to an f16 model: |x| >= 65520 rounds to inf), or undefined. Infinities and NaN given
+ * as such pass: they are stored as they are.
+ */
+export function overflowOf(dtype: DType, values: ArrayLike<number>): string | undefined {
+  if (dtype !== 'f16') return undefined; // bf16 keeps f32's exponent range; f32 data is already f32
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i] ?? 0;
+    if (Math.abs(v) >= 65520 && Number.isFinite(v)) return `element ${i} is ${v}, beyond f16's range (largest finite 65504): it would be stored as infinity`;
+  }
+  return undefined;
+}
+
+/**
  * Why the values cannot be stored as `dtype`, or undefined when they can: i32 needs integers in
- * the int32 range, bool needs 0 or 1. Floats take any value (f16 overflow becomes infinity).
+ * the int32 range, bool needs 0 or 1. Floats take any value (see overflowOf for f16's range).
  */
 export function checkValues(dtype: DType, values: ArrayLike<number>): string | undefined {
   if (dtype === 'i32') {

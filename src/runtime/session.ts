@@ -7,7 +7,7 @@
 import { evalCondition, evalSize, type Plan, type PlanBuffer, type PlanKernel, type SizeExpr, weightSourceShape } from '../kernel/plan.js';
 import { isFloat, type DType } from '../graph/types.js';
 import type { AcquiredDevice } from './device.js';
-import { checkValues, decodeValues, encodeValues, paddedBytes, storageBytes } from './convert.js';
+import { checkValues, decodeValues, encodeValues, overflowOf, paddedBytes, storageBytes } from './convert.js';
 import { assignTemps, type TempRequest } from './memory.js';
 import { mib, RuntimeError } from './errors.js';
 
@@ -473,6 +473,8 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
       }
       const bad = checkValues(b.dtype, t.data);
       if (bad !== undefined) throw new RuntimeError('weight', `weight '${name}': ${bad}`, 'TFC303');
+      const over = t.dtype === b.dtype ? undefined : overflowOf(b.dtype, t.data);
+      if (over !== undefined) throw new RuntimeError('weight', `weight '${name}' (${t.dtype ?? 'float'} data for ${b.dtype}): ${over}`, 'TFC315');
       // A row chunk takes a view of its rows (subarray: no copy of the whole table).
       const row = product(shape.slice(1));
       const data = b.rows === undefined ? t.data : rowsOf(t.data, b.rows.start * row, b.rows.end * row);
@@ -574,6 +576,8 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
       }
       const bad = checkValues(b.dtype, t.data);
       if (bad !== undefined) throw new RuntimeError('input', `input '${name}' (${b.dtype}): ${bad}`, 'TFC303');
+      const over = t.dtype === b.dtype ? undefined : overflowOf(b.dtype, t.data);
+      if (over !== undefined) throw new RuntimeError('input', `input '${name}' (${t.dtype ?? 'float'} data for ${b.dtype}): ${over}`, 'TFC315');
       const range = opts.inputRanges?.[name];
       if (range !== undefined) {
         for (let i = 0; i < t.data.length; i++) {

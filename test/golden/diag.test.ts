@@ -1,6 +1,7 @@
 // Diagnostic cases: every test/golden/diag/*.tfx states what it shows in its first comment and
 // lists the diagnostics it must produce as `# expect: error[TFCnnn] at LINE:COL` lines (an
-// optional `# set: name=value,...` line passes overrides). The runner checks exactly those codes
+// optional `# set: name=value,...` line passes overrides; `# dtype: f16` retypes the checked
+// graph as `--dtype f16` does). The runner checks exactly those codes
 // at exactly those places, and that each renders with a caret under the source line.
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { checkSource } from '../../src/check/check-source.js';
 import { diagnosticCodes } from '../../src/diag/codes.js';
 import { renderDiagnostic } from '../../src/diag/render.js';
+import { retypeFloats } from '../../src/graph/retype-floats.js';
 
 const dir = join(import.meta.dirname, 'diag');
 const files = readdirSync(dir)
@@ -41,7 +43,9 @@ describe('diagnostic cases', () => {
       expect(text.startsWith('#'), `${f} must begin with a comment saying what it shows`).toBe(true);
       const expected = expectations(text);
       expect(expected.length, `${f} has no '# expect:' line`).toBeGreaterThan(0);
-      const r = checkSource(text, f, overrides(text));
+      const checked = checkSource(text, f, overrides(text));
+      const dtype = /^#\s*dtype:\s*(f16|bf16)\s*$/m.exec(text)?.[1] as 'f16' | 'bf16' | undefined;
+      const r = dtype === undefined || checked.graph === undefined ? checked : { diagnostics: [...checked.diagnostics, ...retypeFloats(checked.graph, dtype).diagnostics] };
       const got = r.diagnostics.map((d) => `${d.severity}[${d.code}] at ${d.loc.line}:${d.loc.col}`);
       const sources = new Map([[f, text]]);
       const rendered = r.diagnostics.map((d) => renderDiagnostic(d, sources)).join('\n\n');

@@ -2,7 +2,8 @@
 // (src/runtime/memory.ts); no GPU needed. Expected bit patterns are IEEE 754 binary16 / bfloat16
 // values worked out by hand.
 import { describe, expect, it } from 'vitest';
-import { bf16Bits, checkValues, decodeValues, encodeValues, f16Bits, f16FromBits, paddedBytes } from '../../src/runtime/convert.js';
+import { numberToBf16Bits, numberToF16Bits } from '../../src/io/safetensors.js';
+import { bf16Bits, checkValues, decodeValues, encodeValues, f16Bits, f16FromBits, overflowOf, paddedBytes } from '../../src/runtime/convert.js';
 import { assignTemps } from '../../src/runtime/memory.js';
 
 
@@ -26,6 +27,29 @@ describe('f16 and bf16 rounding', () => {
     expect(bf16Bits(1)).toBe(0x3f80);
     expect(bf16Bits(1 + 2 ** -8)).toBe(0x3f80); // tie: even
     expect(bf16Bits(3.4e38)).toBe(0x7f80); // past bf16's largest finite (about 3.39e38): infinity
+  });
+
+  it('rounds every kind of f32 (normal, subnormal in f16, underflow, overflow, ties) as the safetensors writer does', () => {
+    // The runtime's fast path works on f32 bits; io/safetensors.ts encodes from float64 by its own
+    // code, so agreeing on 200,000 f32 bit patterns (all exponents, plus the rounding ties of
+    // both formats) checks one against the other.
+    const words = new Uint32Array(200_000);
+    let state = 77;
+    for (let i = 0; i < words.length; i++) words[i] = state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    const f = new Float32Array(words.buffer);
+    const ties = [1 + 2 ** -11, 1 + 3 * 2 ** -11, 2 ** -25, 3 * 2 ** -25, 2 ** -14 - 2 ** -25, 65520, 65519, 1 + 2 ** -8, 1 + 3 * 2 ** -8, 2049];
+    const values = [...f, ...ties, ...ties.map((t) => -t)].filter((v) => !Number.isNaN(v));
+    for (const v of values) {
+      if (f16Bits(v) !== numberToF16Bits(v)) expect([v, f16Bits(v)]).toEqual([v, numberToF16Bits(v)]);
+      if (bf16Bits(v) !== numberToBf16Bits(v)) expect([v, bf16Bits(v)]).toEqual([v, numberToBf16Bits(v)]);
+    }
+    expect(values.length).toBeGreaterThan(199_000);
+  });
+
+  it('names the first value f16 cannot hold (65520 rounds to inf), and passes infinities given as such', () => {
+    expect(overflowOf('f16', [1, -65519, 65520])).toBe("element 2 is 65520, beyond f16's range (largest finite 65504): it would be stored as infinity");
+    expect(overflowOf('f16', [Infinity, NaN, -65504])).toBeUndefined();
+    expect(overflowOf('bf16', [1e38])).toBeUndefined();
   });
 
   it('encodes and decodes each dtype with buffers padded to 4 bytes, at least 16', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { dimAdd, dimConst, dimMul, dimVar } from '../../../src/base/dim.js';
 import type { Span } from '../../../src/diag/span.js';
-import { checkTensors, type NeededTensor } from '../../../src/io/check-tensors.js';
+import { checkTensors, declaredTensors, type NeededTensor } from '../../../src/io/check-tensors.js';
 import type { Tensor64 } from '../../../src/base/tensor.js';
 import type { DType } from '../../../src/graph/types.js';
 
@@ -51,10 +51,15 @@ describe('checkTensors', () => {
   });
 
   it('reports a wrong dtype and a wrong shape as TFC303', () => {
-    const r = run(goodInputs, [['w', zeros('f16', [4, 8])], ['pos', zeros('f32', [8, 5])]]);
+    const r = run(goodInputs, [['w', zeros('i32', [4, 8])], ['pos', zeros('f32', [8, 5])]]);
     expect(r.diagnostics.map((d) => d.code)).toEqual(['TFC303', 'TFC303']);
-    expect(r.diagnostics[0]?.message).toContain('dtype f16');
+    expect(r.diagnostics[0]?.message).toContain('dtype i32');
     expect(r.diagnostics[1]?.message).toContain('"pos"');
+  });
+
+  it('accepts a float tensor of another float dtype for a float declaration (it converts at load)', () => {
+    const r = run([['tokens', zeros('i32', [2, 3])], ['past', zeros('bf16', [2, 5, 4])]], [['w', zeros('f16', [4, 8])], ['pos', zeros('bf16', [8, 4])]]);
+    expect(r.diagnostics).toEqual([]);
   });
 
   it('reports inputs that disagree about a dim as TFC307', () => {
@@ -87,5 +92,38 @@ describe('checkTensors', () => {
     expect(r.diagnostics.map((d) => d.code)).toEqual(['TFC306', 'TFC306']);
     expect(r.diagnostics[0]?.message).toMatch(/^dimension P has no value/);
     expect(r.diagnostics[1]?.message).toMatch(/^dimension T has no value/);
+  });
+});
+
+describe('narrowing float tensors at load (--dtype f16)', () => {
+  const half: NeededTensor[] = [
+    { kind: 'input', name: 'x', type: { dtype: 'f16', shape: [dimConst(3)] }, loc },
+    { kind: 'weight', name: 'w', type: { dtype: 'f16', shape: [dimConst(4)] }, loc },
+    { kind: 'weight', name: 'b', type: { dtype: 'bf16', shape: [dimConst(2)] }, loc },
+  ];
+  const f32 = (data: number[]): Tensor64 => ({ dtype: 'f32', shape: [data.length], data: Float64Array.from(data) });
+
+  it('refuses a value f16 cannot hold (TFC315), naming the tensor, the index and the value', () => {
+    // 65519 rounds down to 65504 (the largest f16); 65520 is half an ulp past it and rounds to inf.
+    const r = checkTensors(half, { file: 'in.st', tensors: new Map([['x', f32([1, 2, 65519])]]) }, { file: 'w.st', tensors: new Map([['w', f32([0, -65520, 1, 2])], ['b', f32([1e30, 2])]]) });
+    expect(r.diagnostics.map((d) => d.code)).toEqual(['TFC315']);
+    expect(r.diagnostics[0]?.message).toBe('weight "w" in w.st is f32, and its value -65520 at flat index 1 is beyond f16\'s range (the model declares f16[4]): it would load as infinity');
+  });
+
+  it('leaves a tensor already in the declared dtype unchecked (its infinities are TFC308 warnings)', () => {
+    const r = checkTensors(half, { file: 'in.st', tensors: new Map([['x', f32([1, 2, 3])]]) }, { file: 'w.st', tensors: new Map([['w', { dtype: 'f16', shape: [4], data: Float64Array.from([0, Infinity, 1, 2]) }], ['b', f32([1, 2])]]) });
+    expect(r.diagnostics.map((d) => `${d.severity} ${d.code}`)).toEqual(['warning TFC308']);
+  });
+
+  it('rounds each value to the declared dtype, to nearest even', () => {
+    // f16: 1/3 = 0x3555 = 0.333251953125; 2049 is a tie between 2048 and 2050 and goes to even 2048;
+    // bf16 (8 significant bits): 1/3 = 0x3EAB = 0.333984375. i32 tensors and same-dtype tensors pass through.
+    const w = declaredTensors(half, 'weight', new Map([['w', f32([1 / 3, 2049, 0.1, -2])], ['b', f32([1 / 3, 1])]]));
+    expect(w.get('w')?.dtype).toBe('f16');
+    expect([...(w.get('w')?.data ?? [])]).toEqual([0.333251953125, 2048, 0.0999755859375, -2]);
+    expect(w.get('b')?.dtype).toBe('bf16');
+    expect([...(w.get('b')?.data ?? [])]).toEqual([0.333984375, 1]);
+    const same: Tensor64 = { dtype: 'f16', shape: [3], data: Float64Array.from([1, 2, 3]) };
+    expect(declaredTensors(half, 'input', new Map([['x', same]])).get('x')).toBe(same);
   });
 });

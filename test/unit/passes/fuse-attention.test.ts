@@ -371,9 +371,21 @@ ${mod}  %8 = where %5, ${res}, %6 : f16[B,2,T,T]  loc(a.tfx:8:1)
     const { out } = fuse(f16('  %7 = const {value=0.5} : f16[]\n  %s = mul %4, %7 : f16[B,2,T,T]\n', '%s'));
     checkLines(out, 'CHECK: fused_attention %0, %1, %2 {mask=(b, h, q, k) => le(k, q), scale=0.5} : f16[B,2,T,3]');
   });
-  it('leaves a score mod at f16 unfused, with a remark (score() is f32)', () => {
-    const { remarks } = fuse(f16('  %7 = tanh %4 : f16[B,2,T,T]\n', '%7'));
-    expect(remarks).toEqual(['attention at a.tfx:9:1 not fused: scores are f16 and modified before the softmax; score() is f32 (only a mask and a scale fuse at f16)']);
+  it('fuses score mods at f16 with the lambda in f32: narrow constants and ops widen, narrow reads are cast', () => {
+    // score() is f32 in every kernel; a soft-cap (3 tanh(s / 3): the division folds into the
+    // scale) and an ALiBi-style bias read from an f16 tensor.
+    const mods = `  %11 = input {name="slope"} : f16[2]
+  %12 = grid %11 {body=(b, h, q, k) => mul(read(0, h), cast:f16(sub(k, q))), shape=dims[B,2,T,T]} : f16[B,2,T,T]
+  %13 = const {value=3.0} : f16[]
+  %14 = div %4, %13 : f16[B,2,T,T]
+  %7 = tanh %14 : f16[B,2,T,T]
+  %16 = mul %7, %13 : f16[B,2,T,T]
+  %15 = add %16, %12 : f16[B,2,T,T]
+`;
+    const { out, remarks } = fuse(f16(mods, '%15'));
+    expect(remarks).toEqual([]);
+    checkLines(out, 'CHECK: fused_attention %0, %1, %2, %3 {mask=(b, h, q, k) => le(k, q), scale=0.3333333333333333, score=(b, h, q, k) => add(mul(tanh(score()), 3.0), mul(cast:f32(read(3, h)), cast:f32(sub(k, q))))} : f16[B,2,T,3]');
+    checkLines(out, 'CHECK-NOT: tanh %');
   });
 });
 
