@@ -3,7 +3,7 @@
 //
 //   before                                          after (--dtype f16)
 //   %1 = weight {name="w"} : f32[64,64]             %1 = weight {name="w"} : f16[64,64]
-//   %4 = const {value=-1e9} : f32[]                 %4 = const {value=-inf} : f16[]      (warning TFC220)
+//   %4 = const {value=-1e9} : f32[]                 %4 = const {value=-inf} : f16[]      (warning TFC221)
 //   %5 = cast %0 {to=f32} : f32[B,T]                %5 = cast %0 {to=f16} : f16[B,T]
 //   %6 = grid {body=(i) => mul(read(0, i), 0.5)}    the same, its f32 reads, consts and applies typed f16
 //
@@ -58,7 +58,7 @@ export function retypeFloats(g: Graph, to: NarrowFloat): RetypeResult {
   const ty = (t: TensorType): TensorType => (t.dtype === 'f32' ? { ...t, dtype: to } : t);
   const constant = (n: Node, v: number): number => {
     const w = narrowConstant(v, to);
-    if (w !== v) ds.push(warning('TFC220', n.loc, `the constant ${shown(v)} is beyond ${to}'s range (largest finite ${shown(maxFinite[to])}) and becomes ${shown(w)} under --dtype ${to}`));
+    if (w !== v) ds.push(warning('TFC221', n.loc, `the constant ${shown(v)} is beyond ${to}'s range (largest finite ${shown(maxFinite[to])}) and becomes ${shown(w)} under --dtype ${to}`));
     return w;
   };
   const expr = (n: Node, e: ScalarExpr): ScalarExpr => {

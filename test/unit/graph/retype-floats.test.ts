@@ -1,5 +1,5 @@
 // retypeFloats (`--dtype f16|bf16`): every f32 in types, casts and lambda values becomes the new
-// type, other dtypes stay, constants past the range become +-inf with TFC220, fused graphs are
+// type, other dtypes stay, constants past the range become +-inf with TFC221, fused graphs are
 // refused (TFC314). Starts from IR text and checks the printed result line by line.
 import { describe, expect, it } from 'vitest';
 import { DiagnosticSink } from '../../../src/diag/diagnostic.js';
@@ -61,12 +61,12 @@ describe('retypeFloats', () => {
     );
   });
 
-  it('warns (TFC220) at each constant that becomes infinite, and only there', () => {
+  it('warns (TFC221) at each constant that becomes infinite, and only there', () => {
     const r = retypeFloats(parsed(text), 'f16');
     const ws = r.diagnostics.map((d) => `${d.severity}[${d.code}] ${d.loc.line}:${d.loc.col} ${d.message}`);
     expect(ws).toEqual([
-      "warning[TFC220] 6:5 the constant -1e+9 is beyond f16's range (largest finite 65504) and becomes -inf under --dtype f16",
-      "warning[TFC220] 9:5 the constant 100000 is beyond f16's range (largest finite 65504) and becomes inf under --dtype f16",
+      "warning[TFC221] 6:5 the constant -1e+9 is beyond f16's range (largest finite 65504) and becomes -inf under --dtype f16",
+      "warning[TFC221] 9:5 the constant 100000 is beyond f16's range (largest finite 65504) and becomes inf under --dtype f16",
     ]);
   });
 
