@@ -52,7 +52,7 @@ import { type UniformRead, tileLogic } from './lower-attention-sparsity.js';
 import { NEG_INF, f32, fmax, fmin, forLoop } from './lower-attention-exprs.js';
 import { dimExpr } from './lower-dims.js';
 import { unitStrideAxis } from './lower-view.js';
-import { elementOffset } from './lower-view.js';
+import { elementOffset, hasVectorRuns } from './lower-view.js';
 import { type MmaAttentionSchedule, mmaAttentionSharedBytes, mmaTilePad } from './schedule.js';
 import { storageBytes, storageType } from './storage.js';
 import { dimToSize, sAdd, sCeilDiv, sConst, sMul } from './to-size.js';
@@ -76,8 +76,10 @@ export function mmaAttentionKernel(inp: AttentionInput, sched: MmaAttentionSched
   const shape = shapeOf(qN.type, kN.type, vN.type);
   const { dk, dv } = shape;
   if (!headWidths.includes(dk) || !headWidths.includes(dv)) return undefined;
-  // 8-element copies need d contiguous in memory (a head-layout view of a projection is).
-  if ([qN, kN, vN].some((o) => unitStrideAxis(g, o) !== 3)) return undefined;
+  // 8-element copies need d contiguous in memory (a head-layout view of a projection is), or
+  // aligned runs of 8 along d: GPT-2's q/k/v are views of one qkv projection whose source index
+  // is `h * dh + d + offset` (a split), not d alone.
+  if ([qN, kN, vN].some((o) => unitStrideAxis(g, o) !== 3 && !hasVectorRuns(g, o, 3, 8))) return undefined;
   const Br = sched.tileRows;
   if (Br % 16 !== 0 || sched.tileCols % 16 !== 0) throw new Error(`internal: mma attention tile ${Br}x${sched.tileCols} is not a multiple of 16`);
   const warps = Br / 16;

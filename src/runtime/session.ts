@@ -293,7 +293,7 @@ function validatePlan(plan: Plan, features: ReadonlySet<string>, limits: GPUSupp
       throw new RuntimeError(
         'feature',
         `kernel ${k.name} needs WebGPU feature(s) ${missing.join(', ')}, which this adapter does not offer` +
-          (missing.includes('shader-f16') ? '; compile the model for f32 instead' : ''),
+          (missing.includes('shader-f16') ? '; compile the model for f32 instead (without --dtype f16; --dtype bf16 is stored as f32 on WebGPU and needs no shader-f16)' : ''),
       );
     }
     const [x, y, z] = k.workgroupSize;

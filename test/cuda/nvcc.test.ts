@@ -13,6 +13,7 @@ import { printCuda, printCudaModule } from '../../codegen/cuda/print.js';
 import { type CudaArch, type PtxasStats, findNvcc, parsePtxasOutput, ptxasStatsForArchs } from '../../codegen/cuda/ptxas.js';
 import { checkSource } from '../../src/check/check-source.js';
 import { compilePlan } from '../../src/compile/plan.js';
+import { type NarrowFloat, retypeFloats } from '../../src/graph/retype-floats.js';
 import type { Kernel } from '../../src/kernel/ir.js';
 import { lowerToKernels } from '../../src/kernel/lower.js';
 import { chooseSchedule, cudaLimits } from '../../src/kernel/schedule.js';
@@ -80,13 +81,29 @@ model m {
 `,
 ]);
 
+/**
+ * `--dtype f16|bf16` whole models (issue 15): GPT-2 and Llama retyped, at d = 128 with 2 heads so
+ * that dh = 64 and GPT-2's prefill attention takes the tensor cores through its split views.
+ */
+const retypedModels: readonly { readonly file: string; readonly dtype: NarrowFloat; readonly overrides: Record<string, number> }[] = (['f16', 'bf16'] as const).flatMap((dtype) => [
+  { file: 'examples/gpt2.tfx', dtype, overrides: { vocab: 128, ctx: 64, d: 128, heads: 2, layers: 1 } },
+  { file: 'examples/llama.tfx', dtype, overrides: { vocab: 128, d: 128, heads: 2, kv_heads: 1, layers: 1, ffn: 96 } },
+]);
+
 function allKernels(): Unique[] {
   const byBody = new Map<string, Unique>();
-  const sources: (readonly [string, string])[] = [...exampleFiles.map((f) => [f, readFileSync(f, 'utf8')] as const), ...halfModels, ...halfAttention];
-  for (const [file, text] of sources) {
-    const r = checkSource(text, file, new Map(Object.entries(overridesFor(file))));
-    expect(r.diagnostics.map((d) => d.message), file).toEqual([]);
-    if (r.graph === undefined) throw new Error(`${file}: no graph`);
+  const sources: (readonly [string, string, NarrowFloat?])[] = [
+    ...exampleFiles.map((f) => [f, readFileSync(f, 'utf8')] as const),
+    ...halfModels,
+    ...halfAttention,
+    ...retypedModels.map((m) => [m.file, readFileSync(m.file, 'utf8'), m.dtype] as const),
+  ];
+  for (const [file, text, dtype] of sources) {
+    const checked = checkSource(text, file, new Map(Object.entries(dtype === undefined ? overridesFor(file) : (retypedModels.find((m) => m.file === file)?.overrides ?? {}))));
+    expect(checked.diagnostics.map((d) => d.message), file).toEqual([]);
+    if (checked.graph === undefined) throw new Error(`${file}: no graph`);
+    const r = dtype === undefined ? checked : retypeFloats(checked.graph, dtype);
+    if (r.graph === undefined) throw new Error(`${file} --dtype ${dtype ?? ''}: no graph`);
     for (const [variant, passes] of [
       ['fused', pipelines.cuda],
       ['unfused', unfusedPipeline('cuda')],
@@ -95,7 +112,7 @@ function allKernels(): Unique[] {
       const program = lowerToKernels(g, cudaLimits, chooseSchedule(cudaLimits));
       for (const k of program.kernels) {
         const body = printCuda({ ...k, name: 'k' }, { header: false, prelude: false });
-        if (!byBody.has(body)) byBody.set(body, { kernel: { ...k, name: `u${byBody.size}_${k.name}` }, from: `${file} (${variant})` });
+        if (!byBody.has(body)) byBody.set(body, { kernel: { ...k, name: `u${byBody.size}_${k.name}` }, from: `${file}${dtype === undefined ? '' : ` --dtype ${dtype}`} (${variant})` });
       }
     }
   }
@@ -162,17 +179,21 @@ describe.runIf(nvcc !== undefined)('nvcc compiles every example kernel', () => {
       expect(rows.length).toBe(kernels.length);
       // Per half model and pipeline: x @ w1, the second layer's fused epilogue, x @ transpose(w3).
       expect(mmaKernels).toBeGreaterThanOrEqual(6);
-      // Per dtype: causal, masked + LSE, GQA (64) and cross (128); the unfused pipeline has none.
-      expect(mmaAttention).toBeGreaterThanOrEqual(8);
+      // Per dtype: causal, masked + LSE, GQA (64) and cross (128), and GPT-2's (through its split
+      // q/k/v views); the unfused pipeline has none.
+      expect(mmaAttention).toBeGreaterThanOrEqual(10);
       if (process.env['TFC_PTXAS_LOG'] === '1') console.log(`${arch}\n${rows.join('\n')}`);
     }, 600_000); // a cold nvcc run took 240+ s of wall time at load 150
   }
 
   // The host launcher (codegen/cuda/launcher.ts) as `tfc compile -o DIR --target cuda` writes it:
   // one more nvcc call (its host code and <<<>>> launches cannot join the kernel-only module above).
-  it('compiles the GPT-2 host launcher (cuda/launcher.cu with its kernels) for sm_80', () => {
+  // Also for --dtype f16 (f16 buffers; the F32 -> f16 conversion at upload).
+  it.each([['f32'], ['f16']] as const)('compiles the GPT-2 host launcher (cuda/launcher.cu with its kernels) for sm_80, %s', (dtype) => {
     const file = 'examples/gpt2.tfx';
-    const r = checkSource(readFileSync(file, 'utf8'), file, new Map(Object.entries(overridesFor(file))));
+    const checked = checkSource(readFileSync(file, 'utf8'), file, new Map(Object.entries(overridesFor(file))));
+    if (checked.graph === undefined) throw new Error(`${file}: no graph`);
+    const r = dtype === 'f32' ? checked : retypeFloats(checked.graph, dtype);
     if (r.graph === undefined) throw new Error(`${file}: no graph`);
     const plan = compilePlan(runPipeline(r.graph, pipelines.cuda, createPassContext({ target: 'cuda' })), { target: cudaLimits });
     const dir = mkdtempSync(join(tmpdir(), 'tfc-nvcc-launcher-'));

@@ -54,3 +54,26 @@ export function relError(got: ArrayLike<number>, want: Tensor64): number {
   }
   return worst;
 }
+
+/**
+ * Issue 15's measure for f16/bf16 models: max |got - want| / max |want| over the tensor (one scale
+ * for the whole tensor, no per-element floor). Non-finite references must be matched exactly
+ * (-inf LSE rows); a length mismatch or any other non-finite value gives Infinity.
+ */
+export function maxRelToScale(got: ArrayLike<number>, want: Tensor64): number {
+  if (got.length !== want.data.length) return Infinity;
+  let scale = 0;
+  let diff = 0;
+  for (let i = 0; i < want.data.length; i++) {
+    const w = want.data[i] ?? NaN;
+    const g = got[i] ?? NaN;
+    if (!Number.isFinite(w)) {
+      if (!Object.is(w, g)) return Infinity;
+      continue;
+    }
+    if (!Number.isFinite(g)) return Infinity;
+    scale = Math.max(scale, Math.abs(w));
+    diff = Math.max(diff, Math.abs(g - w));
+  }
+  return scale === 0 ? diff : diff / scale;
+}

@@ -16,31 +16,16 @@ import type { RunOutput } from '../../src/runtime/session.js';
 import { createSession } from '../../src/runtime/session.js';
 import { targetLimitsOf } from '../../src/runtime/target.js';
 import { exampleFiles, exampleReference, repoRoot, smallOverrides } from '../helpers/examples.js';
-import { tensorFor } from '../helpers/tensors.js';
+import { maxRelToScale, tensorFor } from '../helpers/tensors.js';
 import { randomWeights } from '../../src/cli/random.js';
 import { neededTensors } from '../../src/io/check-tensors.js';
 import { deviceAndSessions, seeded } from './helpers.js';
+import { describeModel } from '../../codegen/host/emit.js';
+import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
+import { RuntimeError } from '../../src/runtime/errors.js';
+import { createLoadedModel } from '../../src/runtime/host.js';
 
 const gpu = deviceAndSessions();
-
-/** max |got - want| / max |want| (the issue's measure); Infinity where a finite value is not matched. */
-function maxRel(got: ArrayLike<number>, want: Tensor64): number {
-  if (got.length !== want.data.length) return Infinity;
-  let scale = 0;
-  let diff = 0;
-  for (let i = 0; i < want.data.length; i++) {
-    const w = want.data[i] ?? NaN;
-    const g = got[i] ?? NaN;
-    if (!Number.isFinite(w)) {
-      if (!Object.is(w, g)) return Infinity;
-      continue;
-    }
-    if (!Number.isFinite(g)) return Infinity;
-    scale = Math.max(scale, Math.abs(w));
-    diff = Math.max(diff, Math.abs(g - w));
-  }
-  return scale === 0 ? diff : diff / scale;
-}
 
 /** The model through the webgpu pipeline with --dtype f16 (or as written), planned for this device. */
 function planOf(text: string, file: string, overrides: Record<string, number>, dtype: 'f16' | undefined): { checked: Graph; fused: Graph; plan: Plan } {
@@ -62,7 +47,7 @@ function expectWithin(outputs: ReadonlyMap<string, RunOutput>, want: ReadonlyMap
     const g = outputs.get(name);
     expect(g?.dtype, `${what} ${name}`).toBe('f16');
     expect(g?.shape, `${what} ${name}`).toEqual(w.shape);
-    const e = maxRel(g?.data ?? [], w);
+    const e = maxRelToScale(g?.data ?? [], w);
     console.log(`${what} ${name}${JSON.stringify(w.shape)}: max|diff| / max|want| = ${e.toExponential(2)}`);
     expect(e, `${what} ${name}`).toBeLessThanOrEqual(bar);
   }
@@ -102,6 +87,65 @@ describe('--dtype f16 on WebGPU', () => {
     // Weights are exactly half (buffers pad to 4 bytes: none of GPT-2's tensors has an odd count).
     expect(h.weightBytes).toBe(f.weightBytes / 2);
     expect(h.peakBytes / f.peakBytes).toBeLessThanOrEqual(0.55);
+  });
+
+  it('GPT-2 mid size (4 layers, d 256, vocab 4096, T 64): logits within 2e-3 of float64, peak memory ratio near one half', { timeout: 600_000 }, async () => {
+    // The issue's GPT-2 small figure comes from bench/gpt2-small-f16.mjs (the float64 reference of
+    // the full size takes minutes); this size runs in the suite. Bar: the tiny model's 2e-3 (f16
+    // storage rounds each weight and stored activation by <= 2^-11; the accumulation is f32).
+    const file = join('examples', 'gpt2.tfx');
+    const text = readFileSync(join(repoRoot, file), 'utf8');
+    const config = { layers: 4, d: 256, heads: 4, vocab: 4096, ctx: 128 };
+    const half = planOf(text, file, config, 'f16');
+    const full = planOf(text, file, config, undefined);
+    const dims = new Map([['B', 1], ['T', 64]]);
+    const weights = randomWeights(neededTensors(full.checked), 7, dims, []);
+    const tokens = makeTensor('i32', [1, 64], Array.from(seeded(64, 8), (x) => Math.floor(((x + 1) / 2) * 4096)));
+    const inputs = new Map([['tokens', tokens]]);
+    const want = interpret(full.checked, { weights, inputs }).outputs;
+    const h = await run(half.plan, weights, inputs);
+    expectWithin(h.outputs, want, 'GPT-2 mid f16', 2e-3);
+    const f = await run(full.plan, weights, inputs);
+    const ratio = h.peakBytes / f.peakBytes;
+    console.log(`GPT-2 mid peak GPU memory (runtime MemoryReport): f16 ${h.peakBytes} B, f32 ${f.peakBytes} B, ratio ${ratio.toFixed(3)}`);
+    // Weights dominate at this size and halve exactly; f32 temps (K-split partials) and uniforms
+    // keep the ratio a little above 0.5.
+    expect(h.weightBytes).toBe(f.weightBytes / 2);
+    expect(ratio).toBeGreaterThanOrEqual(0.45);
+    expect(ratio).toBeLessThanOrEqual(0.55);
+  });
+
+  it('loads a bf16 checkpoint into the f16 model (bf16 -> f16 at load), and refuses a bf16 value past f16 range (TFC315)', { timeout: 300_000 }, async () => {
+    const file = join('examples', 'gpt2.tfx');
+    const text = readFileSync(join(repoRoot, file), 'utf8');
+    const config = { layers: 2, d: 64, heads: 4, vocab: 256, ctx: 64 };
+    const half = planOf(text, file, config, 'f16');
+    const full = planOf(text, file, config, undefined);
+    const dims = new Map([['B', 1], ['T', 9]]);
+    const raw = randomWeights(neededTensors(full.checked), 9, dims, []);
+    // The checkpoint as a bf16 file; its exact values (bf16-rounded) are the reference's weights.
+    const bf16 = new Map([...raw].map(([k, t]) => [k, { ...t, dtype: 'bf16' as const }]));
+    const bytes = writeSafetensors(bf16);
+    const exact = new Map([...readSafetensors(bytes, 'ckpt.safetensors').tensors].map(([k, t]) => [k, { ...t, dtype: 'f32' as const }]));
+    expect([...exact.values()].some((t, i) => t.data.some((v, j) => v !== [...raw.values()][i]?.data[j]))).toBe(true);
+    const tokens = makeTensor('i32', [1, 9], [1, 200, 3, 45, 67, 8, 90, 10, 255]);
+    const want = interpret(full.checked, { weights: exact, inputs: new Map([['tokens', tokens]]) }).outputs;
+    const model = await createLoadedModel(gpu.dev, half.plan, { name: half.plan.model, ...describeModel(half.plan), context: 64 }, bytes, { warmUp: false });
+    try {
+      const out = await model.forward({ tokens: { dtype: 'i32', shape: [1, 9], data: Int32Array.from(tokens.data) } });
+      expectWithin(out, want, 'GPT-2 tiny from a bf16 checkpoint', 2e-3);
+    } finally {
+      model.dispose();
+    }
+    // 1e5 is a bf16 value (0x47C3 = 99840) beyond f16's 65504: refused by name, nothing uploaded.
+    const big = new Map(bf16);
+    const wte = bf16.get('wte.weight');
+    if (wte === undefined) throw new Error('no wte.weight');
+    big.set('wte.weight', { ...wte, data: wte.data.map((v, i) => (i === 5 ? 1e5 : v)) });
+    const err = await createLoadedModel(gpu.dev, half.plan, { name: half.plan.model, ...describeModel(half.plan), context: 64 }, writeSafetensors(big), { warmUp: false }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RuntimeError);
+    expect((err as RuntimeError).code).toBe('TFC315');
+    expect((err as RuntimeError).message).toBe("weight 'wte.weight' (f32 data for f16): element 5 is 99840, beyond f16's range (largest finite 65504): it would be stored as infinity");
   });
 
   // Every example under examples/variants (the attention variants), fused, in f16: each softmax is
