@@ -50,9 +50,9 @@ describe('--dtype f16 and bf16 on the CUDA emulator vs float64', () => {
         const plan = compilePlan(half.graph, { target: cudaLimits });
         // Weights, inputs and outputs are stored in the narrow type (bf16 lives as f32 in memory, rounded).
         for (const b of plan.buffers) if (b.kind !== 'temp' && b.dtype !== 'i32') expect(`${b.kind} ${b.name ?? ''} ${b.dtype}`).toBe(`${b.kind} ${b.name ?? ''} ${dtype}`);
-        // The wrappers are printed with the first kernel that needs them, so look for calls in
-        // the kernels of each kind: a matmul calling the tile mma, the prefill attention kernel
-        // (not split/combine) calling the register-A mma of P V.
+        // Every kernel with matrix statements carries all the mma wrappers, so look in the
+        // kernels of each kind: a matmul with the tile mma, the prefill attention kernel (not
+        // split/combine) with the register-A mma of P V.
         const calls = (pattern: RegExp, call: string): boolean => plan.kernels.some((k) => pattern.test(k.name) && (k.source.cuda ?? '').includes(call));
         expect(calls(/matmul/, `tfc_mma_tile_${dtype}`), 'a tensor-core matmul').toBe(c.mma.matmul);
         expect(calls(/fused_attention$/, `tfc_mma_regs_${dtype}`), 'tensor-core attention').toBe(c.mma.attention);
