@@ -25,6 +25,77 @@ export function isInterfaceNode(n: Node): boolean {
   return n.op === 'input' || n.op === 'weight';
 }
 
+/** One use of a value: the node reading it and the operand position it reads it at. */
+export interface Use {
+  readonly user: Node;
+  readonly operand: number;
+}
+
+/**
+ * Def-use facts of one graph, computed once: every value's uses in node order (a node reading a
+ * value twice is two uses) and whether it is a graph output. The passes ask this instead of
+ * building their own users maps.
+ */
+export class DefUse {
+  private readonly useLists: Use[][];
+  private readonly outputs: Set<number>;
+
+  constructor(readonly g: Graph) {
+    this.useLists = g.nodes.map(() => []);
+    for (const n of g.nodes) n.operands.forEach((o, operand) => this.useLists[o]?.push({ user: n, operand }));
+    this.outputs = new Set(g.outputs.map((o) => o.value));
+  }
+
+  node(id: number): Node {
+    const n = this.g.nodes[id];
+    if (n === undefined) throw new Error(`internal: no node %${id}`);
+    return n;
+  }
+
+  uses(id: number): readonly Use[] {
+    return this.useLists[id] ?? [];
+  }
+
+  /** The user of each use (a node reading the value twice appears twice). */
+  users(id: number): readonly Node[] {
+    return this.uses(id).map((u) => u.user);
+  }
+
+  /** Each node reading the value, once. */
+  distinctUsers(id: number): readonly Node[] {
+    return [...new Set(this.users(id))];
+  }
+
+  isOutput(id: number): boolean {
+    return this.outputs.has(id);
+  }
+}
+
+/** What a rebuild's `emit` may do besides returning an id. */
+export interface Rebuilder {
+  readonly b: GraphBuilder;
+  /** The new id of an old node already emitted (throws for one not emitted, or dropped). */
+  mapped(id: number): number;
+  /** `n` copied with its operands mapped. */
+  copy(n: Node): number;
+}
+
+/**
+ * Rebuilds `g` node by node: `emit(n, r)` returns the new id of old node `n` (its replacement, a
+ * copy with `r.copy(n)`, or an id emitted earlier), or undefined when `n` is dropped (folded into
+ * a later node). Outputs are remapped, then dead nodes removed (inputs and weights stay).
+ */
+export function rebuildGraph(g: Graph, emit: (n: Node, r: Rebuilder) => number | undefined): Graph {
+  const b = new GraphBuilder();
+  const { map, mapped } = idRemap();
+  const r: Rebuilder = { b, mapped, copy: (n) => b.copy(n, n.operands.map(mapped)) };
+  for (const n of g.nodes) {
+    const id = emit(n, r);
+    if (id !== undefined) map[n.id] = id;
+  }
+  return removeDeadNodes(b.finish(g, g.outputs.map((o) => ({ ...o, value: mapped(o.value) }))));
+}
+
 /** How many times each node id is used as an operand or output. */
 export function useCounts(g: Graph): number[] {
   const uses = new Array<number>(g.nodes.length).fill(0);

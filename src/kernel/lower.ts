@@ -8,6 +8,7 @@
 // per-element op semantics in lower-scalar.ts, dim expressions in lower-dims.ts.
 import { formatSpan } from '../diag/span.js';
 import { type Graph, type Node, floatAttr } from '../graph/ir.js';
+import { DefUse } from '../graph/rewrite.js';
 import { computeType } from './storage.js';
 import { getOp } from '../ops/catalog.js';
 import { NameScope } from '../base/names.js';
@@ -77,9 +78,7 @@ export class Lowering {
   }
 
   run(): KernelProgram {
-    const isOutput = new Set(this.g.outputs.map((o) => o.value));
-    const uses = new Map<number, Node[]>();
-    for (const n of this.g.nodes) for (const o of n.operands) uses.set(o, [...(uses.get(o) ?? []), n]);
+    const du = new DefUse(this.g);
     for (const n of this.g.nodes) {
       const a = n.operands[0];
       if (n.op === 'fused_attention_lse' && a !== undefined && !this.lseNodes.has(a)) this.lseNodes.set(a, n.id);
@@ -102,7 +101,7 @@ export class Lowering {
           break;
         }
         case 'const': {
-          const foldable = !isOutput.has(n.id) && (uses.get(n.id) ?? []).every((u) => isElementwiseOp(u.op) || u.op === 'grid');
+          const foldable = !du.isOutput(n.id) && du.users(n.id).every((u) => isElementwiseOp(u.op) || u.op === 'grid');
           if (foldable) this.storage.set(n.id, 'folded');
           else emitConstFill(this, n);
           break;

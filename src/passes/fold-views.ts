@@ -21,7 +21,7 @@ import { dimConst, dimConstValue, dimEquals, dimMul } from '../base/dim.js';
 import type { Dim } from '../base/dim.js';
 import type { Graph, Node, ScalarExpr } from '../graph/ir.js';
 import { dimAttr, intAttr, intsAttr, lambdaAttr } from '../graph/ir.js';
-import { GraphBuilder, removeDeadNodes } from '../graph/rewrite.js';
+import { DefUse, rebuildGraph } from '../graph/rewrite.js';
 import { dimValue, i32, idx, indexOp, substituteIndex } from '../graph/lambda.js';
 import type { GraphPass, PassContext } from './pass.js';
 
@@ -116,9 +116,7 @@ function sourceIndices(n: Node, source: Node, at: readonly ScalarExpr[]): Scalar
 }
 
 function run(g: Graph, ctx: PassContext): Graph {
-  const uses: { user: Node; k: number }[][] = g.nodes.map(() => []);
-  for (const n of g.nodes) n.operands.forEach((o, k) => uses[o]?.push({ user: n, k }));
-  const outputs = new Set(g.outputs.map((o) => o.value));
+  const du = new DefUse(g);
   // Per movement node: its root (first non-movement ancestor) and the root indices at its result index.
   const maps = new Map<number, { root: number; indices: ScalarExpr[] }>();
   for (const n of g.nodes) {
@@ -136,35 +134,23 @@ function run(g: Graph, ctx: PassContext): Graph {
   const foldable = new Set<number>();
   for (let i = g.nodes.length - 1; i >= 0; i--) {
     const n = g.nodes[i];
-    if (n === undefined || !maps.has(n.id) || outputs.has(n.id)) continue;
-    const us = uses[n.id] ?? [];
-    if (us.length > 0 && us.every((u) => (movementOps.has(u.user.op) ? foldable.has(u.user.id) : readsViews(u.user, u.k)))) foldable.add(n.id);
+    if (n === undefined || !maps.has(n.id) || du.isOutput(n.id)) continue;
+    const us = du.uses(n.id);
+    if (us.length > 0 && us.every((u) => (movementOps.has(u.user.op) ? foldable.has(u.user.id) : readsViews(u.user, u.operand)))) foldable.add(n.id);
   }
   // Only nodes read by a non-movement consumer become views; chain interiors die.
-  const made = [...foldable].filter((id) => (uses[id] ?? []).some((u) => !movementOps.has(u.user.op)));
+  const made = [...foldable].filter((id) => du.uses(id).some((u) => !movementOps.has(u.user.op)));
   if (made.length === 0 || made.every((id) => g.nodes[id]?.op === 'view' && !movementOps.has(g.nodes[g.nodes[id]?.operands[0] ?? -1]?.op ?? ''))) return g;
-  const b = new GraphBuilder();
-  const map: number[] = [];
-  const mapped = (id: number): number => {
-    const v = map[id];
-    if (v === undefined) throw new Error(`internal: %${id} used before definition`);
-    return v;
-  };
   const viewIds = new Set(made);
   let count = 0;
-  for (const n of g.nodes) {
+  const out = rebuildGraph(g, (n, r) => {
     const m = maps.get(n.id);
-    if (!viewIds.has(n.id) || m === undefined) {
-      if (foldable.has(n.id)) continue; // interior of a folded chain
-      map[n.id] = b.copy(n, n.operands.map(mapped));
-      continue;
-    }
-    const root = g.nodes[m.root];
-    if (root === undefined) throw new Error(`internal: no node %${m.root}`);
+    if (!viewIds.has(n.id) || m === undefined) return foldable.has(n.id) ? undefined : r.copy(n); // undefined: interior of a folded chain
+    const root = du.node(m.root);
     count++;
-    map[n.id] = b.add({
+    return r.b.add({
       op: 'view',
-      operands: [mapped(m.root)],
+      operands: [r.mapped(m.root)],
       attrs: {
         shape: { kind: 'dims', value: n.type.shape },
         map: { kind: 'lambda', params: n.type.shape.map((_, k) => `i${k}`), body: { kind: 'read', operand: 0, indices: m.indices, dtype: root.type.dtype } },
@@ -174,9 +160,9 @@ function run(g: Graph, ctx: PassContext): Graph {
       ...(n.from !== undefined ? { from: n.from } : {}),
       ...(n.scope !== undefined ? { scope: n.scope } : {}),
     });
-  }
+  });
   ctx.stats.ruleHits.set(`${NAME}/view`, (ctx.stats.ruleHits.get(`${NAME}/view`) ?? 0) + count);
-  return removeDeadNodes(b.finish(g, g.outputs.map((o) => ({ ...o, value: mapped(o.value) }))));
+  return out;
 }
 
 export const foldViews: GraphPass = {

@@ -21,7 +21,7 @@
 // Keeps: outputs, interface, types.
 import type { Graph, Node } from '../graph/ir.js';
 import { lambdaAttr } from '../graph/ir.js';
-import { GraphBuilder, idRemap, removeDeadNodes } from '../graph/rewrite.js';
+import { DefUse, rebuildGraph } from '../graph/rewrite.js';
 import { kloadParams, qloadParams, vloadParams } from '../ops/attention.js';
 import { mapReads } from './fuse-elementwise.js';
 import type { GraphPass, PassContext } from './pass.js';
@@ -35,15 +35,13 @@ interface LoadPlan {
 }
 
 function run(g: Graph, ctx: PassContext): Graph {
-  const uses = g.nodes.map(() => 0);
-  for (const n of g.nodes) for (const o of n.operands) uses[o] = (uses[o] ?? 0) + 1;
-  const outputs = new Set(g.outputs.map((o) => o.value));
+  const du = new DefUse(g);
   /** The fused_map at operand `i` of attention `a` when it can be computed at load, else undefined (with a remark). */
   const foldable = (a: Node, i: 0 | 1 | 2): Node | undefined => {
     if (a.attrs[(['qload', 'kload', 'vload'] as const)[i]] !== undefined) return undefined;
     const f = g.nodes[a.operands[i] ?? -1];
     if (f === undefined || f.op !== 'fused_map') return undefined;
-    const why = outputs.has(f.id) ? 'it is a graph output' : (uses[f.id] ?? 0) !== 1 ? `it has ${uses[f.id] ?? 0} uses` : undefined;
+    const why = du.isOutput(f.id) ? 'it is a graph output' : du.uses(f.id).length !== 1 ? `it has ${du.uses(f.id).length} uses` : undefined;
     if (why === undefined) return f;
     ctx.remark({ pass: NAME, loc: f.loc, message: `fused_map feeding attention's ${'qkv'[i] ?? '?'} not computed at load: ${why}` });
     return undefined;
@@ -58,18 +56,13 @@ function run(g: Graph, ctx: PassContext): Graph {
   }
   if (plan.size === 0) return g;
   const absorbed = new Set([...plan.values()].flatMap((p) => [p.q, p.k, p.v]).flatMap((f) => (f === undefined ? [] : [f.id])));
-  const b = new GraphBuilder();
-  const { map, mapped } = idRemap();
   const hit = (rule: string, k: number): void => {
     if (k > 0) ctx.stats.ruleHits.set(`${NAME}/${rule}`, (ctx.stats.ruleHits.get(`${NAME}/${rule}`) ?? 0) + k);
   };
-  for (const n of g.nodes) {
-    if (absorbed.has(n.id)) continue;
+  const out = rebuildGraph(g, (n, r) => {
+    if (absorbed.has(n.id)) return undefined;
     const p = plan.get(n.id);
-    if (p === undefined) {
-      map[n.id] = b.copy(n, n.operands.map(mapped));
-      continue;
-    }
+    if (p === undefined) return r.copy(n);
     // A fused_map's operand 0 replaces q (k) as operand 0 (1); its operands j >= 1 go after the
     // attention's operands (q's first, then k's), and its body's reads are renumbered to match.
     const operands = [...n.operands];
@@ -88,20 +81,20 @@ function run(g: Graph, ctx: PassContext): Graph {
       operands.push(...f.operands.slice(1));
       from.push(f.loc, ...(f.from ?? []));
     }
-    map[n.id] = b.add({
+    return r.b.add({
       op: n.op,
-      operands: operands.map(mapped),
+      operands: operands.map(r.mapped),
       attrs,
       type: n.type,
       loc: n.loc,
       from,
       ...(n.scope !== undefined ? { scope: n.scope } : {}),
     });
-  }
+  });
   hit('qload', [...plan.values()].filter((p) => p.q !== undefined).length);
   hit('kload', [...plan.values()].filter((p) => p.k !== undefined).length);
   hit('vload', [...plan.values()].filter((p) => p.v !== undefined).length);
-  return removeDeadNodes(b.finish(g, g.outputs.map((o) => ({ ...o, value: mapped(o.value) }))));
+  return out;
 }
 
 export const fuseAttentionLoads: GraphPass = {

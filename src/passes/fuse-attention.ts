@@ -44,7 +44,7 @@ import { type Dim, dimConst, dimConstValue, dimMul } from '../base/dim.js';
 import type { Span } from '../diag/span.js';
 import { type Attrs, type Graph, type Node, type ScalarExpr, intAttr, intsAttr, lambdaAttr } from '../graph/ir.js';
 import { printSpan } from '../graph/print.js';
-import { GraphBuilder, isInterfaceNode } from '../graph/rewrite.js';
+import { DefUse, GraphBuilder, isInterfaceNode, removeDeadNodes } from '../graph/rewrite.js';
 import { ap, dimValue, i32, idx, mapScalarExpr } from '../graph/lambda.js';
 import { type DType, type TensorType, isFloat, printType, shapeEquals } from '../graph/types.js';
 import { attentionParams, scoreExpr } from '../ops/attention.js';
@@ -112,20 +112,11 @@ const isSwapLast2 = (perm: readonly number[]): boolean => perm.length >= 2 && pe
 const isOne = (d: Dim | undefined): boolean => d !== undefined && dimConstValue(d) === 1;
 const product = (ds: readonly Dim[]): Dim => ds.reduce((p, d) => dimMul(p, d), dimConst(1));
 
-/** Analysis of the input graph: uses and users per node. */
-class Uses {
-  readonly users: number[][];
-  readonly isOutput: boolean[];
-  constructor(readonly g: Graph) {
-    this.users = g.nodes.map(() => []);
-    this.isOutput = g.nodes.map(() => false);
-    for (const n of g.nodes) for (const o of n.operands) this.users[o]?.push(n.id);
-    for (const o of g.outputs) this.isOutput[o.value] = true;
-  }
-  node(id: number): Node {
-    const n = this.g.nodes[id];
-    if (n === undefined) throw new Error(`internal: no node %${id}`);
-    return n;
+/** Def-use facts of the input graph (src/graph/rewrite.ts DefUse) and the single-use checks a match needs. */
+class Uses extends DefUse {
+  /** The ids of the nodes using `id`, one per use. */
+  userIds(id: number): number[] {
+    return this.users(id).map((n) => n.id);
   }
   /** Users that a fusion absorbs besides the chain's own (the LSE logsumexps of the softmax input). */
   private readonly absorbed = new Map<number, ReadonlySet<number>>();
@@ -143,8 +134,8 @@ class Uses {
    */
   requireUsesWithin(id: number, inside: ReadonlySet<number> | undefined, what: string): void {
     const skip = this.absorbed.get(id);
-    const us = (this.users[id] ?? []).filter((x) => skip?.has(x) !== true);
-    if (this.isOutput[id] === true) throw new NotFused(`${what} is also a graph output`);
+    const us = this.userIds(id).filter((x) => skip?.has(x) !== true);
+    if (this.isOutput(id)) throw new NotFused(`${what} is also a graph output`);
     if (inside === undefined ? us.length > 1 : us.some((x) => !inside.has(x))) {
       const list = [...new Set(us)].map((x) => `%${x} (${this.node(x).op} at ${printSpan(this.node(x).loc)})`).join(', ');
       // A logsumexp of other scores than the softmax's cannot become the fused LSE output.
@@ -332,7 +323,7 @@ function matchAt(u: Uses, sm: number): Match {
   const r = smNode.type.shape.length;
   // logsumexp over the key axis of the very scores the softmax sees is the attention's LSE output
   // (FlexAttention's return_lse): those users of x are absorbed, not counted as other users.
-  const lse = (u.users[x] ?? []).filter((id) => {
+  const lse = u.userIds(x).filter((id) => {
     const l = u.node(id);
     const axes = l.attrs['axes'];
     return l.op === 'logsumexp' && axes?.kind === 'ints' && axes.value.length === 1 && axes.value[0] === r - 1 && l.type.dtype === smNode.type.dtype;
@@ -345,12 +336,12 @@ function matchAt(u: Uses, sm: number): Match {
   if (core === undefined) throw new Error('internal: core vanished');
   const axis = intAttr(smNode, 'axis');
   if (axis !== r - 1) throw new NotFused(`softmax is over axis ${axis}, not the key axis ${r - 1}`);
-  const smUsers = u.users[sm] ?? [];
+  const smUsers = u.userIds(sm);
   const pvId = smUsers[0];
   const pv = pvId === undefined ? undefined : u.node(pvId);
-  if (pv === undefined || smUsers.length !== 1 || u.isOutput[sm] === true || pv.op !== 'matmul' || pv.operands[0] !== sm || pv.operands[1] === sm) {
+  if (pv === undefined || smUsers.length !== 1 || u.isOutput(sm) || pv.op !== 'matmul' || pv.operands[0] !== sm || pv.operands[1] === sm) {
     const what = smUsers.map((id) => `%${id} (${u.node(id).op} at ${printSpan(u.node(id).loc)})`).join(', ');
-    throw new NotFused(`probabilities are used by ${what === '' ? 'no matmul' : what}${u.isOutput[sm] === true ? ' and a graph output' : ''}, not only by one '@ v'`);
+    throw new NotFused(`probabilities are used by ${what === '' ? 'no matmul' : what}${u.isOutput(sm) ? ' and a graph output' : ''}, not only by one '@ v'`);
   }
   const vId = pv.operands[1];
   if (vId === undefined) throw new Error('internal: matmul without rhs');
@@ -365,7 +356,7 @@ function matchAt(u: Uses, sm: number): Match {
   let scale = core.scale;
   let top = coreId;
   for (;;) {
-    const users = u.users[top] ?? [];
+    const users = u.userIds(top);
     const next = users[0];
     if (next === undefined || users.length !== 1 || next === sm) break;
     const s = scalarScale(u, next);
@@ -531,7 +522,7 @@ function fuseAll(g: Graph, ctx: PassContext): Graph {
       matches.set(m.pv, m);
     } catch (e) {
       if (!(e instanceof NotFused)) throw e;
-      if (e.reason === 'no q @ k matmul under the softmax' && !(u.users[n.id] ?? []).some((x) => u.node(x).op === 'matmul')) continue; // not attention
+      if (e.reason === 'no q @ k matmul under the softmax' && !u.userIds(n.id).some((x) => u.node(x).op === 'matmul')) continue; // not attention
       ctx.remark({ pass: PASS, loc: n.loc, message: `attention at ${printSpan(n.loc)} not fused: ${e.reason}` });
     }
   }
@@ -591,35 +582,12 @@ function fuseAll(g: Graph, ctx: PassContext): Graph {
   const built = b.finish(g, g.outputs.map((o) => ({ ...o, value: m(o.value) })));
   // Drop what the fusion left unused: copies of nodes that had a use before, and views this
   // pass made. Nodes that were already dead stay (eliminate-dead-code's job).
-  const usedBefore = g.nodes.map((n) => (u.users[n.id] ?? []).length > 0 || u.isOutput[n.id] === true);
+  const usedBefore = g.nodes.map((n) => u.uses(n.id).length > 0 || u.isOutput(n.id));
   const origin: (number | undefined)[] = [];
   map.forEach((nu, old) => {
     if (!made.has(nu)) origin[nu] = old;
   });
-  return prune(built, (n) => isInterfaceNode(n) || (!made.has(n.id) && !(usedBefore[origin[n.id] ?? -1] ?? false)));
-}
-
-/** Removes unused nodes (transitively) except those `keep` protects; ids are renumbered. */
-function prune(g: Graph, keep: (n: Node) => boolean): Graph {
-  const uses = g.nodes.map(() => 0);
-  for (const n of g.nodes) for (const o of n.operands) uses[o] = (uses[o] ?? 0) + 1;
-  for (const o of g.outputs) uses[o.value] = (uses[o.value] ?? 0) + 1;
-  const alive = g.nodes.map(() => true);
-  for (let i = g.nodes.length - 1; i >= 0; i--) {
-    const n = g.nodes[i];
-    if (n === undefined || uses[i] !== 0 || keep(n)) continue;
-    alive[i] = false;
-    for (const o of n.operands) uses[o] = (uses[o] ?? 0) - 1;
-  }
-  const b = new GraphBuilder();
-  const map = new Map<number, number>();
-  const get = (id: number): number => {
-    const v = map.get(id);
-    if (v === undefined) throw new Error(`internal: %${id} was pruned but is used`);
-    return v;
-  };
-  for (const n of g.nodes) if (alive[n.id] === true) map.set(n.id, b.copy(n, n.operands.map(get)));
-  return b.finish(g, g.outputs.map((o) => ({ ...o, value: get(o.value) })));
+  return removeDeadNodes(built, (n) => isInterfaceNode(n) || (!made.has(n.id) && !(usedBefore[origin[n.id] ?? -1] ?? false)));
 }
 
 export const fuseAttention: GraphPass = {

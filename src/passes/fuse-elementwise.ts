@@ -35,7 +35,7 @@
 // Needs: types inferred. Keeps: the graph's outputs and interface; every surviving type.
 import type { Graph, Node, ScalarExpr } from '../graph/ir.js';
 import { dimAttr, floatAttr, intAttr, intsAttr, lambdaAttr } from '../graph/ir.js';
-import { GraphBuilder, idRemap, removeDeadNodes } from '../graph/rewrite.js';
+import { DefUse, rebuildGraph } from '../graph/rewrite.js';
 import { ap, dimValue, i32, idx, mapScalarExpr, substituteIndex } from '../graph/lambda.js';
 import { dimAdd, dimConst, dimConstValue } from '../base/dim.js';
 import { getOp } from '../ops/catalog.js';
@@ -89,25 +89,20 @@ function applyOf(n: Node, args: ScalarExpr[]): ScalarExpr {
 }
 
 class Fuser {
-  private readonly uses: Node[][];
-  private readonly isOutput: Set<number>;
+  private readonly du: DefUse;
   /** Nodes folded into their only consumer (not emitted). */
   readonly inlined = new Set<number>();
   private readonly remarked = new Set<number>();
 
   constructor(
-    private readonly g: Graph,
+    g: Graph,
     private readonly ctx: PassContext,
   ) {
-    this.uses = g.nodes.map(() => []);
-    for (const n of g.nodes) for (const o of n.operands) this.uses[o]?.push(n);
-    this.isOutput = new Set(g.outputs.map((o) => o.value));
+    this.du = new DefUse(g);
   }
 
   private node(id: number): Node {
-    const n = this.g.nodes[id];
-    if (n === undefined) throw new Error(`internal: no node %${id}`);
-    return n;
+    return this.du.node(id);
   }
 
   /**
@@ -120,13 +115,13 @@ class Fuser {
     if ((n.op !== 'permute' && n.op !== 'slice') || depth >= MAX_REMAP_DEPTH) return false;
     const src = this.node(n.operands[0] ?? -1);
     if (src.op === 'permute' || src.op === 'slice') return this.isRemap(src, depth + 1);
-    return !isMappable(src) || src.op === 'const' || this.isOutput.has(src.id) || (this.uses[src.id] ?? []).length > 1;
+    return !isMappable(src) || src.op === 'const' || this.du.isOutput(src.id) || this.du.uses(src.id).length > 1;
   }
 
   /** Whether `o` is folded into its consumer `user` (then it is not materialized). */
   private fusesInto(o: Node, user: Node): boolean {
-    if (!isMappable(o) || !isMappable(user) || o.op === 'const' || this.isOutput.has(o.id)) return false;
-    const us = this.uses[o.id] ?? [];
+    if (!isMappable(o) || !isMappable(user) || o.op === 'const' || this.du.isOutput(o.id)) return false;
+    const us = this.du.users(o.id);
     if (us.length === 1 && us[0] === user) return true;
     if (us.length > 1 && us.every((u) => isMappable(u)) && this.isRemap(o)) return true;
     if (us.length > 1 && us.every(isMappable) && !this.remarked.has(o.id)) {
@@ -263,30 +258,25 @@ function run(g: Graph, ctx: PassContext): Graph {
   }
   if (bodies.size === 0) return g;
   let fused = 0;
-  const b = new GraphBuilder();
-  const { map, mapped } = idRemap();
-  for (const n of g.nodes) {
-    if (fuser.inlined.has(n.id)) continue;
+  const out = rebuildGraph(g, (n, r) => {
+    if (fuser.inlined.has(n.id)) return undefined;
     const fb = bodies.get(n.id);
-    if (fb === undefined) {
-      map[n.id] = b.copy(n, n.operands.map(mapped));
-      continue;
-    }
+    if (fb === undefined) return r.copy(n);
     fused++;
     const params = n.type.shape.map((_, k) => `i${k}`);
     const from = fb.absorbed.map((id) => g.nodes[id]?.loc).filter((l) => l !== undefined);
-    map[n.id] = b.add({
+    return r.b.add({
       op: 'fused_map',
-      operands: fb.leaves.map(mapped),
+      operands: fb.leaves.map(r.mapped),
       attrs: { shape: { kind: 'dims', value: n.type.shape }, body: { kind: 'lambda', params, body: fb.body } },
       type: n.type,
       loc: n.loc,
       from: [n.loc, ...from],
       ...(n.scope !== undefined ? { scope: n.scope } : {}),
     });
-  }
+  });
   ctx.stats.ruleHits.set(`${NAME}/fused_map`, (ctx.stats.ruleHits.get(`${NAME}/fused_map`) ?? 0) + fused);
-  return removeDeadNodes(b.finish(g, g.outputs.map((o) => ({ ...o, value: mapped(o.value) }))));
+  return out;
 }
 
 export const fuseElementwise: GraphPass = {

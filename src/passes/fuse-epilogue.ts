@@ -14,7 +14,7 @@
 // remark: a matmul with several uses, a graph output, or a consumer that broadcasts the product
 // or reads it at another index. Needs: types inferred. Keeps: outputs, interface, types.
 import type { Graph, Node, ScalarExpr } from '../graph/ir.js';
-import { GraphBuilder, idRemap, removeDeadNodes } from '../graph/rewrite.js';
+import { DefUse, rebuildGraph } from '../graph/rewrite.js';
 import { shapeEquals } from '../graph/types.js';
 import { lambdaOf } from './fuse-elementwise.js';
 import type { GraphPass, PassContext } from './pass.js';
@@ -37,18 +37,16 @@ function toEpilogue(e: ScalarExpr, k: number, accType: Node['type']['dtype'], re
 }
 
 function run(g: Graph, ctx: PassContext): Graph {
-  const uses: Node[][] = g.nodes.map(() => []);
-  for (const n of g.nodes) for (const o of n.operands) uses[o]?.push(n);
-  const outputs = new Set(g.outputs.map((o) => o.value));
+  const du = new DefUse(g);
   // consumer id -> the matmul it absorbs
   const plan = new Map<number, Node>();
   const absorbed = new Set<number>();
   for (const m of g.nodes) {
     if (m.op !== 'matmul') continue;
-    const us = uses[m.id] ?? [];
+    const us = du.users(m.id);
     const c = us[0];
     const why =
-      outputs.has(m.id) ? 'its result is a graph output'
+      du.isOutput(m.id) ? 'its result is a graph output'
       : us.length !== 1 || c === undefined ? `its result has ${us.length} uses`
       : plan.has(c.id) ? 'its consumer already takes another matmul as epilogue (that one is read as an operand)'
       : lambdaOf(g, c) === undefined ? `its consumer ${c.op} is not elementwise`
@@ -69,23 +67,18 @@ function run(g: Graph, ctx: PassContext): Graph {
     absorbed.add(m.id);
   }
   if (plan.size === 0) return g;
-  const b = new GraphBuilder();
-  const { map, mapped } = idRemap();
-  for (const n of g.nodes) {
-    if (absorbed.has(n.id)) continue;
+  const out = rebuildGraph(g, (n, r) => {
+    if (absorbed.has(n.id)) return undefined;
     const m = plan.get(n.id);
     const l = m === undefined ? undefined : lambdaOf(g, n);
-    if (m === undefined || l === undefined) {
-      map[n.id] = b.copy(n, n.operands.map(mapped));
-      continue;
-    }
+    if (m === undefined || l === undefined) return r.copy(n);
     const k = n.operands.indexOf(m.id);
     // Operand j of the consumer (j != k) becomes operand 2 + (its position among the others).
     const others = n.operands.map((_, j) => j).filter((j) => j !== k);
     const epilogue = toEpilogue(l.body, k, m.type.dtype, (j) => 2 + others.indexOf(j));
-    map[n.id] = b.add({
+    return r.b.add({
       op: 'fused_matmul',
-      operands: [...m.operands, ...others.map((j) => n.operands[j] ?? -1)].map(mapped),
+      operands: [...m.operands, ...others.map((j) => n.operands[j] ?? -1)].map(r.mapped),
       attrs: { epilogue: { kind: 'lambda', params: l.params, body: epilogue } },
       type: n.type,
       loc: m.loc,
@@ -93,9 +86,9 @@ function run(g: Graph, ctx: PassContext): Graph {
       // Kernel names follow the source (`mlp_l0_fused_matmul`): keep the matmul's scope.
       ...(m.scope !== undefined ? { scope: m.scope } : {}),
     });
-  }
+  });
   ctx.stats.ruleHits.set(`${NAME}/fused_matmul`, (ctx.stats.ruleHits.get(`${NAME}/fused_matmul`) ?? 0) + plan.size);
-  return removeDeadNodes(b.finish(g, g.outputs.map((o) => ({ ...o, value: mapped(o.value) }))));
+  return out;
 }
 
 export const fuseEpilogue: GraphPass = {

@@ -15,7 +15,7 @@
 // output. Runs after fuse-epilogue. Needs: types inferred. Keeps: outputs, interface, types.
 import type { Graph, Node } from '../graph/ir.js';
 import { floatAttr } from '../graph/ir.js';
-import { GraphBuilder, idRemap, removeDeadNodes } from '../graph/rewrite.js';
+import { DefUse, rebuildGraph } from '../graph/rewrite.js';
 import type { GraphPass, PassContext } from './pass.js';
 
 const NAME = 'fuse-norm';
@@ -23,15 +23,13 @@ const NAME = 'fuse-norm';
 const isNorm = (n: Node): boolean => n.op === 'layernorm' || n.op === 'rmsnorm';
 
 function run(g: Graph, ctx: PassContext): Graph {
-  const uses: { user: Node; k: number }[][] = g.nodes.map(() => []);
-  for (const n of g.nodes) n.operands.forEach((o, k) => uses[o]?.push({ user: n, k }));
-  const outputs = new Set(g.outputs.map((o) => o.value));
+  const du = new DefUse(g);
   const fused = new Set<number>();
   for (const n of g.nodes) {
     if (!isNorm(n)) continue;
-    const us = uses[n.id] ?? [];
-    const bad = us.find((u) => !((u.user.op === 'matmul' || u.user.op === 'fused_matmul') && u.k === 0 && u.user.attrs['norm'] === undefined && u.user.operands[1] !== n.id));
-    const why = outputs.has(n.id) ? 'its result is a graph output' : us.length === 0 ? 'it has no uses' : bad !== undefined ? `its use by ${bad.user.op} (operand ${bad.k}) is not a matmul's A` : undefined;
+    const us = du.uses(n.id);
+    const bad = us.find((u) => !((u.user.op === 'matmul' || u.user.op === 'fused_matmul') && u.operand === 0 && u.user.attrs['norm'] === undefined && u.user.operands[1] !== n.id));
+    const why = du.isOutput(n.id) ? 'its result is a graph output' : us.length === 0 ? 'it has no uses' : bad !== undefined ? `its use by ${bad.user.op} (operand ${bad.operand}) is not a matmul's A` : undefined;
     if (why !== undefined) {
       ctx.remark({ pass: NAME, loc: n.loc, message: `${n.op} not folded into a matmul prologue: ${why}` });
       continue;
@@ -39,32 +37,27 @@ function run(g: Graph, ctx: PassContext): Graph {
     fused.add(n.id);
   }
   if (fused.size === 0) return g;
-  const b = new GraphBuilder();
-  const { map, mapped } = idRemap();
   let count = 0;
-  for (const n of g.nodes) {
-    if (fused.has(n.id)) continue;
+  const out = rebuildGraph(g, (n, r) => {
+    if (fused.has(n.id)) return undefined;
     const a = g.nodes[n.operands[0] ?? -1];
-    if ((n.op !== 'matmul' && n.op !== 'fused_matmul') || a === undefined || !fused.has(a.id)) {
-      map[n.id] = b.copy(n, n.operands.map(mapped));
-      continue;
-    }
+    if ((n.op !== 'matmul' && n.op !== 'fused_matmul') || a === undefined || !fused.has(a.id)) return r.copy(n);
     count++;
     const params = a.operands.slice(1);
     const epilogue = n.op === 'fused_matmul' ? n.attrs['epilogue'] : { kind: 'lambda' as const, params: n.type.shape.map((_, k) => `i${k}`), body: { kind: 'apply' as const, op: 'acc', args: [], dtype: n.type.dtype } };
     if (epilogue === undefined) throw new Error('internal: fused_matmul without epilogue');
-    map[n.id] = b.add({
+    return r.b.add({
       op: 'fused_matmul',
-      operands: [a.operands[0] ?? -1, ...n.operands.slice(1), ...params].map(mapped),
+      operands: [a.operands[0] ?? -1, ...n.operands.slice(1), ...params].map(r.mapped),
       attrs: { epilogue, norm: { kind: 'str', value: a.op }, eps: { kind: 'float', value: floatAttr(a, 'eps') } },
       type: n.type,
       loc: n.loc,
       from: [n.loc, a.loc, ...(n.from ?? [])],
       ...(n.scope !== undefined ? { scope: n.scope } : {}),
     });
-  }
+  });
   ctx.stats.ruleHits.set(`${NAME}/fused_matmul`, (ctx.stats.ruleHits.get(`${NAME}/fused_matmul`) ?? 0) + count);
-  return removeDeadNodes(b.finish(g, g.outputs.map((o) => ({ ...o, value: mapped(o.value) }))));
+  return out;
 }
 
 export const fuseNorm: GraphPass = {

@@ -3,7 +3,7 @@
 // counts in ctx.stats, removes nodes its rewrites left unused, and stops at a sweep cap.
 import { InternalError } from '../diag/diagnostic.js';
 import type { Graph, Node } from '../graph/ir.js';
-import { GraphBuilder, type NodeSpec, isInterfaceNode, keepNodes } from '../graph/rewrite.js';
+import { GraphBuilder, type NodeSpec, isInterfaceNode, removeDeadNodes } from '../graph/rewrite.js';
 import { printType, typeEquals } from '../graph/types.js';
 import type { PassContext } from './pass.js';
 
@@ -103,7 +103,7 @@ function sweepOnce(g: Graph, rules: readonly Rule[], ctx: PassContext, pass: str
   // Drop what the rewrites left unused: nodes made by rules, and copies of nodes that had a use
   // before. Nodes that were already dead stay (removing them is eliminate-dead-code's job).
   const usedBefore = usedSet(g);
-  return { graph: pruneUnused(built, (n) => {
+  return { graph: removeDeadNodes(built, (n) => {
     const o = origin[n.id];
     return isInterfaceNode(n) || (o !== undefined && !usedBefore[o]);
   }), hits };
@@ -122,17 +122,3 @@ function usedSet(g: Graph): boolean[] {
   return used;
 }
 
-/** Removes unused nodes (transitively) except those `keep` protects. */
-function pruneUnused(g: Graph, keep: (n: Node) => boolean): Graph {
-  const uses = new Array<number>(g.nodes.length).fill(0);
-  for (const n of g.nodes) for (const o of n.operands) uses[o] = (uses[o] ?? 0) + 1;
-  for (const o of g.outputs) uses[o.value] = (uses[o.value] ?? 0) + 1;
-  const alive = new Array<boolean>(g.nodes.length).fill(true);
-  for (let i = g.nodes.length - 1; i >= 0; i--) {
-    const n = g.nodes[i];
-    if (n === undefined || uses[i] !== 0 || keep(n)) continue;
-    alive[i] = false;
-    for (const o of n.operands) uses[o] = (uses[o] ?? 0) - 1;
-  }
-  return alive.every((x) => x) ? g : keepNodes(g, alive);
-}

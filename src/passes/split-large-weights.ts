@@ -20,7 +20,7 @@
 import { dimConst, dimConstValue } from '../base/dim.js';
 import { diag } from '../diag/diagnostic.js';
 import { type Attrs, type Graph, type Node, attr, intsAttr } from '../graph/ir.js';
-import { GraphBuilder } from '../graph/rewrite.js';
+import { DefUse, GraphBuilder } from '../graph/rewrite.js';
 import { type TensorType, printType, storageBytes } from '../graph/types.js';
 import { getOp } from '../ops/catalog.js';
 import type { GraphPass, PassContext } from './pass.js';
@@ -68,18 +68,18 @@ function isSwap(n: Node): boolean {
 }
 
 /** How each use of a large weight is rewritten, or a reason it cannot be. */
-function classifyUses(w: Node, users: ReadonlyMap<number, readonly Node[]>, outputs: ReadonlySet<number>): Use[] | string {
+function classifyUses(w: Node, du: DefUse): Use[] | string {
   const out: Use[] = [];
-  if (outputs.has(w.id)) return 'it is a graph output';
+  if (du.isOutput(w.id)) return 'it is a graph output';
   const rank = w.type.shape.length;
-  for (const u of users.get(w.id) ?? []) {
+  for (const u of du.distinctUsers(w.id)) {
     if (u.op === 'gather' && u.operands[0] === w.id && u.operands[1] !== w.id) out.push({ kind: 'gather', user: u });
     else if (u.op === 'matmul' && rank === 2 && u.operands[1] === w.id && u.operands[0] !== w.id) out.push({ kind: 'k', user: u });
     else if (u.op === 'matmul' && rank === 2 && u.operands[0] === w.id && u.operands[1] !== w.id) out.push({ kind: 'm', user: u });
     else if (u.op === 'permute' && rank === 2 && isSwap(u)) {
-      if (outputs.has(u.id)) return `its transpose (%${u.id}) is a graph output`;
+      if (du.isOutput(u.id)) return `its transpose (%${u.id}) is a graph output`;
       out.push({ kind: 'n-permute', user: u });
-      for (const v of users.get(u.id) ?? []) {
+      for (const v of du.distinctUsers(u.id)) {
         if (v.op === 'matmul' && v.operands[1] === u.id && v.operands[0] !== u.id) out.push({ kind: 'n-matmul', user: v });
         else return `its transpose (%${u.id}) is used by ${v.op} %${v.id} at ${v.loc.file}:${v.loc.line}:${v.loc.col} (only 'x @ transpose(w)' splits)`;
       }
@@ -104,9 +104,7 @@ function emit(b: GraphBuilder, op: string, operands: readonly number[], attrs: A
 }
 
 function splitGraph(g: Graph, ctx: PassContext, limit: number): Graph {
-  const users = new Map<number, Node[]>();
-  for (const n of g.nodes) for (const o of new Set(n.operands)) users.set(o, [...(users.get(o) ?? []), n]);
-  const outputs = new Set(g.outputs.map((o) => o.value));
+  const du = new DefUse(g);
 
   const plans = new Map<number, Chunk[]>(); // weight id -> chunks
   const role = new Map<number, Use['kind']>(); // user id -> how it is rewritten
@@ -122,7 +120,7 @@ function splitGraph(g: Graph, ctx: PassContext, limit: number): Graph {
       ctx.diagnostics.report(diag('TFC401', w.loc, `${what} is over the storage binding limit of ${limit} bytes, and one row along axis 0 is too`));
       continue;
     }
-    const uses = classifyUses(w, users, outputs);
+    const uses = classifyUses(w, du);
     if (typeof uses === 'string') {
       ctx.diagnostics.report(diag('TFC401', w.loc, `${what} is over the storage binding limit of ${limit} bytes and cannot be split into row chunks: ${uses}`));
       continue;

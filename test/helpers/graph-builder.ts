@@ -35,7 +35,8 @@ export function inferType(op: string, operands: readonly TensorType[], attrs: At
 
 export const testSpan: Span = { file: 'test.tfx', line: 1, col: 1, endLine: 1, endCol: 1 };
 
-export class GraphBuilder {
+/** Not src/graph/rewrite.ts GraphBuilder (the passes' id-renumbering builder): this one infers types for tests. */
+export class TestGraphBuilder {
   private readonly nodes: Node[] = [];
   private readonly outs: GraphOutput[] = [];
 
@@ -86,7 +87,7 @@ export class GraphBuilder {
  * op's result is the output. Returns the result tensor.
  */
 export function runOp(op: string, tensors: readonly Tensor64[], attrs: Attrs = {}): Tensor64 {
-  const b = new GraphBuilder();
+  const b = new TestGraphBuilder();
   const ids = tensors.map((t, i) => b.input(`x${i}`, t.dtype, t.shape));
   b.output('y', b.op(op, ids, attrs));
   const inputs = new Map(tensors.map((t, i) => [`x${i}`, t]));

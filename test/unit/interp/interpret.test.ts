@@ -1,6 +1,6 @@
 // interpret(): binding symbolic dims from fed shapes, its error codes, and zero-size tensors.
 import { describe, expect, it } from 'vitest';
-import { GraphBuilder, dim, t } from '../../helpers/graph-builder.js';
+import { TestGraphBuilder, dim, t } from '../../helpers/graph-builder.js';
 import { type Feeds, interpret } from '../../../src/interp/interpret.js';
 import { InterpError } from '../../../src/ops/errors.js';
 import { allclose, maxRelError, toNested, type Tensor64 } from '../../../src/base/tensor.js';
@@ -24,7 +24,7 @@ const zeros = (dtype: 'f32' | 'i32', shape: number[]): Tensor64 => t(dtype, shap
 
 /** tokens: i32[B,T] -> embeddings wte[tokens] : f32[B,T,4]. */
 function embedGraph(): Graph {
-  const b = new GraphBuilder('g', ['B', 'T']);
+  const b = new TestGraphBuilder('g', ['B', 'T']);
   const tok = b.input('tokens', 'i32', ['B', 'T']);
   const wte = b.weight('wte.weight', 'f32', [5, 4]);
   b.output('emb', b.op('gather', [wte, tok]));
@@ -58,7 +58,7 @@ describe('dim binding', () => {
     expect(cst.message).toBe('weight "wte.weight" is f32[5,3] but the model declares f32[5,4]');
   });
   it('two inputs disagreeing about T is TFC307', () => {
-    const b = new GraphBuilder('g', ['T']);
+    const b = new TestGraphBuilder('g', ['T']);
     const x = b.input('x', 'f32', ['T']);
     const y = b.input('y', 'f32', ['T']);
     b.output('s', b.op('add', [x, y]));
@@ -67,7 +67,7 @@ describe('dim binding', () => {
     expect(e.message).toBe('dim T is 4 from input "y" axis 0 but 3 from input "x" axis 0');
   });
   it('solves a composite dim for its one unknown: P + T = 5 with T = 2 gives P = 3', () => {
-    const b = new GraphBuilder('g', ['P', 'T']);
+    const b = new TestGraphBuilder('g', ['P', 'T']);
     b.input('kv', 'f32', ['P + T']);
     const tok = b.input('tok', 'i32', ['T']);
     b.output('tok', tok);
@@ -75,7 +75,7 @@ describe('dim binding', () => {
     expect(r.dims.get('P')).toBe(3);
   });
   it('a composite dim that disagrees after binding is TFC307', () => {
-    const b = new GraphBuilder('g', ['P', 'T']);
+    const b = new TestGraphBuilder('g', ['P', 'T']);
     b.input('past', 'f32', ['P']);
     b.input('tok', 'i32', ['T']);
     const kv = b.input('kv', 'f32', ['P + T']);
@@ -85,14 +85,14 @@ describe('dim binding', () => {
     expect(e.message).toBe('input "kv" axis 0 is 9 but P + T = 8 (P=3, T=5)');
   });
   it('a dim no input binds alone is TFC306', () => {
-    const b = new GraphBuilder('g', ['P', 'T']);
+    const b = new TestGraphBuilder('g', ['P', 'T']);
     b.output('x', b.input('x', 'f32', ['P*T']));
     const e = errorOf(() => interpret(b.build(), feeds({ x: zeros('f32', [6]) })));
     expect(e.code).toBe('TFC306');
     expect(e.message).toContain('dim P, T has no value');
   });
   it('a dim used only after the inputs (arange(S)) is TFC306 unless given up front', () => {
-    const b = new GraphBuilder('g', ['S']);
+    const b = new TestGraphBuilder('g', ['S']);
     b.output('pos', b.op('arange', [], { start: { kind: 'dim', value: dim(0) }, end: { kind: 'dim', value: dim('S') } }));
     const e = errorOf(() => interpret(b.build(), feeds({})));
     expect(e.code).toBe('TFC306');
@@ -110,7 +110,7 @@ describe('dim binding', () => {
 describe('zero-size tensors', () => {
   /** Decode step with a KV cache: present = concat(past, new) on axis 1; scores = q @ present^T. */
   function decodeGraph(): Graph {
-    const b = new GraphBuilder('g', ['P', 'T']);
+    const b = new TestGraphBuilder('g', ['P', 'T']);
     const past = b.input('past', 'f32', ['P', 2]);
     const k = b.input('k', 'f32', ['T', 2]);
     const present = b.op('concat', [past, k], { axis: { kind: 'int', value: 0 } });

@@ -1,6 +1,6 @@
 // Movement ops (reshape, permute, slice, concat, gather) and source ops (const, arange, grid).
 import { describe, expect, it } from 'vitest';
-import { GraphBuilder, dim, runOp, t } from '../../helpers/graph-builder.js';
+import { TestGraphBuilder, dim, runOp, t } from '../../helpers/graph-builder.js';
 import { toNested, type Tensor64 } from '../../../src/base/tensor.js';
 import { interpret } from '../../../src/interp/interpret.js';
 import { InterpError } from '../../../src/ops/errors.js';
@@ -11,7 +11,7 @@ const iota = (shape: number[]): Tensor64 => t('f32', shape, Array.from({ length:
 const int = (value: number): Attr => ({ kind: 'int', value });
 const dimA = (d: string | number): Attr => ({ kind: 'dim', value: dim(d) });
 
-function run(b: GraphBuilder, inputs: Record<string, Tensor64> = {}): Map<string, Tensor64> {
+function run(b: TestGraphBuilder, inputs: Record<string, Tensor64> = {}): Map<string, Tensor64> {
   return interpret(b.build(), { inputs: new Map(Object.entries(inputs)), weights: new Map() }).outputs;
 }
 
@@ -47,7 +47,7 @@ describe('movement', () => {
     ]);
   });
   it('slice with symbolic bounds: the last T rows of [P+T] rows', () => {
-    const b = new GraphBuilder('g', ['P', 'T']);
+    const b = new TestGraphBuilder('g', ['P', 'T']);
     const x = b.input('x', 'f32', ['P + T', 2]);
     b.input('tok', 'i32', ['T']);
     b.output('y', b.op('slice', [x], { axis: int(0), start: dimA('P'), end: dimA('P + T') }));
@@ -89,7 +89,7 @@ describe('movement', () => {
 
 describe('source ops', () => {
   it('const holds -inf and takes the declared dtype', () => {
-    const b = new GraphBuilder();
+    const b = new TestGraphBuilder();
     b.output('y', b.const(-Infinity));
     b.output('z', b.const(3, 'i32'));
     const out = run(b);
@@ -98,7 +98,7 @@ describe('source ops', () => {
     expect(out.get('z')?.dtype).toBe('i32');
   });
   it('arange from start to end dims, including arange(P, P + T)', () => {
-    const b = new GraphBuilder('g', ['P', 'T']);
+    const b = new TestGraphBuilder('g', ['P', 'T']);
     b.input('past', 'f32', ['P']);
     b.input('tok', 'i32', ['T']);
     b.output('a', b.op('arange', [], { start: dimA(2), end: dimA(5) }));
@@ -115,7 +115,7 @@ describe('source ops', () => {
   const dims = (...ds: (string | number)[]): Attr => ({ kind: 'dims', value: ds.map(dim) });
 
   it('grid causal mask k <= q', () => {
-    const b = new GraphBuilder('g', ['T']);
+    const b = new TestGraphBuilder('g', ['T']);
     b.input('tok', 'i32', ['T']);
     b.output('m', b.op('grid', [], { shape: dims('T', 'T'), body: lambda(['q', 'k'], apply('le', 'bool', idx(1), idx(0))) }));
     const m = run(b, { tok: t('i32', [3], [0, 0, 0]) }).get('m');
@@ -127,7 +127,7 @@ describe('source ops', () => {
     ]);
   });
   it('grid ALiBi bias slope[h] * (k - q) reads a tensor and casts i32 to f32', () => {
-    const b = new GraphBuilder();
+    const b = new TestGraphBuilder();
     const slope = b.input('slope', 'f32', [2]);
     const read: ScalarExpr = { kind: 'read', operand: 0, indices: [idx(0)], dtype: 'f32' };
     const body = apply('mul', 'f32', read, apply('cast', 'f32', apply('sub', 'i32', idx(2), idx(1))));
@@ -145,7 +145,7 @@ describe('source ops', () => {
     ]);
   });
   it('grid body may use a dim value (sliding window: q - k < W with W = 2)', () => {
-    const b = new GraphBuilder('g', ['T']);
+    const b = new TestGraphBuilder('g', ['T']);
     b.input('tok', 'i32', ['T']);
     const body = apply('and', 'bool', apply('le', 'bool', idx(1), idx(0)), apply('lt', 'bool', apply('sub', 'i32', idx(0), idx(1)), { kind: 'const', value: 2, dtype: 'i32' }));
     b.output('m', b.op('grid', [], { shape: dims('T', 'T'), body: lambda(['q', 'k'], body) }));
@@ -161,7 +161,7 @@ describe('source ops', () => {
     expect([...(out.get('rev')?.data ?? [])]).toEqual([3, 2, 1]);
   });
   it('grid reading outside its operand is TFC309', () => {
-    const b = new GraphBuilder();
+    const b = new TestGraphBuilder();
     const v = b.input('v', 'f32', [2]);
     const body: ScalarExpr = { kind: 'read', operand: 0, indices: [apply('add', 'i32', idx(0), { kind: 'const', value: 1, dtype: 'i32' })], dtype: 'f32' };
     b.output('y', b.op('grid', [v], { shape: dims(2), body: lambda(['i'], body) }));
