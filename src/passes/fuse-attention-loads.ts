@@ -74,12 +74,32 @@ function run(g: Graph, ctx: PassContext): Graph {
       [p.v, 2, 'vload', 'vshape', vloadParams],
     ] as const) {
       if (f === undefined) continue;
-      const first = operands.length;
-      attrs[lk] = { kind: 'lambda', params, body: mapReads(lambdaAttr(f, 'body').body, (j) => (j === 0 ? slot : first + j - 1)) };
-      attrs[sk] = { kind: 'dims', value: f.type.shape };
       operands[slot] = f.operands[0] ?? -1;
-      operands.push(...f.operands.slice(1));
+      // A tensor the attention already reads (a page table both loads index, a length) is read
+      // through that operand: each operand is a storage binding, and WebGPU guarantees only 8.
+      const at = f.operands.map((o, j) => {
+        if (j === 0) return slot;
+        const i = operands.indexOf(o);
+        if (i >= 0) return i;
+        operands.push(o);
+        return operands.length - 1;
+      });
+      attrs[lk] = { kind: 'lambda', params, body: mapReads(lambdaAttr(f, 'body').body, (j) => at[j] ?? -1) };
+      attrs[sk] = { kind: 'dims', value: f.type.shape };
       from.push(f.loc, ...(f.from ?? []));
+    }
+    // Every lambda reads a tensor through its first operand position (the kernel binds each
+    // position it reads: a length read by the mask and by two loads would be three bindings).
+    // The mask and score lambdas read only extras (3 and up), so a tensor is canonically read
+    // at its first extra position when it has one; the loads may read any operand.
+    const canon = operands.map((o, i) => {
+      const extra = operands.findIndex((x, j) => j >= 3 && x === o);
+      return extra >= 0 ? extra : operands.indexOf(o) < 3 && i < 3 ? i : operands.indexOf(o);
+    });
+    if (canon.some((c, i) => c !== i)) {
+      for (const [key, a] of Object.entries(attrs)) {
+        if (a?.kind === 'lambda') attrs[key] = { ...a, body: mapReads(a.body, (j) => canon[j] ?? j) };
+      }
     }
     return r.b.add({
       op: n.op,

