@@ -14,7 +14,7 @@
 //     p = exp(s - m_new); l = l * alpha + sum p; acc[j] = acc[j] * alpha + sum_c p_c v[c, j]
 //   out = acc / l, or 0 when l = 0 (a fully masked row). No T x S buffer exists anywhere.
 import { dimConstValue } from '../base/dim.js';
-import { type Node, floatAttr } from '../graph/ir.js';
+import { type Node, type ScalarExpr, floatAttr } from '../graph/ir.js';
 import type { DType } from '../graph/types.js';
 import { countApplies } from '../ops/source.js';
 import {
@@ -231,13 +231,12 @@ export function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind:
   // The K tile is stored transposed ([dk][Bc]): the score loop's lanes read keys lane + i * L at
   // one d, adjacent words (a vector load on a CPU, no bank conflicts on a GPU) instead of a
   // stride of dk. The V tile stays [Bc][dv]: the P V loop's lanes read adjacent columns.
-  /** K's element (d) of key kk: the kload lambda's value (its statements go to `out`), or undefined to load operand 1. */
-  const kloadAt = (out: Stmt[], kk: Expr, d: Expr): Expr | undefined =>
-    kload === undefined ? undefined : cast('f32', lambdaExpr({ kb, slotOf }, g, n, out, kload, [b, hk, kk, d], undefined));
-  /** V's element (d) of key kk: the vload lambda's value, or undefined to load operand 2. */
-  const vloadAt = (out: Stmt[], kk: Expr, d: Expr): Expr | undefined =>
-    vload === undefined ? undefined : cast('f32', lambdaExpr({ kb, slotOf }, g, n, out, vload, [b, hk, kk, d], undefined));
-  const stageKV = (tile: string, width: number, slot: number, dtype: DType, node: Node, transposed: boolean, computed?: typeof kloadAt): void => {
+  /** The element (d) of key kk of K or V as its load lambda computes it (statements to `out`); undefined: load the operand. */
+  type ComputedAt = (out: Stmt[], kk: Expr, d: Expr) => Expr;
+  const computedBy = (l: ScalarExpr | undefined): ComputedAt | undefined => (l === undefined ? undefined : (out, kk, d) => cast('f32', lambdaExpr({ kb, slotOf }, g, n, out, l, [b, hk, kk, d], undefined)));
+  const kloadAt = computedBy(kload);
+  const vloadAt = computedBy(vload);
+  const stageKV = (tile: string, width: number, slot: number, dtype: DType, node: Node, transposed: boolean, computed?: ComputedAt): void => {
     const e = kb.fresh('e');
     const lb: Stmt[] = [];
     const c = kb.let(lb, 'c', div(v(e, 'u32'), u32(width)));
@@ -252,7 +251,7 @@ export function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind:
     staging.push(forLoop(e, lid, u32(Bc * width), u32(threads), lb));
   };
   /** Element d of key c of this tile: the staged tile, or (direct) global memory with the key clamped to S - 1 (its score is -inf, its p 0). */
-  const kvAt = (tile: string, width: number, slot: number, node: Node, out: Stmt[], c: Expr, d: Expr, transposed: boolean, computed?: typeof kloadAt, staged = !isDirect): Expr => {
+  const kvAt = (tile: string, width: number, slot: number, node: Node, out: Stmt[], c: Expr, d: Expr, transposed: boolean, computed?: ComputedAt, staged = !isDirect): Expr => {
     if (staged) return arrayLoad(tile, transposed ? add(mul(d, u32(Bc)), c) : add(mul(c, u32(width)), d), 'f32');
     const kk = kb.let(out, 'kk', fmin(add(logic.k0, c), bin('sub', S, u32(1))));
     const x = computed?.(out, kk, d);

@@ -2,7 +2,7 @@
 // the Q and K types they imply, and the bytes their reads move (lower-attention.ts's kernels).
 import type { Graph, Node, ScalarExpr } from '../graph/ir.js';
 import type { TensorType } from '../graph/types.js';
-import { attentionKeyType, attentionValueType, attentionQueryType } from '../ops/attention.js';
+import { type AttentionInput, attentionInputType, attentionLoads } from '../ops/attention.js';
 import { foldScalarExpr, isLazyWhere } from '../graph/lambda.js';
 import { type Expr, type Stmt, add, cast, load, mul, u32 } from './ir.js';
 import { KernelBuilder } from './builder.js';
@@ -16,26 +16,19 @@ export function lambdaOf(n: Node, key: string): ScalarExpr | undefined {
   return a !== undefined && a.kind === 'lambda' ? a.body : undefined;
 }
 
-/** Q's type: operand 0's, or `qshape` when a `qload` lambda computes Q at load (src/ops/attention.ts). */
-export function queryType(q: Node, n: Node): TensorType {
-  const t = attentionQueryType(q.type, n.attrs);
-  if (t === undefined) throw new Error('internal: fused_attention qload without qshape');
+/** The type of Q, K or V as the kernel sees it (attentionInputType: with a load lambda, its shape). */
+function inputType(which: AttentionInput, operand: Node, n: Node): TensorType {
+  const t = attentionInputType(which, operand.type, n.attrs);
+  if (t === undefined) throw new Error(`internal: fused_attention ${attentionLoads[which].load} without ${attentionLoads[which].shape}`);
   return t;
 }
 
-/** K's type: operand 1's, or `kshape` when a `kload` lambda computes K at load (src/ops/attention.ts). */
-export function keyType(k: Node, n: Node): TensorType {
-  const t = attentionKeyType(k.type, n.attrs);
-  if (t === undefined) throw new Error('internal: fused_attention kload without kshape');
-  return t;
-}
-
-/** V's type: operand 2's, or `vshape` when a `vload` lambda computes V at load (src/ops/attention.ts). */
-export function valueType(v: Node, n: Node): TensorType {
-  const t = attentionValueType(v.type, n.attrs);
-  if (t === undefined) throw new Error('internal: fused_attention vload without vshape');
-  return t;
-}
+/** Q's type: operand 0's, or `qshape` when a `qload` lambda computes Q at load. */
+export const queryType = (q: Node, n: Node): TensorType => inputType('q', q, n);
+/** K's type: operand 1's, or `kshape` when a `kload` lambda computes K at load. */
+export const keyType = (k: Node, n: Node): TensorType => inputType('k', k, n);
+/** V's type: operand 2's, or `vshape` when a `vload` lambda computes V at load. */
+export const valueType = (v: Node, n: Node): TensorType => inputType('v', v, n);
 
 export interface Compiled {
   readonly kb: KernelBuilder;

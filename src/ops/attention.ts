@@ -45,48 +45,32 @@ function readsBelow(e: ScalarExpr, first: number): number | undefined {
 }
 
 
-/** Parameters of a `qload` lambda: batch, query head, query row, element of the head. */
-export const qloadParams: readonly string[] = ['b', 'h', 't', 'd'];
+/** Q, K or V: the attention inputs a load lambda may compute (fuse-attention-loads). */
+export type AttentionInput = 'q' | 'k' | 'v';
 
 /**
- * The type of Q as the attention sees it: operand 0's, or with a `qload` lambda (Q computed at
- * load, e.g. RoPE: fuse-attention-loads) `qshape` and the lambda's dtype; operand 0 is then only
- * a tensor the lambda reads. Undefined when `qload` comes without a valid `qshape`.
+ * Per input, its operand, the lambda computing it at load (RoPE on q/k; a paged cache's K/V read
+ * through its page table) with its parameters (batch, head: the KV head for k and v, row, element)
+ * and the attribute holding its shape.
  */
-export function attentionQueryType(q: TensorType, attrs: Attrs): TensorType | undefined {
-  const ql = attrs['qload'];
-  if (ql === undefined) return q;
-  const qs = attrs['qshape'];
-  if (ql.kind !== 'lambda' || qs === undefined || qs.kind !== 'dims') return undefined;
-  return { dtype: scalarExprDtype(ql.body), shape: qs.value };
-}
-
-/** Parameters of a `kload` lambda: batch, KV head, key row, element of the head. */
-export const kloadParams: readonly string[] = ['b', 'h', 's', 'd'];
+export const attentionLoads: Readonly<Record<AttentionInput, { readonly operand: 0 | 1 | 2; readonly load: 'qload' | 'kload' | 'vload'; readonly shape: 'qshape' | 'kshape' | 'vshape'; readonly params: readonly string[] }>> = {
+  q: { operand: 0, load: 'qload', shape: 'qshape', params: ['b', 'h', 't', 'd'] },
+  k: { operand: 1, load: 'kload', shape: 'kshape', params: ['b', 'h', 's', 'd'] },
+  v: { operand: 2, load: 'vload', shape: 'vshape', params: ['b', 'h', 's', 'd'] },
+};
 
 /**
- * The type of K as the attention sees it: operand 1's, or with a `kload` lambda (K computed at
- * load, e.g. RoPE in a model without a KV cache: fuse-attention-loads) `kshape` and the lambda's
- * dtype; operand 1 is then only a tensor the lambda reads. Undefined when `kload` lacks a valid `kshape`.
+ * The type of Q, K or V as the attention sees it: its operand's, or with its load lambda the
+ * load's shape attribute and the lambda's dtype (the operand is then only a tensor the lambda
+ * reads). Undefined when the lambda comes without a valid shape.
  */
-export function attentionKeyType(k: TensorType, attrs: Attrs): TensorType | undefined {
-  const kl = attrs['kload'];
-  if (kl === undefined) return k;
-  const ks = attrs['kshape'];
-  if (kl.kind !== 'lambda' || ks === undefined || ks.kind !== 'dims') return undefined;
-  return { dtype: scalarExprDtype(kl.body), shape: ks.value };
-}
-
-/** Parameters of a `vload` lambda: batch, KV head, key row, element of the value head. */
-export const vloadParams: readonly string[] = ['b', 'h', 's', 'd'];
-
-/** The type of V as the attention sees it: operand 2's, or with `vload` (as `kload`) `vshape` and the lambda's dtype. */
-export function attentionValueType(v: TensorType, attrs: Attrs): TensorType | undefined {
-  const vl = attrs['vload'];
-  if (vl === undefined) return v;
-  const vs = attrs['vshape'];
-  if (vl.kind !== 'lambda' || vs === undefined || vs.kind !== 'dims') return undefined;
-  return { dtype: scalarExprDtype(vl.body), shape: vs.value };
+export function attentionInputType(which: AttentionInput, t: TensorType, attrs: Attrs): TensorType | undefined {
+  const { load, shape } = attentionLoads[which];
+  const l = attrs[load];
+  if (l === undefined) return t;
+  const sh = attrs[shape];
+  if (l.kind !== 'lambda' || sh === undefined || sh.kind !== 'dims') return undefined;
+  return { dtype: scalarExprDtype(l.body), shape: sh.value };
 }
 
 function lambdaOf(attrs: Attrs, key: string): Extract<Attr, { kind: 'lambda' }> | undefined {
@@ -103,17 +87,14 @@ function groupOf(hq: Dim, hkv: Dim): Dim | undefined {
   return c === undefined || c >= 1 ? g : undefined;
 }
 
-/**
- * `qload` (with `qshape`) or `kload` (with `kshape`): a lambda over (b, h, t, d) / (b, h, s, d)
- * that may read any operand; gives Q's or K's type.
- */
-function inferLoad(operands: readonly TensorType[], attrs: Attrs, which: 'q' | 'k' | 'v'): TensorType | OpError | undefined {
-  const [lk, sk, ps] = which === 'q' ? (['qload', 'qshape', '(b, h, t, d)'] as const) : which === 'k' ? (['kload', 'kshape', '(b, h, s, d)'] as const) : (['vload', 'vshape', '(b, h, s, d)'] as const);
+/** A load lambda (qload, kload, vload) with its shape: a lambda over its 4 parameters that may read any operand; gives the input's type. */
+function inferLoad(operands: readonly TensorType[], attrs: Attrs, which: AttentionInput): TensorType | OpError | undefined {
+  const { load: lk, shape: sk, params } = attentionLoads[which];
   const ql = attrs[lk];
   const qs = attrs[sk];
   if (ql === undefined && qs === undefined) return undefined;
   if (ql === undefined || ql.kind !== 'lambda' || qs === undefined || qs.kind !== 'dims') return opError('TFC216', `fused_attention's '${lk}' is a lambda and comes with '${sk}' dims`);
-  if (ql.params.length !== 4 || qs.value.length !== 4) return opError('TFC216', `fused_attention's '${lk}' takes ${ps} over a rank-4 '${sk}'`);
+  if (ql.params.length !== 4 || qs.value.length !== 4) return opError('TFC216', `fused_attention's '${lk}' takes (${params.join(', ')}) over a rank-4 '${sk}'`);
   const err = checkGridBody(ql.body, 4, operands);
   if (err !== undefined) return opError(err.code, `fused_attention '${lk}': ${err.message}`);
   return { dtype: scalarExprDtype(ql.body), shape: qs.value };
@@ -189,12 +170,13 @@ function evalLambda(params: readonly string[], body: ScalarExpr, operands: reado
  */
 function interpAttention(operands0: readonly Tensor64[], n: Node, ctx: InterpContext, outDtype: DType): { out: Tensor64; lse: Tensor64 } {
   const lctx = { ...ctx, node: n };
-  // With `qload` / `kload`, Q / K is the lambda evaluated over `qshape` / `kshape` first (the
-  // naive order: Q and K, then attention), from the original operands.
-  const loaded = (lk: 'qload' | 'kload' | 'vload', sk: 'qshape' | 'kshape' | 'vshape', i: number): Tensor64 | undefined => {
+  // With `qload` / `kload` / `vload`, Q / K / V is the lambda evaluated over its shape first (the
+  // naive order: the inputs, then attention), from the original operands.
+  const loaded = (which: AttentionInput): Tensor64 | undefined => {
+    const { operand, load: lk, shape: sk } = attentionLoads[which];
     const ql = lambdaOf(n.attrs, lk);
     const qs = n.attrs[sk];
-    if (ql === undefined) return operands0[i];
+    if (ql === undefined) return operands0[operand];
     if (qs === undefined || qs.kind !== 'dims') throw new InternalError(`fused_attention ${lk} without ${sk}`);
     const shape = qs.value.map((d) => {
       const x = dimEval(d, ctx.dims);
@@ -203,9 +185,7 @@ function interpAttention(operands0: readonly Tensor64[], n: Node, ctx: InterpCon
     });
     return evalLambda(ql.params, ql.body, operands0, lctx, shape);
   };
-  const qIn = loaded('qload', 'qshape', 0);
-  const kIn = loaded('kload', 'kshape', 1);
-  const vIn = loaded('vload', 'vshape', 2);
+  const [qIn, kIn, vIn] = (['q', 'k', 'v'] as const).map(loaded);
   if (qIn === undefined || kIn === undefined || vIn === undefined) throw new InternalError('fused_attention needs q, k, v');
   const operands = [qIn, kIn, vIn, ...operands0.slice(3)];
   const [q, k, v] = operands;
@@ -282,9 +262,9 @@ export const attentionOps: readonly OpDef[] = [
     // (softmax: max, subtract, exp, sum, divide), 2*dv (@ v).
     flops: (operands, _result, attrs) => {
       const [q0, k0, v0] = operands;
-      const q = q0 === undefined ? undefined : attentionQueryType(q0, attrs);
-      const k = k0 === undefined ? undefined : attentionKeyType(k0, attrs);
-      const v = v0 === undefined ? undefined : attentionValueType(v0, attrs);
+      const q = q0 === undefined ? undefined : attentionInputType('q', q0, attrs);
+      const k = k0 === undefined ? undefined : attentionInputType('k', k0, attrs);
+      const v = v0 === undefined ? undefined : attentionInputType('v', v0, attrs);
       if (q === undefined || k === undefined || v === undefined) return dimConst(0);
       const [b, hq, t, dk] = q.shape as [Dim, Dim, Dim, Dim];
       const s = k.shape[2] ?? dimConst(0);

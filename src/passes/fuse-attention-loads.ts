@@ -22,7 +22,7 @@
 import type { Graph, Node } from '../graph/ir.js';
 import { lambdaAttr } from '../graph/ir.js';
 import { DefUse, rebuildGraph } from '../graph/rewrite.js';
-import { kloadParams, qloadParams, vloadParams } from '../ops/attention.js';
+import { type AttentionInput, attentionLoads } from '../ops/attention.js';
 import { mapReads } from './fuse-elementwise.js';
 import type { GraphPass, PassContext } from './pass.js';
 
@@ -37,21 +37,21 @@ interface LoadPlan {
 function run(g: Graph, ctx: PassContext): Graph {
   const du = new DefUse(g);
   /** The fused_map at operand `i` of attention `a` when it can be computed at load, else undefined (with a remark). */
-  const foldable = (a: Node, i: 0 | 1 | 2): Node | undefined => {
-    if (a.attrs[(['qload', 'kload', 'vload'] as const)[i]] !== undefined) return undefined;
-    const f = g.nodes[a.operands[i] ?? -1];
+  const foldable = (a: Node, which: AttentionInput): Node | undefined => {
+    if (a.attrs[attentionLoads[which].load] !== undefined) return undefined;
+    const f = g.nodes[a.operands[attentionLoads[which].operand] ?? -1];
     if (f === undefined || f.op !== 'fused_map') return undefined;
     const why = du.isOutput(f.id) ? 'it is a graph output' : du.uses(f.id).length !== 1 ? `it has ${du.uses(f.id).length} uses` : undefined;
     if (why === undefined) return f;
-    ctx.remark({ pass: NAME, loc: f.loc, message: `fused_map feeding attention's ${'qkv'[i] ?? '?'} not computed at load: ${why}` });
+    ctx.remark({ pass: NAME, loc: f.loc, message: `fused_map feeding attention's ${which} not computed at load: ${why}` });
     return undefined;
   };
   const plan = new Map<number, LoadPlan>();
   for (const a of g.nodes) {
     if (a.op !== 'fused_attention') continue;
-    const q = foldable(a, 0);
-    const k = foldable(a, 1);
-    const v = foldable(a, 2);
+    const q = foldable(a, 'q');
+    const k = foldable(a, 'k');
+    const v = foldable(a, 'v');
     if (q !== undefined || k !== undefined || v !== undefined) plan.set(a.id, { ...(q !== undefined ? { q } : {}), ...(k !== undefined ? { k } : {}), ...(v !== undefined ? { v } : {}) });
   }
   if (plan.size === 0) return g;
@@ -68,12 +68,10 @@ function run(g: Graph, ctx: PassContext): Graph {
     const operands = [...n.operands];
     const attrs = { ...n.attrs };
     const from = [...(n.from ?? [n.loc])];
-    for (const [f, slot, lk, sk, params] of [
-      [p.q, 0, 'qload', 'qshape', qloadParams],
-      [p.k, 1, 'kload', 'kshape', kloadParams],
-      [p.v, 2, 'vload', 'vshape', vloadParams],
-    ] as const) {
+    for (const which of ['q', 'k', 'v'] as const) {
+      const f = p[which];
       if (f === undefined) continue;
+      const { operand: slot, load: lk, shape: sk, params } = attentionLoads[which];
       operands[slot] = f.operands[0] ?? -1;
       // A tensor the attention already reads (a page table both loads index, a length) is read
       // through that operand: each operand is a storage binding, and WebGPU guarantees only 8.
@@ -94,7 +92,7 @@ function run(g: Graph, ctx: PassContext): Graph {
     // at its first extra position when it has one; the loads may read any operand.
     const canon = operands.map((o, i) => {
       const extra = operands.findIndex((x, j) => j >= 3 && x === o);
-      return extra >= 0 ? extra : operands.indexOf(o) < 3 && i < 3 ? i : operands.indexOf(o);
+      return extra >= 0 ? extra : i;
     });
     if (canon.some((c, i) => c !== i)) {
       for (const [key, a] of Object.entries(attrs)) {
