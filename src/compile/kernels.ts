@@ -14,7 +14,8 @@ import { countTiles } from '../kernel/lower-attention-count.js';
 import { costModelFor } from '../kernel/cost.js';
 import { type Schedule, type TargetLimits, chooseSchedule } from '../kernel/schedule.js';
 import type { Compilation } from './model.js';
-import type { Graph, Node, ScalarExpr } from '../graph/ir.js';
+import type { Graph } from '../graph/ir.js';
+import { hasRead } from '../graph/lambda.js';
 
 export interface LowerOptions {
   /** Tiles, subgroups, workgroup memory: `--limits`, cudaLimits, or the adapter's (targetLimitsOf). */
@@ -119,26 +120,25 @@ export class KernelStages {
 
 /**
  * The report's tile counter for `program`'s fused attention kernels: each kernel's own block-sparsity
- * statements run on the host at `dims` (countTiles). A mask that reads input data per workgroup
- * cannot be counted without the data: undefined (every tile counted).
+ * statements run on the host at `dims` (countTiles), once per kernel (the report asks for the
+ * kernel rows and again for the fusion rows). A mask that reads input data per workgroup (lengths,
+ * document ids) cannot be counted without the data: undefined (every tile counted).
  */
-/** Whether the node's mask reads an operand (per-batch lengths, document ids): countable only with the data. */
-function readsData(n: Node): boolean {
-  const mask = n.attrs['mask'];
-  if (mask === undefined || mask.kind !== 'lambda') return false;
-  const reads = (e: ScalarExpr): boolean => (e.kind === 'read' ? true : e.kind === 'apply' ? e.args.some(reads) : false);
-  return reads(mask.body);
-}
-
 function attentionTileCounter(g: Graph, program: KernelProgram, dims: ReadonlyMap<string, number>): TileCount {
   const nodeOf = new Map(program.kernels.map((k, i) => [k, g.nodes[program.origin?.[i] ?? -1]]));
+  const counted = new Map<Kernel, ReturnType<TileCount>>();
   return (k) => {
+    if (counted.has(k)) return counted.get(k);
     const n = nodeOf.get(k);
     const tiles = k.traffic.perTile?.tiles;
-    if (n === undefined || tiles === undefined || n.op !== 'fused_attention') return undefined;
-    if (readsData(n)) return undefined;
-    const c = countTiles(g, n, dims, tiles);
-    return { visited: c.visited, total: c.tiles };
+    const mask = n?.attrs['mask'];
+    let c: ReturnType<TileCount>;
+    if (n !== undefined && tiles !== undefined && n.op === 'fused_attention' && !(mask?.kind === 'lambda' && hasRead(mask.body))) {
+      const t = countTiles(g, n, dims, tiles);
+      c = { visited: t.visited, total: t.tiles };
+    }
+    counted.set(k, c);
+    return c;
   };
 }
 
