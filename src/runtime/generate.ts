@@ -67,11 +67,17 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
+/** The index of the largest of `values[start .. start + count)`, relative to `start` (the first one on ties). */
+export function argmax(values: ArrayLike<number>, start = 0, count = values.length - start): number {
+  let best = 0;
+  for (let i = 1; i < count; i++) if ((values[start + i] ?? -Infinity) > (values[start + best] ?? -Infinity)) best = i;
+  return best;
+}
+
 /** Picks a token from one row of logits: argmax at temperature 0, else top-k / top-p sampling. */
 export function sampleToken(logits: ArrayLike<number>, opts: GenerateOptions, random: () => number): number {
   const temperature = opts.temperature ?? 1;
-  let best = 0;
-  for (let i = 1; i < logits.length; i++) if ((logits[i] ?? -Infinity) > (logits[best] ?? -Infinity)) best = i;
+  const best = argmax(logits);
   if (temperature <= 0) return best;
   let ids = Array.from({ length: logits.length }, (_, i) => i).sort((a, b) => (logits[b] ?? 0) - (logits[a] ?? 0) || a - b);
   const topK = opts.topK ?? 0;

@@ -7,6 +7,7 @@
 // slots are simply overwritten later, nothing is copied. The tokens are the target's greedy
 // tokens by construction (each kept token is the target's argmax given the kept prefix).
 import { RuntimeError } from './errors.js';
+import { argmax } from './generate.js';
 import type { HostTensor, Session } from './session.js';
 
 /** A compiled slot-cache model: its session (weights loaded) and the cache geometry. */
@@ -60,9 +61,7 @@ export class SlotCache {
 
 /** The index of the largest of `logits[row * vocab .. + vocab)` (the first one on ties). */
 export function argmaxRow(logits: ArrayLike<number>, row: number, vocab: number): number {
-  let best = 0;
-  for (let i = 1; i < vocab; i++) if ((logits[row * vocab + i] ?? -Infinity) > (logits[row * vocab + best] ?? -Infinity)) best = i;
-  return best;
+  return argmax(logits, row * vocab, vocab);
 }
 
 /** `steps` greedy tokens after `prompt`, one target call per token after the prompt's. */

@@ -15,6 +15,7 @@ import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines } from '../../src/passes/pipeline.js';
 import type { AcquiredDevice } from '../../src/runtime/device.js';
 import { type HostTensor, type Session, createSession } from '../../src/runtime/session.js';
+import { argmaxRow } from '../../src/runtime/speculative.js';
 import { targetLimitsOf } from '../../src/runtime/target.js';
 import { testDevice } from './helpers.js';
 
@@ -43,11 +44,6 @@ beforeAll(async () => {
 });
 afterAll(() => dev.device.destroy());
 
-const argmax = (row: ArrayLike<number>, at: number): number => {
-  let best = 0;
-  for (let i = 1; i < V; i++) if ((row[at + i] ?? -Infinity) > (row[at + best] ?? -Infinity)) best = i;
-  return best;
-};
 
 /** Greedy decoding of one sequence alone with gpt2-kv.tfx: `steps` tokens after the prompt. */
 async function alone(prompt: readonly number[], steps: number): Promise<number[]> {
@@ -59,7 +55,7 @@ async function alone(prompt: readonly number[], steps: number): Promise<number[]
     const r = await single.run(new Map([['tokens', { dtype: 'i32', shape: [1, tokens.length], data: tokens }], ...cache]));
     const logits = r.outputs.get('logits');
     if (logits === undefined) throw new Error('no logits');
-    const next = argmax(logits.data, (tokens.length - 1) * V);
+    const next = argmaxRow(logits.data, tokens.length - 1, V);
     out.push(next);
     for (let l = 0; l < L; l++) for (const kv of ['key', 'value']) cache.set(`past.${l}.${kv}`, r.outputs.get(`present.${l}.${kv}`) as HostTensor);
     tokens = [next];
@@ -101,7 +97,7 @@ describe('continuous batching: sequences of different lengths in one decode call
       for (const [name, buf] of cache) buf.set((r.outputs.get(name.replace('past', 'present'))?.data ?? []) as ArrayLike<number>, row * rowSize);
       lengths[row] = prompt.length;
       seqOf[row] = seq;
-      const tok = argmax(r.outputs.get('logits')?.data ?? [], (prompt.length - 1) * V);
+      const tok = argmaxRow(r.outputs.get('logits')?.data ?? [], prompt.length - 1, V);
       got[seq]?.push(tok);
       next[row] = tok;
     };
@@ -121,7 +117,7 @@ describe('continuous batching: sequences of different lengths in one decode call
         const seq = seqOf[row];
         if (seq === undefined) continue;
         lengths[row] = (lengths[row] ?? 0) + 1;
-        const tok = argmax(logits, row * V);
+        const tok = argmaxRow(logits, row, V);
         got[seq]?.push(tok);
         next[row] = tok;
         if ((got[seq]?.length ?? 0) >= (steps[seq] ?? 0)) seqOf[row] = undefined; // leaves
