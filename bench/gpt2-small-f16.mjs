@@ -19,16 +19,15 @@ const { compilePlan } = await dist('src/compile/plan.js');
 const { targetLimitsOf } = await dist('src/runtime/target.js');
 const { describeModel } = await dist('codegen/host/emit.js');
 const { acquireDevice, createLoadedModel, parseSafetensors } = await dist('src/runtime/index.js');
+const { readSafetensors } = await dist('src/io/safetensors.js');
 
-/** One F64 tensor of a safetensors file (the oracle's expected values; the runtime parser takes no F64). */
-function readF64(bytes, name) {
-  const headerLen = Number(bytes.readBigUInt64LE(0));
-  const entry = JSON.parse(bytes.subarray(8, 8 + headerLen).toString('utf8'))[name];
-  if (entry === undefined || entry.dtype !== 'F64') throw new Error(`expected.safetensors has no F64 tensor '${name}'`);
-  const [from, to] = entry.data_offsets;
-  const raw = bytes.subarray(8 + headerLen + from, 8 + headerLen + to);
-  return { shape: entry.shape, data: new Float64Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)) };
-}
+/** The oracle's expected F64 tensor (read as exact doubles). */
+const readExpected = (path, name) => {
+  const t = readSafetensors(readFileSync(path), path).tensors.get(name);
+  if (t === undefined) throw new Error(`${path} has no tensor '${name}'`);
+  return t;
+};
+
 
 const cfg = { layers: 12, d: 768, heads: 12, vocab: 50257, ctx: 1024 };
 const T = 128;
@@ -42,7 +41,7 @@ try {
   const file = 'examples/gpt2.tfx';
   const text = readFileSync(join(repo, file), 'utf8');
   const inputs = parseSafetensors(readFileSync(join(dir, 'inputs.safetensors')));
-  const expected = readF64(readFileSync(join(dir, 'expected.safetensors')), 'logits');
+  const expected = readExpected(join(dir, 'expected.safetensors'), 'logits');
   const dev = await acquireDevice();
   const peak = {};
   for (const dtype of ['f16', 'f32']) {

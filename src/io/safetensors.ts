@@ -8,6 +8,7 @@
 import { diag, type Diagnostic } from '../diag/diagnostic.js';
 import type { Span } from '../diag/span.js';
 import type { Tensor64 } from '../base/tensor.js';
+import { bf16Bits, bf16FromBits, f16Bits, f16FromBits } from '../base/half.js';
 import type { DType } from '../graph/types.js';
 
 /** The dtypes a file may hold. F64 and I64 are read only (as f32 and i32). */
@@ -176,10 +177,10 @@ function decode(e: Entry, raw: Uint8Array, file: string): Float64Array {
       for (let i = 0; i < count; i++) out[i] = v.getFloat64(8 * i, true);
       break;
     case 'F16':
-      for (let i = 0; i < count; i++) out[i] = f16BitsToNumber(v.getUint16(2 * i, true));
+      for (let i = 0; i < count; i++) out[i] = f16FromBits(v.getUint16(2 * i, true));
       break;
     case 'BF16':
-      for (let i = 0; i < count; i++) out[i] = bf16BitsToNumber(v.getUint16(2 * i, true));
+      for (let i = 0; i < count; i++) out[i] = bf16FromBits(v.getUint16(2 * i, true));
       break;
     case 'I32':
       for (let i = 0; i < count; i++) out[i] = v.getInt32(4 * i, true);
@@ -267,10 +268,10 @@ function encode(name: string, data: Float64Array, dtype: FileDType, v: DataView,
       for (let i = 0; i < data.length; i++) v.setFloat64(at + 8 * i, data[i] ?? 0, true);
       return;
     case 'F16':
-      for (let i = 0; i < data.length; i++) v.setUint16(at + 2 * i, numberToF16Bits(data[i] ?? 0), true);
+      for (let i = 0; i < data.length; i++) v.setUint16(at + 2 * i, f16Bits(data[i] ?? 0), true);
       return;
     case 'BF16':
-      for (let i = 0; i < data.length; i++) v.setUint16(at + 2 * i, numberToBf16Bits(data[i] ?? 0), true);
+      for (let i = 0; i < data.length; i++) v.setUint16(at + 2 * i, bf16Bits(data[i] ?? 0), true);
       return;
     case 'I32':
       for (let i = 0; i < data.length; i++) {
@@ -289,67 +290,6 @@ function encode(name: string, data: Float64Array, dtype: FileDType, v: DataView,
 }
 
 // ---- 16-bit floats -------------------------------------------------------------------------
-
-/** IEEE half (1-5-10) bits to its exact value. */
-export function f16BitsToNumber(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const mant = h & 0x3ff;
-  if (exp === 0) return sign * mant * 2 ** -24;
-  if (exp === 0x1f) return mant === 0 ? sign * Infinity : NaN;
-  return sign * (1024 + mant) * 2 ** (exp - 25);
-}
-
-/** bfloat16 (1-8-7) bits to its exact value: the top half of an f32. */
-export function bf16BitsToNumber(h: number): number {
-  const buf = new DataView(new ArrayBuffer(4));
-  buf.setUint32(0, (h & 0xffff) << 16);
-  return buf.getFloat32(0);
-}
-
-/** Round half to even, for non-negative x. */
-function roundHalfEven(x: number): number {
-  const f = Math.floor(x);
-  const r = x - f;
-  if (r > 0.5) return f + 1;
-  if (r < 0.5) return f;
-  return f % 2 === 0 ? f : f + 1;
-}
-
-/**
- * Rounds a float64 straight to a binary float with `mBits` mantissa and `eBits` exponent bits
- * (round to nearest, ties to even; one rounding, so no double-rounding through f32).
- */
-function encodeMinifloat(x: number, mBits: number, eBits: number, nanBits: number): number {
-  const bias = 2 ** (eBits - 1) - 1;
-  const emin = 1 - bias;
-  const emax = bias;
-  const signBit = x < 0 || Object.is(x, -0) ? 1 << (mBits + eBits) : 0;
-  const infBits = ((2 ** eBits - 1) << mBits) | signBit;
-  if (Number.isNaN(x)) return nanBits;
-  const a = Math.abs(x);
-  if (a === Infinity) return infBits;
-  if (a < 2 ** emin) {
-    // Subnormal: units of 2^(emin - mBits); a carry into 2^mBits is exactly the smallest normal.
-    return signBit | roundHalfEven(a * 2 ** (mBits - emin));
-  }
-  let e = Math.floor(Math.log2(a));
-  while (2 ** e > a) e--;
-  while (2 ** (e + 1) <= a) e++;
-  if (e > emax) return infBits;
-  let m = roundHalfEven(a * 2 ** (mBits - e));
-  if (m === 2 ** (mBits + 1)) {
-    e++;
-    m = 2 ** mBits;
-  }
-  if (e > emax) return infBits;
-  return signBit | ((e + bias) << mBits) | (m - 2 ** mBits);
-}
-
-export function numberToF16Bits(x: number): number {
-  return encodeMinifloat(x, 10, 5, 0x7e00);
-}
-
-export function numberToBf16Bits(x: number): number {
-  return encodeMinifloat(x, 7, 8, 0x7fc0);
-}
+// The conversions are src/base/half.ts's (one implementation for the reader, the writer, the
+// loaders' narrowing and the runtime's GPU buffers), under the names this module has exported.
+export { bf16FromBits as bf16BitsToNumber, bf16Bits as numberToBf16Bits, f16FromBits as f16BitsToNumber, f16Bits as numberToF16Bits } from '../base/half.js';
