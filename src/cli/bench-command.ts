@@ -8,7 +8,6 @@ import {
   type BenchOptions,
   benchAttention,
   benchCompile,
-  benchDecode,
   benchDocument,
   benchPeak,
   benchModel,
@@ -20,6 +19,7 @@ import {
 } from './bench.js';
 import type { CaseResult } from './bench-report.js';
 import { peakLine } from './bench-peak.js';
+import { benchDecode } from './bench-decode.js';
 import { formatFusionProfile } from '../kernel/fusion-profile.js';
 import { benchAttentionCuda, formatCudaTable } from './bench-cuda.js';
 import { cudaRunRefusal } from '../runtime-cuda/run.js';

@@ -20,7 +20,6 @@ import type { Plan } from '../kernel/plan.js';
 import type { TargetLimits } from '../kernel/schedule.js';
 import { pipelines } from '../passes/pipeline.js';
 import type { HostTensor } from '../runtime/session.js';
-import { createSession } from '../runtime/session.js';
 import { targetLimitsOf } from '../runtime/target.js';
 import { mhaAttentionOnnx, onnxType, plainAttentionOnnx, encodeF16 } from './bench-onnx.js';
 import { benchDevice, ortRunner, tfcRunner, tfjsRunner, type RunSample, type Runner } from './bench-peers.js';
@@ -29,7 +28,7 @@ import { type StepSources, fusionProfile } from '../kernel/fusion-profile.js';
 import { lowerBound } from '../kernel/report.js';
 import { type BenchDocument, type CaseResult, type PlotPoint, type SystemResult, Progress, compare, formatTable, median, plotSvg, svgToPng } from './bench-report.js';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', ...(fileURLToPath(import.meta.url).includes('/dist/') ? ['..'] : []));
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', ...(fileURLToPath(import.meta.url).includes('/dist/') ? ['..'] : []));
 
 export interface BenchOptions {
   readonly warmup: number;
@@ -85,7 +84,7 @@ export function compileSource(text: string, file: string, overrides: ReadonlyMap
 }
 
 /** The plan of a bench model for an adapter's limits. */
-function benchPlan(text: string, file: string, overrides: ReadonlyMap<string, number>, fuse: boolean, limits: TargetLimits): Plan {
+export function benchPlan(text: string, file: string, overrides: ReadonlyMap<string, number>, fuse: boolean, limits: TargetLimits): Plan {
   return benchStages(text, file, overrides, fuse, limits).plan;
 }
 
@@ -195,7 +194,7 @@ async function measureAll(cs: readonly (Contender | SystemResult)[], o: BenchOpt
   return out;
 }
 
-function wanted(o: BenchOptions, system: string): boolean {
+export function wanted(o: BenchOptions, system: string): boolean {
   // Exact names, or a family: `ort` selects ort-mha and ort-plain.
   return o.systems === undefined || o.systems.some((s) => system === s || system.startsWith(`${s}-`));
 }
@@ -417,7 +416,7 @@ export const modelPresets: Readonly<Record<string, Readonly<Record<string, numbe
   llama100m: { layers: 12, d: 768, heads: 12, kv_heads: 4, ffn: 2048, vocab: 32000, T: 128 },
 };
 
-function exportGpt2(set: Readonly<Record<string, number>>, kv: boolean): string {
+export function exportGpt2(set: Readonly<Record<string, number>>, kv: boolean): string {
   const key = Object.entries(set)
     .map(([k, v]) => `${k}${v}`)
     .join('-');
@@ -431,12 +430,12 @@ function exportGpt2(set: Readonly<Record<string, number>>, kv: boolean): string 
   return dir;
 }
 
-function readDir(dir: string, file: string): Map<string, HostTensor> {
+export function readDir(dir: string, file: string): Map<string, HostTensor> {
   const f = readSafetensors(readFileSync(join(dir, file)), file);
   return new Map([...f.tensors].map(([n, t]) => [n, { dtype: t.dtype, shape: t.shape, data: t.data }]));
 }
 
-function configOverrides(set: Readonly<Record<string, number>>): Map<string, number> {
+export function configOverrides(set: Readonly<Record<string, number>>): Map<string, number> {
   return new Map(Object.entries(set).filter(([k]) => k !== 'T'));
 }
 
@@ -533,94 +532,6 @@ export async function benchModel(o: BenchOptions, file: string, set: Readonly<Re
   const flops = graphFlops(benchCompilation(src, file, configOverrides(set), false).graph, new Map([['B', 1], ['T', set['T'] ?? 1]]));
   // Each fused kernel against the unfused kernels it replaced, from both tfc plans' step minimums.
   return [{ suite: 'model', name: `gpt2 ${label}`, params: { ...set, preset: presetName }, results, work: { flops }, ...fusionOf(results, sources, new Map([['B', 1], ['T', set['T'] ?? 1]])) }];
-}
-
-/** Tokens/s of one-token decode steps with a KV cache (gpt2-kv.tfx), after a prefill of T tokens. */
-export async function benchDecode(o: BenchOptions, set: Readonly<Record<string, number>>, steps: number): Promise<CaseResult[]> {
-  const dev = await benchDevice();
-  const file = join(repoRoot, 'examples', 'variants', 'gpt2-kv.tfx');
-  const systems = ['tfc', 'tfc --no-fuse'].filter((s) => wanted(o, s));
-  const progress = new Progress(systems.length, o.err, o.isTty);
-  let dir: string;
-  try {
-    dir = exportGpt2(set, true);
-  } catch (e) {
-    // The oracle could not run (e.g. P + steps beyond ctx): every system fails with its message.
-    progress.end();
-    const note = e instanceof Error ? (e.message.split('\n').find((l) => l.includes('Error')) ?? e.message.split('\n')[0] ?? '') : String(e);
-    return [{ suite: 'decode', name: `gpt2-kv decode P=${set['T']} +${steps}`, params: { ...set, steps }, results: systems.map((system) => ({ system, status: 'failed' as const, timeSource: 'wall', wallMs: [], note: `the PyTorch oracle failed: ${note.trim()}` })) }];
-  }
-  const weights = readDir(dir, 'weights.safetensors');
-  const prefill = readDir(dir, 'inputs.safetensors');
-  const decodeIn = readDir(dir, 'decode_inputs.safetensors');
-  const decodeWant = readDir(dir, 'decode_expected.safetensors').get('logits');
-  if (decodeWant === undefined) throw new Error('oracle: no decode logits');
-  const src = readFileSync(file, 'utf8');
-  const layers = set['layers'] ?? 1;
-  const results: SystemResult[] = [];
-  for (const system of systems) {
-    try {
-      const plan = benchPlan(src, file, configOverrides(set), system === 'tfc', targetLimitsOf(dev));
-      const session = await createSession(dev, plan);
-      session.loadWeights(weights);
-      const run = async (ins: Map<string, HostTensor>, timing: boolean): Promise<{ outs: Map<string, HostTensor>; gpuMs: number }> => {
-        const r = await session.run(ins, { timing });
-        const outs = new Map<string, HostTensor>([...r.outputs].map(([n, t]) => [n, { dtype: t.dtype, shape: t.shape, data: t.data }]));
-        return { outs, gpuMs: (r.timing ?? []).reduce((a, t) => a + t.ns, 0) / 1e6 };
-      };
-      const nextInputs = (outs: Map<string, HostTensor>, token: number | readonly number[]): Map<string, HostTensor> => {
-        const ids = typeof token === 'number' ? [token] : token;
-        const m = new Map<string, HostTensor>([['tokens', { dtype: 'i32', shape: [1, ids.length], data: ids }]]);
-        for (let l = 0; l < layers; l++) {
-          for (const kv of ['key', 'value']) {
-            const t = outs.get(`present.${l}.${kv}`);
-            if (t === undefined) throw new Error(`no present.${l}.${kv}`);
-            m.set(`past.${l}.${kv}`, t);
-          }
-        }
-        return m;
-      };
-      // The prompt in chunks of at most 512 tokens (each chunk's logits [1, chunk, vocab] must fit
-      // one storage binding: GPT-2's 1024 x 50257 f32 logits are 206 MB, over lavapipe's 128 MiB).
-      const prompt = Array.from(prefill.get('tokens')?.data ?? [], Number);
-      let pre = await run(new Map([...prefill].map(([n, t]) => (n === 'tokens' ? [n, { dtype: 'i32', shape: [1, Math.min(512, prompt.length)], data: prompt.slice(0, 512) }] : [n, t]))), false);
-      for (let at = 512; at < prompt.length; at += 512) pre = await run(nextInputs(pre.outs, prompt.slice(at, at + 512)), false);
-      const firstToken = decodeIn.get('tokens')?.data[0] ?? 0;
-      const step1 = await run(nextInputs(pre.outs, firstToken), false);
-      const got = step1.outs.get('logits');
-      const err = compare(Float32Array.from(got?.data ?? []), decodeWant.data);
-      const wallMs: number[] = [];
-      const gpuMs: number[] = [];
-      let outs = step1.outs;
-      for (let i = 0; i < steps; i++) {
-        const t0 = performance.now();
-        const r = await run(nextInputs(outs, (firstToken + i + 1) % (set['vocab'] ?? 2)), true);
-        wallMs.push(performance.now() - t0);
-        gpuMs.push(r.gpuMs);
-        outs = r.outs;
-      }
-      session.dispose();
-      const isWrong = !(err.relErr <= 1e-3);
-      results.push({
-        system,
-        status: isWrong ? 'wrong' : 'ok',
-        timeSource: dev.features.has('timestamp-query') ? 'timestamp-query' : 'wall',
-        wallMs,
-        ...(dev.features.has('timestamp-query') ? { gpuMs } : {}),
-        maxAbsErr: err.maxAbsErr,
-        relErr: err.relErr,
-        kernels: plan.steps.length,
-        note: `${(1000 / median(wallMs)).toFixed(1)} tokens/s wall (cache grows from ${set['T']} to ${(set['T'] ?? 0) + steps})`,
-      });
-    } catch (e) {
-      results.push({ system, status: 'failed', timeSource: 'wall', wallMs: [], note: e instanceof Error ? (e.message.split('\n')[0] ?? '') : String(e) });
-    }
-    progress.step(`decode ${system}`);
-  }
-  progress.end();
-  // Bytes a step must move at the cache length of the middle measured step: weights and the cache read, logits and the new cache written.
-  const lb = lowerBound(benchCompilation(src, file, configOverrides(set), false).graph, new Map([['B', 1], ['T', 1], ['P', (set['T'] ?? 0) + 1 + (steps >> 1)]]));
-  return [{ suite: 'decode', name: `gpt2-kv decode P=${set['T']} +${steps}`, params: { ...set, steps }, results, work: { bytes: lb.bytesRead + lb.bytesWritten } }];
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -42,3 +42,31 @@ describe('tfc bench attention (tiny)', () => {
     expect(err).toContain('] 5/5 T=16'); // the progress bar on stderr
   });
 });
+
+describe('tfc bench decode (tiny)', () => {
+  it('interleaves the systems step by step, checks each against PyTorch and counts their kernels', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tfc-bench-'));
+    let err = '';
+    const code = await main(['bench', 'decode', '--set', 'layers=1,d=32,heads=2,vocab=64,ctx=32,T=5', '--steps', '3', '--out-dir', dir], {
+      out: () => undefined,
+      err: (s) => (err += s),
+      env: {},
+    });
+    expect(code, err).toBe(0);
+    const doc = JSON.parse(readFileSync(join(dir, 'decode.json'), 'utf8')) as BenchDocument;
+    const c = doc.cases[0];
+    expect(c?.name).toBe('gpt2-kv decode P=5 +3');
+    const results = c?.results ?? [];
+    expect(results.map((r) => r.system)).toEqual(['tfc', 'tfc --no-fuse']);
+    for (const r of results) {
+      // Each system's first decode step matches PyTorch's logits (f32 tolerance 1e-3 of max|logit|,
+      // the bench's 'ok' bar), then 3 timed steps.
+      expect(r.status, r.note).toBe('ok');
+      expect(r.wallMs.length).toBe(3);
+      expect(r.note).toContain('interleaved');
+    }
+    // Fusion removes kernels: the fused plan has fewer steps than the unfused one.
+    expect(results[0]?.kernels ?? 0).toBeLessThan(results[1]?.kernels ?? 0);
+    expect(err).toContain('4/4'); // progress: prefill and steps of both systems
+  });
+});
