@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Plan } from '../kernel/plan.js';
 import { lowerBound } from '../kernel/report.js';
-import type { HostTensor, Session } from '../runtime/session.js';
+import type { HostTensor, Session, StepTiming } from '../runtime/session.js';
 import { createSession } from '../runtime/session.js';
 import { targetLimitsOf } from '../runtime/target.js';
 import { type BenchOptions, benchCompilation, benchPlan, configOverrides, exportGpt2, readDir, repoRoot, wanted } from './bench.js';
@@ -23,6 +23,8 @@ interface LiveDecode {
   readonly err: { maxAbsErr: number; relErr: number };
   readonly wallMs: number[];
   readonly gpuMs: number[];
+  /** Per plan step, the fastest time over the measured steps (ms) and its kernel. */
+  readonly stepMin: { kernel: string; ms: number }[];
 }
 
 /** Tokens/s of one-token decode steps with a KV cache (gpt2-kv.tfx), after a prefill of T tokens. */
@@ -49,10 +51,10 @@ export async function benchDecode(o: BenchOptions, set: Readonly<Record<string, 
   const src = readFileSync(file, 'utf8');
   const layers = set['layers'] ?? 1;
   const timestamps = dev.features.has('timestamp-query');
-  const run = async (session: Session, ins: Map<string, HostTensor>, timing: boolean): Promise<{ outs: Map<string, HostTensor>; gpuMs: number }> => {
+  const run = async (session: Session, ins: Map<string, HostTensor>, timing: boolean): Promise<{ outs: Map<string, HostTensor>; gpuMs: number; steps: readonly StepTiming[] }> => {
     const r = await session.run(ins, { timing });
     const outs = new Map<string, HostTensor>([...r.outputs].map(([n, t]) => [n, { dtype: t.dtype, shape: t.shape, data: t.data }]));
-    return { outs, gpuMs: (r.timing ?? []).reduce((a, t) => a + t.ns, 0) / 1e6 };
+    return { outs, gpuMs: (r.timing ?? []).reduce((a, t) => a + t.ns, 0) / 1e6, steps: r.timing ?? [] };
   };
   const nextInputs = (outs: Map<string, HostTensor>, token: number | readonly number[]): Map<string, HostTensor> => {
     const ids = typeof token === 'number' ? [token] : token;
@@ -84,7 +86,7 @@ export async function benchDecode(o: BenchOptions, set: Readonly<Record<string, 
       const step1 = await run(session, nextInputs(pre.outs, firstToken), false);
       const got = step1.outs.get('logits');
       const err = compare(Float32Array.from(got?.data ?? []), decodeWant.data);
-      slots.push({ system, plan, session, outs: step1.outs, err, wallMs: [], gpuMs: [] });
+      slots.push({ system, plan, session, outs: step1.outs, err, wallMs: [], gpuMs: [], stepMin: [] });
     } catch (e) {
       slots.push(failed(system, e));
     }
@@ -103,6 +105,10 @@ export async function benchDecode(o: BenchOptions, set: Readonly<Record<string, 
         const r = await run(s.session, nextInputs(s.outs, (firstToken + i + 1) % (set['vocab'] ?? 2)), timestamps);
         s.wallMs.push(performance.now() - t0);
         s.gpuMs.push(r.gpuMs);
+        for (const st of r.steps) {
+          const m = s.stepMin[st.step];
+          if (m === undefined || st.ns / 1e6 < m.ms) s.stepMin[st.step] = { kernel: st.kernel, ms: st.ns / 1e6 };
+        }
         s.outs = r.outs;
       } catch (e) {
         broken.set(s.system, failed(s.system, e));
@@ -124,6 +130,7 @@ export async function benchDecode(o: BenchOptions, set: Readonly<Record<string, 
       maxAbsErr: s.err.maxAbsErr,
       relErr: s.err.relErr,
       kernels: s.plan.steps.length,
+      ...(s.stepMin.length > 0 ? { profile: profileOf(s.stepMin) } : {}),
       note: `${(1000 / median(s.wallMs)).toFixed(1)} tokens/s wall (cache grows from ${set['T']} to ${(set['T'] ?? 0) + steps}; steps interleaved with the other systems)`,
     };
   });
@@ -131,4 +138,20 @@ export async function benchDecode(o: BenchOptions, set: Readonly<Record<string, 
   // Bytes a step must move at the cache length of the middle measured step: weights and the cache read, logits and the new cache written.
   const lb = lowerBound(benchCompilation(src, file, configOverrides(set), false).graph, new Map([['B', 1], ['T', 1], ['P', (set['T'] ?? 0) + 1 + (steps >> 1)]]));
   return [{ suite: 'decode', name, params: { ...set, steps }, results, work: { bytes: lb.bytesRead + lb.bytesWritten } }];
+}
+
+/**
+ * Time per kernel of one decode step: each plan step's fastest time over the measured steps (the
+ * noise on this machine is one-sided: a step is never faster than its cost), summed by kernel.
+ */
+function profileOf(stepMin: readonly ({ kernel: string; ms: number } | undefined)[]): { kernel: string; ms: number; count: number }[] {
+  const by = new Map<string, { ms: number; count: number }>();
+  for (const st of stepMin) {
+    if (st === undefined) continue;
+    const e = by.get(st.kernel) ?? { ms: 0, count: 0 };
+    e.ms += st.ms;
+    e.count++;
+    by.set(st.kernel, e);
+  }
+  return [...by].map(([kernel, e]) => ({ kernel, ...e })).sort((a, b) => b.ms - a.ms);
 }

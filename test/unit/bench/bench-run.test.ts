@@ -64,6 +64,8 @@ describe('tfc bench decode (tiny)', () => {
       expect(r.status, r.note).toBe('ok');
       expect(r.wallMs.length).toBe(3);
       expect(r.note).toContain('interleaved');
+      // The per-kernel profile covers every plan step once (its count sums to the kernel count).
+      expect((r.profile ?? []).reduce((a, p) => a + p.count, 0)).toBe(r.kernels);
     }
     // Fusion removes kernels: the fused plan has fewer steps than the unfused one.
     expect(results[0]?.kernels ?? 0).toBeLessThan(results[1]?.kernels ?? 0);
