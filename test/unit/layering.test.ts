@@ -19,6 +19,8 @@ const layers: readonly (readonly [string, readonly string[]])[] = [
   ['interp', ['src/interp/']],
   ['io', ['src/io/']],
   ['passes', ['src/passes/']],
+  // Training: loss, gradients and optimizer appended to a model's graph (graph-to-graph, like passes).
+  ['train', ['src/train/']],
   ['kernel', ['src/kernel/']],
   ['codegen', ['codegen/']],
   ['compile', ['src/compile/']],

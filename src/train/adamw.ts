@@ -1,0 +1,100 @@
+// AdamW (decoupled weight decay, Loshchilov & Hutter; torch.optim.AdamW's update) with global
+// gradient-norm clipping (torch.nn.utils.clip_grad_norm_), appended to a graph as catalog ops, so a
+// training step (forward, loss, backward, update) is one graph that the normal pipeline fuses and
+// lowers: the update of each weight becomes an elementwise kernel (or joins its gradient's).
+//
+// Per weight w with gradient g, moments m and v (inputs `adam.m.NAME`, `adam.v.NAME`, same shape):
+//   c  = min(1, clip / (||G|| + 1e-6))          ||G||: the L2 norm over ALL gradients together
+//   g' = c * g
+//   m' = b1 m + (1 - b1) g'          v' = b2 v + (1 - b2) g'^2
+//   w' = w - lr wd w - lr (m' / bc1) / (sqrt(v' / bc2) + eps)
+// with bc1 = 1 - b1^t and bc2 = 1 - b2^t given by the host each step (inputs `train.bc1`,
+// `train.bc2`) beside the learning rate `train.lr`: the step count and a learning-rate schedule
+// never change the compiled graph. Outputs: `NAME` (the new weight, the checkpoint's tensor name),
+// `adam.m.NAME`, `adam.v.NAME`, and `train.grad_norm` (||G|| before clipping).
+import type { Span } from '../diag/span.js';
+import { type Attrs, type Graph, type GraphOutput, type Node, attr, strAttr } from '../graph/ir.js';
+import { GraphBuilder } from '../graph/rewrite.js';
+import { type DType, type TensorType, tensorType } from '../graph/types.js';
+
+export interface AdamWOptions {
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  readonly weightDecay: number;
+  /** Clip the global gradient norm to this value; Infinity: no clipping. */
+  readonly clipNorm: number;
+}
+
+/** torch.optim.AdamW's defaults, with charlm's train.py weight decay and clipping. */
+export const defaultAdamW: AdamWOptions = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, clipNorm: 1.0 };
+
+/** Names of the optimizer's own inputs and outputs (the host feeds and keeps them). */
+export const adamNames = {
+  m: (weight: string): string => `adam.m.${weight}`,
+  v: (weight: string): string => `adam.v.${weight}`,
+  lr: 'train.lr',
+  bc1: 'train.bc1',
+  bc2: 'train.bc2',
+  gradNorm: 'train.grad_norm',
+} as const;
+
+/**
+ * Appends the AdamW update of every weight in `gradOf` (weight name -> the node holding its
+ * gradient, same type as the weight) to `g`. The graph's existing outputs are kept first; the
+ * updated weights, moments and the gradient norm follow.
+ */
+export function appendAdamW(g: Graph, gradOf: ReadonlyMap<string, number>, o: AdamWOptions = defaultAdamW): Graph {
+  const b = new GraphBuilder();
+  for (const n of g.nodes) b.copy(n, n.operands);
+  const weights = new Map<string, Node>();
+  for (const n of g.nodes) if (n.op === 'weight' && n.attrs['rows'] === undefined) weights.set(strAttr(n, 'name'), n);
+  if (gradOf.size === 0) throw new Error('appendAdamW: no gradients to apply');
+  const first = [...gradOf.values()][0] ?? 0;
+  const loc: Span = g.nodes[first]?.loc ?? { file: '<adamw>', line: 0, col: 0, endLine: 0, endCol: 0 };
+  const scope = 'adamw';
+  const scalar = (dtype: DType = 'f32'): TensorType => tensorType(dtype, []);
+  const add = (op: string, operands: readonly number[], type: TensorType, attrs: Attrs = {}): number => b.add({ op, operands, attrs, type, loc, scope });
+  const cst = (value: number): number => add('const', [], scalar(), { value: attr.float(value) });
+  const input = (name: string, type: TensorType): number => add('input', [], type, { name: attr.str(name) });
+  const bin = (op: string, x: number, y: number): number => {
+    const tx = b.node(x).type;
+    const ty = b.node(y).type;
+    return add(op, [x, y], tx.shape.length >= ty.shape.length ? tx : ty);
+  };
+  const un = (op: string, x: number): number => add(op, [x], b.node(x).type);
+
+  // The global norm of all gradients, and the clip factor min(1, clip / (norm + 1e-6)).
+  let sq: number | undefined;
+  for (const [name, gid] of gradOf) {
+    const t = b.node(gid).type;
+    const w = weights.get(name);
+    if (w === undefined) throw new Error(`appendAdamW: '${name}' is not a weight of ${g.name}`);
+    if (t.dtype !== 'f32' || w.type.shape.length !== t.shape.length) throw new Error(`appendAdamW: the gradient of '${name}' is ${t.dtype}[${t.shape.length} axes], the weight f32[${w.type.shape.length} axes]`);
+    const sumSq = add('sum', [bin('mul', gid, gid)], scalar(), { axes: attr.ints(t.shape.map((_, i) => i)), keepdims: attr.bool(false) });
+    sq = sq === undefined ? sumSq : bin('add', sq, sumSq);
+  }
+  const norm = un('sqrt', sq ?? cst(0));
+  const clip = Number.isFinite(o.clipNorm) ? bin('min', cst(1), bin('div', cst(o.clipNorm), bin('add', norm, cst(1e-6)))) : cst(1);
+  const lr = input(adamNames.lr, scalar());
+  const bc1 = input(adamNames.bc1, scalar());
+  const bc2 = input(adamNames.bc2, scalar());
+
+  const outputs: GraphOutput[] = [...g.outputs];
+  for (const [name, gid] of gradOf) {
+    const w = weights.get(name);
+    if (w === undefined) continue;
+    const t = w.type;
+    const gc = bin('mul', gid, clip);
+    const m = input(adamNames.m(name), t);
+    const v = input(adamNames.v(name), t);
+    const m2 = bin('add', bin('mul', cst(o.beta1), m), bin('mul', cst(1 - o.beta1), gc));
+    const v2 = bin('add', bin('mul', cst(o.beta2), v), bin('mul', cst(1 - o.beta2), bin('mul', gc, gc)));
+    const step = bin('div', bin('div', m2, bc1), bin('add', un('sqrt', bin('div', v2, bc2)), cst(o.eps)));
+    const decayed = o.weightDecay === 0 ? w.id : bin('sub', w.id, bin('mul', bin('mul', lr, cst(o.weightDecay)), w.id));
+    const w2 = bin('sub', decayed, bin('mul', lr, step));
+    outputs.push({ name, value: w2, loc: w.loc }, { name: adamNames.m(name), value: m2, loc: w.loc }, { name: adamNames.v(name), value: v2, loc: w.loc });
+  }
+  outputs.push({ name: adamNames.gradNorm, value: norm, loc });
+  return b.finish(g, outputs);
+}
