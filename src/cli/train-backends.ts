@@ -17,13 +17,17 @@ function toTensor64(t: HostTensor): Tensor64 {
   return { dtype: t.dtype ?? 'f32', shape: [...t.shape], data: Float64Array.from(t.data) };
 }
 
-/** The float64 interpreter runs the training-step graph itself (no passes, no kernels). */
-export function interpTrainBackend(g: Graph): TrainBackend<HostTensor> {
+/**
+ * The float64 interpreter runs the training-step graph itself (no passes, no kernels).
+ * `fixed`: the values of weights that are not trained (they stay weights of the graph).
+ */
+export function interpTrainBackend(g: Graph, fixed: ReadonlyMap<string, HostTensor> = new Map()): TrainBackend<HostTensor> {
   const weights = new Set(g.nodes.filter((n) => n.op === 'weight').map((n) => strAttr(n, 'name')));
+  const fixedFeeds = [...fixed].map(([n, t]) => [n, toTensor64(t)] as const);
   return {
     stateNames: graphStateNames(g),
     async run(inputs, state) {
-      const feeds = { inputs: new Map<string, Tensor64>(), weights: new Map<string, Tensor64>() };
+      const feeds = { inputs: new Map<string, Tensor64>(), weights: new Map<string, Tensor64>(fixedFeeds) };
       for (const [n, t] of inputs) (weights.has(n) ? feeds.weights : feeds.inputs).set(n, toTensor64(t));
       const out = interpret(g, feeds).outputs;
       const keep = new Set(state);
