@@ -5,7 +5,7 @@
 // (session.run with timing), median of 5 runs after 2 warm-up runs; wall clock alongside.
 import { attentionSource, compileSource } from '../src/cli/bench.js';
 import { compilePlan } from '../src/compile/plan.js';
-import { evalCondition, evalSize } from '../src/kernel/plan.js';
+import { evalCondition, evalSize } from '../src/kernel/plan/plan.js';
 import { acquireDevice } from '../src/runtime/device.js';
 import { createSession } from '../src/runtime/session.js';
 import { targetLimitsOf } from '../src/runtime/target.js';

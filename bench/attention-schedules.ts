@@ -4,8 +4,8 @@
 // Time = sum of the steps' GPU timestamps, median over rounds (schedules interleaved per round).
 import { attentionSource, compileSource } from '../src/cli/bench.js';
 import { compilePlan } from '../src/compile/plan.js';
-import { type AttentionSchedule, attentionSharedBytes, chooseAttentionSchedule } from '../src/kernel/lower-attention-schedule.js';
-import { type MatmulSchedule, chooseSchedule } from '../src/kernel/schedule.js';
+import { type AttentionSchedule, attentionSharedBytes, chooseAttentionSchedule } from '../src/kernel/attention/schedule.js';
+import { type MatmulSchedule, chooseSchedule } from '../src/kernel/schedule/schedule.js';
 import { acquireDevice } from '../src/runtime/device.js';
 import { createSession } from '../src/runtime/session.js';
 import { targetLimitsOf } from '../src/runtime/target.js';

@@ -4,7 +4,7 @@
 // otherwise. Time = sum of GPU timestamps, median of 5 runs after a warm-up, rounds interleaved.
 import { compileSource } from '../src/cli/bench.js';
 import { compilePlan } from '../src/compile/plan.js';
-import { type MatmulSchedule, chooseSchedule } from '../src/kernel/schedule.js';
+import { type MatmulSchedule, chooseSchedule } from '../src/kernel/schedule/schedule.js';
 import { acquireDevice } from '../src/runtime/device.js';
 import { createSession } from '../src/runtime/session.js';
 import { targetLimitsOf } from '../src/runtime/target.js';

@@ -11,9 +11,9 @@
 import { checkSource } from '../src/check/check-source.js';
 import { makeTensor } from '../src/base/tensor.js';
 import { compilePlan } from '../src/compile/plan.js';
-import type { AttentionSchedule } from '../src/kernel/lower-attention-schedule.js';
-import { evalCondition } from '../src/kernel/plan.js';
-import { chooseSchedule } from '../src/kernel/schedule.js';
+import type { AttentionSchedule } from '../src/kernel/attention/schedule.js';
+import { evalCondition } from '../src/kernel/plan/plan.js';
+import { chooseSchedule } from '../src/kernel/schedule/schedule.js';
 import { runPipeline } from '../src/passes/driver.js';
 import { createPassContext } from '../src/passes/pass.js';
 import { pipelines } from '../src/passes/pipeline.js';

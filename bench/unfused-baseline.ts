@@ -14,7 +14,7 @@ import type { Diagnostic } from '../src/diag/diagnostic.js';
 import type { Graph } from '../src/graph/ir.js';
 import { neededTensors } from '../src/io/check-tensors.js';
 import { compilePlan } from '../src/compile/plan.js';
-import { evalSize, type Plan } from '../src/kernel/plan.js';
+import { evalSize, type Plan } from '../src/kernel/plan/plan.js';
 import { runPipeline } from '../src/passes/driver.js';
 import { createPassContext } from '../src/passes/pass.js';
 import { graphPasses } from '../src/passes/pipeline.js';

@@ -3,8 +3,8 @@
 import { attentionSource } from '../../dist/src/cli/bench.js';
 import { compileSource } from '../../dist/src/cli/bench.js';
 import { compilePlan } from '../../dist/src/compile/plan.js';
-import { chooseSchedule } from '../../dist/src/kernel/schedule.js';
-import { chooseAttentionSchedule } from '../../dist/src/kernel/lower-attention-schedule.js';
+import { chooseSchedule } from '../../dist/src/kernel/schedule/schedule.js';
+import { chooseAttentionSchedule } from '../../dist/src/kernel/attention/schedule.js';
 import { acquireDevice } from '../../dist/src/runtime/device.js';
 import { createSession } from '../../dist/src/runtime/session.js';
 import { targetLimitsOf } from '../../dist/src/runtime/target.js';

@@ -4,7 +4,7 @@ import { buf } from './harness.mjs';
 import { compare } from './cmp.mjs';
 import { compileSource } from '../../dist/src/cli/bench.js';
 import { compilePlan } from '../../dist/src/compile/plan.js';
-import { chooseSchedule, lavapipeLimits } from '../../dist/src/kernel/schedule.js';
+import { chooseSchedule, lavapipeLimits } from '../../dist/src/kernel/schedule/schedule.js';
 const [M, K, N] = (process.argv[2] ?? '128,3072,768').split(',').map(Number);
 const extra = JSON.parse(process.argv[3] ?? '{}');
 const ba = buf(M * K * 4), bb = buf(K * N * 4), bo = buf(M * N * 4);

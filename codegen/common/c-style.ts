@@ -21,8 +21,8 @@ import {
   assertNever,
   exprType,
   forEachExpr,
-} from '../../src/kernel/ir.js';
-import { printSize } from '../../src/kernel/to-size.js';
+} from '../../src/kernel/ir/ir.js';
+import { printSize } from '../../src/kernel/plan/to-size.js';
 
 export function describeSchedule(s: KernelSchedule): string {
   switch (s.kind) {

@@ -9,7 +9,7 @@ import { cudaPath, printCudaLauncher } from './launcher.js';
 import { cudaPrelude } from './print.js';
 import { cudaMmaHelpers } from './mma.js';
 import { cudaRuntimeHeaders } from './runtime/header.js';
-import type { Plan, PlanKernel, SizeExpr } from '../../src/kernel/plan.js';
+import type { Plan, PlanKernel, SizeExpr } from '../../src/kernel/plan/plan.js';
 
 export const cudaLaunchFormat = 'tfc-cuda-launch';
 export const cudaLaunchVersion = 1;

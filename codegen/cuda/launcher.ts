@@ -10,7 +10,7 @@
 // time. The same file builds with nvcc (CUDA runtime API, <<<grid, block>>>) and with g++ against
 // codegen/cuda/emu/cuda_emu.h (CPU emulator): only tfc_runtime.h's small device API differs.
 import { Writer } from '../common/writer.js';
-import type { Plan, SizeExpr } from '../../src/kernel/plan.js';
+import type { Plan, SizeExpr } from '../../src/kernel/plan/plan.js';
 
 /** Where a kernel's CUDA source lives in a compiled folder (the launcher #includes it from cuda/). */
 export function cudaPath(kernelName: string): string {

@@ -1,5 +1,5 @@
 // The tensor-core wrappers generated CUDA kernels call for the kernel IR's matrix statements
-// (mma, async_copy/commit/wait; src/kernel/ir.ts): printed once per translation unit, guarded,
+// (mma, async_copy/commit/wait; src/kernel/ir/ir.ts): printed once per translation unit, guarded,
 // after the prelude, only when a kernel uses them. Under nvcc they are inline PTX (sm_80+);
 // under g++ with codegen/cuda/emu/cuda_emu.h the four PTX primitives (tfc_lane_id,
 // tfc_mma_m16n8k16_{f16,bf16}_f32, tfc_cp_async_16/commit/wait) are emulated and the rest of this

@@ -1,7 +1,7 @@
 // CUDA C++ spellings of the kernel IR's scalar types, operators, math functions, builtins and
 // subgroup ops; mirrors codegen/wgsl/ops.ts. Typed as Records: a kernel IR op without a CUDA
 // spelling is a compile error. f16 math goes through f32 (`__half2float`/`__float2half`).
-import type { BinaryOp, BuiltinId, MathFn, ScalarType, SubgroupOp, UnaryOp } from '../../src/kernel/ir.js';
+import type { BinaryOp, BuiltinId, MathFn, ScalarType, SubgroupOp, UnaryOp } from '../../src/kernel/ir/ir.js';
 
 export const cudaType: Record<ScalarType, string> = {
   f32: 'float',

@@ -24,7 +24,7 @@ import {
   forEachStmt,
   kernelFeatures,
   usesMatrixStmts,
-} from '../../src/kernel/ir.js';
+} from '../../src/kernel/ir/ir.js';
 import { cudaBinary, cudaBinaryIsCall, cudaBuiltin, cudaCast, cudaMath, cudaSubgroup, cudaType, cudaUnary } from './ops.js';
 import { cudaMmaHelpers } from './mma.js';
 

@@ -5,7 +5,7 @@
 // is done by our small runtime (src/runtime, imported as `tfc/runtime` by default).
 import { Project, SyntaxKind, VariableDeclarationKind, type SourceFile } from 'ts-morph';
 import type { Graph } from '../../src/graph/ir.js';
-import type { Plan, PlanKernel, SizeExpr } from '../../src/kernel/plan.js';
+import type { Plan, PlanKernel, SizeExpr } from '../../src/kernel/plan/plan.js';
 import { formatTs } from './format.js';
 
 export interface HostOptions {
@@ -200,7 +200,7 @@ export async function emitHostModule(plan: Plan, graph: Graph, opts: HostOptions
   sf.addVariableStatement({
     isExported: true,
     declarationKind: VariableDeclarationKind.Const,
-    docs: ['The compiled plan (src/kernel/plan.ts): buffers, kernels and the launch order.'],
+    docs: ['The compiled plan (src/kernel/plan/plan.ts): buffers, kernels and the launch order.'],
     declarations: [{ name: 'plan', type: 'Plan', initializer: planExpression(plan) }],
   });
 

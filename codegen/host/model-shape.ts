@@ -1,7 +1,7 @@
 // The language-model roles of a plan, found by naming convention: token ids, logits and KV-cache
 // pairs (past.* inputs fed by present.* outputs). Used by the host-module emitter (emit.ts) and by
 // `tfc run --prompt` (src/cli/generate.ts); kept apart from emit.ts so the CLI loads no ts-morph.
-import type { Plan, SizeExpr } from '../../src/kernel/plan.js';
+import type { Plan, SizeExpr } from '../../src/kernel/plan/plan.js';
 
 /** What codegen/host derives from the plan about a language model (see `describeModel`). */
 export interface ModelShape {

@@ -1,6 +1,6 @@
 // WGSL spellings of the kernel IR's scalar types, operators, math functions, builtins and
 // subgroup ops. Typed as Records: a kernel IR op without a WGSL spelling is a compile error.
-import type { BinaryOp, BuiltinId, MathFn, ScalarType, SubgroupOp, UnaryOp } from '../../src/kernel/ir.js';
+import type { BinaryOp, BuiltinId, MathFn, ScalarType, SubgroupOp, UnaryOp } from '../../src/kernel/ir/ir.js';
 
 export const wgslType: Record<ScalarType, string> = {
   f32: 'f32',

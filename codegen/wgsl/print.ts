@@ -23,7 +23,7 @@ import {
   forEachStmt,
   kernelFeatures,
   usesMatrixStmts,
-} from '../../src/kernel/ir.js';
+} from '../../src/kernel/ir/ir.js';
 import { wgslBinary, wgslBuiltin, wgslMath, wgslSubgroup, wgslType, wgslUnary } from './ops.js';
 
 type LoadVec = Extract<Stmt, { kind: 'load_vec' }>;
@@ -41,7 +41,7 @@ export function uniformBinding(k: Kernel): number {
 export { describeSchedule };
 
 export function printWgsl(k: Kernel, opts: WgslOptions = {}): string {
-  // Matrix intrinsics come only from CUDA schedules (schedule.ts: `tensorCores`); reaching here is a bug.
+  // Matrix intrinsics come only from CUDA schedules (kernel/schedule/schedule.ts: `tensorCores`); reaching here is a bug.
   if (usesMatrixStmts(k)) throw new Error(`internal: kernel ${k.name} uses matrix intrinsics (mma/async_copy), which WGSL cannot print; only CUDA schedules with tensorCores may choose them`);
   return new WgslPrinter(k).print(opts.header ?? true);
 }

@@ -20,7 +20,7 @@ import {
 import type { CaseResult } from './bench-report.js';
 import { peakLine } from './bench-peak.js';
 import { benchDecode } from './bench-decode.js';
-import { formatFusionProfile } from '../kernel/fusion-profile.js';
+import { formatFusionProfile } from '../kernel/analysis/fusion-profile.js';
 import { benchAttentionCuda, formatCudaTable } from './bench-cuda.js';
 import { cudaRunRefusal } from '../runtime-cuda/run.js';
 import { isStderrTty } from './stderr-filter.js';

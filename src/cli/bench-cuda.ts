@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { lowerModel } from '../compile/kernels.js';
 import { compileModel } from '../compile/model.js';
-import { cudaLimits } from '../kernel/schedule.js';
+import { cudaLimits } from '../kernel/schedule/schedule.js';
 import { f16Bits } from '../runtime/convert.js';
 import { type LauncherMode, buildLauncher, detectNvidiaGpu } from '../runtime-cuda/launcher.js';
 import { attentionReference, attentionSource } from './bench.js';

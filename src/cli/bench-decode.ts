@@ -5,8 +5,8 @@
 // ratio of GPT-2 small swung from 0.78x to 1.24x a minute apart on this 2-core machine.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Plan } from '../kernel/plan.js';
-import { lowerBound } from '../kernel/report.js';
+import type { Plan } from '../kernel/plan/plan.js';
+import { lowerBound } from '../kernel/analysis/report.js';
 import type { HostTensor, Session, StepTiming } from '../runtime/session.js';
 import { createSession } from '../runtime/session.js';
 import { targetLimitsOf } from '../runtime/target.js';

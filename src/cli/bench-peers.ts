@@ -4,7 +4,7 @@
 // WebGPU backend. Peers run in this process on the same Dawn adapter through a navigator.gpu shim.
 import v8 from 'node:v8';
 import type * as OrtTypes from 'onnxruntime-web';
-import type { Plan } from '../kernel/plan.js';
+import type { Plan } from '../kernel/plan/plan.js';
 import { acquireDevice, type AcquiredDevice } from '../runtime/device.js';
 import { createSession, type HostTensor, type Session, type StepTiming } from '../runtime/session.js';
 

@@ -24,7 +24,7 @@ export interface SystemResult {
   readonly stepMinMs?: readonly number[];
 }
 
-import type { FusionRow } from '../kernel/fusion-profile.js';
+import type { FusionRow } from '../kernel/analysis/fusion-profile.js';
 
 export interface CaseResult {
   readonly suite: string;

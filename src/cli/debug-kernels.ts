@@ -4,9 +4,9 @@
 // Level 2's per-pass times and rule hits and level 3's IR dumps come from the pass driver
 // (src/compile/model.ts); remarks (level 1) too.
 import { describeSchedule } from '../../codegen/common/c-style.js';
-import type { KernelProgram } from '../kernel/ir.js';
-import { type Plan, evalSize } from '../kernel/plan.js';
-import { printSize } from '../kernel/to-size.js';
+import type { KernelProgram } from '../kernel/ir/ir.js';
+import { type Plan, evalSize } from '../kernel/plan/plan.js';
+import { printSize } from '../kernel/plan/to-size.js';
 
 /** 1536 -> '1.5 KiB' (binary units, one decimal; bytes below 1 KiB as they are). */
 export function byteText(n: number): string {

@@ -14,7 +14,7 @@ import { createLoadedModel, type LoadProgress } from '../runtime/host.js';
 import type { GenerateOptions, GenerateResult, StopReason } from '../runtime/generate.js';
 import { targetLimitsOf } from '../runtime/target.js';
 import { type TextTokenizer, TokenizerError, loadTokenizer, tokenizerFromBpeFiles, tokenizerFromChars } from '../runtime/tokenizer.js';
-import { cudaLimits } from '../kernel/schedule.js';
+import { cudaLimits } from '../kernel/schedule/schedule.js';
 import { openCudaLm, type StepTraffic } from '../runtime-cuda/generate.js';
 import type { LauncherMode } from '../runtime-cuda/launcher.js';
 import { UsageError } from './args.js';

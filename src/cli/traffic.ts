@@ -1,11 +1,11 @@
 // `tfc compile FILE --report [--json] [--no-fuse]`: the CLI side of the memory-traffic report
-// (src/kernel/report.ts, computed by the compile driver). Dims come from --set (only names that
+// (src/kernel/analysis/report.ts, computed by the compile driver). Dims come from --set (only names that
 // are graph dims); remarks of the fusion passes go to stderr at --debug 1. With --target cuda: registers, shared memory and
 // spills per kernel from ptxas (sm_80) when nvcc is installed.
 import type { KernelStages } from '../compile/kernels.js';
 import type { Target } from '../passes/pass.js';
-import { type KernelResources, printTrafficReport, trafficReportJson } from '../kernel/report.js';
-import type { Kernel } from '../kernel/ir.js';
+import { type KernelResources, printTrafficReport, trafficReportJson } from '../kernel/analysis/report.js';
+import type { Kernel } from '../kernel/ir/ir.js';
 import { printCudaModule } from '../../codegen/cuda/print.js';
 import { findNvcc, ptxasStats } from '../../codegen/cuda/ptxas.js';
 

@@ -13,7 +13,7 @@ import type { Graph, GraphOutput, Node } from '../graph/ir.js';
 import { freezeGraph } from '../graph/rewrite.js';
 import { getOp } from '../ops/catalog.js';
 
-/** Ops lowering folds into their consumer's reads (lower.ts): they belong to the consumer's kernel. */
+/** Ops lowering folds into their consumer's reads (kernel/lower/lower.ts): they belong to the consumer's kernel. */
 const FOLDED_VIEW_OPS = new Set(['reshape', 'view']);
 
 export interface TuneSubgraph {

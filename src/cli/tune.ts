@@ -5,7 +5,7 @@
 // float64 run of those nodes alone. Timing: warm-up run excluded, median of repeats, GPU timestamps
 // of the shape's kernels only, each step weighted by how many model nodes it stands for. A candidate
 // whose outputs differ from the interpreter's is rejected and never cached; winners go to the tune
-// cache (src/kernel/tune-cache.ts).
+// cache (src/kernel/schedule/tune-cache.ts).
 import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -20,12 +20,12 @@ import type { Reporter } from './report.js';
 import { openModel } from './stages.js';
 import type { Tensor64 } from '../base/tensor.js';
 import { interpret } from '../interp/interpret.js';
-import { type KernelProgram, assertNever } from '../kernel/ir.js';
+import { type KernelProgram, assertNever } from '../kernel/ir/ir.js';
 import { lowerGraph } from '../compile/kernels.js';
 import { type TuneSubgraph, tuneSubgraph } from './tune-subgraph.js';
-import { type Plan, evalCondition } from '../kernel/plan.js';
-import { type AttentionSchedule, chooseAttentionSchedule } from '../kernel/lower-attention-schedule.js';
-import { type MatmulSchedule, type Schedule, type TargetLimits, chooseSchedule, lavapipeLimits, scheduleShapeKey } from '../kernel/schedule.js';
+import { type Plan, evalCondition } from '../kernel/plan/plan.js';
+import { type AttentionSchedule, chooseAttentionSchedule } from '../kernel/attention/schedule.js';
+import { type MatmulSchedule, type Schedule, type TargetLimits, chooseSchedule, lavapipeLimits, scheduleShapeKey } from '../kernel/schedule/schedule.js';
 import {
   type CachedSchedule,
   type TuneEntry,
@@ -40,7 +40,7 @@ import {
   serializeTuneCache,
   tuneCachePath,
   withEntries,
-} from '../kernel/tune-cache.js';
+} from '../kernel/schedule/tune-cache.js';
 import { type AcquiredDevice, NoWebGpuError, acquireDevice } from '../runtime/device.js';
 import { RuntimeError } from '../runtime/errors.js';
 import { type Session, createSession } from '../runtime/session.js';

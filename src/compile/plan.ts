@@ -6,13 +6,13 @@ import type { Graph } from '../graph/ir.js';
 import { printWgsl, uniformBinding } from '../../codegen/wgsl/print.js';
 import { printCuda } from '../../codegen/cuda/print.js';
 import { kernelNameReserved } from '../../codegen/common/names.js';
-import { type Kernel, type KernelProgram, kernelFeatures, usesMatrixStmts } from '../kernel/ir.js';
-import { kernelKey } from '../kernel/kernel-key.js';
-import { type LoweringTarget, lowerToKernels } from '../kernel/lower.js';
-import type { BufferKind, Plan, PlanBinding, PlanBuffer, PlanKernel, WeightRows } from '../kernel/plan.js';
+import { type Kernel, type KernelProgram, kernelFeatures, usesMatrixStmts } from '../kernel/ir/ir.js';
+import { kernelKey } from '../kernel/ir/kernel-key.js';
+import { type LoweringTarget, lowerToKernels } from '../kernel/lower/lower.js';
+import type { BufferKind, Plan, PlanBinding, PlanBuffer, PlanKernel, WeightRows } from '../kernel/plan/plan.js';
 import { weightRowRange } from '../ops/source.js';
-import { type Schedule, type TargetLimits, chooseSchedule, lavapipeLimits } from '../kernel/schedule.js';
-import { dimToSize, shapeElements } from '../kernel/to-size.js';
+import { type Schedule, type TargetLimits, chooseSchedule, lavapipeLimits } from '../kernel/schedule/schedule.js';
+import { dimToSize, shapeElements } from '../kernel/plan/to-size.js';
 
 export interface CompileOptions {
   readonly target?: TargetLimits;
@@ -71,7 +71,7 @@ export function compilePlan(g: Graph, opts: CompileOptions = {}): Plan {
   };
   for (const n of g.nodes) if (n.op === 'input' || n.op === 'weight') draftFor(n.id);
 
-  // Kernels deduplicated by structure (body, buffers, grid, workgroup size; kernel-key.ts).
+  // Kernels deduplicated by structure (body, buffers, grid, workgroup size; kernel/ir/kernel-key.ts).
   const byKey = new Map<string, { first: Kernel; locs: string[] }>();
   const kernelOrder: string[] = [];
   const steps: Plan['steps'][number][] = [];

@@ -1,6 +1,6 @@
 // The fused attention op made by src/passes/fuse-attention.ts (never written by users), and
 // `score`, the scaled score inside its `score` lambda. The contract is in docs/passes.md "Fused
-// attention"; the kernel lowering (src/kernel/lower-attention.ts) codes against it.
+// attention"; the kernel lowering (src/kernel/attention/attention.ts) codes against it.
 //
 //   %9 = fused_attention %q, %k, %v, %slope {mask=(b, h, q, k) => le(k, q), scale=0.125,
 //          score=(b, h, q, k) => add(score(), read(3, h))} : f32[B,Hq,T,dv]

@@ -44,14 +44,14 @@ export interface ScalarTypes {
   readonly attrs: Attrs;
 }
 
-/** The math functions every target prints (src/kernel/ir.ts MathFn is this list). */
+/** The math functions every target prints (src/kernel/ir/ir.ts MathFn is this list). */
 export type ScalarMathFn = 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'tanh' | 'erf' | 'sin' | 'cos' | 'abs' | 'floor' | 'pow' | 'max' | 'min';
 /** Binary operators every target prints; `rem` truncates (C `%`), comparisons give bool. */
 export type ScalarBinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'rem' | 'lt' | 'le' | 'gt' | 'ge' | 'eq' | 'ne' | 'and' | 'or';
 
 /**
  * Builds one target's per-element expressions of type E. The kernel lowering implements it over
- * kernel IR (src/kernel/lower-scalar.ts), so an op's lowering is written here, once, without the
+ * kernel IR (src/kernel/lower/scalar.ts), so an op's lowering is written here, once, without the
  * catalog importing the kernel layer.
  */
 export interface ScalarBuilder<E> {

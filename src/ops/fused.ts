@@ -124,7 +124,7 @@ export const fusedOps: readonly OpDef[] = [
       const norm = normPrologueOf(attrs);
       if (norm === undefined || a === undefined) return mm;
       // The norm's own FLOPs (as the norm op would count them); the kernel's redundant per-thread
-      // statistics and gamma/beta @ W (src/kernel/lower-norm-prologue.ts) are not counted.
+      // statistics and gamma/beta @ W (src/kernel/matmul/norm-prologue.ts) are not counted.
       return dimAdd(mm, normOp(norm.op).flops([a, ...operands.slice(operands.length - norm.params)], a, { eps: { kind: 'float', value: norm.eps } }));
     },
     lowering: 'fused-only',

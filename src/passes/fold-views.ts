@@ -2,7 +2,7 @@
 // operand through an index map become one `view` node of the chain's source. A view lowers to
 // no kernel: the consumer (a matmul's A or B tiles, fused_attention's q/k/v tiles, fused_map and
 // epilogue reads) computes the address in the source buffer from the view's map
-// (src/kernel/lower-view.ts). This is how attention reads Q, K, V per head straight out of the
+// (src/kernel/lower/view.ts). This is how attention reads Q, K, V per head straight out of the
 // QKV projection's output and the output projection reads O through the merge-heads permute.
 //
 //   before                                               after

@@ -177,7 +177,7 @@ class Fuser {
       }
       case 'gather': {
         // table[ids] at (p..., j...) is table[clamp(ids[p...], 0, V - 1), j...]: a data-dependent
-        // read. The clamp is the gather kernel's (lower.ts emitGather): an id outside the table
+        // read. The clamp is the gather kernel's (kernel/lower/lower.ts emitGather): an id outside the table
         // (TFC309 in the unfused interpreter and the host's range checks) must not read past the
         // buffer, and a position from arange(T) with T > V is not checked by a compiled session.
         const idsRank = operandNode(1).type.shape.length;

@@ -1,7 +1,7 @@
 // fuse-norm: a layernorm/rmsnorm whose every use is the A operand of a matmul (or fused_matmul)
 // is folded into each of those matmuls: the tiled matmul accumulates its A rows' statistics and
 // gamma/beta @ W from the tiles its K loop already stages, and normalizes at the store
-// (src/kernel/lower-norm-prologue.ts: one pass, no extra read of A), so the normalized
+// (src/kernel/matmul/norm-prologue.ts: one pass, no extra read of A), so the normalized
 // activations never reach memory and the norm is no kernel of its own. With several uses
 // (Llama's q/k/v projections) each matmul recomputes the statistics in registers (no traffic).
 //

@@ -5,7 +5,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { evalCondition, evalSize, weightSourceShape, type Plan } from '../kernel/plan.js';
+import { evalCondition, evalSize, weightSourceShape, type Plan } from '../kernel/plan/plan.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import type { Tensor64 } from '../base/tensor.js';
 import { type LauncherMode, buildLauncher, runLauncher } from './launcher.js';

@@ -2,7 +2,7 @@
 // mode (src/runtime-cuda/serve.ts) holds the weights and the KV cache on the device; each step sends
 // only the new token ids and reads back only the logits. The decode loop and the sampling are the
 // WebGPU path's (src/runtime/generate.ts generateTokens); only the stepper is CUDA's.
-import { evalSize, type Plan } from '../kernel/plan.js';
+import { evalSize, type Plan } from '../kernel/plan/plan.js';
 import { RuntimeError } from '../runtime/errors.js';
 import { generateTokens, type GenerateOptions, type GenerateResult, type ModelSpec, type TokenStepper } from '../runtime/generate.js';
 import { type LauncherMode, buildLauncher, detectNvidiaGpu } from './launcher.js';

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { cudaPath, printCudaLauncher } from '../../codegen/cuda/launcher.js';
 import { findNvcc } from '../../codegen/cuda/ptxas.js';
 import { cudaRuntimeHeaders } from '../../codegen/cuda/runtime/header.js';
-import type { Plan } from '../kernel/plan.js';
+import type { Plan } from '../kernel/plan/plan.js';
 import { gxxFlags, precompiledHeader } from './emu-toolchain.js';
 
 export type LauncherMode = 'emu' | 'nvcc';

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findNvcc } from '../../codegen/cuda/ptxas.js';
 import { readSafetensors } from '../io/safetensors.js';
-import type { Plan } from '../kernel/plan.js';
+import type { Plan } from '../kernel/plan/plan.js';
 import type { Tensor64 } from '../base/tensor.js';
 import { type LauncherMode, buildLauncher, detectNvidiaGpu, runLauncher } from './launcher.js';
 

@@ -1,5 +1,5 @@
 // Host-side conversions between float64 values and the bytes a GPU buffer holds, per plan dtype.
-// Storage layout (the same as src/kernel/lower.ts storageType/storageBytes; a test checks they
+// Storage layout (the same as src/kernel/lower/lower.ts storageType/storageBytes; a test checks they
 // agree): f32 and i32 4 bytes, bool 4 bytes as u32 0/1 (WGSL bool is not host-shareable), f16 2
 // bytes IEEE half, bf16 4 bytes as an f32 holding a bf16-rounded value (converted at load: WGSL
 // has no bf16). Narrowing rounds to nearest, ties to even.

@@ -3,7 +3,7 @@
 // safetensors ArrayBuffer, a file path (Node) or a fetch Response (streamed, with progress), input
 // validation before any dispatch, `forward`, and for decoders with a KV cache `generate` (prefill,
 // then one-token decode steps whose cache stays on the GPU: present.* is fed back as past.*).
-import { evalSize, type Plan, weightSourceShape } from '../kernel/plan.js';
+import { evalSize, type Plan, weightSourceShape } from '../kernel/plan/plan.js';
 import type { DType } from '../graph/types.js';
 import type { AcquiredDevice } from './device.js';
 import { f16FromBits, bf16FromBits } from './convert.js';

@@ -27,6 +27,6 @@ export { checkConfig, directoryReader, filesReader, folderReader, openCheckpoint
 export type { Checkpoint, CheckpointReader, CompiledConfig } from './checkpoint.js';
 export { loadTokenizer, tokenizerFromBpeFiles, tokenizerFromChars, tokenizerFromJson, TokenizerError } from './tokenizer.js';
 export type { TextTokenizer, TokenStream } from './tokenizer.js';
-export type { Plan } from '../kernel/plan.js';
+export type { Plan } from '../kernel/plan/plan.js';
 export { SlotCache, argmaxRow, greedyDecode, speculativeDecode } from './speculative.js';
 export type { SlotModel, SpeculativeResult } from './speculative.js';

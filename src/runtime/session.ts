@@ -1,10 +1,10 @@
 /// <reference types="@webgpu/types" preserve="true" />
-// The WebGPU runtime: runs a compiled Plan (src/kernel/plan.ts) on a device. Pipelines are built
+// The WebGPU runtime: runs a compiled Plan (src/kernel/plan/plan.ts) on a device. Pipelines are built
 // once per kernel source and cached per device (changing T never rebuilds them: dims are
 // uniforms), weights are uploaded once, each run validates its inputs before any dispatch, places
 // temps with liveness-based reuse (memory.ts), encodes the whole forward pass in one command
 // buffer and reads the outputs back. The same code runs in Node (Dawn) and in a browser.
-import { evalCondition, evalSize, type Plan, type PlanBuffer, type PlanKernel, type SizeExpr, weightSourceShape } from '../kernel/plan.js';
+import { evalCondition, evalSize, type Plan, type PlanBuffer, type PlanKernel, type SizeExpr, weightSourceShape } from '../kernel/plan/plan.js';
 import { isFloat, type DType } from '../graph/types.js';
 import type { AcquiredDevice } from './device.js';
 import { checkValues, decodeValues, encodeValues, overflowOf, paddedBytes, storageBytes } from './convert.js';

@@ -1,6 +1,6 @@
-// The lowering's view of a WebGPU device (src/kernel/schedule.ts TargetLimits) read from the
+// The lowering's view of a WebGPU device (src/kernel/schedule/schedule.ts TargetLimits) read from the
 // device the runtime acquired, so `tfc run --target webgpu` compiles for the adapter it runs on.
-import type { TargetLimits } from '../kernel/schedule.js';
+import type { TargetLimits } from '../kernel/schedule/schedule.js';
 import type { AcquiredDevice } from './device.js';
 
 export function targetLimitsOf(acquired: AcquiredDevice): TargetLimits {

@@ -7,7 +7,7 @@ import { compilePlan } from '../../src/compile/plan.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines } from '../../src/passes/pipeline.js';
-import { cudaLimits } from '../../src/kernel/schedule.js';
+import { cudaLimits } from '../../src/kernel/schedule/schedule.js';
 import { runPlanEmulated } from '../../src/runtime-cuda/emulate.js';
 import { F, header, type OpCase, opCases } from '../helpers/op-cases.js';
 import { bindDims, feedsFor, graphOf, interpret, relError } from './helpers.js';

@@ -5,7 +5,7 @@
 // Issue 6: "every example ... passes the emulated tests against the interpreter".
 import { describe, expect, it } from 'vitest';
 import { compilePlan } from '../../src/compile/plan.js';
-import { cudaLimits } from '../../src/kernel/schedule.js';
+import { cudaLimits } from '../../src/kernel/schedule/schedule.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines } from '../../src/passes/pipeline.js';

@@ -3,7 +3,7 @@
 // interpreter on the model AS WRITTEN (f32) with the original f32 data, so the error includes
 // narrowing the weights and inputs. Measured as the issue asks: max |got - want| / max |want|.
 // At d = 128 with 2 heads (dh 64) the f16/bf16 matmuls and the prefill attention take the tensor
-// cores (mma.sync: lower-mma.ts, lower-attention-mma.ts), asserted on the plan; T = 1 runs the
+// cores (mma.sync: kernel/matmul/mma.ts, kernel/attention/mma.ts), asserted on the plan; T = 1 runs the
 // split-K decode attention.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { compileModel } from '../../src/compile/model.js';
 import { compilePlan } from '../../src/compile/plan.js';
-import { cudaLimits } from '../../src/kernel/schedule.js';
+import { cudaLimits } from '../../src/kernel/schedule/schedule.js';
 import { runPlanEmulated } from '../../src/runtime-cuda/emulate.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { tfc } from '../helpers/cli.js';

@@ -12,7 +12,7 @@ import { checkSource } from '../../src/check/check-source.js';
 import { strAttr } from '../../src/graph/ir.js';
 import { writeSafetensors } from '../../src/io/safetensors.js';
 import { compilePlan } from '../../src/compile/plan.js';
-import { cudaLimits } from '../../src/kernel/schedule.js';
+import { cudaLimits } from '../../src/kernel/schedule/schedule.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines } from '../../src/passes/pipeline.js';

@@ -1,4 +1,4 @@
-// The tensor-core attention prefill kernel (src/kernel/lower-attention-mma.ts) on the CUDA CPU
+// The tensor-core attention prefill kernel (src/kernel/attention/mma.ts) on the CUDA CPU
 // emulator vs the float64 interpreter: f16 and bf16 q/k/v; causal, sliding window, soft-cap score
 // mod (an IR graph), GQA (4 query heads on 2 KV heads), a fully masked row with its LSE, and full cross-attention
 // S != T at dk = dv = 128 (32-key tiles); T in {1 (split-K decode, scalar), 17, 70}.
@@ -13,9 +13,9 @@ import { DiagnosticSink } from '../../src/diag/diagnostic.js';
 import type { Graph } from '../../src/graph/ir.js';
 import { parseGraph } from '../../src/graph/parse.js';
 import { compilePlan } from '../../src/compile/plan.js';
-import type { Plan } from '../../src/kernel/plan.js';
-import { lowerToKernels } from '../../src/kernel/lower.js';
-import { chooseSchedule, cudaLimits, lavapipeLimits } from '../../src/kernel/schedule.js';
+import type { Plan } from '../../src/kernel/plan/plan.js';
+import { lowerToKernels } from '../../src/kernel/lower/lower.js';
+import { chooseSchedule, cudaLimits, lavapipeLimits } from '../../src/kernel/schedule/schedule.js';
 import { runPlanEmulated } from '../../src/runtime-cuda/emulate.js';
 import { type LauncherMode, detectNvidiaGpu } from '../../src/runtime-cuda/launcher.js';
 import { bf16Bits, bf16FromBits, f16Bits, f16FromBits } from '../../src/runtime/convert.js';

@@ -1,11 +1,11 @@
-// The tensor-core matmul (src/kernel/lower-mma.ts) on the CUDA CPU emulator vs the float64
+// The tensor-core matmul (src/kernel/matmul/mma.ts) on the CUDA CPU emulator vs the float64
 // interpreter: f16 and bf16 operands, M/N/K in {1, 17, 70, 129} (no multiple of the 64x64x32
 // tile, the 8-element copies or the 16x8x16 mma), a folded batch, a batched B, a transposed B
 // (x @ transpose(w), read as stored) and the fused_matmul epilogue (bias, gelu, residual). Inputs are rounded to the dtype before both runs,
 // so the only differences are f32 accumulation and the kernel's own output rounding.
 import { describe, expect, it } from 'vitest';
 import { compilePlan } from '../../src/compile/plan.js';
-import { cudaLimits } from '../../src/kernel/schedule.js';
+import { cudaLimits } from '../../src/kernel/schedule/schedule.js';
 import { runPlanEmulated } from '../../src/runtime-cuda/emulate.js';
 import { type LauncherMode, detectNvidiaGpu } from '../../src/runtime-cuda/launcher.js';
 import { bf16Bits, bf16FromBits, f16Bits, f16FromBits } from '../../src/runtime/convert.js';

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { Graph } from '../../src/graph/ir.js';
 import { compilePlan } from '../../src/compile/plan.js';
-import { cudaLimits } from '../../src/kernel/schedule.js';
+import { cudaLimits } from '../../src/kernel/schedule/schedule.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines, unfusedPipeline } from '../../src/passes/pipeline.js';

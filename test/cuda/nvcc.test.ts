@@ -14,9 +14,9 @@ import { type CudaArch, type PtxasStats, findNvcc, parsePtxasOutput, ptxasStatsF
 import { checkSource } from '../../src/check/check-source.js';
 import { compilePlan } from '../../src/compile/plan.js';
 import { type NarrowFloat, retypeFloats } from '../../src/graph/retype-floats.js';
-import type { Kernel } from '../../src/kernel/ir.js';
-import { lowerToKernels } from '../../src/kernel/lower.js';
-import { chooseSchedule, cudaLimits } from '../../src/kernel/schedule.js';
+import type { Kernel } from '../../src/kernel/ir/ir.js';
+import { lowerToKernels } from '../../src/kernel/lower/lower.js';
+import { chooseSchedule, cudaLimits } from '../../src/kernel/schedule/schedule.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines, unfusedPipeline } from '../../src/passes/pipeline.js';
@@ -39,7 +39,7 @@ interface Unique {
 
 /**
  * The examples are f32; these f16/bf16 MLP blocks give the tensor-core matmul kernels
- * (lower-mma.ts: plain, fused with bias, gelu and residual epilogues, and B transposed).
+ * (kernel/matmul/mma.ts: plain, fused with bias, gelu and residual epilogues, and B transposed).
  */
 const halfModels: readonly (readonly [string, string])[] = (['f16', 'bf16'] as const).map((t) => [
   `mlp-${t}.tfx`,
@@ -47,7 +47,7 @@ const halfModels: readonly (readonly [string, string])[] = (['f16', 'bf16'] as c
 ]);
 
 /**
- * f16/bf16 attention for the tensor-core prefill kernel (lower-attention-mma.ts): causal at
+ * f16/bf16 attention for the tensor-core prefill kernel (kernel/attention/mma.ts): causal at
  * dk = dv = 64 (64-key tiles), a masked row with an LSE output, GQA, and cross-attention at
  * dk = dv = 128 (32-key tiles: 48 KiB of static shared memory).
  */

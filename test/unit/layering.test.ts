@@ -34,8 +34,8 @@ const layers: readonly (readonly [string, readonly string[]])[] = [
  * one appears. Value-import cycles are never allowed.
  */
 const pendingTypeCycles: readonly (readonly string[])[] = [
-  ['src/kernel/lower-attention-node.ts', 'src/kernel/lower-attention-schedule.ts', 'src/kernel/schedule.ts'],
-  ['src/kernel/lower-map.ts', 'src/kernel/lower-matmul.ts', 'src/kernel/lower-movement.ts', 'src/kernel/lower-reduce.ts', 'src/kernel/lower-softmax-norm.ts', 'src/kernel/lower.ts'],
+  ['src/kernel/attention/node.ts', 'src/kernel/attention/schedule.ts', 'src/kernel/schedule/schedule.ts'],
+  ['src/kernel/lower/map.ts', 'src/kernel/matmul/matmul.ts', 'src/kernel/lower/movement.ts', 'src/kernel/lower/reduce.ts', 'src/kernel/lower/softmax-norm.ts', 'src/kernel/lower/lower.ts'],
   // checkpoint.ts takes host.ts's WeightSource type, host.ts calls checkConfig (issue 15, in progress).
   ['src/runtime/checkpoint.ts', 'src/runtime/host.ts'],
 ];
@@ -145,7 +145,7 @@ describe('imports follow the pipeline', () => {
   it('the rule and the cycle finder catch what they must (synthetic imports)', () => {
     const i = (from: string, to: string, typeOnly = false): Import => ({ from, to, typeOnly });
     expect(violations([i('src/graph/ir.ts', 'src/passes/pass.ts'), i('src/passes/pass.ts', 'src/graph/ir.ts'), i('src/diag/span.ts', 'src/graph/types.ts')])).toEqual(['src/graph/ir.ts -> src/passes/pass.ts']);
-    expect(violations([i('src/check/build.ts', 'grammar/ast.ts'), i('src/kernel/lower.ts', 'codegen/wgsl/print.ts')])).toEqual(['src/kernel/lower.ts -> codegen/wgsl/print.ts']);
+    expect(violations([i('src/check/build.ts', 'grammar/ast.ts'), i('src/kernel/lower/lower.ts', 'codegen/wgsl/print.ts')])).toEqual(['src/kernel/lower/lower.ts -> codegen/wgsl/print.ts']);
     expect(cycles([i('a.ts', 'b.ts'), i('b.ts', 'c.ts'), i('c.ts', 'a.ts'), i('c.ts', 'd.ts')])).toEqual([['a.ts', 'b.ts', 'c.ts']]);
     expect(importsOf('src/x/y.ts', "import type { A } from '../z.js';\nexport { b } from './w.js';\nconst m = await import('../../codegen/h.js');\nimport {\n  c,\n} from './v.js';\n")).toEqual([
       i('src/x/y.ts', 'src/z.ts', true),

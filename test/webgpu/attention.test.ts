@@ -8,9 +8,9 @@ import { parseGraph } from '../../src/graph/parse.js';
 import { interpret } from '../../src/interp/interpret.js';
 import { makeTensor, type Tensor64 } from '../../src/base/tensor.js';
 import { compilePlan } from '../../src/compile/plan.js';
-import type { AttentionSchedule } from '../../src/kernel/lower-attention-schedule.js';
-import { evalCondition, evalSize, type Plan } from '../../src/kernel/plan.js';
-import { chooseSchedule, lavapipeLimits } from '../../src/kernel/schedule.js';
+import type { AttentionSchedule } from '../../src/kernel/attention/schedule.js';
+import { evalCondition, evalSize, type Plan } from '../../src/kernel/plan/plan.js';
+import { chooseSchedule, lavapipeLimits } from '../../src/kernel/schedule/schedule.js';
 import type { AcquiredDevice } from '../../src/runtime/device.js';
 import { createSession, type Session } from '../../src/runtime/session.js';
 import { relError } from '../helpers/tensors.js';
@@ -192,7 +192,7 @@ const stagedShuffle: AttentionSchedule = { ...small, rowsPerThread: 2, shuffleP:
 // Q in private arrays, K/V staged, block sparsity per row group too (the CPU traffic-minimal
 // schedule, small): 4 row groups of 2 rows, so row groups of one tile skip different key tiles.
 const qInRegisters: AttentionSchedule = { ...small, rowsPerThread: 2, shuffleP: true, qInRegisters: true };
-// The CPU's broadcast prefill (lower-attention-lanes.ts; split-K decode keeps `small`): 8-row
+// The CPU's broadcast prefill (kernel/attention/lanes.ts; split-K decode keeps `small`): 8-row
 // tiles of 8 keys with scalar loads, and 16-row tiles of 16 keys with vec4 loads of K (V's 2
 // columns per lane at dv = 16 allow no vec4), on every base variant.
 const lanes8: AttentionSchedule = { ...small, lanesPrefill: { tileRows: 8, tileCols: 8, lanes: 8, kVector: 1, vVector: 1 } };
@@ -217,7 +217,7 @@ cases.push(
 }
 
 // Issue 5 asks every variant at T in {1, 17, 1000}: T = 1000 with the schedule chosen from
-// lavapipe's limits (the broadcast prefill, lower-attention-lanes.ts), on every base variant above.
+// lavapipe's limits (the broadcast prefill, kernel/attention/lanes.ts), on every base variant above.
 const baseNames = cases.filter((c) => c.Ts.includes(17) && !('schedule' in c)).map((c) => c.name);
 // (the broadcast schedules above were appended with a schedule, so they are not base variants)
 cases.push(...cases.filter((c) => baseNames.includes(c.name)).map((c): Case => ({ ...c, name: `${c.name} (T = 1000, lavapipe's schedule)`, Ts: [1000], schedule: undefined })));
@@ -274,7 +274,7 @@ describe('the fused attention plan', () => {
     expect(active(1)).toHaveLength(2); // split + combine
     expect(active(2)).toHaveLength(1);
     expect(active(5000)).toEqual(active(2));
-    // The prefill workgroup is one subgroup (lower-attention-lanes.ts): 8 lanes, no workgroup memory.
+    // The prefill workgroup is one subgroup (kernel/attention/lanes.ts): 8 lanes, no workgroup memory.
     const prefill = cpu.kernels.find((k) => k.name === active(2)[0]);
     expect(prefill?.workgroupSize).toEqual([lavapipeLimits.subgroupSize, 1, 1]);
     expect(prefill?.source.wgsl).toContain('subgroupBroadcast(');

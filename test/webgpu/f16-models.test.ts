@@ -11,7 +11,7 @@ import { compilePlan } from '../../src/compile/plan.js';
 import type { Graph } from '../../src/graph/ir.js';
 import { interpret } from '../../src/interp/interpret.js';
 import { makeTensor, type Tensor64 } from '../../src/base/tensor.js';
-import type { Plan } from '../../src/kernel/plan.js';
+import type { Plan } from '../../src/kernel/plan/plan.js';
 import type { RunOutput } from '../../src/runtime/session.js';
 import { createSession } from '../../src/runtime/session.js';
 import { targetLimitsOf } from '../../src/runtime/target.js';

@@ -8,7 +8,7 @@ import { parseGraph } from '../../src/graph/parse.js';
 import { interpret } from '../../src/interp/interpret.js';
 import { makeTensor, maxRelError, type Tensor64 } from '../../src/base/tensor.js';
 import { compilePlan } from '../../src/compile/plan.js';
-import { lavapipeLimits } from '../../src/kernel/schedule.js';
+import { lavapipeLimits } from '../../src/kernel/schedule/schedule.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines } from '../../src/passes/pipeline.js';

@@ -1,6 +1,6 @@
 // Shared by the WebGPU tests: one device per test file, and small builders for hand-written plans
-// (the contract in src/kernel/plan.ts), so the runtime is tested without the compiler.
-import type { Plan, PlanBuffer, PlanKernel, SizeExpr } from '../../src/kernel/plan.js';
+// (the contract in src/kernel/plan/plan.ts), so the runtime is tested without the compiler.
+import type { Plan, PlanBuffer, PlanKernel, SizeExpr } from '../../src/kernel/plan/plan.js';
 import type { DType } from '../../src/graph/types.js';
 import { afterAll, beforeAll } from 'vitest';
 import { acquireDevice, type AcquiredDevice } from '../../src/runtime/device.js';

@@ -1,10 +1,10 @@
-// The subgroup-broadcast matmul (MatmulSchedule.laneBroadcast, src/kernel/lower-matmul-lanes.ts) on
+// The subgroup-broadcast matmul (MatmulSchedule.laneBroadcast, src/kernel/matmul/lanes.ts) on
 // WebGPU against the float64 interpreter: random legal schedules (tile rows, columns per lane, K
 // step, raster order, scalar or vector loads) over small odd shapes, for every operand form the
 // lowering distinguishes: plain, transposed weight (B contiguous along K), batched with a
 // broadcast weight, batched B, A read through a head-merging view, a fused epilogue reading other
 // tensors, and the layernorm / rmsnorm folds (layernorm rows at mean 100, std 1). The decode-step
-// kernel (MatmulSchedule.kLanes, src/kernel/lower-matmul-gemv.ts) runs the same cases.
+// kernel (MatmulSchedule.kLanes, src/kernel/matmul/gemv.ts) runs the same cases.
 import { describe, beforeAll, expect, it } from 'vitest';
 import { checkSource } from '../../src/check/check-source.js';
 import type { Graph } from '../../src/graph/ir.js';
@@ -12,8 +12,8 @@ import { interpret } from '../../src/interp/interpret.js';
 import { maxRelError, type Tensor64 } from '../../src/base/tensor.js';
 import { makeRng } from '../../src/cli/random.js';
 import { compilePlan } from '../../src/compile/plan.js';
-import { lowerToKernels } from '../../src/kernel/lower.js';
-import { type MatmulSchedule, chooseSchedule, decodeScheduleFor, gemvTemplate, lavapipeLimits, specializeMatmul, streamTemplate } from '../../src/kernel/schedule.js';
+import { lowerToKernels } from '../../src/kernel/lower/lower.js';
+import { type MatmulSchedule, chooseSchedule, decodeScheduleFor, gemvTemplate, lavapipeLimits, specializeMatmul, streamTemplate } from '../../src/kernel/schedule/schedule.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines } from '../../src/passes/pipeline.js';

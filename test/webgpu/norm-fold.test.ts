@@ -1,5 +1,5 @@
 // The norm fold (fuse-norm) on WebGPU: layernorm/rmsnorm -> matmul + bias as one fused_matmul,
-// lowered inline (the lane kernel's K loop, src/kernel/lower-matmul-lanes.ts) and as a separate
+// lowered inline (the lane kernel's K loop, src/kernel/matmul/lanes.ts) and as a separate
 // norm kernel + matmul (MatmulSchedule.normFold 'separate', lavapipe's prefill choice), against the float64 interpreter,
 // with layernorm activations of mean +100 and std 1 (the case where acc1 - mean·c1 would cancel without
 // the row shift), at awkward sizes (partial row, column and K tiles; K a multiple of the K tile).
@@ -10,8 +10,8 @@ import { interpret } from '../../src/interp/interpret.js';
 import { maxRelError, type Tensor64 } from '../../src/base/tensor.js';
 import { makeRng } from '../../src/cli/random.js';
 import { compilePlan } from '../../src/compile/plan.js';
-import { chooseSchedule, lavapipeLimits } from '../../src/kernel/schedule.js';
-import { lowerToKernels } from '../../src/kernel/lower.js';
+import { chooseSchedule, lavapipeLimits } from '../../src/kernel/schedule/schedule.js';
+import { lowerToKernels } from '../../src/kernel/lower/lower.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines } from '../../src/passes/pipeline.js';

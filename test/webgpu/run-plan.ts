@@ -4,7 +4,7 @@
 import type { Graph } from '../../src/graph/ir.js';
 import type { Tensor64 } from '../../src/base/tensor.js';
 import { compilePlan } from '../../src/compile/plan.js';
-import { lavapipeLimits } from '../../src/kernel/schedule.js';
+import { lavapipeLimits } from '../../src/kernel/schedule/schedule.js';
 import type { AcquiredDevice } from '../../src/runtime/device.js';
 import { createSession } from '../../src/runtime/session.js';
 

@@ -270,7 +270,7 @@ describe('webgpu runtime: target limits', () => {
     expect(t.maxWorkgroupStorageBytes).toBe(gpu.dev.limits.maxComputeWorkgroupStorageSize);
     expect(t.maxInvocationsPerWorkgroup).toBe(gpu.dev.limits.maxComputeInvocationsPerWorkgroup);
     if (isLavapipe(gpu.dev.adapterInfo)) {
-      const { lavapipeLimits } = await import('../../src/kernel/schedule.js');
+      const { lavapipeLimits } = await import('../../src/kernel/schedule/schedule.js');
       expect({ ...t, name: lavapipeLimits.name }).toEqual(lavapipeLimits);
     }
   });

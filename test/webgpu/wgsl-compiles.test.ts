@@ -3,7 +3,7 @@
 // when no adapter is available.
 import { describe, expect, it } from 'vitest';
 import { compilePlan } from '../../src/compile/plan.js';
-import { lavapipeLimits, webgpuDefaultLimits } from '../../src/kernel/schedule.js';
+import { lavapipeLimits, webgpuDefaultLimits } from '../../src/kernel/schedule/schedule.js';
 import { everyOpIr, graphOf } from '../unit/kernel/helpers.js';
 import { dawnCompiler } from './dawn.js';
 

@@ -6,7 +6,7 @@
 //   steps M              then M lines: <kernel index> <gx> <gy> <gz> <ndims> <dims...> <nbufs> <buffer ids...>
 //   outputs K            then K lines: <buffer id> <path>
 import { Writer } from '../../common/writer.js';
-import type { PlanKernel } from '../../../src/kernel/plan.js';
+import type { PlanKernel } from '../../../src/kernel/plan/plan.js';
 
 /**
  * The whole emulator program for a plan's kernels (indices in the run script refer to this

@@ -60,7 +60,7 @@ struct ModelInfo {
   void (*run)(void* const* buf, const uint64_t* d);
 };
 
-/** Bytes per element in device memory (src/kernel/storage.ts: bool and bf16 as 4 bytes). */
+/** Bytes per element in device memory (src/kernel/ir/storage.ts: bool and bf16 as 4 bytes). */
 inline uint64_t elementBytes(const BufferInfo& b) { return std::strcmp(b.dtype, "f16") == 0 ? 2 : 4; }
 
 inline std::vector<uint64_t> shapeOf(const ModelInfo& m, int b, const std::vector<uint64_t>& d) {

@@ -356,7 +356,7 @@ inline double elementAt(const Tensor& t, size_t i) {
 
 /**
  * Elements [first, first + count) of `t` in the plan's storage encoding of `dtype`
- * (src/kernel/storage.ts): f32 and bf16 as float (bf16 rounded), f16 as binary16, i32 as int32,
+ * (src/kernel/ir/storage.ts): f32 and bf16 as float (bf16 rounded), f16 as binary16, i32 as int32,
  * bool as u32 0/1.
  */
 inline std::vector<unsigned char> encode(const Tensor& t, const std::string& dtype, size_t first, size_t count) {

@@ -1,7 +1,7 @@
 // Runs in headless Chromium (served by vite from examples.test.ts): fetches every example's
 // compiled plan with its weights and inputs, runs each on navigator.gpu with the same runtime code
 // as in Node, and POSTs all outputs back.
-import type { Plan } from '../../../src/kernel/plan.js';
+import type { Plan } from '../../../src/kernel/plan/plan.js';
 import { acquireDevice } from '../../../src/runtime/device.js';
 import { createSession, type HostTensor } from '../../../src/runtime/session.js';
 

@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ChromiumPage, chromiumPath, type PageReportBase } from './chromium.js';
 import { compilePlan } from '../../../src/compile/plan.js';
-import { webgpuDefaultLimits } from '../../../src/kernel/schedule.js';
+import { webgpuDefaultLimits } from '../../../src/kernel/schedule/schedule.js';
 import type { Tensor64 } from '../../../src/base/tensor.js';
 import { runPipeline } from '../../../src/passes/driver.js';
 import { createPassContext } from '../../../src/passes/pass.js';

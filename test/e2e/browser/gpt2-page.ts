@@ -1,7 +1,7 @@
 // Runs in headless Chromium (served by vite from gpt2.test.ts): fetches the compiled GPT-2 tiny
 // plan with its weights and inputs from the test, runs it on navigator.gpu with the same runtime
 // code as in Node, and POSTs the logits back.
-import type { Plan } from '../../../src/kernel/plan.js';
+import type { Plan } from '../../../src/kernel/plan/plan.js';
 import { acquireDevice } from '../../../src/runtime/device.js';
 import { createSession, type HostTensor } from '../../../src/runtime/session.js';
 

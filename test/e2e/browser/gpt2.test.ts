@@ -13,7 +13,7 @@ import type { Diagnostic } from '../../../src/diag/diagnostic.js';
 import { interpret } from '../../../src/interp/interpret.js';
 import { neededTensors } from '../../../src/io/check-tensors.js';
 import { compilePlan } from '../../../src/compile/plan.js';
-import { webgpuDefaultLimits } from '../../../src/kernel/schedule.js';
+import { webgpuDefaultLimits } from '../../../src/kernel/schedule/schedule.js';
 import type { Tensor64 } from '../../../src/base/tensor.js';
 import { runPipeline } from '../../../src/passes/driver.js';
 import { createPassContext } from '../../../src/passes/pass.js';

@@ -12,9 +12,9 @@ import { compilePlan } from '../../../src/compile/plan.js';
 import type { Graph } from '../../../src/graph/ir.js';
 import { verifyGraph } from '../../../src/graph/verify.js';
 import { interpret } from '../../../src/interp/interpret.js';
-import { lowerToKernels } from '../../../src/kernel/lower.js';
-import type { Plan } from '../../../src/kernel/plan.js';
-import { type Schedule, chooseSchedule, lavapipeLimits } from '../../../src/kernel/schedule.js';
+import { lowerToKernels } from '../../../src/kernel/lower/lower.js';
+import type { Plan } from '../../../src/kernel/plan/plan.js';
+import { type Schedule, chooseSchedule, lavapipeLimits } from '../../../src/kernel/schedule/schedule.js';
 import { makeTensor } from '../../../src/base/tensor.js';
 
 const t = lavapipeLimits;

@@ -9,11 +9,11 @@ import { describe, expect, it, vi } from 'vitest';
 import { type CandidateResult, attentionCandidates, groupSteps, kernelSummary, matmulCandidates, outputError, pickWinner, selectGroups, timeInterleaved, tuneGroups, tuneTable, withCandidate } from '../../../src/cli/tune.js';
 import { main } from '../../../src/cli/main.js';
 import { compilePlan } from '../../../src/compile/plan.js';
-import { lowerToKernels } from '../../../src/kernel/lower.js';
-import type { Plan } from '../../../src/kernel/plan.js';
-import { type AttentionSchedule, chooseAttentionSchedule } from '../../../src/kernel/lower-attention-schedule.js';
-import { type MatmulSchedule, type Schedule, chooseSchedule, lavapipeLimits, scheduleShapeKey, webgpuDefaultLimits } from '../../../src/kernel/schedule.js';
-import { applyTuneCache, attentionFits, emptyTuneCache, matmulFits, readTuneCache, resolveAdapter, serializeTuneCache, tuneCachePath, tuneKey, withEntries, type TuneCache, type TuneEntry } from '../../../src/kernel/tune-cache.js';
+import { lowerToKernels } from '../../../src/kernel/lower/lower.js';
+import type { Plan } from '../../../src/kernel/plan/plan.js';
+import { type AttentionSchedule, chooseAttentionSchedule } from '../../../src/kernel/attention/schedule.js';
+import { type MatmulSchedule, type Schedule, chooseSchedule, lavapipeLimits, scheduleShapeKey, webgpuDefaultLimits } from '../../../src/kernel/schedule/schedule.js';
+import { applyTuneCache, attentionFits, emptyTuneCache, matmulFits, readTuneCache, resolveAdapter, serializeTuneCache, tuneCachePath, tuneKey, withEntries, type TuneCache, type TuneEntry } from '../../../src/kernel/schedule/tune-cache.js';
 import { compileSource } from '../../../src/cli/bench.js';
 
 // Every path to a GPU adapter goes through these two (src/runtime/device.ts loads `webgpu`);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { lowerToKernels } from '../../../src/kernel/lower.js';
-import { lavapipeLimits } from '../../../src/kernel/schedule.js';
+import { lowerToKernels } from '../../../src/kernel/lower/lower.js';
+import { lavapipeLimits } from '../../../src/kernel/schedule/schedule.js';
 import { printWgsl } from '../../../codegen/wgsl/print.js';
 import { everyOpIr, graphOf } from '../kernel/helpers.js';
 

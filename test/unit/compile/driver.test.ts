@@ -5,7 +5,7 @@ import { lowerModel } from '../../../src/compile/kernels.js';
 import { compileModel } from '../../../src/compile/model.js';
 import { DiagnosticSink, UserErrorsReported } from '../../../src/diag/diagnostic.js';
 import { printGraph } from '../../../src/graph/print.js';
-import { lavapipeLimits } from '../../../src/kernel/schedule.js';
+import { lavapipeLimits } from '../../../src/kernel/schedule/schedule.js';
 import { pipelines, unfusedPipeline } from '../../../src/passes/pipeline.js';
 
 const attention = `config {

@@ -3,11 +3,11 @@
 import { describe, expect, it } from 'vitest';
 import { printCuda } from '../../../codegen/cuda/print.js';
 import { printWgsl } from '../../../codegen/wgsl/print.js';
-import { type Expr, type Kernel, forEachExpr, forEachStmt } from '../../../src/kernel/ir.js';
-import { lowerToKernels } from '../../../src/kernel/lower.js';
-import { type AttentionSchedule, chooseAttentionSchedule } from '../../../src/kernel/lower-attention-schedule.js';
-import { chooseSchedule, lavapipeLimits } from '../../../src/kernel/schedule.js';
-import { verifyKernel } from '../../../src/kernel/verify.js';
+import { type Expr, type Kernel, forEachExpr, forEachStmt } from '../../../src/kernel/ir/ir.js';
+import { lowerToKernels } from '../../../src/kernel/lower/lower.js';
+import { type AttentionSchedule, chooseAttentionSchedule } from '../../../src/kernel/attention/schedule.js';
+import { chooseSchedule, lavapipeLimits } from '../../../src/kernel/schedule/schedule.js';
+import { verifyKernel } from '../../../src/kernel/ir/verify.js';
 import { graphOf } from './helpers.js';
 
 const g = graphOf(`graph attn(B, T) {
@@ -18,7 +18,7 @@ const g = graphOf(`graph attn(B, T) {
   output "o" = %3
 }`);
 
-// lavapipe's chosen attention schedule without its broadcast prefill (lower-attention-lanes.ts):
+// lavapipe's chosen attention schedule without its broadcast prefill (kernel/attention/lanes.ts):
 // the direct, P-by-shuffle kernel it keeps for split-K decode, here lowered as the prefill.
 const { lanesPrefill: _broadcast, ...shuffleSchedule } = chooseAttentionSchedule(lavapipeLimits, 64, 64);
 

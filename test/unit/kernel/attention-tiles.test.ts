@@ -5,13 +5,13 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { lowerGraph } from '../../../src/compile/kernels.js';
 import { compileModel } from '../../../src/compile/model.js';
-import { printKernel } from '../../../src/kernel/print.js';
+import { printKernel } from '../../../src/kernel/ir/print.js';
 import { DiagnosticSink } from '../../../src/diag/diagnostic.js';
 import type { Graph, Node, ScalarExpr } from '../../../src/graph/ir.js';
 import { parseGraph } from '../../../src/graph/parse.js';
-import { countAttentionTiles } from '../../../src/kernel/lower-attention-count.js';
-import type { AttentionSchedule } from '../../../src/kernel/lower-attention-schedule.js';
-import { lavapipeLimits } from '../../../src/kernel/schedule.js';
+import { countAttentionTiles } from '../../../src/kernel/attention/count.js';
+import type { AttentionSchedule } from '../../../src/kernel/attention/schedule.js';
+import { lavapipeLimits } from '../../../src/kernel/schedule/schedule.js';
 
 function graphOf(mask: string, extra = '', extraOperand = '', hq = 2, hkv = 2): { g: Graph; n: Node } {
   const text = `graph attn(B, T) {

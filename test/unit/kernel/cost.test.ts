@@ -1,10 +1,10 @@
-// The analytic cost model (src/kernel/cost.ts): roofline of FLOPs at a schedule's efficiency and
+// The analytic cost model (src/kernel/analysis/cost.ts): roofline of FLOPs at a schedule's efficiency and
 // bytes at the copy bandwidth, a launch cost, and on CPU adapters a per-element floor for
 // one-thread-per-element and row kernels. Figures by hand from the model's stated constants.
 import { describe, expect, it } from 'vitest';
-import { costModelFor, modelKernelMs } from '../../../src/kernel/cost.js';
-import type { KernelSchedule, Traffic } from '../../../src/kernel/ir.js';
-import { lavapipeLimits, webgpuDefaultLimits } from '../../../src/kernel/schedule.js';
+import { costModelFor, modelKernelMs } from '../../../src/kernel/analysis/cost.js';
+import type { KernelSchedule, Traffic } from '../../../src/kernel/ir/ir.js';
+import { lavapipeLimits, webgpuDefaultLimits } from '../../../src/kernel/schedule/schedule.js';
 
 const c = (value: number) => ({ kind: 'const', value }) as const;
 const kernel = (schedule: KernelSchedule, flops: number, read: number, written: number): { schedule: KernelSchedule; traffic: Traffic } => ({ schedule, traffic: { flops: c(flops), bytesRead: c(read), bytesWritten: c(written) } });

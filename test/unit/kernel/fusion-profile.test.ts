@@ -3,9 +3,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { benchCompilation } from '../../../src/cli/bench.js';
-import { type StepSources, formatFusionProfile, fusionProfile } from '../../../src/kernel/fusion-profile.js';
+import { type StepSources, formatFusionProfile, fusionProfile } from '../../../src/kernel/analysis/fusion-profile.js';
 import { lowerModel } from '../../../src/compile/kernels.js';
-import { lavapipeLimits } from '../../../src/kernel/schedule.js';
+import { lavapipeLimits } from '../../../src/kernel/schedule/schedule.js';
 
 const file = 'examples/gpt2.tfx';
 const config = new Map([['layers', 2], ['d', 32], ['heads', 2], ['vocab', 64], ['ctx', 32]]);

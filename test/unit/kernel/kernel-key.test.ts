@@ -1,4 +1,4 @@
-// kernelKey (src/kernel/kernel-key.ts): the plan's kernel sharing by structure. Checked against the
+// kernelKey (src/kernel/ir/kernel-key.ts): the plan's kernel sharing by structure. Checked against the
 // criterion it replaced (equal headerless WGSL, grid and workgroup size) on every kernel pair of
 // two example models, and field by field.
 import { readFileSync } from 'node:fs';
@@ -6,9 +6,9 @@ import { describe, expect, it } from 'vitest';
 import { printWgsl } from '../../../codegen/wgsl/print.js';
 import { lowerModel } from '../../../src/compile/kernels.js';
 import { compileModel } from '../../../src/compile/model.js';
-import type { Kernel } from '../../../src/kernel/ir.js';
-import { canonical, kernelKey } from '../../../src/kernel/kernel-key.js';
-import { lavapipeLimits, webgpuDefaultLimits } from '../../../src/kernel/schedule.js';
+import type { Kernel } from '../../../src/kernel/ir/ir.js';
+import { canonical, kernelKey } from '../../../src/kernel/ir/kernel-key.js';
+import { lavapipeLimits, webgpuDefaultLimits } from '../../../src/kernel/schedule/schedule.js';
 
 const kernelsOf = (file: string, set: Record<string, number>, limits = webgpuDefaultLimits): readonly Kernel[] =>
   lowerModel(compileModel({ file, text: readFileSync(file, 'utf8') }, { overrides: new Map(Object.entries(set)) }), { limits }).program.kernels;

@@ -1,14 +1,14 @@
-// The one lambda translator (src/kernel/lower-lambda.ts): the rules every user gets (weak typing,
+// The one lambda translator (src/kernel/lower/lambda.ts): the rules every user gets (weak typing,
 // lazy where, catalog lowering) and the hooks (reads, 0-ary values, lets, sharing), printed with
 // the kernel-IR printer so the expectations read as `--emit kernels` text.
 import { describe, expect, it } from 'vitest';
 import type { ScalarExpr } from '../../../src/graph/ir.js';
 import { ap, i32, idx } from '../../../src/graph/lambda.js';
-import { KernelBuilder } from '../../../src/kernel/builder.js';
-import { type Expr, type Kernel, type Stmt, cast, load, v } from '../../../src/kernel/ir.js';
-import { type LambdaHooks, type ReadExpr, translateScalar } from '../../../src/kernel/lower-lambda.js';
-import { printKernel, printKernelExpr } from '../../../src/kernel/print.js';
-import { sConst } from '../../../src/kernel/to-size.js';
+import { KernelBuilder } from '../../../src/kernel/ir/builder.js';
+import { type Expr, type Kernel, type Stmt, cast, load, v } from '../../../src/kernel/ir/ir.js';
+import { type LambdaHooks, type ReadExpr, translateScalar } from '../../../src/kernel/lower/lambda.js';
+import { printKernel, printKernelExpr } from '../../../src/kernel/ir/print.js';
+import { sConst } from '../../../src/kernel/plan/to-size.js';
 
 const f = (value: number): ScalarExpr => ({ kind: 'const', value, dtype: 'f32' });
 const read = (operand: number, ...indices: ScalarExpr[]): ScalarExpr => ({ kind: 'read', operand, indices, dtype: 'f32' });

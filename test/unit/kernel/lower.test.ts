@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { lowerToKernels } from '../../../src/kernel/lower.js';
-import { isElementwiseOp } from '../../../src/kernel/lower-scalar.js';
-import { lavapipeLimits, webgpuDefaultLimits, chooseSchedule } from '../../../src/kernel/schedule.js';
-import { verifyKernels, verifyKernel } from '../../../src/kernel/verify.js';
-import { printKernels } from '../../../src/kernel/print.js';
+import { lowerToKernels } from '../../../src/kernel/lower/lower.js';
+import { isElementwiseOp } from '../../../src/kernel/lower/scalar.js';
+import { lavapipeLimits, webgpuDefaultLimits, chooseSchedule } from '../../../src/kernel/schedule/schedule.js';
+import { verifyKernels, verifyKernel } from '../../../src/kernel/ir/verify.js';
+import { printKernels } from '../../../src/kernel/ir/print.js';
 import { opsInFamily } from '../../../src/ops/catalog.js';
-import type { Kernel } from '../../../src/kernel/ir.js';
+import type { Kernel } from '../../../src/kernel/ir/ir.js';
 import { everyOpIr, graphOf } from './helpers.js';
 
 describe('lowerToKernels', () => {

@@ -6,12 +6,12 @@ import { describe, expect, it } from 'vitest';
 import { printCuda } from '../../../codegen/cuda/print.js';
 import { printWgsl } from '../../../codegen/wgsl/print.js';
 import type { Graph, Node } from '../../../src/graph/ir.js';
-import { type Kernel, forEachExpr, forEachStmt } from '../../../src/kernel/ir.js';
-import { lowerToKernels } from '../../../src/kernel/lower.js';
-import { evalSize } from '../../../src/kernel/plan.js';
-import { hasVectorRuns } from '../../../src/kernel/lower-view.js';
-import { type MatmulSchedule, ScheduleError, chooseSchedule, cudaLimits, laneMatmulTemplate, lavapipeLimits, specializeMatmul, webgpuDefaultLimits } from '../../../src/kernel/schedule.js';
-import { verifyKernel } from '../../../src/kernel/verify.js';
+import { type Kernel, forEachExpr, forEachStmt } from '../../../src/kernel/ir/ir.js';
+import { lowerToKernels } from '../../../src/kernel/lower/lower.js';
+import { evalSize } from '../../../src/kernel/plan/plan.js';
+import { hasVectorRuns } from '../../../src/kernel/lower/view.js';
+import { type MatmulSchedule, ScheduleError, chooseSchedule, cudaLimits, laneMatmulTemplate, lavapipeLimits, specializeMatmul, webgpuDefaultLimits } from '../../../src/kernel/schedule/schedule.js';
+import { verifyKernel } from '../../../src/kernel/ir/verify.js';
 import { graphOf } from './helpers.js';
 
 const node = (g: Graph, id: number): Node => {

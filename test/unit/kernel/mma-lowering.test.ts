@@ -1,12 +1,12 @@
-// Which matmuls lower to the tensor-core kernel (lower-mma.ts), what its kernel IR holds, and
+// Which matmuls lower to the tensor-core kernel (kernel/matmul/mma.ts), what its kernel IR holds, and
 // that only CUDA can print it: WebGPU schedules never choose it and the WGSL printer refuses it.
 import { describe, expect, it } from 'vitest';
 import { printWgsl } from '../../../codegen/wgsl/print.js';
-import type { Kernel, Stmt } from '../../../src/kernel/ir.js';
-import { lowerToKernels } from '../../../src/kernel/lower.js';
-import { printKernel } from '../../../src/kernel/print.js';
-import { cudaLimits, lavapipeLimits, webgpuDefaultLimits } from '../../../src/kernel/schedule.js';
-import { verifyKernel } from '../../../src/kernel/verify.js';
+import type { Kernel, Stmt } from '../../../src/kernel/ir/ir.js';
+import { lowerToKernels } from '../../../src/kernel/lower/lower.js';
+import { printKernel } from '../../../src/kernel/ir/print.js';
+import { cudaLimits, lavapipeLimits, webgpuDefaultLimits } from '../../../src/kernel/schedule/schedule.js';
+import { verifyKernel } from '../../../src/kernel/ir/verify.js';
 import { graphOf } from './helpers.js';
 
 const matmulIr = (t: string): string => `graph mm(M, K, N) {

@@ -2,8 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { lowerModel } from '../../../src/compile/kernels.js';
 import { compileModel } from '../../../src/compile/model.js';
-import { type TrafficReport, trafficReportJson } from '../../../src/kernel/report.js';
-import { lavapipeLimits } from '../../../src/kernel/schedule.js';
+import { type TrafficReport, trafficReportJson } from '../../../src/kernel/analysis/report.js';
+import { lavapipeLimits } from '../../../src/kernel/schedule/schedule.js';
 
 /** The report `tfc compile --report --limits lavapipe` computes, through the compile driver. */
 const report = (text: string, T: number, verify = true): TrafficReport =>
@@ -42,7 +42,7 @@ describe('traffic report', () => {
     expect(Object.keys(json)).toEqual(['model', 'limits', 'dims', 'kernels', 'total', 'unfused', 'lowerBound', 'costModel', 'fusion']);
     expect(json['limits']).toBe('lavapipe');
     expect(json['kernels']).toEqual([{ name: expect.any(String), op: 'fused_matmul', bytesRead: rep.total.bytesRead, bytesWritten: 4 * M * N, flops: 2 * M * N * K + M * N, modelMs: expect.any(Number) }]);
-    // The modelled time (cost.ts, lavapipe's typical 30 GFLOP/s and 12 GB/s, the lane matmul at
+    // The modelled time (kernel/analysis/cost.ts, lavapipe's typical 30 GFLOP/s and 12 GB/s, the lane matmul at
     // 0.75 of the peak): launch + max(FLOPs / (0.75 x 30e9), bytes / 12e9), in ms.
     const k0 = rep.kernels[0];
     const want = 0.03 + Math.max((2 * M * N * K + M * N) / (0.75 * 30e6), (rep.total.bytesRead + 4 * M * N) / 12e6);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { lowerToKernels } from '../../../src/kernel/lower.js';
-import { lavapipeLimits } from '../../../src/kernel/schedule.js';
-import { evalSize } from '../../../src/kernel/plan.js';
+import { lowerToKernels } from '../../../src/kernel/lower/lower.js';
+import { lavapipeLimits } from '../../../src/kernel/schedule/schedule.js';
+import { evalSize } from '../../../src/kernel/plan/plan.js';
 import { graphOf } from './helpers.js';
 
 const scoresIr = `graph attn(B, T) {

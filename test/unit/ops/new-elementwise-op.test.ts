@@ -12,7 +12,7 @@ import { DiagnosticSink } from '../../../src/diag/diagnostic.js';
 import type { Graph, Node } from '../../../src/graph/ir.js';
 import { printScalarExpr } from '../../../src/graph/print.js';
 import { interpret } from '../../../src/interp/interpret.js';
-import { lavapipeLimits } from '../../../src/kernel/schedule.js';
+import { lavapipeLimits } from '../../../src/kernel/schedule/schedule.js';
 import { getBuiltin } from '../../../src/ops/builtins.js';
 import { getOp, registerOp } from '../../../src/ops/catalog.js';
 import { defineElementwise, geluTanh } from '../../../src/ops/elementwise.js';

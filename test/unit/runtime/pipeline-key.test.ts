@@ -2,7 +2,7 @@
 // in whole-line comments (the header naming the kernel and its source location) share a pipeline;
 // any difference in code, entry point or binding layout does not.
 import { describe, expect, it } from 'vitest';
-import type { PlanKernel } from '../../../src/kernel/plan.js';
+import type { PlanKernel } from '../../../src/kernel/plan/plan.js';
 import { pipelineKey } from '../../../src/runtime/session.js';
 
 const body = ['@group(0) @binding(0) var<storage, read_write> out: array<f32>;', '@compute @workgroup_size(64, 1, 1)', 'fn main(@builtin(global_invocation_id) g: vec3<u32>) {', '  out[g.x] = 1.0; // one', '}'].join('\n');

@@ -1,0 +1,272 @@
+// The plain, unfused lowering: graph IR -> kernel IR, one kernel per op (the `--no-fuse`
+// baseline). Tile sizes and thread counts come from a Schedule (schedule/schedule.ts); traffic formulas
+// from analysis/traffic.ts. Reshape is a view (no kernel); scalar constants used only by elementwise ops
+// and grid bodies are folded into their consumers as literals, otherwise filled by a tiny kernel.
+// This file is the driver (buffers, kernel naming, dispatch per op); each op family's lowering is a
+// function of the Lowering state: lower/map.ts (per element), lower/movement.ts (permute, slice,
+// concat, gather), lower/reduce.ts, lower/softmax-norm.ts, matmul/matmul.ts, attention/attention.ts;
+// per-element op semantics in lower/scalar.ts, dim expressions in lower/dims.ts.
+import { formatSpan } from '../../diag/span.js';
+import { type Graph, type Node, floatAttr } from '../../graph/ir.js';
+import { DefUse } from '../../graph/rewrite.js';
+import { computeType } from '../ir/storage.js';
+import { getOp } from '../../ops/catalog.js';
+import { NameScope } from '../../base/names.js';
+import {
+  type Expr,
+  type GlobalBuffer,
+  type Kernel,
+  type KernelProgram,
+  type KernelSchedule,
+  type KernelTemp,
+  type SharedArray,
+  type Stmt,
+  type Traffic,
+  add,
+  builtin,
+  forEachExpr,
+  lit,
+  mul,
+  u32,
+} from '../ir/ir.js';
+import { KernelBuilder } from '../ir/builder.js';
+import type { SizeExpr, StepCondition } from '../plan/plan.js';
+import { type Schedule, type TargetLimits, chooseSchedule, scheduleShapeKey } from '../schedule/schedule.js';
+import { dimToSize, sCeilDiv, sConst, sMinConst } from '../plan/to-size.js';
+import { lowerFusedAttention } from '../attention/attention.js';
+import type { FusedHost } from './fused.js';
+import { emitArange, emitConstFill, emitElementwise, emitFusedMap, emitGrid } from './map.js';
+import { emitConcat, emitGather, emitPermute, emitSlice } from './movement.js';
+import { emitReduce } from './reduce.js';
+import { emitNorm, emitSoftmax } from './softmax-norm.js';
+import { emitMatmul } from '../matmul/matmul.js';
+import { dimExpr } from './dims.js';
+import { isElementwiseOp } from './scalar.js';
+
+/**
+ * A target's limits plus the words kernel names must avoid: the reserved words of every language
+ * the kernels are printed in (the compile layer passes codegen's kernelNameReserved; absent: none).
+ */
+export type LoweringTarget = TargetLimits & { readonly reservedNames?: ReadonlySet<string> };
+
+export function lowerToKernels(g: Graph, target: LoweringTarget, schedule: Schedule = chooseSchedule(target)): KernelProgram {
+  return new Lowering(g, schedule, target).run();
+}
+
+/** The state of one lowering run; the op-family lowerings (lower/*.ts, matmul/, attention/) read and extend it. */
+export class Lowering {
+  private readonly kernels: Kernel[] = [];
+  readonly storage = new Map<number, number | 'folded'>();
+  /** Kernel names: sanitized, unique, none of the target's reserved words (WGSL and CUDA symbols). */
+  private readonly names: NameScope;
+  private readonly temps = new Map<number, KernelTemp>();
+  private readonly origin: number[] = [];
+
+  constructor(
+    readonly g: Graph,
+    readonly s: Schedule,
+    readonly target: LoweringTarget,
+  ) {
+    this.names = new NameScope(target.reservedNames ?? new Set());
+  }
+
+  /** The first fused_attention_lse node of each fused_attention (its kernel writes that node's buffer). */
+  private readonly lseNodes = new Map<number, number>();
+
+  private lseOf(attention: number): number | undefined {
+    return this.lseNodes.get(attention);
+  }
+
+  run(): KernelProgram {
+    const du = new DefUse(this.g);
+    for (const n of this.g.nodes) {
+      const a = n.operands[0];
+      if (n.op === 'fused_attention_lse' && a !== undefined && !this.lseNodes.has(a)) this.lseNodes.set(a, n.id);
+    }
+    for (const n of this.g.nodes) {
+      switch (n.op) {
+        case 'input':
+        case 'weight':
+          this.storage.set(n.id, n.id);
+          break;
+        case 'reshape':
+        case 'view': // fold-views: consumers read the source's buffer through the map (lower/view.ts)
+          this.storage.set(n.id, this.bufferOf(this.operand(n, 0)));
+          break;
+        case 'fused_attention_lse': {
+          // The attention kernel writes the LSE (lowerFusedAttention); a second LSE node of the
+          // same attention (no CSE ran) shares the first one's buffer.
+          const first = this.g.nodes[this.lseOf(this.operand(n, 0).id) ?? n.id] ?? n;
+          this.storage.set(n.id, first.id === n.id ? n.id : this.bufferOf(first));
+          break;
+        }
+        case 'const': {
+          const foldable = !du.isOutput(n.id) && du.users(n.id).every((u) => isElementwiseOp(u.op) || u.op === 'grid');
+          if (foldable) this.storage.set(n.id, 'folded');
+          else emitConstFill(this, n);
+          break;
+        }
+        default:
+          this.storage.set(n.id, n.id);
+          this.lowerNode(n);
+      }
+      while (this.origin.length < this.kernels.length) this.origin.push(n.id);
+    }
+    return { graph: this.g.name, dims: this.g.dims, kernels: this.kernels, storage: this.storage, temps: this.temps, origin: this.origin };
+  }
+
+  /** Values a lowering adds that are no graph node (a norm's output kept for a matmul): temps. */
+  private readonly synthetic = new Map<number, Node>();
+  /** Such temps by what they compute, so kernels needing the same value share one (matmul/matmul.ts). */
+  readonly sharedTemps = new Map<string, Node>();
+
+  /**
+   * A temp buffer holding `node`'s value (its id is replaced by a fresh temp id, returned with
+   * it): later operand lookups of that id find the node, and plans allocate it from `temps`.
+   */
+  tempNode(node: Omit<Node, 'id'>, elements: SizeExpr): Node {
+    const id = this.g.nodes.length + this.temps.size;
+    const n: Node = { ...node, id };
+    this.temps.set(id, { dtype: n.type.dtype, elements });
+    this.storage.set(id, id);
+    this.synthetic.set(id, n);
+    return n;
+  }
+
+  operand(n: Node, i: number): Node {
+    const id = n.operands[i];
+    const o = id === undefined ? undefined : (this.g.nodes[id] ?? this.synthetic.get(id));
+    if (o === undefined) throw new Error(`internal: node %${n.id} (${n.op}) lacks operand ${i}`);
+    return o;
+  }
+
+  private bufferOf(n: Node): number {
+    const s = this.storage.get(n.id);
+    if (s === undefined || s === 'folded') throw new Error(`internal: %${n.id} has no buffer`);
+    return s;
+  }
+
+  private lowerNode(n: Node): void {
+    if (isElementwiseOp(n.op)) return emitElementwise(this, n, n.op);
+    switch (n.op) {
+      case 'matmul':
+        return emitMatmul(this, n);
+      case 'sum':
+      case 'mean':
+      case 'max_reduce':
+      case 'logsumexp':
+        return emitReduce(this, n);
+      case 'softmax':
+        return emitSoftmax(this, n);
+      case 'layernorm':
+      case 'rmsnorm':
+        return emitNorm(this, n);
+      case 'gather':
+        return emitGather(this, n);
+      case 'permute':
+        return emitPermute(this, n);
+      case 'slice':
+        return emitSlice(this, n);
+      case 'concat':
+        return emitConcat(this, n);
+      case 'arange':
+        return emitArange(this, n);
+      case 'grid':
+        return emitGrid(this, n);
+      case 'fused_attention':
+        return this.emitFusedAttention(n);
+      case 'fused_map':
+        return emitFusedMap(this, n);
+      case 'fused_matmul':
+        return emitMatmul(this, n);
+      default:
+        throw new Error(`internal: op '${n.op}' at ${formatSpan(n.loc)} has no plain lowering`);
+    }
+  }
+
+  finish(
+    n: Node | readonly Node[],
+    op: string,
+    kb: { readonly buffers: readonly GlobalBuffer[]; readonly shared: readonly SharedArray[]; readonly bindings: readonly number[] },
+    body: readonly Stmt[],
+    workgroupSize: readonly [number, number, number],
+    grid: readonly [SizeExpr, SizeExpr, SizeExpr],
+    schedule: KernelSchedule,
+    traffic: Traffic,
+    when?: StepCondition,
+  ): void {
+    const nodes = Array.isArray(n) ? (n as readonly Node[]) : [n as Node];
+    const used = new Set<string>();
+    forEachExpr(body, (e) => {
+      if (e.kind === 'uniform') used.add(e.dim);
+    });
+    const uniforms = this.g.dims.filter((d) => used.has(d));
+    for (const d of used) if (!this.g.dims.includes(d)) throw new Error(`internal: kernel ${op} reads unknown dim ${d}`);
+    // `attention_l0_matmul` from the source scope of the first node; `k<N>_<op>` without one (.ir input).
+    const scope = nodes[0]?.scope;
+    const name = this.names.claim(scope !== undefined ? `${scope}_${op}` : `k${this.kernels.length}_${op}`);
+    this.kernels.push({
+      name,
+      op,
+      locs: nodes.map((x) => formatSpan(x.loc)),
+      workgroupSize,
+      grid,
+      uniforms,
+      buffers: kb.buffers,
+      shared: kb.shared,
+      body,
+      schedule,
+      traffic,
+      bindings: kb.bindings,
+      ...(when !== undefined ? { when } : {}),
+    });
+  }
+
+  /** fused_attention: one flash-attention kernel, or the split-K pair for decode (attention/attention.ts). */
+  private emitFusedAttention(n: Node): void {
+    const firstTempId = this.g.nodes.length + this.temps.size;
+    if (this.synthetic.size > 0 && [...this.synthetic.keys()].some((id) => id >= firstTempId)) throw new Error('internal: temp ids overlap');
+    const attention = this.s.byShape?.attention?.[scheduleShapeKey(this.g, n)] ?? this.s.attention;
+    const lseNode = this.g.nodes[this.lseOf(n.id) ?? -1];
+    const lse = lseNode === undefined ? {} : { lse: lseNode };
+    const r = lowerFusedAttention({ graph: this.g, node: n, target: this.target, firstTempId, ...(attention !== undefined ? { schedule: attention } : {}), ...(this.s.mmaAttention !== undefined ? { mma: this.s.mmaAttention } : {}), ...lse });
+    for (const [id, t] of r.temps) {
+      this.temps.set(id, t);
+      this.storage.set(id, id);
+    }
+    for (const k of r.kernels) this.finish(n, k.op, k, k.body, k.workgroupSize, k.grid, k.schedule, k.traffic, k.when);
+  }
+
+  /** Workgroup ids past `count` (a formula) along x then y: [min(count, max), ceil(count / max)]. */
+  linearGrid(count: SizeExpr): readonly [SizeExpr, SizeExpr, SizeExpr] {
+    const m = this.s.maxWorkgroupsPerDim;
+    return [sMinConst(count, m), sCeilDiv(count, m), sConst(1)];
+  }
+
+  /** The flat workgroup index of a linearGrid launch: wid.y * max + wid.x. */
+  linearWorkgroup(kb: KernelBuilder, out: Stmt[]): Expr {
+    return kb.let(out, 'wg', add(mul(builtin('workgroup_id', 1), u32(this.s.maxWorkgroupsPerDim)), builtin('workgroup_id', 0)));
+  }
+
+
+  constLiteral(n: Node): Expr {
+    return lit(computeType(n.type.dtype), floatAttr(n, 'value'));
+  }
+
+  fusedHost(kb: KernelBuilder): FusedHost {
+    return {
+      operand: (n, i) => this.operand(n, i),
+      folded: (o) => (this.storage.get(o.id) === 'folded' ? this.constLiteral(o) : undefined),
+      dimExpr,
+      flops: (n) => this.flops(n),
+      kb,
+    };
+  }
+
+  flops(n: Node): SizeExpr {
+    const def = getOp(n.op);
+    if (def === undefined) return sConst(0);
+    const types = n.operands.map((_, i) => this.operand(n, i).type);
+    return dimToSize(def.flops(types, n.type, n.attrs));
+  }
+}
