@@ -2,7 +2,7 @@
 // the graph builder read. Every node carries its source span.
 import type { Span } from '../src/diag/span.js';
 
-export type DTypeName = 'f32' | 'f16' | 'bf16' | 'i32' | 'bool';
+export type DTypeName = 'f32' | 'f16' | 'bf16' | 'i32' | 'i8' | 'bool';
 
 export interface Ident {
   readonly name: string;

@@ -43,6 +43,7 @@ export const F32 = keyword('F32', 'f32', [DType]);
 export const F16 = keyword('F16', 'f16', [DType]);
 export const BF16 = keyword('BF16', 'bf16', [DType]);
 export const I32 = keyword('I32', 'i32', [DType]);
+export const I8 = keyword('I8', 'i8', [DType]);
 export const Bool = keyword('Bool', 'bool', [DType]);
 
 /**
@@ -130,6 +131,7 @@ export const allTokens: TokenType[] = [
   F16,
   BF16,
   I32,
+  I8,
   Bool,
   Ident,
   NumberLit,
@@ -173,7 +175,7 @@ const tokenWords: Readonly<Record<string, string>> = {
   NumberLit: 'a number',
   StringLit: 'a string',
   UnterminatedString: 'a string',
-  DType: 'a dtype (f32, f16, bf16, i32, bool)',
+  DType: 'a dtype (f32, f16, bf16, i32, i8, bool)',
   DeclKw: "'weight', 'input' or 'output'",
   BinOp: 'an operator',
   CmpOp: 'a comparison',

@@ -31,7 +31,7 @@ export const wgslReserved: ReadonlySet<string> = new Set([
   'bool', 'f16', 'f32', 'i32', 'u32', 'vec2', 'vec3', 'vec4', 'mat2x2', 'mat3x3', 'mat4x4', 'array', 'atomic', 'ptr',
   'sampler', 'read', 'write', 'read_write', 'function', 'private', 'workgroup', 'uniform', 'storage',
   // builtin functions the kernels call
-  'abs', 'bitcast', 'cos', 'exp', 'floor', 'inverseSqrt', 'log', 'max', 'min', 'pow', 'select', 'sin', 'sqrt',
+  'abs', 'bitcast', 'cos', 'exp', 'floor', 'round', 'clamp', 'extractBits', 'atomicAnd', 'atomicOr', 'atomicLoad', 'inverseSqrt', 'log', 'max', 'min', 'pow', 'select', 'sin', 'sqrt',
   'tanh', 'workgroupBarrier', 'subgroupAdd', 'subgroupMax', 'subgroupBroadcastFirst',
   // names the WGSL printer itself declares
   'main', 'dims', 'Dims', 'lid', 'wid', 'gid', 'lindex', 'sg_size', 'sg_lane', 'tfc_erf', 'tfc_neg_inf',
@@ -57,8 +57,8 @@ export const cudaReserved: ReadonlySet<string> = new Set([
   'threadIdx', 'blockIdx', 'blockDim', 'gridDim', 'warpSize', 'dim3', 'half', 'half2', 'nv_bfloat16', 'uint', 'INFINITY',
   'NAN', 'HUGE_VAL', 'HUGE_VALF', 'M_PI', 'M_E', 'EOF', 'NULL', 'assert', 'printf', 'min', 'max', 'abs',
   // math functions the kernels call
-  'expf', 'logf', 'sqrtf', 'rsqrtf', 'tanhf', 'erff', 'sinf', 'cosf', 'fabsf', 'floorf', 'powf', 'fmaxf', 'fminf', 'fmodf',
-  'exp', 'log', 'sqrt', 'tanh', 'erf', 'sin', 'cos', 'floor', 'pow', 'fmod',
+  'expf', 'logf', 'sqrtf', 'rsqrtf', 'tanhf', 'erff', 'sinf', 'cosf', 'fabsf', 'floorf', 'rintf', 'powf', 'fmaxf', 'fminf', 'fmodf',
+  'exp', 'log', 'sqrt', 'tanh', 'erf', 'sin', 'cos', 'floor', 'rint', 'pow', 'fmod',
   // names the CUDA printer declares
   'lindex', 'sg_size', 'sg_lane', 'tfc_warp_sum', 'tfc_warp_max', 'tfc_warp_broadcast_first',
 ]);

@@ -56,6 +56,7 @@ export const cudaMath: Record<MathFn, (args: readonly string[], type: ScalarType
   cos: floatFn('cosf', 'cosf'),
   abs: floatFn('fabsf', 'abs'),
   floor: floatFn('floorf', 'floorf'),
+  round: floatFn('rintf', 'rintf'), // half to even (the default rounding mode); roundf rounds half away from zero
   pow: floatFn('powf', 'powf'),
   max: floatFn('fmaxf', 'max'),
   min: floatFn('fminf', 'min'),

@@ -40,6 +40,7 @@ export const wgslMath: Record<MathFn, (args: readonly string[], type: ScalarType
   cos: (a) => `cos(${a.join(', ')})`,
   abs: (a) => `abs(${a.join(', ')})`,
   floor: (a) => `floor(${a.join(', ')})`,
+  round: (a) => `round(${a.join(', ')})`, // WGSL round: half to even
   pow: (a) => `pow(${a.join(', ')})`,
   max: (a) => `max(${a.join(', ')})`,
   min: (a) => `min(${a.join(', ')})`,

@@ -25,7 +25,7 @@ export function stridesOf(shape: readonly number[]): number[] {
 }
 
 /**
- * Stores a value as the dtype holds it: i32 truncates toward zero and saturates (NaN -> 0), bool
+ * Stores a value as the dtype holds it: i32 and i8 truncate toward zero and saturate (NaN -> 0), bool
  * is `x != 0` as 0/1. f16 and bf16 are NOT rounded: the interpreter is the exact reference, so
  * half-precision values are held in float64 at full precision.
  */
@@ -40,6 +40,11 @@ export function coerce(dtype: DType, v: number): number {
       if (v >= 2147483647) return 2147483647;
       if (v <= -2147483648) return -2147483648;
       return Math.trunc(v) + 0; // + 0 turns -0 into 0
+    case 'i8':
+      if (Number.isNaN(v)) return 0;
+      if (v >= 127) return 127;
+      if (v <= -128) return -128;
+      return Math.trunc(v) + 0;
     case 'bool':
       return v !== 0 ? 1 : 0;
   }

@@ -1,8 +1,8 @@
 // Tensor types shared by the checker, graph IR, interpreter and backends.
 import { type Dim, dimEquals, printDim, dimConstValue, dimEval } from '../base/dim.js';
 
-export type DType = 'f32' | 'f16' | 'bf16' | 'i32' | 'bool';
-export const dtypes: readonly DType[] = ['f32', 'f16', 'bf16', 'i32', 'bool'];
+export type DType = 'f32' | 'f16' | 'bf16' | 'i32' | 'i8' | 'bool';
+export const dtypes: readonly DType[] = ['f32', 'f16', 'bf16', 'i32', 'i8', 'bool'];
 
 export function isFloat(t: DType): boolean {
   return t === 'f32' || t === 'f16' || t === 'bf16';
@@ -16,6 +16,7 @@ export function dtypeBytes(t: DType): number {
     case 'f16':
     case 'bf16':
       return 2;
+    case 'i8':
     case 'bool':
       return 1;
   }
@@ -23,7 +24,9 @@ export function dtypeBytes(t: DType): number {
 
 /**
  * Bytes per element in a device buffer: bool is held as a u32 0/1, bf16 as an f32 (converted at
- * load). Kernels index and the runtime allocates by it; split-large-weights sizes bindings by it.
+ * load), i8 as one byte (packed four to a u32 word in WGSL, `signed char` in CUDA; a buffer is
+ * rounded up to whole words). Kernels index and the runtime allocates by it; split-large-weights
+ * sizes bindings by it.
  */
 export function storageBytes(t: DType): number {
   return t === 'bool' || t === 'bf16' ? 4 : dtypeBytes(t);

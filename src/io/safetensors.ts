@@ -12,9 +12,9 @@ import { bf16Bits, bf16FromBits, f16Bits, f16FromBits } from '../base/half.js';
 import type { DType } from '../graph/types.js';
 
 /** The dtypes a file may hold. F64 and I64 are read only (as f32 and i32). */
-export type FileDType = 'F32' | 'F16' | 'BF16' | 'I32' | 'BOOL' | 'F64' | 'I64';
+export type FileDType = 'F32' | 'F16' | 'BF16' | 'I32' | 'I8' | 'BOOL' | 'F64' | 'I64';
 
-const fileDTypeBytes: Readonly<Record<FileDType, number>> = { F32: 4, F16: 2, BF16: 2, I32: 4, BOOL: 1, F64: 8, I64: 8 };
+const fileDTypeBytes: Readonly<Record<FileDType, number>> = { F32: 4, F16: 2, BF16: 2, I32: 4, I8: 1, BOOL: 1, F64: 8, I64: 8 };
 
 /** The model dtype a file dtype is read as. */
 export const fileDTypeToDType: Readonly<Record<FileDType, DType>> = {
@@ -22,12 +22,13 @@ export const fileDTypeToDType: Readonly<Record<FileDType, DType>> = {
   F16: 'f16',
   BF16: 'bf16',
   I32: 'i32',
+  I8: 'i8',
   BOOL: 'bool',
   F64: 'f32',
   I64: 'i32',
 };
 
-const dtypeToFileDType: Readonly<Record<DType, FileDType>> = { f32: 'F32', f16: 'F16', bf16: 'BF16', i32: 'I32', bool: 'BOOL' };
+const dtypeToFileDType: Readonly<Record<DType, FileDType>> = { f32: 'F32', f16: 'F16', bf16: 'BF16', i32: 'I32', i8: 'I8', bool: 'BOOL' };
 
 /** Headers above this size are rejected before parsing (the reference implementation uses 100 MB). */
 const maxHeaderBytes = 100_000_000;
@@ -185,6 +186,9 @@ function decode(e: Entry, raw: Uint8Array, file: string): Float64Array {
     case 'I32':
       for (let i = 0; i < count; i++) out[i] = v.getInt32(4 * i, true);
       break;
+    case 'I8':
+      for (let i = 0; i < count; i++) out[i] = v.getInt8(i);
+      break;
     case 'I64':
       for (let i = 0; i < count; i++) {
         const x = v.getBigInt64(8 * i, true);
@@ -278,6 +282,13 @@ function encode(name: string, data: Float64Array, dtype: FileDType, v: DataView,
         const x = data[i] ?? 0;
         if (!Number.isInteger(x) || x < -2147483648 || x > 2147483647) throw new RangeError(`tensor "${name}": value ${x} at flat index ${i} is not an i32`);
         v.setInt32(at + 4 * i, x, true);
+      }
+      return;
+    case 'I8':
+      for (let i = 0; i < data.length; i++) {
+        const x = data[i] ?? 0;
+        if (!Number.isInteger(x) || x < -128 || x > 127) throw new RangeError(`tensor "${name}": value ${x} at flat index ${i} is not an i8`);
+        v.setInt8(at + i, x);
       }
       return;
     case 'I64':

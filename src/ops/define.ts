@@ -45,7 +45,7 @@ export interface ScalarTypes {
 }
 
 /** The math functions every target prints (src/kernel/ir/ir.ts MathFn is this list). */
-export type ScalarMathFn = 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'tanh' | 'erf' | 'sin' | 'cos' | 'abs' | 'floor' | 'pow' | 'max' | 'min';
+export type ScalarMathFn = 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'tanh' | 'erf' | 'sin' | 'cos' | 'abs' | 'floor' | 'round' | 'pow' | 'max' | 'min';
 /** Binary operators every target prints; `rem` truncates (C `%`), comparisons give bool. */
 export type ScalarBinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'rem' | 'lt' | 'le' | 'gt' | 'ge' | 'eq' | 'ne' | 'and' | 'or';
 

@@ -68,6 +68,9 @@ function checkClass(op: string, cls: DtypeClass, t: TensorType): OpError | undef
     case 'float':
       return isFloat(t.dtype) ? undefined : opError('TFC207', `${op} needs a floating-point operand, got ${printType(t)}`);
     case 'numeric':
+      // i8 is a storage type (quantized caches): arithmetic on it would wrap at 8 bits, so it is
+      // refused; `cast(x, f32)` (or i32) first. Comparisons, `where` and casts take it.
+      if (t.dtype === 'i8') return opError('TFC207', `${op} needs a float or i32 operand, got ${printType(t)} (i8 is a storage type: cast it to f32 or i32 first)`);
       return t.dtype !== 'bool' ? undefined : opError('TFC207', `${op} needs a float or i32 operand, got ${printType(t)}`);
     case 'bool':
       return t.dtype === 'bool' ? undefined : opError('TFC208', `${op} needs a bool operand, got ${printType(t)}`);
@@ -134,6 +137,19 @@ export function geluTanh(x: number): number {
 
 export function geluErf(x: number): number {
   return 0.5 * x * (1 + erf(x / Math.SQRT2));
+}
+
+/**
+ * Round to the nearest integer, halves to even (0.5 -> 0, 1.5 -> 2, -2.5 -> -2): WGSL's `round`,
+ * CUDA's `rintf` and torch.round all do this (Math.round rounds halves up).
+ */
+export function roundHalfEven(x: number): number {
+  if (!Number.isFinite(x)) return x;
+  const f = Math.floor(x);
+  const d = x - f;
+  if (d > 0.5) return f + 1;
+  if (d < 0.5) return f;
+  return f % 2 === 0 ? f : f + 1;
 }
 
 /** Floor modulo (Python's `%`): the result has the divisor's sign. x mod 0 is NaN for floats. */
@@ -318,6 +334,7 @@ export const elementwiseOps: readonly OpDef[] = [
   defineElementwise({ name: 'erf', arity: 1, cls: 'float', doc: 'error function (float64 series / continued fraction, rel. error < 1e-14)', builtin: 'error function, per element', lower: math1('erf'), f: erf }),
   defineElementwise({ name: 'sin', arity: 1, cls: 'float', doc: 'sine (radians)', builtin: 'sine, per element', lower: math1('sin'), f: Math.sin }),
   defineElementwise({ name: 'cos', arity: 1, cls: 'float', doc: 'cosine (radians)', builtin: 'cosine, per element', lower: math1('cos'), f: Math.cos }),
+  defineElementwise({ name: 'round', arity: 1, cls: 'float', doc: 'nearest integer, halves to even (as torch.round, WGSL round)', builtin: 'nearest integer, halves to even (2.5 -> 2), per element', lower: math1('round'), f: roundHalfEven }),
   defineElementwise({ name: 'abs', arity: 1, cls: 'numeric', doc: '|x| (i32 wraps at -2^31)', builtin: 'absolute value, per element', lower: math1('abs'), f: Math.abs, i32: (x) => Math.abs(x) | 0 }),
   defineElementwise({ name: 'relu', arity: 1, cls: 'numeric', doc: 'max(x, 0); NaN stays NaN', builtin: 'max(x, 0), per element', lower: (b, a) => b.call('max', [arg(a, 0), b.lit(arg(a, 0), 0)]), f: (x) => (x > 0 || Number.isNaN(x) ? x : 0) }),
   defineElementwise({ name: 'silu', arity: 1, cls: 'float', doc: 'x * sigmoid(x)', builtin: 'x * sigmoid(x), per element', lower: (b, a) => b.binary('mul', arg(a, 0), sigmoidOf(b, arg(a, 0))), f: (x) => x / (1 + Math.exp(-x)) }),

@@ -111,7 +111,7 @@ function reduceOp(name: string, kind: Kind, doc: string): OpDef {
       const [x] = operands;
       if (x === undefined || operands.length !== 1) return opError('TFC104', `${name} takes 1 operand, got ${operands.length}`);
       const floatOnly = kind === 'mean' || kind === 'logsumexp';
-      if (floatOnly ? !isFloat(x.dtype) : x.dtype === 'bool') {
+      if (floatOnly ? !isFloat(x.dtype) : x.dtype === 'bool' || x.dtype === 'i8') {
         return opError('TFC207', `${name} needs a ${floatOnly ? 'floating-point' : 'float or i32'} operand, got ${printType(x)}`);
       }
       const axes = axesOf(attrs);

@@ -2,7 +2,9 @@
 // Storage layout (the same as src/kernel/lower/lower.ts storageType/storageBytes; a test checks they
 // agree): f32 and i32 4 bytes, bool 4 bytes as u32 0/1 (WGSL bool is not host-shareable), f16 2
 // bytes IEEE half, bf16 4 bytes as an f32 holding a bf16-rounded value (converted at load: WGSL
-// has no bf16). Narrowing rounds to nearest, ties to even.
+// has no bf16), i8 1 byte two's complement (WGSL reads it out of u32 words, little-endian: element
+// i is bits 8*(i%4).. of word i/4, which is byte i of the buffer). Narrowing rounds to nearest,
+// ties to even.
 import { bf16Bits, bf16FromBits, f16Bits, f16FromBits } from '../base/half.js';
 import type { DType } from '../graph/types.js';
 
@@ -16,6 +18,8 @@ export function storageBytes(dtype: DType): number {
       return 4;
     case 'f16':
       return 2;
+    case 'i8':
+      return 1;
   }
 }
 
@@ -66,11 +70,16 @@ export function encodeValues(dtype: DType, values: ArrayLike<number>): ArrayBuff
       for (let i = 0; i < n; i++) out[i] = bf16FromBits(bf16Bits(values[i] ?? 0));
       break;
     }
+    case 'i8': {
+      const out = new Int8Array(bytes);
+      for (let i = 0; i < n; i++) out[i] = Math.trunc(values[i] ?? 0);
+      break;
+    }
   }
   return bytes;
 }
 
-/** Decodes `n` elements read back from a buffer: floats as Float32Array, i32 and bool as Int32Array. */
+/** Decodes `n` elements read back from a buffer: floats as Float32Array, i32, i8 and bool as Int32Array. */
 export function decodeValues(dtype: DType, bytes: ArrayBuffer, n: number): Float32Array | Int32Array {
   switch (dtype) {
     case 'f32':
@@ -85,6 +94,8 @@ export function decodeValues(dtype: DType, bytes: ArrayBuffer, n: number): Float
       for (let i = 0; i < n; i++) out[i] = f16FromBits(src[i] ?? 0);
       return out;
     }
+    case 'i8':
+      return Int32Array.from(new Int8Array(bytes, 0, n));
   }
 }
 
@@ -103,11 +114,16 @@ export function overflowOf(dtype: DType, values: ArrayLike<number>): string | un
 }
 
 /**
- * Why the values cannot be stored as `dtype`, or undefined when they can: i32 needs integers in
- * the int32 range, bool needs 0 or 1. Floats take any value (see overflowOf for f16's range).
+ * Why the values cannot be stored as `dtype`, or undefined when they can: i32 (i8) needs integers in
+ * the int32 (int8) range, bool needs 0 or 1. Floats take any value (see overflowOf for f16's range).
  */
 export function checkValues(dtype: DType, values: ArrayLike<number>): string | undefined {
-  if (dtype === 'i32') {
+  if (dtype === 'i8') {
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i] ?? 0;
+      if (!Number.isInteger(v) || v < -128 || v > 127) return `element ${i} is ${v}, not an int8 (-128..127)`;
+    }
+  } else if (dtype === 'i32') {
     for (let i = 0; i < values.length; i++) {
       const v = values[i] ?? 0;
       if (!Number.isInteger(v) || v < -2147483648 || v > 2147483647) {

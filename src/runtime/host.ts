@@ -65,6 +65,7 @@ const fileDtypes: Readonly<Record<string, { bytes: number; dtype: DType }>> = {
   F16: { bytes: 2, dtype: 'f16' },
   BF16: { bytes: 2, dtype: 'bf16' },
   I32: { bytes: 4, dtype: 'i32' },
+  I8: { bytes: 1, dtype: 'i8' },
 };
 
 /** Parses a safetensors file into host tensors (f16/bf16 widened to f32 values). */
@@ -102,12 +103,13 @@ export function parseSafetensors(bytes: Uint8Array): Map<string, HostTensor> {
     let data: Float32Array | Int32Array;
     if (ft.dtype === 'f32') data = new Float32Array(raw.buffer, 0, n);
     else if (ft.dtype === 'i32') data = new Int32Array(raw.buffer, 0, n);
+    else if (ft.dtype === 'i8') data = Int32Array.from(new Int8Array(raw.buffer, 0, n));
     else {
       const bits = new Uint16Array(raw.buffer, 0, n);
       data = new Float32Array(n);
       for (let i = 0; i < n; i++) data[i] = ft.dtype === 'f16' ? f16FromBits(bits[i] ?? 0) : bf16FromBits(bits[i] ?? 0);
     }
-    out.set(name, { dtype: ft.dtype === 'i32' ? 'i32' : 'f32', shape: shape as number[], data });
+    out.set(name, { dtype: ft.dtype === 'i32' || ft.dtype === 'i8' ? ft.dtype : 'f32', shape: shape as number[], data });
   }
   return out;
 }

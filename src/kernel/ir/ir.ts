@@ -20,9 +20,9 @@ export const binaryOps: readonly BinaryOp[] = ['add', 'sub', 'mul', 'div', 'rem'
 
 export type UnaryOp = 'neg' | 'not';
 
-/** Math functions every target spells somehow (erf may be an emitted helper). */
-export type MathFn = 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'tanh' | 'erf' | 'sin' | 'cos' | 'abs' | 'floor' | 'pow' | 'max' | 'min';
-export const mathFns: readonly MathFn[] = ['exp', 'log', 'sqrt', 'rsqrt', 'tanh', 'erf', 'sin', 'cos', 'abs', 'floor', 'pow', 'max', 'min'];
+/** Math functions every target spells somehow (erf may be an emitted helper); round: half to even. */
+export type MathFn = 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'tanh' | 'erf' | 'sin' | 'cos' | 'abs' | 'floor' | 'round' | 'pow' | 'max' | 'min';
+export const mathFns: readonly MathFn[] = ['exp', 'log', 'sqrt', 'rsqrt', 'tanh', 'erf', 'sin', 'cos', 'abs', 'floor', 'round', 'pow', 'max', 'min'];
 
 /** Thread and group ids (u32); `axis` picks x, y, z for the vector ones. */
 export type BuiltinId =

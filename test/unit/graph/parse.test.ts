@@ -112,7 +112,7 @@ describe('parseGraph errors (TFC310 with line:col)', () => {
     ['attribute of the wrong kind', 'graph m() {\n  %0 = const {value=1} : f32[]\n}', "2:15 TFC310 attribute 'value' of 'const' must be a float (e.g. 1.0, -inf), found an int"],
     ['unknown attribute', 'graph m(T) {\n  %0 = input {name="x", nme="y"} : f32[T]\n}', "2:25 TFC310 op 'input' has no attribute 'nme' (did you mean 'name'?)"],
     ['missing attribute', 'graph m(T) {\n  %0 = input : f32[T]\n}', "2:8 TFC310 op 'input' needs attribute 'name' (a string)"],
-    ['unknown dtype', 'graph m(T) {\n  %0 = input {name="x"} : f33[T]\n}', "2:27 TFC310 unknown dtype 'f33' (expected one of f32, f16, bf16, i32, bool)"],
+    ['unknown dtype', 'graph m(T) {\n  %0 = input {name="x"} : f33[T]\n}', "2:27 TFC310 unknown dtype 'f33' (expected one of f32, f16, bf16, i32, i8, bool)"],
     ['missing type', 'graph m(T) {\n  %0 = input {name="x"}\n}', "3:1 TFC310 expected ':' before the result type, found '}'"],
     ['trailing junk', 'graph m(T) {\n  %0 = input {name="x"} : f32[T] junk\n}', "2:34 TFC310 unexpected 'junk' at the end of the statement"],
     ['unclosed graph', 'graph m(T) {\n  %0 = input {name="x"} : f32[T]\n', '3:1 TFC310 expected \'}\' to close the graph, found the end of the text'],

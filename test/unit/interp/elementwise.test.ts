@@ -36,6 +36,10 @@ describe('unary ops', () => {
     expect(si[0]).toBeCloseTo(0.75 * Math.log(3), 15);
     expect(Math.abs(si[1] ?? NaN)).toBe(0);
   });
+  it('round: halves to even, as torch.round and WGSL round (Math.round would give 1, 3, -2, 1)', () => {
+    expect(vals(runOp('round', [t('f32', [9], [0.5, 2.5, -2.5, 0.4999, 1.5, -0.6, 126.5, 127.5, -Infinity])]))).toEqual([0, 2, -2, 0, 2, -1, 126, 128, -Infinity]);
+    expect(vals(runOp('round', [t('f32', [1], [NaN])]))).toEqual([NaN]);
+  });
   it('not on bool', () => {
     expect(vals(runOp('not', [t('bool', [2], [1, 0])]))).toEqual([0, 1]);
   });
@@ -157,11 +161,18 @@ describe('binary ops with broadcasting', () => {
 });
 
 describe('cast', () => {
-  const to = (value: 'i32' | 'bool' | 'f32' | 'f16') => ({ to: { kind: 'dtype', value } as const });
+  const to = (value: 'i32' | 'i8' | 'bool' | 'f32' | 'f16') => ({ to: { kind: 'dtype', value } as const });
   it('float -> i32 truncates toward zero', () => {
     const y = runOp('cast', [t('f32', [4], [1.7, -1.7, 2.5, -0.5])], to('i32'));
     expect(y.dtype).toBe('i32');
     expect(vals(y)).toEqual([1, -1, 2, 0]);
+  });
+  it('float -> i8 truncates toward zero, then saturates to -128..127 (NaN -> 0)', () => {
+    const y = runOp('cast', [t('f32', [8], [1.7, -1.7, 126.9, 127.9, 300, -128.5, -1e9, NaN])], to('i8'));
+    expect(y.dtype).toBe('i8');
+    expect(vals(y)).toEqual([1, -1, 126, 127, 127, -128, -128, 0]);
+    expect(vals(runOp('cast', [t('i32', [3], [5, 1000, -1000])], to('i8')))).toEqual([5, 127, -128]);
+    expect(vals(runOp('cast', [t('i8', [2], [-128, 127])], to('f32')))).toEqual([-128, 127]);
   });
   it('float -> bool is x != 0', () => {
     expect(vals(runOp('cast', [t('f32', [3], [0, 0.5, -2])], to('bool')))).toEqual([0, 1, 1]);

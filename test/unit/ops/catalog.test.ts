@@ -20,7 +20,7 @@ const interpFiles = {
 /** Which file tests each op's interpreter rule on hand-computed values. */
 const interpCoverage: Record<string, keyof typeof interpFiles> = {
   input: 'it', weight: 'it', const: 'ms', arange: 'ms', grid: 'ms',
-  neg: 'ew', exp: 'ew', log: 'ew', sqrt: 'ew', rsqrt: 'ew', tanh: 'ew', erf: 'ew', sin: 'ew', cos: 'ew', abs: 'ew',
+  neg: 'ew', exp: 'ew', log: 'ew', sqrt: 'ew', rsqrt: 'ew', tanh: 'ew', erf: 'ew', sin: 'ew', cos: 'ew', round: 'ew', abs: 'ew',
   relu: 'ew', silu: 'ew', sigmoid: 'ew', not: 'ew', gelu: 'ew', cast: 'ew',
   add: 'ew', sub: 'ew', mul: 'ew', div: 'ew', mod: 'ew', pow: 'ew', max: 'ew', min: 'ew',
   eq: 'ew', ne: 'ew', lt: 'ew', le: 'ew', gt: 'ew', ge: 'ew', and: 'ew', or: 'ew', where: 'ew',
@@ -152,6 +152,6 @@ describe('op groups', () => {
   it('derives the families from the catalog', () => {
     expect(opsInFamily('reduce').map((o) => o.name)).toEqual(['sum', 'max_reduce', 'mean', 'logsumexp']);
     expect(opsInFamily('norm').map((o) => o.name)).toEqual(['softmax', 'layernorm', 'rmsnorm']);
-    expect(opsInFamily('elementwise')).toHaveLength(33);
+    expect(opsInFamily('elementwise')).toHaveLength(34);
   });
 });
