@@ -36,6 +36,7 @@ const fileDtypes: Readonly<Record<string, { readonly dtype: DType; readonly byte
   F64: { dtype: 'f32', bytes: 8 }, // the oracle's expected values: f64 data for an f32 output
   F32: { dtype: 'f32', bytes: 4 },
   I32: { dtype: 'i32', bytes: 4 },
+  I8: { dtype: 'i8', bytes: 1 },
   I64: { dtype: 'i32', bytes: 8 },
   BOOL: { dtype: 'bool', bytes: 1 },
 };
@@ -76,6 +77,9 @@ export function readTensors(path: string): Map<string, Tensor64> {
           break;
         case 'I64':
           data[i] = Number(view.getBigInt64(at, true));
+          break;
+        case 'I8':
+          data[i] = view.getInt8(at);
           break;
         default:
           data[i] = view.getUint8(at);

@@ -12,6 +12,7 @@ _DTYPES = {
     torch.float16: ("F16", 2),
     torch.bfloat16: ("BF16", 2),
     torch.int32: ("I32", 4),
+    torch.int8: ("I8", 1),
     torch.int64: ("I64", 8),
     torch.bool: ("BOOL", 1),
 }
