@@ -109,6 +109,16 @@ export abstract class CStylePrinter {
   /** A matrix intrinsic statement (mma, async copies); targets without matrix units throw. */
   protected abstract matrixStmt(w: Writer, s: MatrixStmt): void;
 
+  /** A scalar load of element `index` of a slot (WGSL reads i8 slots through helpers). */
+  protected loadText(slot: number, index: string): string {
+    return `${this.bufferNames[slot] ?? ''}[${index}]`;
+  }
+
+  /** A scalar store statement (without the `;`). */
+  protected storeText(slot: number, index: string, value: string): string {
+    return `${this.bufferNames[slot] ?? ''}[${index}] = ${value}`;
+  }
+
   /** Comment text safe on one `//` line: control characters (C0, C1 with NEL U+0085, U+2028/9) become spaces. */
   protected commentText(s: string): string {
     return s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, ' ');
@@ -158,7 +168,7 @@ export abstract class CStylePrinter {
         w.line(`${this.local(s.name)} = ${this.expr(s.value, false)};`);
         return;
       case 'store':
-        w.line(`${this.bufferNames[s.slot] ?? ''}[${this.expr(s.index, false)}] = ${this.expr(s.value, false)};`);
+        w.line(`${this.storeText(s.slot, this.expr(s.index, false), this.expr(s.value, false))};`);
         return;
       case 'array_store':
         w.line(`${this.local(s.array)}[${this.expr(s.index, false)}] = ${this.expr(s.value, false)};`);
@@ -227,7 +237,7 @@ export abstract class CStylePrinter {
       case 'uniform':
         return this.uniform(e.dim);
       case 'load':
-        return `${this.bufferNames[e.slot] ?? ''}[${this.expr(e.index, false)}]`;
+        return this.loadText(e.slot, this.expr(e.index, false));
       case 'array_load':
         return `${this.local(e.array)}[${this.expr(e.index, false)}]`;
       case 'unary': {
@@ -260,7 +270,8 @@ export abstract class CStylePrinter {
       case 'u32':
         if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new Error(`internal: bad u32 literal ${value}`);
         return `${value}u`;
-      case 'i32': {
+      case 'i32':
+      case 'i8': {
         if (!Number.isInteger(value) || value < -0x80000000 || value > 0x7fffffff) throw new Error(`internal: bad i32 literal ${value}`);
         const s = this.i32Literal(value);
         return value < 0 ? neg(s) : s;

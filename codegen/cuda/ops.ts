@@ -9,6 +9,7 @@ export const cudaType: Record<ScalarType, string> = {
   i32: 'int',
   u32: 'unsigned int',
   bool: 'bool',
+  i8: 'signed char',
 };
 
 const toF32 = (a: string, t: ScalarType): string => (t === 'f16' ? `__half2float(${a})` : a);
@@ -88,10 +89,20 @@ export const cudaSubgroup: Record<SubgroupOp, string> = {
   broadcast: '__shfl_sync', // the same with a literal lane
 };
 
-/** Conversion of `a` (type `from`) to `to`; bool -> number is 0/1, number -> bool is `!= 0`. */
+/**
+ * Conversion of `a` (type `from`) to `to`; bool -> number is 0/1, number -> bool is `!= 0`. To i8:
+ * clamped to -128..127 before the conversion (float -> integer out of range is undefined in C++,
+ * and the emulator runs on the CPU), then truncated toward zero; NaN is unspecified.
+ */
 export function cudaCast(to: ScalarType, from: ScalarType, a: string): string {
   if (to === from) return a;
   if (from === 'f16') return to === 'f32' ? `__half2float(${a})` : cudaCast(to, 'f32', `__half2float(${a})`);
+  if (to === 'i8') {
+    if (from === 'f32') return `(signed char)(fminf(fmaxf(${a}, -128.0f), 127.0f))`;
+    if (from === 'i32') return `(signed char)(max(-128, min(127, ${a})))`;
+    if (from === 'u32') return `(signed char)(min(127u, ${a}))`;
+    return `(signed char)(${a})`;
+  }
   if (to === 'f16') return `__float2half(${from === 'f32' ? a : `(float)(${a})`})`;
   if (to === 'bool') return `(${a} != 0)`;
   return `(${cudaType[to]})(${a})`;

@@ -8,6 +8,7 @@ export const wgslType: Record<ScalarType, string> = {
   i32: 'i32',
   u32: 'u32',
   bool: 'bool',
+  i8: 'i32', // a register; an i8 buffer is declared array<u32> (four bytes a word, print.ts)
 };
 
 export const wgslBinary: Record<BinaryOp, string> = {

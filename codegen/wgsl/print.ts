@@ -2,6 +2,10 @@
 // writer and the spelling tables in ops.ts. Output is deterministic; every var is initialized
 // (lavapipe keeps a loop-local uninitialized `var`'s previous value), infinities come from a
 // runtime bitcast helper (a const-expression may not evaluate to inf), dims are a uniform struct.
+// i8 buffers are arrays of u32 words holding four elements each (byte i % 4 of word i / 4, the
+// buffer's byte i): read through a helper that sign-extends the byte, written through one that
+// clears and sets it with atomicAnd/atomicOr (the binding is array<atomic<u32>>), since
+// neighbouring invocations write the other bytes of the same word.
 // Statement and expression walking live in ../common/c-style.ts; this file holds the module layout and spellings.
 import { NameScope } from '../../src/base/names.js';
 import { wgslReserved } from '../common/names.js';
@@ -15,10 +19,12 @@ import {
   type MathFn,
   type MatrixStmt,
   type ScalarType,
+  type GlobalBuffer,
   type Stmt,
   type SubgroupOp,
   type UnaryOp,
   builtinIds,
+  exprType,
   forEachExpr,
   forEachStmt,
   kernelFeatures,
@@ -50,6 +56,9 @@ class WgslPrinter extends CStylePrinter {
   private usesErf = false;
   private usesInf = false;
   private usesNan = false;
+  /** Helper names of the i8 slots (load, store). */
+  private readonly i8Load = new Map<number, string>();
+  private readonly i8Store = new Map<number, string>();
 
   constructor(k: Kernel) {
     super(k, wgslReserved);
@@ -90,12 +99,14 @@ class WgslPrinter extends CStylePrinter {
     }
     for (const b of k.buffers) {
       const mode = b.access === 'read' ? 'read' : 'read_write';
-      const element = b.vector === undefined ? wgslType[b.type] : `vec${b.vector}<${wgslType[b.type]}>`;
+      const scalar = b.type !== 'i8' ? wgslType[b.type] : b.access === 'read' ? 'u32' : 'atomic<u32>';
+      const element = b.vector === undefined ? scalar : `vec${b.vector}<${scalar}>`;
       w.line(`@group(0) @binding(${b.slot}) var<storage, ${mode}> ${this.bufferNames[b.slot] ?? ''}: array<${element}>;`);
     }
     if (k.uniforms.length > 0) w.line(`@group(0) @binding(${uniformBinding(k)}) var<uniform> dims: Dims;`);
     for (const a of k.shared) w.line(`var<workgroup> ${this.local(a.name)}: array<${wgslType[a.type]}, ${a.length}>;`);
     w.line();
+    for (const b of k.buffers) if (b.type === 'i8') this.printI8Access(w, b);
     if (this.usesErf) this.printErf(w);
     if (this.usesInf) {
       // Not a const: a const-expression that evaluates to an infinity is a shader-creation error.
@@ -124,6 +135,37 @@ class WgslPrinter extends CStylePrinter {
     this.stmts(w, k.body);
     w.close();
     return w.toString();
+  }
+
+  /** The load (and, when writable, store) helper of an i8 buffer; names claimed here, before any local. */
+  private printI8Access(w: Writer, b: GlobalBuffer): void {
+    const buf = this.bufferNames[b.slot] ?? '';
+    const load = this.scope.claim(`${buf}_i8`);
+    this.i8Load.set(b.slot, load);
+    const word = b.access === 'read' ? `${buf}[i >> 2u]` : `atomicLoad(&${buf}[i >> 2u])`;
+    w.open(`fn ${load}(i: u32) -> i32`);
+    w.line(`return extractBits(bitcast<i32>(${word}), (i & 3u) * 8u, 8u);`);
+    w.close();
+    w.line();
+    if (b.access === 'read') return;
+    const store = this.scope.claim(`${buf}_set_i8`);
+    this.i8Store.set(b.slot, store);
+    w.open(`fn ${store}(i: u32, x: i32)`);
+    w.line('let shift: u32 = (i & 3u) * 8u;');
+    w.line(`atomicAnd(&${buf}[i >> 2u], ~(0xffu << shift));`);
+    w.line(`atomicOr(&${buf}[i >> 2u], (bitcast<u32>(x) & 0xffu) << shift);`);
+    w.close();
+    w.line();
+  }
+
+  protected override loadText(slot: number, index: string): string {
+    const f = this.i8Load.get(slot);
+    return f === undefined ? super.loadText(slot, index) : `${f}(${index})`;
+  }
+
+  protected override storeText(slot: number, index: string, value: string): string {
+    const f = this.i8Store.get(slot);
+    return f === undefined ? super.storeText(slot, index, value) : `${f}(${index}, ${value})`;
   }
 
   private printErf(w: Writer): void {
@@ -183,8 +225,14 @@ class WgslPrinter extends CStylePrinter {
     return `select(${this.expr(ifFalse, false)}, ${this.expr(ifTrue, false)}, ${this.expr(cond, false)})`;
   }
 
+  /** To i8: truncate toward zero (WGSL's float -> i32 conversion clamps), then saturate to -128..127. */
   protected cast(to: ScalarType, arg: Expr): string {
-    return `${wgslType[to]}(${this.expr(arg, false)})`;
+    const a = this.expr(arg, false);
+    if (to !== 'i8') return `${wgslType[to]}(${a})`;
+    const from = exprType(arg);
+    if (from === 'u32') return `i32(min(${a}, 127u))`;
+    if (from === 'bool') return `i32(${a})`;
+    return `clamp(${from === 'i32' || from === 'i8' ? a : `i32(${a})`}, -128i, 127i)`;
   }
 
   protected subgroupOp(op: SubgroupOp): string {

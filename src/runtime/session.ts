@@ -68,7 +68,7 @@ export interface RunOutput {
   readonly name: string;
   readonly dtype: DType;
   readonly shape: readonly number[];
-  /** f32/f16/bf16 as Float32Array; i32 and bool (0/1) as Int32Array. */
+  /** f32/f16/bf16 as Float32Array; i32, i8 and bool (0/1) as Int32Array. */
   readonly data: Float32Array | Int32Array;
 }
 

@@ -24,11 +24,12 @@ export function declaredShape(n: Node, dims: ReadonlyMap<string, number>): numbe
   });
 }
 
-/** Seeded tensor: ints in [0, intMax) for i32, 0/1 for bool, [-scale, scale) for floats. */
+/** Seeded tensor: ints in [0, intMax) for i32, -127..127 for i8, 0/1 for bool, [-scale, scale) for floats. */
 export function tensorFor(dtype: DType, shape: readonly number[], seed: number, intMax = 11, scale = 1): Tensor64 {
   const n = shape.reduce((a, b) => a * b, 1);
   const v = seeded(n, seed);
   if (dtype === 'i32') return makeTensor('i32', shape, Array.from(v, (x) => Math.floor(((x + 1) / 2) * intMax)));
+  if (dtype === 'i8') return makeTensor('i8', shape, Array.from(v, (x) => Math.round(x * 127)));
   if (dtype === 'bool') return makeTensor('bool', shape, Array.from(v, (x) => (x > 0 ? 1 : 0)));
   return makeTensor(dtype, shape, Array.from(v, (x) => x * scale));
 }

@@ -8,9 +8,15 @@ export function assertNever(x: never): never {
   throw new Error(`internal: unexpected ${JSON.stringify(x)}`);
 }
 
-/** Scalar value types inside a kernel. Storage never holds `bool` (stored as u32 0/1). */
-export type ScalarType = 'f32' | 'f16' | 'i32' | 'u32' | 'bool';
-export const scalarTypes: readonly ScalarType[] = ['f32', 'f16', 'i32', 'u32', 'bool'];
+/**
+ * Scalar value types inside a kernel. Storage never holds `bool` (stored as u32 0/1). `i8` is a
+ * storage type (a global buffer of one-byte elements, graph dtype i8): a `load` from such a slot
+ * is typed i8 and a `store` takes a value cast to i8 (truncated toward zero, saturated to
+ * -128..127); targets hold i8 values in 32-bit integer registers (WGSL i32, CUDA int), and
+ * lowerings compute on them as i32 (`computeType`). WGSL packs four to a u32 word.
+ */
+export type ScalarType = 'f32' | 'f16' | 'i32' | 'u32' | 'bool' | 'i8';
+export const scalarTypes: readonly ScalarType[] = ['f32', 'f16', 'i32', 'u32', 'bool', 'i8'];
 
 export type BinaryOp =
   | 'add' | 'sub' | 'mul' | 'div' | 'rem' // rem: truncated remainder (C `%`)

@@ -1,5 +1,6 @@
 // How graph dtypes live in kernels: element types in global memory (bool as u32 0/1, bf16 as
-// f32 converted at load by the runtime) and in arithmetic. The runtime allocates storageBytes.
+// f32 converted at load by the runtime, i8 as bytes) and in arithmetic (i8 as i32). The runtime
+// allocates storageBytes.
 import type { DType } from '../../graph/types.js';
 import type { ScalarType } from './ir.js';
 
@@ -19,10 +20,12 @@ export function storageType(t: DType): ScalarType {
       return 'i32';
     case 'bool':
       return 'u32';
+    case 'i8':
+      return 'i8';
   }
 }
 
-/** Type of a graph dtype inside kernel arithmetic. */
+/** Type of a graph dtype inside kernel arithmetic: bool as bool, i8 widened to i32. */
 export function computeType(t: DType): ScalarType {
-  return t === 'bool' ? 'bool' : storageType(t);
+  return t === 'bool' ? 'bool' : t === 'i8' ? 'i32' : storageType(t);
 }

@@ -16,7 +16,9 @@ export function verifyKernel(k: Kernel, target: TargetLimits): string[] {
   k.buffers.forEach((b, i) => {
     if (b.slot !== i) err(`buffer ${b.role} has slot ${b.slot}, expected ${i}`);
     if (b.type === 'bool') err(`buffer ${b.role} stores bool (use u32)`);
+    if (b.type === 'i8' && b.vector !== undefined) err(`buffer ${b.role} holds i8 and is read as vectors (i8 is scalar access only)`);
   });
+  for (const a of k.shared) if (a.type === 'i8') err(`workgroup array ${a.name} holds i8 (i8 is a global storage type)`);
   if (k.bindings.length !== k.buffers.length) err(`${k.bindings.length} bindings for ${k.buffers.length} buffers`);
 
   const usedSlots = new Set<number>();

@@ -107,6 +107,6 @@ function applyOf(x: ApplyExpr, out: Stmt[], memo: Map<string, Expr> | undefined,
     const [c0, a1, a2] = args;
     if (c0 !== undefined && a1 !== undefined && a2 !== undefined) args = [c0, cast(result, a1), cast(result, a2)];
   }
-  const value = lowerScalarOp(x.op, args, result, x.attrs ?? {});
+  const value = lowerScalarOp(x.op, args, result, x.attrs ?? {}, x.dtype);
   return h.bindApply === undefined ? value : h.kb.let(out, h.bindApply, value);
 }

@@ -100,7 +100,7 @@ export function emitElementwise(lw: Lowering, n: Node, op: string): void {
     needsIndex,
     (body, idx, flat) => {
       const args = operands.map((o, i) => cast(types[i] ?? computeType(o.type.dtype), broadcastLoad(lw, kb, body, o, roles[i] ?? `x${i}`, out, idx, flat)));
-      return lowerScalarOp(op, args, computeType(n.type.dtype), n.attrs);
+      return lowerScalarOp(op, args, computeType(n.type.dtype), n.attrs, n.type.dtype);
     },
     mapTraffic(n, tensorOperands.map((o) => ({ elements: shapeElements(out), dtype: o.type.dtype })), lw.flops(n)),
   );

@@ -19,23 +19,28 @@ export function isElementwiseOp(op: string): boolean {
   return elementwiseOp(op) !== undefined;
 }
 
-function builder(result: ScalarType): ScalarBuilder<Expr> {
+/**
+ * `result` is the compute type; `dtype` the graph dtype when it is narrower: an i8 result is
+ * computed as i32, so a conversion into it (`cast(x, i8)`) saturates to -128..127 right here,
+ * not only when stored, and later arithmetic in the same body sees the i8 value.
+ */
+function builder(result: ScalarType, dtype?: DType): ScalarBuilder<Expr> {
   return {
     lit: (like, value) => lit(exprType(like), value),
     unary: (op, x) => unary(op, x),
     binary: (op, a, b) => bin(op, a, b),
     call: (fn, args) => call(fn, args, exprType(args[0] ?? lit(result, 0))),
     select: (c, a, b) => select(c, a, b),
-    toResult: (x) => cast(result, x),
+    toResult: (x) => (dtype === 'i8' ? cast(result, cast('i8', x)) : cast(result, x)),
     isInt: (x) => exprType(x) === 'i32',
   };
 }
 
 /** One element of op `op` (catalog lowering) on operands already converted (operandTypes). */
-export function lowerScalarOp(op: string, args: readonly Expr[], result: ScalarType, attrs: Attrs): Expr {
+export function lowerScalarOp(op: string, args: readonly Expr[], result: ScalarType, attrs: Attrs, dtype?: DType): Expr {
   const def = elementwiseOp(op);
   if (def === undefined) throw new Error(`internal: '${op}' has no per-element lowering`);
-  return def.lower(builder(result), args, attrs);
+  return def.lower(builder(result, dtype), args, attrs);
 }
 
 /** The type each operand of a graph node is converted to before the per-element function. */
