@@ -18,7 +18,7 @@ export interface EmuOptions {
 }
 
 export interface EmuResult {
-  /** Output name -> values (floats as Float32Array, i32 and bool as Int32Array). */
+  /** Output name -> values (floats as Float32Array, i32, i8 and bool as Int32Array). */
   readonly outputs: Map<string, Float32Array | Int32Array>;
   readonly stepsRun: number;
 }
@@ -48,7 +48,7 @@ export function runPlanEmulated(plan: Plan, dims: ReadonlyMap<string, number>, f
     runLauncher(exe, paths.weights, paths.inputs, paths.out, dims);
     const read = readSafetensors(new Uint8Array(readFileSync(paths.out)), paths.out);
     const outputs = new Map<string, Float32Array | Int32Array>();
-    for (const [name, t] of read.tensors) outputs.set(name, t.dtype === 'i32' || t.dtype === 'bool' ? Int32Array.from(t.data) : Float32Array.from(t.data));
+    for (const [name, t] of read.tensors) outputs.set(name, t.dtype === 'i32' || t.dtype === 'i8' || t.dtype === 'bool' ? Int32Array.from(t.data) : Float32Array.from(t.data));
     const stepsRun = plan.steps.filter((s) => s.when === undefined || evalCondition(s.when, dims)).length;
     return { outputs, stepsRun };
   } finally {

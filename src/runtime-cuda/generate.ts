@@ -69,7 +69,7 @@ export async function openCudaLm(plan: Plan, spec: ModelSpec, weightsPath: strin
         throw new RuntimeError('input', `cache input '${c.past}' of model ${spec.name} has a shape the token count and ${spec.pastDim ?? 'P'} = 0 do not fix`);
       }
       if (shape.reduce((a, x) => a * x, 1) !== 0) throw new RuntimeError('input', `cache input '${c.past}' of model ${spec.name} is not empty at ${spec.pastDim ?? 'P'} = 0`);
-      return { name: c.past, dtype: b.dtype === 'i32' || b.dtype === 'bool' ? 'I32' : 'F32', shape, data: new Float32Array(0) };
+      return { name: c.past, dtype: b.dtype === 'i32' || b.dtype === 'i8' || b.dtype === 'bool' ? 'I32' : 'F32', shape, data: new Float32Array(0) };
     });
   }
 

@@ -60,8 +60,8 @@ struct ModelInfo {
   void (*run)(void* const* buf, const uint64_t* d);
 };
 
-/** Bytes per element in device memory (src/kernel/ir/storage.ts: bool and bf16 as 4 bytes). */
-inline uint64_t elementBytes(const BufferInfo& b) { return std::strcmp(b.dtype, "f16") == 0 ? 2 : 4; }
+/** Bytes per element in device memory (src/kernel/ir/storage.ts: bool and bf16 as 4 bytes, i8 as 1). */
+inline uint64_t elementBytes(const BufferInfo& b) { return tfc::storageBytes(b.dtype); }
 
 inline std::vector<uint64_t> shapeOf(const ModelInfo& m, int b, const std::vector<uint64_t>& d) {
   std::vector<uint64_t> s(static_cast<size_t>(m.buffers[b].rank) + 1, 0);
@@ -371,6 +371,7 @@ class Server {
   static bool dtypeFits(const std::string& file, const std::string& plan) {
     if (plan == "i32") return file == "I32" || file == "I64";
     if (plan == "bool") return file == "BOOL" || file == "I32";
+    if (plan == "i8") return file == "I8" || file == "I32";  // I32: the serve protocol's integer tensors
     return file == "F32" || file == "F16" || file == "BF16" || file == "F64";
   }
 

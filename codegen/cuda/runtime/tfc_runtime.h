@@ -235,8 +235,15 @@ inline size_t fileDtypeBytes(const std::string& d) {
   if (d == "F32" || d == "I32") return 4;
   if (d == "F16" || d == "BF16") return 2;
   if (d == "F64" || d == "I64") return 8;
-  if (d == "BOOL") return 1;
+  if (d == "BOOL" || d == "I8") return 1;
   return 0;
+}
+
+/** Bytes per element of a plan dtype on the device (src/kernel/ir/storage.ts). */
+inline size_t storageBytes(const std::string& planDtype) {
+  if (planDtype == "f16") return 2;
+  if (planDtype == "i8") return 1;
+  return 4;
 }
 
 inline File readSafetensors(const std::string& path) {
@@ -345,6 +352,7 @@ inline double elementAt(const Tensor& t, size_t i) {
   if (t.dtype == "I32") { int32_t v; std::memcpy(&v, p, 4); return v; }
   if (t.dtype == "I64") { int64_t v; std::memcpy(&v, p, 8); return static_cast<double>(v); }
   if (t.dtype == "BOOL") return *p != 0 ? 1 : 0;
+  if (t.dtype == "I8") return static_cast<int8_t>(*p);
   uint16_t h;
   std::memcpy(&h, p, 2);
   if (t.dtype == "F16") return halfBitsToFloat(h);
@@ -357,13 +365,13 @@ inline double elementAt(const Tensor& t, size_t i) {
 /**
  * Elements [first, first + count) of `t` in the plan's storage encoding of `dtype`
  * (src/kernel/ir/storage.ts): f32 and bf16 as float (bf16 rounded), f16 as binary16, i32 as int32,
- * bool as u32 0/1.
+ * i8 as int8, bool as u32 0/1.
  */
 inline std::vector<unsigned char> encode(const Tensor& t, const std::string& dtype, size_t first, size_t count) {
-  const size_t size = dtype == "f16" ? 2 : 4;
+  const size_t size = storageBytes(dtype);
   std::vector<unsigned char> out(count * size);
   // Same encoding in the file and on the device: a copy (the bench's 0.8 GB f16 inputs).
-  if ((dtype == "f32" && t.dtype == "F32") || (dtype == "f16" && t.dtype == "F16") || (dtype == "i32" && t.dtype == "I32")) {
+  if ((dtype == "f32" && t.dtype == "F32") || (dtype == "f16" && t.dtype == "F16") || (dtype == "i32" && t.dtype == "I32") || (dtype == "i8" && t.dtype == "I8")) {
     if (count > 0) std::memcpy(out.data(), t.data + first * size, count * size);
     return out;
   }
@@ -385,6 +393,9 @@ inline std::vector<unsigned char> encode(const Tensor& t, const std::string& dty
     } else if (dtype == "i32") {
       const int32_t x = static_cast<int32_t>(v);
       std::memcpy(p, &x, 4);
+    } else if (dtype == "i8") {
+      const int8_t x = static_cast<int8_t>(v < -128 ? -128 : v > 127 ? 127 : v);
+      std::memcpy(p, &x, 1);
     } else {
       const uint32_t x = v != 0 ? 1u : 0u;
       std::memcpy(p, &x, 4);
@@ -395,7 +406,7 @@ inline std::vector<unsigned char> encode(const Tensor& t, const std::string& dty
 
 struct Output {
   std::string name;
-  std::string dtype;  // plan dtype: floats are written as F32, i32 and bool as I32
+  std::string dtype;  // plan dtype: floats are written as F32, i32, i8 and bool as I32
   std::vector<uint64_t> shape;
   std::vector<unsigned char> storage;  // as read back from the device
 };
@@ -414,10 +425,10 @@ inline std::string jsonString(const std::string& s) {
   return out + "\"";
 }
 
-/** The file dtype an output is written as: floats F32, i32 and bool I32. */
+/** The file dtype an output is written as: floats F32, i32, i8 and bool I32. */
 inline const char* fileDtypeOf(const std::string& planDtype) { return planDtype == "f32" || planDtype == "f16" || planDtype == "bf16" ? "F32" : "I32"; }
 
-/** An output's values as written to files and serve responses: 4 bytes each (f16 widened to f32). */
+/** An output's values as written to files and serve responses: 4 bytes each (f16 widened to f32, i8 to int32). */
 inline std::vector<unsigned char> fileData(const Output& o) {
   uint64_t numel = 1;
   for (uint64_t d : o.shape) numel *= d;
@@ -428,6 +439,9 @@ inline std::vector<unsigned char> fileData(const Output& o) {
       std::memcpy(&h, o.storage.data() + i * 2, 2);
       const float f = halfBitsToFloat(h);
       std::memcpy(data.data() + i * 4, &f, 4);
+    } else if (o.dtype == "i8") {
+      const int32_t x = static_cast<int8_t>(o.storage[i]);
+      std::memcpy(data.data() + i * 4, &x, 4);
     } else {
       std::memcpy(data.data() + i * 4, o.storage.data() + i * 4, 4);  // f32, bf16 (as f32), i32, bool (u32 0/1 = I32)
     }
