@@ -45,8 +45,16 @@ function expectWithin(outputs: ReadonlyMap<string, RunOutput>, want: ReadonlyMap
   expect(want.size).toBeGreaterThan(0);
   for (const [name, w] of want) {
     const g = outputs.get(name);
-    expect(g?.dtype, `${what} ${name}`).toBe('f16');
+    expect(g?.dtype, `${what} ${name}`).toBe(w.dtype === 'f32' ? 'f16' : w.dtype); // retyping keeps i8 (gpt2-kv-int8's cache) as it is
     expect(g?.shape, `${what} ${name}`).toEqual(w.shape);
+    if (w.dtype === 'i8') {
+      // Quantized values (round(x / s) in f16 arithmetic): f16 puts x / s ~1e-3 * 127 off, so
+      // elements near a half-integer round the other way: one step apart, never more.
+      const d = (g?.data ?? []).map((x, i) => Math.abs(x - (w.data[i] ?? NaN)));
+      console.log(`${what} ${name}${JSON.stringify(w.shape)}: ${d.filter((x) => x !== 0).length} of ${d.length} quantized values one step off`);
+      expect(Math.max(...d), `${what} ${name}`).toBeLessThanOrEqual(1);
+      continue;
+    }
     const e = maxRelToScale(g?.data ?? [], w);
     console.log(`${what} ${name}${JSON.stringify(w.shape)}: max|diff| / max|want| = ${e.toExponential(2)}`);
     expect(e, `${what} ${name}`).toBeLessThanOrEqual(bar);
