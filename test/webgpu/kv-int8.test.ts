@@ -29,6 +29,9 @@ import { pipelines } from '../../src/passes/pipeline.js';
 import type { AcquiredDevice } from '../../src/runtime/device.js';
 import { type DeviceTensor, type HostTensor, type Session, createSession } from '../../src/runtime/session.js';
 import { targetLimitsOf } from '../../src/runtime/target.js';
+import { createLoadedModel } from '../../src/runtime/host.js';
+import { writeSafetensors } from '../../src/io/safetensors.js';
+import { describeModel } from '../../codegen/host/model-shape.js';
 import { readOracle, relError as oracleError, runOracle, torchMissingReason } from '../oracle/oracle.js';
 import { testDevice } from './helpers.js';
 
@@ -194,6 +197,36 @@ describe('int8 KV cache (gpt2-kv-int8.tfx) on WebGPU', () => {
       expect(e, `call ${i}`).toBeGreaterThan(1e-4); // the quantization shows
       expect(Math.abs(e - want), `call ${i}: WebGPU ${e} vs float64 ${want}`).toBeLessThanOrEqual(0.02 * want);
     });
+  });
+
+  it('generate: the cache pairs include the scales, kept on the GPU between steps; logits follow the interpreter', { timeout: 600_000 }, async () => {
+    const cfg = { layers: 2, d: 32, heads: 2, vocab: 50, ctx: 16 };
+    const g = checked(INT8, cfg);
+    const weights = randomWeights(neededTensors(g), 3, new Map(), []);
+    const plan = compilePlan(fused(g), { target: targetLimitsOf(dev) });
+    const shape = describeModel(plan);
+    expect(shape.cache.map((c) => c.past).sort()).toEqual(['key', 'key_scale', 'value', 'value_scale'].flatMap((s) => [0, 1].map((l) => `past.${l}.${s}`)).sort());
+    const model = await createLoadedModel(dev, plan, { name: plan.model, ...shape, context: 16 }, writeSafetensors(weights), { warmUp: false });
+    const prompt = [5, 17, 3];
+    const stepLogits: Float32Array[] = [];
+    const got = await model.generate(prompt, { maxNewTokens: 5, temperature: 0, onLogits: (l) => void stepLogits.push(Float32Array.from(l)) });
+    model.dispose();
+    // The interpreter, step by step on its own cache (i8 values and scales as host tensors).
+    const empty = (last: number, dtype: 'i8' | 'f32'): Tensor64 => ({ dtype, shape: [1, 2, 0, last], data: new Float64Array(0) });
+    let cache = new Map<string, Tensor64>();
+    for (let l = 0; l < 2; l++) for (const kv of ['key', 'value']) cache.set(`past.${l}.${kv}`, empty(16, 'i8')).set(`past.${l}.${kv}_scale`, empty(1, 'f32'));
+    let tokens = prompt;
+    for (let step = 0; step < 5; step++) {
+      const r = interpret(g, { inputs: new Map([['tokens', { dtype: 'i32', shape: [1, tokens.length], data: Float64Array.from(tokens) }], ...cache]), weights });
+      const logits = r.outputs.get('logits')?.data ?? new Float64Array(0);
+      const row = logits.subarray(logits.length - 50);
+      const scale = Math.max(...Array.from(row, Math.abs));
+      const diff = Math.max(...Array.from(row, (x, i) => Math.abs(x - (stepLogits[step]?.[i] ?? NaN))));
+      expect(diff / scale, `step ${step}`).toBeLessThan(1e-4);
+      expect(got.tokens[step]).toBe(Array.from(row).indexOf(Math.max(...row)));
+      cache = pastOf(r.outputs);
+      tokens = [got.tokens[step] ?? -1];
+    }
   });
 
   it('no NaN: all-zero K/V rows (scale qmin) and a fully masked query row, against the interpreter', { timeout: 600_000 }, async () => {
