@@ -49,7 +49,7 @@ import { type AttentionSchedule, type Mode, attentionSharedBytes, prefillMode, s
 import { type AttentionInput, type AttentionKernelDraft, lseBytes, lseValue, shapeOf } from './node.js';
 import { f32, fmax, fmin, forLoop, NEG_INF } from './exprs.js';
 import { type UniformRead, rowGroupLogic, tileLogic } from './sparsity.js';
-import { type Compiled, keyType, lambdaExpr, lambdaOf, queryType, readBytesOf, valueType } from './lambdas.js';
+import { type Compiled, keyType, lambdaExpr, lambdaOf, queryType, readBytesOf, rowReadBytesOf, valueType } from './lambdas.js';
 
 /** Body of the prefill kernel (mode prefill) or the split-K kernel (mode split). */
 export function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['kind'], tempId: number): AttentionKernelDraft {
@@ -428,7 +428,7 @@ export function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind:
   const T_ = dimToSize(shape.T);
   const S_ = dimToSize(shape.S);
   // With qload: its reads per Q element (the chosen branch of a lazy where), Q computed once per element.
-  const qBytes = qload === undefined ? dk * storageBytes(qN.type.dtype) : dk * readBytesOf(g, n, qload);
+  const qBytes = qload === undefined ? dk * storageBytes(qN.type.dtype) : rowReadBytesOf(g, n, qload, dk);
   const eK = storageBytes(kN.type.dtype);
   const lambdaBytes = readBytesOf(g, n, mask) + readBytesOf(g, n, scoreL);
   // Workgroups: (tile of Br * G rows of T * G, i.e. ceil(T / Br), G heads, batch); G = 1 reads
@@ -441,9 +441,9 @@ export function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind:
   // With kload: its reads per K element (the dearer branch of a lazy where) replace K's bytes, and
   // K is recomputed by every workgroup that loads the tile (by each row group when per read).
   const kPerTile = stageK ? 1 : groups;
-  const kBytes = kload === undefined ? dk * eK : dk * readBytesOf(g, n, kload);
+  const kBytes = kload === undefined ? dk * eK : rowReadBytesOf(g, n, kload, dk);
   // With vload: its reads per V element (a page table entry and the page's element) replace V's.
-  const vBytes = vload === undefined ? dv * eK : dv * readBytesOf(g, n, vload);
+  const vBytes = vload === undefined ? dv * eK : rowReadBytesOf(g, n, vload, dv);
   const reads = [sMul(B_, Hq_, T_, sConst(qBytes)), sMul(B_, headGroups, qTiles, S_, sConst(kBytes * kPerTile + vBytes * kvPerTile))];
   if (lambdaBytes > 0) reads.push(sMul(B_, Hq_, T_, S_, sConst(lambdaBytes)));
   const tiledReads = sAdd(...reads.slice(1));

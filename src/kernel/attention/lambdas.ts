@@ -3,7 +3,7 @@
 import type { Graph, Node, ScalarExpr } from '../../graph/ir.js';
 import type { TensorType } from '../../graph/types.js';
 import { type AttentionInput, attentionInputType, attentionLoads } from '../../ops/attention.js';
-import { foldScalarExpr, isLazyWhere } from '../../graph/lambda.js';
+import { foldScalarExpr, isLazyWhere, someScalarExpr } from '../../graph/lambda.js';
 import { type Expr, type Stmt, add, cast, load, mul, u32 } from '../ir/ir.js';
 import { KernelBuilder } from '../ir/builder.js';
 import { dimExpr } from '../lower/dims.js';
@@ -72,6 +72,29 @@ export function readBytesOf(g: Graph, n: Node, e: ScalarExpr | undefined): numbe
       const id = n.operands[x.operand];
       const o = id === undefined ? undefined : g.nodes[id];
       return (o === undefined ? 0 : storageBytes(o.type.dtype)) + inner.reduce((s, y) => s + y, 0);
+    }
+    const [c, a, b] = inner;
+    if (isLazyWhere(x) && c !== undefined) return c + Math.max(a ?? 0, b ?? 0);
+    return inner.reduce((s, y) => s + y, 0);
+  });
+}
+
+/**
+ * Bytes a load lambda (qload, kload, vload: params (b, h, s, d)) reads for one row of `width`
+ * elements. A read whose indices do not mention d (an int8 cache's per-row scale, a page-table
+ * entry, a position) is the same element for every d of the row: counted once, as a GPU warp's
+ * lanes (consecutive d) get it in one request and a CPU's cache serves the repeats; reads that
+ * depend on d count `width` times (readBytesOf per element).
+ */
+export function rowReadBytesOf(g: Graph, n: Node, e: ScalarExpr | undefined, width: number): number {
+  if (e === undefined) return 0;
+  const mentionsD = (x: ScalarExpr): boolean => someScalarExpr(x, (y) => y.kind === 'index' && y.axis === 3);
+  return foldScalarExpr<number>(e, (x, inner) => {
+    if (x.kind === 'read') {
+      const id = n.operands[x.operand];
+      const o = id === undefined ? undefined : g.nodes[id];
+      const bytes = o === undefined ? 0 : storageBytes(o.type.dtype);
+      return bytes * (x.indices.some(mentionsD) ? width : 1) + inner.reduce((s, y) => s + y, 0);
     }
     const [c, a, b] = inner;
     if (isLazyWhere(x) && c !== undefined) return c + Math.max(a ?? 0, b ?? 0);

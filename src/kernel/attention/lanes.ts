@@ -29,7 +29,7 @@ import type { LanesPrefill, Mode } from './schedule.js';
 import { type AttentionInput, type AttentionKernelDraft, lseBytes, lseValue, shapeOf } from './node.js';
 import { f32, fmax, fmin, forLoop, NEG_INF } from './exprs.js';
 import { type UniformRead, tileLogic } from './sparsity.js';
-import { type Compiled, keyType, lambdaExpr, lambdaOf, queryType, readBytesOf, valueType } from './lambdas.js';
+import { type Compiled, keyType, lambdaExpr, lambdaOf, queryType, readBytesOf, rowReadBytesOf, valueType } from './lambdas.js';
 
 /** Query heads per workgroup for GQA: the largest divisor of the group that divides the tile rows. */
 export function lanesMode(groupConst: number, p: LanesPrefill): Mode {
@@ -280,12 +280,12 @@ export function attentionLanesKernel(inp: AttentionInput, p: LanesPrefill): Atte
   const Hq_ = dimToSize(shape.Hq);
   const T_ = dimToSize(shape.T);
   const S_ = dimToSize(shape.S);
-  const qBytes = qload === undefined ? dk * storageBytes(qN.type.dtype) : dk * readBytesOf(g, n, qload);
+  const qBytes = qload === undefined ? dk * storageBytes(qN.type.dtype) : rowReadBytesOf(g, n, qload, dk);
   const eK = storageBytes(kN.type.dtype);
-  const kBytes = kload === undefined ? dk * eK : dk * readBytesOf(g, n, kload);
+  const kBytes = kload === undefined ? dk * eK : rowReadBytesOf(g, n, kload, dk);
   const headGroups = G === 1 ? Hq_ : sConst((dimConstValue(shape.Hq) ?? NaN) / G);
   const qTiles = sCeilDiv(T_, R / G);
-  const vBytes = vload === undefined ? dv * storageBytes(vN.type.dtype) : dv * readBytesOf(g, n, vload);
+  const vBytes = vload === undefined ? dv * storageBytes(vN.type.dtype) : rowReadBytesOf(g, n, vload, dv);
   const reads = [sMul(B_, Hq_, T_, sConst(qBytes)), sMul(B_, headGroups, qTiles, S_, sConst(kBytes + vBytes))];
   const lambdaBytes = readBytesOf(g, n, mask) + readBytesOf(g, n, scoreL);
   if (lambdaBytes > 0) reads.push(sMul(B_, Hq_, T_, S_, sConst(lambdaBytes)));
