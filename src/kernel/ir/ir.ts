@@ -277,7 +277,12 @@ export const uniform = (dim: string): Expr => ({ kind: 'uniform', dim });
 export const builtin = (id: BuiltinId, axis: 0 | 1 | 2 = 0): Expr => ({ kind: 'builtin', id, axis });
 export const load = (slot: number, index: Expr, type: ScalarType): Expr => ({ kind: 'load', slot, index, type });
 export const arrayLoad = (array: string, index: Expr, type: ScalarType): Expr => ({ kind: 'array_load', array, index, type });
-export const cast = (to: ScalarType, arg: Expr): Expr => (exprType(arg) === to ? arg : { kind: 'cast', to, arg });
+export const cast = (to: ScalarType, arg: Expr): Expr => {
+  if (exprType(arg) === to) return arg;
+  // An i8 value widened to i32 for arithmetic and narrowed again (a copy into an i8 output) is itself.
+  if (to === 'i8' && arg.kind === 'cast' && arg.to === 'i32' && exprType(arg.arg) === 'i8') return arg.arg;
+  return { kind: 'cast', to, arg };
+};
 export const call = (fn: MathFn, args: readonly Expr[], type: ScalarType): Expr => ({ kind: 'call', fn, args, type });
 export const select = (cond: Expr, ifTrue: Expr, ifFalse: Expr): Expr => ({ kind: 'select', cond, ifTrue, ifFalse, type: exprType(ifTrue) });
 export const subgroup = (op: Exclude<SubgroupOp, 'shuffle'>, arg: Expr): Expr => ({ kind: 'subgroup', op, arg, type: exprType(arg) });

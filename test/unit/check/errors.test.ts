@@ -18,6 +18,30 @@ function errors(body: string): string[] {
 }
 
 describe('builder diagnostics', () => {
+  it('takes i8 as a storage type: casts, comparisons, where and movement, but no arithmetic or reduction (TFC207)', () => {
+    expect(
+      errors(`input q: i8[B, T, d]
+output z: i8[B, d, T]
+model m {
+  y = cast(q, f32) * x + cast(where(q > cast(x, i8), q, cast(x * 2, i8)), f32)
+  z = transpose(slice(concat(q, q, axis=0), B, 2 * B, axis=0))
+}`),
+    ).toEqual([]);
+    expect(
+      errors(`input q: i8[B, T, d]
+model m {
+  a = q + q
+  b = sum(q, axis=-1)
+  c = abs(q)
+  y = x
+}`),
+    ).toEqual([
+      'TFC207 3:7 add needs a float or i32 operand, got i8[B,T,8] (i8 is a storage type: cast it to f32 or i32 first)',
+      'TFC207 4:7 sum needs a float or i32 operand, got i8[B,T,8]',
+      'TFC207 5:7 abs needs a float or i32 operand, got i8[B,T,8] (i8 is a storage type: cast it to f32 or i32 first)',
+    ]);
+  });
+
   it('shows both types when generic dims disagree between arguments (TFC213)', () => {
     expect(
       errors(`input k: f32[B, S, d]

@@ -62,6 +62,15 @@ describe('checkTensors', () => {
     expect(r.diagnostics).toEqual([]);
   });
 
+  it('takes an I8 file for an i8 declaration and refuses a float one (TFC303): i8 does not convert', () => {
+    const q: NeededTensor[] = [{ kind: 'input', name: 'q', type: { dtype: 'i8', shape: [B] }, loc }];
+    const check = (t: Tensor64) => checkTensors(q, { file: 'in.safetensors', tensors: new Map([['q', t]]) }, { file: 'w.safetensors', tensors: new Map() });
+    expect(check(zeros('i8', [3])).diagnostics).toEqual([]);
+    const r = check(zeros('f32', [3]));
+    expect(r.diagnostics.map((d) => d.code)).toEqual(['TFC303']);
+    expect(r.diagnostics[0]?.message).toContain('has dtype f32, the model declares i8[B]');
+  });
+
   it('reports inputs that disagree about a dim as TFC307', () => {
     const r = run([['tokens', zeros('i32', [2, 3])], ['past', zeros('f32', [1, 5, 4])]], goodWeights);
     expect(r.diagnostics.map((d) => d.code)).toEqual(['TFC307']);

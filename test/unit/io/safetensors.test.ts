@@ -48,6 +48,7 @@ describe('safetensors round trip', () => {
       ['c.bf16', t('bf16', [3], [1, -3.140625, 2 ** 100])],
       ['d.i32', t('i32', [2, 2], [0, -2147483648, 2147483647, 7])],
       ['e.bool', t('bool', [3], [1, 0, 1])],
+      ['f.i8', t('i8', [5], [-128, 127, 0, -1, 3])],
       ['scalar', t('f32', [], [42])],
       ['empty', t('f32', [0, 4], [])],
     ]);
@@ -86,6 +87,15 @@ describe('safetensors round trip', () => {
     expect(back.tensors.get('x')?.dtype).toBe('f32');
     expect(back.tensors.get('x')?.data[0]).toBe(Math.fround(0.1));
     expect(back.tensors.get('i')?.dtype).toBe('i32');
+  });
+
+  it('writes i8 as I8 (one byte each) and refuses a value that is no int8', () => {
+    const bytes = writeSafetensors(new Map([['q', t('i8', [3], [-128, 5, 127])]]));
+    const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+    expect(JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)))).toEqual({ q: { dtype: 'I8', shape: [3], data_offsets: [0, 3] } });
+    expect([...bytes.subarray(8 + n)]).toEqual([0x80, 5, 0x7f]);
+    expect(readSafetensors(bytes, 'q.safetensors').fileDTypes.get('q')).toBe('I8');
+    expect(() => writeSafetensors(new Map([['q', t('i8', [2], [1, 128])]]))).toThrow('tensor "q": value 128 at flat index 1 is not an i8');
   });
 
   it('keeps metadata', () => {

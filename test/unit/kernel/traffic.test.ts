@@ -1,6 +1,11 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { checkSource } from '../../../src/check/check-source.js';
 import { lowerToKernels } from '../../../src/kernel/lower/lower.js';
-import { lavapipeLimits } from '../../../src/kernel/schedule/schedule.js';
+import { lavapipeLimits, webgpuDefaultLimits } from '../../../src/kernel/schedule/schedule.js';
+import { runPipeline } from '../../../src/passes/driver.js';
+import { createPassContext } from '../../../src/passes/pass.js';
+import { pipelines } from '../../../src/passes/pipeline.js';
 import { evalSize } from '../../../src/kernel/plan/plan.js';
 import { graphOf } from './helpers.js';
 
@@ -46,5 +51,33 @@ describe('traffic formulas', () => {
     const [x, y] = (sm?.grid ?? []).map((g) => evalSize(g, big));
     expect(x).toBe(65535);
     expect((x ?? 0) * (y ?? 0)).toBeGreaterThanOrEqual(64 * 3 * 1024);
+  });
+});
+
+describe('traffic of the int8 KV cache (examples/variants/gpt2-kv-int8.tfx vs gpt2-kv.tfx)', () => {
+  // One layer of GPT-2 small's attention: 12 heads of dh 64, a decode step at P = 1023.
+  const kernelsOf = (file: string) => {
+    const r = checkSource(readFileSync(file, 'utf8'), file, new Map([['layers', 1]]));
+    if (r.graph === undefined) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
+    return lowerToKernels(runPipeline(r.graph, pipelines.webgpu, createPassContext({ target: 'webgpu' })), webgpuDefaultLimits).kernels;
+  };
+  const dims = new Map([['B', 1], ['T', 1], ['P', 1023]]);
+  const [H, S, DH] = [12, 1024, 64];
+  const f32 = kernelsOf('examples/variants/gpt2-kv.tfx');
+  const int8 = kernelsOf('examples/variants/gpt2-kv-int8.tfx');
+  const bytes = (ks: typeof f32, name: string, what: 'bytesRead' | 'bytesWritten'): number => {
+    const k = ks.find((x) => x.name === name);
+    if (k === undefined) throw new Error(`no kernel ${name}: ${ks.map((x) => x.name).join(', ')}`);
+    return evalSize(k.traffic[what], dims);
+  };
+
+  it('writes the i8 cache at one byte per element (the cache-write kernel of K)', () => {
+    expect(bytes(int8, 'attention_l0_fused_map', 'bytesWritten')).toBe(H * S * DH);
+    expect(bytes(f32, 'attention_l0_fused_map', 'bytesWritten')).toBe(H * S * DH * 4);
+  });
+
+  it('reads K and V in the split attention at dh + 4 bytes a row (values and the scale, once per row) instead of 4 dh', () => {
+    const saved = bytes(f32, 'attention_l0_fused_attention_split', 'bytesRead') - bytes(int8, 'attention_l0_fused_attention_split', 'bytesRead');
+    expect(saved).toBe(2 * H * S * (4 * DH - (DH + 4)));
   });
 });
