@@ -115,9 +115,10 @@ describe('examples match PyTorch (float64 interpreter vs test/oracle)', () => {
   });
 
   // Int8 KV cache: prefill, then three decode steps each fed the interpreter's own present (i8
-  // values and f32 scales). The i8 values are compared like any output (the relative error of an
-  // exact integer match is 0; one rounding step apart would be ~1/127). The oracle's meta.json
-  // says what the quantization costs against the f32 cache (test/webgpu/kv-int8.test.ts reports it).
+  // values, and scales rounded to f32 as a device stores them and the oracle passes them on). The
+  // i8 values are compared like any output (an exact integer match is 0; one rounding step apart
+  // would be ~1/127). The oracle's meta.json says what the quantization costs against the f32
+  // cache (test/webgpu/kv-int8.test.ts reports it).
   it.skipIf(noTorch)('variants/gpt2-kv-int8.tfx: prefill T=8 then three decode steps from the int8 cache', () => {
     const dir = runOracle('kv_int8_oracle.py', ['--seed', '0', '--layers', '2', '--d', '64', '--heads', '4', '--vocab', '256', '--ctx', '64', '--batch', '2', '--seq', '8', '--steps', '3']);
     const graph = compile('variants/gpt2-kv-int8.tfx', { layers: 2, d: 64, heads: 4, vocab: 256, ctx: 64 });
@@ -128,7 +129,8 @@ describe('examples match PyTorch (float64 interpreter vs test/oracle)', () => {
       const step = readOracle(dir, `decode${i}_`);
       const tokens = step.inputs.get('tokens');
       if (tokens === undefined) throw new Error('no tokens');
-      run = interpret(graph, { inputs: new Map([['tokens', tokens], ...cacheFrom(run.outputs)]), weights: prefill.weights });
+      const past = [...cacheFrom(run.outputs)].map(([n, t]): [string, Tensor64] => [n, n.endsWith('_scale') ? { ...t, data: t.data.map(Math.fround) } : t]);
+      run = interpret(graph, { inputs: new Map([['tokens', tokens], ...past]), weights: prefill.weights });
       expect(Object.fromEntries(run.dims)).toMatchObject({ B: 2, T: 1, P: 8 + i });
       expect(run.outputs.get('present.1.key')?.dtype).toBe('i8');
       expectMatches(run.outputs, step.expected, `gpt2-kv-int8 decode ${i}`);
