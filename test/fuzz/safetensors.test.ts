@@ -72,7 +72,7 @@ describe('malformed safetensors never escape as anything but TFC301', () => {
   it('random headers: any JSON, and entries with odd dtypes, shapes and offsets (1500 cases)', () => {
     const num = fc.oneof(fc.integer({ min: -2, max: 64 }), fc.constantFrom(1e400, -0, 0.5, 2 ** 53, Number.MAX_SAFE_INTEGER + 2, NaN));
     const entry = fc.record({
-      dtype: fc.oneof(fc.constantFrom('F32', 'F16', 'BF16', 'I32', 'I64', 'F64', 'BOOL', 'U8', 'f32', ''), fc.string()),
+      dtype: fc.oneof(fc.constantFrom('F32', 'F16', 'BF16', 'I32', 'I8', 'I64', 'F64', 'BOOL', 'U8', 'f32', ''), fc.string()),
       shape: fc.oneof(fc.array(num, { maxLength: 4 }), fc.jsonValue()),
       data_offsets: fc.oneof(fc.tuple(num, num), fc.array(num, { maxLength: 3 }), fc.jsonValue()),
     });
