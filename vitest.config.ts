@@ -19,6 +19,7 @@ const e2eElsewhere = [
   'test/e2e/cli-webgpu.test.ts',
   'test/e2e/cli-dtype.test.ts',
   'test/e2e/oracle.test.ts',
+  'test/e2e/grad-oracle.test.ts',
   'test/e2e/checkpoint.test.ts',
   'test/e2e/package.test.ts',
 ];
@@ -47,7 +48,7 @@ export default defineConfig({
       { extends: true, test: { name: 'webgpu', include: ['test/webgpu/**/*.test.ts', 'test/e2e/cli-webgpu.test.ts', 'test/e2e/cli-dtype.test.ts', 'test/unit/bench/bench-run.test.ts'] } },
       { extends: true, test: { name: 'cuda', include: ['test/cuda/**/*.test.ts'] } },
       { extends: true, test: { name: 'browser', include: ['test/e2e/browser/**/*.test.ts'] } },
-      { extends: true, test: { name: 'oracle', include: ['test/e2e/oracle.test.ts', 'test/e2e/checkpoint.test.ts', 'test/unit/runtime/tokenizer.test.ts'] } },
+      { extends: true, test: { name: 'oracle', include: ['test/e2e/oracle.test.ts', 'test/e2e/grad-oracle.test.ts', 'test/e2e/checkpoint.test.ts', 'test/unit/runtime/tokenizer.test.ts'] } },
       { extends: true, test: { name: 'package', include: ['test/e2e/package.test.ts'] } },
     ],
   },
