@@ -45,6 +45,15 @@ export interface GradResult {
 }
 
 export const gradName = (name: string): string => `grad.${name}`;
+
+/** Each differentiated weight's (input's) name -> the node holding its gradient in `r.graph` (src/train/step.ts's `gradOf`). */
+export function gradientNodes(r: GradResult): Map<string, number> {
+  const byName = new Map(r.graph.outputs.map((o) => [o.name, o.value]));
+  return new Map(r.gradients.flatMap((g) => {
+    const v = byName.get(g.output);
+    return v === undefined ? [] : [[g.of, v] as const];
+  }));
+}
 export const cotangentName = (output: string): string => `cotangent.${output}`;
 
 /** The backward graph of `g`; undefined after reporting a user error (no such output, an op without a rule). */
