@@ -30,6 +30,8 @@ import { RuntimeError } from '../runtime/errors.js';
 import { addBenchCommand } from './bench-command.js';
 import { runPrompt } from './generate.js';
 import { checkpointOverrides, limitDiagnostic, loadWeightFiles, oneWeightsFile, openCheckpoint, weightFilesOf, withKeyNotes } from './checkpoint.js';
+import { addTrainCommand } from './train.js';
+import { isStderrTty } from './stderr-filter.js';
 import { addTuneCommand, cachedScheduleForCompile, cachedScheduleForRun } from './tune.js';
 import { tuneCachePath } from '../kernel/schedule/tune-cache.js';
 
@@ -416,6 +418,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
 
   addBenchCommand(program, io);
   addTuneCommand(program, io, state);
+  addTrainCommand(program, { ...io, isTty: isStderrTty() }, state);
   for (const cmd of program.commands) cmd.exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err }).showSuggestionAfterError(true);
   return program;
 }
