@@ -1,7 +1,7 @@
 // The GradBuilder the catalog's vjp rules build backward nodes with (src/ops/define.ts declares
 // it, so the catalog never imports this layer): graph nodes appended to a GraphBuilder, each
 // typed by its op's `infer`, located at the forward node being differentiated.
-import { type Dim, dimConstValue, dimEquals } from '../base/dim.js';
+import { type Dim, dimConst, dimConstValue, dimEquals } from '../base/dim.js';
 import { InternalError } from '../diag/diagnostic.js';
 import type { Span } from '../diag/span.js';
 import type { Attrs, ScalarExpr } from '../graph/ir.js';
@@ -59,8 +59,59 @@ export class NodeGradBuilder implements GradBuilder {
       const unit = name === 'mul' ? 1 : name === 'add' ? 0 : undefined;
       if (unit !== undefined && this.isConst(b, unit) && this.type(b).shape.length === 0) return a;
       if (unit !== undefined && this.isConst(a, unit) && this.type(a).shape.length === 0) return b;
+      if (name === 'add') {
+        const merged = this.mergeConcats(a, b);
+        if (merged !== undefined) return merged;
+      }
     }
     return this.node(name, args, attrs);
+  }
+
+  /**
+   * add(concat(0, x), concat(y, 0, 0)) with the non-zero pieces disjoint is one concat(y, 0, x):
+   * the cotangents of slices that split a value (q, k, v out of one projection) come back as
+   * one concat instead of zero-padded copies summed. Constant piece sizes only.
+   */
+  private mergeConcats(a: number, b: number): number | undefined {
+    const pa = this.pieces(a);
+    const pb = this.pieces(b);
+    if (pa === undefined || pb === undefined || pa.axis !== pb.axis || pa.total !== pb.total || !shapeEquals(this.type(a).shape, this.type(b).shape)) return undefined;
+    const live = [...pa.parts, ...pb.parts].filter((p) => p.value !== undefined).sort((x, y) => x.start - y.start);
+    const t = this.type(a);
+    const zeros = (n: number): number => this.zeros({ dtype: t.dtype, shape: t.shape.map((d, i) => (i === pa.axis ? dimConst(n) : d)) });
+    const list: number[] = [];
+    let at = 0;
+    for (const p of live) {
+      if (p.start < at || p.value === undefined) return undefined; // overlapping pieces: a real sum
+      if (p.start > at) list.push(zeros(p.start - at));
+      list.push(p.value);
+      at = p.start + p.size;
+    }
+    if (at < pa.total) list.push(zeros(pa.total - at));
+    return list.length === 1 ? list[0] : this.node('concat', list, { axis: { kind: 'int', value: pa.axis } });
+  }
+
+  /** A concat's pieces along its axis (`value` undefined for a zeros grid), when every size is a constant. */
+  private pieces(id: number): { axis: number; total: number; parts: { start: number; size: number; value: number | undefined }[] } | undefined {
+    const n = this.b.node(id);
+    const ax = n.attrs['axis'];
+    if (n.op !== 'concat' || ax === undefined || ax.kind !== 'int') return undefined;
+    const parts: { start: number; size: number; value: number | undefined }[] = [];
+    let total = 0;
+    for (const o of n.operands) {
+      const d = this.type(o).shape[ax.value];
+      const size = d === undefined ? undefined : dimConstValue(d);
+      if (size === undefined) return undefined;
+      parts.push({ start: total, size, value: this.isZeros(o) ? undefined : o });
+      total += size;
+    }
+    return { axis: ax.value, total, parts };
+  }
+
+  private isZeros(id: number): boolean {
+    const n = this.b.node(id);
+    const body = n.attrs['body'];
+    return n.op === 'grid' && n.operands.length === 0 && body !== undefined && body.kind === 'lambda' && body.body.kind === 'const' && body.body.value === 0;
   }
 
   private isConst(id: number, v: number): boolean {

@@ -47,6 +47,22 @@ describe('grad: the transform', () => {
     expect(report.worst).toBeLessThanOrEqual(1e-9);
   });
 
+  it('slices that split a value (q, k, v) give one concat of their cotangents, no zero padding', () => {
+    const b = new TestGraphBuilder();
+    const w = b.weight('w', 'f32', [2, 9]);
+    const part = (start: number, end: number): number => b.op('slice', [w], { axis: { kind: 'int', value: 1 }, start: { kind: 'dim', value: dim(start) }, end: { kind: 'dim', value: dim(end) } });
+    const [q, k, v] = [part(0, 3), part(3, 6), part(6, 9)] as [number, number, number];
+    b.output('y', b.op('sum', [b.op('mul', [b.op('exp', [q]), b.op('add', [k, b.op('tanh', [v])])])], sum([0, 1])));
+    const g = b.build();
+    const { r } = grad(g, 'y');
+    if (r === undefined) throw new Error('no result');
+    const backward = r.graph.nodes.slice(r.forwardNodes);
+    expect(backward.filter((n) => n.op === 'concat').map((n) => n.operands.length)).toEqual([3]);
+    const zeros = backward.filter((n) => n.op === 'grid' && n.operands.length === 0);
+    expect(zeros).toEqual([]);
+    expect(checkGradients(g, 'y', { weights: new Map([['w', random([2, 9], 9)]]), inputs: new Map() }, rng(10)).worst).toBeLessThanOrEqual(1e-9);
+  });
+
   it('lists the saved activations: the forward values the backward reads (tanh saves its output, not its input)', () => {
     const b = new TestGraphBuilder();
     const x = b.input('x', 'f32', [2, 3]);
