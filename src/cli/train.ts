@@ -189,6 +189,14 @@ export function addTrainCommand(program: Command, io: TrainIo & { readonly isTty
         const stepSession = await createSession(dev, compile(stepGraph));
         const evalSession = await createSession(dev, compile(evalGraph));
         io.err(`tfc train: ${stepSession.plan.steps.length} kernels per training step, on ${dev.adapterInfo.description || dev.adapterInfo.device}\n`);
+        // Compile every pipeline now (lavapipe compiles at first dispatch), not inside step 1.
+        for (const [what, sess] of [['training step', stepSession], ['validation', evalSession]] as const) {
+          await sess.warmUp((done, total) => {
+            if (io.isTty === true) io.err(`\r\x1b[2Ktfc train: compiling the ${what}'s pipelines ${done}/${total}`);
+            else if (done === total) io.err(`tfc train: compiled the ${what}'s ${total} pipelines\n`);
+          });
+          if (io.isTty === true) io.err('\n');
+        }
         if (frozen.size > 0) stepSession.loadWeights(frozen);
         trainer = new Trainer(webgpuTrainBackend(dev.device, stepSession) as TrainBackend<unknown>, initHost);
         evalLoss = async (weights, b) => {
