@@ -9,7 +9,7 @@ import { copyFileSync, existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import type { Tensor64 } from '../base/tensor.js';
-import { gradGraph, gradientNodes } from '../autodiff/grad.js';
+import { type GradResult, gradGraph, gradientNodes } from '../autodiff/grad.js';
 import { withCrossEntropyLoss } from '../autodiff/loss.js';
 import { compilePlan } from '../compile/plan.js';
 import { UserErrorsReported } from '../diag/diagnostic.js';
@@ -74,7 +74,7 @@ function positiveNumber(flag: string, v: string): number {
 }
 
 /** The model's forward graph for training windows: dims B, T bound; an empty KV cache (P = 0). */
-function trainingForward(rep: Reporter, file: string, batch: number, seq: number, set: ReadonlyMap<string, number>): Graph {
+export function trainingForward(rep: Reporter, file: string, batch: number, seq: number, set: ReadonlyMap<string, number>): Graph {
   const probe = openModel(rep, file, { overrides: set }).checked;
   rep.flush();
   const dims = new Map<string, number>();
@@ -88,6 +88,30 @@ function trainingForward(rep: Reporter, file: string, batch: number, seq: number
   if (logits === undefined) throw new UsageError(`${file}: tfc train needs an output named 'logits' (outputs: ${g.outputs.map((o) => o.name).join(', ')})`);
   // Only the logits: the KV cache outputs and their (now empty) inputs go.
   return dropEmptyConcats(removeDeadNodes({ ...g, outputs: [logits] }, () => false));
+}
+
+/** The graphs of a training run: the loss alone (validation) and the whole step. */
+export interface TrainingGraphs {
+  readonly evalGraph: Graph;
+  readonly stepGraph: Graph;
+  /** Trained weight name -> its gradient's node in `grads.graph`. */
+  readonly gradOf: ReadonlyMap<string, number>;
+  readonly grads: GradResult;
+}
+
+/** Cross-entropy on the forward graph's logits, its gradients, and the AdamW step. */
+export function trainingGraphs(rep: Reporter, fwd: Graph): TrainingGraphs {
+  const report = (d: Parameters<Reporter['report']>[0]): void => rep.report(d);
+  const lossGraph = withCrossEntropyLoss(fwd, {}, report);
+  rep.flush();
+  if (lossGraph === undefined) throw new UserErrorsReported();
+  const evalGraph = removeDeadNodes({ ...lossGraph, outputs: lossGraph.outputs.filter((x) => x.name === 'loss') }, () => false);
+  const grads = gradGraph(evalGraph, { output: 'loss' }, report);
+  rep.flush();
+  if (grads === undefined) throw new UserErrorsReported();
+  const weightNames = new Set(grads.gradients.filter((g) => g.kind === 'weight').map((g) => g.of));
+  const gradOf = new Map([...gradientNodes(grads)].filter(([n]) => weightNames.has(n)));
+  return { evalGraph, stepGraph: trainStepGraph(grads.graph, gradOf), gradOf, grads };
 }
 
 export function addTrainCommand(program: Command, io: TrainIo & { readonly isTty?: boolean }, state: { debug: number; rep: Reporter }): void {
@@ -151,17 +175,7 @@ export function addTrainCommand(program: Command, io: TrainIo & { readonly isTty
       for (const n of needed) if (!init.has(n.name)) throw new UsageError(`the weights have no tensor '${n.name}' that ${file} needs`);
 
       // The training step and the validation loss, as graphs.
-      const report = (d: Parameters<Reporter['report']>[0]): void => rep.report(d);
-      const lossGraph = withCrossEntropyLoss(fwd, {}, report);
-      rep.flush();
-      if (lossGraph === undefined) throw new UserErrorsReported();
-      const evalGraph = removeDeadNodes({ ...lossGraph, outputs: lossGraph.outputs.filter((x) => x.name === 'loss') }, () => false);
-      const grads = gradGraph(evalGraph, { output: 'loss' }, report);
-      rep.flush();
-      if (grads === undefined) throw new UserErrorsReported();
-      const weightNames = new Set(grads.gradients.filter((g) => g.kind === 'weight').map((g) => g.of));
-      const gradOf = new Map([...gradientNodes(grads)].filter(([n]) => weightNames.has(n)));
-      const stepGraph = trainStepGraph(grads.graph, gradOf);
+      const { evalGraph, stepGraph, gradOf, grads } = trainingGraphs(rep, fwd);
       const trained = [...gradOf.keys()];
       io.err(`tfc train: ${file}: ${trained.length} weights (${trained.reduce((a, n) => a + (init.get(n)?.data.length ?? 0), 0).toLocaleString('en-US')} parameters), step graph ${stepGraph.nodes.length} nodes (forward ${grads.forwardNodes}), ${grads.saved.length} saved activations\n`);
 
