@@ -74,7 +74,7 @@ describe('tfc bench decode (tiny)', () => {
 });
 
 describe('tfc bench train (tiny)', () => {
-  it('times the fused and unfused training step on the same batches, each checked against float64', async () => {
+  it('times the fused and unfused training step on the same batches, each checked against float64', { timeout: 600_000 }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tfc-bench-'));
     let err = '';
     const code = await main(['bench', 'train', '--set', 'B=2,T=8', '--steps', '2', '--out-dir', dir], { out: () => undefined, err: (s) => (err += s), env: {} });
