@@ -34,7 +34,8 @@ import { promptTokenizer } from './generate.js';
 import { randomWeights } from './random.js';
 import type { Reporter } from './report.js';
 import { openModel } from './stages.js';
-import { interpTrainBackend } from './train-backends.js';
+import { emulatorTrainBackend, interpTrainBackend } from './train-backends.js';
+import { cudaLimits } from '../kernel/schedule/schedule.js';
 
 export interface TrainFlags {
   readonly data: string;
@@ -50,7 +51,7 @@ export interface TrainFlags {
   readonly out: string;
   readonly evalEvery?: string;
   readonly valFraction: string;
-  readonly target: 'webgpu' | 'interp';
+  readonly target: 'webgpu' | 'cuda-emu' | 'interp';
   readonly fuse: boolean;
   readonly set: string[];
 }
@@ -132,11 +133,11 @@ export function addTrainCommand(program: Command, io: TrainIo & { readonly isTty
     .option('--out <DIR>', 'output folder', 'train-out')
     .option('--eval-every <N>', 'validation loss every N steps (default: 10 times per run)')
     .option('--val-fraction <X>', 'fraction of the text held out for validation', '0.1')
-    .option('--target <T>', 'webgpu, or interp (the float64 interpreter: slow, the reference)', 'webgpu')
+    .option('--target <T>', 'webgpu; cuda-emu (the CUDA kernels built with g++ and run on the CPU); interp (the float64 interpreter: slow, the reference)', 'webgpu')
     .option('--no-fuse', 'compile the training step without the fusion passes')
     .option('--set <k=v,...>', 'override config constants (repeatable)', collect, [])
     .action(async (file: string, o: TrainFlags) => {
-      if (o.target !== 'webgpu' && o.target !== 'interp') throw new UsageError(`bad --target '${String(o.target)}': webgpu or interp`);
+      if (o.target !== 'webgpu' && o.target !== 'cuda-emu' && o.target !== 'interp') throw new UsageError(`bad --target '${String(o.target)}': webgpu, cuda-emu or interp`);
       const steps = positiveInt('--steps', o.steps, 200);
       const batch = positiveInt('--batch', o.batch, 8);
       const seq = positiveInt('--seq', o.seq, 64);
@@ -223,6 +224,17 @@ export function addTrainCommand(program: Command, io: TrainIo & { readonly isTty
           stepSession.dispose();
           evalSession.dispose();
           dev.device.destroy();
+        };
+      } else if (o.target === 'cuda-emu') {
+        const cudaPasses = o.fuse ? pipelines.cuda : unfusedPipeline('cuda');
+        const compile = (g: Graph) => compilePlan(runPipeline(g, cudaPasses, createPassContext({ target: 'cuda' })), { target: cudaLimits });
+        const stepPlan = compile(stepGraph);
+        io.err(`tfc train: ${stepPlan.steps.length} kernels per training step, on the CUDA emulator (g++ builds the launcher once)\n`);
+        trainer = new Trainer(emulatorTrainBackend(stepPlan, frozen) as TrainBackend<unknown>, initHost);
+        const evalBackend = emulatorTrainBackend(compile(evalGraph), frozen);
+        evalLoss = async (weights, b) => {
+          const r = await evalBackend.run(new Map([...weights, ...b]), []);
+          return r.host.get('loss')?.[0] ?? NaN;
         };
       } else {
         trainer = new Trainer(interpTrainBackend(stepGraph, frozen) as TrainBackend<unknown>, initHost);
