@@ -18,7 +18,9 @@ const e2eElsewhere = [
   'test/e2e/compile-output.test.ts',
   'test/e2e/cli-webgpu.test.ts',
   'test/e2e/cli-dtype.test.ts',
+  'test/e2e/train-charlm.test.ts',
   'test/e2e/oracle.test.ts',
+  'test/e2e/grad-oracle.test.ts',
   'test/e2e/checkpoint.test.ts',
   'test/e2e/package.test.ts',
 ];
@@ -44,10 +46,10 @@ export default defineConfig({
       { extends: true, test: { name: 'fuzz', include: ['test/fuzz/**/*.test.ts'], testTimeout: 600_000 } },
       // Every other end-to-end file (a new one lands here unless another project names it).
       { extends: true, test: { name: 'cli', include: ['test/e2e/*.test.ts'], exclude: [...e2eElsewhere] } },
-      { extends: true, test: { name: 'webgpu', include: ['test/webgpu/**/*.test.ts', 'test/e2e/cli-webgpu.test.ts', 'test/e2e/cli-dtype.test.ts', 'test/unit/bench/bench-run.test.ts'] } },
+      { extends: true, test: { name: 'webgpu', include: ['test/webgpu/**/*.test.ts', 'test/e2e/cli-webgpu.test.ts', 'test/e2e/cli-dtype.test.ts', 'test/e2e/train-charlm.test.ts', 'test/unit/bench/bench-run.test.ts'] } },
       { extends: true, test: { name: 'cuda', include: ['test/cuda/**/*.test.ts'] } },
       { extends: true, test: { name: 'browser', include: ['test/e2e/browser/**/*.test.ts'] } },
-      { extends: true, test: { name: 'oracle', include: ['test/e2e/oracle.test.ts', 'test/e2e/checkpoint.test.ts', 'test/unit/runtime/tokenizer.test.ts'] } },
+      { extends: true, test: { name: 'oracle', include: ['test/e2e/oracle.test.ts', 'test/e2e/grad-oracle.test.ts', 'test/e2e/checkpoint.test.ts', 'test/unit/runtime/tokenizer.test.ts'] } },
       { extends: true, test: { name: 'package', include: ['test/e2e/package.test.ts'] } },
     ],
   },

@@ -20,6 +20,7 @@ import {
 import type { CaseResult } from './bench-report.js';
 import { peakLine } from './bench-peak.js';
 import { benchDecode } from './bench-decode.js';
+import { benchTrain } from './bench-train.js';
 import { formatFusionProfile } from '../kernel/analysis/fusion-profile.js';
 import { benchAttentionCuda, formatCudaTable } from './bench-cuda.js';
 import { cudaRunRefusal } from '../runtime-cuda/run.js';
@@ -126,8 +127,8 @@ export function addBenchCommand(program: Command, io: { out: (s: string) => void
   const cmd = program
     .command('bench')
     .description('race tfc (fused and --no-fuse) against ONNX Runtime Web and TF.js on this WebGPU adapter, or (attention --target cuda) against PyTorch SDPA on an NVIDIA GPU; results checked against float64')
-    .argument('<SUITE>', 'attention | model | decode | compile | peak (the adapter\'s FMA GFLOP/s and copy GB/s; every other table shows % of it, measured in the same run)')
-    .argument('[FILE]', 'model for `model` (default examples/gpt2.tfx); example files for `compile` (default all)')
+    .argument('<SUITE>', 'attention | model | decode | train | compile | peak (the adapter\'s FMA GFLOP/s and copy GB/s; every other table shows % of it, measured in the same run)')
+    .argument('[FILE]', 'model for `model` (default examples/gpt2.tfx) and `train` (default examples/charlm/charlm.tfx; --set B=..,T=.. sizes the batch); example files for `compile` (default all)')
     .option('--T <N,...>', 'attention: sequence lengths (default 256,1024,2048)')
     .option('--dh <N,...>', 'attention: head dims (default 64,128)')
     .option('--causal', 'attention: causal cases only')
@@ -141,7 +142,7 @@ export function addBenchCommand(program: Command, io: { out: (s: string) => void
     .option('--warmup <N>', 'unmeasured runs first', '1')
     .addOption(new Option('--preset <P>', 'model/decode shapes').choices(Object.keys(modelPresets)).default('tiny'))
     .addOption(new Option('--set <k=v,...>', 'model/decode: override preset shapes, e.g. --set layers=2,T=64').argParser(collect).default([]))
-    .option('--steps <N>', 'decode: measured one-token steps', '16')
+    .option('--steps <N>', 'decode: measured one-token steps; train: measured training steps', '16')
     .option('--json', 'print the JSON document on stdout instead of the table')
     .option('--out-dir <DIR>', 'where <suite>.json/.svg/.png go', 'bench/results')
     .action(async (suite: string, file: string | undefined, raw: RawOptions) => {
@@ -152,7 +153,7 @@ export function addBenchCommand(program: Command, io: { out: (s: string) => void
       }
       const startedAt = new Date().toISOString();
       const machine = machineState();
-      if (!['attention', 'model', 'decode', 'compile', 'peak'].includes(suite)) throw new UsageError(`unknown bench suite '${suite}' (attention, model, decode, compile, peak)`);
+      if (!['attention', 'model', 'decode', 'train', 'compile', 'peak'].includes(suite)) throw new UsageError(`unknown bench suite '${suite}' (attention, model, decode, train, compile, peak)`);
       // The ceiling every table is read against, measured first in this same process.
       const peak = suite === 'compile' ? undefined : await benchPeak(o.repeats);
       if (suite === 'peak') {
@@ -176,11 +177,14 @@ export function addBenchCommand(program: Command, io: { out: (s: string) => void
         case 'decode':
           cases = await benchDecode(o, set, ints('--steps', raw.steps)?.[0] ?? 16);
           break;
+        case 'train':
+          cases = await benchTrain(o, file ?? 'examples/charlm/charlm.tfx', set, ints('--steps', raw.steps)?.[0] ?? 20);
+          break;
         case 'compile':
           cases = await benchCompile(o, file !== undefined ? [resolve(file)] : exampleFiles());
           break;
         default:
-          throw new UsageError(`unknown bench suite '${suite}' (attention, model, decode, compile, peak)`);
+          throw new UsageError(`unknown bench suite '${suite}' (attention, model, decode, train, compile, peak)`);
       }
       const doc = await benchDocument(cases, o, startedAt, machine, peak);
       const written = await writeResults(doc, suite, o.outDir);

@@ -30,6 +30,8 @@ import { RuntimeError } from '../runtime/errors.js';
 import { addBenchCommand } from './bench-command.js';
 import { runPrompt } from './generate.js';
 import { checkpointOverrides, limitDiagnostic, loadWeightFiles, oneWeightsFile, openCheckpoint, weightFilesOf, withKeyNotes } from './checkpoint.js';
+import { addTrainCommand } from './train.js';
+import { isStderrTty } from './stderr-filter.js';
 import { addTuneCommand, cachedScheduleForCompile, cachedScheduleForRun } from './tune.js';
 import { tuneCachePath } from '../kernel/schedule/tune-cache.js';
 
@@ -38,7 +40,7 @@ export const exitUserError = 1;
 export const exitUsage = 2;
 export const exitInternal = 70;
 
-const emitStages = ['ast', 'ir', 'fused', 'kernels', 'wgsl', 'cuda', 'host'] as const;
+const emitStages = ['ast', 'grad', 'ir', 'fused', 'kernels', 'wgsl', 'cuda', 'host'] as const;
 const targets = ['interp', 'webgpu', 'cuda'] as const;
 const builtTargets: readonly string[] = ['interp', 'webgpu'];
 
@@ -88,6 +90,7 @@ interface CompileFlags extends Common {
   readonly report?: boolean;
   readonly json?: boolean;
   readonly fuse: boolean;
+  readonly grad?: boolean;
 }
 
 /** `tfc compile --help`'s pass list: every pass of every target (fusion passes included), in order. */
@@ -173,6 +176,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
     .option('--report', 'print global-memory traffic and FLOPs per kernel, fused vs --no-fuse vs the lower bound (dims from --set; else B=1, others 128)')
     .option('--json', 'with --report: print the report as JSON')
     .option('--no-fuse', 'leave the fusion passes out of the pipeline (the unfused baseline)')
+    .option('--grad', "compile the backward instead: the cross-entropy of the 'logits' output against a new i32 input 'targets', differentiated w.r.t. every weight (outputs 'loss' and 'grad.<weight>'); --emit grad prints it with its saved activations")
     .addOption(dtypeOption())
     .option('--tuned-for <ADAPTER>', "use the schedules 'tfc tune' cached for ADAPTER (as tune printed it, or a unique part of it) from $TFC_TUNE_CACHE or ~/.cache/tfc/tune.json; compile never starts a GPU device")
     .addHelpText('after', () => passHelp())
@@ -191,7 +195,8 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       const overrides = new Map([...(fromCkpt?.values ?? []), ...given]);
       // The report always compares kernel pipelines (webgpu's for --target interp).
       const target: Target = o.report === true && o.target === 'interp' ? 'webgpu' : o.target;
-      const c = openModel(state.rep, file, { overrides, target, ...dtypeOf(o), noFuse: o.fuse === false, passes: { ...(o.dumpAfter !== undefined ? { dumpAfter: o.dumpAfter } : {}), debug: state.debug, locs: o.loc, log: io.err } });
+      const grad = o.grad === true || o.emit === 'grad';
+      const c = openModel(state.rep, file, { overrides, target, ...dtypeOf(o), noFuse: o.fuse === false, ...(grad ? { grad } : {}), passes: { ...(o.dumpAfter !== undefined ? { dumpAfter: o.dumpAfter } : {}), debug: state.debug, locs: o.loc, log: io.err } });
       if (o.emit === 'ast') {
         const ast = c.ast;
         state.rep.flush();
@@ -200,6 +205,10 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       }
       void c.checked; // the checker's warnings print before any pass output
       state.rep.flush();
+      if (o.emit === 'grad') {
+        io.out(c.gradText);
+        return;
+      }
       // CUDA kernels are compiled for cudaLimits (warps of 32, 48 KiB shared); --limits picks WebGPU's.
       const isCuda = target === 'cuda' || (o.emit === 'cuda' && o.report !== true);
       const limits = isCuda ? cudaLimits : compileLimits[o.limits];
@@ -409,6 +418,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
 
   addBenchCommand(program, io);
   addTuneCommand(program, io, state);
+  addTrainCommand(program, { ...io, isTty: isStderrTty() }, state);
   for (const cmd of program.commands) cmd.exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err }).showSuggestionAfterError(true);
   return program;
 }

@@ -6,6 +6,8 @@ import { strAttr } from '../graph/ir.js';
 import { interpret } from '../interp/interpret.js';
 import type { HostTensor } from '../runtime/session.js';
 import type { TrainBackend } from '../runtime/train.js';
+import type { Plan } from '../kernel/plan/plan.js';
+import { runPlanEmulated } from '../runtime-cuda/emulate.js';
 
 /** Inputs of a training-step graph that are also its outputs (weights and moments). */
 export function graphStateNames(g: Graph): string[] {
@@ -36,6 +38,40 @@ export function interpTrainBackend(g: Graph, fixed: ReadonlyMap<string, HostTens
       for (const [n, t] of out) {
         if (keep.has(n)) st.set(n, { dtype: t.dtype, shape: t.shape, data: t.data });
         else host.set(n, t.data);
+      }
+      return Promise.resolve({ state: st, host });
+    },
+    read: (s) => Promise.resolve(s.data),
+    release: () => undefined,
+  };
+}
+
+/**
+ * The CUDA emulator (src/runtime-cuda/emulate.ts): the training-step plan's CUDA kernels built
+ * with g++ against cuda_emu.h, one launcher run per step; the state lives in host arrays.
+ * `fixed`: the values of weights that are not trained.
+ */
+export function emulatorTrainBackend(plan: Plan, fixed: ReadonlyMap<string, HostTensor> = new Map()): TrainBackend<HostTensor> {
+  const outputs = new Set(plan.outputs.map((o) => o.name));
+  const stateNames = plan.buffers.filter((b) => b.kind === 'input' && b.name !== undefined && outputs.has(b.name)).map((b) => b.name ?? '');
+  const shapes = new Map(plan.buffers.filter((b) => b.kind === 'output' || b.kind === 'input').flatMap((b) => (b.name === undefined ? [] : [[b.name, b.shape] as const])));
+  return {
+    stateNames,
+    async run(inputs, state) {
+      const feeds = new Map<string, ArrayLike<number>>([...fixed].map(([n, t]) => [n, t.data]));
+      for (const [n, t] of inputs) feeds.set(n, t.data);
+      const out = runPlanEmulated(plan, new Map(), feeds).outputs;
+      const keep = new Set(state);
+      const st = new Map<string, HostTensor>();
+      const host = new Map<string, ArrayLike<number>>();
+      for (const [n, data] of out) {
+        if (!keep.has(n)) {
+          host.set(n, data);
+          continue;
+        }
+        const given = inputs.get(n);
+        const shape = given?.shape ?? (shapes.get(n) ?? []).map((d) => (d.kind === 'const' ? d.value : NaN));
+        st.set(n, { dtype: 'f32', shape, data });
       }
       return Promise.resolve({ state: st, host });
     },

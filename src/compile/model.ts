@@ -13,6 +13,9 @@ import { parseGraph } from '../graph/parse.js';
 import { printGraph } from '../graph/print.js';
 import { type NarrowFloat, retypeFloats } from '../graph/retype-floats.js';
 import { runPipeline } from '../passes/driver.js';
+import { type GradResult, gradGraph } from '../autodiff/grad.js';
+import { withCrossEntropyLoss } from '../autodiff/loss.js';
+import { printGrad } from '../autodiff/print.js';
 import { type GraphPass, type PassContext, type Target, createPassContext } from '../passes/pass.js';
 import { fusionPassNames, pipelines, unfusedPipeline } from '../passes/pipeline.js';
 
@@ -53,6 +56,18 @@ export interface CompileOptions {
   readonly verify?: boolean;
   /** `--dtype f16|bf16`: the checked graph's f32 becomes this type (src/graph/retype-floats.ts). */
   readonly dtype?: NarrowFloat;
+  /**
+   * `--grad`: the checked graph becomes the backward graph of the cross-entropy of the `logits`
+   * output against a new `targets` input (src/autodiff/): outputs `loss` and `grad.<weight>`.
+   */
+  readonly grad?: boolean;
+}
+
+/** The front end's result: the module (a .tfx source) and the checked graph (with --grad, the backward). */
+interface Built {
+  readonly module?: Module;
+  readonly graph: Graph;
+  readonly backward?: GradResult;
 }
 
 /** Names of the passes a target runs before its first fusion pass: the `ir` stage is their output. */
@@ -96,7 +111,7 @@ export class Compilation {
     readonly source: ModelSource,
     readonly options: CompileOptions = {},
     /** A checked graph already built (the unfused sibling of `--report` shares it). */
-    private readonly given?: { readonly module?: Module; readonly graph: Graph },
+    private readonly given?: Built,
   ) {
     this.file = source.file;
     this.isIr = source.file.endsWith('.ir');
@@ -120,6 +135,18 @@ export class Compilation {
   /** The checked graph IR (src/check/build.ts), before any pass; for an .ir file, the file's graph. */
   get checked(): Graph {
     return this.built().graph;
+  }
+
+  /** With `--grad`: the backward graph with its gradients and saved activations (the checked graph is its graph). */
+  get backward(): GradResult | undefined {
+    return this.built().backward;
+  }
+
+  /** `--emit grad`: the backward graph as built, with its saved activations marked. */
+  get gradText(): string {
+    const r = this.backward;
+    if (r === undefined) throw new Error('internal: gradText without --grad');
+    return withNewline(printGrad(r, { locs: this.options.passes?.locs ?? true }));
   }
 
   /** The graph after the cleanup passes, before fusion (`--emit ir`). */
@@ -201,8 +228,23 @@ export class Compilation {
     return module;
   });
 
-  private readonly built = once((): { readonly module?: Module; readonly graph: Graph } => {
+  private readonly built = once((): Built => {
     if (this.given !== undefined) return this.given;
+    const b = this.front();
+    return this.options.grad === true ? this.differentiated(b) : b;
+  });
+
+  /** The model's graph with a cross-entropy loss, differentiated w.r.t. every weight. */
+  private differentiated(b: Built): Built {
+    const sink = new DiagnosticSink();
+    const withLoss = withCrossEntropyLoss(b.graph, {}, (d) => sink.report(d));
+    const r = withLoss === undefined ? undefined : gradGraph(withLoss, { output: 'loss' }, (d) => sink.report(d));
+    this.report(sink.items);
+    if (r === undefined) throw new UserErrorsReported();
+    return { ...b, graph: r.graph, backward: r };
+  }
+
+  private readonly front = once((): Built => {
     const sink = new DiagnosticSink();
     if (this.isIr) {
       const graph = parseGraph(this.source.text, this.file, sink);

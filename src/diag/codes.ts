@@ -62,6 +62,8 @@ export const diagnosticCodes = {
   TFC313: 'a checkpoint config.json value does not fit the config constant that reads it (not a number, or not an integer)',
   TFC314: '--dtype cannot retype this graph (it holds fused ops: retype before fusion)',
   TFC315: "a weight or input value is beyond the range of the model's float type (f16: |x| > 65504)",
+  TFC316: 'cannot differentiate: an op on the path from a weight (or input) to the loss has no gradient rule (--grad)',
+  TFC317: '--grad needs a float output to train: no such output, or its shape does not fit the loss',
 
   TFC401: "a weight exceeds the target's storage binding limit and cannot be split (a row is too large, or a use other than gather/matmul)",
   TFC402: "a tensor exceeds the target's storage binding limit at the run's dims (use smaller dims or config values)",

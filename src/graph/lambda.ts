@@ -87,3 +87,16 @@ export function isLazyWhere(e: ScalarExpr): boolean {
 export function hasRead(e: ScalarExpr | undefined): boolean {
   return e !== undefined && someScalarExpr(e, (x) => x.kind === 'read');
 }
+
+/** The dtype of a lambda expression: indices and dims are i32. */
+export function scalarExprDtype(e: ScalarExpr): DType {
+  switch (e.kind) {
+    case 'index':
+    case 'dim':
+      return 'i32';
+    case 'const':
+    case 'read':
+    case 'apply':
+      return e.dtype;
+  }
+}

@@ -258,6 +258,7 @@ export const attentionOps: readonly OpDef[] = [
       'softmax over k of (mask ? score(q·k * scale) : -inf) @ v; q [B,Hq,T,dk], k [B,Hkv,S,dk], v [B,Hkv,S,dv], then the tensors the lambdas read; query head h uses KV head h / (Hq/Hkv); `score` and `mask` are lambdas over (b, h, q, k), `score()` the scaled score; a fully masked row gives 0; with `qload` (a lambda over (b, h, t, d) reading any operand) and `qshape`, Q is computed at load (RoPE) and operand 0 is only read by it; likewise `kload` (over (b, h, s, d), h the KV head) and `kshape` for K and operand 1, and `vload` / `vshape` for V and operand 2 (a paged cache read through its page table)',
     infer: (operands, attrs) => inferAttention(operands, attrs),
     interp: (operands, ctx) => interpAttention(operands, ctx.node, ctx, ctx.node.type.dtype).out,
+    noGrad: 'made by fuse-attention: differentiate the graph before fusion (grad runs on the checked graph, where attention is matmul, softmax and masks); the fused backward kernel is issue 17 item 2',
     // Per score element: 2*dk (q·k), 1 (scale), the score and mask lambdas' applies, 5
     // (softmax: max, subtract, exp, sum, divide), 2*dv (@ v).
     flops: (operands, _result, attrs) => {
@@ -301,6 +302,7 @@ export const attentionOps: readonly OpDef[] = [
       if (a.shape.length !== 4 || !isFloat(a.dtype)) return opError('TFC203', `fused_attention_lse needs a float [B,Hq,T,dv] fused_attention, got ${printType(a)}`);
       return { dtype: a.dtype, shape: a.shape.slice(0, 3) };
     },
+    noGrad: 'a second result of fused_attention (made by fuse-attention): differentiate the graph before fusion',
     // The rule gets the producer's operands (OpDef.resultOf) and reads its attributes.
     interp: (operands, ctx) => {
       if (ctx.producer === undefined) throw new InternalError('fused_attention_lse is interpreted with its fused_attention');

@@ -2,6 +2,7 @@
 // graph builder, IR printer/parser, verifier, interpreter, cost report and docs all read it.
 import type { Tensor64 } from '../base/tensor.js';
 import type { Dim } from '../base/dim.js';
+import type { Span } from '../diag/span.js';
 import type { DiagCode } from '../diag/codes.js';
 import type { Attrs, AttrKind, Node } from '../graph/ir.js';
 import type { DType, TensorType } from '../graph/types.js';
@@ -78,6 +79,71 @@ export type ScalarLowering = <E>(b: ScalarBuilder<E>, args: readonly E[], attrs:
  */
 export type OperandTyping = 'result' | 'compare' | 'select' | 'own';
 
+/**
+ * Builds derivative expressions of type E: graph nodes (src/autodiff/ builds them over the graph
+ * builder) or lambda expressions (src/ops/lambda-grad.ts), so an elementwise op's derivative is
+ * written once, in `grad`, for both. `op` infers the result type (broadcasting for nodes).
+ */
+export interface DiffBuilder<E> {
+  /** `name(...args)`: an elementwise op (its attributes, e.g. gelu's approx, in `attrs`). */
+  op(name: string, ...args: E[]): E;
+  opWith(name: string, attrs: Attrs, ...args: E[]): E;
+  /** A float literal of `like`'s dtype (a scalar: broadcasts). */
+  lit(like: E, value: number): E;
+  /** `x` converted to `dtype`. */
+  cast(x: E, dtype: DType): E;
+  dtype(x: E): DType;
+}
+
+/**
+ * An elementwise op's vector-Jacobian product per element: given the arguments `x`, the result
+ * `y` and the result's cotangent `g`, each argument's cotangent (undefined where none flows: a
+ * bool condition). Broadcast arguments are summed back by the caller.
+ */
+export type ScalarVjp = <E>(b: DiffBuilder<E>, x: readonly E[], y: E, g: E, attrs: Attrs) => readonly (E | undefined)[];
+
+/**
+ * Builds backward graph nodes for a vjp rule (implemented by src/autodiff/ over the graph
+ * builder; the catalog does not import it). Ids are values of the graph being built: the forward
+ * values (a rule's `x` and `y`, which the backward then reads: saved activations) and new ones.
+ */
+export interface GradBuilder extends DiffBuilder<number> {
+  /** A node of catalog op `name`; its type comes from the op's `infer` (a failure is a bug). */
+  node(name: string, operands: readonly number[], attrs?: Attrs): number;
+  type(id: number): TensorType;
+  /** A float scalar constant. */
+  constant(value: number, dtype: DType): number;
+  /** A dim's value as a float scalar (a constant, or a rank-0 grid of `dim(d)` when symbolic). */
+  dimValue(d: Dim, dtype: DType): number;
+  /** Sums a broadcast cotangent back to `shape` (the transpose of numpy broadcasting). */
+  unbroadcast(id: number, shape: readonly Dim[]): number;
+  /** `id` broadcast to `shape` (a grid reading it; the identity when the shapes are equal). */
+  broadcastTo(id: number, shape: readonly Dim[]): number;
+  /** Zeros of a type. */
+  zeros(type: TensorType): number;
+  /** The location backward nodes are attributed to (the forward node's). */
+  readonly loc: Span;
+}
+
+/** What a vjp rule gets: the forward node, its operands' and result's ids, the result's cotangent. */
+export interface VjpArgs {
+  readonly node: Node;
+  /** The operand values (ids in the graph being built). */
+  readonly x: readonly number[];
+  /** The forward result. */
+  readonly y: number;
+  /** The cotangent of the result (its type is the result's). */
+  readonly dy: number;
+  /** Which operands want a cotangent (float values on a path from a differentiated value). */
+  readonly needs: readonly boolean[];
+}
+
+/**
+ * A vector-Jacobian product: each operand's cotangent (same type as the operand), or undefined
+ * where `needs` is false. Built with catalog ops only, so the backward graph runs on every target.
+ */
+export type VjpRule = (g: GradBuilder, a: VjpArgs) => readonly (number | undefined)[];
+
 export interface OpDef {
   readonly name: string; // lower snake case, also the IR text spelling
   readonly family: OpFamily;
@@ -117,6 +183,15 @@ export interface OpDef {
    * producer's operands, with the producer as `ctx.producer`. `fused_attention_lse %attn`.
    */
   readonly resultOf?: string;
+  /**
+   * Reverse-mode rule (src/autodiff/grad.ts calls it): operands' cotangents from the result's.
+   * Every op with operands has this or `noGrad` (test/unit/autodiff/op-vjp.test.ts enumerates).
+   */
+  readonly vjp?: VjpRule;
+  /** Why the op has no `vjp` (a bool result, only made by fusion...): the error `grad` reports names it. */
+  readonly noGrad?: string;
+  /** For elementwise ops: the per-element vjp, also used to differentiate grid lambdas symbolically. */
+  readonly scalarVjp?: ScalarVjp;
   /** How the op reaches a kernel: 'unfused' has a plain lowering; 'fused-only' appears only after fusion. */
   readonly lowering: 'unfused' | 'fused-only' | 'none';
 }

@@ -7,7 +7,10 @@ import { type Attrs, type Attr } from '../graph/ir.js';
 import { type DType, type TensorType, isFloat, printType } from '../graph/types.js';
 import { broadcastOffsets, coerce, makeTensor, type Tensor64 } from '../base/tensor.js';
 import { InterpError } from './errors.js';
-import { type OpDef, type OpError, type OperandTyping, type ScalarBuilder, type ScalarLowering, type ScalarMathFn, type ScalarTypes, type InterpContext, defineOp } from './define.js';
+import { erf, floorMod, geluErf, geluTanh, roundHalfEven } from './scalar-math.js';
+
+export { erf, floorMod, geluErf, geluTanh, roundHalfEven } from './scalar-math.js';
+import { type DiffBuilder, type OpDef, type OpError, type OperandTyping, type ScalarBuilder, type ScalarLowering, type ScalarMathFn, type ScalarTypes, type ScalarVjp, type InterpContext, type VjpRule, defineOp } from './define.js';
 
 // ---------------------------------------------------------------------------------------------
 // Shared shape helpers (matmul and norm use them too).
@@ -79,85 +82,6 @@ function checkClass(op: string, cls: DtypeClass, t: TensorType): OpError | undef
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Scalar math that Math lacks.
-
-const twoOverSqrtPi = 1.1283791670955126; // 2/sqrt(pi)
-const oneOverSqrtPi = 0.5641895835477563; // 1/sqrt(pi)
-
-/**
- * erf in float64, relative error around 1e-16: for |x| < 2.5 the all-positive series
- * erf(x) = 2/sqrt(pi) e^(-x^2) sum_n 2^n x^(2n+1) / (1*3*...*(2n+1)) (no cancellation), beyond it
- * 1 - erfc(x) with erfc's continued fraction e^(-x^2)/sqrt(pi) / (x + 1/2/(x + 1/(x + 3/2/(x + ...))))
- * evaluated by the modified Lentz method (Abramowitz & Stegun 7.1.6 and 7.1.14).
- */
-export function erf(x: number): number {
-  if (Number.isNaN(x)) return NaN;
-  if (x < 0) return -erf(-x);
-  if (x < 2.5) {
-    const x2 = x * x;
-    let term = x;
-    let sum = x;
-    for (let n = 1; n < 200; n++) {
-      term *= (2 * x2) / (2 * n + 1);
-      sum += term;
-      if (term < sum * 1e-17) break;
-    }
-    return twoOverSqrtPi * Math.exp(-x2) * sum;
-  }
-  if (x > 6) return 1; // erfc(6) ~ 2e-17 < half an ulp of 1
-  return 1 - erfcContinuedFraction(x);
-}
-
-/** erfc(x) for x >= 2.5 by the continued fraction above (Lentz: f = b0, C = f, D = 0). */
-function erfcContinuedFraction(x: number): number {
-  const tiny = 1e-300;
-  let f = x;
-  let c = f;
-  let d = 0;
-  for (let n = 1; n < 500; n++) {
-    const a = n / 2;
-    d = x + a * d;
-    if (d === 0) d = tiny;
-    c = x + a / c;
-    if (c === 0) c = tiny;
-    d = 1 / d;
-    const delta = c * d;
-    f *= delta;
-    if (Math.abs(delta - 1) < 1e-17) break;
-  }
-  return (Math.exp(-x * x) * oneOverSqrtPi) / f;
-}
-
-const sqrt2OverPi = Math.sqrt(2 / Math.PI);
-
-export function geluTanh(x: number): number {
-  return 0.5 * x * (1 + Math.tanh(sqrt2OverPi * (x + 0.044715 * x * x * x)));
-}
-
-export function geluErf(x: number): number {
-  return 0.5 * x * (1 + erf(x / Math.SQRT2));
-}
-
-/**
- * Round to the nearest integer, halves to even (0.5 -> 0, 1.5 -> 2, -2.5 -> -2): WGSL's `round`,
- * CUDA's `rintf` and torch.round all do this (Math.round rounds halves up).
- */
-export function roundHalfEven(x: number): number {
-  if (!Number.isFinite(x)) return x;
-  const f = Math.floor(x);
-  const d = x - f;
-  if (d > 0.5) return f + 1;
-  if (d < 0.5) return f;
-  return f % 2 === 0 ? f : f + 1;
-}
-
-/** Floor modulo (Python's `%`): the result has the divisor's sign. x mod 0 is NaN for floats. */
-export function floorMod(a: number, b: number): number {
-  const r = a % b;
-  return r !== 0 && r < 0 !== b < 0 ? r + b : r;
-}
-
 function intDivisor(b: number, op: string): number {
   if (b === 0) throw new InterpError('TFC309', `integer ${op} by zero`);
   return b;
@@ -190,6 +114,21 @@ export interface ElementwiseSpec {
   readonly typing?: OperandTyping;
   /** The builtin's doc when users call the op by name (`exp(x)`, `pow(a, b)`); absent: an operator or a builtin of its own. */
   readonly builtin?: string;
+  /** The per-element vjp (for graph nodes and grid lambdas alike); ops with a bool result have none. */
+  readonly grad?: ScalarVjp;
+}
+
+const boolResult = 'its result is bool: no cotangent flows through it';
+
+/** The node-level vjp of an elementwise op: its per-element rule on tensors, each argument's part summed back over broadcast axes. */
+function vjpOf(grad: ScalarVjp): VjpRule {
+  return (g, a) => {
+    const parts = grad(g, a.x, a.y, a.dy, a.node.attrs);
+    return a.x.map((x, i) => {
+      const p = parts[i];
+      return a.needs[i] !== true || p === undefined ? undefined : g.unbroadcast(p, g.type(x).shape);
+    });
+  };
 }
 
 function inferElementwise(spec: ElementwiseSpec, operands: readonly TensorType[], attrs: Attrs): TensorType | OpError {
@@ -263,6 +202,7 @@ export function defineElementwise(spec: ElementwiseSpec): OpDef {
     lower: spec.lower,
     typing: spec.typing ?? (spec.result === 'bool' ? 'compare' : spec.result === 'cast' ? 'own' : 'result'),
     ...(spec.builtin !== undefined ? { builtin: spec.builtin } : {}),
+    ...(spec.grad !== undefined ? { vjp: vjpOf(spec.grad), scalarVjp: spec.grad } : { noGrad: spec.result === 'bool' || spec.cls === 'bool' ? boolResult : `${spec.name} has no derivative rule` }),
     lowering: 'unfused',
   });
 }
@@ -312,6 +252,43 @@ const lowerMod: ScalarLowering = (b, a) => {
   return b.binary('sub', x, b.binary('mul', y, b.call('floor', [b.binary('div', x, y)])));
 };
 
+// Per-element vjps: `x` the arguments, `y` the result, `g` its cotangent (DiffBuilder builds
+// nodes or lambda expressions alike). Kinks follow PyTorch: relu and abs give 0 at 0, max/min
+// split the cotangent evenly on ties.
+const unaryGrad =
+  (f: <E>(b: DiffBuilder<E>, x: E, y: E, g: E) => E): ScalarVjp =>
+  (b, x, y, g) => [f(b, arg(x, 0), y, g)];
+/** d/dx gelu: erf form 0.5(1 + erf(x/sqrt2)) + x exp(-x^2/2)/sqrt(2 pi); tanh form with t = tanh(k(x + 0.044715x^3)): 0.5(1 + t) + 0.5x(1 - t^2) k (1 + 3*0.044715x^2). */
+const gradGelu: ScalarVjp = (b, xs, _y, g, attrs) => {
+  const x = arg(xs, 0);
+  const approx = attrs['approx'];
+  const c = (v: number): typeof x => b.lit(x, v);
+  let d: typeof x;
+  if (approx !== undefined && approx.kind === 'str' && approx.value === 'tanh') {
+    const k = Math.sqrt(2 / Math.PI);
+    const x2 = b.op('mul', x, x);
+    const t = b.op('tanh', b.op('mul', c(k), b.op('add', x, b.op('mul', c(0.044715), b.op('mul', x, x2)))));
+    const du = b.op('mul', c(k), b.op('add', c(1), b.op('mul', c(3 * 0.044715), x2)));
+    d = b.op('add', b.op('mul', c(0.5), b.op('add', c(1), t)), b.op('mul', b.op('mul', c(0.5), x), b.op('mul', b.op('sub', c(1), b.op('mul', t, t)), du)));
+  } else {
+    const cdf = b.op('mul', c(0.5), b.op('add', c(1), b.op('erf', b.op('mul', x, c(Math.SQRT1_2)))));
+    const pdf = b.op('mul', c(1 / Math.sqrt(2 * Math.PI)), b.op('exp', b.op('mul', c(-0.5), b.op('mul', x, x))));
+    d = b.op('add', cdf, b.op('mul', x, pdf));
+  }
+  return [b.op('mul', g, d)];
+};
+/** max(a, b) (`pick` = gt) or min (`pick` = lt): the cotangent goes to the chosen argument, half to each on a tie. */
+const gradPick =
+  (pick: 'gt' | 'lt'): ScalarVjp =>
+  (b, xs, _y, g) => {
+    const x = arg(xs, 0);
+    const y = arg(xs, 1);
+    const zero = b.lit(g, 0);
+    const half = b.op('mul', g, b.lit(g, 0.5));
+    const tie = b.op('where', b.op('eq', x, y), half, zero);
+    return [b.op('where', b.op(pick, x, y), g, tie), b.op('where', b.op(pick, y, x), g, tie)];
+  };
+
 const b = (c: boolean): number => (c ? 1 : 0);
 
 const geluCheck = (attrs: Attrs): OpError | undefined => {
@@ -325,23 +302,24 @@ const geluCheck = (attrs: Attrs): OpError | undefined => {
 
 export const elementwiseOps: readonly OpDef[] = [
   // Unary.
-  defineElementwise({ name: 'neg', arity: 1, cls: 'numeric', doc: '-x (i32 wraps)', builtin: 'negation, per element', lower: (b, a) => b.unary('neg', arg(a, 0)), f: (x) => -x, i32: (x) => -x | 0 }),
-  defineElementwise({ name: 'exp', arity: 1, cls: 'float', doc: 'e to the x', builtin: 'e to the x, per element', lower: math1('exp'), f: Math.exp }),
-  defineElementwise({ name: 'log', arity: 1, cls: 'float', doc: 'natural logarithm (log 0 = -inf, log of a negative = NaN)', builtin: 'natural logarithm, per element', lower: math1('log'), f: Math.log }),
-  defineElementwise({ name: 'sqrt', arity: 1, cls: 'float', doc: 'square root', builtin: 'square root, per element', lower: math1('sqrt'), f: Math.sqrt }),
-  defineElementwise({ name: 'rsqrt', arity: 1, cls: 'float', doc: '1 / sqrt(x)', builtin: '1 / sqrt(x), per element', lower: math1('rsqrt'), f: (x) => 1 / Math.sqrt(x) }),
-  defineElementwise({ name: 'tanh', arity: 1, cls: 'float', doc: 'hyperbolic tangent', builtin: 'hyperbolic tangent, per element', lower: math1('tanh'), f: Math.tanh }),
-  defineElementwise({ name: 'erf', arity: 1, cls: 'float', doc: 'error function (float64 series / continued fraction, rel. error < 1e-14)', builtin: 'error function, per element', lower: math1('erf'), f: erf }),
-  defineElementwise({ name: 'sin', arity: 1, cls: 'float', doc: 'sine (radians)', builtin: 'sine, per element', lower: math1('sin'), f: Math.sin }),
-  defineElementwise({ name: 'cos', arity: 1, cls: 'float', doc: 'cosine (radians)', builtin: 'cosine, per element', lower: math1('cos'), f: Math.cos }),
-  defineElementwise({ name: 'round', arity: 1, cls: 'float', doc: 'nearest integer, halves to even (as torch.round, WGSL round)', builtin: 'nearest integer, halves to even (2.5 -> 2), per element', lower: math1('round'), f: roundHalfEven }),
-  defineElementwise({ name: 'abs', arity: 1, cls: 'numeric', doc: '|x| (i32 wraps at -2^31)', builtin: 'absolute value, per element', lower: math1('abs'), f: Math.abs, i32: (x) => Math.abs(x) | 0 }),
-  defineElementwise({ name: 'relu', arity: 1, cls: 'numeric', doc: 'max(x, 0); NaN stays NaN', builtin: 'max(x, 0), per element', lower: (b, a) => b.call('max', [arg(a, 0), b.lit(arg(a, 0), 0)]), f: (x) => (x > 0 || Number.isNaN(x) ? x : 0) }),
-  defineElementwise({ name: 'silu', arity: 1, cls: 'float', doc: 'x * sigmoid(x)', builtin: 'x * sigmoid(x), per element', lower: (b, a) => b.binary('mul', arg(a, 0), sigmoidOf(b, arg(a, 0))), f: (x) => x / (1 + Math.exp(-x)) }),
-  defineElementwise({ name: 'sigmoid', arity: 1, cls: 'float', doc: '1 / (1 + e^-x)', builtin: '1 / (1 + exp(-x)), per element', lower: (b, a) => sigmoidOf(b, arg(a, 0)), f: (x) => 1 / (1 + Math.exp(-x)) }),
+  defineElementwise({ name: 'neg', grad: unaryGrad((b, _x, _y, g) => b.op('neg', g)), arity: 1, cls: 'numeric', doc: '-x (i32 wraps)', builtin: 'negation, per element', lower: (b, a) => b.unary('neg', arg(a, 0)), f: (x) => -x, i32: (x) => -x | 0 }),
+  defineElementwise({ name: 'exp', grad: unaryGrad((b, _x, y, g) => b.op('mul', g, y)), arity: 1, cls: 'float', doc: 'e to the x', builtin: 'e to the x, per element', lower: math1('exp'), f: Math.exp }),
+  defineElementwise({ name: 'log', grad: unaryGrad((b, x, _y, g) => b.op('div', g, x)), arity: 1, cls: 'float', doc: 'natural logarithm (log 0 = -inf, log of a negative = NaN)', builtin: 'natural logarithm, per element', lower: math1('log'), f: Math.log }),
+  defineElementwise({ name: 'sqrt', grad: unaryGrad((b, _x, y, g) => b.op('div', g, b.op('mul', b.lit(y, 2), y))), arity: 1, cls: 'float', doc: 'square root', builtin: 'square root, per element', lower: math1('sqrt'), f: Math.sqrt }),
+  defineElementwise({ name: 'rsqrt', grad: unaryGrad((b, _x, y, g) => b.op('mul', g, b.op('mul', b.lit(y, -0.5), b.op('mul', y, b.op('mul', y, y))))), arity: 1, cls: 'float', doc: '1 / sqrt(x)', builtin: '1 / sqrt(x), per element', lower: math1('rsqrt'), f: (x) => 1 / Math.sqrt(x) }),
+  defineElementwise({ name: 'tanh', grad: unaryGrad((b, _x, y, g) => b.op('mul', g, b.op('sub', b.lit(y, 1), b.op('mul', y, y)))), arity: 1, cls: 'float', doc: 'hyperbolic tangent', builtin: 'hyperbolic tangent, per element', lower: math1('tanh'), f: Math.tanh }),
+  defineElementwise({ name: 'erf', grad: unaryGrad((b, x, _y, g) => b.op('mul', g, b.op('mul', b.lit(x, 2 / Math.sqrt(Math.PI)), b.op('exp', b.op('neg', b.op('mul', x, x)))))), arity: 1, cls: 'float', doc: 'error function (float64 series / continued fraction, rel. error < 1e-14)', builtin: 'error function, per element', lower: math1('erf'), f: erf }),
+  defineElementwise({ name: 'sin', grad: unaryGrad((b, x, _y, g) => b.op('mul', g, b.op('cos', x))), arity: 1, cls: 'float', doc: 'sine (radians)', builtin: 'sine, per element', lower: math1('sin'), f: Math.sin }),
+  defineElementwise({ name: 'cos', grad: unaryGrad((b, x, _y, g) => b.op('neg', b.op('mul', g, b.op('sin', x)))), arity: 1, cls: 'float', doc: 'cosine (radians)', builtin: 'cosine, per element', lower: math1('cos'), f: Math.cos }),
+  defineElementwise({ name: 'round', grad: unaryGrad((b, _x, _y, g) => b.op('mul', g, b.lit(g, 0))), arity: 1, cls: 'float', doc: 'nearest integer, halves to even (as torch.round, WGSL round); derivative 0 (as PyTorch)', builtin: 'nearest integer, halves to even (2.5 -> 2), per element', lower: math1('round'), f: roundHalfEven }),
+  defineElementwise({ name: 'abs', grad: unaryGrad((b, x, _y, g) => b.op('where', b.op('gt', x, b.lit(x, 0)), g, b.op('where', b.op('lt', x, b.lit(x, 0)), b.op('neg', g), b.lit(g, 0)))), arity: 1, cls: 'numeric', doc: '|x| (i32 wraps at -2^31)', builtin: 'absolute value, per element', lower: math1('abs'), f: Math.abs, i32: (x) => Math.abs(x) | 0 }),
+  defineElementwise({ name: 'relu', grad: unaryGrad((b, x, _y, g) => b.op('where', b.op('gt', x, b.lit(x, 0)), g, b.lit(g, 0))), arity: 1, cls: 'numeric', doc: 'max(x, 0); NaN stays NaN', builtin: 'max(x, 0), per element', lower: (b, a) => b.call('max', [arg(a, 0), b.lit(arg(a, 0), 0)]), f: (x) => (x > 0 || Number.isNaN(x) ? x : 0) }),
+  defineElementwise({ name: 'silu', grad: unaryGrad((b, x, _y, g) => { const s = b.op('sigmoid', x); return b.op('mul', g, b.op('mul', s, b.op('add', b.lit(x, 1), b.op('mul', x, b.op('sub', b.lit(x, 1), s))))); }), arity: 1, cls: 'float', doc: 'x * sigmoid(x)', builtin: 'x * sigmoid(x), per element', lower: (b, a) => b.binary('mul', arg(a, 0), sigmoidOf(b, arg(a, 0))), f: (x) => x / (1 + Math.exp(-x)) }),
+  defineElementwise({ name: 'sigmoid', grad: unaryGrad((b, _x, y, g) => b.op('mul', g, b.op('mul', y, b.op('sub', b.lit(y, 1), y)))), arity: 1, cls: 'float', doc: '1 / (1 + e^-x)', builtin: '1 / (1 + exp(-x)), per element', lower: (b, a) => sigmoidOf(b, arg(a, 0)), f: (x) => 1 / (1 + Math.exp(-x)) }),
   defineElementwise({ name: 'not', arity: 1, cls: 'bool', result: 'same', doc: 'logical not of a bool', lower: (b, a) => b.unary('not', arg(a, 0)), f: (x) => b(x === 0) }),
   defineElementwise({
     name: 'gelu',
+    grad: gradGelu,
     arity: 1,
     cls: 'float',
     lower: lowerGelu,
@@ -356,6 +334,7 @@ export const elementwiseOps: readonly OpDef[] = [
   }),
   defineElementwise({
     name: 'cast',
+    grad: (b, x, _y, g) => { const from = b.dtype(arg(x, 0)); return [isFloat(from) && isFloat(b.dtype(g)) ? b.cast(g, from) : undefined]; },
     arity: 1,
     cls: 'any',
     lower: (b, a) => b.toResult(arg(a, 0)),
@@ -366,11 +345,12 @@ export const elementwiseOps: readonly OpDef[] = [
     typed: (t) => (x) => coerce(t.result, x),
   }),
   // Binary.
-  defineElementwise({ name: 'add', arity: 2, cls: 'numeric', doc: 'a + b (i32 wraps)', lower: binop('add'), f: (x, y) => x + y, i32: (x, y) => (x + y) | 0 }),
-  defineElementwise({ name: 'sub', arity: 2, cls: 'numeric', doc: 'a - b (i32 wraps)', lower: binop('sub'), f: (x, y) => x - y, i32: (x, y) => (x - y) | 0 }),
-  defineElementwise({ name: 'mul', arity: 2, cls: 'numeric', doc: 'a * b (i32 wraps)', lower: binop('mul'), f: (x, y) => x * y, i32: (x, y) => Math.imul(x, y) }),
+  defineElementwise({ name: 'add', grad: (_b, _x, _y, g) => [g, g], arity: 2, cls: 'numeric', doc: 'a + b (i32 wraps)', lower: binop('add'), f: (x, y) => x + y, i32: (x, y) => (x + y) | 0 }),
+  defineElementwise({ name: 'sub', grad: (b, _x, _y, g) => [g, b.op('neg', g)], arity: 2, cls: 'numeric', doc: 'a - b (i32 wraps)', lower: binop('sub'), f: (x, y) => x - y, i32: (x, y) => (x - y) | 0 }),
+  defineElementwise({ name: 'mul', grad: (b, x, _y, g) => [b.op('mul', g, arg(x, 1)), b.op('mul', g, arg(x, 0))], arity: 2, cls: 'numeric', doc: 'a * b (i32 wraps)', lower: binop('mul'), f: (x, y) => x * y, i32: (x, y) => Math.imul(x, y) }),
   defineElementwise({
     name: 'div',
+    grad: (b, x, y, g) => [b.op('div', g, arg(x, 1)), b.op('neg', b.op('div', b.op('mul', g, y), arg(x, 1)))],
     arity: 2,
     cls: 'numeric',
     lower: binop('div'),
@@ -380,6 +360,7 @@ export const elementwiseOps: readonly OpDef[] = [
   }),
   defineElementwise({
     name: 'mod',
+    grad: (b, x, y, g) => [g, b.op('neg', b.op('mul', g, b.op('div', b.op('sub', arg(x, 0), y), arg(x, 1))))],
     arity: 2,
     cls: 'numeric',
     lower: lowerMod,
@@ -387,9 +368,9 @@ export const elementwiseOps: readonly OpDef[] = [
     f: floorMod,
     i32: (x, y) => floorMod(x, intDivisor(y, 'modulo')) | 0,
   }),
-  defineElementwise({ name: 'pow', arity: 2, cls: 'float', doc: 'a to the power b', builtin: 'x to the y, with broadcasting', lower: math2('pow'), f: Math.pow }),
-  defineElementwise({ name: 'max', arity: 2, cls: 'numeric', doc: 'elementwise maximum; NaN propagates', lower: math2('max'), f: Math.max }),
-  defineElementwise({ name: 'min', arity: 2, cls: 'numeric', doc: 'elementwise minimum; NaN propagates', builtin: 'smaller of two values, with broadcasting', lower: math2('min'), f: Math.min }),
+  defineElementwise({ name: 'pow', grad: (b, x, y, g) => [b.op('mul', g, b.op('mul', arg(x, 1), b.op('pow', arg(x, 0), b.op('sub', arg(x, 1), b.lit(g, 1))))), b.op('mul', g, b.op('mul', y, b.op('log', arg(x, 0))))], arity: 2, cls: 'float', doc: 'a to the power b', builtin: 'x to the y, with broadcasting', lower: math2('pow'), f: Math.pow }),
+  defineElementwise({ name: 'max', grad: gradPick('gt'), arity: 2, cls: 'numeric', doc: 'elementwise maximum; NaN propagates', lower: math2('max'), f: Math.max }),
+  defineElementwise({ name: 'min', grad: gradPick('lt'), arity: 2, cls: 'numeric', doc: 'elementwise minimum; NaN propagates', builtin: 'smaller of two values, with broadcasting', lower: math2('min'), f: Math.min }),
   defineElementwise({ name: 'eq', arity: 2, cls: 'any', result: 'bool', doc: 'a == b -> bool', lower: binop('eq'), f: (x, y) => b(x === y) }),
   defineElementwise({ name: 'ne', arity: 2, cls: 'any', result: 'bool', doc: 'a != b -> bool (true for NaN)', lower: binop('ne'), f: (x, y) => b(x !== y) }),
   defineElementwise({ name: 'lt', arity: 2, cls: 'any', result: 'bool', doc: 'a < b -> bool', lower: binop('lt'), f: (x, y) => b(x < y) }),
@@ -399,7 +380,7 @@ export const elementwiseOps: readonly OpDef[] = [
   defineElementwise({ name: 'and', arity: 2, cls: 'bool', doc: 'logical and of bools', lower: binop('and'), f: (x, y) => b(x !== 0 && y !== 0) }),
   defineElementwise({ name: 'or', arity: 2, cls: 'bool', doc: 'logical or of bools', lower: binop('or'), f: (x, y) => b(x !== 0 || y !== 0) }),
   // Ternary.
-  defineElementwise({ name: 'where', arity: 3, cls: 'any', doc: 'cond ? a : b per element; cond is bool, a and b share a dtype', typing: 'select', lower: (b, a) => b.select(arg(a, 0), arg(a, 1), arg(a, 2)), f: (c, x, y) => (c !== 0 ? x : y) }),
+  defineElementwise({ name: 'where', grad: (b, x, _y, g) => [undefined, b.op('where', arg(x, 0), g, b.lit(g, 0)), b.op('where', arg(x, 0), b.lit(g, 0), g)], arity: 3, cls: 'any', doc: 'cond ? a : b per element; cond is bool, a and b share a dtype', typing: 'select', lower: (b, a) => b.select(arg(a, 0), arg(a, 1), arg(a, 2)), f: (c, x, y) => (c !== 0 ? x : y) }),
 ];
 
 /** The per-element function for an elementwise op under dtypes (used by grid lambdas). */

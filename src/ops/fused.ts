@@ -4,9 +4,10 @@
 // accumulator inside that epilogue. The float64 rules reuse `grid` and `matmul` (naive on purpose).
 import { dimAdd, dimConst, dimMul } from '../base/dim.js';
 import { InternalError } from '../diag/diagnostic.js';
-import type { Attrs, Node, ScalarExpr } from '../graph/ir.js';
+import { type Attrs, type Node, type ScalarExpr, dimsAttr, lambdaAttr } from '../graph/ir.js';
+import { lambdaVjp } from './lambda-grad.js';
 import type { TensorType } from '../graph/types.js';
-import { type OpDef, defineOp } from './define.js';
+import { type GradBuilder, type OpDef, type VjpArgs, defineOp } from './define.js';
 import type { Tensor64 } from '../base/tensor.js';
 import { numelDim, opError } from './elementwise.js';
 import { inferMatmul, matmulOps } from './matmul.js';
@@ -61,6 +62,10 @@ export const fusedOps: readonly OpDef[] = [
       return { dtype: scalarExprDtype(body.body), shape: s.value };
     },
     interp: (operands, ctx) => gridOp.interp(operands, ctx),
+    vjp: (g, a) => {
+      const l = lambdaAttr(a.node, 'body');
+      return lambdaVjp(g, a, l.params, l.body, dimsAttr(a.node, 'shape'));
+    },
     flops: (_operands, result, attrs) => {
       const body = attrs['body'];
       return dimMul(dimConst(body !== undefined && body.kind === 'lambda' ? countApplies(body.body) : 0), numelDim(result.shape));
@@ -114,6 +119,7 @@ export const fusedOps: readonly OpDef[] = [
       const body = accAsRead(ep.body, operands.length, ctx.shape.length, a.dtype);
       return evalLambda(ctx.node, ep.params, body, [...operands, product], ctx.dims, ctx.shape);
     },
+    vjp: (g, a) => fusedMatmulVjp(g, a),
     // The matmul's 2*K per result element, plus one per elementwise apply of the epilogue.
     flops: (operands, result, attrs) => {
       const a = operands[0];
@@ -147,6 +153,10 @@ export const fusedOps: readonly OpDef[] = [
       return { dtype: x.dtype, shape: s.value };
     },
     interp: (operands, ctx) => gridOp.interp(operands, { ...ctx, node: { ...ctx.node, attrs: { shape: ctx.node.attrs['shape'] ?? { kind: 'dims', value: [] }, body: ctx.node.attrs['map'] ?? { kind: 'lambda', params: [], body: { kind: 'const', value: 0, dtype: 'f32' } } } } }),
+    vjp: (g, a) => {
+      const m = lambdaAttr(a.node, 'map');
+      return lambdaVjp(g, a, m.params, m.body, dimsAttr(a.node, 'shape'));
+    },
     flops: () => dimConst(0),
     lowering: 'fused-only',
   }),
@@ -168,6 +178,7 @@ export function placeholderOp(name: string, where: string, meaning: string): OpD
     interp: () => {
       throw new InternalError(`${name}() is only meaningful inside ${where}`);
     },
+    noGrad: `a name inside ${where}, never a graph node`,
     flops: () => dimConst(0),
     lowering: 'none',
   });
@@ -189,6 +200,54 @@ function isIndexArith(e: ScalarExpr): boolean {
         return x.dtype === 'i32' && indexOps.has(x.op) && inner.every(Boolean);
     }
   });
+}
+
+/**
+ * fused_matmul's vjp, composed from the catalog's rules: the product (and the normalized A) is
+ * recomputed, the epilogue lambda differentiated with the product as one more operand, then the
+ * matmul's and the norm's vjps carry the product's cotangent to A, B and gamma (beta).
+ */
+function fusedMatmulVjp(g: GradBuilder, a: VjpArgs): (number | undefined)[] {
+  const [x0, w] = a.x;
+  if (x0 === undefined || w === undefined) throw new InternalError('fused_matmul needs 2 operands');
+  const norm = normPrologueOf(a.node.attrs);
+  const params = norm === undefined ? [] : a.x.slice(a.x.length - norm.params);
+  const normAttrs: Attrs = { eps: { kind: 'float', value: norm?.eps ?? 0 } };
+  const x = norm === undefined ? x0 : g.node(norm.op, [x0, ...params], normAttrs);
+  const product = g.node('matmul', [x, w]);
+  const ep = lambdaAttr(a.node, 'epilogue');
+  const rank = g.type(a.y).shape.length;
+  const body = accAsRead(ep.body, a.x.length, rank, g.type(product).dtype);
+  const needs = [false, false, ...a.needs.slice(2), true];
+  const lam = lambdaVjp(g, { ...a, x: [...a.x, product], needs }, ep.params, body, g.type(a.y).shape);
+  const dProduct = lam[a.x.length];
+  if (dProduct === undefined) throw new InternalError('fused_matmul: no cotangent for the product');
+  const needX = a.needs[0] === true || (norm !== undefined && a.needs.slice(a.x.length - norm.params).some(Boolean));
+  const mm = vjpOf(matmulOp)(g, { node: { ...a.node, op: 'matmul', operands: [x, w], attrs: {}, type: g.type(product) }, x: [x, w], y: product, dy: dProduct, needs: [needX, a.needs[1] === true] });
+  const out: (number | undefined)[] = lam.slice(0, a.x.length);
+  out[1] = mm[1];
+  const dx = mm[0];
+  if (norm === undefined || dx === undefined) {
+    out[0] = dx;
+    return out.map((v, i) => (a.needs[i] === true ? v : undefined));
+  }
+  const nOp = normOp(norm.op);
+  const nNeeds = [a.needs[0] === true, ...a.needs.slice(a.x.length - norm.params).map((v) => v === true)];
+  const nv = vjpOf(nOp)(g, { node: { ...a.node, op: norm.op, attrs: normAttrs, type: g.type(x) }, x: [x0, ...params], y: x, dy: dx, needs: nNeeds });
+  out[0] = nv[0];
+  params.forEach((_, i) => {
+    const k = a.x.length - norm.params + i;
+    const v = nv[1 + i];
+    const prev = out[k];
+    // A norm parameter the epilogue also reads gets both cotangents.
+    out[k] = prev === undefined ? v : v === undefined ? prev : g.op('add', prev, v);
+  });
+  return out.map((v, i) => (a.needs[i] === true ? v : undefined));
+}
+
+function vjpOf(op: OpDef): NonNullable<OpDef['vjp']> {
+  if (op.vjp === undefined) throw new InternalError(`${op.name} has no vjp`);
+  return op.vjp;
 }
 
 function normOp(name: 'layernorm' | 'rmsnorm'): OpDef {

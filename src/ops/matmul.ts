@@ -2,9 +2,9 @@
 // numpy. Both operands need rank >= 2 (a vector is written as a [1, K] or [K, 1] matrix).
 import { dimConst, dimMul, dimEquals } from '../base/dim.js';
 import { printDim } from '../base/dim.js';
-import { type TensorType, isFloat, printType } from '../graph/types.js';
+import { type TensorType, isFloat, printType, shapeEquals } from '../graph/types.js';
 import { makeTensor, numel, broadcastShapes, stridesOf, unravel } from '../base/tensor.js';
-import { type OpDef, type OpError, defineOp } from './define.js';
+import { type GradBuilder, type OpDef, type OpError, type VjpArgs, defineOp } from './define.js';
 import { broadcastDims, numelDim, opError } from './elementwise.js';
 
 export function inferMatmul(a: TensorType, b: TensorType): TensorType | OpError {
@@ -20,6 +20,40 @@ export function inferMatmul(a: TensorType, b: TensorType): TensorType | OpError 
   const batch = broadcastDims(a.shape.slice(0, -2), b.shape.slice(0, -2));
   if (batch === undefined) return opError('TFC201', `${what}: batch dims cannot be broadcast`);
   return { dtype: a.dtype, shape: [...batch, m, n] };
+}
+
+/** `x` with its last two axes swapped. */
+function swapLast(g: GradBuilder, x: number): number {
+  const r = g.type(x).shape.length;
+  const perm = Array.from({ length: r }, (_, i) => (i === r - 2 ? r - 1 : i === r - 1 ? r - 2 : i));
+  return g.node('permute', [x], { perm: { kind: 'ints', value: perm } });
+}
+
+/**
+ * dA = dY @ B^T and dB = A^T @ dY, each summed over the batch axes its operand was broadcast
+ * along. A shared rank-2 B (a weight under [B, T, K] activations) gets A^T @ dY over the flattened
+ * rows, one [K, rows] @ [rows, N] product instead of a batch of them summed afterwards.
+ */
+function matmulVjp(g: GradBuilder, a: VjpArgs): (number | undefined)[] {
+  const [x, w] = a.x;
+  if (x === undefined || w === undefined) throw new Error('internal: matmul needs 2 operands');
+  const xt = g.type(x);
+  const wt = g.type(w);
+  const dyt = g.type(a.dy);
+  const dx = a.needs[0] === true ? g.unbroadcast(g.node('matmul', [a.dy, swapLast(g, w)]), xt.shape) : undefined;
+  let dw: number | undefined;
+  if (a.needs[1] === true) {
+    const lead = xt.shape.slice(0, -2);
+    if (wt.shape.length === 2 && lead.length > 0 && shapeEquals(lead, dyt.shape.slice(0, -2))) {
+      const rows = numelDim(xt.shape.slice(0, -1));
+      const k = xt.shape[xt.shape.length - 1] ?? dimConst(1);
+      const n = dyt.shape[dyt.shape.length - 1] ?? dimConst(1);
+      const x2 = g.node('reshape', [x], { shape: { kind: 'dims', value: [rows, k] } });
+      const dy2 = g.node('reshape', [a.dy], { shape: { kind: 'dims', value: [rows, n] } });
+      dw = g.node('matmul', [swapLast(g, x2), dy2]);
+    } else dw = g.unbroadcast(g.node('matmul', [swapLast(g, x), a.dy]), wt.shape);
+  }
+  return [dx, dw];
 }
 
 export const matmulOps: readonly OpDef[] = [
@@ -85,6 +119,7 @@ export const matmulOps: readonly OpDef[] = [
       }
       return out;
     },
+    vjp: (g, a) => matmulVjp(g, a),
     // 2*M*N*K per matrix, times the broadcast batch size: 2 * K * (elements of the result).
     flops: (operands, result) => {
       const a = operands[0];

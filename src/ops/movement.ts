@@ -5,7 +5,8 @@ import { type Attrs, dimAttr, intAttr, intsAttr } from '../graph/ir.js';
 import { type TensorType, printType } from '../graph/types.js';
 import { makeTensor, numel, ravel, stridesOf, unravel, type Tensor64 } from '../base/tensor.js';
 import { InterpError } from './errors.js';
-import { type OpDef, type OpError, type InterpContext, defineOp } from './define.js';
+import { type GradBuilder, type OpDef, type OpError, type InterpContext, type VjpArgs, defineOp } from './define.js';
+import { scatterAddOp } from './scatter.js';
 import { numelDim, opError } from './elementwise.js';
 
 const zeroFlops = (): Dim => dimConst(0);
@@ -45,6 +46,25 @@ function first(operands: readonly Tensor64[], name: string): Tensor64 {
   return x;
 }
 
+function operand(xs: readonly number[], i: number): number {
+  const x = xs[i];
+  if (x === undefined) throw new Error(`internal: missing operand ${i}`);
+  return x;
+}
+
+/** A slice's cotangent: the operand's shape, zero outside [start, end) (a concat of zeros, the cotangent, zeros). */
+function sliceVjp(g: GradBuilder, a: VjpArgs): number {
+  const t = g.type(operand(a.x, 0));
+  const axis = intAttr(a.node, 'axis');
+  const start = dimAttr(a.node, 'start');
+  const end = dimAttr(a.node, 'end');
+  const size = t.shape[axis] ?? dimConst(0);
+  const zeros = (n: Dim): number => g.zeros({ dtype: t.dtype, shape: t.shape.map((d, i) => (i === axis ? n : d)) });
+  const after = dimSub(size, end);
+  const parts = [...(dimConstValue(start) === 0 ? [] : [zeros(start)]), a.dy, ...(dimConstValue(after) === 0 ? [] : [zeros(after)])];
+  return parts.length === 1 ? a.dy : g.node('concat', parts, { axis: { kind: 'int', value: axis } });
+}
+
 export const movementOps: readonly OpDef[] = [
   defineOp({
     name: 'reshape',
@@ -75,6 +95,7 @@ export const movementOps: readonly OpDef[] = [
       }
       return { dtype: x.dtype, shape: [...ctx.shape], data: x.data.slice() };
     },
+    vjp: (g, a) => [a.needs[0] === true ? g.node('reshape', [a.dy], { shape: { kind: 'dims', value: g.type(operand(a.x, 0)).shape } }) : undefined],
     flops: zeroFlops,
     lowering: 'unfused',
   }),
@@ -107,6 +128,12 @@ export const movementOps: readonly OpDef[] = [
         out.data[f] = x.data[off] ?? NaN;
       }
       return out;
+    },
+    // The inverse permutation.
+    vjp: (g, a) => {
+      const perm = intsAttr(a.node, 'perm');
+      const inv = perm.map((_, i) => perm.indexOf(i));
+      return [a.needs[0] === true ? g.node('permute', [a.dy], { perm: { kind: 'ints', value: inv } }) : undefined];
     },
     flops: zeroFlops,
     lowering: 'unfused',
@@ -155,6 +182,7 @@ export const movementOps: readonly OpDef[] = [
       }
       return out;
     },
+    vjp: (g, a) => [a.needs[0] === true ? sliceVjp(g, a) : undefined],
     flops: zeroFlops,
     lowering: 'unfused',
   }),
@@ -194,6 +222,17 @@ export const movementOps: readonly OpDef[] = [
       }
       return out;
     },
+    // Each operand's range of the cotangent.
+    vjp: (g, a) => {
+      const axis = intAttr(a.node, 'axis');
+      let offset = dimConst(0);
+      return a.x.map((x, i) => {
+        const start = offset;
+        offset = dimAdd(offset, g.type(x).shape[axis] ?? dimConst(0));
+        if (a.needs[i] !== true) return undefined;
+        return g.node('slice', [a.dy], { axis: { kind: 'int', value: axis }, start: { kind: 'dim', value: start }, end: { kind: 'dim', value: offset } });
+      });
+    },
     flops: zeroFlops,
     lowering: 'unfused',
   }),
@@ -231,7 +270,15 @@ export const movementOps: readonly OpDef[] = [
       }
       return out;
     },
+    // The rows' cotangents added into a zero table at the same indices.
+    vjp: (g, a) => {
+      const [table, ids] = a.x;
+      if (table === undefined || ids === undefined || a.needs[0] !== true) return [undefined, undefined];
+      const rows = g.type(table).shape[0] ?? dimConst(0);
+      return [g.node('scatter_add', [a.dy, ids], { rows: { kind: 'dim', value: rows } }), undefined];
+    },
     flops: zeroFlops,
     lowering: 'unfused',
   }),
+  scatterAddOp,
 ];

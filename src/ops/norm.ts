@@ -4,7 +4,7 @@ import { dimConst, dimMul, dimEquals } from '../base/dim.js';
 import { intAttr, floatAttr } from '../graph/ir.js';
 import { type TensorType, isFloat, printType } from '../graph/types.js';
 import { makeTensor, stridesOf, type Tensor64 } from '../base/tensor.js';
-import { type OpDef, type OpError, defineOp } from './define.js';
+import { type GradBuilder, type OpDef, type OpError, type VjpRule, defineOp } from './define.js';
 import { numelDim, opError } from './elementwise.js';
 
 /** Visits each 1-D row along `axis`: calls f with the offsets of the row's elements. */
@@ -51,6 +51,40 @@ function operandsOf(operands: readonly Tensor64[], n: number, name: string): Ten
   return [...operands];
 }
 
+/** Mean over the last axis, kept as size 1. */
+function rowMean(g: GradBuilder, v: number): number {
+  const r = g.type(v).shape.length;
+  return g.node('mean', [v], { axes: { kind: 'ints', value: [r - 1] }, keepdims: { kind: 'bool', value: true } });
+}
+
+/**
+ * layernorm and rmsnorm: the row statistics are recomputed from x (the forward node saves only
+ * its output), xhat = (x - mean) * rstd (rmsnorm: x * rstd); then dgamma = sum over rows of
+ * dy * xhat, dbeta = sum of dy, and with dxhat = dy * gamma,
+ * dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) (rmsnorm: without mean(dxhat)).
+ */
+function rowNormVjp(centered: boolean): VjpRule {
+  return (g, a) => {
+    const [x, gamma] = a.x;
+    if (x === undefined || gamma === undefined) throw new Error('internal: a norm without operands');
+    const eps = g.constant(floatAttr(a.node, 'eps'), g.type(x).dtype);
+    const xc = centered ? g.op('sub', x, rowMean(g, x)) : x;
+    const rstd = g.op('rsqrt', g.op('add', rowMean(g, g.op('mul', xc, xc)), eps));
+    const xhat = g.op('mul', xc, rstd);
+    const gshape = g.type(gamma).shape;
+    let dx: number | undefined;
+    if (a.needs[0] === true) {
+      const dxhat = g.op('mul', a.dy, gamma);
+      const proj = g.op('mul', xhat, rowMean(g, g.op('mul', dxhat, xhat)));
+      const inner = centered ? g.op('sub', g.op('sub', dxhat, rowMean(g, dxhat)), proj) : g.op('sub', dxhat, proj);
+      dx = g.op('mul', rstd, inner);
+    }
+    const dgamma = a.needs[1] === true ? g.unbroadcast(g.op('mul', a.dy, xhat), gshape) : undefined;
+    const dbeta = centered && a.needs[2] === true ? g.unbroadcast(a.dy, gshape) : undefined;
+    return centered ? [dx, dgamma, dbeta] : [dx, dgamma];
+  };
+}
+
 export const normOps: readonly OpDef[] = [
   defineOp({
     name: 'softmax',
@@ -76,6 +110,12 @@ export const normOps: readonly OpDef[] = [
         offs.forEach((o, j) => (out.data[o] = ys[j] ?? NaN));
       });
       return out;
+    },
+    // dx = y * (dy - sum(dy * y)) along the axis.
+    vjp: (g, a) => {
+      if (a.needs[0] !== true) return [undefined];
+      const s = g.node('sum', [g.op('mul', a.dy, a.y)], { axes: { kind: 'ints', value: [intAttr(a.node, 'axis')] }, keepdims: { kind: 'bool', value: true } });
+      return [g.op('mul', a.y, g.op('sub', a.dy, s))];
     },
     // max, subtract, exp, sum, divide: about 5 per element.
     flops: (_operands, result) => dimMul(dimConst(5), numelDim(result.shape)),
@@ -104,6 +144,7 @@ export const normOps: readonly OpDef[] = [
       });
       return out;
     },
+    vjp: rowNormVjp(true),
     // mean 1, variance 3, normalize 2, affine 2 per element.
     flops: (_operands, result) => dimMul(dimConst(8), numelDim(result.shape)),
     lowering: 'unfused',
@@ -130,6 +171,7 @@ export const normOps: readonly OpDef[] = [
       });
       return out;
     },
+    vjp: rowNormVjp(false),
     // square+sum 2, scale 2 per element.
     flops: (_operands, result) => dimMul(dimConst(4), numelDim(result.shape)),
     lowering: 'unfused',

@@ -1,10 +1,11 @@
 // Reductions over a sorted list of non-negative axes: sum, max_reduce, mean, logsumexp.
 // An empty reduction gives sum 0, max -inf (i32: -2^31), mean NaN (0/0) and logsumexp -inf.
 import { type Dim, dimConst, dimMul } from '../base/dim.js';
-import { intsAttr, type Attrs } from '../graph/ir.js';
+import { boolAttr, intsAttr, type Attrs, type ScalarExpr } from '../graph/ir.js';
+import { i32, idx } from '../graph/lambda.js';
 import { type DType, type TensorType, isFloat, printType } from '../graph/types.js';
 import { coerce, makeTensor, numel, stridesOf, unravel, type Tensor64 } from '../base/tensor.js';
-import { type OpDef, type OpError, type InterpContext, defineOp } from './define.js';
+import { type GradBuilder, type OpDef, type OpError, type InterpContext, type VjpRule, defineOp } from './define.js';
 import { numelDim, opError } from './elementwise.js';
 
 function axesOf(attrs: Attrs): readonly number[] | undefined {
@@ -100,6 +101,58 @@ function logSumExp(x: Tensor64, axes: readonly number[], dtype: DType, outShape:
   return out;
 }
 
+/**
+ * `v` (the reduced shape, with or without the kept 1s) read at every element of `shape`: a grid
+ * whose reads skip the reduced axes (or read index 0 of a kept 1).
+ */
+function spread(g: GradBuilder, v: number, axes: readonly number[], keepdims: boolean, shape: readonly Dim[]): number {
+  const indices: ScalarExpr[] = [];
+  shape.forEach((_, i) => {
+    if (!axes.includes(i)) indices.push(idx(i));
+    else if (keepdims) indices.push(i32(0));
+  });
+  const body: ScalarExpr = { kind: 'read', operand: 0, indices, dtype: g.type(v).dtype };
+  return g.node('grid', [v], { shape: { kind: 'dims', value: shape }, body: { kind: 'lambda', params: shape.map((_, i) => `i${i}`), body } });
+}
+
+/** `v` of the reduced shape reshaped to keep the reduced axes as 1s (broadcasts against the operand). */
+function kept(g: GradBuilder, v: number, axes: readonly number[], keepdims: boolean, shape: readonly Dim[]): number {
+  if (keepdims) return v;
+  return g.node('reshape', [v], { shape: { kind: 'dims', value: shape.map((d, i) => (axes.includes(i) ? dimConst(1) : d)) } });
+}
+
+/**
+ * sum: the cotangent spread over the reduced axes; mean: divided by their size; max: to the
+ * maximal elements, split evenly on ties (as torch.amax); logsumexp: times softmax = exp(x - y).
+ */
+function reduceVjp(kind: Kind): VjpRule {
+  return (g, a) => {
+    const [x] = a.x;
+    if (x === undefined || a.needs[0] !== true) return [undefined];
+    const axes = intsAttr(a.node, 'axes');
+    const keepdims = boolAttr(a.node, 'keepdims');
+    const t = g.type(x);
+    switch (kind) {
+      case 'sum':
+        return [spread(g, a.dy, axes, keepdims, t.shape)];
+      case 'mean': {
+        const n = g.dimValue(axes.reduce((acc, i) => dimMul(acc, t.shape[i] ?? dimConst(1)), dimConst(1)), t.dtype);
+        return [spread(g, g.op('div', a.dy, n), axes, keepdims, t.shape)];
+      }
+      case 'max': {
+        const hit = g.op('eq', x, kept(g, a.y, axes, keepdims, t.shape));
+        const count = g.node('sum', [g.cast(hit, t.dtype)], { axes: { kind: 'ints', value: axes }, keepdims: { kind: 'bool', value: true } });
+        const share = g.op('div', kept(g, a.dy, axes, keepdims, t.shape), count);
+        return [g.op('where', hit, share, g.lit(a.dy, 0))];
+      }
+      case 'logsumexp': {
+        const p = g.op('exp', g.op('sub', x, kept(g, a.y, axes, keepdims, t.shape)));
+        return [g.op('mul', kept(g, a.dy, axes, keepdims, t.shape), p)];
+      }
+    }
+  };
+}
+
 function reduceOp(name: string, kind: Kind, doc: string): OpDef {
   return defineOp({
     name,
@@ -125,6 +178,7 @@ function reduceOp(name: string, kind: Kind, doc: string): OpDef {
       if (x === undefined) throw new Error(`internal: ${name} without operand`);
       return interpReduce(kind, x, intsAttr(ctx.node, 'axes'), ctx.node.type.dtype, ctx.shape);
     },
+    vjp: reduceVjp(kind),
     // One add or compare per input element (mean's divide per output not counted); logsumexp:
     // compare (max), subtract, exp, add per element (its log per output not counted).
     flops: (operands: readonly TensorType[]) => dimMul(dimConst(kind === 'logsumexp' ? 4 : 1), numelDim(operands[0]?.shape ?? [])),

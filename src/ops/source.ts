@@ -2,14 +2,17 @@
 // `grid`, a tensor defined per element by a lambda over its indices (FlexAttention-style masks).
 import { type Dim, dimConst, dimConstValue, dimEval, dimMul, dimSub, printDim } from '../base/dim.js';
 import { InternalError } from '../diag/diagnostic.js';
-import { type Attrs, type Node, type ScalarExpr, dimAttr, floatAttr, lambdaAttr, strAttr } from '../graph/ir.js';
+import { type Attrs, type Node, type ScalarExpr, dimAttr, dimsAttr, floatAttr, lambdaAttr, strAttr } from '../graph/ir.js';
 import { type DType, type TensorType, printType } from '../graph/types.js';
 import { coerce, makeTensor, ravel, unravel, type Tensor64 } from '../base/tensor.js';
 import { InterpError } from './errors.js';
 import { type InterpContext, type OpDef, type OpError, defineOp } from './define.js';
 import { numelDim, opError, scalarFunction } from './elementwise.js';
 import { registry } from './registry.js';
-import { foldScalarExpr } from '../graph/lambda.js';
+import { lambdaVjp } from './lambda-grad.js';
+import { foldScalarExpr, scalarExprDtype } from '../graph/lambda.js';
+
+export { scalarExprDtype } from '../graph/lambda.js';
 
 const zeroFlops = (): Dim => dimConst(0);
 
@@ -98,19 +101,6 @@ const elementwiseByName = (name: string): OpDef | undefined => {
   const op = registry.get(name);
   return op?.family === 'elementwise' ? op : undefined;
 };
-
-/** The dtype of a lambda expression: indices and dims are i32. */
-export function scalarExprDtype(e: ScalarExpr): DType {
-  switch (e.kind) {
-    case 'index':
-    case 'dim':
-      return 'i32';
-    case 'const':
-    case 'read':
-    case 'apply':
-      return e.dtype;
-  }
-}
 
 /** Attributes of a lambda `apply`: its own (gelu's approx), and any dtype-valued one (cast's `to`) is the result dtype. */
 function applyAttrs(op: OpDef, dtype: DType, own: Attrs = {}): Attrs {
@@ -289,6 +279,11 @@ export const sourceOps: readonly OpDef[] = [
       const out = makeTensor(dtype, ctx.shape);
       for (let i = 0; i < out.data.length; i++) out.data[i] = coerce(dtype, f(unravel(i, ctx.shape)));
       return out;
+    },
+    // Reverse mode through the body (each apply by its catalog entry), reads transposed.
+    vjp: (g, a) => {
+      const l = lambdaAttr(a.node, 'body');
+      return lambdaVjp(g, a, l.params, l.body, dimsAttr(a.node, 'shape'));
     },
     // One operation per `apply` in the body, per element.
     flops: (_operands, result, attrs) => {

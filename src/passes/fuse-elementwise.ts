@@ -47,6 +47,14 @@ const NAME = 'fuse-elementwise';
 /** Most nodes folded into one fused_map (real models fuse fewer than 20; see the header). */
 export const MAX_FUSED_OPS = 64;
 
+/**
+ * Most tensors one fused_map reads: WebGPU's default maxStorageBuffersPerShaderStage is 8, one of
+ * them the result. A body over more (a sum of many distinct tensors: an optimizer's global
+ * gradient norm adds one scalar per weight) is rebuilt absorbing fewer nodes, and the values at
+ * the cut are materialized.
+ */
+export const MAX_FUSED_READS = 7;
+
 /** Ops the pass can express inside a lambda. */
 export function isMappable(n: Node): boolean {
   const def = getOp(n.op);
@@ -91,7 +99,9 @@ function applyOf(n: Node, args: ScalarExpr[]): ScalarExpr {
 class Fuser {
   private readonly du: DefUse;
   /** Nodes folded into their only consumer (not emitted). */
-  readonly inlined = new Set<number>();
+  inlined = new Set<number>();
+  /** Most nodes the body being built may absorb (lowered when a body reads too many tensors). */
+  cap = MAX_FUSED_OPS;
   private readonly remarked = new Set<number>();
 
   constructor(
@@ -139,10 +149,11 @@ class Fuser {
     const n = this.node(id);
     if (n.op === 'const' && n.type.shape.length === 0) return f(floatAttr(n, 'value'), n.type.dtype);
     const fuses = user !== undefined && this.fusesInto(n, user);
-    if (user !== undefined && (!fuses || (absorbed.length >= MAX_FUSED_OPS && !this.isRemap(n)))) {
+    if (user !== undefined && (!fuses || (absorbed.length >= this.cap && !this.isRemap(n)))) {
       if (fuses && !this.remarked.has(n.id)) {
         this.remarked.add(n.id);
-        this.ctx.remark({ pass: NAME, loc: n.loc, message: `${n.op} result kept in memory: the fused body reached ${MAX_FUSED_OPS} ops, the chain is split here` });
+        const why = this.cap === MAX_FUSED_OPS ? `reached ${MAX_FUSED_OPS} ops` : `would read more than ${MAX_FUSED_READS} tensors`;
+        this.ctx.remark({ pass: NAME, loc: n.loc, message: `${n.op} result kept in memory: the fused body ${why}, the chain is split here` });
       }
       return { kind: 'read', operand: id, indices: at, dtype: n.type.dtype };
     }
@@ -244,16 +255,27 @@ function run(g: Graph, ctx: PassContext): Graph {
   for (let i = g.nodes.length - 1; i >= 0; i--) {
     const n = g.nodes[i];
     if (n === undefined || !isMappable(n) || n.op === 'const' || fuser.inlined.has(n.id)) continue;
-    const absorbed: number[] = [];
     const params = n.type.shape.map((_, k) => idx(k));
-    const body = fuser.expr(n.id, params, undefined, absorbed);
-    if (absorbed.length === 0) continue;
-    const leaves: number[] = [];
-    const local = mapReads(body, (id) => {
-      let k = leaves.indexOf(id);
-      if (k < 0) k = leaves.push(id) - 1;
-      return k;
-    });
+    // Build the body; while it reads too many tensors, rebuild it absorbing half as many nodes.
+    const before = new Set(fuser.inlined);
+    let absorbed: number[] = [];
+    let leaves: number[] = [];
+    let local: ScalarExpr | undefined;
+    for (fuser.cap = MAX_FUSED_OPS; ; ) {
+      absorbed = [];
+      const body = fuser.expr(n.id, params, undefined, absorbed);
+      leaves = [];
+      local = mapReads(body, (id) => {
+        let k = leaves.indexOf(id);
+        if (k < 0) k = leaves.push(id) - 1;
+        return k;
+      });
+      if (leaves.length <= MAX_FUSED_READS || absorbed.length === 0) break;
+      fuser.inlined = new Set(before);
+      fuser.cap = Math.min(fuser.cap, absorbed.length) >> 1;
+    }
+    fuser.cap = MAX_FUSED_OPS;
+    if (absorbed.length === 0 || local === undefined) continue;
     bodies.set(n.id, { body: local, leaves, absorbed: absorbed.sort((x, y) => x - y) });
   }
   if (bodies.size === 0) return g;

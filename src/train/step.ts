@@ -4,7 +4,9 @@
 // than the loss are dropped: nothing reads logits or a KV cache during training.
 import type { Graph, Node } from '../graph/ir.js';
 import { attr, strAttr } from '../graph/ir.js';
-import { removeDeadNodes } from '../graph/rewrite.js';
+import { removeDeadNodes, replaceAllUses } from '../graph/rewrite.js';
+import { dimConstValue } from '../base/dim.js';
+import { intAttr } from '../graph/ir.js';
 import { type AdamWOptions, appendAdamW, adamNames, defaultAdamW } from './adamw.js';
 
 /**
@@ -25,3 +27,24 @@ export function trainStepGraph(lossGraph: Graph, gradOf: ReadonlyMap<string, num
 }
 
 export { adamNames };
+
+/**
+ * Concatenations with operands that are empty along the axis reduced to their one non-empty
+ * operand: a decoder's KV cache at P = 0 (training windows start with no cache), so the empty
+ * cache inputs drop out of the training graph instead of becoming zero-size tensors to feed.
+ */
+export function dropEmptyConcats(g: Graph): Graph {
+  let out = g;
+  for (const n of g.nodes) {
+    if (n.op !== 'concat') continue;
+    const axis = intAttr(n, 'axis');
+    const nonEmpty = n.operands.filter((o) => {
+      const t = g.nodes[o]?.type;
+      const d = t?.shape[axis < 0 ? t.shape.length + axis : axis];
+      return d === undefined || dimConstValue(d) !== 0;
+    });
+    const only = nonEmpty[0];
+    if (nonEmpty.length === 1 && only !== undefined && n.operands.length > 1) out = replaceAllUses(out, n.id, only);
+  }
+  return out === g ? g : removeDeadNodes(out, () => false);
+}

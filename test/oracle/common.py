@@ -11,14 +11,20 @@ class Weights:
     """Seeded random weights. Each tensor is drawn in float32 (that is what the safetensors file
     holds, so tfc and torch read identical values) and used in float64 for the math."""
 
-    def __init__(self, seed):
+    def __init__(self, seed, grad=False):
         self.gen = torch.Generator().manual_seed(seed)
         self.stored = {}  # name -> f32 tensor written to weights.safetensors
+        self.grad = grad
+        self.leaves = {}  # with grad: name -> the float64 leaf tensor autograd fills .grad of
 
     def _keep(self, name, t32):
         assert name not in self.stored, name
         self.stored[name] = t32
-        return t32.double()
+        t = t32.double()
+        if self.grad:
+            t.requires_grad_(True)
+            self.leaves[name] = t
+        return t
 
     def normal(self, name, shape, std):
         return self._keep(name, torch.randn(shape, generator=self.gen, dtype=torch.float32) * std)

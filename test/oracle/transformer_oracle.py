@@ -25,20 +25,8 @@ def sinusoid(n, d):
     return pe
 
 
-def main():
-    ap = common.parser(__doc__)
-    ap.add_argument("--vocab", type=int, default=256)
-    ap.add_argument("--d", type=int, default=64)
-    ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--layers", type=int, default=2)
-    ap.add_argument("--ffn", type=int, default=128)
-    ap.add_argument("--eps", type=float, default=1e-5)
-    ap.add_argument("--batch", type=int, default=2)
-    ap.add_argument("--src", type=int, default=11)
-    ap.add_argument("--tgt", type=int, default=7)
-    a = ap.parse_args()
-
-    w = common.Weights(a.seed)
+def build(w, a):
+    """The seeded model: torch's nn.Transformer in float64 plus the embeddings and the generator."""
     net = torch.nn.Transformer(d_model=a.d, nhead=a.heads, num_encoder_layers=a.layers,
                                num_decoder_layers=a.layers, dim_feedforward=a.ffn, dropout=0.0,
                                layer_norm_eps=a.eps, batch_first=True, norm_first=False).double()
@@ -54,21 +42,47 @@ def main():
             state[name] = w.normal(name, tuple(t.shape), 0.1)
         else:
             state[name] = w.normal(name, tuple(t.shape), 1.0 / math.sqrt(t.shape[-1]))
-    net.load_state_dict(state)
-    src_embed = w.normal("src_embed.weight", (a.vocab, a.d), 1.0 / math.sqrt(a.d))
-    tgt_embed = w.normal("tgt_embed.weight", (a.vocab, a.d), 1.0 / math.sqrt(a.d))
-    gen_w = w.normal("generator.weight", (a.vocab, a.d), 1.0 / math.sqrt(a.d))
-    gen_b = w.normal("generator.bias", (a.vocab,), 0.1)
+    with torch.no_grad():
+        net.load_state_dict(state)
+    return {
+        "net": net,
+        "src_embed": w.normal("src_embed.weight", (a.vocab, a.d), 1.0 / math.sqrt(a.d)),
+        "tgt_embed": w.normal("tgt_embed.weight", (a.vocab, a.d), 1.0 / math.sqrt(a.d)),
+        "gen_w": w.normal("generator.weight", (a.vocab, a.d), 1.0 / math.sqrt(a.d)),
+        "gen_b": w.normal("generator.bias", (a.vocab,), 0.1),
+    }
 
+
+def forward(m, a, src, tgt):
+    """src [B, S], tgt [B, T] -> logits [B, T, vocab]."""
+    xs = m["src_embed"][src.long()] * math.sqrt(a.d) + sinusoid(src.shape[1], a.d)
+    xt = m["tgt_embed"][tgt.long()] * math.sqrt(a.d) + sinusoid(tgt.shape[1], a.d)
+    # An additive float mask: 0 where key <= query, -inf above the diagonal.
+    t = tgt.shape[1]
+    tgt_mask = torch.zeros(t, t, dtype=torch.float64).masked_fill(~common.causal_mask(t), float("-inf"))
+    y = m["net"](xs, xt, tgt_mask=tgt_mask)
+    return y @ m["gen_w"].T + m["gen_b"]
+
+
+def main():
+    ap = common.parser(__doc__)
+    ap.add_argument("--vocab", type=int, default=256)
+    ap.add_argument("--d", type=int, default=64)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--ffn", type=int, default=128)
+    ap.add_argument("--eps", type=float, default=1e-5)
+    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--src", type=int, default=11)
+    ap.add_argument("--tgt", type=int, default=7)
+    a = ap.parse_args()
+
+    w = common.Weights(a.seed)
+    m = build(w, a)
     src = w.tokens((a.batch, a.src), a.vocab)
     tgt = w.tokens((a.batch, a.tgt), a.vocab)
     with torch.no_grad():
-        xs = src_embed[src.long()] * math.sqrt(a.d) + sinusoid(a.src, a.d)
-        xt = tgt_embed[tgt.long()] * math.sqrt(a.d) + sinusoid(a.tgt, a.d)
-        # An additive float mask: 0 where key <= query, -inf above the diagonal.
-        tgt_mask = torch.zeros(a.tgt, a.tgt, dtype=torch.float64).masked_fill(~common.causal_mask(a.tgt), float("-inf"))
-        y = net(xs, xt, tgt_mask=tgt_mask)
-        logits = y @ gen_w.T + gen_b
+        logits = forward(m, a, src, tgt)
     common.write(a.out, w.stored, {"src": src, "tgt": tgt}, {"logits": logits})
 
 

@@ -15,6 +15,8 @@ const layers: readonly (readonly [string, readonly string[]])[] = [
   ['base', ['src/base/', 'src/diag/', 'src/graph/types.ts']],
   ['grammar', ['grammar/']],
   ['graph/ops', ['src/graph/', 'src/ops/']],
+  // reverse mode over the graph IR; the catalog's vjp rules build its nodes through GradBuilder
+  ['autodiff', ['src/autodiff/']],
   ['check', ['src/check/']],
   ['interp', ['src/interp/']],
   ['io', ['src/io/']],

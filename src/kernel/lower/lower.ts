@@ -36,7 +36,7 @@ import { dimToSize, sCeilDiv, sConst, sMinConst } from '../plan/to-size.js';
 import { lowerFusedAttention } from '../attention/attention.js';
 import type { FusedHost } from './fused.js';
 import { emitArange, emitConstFill, emitElementwise, emitFusedMap, emitGrid } from './map.js';
-import { emitConcat, emitGather, emitPermute, emitSlice } from './movement.js';
+import { emitConcat, emitGather, emitScatterAdd, emitPermute, emitSlice } from './movement.js';
 import { emitReduce } from './reduce.js';
 import { emitNorm, emitSoftmax } from './softmax-norm.js';
 import { emitMatmul } from '../matmul/matmul.js';
@@ -163,6 +163,8 @@ export class Lowering {
         return emitNorm(this, n);
       case 'gather':
         return emitGather(this, n);
+      case 'scatter_add':
+        return emitScatterAdd(this, n);
       case 'permute':
         return emitPermute(this, n);
       case 'slice':

@@ -1,11 +1,11 @@
 // Plain lowerings of the movement ops that copy (lower/lower.ts's Lowering): permute, slice, concat,
-// gather; one thread per output element. Reshape and view are not here: they are views, no kernel.
+// gather, scatter_add; one thread per output element. Reshape and view are not here: they are views, no kernel.
 import { dimConst } from '../../base/dim.js';
 import { type Node, dimAttr, intAttr, intsAttr } from '../../graph/ir.js';
 import { computeType, storageType } from '../ir/storage.js';
-import { type Expr, type Stmt, add, call, cast, div, lit, load, lt, mul, rem, sub, u32, v } from '../ir/ir.js';
+import { type Expr, type Stmt, add, bin, call, cast, div, lit, load, lt, mul, rem, sub, u32, v } from '../ir/ir.js';
 import { KernelBuilder } from '../ir/builder.js';
-import { shapeElements } from '../plan/to-size.js';
+import { sMul, shapeElements } from '../plan/to-size.js';
 import { mapTraffic } from '../analysis/traffic.js';
 import { emitMap } from './map.js';
 import { dimExpr, productExpr, strides, zeroOf } from './dims.js';
@@ -123,6 +123,47 @@ export function emitGather(lw: Lowering, n: Node): void {
     mapTraffic(n, [
       { elements: outElems, dtype: table.type.dtype },
       { elements: outElems, dtype: ids.type.dtype },
+    ], lw.flops(n)),
+  );
+}
+
+/**
+ * scatter_add (gather's transpose, an embedding's gradient) without atomics: one thread per table
+ * element loops over every index and adds the update rows that land on its row, in index order.
+ * Deterministic, and float atomics are not in WebGPU; the price is rows x indices work (each
+ * thread reads every index), fine for the vocabularies and token counts of the tests.
+ */
+export function emitScatterAdd(lw: Lowering, n: Node): void {
+  const updates = lw.operand(n, 0);
+  const ids = lw.operand(n, 1);
+  const rest = n.type.shape.slice(1);
+  const kb = new KernelBuilder();
+  const outElems = shapeElements(n.type.shape);
+  const count = shapeElements(ids.type.shape);
+  const t = computeType(n.type.dtype);
+  emitMap(lw,
+    n,
+    'scatter_add',
+    kb,
+    false,
+    (body, _idx, flat) => {
+      const rowLen = productExpr(rest);
+      const j = kb.let(body, 'j', rem(flat, rowLen));
+      const row = kb.let(body, 'row', cast('i32', div(flat, rowLen)));
+      const updSlot = kb.input('updates', updates.id, updates.type.dtype);
+      const idsSlot = kb.input('ids', ids.id, ids.type.dtype);
+      const acc = kb.fresh('acc');
+      const p = kb.fresh('p');
+      body.push({ kind: 'var', name: acc, type: t, init: lit(t, 0) });
+      const pv = v(p, 'u32');
+      const hit = bin('eq', cast('i32', load(idsSlot, pv, storageType(ids.type.dtype))), row);
+      const add1: Stmt = { kind: 'assign', name: acc, value: bin('add', v(acc, t), cast(t, load(updSlot, add(mul(pv, rowLen), j), storageType(updates.type.dtype)))) };
+      body.push({ kind: 'for', var: p, start: u32(0), end: productExpr(ids.type.shape), step: u32(1), body: [{ kind: 'if', cond: hit, then: [add1], else: [] }] });
+      return v(acc, t);
+    },
+    mapTraffic(n, [
+      { elements: sMul(outElems, count), dtype: ids.type.dtype },
+      { elements: shapeElements(updates.type.shape), dtype: updates.type.dtype },
     ], lw.flops(n)),
   );
 }

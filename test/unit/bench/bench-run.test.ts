@@ -72,3 +72,23 @@ describe('tfc bench decode (tiny)', () => {
     expect(err).toContain('4/4'); // progress: prefill and steps of both systems
   });
 });
+
+describe('tfc bench train (tiny)', () => {
+  it('times the fused and unfused training step on the same batches, each checked against float64', { timeout: 600_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tfc-bench-'));
+    let err = '';
+    const code = await main(['bench', 'train', '--set', 'B=2,T=8', '--steps', '2', '--out-dir', dir], { out: () => undefined, err: (s) => (err += s), env: {} });
+    expect(code, err).toBe(0);
+    const doc = JSON.parse(readFileSync(join(dir, 'train.json'), 'utf8')) as BenchDocument;
+    const results = doc.cases[0]?.results ?? [];
+    expect(results.map((r) => r.system)).toEqual(['tfc', 'tfc --no-fuse']);
+    for (const r of results) {
+      // The first step's loss within 1e-4 of the float64 interpreter's, then 2 timed steps.
+      expect(r.status, r.note).toBe('ok');
+      expect(r.relErr ?? 1).toBeLessThanOrEqual(1e-4);
+      expect(r.wallMs.length).toBe(2);
+    }
+    // The fused training step runs fewer kernels than the unfused one.
+    expect(results[0]?.kernels ?? 0).toBeLessThan(results[1]?.kernels ?? 0);
+  });
+});

@@ -1,4 +1,4 @@
-// Movement ops (reshape, permute, slice, concat, gather) and source ops (const, arange, grid).
+// Movement ops (reshape, permute, slice, concat, gather, scatter_add) and source ops (const, arange, grid).
 import { describe, expect, it } from 'vitest';
 import { TestGraphBuilder, dim, runOp, t } from '../../helpers/graph-builder.js';
 import { toNested, type Tensor64 } from '../../../src/base/tensor.js';
@@ -84,6 +84,18 @@ describe('movement', () => {
     expect(err).toBeInstanceOf(InterpError);
     expect((err as InterpError).code).toBe('TFC309');
     expect((err as InterpError).message).toContain(`gather index ${id} is out of range [0, 3)`);
+  });
+  it('scatter_add adds rows into a zero table at their ids, repeats summing', () => {
+    // rows [1,2], [3,4], [5,6] go to rows 2, 0, 2 of a 3-row table
+    const y = runOp('scatter_add', [t('f32', [1, 3, 2], [1, 2, 3, 4, 5, 6]), t('i32', [1, 3], [2, 0, 2])], { rows: { kind: 'dim', value: dim(3) } });
+    expect(toNested(y)).toEqual([
+      [3, 4],
+      [0, 0],
+      [6, 8],
+    ]);
+  });
+  it('scatter_add id out of [0, rows) is TFC309', () => {
+    expect(() => runOp('scatter_add', [t('f32', [1, 1], [1]), t('i32', [1], [3])], { rows: { kind: 'dim', value: dim(3) } })).toThrow(/scatter_add index 3 is out of range \[0, 3\)/);
   });
 });
 
