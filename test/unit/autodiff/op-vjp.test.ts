@@ -54,6 +54,8 @@ const cases: readonly Case[] = [
   ...['neg', 'exp', 'tanh', 'erf', 'sin', 'cos', 'silu', 'sigmoid'].map((op) => unary(op)),
   ...['log', 'sqrt', 'rsqrt'].map((op) => unary(op, pos)),
   unary('abs', away0),
+  // round is flat between half-integers (derivative 0, as PyTorch): points away from the jumps.
+  unary('round', (r) => Math.floor(r() * 6 - 3) + (r() < 0.5 ? 0.1 + 0.3 * r() : 0.6 + 0.3 * r())),
   unary('relu', away0),
   { op: 'gelu', what: 'gelu erf', operands: [f([3, 4])], attrs: { approx: { kind: 'str', value: 'erf' } } },
   { op: 'gelu', what: 'gelu tanh', operands: [f([3, 4])], attrs: { approx: { kind: 'str', value: 'tanh' } } },
