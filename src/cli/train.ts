@@ -54,6 +54,7 @@ export interface TrainFlags {
   readonly target: 'webgpu' | 'cuda-emu' | 'interp';
   readonly fuse: boolean;
   readonly set: string[];
+  readonly accumulate?: string;
 }
 
 interface TrainIo {
@@ -101,7 +102,7 @@ export interface TrainingGraphs {
 }
 
 /** Cross-entropy on the forward graph's logits, its gradients, and the AdamW step. */
-export function trainingGraphs(rep: Reporter, fwd: Graph): TrainingGraphs {
+export function trainingGraphs(rep: Reporter, fwd: Graph, accumulate = false): TrainingGraphs {
   const report = (d: Parameters<Reporter['report']>[0]): void => rep.report(d);
   const lossGraph = withCrossEntropyLoss(fwd, {}, report);
   rep.flush();
@@ -112,7 +113,7 @@ export function trainingGraphs(rep: Reporter, fwd: Graph): TrainingGraphs {
   if (grads === undefined) throw new UserErrorsReported();
   const weightNames = new Set(grads.gradients.filter((g) => g.kind === 'weight').map((g) => g.of));
   const gradOf = new Map([...gradientNodes(grads)].filter(([n]) => weightNames.has(n)));
-  return { evalGraph, stepGraph: trainStepGraph(grads.graph, gradOf), gradOf, grads };
+  return { evalGraph, stepGraph: trainStepGraph(grads.graph, gradOf, { accumulate }), gradOf, grads };
 }
 
 export function addTrainCommand(program: Command, io: TrainIo & { readonly isTty?: boolean }, state: { debug: number; rep: Reporter }): void {
@@ -122,7 +123,8 @@ export function addTrainCommand(program: Command, io: TrainIo & { readonly isTty
     .argument('<FILE>', '.tfx model with a `logits` output and an i32 `tokens` input')
     .requiredOption('--data <FILE>', 'the training text (its last --val-fraction is held out for validation)')
     .option('--steps <N>', 'training steps', '200')
-    .option('--batch <N>', 'windows per step', '8')
+    .option('--batch <N>', 'windows per micro-batch (per step without --accumulate)', '8')
+    .option('--accumulate <N>', 'gradient accumulation: N micro-batches of --batch windows per optimizer step (the same windows as --batch N*batch, in 1/N of the memory)', '1')
     .option('--seq <N>', 'tokens per window', '64')
     .option('--lr <X>', 'peak learning rate (linear warm-up, then linear decay to 10%)', '3e-3')
     .option('--warmup <N>', 'warm-up steps (default: steps / 7)')
@@ -140,6 +142,7 @@ export function addTrainCommand(program: Command, io: TrainIo & { readonly isTty
       if (o.target !== 'webgpu' && o.target !== 'cuda-emu' && o.target !== 'interp') throw new UsageError(`bad --target '${String(o.target)}': webgpu, cuda-emu or interp`);
       const steps = positiveInt('--steps', o.steps, 200);
       const batch = positiveInt('--batch', o.batch, 8);
+      const micro = positiveInt('--accumulate', o.accumulate, 1);
       const seq = positiveInt('--seq', o.seq, 64);
       const lr = positiveNumber('--lr', o.lr);
       const warmup = positiveInt('--warmup', o.warmup, Math.max(1, Math.round(steps / 7)));
@@ -176,7 +179,7 @@ export function addTrainCommand(program: Command, io: TrainIo & { readonly isTty
       for (const n of needed) if (!init.has(n.name)) throw new UsageError(`the weights have no tensor '${n.name}' that ${file} needs`);
 
       // The training step and the validation loss, as graphs.
-      const { evalGraph, stepGraph, gradOf, grads } = trainingGraphs(rep, fwd);
+      const { evalGraph, stepGraph, gradOf, grads } = trainingGraphs(rep, fwd, micro > 1);
       const trained = [...gradOf.keys()];
       io.err(`tfc train: ${file}: ${trained.length} weights (${trained.reduce((a, n) => a + (init.get(n)?.data.length ?? 0), 0).toLocaleString('en-US')} parameters), step graph ${stepGraph.nodes.length} nodes (forward ${grads.forwardNodes}), ${grads.saved.length} saved activations\n`);
 
@@ -258,7 +261,8 @@ export function addTrainCommand(program: Command, io: TrainIo & { readonly isTty
         return n === 0 ? NaN : sum / n;
       };
 
-      const offsets = batchOffsets(seed, steps, batch, corpus.train.length, seq);
+      // Each step's windows, split into `micro` micro-batches of `batch`.
+      const offsets = batchOffsets(seed, steps, batch * micro, corpus.train.length, seq);
       const train: CurvePoint[] = [];
       const val: CurvePoint[] = [{ step: 0, loss: await validate() }];
       io.err(`tfc train: validation loss before training ${val[0]?.loss.toFixed(4)}\n`);
@@ -268,7 +272,12 @@ export function addTrainCommand(program: Command, io: TrainIo & { readonly isTty
       try {
         for (let s = 0; s < steps; s++) {
           const rate = learningRate(s, steps, lr, warmup);
-          const r = await trainer.step(batchOf(corpus.train, offsets[s] ?? new Int32Array()), rate);
+          const all = offsets[s] ?? new Int32Array();
+          let r = { loss: 0, gradNorm: NaN };
+          for (let k = 0; k < micro; k++) {
+            const part = await trainer.step(batchOf(corpus.train, all.subarray(k * batch, (k + 1) * batch)), rate, { apply: k === micro - 1, micro });
+            r = { loss: r.loss + part.loss / micro, gradNorm: part.gradNorm };
+          }
           if (!Number.isFinite(r.loss)) throw new UsageError(`the loss is ${r.loss} at step ${s + 1}: lower --lr (now ${lr})`);
           train.push({ step: s + 1, loss: r.loss });
           const last = s + 1 === steps;
@@ -278,7 +287,7 @@ export function addTrainCommand(program: Command, io: TrainIo & { readonly isTty
             evalMs += performance.now() - e0;
           }
           const secs = (performance.now() - started - evalMs) / 1000;
-          const tps = ((s + 1) * batch * seq) / secs;
+          const tps = ((s + 1) * batch * micro * seq) / secs;
           const v = val[val.length - 1];
           const line = `step ${s + 1}/${steps}  loss ${r.loss.toFixed(4)}  val ${v?.loss.toFixed(4)} (step ${v?.step})  lr ${rate.toExponential(2)}  |g| ${r.gradNorm.toFixed(3)}  ${Math.round(tps).toLocaleString('en-US')} tokens/s`;
           if (isTty) io.err(`\r\x1b[2K${line}`);
@@ -296,7 +305,7 @@ export function addTrainCommand(program: Command, io: TrainIo & { readonly isTty
           if (from !== undefined && existsSync(from)) copyFileSync(from, join(o.out, f));
         }
         const secs = (performance.now() - started - evalMs) / 1000;
-        const doc = { model: file, data: o.data, steps, batch, seq, lr, warmup, seed, seconds: secs, tokensPerSecond: (steps * batch * seq) / secs, train, val };
+        const doc = { model: file, data: o.data, steps, batch, accumulate: micro, seq, lr, warmup, seed, seconds: secs, tokensPerSecond: (steps * batch * micro * seq) / secs, train, val };
         writeFileAtomic(rep, join(o.out, 'loss.json'), `${JSON.stringify(doc, null, 1)}\n`);
         writeFileAtomic(rep, join(o.out, 'loss.svg'), lossCurveSvg(`tfc train ${basename(file)} on ${basename(o.data)}: ${steps} steps of ${batch} x ${seq} tokens`, train, val));
         io.err(`tfc train: validation loss ${val[0]?.loss.toFixed(4)} -> ${val[val.length - 1]?.loss.toFixed(4)} in ${secs.toFixed(1)} s of training steps; wrote ${join(o.out, 'model.safetensors')}, loss.json, loss.svg\n`);

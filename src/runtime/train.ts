@@ -37,6 +37,8 @@ export class Trainer<S = DeviceTensor> {
   private readonly weightNames: readonly string[];
   private readonly adam: AdamWOptions;
   private readonly lossOutput: string;
+  /** The plan accumulates gradients (src/train/adamw.ts `accumulate`): `step` takes `apply`. */
+  readonly accumulating: boolean;
   private t = 0;
 
   /** `weights`: the initial value of every trained weight; the moments start at zero. */
@@ -47,7 +49,8 @@ export class Trainer<S = DeviceTensor> {
   ) {
     this.adam = opts.adam ?? defaultAdamW;
     this.lossOutput = opts.lossOutput ?? 'loss';
-    const trained = backend.stateNames.filter((n) => !n.startsWith('adam.'));
+    const trained = backend.stateNames.filter((n) => !n.startsWith('adam.') && !n.startsWith('accum.'));
+    this.accumulating = backend.stateNames.some((n) => n.startsWith('accum.'));
     for (const n of trained) {
       const w = weights.get(n);
       if (w === undefined) throw new RuntimeError('weight', `no initial value for the trained weight '${n}'`);
@@ -56,25 +59,36 @@ export class Trainer<S = DeviceTensor> {
       const zeros: HostTensor = { dtype: 'f32', shape: w.shape, data: new Float32Array(w.data.length) };
       this.state.set(adamNames.m(n), zeros);
       this.state.set(adamNames.v(n), zeros);
+      if (this.accumulating) this.state.set(adamNames.accum(n), zeros);
     }
     const missing = backend.stateNames.filter((n) => !this.state.has(n));
     if (missing.length > 0) throw new RuntimeError('plan', `training-step state without a weight: ${missing.join(', ')}`);
     this.weightNames = trained;
   }
 
-  /** Steps taken so far. */
+  /** Optimizer steps taken so far (applied updates). */
   get steps(): number {
     return this.t;
   }
 
-  /** One step on `batch` (the model's inputs and the targets) at learning rate `lr`. */
-  async step(batch: ReadonlyMap<string, HostTensor>, lr: number): Promise<TrainStepResult> {
-    this.t++;
+  /**
+   * One step on `batch` (the model's inputs and the targets) at learning rate `lr`. With
+   * gradient accumulation, a micro-batch: its gradient is added up, and the weights change only
+   * when `apply` is true, by the mean gradient of the last `micro` micro-batches.
+   */
+  async step(batch: ReadonlyMap<string, HostTensor>, lr: number, acc: { readonly apply: boolean; readonly micro: number } = { apply: true, micro: 1 }): Promise<TrainStepResult> {
+    if (!this.accumulating && !(acc.apply && acc.micro === 1)) throw new RuntimeError('plan', 'this training step was compiled without gradient accumulation');
+    const t = this.t + 1; // the optimizer step an applying micro-batch makes
+    if (acc.apply) this.t++;
     const scalar = (v: number): HostTensor => ({ dtype: 'f32', shape: [], data: [v] });
     const inputs = new Map<string, HostTensor | S>([...batch, ...this.state]);
     inputs.set(adamNames.lr, scalar(lr));
-    inputs.set(adamNames.bc1, scalar(1 - this.adam.beta1 ** this.t));
-    inputs.set(adamNames.bc2, scalar(1 - this.adam.beta2 ** this.t));
+    inputs.set(adamNames.bc1, scalar(1 - this.adam.beta1 ** t));
+    inputs.set(adamNames.bc2, scalar(1 - this.adam.beta2 ** t));
+    if (this.accumulating) {
+      inputs.set(adamNames.apply, scalar(acc.apply ? 1 : 0));
+      inputs.set(adamNames.accumScale, scalar(1 / acc.micro));
+    }
     const r = await this.backend.run(inputs, [...this.state.keys()]);
     for (const [name, old] of this.state) {
       const next = r.state.get(name);

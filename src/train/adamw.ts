@@ -24,6 +24,13 @@ export interface AdamWOptions {
   readonly weightDecay: number;
   /** Clip the global gradient norm to this value; Infinity: no clipping. */
   readonly clipNorm: number;
+  /**
+   * Gradient accumulation: the step adds its gradient to `accum.NAME` (state) and updates the
+   * weights only when the input `train.apply` is 1, with the gradient (accum + g) * `train.accum_scale`
+   * (1/N over N micro-batches), then clears the accumulator; with `train.apply` 0 the weights and
+   * moments pass through unchanged.
+   */
+  readonly accumulate?: boolean;
 }
 
 /** torch.optim.AdamW's defaults, with charlm's train.py weight decay and clipping. */
@@ -37,6 +44,9 @@ export const adamNames = {
   bc1: 'train.bc1',
   bc2: 'train.bc2',
   gradNorm: 'train.grad_norm',
+  accum: (weight: string): string => `accum.${weight}`,
+  apply: 'train.apply',
+  accumScale: 'train.accum_scale',
 } as const;
 
 /**
@@ -45,6 +55,7 @@ export const adamNames = {
  * updated weights, moments and the gradient norm follow.
  */
 export function appendAdamW(g: Graph, gradOf: ReadonlyMap<string, number>, o: AdamWOptions = defaultAdamW): Graph {
+
   const b = new GraphBuilder();
   for (const n of g.nodes) b.copy(n, n.operands);
   const weights = new Map<string, Node>();
@@ -64,6 +75,23 @@ export function appendAdamW(g: Graph, gradOf: ReadonlyMap<string, number>, o: Ad
   };
   const un = (op: string, x: number): number => add(op, [x], b.node(x).type);
 
+  // With accumulation, the gradient the update uses is (accum + g) * accum_scale.
+  const raw = gradOf;
+  const summed = new Map<string, number>();
+  let applyCond: number | undefined;
+  if (o.accumulate === true) {
+    const apply = input(adamNames.apply, scalar());
+    const scale = input(adamNames.accumScale, scalar());
+    applyCond = add('gt', [apply, cst(0.5)], scalar('bool'));
+    const eff = new Map<string, number>();
+    for (const [name, gid] of raw) {
+      const acc = input(adamNames.accum(name), b.node(gid).type);
+      const sum = bin('add', acc, gid);
+      summed.set(name, sum);
+      eff.set(name, bin('mul', sum, scale));
+    }
+    gradOf = eff;
+  }
   // The global norm of all gradients, and the clip factor min(1, clip / (norm + 1e-6)).
   let sq: number | undefined;
   for (const [name, gid] of gradOf) {
@@ -93,7 +121,19 @@ export function appendAdamW(g: Graph, gradOf: ReadonlyMap<string, number>, o: Ad
     const step = bin('div', bin('div', m2, bc1), bin('add', un('sqrt', bin('div', v2, bc2)), cst(o.eps)));
     const decayed = o.weightDecay === 0 ? w.id : bin('sub', w.id, bin('mul', bin('mul', lr, cst(o.weightDecay)), w.id));
     const w2 = bin('sub', decayed, bin('mul', lr, step));
-    outputs.push({ name, value: w2, loc: w.loc }, { name: adamNames.m(name), value: m2, loc: w.loc }, { name: adamNames.v(name), value: v2, loc: w.loc });
+    if (applyCond === undefined) {
+      outputs.push({ name, value: w2, loc: w.loc }, { name: adamNames.m(name), value: m2, loc: w.loc }, { name: adamNames.v(name), value: v2, loc: w.loc });
+      continue;
+    }
+    // Only on an applying step: the update, and the accumulator cleared; else all pass through.
+    const pick = (yes: number, no: number): number => add('where', [applyCond ?? -1, yes, no], t);
+    const acc2 = pick(bin('mul', summed.get(name) ?? -1, cst(0)), summed.get(name) ?? -1);
+    outputs.push(
+      { name, value: pick(w2, w.id), loc: w.loc },
+      { name: adamNames.m(name), value: pick(m2, m), loc: w.loc },
+      { name: adamNames.v(name), value: pick(v2, v), loc: w.loc },
+      { name: adamNames.accum(name), value: acc2, loc: w.loc },
+    );
   }
   outputs.push({ name: adamNames.gradNorm, value: norm, loc });
   return b.finish(g, outputs);

@@ -13,7 +13,7 @@ import { checkSource } from '../../src/check/check-source.js';
 import { main } from '../../src/cli/main.js';
 import { randomWeights } from '../../src/cli/random.js';
 import { neededTensors } from '../../src/io/check-tensors.js';
-import { writeSafetensors } from '../../src/io/safetensors.js';
+import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import { tokenizerFromChars } from '../../src/runtime/tokenizer.js';
 import { batchOffsets, splitCorpus } from '../../src/train/data.js';
 
@@ -102,5 +102,28 @@ describe('tfc train (charlm) against PyTorch', () => {
     const code = await main(['run', model, '--weights', join(out, 'model.safetensors'), '--prompt', 'the ', '--max-new-tokens', '8'], { out: (s) => (text += s), err: (s) => (runErr += s), env: {} });
     expect(code, runErr).toBe(0);
     expect(text.length).toBeGreaterThanOrEqual(8);
+  });
+
+  it('--accumulate 2 of --batch 2 equals --batch 4 (float64), and runs on WebGPU', { timeout: 600_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tfc-train-acc-'));
+    const data = corpus(dir);
+    const init = initialWeights(dir);
+    const common = ['--data', data, '--vocab', vocab, '--weights', init, '--steps', '3', '--seq', '8', '--lr', '3e-3', '--warmup', '1', '--seed', '9', '--eval-every', '3'];
+    const whole = await tfcTrain([...common, '--batch', '4', '--target', 'interp']);
+    const acc = await tfcTrain([...common, '--batch', '2', '--accumulate', '2', '--target', 'interp']);
+    const gpu = await tfcTrain([...common, '--batch', '2', '--accumulate', '2']);
+    whole.run.losses.forEach((l, i) => {
+      expect(Math.abs((acc.run.losses[i] ?? NaN) - l) / l, `step ${i + 1} accumulated`).toBeLessThanOrEqual(1e-12);
+      expect(Math.abs((gpu.run.losses[i] ?? NaN) - l) / l, `step ${i + 1} WebGPU`).toBeLessThanOrEqual(1e-4);
+    });
+    // The same weights after three optimizer steps.
+    const read = (d: string) => readSafetensors(new Uint8Array(readFileSync(join(d, 'model.safetensors'))), 'w').tensors;
+    const [a, b] = [read(whole.dir), read(acc.dir)];
+    for (const [name, t] of a) {
+      const u = b.get(name);
+      expect(u?.data.length, name).toBe(t.data.length);
+      const scale = Math.max(...Array.from(t.data, Math.abs));
+      expect(Math.max(...Array.from(t.data, (x, i) => Math.abs(x - (u?.data[i] ?? NaN)))) / scale, name).toBeLessThanOrEqual(1e-6);
+    }
   });
 });
