@@ -38,7 +38,7 @@ function backward(): Graph {
 
 describe('grad on WebGPU vs the float64 interpreter (GPT-2 tiny, B=2, T=8)', () => {
   for (const fused of [false, true]) {
-    it(`every gradient within 1e-4 (${fused ? 'fused pipeline' : 'unfused: --no-fuse'})`, { timeout: 300_000 }, async () => {
+    it(`every gradient within 1e-4 (${fused ? 'fused pipeline' : 'unfused: --no-fuse'})`, { timeout: 600_000 }, async () => {
       const g = backward();
       const passes = fused ? pipelines.webgpu : graphPasses;
       const compiled = runPipeline(g, passes, createPassContext({ target: 'webgpu', verify: true }));
