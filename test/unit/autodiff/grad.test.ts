@@ -9,6 +9,7 @@ import type { Diagnostic } from '../../../src/diag/diagnostic.js';
 import type { Attrs, Graph, ScalarExpr } from '../../../src/graph/ir.js';
 import { interpret } from '../../../src/interp/interpret.js';
 import { registerOp } from '../../../src/ops/catalog.js';
+import type { ScalarBuilder, ScalarVjp } from '../../../src/ops/define.js';
 import { defineElementwise } from '../../../src/ops/elementwise.js';
 import { TestGraphBuilder, dim } from '../../helpers/graph-builder.js';
 import { checkGradients, rng } from './fd.js';
@@ -29,9 +30,20 @@ function grad(g: Graph, output: string, opts: { inputs?: string[] } = {}): { r: 
 // unit files share processes).
 const removers: (() => void)[] = [];
 beforeAll(() => {
-  const base = { arity: 1 as const, cls: 'float' as const, doc: 'log(1 + e^x)', f: (x: number) => Math.log1p(Math.exp(x)), lower: <E>(b: { call: (fn: 'log', a: E[]) => E }, a: readonly E[]) => b.call('log', [...a]) };
-  removers.push(registerOp(defineElementwise({ ...base, name: 'softplus_g', grad: (b, x, _y, g) => [b.op('mul', g, b.op('sigmoid', x[0] as (typeof x)[number]))] })));
-  removers.push(registerOp(defineElementwise({ ...base, name: 'softplus_no' })));
+  const softplus = {
+    arity: 1 as const,
+    cls: 'float' as const,
+    doc: 'log(1 + e^x)',
+    f: (x: number) => Math.log1p(Math.exp(x)),
+    lower: <E>(b: ScalarBuilder<E>, [x]: readonly E[]): E => {
+      if (x === undefined) throw new Error('softplus takes one operand');
+      return b.call('log', [b.binary('add', b.lit(x, 1), b.call('exp', [x]))]);
+    },
+  };
+  // d/dx softplus = sigmoid(x): the whole derivative rule.
+  const grad: ScalarVjp = (b, [x], _y, g) => (x === undefined ? [] : [b.op('mul', g, b.op('sigmoid', x))]);
+  removers.push(registerOp(defineElementwise({ ...softplus, name: 'softplus_g', grad })));
+  removers.push(registerOp(defineElementwise({ ...softplus, name: 'softplus_no' })));
 });
 afterAll(() => removers.forEach((r) => r()));
 
