@@ -4,20 +4,10 @@ import { Command, Option } from 'commander';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UsageError, collect, parseSetOptions } from './args.js';
-import {
-  type BenchOptions,
-  benchAttention,
-  benchCompile,
-  benchDecode,
-  benchDocument,
-  benchPeak,
-  benchModel,
-  exampleFiles,
-  formatTable,
-  machineState,
-  modelPresets,
-  writeResults,
-} from './bench.js';
+import { type BenchOptions, benchDocument, benchPeak, formatTable, machineState, writeResults } from './bench.js';
+import { benchAttention } from './bench-attention.js';
+import { benchCompile, exampleFiles } from './bench-compile.js';
+import { benchDecode, benchModel, modelPresets } from './bench-model.js';
 import type { CaseResult } from './bench-report.js';
 import { peakLine } from './bench-peak.js';
 import { formatFusionProfile } from '../kernel/analysis/fusion-profile.js';
