@@ -1,4 +1,4 @@
-// `tfc bench` on the command line: parses the options, runs one suite (bench.ts), prints the table
+// `tfc bench` on the command line: parses the options, runs one suite (bench-attention.ts, bench-model.ts, bench-compile.ts), prints the table
 // (or the JSON with --json) and writes <suite>.json/.svg/.png under --out-dir (bench/results).
 import { Command, Option } from 'commander';
 import { mkdirSync, writeFileSync } from 'node:fs';
