@@ -30,7 +30,7 @@ import { RuntimeError } from '../runtime/errors.js';
 import { addBenchCommand } from './bench-command.js';
 import { runPrompt } from './generate.js';
 import { checkpointOverrides, limitDiagnostic, loadWeightFiles, oneWeightsFile, openCheckpoint, weightFilesOf, withKeyNotes } from './checkpoint.js';
-import { addTuneCommand, cachedScheduleForCompile, cachedScheduleForRun } from './tune.js';
+import { addTuneCommand, cachedScheduleForCompile, cachedScheduleForRun } from './tune-command.js';
 import { tuneCachePath } from '../kernel/schedule/tune-cache.js';
 
 export const exitOk = 0;
