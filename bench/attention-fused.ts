@@ -3,7 +3,8 @@
 // Both graphs come from the same .tfx (bench.ts attentionSource): fused = the webgpu pipeline
 // with fuse-attention, unfused = the cleanup passes only. Time = sum of the steps' GPU timestamps
 // (session.run with timing), median of 5 runs after 2 warm-up runs; wall clock alongside.
-import { attentionSource, compileSource } from '../src/cli/bench.js';
+import { compileSource } from '../src/cli/bench.js';
+import { attentionSource } from '../src/cli/bench-attention.js';
 import { compilePlan } from '../src/compile/plan.js';
 import { evalCondition, evalSize } from '../src/kernel/plan/plan.js';
 import { acquireDevice } from '../src/runtime/device.js';

@@ -2,7 +2,8 @@
 // (printed for the notes; no asserts). Same inputs and one process, so the ratios hold under load:
 //   npx tsc -p tsconfig.json --outDir /tmp/b && node /tmp/b/bench/attention-schedules.js [T] [rounds]
 // Time = sum of the steps' GPU timestamps, median over rounds (schedules interleaved per round).
-import { attentionSource, compileSource } from '../src/cli/bench.js';
+import { compileSource } from '../src/cli/bench.js';
+import { attentionSource } from '../src/cli/bench-attention.js';
 import { compilePlan } from '../src/compile/plan.js';
 import { type AttentionSchedule, attentionSharedBytes, chooseAttentionSchedule } from '../src/kernel/attention/schedule.js';
 import { type MatmulSchedule, chooseSchedule } from '../src/kernel/schedule/schedule.js';

@@ -1,6 +1,7 @@
 // CST (parser.ts) -> AST (ast.ts): the only place where the front end gives syntax meaning.
 // After error recovery a CST may have nodes with missing children; every method then returns
 // undefined and the enclosing statement or item is dropped, so a partial tree never crashes.
+// Over 400 lines: one CST visitor, a method per grammar rule (parser.ts), kept in rule order.
 import type { CstNode, IToken } from 'chevrotain';
 import type {
   Arg,

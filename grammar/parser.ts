@@ -2,6 +2,8 @@
 // (no semantic actions); cst-to-ast.ts turns the CST into the AST. One instance serves the
 // process (`tfxParser`), reset by assigning `input`; recovery is on so one run reports every
 // syntax error. Plain LL(k): no BACKTRACK, so parsing stays linear in the input.
+// Over 400 lines: a Chevrotain CstParser declares every rule in its constructor, so the grammar
+// is one class.
 import {
   CstParser,
   EOF,

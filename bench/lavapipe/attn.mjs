@@ -1,6 +1,6 @@
 // Broadcast attention prefill tile variants side by side (GPU timestamps, min/median of 9, FMA peak in the same process):
 //   node bench/lavapipe/attn.mjs T DH full|causal|sw64 ['{"name": {"tileRows": 32, "tileCols": 32, "lanes": 8}, "old": null}']
-import { attentionSource } from '../../dist/src/cli/bench.js';
+import { attentionSource } from '../../dist/src/cli/bench-attention.js';
 import { compileSource } from '../../dist/src/cli/bench.js';
 import { compilePlan } from '../../dist/src/compile/plan.js';
 import { chooseSchedule } from '../../dist/src/kernel/schedule/schedule.js';

@@ -3,7 +3,10 @@
 // folds compile-time scalars and lowers builtins and operators to catalog ops, whose `infer`
 // gives every result type. User mistakes are reported into the sink; building goes on with a
 // poisoned value so that one run reports several independent errors.
-import type { AssignTarget, BinaryOp, Expr, FnItem, Item, Module, Stmt, TensorDeclItem, TensorTypeExpr } from '../../grammar/ast.js';
+// Over 400 lines: ModelChecker is one class over one checking state (scopes, declarations, call
+// stack, outputs); its helpers already live apart (operators.ts, builtin-calls.ts, grid.ts,
+// unify.ts, config.ts) and splitting further would expose that state through an interface.
+import type { AssignTarget, Expr, FnItem, Item, Module, Stmt, TensorDeclItem, TensorTypeExpr } from '../../grammar/ast.js';
 import { type Diagnostic, type DiagnosticSink, type Note, closestName, diag } from '../diag/diagnostic.js';
 import type { DiagCode } from '../diag/codes.js';
 import type { Span } from '../diag/span.js';
@@ -12,12 +15,13 @@ import { type DType, type TensorType, dtypes, printType, typeEquals } from '../g
 import { getOp } from '../ops/catalog.js';
 import { isOpError } from '../ops/define.js';
 import { builtins, getBuiltin } from '../ops/builtins.js';
-import { type Dim, dimAdd, dimConst, dimConstValue, dimDiv, dimMul, dimNeg, dimSub, dimVar, printDim } from '../base/dim.js';
+import { type Dim, dimConst, dimConstValue, dimVar, printDim } from '../base/dim.js';
 import { type ConfigResult, builtinConstants, evaluateConfig, fileStart } from './config.js';
-import { type FamilyInfo, type FoldOp, type Value, binaryOpNames, describe, dimValue, foldNumbers, num, poison } from './values.js';
+import { type FamilyInfo, type Value, describe, dimValue, num, poison } from './values.js';
 import { type ArgValue, lowerBuiltin } from './builtin-calls.js';
 import { lowerGrid } from './grid.js';
 import { unifyCall } from './unify.js';
+import { binaryOp, unaryOp } from './operators.js';
 import { modelLimits } from './limits.js';
 import type { Checker, Scope } from './checker.js';
 
@@ -366,9 +370,9 @@ export class ModelChecker implements Checker {
       case 'list':
         return { kind: 'list', items: e.items.map((i) => this.expr(i, sc)) };
       case 'unary':
-        return this.unary(e.op, this.expr(e.operand, sc), e.loc);
+        return unaryOp(this, e.op, this.expr(e.operand, sc), e.loc);
       case 'binary':
-        return this.binary(e.op, this.expr(e.left, sc), this.expr(e.right, sc), e.loc, e.left.loc, e.right.loc);
+        return binaryOp(this, e.op, this.expr(e.left, sc), this.expr(e.right, sc), e.loc, e.left.loc, e.right.loc);
       case 'call':
         return this.call(e.callee.name, e.callee.loc, this.evalArgs(e.args, sc), e.loc);
       case 'pipe': {
@@ -391,96 +395,6 @@ export class ModelChecker implements Checker {
       const value = this.expr(a.value, sc);
       return a.name !== undefined ? { name: a.name, value, loc: a.value.loc } : { value, loc: a.value.loc };
     });
-  }
-
-  unary(op: '-' | '!', v: Value, loc: Span): Value {
-    switch (v.kind) {
-      case 'poison':
-        return poison;
-      case 'num':
-        if (op === '-') return num(-v.value, v.isInt);
-        break;
-      case 'bool':
-        if (op === '!') return { kind: 'bool', value: !v.value };
-        break;
-      case 'dim':
-        if (op === '-') return dimValue(dimNeg(v.dim));
-        break;
-      case 'tensor':
-        return this.addNode(op === '-' ? 'neg' : 'not', [v], {}, loc);
-      default:
-        break;
-    }
-    return this.error('TFC110', loc, `'${op}' cannot be applied to ${describe(v)}`);
-  }
-
-  binary(op: BinaryOp, l: Value, r: Value, loc: Span, lloc = loc, rloc = loc): Value {
-    if (l.kind === 'poison' || r.kind === 'poison') return poison;
-    if (l.kind === 'tensor' || r.kind === 'tensor') {
-      const what = `'${op}'`;
-      const a = l.kind === 'tensor' ? l : this.scalarAsTensor(l, r.kind === 'tensor' ? r.type.dtype : 'f32', lloc, what);
-      const b = r.kind === 'tensor' ? r : this.scalarAsTensor(r, l.kind === 'tensor' ? l.type.dtype : 'f32', rloc, what);
-      if (a.kind !== 'tensor' || b.kind !== 'tensor') return poison;
-      if (op === '//') return this.floorDivide(a, b, loc);
-      // `/` divides as real numbers everywhere (as between config constants): integers convert first.
-      if (op === '/' && a.type.dtype === 'i32' && b.type.dtype === 'i32') {
-        return this.addNode('div', [this.addNode('cast', [a], { to: attr.dtype('f32') }, lloc), this.addNode('cast', [b], { to: attr.dtype('f32') }, rloc)], {}, loc);
-      }
-      return this.addNode(binaryOpNames[op], [a, b], {}, loc);
-    }
-    // Compile-time folding.
-    if (l.kind === 'num' && r.kind === 'num' && op !== '@' && op !== '&&' && op !== '||') {
-      const v = foldNumbers(op as FoldOp, l, r);
-      return typeof v === 'string' ? this.error('TFC215', loc, `cannot evaluate the constant expression: ${v}`) : v;
-    }
-    if (l.kind === 'bool' && r.kind === 'bool') {
-      switch (op) {
-        case '&&':
-          return { kind: 'bool', value: l.value && r.value };
-        case '||':
-          return { kind: 'bool', value: l.value || r.value };
-        case '==':
-          return { kind: 'bool', value: l.value === r.value };
-        case '!=':
-          return { kind: 'bool', value: l.value !== r.value };
-        default:
-          break;
-      }
-    }
-    const ld = l.kind === 'dim' ? l.dim : l.kind === 'num' && l.isInt ? dimConst(l.value) : undefined;
-    const rd = r.kind === 'dim' ? r.dim : r.kind === 'num' && r.isInt ? dimConst(r.value) : undefined;
-    if (ld !== undefined && rd !== undefined && (l.kind === 'dim' || r.kind === 'dim')) {
-      switch (op) {
-        case '+':
-          return dimValue(dimAdd(ld, rd));
-        case '-':
-          return dimValue(dimSub(ld, rd));
-        case '*':
-          return dimValue(dimMul(ld, rd));
-        case '/':
-        case '//': {
-          // A shape cannot round: both divisions must be exact for every size.
-          const q = dimDiv(ld, rd);
-          if (q === undefined) return this.error('TFC206', loc, `${printDim(ld)} ${op} ${printDim(rd)} is not an integer for all sizes`);
-          return dimValue(q);
-        }
-        default:
-          break;
-      }
-    }
-    return this.error('TFC110', loc, `'${op}' cannot combine ${describe(l)} and ${describe(r)}`);
-  }
-
-  /**
-   * `a // b` on integer tensors: floor division (Python's, the partner of the floor modulo `%`),
-   * built from catalog ops as div(a - a % b, b), whose truncating division is then exact.
-   */
-  private floorDivide(a: Extract<Value, { kind: 'tensor' }>, b: Extract<Value, { kind: 'tensor' }>, loc: Span): Value {
-    if (a.type.dtype !== 'i32' || b.type.dtype !== 'i32') {
-      return this.error('TFC208', loc, `'//' divides integers (floor division), got ${printType(a.type)} // ${printType(b.type)}; use '/' to divide as real numbers`);
-    }
-    const rest = this.addNode('mod', [a, b], {}, loc);
-    return this.addNode('div', [this.addNode('sub', [a, rest], {}, loc), b], {}, loc);
   }
 
   private index(e: Extract<Expr, { kind: 'index' }>, sc: Scope): Value {

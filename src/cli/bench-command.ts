@@ -1,22 +1,13 @@
-// `tfc bench` on the command line: parses the options, runs one suite (bench.ts), prints the table
+// `tfc bench` on the command line: parses the options, runs one suite (bench-attention.ts, bench-model.ts, bench-compile.ts), prints the table
 // (or the JSON with --json) and writes <suite>.json/.svg/.png under --out-dir (bench/results).
 import { Command, Option } from 'commander';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UsageError, collect, parseSetOptions } from './args.js';
-import {
-  type BenchOptions,
-  benchAttention,
-  benchCompile,
-  benchDocument,
-  benchPeak,
-  benchModel,
-  exampleFiles,
-  formatTable,
-  machineState,
-  modelPresets,
-  writeResults,
-} from './bench.js';
+import { type BenchOptions, benchDocument, benchPeak, formatTable, machineState, writeResults } from './bench.js';
+import { benchAttention } from './bench-attention.js';
+import { benchCompile, exampleFiles } from './bench-compile.js';
+import { benchModel, modelPresets } from './bench-model.js';
 import type { CaseResult } from './bench-report.js';
 import { peakLine } from './bench-peak.js';
 import { benchDecode } from './bench-decode.js';

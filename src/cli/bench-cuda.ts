@@ -14,7 +14,7 @@ import { compileModel } from '../compile/model.js';
 import { cudaLimits } from '../kernel/schedule/schedule.js';
 import { f16Bits } from '../runtime/convert.js';
 import { type LauncherMode, buildLauncher, detectNvidiaGpu } from '../runtime-cuda/launcher.js';
-import { attentionReference, attentionSource } from './bench.js';
+import { attentionReference, attentionSource } from './bench-attention.js';
 
 export interface CudaBenchOptions {
   readonly mode: LauncherMode;

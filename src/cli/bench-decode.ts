@@ -10,7 +10,8 @@ import { lowerBound } from '../kernel/analysis/report.js';
 import type { HostTensor, Session, StepTiming } from '../runtime/session.js';
 import { createSession } from '../runtime/session.js';
 import { targetLimitsOf } from '../runtime/target.js';
-import { type BenchOptions, benchCompilation, benchPlan, configOverrides, exportGpt2, readDir, repoRoot, wanted } from './bench.js';
+import { type BenchOptions, benchCompilation, benchPlan, repoRoot, wanted } from './bench.js';
+import { configOverrides, exportGpt2, readDir } from './bench-model.js';
 import { benchDevice } from './bench-peers.js';
 import { type CaseResult, type SystemResult, Progress, compare, median } from './bench-report.js';
 

@@ -1,6 +1,8 @@
 // The `tfc` command line: check, compile (--emit a stage, --dump-after a pass), run (safetensors
 // in and out through the float64 interpreter), fmt, and seeded weights/inputs for demos.
 // Exit codes: 0 ok, 1 user error in the model or data, 2 usage error, 70 internal compiler error.
+// Over 400 lines: one commander program, every command's options next to its action; the
+// actions' work lives in stages.ts, webgpu.ts, tune-command.ts, bench-command.ts and friends.
 import { Command, CommanderError, Option } from 'commander';
 import { type Diagnostic, UserErrorsReported, InternalError, diag } from '../diag/diagnostic.js';
 import type { Graph } from '../graph/ir.js';
@@ -32,7 +34,7 @@ import { runPrompt } from './generate.js';
 import { checkpointOverrides, limitDiagnostic, loadWeightFiles, oneWeightsFile, openCheckpoint, weightFilesOf, withKeyNotes } from './checkpoint.js';
 import { addTrainCommand } from './train.js';
 import { isStderrTty } from './stderr-filter.js';
-import { addTuneCommand, cachedScheduleForCompile, cachedScheduleForRun } from './tune.js';
+import { addTuneCommand, cachedScheduleForCompile, cachedScheduleForRun } from './tune-command.js';
 import { tuneCachePath } from '../kernel/schedule/tune-cache.js';
 
 export const exitOk = 0;

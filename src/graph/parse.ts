@@ -3,6 +3,8 @@
 // error: TFC310 diagnostics with line:col, several per run (the parser skips to the next line).
 // Op names and attribute kinds are checked against the catalog; types are read, not inferred
 // (verifyGraph re-infers them), so hand-written bad graphs can still be verified.
+// Over 400 lines: one recursive-descent parser class (IrParser) with its small tokenizer; the
+// syntax it reads is print.ts's.
 import { type Dim, dimAdd, dimConst, dimMul, dimNeg, dimSub, dimVar } from '../base/dim.js';
 import { DiagnosticSink, closestName, diag } from '../diag/diagnostic.js';
 import type { Span } from '../diag/span.js';

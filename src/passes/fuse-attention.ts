@@ -40,6 +40,8 @@
 // Every intermediate (scores, each mod, probabilities) must have no other user; otherwise a
 // remark says why and the chain stays unfused. Needs: types inferred, simplify-movement run
 // before (composed permutes). Keeps: every output; the fused node's `from` lists what it replaced.
+// Over 400 lines: one pattern (matchAt) with the helpers only it uses (scale peeling, score
+// lambda building) and its rewrite; docs/passes.md "Fused attention" is the contract.
 import { type Dim, dimConst, dimConstValue, dimMul } from '../base/dim.js';
 import type { Span } from '../diag/span.js';
 import { type Attrs, type Graph, type Node, type ScalarExpr, intAttr, intsAttr, lambdaAttr } from '../graph/ir.js';

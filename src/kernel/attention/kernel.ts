@@ -13,6 +13,8 @@
 //     workgroup-memory fold); alpha = exp(m_old - m_new) (0 while m_old = -inf: no NaN);
 //     p = exp(s - m_new); l = l * alpha + sum p; acc[j] = acc[j] * alpha + sum_c p_c v[c, j]
 //   out = acc / l, or 0 when l = 0 (a fully masked row). No T x S buffer exists anywhere.
+// Over 400 lines: one kernel (scalar prefill / split-K partial) whose body reads top to bottom;
+// its parts that stand alone already live apart (sparsity.ts, lambdas.ts, node.ts, combine.ts).
 import { dimConstValue } from '../../base/dim.js';
 import { type Node, type ScalarExpr, floatAttr } from '../../graph/ir.js';
 import type { DType } from '../../graph/types.js';

@@ -1,6 +1,8 @@
 // The kernel IR: one GPU kernel as a launch grid, global buffers, workgroup arrays and a small
 // structured statement/expression tree. Target neutral: codegen/wgsl (and later codegen/cuda)
 // print it through spelling tables; nothing here knows WGSL or CUDA syntax.
+// Over 400 lines: the IR's type definitions with their small constructors and walkers, read
+// together by every lowering and printer.
 import type { SizeExpr, StepCondition } from '../plan/plan.js';
 import type { DType } from '../../graph/types.js';
 

@@ -31,10 +31,11 @@ import {
 } from '../ir/ir.js';
 import { KernelBuilder } from '../ir/builder.js';
 import type { SizeExpr, StepCondition } from '../plan/plan.js';
-import { type Schedule, type TargetLimits, chooseSchedule, scheduleShapeKey } from '../schedule/schedule.js';
+import { type Schedule, chooseSchedule, scheduleShapeKey } from '../schedule/schedule.js';
 import { dimToSize, sCeilDiv, sConst, sMinConst } from '../plan/to-size.js';
 import { lowerFusedAttention } from '../attention/attention.js';
 import type { FusedHost } from './fused.js';
+import type { Lowering, LoweringTarget } from './lowering.js';
 import { emitArange, emitConstFill, emitElementwise, emitFusedMap, emitGrid } from './map.js';
 import { emitConcat, emitGather, emitScatterAdd, emitPermute, emitSlice } from './movement.js';
 import { emitReduce } from './reduce.js';
@@ -43,18 +44,14 @@ import { emitMatmul } from '../matmul/matmul.js';
 import { dimExpr } from './dims.js';
 import { isElementwiseOp } from './scalar.js';
 
-/**
- * A target's limits plus the words kernel names must avoid: the reserved words of every language
- * the kernels are printed in (the compile layer passes codegen's kernelNameReserved; absent: none).
- */
-export type LoweringTarget = TargetLimits & { readonly reservedNames?: ReadonlySet<string> };
+export type { LoweringTarget } from './lowering.js';
 
 export function lowerToKernels(g: Graph, target: LoweringTarget, schedule: Schedule = chooseSchedule(target)): KernelProgram {
-  return new Lowering(g, schedule, target).run();
+  return new LoweringRun(g, schedule, target).run();
 }
 
-/** The state of one lowering run; the op-family lowerings (lower/*.ts, matmul/, attention/) read and extend it. */
-export class Lowering {
+/** The state of one lowering run; the op-family lowerings (lower/*.ts, matmul/) see it as lowering.ts's Lowering. */
+export class LoweringRun implements Lowering {
   private readonly kernels: Kernel[] = [];
   readonly storage = new Map<number, number | 'folded'>();
   /** Kernel names: sanitized, unique, none of the target's reserved words (WGSL and CUDA symbols). */

@@ -12,7 +12,7 @@ import { fusedMapTraffic, translateLambda } from './fused.js';
 import { dimExpr, isOne, productExpr, strides } from './dims.js';
 import { lowerScalarOp, operandTypes } from './scalar.js';
 import { type ReadExpr, translateScalar } from './lambda.js';
-import type { Lowering } from './lower.js';
+import type { Lowering } from './lowering.js';
 
 /**
  * A kernel computing out[flat] = value(indices) for every element of `n`'s result.

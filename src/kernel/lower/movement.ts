@@ -9,7 +9,7 @@ import { sMul, shapeElements } from '../plan/to-size.js';
 import { mapTraffic } from '../analysis/traffic.js';
 import { emitMap } from './map.js';
 import { dimExpr, productExpr, strides, zeroOf } from './dims.js';
-import type { Lowering } from './lower.js';
+import type { Lowering } from './lowering.js';
 
 export function emitPermute(lw: Lowering, n: Node): void {
   const x = lw.operand(n, 0);

@@ -31,7 +31,7 @@ import type { StepCondition } from '../plan/plan.js';
 import { sConst, shapeElements, sMul } from '../plan/to-size.js';
 import { bytesOf } from '../analysis/traffic.js';
 import { dimExpr, productExpr, strides } from './dims.js';
-import type { Lowering } from './lower.js';
+import type { Lowering } from './lowering.js';
 
 /**
  * Reduces `acc` (f32, one value per thread) over the workgroup; every thread gets the result.

@@ -9,7 +9,7 @@ import { sConst, shapeElements, sMul } from '../plan/to-size.js';
 import { bytesOf } from '../analysis/traffic.js';
 import { emitRows, rowLoop, workgroupReduce } from './reduce.js';
 import { dimExpr, productExpr } from './dims.js';
-import type { Lowering } from './lower.js';
+import type { Lowering } from './lowering.js';
 import type { StepCondition } from '../plan/plan.js';
 
 export function emitSoftmax(lw: Lowering, n: Node): void {

@@ -1,48 +1,29 @@
 // The tiled matmul and fused_matmul (lower/lower.ts's Lowering): schedule tiles in workgroup memory,
 // batch broadcasting, a normalization prologue (matmul/norm-prologue.ts), the fused epilogue, and the
-// tensor-core body (matmul/mma.ts) where the operands qualify.
-import { type Dim, dimConst, dimConstValue, dimMul } from '../../base/dim.js';
-import { type Graph, type Node, lambdaAttr } from '../../graph/ir.js';
+// tensor-core body (matmul/mma.ts) where the operands qualify; the kSplit and kLanes decode
+// kernels are stream.ts and gemv.ts. Over 400 lines because emitMatmulWith is one kernel body
+// (tiles, prologue, K loop, epilogue) whose shared names read best in one place.
+import { type Dim, dimConst } from '../../base/dim.js';
+import { type Node, lambdaAttr } from '../../graph/ir.js';
 import type { DType } from '../../graph/types.js';
 import { storageBytes, storageType } from '../ir/storage.js';
-import {
-  type Expr,
-  type MatrixInput,
-  type MmaBLayout,
-  type Stmt,
-  type Traffic,
-  add,
-  and,
-  arrayLoad,
-  bin,
-  builtin,
-  call,
-  cast,
-  div,
-  lit,
-  load,
-  lt,
-  mul,
-  rem,
-  u32,
-  v,
-} from '../ir/ir.js';
+import { type Expr, type Stmt, type Traffic, add, and, arrayLoad, bin, builtin, call, cast, div, lit, load, lt, mul, rem, u32, v } from '../ir/ir.js';
 import { KernelBuilder } from '../ir/builder.js';
 import type { SizeExpr, StepCondition } from '../plan/plan.js';
 import { type MatmulSchedule, ScheduleError, decodeScheduleFor, scheduleShapeKey, specializeMatmul } from '../schedule/schedule.js';
 import { type LaneNorm, emitLaneMatmul } from './lanes.js';
 import { emitGemv } from './gemv.js';
 import { emitNorm } from '../lower/softmax-norm.js';
-import { emitStreamPartials, emitStreamReduce } from './stream.js';
-import { printType } from '../../graph/types.js';
 import { dimToSize, sCeilDiv, sConst, shapeElements, sMinConst, sMul } from '../plan/to-size.js';
-import { type FusedHost, epilogueReadBytes, translateLambda, unravelFlat } from '../lower/fused.js';
-import { elementOffset, hasVectorRuns, unitStrideAxis, unravel } from '../lower/view.js';
+import { epilogueReadBytes, translateLambda, unravelFlat } from '../lower/fused.js';
+import { elementOffset, unravel } from '../lower/view.js';
 import { normPrologueOf } from '../../ops/fused.js';
 import { normFold } from './norm-prologue.js';
 import { emitMmaMatmul } from './mma.js';
 import { dimExpr, isOne, strides } from '../lower/dims.js';
-import type { Lowering } from '../lower/lower.js';
+import type { Lowering } from '../lower/lowering.js';
+import { bindOnce, laneLayout, matmulRows, mmaOperands, sAddAll } from './operands.js';
+import { emitStreamMatmul } from './stream.js';
 
 /**
  * A matmul node's kernels: one on its schedule; with a decode schedule (Schedule.decodeMatmul)
@@ -60,13 +41,6 @@ export function emitMatmul(lw: Lowering, n: Node): void {
   emitMatmulWith(lw, n, main, { size: rows, op: '>', value: decode.maxRows });
 }
 
-/** Rows of the product: M, times the batch when the batch folds into M (a 2-D right operand). */
-function matmulRows(n: Node, a: Node, b: Node): Dim {
-  const out = n.type.shape;
-  const rank = out.length;
-  const foldBatch = b.type.shape.length === 2 && a.type.shape.length === rank;
-  return foldBatch ? out.slice(0, -1).reduce((p, d) => dimMul(p, d), dimConst(1)) : (out[rank - 2] ?? dimConst(1));
-}
 
 function emitMatmulWith(lw: Lowering, n: Node, ms: MatmulSchedule, when?: StepCondition): void {
   const normOf = n.op === 'fused_matmul' ? normPrologueOf(n.attrs) : undefined;
@@ -443,163 +417,4 @@ function emitNormThenMatmul(lw: Lowering, n: Node, norm: { readonly op: 'layerno
   const product: Node = { ...n, operands: [normNode.id, ...n.operands.slice(1, n.operands.length - norm.params)], attrs };
   const { normFold: _fold, ...plain } = ms;
   emitMatmulWith(lw, product, plain, when);
-}
-
-/**
- * Checks a laneBroadcast schedule against the node and the target (never silently changed):
- * the lane count, tile shape, and each vector width against the operands' layouts. Returns B's
- * loop layout and the vector widths; throws ScheduleError naming the field otherwise.
- */
-function laneLayout(lw: Lowering, n: Node, a: Node, b: Node, ms: MatmulSchedule): { readonly lanes: number; readonly aVector: 1 | 4; readonly bVector: 1 | 4; readonly normVector: 1 | 4; readonly bLayout: 'k_by_n' | 'n_by_k' } {
-  const what = `%${n.id} (${n.op} ${printType(a.type)} x ${printType(b.type)})`;
-  const L = lw.target.subgroupSize;
-  if (L === 0 || !lw.s.useSubgroups) throw new ScheduleError('matmul.laneBroadcast', `${what}: the target has no subgroups`);
-  if (ms.laneBroadcast === true && ms.kLanes === true) throw new ScheduleError('matmul.kLanes', `${what}: laneBroadcast and kLanes exclude each other`);
-  if (ms.kLanes === true) {
-    if (ms.threadRows !== ms.tileRows || ms.threadCols !== ms.tileCols || ms.tileRows < 1 || ms.tileCols < 1) throw new ScheduleError('matmul.threadRows', `${what}: kLanes needs threadRows = tileRows and threadCols = tileCols (every lane holds the whole tile), got ${ms.tileRows}x${ms.tileCols} tiles of ${ms.threadRows}x${ms.threadCols}`);
-    const Kc = dimConstValue(a.type.shape[a.type.shape.length - 1] ?? dimConst(1));
-    if (ms.tileK !== 1 && (Kc === undefined || Kc % ms.tileK !== 0)) throw new ScheduleError('matmul.tileK', `${what}: kLanes needs tileK to divide K (or be 1), got tileK ${ms.tileK}`);
-  } else {
-    if (ms.threadRows !== ms.tileRows || ms.tileCols !== L * ms.threadCols) throw new ScheduleError('matmul.threadRows', `${what}: laneBroadcast needs threadRows = tileRows and tileCols = ${L} (subgroup size) x threadCols, got ${ms.tileRows}x${ms.tileCols} tiles of ${ms.threadRows}x${ms.threadCols}`);
-    if (ms.tileRows % L !== 0 || ms.tileRows <= 0) throw new ScheduleError('matmul.tileRows', `${what}: laneBroadcast needs tileRows a positive multiple of the subgroup size ${L}, got ${ms.tileRows}`);
-  }
-  if (!Number.isInteger(ms.tileK) || ms.tileK < 1) throw new ScheduleError('matmul.tileK', `${what}: tileK must be a positive integer, got ${ms.tileK}`);
-  const aRank = a.type.shape.length;
-  const bRank = b.type.shape.length;
-  const K = dimConstValue(a.type.shape[aRank - 1] ?? dimConst(1));
-  const unitB = unitStrideAxis(lw.g, b);
-  const bLayout = unitB === bRank - 2 ? 'n_by_k' : 'k_by_n';
-  const wholeSteps = K !== undefined && K % ms.tileK === 0;
-  const aVector = ms.aVector ?? 1;
-  const bVector = ms.bVector ?? 1;
-  if (aVector === 4 && !(ms.tileK % 4 === 0 && wholeSteps && hasVectorRuns(lw.g, a, aRank - 1, 4))) throw new ScheduleError('matmul.aVector', `${what}: vector loads of A need tileK a multiple of 4 dividing K and A contiguous along K in runs of 4`);
-  if (bVector === 4) {
-    const ok = bLayout === 'k_by_n' ? ms.threadCols % 4 === 0 && wholeSteps && hasVectorRuns(lw.g, b, bRank - 1, 4) : ms.tileK % 4 === 0 && wholeSteps && hasVectorRuns(lw.g, b, bRank - 2, 4);
-    if (!ok) throw new ScheduleError('matmul.bVector', `${what}: vector loads of B need it contiguous along ${bLayout === 'k_by_n' ? 'N with threadCols' : 'K with tileK'} a multiple of 4 and K a multiple of tileK`);
-  }
-  const vectorTypes = new Set(['f32', 'f16', 'bf16']);
-  if ((aVector === 4 && !vectorTypes.has(a.type.dtype)) || (bVector === 4 && !vectorTypes.has(b.type.dtype))) throw new ScheduleError('matmul.aVector', `${what}: vector loads need float operands`);
-  // The norm parameters ride A's vector loads: 4 at a time exactly when A is.
-  return { lanes: L, aVector, bVector, normVector: aVector, bLayout };
-}
-
-/** `host` whose `kb.input` gives one slot per graph value, however often a lambda is translated. */
-function bindOnce(host: FusedHost, kb: KernelBuilder): FusedHost {
-  const slots = new Map<number, number>();
-  const input = (role: string, value: number, dtype: DType): number => {
-    const known = slots.get(value);
-    if (known !== undefined) return known;
-    const slot = kb.input(role, value, dtype);
-    slots.set(value, slot);
-    return slot;
-  };
-  return { ...host, kb: { input, let: (out, prefix, init) => kb.let(out, prefix, init), fresh: (prefix) => kb.fresh(prefix) } };
-}
-
-/**
- * The tensor-core operands of a matmul: both f16 or both bf16, A contiguous along K and B along
- * N or (a transposed weight, `x @ transpose(w)`) along K, so 8-element copies are runs of memory;
- * no norm fold. Undefined: the scalar tiled path.
- */
-function mmaOperands(g: Graph, n: Node, a: Node, b: Node): { readonly input: MatrixInput; readonly bLayout: MmaBLayout } | undefined {
-  const t = a.type.dtype;
-  if ((t !== 'f16' && t !== 'bf16') || b.type.dtype !== t) return undefined;
-  if (n.op === 'fused_matmul' && normPrologueOf(n.attrs) !== undefined) return undefined;
-  const aRank = a.type.shape.length;
-  const bRank = b.type.shape.length;
-  if (unitStrideAxis(g, a) !== aRank - 1) return undefined;
-  const bAxis = unitStrideAxis(g, b);
-  if (bAxis === bRank - 1) return { input: t, bLayout: 'k_by_n' };
-  if (bAxis === bRank - 2) return { input: t, bLayout: 'n_by_k' };
-  return undefined;
-}
-
-function sAddAll(xs: readonly SizeExpr[]): SizeExpr {
-  return xs.length === 1 && xs[0] !== undefined ? xs[0] : { kind: 'add', args: xs };
-}
-
-/**
- * MatmulSchedule.kSplit (matmul/stream.ts): the partial-sums kernel over tiles of tileK
- * weight rows, then the reduction kernel with the epilogue. Needs the batch folded into M (a
- * 2-D weight), the weight contiguous along N in vec4 runs, and no inline norm fold.
- */
-function emitStreamMatmul(lw: Lowering, n: Node, ms: MatmulSchedule, when: StepCondition | undefined): void {
-  const a = lw.operand(n, 0);
-  const b = lw.operand(n, 1);
-  const what = `%${n.id} (${n.op} ${printType(a.type)} x ${printType(b.type)})`;
-  const L = lw.target.subgroupSize;
-  const out = n.type.shape;
-  const rank = out.length;
-  if (L === 0 || !lw.s.useSubgroups) throw new ScheduleError('matmul.kSplit', `${what}: the target has no subgroups`);
-  if (!(b.type.shape.length === 2 && a.type.shape.length === rank)) throw new ScheduleError('matmul.kSplit', `${what}: needs a 2-D weight (the batch folded into the rows)`);
-  if (!hasVectorRuns(lw.g, b, 1, 4) || unitStrideAxis(lw.g, b) !== 1) throw new ScheduleError('matmul.kSplit', `${what}: needs the weight contiguous along N in runs of 4`);
-  if (ms.tileCols % (4 * L) !== 0 || ms.tileCols <= 0) throw new ScheduleError('matmul.tileCols', `${what}: kSplit needs tileCols a positive multiple of ${4 * L} (4 x the subgroup size), got ${ms.tileCols}`);
-  if (ms.tileK < 1 || ms.tileRows < 1) throw new ScheduleError('matmul.tileK', `${what}: kSplit needs tileK and tileRows >= 1`);
-  const M = matmulRows(n, a, b);
-  const N = out[rank - 1] ?? dimConst(1);
-  const K = a.type.shape[a.type.shape.length - 1] ?? dimConst(1);
-  const [Me, Ne, Ke] = [dimExpr(M), dimExpr(N), dimExpr(K)];
-  const [Ms, Ns, Ks] = [dimToSize(M), dimToSize(N), dimToSize(K)];
-  const tilesS = sCeilDiv(Ks, ms.tileK);
-  // Sized for the rows this path runs with: a decode path (`when: M <= c`) holds at most c rows,
-  // while every plan buffer is allocated at the run's dims, prefill runs included (at T = 1024 a
-  // [tiles, M, N] temp of GPT-2's qkv matmul was 226 MB, over the 128 MiB binding limit).
-  const rowsCap = when !== undefined && when.op === '<=' && when.and === undefined ? sMinConst(Ms, when.value) : Ms;
-  const part = lw.tempNode({ op: 'matmul_partials', operands: [], attrs: {}, type: { dtype: 'f32', shape: [] }, loc: n.loc, ...(n.scope !== undefined ? { scope: n.scope } : {}) }, sMul(tilesS, rowsCap, Ns));
-  const aAddr = (row: Expr, k: Expr): Expr => (a.op === 'view' ? elementOffset(lw.g, a, [...unravel(a.type.shape.slice(0, -1), row, dimExpr), k], dimExpr) : add(mul(row, Ke), k));
-  const bAddr = (k: Expr, col: Expr): Expr => (b.op === 'view' ? elementOffset(lw.g, b, [k, col], dimExpr) : add(mul(k, Ne), col));
-  const partIndex = (kt: Expr, row: Expr, col: Expr): Expr => add(mul(add(mul(kt, Me), row), Ne), col);
-  // Kernel 1: partial sums per tile of weight rows.
-  {
-    const kb = new KernelBuilder();
-    const aSlot = kb.input('a', a.id, a.type.dtype);
-    const bSlot = kb.inputVector('b', b.id, b.type.dtype, 4);
-    const partSlot = kb.output('part', part.id, 'f32');
-    const body: Stmt[] = [];
-    emitStreamPartials({ kb, schedule: ms, lanes: L, aSlot, bSlot, partSlot, aType: storageType(a.type.dtype), bType: storageType(b.type.dtype), M: Me, N: Ne, K: Ke, aAddr, bAddr, partIndex }, body);
-    const traffic: Traffic = {
-      bytesRead: sAddAll([sMul(Ms, Ks, sCeilDiv(Ns, ms.tileCols), sConst(storageBytes(a.type.dtype))), sMul(Ks, Ns, sCeilDiv(Ms, ms.tileRows), sConst(storageBytes(b.type.dtype)))]),
-      bytesWritten: sMul(tilesS, Ms, Ns, sConst(4)),
-      flops: lw.flops(n),
-    };
-    const grid: readonly [SizeExpr, SizeExpr, SizeExpr] = [sCeilDiv(Ns, ms.tileCols), tilesS, sCeilDiv(Ms, ms.tileRows)];
-    lw.finish(n, n.op, kb, body, [L, 1, 1], grid, { kind: 'tiled_matmul', ...ms, bVector: 4 }, traffic, when);
-  }
-  // Kernel 2: sum the partials of each output, then the epilogue; one thread per output.
-  {
-    const kb = new KernelBuilder();
-    const partSlot = kb.input('part', part.id, 'f32');
-    const oSlot = kb.output('out', n.id, n.type.dtype);
-    const host = lw.fusedHost(kb);
-    const ep = n.op === 'fused_matmul' ? lambdaAttr(n, 'epilogue') : undefined;
-    const epOperands = n.operands.map((_, i) => lw.operand(n, i));
-    const body: Stmt[] = [];
-    const flat = kb.let(body, 'o', add(mul(lw.linearWorkgroup(kb, body), u32(lw.s.mapWorkgroupSize)), builtin('local_index')));
-    const total = mul(Me, Ne);
-    const inner: Stmt[] = [];
-    const row = kb.let(inner, 'row', div(flat, Ne));
-    const col = kb.let(inner, 'col', rem(flat, Ne));
-    emitStreamReduce(kb, inner, {
-      tiles: Ks.kind === 'const' ? u32(Math.ceil(Ks.value / ms.tileK)) : div(add(Ke, u32(ms.tileK - 1)), u32(ms.tileK)),
-      flat,
-      partSlot,
-      partIndex: (kt) => partIndex(kt, row, col),
-      store: (value) => {
-        if (ep === undefined) return [{ kind: 'store', slot: oSlot, index: flat, value: cast(storageType(n.type.dtype), value) }];
-        const st: Stmt[] = [];
-        const idx = unravelFlat(host, st, out, flat);
-        const y = translateLambda(host, st, n, ep.params, ep.body, epOperands, idx, flat, value);
-        st.push({ kind: 'store', slot: oSlot, index: flat, value: cast(storageType(n.type.dtype), y) });
-        return st;
-      },
-    });
-    body.push({ kind: 'if', cond: lt(flat, total), then: inner, else: [] });
-    const outputs = sMul(Ms, Ns);
-    const traffic: Traffic = {
-      bytesRead: sAddAll([sMul(tilesS, outputs, sConst(4)), ...(ep === undefined ? [] : [epilogueReadBytes(host, n)])]),
-      bytesWritten: sMul(outputs, sConst(storageBytes(n.type.dtype))),
-      flops: sMul(tilesS, outputs),
-    };
-    lw.finish(n, n.op, kb, body, [lw.s.mapWorkgroupSize, 1, 1], lw.linearGrid(sCeilDiv(outputs, lw.s.mapWorkgroupSize)), { kind: 'map', workgroupSize: lw.s.mapWorkgroupSize }, traffic, when);
-  }
 }

@@ -7,10 +7,20 @@
 // tiles streamed ~5 GB/s in a scratch test (bench/lavapipe/gemv2.mjs; a plain streaming read ~6).
 // Each workgroup writes its partial sums for its columns to a temp [ceil(K / tileK), M, N]; a
 // second kernel sums the partials of each output and applies the epilogue.
-import { type Expr, type Stmt, add, and, arrayLoad, bin, builtin, call, cast, div, lit, load, lt, mul, u32, v } from '../ir/ir.js';
-import type { KernelBuilder } from '../ir/builder.js';
-import type { MatmulSchedule } from '../schedule/schedule.js';
-import type { ScalarType } from '../ir/ir.js';
+import { dimConst } from '../../base/dim.js';
+import { type Node, lambdaAttr } from '../../graph/ir.js';
+import { printType } from '../../graph/types.js';
+import { KernelBuilder } from '../ir/builder.js';
+import { type Expr, type ScalarType, type Stmt, type Traffic, add, and, arrayLoad, bin, builtin, call, cast, div, lit, load, lt, mul, rem, u32, v } from '../ir/ir.js';
+import { storageBytes, storageType } from '../ir/storage.js';
+import type { SizeExpr, StepCondition } from '../plan/plan.js';
+import { dimToSize, sCeilDiv, sConst, sMinConst, sMul } from '../plan/to-size.js';
+import { type MatmulSchedule, ScheduleError } from '../schedule/schedule.js';
+import { dimExpr } from '../lower/dims.js';
+import { epilogueReadBytes, translateLambda, unravelFlat } from '../lower/fused.js';
+import type { Lowering } from '../lower/lowering.js';
+import { elementOffset, hasVectorRuns, unitStrideAxis, unravel } from '../lower/view.js';
+import { matmulRows, sAddAll } from './operands.js';
 
 export interface StreamPartialsInput {
   readonly kb: KernelBuilder;
@@ -91,4 +101,90 @@ export function emitStreamReduce(kb: KernelBuilder, body: Stmt[], o: { readonly 
   const t = kb.fresh('t');
   body.push({ kind: 'for', var: t, start: u32(0), end: o.tiles, step: u32(1), body: [{ kind: 'assign', name: sum, value: bin('add', v(sum, 'f32'), load(o.partSlot, o.partIndex(v(t, 'u32')), 'f32')) }] });
   body.push(...o.store(v(sum, 'f32')));
+}
+
+/**
+ * MatmulSchedule.kSplit (matmul/stream.ts): the partial-sums kernel over tiles of tileK
+ * weight rows, then the reduction kernel with the epilogue. Needs the batch folded into M (a
+ * 2-D weight), the weight contiguous along N in vec4 runs, and no inline norm fold.
+ */
+export function emitStreamMatmul(lw: Lowering, n: Node, ms: MatmulSchedule, when: StepCondition | undefined): void {
+  const a = lw.operand(n, 0);
+  const b = lw.operand(n, 1);
+  const what = `%${n.id} (${n.op} ${printType(a.type)} x ${printType(b.type)})`;
+  const L = lw.target.subgroupSize;
+  const out = n.type.shape;
+  const rank = out.length;
+  if (L === 0 || !lw.s.useSubgroups) throw new ScheduleError('matmul.kSplit', `${what}: the target has no subgroups`);
+  if (!(b.type.shape.length === 2 && a.type.shape.length === rank)) throw new ScheduleError('matmul.kSplit', `${what}: needs a 2-D weight (the batch folded into the rows)`);
+  if (!hasVectorRuns(lw.g, b, 1, 4) || unitStrideAxis(lw.g, b) !== 1) throw new ScheduleError('matmul.kSplit', `${what}: needs the weight contiguous along N in runs of 4`);
+  if (ms.tileCols % (4 * L) !== 0 || ms.tileCols <= 0) throw new ScheduleError('matmul.tileCols', `${what}: kSplit needs tileCols a positive multiple of ${4 * L} (4 x the subgroup size), got ${ms.tileCols}`);
+  if (ms.tileK < 1 || ms.tileRows < 1) throw new ScheduleError('matmul.tileK', `${what}: kSplit needs tileK and tileRows >= 1`);
+  const M = matmulRows(n, a, b);
+  const N = out[rank - 1] ?? dimConst(1);
+  const K = a.type.shape[a.type.shape.length - 1] ?? dimConst(1);
+  const [Me, Ne, Ke] = [dimExpr(M), dimExpr(N), dimExpr(K)];
+  const [Ms, Ns, Ks] = [dimToSize(M), dimToSize(N), dimToSize(K)];
+  const tilesS = sCeilDiv(Ks, ms.tileK);
+  // Sized for the rows this path runs with: a decode path (`when: M <= c`) holds at most c rows,
+  // while every plan buffer is allocated at the run's dims, prefill runs included (at T = 1024 a
+  // [tiles, M, N] temp of GPT-2's qkv matmul was 226 MB, over the 128 MiB binding limit).
+  const rowsCap = when !== undefined && when.op === '<=' && when.and === undefined ? sMinConst(Ms, when.value) : Ms;
+  const part = lw.tempNode({ op: 'matmul_partials', operands: [], attrs: {}, type: { dtype: 'f32', shape: [] }, loc: n.loc, ...(n.scope !== undefined ? { scope: n.scope } : {}) }, sMul(tilesS, rowsCap, Ns));
+  const aAddr = (row: Expr, k: Expr): Expr => (a.op === 'view' ? elementOffset(lw.g, a, [...unravel(a.type.shape.slice(0, -1), row, dimExpr), k], dimExpr) : add(mul(row, Ke), k));
+  const bAddr = (k: Expr, col: Expr): Expr => (b.op === 'view' ? elementOffset(lw.g, b, [k, col], dimExpr) : add(mul(k, Ne), col));
+  const partIndex = (kt: Expr, row: Expr, col: Expr): Expr => add(mul(add(mul(kt, Me), row), Ne), col);
+  // Kernel 1: partial sums per tile of weight rows.
+  {
+    const kb = new KernelBuilder();
+    const aSlot = kb.input('a', a.id, a.type.dtype);
+    const bSlot = kb.inputVector('b', b.id, b.type.dtype, 4);
+    const partSlot = kb.output('part', part.id, 'f32');
+    const body: Stmt[] = [];
+    emitStreamPartials({ kb, schedule: ms, lanes: L, aSlot, bSlot, partSlot, aType: storageType(a.type.dtype), bType: storageType(b.type.dtype), M: Me, N: Ne, K: Ke, aAddr, bAddr, partIndex }, body);
+    const traffic: Traffic = {
+      bytesRead: sAddAll([sMul(Ms, Ks, sCeilDiv(Ns, ms.tileCols), sConst(storageBytes(a.type.dtype))), sMul(Ks, Ns, sCeilDiv(Ms, ms.tileRows), sConst(storageBytes(b.type.dtype)))]),
+      bytesWritten: sMul(tilesS, Ms, Ns, sConst(4)),
+      flops: lw.flops(n),
+    };
+    const grid: readonly [SizeExpr, SizeExpr, SizeExpr] = [sCeilDiv(Ns, ms.tileCols), tilesS, sCeilDiv(Ms, ms.tileRows)];
+    lw.finish(n, n.op, kb, body, [L, 1, 1], grid, { kind: 'tiled_matmul', ...ms, bVector: 4 }, traffic, when);
+  }
+  // Kernel 2: sum the partials of each output, then the epilogue; one thread per output.
+  {
+    const kb = new KernelBuilder();
+    const partSlot = kb.input('part', part.id, 'f32');
+    const oSlot = kb.output('out', n.id, n.type.dtype);
+    const host = lw.fusedHost(kb);
+    const ep = n.op === 'fused_matmul' ? lambdaAttr(n, 'epilogue') : undefined;
+    const epOperands = n.operands.map((_, i) => lw.operand(n, i));
+    const body: Stmt[] = [];
+    const flat = kb.let(body, 'o', add(mul(lw.linearWorkgroup(kb, body), u32(lw.s.mapWorkgroupSize)), builtin('local_index')));
+    const total = mul(Me, Ne);
+    const inner: Stmt[] = [];
+    const row = kb.let(inner, 'row', div(flat, Ne));
+    const col = kb.let(inner, 'col', rem(flat, Ne));
+    emitStreamReduce(kb, inner, {
+      tiles: Ks.kind === 'const' ? u32(Math.ceil(Ks.value / ms.tileK)) : div(add(Ke, u32(ms.tileK - 1)), u32(ms.tileK)),
+      flat,
+      partSlot,
+      partIndex: (kt) => partIndex(kt, row, col),
+      store: (value) => {
+        if (ep === undefined) return [{ kind: 'store', slot: oSlot, index: flat, value: cast(storageType(n.type.dtype), value) }];
+        const st: Stmt[] = [];
+        const idx = unravelFlat(host, st, out, flat);
+        const y = translateLambda(host, st, n, ep.params, ep.body, epOperands, idx, flat, value);
+        st.push({ kind: 'store', slot: oSlot, index: flat, value: cast(storageType(n.type.dtype), y) });
+        return st;
+      },
+    });
+    body.push({ kind: 'if', cond: lt(flat, total), then: inner, else: [] });
+    const outputs = sMul(Ms, Ns);
+    const traffic: Traffic = {
+      bytesRead: sAddAll([sMul(tilesS, outputs, sConst(4)), ...(ep === undefined ? [] : [epilogueReadBytes(host, n)])]),
+      bytesWritten: sMul(outputs, sConst(storageBytes(n.type.dtype))),
+      flops: sMul(tilesS, outputs),
+    };
+    lw.finish(n, n.op, kb, body, [lw.s.mapWorkgroupSize, 1, 1], lw.linearGrid(sCeilDiv(outputs, lw.s.mapWorkgroupSize)), { kind: 'map', workgroupSize: lw.s.mapWorkgroupSize }, traffic, when);
+  }
 }

@@ -5,7 +5,8 @@ import v8 from 'node:v8';
 import { describe, expect, it } from 'vitest';
 import { checkSource } from '../../../src/check/check-source.js';
 import { interpret } from '../../../src/interp/interpret.js';
-import { attentionReference, attentionSource, checkedRows, fromBsnh, seeded, toBsnh } from '../../../src/cli/bench.js';
+import { seeded } from '../../../src/cli/bench.js';
+import { attentionReference, attentionSource, checkedRows, fromBsnh, toBsnh } from '../../../src/cli/bench-attention.js';
 import { mhaAttentionOnnx, onnxType, plainAttentionOnnx } from '../../../src/cli/bench-onnx.js';
 import { type CaseResult, compare, formatTable, median, percentOfPeak, plotSvg, spread } from '../../../src/cli/bench-report.js';
 

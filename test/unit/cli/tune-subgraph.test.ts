@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { compileSource } from '../../../src/cli/bench.js';
-import { tuneGroups, withCandidate } from '../../../src/cli/tune.js';
+import { tuneGroups, withCandidate } from '../../../src/cli/tune-candidates.js';
 import { tuneSubgraph } from '../../../src/cli/tune-subgraph.js';
 import { compilePlan } from '../../../src/compile/plan.js';
 import type { Graph } from '../../../src/graph/ir.js';

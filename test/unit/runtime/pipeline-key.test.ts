@@ -1,9 +1,9 @@
-// The device's pipeline cache key (src/runtime/session.ts pipelineKey): kernels that differ only
+// The device's pipeline cache key (src/runtime/pipelines.ts pipelineKey): kernels that differ only
 // in whole-line comments (the header naming the kernel and its source location) share a pipeline;
 // any difference in code, entry point or binding layout does not.
 import { describe, expect, it } from 'vitest';
 import type { PlanKernel } from '../../../src/kernel/plan/plan.js';
-import { pipelineKey } from '../../../src/runtime/session.js';
+import { pipelineKey } from '../../../src/runtime/pipelines.js';
 
 const body = ['@group(0) @binding(0) var<storage, read_write> out: array<f32>;', '@compute @workgroup_size(64, 1, 1)', 'fn main(@builtin(global_invocation_id) g: vec3<u32>) {', '  out[g.x] = 1.0; // one', '}'].join('\n');
 
