@@ -47,8 +47,8 @@ export function trainingFeeds(g: Graph, dims: ReadonlyMap<string, number>, seed:
   const weights = randomWeights(needed, seed, dims, ds);
   const inputs = randomInputs(g, needed, seed + 1, dims, ds);
   expect(ds).toEqual([]);
-  const tokens = inputs.get('tokens');
-  if (tokens === undefined) throw new Error('a training graph has tokens');
-  inputs.set('targets', makeTensor('i32', tokens.shape, tokens.data.map((x, i) => (x * 7 + i * 3) % vocab)));
+  const targets = inputs.get('targets');
+  if (targets === undefined) throw new Error('a training graph has targets');
+  inputs.set('targets', makeTensor('i32', targets.shape, targets.data.map((_, i) => (i * 7 + seed * 3) % vocab)));
   return { weights, inputs };
 }

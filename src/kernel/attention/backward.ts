@@ -21,7 +21,7 @@ import type { Graph, Node } from '../../graph/ir.js';
 import { floatAttr } from '../../graph/ir.js';
 import { countApplies } from '../../ops/source.js';
 import { attentionGradExtrasStart } from '../../ops/attention-vjp.js';
-import { type Expr, type KernelSchedule, type Stmt, type Traffic, add, and, arrayLoad, bin, builtin, call, cast, div, lit, load, lt, mul, rem, select, u32, v } from '../ir/ir.js';
+import { type Expr, type KernelSchedule, type Stmt, type Traffic, add, and, arrayLoad, bin, builtin, call, cast, div, load, lt, mul, rem, select, u32, v } from '../ir/ir.js';
 import { KernelBuilder } from '../ir/builder.js';
 import { dimExpr } from '../lower/dims.js';
 import { storageBytes, storageType } from '../ir/storage.js';
@@ -29,8 +29,9 @@ import type { TargetLimits } from '../schedule/schedule.js';
 import { dimToSize, sAdd, sCeilDiv, sConst, sMul } from '../plan/to-size.js';
 import { type AttentionBackwardSchedule, type AttentionSchedule, attentionBackwardThreads } from './schedule.js';
 import { type AttentionKernelDraft, shapeOf } from './node.js';
-import { f32, fmax, fmin, forLoop, i32, NEG_INF } from './exprs.js';
-import { type TileRanges, type UniformRead, axisBounds, intervalOf, tileLogic } from './sparsity.js';
+import { f32, fmin, forLoop, NEG_INF } from './exprs.js';
+import { type UniformRead, tileLogic } from './sparsity.js';
+import { kvTileLogic } from './sparsity-kv.js';
 import { type Compiled, lambdaExpr, lambdaOf, readBytesOf } from './lambdas.js';
 
 export interface AttentionGradInput {
@@ -205,43 +206,20 @@ export function attentionBackwardKernel(inp: AttentionGradInput): AttentionKerne
   // ---- dK/dV role: x < ceil(S / Bc), y < Hkv ----
   const roleKV: Stmt[] = [];
   {
-    const kt = wx;
-    const hk = wy;
-    const b = wz;
+    const logic = kvTileLogic(kb, shape, mask, Br, Bc, uniformRead);
+    roleKV.push(...logic.header);
+    const { k0, hk, b, h, q0 } = logic;
     const key = kb.let(roleKV, 'key', div(lid, u32(L)));
     const lane = kb.let(roleKV, 'lane', rem(lid, u32(L)));
-    const k0 = kb.let(roleKV, 'k0', mul(kt, u32(Bc)));
     const kvRow0 = kb.let(roleKV, 'kv_row0', mul(add(mul(b, Hkv), hk), S));
     stageKeys(roleKV, k0, kvRow0);
     const accK = kb.fresh('acc_k');
     const accV = kb.fresh('acc_v');
     roleKV.push({ kind: 'private_array', name: accK, type: 'f32', length: JK, init: f32(0) }, { kind: 'private_array', name: accV, type: 'f32', length: JV, init: f32(0) });
-    const kLo = kb.let(roleKV, 'k_lo', cast('i32', k0));
-    const kHi = kb.let(roleKV, 'k_hi', bin('sub', cast('i32', fmin(add(k0, u32(Bc)), S)), i32(1)));
-    const gh = kb.fresh('gh');
-    const hb: Stmt[] = [];
-    const h = kb.let(hb, 'h', add(mul(hk, shape.group), v(gh, 'u32')));
+    const hb: Stmt[] = [...logic.perHead];
     const qRow0 = kb.let(hb, 'q_row0', mul(add(mul(b, Hq), h), T));
-    const ranges: TileRanges = { b: cast('i32', b), hLo: cast('i32', h), hHi: cast('i32', h), headsVary: false, qLo: i32(0), qHi: i32(0), kLo, kHi, uniformRead: (o, e) => uniformRead(o, e, b, h) };
-    // Query tiles [qt_start, qt_end): outside, a conjunct linear in q is false for every key of the tile.
-    const qr = axisBounds(kb, hb, mask, ranges, 2, T, 'q');
-    const qFirst = kb.let(hb, 'q_first', cast('u32', fmax(qr.start, i32(0))));
-    const qLast = kb.let(hb, 'q_last', cast('u32', fmax(fmin(qr.end, cast('i32', T)), i32(0))));
-    const qtStart = kb.let(hb, 'qt_start', div(qFirst, u32(Br)));
-    const qtEnd = kb.let(hb, 'qt_end', select(bin('le', qLast, qFirst), qtStart, div(add(qLast, u32(Br - 1)), u32(Br))));
-    const qt = kb.fresh('qt');
-    const tb: Stmt[] = [];
-    const q0 = kb.let(tb, 'q0', mul(v(qt, 'u32'), u32(Br)));
-    let live: Expr = lit('bool', 1);
-    let partial: Expr = lit('bool', 0);
-    if (mask !== undefined) {
-      const qLo = kb.let(tb, 'q_lo', cast('i32', q0));
-      const qHi = kb.let(tb, 'q_hi', bin('sub', cast('i32', fmin(add(q0, u32(Br)), T)), i32(1)));
-      const iv = intervalOf(kb, tb, mask, { ...ranges, qLo, qHi });
-      const bi = iv.kind === 'bool' ? iv : { mayTrue: lit('bool', 1), mayFalse: lit('bool', 1) };
-      live = kb.let(tb, 'tile_live', bi.mayTrue);
-      partial = kb.let(tb, 'tile_partial', bi.mayFalse);
-    }
+    const tb: Stmt[] = [...logic.perTile];
+    const partial = logic.mayFalse;
     const work: Stmt[] = [];
     stageRows(work, q0, qRow0);
     {
@@ -262,10 +240,10 @@ export function attentionBackwardKernel(inp: AttentionGradInput): AttentionKerne
       accumulate(ab, accK, JK, dk, Br, lane, (i) => arrayLoad(dst, add(mul(key, u32(Br)), i), 'f32'), qs);
       work.push(...guarded(key, Bc, ab), { kind: 'barrier' });
     }
-    tb.push({ kind: 'if', cond: live, then: work, else: [] });
-    hb.push(forLoop(qt, qtStart, qtEnd, u32(1), tb));
+    tb.push({ kind: 'if', cond: logic.mayTrue, then: work, else: [] });
+    hb.push(forLoop(logic.qtVar, logic.qtStart, logic.qtEnd, u32(1), tb));
     roleKV.push({ kind: 'comment', text: 'each query head of the KV head\'s group; query tiles outside [qt_start, qt_end) see none of this key tile' });
-    roleKV.push(forLoop(gh, u32(0), shape.group, u32(1), hb));
+    roleKV.push(forLoop(logic.ghVar, u32(0), shape.group, u32(1), hb));
     const wb: Stmt[] = [];
     const kk = kb.let(wb, 'kk', add(k0, key));
     const write: Stmt[] = [];
