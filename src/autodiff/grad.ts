@@ -98,14 +98,29 @@ export function gradGraph(g: Graph, opts: GradOptions, report: (d: Diagnostic) =
     contributions.set(id, [sum]);
     return sum;
   };
+  // Cotangents of second results (`resultOf` ops: fused_attention_lse), per producer and op name:
+  // the producer's vjp receives them (VjpArgs.results).
+  const resultCotangents = new Map<number, Map<string, number>>();
   for (let id = forwardCount - 1; id >= 0; id--) {
     const n = g.nodes[id];
     if (n === undefined || origin[id] === undefined || n.operands.length === 0) continue;
-    const dy = total(id);
-    if (dy === undefined) continue;
+    const op = getOp(n.op);
+    const producer = n.operands[0];
+    if (op?.resultOf !== undefined && producer !== undefined) {
+      const dr = total(id);
+      if (dr === undefined) continue;
+      gb.at(n.loc, n.scope === undefined ? undefined : `${n.scope}_grad`);
+      const mine = resultCotangents.get(producer) ?? new Map<string, number>();
+      const prev = mine.get(n.op);
+      mine.set(n.op, prev === undefined ? dr : gb.op('add', prev, dr));
+      resultCotangents.set(producer, mine);
+      continue;
+    }
+    const results = resultCotangents.get(id);
+    const own = total(id);
+    if (own === undefined && results === undefined) continue;
     const needs = n.operands.map((o) => origin[o] !== undefined);
     if (!needs.some(Boolean)) continue;
-    const op = getOp(n.op);
     const from = origin[id];
     const what = from === undefined ? '' : ` on the path from ${from.op} '${strAttr(from, 'name')}' to '${opts.output}'`;
     if (op?.vjp === undefined) {
@@ -113,9 +128,11 @@ export function gradGraph(g: Graph, opts: GradOptions, report: (d: Diagnostic) =
       return undefined;
     }
     gb.at(n.loc, n.scope === undefined ? undefined : `${n.scope}_grad`);
+    // Only a second result carries a cotangent: the node's own result contributes zeros.
+    const dy = own ?? gb.zeros(n.type);
     let dxs: readonly (number | undefined)[];
     try {
-      dxs = op.vjp(gb, { node: n, x: n.operands, y: id, dy, needs });
+      dxs = op.vjp(gb, { node: n, x: n.operands, y: id, dy, needs, ...(results !== undefined ? { results } : {}) });
     } catch (e) {
       if (!(e instanceof LambdaGradError)) throw e;
       report(diag('TFC316', n.loc, `cannot differentiate ${n.op}${what}: ${e.message}`));

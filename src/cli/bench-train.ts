@@ -42,7 +42,9 @@ export async function benchTrain(o: BenchOptions, file: string, set: Readonly<Re
   } catch (e) {
     throw new Error(`${file}: ${diagnostics.trim() || (e instanceof Error ? e.message : String(e))}`);
   }
-  const { stepGraph } = trainingGraphs(rep, fwd);
+  // Fused: attention fused before grad (its backward one fused_attention_grad); --no-fuse: the unfused chain differentiated.
+  const stepGraphs = { fused: trainingGraphs(rep, fwd, { fuseAttention: true }).stepGraph, unfused: trainingGraphs(rep, fwd).stepGraph };
+  const stepGraph = stepGraphs.unfused;
   const name = `train ${file.split('/').pop() ?? file} B=${batch} T=${seq}`;
   const dev = await benchDevice();
   const systems = ['tfc', 'tfc --no-fuse'].filter((s) => wanted(o, s));
@@ -62,8 +64,9 @@ export async function benchTrain(o: BenchOptions, file: string, set: Readonly<Re
   const slots: (Live | SystemResult)[] = [];
   for (const system of systems) {
     try {
-      const passes = system === 'tfc' ? pipelines.webgpu : unfusedPipeline('webgpu');
-      const plan = compilePlan(runPipeline(stepGraph, passes, createPassContext({ target: 'webgpu' })), { target: targetLimitsOf(dev) });
+      const fused = system === 'tfc';
+      const passes = fused ? pipelines.webgpu : unfusedPipeline('webgpu');
+      const plan = compilePlan(runPipeline(fused ? stepGraphs.fused : stepGraphs.unfused, passes, createPassContext({ target: 'webgpu' })), { target: targetLimitsOf(dev) });
       const session = await createSession(dev, plan);
       await session.warmUp();
       slots.push({ system, session, trainer: new Trainer(webgpuTrainBackend(dev.device, session), init), wallMs: [], losses: [] });

@@ -27,6 +27,7 @@ import { Trainer, type TrainBackend, webgpuTrainBackend } from '../runtime/train
 import { type CurvePoint, lossCurveSvg } from '../train/curve.js';
 import { batchOffsets, evalOffsets, learningRate, splitCorpus, windows } from '../train/data.js';
 import { dropEmptyConcats, trainStepGraph } from '../train/step.js';
+import { fuseForwardAttention } from '../train/fuse-forward.js';
 import { UsageError, collect, parseSetOptions } from './args.js';
 import { loadWeightFiles, openCheckpoint, weightFilesOf } from './checkpoint.js';
 import { readText, writeFileAtomic } from './fsio.js';
@@ -101,9 +102,15 @@ export interface TrainingGraphs {
   readonly grads: GradResult;
 }
 
-/** Cross-entropy on the forward graph's logits, its gradients, and the AdamW step. */
-export function trainingGraphs(rep: Reporter, fwd: Graph, accumulate = false): TrainingGraphs {
+/**
+ * Cross-entropy on the forward graph's logits, its gradients, and the AdamW step. With
+ * `fuseAttention` (the kernel targets' fused training step) attention is fused in the forward
+ * first, so its backward is one fused_attention_grad (src/train/fuse-forward.ts); `accumulate`
+ * compiles gradient accumulation into the step (src/train/adamw.ts).
+ */
+export function trainingGraphs(rep: Reporter, fwd0: Graph, opts: { readonly fuseAttention?: boolean; readonly accumulate?: boolean } = {}): TrainingGraphs {
   const report = (d: Parameters<Reporter['report']>[0]): void => rep.report(d);
+  const fwd = opts.fuseAttention === true ? fuseForwardAttention(fwd0, createPassContext({ target: 'webgpu' })) : fwd0;
   const lossGraph = withCrossEntropyLoss(fwd, {}, report);
   rep.flush();
   if (lossGraph === undefined) throw new UserErrorsReported();
@@ -113,7 +120,7 @@ export function trainingGraphs(rep: Reporter, fwd: Graph, accumulate = false): T
   if (grads === undefined) throw new UserErrorsReported();
   const weightNames = new Set(grads.gradients.filter((g) => g.kind === 'weight').map((g) => g.of));
   const gradOf = new Map([...gradientNodes(grads)].filter(([n]) => weightNames.has(n)));
-  return { evalGraph, stepGraph: trainStepGraph(grads.graph, gradOf, { accumulate }), gradOf, grads };
+  return { evalGraph, stepGraph: trainStepGraph(grads.graph, gradOf, { accumulate: opts.accumulate === true }), gradOf, grads };
 }
 
 export function addTrainCommand(program: Command, io: TrainIo & { readonly isTty?: boolean }, state: { debug: number; rep: Reporter }): void {
@@ -179,7 +186,7 @@ export function addTrainCommand(program: Command, io: TrainIo & { readonly isTty
       for (const n of needed) if (!init.has(n.name)) throw new UsageError(`the weights have no tensor '${n.name}' that ${file} needs`);
 
       // The training step and the validation loss, as graphs.
-      const { evalGraph, stepGraph, gradOf, grads } = trainingGraphs(rep, fwd, micro > 1);
+      const { evalGraph, stepGraph, gradOf, grads } = trainingGraphs(rep, fwd, { fuseAttention: o.fuse && o.target === 'webgpu', accumulate: micro > 1 });
       const trained = [...gradOf.keys()];
       io.err(`tfc train: ${file}: ${trained.length} weights (${trained.reduce((a, n) => a + (init.get(n)?.data.length ?? 0), 0).toLocaleString('en-US')} parameters), step graph ${stepGraph.nodes.length} nodes (forward ${grads.forwardNodes}), ${grads.saved.length} saved activations\n`);
 

@@ -17,7 +17,8 @@ import { type GradResult, gradGraph } from '../autodiff/grad.js';
 import { withCrossEntropyLoss } from '../autodiff/loss.js';
 import { printGrad } from '../autodiff/print.js';
 import { type GraphPass, type PassContext, type Target, createPassContext } from '../passes/pass.js';
-import { fusionPassNames, pipelines, unfusedPipeline } from '../passes/pipeline.js';
+import { fusionPassNames, graphPasses, pipelines, unfusedPipeline } from '../passes/pipeline.js';
+import { fuseForwardAttention } from '../train/fuse-forward.js';
 
 export interface ModelSource {
   readonly file: string; // a name ending in .ir is read as graph IR, anything else as .tfx
@@ -68,6 +69,9 @@ interface Built {
   readonly module?: Module;
   readonly graph: Graph;
   readonly backward?: GradResult;
+  /** With --grad: the checked graph before differentiation, and whether its attention was fused first. */
+  readonly front?: Built;
+  readonly attentionFused?: boolean;
 }
 
 /** Names of the passes a target runs before its first fusion pass: the `ir` stage is their output. */
@@ -229,19 +233,33 @@ export class Compilation {
   });
 
   private readonly built = once((): Built => {
-    if (this.given !== undefined) return this.given;
+    const given = this.given;
+    // A variant with the other fusion choice (`--report`'s unfused sibling) differentiates the shared checked graph again.
+    if (given !== undefined) return given.front !== undefined && given.attentionFused !== this.fusesAttention() ? this.differentiated(given.front) : given;
     const b = this.front();
     return this.options.grad === true ? this.differentiated(b) : b;
   });
 
-  /** The model's graph with a cross-entropy loss, differentiated w.r.t. every weight. */
+  /** Whether this pipeline fuses attention: then --grad fuses it before differentiating (one fused backward per attention). */
+  private fusesAttention(): boolean {
+    return this.passList.some((p) => p.name === 'fuse-attention');
+  }
+
+  /**
+   * The model's graph with a cross-entropy loss, differentiated w.r.t. every weight. With attention
+   * fusion, the cleanups and fuse-attention run first (src/train/fuse-forward.ts, as `tfc train`):
+   * each attention's backward is then one fused_attention_grad instead of T x S matmul/softmax ops.
+   */
   private differentiated(b: Built): Built {
     const sink = new DiagnosticSink();
-    const withLoss = withCrossEntropyLoss(b.graph, {}, (d) => sink.report(d));
+    const fuse = this.fusesAttention();
+    const ctx = createPassContext({ target: this.target, ...(this.options.verify !== undefined ? { verify: this.options.verify } : {}) });
+    const forward = fuse ? fuseForwardAttention(runPipeline(b.graph, graphPasses, ctx), ctx) : b.graph;
+    const withLoss = withCrossEntropyLoss(forward, {}, (d) => sink.report(d));
     const r = withLoss === undefined ? undefined : gradGraph(withLoss, { output: 'loss' }, (d) => sink.report(d));
     this.report(sink.items);
     if (r === undefined) throw new UserErrorsReported();
-    return { ...b, graph: r.graph, backward: r };
+    return { ...b, graph: r.graph, backward: r, front: b, attentionFused: fuse };
   }
 
   private readonly front = once((): Built => {

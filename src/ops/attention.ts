@@ -18,6 +18,7 @@ import { softmaxRow } from './norm.js';
 import { placeholderOp } from './fused.js';
 import { checkGridBody, countApplies, scalarExprDtype, sourceOps } from './source.js';
 import { foldScalarExpr, idx, mapScalarExpr, someScalarExpr } from '../graph/lambda.js';
+import { attentionVjp } from './attention-vjp.js';
 
 /** The lambda parameters the fusion pass writes: batch, query head, query row, key column. */
 export const attentionParams: readonly string[] = ['b', 'h', 'q', 'k'];
@@ -100,7 +101,7 @@ function inferLoad(operands: readonly TensorType[], attrs: Attrs, which: Attenti
   return { dtype: scalarExprDtype(ql.body), shape: qs.value };
 }
 
-function inferAttention(operands0: readonly TensorType[], attrs: Attrs): TensorType | OpError {
+export function inferAttention(operands0: readonly TensorType[], attrs: Attrs): TensorType | OpError {
   const q0 = operands0[0];
   const k0 = operands0[1];
   const qt = inferLoad(operands0, attrs, 'q');
@@ -155,13 +156,57 @@ function inferAttention(operands0: readonly TensorType[], attrs: Attrs): TensorT
 const gridOp = sourceOps.find((o) => o.name === 'grid');
 
 /** A lambda over `shape` evaluated by grid's float64 rule (operands as the lambda reads them). */
-function evalLambda(params: readonly string[], body: ScalarExpr, operands: readonly Tensor64[], ctx: Parameters<OpDef['interp']>[1], shape: readonly number[]): Tensor64 {
+export function evalLambda(params: readonly string[], body: ScalarExpr, operands: readonly Tensor64[], ctx: Parameters<OpDef['interp']>[1], shape: readonly number[]): Tensor64 {
   if (gridOp === undefined) throw new InternalError('fused_attention needs the grid op');
   const dtype = scalarExprDtype(body);
   const shapeDims = shape.map((d) => dimConst(d));
   const attrs: Attrs = { shape: { kind: 'dims', value: shapeDims }, body: { kind: 'lambda', params, body } };
   const node = { ...ctx.node, op: 'grid', attrs, type: { dtype, shape: shapeDims } };
   return gridOp.interp(operands, { node, dims: ctx.dims, shape });
+}
+
+/**
+ * Steps 1-3 of the attention (naive on purpose): the scaled scores `raw` = q·k * scale
+ * [B, Hq, T, S] (query head h uses KV head h / (Hq / Hkv)) and the `final` scores the softmax
+ * sees (the `score` lambda applied, -inf where the `mask` is false). `lambdaOperands` are the
+ * tensors the node's lambdas read by operand index (a fused_attention's operands with Q, K, V as
+ * loaded; fused_attention_grad's operands).
+ */
+export function attentionScores(q: Tensor64, k: Tensor64, lambdaOperands: readonly Tensor64[], n: Node, ctx: InterpContext): { raw: Tensor64; final: Tensor64 } {
+  const lctx = { ...ctx, node: n };
+  const [nb, hq, nt, dk] = q.shape as [number, number, number, number];
+  const [, hkv, ns] = k.shape as [number, number, number, number];
+  const group = hq / hkv;
+  // Flat offsets hoisted out of the inner loops (the float64 reference of tests and `tfc tune`
+  // at T = 1000 spent most of its time indexing); each sum still adds in the same order.
+  const qd = q.data;
+  const kd = k.data;
+  const scale = (n.attrs['scale'] as { value: number } | undefined)?.value ?? NaN;
+  // 1. scaled scores [B, Hq, T, S]
+  const scoreShape = [nb, hq, nt, ns];
+  const raw = makeTensor('f32', scoreShape);
+  for (let b = 0; b < nb; b++)
+    for (let h = 0; h < hq; h++) {
+      const kh = Math.floor(h / group);
+      for (let i = 0; i < nt; i++) {
+        const qRow = ((b * hq + h) * nt + i) * dk;
+        for (let j = 0; j < ns; j++) {
+          const kRow = ((b * hkv + kh) * ns + j) * dk;
+          let dot = 0;
+          for (let d = 0; d < dk; d++) dot += (qd[qRow + d] ?? NaN) * (kd[kRow + d] ?? NaN);
+          raw.data[((b * hq + h) * nt + i) * ns + j] = dot * scale;
+        }
+      }
+    }
+  // 2. the score lambda, with score() reading the scores as an extra operand
+  const scoreLambda = lambdaOf(n.attrs, 'score');
+  const scored = scoreLambda === undefined ? raw : evalLambda(scoreLambda.params, scoreAsRead(scoreLambda.body, lambdaOperands.length), [...lambdaOperands, raw], lctx, scoreShape);
+  // 3. the mask: masked scores are -inf
+  const maskLambda = lambdaOf(n.attrs, 'mask');
+  if (maskLambda === undefined) return { raw, final: scored };
+  const mask = evalLambda(maskLambda.params, maskLambda.body, lambdaOperands, lctx, scoreShape);
+  const final = makeTensor('f32', scoreShape, Array.from(scored.data, (x, j) => (mask.data[j] === 0 ? -Infinity : x)));
+  return { raw, final };
 }
 
 /**
@@ -190,40 +235,12 @@ function interpAttention(operands0: readonly Tensor64[], n: Node, ctx: InterpCon
   const operands = [qIn, kIn, vIn, ...operands0.slice(3)];
   const [q, k, v] = operands;
   if (q === undefined || k === undefined || v === undefined) throw new InternalError('fused_attention needs q, k, v');
-  const [nb, hq, nt, dk] = q.shape as [number, number, number, number];
+  const [nb, hq, nt] = q.shape as [number, number, number, number];
   const [, hkv, ns] = k.shape as [number, number, number, number];
   const dv = v.shape[3] ?? 0;
   const group = hq / hkv;
-  // Flat offsets hoisted out of the inner loops (the float64 reference of tests and `tfc tune`
-  // at T = 1000 spent most of its time indexing); each sum still adds in the same order.
-  const qd = q.data;
-  const kd = k.data;
   const vd = v.data;
-  const scale = (n.attrs['scale'] as { value: number } | undefined)?.value ?? NaN;
-  // 1. scaled scores [B, Hq, T, S]
-  const scoreShape = [nb, hq, nt, ns];
-  let scores = makeTensor('f32', scoreShape);
-  for (let b = 0; b < nb; b++)
-    for (let h = 0; h < hq; h++) {
-      const kh = Math.floor(h / group);
-      for (let i = 0; i < nt; i++) {
-        const qRow = ((b * hq + h) * nt + i) * dk;
-        for (let j = 0; j < ns; j++) {
-          const kRow = ((b * hkv + kh) * ns + j) * dk;
-          let dot = 0;
-          for (let d = 0; d < dk; d++) dot += (qd[qRow + d] ?? NaN) * (kd[kRow + d] ?? NaN);
-          scores.data[((b * hq + h) * nt + i) * ns + j] = dot * scale;
-        }
-      }
-    }
-  // 2. the score lambda, with score() reading the scores as an extra operand
-  const scoreLambda = lambdaOf(n.attrs, 'score');
-  if (scoreLambda !== undefined) {
-    scores = evalLambda(scoreLambda.params, scoreAsRead(scoreLambda.body, operands.length), [...operands, scores], lctx, scoreShape);
-  }
-  // 3. the mask: masked scores are -inf
-  const maskLambda = lambdaOf(n.attrs, 'mask');
-  const mask = maskLambda === undefined ? undefined : evalLambda(maskLambda.params, maskLambda.body, operands, lctx, scoreShape);
+  const { final } = attentionScores(q, k, operands, n, ctx);
   // 4. softmax over k (a fully masked row gives zeros), then @ v; the row's log-sum-exp
   const out = makeTensor(outDtype, [nb, hq, nt, dv]);
   const lse = makeTensor(outDtype, [nb, hq, nt]);
@@ -232,7 +249,7 @@ function interpAttention(operands0: readonly Tensor64[], n: Node, ctx: InterpCon
       const kh = Math.floor(h / group);
       for (let i = 0; i < nt; i++) {
         const base = ((b * hq + h) * nt + i) * ns;
-        const row = Array.from({ length: ns }, (_, j) => (mask !== undefined && mask.data[base + j] === 0 ? -Infinity : (scores.data[base + j] ?? NaN)));
+        const row = Array.from({ length: ns }, (_, j) => final.data[base + j] ?? NaN);
         const p = softmaxRow(row);
         for (let e = 0; e < dv; e++) {
           let acc = 0;
@@ -258,7 +275,8 @@ export const attentionOps: readonly OpDef[] = [
       'softmax over k of (mask ? score(q·k * scale) : -inf) @ v; q [B,Hq,T,dk], k [B,Hkv,S,dk], v [B,Hkv,S,dv], then the tensors the lambdas read; query head h uses KV head h / (Hq/Hkv); `score` and `mask` are lambdas over (b, h, q, k), `score()` the scaled score; a fully masked row gives 0; with `qload` (a lambda over (b, h, t, d) reading any operand) and `qshape`, Q is computed at load (RoPE) and operand 0 is only read by it; likewise `kload` (over (b, h, s, d), h the KV head) and `kshape` for K and operand 1, and `vload` / `vshape` for V and operand 2 (a paged cache read through its page table)',
     infer: (operands, attrs) => inferAttention(operands, attrs),
     interp: (operands, ctx) => interpAttention(operands, ctx.node, ctx, ctx.node.type.dtype).out,
-    noGrad: 'made by fuse-attention: differentiate the graph before fusion (grad runs on the checked graph, where attention is matmul, softmax and masks); the fused backward kernel is issue 17 item 2',
+    // FlashAttention-2's backward as one op, fused_attention_grad (src/ops/attention-vjp.ts).
+    vjp: attentionVjp,
     // Per score element: 2*dk (q·k), 1 (scale), the score and mask lambdas' applies, 5
     // (softmax: max, subtract, exp, sum, divide), 2*dv (@ v).
     flops: (operands, _result, attrs) => {
@@ -302,7 +320,7 @@ export const attentionOps: readonly OpDef[] = [
       if (a.shape.length !== 4 || !isFloat(a.dtype)) return opError('TFC203', `fused_attention_lse needs a float [B,Hq,T,dv] fused_attention, got ${printType(a)}`);
       return { dtype: a.dtype, shape: a.shape.slice(0, 3) };
     },
-    noGrad: 'a second result of fused_attention (made by fuse-attention): differentiate the graph before fusion',
+    noGrad: 'a second result of fused_attention: grad gives its cotangent to the fused_attention\'s vjp (VjpArgs.results)',
     // The rule gets the producer's operands (OpDef.resultOf) and reads its attributes.
     interp: (operands, ctx) => {
       if (ctx.producer === undefined) throw new InternalError('fused_attention_lse is interpreted with its fused_attention');

@@ -10,9 +10,10 @@ import { matmulOps } from './matmul.js';
 import { movementOps } from './movement.js';
 import { normOps } from './norm.js';
 import { attentionOps } from './attention.js';
+import { attentionGradOps } from './attention-grad.js';
 import { fusedOps } from './fused.js';
 
-for (const op of [...sourceOps, ...elementwiseOps, ...reduceOps, ...matmulOps, ...movementOps, ...normOps, ...fusedOps, ...attentionOps]) void registerOp(op);
+for (const op of [...sourceOps, ...elementwiseOps, ...reduceOps, ...matmulOps, ...movementOps, ...normOps, ...fusedOps, ...attentionOps, ...attentionGradOps]) void registerOp(op);
 
 export { registerOp };
 

@@ -108,8 +108,11 @@ export type ScalarVjp = <E>(b: DiffBuilder<E>, x: readonly E[], y: E, g: E, attr
  * values (a rule's `x` and `y`, which the backward then reads: saved activations) and new ones.
  */
 export interface GradBuilder extends DiffBuilder<number> {
-  /** A node of catalog op `name`; its type comes from the op's `infer` (a failure is a bug). */
-  node(name: string, operands: readonly number[], attrs?: Attrs): number;
+  /**
+   * A node of catalog op `name`; its type comes from the op's `infer` (a failure is a bug), given
+   * `declared` for ops typed by their declaration (a second result such as fused_attention_grad_k).
+   */
+  node(name: string, operands: readonly number[], attrs?: Attrs, declared?: TensorType): number;
   type(id: number): TensorType;
   /** A float scalar constant. */
   constant(value: number, dtype: DType): number;
@@ -136,6 +139,12 @@ export interface VjpArgs {
   readonly dy: number;
   /** Which operands want a cotangent (float values on a path from a differentiated value). */
   readonly needs: readonly boolean[];
+  /**
+   * Cotangents of the node's second results (nodes of an op whose `resultOf` is this op, e.g.
+   * fused_attention_lse), by op name, summed over such nodes; absent when none carries one.
+   * `dy` is then zeros if the node's own result has no cotangent.
+   */
+  readonly results?: ReadonlyMap<string, number>;
 }
 
 /**
@@ -181,6 +190,7 @@ export interface OpDef {
    * operand 0 must be made by the op named here (the verifier checks it), the producer's kernel
    * writes this node's buffer too (no kernel of its own), and the interpreter gives `interp` the
    * producer's operands, with the producer as `ctx.producer`. `fused_attention_lse %attn`.
+   * `grad` gives its cotangent to the producer's vjp (`VjpArgs.results`), not to a rule of its own.
    */
   readonly resultOf?: string;
   /**

@@ -14,8 +14,12 @@ import { registry } from './registry.js';
 
 /** A lambda op has no derivative rule: the transform reports it as a user error (TFC316). */
 export class LambdaGradError extends Error {
-  constructor(readonly op: string) {
-    super(`'${op}' inside a lambda has no derivative rule`);
+  constructor(
+    readonly op: string,
+    /** Why, when it is not a lambda apply without a rule (a vjp that declines a form it cannot differentiate). */
+    message?: string,
+  ) {
+    super(message ?? `'${op}' inside a lambda has no derivative rule`);
   }
 }
 

@@ -514,13 +514,15 @@ function emitView(b: GraphBuilder, base: number, view: View, loc: Span, scope: {
   return id;
 }
 
-function fuseAll(g: Graph, ctx: PassContext): Graph {
+function fuseAll(g: Graph, ctx: PassContext, reject?: (extras: readonly number[]) => string | undefined): Graph {
   const u = new Uses(g);
   const matches = new Map<number, Match>();
   for (const n of g.nodes) {
     if (n.op !== 'softmax') continue;
     try {
       const m = matchAt(u, n.id);
+      const why = reject?.(m.extras);
+      if (why !== undefined) throw new NotFused(why);
       matches.set(m.pv, m);
     } catch (e) {
       if (!(e instanceof NotFused)) throw e;
@@ -597,3 +599,20 @@ export const fuseAttention: GraphPass = {
   summary: 'replace softmax(mods(q @ kT * scale)) @ v chains by one fused_attention (remarks say why one is not fused)',
   run: (g, ctx) => fuseAll(g, ctx),
 };
+
+/**
+ * fuse-attention for a forward graph about to be differentiated (src/train/fuse-forward.ts): an
+ * attention whose mask or score mod reads a tensor that `carriesGrad` (a learned bias table)
+ * stays unfused, with a remark, since the fused backward gives dQ, dK and dV only.
+ */
+export function fuseAttentionBeforeGrad(carriesGrad: (id: number) => boolean): GraphPass {
+  return {
+    name: PASS,
+    summary: fuseAttention.summary,
+    run: (g, ctx) =>
+      fuseAll(g, ctx, (extras) => {
+        const w = extras.find(carriesGrad);
+        return w === undefined ? undefined : `its score mod reads %${w}, which carries a gradient: the fused backward gives dQ, dK and dV only`;
+      }),
+  };
+}

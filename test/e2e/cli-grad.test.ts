@@ -13,14 +13,14 @@ const set = 'layers=1,d=8,heads=2,vocab=16,ctx=8';
 
 describe('tfc compile --grad', () => {
   it('--emit grad prints the backward graph: gradients, saved activations, the backward start; it reads back as IR', async () => {
-    const r = await tfc('compile', gpt2, '--set', set, '--emit', 'grad', '--no-loc');
+    const r = await tfc('compile', gpt2, '--set', set, '--no-fuse', '--emit', 'grad', '--no-loc');
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const lines = r.stdout.split('\n');
     expect(lines[0]).toMatch(/^\/\/ backward of 'loss': %0-%\d+ forward, %\d+-%\d+ backward$/);
     expect(lines[1]).toContain('grad.wte.weight, grad.wpe.weight, grad.h.0.ln_1.weight');
     expect(r.stdout).toMatch(/^\/\/ saved activations .*: \d+$/m);
-    // The attention probabilities are saved (softmax's vjp reads its output), marked on their line.
+    // Unfused, the attention probabilities are saved (softmax's vjp reads its output), marked on their line.
     expect(r.stdout).toMatch(/^\/\/ {3}%\d+ softmax : f32\[B,2,T,T\]/m);
     expect(r.stdout).toMatch(/^ {2}%\d+ = softmax .*\/\/ saved$/m);
     expect(lines.filter((l) => l === '  // backward')).toHaveLength(1);
@@ -32,6 +32,21 @@ describe('tfc compile --grad', () => {
     const again = await tfc('compile', ir, '--emit', 'ir', '--no-loc');
     expect(again.stderr).toBe('');
     expect(again.code).toBe(0);
+  });
+
+  it('with fusion, attention is fused before grad: each backward is one fused_attention_grad (dK, dV its second results), no softmax; reads back as IR', async () => {
+    const r = await tfc('compile', gpt2, '--set', set, '--emit', 'grad', '--no-loc');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout.match(/= fused_attention_grad %/g)).toHaveLength(1);
+    expect(r.stdout).toMatch(/= fused_attention_grad_k %\d+ : f32\[B,2,T,4\]/);
+    expect(r.stdout).not.toMatch(/= softmax /);
+    const ir = join(dir, 'gpt2-fused-grad.ir');
+    writeFileSync(ir, r.stdout);
+    const again = await tfc('compile', ir, '--emit', 'kernels', '--no-loc');
+    expect(again.stderr).toBe('');
+    expect(again.code).toBe(0);
+    expect(again.stdout.match(/kernel \w*fused_attention_grad/g)).toHaveLength(1);
   });
 
   it('--grad --emit kernels lowers the backward (the embedding gradient is a scatter_add kernel)', async () => {

@@ -7,7 +7,8 @@ import { type AttentionTiles, type Expr, type Stmt, exprType, u32 } from '../ir/
 import { KernelBuilder } from '../ir/builder.js';
 import { type TargetLimits, lavapipeLimits } from '../schedule/schedule.js';
 import { storageType } from '../ir/storage.js';
-import { type AttentionSchedule, type Mode, prefillMode } from './schedule.js';
+import { type AttentionBackwardSchedule, type AttentionSchedule, type Mode, prefillMode } from './schedule.js';
+import { kvTileLogic } from './sparsity-kv.js';
 import { shapeOf } from './node.js';
 import { type UniformRead, tileLogic } from './sparsity.js';
 import { keyType, lambdaExpr, lambdaOf, queryType, valueType } from './lambdas.js';
@@ -57,22 +58,7 @@ function operandOf(g: Graph, n: Node, i: number): Node {
 export function countTiles(g: Graph, n: Node, dims: ReadonlyMap<string, number>, tiles: AttentionTiles, tensors?: ReadonlyMap<number, ArrayLike<number>>): TileCounts {
   const operand = (i: number): Node => operandOf(g, n, i);
   const shape = shapeOf(queryType(operand(0), n), keyType(operand(1), n), valueType(operand(2), n));
-  const kb = new KernelBuilder();
-  const buffers = new Map<number, ArrayLike<number>>(); // slot -> values
-  const slots = new Map<number, number>(); // operand -> slot
-  const slotOf = (i: number): number => {
-    let sl = slots.get(i);
-    if (sl === undefined) {
-      const values = tensors?.get(i);
-      if (values === undefined) throw new Error(`countAttentionTiles: the mask reads operand ${i} per workgroup; pass its values`);
-      const o = operand(i);
-      sl = kb.slot(`t${i}`, o.id, 'read', storageType(o.type.dtype));
-      slots.set(i, sl);
-      buffers.set(sl, values);
-    }
-    return sl;
-  };
-  const uniformRead: UniformRead = (out, e, b, h) => lambdaExpr({ kb, slotOf }, g, n, out, e, [b, h, u32(0), u32(0)], undefined);
+  const { kb, buffers, uniformRead } = hostReads(g, n, tensors);
   const splits = tiles.splits ?? 1;
   const mode: Mode = { kind: tiles.splits === undefined ? 'prefill' : 'split', rows: tiles.rows, heads: tiles.heads };
   // tileLogic reads the key tile width (and, in split mode only, the partitions) from the schedule.
@@ -106,6 +92,70 @@ export function countTiles(g: Graph, n: Node, dims: ReadonlyMap<string, number>,
     }
   }
   return { tiles: B * (Hq / mode.heads) * qTiles * kTiles, iterated, visited, partial };
+}
+
+/** A kernel builder whose mask reads free of q and k load `tensors` (by operand index) on the host. */
+function hostReads(g: Graph, n: Node, tensors: ReadonlyMap<number, ArrayLike<number>> | undefined): { kb: KernelBuilder; buffers: Map<number, ArrayLike<number>>; uniformRead: UniformRead } {
+  const kb = new KernelBuilder();
+  const buffers = new Map<number, ArrayLike<number>>(); // slot -> values
+  const slots = new Map<number, number>(); // operand -> slot
+  const slotOf = (i: number): number => {
+    let sl = slots.get(i);
+    if (sl === undefined) {
+      const values = tensors?.get(i);
+      if (values === undefined) throw new Error(`countAttentionTiles: the mask reads operand ${i} per workgroup; pass its values`);
+      const o = operandOf(g, n, i);
+      sl = kb.slot(`t${i}`, o.id, 'read', storageType(o.type.dtype));
+      slots.set(i, sl);
+      buffers.set(sl, values);
+    }
+    return sl;
+  };
+  const uniformRead: UniformRead = (out, e, b, h) => lambdaExpr({ kb, slotOf }, g, n, out, e, [b, h, u32(0), u32(0)], undefined);
+  return { kb, buffers, uniformRead };
+}
+
+/**
+ * The attention backward's dK/dV role (attention/backward.ts, fused_attention_grad node `n`):
+ * runs its block-sparsity statements (attention/sparsity-kv.ts) on the host at `dims`. A tile is
+ * a (key tile, query head, query tile) triple; `tensors` as countAttentionTiles. The dQ role runs
+ * the forward's statements: countTiles with `{ rows: tileRows, heads: 1, cols: tileCols }`.
+ */
+export function countBackwardKvTiles(g: Graph, n: Node, dims: ReadonlyMap<string, number>, s: AttentionBackwardSchedule, tensors?: ReadonlyMap<number, ArrayLike<number>>): TileCounts {
+  const operand = (i: number): Node => operandOf(g, n, i);
+  const shape = shapeOf(operand(0).type, operand(1).type, operand(2).type);
+  const { kb, buffers, uniformRead } = hostReads(g, n, tensors);
+  const logic = kvTileLogic(kb, shape, lambdaOf(n, 'mask'), s.tileRows, s.tileCols, uniformRead);
+  const val = (d: Dim): number => d.terms.reduce((acc, t) => acc + t.coef * t.vars.reduce((p, x) => p * (dims.get(x) ?? NaN), 1), 0);
+  const [B, Hq, Hkv, T, S] = [val(shape.B), val(shape.Hq), val(shape.Hkv), val(shape.T), val(shape.S)];
+  const qTiles = Math.ceil(T / s.tileRows);
+  const kTiles = Math.ceil(S / s.tileCols);
+  let iterated = 0;
+  let visited = 0;
+  let partial = 0;
+  for (let b = 0; b < B; b++) {
+    for (let hk = 0; hk < Hkv; hk++) {
+      for (let kt = 0; kt < kTiles; kt++) {
+        const env: EvalEnv = { vars: new Map(), uniforms: dims, workgroupId: [kt, hk, b], buffers };
+        evalLets(logic.header, env);
+        for (let gh = 0; gh < Hq / Hkv; gh++) {
+          env.vars.set(logic.ghVar, gh);
+          evalLets(logic.perHead, env);
+          const end = evalOf(logic.qtEnd, env);
+          for (let qt = evalOf(logic.qtStart, env); qt < end; qt++) {
+            env.vars.set(logic.qtVar, qt);
+            evalLets(logic.perTile, env);
+            iterated++;
+            if (evalOf(logic.mayTrue, env) !== 0) {
+              visited++;
+              if (evalOf(logic.mayFalse, env) !== 0) partial++;
+            }
+          }
+        }
+      }
+    }
+  }
+  return { tiles: B * Hq * kTiles * qTiles, iterated, visited, partial };
 }
 
 function evalOf(e: Expr, env: EvalEnv): number {

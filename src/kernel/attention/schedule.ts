@@ -215,3 +215,35 @@ export function specializeLanesPrefill(g: Graph, n: Node, p: LanesPrefill, dk: n
   const vVector = p.vVector ?? (vv !== undefined && !hasVload && jv % 4 === 0 && dv % 4 === 0 && hasVectorRuns(g, vv, 3, 4) ? 4 : 1);
   return { ...p, kVector, vVector };
 }
+
+/**
+ * The fused attention backward (attention/backward.ts, one kernel in two roles): the dK/dV role
+ * has a workgroup per key tile of `tileCols` keys (per KV head and batch) and streams the query
+ * tiles of `tileRows` rows of every query head of its group; the dQ role has a workgroup per
+ * query tile and streams the key tiles. `lanes` threads share a row (dQ) or a key (dK/dV), each
+ * owning every lanes-th column of the accumulators. tileRows and tileCols are multiples of lanes.
+ */
+export interface AttentionBackwardSchedule {
+  readonly tileRows: number;
+  readonly tileCols: number;
+  readonly lanes: number;
+}
+
+/** Workgroup bytes of the backward: Q, dO, K, V tiles, the per-row LSE and D, P and dS tiles. */
+export function attentionBackwardSharedBytes(s: AttentionBackwardSchedule, dk: number, dv: number): number {
+  return 4 * (s.tileRows * (dk + dv + 2) + s.tileCols * (dk + dv) + 2 * s.tileRows * s.tileCols);
+}
+
+/** Threads of the backward kernel: the larger role's rows (or keys) times lanes. */
+export function attentionBackwardThreads(s: AttentionBackwardSchedule): number {
+  return Math.max(s.tileRows, s.tileCols) * s.lanes;
+}
+
+/** The largest square tiles (32 down to 8 with 8 lanes, then 4 with 4: dk = dv = 128 at 16 KiB) that fit the target's workgroup memory and invocations. */
+export function chooseAttentionBackwardSchedule(target: TargetLimits, dk: number, dv: number): AttentionBackwardSchedule {
+  for (const [t, lanes] of [[32, 8], [16, 8], [8, 8], [4, 4]] as const) {
+    const s: AttentionBackwardSchedule = { tileRows: t, tileCols: t, lanes };
+    if (attentionBackwardThreads(s) <= target.maxInvocationsPerWorkgroup && attentionBackwardSharedBytes(s, dk, dv) <= target.maxWorkgroupStorageBytes) return s;
+  }
+  throw new Error(`internal: no attention backward tile fits ${target.name} for head widths ${dk}, ${dv}`);
+}

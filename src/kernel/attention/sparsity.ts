@@ -20,12 +20,12 @@ import { fmax, fmin, i32 } from './exprs.js';
 import { someScalarExpr } from '../../graph/lambda.js';
 
 /** A mask subexpression over a tile: unknown, a numeric range [lo, hi], or a bool's (may-true, may-false). */
-type Interval = { readonly kind: 'top' } | { readonly kind: 'num'; readonly lo: Expr; readonly hi: Expr } | { readonly kind: 'bool'; readonly mayTrue: Expr; readonly mayFalse: Expr };
+export type Interval = { readonly kind: 'top' } | { readonly kind: 'num'; readonly lo: Expr; readonly hi: Expr } | { readonly kind: 'bool'; readonly mayTrue: Expr; readonly mayFalse: Expr };
 
 const top: Interval = { kind: 'top' };
 const unknownBool: Interval = { kind: 'bool', mayTrue: lit('bool', 1), mayFalse: lit('bool', 1) };
 
-interface TileRanges {
+export interface TileRanges {
   readonly b: Expr; // i32 point
   readonly hLo: Expr; // i32, inclusive: one head, or the query heads of one KV head (GQA tiles)
   readonly hHi: Expr;
@@ -44,7 +44,7 @@ function mentionsQK(e: ScalarExpr, headsVary: boolean): boolean {
   return someScalarExpr(e, (x) => (x.kind === 'index' && (x.axis === 2 || x.axis === 3 || (headsVary && x.axis === 1))) || (x.kind === 'apply' && x.op === 'score'));
 }
 
-function intervalOf(kb: KernelBuilder, out: Stmt[], e: ScalarExpr, r: TileRanges): Interval {
+export function intervalOf(kb: KernelBuilder, out: Stmt[], e: ScalarExpr, r: TileRanges): Interval {
   const point = (x: Expr): Interval => ({ kind: 'num', lo: x, hi: x });
   const num = (lo: Expr, hi: Expr): Interval => ({ kind: 'num', lo: kb.let(out, 'lo', lo), hi: kb.let(out, 'hi', hi) });
   const boolIv = (mayTrue: Expr, mayFalse: Expr): Interval => ({ kind: 'bool', mayTrue: kb.let(out, 'may_t', mayTrue), mayFalse: kb.let(out, 'may_f', mayFalse) });
@@ -184,17 +184,18 @@ interface LinearInK {
   readonly parts: readonly { readonly sign: 1 | -1; readonly e: ScalarExpr }[];
 }
 
-function mentionsK(e: ScalarExpr): boolean {
-  return someScalarExpr(e, (x) => x.kind === 'index' && x.axis === 3);
+function mentionsAxis(e: ScalarExpr, axis: number): boolean {
+  return someScalarExpr(e, (x) => x.kind === 'index' && x.axis === axis);
 }
 
-function linearInK(e: ScalarExpr): LinearInK | undefined {
-  if (e.kind === 'index' && e.axis === 3) return { c: 1, parts: [] };
-  if (!mentionsK(e)) return { c: 0, parts: [{ sign: 1, e }] };
+/** `e` as c*x + sum(sign * part) for x the index of `axis` (3: k, 2: q), parts free of x; undefined when not of that form. */
+function linearIn(e: ScalarExpr, axis: number): LinearInK | undefined {
+  if (e.kind === 'index' && e.axis === axis) return { c: 1, parts: [] };
+  if (!mentionsAxis(e, axis)) return { c: 0, parts: [{ sign: 1, e }] };
   if (e.kind !== 'apply') return undefined;
   const [a, b] = e.args;
-  const la = a === undefined ? undefined : linearInK(a);
-  const lb = b === undefined ? undefined : linearInK(b);
+  const la = a === undefined ? undefined : linearIn(a, axis);
+  const lb = b === undefined ? undefined : linearIn(b, axis);
   const neg = (l: LinearInK): LinearInK => ({ c: -l.c, parts: l.parts.map((p) => ({ sign: p.sign === 1 ? -1 : 1, e: p.e })) });
   if (e.op === 'add' && la !== undefined && lb !== undefined) return { c: la.c + lb.c, parts: [...la.parts, ...lb.parts] };
   if (e.op === 'sub' && la !== undefined && lb !== undefined) {
@@ -215,16 +216,24 @@ function conjuncts(e: ScalarExpr): ScalarExpr[] {
  * query tile: `k + R op 0` or `-k + R op 0` with R free of k, R's interval over the tile.
  */
 function keyBounds(kb: KernelBuilder, out: Stmt[], mask: ScalarExpr | undefined, r: Omit<TileRanges, 'kLo' | 'kHi'>, S: Expr): { start: Expr; end: Expr } {
+  return axisBounds(kb, out, mask, { ...r, kLo: i32(0), kHi: i32(0) }, 3, S, 'k'); // parts never mention k
+}
+
+/**
+ * The same for either index: the range [start, end) of index `axis` (3: k, 2: q; i32) outside
+ * which some conjunct linear in it is false for all of the tile's values of the other indices
+ * (`r`, whose range of `axis` is unused). The backward's dK/dV role bounds its query tiles so.
+ */
+export function axisBounds(kb: KernelBuilder, out: Stmt[], mask: ScalarExpr | undefined, r: TileRanges, axis: 2 | 3, extent: Expr, name: string): { start: Expr; end: Expr } {
   let start: Expr = i32(0);
-  let end: Expr = cast('i32', S);
+  let end: Expr = cast('i32', extent);
   if (mask === undefined) return { start, end };
-  const dummy: TileRanges = { ...r, kLo: i32(0), kHi: i32(0) }; // parts never mention k
   for (const atom of conjuncts(mask)) {
     if (atom.kind !== 'apply' || !['lt', 'le', 'gt', 'ge'].includes(atom.op)) continue;
     const [A, B] = atom.args;
     if (A === undefined || B === undefined) continue;
-    const la = linearInK(A);
-    const lb = linearInK(B);
+    const la = linearIn(A, axis);
+    const lb = linearIn(B, axis);
     if (la === undefined || lb === undefined) continue;
     const c = la.c - lb.c;
     if (c !== 1 && c !== -1) continue;
@@ -235,7 +244,7 @@ function keyBounds(kb: KernelBuilder, out: Stmt[], mask: ScalarExpr | undefined,
     let usable = true;
     const scratch: Stmt[] = [];
     for (const p of parts) {
-      const iv = intervalOf(kb, scratch, p.e, dummy);
+      const iv = intervalOf(kb, scratch, p.e, r);
       if (iv.kind !== 'num' || exprType(iv.lo) !== 'i32') {
         usable = false;
         break;
@@ -254,20 +263,20 @@ function keyBounds(kb: KernelBuilder, out: Stmt[], mask: ScalarExpr | undefined,
     const rHi = kb.let(out, 'r_hi', hi);
     const op = atom.op;
     if (c === 1) {
-      // k + R op 0  <=>  k op -R; some row of the tile allows k only below max(-R) = -rLo (or above min(-R) = -rHi).
+      // x + R op 0  <=>  x op -R; some value of the tile allows x only below max(-R) = -rLo (or above min(-R) = -rHi).
       if (op === 'lt') end = fmin(end, unary('neg', rLo));
       else if (op === 'le') end = fmin(end, bin('add', unary('neg', rLo), i32(1)));
       else if (op === 'gt') start = fmax(start, bin('add', unary('neg', rHi), i32(1)));
       else start = fmax(start, unary('neg', rHi));
     } else {
-      // -k + R op 0  <=>  k op' R with op' flipped.
+      // -x + R op 0  <=>  x op' R with op' flipped.
       if (op === 'lt') start = fmax(start, bin('add', rLo, i32(1)));
       else if (op === 'le') start = fmax(start, rLo);
       else if (op === 'gt') end = fmin(end, rHi);
       else end = fmin(end, bin('add', rHi, i32(1)));
     }
-    start = kb.let(out, 'k_start', start);
-    end = kb.let(out, 'k_end', end);
+    start = kb.let(out, `${name}_start`, start);
+    end = kb.let(out, `${name}_end`, end);
   }
   return { start, end };
 }
@@ -289,21 +298,29 @@ export interface TileLogic {
   readonly part: Expr; // the cache partition (split mode), else 0
 }
 
+/** The workgroup's ids as the tile logic reads them (default the builtins; the backward kernel's dQ role offsets x). */
+export interface WorkgroupIds {
+  readonly x: Expr;
+  readonly y: Expr;
+  readonly z: Expr;
+}
+
 /** Loads a read free of q and k for the workgroup of batch `b`, head `h` (u32). */
 export type UniformRead = (out: Stmt[], e: ScalarExpr & { kind: 'read' }, b: Expr, h: Expr) => Expr;
 
-export function tileLogic(kb: KernelBuilder, shape: AttentionShape, mask: ScalarExpr | undefined, s: AttentionSchedule, mode: Mode, read: UniformRead): TileLogic {
+export function tileLogic(kb: KernelBuilder, shape: AttentionShape, mask: ScalarExpr | undefined, s: AttentionSchedule, mode: Mode, read: UniformRead, ids?: WorkgroupIds): TileLogic {
   const header: Stmt[] = [];
   const Br = mode.rows;
   const Bc = s.tileCols;
   const T = dimExpr(shape.T);
   const S = dimExpr(shape.S);
-  const wx = builtin('workgroup_id', 0);
+  const wx = ids?.x ?? builtin('workgroup_id', 0);
   const qt = mode.kind === 'split' ? kb.let(header, 'qt', div(wx, u32(s.splits))) : kb.let(header, 'qt', wx);
   const split = mode.kind === 'split' ? kb.let(header, 'part', rem(wx, u32(s.splits))) : u32(0);
   const G = mode.heads;
-  const h = kb.let(header, 'h', G === 1 ? builtin('workgroup_id', 1) : mul(builtin('workgroup_id', 1), u32(G)));
-  const b = kb.let(header, 'b', builtin('workgroup_id', 2));
+  const wy = ids?.y ?? builtin('workgroup_id', 1);
+  const h = kb.let(header, 'h', G === 1 ? wy : mul(wy, u32(G)));
+  const b = kb.let(header, 'b', ids?.z ?? builtin('workgroup_id', 2));
   const q0 = kb.let(header, 'q0', mul(qt, u32(Br)));
   const bounds: Stmt[] = [];
   // Query rows of the tile: rows [q0, q0 + Br) of T * G, row r being query floor(r / G).

@@ -193,6 +193,7 @@ export type KernelSchedule =
       readonly splits: number; // cache partitions (split-K decode), 1 for prefill
       readonly mma?: MatrixInput; // attention/mma.ts: S and P V on m16n8k16 tensor cores, 16 rows per warp
       readonly laneBroadcast?: boolean; // attention/lanes.ts: one subgroup, rows broadcast from lanes
+      readonly backward?: boolean; // attention/backward.ts: dK/dV role per key tile (tileCols keys), dQ role per query tile (tileRows rows)
     }
   | {
       readonly kind: 'mma_matmul'; // matmul/mma.ts: warps of mma tiles, multi-stage async copies

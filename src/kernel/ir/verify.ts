@@ -35,7 +35,12 @@ export function verifyKernel(k: Kernel, target: TargetLimits): string[] {
         return e.id === 'workgroup_id' || e.id === 'subgroup_size';
       case 'var':
         return uniformNames.has(e.name);
-      case 'load':
+      case 'load': {
+        // A read-only buffer at a uniform index holds one value for the whole workgroup (WGSL's
+        // uniformity analysis agrees: read-only storage is uniform): a per-batch length `len[b]`
+        // may bound a loop with barriers (fused attention's block sparsity).
+        return k.buffers[e.slot]?.access === 'read' && isUniform(e.index);
+      }
       case 'array_load':
       case 'subgroup':
         return false;

@@ -34,6 +34,9 @@ import type { SizeExpr, StepCondition } from '../plan/plan.js';
 import { type Schedule, chooseSchedule, scheduleShapeKey } from '../schedule/schedule.js';
 import { dimToSize, sCeilDiv, sConst, sMinConst } from '../plan/to-size.js';
 import { lowerFusedAttention } from '../attention/attention.js';
+import { attentionBackwardKernel } from '../attention/backward.js';
+import { chooseAttentionBackwardSchedule } from '../attention/schedule.js';
+import { dimConst, dimConstValue, dimMul } from '../../base/dim.js';
 import type { FusedHost } from './fused.js';
 import type { Lowering, LoweringTarget } from './lowering.js';
 import { emitArange, emitConstFill, emitElementwise, emitFusedMap, emitGrid } from './map.js';
@@ -74,11 +77,19 @@ export class LoweringRun implements Lowering {
     return this.lseNodes.get(attention);
   }
 
+  /** The first fused_attention_grad_k / _v node of each fused_attention_grad (its kernel writes them). */
+  private readonly gradResults = new Map<number, { k?: number; v?: number }>();
+
   run(): KernelProgram {
     const du = new DefUse(this.g);
     for (const n of this.g.nodes) {
       const a = n.operands[0];
       if (n.op === 'fused_attention_lse' && a !== undefined && !this.lseNodes.has(a)) this.lseNodes.set(a, n.id);
+      const which = n.op === 'fused_attention_grad_k' ? 'k' : n.op === 'fused_attention_grad_v' ? 'v' : undefined;
+      if (which !== undefined && a !== undefined) {
+        const r = this.gradResults.get(a) ?? {};
+        if (r[which] === undefined) this.gradResults.set(a, { ...r, [which]: n.id });
+      }
     }
     for (const n of this.g.nodes) {
       switch (n.op) {
@@ -95,6 +106,15 @@ export class LoweringRun implements Lowering {
           // same attention (no CSE ran) shares the first one's buffer.
           const first = this.g.nodes[this.lseOf(this.operand(n, 0).id) ?? n.id] ?? n;
           this.storage.set(n.id, first.id === n.id ? n.id : this.bufferOf(first));
+          break;
+        }
+        case 'fused_attention_grad_k':
+        case 'fused_attention_grad_v': {
+          // Written by the backward kernel (lowered at the fused_attention_grad, earlier); a second
+          // node of the same result shares the first one's buffer.
+          const r = this.gradResults.get(this.operand(n, 0).id);
+          const first = r?.[n.op === 'fused_attention_grad_k' ? 'k' : 'v'] ?? n.id;
+          this.storage.set(n.id, first === n.id ? n.id : this.bufferOf(this.g.nodes[first] ?? n));
           break;
         }
         case 'const': {
@@ -174,6 +194,8 @@ export class LoweringRun implements Lowering {
         return emitGrid(this, n);
       case 'fused_attention':
         return this.emitFusedAttention(n);
+      case 'fused_attention_grad':
+        return this.emitFusedAttentionGrad(n);
       case 'fused_map':
         return emitFusedMap(this, n);
       case 'fused_matmul':
@@ -234,6 +256,24 @@ export class LoweringRun implements Lowering {
       this.storage.set(id, id);
     }
     for (const k of r.kernels) this.finish(n, k.op, k, k.body, k.workgroupSize, k.grid, k.schedule, k.traffic, k.when);
+  }
+
+  /** fused_attention_grad: one kernel writing dQ and its dK / dV results (attention/backward.ts). */
+  private emitFusedAttentionGrad(n: Node): void {
+    const r = this.gradResults.get(n.id) ?? {};
+    const k = this.operand(n, 1);
+    const v = this.operand(n, 2);
+    // A result no node reads still gets written: into a temp.
+    const resultNode = (id: number | undefined, like: Node, op: string): Node =>
+      this.g.nodes[id ?? -1] ?? this.tempNode({ op, operands: [n.id], attrs: {}, type: like.type, loc: n.loc }, dimToSize(like.type.shape.reduce((a, d) => dimMul(a, d), dimConst(1))));
+    const dK = resultNode(r.k, k, 'fused_attention_grad_k');
+    const dV = resultNode(r.v, v, 'fused_attention_grad_v');
+    const dk = dimConstValue(k.type.shape[3] ?? dimConst(0));
+    const dv = dimConstValue(v.type.shape[3] ?? dimConst(0));
+    if (dk === undefined || dv === undefined) throw new Error('internal: fused_attention_grad needs constant head widths');
+    const schedule = this.s.attentionBackward ?? chooseAttentionBackwardSchedule(this.target, dk, dv);
+    const kd = attentionBackwardKernel({ graph: this.g, node: n, dK, dV, target: this.target, schedule });
+    this.finish(n, kd.op, kd, kd.body, kd.workgroupSize, kd.grid, kd.schedule, kd.traffic, kd.when);
   }
 
   /** Workgroup ids past `count` (a formula) along x then y: [min(count, max), ceil(count / max)]. */

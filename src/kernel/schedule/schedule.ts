@@ -1,6 +1,6 @@
 // Schedules for the plain lowering: tile sizes and thread counts chosen from the target's
 // limits, never inside lower/lower.ts. A test (or `tfc tune`, later) can pass its own Schedule.
-import type { AttentionSchedule } from '../attention/schedule.js';
+import type { AttentionBackwardSchedule, AttentionSchedule } from '../attention/schedule.js';
 import type { Graph, Node } from '../../graph/ir.js';
 import { dimConst, dimConstValue } from '../../base/dim.js';
 import { hasVectorRuns, unitStrideAxis } from '../lower/view.js';
@@ -185,6 +185,8 @@ export interface Schedule {
   };
   /** Forces fused attention tiles; absent: chosen per node from the target (attention/attention.ts). */
   readonly attention?: AttentionSchedule;
+  /** Forces the fused attention backward's tiles; absent: chosen per node from the target (attention/backward.ts). */
+  readonly attentionBackward?: AttentionBackwardSchedule;
   /**
    * Per-shape overrides (`tfc tune`'s cached winners), keyed by `scheduleShapeKey`; a node whose
    * key is absent uses `matmul` / `attention` above.

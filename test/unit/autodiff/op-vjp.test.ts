@@ -117,14 +117,22 @@ const cases: readonly Case[] = [
     operands: [f([2, 3], uniform(-2, 2)), f([3, 4]), f([3], uniform(0.5, 1.5)), f([3])],
     attrs: { epilogue: lam(['i', 'j'], { kind: 'apply', op: 'acc', args: [], dtype: 'f32' }), norm: { kind: 'str', value: 'layernorm' }, eps: { kind: 'float', value: 1e-5 } },
   },
+  {
+    op: 'fused_attention',
+    what: 'fused_attention causal, GQA 2/1 (every form: attention-grad.test.ts)',
+    operands: [f([1, 2, 3, 2]), f([1, 1, 3, 2]), f([1, 1, 3, 2])],
+    attrs: { scale: { kind: 'float', value: 0.8 }, mask: lam(['b', 'h', 'q', 'k'], { kind: 'apply', op: 'le', args: [ix(3), ix(2)], dtype: 'bool' }) },
+  },
 ];
 
 /** Ops without a vjp, each for the reason its catalog entry gives (checked to be there). */
 const notDifferentiable = new Set([
   // bool results: no cotangent flows through them
   'not', 'eq', 'ne', 'lt', 'le', 'gt', 'ge', 'and', 'or',
-  // made by fuse-attention; grad runs before fusion (issue 17 item 2 is the fused backward)
-  'fused_attention', 'fused_attention_lse',
+  // a second result: its cotangent goes to its fused_attention's vjp (attention-grad.test.ts)
+  'fused_attention_lse',
+  // the fused attention backward (no second derivatives)
+  'fused_attention_grad', 'fused_attention_grad_k', 'fused_attention_grad_v',
   // names inside fused lambdas, never graph nodes
   'acc', 'score',
 ]);

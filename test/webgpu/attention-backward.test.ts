@@ -1,0 +1,102 @@
+// The fused attention backward (src/kernel/attention/backward.ts) on WebGPU (lavapipe): the
+// training loss and every weight's gradient of small models, attention fused before grad as
+// `tfc train` does, against the float64 interpreter on the same graph (whose fused_attention_grad
+// rule test/unit/autodiff/attention-grad.test.ts checks against finite differences and the unfused
+// backward). Per form: the plan runs one backward kernel per attention layer and holds no T x S
+// buffer. Bar: 1e-4 per tensor (test/helpers/tensors.ts relError: floor 1% of max |ref|).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compilePlan } from '../../src/compile/plan.js';
+import type { Graph } from '../../src/graph/ir.js';
+import { interpret } from '../../src/interp/interpret.js';
+import { type Plan, evalSize } from '../../src/kernel/plan/plan.js';
+import type { Schedule } from '../../src/kernel/schedule/schedule.js';
+import { chooseSchedule } from '../../src/kernel/schedule/schedule.js';
+import { runPipeline } from '../../src/passes/driver.js';
+import { createPassContext } from '../../src/passes/pass.js';
+import { pipelines } from '../../src/passes/pipeline.js';
+import type { AcquiredDevice } from '../../src/runtime/device.js';
+import { createSession } from '../../src/runtime/session.js';
+import { targetLimitsOf } from '../../src/runtime/target.js';
+import { relError } from '../helpers/tensors.js';
+import { trainingFeeds, trainingLossGrad } from '../helpers/training.js';
+import { testDevice } from './helpers.js';
+
+let dev: AcquiredDevice;
+beforeAll(async () => {
+  dev = await testDevice();
+});
+afterAll(() => dev.device.destroy());
+
+const tiny = { vocab: 64, ctx: 32, d: 32, heads: 2, layers: 1 };
+/** Small tiles so T = 13 spans several query and key tiles (block sparsity, partial tiles): 4 rows x 8 keys, 4 lanes. */
+const small = { attentionBackward: { tileRows: 4, tileCols: 8, lanes: 4 } };
+
+interface Form {
+  readonly file: string;
+  readonly what: string;
+  readonly overrides: Record<string, number>;
+  /** Fused attention layers (each one backward kernel). */
+  readonly layers: number;
+  readonly vocab: number;
+  readonly schedule?: Partial<Schedule>;
+  readonly dims?: Record<string, number>;
+}
+
+const forms: readonly Form[] = [
+  { file: 'examples/gpt2.tfx', what: 'causal, MHA (default tiles)', overrides: { ...tiny, layers: 2 }, layers: 2, vocab: 64 },
+  { file: 'examples/charlm/charlm.tfx', what: 'GQA 4/2, RoPE, causal (default tiles)', overrides: {}, layers: 2, vocab: 96 },
+  { file: 'examples/charlm/charlm.tfx', what: 'GQA 4/2, RoPE, causal', overrides: { layers: 1 }, layers: 1, vocab: 96, schedule: small },
+  { file: 'examples/variants/sliding-window.tfx', what: 'sliding window 5', overrides: { ...tiny, window: 5 }, layers: 1, vocab: 64, schedule: small },
+  { file: 'examples/variants/softcap.tfx', what: 'soft-cap score mod', overrides: tiny, layers: 1, vocab: 64, schedule: small },
+  { file: 'examples/variants/score-mods.tfx', what: 'piecewise and gated score mods', overrides: tiny, layers: 1, vocab: 64, schedule: small },
+  { file: 'examples/variants/alibi.tfx', what: 'ALiBi', overrides: tiny, layers: 1, vocab: 64, schedule: small },
+  { file: 'examples/variants/mqa.tfx', what: 'MQA 2/1', overrides: tiny, layers: 1, vocab: 64, schedule: small },
+  { file: 'examples/variants/document-mask.tfx', what: 'document mask (a mask reading an input)', overrides: tiny, layers: 1, vocab: 64, schedule: small },
+  { file: 'examples/variants/varlen.tfx', what: 'per-row lengths', overrides: tiny, layers: 1, vocab: 64, schedule: small },
+  { file: 'examples/variants/prefix-lm.tfx', what: 'prefix LM', overrides: tiny, layers: 1, vocab: 64, schedule: small },
+  { file: 'examples/variants/streaming.tfx', what: 'sink tokens + window', overrides: { ...tiny, window: 4 }, layers: 1, vocab: 64, schedule: small },
+  { file: 'examples/variants/local-global.tfx', what: 'local and global layers', overrides: { ...tiny, layers: 2, window: 4 }, layers: 2, vocab: 64, schedule: small },
+  { file: 'examples/variants/sinks.tfx', what: 'attention sinks (the LSE output has a cotangent)', overrides: tiny, layers: 1, vocab: 64, schedule: small },
+  { file: 'examples/transformer.tfx', what: 'encoder-decoder: bidirectional, causal and cross attention (S != T)', overrides: { vocab: 64, d: 32, heads: 4, layers: 1, ffn: 64 }, layers: 3, vocab: 64, schedule: small, dims: { S: 7 } },
+];
+
+function compile(g: Graph, schedule?: Partial<Schedule>): { fused: Graph; plan: Plan } {
+  const fused = runPipeline(g, pipelines.webgpu, createPassContext({ target: 'webgpu', verify: true }));
+  const target = targetLimitsOf(dev);
+  return { fused, plan: compilePlan(fused, { target, ...(schedule !== undefined ? { schedule: { ...chooseSchedule(target), ...schedule } } : {}) }) };
+}
+
+const backwardSteps = (plan: Plan): number => plan.steps.filter((s) => s.kernel.includes('fused_attention_grad')).length;
+
+describe('fused attention backward on WebGPU vs the float64 interpreter', () => {
+  for (const form of forms) {
+    it(`${form.file} (${form.what}): loss and gradients within 1e-4, ${form.layers} backward kernel(s), no T x S buffer`, { timeout: 600_000 }, async () => {
+      const g = trainingLossGrad(form.file, true, form.overrides);
+      const { plan } = compile(g, form.schedule);
+      expect(backwardSteps(plan)).toBe(form.layers);
+      expect(plan.steps.filter((s) => s.kernel.includes('softmax'))).toEqual([]);
+      for (const b of plan.buffers) {
+        const at = (T: number): number => evalSize(b.elements, new Map([['B', 1], ['T', T], ['S', T]]));
+        // Doubling T at most doubles every buffer (a T x S buffer would quadruple).
+        expect(at(512) / at(256), `buffer ${b.id} (${b.kind}${b.name !== undefined ? ` ${b.name}` : ''})`).toBeLessThanOrEqual(2);
+      }
+      const dims = new Map(Object.entries({ B: 2, T: 13, ...form.dims }));
+      const { weights, inputs } = trainingFeeds(g, dims, 3, form.vocab);
+      const want = interpret(g, { inputs, weights }).outputs;
+      const s = await createSession(dev, plan);
+      try {
+        s.loadWeights(weights);
+        const got = (await s.run(inputs)).outputs;
+        let worst = 0;
+        for (const [name, ref] of want) {
+          const err = relError(got.get(name)?.data ?? [], ref);
+          worst = Math.max(worst, err);
+          expect(err, name).toBeLessThanOrEqual(1e-4);
+        }
+        console.log(`${form.file} (${form.what}): ${want.size} outputs, worst rel error ${worst.toExponential(2)}, ${plan.steps.length} launches`);
+      } finally {
+        s.dispose();
+      }
+    });
+  }
+});
