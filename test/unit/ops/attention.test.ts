@@ -204,3 +204,65 @@ describe('fused_attention_lse (the LSE result of a fused_attention)', () => {
     expect(verifyGraph(bad).join('\n')).toMatch(/%4 \(fused_attention_lse\): operand 0 is %0 \(input\), but 'fused_attention_lse' is a result of a fused_attention/);
   });
 });
+
+describe('fused_attention_grad (the backward; dK, dV as fused_attention_grad_k / fused_attention_grad_v), hand-computed', () => {
+  // One query q = 1, keys k = (1, 0), values v = (2, 5), scale 1: scores (1, 0), P = (p1, p2) =
+  // softmax, o = 2 p1 + 5 p2, dO = 1, so dP = (2, 5), D = o and dS = P (dP - D) = (-3 p1 p2, 3 p1 p2).
+  const ir = (attrs: string, dlse: boolean): string => `graph m() {
+  %0 = input {name="q"} : f32[1,1,1,1]
+  %1 = input {name="k"} : f32[1,1,2,1]
+  %2 = input {name="v"} : f32[1,1,2,1]
+  %3 = fused_attention %0, %1, %2 {${attrs}} : f32[1,1,1,1]
+  %4 = fused_attention_lse %3 : f32[1,1,1]
+  %5 = input {name="do"} : f32[1,1,1,1]
+  %6 = input {name="dlse"} : f32[1,1,1]
+  %7 = fused_attention_grad %0, %1, %2, %3, %4, %5${dlse ? ', %6' : ''} {${attrs}${dlse ? ', lse_cotangent=true' : ''}} : f32[1,1,1,1]
+  %8 = fused_attention_grad_k %7 : f32[1,1,2,1]
+  %9 = fused_attention_grad_v %7 : f32[1,1,2,1]
+  output "dq" = %7
+  output "dk" = %8
+  output "dv" = %9
+}
+`;
+  const run = (attrs: string, dlse?: number): Record<string, number[]> => {
+    const sink = new DiagnosticSink();
+    const g = parseGraph(ir(attrs, dlse !== undefined), 'm.ir', sink);
+    expect(sink.items.map((d) => d.message)).toEqual([]);
+    if (g === undefined) throw new Error('no graph');
+    expect(verifyGraph(g)).toEqual([]);
+    const gradOps = ['fused_attention_grad', 'fused_attention_grad_k', 'fused_attention_grad_v'];
+    expect(g.nodes.filter((n) => gradOps.includes(n.op)).map((n) => n.op)).toEqual(gradOps);
+    const inputs = new Map([
+      ['q', t('f32', [1, 1, 1, 1], [1])],
+      ['k', t('f32', [1, 1, 2, 1], [1, 0])],
+      ['v', t('f32', [1, 1, 2, 1], [2, 5])],
+      ['do', t('f32', [1, 1, 1, 1], [1])],
+      ['dlse', t('f32', [1, 1, 1], [dlse ?? 0])],
+    ]);
+    const out = interpret(g, { inputs, weights: new Map() }).outputs;
+    return Object.fromEntries(['dq', 'dk', 'dv'].map((n) => [n, [...(out.get(n)?.data ?? [])]]));
+  };
+  const p1 = Math.E / (Math.E + 1);
+  const p2 = 1 / (Math.E + 1);
+  const close = (got: number[] | undefined, want: number[]): void => {
+    expect(got?.length).toBe(want.length);
+    want.forEach((w, i) => expect(Math.abs((got?.[i] ?? NaN) - w)).toBeLessThan(1e-15));
+  };
+  it('dQ = scale sum dS k, dK = scale dS q, dV = P dO', () => {
+    const r = run('scale=1.0');
+    close(r['dq'], [-3 * p1 * p2]);
+    close(r['dk'], [-3 * p1 * p2, 3 * p1 * p2]);
+    close(r['dv'], [p1, p2]);
+  });
+  it('with the LSE output cotangent c: D = dO.o - c, so dS = P (dP - o + c)', () => {
+    const r = run('scale=1.0', 0.25);
+    close(r['dq'], [-3 * p1 * p2 + 0.25 * p1]);
+    close(r['dk'], [-3 * p1 * p2 + 0.25 * p1, 3 * p1 * p2 + 0.25 * p2]);
+  });
+  it('a masked key gets nothing; the one key left has P = 1 and dS = 0', () => {
+    const r = run('mask=(b, h, q, k) => lt(k, 1), scale=1.0');
+    close(r['dq'], [0]);
+    close(r['dk'], [0, 0]);
+    close(r['dv'], [1, 0]);
+  });
+});

@@ -28,6 +28,7 @@ const interpCoverage: Record<string, keyof typeof interpFiles> = {
   gather: 'ms', scatter_add: 'ms', reshape: 'ms', permute: 'ms', slice: 'ms', concat: 'ms',
   fused_map: 'fu', fused_matmul: 'fu', acc: 'fu', view: 'fu',
   fused_attention: 'att', fused_attention_lse: 'att', score: 'att',
+  fused_attention_grad: 'att', fused_attention_grad_k: 'att', fused_attention_grad_v: 'att',
 };
 
 const bt = (dtype: 'f32' | 'i32' | 'bool' = 'f32'): TensorType => ty(dtype, ['B', 'T']);
@@ -108,6 +109,18 @@ const flopsCases: Record<string, { operands: TensorType[]; attrs: Attrs; declare
   // log and add per row of [B,8,T] (the max and sum are the attention's)
   fused_attention_lse: { operands: [ty('f32', ['B', 8, 'T', 32])], attrs: {}, want: '16*B*T' },
   score: { operands: [], attrs: {}, want: '0' },
+  // per score element of [B,8,T,S]: s 2*64, dP 2*32, dV 2*32, dK and dQ 4*64, P and dS 5, mask `le` 1 -> 518
+  fused_attention_grad: {
+    operands: [ty('f32', ['B', 8, 'T', 64]), ty('f32', ['B', 2, 'S', 64]), ty('f32', ['B', 2, 'S', 32]), ty('f32', ['B', 8, 'T', 32]), ty('f32', ['B', 8, 'T']), ty('f32', ['B', 8, 'T', 32])],
+    attrs: {
+      scale: { kind: 'float', value: 0.125 },
+      mask: { kind: 'lambda', params: ['b', 'h', 'q', 'k'], body: { kind: 'apply', op: 'le', args: [{ kind: 'index', axis: 3 }, { kind: 'index', axis: 2 }], dtype: 'bool' } },
+    },
+    want: '4144*B*T*S',
+  },
+  // counted by their producer
+  fused_attention_grad_k: { operands: [ty('f32', ['B', 8, 'T', 64])], attrs: {}, declared: ty('f32', ['B', 2, 'S', 64]), want: '0' },
+  fused_attention_grad_v: { operands: [ty('f32', ['B', 8, 'T', 64])], attrs: {}, declared: ty('f32', ['B', 2, 'S', 32]), want: '0' },
 };
 
 /** Elementwise ops: one FLOP per result element, checked on [B,T] operands of a dtype the op accepts. */
