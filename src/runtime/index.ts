@@ -30,3 +30,7 @@ export type { TextTokenizer, TokenStream } from './tokenizer.js';
 export type { Plan } from '../kernel/plan/plan.js';
 export { SlotCache, argmaxRow, greedyDecode, speculativeDecode } from './speculative.js';
 export type { SlotModel, SpeculativeResult } from './speculative.js';
+export { PageAllocator } from './pages.js';
+export type { PageTables } from './pages.js';
+export { generatePaged, pagedGeometry } from './paged.js';
+export type { PagedGenerateOptions, PagedGeometry, PagedModel, PagedRequest, PagedResult, PagedSequenceResult, PagedStep } from './paged.js';

@@ -3,21 +3,12 @@
 // joining sequence's prompt runs as its own B = 1 call into a fresh row, which is then copied into
 // the batch's cache; a leaving one's row is reused). Every sequence's greedy tokens must equal
 // those of decoding it alone with examples/variants/gpt2-kv.tfx (whose cache is its prefix).
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkSource } from '../../src/check/check-source.js';
-import { randomWeights } from '../../src/cli/random.js';
-import { compilePlan } from '../../src/compile/plan.js';
-import type { Diagnostic } from '../../src/diag/diagnostic.js';
-import { neededTensors } from '../../src/io/check-tensors.js';
-import { runPipeline } from '../../src/passes/driver.js';
-import { createPassContext } from '../../src/passes/pass.js';
-import { pipelines } from '../../src/passes/pipeline.js';
 import type { AcquiredDevice } from '../../src/runtime/device.js';
-import { type HostTensor, type Session, createSession } from '../../src/runtime/session.js';
+import type { HostTensor, Session } from '../../src/runtime/session.js';
 import { argmaxRow } from '../../src/runtime/speculative.js';
-import { targetLimitsOf } from '../../src/runtime/target.js';
 import { testDevice } from './helpers.js';
+import { decodeAlone, decodeSession } from './kv-decode.js';
 
 const config = { vocab: 64, ctx: 32, d: 32, heads: 2, layers: 2 };
 const [H, DH, L, V, S] = [2, 16, 2, 64, 24];
@@ -27,41 +18,12 @@ let batched: Session;
 let single: Session;
 beforeAll(async () => {
   dev = await testDevice();
-  const session = async (file: string): Promise<Session> => {
-    const r = checkSource(readFileSync(file, 'utf8'), file, new Map(Object.entries(config)));
-    if (r.graph === undefined) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
-    const g = runPipeline(r.graph, pipelines.webgpu, createPassContext({ target: 'webgpu' }));
-    const s = await createSession(dev, compilePlan(g, { target: targetLimitsOf(dev) }));
-    const ds: Diagnostic[] = [];
-    const weights = randomWeights(neededTensors(r.graph), 21, new Map(), ds);
-    expect(ds).toEqual([]);
-    // Scaled up so the greedy choices are not near-ties between runs of different kernels.
-    s.loadWeights(new Map([...weights].map(([n, t]) => [n, { shape: t.shape, data: t.data.map((x) => x * 3) }])));
-    return s;
-  };
-  batched = await session('examples/variants/gpt2-batched.tfx');
-  single = await session('examples/variants/gpt2-kv.tfx');
+  batched = await decodeSession(dev, 'examples/variants/gpt2-batched.tfx', config);
+  single = await decodeSession(dev, 'examples/variants/gpt2-kv.tfx', config);
 });
 afterAll(() => dev.device.destroy());
 
-
-/** Greedy decoding of one sequence alone with gpt2-kv.tfx: `steps` tokens after the prompt. */
-async function alone(prompt: readonly number[], steps: number): Promise<number[]> {
-  const cache = new Map<string, HostTensor>();
-  for (let l = 0; l < L; l++) for (const kv of ['key', 'value']) cache.set(`past.${l}.${kv}`, { shape: [1, H, 0, DH], data: [] });
-  const out: number[] = [];
-  let tokens = [...prompt];
-  for (let i = 0; i < steps; i++) {
-    const r = await single.run(new Map([['tokens', { dtype: 'i32', shape: [1, tokens.length], data: tokens }], ...cache]));
-    const logits = r.outputs.get('logits');
-    if (logits === undefined) throw new Error('no logits');
-    const next = argmaxRow(logits.data, tokens.length - 1, V);
-    out.push(next);
-    for (let l = 0; l < L; l++) for (const kv of ['key', 'value']) cache.set(`past.${l}.${kv}`, r.outputs.get(`present.${l}.${kv}`) as HostTensor);
-    tokens = [next];
-  }
-  return out;
-}
+const alone = (prompt: readonly number[], steps: number): Promise<number[]> => decodeAlone(single, { layers: L, heads: H, headDim: DH, vocab: V }, prompt, steps);
 
 describe('continuous batching: sequences of different lengths in one decode call', () => {
   it('greedy tokens equal decoding each sequence alone, with sequences joining and leaving between steps', async () => {
