@@ -117,6 +117,8 @@ export function lowerBuiltin(b: Checker, fn: Builtin, args: readonly ArgValue[],
   const node = (op: string, operands: readonly Value[], attrs: Attrs = {}): Value => b.addNode(op, operands, attrs, loc);
 
   switch (fn.lowering) {
+    case 'tensors':
+      return node(fn.op, fn.params.map((q) => tensor(q.name)));
     case 'unary': {
       const x = need('x');
       if (x.value.kind === 'num') return foldScalar(b, fn.op, [x.value], loc);

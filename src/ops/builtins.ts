@@ -22,7 +22,8 @@ export type BuiltinLowering =
   | 'split' // -> slice nodes, a tuple of results
   | 'concat'
   | 'slice'
-  | 'arange';
+  | 'arange'
+  | 'tensors'; // one catalog op, every parameter a tensor (scatter)
 
 export interface BuiltinParam {
   readonly name: string;
@@ -124,6 +125,13 @@ const table: readonly Builtin[] = [
     op: 'slice',
     params: [p('x'), p('start'), p('end'), p('axis', -1)],
     doc: 'x[start:end] along an axis (end exclusive)',
+  },
+  {
+    name: 'scatter',
+    lowering: 'tensors',
+    op: 'scatter',
+    params: [p('dest'), p('index'), p('values')],
+    doc: 'dest with the elements at flat offsets `index` replaced by `values` (index and values of one shape); written in place when dest is not read later',
   },
   { name: 'arange', lowering: 'arange', op: 'arange', params: [p('a'), p('b', null)], doc: 'i32 positions: arange(n) or arange(start, end)' },
 ];

@@ -1,4 +1,5 @@
-// Data movement: reshape, permute, slice, concat, gather (embedding lookup along axis 0).
+// Data movement: reshape, permute, slice, concat, gather (embedding lookup along axis 0);
+// scatter_add and scatter are in scatter.ts.
 // None of them compute, so their FLOPs are 0; the interpreter copies element by element.
 import { type Dim, dimAdd, dimConst, dimConstValue, dimEquals, dimEval, dimSub, printDim } from '../base/dim.js';
 import { type Attrs, dimAttr, intAttr, intsAttr } from '../graph/ir.js';
@@ -6,7 +7,7 @@ import { type TensorType, printType } from '../graph/types.js';
 import { makeTensor, numel, ravel, stridesOf, unravel, type Tensor64 } from '../base/tensor.js';
 import { InterpError } from './errors.js';
 import { type GradBuilder, type OpDef, type OpError, type InterpContext, type VjpArgs, defineOp } from './define.js';
-import { scatterAddOp } from './scatter.js';
+import { scatterAddOp, scatterOp } from './scatter.js';
 import { numelDim, opError } from './elementwise.js';
 
 const zeroFlops = (): Dim => dimConst(0);
@@ -281,4 +282,5 @@ export const movementOps: readonly OpDef[] = [
     lowering: 'unfused',
   }),
   scatterAddOp,
+  scatterOp,
 ];

@@ -3,7 +3,13 @@
 // order (deterministic, no atomics needed: docs/autodiff.md).
 //
 //   %9 = scatter_add %dy, %tokens {rows=dim(256)} : f32[256,64]     (%dy: f32[B,T,64], %tokens: i32[B,T])
-import { type Dim, dimEquals, printDim } from '../base/dim.js';
+//
+// scatter: a tensor with some elements replaced (the `scatter` builtin; a paged KV cache's write):
+// dest with element index[i] (a flat row-major offset) set to values[i]. Kernels write it in
+// place, in dest's buffer, when nothing reads dest later (src/kernel/lower/scatter.ts).
+//
+//   %27 = scatter %3, %26, %17 : f32[NP,2,16,16]     (%26: i32[B,T,2,16] offsets, %17: f32[B,T,2,16])
+import { type Dim, dimConst, dimEquals, printDim } from '../base/dim.js';
 import { dimAttr } from '../graph/ir.js';
 import { printType } from '../graph/types.js';
 import { makeTensor, numel } from '../base/tensor.js';
@@ -54,3 +60,44 @@ export const scatterAddOp: OpDef = defineOp({
   flops: (operands) => numelDim(operands[0]?.shape ?? []),
   lowering: 'unfused',
 });
+
+export const scatterOp: OpDef = defineOp({
+  name: 'scatter',
+  family: 'movement',
+  arity: 3,
+  attrs: {},
+  doc:
+    'dest with element index[i] (a flat row-major offset into dest) replaced by values[i], for every element i of values: dest [...D], i32 index and values of one shape [...V] -> [...D]; ' +
+    'an index outside [0, numel(dest)) is an error (TFC309); of two equal indices one value is kept (the interpreter: the last). Kernels write dest in place when nothing reads it later',
+  infer: (operands) => {
+    const [dest, index, values] = operands;
+    if (dest === undefined || index === undefined || values === undefined || operands.length !== 3) {
+      return opError('TFC104', `scatter takes 3 operands (dest, index, values), got ${operands.length}`);
+    }
+    if (index.dtype !== 'i32') return opError('TFC208', `scatter needs i32 indices, got ${printType(index)}`);
+    if (values.dtype !== dest.dtype) return opError('TFC202', `scatter writes ${printType(values)} into ${printType(dest)}: the dtypes differ`);
+    if (index.shape.length !== values.shape.length || index.shape.some((d, k) => !dimEquals(d, values.shape[k] ?? d))) {
+      return opError('TFC201', `scatter's index ${printShape(index.shape)} and values ${printShape(values.shape)} must have one shape`);
+    }
+    return dest;
+  },
+  interp: (operands, ctx) => {
+    const [dest, index, values] = operands;
+    if (dest === undefined || index === undefined || values === undefined) throw new Error('internal: scatter needs 3 operands');
+    const out = makeTensor(dest.dtype, dest.shape, dest.data);
+    for (let i = 0; i < index.data.length; i++) {
+      const at = index.data[i] ?? NaN;
+      if (!(Number.isInteger(at) && at >= 0 && at < out.data.length)) {
+        throw new InterpError('TFC309', `scatter index ${at} is out of range [0, ${out.data.length}) for dest [${dest.shape.join(',')}]`, ctx.node.loc);
+      }
+      out.data[at] = values.data[i] ?? NaN;
+    }
+    return out;
+  },
+  flops: () => dimConst(0),
+  lowering: 'unfused',
+});
+
+function printShape(shape: readonly Dim[]): string {
+  return `[${shape.map((d) => printDim(d, true)).join(',')}]`;
+}

@@ -16,6 +16,7 @@
 // over (b, h, s, d) with h the KV head, `kshape`; the fused_map's operand 0 becomes operand 1,
 // read(1, ...). The kernel recomputes K for every workgroup that loads the key tile. And for v:
 // `vload`/`vshape`, operand 2 (a paged cache's V read through its page table).
+// A `grid` left alone by fuse-elementwise (it absorbed nothing) is folded the same way.
 // Runs after fuse-elementwise (which makes the fused_map) and before fold-views (so the
 // projection's reshape feeding operand 0 can still become a view). Needs: types inferred.
 // Keeps: outputs, interface, types.
@@ -40,7 +41,9 @@ function run(g: Graph, ctx: PassContext): Graph {
   const foldable = (a: Node, which: AttentionInput): Node | undefined => {
     if (a.attrs[attentionLoads[which].load] !== undefined) return undefined;
     const f = g.nodes[a.operands[attentionLoads[which].operand] ?? -1];
-    if (f === undefined || f.op !== 'fused_map') return undefined;
+    // A lone grid (nothing fused into it: a paged cache's view whose new tokens are a buffer
+    // anyway, read by the cache write too) has the same body form as a fused_map.
+    if (f === undefined || (f.op !== 'fused_map' && f.op !== 'grid')) return undefined;
     const why = du.isOutput(f.id) ? 'it is a graph output' : du.uses(f.id).length !== 1 ? `it has ${du.uses(f.id).length} uses` : undefined;
     if (why === undefined) return f;
     ctx.remark({ pass: NAME, loc: f.loc, message: `fused_map feeding attention's ${which} not computed at load: ${why}` });

@@ -316,8 +316,12 @@ export async function createLoadedModel(
     // present.* stay on the GPU (keepOnDevice) and are bound as the next run's past.*.
     const run = async (inputs: Map<string, HostTensor | DeviceTensor>): Promise<Float32Array> => {
       const r = await session.run(inputs, { keepOnDevice: keep });
-      freeCache(); // the run has completed (its logits were read back), so the old cache is free
-      cache = new Map(spec.cache.map((c) => [c.past, r.deviceOutputs.get(c.present)]).filter((e): e is [string, DeviceTensor] => e[1] !== undefined));
+      const next = new Map(spec.cache.map((c) => [c.past, r.deviceOutputs.get(c.present)]).filter((e): e is [string, DeviceTensor] => e[1] !== undefined));
+      // The run has completed (its logits were read back), so the old cache is free, except a
+      // buffer written in place (a scatter into past.*), which is the new cache too.
+      const reused = new Set([...next.values()].map((t) => t.buffer));
+      for (const t of cache.values()) if (!reused.has(t.buffer)) t.buffer.destroy();
+      cache = next;
       return lastRow(r.outputs.get(logitsName));
     };
     const tokens = (ids: ArrayLike<number>): HostTensor => ({ dtype: 'i32', shape: [1, ids.length], data: ids });

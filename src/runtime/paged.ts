@@ -1,17 +1,16 @@
 // Generation for several sequences at once over a paged KV cache (issue 16 item 1), on a model with
 // the interface of examples/variants/gpt2-paged.tfx: inputs `tokens` i32[B, T], `lengths` i32[B],
-// `table` i32[B, MP], `page_owner` / `page_index` i32[NP] and the pools `past.{l}.key/value`
-// [NP, kv_heads, page, dh]; outputs `logits` [B, T, vocab] and `present.{l}.key/value` (the pools
-// with the call's new tokens written). The pools stay on the GPU between calls; a PageAllocator
+// `table` i32[B, MP] and the pools `past.{l}.key/value` [NP, kv_heads, page, dh]; outputs `logits`
+// [B, T, vocab] and `present.{l}.key/value` (the pools with the call's new tokens written: in
+// place, the same buffers). The pools stay on the GPU between calls; a PageAllocator
 // (pages.ts) hands each sequence pages as it grows and takes them back when it finishes.
 //
 // Continuous batching: up to `maxBatch` sequences decode together, one call per step (B = the
 // sequences active, T = 1). A waiting request joins between steps, as soon as a row is free and
 // the pool has pages for its prompt: its prompt runs as its own B = 1 call (T = prompt length) on
-// the shared pool, where every other sequence's pages are marked free for that call (so the
-// write leaves them alone). A sequence leaves when it has its tokens, meets a stop id, fills its
+// the shared pool (every other sequence's pages are in no row of that call, so it leaves them alone). A sequence leaves when it has its tokens, meets a stop id, fills its
 // context or its callback says stop; its pages go back to the pool at once.
-import type { Plan, SizeExpr } from '../kernel/plan.js';
+import type { Plan, SizeExpr } from '../kernel/plan/plan.js';
 import { RuntimeError } from './errors.js';
 import { checkTokens, type GenerateOptions, sampleToken, seededRandom, type StopReason } from './generate.js';
 import { PageAllocator } from './pages.js';
@@ -88,7 +87,7 @@ export function pagedGeometry(plan: Plan): PagedGeometry {
     if (b === undefined) throw new RuntimeError('plan', `model ${plan.model} is not a paged-cache model: it has no input '${name}' (examples/variants/gpt2-paged.tfx shows the interface)`);
     return b.shape;
   };
-  for (const name of ['tokens', 'lengths', 'table', 'page_owner', 'page_index']) input(name);
+  for (const name of ['tokens', 'lengths', 'table']) input(name);
   const [, h, page, dh] = input('past.0.key');
   const [kvHeads, pageSize, headDim] = [constant(h), constant(page), constant(dh)];
   const logits = plan.outputs.find((o) => o.name === 'logits');
@@ -151,12 +150,13 @@ export async function generatePaged(model: PagedModel, requests: readonly PagedR
       ['tokens', { dtype: 'i32', shape: [rows.length, T], data: tokens }],
       ['lengths', { dtype: 'i32', shape: [rows.length], data: rows.map((r) => r.length) }],
       ['table', { dtype: 'i32', shape: [rows.length, t.width], data: t.table }],
-      ['page_owner', { dtype: 'i32', shape: [allocator.pages], data: t.owner }],
-      ['page_index', { dtype: 'i32', shape: [allocator.pages], data: t.index }],
       ...pools,
     ]);
     const r = await session.run(inputs, { keepOnDevice: keep });
-    freePools(); // the call has completed (its logits were read back): the old pools are no longer read
+    // The call has completed (its logits were read back): the old pools are no longer read. A pool
+    // written in place (gpt2-paged's scatter) comes back as the same buffer: kept, not destroyed.
+    const reused = new Set([...r.deviceOutputs.values()].map((t) => t.buffer));
+    for (const t of pools.values()) if ('buffer' in t && !reused.has(t.buffer)) t.buffer.destroy();
     for (const name of [...pools.keys()]) {
       const present = r.deviceOutputs.get(name.replace('past.', 'present.'));
       if (present === undefined) throw new RuntimeError('plan', `model ${spec.name} has no output ${name.replace('past.', 'present.')}`);

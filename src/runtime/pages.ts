@@ -3,18 +3,14 @@
 // (its page table row: slot s lives in page pages[s / pageSize] at offset s % pageSize); pages are
 // taken on demand as it grows and go back to the free list when it finishes, for the next
 // sequence to reuse. Nothing here touches a GPU: the allocator hands out page ids and builds the
-// model's `table`, `page_owner` and `page_index` inputs for a batch of sequences.
+// model's `table` input for a batch of sequences.
 import { RuntimeError } from './errors.js';
 
-/** The page-table inputs of one call: rows in the order of the batch. */
+/** The page table of one call: rows in the order of the batch. */
 export interface PageTables {
   /** [rows, width] page ids in slot order; entries past a row's pages repeat its last page (never read unmasked). */
   readonly table: Int32Array;
   readonly width: number;
-  /** [pages]: the row (index in the batch) a page belongs to, `rows` for pages not in this call. */
-  readonly owner: Int32Array;
-  /** [pages]: which of its row's pages it is (0 for pages not in this call). */
-  readonly index: Int32Array;
 }
 
 export class PageAllocator {
@@ -84,25 +80,19 @@ export class PageAllocator {
   }
 
   /**
-   * The page-table inputs for a call on `rows` (sequence ids, one per batch row): `width` is the
-   * most pages any row holds (at least 1). Pages of sequences not in `rows` are marked free for
-   * this call (owner = rows.length), so the call's cache write leaves them untouched.
+   * The page table for a call on `rows` (sequence ids, one per batch row): `width` is the most
+   * pages any row holds (at least 1). Pages of sequences not in `rows` appear nowhere, so the
+   * call neither reads nor writes them.
    */
   tables(rows: readonly number[]): PageTables {
     const width = Math.max(1, ...rows.map((s) => this.pagesOf(s).length));
     const table = new Int32Array(rows.length * width);
-    const owner = new Int32Array(this.pages).fill(rows.length);
-    const index = new Int32Array(this.pages);
     if (new Set(rows).size !== rows.length) throw new RuntimeError('input', `a sequence appears twice among the rows [${rows.join(', ')}]`);
     rows.forEach((seq, b) => {
       const mine = this.pagesOf(seq);
       if (mine.length === 0) throw new RuntimeError('input', `sequence ${seq} holds no pages: reserve its slots before a call`);
       for (let i = 0; i < width; i++) table[b * width + i] = mine[Math.min(i, mine.length - 1)] ?? 0;
-      mine.forEach((p, i) => {
-        owner[p] = b;
-        index[p] = i;
-      });
     });
-    return { table, width, owner, index };
+    return { table, width };
   }
 }

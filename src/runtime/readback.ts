@@ -12,6 +12,8 @@ export interface PendingReadback {
   readonly staging: readonly { name: string; b: PlanBuffer; buffer: GPUBuffer; elements: number }[];
   /** The outputs named in `keepOnDevice`; the caller owns their buffers. */
   readonly deviceOutputs: Map<string, DeviceTensor>;
+  /** Kept outputs that are the caller's own input buffers (written in place): never destroyed here. */
+  readonly callerOwned: ReadonlySet<GPUBuffer>;
   readonly timingRead: GPUBuffer | undefined;
   /** Destroys the staging, timestamp and query buffers (not the kept outputs). */
   readonly release: () => void;
@@ -20,6 +22,9 @@ export interface PendingReadback {
 /**
  * Step 5: readback copies in the same command buffer; kept outputs are copied into buffers the
  * caller owns (a copy, so the session's own buffers are never aliased by a later run's input).
+ * An output written in place into an input's buffer (scatter: a paged KV cache) is not copied: a
+ * device tensor given as that input IS the kept output (`onDevice`), and an uploaded input's
+ * buffer is handed to the caller (`handOver`: the session makes a fresh one next run).
  */
 export function recordReadback(
   device: GPUDevice,
@@ -30,15 +35,25 @@ export function recordReadback(
   sizes: ReadonlyMap<number, { readonly elements: number; readonly bytes: number }>,
   dims: ReadonlyMap<string, number>,
   keep: ReadonlySet<string>,
+  onDevice: ReadonlyMap<number, GPUBuffer>,
+  handOver: (id: number) => void,
 ): PendingReadback {
   const staging: { name: string; b: PlanBuffer; buffer: GPUBuffer; elements: number }[] = [];
   const deviceOutputs = new Map<string, DeviceTensor>();
+  const callerOwned = new Set<GPUBuffer>();
   for (const o of plan.outputs) {
     const b = plan.buffers.find((x) => x.id === o.buffer);
     const src = gpuOf.get(o.buffer);
     const size = sizes.get(o.buffer);
     if (b === undefined || src === undefined || size === undefined) throw new RuntimeError('plan', `output ${o.name} has no buffer`);
     const used = Math.ceil((size.elements * storageBytes(b.dtype)) / 4) * 4;
+    if (keep.has(o.name) && b.kind === 'input') {
+      const given = onDevice.get(b.id);
+      if (given === undefined) handOver(b.id);
+      else callerOwned.add(given);
+      deviceOutputs.set(o.name, { dtype: b.dtype, shape: b.shape.map((e) => evalSize(e, dims)), buffer: src });
+      continue;
+    }
     if (keep.has(o.name)) {
       const buffer = device.createBuffer({ label: `kept ${o.name}`, size: size.bytes, usage: usage.STORAGE | usage.COPY_SRC | usage.COPY_DST });
       if (used > 0) encoder.copyBufferToBuffer(src, 0, buffer, 0, used);
@@ -64,7 +79,7 @@ export function recordReadback(
     resolve?.destroy();
     querySet?.destroy();
   };
-  return { staging, deviceOutputs, timingRead, release };
+  return { staging, deviceOutputs, callerOwned, timingRead, release };
 }
 
 /** Step 6: maps the staging buffers (after the submit) and decodes outputs and step times. */

@@ -124,6 +124,14 @@ export class SessionBuffers {
     return { uniforms, uniformBytes };
   }
 
+  /**
+   * Gives up the input/output buffer of plan buffer `id` (an uploaded input written in place and
+   * kept on the device: the caller owns it now); the next run makes a fresh one.
+   */
+  handOver(id: number): void {
+    this.ioBuffers.delete(id);
+  }
+
   /** Frees every buffer the session holds. */
   dispose(): void {
     for (const h of [...this.weightBuffers.values(), ...this.ioBuffers.values(), ...this.tempSlots, ...this.uniformBuffers.values()]) h.buffer.destroy();

@@ -84,7 +84,11 @@ export interface RunResult {
   readonly memory: MemoryReport;
   /** Present when `timing` was asked for and the device has timestamp queries. */
   readonly timing?: readonly StepTiming[];
-  /** The outputs named in `keepOnDevice`; the caller owns (and destroys) their buffers. */
+  /**
+   * The outputs named in `keepOnDevice`; the caller owns (and destroys) their buffers. An output
+   * written in place into an input (scatter) is that input's buffer: the device tensor the caller
+   * passed, so an old cache must not be destroyed when it is also the new one.
+   */
   readonly deviceOutputs: ReadonlyMap<string, DeviceTensor>;
   /** E.g. why timing is missing. */
   readonly warnings: readonly string[];

@@ -121,7 +121,7 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
     const pass = recordDispatches({ device, plan, kernels, built, bindGroups, grids, gpuOf, sizes, uniforms, dims, timing: wantTiming });
 
     // 5. Readback copies in the same command buffer.
-    const pending = recordReadback(device, plan, pass.encoder, pass.querySet, gpuOf, sizes, dims, keep);
+    const pending = recordReadback(device, plan, pass.encoder, pass.querySet, gpuOf, sizes, dims, keep, onDevice, (id) => buffers.handOver(id));
     device.queue.submit([pass.encoder.finish()]);
     const validation = await unlessLost(device.popErrorScope());
     const oom = await unlessLost(device.popErrorScope());
@@ -131,7 +131,7 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
     };
     if (validation !== null || oom !== null) {
       cleanup();
-      for (const t of pending.deviceOutputs.values()) t.buffer.destroy();
+      for (const t of pending.deviceOutputs.values()) if (!pending.callerOwned.has(t.buffer)) t.buffer.destroy();
       const e = validation ?? oom;
       throw new RuntimeError('device', `WebGPU rejected the forward pass of ${plan.model}: ${e?.message ?? ''}`);
     }

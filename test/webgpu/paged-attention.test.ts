@@ -51,15 +51,10 @@ function toPool(t: Tensor64, fill: (i: number) => number): Tensor64 {
 function pagedInputs(dir: string): { weights: Map<string, Tensor64>; inputs: Map<string, Tensor64>; expected: Map<string, Tensor64> } {
   const o = readOracle(dir);
   const inputs = new Map<string, Tensor64>();
-  const owner = new Float64Array(NP).fill(B); // free
-  const index = new Float64Array(NP);
-  placement.forEach((pages, b) => pages.forEach((p, i) => ((owner[p] = b), (index[p] = i))));
   const table = Float64Array.from(placement.flat());
   inputs.set('tokens', o.inputs.get('tokens') as Tensor64);
   inputs.set('lengths', o.inputs.get('lengths') as Tensor64);
   inputs.set('table', { dtype: 'i32', shape: [B, MP], data: table });
-  inputs.set('page_owner', { dtype: 'i32', shape: [NP], data: owner });
-  inputs.set('page_index', { dtype: 'i32', shape: [NP], data: index });
   const noise = (i: number): number => Math.fround(Math.sin(i * 12.9898) * 3);
   const expected = new Map<string, Tensor64>([['logits', o.expected.get('logits') as Tensor64]]);
   for (let l = 0; l < L; l++)

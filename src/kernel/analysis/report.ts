@@ -133,7 +133,7 @@ function sum(ks: readonly (TrafficFigures & { readonly modelMs: number })[]): Tr
 }
 
 /**
- * Each input and weight read once, each output written once; FLOPs are the unfused graph's
+ * Each input and weight read once, each output written once (a scatter: its values); FLOPs are the unfused graph's
  * (the work the model asks for, from the catalog).
  */
 export function lowerBound(g: Graph, dims: ReadonlyMap<string, number>): TrafficFigures {
@@ -154,7 +154,12 @@ export function lowerBound(g: Graph, dims: ReadonlyMap<string, number>): Traffic
     }
   }
   const written = new Set(g.outputs.map((o) => o.value));
-  const bytesWritten = [...written].reduce((s, id) => s + bytes(id), 0);
+  // A scatter writes only its values (in place, into dest's buffer: a paged cache's new tokens).
+  const writes = (id: number): number => {
+    const n = g.nodes[id];
+    return n?.op === 'scatter' ? bytes(n.operands[2] ?? id) : bytes(id);
+  };
+  const bytesWritten = [...written].reduce((s, id) => s + writes(id), 0);
   return { bytesRead, bytesWritten, flops };
 }
 

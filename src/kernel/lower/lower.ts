@@ -44,6 +44,7 @@ import { emitConcat, emitGather, emitScatterAdd, emitPermute, emitSlice } from '
 import { emitReduce } from './reduce.js';
 import { emitNorm, emitSoftmax } from './softmax-norm.js';
 import { emitMatmul } from '../matmul/matmul.js';
+import { emitScatter } from './scatter.js';
 import { dimExpr } from './dims.js';
 import { isElementwiseOp } from './scalar.js';
 
@@ -188,6 +189,8 @@ export class LoweringRun implements Lowering {
         return emitSlice(this, n);
       case 'concat':
         return emitConcat(this, n);
+      case 'scatter':
+        return emitScatter(this, n);
       case 'arange':
         return emitArange(this, n);
       case 'grid':

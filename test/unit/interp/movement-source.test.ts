@@ -1,4 +1,4 @@
-// Movement ops (reshape, permute, slice, concat, gather, scatter_add) and source ops (const, arange, grid).
+// Movement ops (reshape, permute, slice, concat, gather, scatter_add, scatter) and source ops (const, arange, grid).
 import { describe, expect, it } from 'vitest';
 import { TestGraphBuilder, dim, runOp, t } from '../../helpers/graph-builder.js';
 import { toNested, type Tensor64 } from '../../../src/base/tensor.js';
@@ -96,6 +96,17 @@ describe('movement', () => {
   });
   it('scatter_add id out of [0, rows) is TFC309', () => {
     expect(() => runOp('scatter_add', [t('f32', [1, 1], [1]), t('i32', [1], [3])], { rows: { kind: 'dim', value: dim(3) } })).toThrow(/scatter_add index 3 is out of range \[0, 3\)/);
+  });
+  it('scatter replaces dest elements at flat offsets, whatever the shapes (the last of equal offsets wins)', () => {
+    const y = runOp('scatter', [iota([2, 3]), t('i32', [2, 2], [5, 0, 2, 5]), t('f32', [2, 2], [10, 20, 30, 40])]);
+    expect(y.shape).toEqual([2, 3]);
+    expect(toNested(y)).toEqual([
+      [20, 1, 30],
+      [3, 4, 40],
+    ]);
+  });
+  it.each([6, -1])('scatter offset %i out of [0, 6) is TFC309 naming the value and range', (at) => {
+    expect(() => runOp('scatter', [iota([2, 3]), t('i32', [1], [at]), t('f32', [1], [1])])).toThrow(`scatter index ${at} is out of range [0, 6)`);
   });
 });
 

@@ -25,7 +25,7 @@ const interpCoverage: Record<string, keyof typeof interpFiles> = {
   add: 'ew', sub: 'ew', mul: 'ew', div: 'ew', mod: 'ew', pow: 'ew', max: 'ew', min: 'ew',
   eq: 'ew', ne: 'ew', lt: 'ew', le: 'ew', gt: 'ew', ge: 'ew', and: 'ew', or: 'ew', where: 'ew',
   sum: 'rnm', max_reduce: 'rnm', mean: 'rnm', logsumexp: 'rnm', softmax: 'rnm', layernorm: 'rnm', rmsnorm: 'rnm', matmul: 'rnm',
-  gather: 'ms', scatter_add: 'ms', reshape: 'ms', permute: 'ms', slice: 'ms', concat: 'ms',
+  gather: 'ms', scatter_add: 'ms', scatter: 'ms', reshape: 'ms', permute: 'ms', slice: 'ms', concat: 'ms',
   fused_map: 'fu', fused_matmul: 'fu', acc: 'fu', view: 'fu',
   fused_attention: 'att', fused_attention_lse: 'att', score: 'att',
   fused_attention_grad: 'att', fused_attention_grad_k: 'att', fused_attention_grad_v: 'att',
@@ -68,6 +68,7 @@ const flopsCases: Record<string, { operands: TensorType[]; attrs: Attrs; declare
   gather: { operands: [ty('f32', [256, 64]), bt('i32')], attrs: {}, want: '0' },
   // one add per update element
   scatter_add: { operands: [ty('f32', ['B', 'T', 64]), bt('i32')], attrs: { rows: { kind: 'dim', value: dim(256) } }, want: '64*B*T' },
+  scatter: { operands: [ty('f32', ['N', 64]), bt('i32'), bt()], attrs: {}, want: '0' },
   reshape: { operands: [ty('f32', ['B', 'T', 768])], attrs: { shape: { kind: 'dims', value: [dim('B'), dim('T'), dim(12), dim(64)] } }, want: '0' },
   permute: { operands: [bt()], attrs: { perm: { kind: 'ints', value: [1, 0] } }, want: '0' },
   slice: { operands: [bt()], attrs: { axis: { kind: 'int', value: 1 }, start: { kind: 'dim', value: dim(0) }, end: { kind: 'dim', value: dim('T') } }, want: '0' },
