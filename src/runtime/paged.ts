@@ -1,6 +1,6 @@
 // Generation for several sequences at once over a paged KV cache (issue 16 item 1), on a model with
 // the interface of examples/variants/gpt2-paged.tfx: inputs `tokens` i32[B, T], `lengths` i32[B],
-// `table` i32[B, MP] and the pools `past.{l}.key/value` [NP, kv_heads, page, dh]; outputs `logits`
+// `table` i32[B, MP], `first_page` i32[B] and the pools `past.{l}.key/value` [NP, kv_heads, page, dh]; outputs `logits`
 // [B, T, vocab] and `present.{l}.key/value` (the pools with the call's new tokens written: in
 // place, the same buffers). The pools stay on the GPU between calls; a PageAllocator
 // (pages.ts) hands each sequence pages as it grows and takes them back when it finishes.
@@ -21,6 +21,12 @@ export interface PagedModel {
   readonly session: Session;
   /** The model's context (its position table's rows): a sequence holds at most this many tokens, rounded down to whole pages. */
   readonly context: number;
+  /**
+   * The model's sliding window (its `window` constant), when it has one: pages wholly before a
+   * sequence's window are freed as it grows. Not more than the compiled window's keys may be
+   * dropped: give the compiled value (or none: every page is kept, the mask still applies).
+   */
+  readonly window?: number;
 }
 
 /** What the plan says about the cache: read from the shapes of `past.0.key` and `logits`. */
@@ -41,8 +47,8 @@ export interface PagedRequest {
 /** One call of the model, as `onStep` sees it after the call returned. */
 export interface PagedStep {
   readonly kind: 'prefill' | 'decode';
-  /** The batch rows: sequence (request index), tokens it had cached before the call, its pages. */
-  readonly rows: readonly { readonly seq: number; readonly length: number; readonly pages: readonly number[] }[];
+  /** The batch rows: sequence (request index), tokens it had cached before the call, its pages (from logical page firstPage on). */
+  readonly rows: readonly { readonly seq: number; readonly length: number; readonly firstPage: number; readonly pages: readonly number[] }[];
   readonly dispatches: number;
   readonly allocator: PageAllocator;
 }
@@ -87,7 +93,7 @@ export function pagedGeometry(plan: Plan): PagedGeometry {
     if (b === undefined) throw new RuntimeError('plan', `model ${plan.model} is not a paged-cache model: it has no input '${name}' (examples/variants/gpt2-paged.tfx shows the interface)`);
     return b.shape;
   };
-  for (const name of ['tokens', 'lengths', 'table']) input(name);
+  for (const name of ['tokens', 'lengths', 'table', 'first_page']) input(name);
   const [, h, page, dh] = input('past.0.key');
   const [kvHeads, pageSize, headDim] = [constant(h), constant(page), constant(dh)];
   const logits = plan.outputs.find((o) => o.name === 'logits');
@@ -118,6 +124,8 @@ export async function generatePaged(model: PagedModel, requests: readonly PagedR
   const maxBatch = opts.maxBatch ?? Math.max(1, requests.length);
   if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new RuntimeError('input', `maxBatch must be a positive integer; got ${maxBatch}`);
   if (!Number.isInteger(model.context) || model.context < 1) throw new RuntimeError('input', `the model's context must be a positive integer; got ${model.context}`);
+  const window = model.window;
+  if (window !== undefined && !(Number.isInteger(window) && window >= 1)) throw new RuntimeError('input', `the window must be a positive integer; got ${window}`);
   // MP * page <= ctx: a sequence's pages must not reach past the position table.
   const capacity = Math.floor(model.context / geo.pageSize) * geo.pageSize;
   const spec = { name: session.plan.model, vocab: geo.vocab, context: capacity, cache: [] };
@@ -150,6 +158,7 @@ export async function generatePaged(model: PagedModel, requests: readonly PagedR
       ['tokens', { dtype: 'i32', shape: [rows.length, T], data: tokens }],
       ['lengths', { dtype: 'i32', shape: [rows.length], data: rows.map((r) => r.length) }],
       ['table', { dtype: 'i32', shape: [rows.length, t.width], data: t.table }],
+      ['first_page', { dtype: 'i32', shape: [rows.length], data: t.first }],
       ...pools,
     ]);
     const r = await session.run(inputs, { keepOnDevice: keep });
@@ -162,7 +171,7 @@ export async function generatePaged(model: PagedModel, requests: readonly PagedR
       if (present === undefined) throw new RuntimeError('plan', `model ${spec.name} has no output ${name.replace('past.', 'present.')}`);
       pools.set(name, present);
     }
-    opts.onStep?.({ kind, rows: rows.map((x) => ({ seq: x.seq, length: x.length, pages: [...allocator.pagesOf(x.seq)] })), dispatches: session.stats.lastDispatches, allocator });
+    opts.onStep?.({ kind, rows: rows.map((x) => ({ seq: x.seq, length: x.length, firstPage: allocator.firstPage(x.seq), pages: [...allocator.pagesOf(x.seq)] })), dispatches: session.stats.lastDispatches, allocator });
     const logits = r.outputs.get('logits');
     if (logits === undefined) throw new RuntimeError('plan', `model ${spec.name} has no output logits`);
     return logits.data instanceof Float32Array ? logits.data : Float32Array.from(logits.data);
@@ -201,7 +210,7 @@ export async function generatePaged(model: PagedModel, requests: readonly PagedR
         const prompt = Array.from(requests[seq]?.prompt ?? []);
         // With sequences running, join only when the pool also keeps their next slots and this
         // sequence's first decode slot (else wait for pages they free); alone, reserve says why it cannot fit.
-        const growth = active.reduce((n, x) => n + allocator.pagesFor(x.length + 1) - allocator.pagesOf(x.seq).length, 0);
+        const growth = active.reduce((n, x) => n + allocator.pagesFor(x.length + 1) - allocator.firstPage(x.seq) - allocator.pagesOf(x.seq).length, 0);
         if (active.length > 0 && allocator.pagesFor(prompt.length + 1) + growth > allocator.freeCount) break;
         waiting.shift();
         allocator.reserve(seq, prompt.length);
@@ -217,6 +226,8 @@ export async function generatePaged(model: PagedModel, requests: readonly PagedR
         }
       }
       if (active.length === 0) continue;
+      // Slide: the next token (position `length`) sees positions from length - window + 1 on.
+      if (window !== undefined) for (const a of active) allocator.trim(a.seq, a.length - window + 1);
       // Grow: every active sequence needs a slot for its next token.
       for (const a of active) allocator.reserve(a.seq, a.length + 1);
       const t0 = now();

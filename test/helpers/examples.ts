@@ -53,12 +53,22 @@ export function exampleReference(file: string, seeds: { readonly weights: number
   const ds: Diagnostic[] = [];
   const needed = neededTensors(r.graph);
   const weights = randomWeights(needed, seeds.weights, exampleDims, ds);
-  const inputs = randomInputs(r.graph, needed, seeds.inputs, exampleDims, ds);
-  // A page table (gpt2-paged) gives each row its own pages: random ids would let two rows write
-  // one slot, and which write wins is unspecified on a GPU (the interpreter keeps the last).
-  const table = inputs.get('table');
-  const pages = exampleDims.get('NP') ?? 1;
-  if (table !== undefined) inputs.set('table', { ...table, data: table.data.map((_, i) => i % pages) });
+  const inputs = validPageTables(randomInputs(r.graph, needed, seeds.inputs, exampleDims, ds), exampleDims);
   expect(ds).toEqual([]);
   return { graph: r.graph, weights, inputs, want: interpret(r.graph, { inputs, weights }).outputs };
+}
+
+/**
+ * Random inputs made valid for a paged cache (gpt2-paged): each row gets its own pages (random
+ * ids would let two rows write one slot, and which write wins is unspecified on a GPU; the
+ * interpreter keeps the last) and its table starts at logical page 0 (a random first_page would
+ * put the new tokens before the table).
+ */
+export function validPageTables(inputs: Map<string, Tensor64>, dims: ReadonlyMap<string, number>): Map<string, Tensor64> {
+  const table = inputs.get('table');
+  const pages = dims.get('NP') ?? 1;
+  if (table !== undefined) inputs.set('table', { ...table, data: table.data.map((_, i) => i % pages) });
+  const first = inputs.get('first_page');
+  if (first !== undefined) inputs.set('first_page', { ...first, data: first.data.map(() => 0) });
+  return inputs;
 }

@@ -5,6 +5,7 @@ per row (slots past a row's length hold noise, which the mask must ignore), and 
 present caches are the packed caches with each row's new slots written.
 
   /usr/bin/python3 test/oracle/batched_oracle.py --out DIR --seed 0 --lengths 5,0,11 --new 2 --slots 16
+With --window W every query sees only its W most recent positions (the sliding-window paged model).
 """
 import torch
 
@@ -18,6 +19,7 @@ def main():
     ap.add_argument("--lengths", default="5,0,11", help="tokens already cached per sequence")
     ap.add_argument("--new", type=int, default=1, help="new tokens per sequence (T)")
     ap.add_argument("--slots", type=int, default=16, help="cache slots per sequence (S)")
+    ap.add_argument("--window", type=int, default=None, help="sliding window: a query sees its WINDOW most recent positions (gpt2-paged.tfx --set window)")
     a = ap.parse_args()
     lengths = [int(x) for x in a.lengths.split(",")]
     B, T, S, H, dh = len(lengths), a.new, a.slots, a.heads, a.d // a.heads

@@ -57,6 +57,10 @@ def forward(p, a, tokens, past=None):
     pos = torch.arange(P, P + T)
     x = p["wte"][tokens.long()] + p["wpe"][pos]
     allowed = common.causal_mask(T, P)
+    window = getattr(a, "window", None)
+    if window is not None:
+        # Sliding window: query at position P + q sees keys k with P + q - k < window.
+        allowed = allowed & (torch.arange(P, P + T).view(T, 1) - torch.arange(P + T).view(1, P + T) < window)
     present = []
     for l in range(a.layers):
         h = f"h.{l}."

@@ -3,7 +3,9 @@
 // sequence's pages come from the allocator as it grows and go back when it leaves. Every
 // sequence's greedy tokens must equal decoding it alone with the contiguous gpt2-kv.tfx; a pool
 // smaller than the sequences' total forces pages to be reused; running out of pages is a clear
-// error, with every page back in the allocator.
+// error, with every page back in the allocator. With a sliding window (--set window=6), the pages
+// before each sequence's window are freed as it grows: the tokens equal those of the same model
+// keeping every page, in a pool too small to keep them all.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AcquiredDevice } from '../../src/runtime/device.js';
 import { RuntimeError } from '../../src/runtime/errors.js';
@@ -17,12 +19,16 @@ const config = { vocab: 64, ctx: 32, d: 32, heads: 2, layers: 2 };
 const PAGE = 4;
 const geo = { layers: 2, heads: 2, headDim: 16, vocab: 64 };
 
+const WINDOW = 6;
+
 let dev: AcquiredDevice;
 let paged: Session;
+let windowed: Session;
 let single: Session;
 beforeAll(async () => {
   dev = await testDevice();
   paged = await decodeSession(dev, 'examples/variants/gpt2-paged.tfx', { ...config, page: PAGE });
+  windowed = await decodeSession(dev, 'examples/variants/gpt2-paged.tfx', { ...config, page: PAGE, window: WINDOW });
   single = await decodeSession(dev, 'examples/variants/gpt2-kv.tfx', config);
 }, 600_000);
 afterAll(() => dev.device.destroy());
@@ -73,7 +79,8 @@ describe('generatePaged: several sequences over one page pool', () => {
       const pages = e.rows.flatMap((x) => x.pages);
       expect(new Set(pages).size, 'pages held by two rows at once').toBe(pages.length);
       // Each row holds exactly the pages for its cached tokens plus the call's new ones.
-      for (const x of e.rows) expect(x.pages.length).toBe(Math.ceil((x.length + (e.kind === 'prefill' ? prompts[x.seq]?.length ?? 0 : 1)) / PAGE));
+      for (const x of e.rows) expect(x.firstPage + x.pages.length).toBe(Math.ceil((x.length + (e.kind === 'prefill' ? prompts[x.seq]?.length ?? 0 : 1)) / PAGE));
+      expect(e.rows.every((x) => x.firstPage === 0)).toBe(true); // no window: nothing trimmed
     }
     // Reuse: some page served two different sequences over the run.
     const users = new Map<number, Set<number>>();
@@ -125,5 +132,33 @@ describe('generatePaged: several sequences over one page pool', () => {
     // Sampling, not argmax: the greedy tokens differ somewhere.
     const greedy = await generatePaged(model(), requests, { ...opts, temperature: 0 });
     expect(greedy.sequences.map((s) => s.tokens)).not.toEqual(together.sequences.map((s) => s.tokens));
+  });
+
+  it('sliding window: pages before the window are freed as sequences grow; tokens equal keeping every page', { timeout: 600_000 }, async () => {
+    const requests = [
+      { prompt: [3, 17, 42, 8, 1, 9, 30], maxNewTokens: 14 },
+      { prompt: [5, 9], maxNewTokens: 16 },
+      { prompt: [7, 7, 1, 50], maxNewTokens: 10 },
+    ];
+    const model = { session: windowed, context: config.ctx };
+    // Every page kept (no window given: first_page stays 0, the mask alone applies the window).
+    const kept = await generatePaged(model, requests, { temperature: 0, maxBatch: 2 });
+    // A decode step at length n keeps positions n - 5 .. n: at most 3 pages of 4 per sequence.
+    const allocator = new PageAllocator(6, PAGE);
+    const events: PagedStep[] = [];
+    const slid = await generatePaged({ ...model, window: WINDOW }, requests, { temperature: 0, maxBatch: 2, allocator, onStep: (e) => events.push(e) });
+    expect(slid.sequences.map((x) => x.tokens)).toEqual(kept.sequences.map((x) => x.tokens));
+    expect(slid.sequences.map((x) => x.tokens.length)).toEqual([14, 16, 10]);
+    for (const e of events) {
+      for (const x of e.rows) {
+        expect(x.pages.length, `sequence ${x.seq} at ${x.length}`).toBeLessThanOrEqual(3);
+        // The row's first kept page holds its window's first position.
+        if (e.kind === 'decode') expect(x.firstPage).toBe(Math.floor(Math.max(0, x.length - WINDOW + 1) / PAGE));
+      }
+    }
+    expect(events.some((e) => e.rows.some((x) => x.firstPage > 0))).toBe(true);
+    expect(allocator.freeCount).toBe(6);
+    // Keeping every page does not fit in those 6 (sequence 1 alone needs 5 pages, two run at once).
+    await expect(generatePaged(model, requests, { temperature: 0, maxBatch: 2, pages: 6 })).rejects.toThrow(/out of KV-cache pages/);
   });
 });

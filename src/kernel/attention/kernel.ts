@@ -51,7 +51,7 @@ import { type AttentionSchedule, type Mode, attentionSharedBytes, prefillMode, s
 import { type AttentionInput, type AttentionKernelDraft, lseBytes, lseValue, shapeOf } from './node.js';
 import { f32, fmax, fmin, forLoop, NEG_INF } from './exprs.js';
 import { type UniformRead, rowGroupLogic, tileLogic } from './sparsity.js';
-import { type Compiled, keyType, lambdaExpr, lambdaOf, queryType, readBytesOf, rowReadBytesOf, valueType } from './lambdas.js';
+import { type Compiled, keyType, lambdaExpr, lambdaOf, loadBytesOf, queryType, scoreBytesOf, valueType } from './lambdas.js';
 
 /** Body of the prefill kernel (mode prefill) or the split-K kernel (mode split). */
 export function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['kind'], tempId: number): AttentionKernelDraft {
@@ -163,7 +163,7 @@ export function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind:
     const load1: Stmt[] = [];
     const qx =
       qload !== undefined
-        ? cast('f32', lambdaExpr({ kb, slotOf }, g, n, load1, qload, [b, hh, qq, d], undefined))
+        ? cast('f32', lambdaExpr({ kb, slotOf }, g, n, load1, qload, [b, hh, qq, d], undefined, true))
         : cast('f32', load(qSlot, qN.op === 'view' ? elementOffset(g, qN, [b, hh, qq, d], dimExpr) : add(mul(rowIndex(hh, qq), u32(dk)), d), storageType(qN.type.dtype)));
     load1.push({ kind: 'assign', name: val, value: qx });
     lb.push({ kind: 'if', cond: lt(qq, T), then: load1, else: [] });
@@ -188,7 +188,7 @@ export function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind:
       const load1: Stmt[] = [];
       const qx =
         qload !== undefined
-          ? cast('f32', lambdaExpr({ kb, slotOf }, g, n, load1, qload, [b, hh, qi, d], undefined))
+          ? cast('f32', lambdaExpr({ kb, slotOf }, g, n, load1, qload, [b, hh, qi, d], undefined, true))
           : cast('f32', load(qSlot, qN.op === 'view' ? elementOffset(g, qN, [b, hh, qi, d], dimExpr) : add(mul(rowIndex(hh, qi), u32(dk)), d), storageType(qN.type.dtype)));
       load1.push({ kind: 'assign', name: val, value: qx });
       lb.push({ kind: 'if', cond: and(lt(qi, T), lt(d, u32(dk))), then: load1, else: [] });
@@ -235,7 +235,7 @@ export function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind:
   // stride of dk. The V tile stays [Bc][dv]: the P V loop's lanes read adjacent columns.
   /** The element (d) of key kk of K or V as its load lambda computes it (statements to `out`); undefined: load the operand. */
   type ComputedAt = (out: Stmt[], kk: Expr, d: Expr) => Expr;
-  const computedBy = (l: ScalarExpr | undefined): ComputedAt | undefined => (l === undefined ? undefined : (out, kk, d) => cast('f32', lambdaExpr({ kb, slotOf }, g, n, out, l, [b, hk, kk, d], undefined)));
+  const computedBy = (l: ScalarExpr | undefined): ComputedAt | undefined => (l === undefined ? undefined : (out, kk, d) => cast('f32', lambdaExpr({ kb, slotOf }, g, n, out, l, [b, hk, kk, d], undefined, true)));
   const kloadAt = computedBy(kload);
   const vloadAt = computedBy(vload);
   const stageKV = (tile: string, width: number, slot: number, dtype: DType, node: Node, transposed: boolean, computed?: ComputedAt): void => {
@@ -430,9 +430,14 @@ export function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind:
   const T_ = dimToSize(shape.T);
   const S_ = dimToSize(shape.S);
   // With qload: its reads per Q element (the chosen branch of a lazy where), Q computed once per element.
-  const qBytes = qload === undefined ? dk * storageBytes(qN.type.dtype) : rowReadBytesOf(g, n, qload, dk);
+  // (loadBytesOf: a word the same for every element of a row, a page table entry, counts once per
+  // row; one the same for the whole tile, a row's length, once per tile. Q's once per row.)
+  const qLoad = qload === undefined ? undefined : loadBytesOf(g, n, qload, dk);
+  const qBytes = qLoad === undefined ? dk * storageBytes(qN.type.dtype) : qLoad.perRow + qLoad.perTile;
   const eK = storageBytes(kN.type.dtype);
-  const lambdaBytes = readBytesOf(g, n, mask) + readBytesOf(g, n, scoreL);
+  const maskBytes = scoreBytesOf(g, n, mask);
+  const scoreBytes = scoreBytesOf(g, n, scoreL);
+  const lambdaBytes = maskBytes.perScore + scoreBytes.perScore;
   // Workgroups: (tile of Br * G rows of T * G, i.e. ceil(T / Br), G heads, batch); G = 1 reads
   // K/V once per query head and query tile.
   const headGroups = G === 1 ? Hq_ : sConst((dimConstValue(shape.Hq) ?? NaN) / G);
@@ -443,11 +448,15 @@ export function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind:
   // With kload: its reads per K element (the dearer branch of a lazy where) replace K's bytes, and
   // K is recomputed by every workgroup that loads the tile (by each row group when per read).
   const kPerTile = stageK ? 1 : groups;
-  const kBytes = kload === undefined ? dk * eK : rowReadBytesOf(g, n, kload, dk);
-  // With vload: its reads per V element (a page table entry and the page's element) replace V's.
-  const vBytes = vload === undefined ? dv * eK : rowReadBytesOf(g, n, vload, dv);
+  const kLoad = kload === undefined ? undefined : loadBytesOf(g, n, kload, dk);
+  const kBytes = kLoad?.perRow ?? dk * eK;
+  // With vload: its reads per V element (the page's element), per key (the page table entry).
+  const vLoad = vload === undefined ? undefined : loadBytesOf(g, n, vload, dv);
+  const vBytes = vLoad?.perRow ?? dv * eK;
   const reads = [sMul(B_, Hq_, T_, sConst(qBytes)), sMul(B_, headGroups, qTiles, S_, sConst(kBytes * kPerTile + vBytes * kvPerTile))];
   if (lambdaBytes > 0) reads.push(sMul(B_, Hq_, T_, S_, sConst(lambdaBytes)));
+  const tileBytes = (kLoad?.perTile ?? 0) * kPerTile + (vLoad?.perTile ?? 0) * kvPerTile + maskBytes.perTile + scoreBytes.perTile;
+  if (tileBytes > 0) reads.push(sMul(B_, headGroups, qTiles, sCeilDiv(S_, Bc), sConst(tileBytes)));
   const tiledReads = sAdd(...reads.slice(1));
   const outBytes = mode.kind === 'prefill' ? sMul(B_, Hq_, T_, sConst(dv * storageBytes(n.type.dtype))) : sMul(B_, Hq_, T_, sConst(s.splits * (dv + 2) * 4));
   const lseWritten = mode.kind === 'prefill' ? lseBytes(inp) : undefined;

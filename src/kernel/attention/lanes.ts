@@ -29,7 +29,7 @@ import type { LanesPrefill, Mode } from './schedule.js';
 import { type AttentionInput, type AttentionKernelDraft, lseBytes, lseValue, shapeOf } from './node.js';
 import { f32, fmax, fmin, forLoop, NEG_INF } from './exprs.js';
 import { type UniformRead, tileLogic } from './sparsity.js';
-import { type Compiled, keyType, lambdaExpr, lambdaOf, queryType, readBytesOf, rowReadBytesOf, valueType } from './lambdas.js';
+import { type Compiled, keyType, lambdaExpr, lambdaOf, loadBytesOf, queryType, scoreBytesOf, valueType } from './lambdas.js';
 
 /** Query heads per workgroup for GQA: the largest divisor of the group that divides the tile rows. */
 export function lanesMode(groupConst: number, p: LanesPrefill): Mode {
@@ -118,7 +118,7 @@ export function attentionLanesKernel(inp: AttentionInput, p: LanesPrefill): Atte
     const ld: Stmt[] = [];
     const x =
       qload !== undefined
-        ? cast('f32', lambdaExpr(comp, g, n, ld, qload, [b, hh, qi, v(d, 'u32')], undefined))
+        ? cast('f32', lambdaExpr(comp, g, n, ld, qload, [b, hh, qi, v(d, 'u32')], undefined, true))
         : cast('f32', load(qSlot, qN.op === 'view' ? elementOffset(g, qN, [b, hh, qi, v(d, 'u32')], dimExpr) : add(mul(rowIndex(hh, qi), u32(dk)), v(d, 'u32')), storageType(qN.type.dtype)));
     ld.push({ kind: 'assign', name: val, value: bin('mul', x, f32(scale)) });
     lb.push({ kind: 'if', cond: lt(qi, T), then: ld, else: [] });
@@ -161,7 +161,7 @@ export function attentionLanesKernel(inp: AttentionInput, p: LanesPrefill): Atte
       } else {
         for (let e = 0; e < step; e++) {
           const d = add(d0v, u32(e));
-          const x = kload !== undefined ? cast('f32', lambdaExpr(comp, g, n, lb, kload, [b, hk, key, d], undefined)) : cast('f32', load(kSlot, kAddr(key, d), storageType(kN.type.dtype)));
+          const x = kload !== undefined ? cast('f32', lambdaExpr(comp, g, n, lb, kload, [b, hk, key, d], undefined, true)) : cast('f32', load(kSlot, kAddr(key, d), storageType(kN.type.dtype)));
           (kv[i] ?? []).push(kb.let(lb, 'kf', x));
         }
       }
@@ -238,7 +238,7 @@ export function attentionLanesKernel(inp: AttentionInput, p: LanesPrefill): Atte
         }
       } else if (vload !== undefined) {
         // V computed at load (a paged cache read through its page table): the vload lambda per element.
-        for (let c = 0; c < JV; c++) vv.push(kb.let(lb, 'vf', cast('f32', lambdaExpr(comp, g, n, lb, vload, [b, hk, key, cols[c] ?? u32(0)], undefined))));
+        for (let c = 0; c < JV; c++) vv.push(kb.let(lb, 'vf', cast('f32', lambdaExpr(comp, g, n, lb, vload, [b, hk, key, cols[c] ?? u32(0)], undefined, true))));
       } else for (let c = 0; c < JV; c++) vv.push(kb.let(lb, 'vf', cast('f32', load(vSlot, vAddr(key, cols[c] ?? u32(0)), storageType(vN.type.dtype)))));
       for (let t = 0; t < R; t++) {
         const pv = kb.let(lb, 'pb', subgroupBroadcast(arrayLoad(pArr, add(u32(t * NC), iv), 'f32'), owner));
@@ -280,15 +280,23 @@ export function attentionLanesKernel(inp: AttentionInput, p: LanesPrefill): Atte
   const Hq_ = dimToSize(shape.Hq);
   const T_ = dimToSize(shape.T);
   const S_ = dimToSize(shape.S);
-  const qBytes = qload === undefined ? dk * storageBytes(qN.type.dtype) : rowReadBytesOf(g, n, qload, dk);
+  // Load lambdas: per element, per row (a page table entry) and per tile (a length): loadBytesOf.
+  const qLoad = qload === undefined ? undefined : loadBytesOf(g, n, qload, dk);
+  const qBytes = qLoad === undefined ? dk * storageBytes(qN.type.dtype) : qLoad.perRow + qLoad.perTile;
   const eK = storageBytes(kN.type.dtype);
-  const kBytes = kload === undefined ? dk * eK : rowReadBytesOf(g, n, kload, dk);
+  const kLoad = kload === undefined ? undefined : loadBytesOf(g, n, kload, dk);
+  const kBytes = kLoad?.perRow ?? dk * eK;
   const headGroups = G === 1 ? Hq_ : sConst((dimConstValue(shape.Hq) ?? NaN) / G);
   const qTiles = sCeilDiv(T_, R / G);
-  const vBytes = vload === undefined ? dv * storageBytes(vN.type.dtype) : rowReadBytesOf(g, n, vload, dv);
+  const vLoad = vload === undefined ? undefined : loadBytesOf(g, n, vload, dv);
+  const vBytes = vLoad?.perRow ?? dv * storageBytes(vN.type.dtype);
   const reads = [sMul(B_, Hq_, T_, sConst(qBytes)), sMul(B_, headGroups, qTiles, S_, sConst(kBytes + vBytes))];
-  const lambdaBytes = readBytesOf(g, n, mask) + readBytesOf(g, n, scoreL);
+  const maskBytes = scoreBytesOf(g, n, mask);
+  const scoreBytes = scoreBytesOf(g, n, scoreL);
+  const lambdaBytes = maskBytes.perScore + scoreBytes.perScore;
   if (lambdaBytes > 0) reads.push(sMul(B_, Hq_, T_, S_, sConst(lambdaBytes)));
+  const tileBytes = (kLoad?.perTile ?? 0) + (vLoad?.perTile ?? 0) + maskBytes.perTile + scoreBytes.perTile;
+  if (tileBytes > 0) reads.push(sMul(B_, headGroups, qTiles, sCeilDiv(S_, Bc), sConst(tileBytes)));
   const outBytes = sMul(B_, Hq_, T_, sConst(dv * storageBytes(n.type.dtype)));
   const lseWritten = lseBytes(inp);
   const dotFlops = sMul(B_, Hq_, T_, S_, sConst(2 * (dk + dv)));

@@ -47,7 +47,7 @@ import {
 } from '../ir/ir.js';
 import { type AttentionInput, type AttentionKernelDraft, lseBytes, lseValue, shapeOf } from './node.js';
 import type { AttentionSchedule } from './schedule.js';
-import { lambdaExpr, lambdaOf, readBytesOf } from './lambdas.js';
+import { lambdaExpr, lambdaOf, scoreBytesOf } from './lambdas.js';
 import { type UniformRead, tileLogic } from './sparsity.js';
 import { NEG_INF, f32, fmax, fmin, forLoop } from './exprs.js';
 import { dimExpr } from '../lower/dims.js';
@@ -300,9 +300,14 @@ export function mmaAttentionKernel(inp: AttentionInput, sched: MmaAttentionSched
   const S_ = dimToSize(shape.S);
   const e = storageBytes(dtype);
   const qTiles = sCeilDiv(T_, Br);
-  const lambdaBytes = readBytesOf(g, n, mask) + readBytesOf(g, n, scoreL);
+  const maskBytes = scoreBytesOf(g, n, mask);
+  const scoreBytes = scoreBytesOf(g, n, scoreL);
+  const lambdaBytes = maskBytes.perScore + scoreBytes.perScore;
   const reads = [sMul(B_, Hq_, T_, sConst(dk * e)), sMul(B_, Hq_, qTiles, S_, sConst((dk + dv) * e))];
   if (lambdaBytes > 0) reads.push(sMul(B_, Hq_, T_, S_, sConst(lambdaBytes)));
+  // Reads of neither q nor k (a per-batch length) once per key tile, as the other kernels.
+  const tileBytes = maskBytes.perTile + scoreBytes.perTile;
+  if (tileBytes > 0) reads.push(sMul(B_, Hq_, qTiles, sCeilDiv(S_, Bc), sConst(tileBytes)));
   const outBytes = sMul(B_, Hq_, T_, sConst(dv * storageBytes(n.type.dtype)));
   const lseWritten = lseBytes(inp);
   const traffic: Traffic = { bytesRead: sAdd(...reads), bytesWritten: lseWritten === undefined ? outBytes : sAdd(outBytes, lseWritten), flops: sMul(B_, Hq_, T_, S_, sConst(2 * (dk + dv))) };

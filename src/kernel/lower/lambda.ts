@@ -37,6 +37,11 @@ export interface LambdaHooks {
    * copy (their lets are not visible after the `if`).
    */
   readonly shareKey?: (e: ScalarExpr) => string;
+  /**
+   * More `where`s to run as if/else than isLazyWhere's (fused attention's K/V loads: a paged
+   * cache's `where(new slot, new[..], pool[table[..], ..])` then reads one of the two per element).
+   */
+  readonly lazyWhere?: (e: ApplyExpr) => boolean;
 }
 
 
@@ -79,7 +84,7 @@ function applyOf(x: ApplyExpr, out: Stmt[], memo: Map<string, Expr> | undefined,
     if (value === undefined) throw new Error(`internal: '${x.op}()' has no value in this lambda`);
     return value;
   }
-  if (isLazyWhere(x)) {
+  if (isLazyWhere(x) || h.lazyWhere?.(x) === true) {
     const [c, a, b] = x.args;
     if (c === undefined || a === undefined || b === undefined) throw new Error('internal: where needs 3 arguments');
     const cond = sub(c);

@@ -20,7 +20,7 @@ import { type Remark, createPassContext } from '../../../src/passes/pass.js';
 import { graphPasses, pipelines } from '../../../src/passes/pipeline.js';
 import { checkLines } from '../../helpers/check-lines.js';
 import { ir } from './helpers.js';
-import { exampleFiles } from '../../helpers/examples.js';
+import { exampleFiles, validPageTables } from '../../helpers/examples.js';
 
 /** Small sizes, and how many attentions the model text has at them (2 layers each). */
 function setup(file: string): { overrides: Record<string, number>; attentions: number } {
@@ -40,7 +40,7 @@ function feeds(g: Graph, dims: ReadonlyMap<string, number>): { inputs: Map<strin
   const needed = neededTensors(g);
   const weights = randomWeights(needed, 7, dims, ds);
   for (const [name, t] of weights) if (t.shape.length >= 2 && t.dtype === 'f32') weights.set(name, { ...t, data: t.data.map((x) => x * 20) });
-  const inputs = randomInputs(g, needed, 11, dims, ds);
+  const inputs = validPageTables(randomInputs(g, needed, 11, dims, ds), dims);
   expect(ds).toEqual([]);
   return { inputs, weights };
 }

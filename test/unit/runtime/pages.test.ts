@@ -78,6 +78,29 @@ describe('PageAllocator', () => {
     expect(() => a.tables([4])).toThrow(/holds no pages/);
   });
 
+  it('trim frees the pages wholly before a position (a sliding window) and the table starts at the first kept page', () => {
+    const a = new PageAllocator(5, 4);
+    a.reserve(0, 10); // logical pages 0, 1, 2 -> 0, 1, 2
+    a.reserve(1, 3); // 3
+    expect(a.trim(0, 3)).toEqual([]); // position 3 is in logical page 0: nothing goes
+    expect(a.trim(0, 8)).toEqual([0, 1]); // positions 8.. are in logical page 2
+    expect(a.firstPage(0)).toBe(2);
+    expect(a.pagesOf(0)).toEqual([2]);
+    expect(a.freeCount).toBe(3);
+    // Growing counts logical pages: 14 tokens are logical pages 0..3, of which 2 is held.
+    expect(a.reserve(0, 14)).toEqual([0]); // the first page trimmed is the first reused
+    expect(a.pagesOf(0)).toEqual([2, 0]);
+    const t = a.tables([1, 0]);
+    expect(Array.from(t.first)).toEqual([0, 2]);
+    expect(Array.from(t.table)).toEqual([3, 3, 2, 0]);
+    // Trimming past every page leaves none (the caller reserves before its next call).
+    expect(a.trim(1, 100)).toEqual([3]);
+    expect(a.pagesOf(1)).toEqual([]);
+    expect(a.firstPage(1)).toBe(1);
+    expect(a.release(0)).toBe(2);
+    expect(a.freeCount).toBe(5);
+  });
+
   it('refuses an empty pool and empty pages', () => {
     expect(() => new PageAllocator(0, 16)).toThrow(/at least one page/);
     expect(() => new PageAllocator(4, 0)).toThrow(/at least one token/);
