@@ -94,6 +94,16 @@ export const scatterOp: OpDef = defineOp({
     }
     return out;
   },
+  // Assumes distinct offsets (a cache write): an overwritten element of dest gets no gradient,
+  // each value the cotangent at its offset. (With repeated offsets only the kept value's is right.)
+  vjp: (g, a) => {
+    const [dest, index, values] = a.x;
+    if (dest === undefined || index === undefined || values === undefined) return [undefined, undefined, undefined];
+    const dDest = a.needs[0] === true ? g.node('scatter', [a.dy, index, g.zeros(g.type(values))]) : undefined;
+    const flat = numelDim(g.type(a.dy).shape);
+    const dValues = a.needs[2] === true ? g.node('gather', [g.node('reshape', [a.dy], { shape: { kind: 'dims', value: [flat] } }), index]) : undefined;
+    return [dDest, undefined, dValues];
+  },
   flops: () => dimConst(0),
   lowering: 'unfused',
 });

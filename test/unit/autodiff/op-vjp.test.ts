@@ -92,6 +92,8 @@ const cases: readonly Case[] = [
   { op: 'slice', what: 'slice 0:2 of axis 0', operands: [f([3, 5])], attrs: { axis: { kind: 'int', value: 0 }, start: { kind: 'dim', value: dim(0) }, end: { kind: 'dim', value: dim(2) } } },
   { op: 'concat', what: 'concat of three along axis 1', operands: [f([2, 2]), f([2, 3]), f([2, 1])], attrs: { axis: { kind: 'int', value: 1 } } },
   { op: 'gather', what: 'gather [5,3] at i32[2,4] (repeats)', operands: [f([5, 3]), { shape: [2, 4], dtype: 'i32', gen: ints(5) }] },
+  // Distinct offsets (7i mod 12 over 4 values): a cache write.
+  { op: 'scatter', what: 'scatter 4 values into [3,4] at distinct flat offsets', operands: [f([3, 4]), { shape: [2, 2], dtype: 'i32', gen: (_r, i) => (7 * i) % 12 }, f([2, 2])] },
   { op: 'scatter_add', what: 'scatter_add [2,4,3] at i32[2,4] into 5 rows', operands: [f([2, 4, 3]), { shape: [2, 4], dtype: 'i32', gen: ints(5) }], attrs: { rows: { kind: 'dim', value: dim(5) } } },
   {
     op: 'grid',
