@@ -4,6 +4,7 @@
 // (src/runtime-cuda/generate.ts: cache kept by the --serve launcher) differ only in the stepper.
 import { RuntimeError } from './errors.js';
 import type { HostTensor } from './session.js';
+import { mulberry32 } from '../base/random.js';
 
 /** What the generated module knows about its model (emitted by codegen/host/emit.ts). */
 export interface ModelSpec {
@@ -55,17 +56,8 @@ export interface GenerateResult {
   readonly decodeMs: number[];
 }
 
-/** mulberry32: a tiny seeded generator, so that a seed gives the same text in Node and browsers. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32 (src/base/random.ts): a seed gives the same text in Node and browsers. */
+export const seededRandom: (seed: number) => () => number = mulberry32;
 
 /** The index of the largest of `values[start .. start + count)`, relative to `start` (the first one on ties). */
 export function argmax(values: ArrayLike<number>, start = 0, count = values.length - start): number {

@@ -1,6 +1,7 @@
 // Training data: a text tokenized once, split into train and validation parts, and batches of
 // windows drawn by a seeded generator, so a run is reproducible and a reference (PyTorch) can be
 // fed the same windows in the same order (`batchOffsets` is the whole contract).
+import { mulberry32 } from '../base/random.js';
 
 /** Token ids of the corpus, train part first, the last `valFraction` held out. */
 export interface TokenCorpus {
@@ -15,17 +16,7 @@ export function splitCorpus(ids: ArrayLike<number>, valFraction: number): TokenC
   return { train: all.subarray(0, cut), val: all.subarray(cut) };
 }
 
-/** mulberry32: a 32-bit generator with a small, portable state (the reference reimplements it). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 
 /**
  * Start offsets of the `batch` windows of every step: window i of step s reads tokens

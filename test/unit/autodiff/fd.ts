@@ -7,18 +7,10 @@ import type { Graph } from '../../../src/graph/ir.js';
 import { interpret } from '../../../src/interp/interpret.js';
 import { type Tensor64, makeTensor } from '../../../src/base/tensor.js';
 import { gradGraph } from '../../../src/autodiff/grad.js';
+import { mulberry32 } from '../../../src/base/random.js';
 
 /** A seeded uniform generator in [0, 1) (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;
 
 export interface Feeds {
   readonly weights: Map<string, Tensor64>;
