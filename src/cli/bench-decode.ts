@@ -1,13 +1,20 @@
-// `tfc bench decode`: one-token decode steps of GPT-2 with a KV cache (examples/variants/gpt2-kv.tfx)
-// after a prefill of T tokens, tfc fused against tfc --no-fuse. The systems' sessions are all open
-// at once and their steps interleave (step i of every system, rotating which goes first), so that
-// a change in machine load hits every system alike: run one after the other, the fused/unfused
-// ratio of GPT-2 small swung from 0.78x to 1.24x a minute apart on this 2-core machine.
+// `tfc bench decode`: one-token decode steps of GPT-2 with a KV cache after a prefill of T tokens:
+// the contiguous cache (examples/variants/gpt2-kv.tfx: tfc fused and --no-fuse, the cache grown by
+// a concat each step) against the paged cache (examples/variants/gpt2-paged.tfx: `tfc-paged`, pages
+// of 16 written in place; `tfc-paged-sw`, the same with a sliding window, `--set window=W`,
+// default 256, whose pages before the window are freed so a step reads the window's pages only).
+// Every system keeps its cache on the GPU between steps, as `generate` and `generatePaged` do; only
+// the logits are read back. The systems' sessions are all open at once and their steps
+// interleave (step i of every system, rotating which goes first), so that a change in machine
+// load hits every system alike: run one after the other, the fused/unfused ratio of GPT-2 small
+// swung from 0.78x to 1.24x a minute apart on this 2-core machine.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Plan } from '../kernel/plan/plan.js';
+import { evalCondition, type Plan } from '../kernel/plan/plan.js';
 import { lowerBound } from '../kernel/analysis/report.js';
-import type { HostTensor, Session, StepTiming } from '../runtime/session.js';
+import { PageAllocator } from '../runtime/pages.js';
+import { PagedPools } from '../runtime/paged-pools.js';
+import type { DeviceTensor, HostTensor, RunResult, Session, StepTiming } from '../runtime/session.js';
 import { createSession } from '../runtime/session.js';
 import { targetLimitsOf } from '../runtime/target.js';
 import { type BenchOptions, benchCompilation, benchPlan, repoRoot, wanted } from './bench.js';
@@ -15,79 +22,163 @@ import { configOverrides, exportGpt2, readDir } from './bench-model.js';
 import { benchDevice } from './bench-peers.js';
 import { type CaseResult, type SystemResult, Progress, compare, median } from './bench-report.js';
 
-/** One system's live decode: its session, the cache outputs of its last step, its samples. */
-interface LiveDecode {
-  readonly system: string;
+/** Tokens per page of the paged rows (gpt2-paged.tfx's default). */
+const PAGE = 16;
+/** The paged+SW row's window when `--set window` does not give one. */
+const DEFAULT_WINDOW = 256;
+
+/** One system's model with its cache on the GPU: the prompt, then one token per step. */
+interface Decoder {
   readonly plan: Plan;
   readonly session: Session;
-  outs: Map<string, HostTensor>;
+  prefill(prompt: readonly number[]): Promise<RunResult>;
+  step(token: number, timing: boolean): Promise<RunResult>;
+  dispose(): void;
+}
+
+/** One system's live decode: its decoder, its samples. */
+interface LiveDecode {
+  readonly system: string;
+  readonly decoder: Decoder;
   readonly err: { maxAbsErr: number; relErr: number };
   readonly wallMs: number[];
   readonly gpuMs: number[];
+  /** Dispatches of the last measured step (a decode step's, not the plan's steps). */
+  dispatches: number;
   /** Per plan step, the fastest time over the measured steps (ms) and its kernel. */
   readonly stepMin: { kernel: string; ms: number }[];
 }
 
-/** Tokens/s of one-token decode steps with a KV cache (gpt2-kv.tfx), after a prefill of T tokens. */
-export async function benchDecode(o: BenchOptions, set: Readonly<Record<string, number>>, steps: number): Promise<CaseResult[]> {
+// The prompt goes in chunks of at most 512 tokens (each chunk's logits [1, chunk, vocab] must fit
+// one storage binding: GPT-2's 1024 x 50257 f32 logits are 206 MB, over lavapipe's 128 MiB).
+const CHUNK = 512;
+
+/**
+ * gpt2-kv.tfx from the empty cache `empty` (past.* [1, heads, 0, dh]): present.* kept on the
+ * device and bound as the next run's past.* (the old cache freed).
+ */
+function contiguousDecoder(session: Session, layers: number, empty: ReadonlyMap<string, HostTensor>): Decoder {
+  const names = Array.from({ length: layers }, (_, l) => ['key', 'value'].map((kv) => `${l}.${kv}`)).flat();
+  const keep = names.map((n) => `present.${n}`);
+  let cache = new Map<string, HostTensor | DeviceTensor>();
+  for (const n of names) {
+    const t = empty.get(`past.${n}`);
+    if (t === undefined) throw new Error(`oracle: no past.${n}`);
+    cache.set(`past.${n}`, t);
+  }
+  const run = async (ids: readonly number[], timing: boolean): Promise<RunResult> => {
+    const r = await session.run(new Map([['tokens', { dtype: 'i32', shape: [1, ids.length], data: ids }], ...cache]), { keepOnDevice: keep, ...(timing ? { timing } : {}) });
+    for (const t of cache.values()) if ('buffer' in t) t.buffer.destroy();
+    cache = new Map(names.map((n) => [`past.${n}`, r.deviceOutputs.get(`present.${n}`) as DeviceTensor]));
+    return r;
+  };
+  return {
+    plan: session.plan,
+    session,
+    prefill: async (prompt) => {
+      let r: RunResult | undefined;
+      for (let at = 0; at < prompt.length; at += CHUNK) r = await run(prompt.slice(at, at + CHUNK), false);
+      if (r === undefined) throw new Error('empty prompt');
+      return r;
+    },
+    step: (token, timing) => run([token], timing),
+    dispose: () => {
+      for (const t of cache.values()) if ('buffer' in t) t.buffer.destroy();
+    },
+  };
+}
+
+/** gpt2-paged.tfx, one sequence over a pool of `pages` pages; with `window`, pages before it are freed each step. */
+function pagedDecoder(session: Session, pages: number, window: number | undefined): Decoder {
+  const allocator = new PageAllocator(pages, PAGE);
+  const pools = new PagedPools(session, allocator);
+  let length = 0;
+  const run = async (ids: readonly number[], timing: boolean): Promise<RunResult> => {
+    allocator.reserve(0, length + ids.length);
+    const r = await pools.run([{ seq: 0, length }], ids, ids.length, timing ? { timing } : {});
+    length += ids.length;
+    return r;
+  };
+  return {
+    plan: session.plan,
+    session,
+    prefill: async (prompt) => {
+      let r: RunResult | undefined;
+      for (let at = 0; at < prompt.length; at += CHUNK) r = await run(prompt.slice(at, at + CHUNK), false);
+      if (r === undefined) throw new Error('empty prompt');
+      return r;
+    },
+    step: (token, timing) => {
+      if (window !== undefined) allocator.trim(0, length - window + 1);
+      return run([token], timing);
+    },
+    dispose: () => pools.dispose(),
+  };
+}
+
+/** Tokens/s of one-token decode steps with a KV cache, contiguous and paged, after a prefill of T tokens. */
+export async function benchDecode(o: BenchOptions, given: Readonly<Record<string, number>>, steps: number): Promise<CaseResult[]> {
   const dev = await benchDevice();
-  const file = join(repoRoot, 'examples', 'variants', 'gpt2-kv.tfx');
-  const systems = ['tfc', 'tfc --no-fuse'].filter((s) => wanted(o, s));
-  const name = `gpt2-kv decode P=${set['T']} +${steps}`;
+  // `window` is the paged+SW row's; the contiguous model and the oracle have none.
+  const { window: windowSet, ...set } = given;
+  const window = windowSet ?? DEFAULT_WINDOW;
+  const systems = ['tfc', 'tfc --no-fuse', 'tfc-paged', 'tfc-paged-sw'].filter((s) => wanted(o, s));
+  const name = `gpt2 decode P=${set['T']} +${steps}`; // contiguous and paged caches
   const progress = new Progress(systems.length * 2, o.err, o.isTty);
+  const P = set['T'] ?? 0;
+  // The first checked step (position P) sees positions P - window + 1 .. P: with window <= P it
+  // differs from full attention, so the SW row is checked against the oracle with that window.
+  const windowed = systems.includes('tfc-paged-sw') && window <= P;
   let dir: string;
+  let swDir: string | undefined;
   try {
     dir = exportGpt2(set, true);
+    swDir = windowed ? exportGpt2({ ...set, window }, true) : undefined;
   } catch (e) {
     // The oracle could not run (e.g. P + steps beyond ctx): every system fails with its message.
     progress.end();
     const note = e instanceof Error ? (e.message.split('\n').find((l) => l.includes('Error')) ?? e.message.split('\n')[0] ?? '') : String(e);
-    return [{ suite: 'decode', name, params: { ...set, steps }, results: systems.map((system) => ({ system, status: 'failed' as const, timeSource: 'wall', wallMs: [], note: `the PyTorch oracle failed: ${note.trim()}` })) }];
+    return [{ suite: 'decode', name, params: { ...given, steps }, results: systems.map((system) => ({ system, status: 'failed' as const, timeSource: 'wall', wallMs: [], note: `the PyTorch oracle failed: ${note.trim()}` })) }];
   }
   const weights = readDir(dir, 'weights.safetensors');
-  const prefill = readDir(dir, 'inputs.safetensors');
+  const prefillIn = readDir(dir, 'inputs.safetensors');
+  const prompt = Array.from(prefillIn.get('tokens')?.data ?? [], Number);
   const decodeIn = readDir(dir, 'decode_inputs.safetensors');
-  const decodeWant = readDir(dir, 'decode_expected.safetensors').get('logits');
-  if (decodeWant === undefined) throw new Error('oracle: no decode logits');
-  const src = readFileSync(file, 'utf8');
+  const want = (d: string): ArrayLike<number> => {
+    const w = readDir(d, 'decode_expected.safetensors').get('logits');
+    if (w === undefined) throw new Error('oracle: no decode logits');
+    return w.data;
+  };
+  const decodeWant = want(dir);
+  const swWant = swDir === undefined ? decodeWant : want(swDir);
+  const file = (f: string): string => join(repoRoot, 'examples', 'variants', f);
   const layers = set['layers'] ?? 1;
   const timestamps = dev.features.has('timestamp-query');
-  const run = async (session: Session, ins: Map<string, HostTensor>, timing: boolean): Promise<{ outs: Map<string, HostTensor>; gpuMs: number; steps: readonly StepTiming[] }> => {
-    const r = await session.run(ins, { timing });
-    const outs = new Map<string, HostTensor>([...r.outputs].map(([n, t]) => [n, { dtype: t.dtype, shape: t.shape, data: t.data }]));
-    return { outs, gpuMs: (r.timing ?? []).reduce((a, t) => a + t.ns, 0) / 1e6, steps: r.timing ?? [] };
-  };
-  const nextInputs = (outs: Map<string, HostTensor>, token: number | readonly number[]): Map<string, HostTensor> => {
-    const ids = typeof token === 'number' ? [token] : token;
-    const m = new Map<string, HostTensor>([['tokens', { dtype: 'i32', shape: [1, ids.length], data: ids }]]);
-    for (let l = 0; l < layers; l++) {
-      for (const kv of ['key', 'value']) {
-        const t = outs.get(`present.${l}.${kv}`);
-        if (t === undefined) throw new Error(`no present.${l}.${kv}`);
-        m.set(`past.${l}.${kv}`, t);
-      }
-    }
-    return m;
-  };
   const firstToken = decodeIn.get('tokens')?.data[0] ?? 0;
   const failed = (system: string, e: unknown): SystemResult => ({ system, status: 'failed', timeSource: 'wall', wallMs: [], note: e instanceof Error ? (e.message.split('\n')[0] ?? '') : String(e) });
+  // Pages for the prompt, the checked step and the measured ones (and one spare).
+  const pages = Math.ceil((P + steps + 2) / PAGE) + 1;
+
+  const open = async (system: string): Promise<Decoder> => {
+    const paged = system.startsWith('tfc-paged');
+    const f = file(paged ? 'gpt2-paged.tfx' : 'gpt2-kv.tfx');
+    const overrides = configOverrides(set);
+    if (system === 'tfc-paged-sw') overrides.set('window', window);
+    const plan = benchPlan(readFileSync(f, 'utf8'), f, overrides, system !== 'tfc --no-fuse', targetLimitsOf(dev));
+    const session = await createSession(dev, plan);
+    session.loadWeights(weights);
+    return paged ? pagedDecoder(session, pages, system === 'tfc-paged-sw' ? window : undefined) : contiguousDecoder(session, layers, prefillIn);
+  };
 
   // Open every system, prefill, and check its first decode step against PyTorch.
   const slots: (LiveDecode | SystemResult)[] = [];
   for (const system of systems) {
     try {
-      const plan = benchPlan(src, file, configOverrides(set), system === 'tfc', targetLimitsOf(dev));
-      const session = await createSession(dev, plan);
-      session.loadWeights(weights);
-      // The prompt in chunks of at most 512 tokens (each chunk's logits [1, chunk, vocab] must fit
-      // one storage binding: GPT-2's 1024 x 50257 f32 logits are 206 MB, over lavapipe's 128 MiB).
-      const prompt = Array.from(prefill.get('tokens')?.data ?? [], Number);
-      let pre = await run(session, new Map([...prefill].map(([n, t]) => (n === 'tokens' ? [n, { dtype: 'i32', shape: [1, Math.min(512, prompt.length)], data: prompt.slice(0, 512) }] : [n, t]))), false);
-      for (let at = 512; at < prompt.length; at += 512) pre = await run(session, nextInputs(pre.outs, prompt.slice(at, at + 512)), false);
-      const step1 = await run(session, nextInputs(pre.outs, firstToken), false);
-      const got = step1.outs.get('logits');
-      const err = compare(Float32Array.from(got?.data ?? []), decodeWant.data);
-      slots.push({ system, plan, session, outs: step1.outs, err, wallMs: [], gpuMs: [], stepMin: [] });
+      const decoder = await open(system);
+      await decoder.prefill(prompt);
+      const got = (await decoder.step(firstToken, false)).outputs.get('logits');
+      const err = compare(Float32Array.from(got?.data ?? []), system === 'tfc-paged-sw' ? swWant : decodeWant);
+      slots.push({ system, decoder, err, wallMs: [], gpuMs: [], dispatches: 0, stepMin: [] });
     } catch (e) {
       slots.push(failed(system, e));
     }
@@ -95,7 +186,7 @@ export async function benchDecode(o: BenchOptions, set: Readonly<Record<string, 
   }
 
   // The measured steps, interleaved: step i of every live system before step i + 1 of any.
-  const live = slots.filter((s): s is LiveDecode => 'session' in s);
+  const live = slots.filter((s): s is LiveDecode => 'decoder' in s);
   const broken = new Map<string, SystemResult>();
   for (let i = 0; i < steps; i++) {
     for (let j = 0; j < live.length; j++) {
@@ -103,22 +194,31 @@ export async function benchDecode(o: BenchOptions, set: Readonly<Record<string, 
       if (s === undefined || broken.has(s.system)) continue;
       try {
         const t0 = performance.now();
-        const r = await run(s.session, nextInputs(s.outs, (firstToken + i + 1) % (set['vocab'] ?? 2)), timestamps);
+        const r = await s.decoder.step((firstToken + i + 1) % (set['vocab'] ?? 2), timestamps);
         s.wallMs.push(performance.now() - t0);
-        s.gpuMs.push(r.gpuMs);
-        for (const st of r.steps) {
+        s.dispatches = s.decoder.session.stats.lastDispatches;
+        // Steps the run dispatched (a decode run skips the prefill path's: their `when` is false).
+        const plan = s.decoder.plan;
+        const timing: readonly StepTiming[] = (r.timing ?? []).filter((t) => {
+          const w = plan.steps[t.step]?.when;
+          return w === undefined || evalCondition(w, r.dims);
+        });
+        s.gpuMs.push(timing.reduce((a, t) => a + t.ns, 0) / 1e6);
+        for (const st of timing) {
           const m = s.stepMin[st.step];
           if (m === undefined || st.ns / 1e6 < m.ms) s.stepMin[st.step] = { kernel: st.kernel, ms: st.ns / 1e6 };
         }
-        s.outs = r.outs;
       } catch (e) {
         broken.set(s.system, failed(s.system, e));
       }
     }
   }
+  const cacheNote = (system: string): string =>
+    system === 'tfc-paged-sw' ? `window ${window}: pages before it freed, a step reads about ${Math.ceil((window + PAGE - 1) / PAGE)} pages of ${PAGE}` : system === 'tfc-paged' ? `pages of ${PAGE} in a pool of ${pages}, written in place` : 'contiguous cache (concat)';
   const results: SystemResult[] = slots.map((s) => {
-    if (!('session' in s)) return s;
-    s.session.dispose();
+    if (!('decoder' in s)) return s;
+    s.decoder.dispose();
+    s.decoder.session.dispose();
     progress.step(`decode ${s.system}: ${steps} steps`);
     const failure = broken.get(s.system);
     if (failure !== undefined) return failure;
@@ -130,15 +230,16 @@ export async function benchDecode(o: BenchOptions, set: Readonly<Record<string, 
       ...(timestamps ? { gpuMs: s.gpuMs } : {}),
       maxAbsErr: s.err.maxAbsErr,
       relErr: s.err.relErr,
-      kernels: s.plan.steps.length,
+      kernels: s.dispatches,
       ...(s.stepMin.length > 0 ? { profile: profileOf(s.stepMin) } : {}),
-      note: `${(1000 / median(s.wallMs)).toFixed(1)} tokens/s wall (cache grows from ${set['T']} to ${(set['T'] ?? 0) + steps}; steps interleaved with the other systems)`,
+      note: `${(1000 / median(s.wallMs)).toFixed(1)} tokens/s wall, ${s.dispatches} dispatches per token (${cacheNote(s.system)}; cache grows from ${P} to ${P + steps}; steps interleaved with the other systems)`,
     };
   });
   progress.end();
-  // Bytes a step must move at the cache length of the middle measured step: weights and the cache read, logits and the new cache written.
-  const lb = lowerBound(benchCompilation(src, file, configOverrides(set), false).graph, new Map([['B', 1], ['T', 1], ['P', (set['T'] ?? 0) + 1 + (steps >> 1)]]));
-  return [{ suite: 'decode', name, params: { ...set, steps }, results, work: { bytes: lb.bytesRead + lb.bytesWritten } }];
+  // Bytes a step must move at the cache length of the middle measured step: weights and the cache read, logits and the new cache written (the contiguous model's).
+  const kv = file('gpt2-kv.tfx');
+  const lb = lowerBound(benchCompilation(readFileSync(kv, 'utf8'), kv, configOverrides(set), false).graph, new Map([['B', 1], ['T', 1], ['P', P + 1 + (steps >> 1)]]));
+  return [{ suite: 'decode', name, params: { ...given, steps }, results, work: { bytes: lb.bytesRead + lb.bytesWritten } }];
 }
 
 /**

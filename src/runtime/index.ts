@@ -33,4 +33,6 @@ export type { SlotModel, SpeculativeResult } from './speculative.js';
 export { PageAllocator } from './pages.js';
 export type { PageTables } from './pages.js';
 export { generatePaged, pagedGeometry } from './paged.js';
+export { PagedPools } from './paged-pools.js';
+export type { PagedRow } from './paged-pools.js';
 export type { PagedGenerateOptions, PagedGeometry, PagedModel, PagedRequest, PagedResult, PagedSequenceResult, PagedStep } from './paged.js';

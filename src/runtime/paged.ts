@@ -10,11 +10,14 @@
 // the pool has pages for its prompt: its prompt runs as its own B = 1 call (T = prompt length) on
 // the shared pool (every other sequence's pages are in no row of that call, so it leaves them alone). A sequence leaves when it has its tokens, meets a stop id, fills its
 // context or its callback says stop; its pages go back to the pool at once.
-import type { Plan, SizeExpr } from '../kernel/plan/plan.js';
 import { RuntimeError } from './errors.js';
 import { checkTokens, type GenerateOptions, sampleToken, seededRandom, type StopReason } from './generate.js';
 import { PageAllocator } from './pages.js';
-import type { DeviceTensor, HostTensor, Session } from './session.js';
+import { PagedPools, pagedGeometry } from './paged-pools.js';
+import type { Session } from './session.js';
+
+export { pagedGeometry } from './paged-pools.js';
+export type { PagedGeometry } from './paged-pools.js';
 
 /** A compiled paged-cache model (weights loaded) and how many positions one sequence may hold. */
 export interface PagedModel {
@@ -27,15 +30,6 @@ export interface PagedModel {
    * dropped: give the compiled value (or none: every page is kept, the mask still applies).
    */
   readonly window?: number;
-}
-
-/** What the plan says about the cache: read from the shapes of `past.0.key` and `logits`. */
-export interface PagedGeometry {
-  readonly layers: number;
-  readonly kvHeads: number;
-  readonly pageSize: number;
-  readonly headDim: number;
-  readonly vocab: number;
 }
 
 export interface PagedRequest {
@@ -82,30 +76,6 @@ export interface PagedResult {
   readonly decodeDispatches: readonly number[];
 }
 
-function constant(e: SizeExpr | undefined): number | undefined {
-  return e?.kind === 'const' ? e.value : undefined;
-}
-
-/** Reads the cache geometry from a plan; a RuntimeError when the plan lacks the paged interface. */
-export function pagedGeometry(plan: Plan): PagedGeometry {
-  const input = (name: string): readonly SizeExpr[] => {
-    const b = plan.buffers.find((x) => x.kind === 'input' && x.name === name);
-    if (b === undefined) throw new RuntimeError('plan', `model ${plan.model} is not a paged-cache model: it has no input '${name}' (examples/variants/gpt2-paged.tfx shows the interface)`);
-    return b.shape;
-  };
-  for (const name of ['tokens', 'lengths', 'table', 'first_page']) input(name);
-  const [, h, page, dh] = input('past.0.key');
-  const [kvHeads, pageSize, headDim] = [constant(h), constant(page), constant(dh)];
-  const logits = plan.outputs.find((o) => o.name === 'logits');
-  const vocab = constant(plan.buffers.find((b) => b.id === logits?.buffer)?.shape[2]);
-  if (kvHeads === undefined || pageSize === undefined || headDim === undefined || vocab === undefined) {
-    throw new RuntimeError('plan', `model ${plan.model}: past.0.key must be [NP, kv_heads, page, dh] and logits [B, T, vocab] with constant kv_heads, page, dh and vocab`);
-  }
-  let layers = 0;
-  while (plan.buffers.some((b) => b.kind === 'input' && b.name === `past.${layers}.key`)) layers++;
-  return { layers, kvHeads, pageSize, headDim, vocab };
-}
-
 interface Active {
   readonly seq: number;
   length: number;
@@ -137,40 +107,14 @@ export async function generatePaged(model: PagedModel, requests: readonly PagedR
   });
   const allocator =
     opts.allocator ?? new PageAllocator(opts.pages ?? Math.max(1, requests.reduce((s, r, i) => s + Math.ceil(Math.min(r.prompt.length + (maxNew[i] ?? 0), capacity) / geo.pageSize), 0)), geo.pageSize);
-  if (allocator.pageSize !== geo.pageSize) throw new RuntimeError('input', `the allocator's pages hold ${allocator.pageSize} tokens; model ${spec.name}'s hold ${geo.pageSize}`);
   // The pools start empty here, so pages held before would point at nothing.
   if (allocator.sequences.length > 0) throw new RuntimeError('input', `the allocator already holds pages for sequence(s) ${allocator.sequences.join(', ')}: give an empty one`);
 
-  const pools = new Map<string, HostTensor | DeviceTensor>();
-  const poolShape = [allocator.pages, geo.kvHeads, geo.pageSize, geo.headDim];
-  const zeros = new Float32Array(allocator.pages * geo.kvHeads * geo.pageSize * geo.headDim);
-  for (let l = 0; l < geo.layers; l++) for (const kv of ['key', 'value']) pools.set(`past.${l}.${kv}`, { shape: poolShape, data: zeros });
-  const keep = [...pools.keys()].map((n) => n.replace('past.', 'present.'));
-  const freePools = (): void => {
-    for (const t of pools.values()) if ('buffer' in t) t.buffer.destroy();
-  };
+  const pools = new PagedPools(session, allocator);
 
   /** One call on `rows` (each with T tokens); the pools are replaced by the call's; returns the logits. */
   const call = async (kind: PagedStep['kind'], rows: readonly Active[], tokens: readonly number[], T: number): Promise<Float32Array> => {
-    const seqs = rows.map((r) => r.seq);
-    const t = allocator.tables(seqs);
-    const inputs = new Map<string, HostTensor | DeviceTensor>([
-      ['tokens', { dtype: 'i32', shape: [rows.length, T], data: tokens }],
-      ['lengths', { dtype: 'i32', shape: [rows.length], data: rows.map((r) => r.length) }],
-      ['table', { dtype: 'i32', shape: [rows.length, t.width], data: t.table }],
-      ['first_page', { dtype: 'i32', shape: [rows.length], data: t.first }],
-      ...pools,
-    ]);
-    const r = await session.run(inputs, { keepOnDevice: keep });
-    // The call has completed (its logits were read back): the old pools are no longer read. A pool
-    // written in place (gpt2-paged's scatter) comes back as the same buffer: kept, not destroyed.
-    const reused = new Set([...r.deviceOutputs.values()].map((t) => t.buffer));
-    for (const t of pools.values()) if ('buffer' in t && !reused.has(t.buffer)) t.buffer.destroy();
-    for (const name of [...pools.keys()]) {
-      const present = r.deviceOutputs.get(name.replace('past.', 'present.'));
-      if (present === undefined) throw new RuntimeError('plan', `model ${spec.name} has no output ${name.replace('past.', 'present.')}`);
-      pools.set(name, present);
-    }
+    const r = await pools.run(rows, tokens, T);
     opts.onStep?.({ kind, rows: rows.map((x) => ({ seq: x.seq, length: x.length, firstPage: allocator.firstPage(x.seq), pages: [...allocator.pagesOf(x.seq)] })), dispatches: session.stats.lastDispatches, allocator });
     const logits = r.outputs.get('logits');
     if (logits === undefined) throw new RuntimeError('plan', `model ${spec.name} has no output logits`);
@@ -251,7 +195,7 @@ export async function generatePaged(model: PagedModel, requests: readonly PagedR
     return { sequences: results, prefillMs, decodeMs, decodeRows, decodeDispatches };
   } finally {
     for (const a of active) allocator.release(a.seq);
-    freePools();
+    pools.dispose();
   }
 }
 

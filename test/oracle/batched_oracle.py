@@ -19,7 +19,6 @@ def main():
     ap.add_argument("--lengths", default="5,0,11", help="tokens already cached per sequence")
     ap.add_argument("--new", type=int, default=1, help="new tokens per sequence (T)")
     ap.add_argument("--slots", type=int, default=16, help="cache slots per sequence (S)")
-    ap.add_argument("--window", type=int, default=None, help="sliding window: a query sees its WINDOW most recent positions (gpt2-paged.tfx --set window)")
     a = ap.parse_args()
     lengths = [int(x) for x in a.lengths.split(",")]
     B, T, S, H, dh = len(lengths), a.new, a.slots, a.heads, a.d // a.heads

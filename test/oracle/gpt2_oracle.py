@@ -6,7 +6,8 @@ are [in, out]), written out in torch ops in float64. Writes weights/inputs/expec
 With --kv it serves examples/variants/gpt2-kv.tfx instead: inputs.safetensors holds the tokens and
 an empty cache (past.{l}.key/value [B, heads, 0, dh]), expected.safetensors the logits and
 present.{l}.key/value; decode_inputs/decode_expected.safetensors are one more token per row with
-the prefill's present as past.
+the prefill's present as past. --window W: every query sees only its W most recent positions
+(examples/variants/gpt2-paged.tfx --set window=W; `tfc bench decode`'s tfc-paged-sw row).
 """
 import math
 
@@ -89,6 +90,7 @@ def add_args(ap):
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--eps", type=float, default=1e-5)
+    ap.add_argument("--window", type=int, default=None, help="sliding window: a query sees its WINDOW most recent positions (gpt2-paged.tfx --set window)")
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--seq", type=int, default=32)
     ap.add_argument("--kv", action="store_true", help="write prefill + decode files for gpt2-kv.tfx")

@@ -44,10 +44,11 @@ describe('tfc bench attention (tiny)', () => {
 });
 
 describe('tfc bench decode (tiny)', () => {
-  it('interleaves the systems step by step, checks each against PyTorch and counts their kernels', async () => {
+  it('interleaves contiguous and paged caches step by step, checks each against PyTorch and counts their dispatches', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tfc-bench-'));
     let err = '';
-    const code = await main(['bench', 'decode', '--set', 'layers=1,d=32,heads=2,vocab=64,ctx=32,T=5', '--steps', '3', '--out-dir', dir], {
+    // window=4 <= P = 5: the paged+SW row is checked against the oracle run with that window.
+    const code = await main(['bench', 'decode', '--set', 'layers=1,d=32,heads=2,vocab=64,ctx=32,T=5,window=4', '--steps', '3', '--out-dir', dir], {
       out: () => undefined,
       err: (s) => (err += s),
       env: {},
@@ -55,21 +56,26 @@ describe('tfc bench decode (tiny)', () => {
     expect(code, err).toBe(0);
     const doc = JSON.parse(readFileSync(join(dir, 'decode.json'), 'utf8')) as BenchDocument;
     const c = doc.cases[0];
-    expect(c?.name).toBe('gpt2-kv decode P=5 +3');
+    expect(c?.name).toBe('gpt2 decode P=5 +3');
     const results = c?.results ?? [];
-    expect(results.map((r) => r.system)).toEqual(['tfc', 'tfc --no-fuse']);
+    expect(results.map((r) => r.system)).toEqual(['tfc', 'tfc --no-fuse', 'tfc-paged', 'tfc-paged-sw']);
     for (const r of results) {
       // Each system's first decode step matches PyTorch's logits (f32 tolerance 1e-3 of max|logit|,
       // the bench's 'ok' bar), then 3 timed steps.
       expect(r.status, r.note).toBe('ok');
       expect(r.wallMs.length).toBe(3);
       expect(r.note).toContain('interleaved');
-      // The per-kernel profile covers every plan step once (its count sums to the kernel count).
+      expect(r.note).toContain(`${r.kernels} dispatches per token`);
+      // The per-kernel profile covers every dispatched step once (its count sums to the dispatches).
       expect((r.profile ?? []).reduce((a, p) => a + p.count, 0)).toBe(r.kernels);
     }
-    // Fusion removes kernels: the fused plan has fewer steps than the unfused one.
-    expect(results[0]?.kernels ?? 0).toBeLessThan(results[1]?.kernels ?? 0);
-    expect(err).toContain('4/4'); // progress: prefill and steps of both systems
+    const [fused, unfused, paged, sw] = results;
+    // Fusion removes dispatches; the decode path dispatches fewer kernels than the plan has steps.
+    expect(fused?.kernels ?? 0).toBeLessThan(unfused?.kernels ?? 0);
+    expect(paged?.kernels ?? 0).toBeGreaterThan(0);
+    expect(sw?.kernels).toBe(paged?.kernels); // the window changes the pages read, not the kernels
+    expect(sw?.note).toContain('window 4');
+    expect(err).toContain('8/8'); // progress: prefill and steps of the four systems
   });
 });
 
