@@ -186,7 +186,7 @@ export function addTrainCommand(program: Command, io: TrainIo & { readonly isTty
       for (const n of needed) if (!init.has(n.name)) throw new UsageError(`the weights have no tensor '${n.name}' that ${file} needs`);
 
       // The training step and the validation loss, as graphs.
-      const { evalGraph, stepGraph, gradOf, grads } = trainingGraphs(rep, fwd, { fuseAttention: o.fuse && o.target === 'webgpu', accumulate: micro > 1 });
+      const { evalGraph, stepGraph, gradOf, grads } = trainingGraphs(rep, fwd, { fuseAttention: o.fuse && o.target !== 'interp', accumulate: micro > 1 });
       const trained = [...gradOf.keys()];
       io.err(`tfc train: ${file}: ${trained.length} weights (${trained.reduce((a, n) => a + (init.get(n)?.data.length ?? 0), 0).toLocaleString('en-US')} parameters), step graph ${stepGraph.nodes.length} nodes (forward ${grads.forwardNodes}), ${grads.saved.length} saved activations\n`);
 
