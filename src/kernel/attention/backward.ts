@@ -12,10 +12,9 @@
 // Grid [ceil(S/Bc) + ceil(T/Br), Hq, B]: x below ceil(S/Bc) is the dK/dV role (y >= Hkv idle),
 // the rest the dQ role. P is recomputed from the forward's LSE; D is computed where a tile of
 // rows is staged (FlashAttention-2's preprocessing kernel folded in: Br * dv more work per tile).
-// Block sparsity comes from the mask as in the forward (attention/sparsity.ts): the dQ role
-// runs the forward's tile logic; the dK/dV role bounds its query tiles by conjuncts linear in q
-// (axisBounds) and skips tiles whose mask interval is false, and evaluates the mask only on
-// partial tiles. Target-neutral kernel IR, no subgroup operations: row exchanges go through
+// Block sparsity comes from the mask as in the forward: the dQ role runs the forward's tile
+// logic (attention/sparsity.ts); the dK/dV role runs attention/sparsity-kv.ts (query tiles bounded
+// by conjuncts linear in q, dead tiles skipped); both evaluate the mask only on partial tiles. Target-neutral kernel IR, no subgroup operations: row exchanges go through
 // workgroup memory.
 import type { Graph, Node } from '../../graph/ir.js';
 import { floatAttr } from '../../graph/ir.js';
