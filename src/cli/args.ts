@@ -71,3 +71,10 @@ export const debugLevels: readonly (readonly [number, string])[] = [
   [3, 'plus the IR after each pass'],
   [4, 'plus, for tfc compile, every kernel\'s generated source (WGSL, or CUDA with --target cuda)'],
 ];
+
+/** `--flag N` as an integer >= 0 (a seed); a usage error naming the flag otherwise. */
+export function nonNegativeInt(flag: string, v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n)) throw new UsageError(`bad ${flag} '${v}': expected a non-negative integer`);
+  return n;
+}

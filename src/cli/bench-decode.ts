@@ -57,6 +57,14 @@ const CHUNK = 512;
  * gpt2-kv.tfx from the empty cache `empty` (past.* [1, heads, 0, dh]): present.* kept on the
  * device and bound as the next run's past.* (the old cache freed).
  */
+/** The prompt in chunks of CHUNK tokens; the last chunk's result. */
+async function prefillChunked(prompt: readonly number[], run: (ids: readonly number[], timing: boolean) => Promise<RunResult>): Promise<RunResult> {
+  let r: RunResult | undefined;
+  for (let at = 0; at < prompt.length; at += CHUNK) r = await run(prompt.slice(at, at + CHUNK), false);
+  if (r === undefined) throw new Error('empty prompt');
+  return r;
+}
+
 function contiguousDecoder(session: Session, layers: number, empty: ReadonlyMap<string, HostTensor>): Decoder {
   const names = Array.from({ length: layers }, (_, l) => ['key', 'value'].map((kv) => `${l}.${kv}`)).flat();
   const keep = names.map((n) => `present.${n}`);
@@ -75,12 +83,7 @@ function contiguousDecoder(session: Session, layers: number, empty: ReadonlyMap<
   return {
     plan: session.plan,
     session,
-    prefill: async (prompt) => {
-      let r: RunResult | undefined;
-      for (let at = 0; at < prompt.length; at += CHUNK) r = await run(prompt.slice(at, at + CHUNK), false);
-      if (r === undefined) throw new Error('empty prompt');
-      return r;
-    },
+    prefill: (prompt) => prefillChunked(prompt, run),
     step: (token, timing) => run([token], timing),
     dispose: () => {
       for (const t of cache.values()) if ('buffer' in t) t.buffer.destroy();
@@ -102,12 +105,7 @@ function pagedDecoder(session: Session, pages: number, window: number | undefine
   return {
     plan: session.plan,
     session,
-    prefill: async (prompt) => {
-      let r: RunResult | undefined;
-      for (let at = 0; at < prompt.length; at += CHUNK) r = await run(prompt.slice(at, at + CHUNK), false);
-      if (r === undefined) throw new Error('empty prompt');
-      return r;
-    },
+    prefill: (prompt) => prefillChunked(prompt, run),
     step: (token, timing) => {
       if (window !== undefined) allocator.trim(0, length - window + 1);
       return run([token], timing);

@@ -5,7 +5,7 @@ import type { Graph } from '../graph/ir.js';
 import { strAttr } from '../graph/ir.js';
 import { interpret } from '../interp/interpret.js';
 import type { HostTensor } from '../runtime/session.js';
-import type { TrainBackend } from '../runtime/train.js';
+import { planStateNames, type TrainBackend } from '../runtime/train.js';
 import type { Plan } from '../kernel/plan/plan.js';
 import { runPlanEmulated } from '../runtime-cuda/emulate.js';
 
@@ -13,6 +13,26 @@ import { runPlanEmulated } from '../runtime-cuda/emulate.js';
 export function graphStateNames(g: Graph): string[] {
   const outputs = new Set(g.outputs.map((o) => o.name));
   return g.nodes.filter((n) => n.op === 'input' && outputs.has(strAttr(n, 'name'))).map((n) => strAttr(n, 'name'));
+}
+
+/**
+ * A host step's outputs split as the Trainer wants them: the state (an input of the same name,
+ * whose shape it keeps) and the rest as plain numbers (the loss, the gradient norm).
+ */
+function splitOutputs(out: Iterable<readonly [string, ArrayLike<number>]>, inputs: ReadonlyMap<string, HostTensor>, state: readonly string[]): { state: Map<string, HostTensor>; host: Map<string, ArrayLike<number>> } {
+  const keep = new Set(state);
+  const st = new Map<string, HostTensor>();
+  const host = new Map<string, ArrayLike<number>>();
+  for (const [n, data] of out) {
+    if (!keep.has(n)) {
+      host.set(n, data);
+      continue;
+    }
+    const given = inputs.get(n);
+    if (given === undefined) throw new Error(`internal: training state '${n}' was not an input of the step`);
+    st.set(n, { dtype: 'f32', shape: given.shape, data });
+  }
+  return { state: st, host };
 }
 
 function toTensor64(t: HostTensor): Tensor64 {
@@ -32,14 +52,7 @@ export function interpTrainBackend(g: Graph, fixed: ReadonlyMap<string, HostTens
       const feeds = { inputs: new Map<string, Tensor64>(), weights: new Map<string, Tensor64>(fixedFeeds) };
       for (const [n, t] of inputs) (weights.has(n) ? feeds.weights : feeds.inputs).set(n, toTensor64(t));
       const out = interpret(g, feeds).outputs;
-      const keep = new Set(state);
-      const st = new Map<string, HostTensor>();
-      const host = new Map<string, ArrayLike<number>>();
-      for (const [n, t] of out) {
-        if (keep.has(n)) st.set(n, { dtype: t.dtype, shape: t.shape, data: t.data });
-        else host.set(n, t.data);
-      }
-      return Promise.resolve({ state: st, host });
+      return Promise.resolve(splitOutputs([...out].map(([n, t]) => [n, t.data] as const), inputs, state));
     },
     read: (s) => Promise.resolve(s.data),
     release: () => undefined,
@@ -52,28 +65,12 @@ export function interpTrainBackend(g: Graph, fixed: ReadonlyMap<string, HostTens
  * `fixed`: the values of weights that are not trained.
  */
 export function emulatorTrainBackend(plan: Plan, fixed: ReadonlyMap<string, HostTensor> = new Map()): TrainBackend<HostTensor> {
-  const outputs = new Set(plan.outputs.map((o) => o.name));
-  const stateNames = plan.buffers.filter((b) => b.kind === 'input' && b.name !== undefined && outputs.has(b.name)).map((b) => b.name ?? '');
-  const shapes = new Map(plan.buffers.filter((b) => b.kind === 'output' || b.kind === 'input').flatMap((b) => (b.name === undefined ? [] : [[b.name, b.shape] as const])));
   return {
-    stateNames,
+    stateNames: planStateNames(plan),
     async run(inputs, state) {
       const feeds = new Map<string, ArrayLike<number>>([...fixed].map(([n, t]) => [n, t.data]));
       for (const [n, t] of inputs) feeds.set(n, t.data);
-      const out = runPlanEmulated(plan, new Map(), feeds).outputs;
-      const keep = new Set(state);
-      const st = new Map<string, HostTensor>();
-      const host = new Map<string, ArrayLike<number>>();
-      for (const [n, data] of out) {
-        if (!keep.has(n)) {
-          host.set(n, data);
-          continue;
-        }
-        const given = inputs.get(n);
-        const shape = given?.shape ?? (shapes.get(n) ?? []).map((d) => (d.kind === 'const' ? d.value : NaN));
-        st.set(n, { dtype: 'f32', shape, data });
-      }
-      return Promise.resolve({ state: st, host });
+      return Promise.resolve(splitOutputs(runPlanEmulated(plan, new Map(), feeds).outputs, inputs, state));
     },
     read: (s) => Promise.resolve(s.data),
     release: () => undefined,

@@ -28,7 +28,7 @@ import { type CurvePoint, lossCurveSvg } from '../train/curve.js';
 import { batchOffsets, evalOffsets, learningRate, splitCorpus, windows } from '../train/data.js';
 import { dropEmptyConcats, trainStepGraph } from '../train/step.js';
 import { fuseForwardAttention } from '../train/fuse-forward.js';
-import { UsageError, collect, parseSetOptions } from './args.js';
+import { UsageError, collect, nonNegativeInt, parseSetOptions } from './args.js';
 import { loadWeightFiles, openCheckpoint, weightFilesOf } from './checkpoint.js';
 import { readText, writeFileAtomic } from './fsio.js';
 import { promptTokenizer } from './generate.js';
@@ -153,8 +153,7 @@ export function addTrainCommand(program: Command, io: TrainIo & { readonly isTty
       const seq = positiveInt('--seq', o.seq, 64);
       const lr = positiveNumber('--lr', o.lr);
       const warmup = positiveInt('--warmup', o.warmup, Math.max(1, Math.round(steps / 7)));
-      if (!/^\d+$/.test(o.seed) || !Number.isSafeInteger(Number(o.seed))) throw new UsageError(`bad --seed '${o.seed}': expected a non-negative integer`);
-      const seed = Number(o.seed);
+      const seed = nonNegativeInt('--seed', o.seed);
       const evalEvery = positiveInt('--eval-every', o.evalEvery, Math.max(1, Math.round(steps / 10)));
       const valFraction = Number(o.valFraction);
       if (!(valFraction > 0 && valFraction < 0.5)) throw new UsageError(`bad --val-fraction '${o.valFraction}': expected a number in (0, 0.5)`);

@@ -7,7 +7,7 @@ import type { Graph } from '../graph/ir.js';
 import { type Diagnostic, UserErrorsReported, diag } from '../diag/diagnostic.js';
 import { neededTensors } from '../io/check-tensors.js';
 import { fileSpan } from '../io/safetensors.js';
-import { UsageError, collect, parseSetOptions } from './args.js';
+import { UsageError, collect, nonNegativeInt, parseSetOptions } from './args.js';
 import { writeFileAtomic } from './fsio.js';
 import { unboundShapes } from './random.js';
 import type { Reporter } from './report.js';
@@ -148,8 +148,7 @@ export function addTuneCommand(program: Command, io: TuneIo, state: { debug: num
     .action(async (file: string, o: { set: string[]; repeats: string; cache?: string; seed: string; only: string[] }) => {
       const repeats = Number(o.repeats);
       if (!Number.isInteger(repeats) || repeats < 1 || repeats > 1000) throw new UsageError(`bad --repeats '${o.repeats}': expected an integer 1..1000`);
-      const seed = Number(o.seed);
-      if (!/^\d+$/.test(o.seed) || !Number.isSafeInteger(seed)) throw new UsageError(`bad --seed '${o.seed}': expected a non-negative integer`);
+      const seed = nonNegativeInt('--seed', o.seed);
       // Everything that can fail without a device fails before one is started.
       const path = tuneCachePath(o.cache, io.env);
       checkWritable(path);
