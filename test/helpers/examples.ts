@@ -46,14 +46,14 @@ export interface ExampleReference {
   readonly want: Map<string, Tensor64>;
 }
 
-/** The example at its small config with seeded weights and inputs, and the float64 outputs. */
-export function exampleReference(file: string, seeds: { readonly weights: number; readonly inputs: number }): ExampleReference {
+/** The example at its small config with seeded weights and inputs (run-time dims `dims`), and the float64 outputs. */
+export function exampleReference(file: string, seeds: { readonly weights: number; readonly inputs: number }, dims: ReadonlyMap<string, number> = exampleDims): ExampleReference {
   const r = checkSource(readFileSync(join(repoRoot, file), 'utf8'), file, new Map(Object.entries(smallOverrides(file))));
   if (r.graph === undefined) throw new Error(`${file}: ${r.diagnostics.map((d) => d.message).join('; ')}`);
   const ds: Diagnostic[] = [];
   const needed = neededTensors(r.graph);
-  const weights = randomWeights(needed, seeds.weights, exampleDims, ds);
-  const inputs = validPageTables(randomInputs(r.graph, needed, seeds.inputs, exampleDims, ds), exampleDims);
+  const weights = randomWeights(needed, seeds.weights, dims, ds);
+  const inputs = validPageTables(randomInputs(r.graph, needed, seeds.inputs, dims, ds), dims);
   expect(ds).toEqual([]);
   return { graph: r.graph, weights, inputs, want: interpret(r.graph, { inputs, weights }).outputs };
 }
