@@ -10,7 +10,7 @@ import type { Graph } from '../graph/ir.js';
 import { neededTensors } from '../io/check-tensors.js';
 import { runPipeline } from '../passes/driver.js';
 import { createPassContext } from '../passes/pass.js';
-import { pipelines, unfusedPipeline } from '../passes/pipeline.js';
+import { trainingPipeline } from '../passes/pipeline.js';
 import { createSession, type HostTensor, type Session } from '../runtime/session.js';
 import { targetLimitsOf } from '../runtime/target.js';
 import { Trainer, webgpuTrainBackend } from '../runtime/train.js';
@@ -65,7 +65,8 @@ export async function benchTrain(o: BenchOptions, file: string, set: Readonly<Re
   for (const system of systems) {
     try {
       const fused = system === 'tfc';
-      const passes = fused ? pipelines.webgpu : unfusedPipeline('webgpu');
+      // Both systems recompute cheap activations (the memory policy is not a fusion).
+      const passes = trainingPipeline('webgpu', { fuse: fused, recompute: true });
       const plan = compilePlan(runPipeline(fused ? stepGraphs.fused : stepGraphs.unfused, passes, createPassContext({ target: 'webgpu' })), { target: targetLimitsOf(dev) });
       const session = await createSession(dev, plan);
       await session.warmUp();

@@ -19,7 +19,8 @@ import { neededTensors } from '../io/check-tensors.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { runPipeline } from '../passes/driver.js';
 import { createPassContext } from '../passes/pass.js';
-import { pipelines, unfusedPipeline } from '../passes/pipeline.js';
+import { planTempBytes } from '../runtime/memory.js';
+import { pipelines, trainingPipeline, unfusedPipeline } from '../passes/pipeline.js';
 import { acquireDevice } from '../runtime/device.js';
 import { createSession, type HostTensor } from '../runtime/session.js';
 import { targetLimitsOf } from '../runtime/target.js';
@@ -54,6 +55,7 @@ export interface TrainFlags {
   readonly valFraction: string;
   readonly target: 'webgpu' | 'cuda-emu' | 'interp';
   readonly fuse: boolean;
+  readonly recompute: boolean;
   readonly set: string[];
   readonly accumulate?: string;
 }
@@ -75,6 +77,8 @@ function positiveNumber(flag: string, v: string): number {
   if (!(n > 0) || !Number.isFinite(n)) throw new UsageError(`bad ${flag} '${v}': expected a positive number`);
   return n;
 }
+
+const mb = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
 /** The model's forward graph for training windows: dims B, T bound; an empty KV cache (P = 0). */
 export function trainingForward(rep: Reporter, file: string, batch: number, seq: number, set: ReadonlyMap<string, number>): Graph {
@@ -144,6 +148,7 @@ export function addTrainCommand(program: Command, io: TrainIo & { readonly isTty
     .option('--val-fraction <X>', 'fraction of the text held out for validation', '0.1')
     .option('--target <T>', 'webgpu; cuda-emu (the CUDA kernels built with g++ and run on the CPU); interp (the float64 interpreter: slow, the reference)', 'webgpu')
     .option('--no-fuse', 'compile the training step without the fusion passes')
+    .option('--no-recompute', 'keep every activation alive until the backward reads it (default: norms and elementwise activations are recomputed before their backward use, which lowers the step\'s memory)')
     .option('--set <k=v,...>', 'override config constants (repeatable)', collect, [])
     .action(async (file: string, o: TrainFlags) => {
       if (o.target !== 'webgpu' && o.target !== 'cuda-emu' && o.target !== 'interp') throw new UsageError(`bad --target '${String(o.target)}': webgpu, cuda-emu or interp`);
@@ -206,13 +211,15 @@ export function addTrainCommand(program: Command, io: TrainIo & { readonly isTty
       let evalLoss: (weights: Map<string, HostTensor>, b: Map<string, HostTensor>) => Promise<number>;
       let cleanup = (): void => undefined;
       const passes = o.fuse ? pipelines.webgpu : unfusedPipeline('webgpu');
+      const stepPasses = (target: 'webgpu' | 'cuda') => trainingPipeline(target, { fuse: o.fuse, recompute: o.recompute });
       if (o.target === 'webgpu') {
         const dev = await acquireDevice();
         const limits = targetLimitsOf(dev);
-        const compile = (g: Graph) => compilePlan(runPipeline(g, passes, createPassContext({ target: 'webgpu' })), { target: limits });
-        const stepSession = await createSession(dev, compile(stepGraph));
+        const compile = (g: Graph, ps = passes) => compilePlan(runPipeline(g, ps, createPassContext({ target: 'webgpu' })), { target: limits });
+        const stepSession = await createSession(dev, compile(stepGraph, stepPasses('webgpu')));
         const evalSession = await createSession(dev, compile(evalGraph));
-        io.err(`tfc train: ${stepSession.plan.steps.length} kernels per training step, on ${dev.adapterInfo.description || dev.adapterInfo.device}\n`);
+        const temps = planTempBytes(stepSession.plan, new Map());
+        io.err(`tfc train: ${stepSession.plan.steps.length} kernels per training step, ${mb(temps.slots)} of temporaries${o.recompute ? '' : ' (--no-recompute)'}, on ${dev.adapterInfo.description || dev.adapterInfo.device}\n`);
         // Compile every pipeline now (lavapipe compiles at first dispatch), not inside step 1.
         for (const [what, sess] of [['training step', stepSession], ['validation', evalSession]] as const) {
           await sess.warmUp((done, total) => {
@@ -236,8 +243,8 @@ export function addTrainCommand(program: Command, io: TrainIo & { readonly isTty
         };
       } else if (o.target === 'cuda-emu') {
         const cudaPasses = o.fuse ? pipelines.cuda : unfusedPipeline('cuda');
-        const compile = (g: Graph) => compilePlan(runPipeline(g, cudaPasses, createPassContext({ target: 'cuda' })), { target: cudaLimits });
-        const stepPlan = compile(stepGraph);
+        const compile = (g: Graph, ps = cudaPasses) => compilePlan(runPipeline(g, ps, createPassContext({ target: 'cuda' })), { target: cudaLimits });
+        const stepPlan = compile(stepGraph, stepPasses('cuda'));
         io.err(`tfc train: ${stepPlan.steps.length} kernels per training step, on the CUDA emulator (g++ builds the launcher once)\n`);
         trainer = new Trainer(emulatorTrainBackend(stepPlan, frozen) as TrainBackend<unknown>, initHost);
         const evalBackend = emulatorTrainBackend(compile(evalGraph), frozen);

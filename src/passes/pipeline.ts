@@ -10,6 +10,7 @@ import { fuseElementwise } from './fuse-elementwise.js';
 import { fuseEpilogue } from './fuse-epilogue.js';
 import { fuseNorm } from './fuse-norm.js';
 import { foldViews } from './fold-views.js';
+import { rematerializeActivations } from './rematerialize.js';
 import type { GraphPass, Target } from './pass.js';
 import { simplifyMovement } from './simplify-movement.js';
 import { splitLargeWeights } from './split-large-weights.js';
@@ -45,3 +46,14 @@ export function unfusedPipeline(target: Target): readonly GraphPass[] {
 
 /** Every pass name across all targets, in first-seen order (for --help and --dump-after checks). */
 export const allPassNames: readonly string[] = [...new Set(Object.values(pipelines).flatMap((ps) => ps.map((p) => p.name)))];
+
+/**
+ * A training step's passes: the target's pipeline (without the fusion passes for `--no-fuse`),
+ * then, unless `recompute` is false, rematerialize: cheap activations (norms, elementwise) are
+ * recomputed right before the backward reads them instead of staying alive from the forward on
+ * (src/passes/rematerialize.ts; the memory plan reuses their buffers in between).
+ */
+export function trainingPipeline(target: Exclude<Target, 'interp'>, opts: { readonly fuse: boolean; readonly recompute: boolean }): readonly GraphPass[] {
+  const base = opts.fuse ? pipelines[target] : unfusedPipeline(target);
+  return opts.recompute ? [...base, rematerializeActivations] : base;
+}

@@ -18,6 +18,8 @@ export type {
   TensorMap,
 } from './session.js';
 export { RuntimeError } from './errors.js';
+export { assignTemps, planTempBytes } from './memory.js';
+export type { TempAssignment, TempRequest } from './memory.js';
 export { targetLimitsOf } from './target.js';
 export type { RuntimeErrorKind } from './errors.js';
 export { storageBytes, paddedBytes, f16Bits, bf16Bits } from './convert.js';

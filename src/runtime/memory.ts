@@ -2,6 +2,8 @@
 // first writes it to the step that last reads it; two temps share a buffer only when their live
 // ranges do not overlap (a temp read at step s never shares with one written at step s).
 // Pure bookkeeping, no WebGPU: the session maps slots to GPUBuffers and keeps them across runs.
+import { evalSize, type Plan } from '../kernel/plan/plan.js';
+import { paddedBytes } from './convert.js';
 
 export interface TempRequest {
   readonly id: number;
@@ -20,12 +22,50 @@ export interface TempAssignment {
 }
 
 /**
- * Greedy best-fit in order of first use: before placing a temp, every temp whose last use is
- * before its first use returns its slot to the free list; the temp takes the smallest free slot
- * that holds it, else a new slot of exactly its size. `existing` are capacities of buffers kept
- * from an earlier run (with other dim values), reused before anything new is allocated.
+ * Temps placed in slots, the cheaper of two greedy orders (by the bytes of new slots; the first on
+ * a tie). In order of first use, best fit: a temp takes the smallest free slot that holds it, else
+ * a new slot of exactly its size; that fragments when sizes vary (a training step: [N, 4d]
+ * activations beside [N, d] ones and small statistics). Largest first (TFLite's greedy-by-size):
+ * each temp goes to the smallest slot, large enough, none of whose temps' live ranges overlap its
+ * own; small temps then fill the gaps of large slots. `existing` are capacities of buffers kept from
+ * an earlier run (with other dim values), reused before anything new is allocated.
  */
 export function assignTemps(reqs: readonly TempRequest[], existing: readonly number[] = []): TempAssignment {
+  const a = firstUseBestFit(reqs, existing);
+  const b = largestFirst(reqs, existing);
+  const added = (t: TempAssignment): number => t.slotBytes.slice(existing.length).reduce((x, y) => x + y, 0);
+  return added(b) < added(a) ? b : a;
+}
+
+const overlaps = (x: TempRequest, y: TempRequest): boolean => x.firstUse <= y.lastUse && y.firstUse <= x.lastUse;
+
+function largestFirst(reqs: readonly TempRequest[], existing: readonly number[]): TempAssignment {
+  const slotBytes = [...existing];
+  const held: TempRequest[][] = slotBytes.map(() => []);
+  const slotOf = new Map<number, number>();
+  const usedSlots = new Set<number>();
+  const order = [...reqs].sort((a, b) => b.bytes - a.bytes || a.firstUse - b.firstUse || a.id - b.id);
+  for (const r of order) {
+    let best: number | undefined;
+    for (let s = 0; s < slotBytes.length; s++) {
+      const cap = slotBytes[s] ?? 0;
+      if (cap < r.bytes || (held[s] ?? []).some((t) => overlaps(t, r))) continue;
+      if (best === undefined || cap < (slotBytes[best] ?? 0)) best = s;
+    }
+    if (best === undefined) {
+      best = slotBytes.length;
+      slotBytes.push(r.bytes);
+      held.push([]);
+    }
+    held[best]?.push(r);
+    slotOf.set(r.id, best);
+    usedSlots.add(best);
+  }
+  return { slotOf, slotBytes, usedSlots };
+}
+
+/** In order of first use; a temp whose last use is before another's first use returns its slot. */
+function firstUseBestFit(reqs: readonly TempRequest[], existing: readonly number[]): TempAssignment {
   const slotBytes = [...existing];
   const free = new Set<number>(slotBytes.keys());
   const slotOf = new Map<number, number>();
@@ -57,4 +97,23 @@ export function assignTemps(reqs: readonly TempRequest[], existing: readonly num
     live.push(r);
   }
   return { slotOf, slotBytes, usedSlots };
+}
+
+/**
+ * A plan's temporaries at these dims: the bytes of the slots `assignTemps` allocates (what a
+ * session holds) and the most bytes live at one step (the lower bound any placement needs).
+ */
+export function planTempBytes(plan: Plan, dims: ReadonlyMap<string, number>): { readonly slots: number; readonly maxLive: number } {
+  const reqs: TempRequest[] = plan.buffers
+    .filter((b) => b.kind === 'temp')
+    .map((b) => ({ id: b.id, bytes: paddedBytes(b.dtype, evalSize(b.elements, dims)), firstUse: b.firstUse, lastUse: b.lastUse }));
+  const delta = new Array<number>(plan.steps.length + 1).fill(0);
+  for (const r of reqs) {
+    delta[r.firstUse] = (delta[r.firstUse] ?? 0) + r.bytes;
+    delta[r.lastUse + 1] = (delta[r.lastUse + 1] ?? 0) - r.bytes;
+  }
+  let live = 0;
+  let maxLive = 0;
+  for (const d of delta) maxLive = Math.max(maxLive, (live += d));
+  return { slots: assignTemps(reqs).slotBytes.reduce((a, b) => a + b, 0), maxLive };
 }
