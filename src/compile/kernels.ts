@@ -10,7 +10,7 @@ import { lowerToKernels } from '../kernel/lower/lower.js';
 import { planFiles } from '../kernel/plan/manifest.js';
 import { type Plan, evalCondition } from '../kernel/plan/plan.js';
 import { type KernelResources, type TileCount, type TrafficReport, reportDims, trafficReport } from '../kernel/analysis/report.js';
-import { countTiles } from '../kernel/attention/count.js';
+import { countBackwardKvTiles, countTiles } from '../kernel/attention/count.js';
 import { costModelFor } from '../kernel/analysis/cost.js';
 import { type Schedule, type TargetLimits, chooseSchedule } from '../kernel/schedule/schedule.js';
 import type { Compilation } from './model.js';
@@ -133,9 +133,15 @@ function attentionTileCounter(g: Graph, program: KernelProgram, dims: ReadonlyMa
     const tiles = k.traffic.perTile?.tiles;
     const mask = n?.attrs['mask'];
     let c: ReturnType<TileCount>;
-    if (n !== undefined && tiles !== undefined && n.op === 'fused_attention' && !(mask?.kind === 'lambda' && hasRead(mask.body))) {
+    const countable = n !== undefined && tiles !== undefined && !(mask?.kind === 'lambda' && hasRead(mask.body));
+    if (countable && n.op === 'fused_attention') {
       const t = countTiles(g, n, dims, tiles);
       c = { visited: t.visited, total: t.tiles };
+    } else if (countable && n.op === 'fused_attention_grad') {
+      // dQ role: the forward's walk over (query tile, key tile); dK/dV role: its own over (key tile, query head, query tile).
+      const q = countTiles(g, n, dims, tiles);
+      const kv = countBackwardKvTiles(g, n, dims, { tileRows: tiles.rows, tileCols: tiles.cols, lanes: 1 });
+      c = { visited: q.visited, total: q.tiles, kv: { visited: kv.visited, total: kv.tiles } };
     }
     counted.set(k, c);
     return c;

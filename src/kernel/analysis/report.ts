@@ -8,7 +8,7 @@ import { concreteShape } from '../../graph/types.js';
 import { getOp } from '../../ops/catalog.js';
 import { dimEval } from '../../base/dim.js';
 import type { Kernel } from '../ir/ir.js';
-import { evalCondition, evalSize } from '../plan/plan.js';
+import { evalCondition, evalSize, type SizeExpr } from '../plan/plan.js';
 import { storageBytes } from '../ir/storage.js';
 import { sConst } from '../plan/to-size.js';
 import { type CostModel, modelKernelMs } from './cost.js';
@@ -29,6 +29,8 @@ export interface KernelTraffic extends TrafficFigures {
   readonly resources?: KernelResources;
   /** Fused attention: the key tiles its block sparsity visits at these dims, of all tiles (figures count only those). */
   readonly tiles?: { readonly visited: number; readonly total: number };
+  /** The attention backward: its bytes if it read every operand and wrote every result once (its own lower bound). */
+  readonly onceBytes?: number;
 }
 
 export interface KernelResources {
@@ -86,25 +88,42 @@ export interface ReportInput {
   readonly tileCount?: TileCount;
 }
 
-export type TileCount = (k: Kernel) => { readonly visited: number; readonly total: number } | undefined;
+/**
+ * Visited tiles of all: for the attention backward also `kv`, its dK/dV role's (key tile, query
+ * head, query tile) triples (the figures above are then its dQ role's).
+ */
+export type TileCount = (k: Kernel) => { readonly visited: number; readonly total: number; readonly kv?: { readonly visited: number; readonly total: number } } | undefined;
 
 /**
- * `k` with its per-tile traffic (K/V loads, scores, lambda reads) scaled to the tiles block
- * sparsity visits, as constant sizes at `dims`; `k` itself where nothing is counted.
+ * `k` with its per-tile traffic (K/V loads, scores, lambda reads; the backward's two roles each by
+ * its own count) scaled to the tiles block sparsity visits, as constant sizes at `dims`; `k`
+ * itself where nothing is counted.
  */
 function visitedOnly(k: Kernel, dims: ReadonlyMap<string, number>, count: TileCount | undefined): { kernel: Kernel; tiles?: { visited: number; total: number } } {
   const pt = k.traffic.perTile;
   const c = pt === undefined || count === undefined ? undefined : count(k);
   if (pt === undefined || c === undefined || c.total === 0) return { kernel: k };
   const skipped = 1 - c.visited / c.total;
-  const bytesRead = Math.round(evalSize(k.traffic.bytesRead, dims) - skipped * evalSize(pt.bytesRead, dims));
-  const flops = Math.round(evalSize(k.traffic.flops, dims) - skipped * evalSize(pt.flops, dims));
-  return { kernel: { ...k, traffic: { bytesRead: sConst(bytesRead), bytesWritten: k.traffic.bytesWritten, flops: sConst(flops) } }, tiles: { visited: c.visited, total: c.total } };
+  const kvPart = k.traffic.perKvTile;
+  const kvSkipped = kvPart === undefined || c.kv === undefined || c.kv.total === 0 ? 0 : 1 - c.kv.visited / c.kv.total;
+  const less = (total: SizeExpr, q: SizeExpr, kv: SizeExpr | undefined): number => Math.round(evalSize(total, dims) - skipped * evalSize(q, dims) - (kv === undefined ? 0 : kvSkipped * evalSize(kv, dims)));
+  const bytesRead = less(k.traffic.bytesRead, pt.bytesRead, kvPart?.bytesRead);
+  const flops = less(k.traffic.flops, pt.flops, kvPart?.flops);
+  const visited = c.visited + (c.kv?.visited ?? 0);
+  const total = c.total + (c.kv?.total ?? 0);
+  return { kernel: { ...k, traffic: { bytesRead: sConst(bytesRead), bytesWritten: k.traffic.bytesWritten, flops: sConst(flops) } }, tiles: { visited, total } };
 }
 
 /** The dims a report is evaluated at: `given` where it names a dim of `g`, else defaultDimValue. */
 export function reportDims(g: Graph, given: ReadonlyMap<string, number>): Map<string, number> {
   return new Map(g.dims.map((d) => [d, given.get(d) ?? defaultDimValue(d)]));
+}
+
+/** The attention backward's operands and results once: its reads less both roles' per-tile parts, plus its writes. */
+function onceBytesOf(k: Kernel, dims: ReadonlyMap<string, number>): { onceBytes?: number } {
+  const t = k.traffic;
+  if (t.perTile === undefined || t.perKvTile === undefined) return {};
+  return { onceBytes: evalSize(t.bytesRead, dims) - evalSize(t.perTile.bytesRead, dims) - evalSize(t.perKvTile.bytesRead, dims) + evalSize(t.bytesWritten, dims) };
 }
 
 function kernelFigures(ks: readonly Kernel[], dims: ReadonlyMap<string, number>, cost: CostModel, count?: TileCount): KernelTraffic[] {
@@ -118,6 +137,7 @@ function kernelFigures(ks: readonly Kernel[], dims: ReadonlyMap<string, number>,
       bytesWritten: evalSize(k.traffic.bytesWritten, dims),
       flops: evalSize(k.traffic.flops, dims),
       ...(tiles !== undefined ? { tiles } : {}),
+      ...onceBytesOf(orig, dims),
     };
   });
 }
@@ -235,6 +255,11 @@ export function printTrafficReport(r: TrafficReport, opts: { readonly noFuse?: b
     const pct = (k: KernelTraffic): string => `${k.name} ${k.tiles === undefined ? '' : `${((100 * k.tiles.visited) / k.tiles.total).toFixed(1)}%`}`;
     out.push(`attention kernels count only the key tiles their block sparsity visits at these dims: ${sparse.map(pct).join(', ')}`);
   }
+  const backward = r.kernels.filter((k) => k.onceBytes !== undefined && k.onceBytes > 0);
+  if (backward.length > 0) {
+    const times = (k: KernelTraffic): string => `${k.name} ${((k.bytesRead + k.bytesWritten) / (k.onceBytes ?? 1)).toFixed(2)}x`;
+    out.push(`attention backward: bytes moved / Q, K, V, O, dO, LSE read and dQ, dK, dV written once (K/V are read again per query tile, Q/dO/O per key tile): ${backward.map(times).join(', ')}`);
+  }
   out.push(`model ms: ${r.costModel} (src/kernel/analysis/cost.ts; measure with tfc bench model, whose fusion profile times the same groups)`);
   if (opts.noFuse !== true && r.fusion.length > 0) {
     out.push('fused kernels vs the unfused kernels they replaced (modelled ms; replaced / fused > 1: the fusion pays):');
@@ -258,7 +283,7 @@ export function trafficReportJson(r: TrafficReport): string {
         model: r.model,
         limits: r.limits,
         dims: r.dims,
-        kernels: r.kernels.map((k) => ({ name: k.name, op: k.op, ...figs(k), modelMs: round(k.modelMs), ...(k.resources !== undefined ? { resources: k.resources } : {}), ...(k.tiles !== undefined ? { tiles: k.tiles } : {}) })),
+        kernels: r.kernels.map((k) => ({ name: k.name, op: k.op, ...figs(k), modelMs: round(k.modelMs), ...(k.resources !== undefined ? { resources: k.resources } : {}), ...(k.tiles !== undefined ? { tiles: k.tiles } : {}), ...(k.onceBytes !== undefined ? { onceBytes: k.onceBytes } : {}) })),
         total: { ...figs(r.total), kernels: r.total.kernels, modelMs: round(r.total.modelMs) },
         unfused: { ...figs(r.unfused), kernels: r.unfused.kernels, modelMs: round(r.unfused.modelMs) },
         lowerBound: figs(r.lowerBound),

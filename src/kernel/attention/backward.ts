@@ -26,6 +26,7 @@ import { dimExpr } from '../lower/dims.js';
 import { storageBytes, storageType } from '../ir/storage.js';
 import type { TargetLimits } from '../schedule/schedule.js';
 import { dimToSize, sAdd, sCeilDiv, sConst, sMul } from '../plan/to-size.js';
+import type { SizeExpr } from '../plan/plan.js';
 import { type AttentionBackwardSchedule, type AttentionSchedule, attentionBackwardThreads } from './schedule.js';
 import { type AttentionKernelDraft, shapeOf } from './node.js';
 import { f32, fmin, forLoop, NEG_INF } from './exprs.js';
@@ -299,7 +300,7 @@ export function attentionBackwardKernel(inp: AttentionGradInput): AttentionKerne
   body.push({ kind: 'comment', text: 'dK/dV role: one workgroup per (key tile, KV head, batch); dQ role: one per (query tile, query head, batch)' });
   body.push({ kind: 'if', cond: lt(wx, nkt), then: [{ kind: 'if', cond: lt(wy, Hkv), then: roleKV, else: [] }], else: roleQ });
 
-  // ---- traffic (requested bytes, every tile counted: no sparsity credit) ----
+  // ---- traffic (requested bytes; the report credits block sparsity per role) ----
   //   dK/dV role: K, V once; per (key tile, query head, query tile): Q, dO, and o (for D) rows, LSE (+ dLSE)
   //   dQ role: Q, dO, o, LSE once; K, V per (query tile, query head)
   //   both: the lambdas' reads per score element; written: dQ, dK, dV once
@@ -311,19 +312,27 @@ export function attentionBackwardKernel(inp: AttentionGradInput): AttentionKerne
   const S_ = dimToSize(shape.S);
   const rowBytes = e * (dk + 2 * dv + 1 + (dlseN === undefined ? 0 : 1));
   const lambdaBytes = readBytesOf(g, n, mask) + readBytesOf(g, n, scoreL) + readBytesOf(g, n, dscoreL);
-  const reads = [
-    sMul(B_, Hkv_, S_, sConst(e * (dk + dv))),
-    sMul(B_, Hq_, sCeilDiv(S_, Bc), T_, sConst(rowBytes)),
-    sMul(B_, Hq_, T_, sConst(rowBytes)),
-    sMul(B_, Hq_, sCeilDiv(T_, Br), S_, sConst(e * (dk + dv))),
-  ];
-  if (lambdaBytes > 0) reads.push(sMul(sConst(2), B_, Hq_, T_, S_, sConst(lambdaBytes)));
-  const written = sAdd(sMul(B_, Hq_, T_, sConst(e * dk)), sMul(B_, Hkv_, S_, sConst(e * (dk + dv))));
   const applies = [scoreL, dscoreL, mask].reduce((a, l) => a + (l === undefined ? 0 : countApplies(l)), 0);
+  const perScore = (c: number): SizeExpr => sMul(B_, Hq_, T_, S_, sConst(c));
   // Per score element: the dK/dV role's s, dP, dV, dK (4 dk + 4 dv) and the dQ role's s, dP, dQ
-  // (4 dk + 2 dv), each role's exp, P and dS (12), and each role's lambdas.
-  const flops = sMul(B_, Hq_, T_, S_, sConst(8 * dk + 6 * dv + 12 + 2 * applies));
-  const traffic: Traffic = { bytesRead: sAdd(...reads), bytesWritten: written, flops };
+  // (4 dk + 2 dv), each role's exp, P and dS (6), and each role's lambdas.
+  const kvTile = {
+    bytesRead: sAdd(sMul(B_, Hq_, sCeilDiv(S_, Bc), T_, sConst(rowBytes)), ...(lambdaBytes > 0 ? [perScore(lambdaBytes)] : [])),
+    flops: perScore(4 * dk + 4 * dv + 6 + applies),
+  };
+  const qTile = {
+    bytesRead: sAdd(sMul(B_, Hq_, sCeilDiv(T_, Br), S_, sConst(e * (dk + dv))), ...(lambdaBytes > 0 ? [perScore(lambdaBytes)] : [])),
+    flops: perScore(4 * dk + 2 * dv + 6 + applies),
+  };
+  const once = [sMul(B_, Hkv_, S_, sConst(e * (dk + dv))), sMul(B_, Hq_, T_, sConst(rowBytes))];
+  const written = sAdd(sMul(B_, Hq_, T_, sConst(e * dk)), sMul(B_, Hkv_, S_, sConst(e * (dk + dv))));
+  const traffic: Traffic = {
+    bytesRead: sAdd(...once, kvTile.bytesRead, qTile.bytesRead),
+    bytesWritten: written,
+    flops: sAdd(kvTile.flops, qTile.flops),
+    perTile: { ...qTile, tiles: { rows: Br, heads: 1, cols: Bc } },
+    perKvTile: kvTile,
+  };
   const schedule: KernelSchedule = { kind: 'flash_attention', tileRows: Br, tileCols: Bc, lanes: L, useSubgroups: false, splits: 1, backward: true };
   return {
     op: 'fused_attention_grad',

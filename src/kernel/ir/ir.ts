@@ -217,6 +217,12 @@ export interface Traffic {
    * the tiles block sparsity lets the kernel visit at the report's dims (attention/count.ts).
    */
   readonly perTile?: { readonly bytesRead: SizeExpr; readonly flops: SizeExpr; readonly tiles: AttentionTiles };
+  /**
+   * The fused attention backward (attention/backward.ts), whose `perTile` is its dQ role (the
+   * forward's tile walk): the part its dK/dV role spends per (key tile, query head, query tile)
+   * triple, scaled by the triples that role's block sparsity visits (count.ts countBackwardKvTiles).
+   */
+  readonly perKvTile?: { readonly bytesRead: SizeExpr; readonly flops: SizeExpr };
 }
 
 /** A fused attention kernel's tile geometry, as its block-sparsity statements see it (attention/sparsity.ts). */

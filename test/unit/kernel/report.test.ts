@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { lowerModel } from '../../../src/compile/kernels.js';
 import { compileModel } from '../../../src/compile/model.js';
-import { type TrafficReport, trafficReportJson } from '../../../src/kernel/analysis/report.js';
+import { type TrafficReport, printTrafficReport, trafficReportJson } from '../../../src/kernel/analysis/report.js';
 import { lavapipeLimits } from '../../../src/kernel/schedule/schedule.js';
 
 /** The report `tfc compile --report --limits lavapipe` computes, through the compile driver. */
@@ -179,5 +179,59 @@ model m {
     expect(split.bytesRead - q).toBeLessThanOrEqual(1.3 * window);
     expect(split.bytesRead).toBeLessThan(cache / 10);
     expect(split.flops).toBeLessThanOrEqual(1.3 * 4 * 256 * 2 * 128);
+  });
+});
+
+describe('traffic report: the fused attention backward', () => {
+  // A one-head causal attention with a loss (`--grad`): forward fused before grad, so the backward
+  // is one fused_attention_grad whose two roles each visit only the tiles the mask keeps.
+  const text = `dims T
+input tokens: i32[2, T]
+weight emb: f32[8, 16] = "emb"
+weight wq: f32[16, 16] = "wq"
+weight wk: f32[16, 16] = "wk"
+weight wv: f32[16, 16] = "wv"
+weight wo: f32[16, 8] = "wo"
+output logits: f32[2, T, 8]
+model m {
+  x = emb[tokens]
+  s = (x @ wq) @ transpose(x @ wk) / 4.0
+  keep = grid[T, T](qi, ki) => ki <= qi
+  logits = (softmax(where(keep, s, -inf), axis=-1) @ (x @ wv)) @ wo
+}
+`;
+  const T = 200;
+  const stages = lowerModel(compileModel({ file: 'm.tfx', text }, { target: 'webgpu', grad: true }), { limits: lavapipeLimits });
+  const rep = stages.report({ dims: new Map([['T', T]]) });
+  const a = rep.kernels.find((k) => k.op === 'fused_attention_grad');
+  const kernel = stages.program.kernels.find((k) => k.op === 'fused_attention_grad');
+
+  it('credits both roles for the causal tiles they skip, and states its bytes against its operands once', () => {
+    if (a === undefined || kernel === undefined) throw new Error('no fused_attention_grad kernel');
+    const geo = kernel.traffic.perTile?.tiles;
+    if (geo === undefined || kernel.traffic.perKvTile === undefined) throw new Error('no per-role tile traffic');
+    // Brute force: (query tile, key tile) pairs with a kept (q, k), per batch; both roles walk the same pairs.
+    let visited = 0;
+    let total = 0;
+    for (let q0 = 0; q0 < T; q0 += geo.rows)
+      for (let k0 = 0; k0 < T; k0 += geo.cols) {
+        total++;
+        if (k0 <= Math.min(q0 + geo.rows, T) - 1) visited++;
+      }
+    expect(a.tiles).toEqual({ visited: 2 * 2 * visited, total: 2 * 2 * total }); // 2 batches, 2 roles
+    const frac = visited / total;
+    expect(frac).toBeLessThan(0.6);
+    // Per role, the per-tile reads scale by the visited fraction; Q, dO, O, LSE and K, V once.
+    const e = 4;
+    const qTiles = Math.ceil(T / geo.rows);
+    const kTiles = Math.ceil(T / geo.cols);
+    const once = 2 * T * e * (16 + 16) + 2 * T * e * (16 + 2 * 16 + 1);
+    const kvRole = 2 * kTiles * T * e * (16 + 2 * 16 + 1); // Q, dO, O rows and LSE per key tile
+    const qRole = 2 * qTiles * T * e * (16 + 16); // K, V per query tile
+    expect(a.bytesRead).toBe(Math.round(once + frac * kvRole + frac * qRole));
+    expect(a.bytesWritten).toBe(2 * T * e * 16 * 3); // dQ, dK, dV
+    expect(a.onceBytes).toBe(once + a.bytesWritten);
+    const line = printTrafficReport(rep).split('\n').find((l) => l.startsWith('attention backward:'));
+    expect(line).toContain(`${a.name} ${((a.bytesRead + a.bytesWritten) / (once + a.bytesWritten)).toFixed(2)}x`);
   });
 });
