@@ -1,16 +1,18 @@
 // CPU emulation of the CUDA built-ins our generated kernels use, so that the same .cu compiles
 // with `g++ -std=c++20 -pthread -include cuda_emu.h` and runs in CI without a GPU.
-// Blocks run one after another; a block's threads are real std::threads (a pool reused across
-// blocks), __syncthreads is a std::barrier over the block, warp shuffles exchange through a
-// per-warp slot array between two per-warp barriers (all 32 lanes must take part, as with the
-// 0xffffffff mask on a GPU). __shared__ is `static`: one copy, which is per-block storage because
-// blocks never overlap. __half is an IEEE binary16 with round-to-nearest-even conversions.
+// Blocks run one after another; a block's threads are fibers (ucontext) on ONE OS thread, switched
+// only where a GPU thread waits for others: __syncthreads (a barrier over the block) and the warp
+// collectives (shuffles exchange through a per-warp slot array between two per-warp barriers; all
+// 32 lanes must take part, as with the 0xffffffff mask on a GPU). The scheduler resumes the
+// fibers round-robin; a fiber at a barrier yields until the barrier's last arrival releases it.
+// (OS threads with std::barrier cost a futex wake-up storm per barrier: on 2 cores most of the
+// emulator's time went to the kernel.) __shared__ is `static`: one copy, which is per-block storage
+// because blocks never overlap. __half is an IEEE binary16 with round-to-nearest-even conversions.
 #ifndef TFC_CUDA_EMU_H
 #define TFC_CUDA_EMU_H
 #define TFC_CUDA_EMU 1
 
 #include <algorithm>
-#include <barrier>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -23,7 +25,7 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <thread>
+#include <ucontext.h>
 #include <vector>
 
 #define __global__
@@ -39,18 +41,61 @@ struct dim3 {
 };
 
 namespace tfc_emu {
+/**
+ * A barrier of `expected` fibers: each arrival but the last yields to the scheduler until the
+ * last one bumps the generation (the fibers then go on in the scheduler's order).
+ */
+struct Barrier {
+  explicit Barrier(unsigned expected) : expected(expected) {}
+  unsigned expected, arrived = 0;
+  unsigned long generation = 0;
+  void arrive_and_wait();
+};
 struct Warp {
-  explicit Warp(std::ptrdiff_t lanes) : lanes(static_cast<unsigned>(lanes)), bar(lanes) {}
+  explicit Warp(unsigned lanes) : lanes(lanes), bar(lanes) {}
   unsigned lanes;
-  std::barrier<> bar;
+  Barrier bar;
   alignas(8) unsigned char slot[32][8];
   std::uint32_t mma_a[32][4], mma_b[32][2];  // mma fragments of every lane (tfc_emu::mma_m16n8k16)
 };
 inline dim3 block_dim, grid_dim, block_idx;  // block_idx is written between blocks only
-inline thread_local dim3 thread_idx;
-inline thread_local unsigned linear_tid = 0;
-inline std::barrier<>* block_barrier = nullptr;
+// The running fiber's ids: set by the scheduler before it resumes a fiber.
+inline dim3 thread_idx;
+inline unsigned linear_tid = 0;
+inline Barrier* block_barrier = nullptr;
 inline std::vector<std::unique_ptr<Warp>> warps;
+
+struct Fiber {
+  ucontext_t ctx;
+  char* stack = nullptr;
+  bool finished = false;
+};
+inline ucontext_t scheduler_ctx;
+inline std::vector<Fiber> fibers;
+inline unsigned current = 0;
+inline unsigned long progress = 0;  // arrivals and finishes: a pass without any means a deadlock
+inline const std::function<void()>* running_kernel = nullptr;
+constexpr std::size_t fiber_stack_bytes = 256 * 1024;  // malloc'd: pages are touched only as used
+
+inline void yield_to_scheduler() { swapcontext(&fibers[current].ctx, &scheduler_ctx); }
+
+inline void Barrier::arrive_and_wait() {
+  progress++;
+  if (++arrived == expected) {
+    arrived = 0;
+    generation++;
+    return;
+  }
+  const unsigned long gen = generation;
+  while (generation == gen) yield_to_scheduler();
+}
+
+inline void fiber_main() {
+  (*running_kernel)();
+  fibers[current].finished = true;
+  progress++;
+  // returning resumes uc_link: the scheduler
+}
 
 template <typename T>
 T exchange(T v, unsigned src_lane) {
@@ -66,42 +111,54 @@ T exchange(T v, unsigned src_lane) {
   return r;
 }
 
-/** Runs `kernel` over the grid: blocks in x, y, z order, one pool of block-size threads. */
+/** Runs `kernel` over the grid: blocks in x, y, z order, each block's threads as fibers. */
 inline void launch(dim3 grid, dim3 block, const std::function<void()>& kernel) {
   const unsigned n = block.x * block.y * block.z;
   block_dim = block;
   grid_dim = grid;
-  std::barrier<> sync(n);
+  Barrier sync(n);
   block_barrier = &sync;
   warps.clear();
   for (unsigned w = 0; w * 32 < n; w++) warps.push_back(std::make_unique<Warp>(std::min(32u, n - w * 32)));
-  std::barrier<> start(n + 1), done(n + 1);
-  bool stop = false;
-  std::vector<std::thread> pool;
-  pool.reserve(n);
-  for (unsigned t = 0; t < n; t++) {
-    pool.emplace_back([&, t] {
-      linear_tid = t;
-      thread_idx = dim3{t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
-      for (;;) {
-        start.arrive_and_wait();
-        if (stop) return;
-        kernel();
-        done.arrive_and_wait();
-      }
-    });
-  }
+  running_kernel = &kernel;
+  fibers.assign(n, Fiber{});
+  for (auto& f : fibers) f.stack = static_cast<char*>(std::malloc(fiber_stack_bytes));
   for (unsigned z = 0; z < grid.z; z++)
     for (unsigned y = 0; y < grid.y; y++)
       for (unsigned x = 0; x < grid.x; x++) {
         block_idx = dim3{x, y, z};
-        start.arrive_and_wait();
-        done.arrive_and_wait();
+        for (auto& f : fibers) {
+          getcontext(&f.ctx);
+          f.ctx.uc_stack.ss_sp = f.stack;
+          f.ctx.uc_stack.ss_size = fiber_stack_bytes;
+          f.ctx.uc_link = &scheduler_ctx;
+          f.finished = false;
+          makecontext(&f.ctx, fiber_main, 0);
+        }
+        unsigned live = n;
+        unsigned idle_passes = 0;
+        while (live > 0) {
+          const unsigned long before = progress;
+          live = 0;
+          for (unsigned t = 0; t < n; t++) {
+            if (fibers[t].finished) continue;
+            current = t;
+            linear_tid = t;
+            thread_idx = dim3{t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
+            swapcontext(&scheduler_ctx, &fibers[t].ctx);
+            if (!fibers[t].finished) live++;
+          }
+          idle_passes = progress == before ? idle_passes + 1 : 0;
+          if (idle_passes > 1) {
+            std::fprintf(stderr, "tfc_emu: block (%u, %u, %u): %u threads wait at a barrier the others never reach\n", x, y, z, live);
+            std::abort();
+          }
+        }
       }
-  stop = true;
-  start.arrive_and_wait();
-  for (auto& th : pool) th.join();
+  for (auto& f : fibers) std::free(f.stack);
+  fibers.clear();
   block_barrier = nullptr;
+  running_kernel = nullptr;
   warps.clear();
 }
 }  // namespace tfc_emu
