@@ -7,6 +7,7 @@
 // the loss and the gradient norm. `copyTo` hands the trained weights to the forward model
 // (`createModel`'s), so a page generates with them without reloading.
 import { type AdamWOptions, defaultAdamW } from '../train/adamw.js';
+import { batchOffsets, windows } from '../train/data.js';
 import type { Plan } from '../kernel/plan/plan.js';
 import type { AcquiredDevice } from './device.js';
 import { RuntimeError } from './errors.js';
@@ -168,4 +169,18 @@ export async function createLoadedTrainer(device: GPUDevice | AcquiredDevice, pl
       session.dispose();
     },
   };
+}
+
+/**
+ * `steps` batches of `batch` windows of `seq` token ids from `ids`, each with its next-token
+ * targets, at the offsets `tfc train` draws (src/train/data.ts batchOffsets with `seed`, default 0):
+ * the same text and seed give the same batches in a page and in Node.
+ */
+export function textBatches(ids: ArrayLike<number>, o: { readonly steps: number; readonly batch: number; readonly seq: number; readonly seed?: number }): TrainBatch[] {
+  const all = Int32Array.from(ids);
+  if (all.length < o.seq + 2) throw new RuntimeError('input', `the text is ${all.length} tokens: windows of ${o.seq} need at least ${o.seq + 2}`, 'TFC303');
+  return batchOffsets(o.seed ?? 0, o.steps, o.batch, all.length, o.seq).map((offs) => {
+    const w = windows(all, offs, o.seq);
+    return { tokens: { dtype: 'i32', shape: [o.batch, o.seq], data: w.tokens }, targets: { dtype: 'i32', shape: [o.batch, o.seq], data: w.targets } };
+  });
 }

@@ -42,7 +42,7 @@ export type { PagedGenerateOptions, PagedGeometry, PagedModel, PagedRequest, Pag
 // GPU), the generated module's `createTrainer` runtime, and tfc train's windows and schedule.
 export { Trainer, planStateNames, webgpuTrainBackend } from './train.js';
 export type { TrainBackend, TrainerOptions, TrainStepResult } from './train.js';
-export { createLoadedTrainer } from './fine-tune.js';
+export { createLoadedTrainer, textBatches } from './fine-tune.js';
 export type { LoadedTrainer, TrainBatch, TrainerCreateOptions, TrainerWeights, TrainSpec, TrainStepInfo } from './fine-tune.js';
 export { adamNames, defaultAdamW } from '../train/adamw.js';
 export type { AdamWOptions } from '../train/adamw.js';
