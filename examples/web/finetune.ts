@@ -35,6 +35,8 @@ export interface FineTuneResult {
   readonly steps: readonly TrainStepInfo[];
   /** Optimizer steps of this trainer so far (earlier runs on the same folder included). */
   readonly total: number;
+  /** The trained weights, read back when asked (the e2e test's `logits=1` report). */
+  readonly weights?: ReadonlyMap<string, HostTensor>;
 }
 
 const textArea = (): HTMLTextAreaElement => $<HTMLTextAreaElement>('ft-text');
@@ -63,7 +65,7 @@ export class FineTuner<M> {
   }
 
   /** Trains `steps` steps on the textarea's text at peak learning rate `lr`, then hands the weights to `t.model`. */
-  async run(t: FineTuneTarget<M>, steps: number, lr: number): Promise<FineTuneResult> {
+  async run(t: FineTuneTarget<M>, steps: number, lr: number, readBack = false): Promise<FineTuneResult> {
     if (!(Number.isInteger(steps) && steps >= 1)) throw new Error(`steps must be a whole number >= 1 (got ${field('ft-steps').value})`);
     if (!(lr > 0 && Number.isFinite(lr))) throw new Error(`the learning rate must be a positive number (got ${field('ft-lr').value})`);
     const ids = t.tokenizer.encode(textArea().value);
@@ -90,6 +92,6 @@ export class FineTuner<M> {
     const first = done[0]?.loss ?? NaN;
     const last = done[done.length - 1]?.loss ?? NaN;
     ftStatus(`fine-tuned ${steps} steps on ${ids.length} tokens: loss ${first.toFixed(4)} -> ${last.toFixed(4)}; Generate now uses the fine-tuned weights`);
-    return { ids: ids.length, steps: done, total: trainer.steps };
+    return { ids: ids.length, steps: done, total: trainer.steps, ...(readBack ? { weights: await trainer.weights() } : {}) };
   }
 }

@@ -184,10 +184,10 @@ function runFineTune(): Promise<void> {
   ftButton.disabled = true;
   setState('training');
   return tuner
-    .run(l, Number(field('ft-steps').value), Number(field('ft-lr').value))
+    .run(l, Number(field('ft-steps').value), Number(field('ft-lr').value), wantLogits)
     .then(async (r) => {
       setState('trained');
-      await send({ ok: true, kind: 'finetune', trainText: $<HTMLTextAreaElement>('ft-text').value, tokens: r.ids, batch: batchSize, seq: windowLength, seed: ftSeed, total: r.total, losses: r.steps.map((s) => s.loss), lrs: r.steps.map((s) => s.lr), gradNorms: r.steps.map((s) => s.gradNorm) });
+      await send({ ok: true, kind: 'finetune', trainText: $<HTMLTextAreaElement>('ft-text').value, tokens: r.ids, batch: batchSize, seq: windowLength, seed: ftSeed, total: r.total, losses: r.steps.map((s) => s.loss), lrs: r.steps.map((s) => s.lr), gradNorms: r.steps.map((s) => s.gradNorm), weights: Object.fromEntries([...(r.weights ?? [])].map(([n, t]) => [n, Array.from(t.data)])) });
     })
     .catch(async (e: unknown) => {
       ftStatus(`fine-tuning failed: ${errorText(e)}`);

@@ -63,9 +63,9 @@ export const lrOf = (s: Schedule, step: number): number => learningRate(step, s.
 /**
  * The same steps through `tfc train`'s path: the step graph with B and T bound to the batches'
  * shape, compiled for the adapter's limits, the Trainer with the WebGPU backend, step i at
- * learning rate lrs[i]. Returns each step's loss and the weights after the last step.
+ * learning rate lrs[i]. Returns each step's loss and gradient norm and the weights after the last step.
  */
-export async function referenceRun(dev: AcquiredDevice, batches: readonly TrainBatch[], lrs: readonly number[]): Promise<{ losses: number[]; weights: Map<string, HostTensor> }> {
+export async function referenceRun(dev: AcquiredDevice, batches: readonly TrainBatch[], lrs: readonly number[]): Promise<{ losses: number[]; gradNorms: number[]; weights: Map<string, HostTensor> }> {
   const first = batches[0]?.tokens as HostTensor;
   const [B, T] = first.shape as [number, number];
   const rep = new Reporter((t) => process.stderr.write(t));
@@ -76,6 +76,7 @@ export async function referenceRun(dev: AcquiredDevice, batches: readonly TrainB
   const init = parseSafetensors(readFileSync(charlmWeights));
   const trainer = new Trainer(webgpuTrainBackend(dev.device, session), init);
   const losses: number[] = [];
+  const gradNorms: number[] = [];
   for (const [i, b] of batches.entries()) {
     const r = await trainer.step(
       new Map([
@@ -85,11 +86,12 @@ export async function referenceRun(dev: AcquiredDevice, batches: readonly TrainB
       lrs[i] ?? NaN,
     );
     losses.push(r.loss);
+    gradNorms.push(r.gradNorm);
   }
   const weights = await trainer.weights();
   trainer.dispose();
   session.dispose();
-  return { losses, weights };
+  return { losses, gradNorms, weights };
 }
 
 /** max |a - b| / max |b| over the tensors of `b`. */

@@ -1,11 +1,12 @@
 // examples/web's "fine-tune on this text" in headless Chromium (SwiftShader's WebGPU): charlm
 // compiled as `tfc compile --train` does (test/helpers/train-module.ts), the page opened with
 // autorun + finetune: it loads the served charlm folder, generates greedily, fine-tunes 5 steps on
-// its text box (the generated createTrainer), then generates again. Each step's loss must equal the
-// same steps run in Node through `tfc train`'s path on lavapipe (1e-4 relative: SwiftShader and
-// lavapipe round f32 differently), the greedy text must change, and the second generation's prompt
-// logits must be the Node forward pass with the Node-trained weights (1e-3: SwiftShader's RoPE
-// tables, see charlm.test.ts). A module compiled without --train shows why fine-tuning is off.
+// its text box (the generated createTrainer), then generates again. The losses must equal the same
+// steps run in Node through `tfc train`'s path on lavapipe (step 1 loss and gradient norm 1e-4
+// relative, later steps 1e-3: see below), the greedy text must change, the page's trained weights
+// (read back) must be near Node's, and the second generation's prompt logits must be a Node
+// forward pass with the page's weights (1e-3: SwiftShader's RoPE tables, see charlm.test.ts). A
+// module compiled without --train shows why fine-tuning is off.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
@@ -16,7 +17,7 @@ import { writeSafetensors } from '../../../src/io/safetensors.js';
 import { acquireDevice } from '../../../src/runtime/device.js';
 import { textBatches } from '../../../src/runtime/fine-tune.js';
 import type { AcquiredDevice, LoadedModel, RunOutput } from '../../../src/runtime/index.js';
-import { charIds, charlmTrainModule, referenceRun, repo } from '../../helpers/train-module.js';
+import { charIds, charlmTrainModule, referenceRun, repo, weightsRelErr } from '../../helpers/train-module.js';
 import { chromiumPath, launch, serve } from './playwright.js';
 import { existsSync } from 'node:fs';
 
@@ -35,6 +36,8 @@ interface Report {
   total?: number;
   losses?: number[];
   lrs?: number[];
+  gradNorms?: number[];
+  weights?: Record<string, number[]>;
 }
 
 interface NodeModule {
@@ -92,15 +95,31 @@ describe.skipIf(noChromium !== undefined)(`examples/web fine-tuning in headless 
     const dev = await acquireDevice();
     const ref = await referenceRun(dev, batches, tuned.lrs ?? []);
     console.log(`fine-tune in Chromium: losses ${tuned.losses?.map((l) => l.toFixed(6)).join(' ')}; Node ${ref.losses.map((l) => l.toFixed(6)).join(' ')}`);
+    console.log(`gradient norms: Chromium ${tuned.gradNorms?.map((l) => l.toFixed(6)).join(' ')}; Node ${ref.gradNorms.map((l) => l.toFixed(6)).join(' ')}`);
     expect(tuned.losses?.length).toBe(5);
-    tuned.losses?.forEach((l, i) => expect(Math.abs(l - (ref.losses[i] ?? NaN)) / Math.abs(ref.losses[i] ?? NaN), `step ${i + 1}`).toBeLessThan(1e-4));
+    const rel = (a: number | undefined, b: number | undefined): number => Math.abs((a ?? NaN) - (b ?? NaN)) / Math.abs(b ?? NaN);
+    // Step 1 runs both devices on the same weights: its loss and gradient norm within 1e-4
+    // (measured 6e-6 and 4e-5). From step 2 each device runs on the weights its own update made;
+    // SwiftShader's gradient is already 4e-5 off lavapipe's (its sin/cos, 2^-11, feed the RoPE
+    // tables: charlm.test.ts) and AdamW's first steps (m / sqrt(v), about lr * sign(g) per element)
+    // pass such differences on at full size where an element's gradient is small: measured 1-2.6e-4
+    // on steps 2-5, so those get 1e-3. Wrong windows, order or learning rates move them by > 1e-2.
+    expect(rel(tuned.losses?.[0], ref.losses[0]), 'step 1 loss').toBeLessThan(1e-4);
+    expect(rel(tuned.gradNorms?.[0], ref.gradNorms[0]), 'step 1 gradient norm').toBeLessThan(1e-4);
+    tuned.losses?.forEach((l, i) => expect(rel(l, ref.losses[i]), `step ${i + 1} loss`).toBeLessThan(1e-3));
 
     // Generation afterwards runs with the trained weights: other text, and the prompt's logits are
     // those of a Node model loaded with the weights Node trained.
     console.log(`greedy before: ${JSON.stringify(before.text)}; after: ${JSON.stringify(after.text)}`);
     expect(after.text).not.toBe(before.text);
     const gen = (await import(/* @vite-ignore */ join(dir, 'node/model.ts'))) as NodeModule;
-    const file = writeSafetensors(new Map([...ref.weights].map(([n, t]) => [n, { dtype: 'f32' as const, shape: [...t.shape], data: Float64Array.from(t.data) }])), 'f32');
+    // The page's own trained weights (logits=1 reads them back): near Node's (the trajectories
+    // differ as above), and a Node model loaded with them gives the page's prompt logits (1e-3:
+    // SwiftShader's RoPE tables, as charlm.test.ts).
+    const pageWeights = new Map(Object.entries(tuned.weights ?? {}).map(([n, data]) => [n, { shape: ref.weights.get(n)?.shape ?? [], data }]));
+    expect([...pageWeights.keys()].sort()).toEqual([...ref.weights.keys()].sort());
+    const wErr = weightsRelErr(pageWeights, ref.weights);
+    const file = writeSafetensors(new Map([...pageWeights].map(([n, t]) => [n, { dtype: 'f32' as const, shape: [...t.shape], data: Float64Array.from(t.data) }])), 'f32');
     const model = await gen.createModel(dev, file, { warmUp: false });
     const want = Array.from((await model.forward({ tokens: charIds(prompt) }))['logits']?.data ?? []);
     const got = after.prefillLogits ?? [];
@@ -108,7 +127,8 @@ describe.skipIf(noChromium !== undefined)(`examples/web fine-tuning in headless 
     const scale = Math.max(...want.map(Math.abs));
     const err = Math.max(...want.map((v, i) => Math.abs((got[i] ?? NaN) - v))) / scale;
     const moved = Math.max(...(before.prefillLogits ?? []).map((v, i) => Math.abs(v - (want[i] ?? NaN)))) / scale;
-    console.log(`prompt logits after fine-tuning vs Node: rel error ${err.toExponential(2)} (they moved by ${moved.toExponential(2)} of max |logit|)`);
+    console.log(`page-trained weights vs Node-trained: max rel ${wErr.toExponential(2)}; prompt logits after fine-tuning vs Node with the page's weights: rel error ${err.toExponential(2)} (they moved by ${moved.toExponential(2)} of max |logit|)`);
+    expect(wErr).toBeLessThan(1e-2);
     expect(err).toBeLessThan(1e-3);
     expect(moved).toBeGreaterThan(1e-2);
     model.dispose();
