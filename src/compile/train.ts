@@ -2,15 +2,16 @@
 // backward, AdamW) as a second plan beside the forward one, for the generated module's
 // `createTrainer`. B and T stay symbolic (one plan for any batch of windows up to the context);
 // a KV cache is empty (P = 0) and drops out; AdamW's hyperparameters are inputs
-// (`hyperInputs`), so the module takes them as options. The step goes through the same pipeline
-// as the forward model (fused, or `--no-fuse`), with attention fused before grad when it fuses.
+// (`hyperInputs`), so the module takes them as options. The step goes through tfc train's
+// trainingPipeline (fused, or `--no-fuse`; with rematerialize), with attention fused before grad
+// when it fuses.
 import { DiagnosticSink, UserErrorsReported } from '../diag/diagnostic.js';
 import type { Graph } from '../graph/ir.js';
 import type { Plan } from '../kernel/plan/plan.js';
 import type { Schedule, TargetLimits } from '../kernel/schedule/schedule.js';
 import { runPipeline } from '../passes/driver.js';
 import { createPassContext } from '../passes/pass.js';
-import { pipelines, unfusedPipeline } from '../passes/pipeline.js';
+import { trainingPipeline } from '../passes/pipeline.js';
 import { buildTrainingGraphs, trainingForwardOf } from '../train/graphs.js';
 import { type Compilation, compileModel } from './model.js';
 import { compilePlan } from './plan.js';
@@ -47,7 +48,8 @@ export function trainStepGraphOf(c: Compilation): Graph {
     for (const d of sink.items) c.options.diagnostics?.report(d);
     throw new UserErrorsReported();
   }
-  const passes = noFuse ? unfusedPipeline('webgpu') : pipelines.webgpu;
+  // tfc train's step passes: cheap activations recomputed before the backward (rematerialize).
+  const passes = trainingPipeline('webgpu', { fuse: !noFuse, recompute: true });
   return runPipeline(graphs.stepGraph, passes, createPassContext({ target: 'webgpu', ...(c.options.verify !== undefined ? { verify: c.options.verify } : {}) }));
 }
 

@@ -14,7 +14,7 @@ import { emitHostModule } from '../../codegen/host/emit.js';
 import { webgpuDefaultLimits } from '../../src/kernel/schedule/schedule.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
-import { pipelines } from '../../src/passes/pipeline.js';
+import { trainingPipeline } from '../../src/passes/pipeline.js';
 import type { AcquiredDevice } from '../../src/runtime/device.js';
 import { createSession, type HostTensor } from '../../src/runtime/session.js';
 import { targetLimitsOf } from '../../src/runtime/target.js';
@@ -71,7 +71,7 @@ export async function referenceRun(dev: AcquiredDevice, batches: readonly TrainB
   const rep = new Reporter((t) => process.stderr.write(t));
   const fwd = trainingForward(rep, join(repo, charlmFile), B, T, new Map());
   const { stepGraph } = trainingGraphs(rep, fwd, { fuseAttention: true });
-  const plan = compilePlan(runPipeline(stepGraph, pipelines.webgpu, createPassContext({ target: 'webgpu' })), { target: targetLimitsOf(dev) });
+  const plan = compilePlan(runPipeline(stepGraph, trainingPipeline('webgpu', { fuse: true, recompute: true }), createPassContext({ target: 'webgpu' })), { target: targetLimitsOf(dev) });
   const session = await createSession(dev, plan);
   const init = parseSafetensors(readFileSync(charlmWeights));
   const trainer = new Trainer(webgpuTrainBackend(dev.device, session), init);
