@@ -72,7 +72,8 @@ describe('generated createTrainer (charlm) on WebGPU', () => {
 
     // The loss on the first batch, before and after training (lr 0: the weights stay, only the moments move).
     const after = await trainer.step(batches[0] as TrainBatch, { lr: 0 });
-    expect(after.loss).toBeLessThan((losses[0] ?? 0) - 0.05);
+    console.log(`loss on the first batch: ${losses[0]?.toFixed(4)} before training, ${after.loss.toFixed(4)} after ${schedule.steps} steps`);
+    expect(after.loss).toBeLessThan((losses[0] ?? 0) / 2);
 
     // copyTo: the forward model generates with the trained weights from its next run.
     const model = await gen.createModel(dev, charlmWeights, { warmUp: false });
