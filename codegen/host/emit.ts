@@ -17,6 +17,12 @@ export interface HostOptions {
   readonly sourceName?: string;
   /** Config constants with checkpoint keys (`from "key"`) and their compiled values: checked at load. */
   readonly config?: Readonly<Record<string, { readonly value: number; readonly keys: readonly string[] }>>;
+  /**
+   * The training-step plan (`tfc compile --train`, src/compile/train.ts): the module then exports
+   * `trainPlan`, `trainSpec` and `createTrainer`. Its kernels whose WGSL equals a forward kernel's
+   * share that kernel's constant.
+   */
+  readonly trainPlan?: Plan;
 }
 
 // The language-model roles (tokens, logits, KV-cache pairs) live in model-shape.ts, which the CLI
@@ -54,9 +60,8 @@ function templateLiteral(text: string): string {
   return '`' + text.replace(/\\/g, '\\\\').replace(/`/g, '\\`').replace(/\$\{/g, '\\${') + '`';
 }
 
-/** The plan as a TS expression: JSON, with each kernel's WGSL replaced by its constant's name. */
-function planExpression(plan: Plan): string {
-  const names = new Map(plan.kernels.map((k) => [k.name, wgslConst(k)]));
+/** The plan as a TS expression: JSON, with each kernel's WGSL replaced by its constant's name (`names`: kernel name -> constant). */
+function planExpression(plan: Plan, names: ReadonlyMap<string, string> = new Map(plan.kernels.map((k) => [k.name, wgslConst(k)]))): string {
   const marker = (name: string): string => `@@wgsl:${name}@@`;
   const kernels = plan.kernels.map((k) => ({ ...k, source: { ...k.source, wgsl: marker(k.name) } }));
   const json = JSON.stringify({ ...plan, kernels });
@@ -81,6 +86,13 @@ function addDocs(sf: SourceFile, plan: Plan, graph: Graph, opts: HostOptions): v
     '//   const model = await createModel(device, weights, { onProgress });',
     '//   const outputs = await model.forward(inputs); // ForwardInputs -> ForwardOutputs, below',
     ...(describeModel(plan).tokens !== undefined && describeModel(plan).logits !== undefined ? ['//   const { tokens } = await model.generate(promptIds, { maxNewTokens: 20 });'] : []),
+    ...(opts.trainPlan !== undefined
+      ? [
+          '//   const trainer = await createTrainer(device, weights, { lr: 1e-3 }); // compiled with --train',
+          '//   const { loss } = await trainer.step({ tokens, targets }); // [B, T] windows and next tokens',
+          '//   await trainer.copyTo(model); // generate with the trained weights',
+        ]
+      : []),
     '/// <reference types="@webgpu/types" />',
   ]);
 }
@@ -93,7 +105,7 @@ export async function emitHostModule(plan: Plan, graph: Graph, opts: HostOptions
   const runtime = opts.runtimeImport ?? 'tfc/runtime';
   const isDecoder = lm.tokens !== undefined && lm.logits !== undefined;
 
-  sf.addImportDeclaration({ moduleSpecifier: runtime, namedImports: ['createLoadedModel'] });
+  sf.addImportDeclaration({ moduleSpecifier: runtime, namedImports: ['createLoadedModel', ...(opts.trainPlan !== undefined ? ['createLoadedTrainer'] : [])] });
 
   // Constants about the model.
   const spec = {
@@ -228,6 +240,8 @@ export async function emitHostModule(plan: Plan, graph: Graph, opts: HostOptions
     ],
   });
 
+  if (opts.trainPlan !== undefined) addTrainer(sf, plan, opts.trainPlan, { spec, lm });
+
   // The runtime's types, only those the module names (an app compiled with noUnusedLocals must not
   // fail on a model without a cache or without other inputs).
   const used = new Set(sf.getDescendantsOfKind(SyntaxKind.TypeReference).map((t) => t.getTypeName().getText()));
@@ -236,5 +250,120 @@ export async function emitHostModule(plan: Plan, graph: Graph, opts: HostOptions
   return formatTs(sf.getFullText());
 }
 
-/** Types of `tfc/runtime` the module may name (sorted: the import lists them in this order). */
-const runtimeTypes = ['AcquiredDevice', 'Checkpoint', 'CreateModelOptions', 'DeviceTensor', 'GenerateOptions', 'GenerateResult', 'HostTensor', 'LoadedModel', 'ModelSpec', 'Plan', 'RunOutput', 'WeightSource'];
+/** Types of `tfc/runtime` the module may name (sorted by code point: the import lists them in this order). */
+const runtimeTypes = [
+  'AcquiredDevice',
+  'Checkpoint',
+  'CreateModelOptions',
+  'DeviceTensor',
+  'GenerateOptions',
+  'GenerateResult',
+  'HostTensor',
+  'LoadedModel',
+  'LoadedTrainer',
+  'ModelSpec',
+  'Plan',
+  'RunOutput',
+  'TrainBatch',
+  'TrainSpec',
+  'TrainStepInfo',
+  'TrainerCreateOptions',
+  'TrainerWeights',
+  'WeightSource',
+];
+
+/**
+ * `tfc compile --train`: the training-step plan (its kernels as constants, sharing a forward
+ * kernel's constant where the WGSL is the same), `trainSpec` and `createTrainer`, whose trainer
+ * keeps weights and AdamW moments on the GPU and hands its weights to a forward `Model`.
+ */
+function addTrainer(sf: SourceFile, forward: Plan, train: Plan, m: { spec: { name: string; vocab?: number; context?: number; config?: unknown }; lm: ReturnType<typeof describeModel> }): void {
+  const byText = new Map(forward.kernels.map((k) => [k.source.wgsl, wgslConst(k)]));
+  const names = new Map<string, string>();
+  for (const k of train.kernels) {
+    const shared = byText.get(k.source.wgsl);
+    if (shared !== undefined) {
+      names.set(k.name, shared);
+      continue;
+    }
+    const name = `wgsl_train_${k.name.replace(/[^A-Za-z0-9_]/g, '_')}`;
+    names.set(k.name, name);
+    byText.set(k.source.wgsl, name);
+    sf.addVariableStatement({
+      declarationKind: VariableDeclarationKind.Const,
+      docs: [`Training-step kernel ${k.name} (${k.locs.map(commentText).join(', ') || 'no source location'}).`],
+      declarations: [{ name, initializer: templateLiteral(k.source.wgsl) }],
+    });
+  }
+  sf.addVariableStatement({
+    isExported: true,
+    declarationKind: VariableDeclarationKind.Const,
+    docs: ['The training step (`tfc compile --train`): forward, cross-entropy, backward and AdamW in one plan; B and T symbolic.'],
+    declarations: [{ name: 'trainPlan', type: 'Plan', initializer: planExpression(train, names) }],
+  });
+  const lm = describeModel(train);
+  const trainSpec = {
+    name: m.spec.name,
+    tokens: lm.tokens ?? 'tokens',
+    targets: 'targets',
+    ...(m.spec.vocab !== undefined ? { vocab: m.spec.vocab } : {}),
+    ...(m.spec.context !== undefined ? { context: m.spec.context } : {}),
+    ...(m.spec.config !== undefined ? { config: m.spec.config } : {}),
+  };
+  sf.addVariableStatement({
+    isExported: true,
+    declarationKind: VariableDeclarationKind.Const,
+    docs: ["What the runtime needs to know about the training step: its token and next-token target inputs."],
+    declarations: [{ name: 'trainSpec', type: 'TrainSpec', initializer: JSON.stringify(trainSpec) }],
+  });
+  sf.addInterface({
+    name: 'Trainer',
+    isExported: true,
+    docs: ['Fine-tuning on the GPU: weights and AdamW moments stay there between steps.'],
+    properties: [
+      { name: 'runtime', isReadonly: true, type: 'LoadedTrainer', docs: ['The untyped runtime object (session).'] },
+      { name: 'steps', isReadonly: true, type: 'number', docs: ['Optimizer steps taken so far.'] },
+    ],
+    methods: [
+      {
+        name: 'step',
+        returnType: 'Promise<TrainStepInfo>',
+        docs: ['One AdamW step on a batch of windows ([B, T] token ids and their next tokens; a flat list is one window): returns the loss before the update.'],
+        parameters: [
+          { name: 'batch', type: 'TrainBatch' },
+          { name: 'options', type: '{ readonly lr?: number }', hasQuestionToken: true },
+        ],
+      },
+      { name: 'weights', returnType: 'Promise<Map<string, HostTensor>>', docs: ['The trained weights, read back (f32, safetensors names).'], parameters: [] },
+      { name: 'copyTo', returnType: 'Promise<void>', docs: ["Uploads the trained weights into `model` (createModel's): it generates with them from its next run."], parameters: [{ name: 'model', type: 'Model' }] },
+      { name: 'dispose', returnType: 'void', docs: ["Frees the trainer's GPU buffers (weights, moments)."], parameters: [] },
+    ],
+  });
+  sf.addFunction({
+    name: 'createTrainer',
+    isExported: true,
+    isAsync: true,
+    docs: [
+      'Compiles the training step on `device` and uploads the starting weights (the sources createModel takes, or\na Map from `trainer.weights()`). Options: `lr` (a number or a function of the step; default 1e-3), `adam`\n(beta1 0.9, beta2 0.999, eps 1e-8, weightDecay 0.01, clipNorm 1), `onProgress`.',
+    ],
+    parameters: [
+      { name: 'device', type: 'GPUDevice | AcquiredDevice' },
+      { name: 'weights', type: 'TrainerWeights' },
+      { name: 'options', type: 'TrainerCreateOptions', initializer: '{}' },
+    ],
+    returnType: 'Promise<Trainer>',
+    statements: [
+      'const runtime = await createLoadedTrainer(device, trainPlan, trainSpec, weights, options);',
+      `return {
+        runtime,
+        get steps() {
+          return runtime.steps;
+        },
+        step: (batch, opts) => runtime.step(batch, opts),
+        weights: () => runtime.weights(),
+        copyTo: (model) => runtime.copyTo(model.runtime),
+        dispose: () => runtime.dispose(),
+      };`,
+    ],
+  });
+}

@@ -5,16 +5,25 @@
 // generates text, streamed token by token with tokens/s. Errors (no WebGPU, a folder without
 // weights or tokenizer, a missing shard, a config.json the module was not compiled for) are shown
 // in the page.
-// URL parameters: prompt, max, temperature, topk, seed fill the form; `checkpoint=URL` loads that
-// folder at once; `autorun=1` generates once it is loaded; `report=/path` POSTs what each
-// generation (or error) produced there as JSON (`logits=1` adds every step's logits): the e2e
-// tests (test/e2e/browser/web-page.test.ts, charlm.test.ts) read it.
+// A module compiled with --train also gets the fine-tune section (finetune.ts).
+// URL parameters: prompt, max, temperature, topk, seed, ft-steps, ft-lr fill the forms; `checkpoint=URL`
+// loads that folder at once; `autorun=1` generates once it is loaded, and with `finetune=1` then
+// fine-tunes and generates again; `report=/path` POSTs what each generation, fine-tuning (or error)
+// produced there as JSON (`logits=1` adds every step's logits): the e2e tests
+// (test/e2e/browser/web-page.test.ts, charlm.test.ts, finetune.test.ts) read it.
 import { acquireDevice, filesReader, openCheckpoint, urlReader, type AcquiredDevice, type CheckpointReader, type GenerateResult, type TextTokenizer } from 'tfc/runtime';
-import { context, createModel, spec, type Model } from '../../out/web/model.js';
+// A namespace import: a module compiled without --train has no createTrainer (a named import of it
+// would fail to link).
+import * as compiled from '../../out/web/model.js';
+import { batchSize, type CreateTrainer, FineTuner, ftStatus, seed as ftSeed, windowLength } from './finetune.js';
 import { $, errorText, field, resetProgress, setState, showError, showProgress, startOutput, status } from './ui.js';
 
+type Model = compiled.Model;
+const { context, createModel, spec } = compiled;
+const createTrainer = (compiled as unknown as { createTrainer?: CreateTrainer<Model> }).createTrainer;
+
 const params = new URLSearchParams(location.search);
-for (const id of ['prompt', 'max', 'temperature', 'topk', 'seed']) {
+for (const id of ['prompt', 'max', 'temperature', 'topk', 'seed', 'ft-steps', 'ft-lr']) {
   const v = params.get(id);
   if (v !== null) field(id).value = v;
 }
@@ -33,10 +42,13 @@ interface Loaded {
   model: Model;
   tokenizer: TextTokenizer;
   where: string;
+  read: CheckpointReader;
 }
 let device: AcquiredDevice | undefined;
 let loaded: Loaded | undefined;
+let tuner: FineTuner<Model> | undefined;
 const button = $<HTMLButtonElement>('generate');
+const ftButton = $<HTMLButtonElement>('ft-run');
 const sources = [field('folder'), $<HTMLButtonElement>('served')];
 
 /** Opens the folder, builds the model on the GPU with progress; errors end up in the page. */
@@ -44,7 +56,9 @@ async function load(read: CheckpointReader): Promise<boolean> {
   if (device === undefined) return false;
   loaded?.model.dispose();
   loaded = undefined;
+  tuner?.reset();
   button.disabled = true;
+  ftButton.disabled = true;
   for (const s of sources) s.disabled = true;
   showError('');
   resetProgress();
@@ -68,13 +82,15 @@ async function load(read: CheckpointReader): Promise<boolean> {
     }
     try {
       const model = await createModel(device, checkpoint, { onProgress: showProgress });
-      loaded = { model, tokenizer, where: read.where };
+      loaded = { model, tokenizer, where: read.where, read };
     } catch (e) {
       showError(`Loading ${read.where} into model ${spec.name} failed`, e);
       await send({ ok: false, stage: 'load', error: errorText(e) });
       return false;
     }
     button.disabled = false;
+    ftButton.disabled = tuner === undefined;
+    if (tuner !== undefined) ftStatus(`ready to fine-tune ${read.where}`);
     setState('ready');
     status(`ready: ${read.where} (${tokenizer.kind}) on ${adapterName(device)}`);
     return true;
@@ -160,17 +176,45 @@ function runGenerate(): Promise<void> {
     .finally(() => (button.disabled = false));
 }
 
+/** Fine-tunes the loaded model on the text box (finetune.ts) and reports each step (report=). */
+function runFineTune(): Promise<void> {
+  const l = loaded;
+  if (l === undefined || tuner === undefined) return Promise.resolve();
+  button.disabled = true;
+  ftButton.disabled = true;
+  setState('training');
+  return tuner
+    .run(l, Number(field('ft-steps').value), Number(field('ft-lr').value), wantLogits)
+    .then(async (r) => {
+      setState('trained');
+      await send({ ok: true, kind: 'finetune', trainText: $<HTMLTextAreaElement>('ft-text').value, tokens: r.ids, batch: batchSize, seq: windowLength, seed: ftSeed, total: r.total, losses: r.steps.map((s) => s.loss), lrs: r.steps.map((s) => s.lr), gradNorms: r.steps.map((s) => s.gradNorm), weights: Object.fromEntries([...(r.weights ?? [])].map(([n, t]) => [n, Array.from(t.data)])) });
+    })
+    .catch(async (e: unknown) => {
+      ftStatus(`fine-tuning failed: ${errorText(e)}`);
+      showError('Fine-tuning failed', e);
+      await send({ ok: false, stage: 'finetune', error: errorText(e) });
+    })
+    .finally(() => {
+      button.disabled = false;
+      ftButton.disabled = false;
+    });
+}
+
 async function main(): Promise<void> {
   setState('idle');
   try {
     device = await acquireDevice();
   } catch (e) {
     for (const s of sources) s.disabled = true;
+    ftStatus('fine-tuning needs WebGPU');
     showError('This browser cannot run the model: no WebGPU', e);
     await send({ ok: false, stage: 'device', error: errorText(e) });
     return;
   }
   status(`WebGPU: ${adapterName(device)}. Pick a checkpoint folder.`);
+  if (createTrainer !== undefined) tuner = new FineTuner(device, createTrainer);
+  else ftStatus(`model ${spec.name} was compiled without its training step: recompile with \`tfc compile MODEL.tfx --train -o out/web\` to fine-tune here`);
+  ftButton.addEventListener('click', () => void runFineTune());
   field('folder').addEventListener('change', () => {
     const files = field('folder').files;
     if (files !== null && files.length > 0) void load(filesReader(files));
@@ -180,7 +224,14 @@ async function main(): Promise<void> {
     e.preventDefault();
     void runGenerate();
   });
-  if (params.has('checkpoint') && (await load(urlReader(new URL(servedBase, location.href).href))) && params.get('autorun') === '1') await runGenerate();
+  if (params.has('checkpoint') && (await load(urlReader(new URL(servedBase, location.href).href))) && params.get('autorun') === '1') {
+    await runGenerate();
+    // finetune=1: fine-tune on the text box, then generate again with the trained weights.
+    if (params.get('finetune') === '1') {
+      await runFineTune();
+      await runGenerate();
+    }
+  }
 }
 
 void main();

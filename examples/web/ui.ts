@@ -11,7 +11,7 @@ export const $ = <T extends HTMLElement>(id: string): T => {
 export const field = (id: string): HTMLInputElement => $<HTMLInputElement>(id);
 
 /** The page's state, as `<body data-state>`: what the e2e test and the screenshot wait for. */
-export type PageState = 'idle' | 'loading' | 'ready' | 'generating' | 'done' | 'error';
+export type PageState = 'idle' | 'loading' | 'ready' | 'generating' | 'done' | 'training' | 'trained' | 'error';
 
 export function setState(s: PageState): void {
   document.body.dataset['state'] = s;

@@ -22,6 +22,7 @@ import { type PassRow, formatModule, openModel, parseOnly, passList, passTable, 
 import { pipelines } from '../passes/pipeline.js';
 import { compileLimits, hasWebGpu, runOnWebGpu } from './webgpu.js';
 import { lowerModel } from '../compile/kernels.js';
+import { trainRefusal } from '../compile/train.js';
 import { kernelDebugText } from './debug-kernels.js';
 import { reportDims } from '../kernel/analysis/report.js';
 import { printKernels } from '../kernel/ir/print.js';
@@ -93,6 +94,7 @@ interface CompileFlags extends Common {
   readonly json?: boolean;
   readonly fuse: boolean;
   readonly grad?: boolean;
+  readonly train?: boolean;
 }
 
 /** `tfc compile --help`'s pass list: every pass of every target (fusion passes included), in order. */
@@ -178,6 +180,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
     .option('--report', 'print global-memory traffic and FLOPs per kernel, fused vs --no-fuse vs the lower bound (dims from --set; else B=1, others 128)')
     .option('--json', 'with --report: print the report as JSON')
     .option('--no-fuse', 'leave the fusion passes out of the pipeline (the unfused baseline)')
+    .option('--train', "also compile the training step (cross-entropy of 'logits' against next-token 'targets', backward, AdamW; B and T symbolic): DIR/train/ holds its plan and model.ts exports createTrainer (trainStep on the GPU; weights go back to the model with trainer.copyTo)")
     .option('--grad', "compile the backward instead: the cross-entropy of the 'logits' output against a new i32 input 'targets', differentiated w.r.t. every weight (outputs 'loss' and 'grad.<weight>'); --emit grad prints it with its saved activations")
     .addOption(dtypeOption())
     .option('--tuned-for <ADAPTER>', "use the schedules 'tfc tune' cached for ADAPTER (as tune printed it, or a unique part of it) from $TFC_TUNE_CACHE or ~/.cache/tfc/tune.json; compile never starts a GPU device")
@@ -207,6 +210,10 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       }
       void c.checked; // the checker's warnings print before any pass output
       state.rep.flush();
+      if (o.train === true) {
+        const why = trainRefusal(c);
+        if (why !== undefined) throw new UsageError(why);
+      }
       if (o.emit === 'grad') {
         io.out(c.gradText);
         return;
@@ -231,7 +238,7 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
         io.err(`tfc compile: ${tuned.used.length} tuned schedule${tuned.used.length === 1 ? '' : 's'} for ${tuned.adapter} from ${tuneCachePath(undefined, io.env)}\n`);
         if (state.debug >= 1) io.err(tuned.used.map((u) => `  ${u}\n`).join(''));
       }
-      const k = lowerModel(c, { limits, cuda: isCuda, ...(tuned !== undefined ? { schedule: tuned.schedule } : {}) });
+      const k = lowerModel(c, { limits, cuda: isCuda, ...(tuned !== undefined ? { schedule: tuned.schedule } : {}), ...(o.train === true ? { train: true } : {}) });
       if (o.emit === 'kernels') io.out(printKernels(k.program));
       if (state.debug >= 1) {
         io.err(kernelDebugText(state.debug, { plan: k.plan, program: k.program, dims: reportDims(g, overrides), limits: limits.name, language: isCuda ? 'cuda' : 'wgsl' }));
@@ -241,7 +248,8 @@ export function buildProgram(io: Io, state: { debug: number; rep: Reporter }): C
       if (o.emit === 'host') io.out(await k.hostModule());
       if (o.outDir !== undefined) {
         writeDirAtomic(state.rep, o.outDir, await k.files());
-        io.err(`tfc compile: wrote ${o.outDir}/model.ir, manifest.json and ${k.plan.kernels.length} kernels in wgsl/${isCuda ? ', cuda/ (with launch.json)' : ''}\n`);
+        const train = k.trainPlan;
+        io.err(`tfc compile: wrote ${o.outDir}/model.ir, manifest.json and ${k.plan.kernels.length} kernels in wgsl/${isCuda ? ', cuda/ (with launch.json)' : ''}${train !== undefined ? `, the training step (${train.kernels.length} kernels, ${train.steps.length} steps) in train/` : ''}\n`);
       }
     });
 

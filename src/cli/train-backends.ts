@@ -5,7 +5,8 @@ import type { Graph } from '../graph/ir.js';
 import { strAttr } from '../graph/ir.js';
 import { interpret } from '../interp/interpret.js';
 import type { HostTensor } from '../runtime/session.js';
-import { planStateNames, type TrainBackend } from '../runtime/train.js';
+import { planHyperInputs, planStateNames, type TrainBackend } from '../runtime/train.js';
+import { adamNames } from '../train/adamw.js';
 import type { Plan } from '../kernel/plan/plan.js';
 import { runPlanEmulated } from '../runtime-cuda/emulate.js';
 
@@ -48,6 +49,7 @@ export function interpTrainBackend(g: Graph, fixed: ReadonlyMap<string, HostTens
   const fixedFeeds = [...fixed].map(([n, t]) => [n, toTensor64(t)] as const);
   return {
     stateNames: graphStateNames(g),
+    hyperInputs: g.nodes.some((n) => n.op === 'input' && strAttr(n, 'name') === adamNames.hyper.beta1),
     async run(inputs, state) {
       const feeds = { inputs: new Map<string, Tensor64>(), weights: new Map<string, Tensor64>(fixedFeeds) };
       for (const [n, t] of inputs) (weights.has(n) ? feeds.weights : feeds.inputs).set(n, toTensor64(t));
@@ -67,6 +69,7 @@ export function interpTrainBackend(g: Graph, fixed: ReadonlyMap<string, HostTens
 export function emulatorTrainBackend(plan: Plan, fixed: ReadonlyMap<string, HostTensor> = new Map()): TrainBackend<HostTensor> {
   return {
     stateNames: planStateNames(plan),
+    hyperInputs: planHyperInputs(plan),
     async run(inputs, state) {
       const feeds = new Map<string, ArrayLike<number>>([...fixed].map(([n, t]) => [n, t.data]));
       for (const [n, t] of inputs) feeds.set(n, t.data);

@@ -9,12 +9,9 @@ import { copyFileSync, existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import type { Tensor64 } from '../base/tensor.js';
-import { type GradResult, gradGraph, gradientNodes } from '../autodiff/grad.js';
-import { withCrossEntropyLoss } from '../autodiff/loss.js';
 import { compilePlan } from '../compile/plan.js';
 import { UserErrorsReported } from '../diag/diagnostic.js';
 import type { Graph } from '../graph/ir.js';
-import { removeDeadNodes } from '../graph/rewrite.js';
 import { neededTensors } from '../io/check-tensors.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { runPipeline } from '../passes/driver.js';
@@ -27,8 +24,7 @@ import { targetLimitsOf } from '../runtime/target.js';
 import { Trainer, type TrainBackend, webgpuTrainBackend } from '../runtime/train.js';
 import { type CurvePoint, lossCurveSvg } from '../train/curve.js';
 import { batchOffsets, evalOffsets, learningRate, splitCorpus, windows } from '../train/data.js';
-import { dropEmptyConcats, trainStepGraph } from '../train/step.js';
-import { fuseForwardAttention } from '../train/fuse-forward.js';
+import { buildTrainingGraphs, type TrainingGraphs, trainingForwardOf } from '../train/graphs.js';
 import { UsageError, collect, nonNegativeInt, parseSetOptions } from './args.js';
 import { loadWeightFiles, openCheckpoint, weightFilesOf } from './checkpoint.js';
 import { readText, writeFileAtomic } from './fsio.js';
@@ -91,40 +87,25 @@ export function trainingForward(rep: Reporter, file: string, batch: number, seq:
   // The cleanup passes' graph (`--emit ir`): an empty cache's concatenations are gone.
   const g = openModel(rep, file, { overrides: new Map([...set, ...dims]) }).ir;
   rep.flush();
-  const logits = g.outputs.find((o) => o.name === 'logits');
-  if (logits === undefined) throw new UsageError(`${file}: tfc train needs an output named 'logits' (outputs: ${g.outputs.map((o) => o.name).join(', ')})`);
   // Only the logits: the KV cache outputs and their (now empty) inputs go.
-  return dropEmptyConcats(removeDeadNodes({ ...g, outputs: [logits] }, () => false));
+  const fwd = trainingForwardOf(g);
+  if (fwd === undefined) throw new UsageError(`${file}: tfc train needs an output named 'logits' (outputs: ${g.outputs.map((o) => o.name).join(', ')})`);
+  return fwd;
 }
 
-/** The graphs of a training run: the loss alone (validation) and the whole step. */
-export interface TrainingGraphs {
-  readonly evalGraph: Graph;
-  readonly stepGraph: Graph;
-  /** Trained weight name -> its gradient's node in `grads.graph`. */
-  readonly gradOf: ReadonlyMap<string, number>;
-  readonly grads: GradResult;
-}
+export type { TrainingGraphs };
 
 /**
- * Cross-entropy on the forward graph's logits, its gradients, and the AdamW step. With
- * `fuseAttention` (the kernel targets' fused training step) attention is fused in the forward
- * first, so its backward is one fused_attention_grad (src/train/fuse-forward.ts); `accumulate`
+ * Cross-entropy on the forward graph's logits, its gradients, and the AdamW step
+ * (src/train/graphs.ts). With `fuseAttention` (the kernel targets' fused training step) attention
+ * is fused in the forward first, so its backward is one fused_attention_grad; `accumulate`
  * compiles gradient accumulation into the step (src/train/adamw.ts).
  */
-export function trainingGraphs(rep: Reporter, fwd0: Graph, opts: { readonly fuseAttention?: boolean; readonly accumulate?: boolean } = {}): TrainingGraphs {
-  const report = (d: Parameters<Reporter['report']>[0]): void => rep.report(d);
-  const fwd = opts.fuseAttention === true ? fuseForwardAttention(fwd0, createPassContext({ target: 'webgpu' })) : fwd0;
-  const lossGraph = withCrossEntropyLoss(fwd, {}, report);
+export function trainingGraphs(rep: Reporter, fwd: Graph, opts: { readonly fuseAttention?: boolean; readonly accumulate?: boolean } = {}): TrainingGraphs {
+  const r = buildTrainingGraphs(fwd, opts, (d) => rep.report(d));
   rep.flush();
-  if (lossGraph === undefined) throw new UserErrorsReported();
-  const evalGraph = removeDeadNodes({ ...lossGraph, outputs: lossGraph.outputs.filter((x) => x.name === 'loss') }, () => false);
-  const grads = gradGraph(evalGraph, { output: 'loss' }, report);
-  rep.flush();
-  if (grads === undefined) throw new UserErrorsReported();
-  const weightNames = new Set(grads.gradients.filter((g) => g.kind === 'weight').map((g) => g.of));
-  const gradOf = new Map([...gradientNodes(grads)].filter(([n]) => weightNames.has(n)));
-  return { evalGraph, stepGraph: trainStepGraph(grads.graph, gradOf, { accumulate: opts.accumulate === true }), gradOf, grads };
+  if (r === undefined) throw new UserErrorsReported();
+  return r;
 }
 
 export function addTrainCommand(program: Command, io: TrainIo & { readonly isTty?: boolean }, state: { debug: number; rep: Reporter }): void {

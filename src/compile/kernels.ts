@@ -5,6 +5,7 @@
 import { basename } from 'node:path';
 import { cudaEmitText, cudaFiles } from '../../codegen/cuda/launch.js';
 import { compilePlan, printableTarget } from './plan.js';
+import { trainStepPlan } from './train.js';
 import type { Kernel, KernelProgram } from '../kernel/ir/ir.js';
 import { lowerToKernels } from '../kernel/lower/lower.js';
 import { planFiles } from '../kernel/plan/manifest.js';
@@ -24,6 +25,8 @@ export interface LowerOptions {
   readonly schedule?: Schedule;
   /** CUDA sources in the plan (and cuda/ in `files`); default: limits named cuda-*. */
   readonly cuda?: boolean;
+  /** `--train`: the training step's plan too (src/compile/train.ts): train/ in `files`, `createTrainer` in model.ts. */
+  readonly train?: boolean;
 }
 
 export interface ReportRequest {
@@ -40,6 +43,8 @@ export class KernelStages {
   private programMemo: KernelProgram | undefined;
   private planMemo: Plan | undefined;
   private hostMemo: Promise<string> | undefined;
+  private trainMemo: Plan | undefined;
+  readonly withTrain: boolean;
 
   constructor(
     readonly model: Compilation,
@@ -48,6 +53,14 @@ export class KernelStages {
     this.limits = opts.limits;
     this.schedule = opts.schedule ?? chooseSchedule(opts.limits);
     this.withCuda = opts.cuda ?? opts.limits.name.startsWith('cuda');
+    this.withTrain = opts.train === true;
+  }
+
+  /** With `train`: the training-step plan (same limits, default schedule), built once. */
+  get trainPlan(): Plan | undefined {
+    if (!this.withTrain) return undefined;
+    this.trainMemo ??= trainStepPlan(this.model, this.limits);
+    return this.trainMemo;
   }
 
   /** Kernel IR (`--emit kernels`), lowered once; the plan is built from this same program. */
@@ -78,14 +91,22 @@ export class KernelStages {
       const { emitHostModule } = await import('../../codegen/host/emit.js');
       const context = this.model.contextLength;
       const config = this.model.keyedConfig;
-      return emitHostModule(this.plan, this.model.graph, { sourceName: basename(this.model.file), ...(context !== undefined ? { context } : {}), ...(Object.keys(config).length > 0 ? { config } : {}) });
+      const train = this.trainPlan;
+      return emitHostModule(this.plan, this.model.graph, {
+        sourceName: basename(this.model.file),
+        ...(context !== undefined ? { context } : {}),
+        ...(Object.keys(config).length > 0 ? { config } : {}),
+        ...(train !== undefined ? { trainPlan: train } : {}),
+      });
     })();
     return this.hostMemo;
   }
 
-  /** The `-o DIR` folder by relative path: model.ir, manifest.json, wgsl/, cuda/ (with CUDA), model.ts. */
+  /** The `-o DIR` folder by relative path: model.ir, manifest.json, wgsl/, cuda/ (with CUDA), train/ (with `train`), model.ts. */
   async files(): Promise<Map<string, string>> {
     const files = new Map<string, string>([['model.ir', this.model.graphText], ...planFiles(this.plan, this.limits.name), ...(this.withCuda ? cudaFiles(this.plan) : [])]);
+    const train = this.trainPlan;
+    if (train !== undefined) for (const [path, text] of planFiles(train, this.limits.name)) files.set(`train/${path}`, text);
     files.set('model.ts', await this.hostModule());
     return files;
   }

@@ -182,7 +182,7 @@ export interface LoadedModel {
   dispose(): void;
 }
 
-function isCheckpoint(w: WeightSource | readonly WeightSource[] | Checkpoint): w is Checkpoint {
+export function isCheckpoint(w: WeightSource | readonly WeightSource[] | Checkpoint): w is Checkpoint {
   return typeof w === 'object' && w !== null && !Array.isArray(w) && 'where' in w && 'weights' in w && !(w instanceof Uint8Array) && !(w instanceof ArrayBuffer);
 }
 

@@ -38,3 +38,12 @@ export { generatePaged, pagedGeometry } from './paged.js';
 export { PagedPools } from './paged-pools.js';
 export type { PagedRow } from './paged-pools.js';
 export type { PagedGenerateOptions, PagedGeometry, PagedModel, PagedRequest, PagedResult, PagedSequenceResult, PagedStep } from './paged.js';
+// Training (issue 17): the Trainer and its WebGPU backend (weights and AdamW moments stay on the
+// GPU), the generated module's `createTrainer` runtime, and tfc train's windows and schedule.
+export { Trainer, planStateNames, webgpuTrainBackend } from './train.js';
+export type { TrainBackend, TrainerOptions, TrainStepResult } from './train.js';
+export { createLoadedTrainer, textBatches } from './fine-tune.js';
+export type { LoadedTrainer, TrainBatch, TrainerCreateOptions, TrainerWeights, TrainSpec, TrainStepInfo } from './fine-tune.js';
+export { adamNames, defaultAdamW } from '../train/adamw.js';
+export type { AdamWOptions } from '../train/adamw.js';
+export { batchOffsets, learningRate, windows } from '../train/data.js';

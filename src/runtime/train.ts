@@ -18,6 +18,8 @@ export interface TrainStepResult {
 export interface TrainBackend<S> {
   /** Names of the step's inputs that are also its outputs (weights and moments). */
   readonly stateNames: readonly string[];
+  /** The step takes AdamW's hyperparameters as inputs (src/train/adamw.ts `hyperInputs`). */
+  readonly hyperInputs?: boolean;
   run(inputs: ReadonlyMap<string, HostTensor | S>, state: readonly string[]): Promise<{ state: Map<string, S>; host: Map<string, ArrayLike<number>> }>;
   /** A state value as host numbers (for checkpoints). */
   read(s: HostTensor | S): Promise<ArrayLike<number>>;
@@ -85,6 +87,7 @@ export class Trainer<S = DeviceTensor> {
     inputs.set(adamNames.lr, scalar(lr));
     inputs.set(adamNames.bc1, scalar(1 - this.adam.beta1 ** t));
     inputs.set(adamNames.bc2, scalar(1 - this.adam.beta2 ** t));
+    if (this.backend.hyperInputs === true) for (const [key, name] of Object.entries(adamNames.hyper)) inputs.set(name, scalar(this.adam[key as keyof typeof adamNames.hyper]));
     if (this.accumulating) {
       inputs.set(adamNames.apply, scalar(acc.apply ? 1 : 0));
       inputs.set(adamNames.accumScale, scalar(1 / acc.micro));
@@ -117,6 +120,11 @@ export class Trainer<S = DeviceTensor> {
   }
 }
 
+/** Whether a training-step plan takes AdamW's hyperparameters as inputs. */
+export function planHyperInputs(plan: Session['plan']): boolean {
+  return plan.buffers.some((b) => b.kind === 'input' && b.name === adamNames.hyper.beta1);
+}
+
 /** Training-step state names of a plan: inputs that are outputs too. */
 export function planStateNames(plan: Session['plan']): string[] {
   const outputs = new Set(plan.outputs.map((o) => o.name));
@@ -133,6 +141,7 @@ export function webgpuTrainBackend(device: GPUDevice, session: Session): TrainBa
   const isDevice = (s: HostTensor | DeviceTensor): s is DeviceTensor => 'buffer' in s;
   return {
     stateNames: planStateNames(session.plan),
+    hyperInputs: planHyperInputs(session.plan),
     async run(inputs, state) {
       const r = await session.run(inputs, { keepOnDevice: state });
       return { state: new Map(r.deviceOutputs), host: new Map([...r.outputs].map(([n, o]) => [n, o.data])) };

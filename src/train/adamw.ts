@@ -31,6 +31,13 @@ export interface AdamWOptions {
    * moments pass through unchanged.
    */
   readonly accumulate?: boolean;
+  /**
+   * beta1, beta2, eps, the weight decay and the clip norm as scalar inputs (`train.beta1`, ...:
+   * `adamNames.hyper`) instead of constants, so that a compiled step (a generated module's
+   * `createTrainer`) takes them as options; the values above are then only the defaults the host
+   * feeds. A clip norm of Infinity feeds as Infinity (min(1, inf) = 1: no clipping).
+   */
+  readonly hyperInputs?: boolean;
 }
 
 /** torch.optim.AdamW's defaults, with charlm's train.py weight decay and clipping. */
@@ -47,6 +54,8 @@ export const adamNames = {
   accum: (weight: string): string => `accum.${weight}`,
   apply: 'train.apply',
   accumScale: 'train.accum_scale',
+  /** With `hyperInputs`: the scalar inputs holding the options of the same key. */
+  hyper: { beta1: 'train.beta1', beta2: 'train.beta2', eps: 'train.eps', weightDecay: 'train.weight_decay', clipNorm: 'train.clip_norm' },
 } as const;
 
 /**
@@ -103,7 +112,20 @@ export function appendAdamW(g: Graph, gradOf: ReadonlyMap<string, number>, o: Ad
     sq = sq === undefined ? sumSq : bin('add', sq, sumSq);
   }
   const norm = un('sqrt', sq ?? cst(0));
-  const clip = Number.isFinite(o.clipNorm) ? bin('min', cst(1), bin('div', cst(o.clipNorm), bin('add', norm, cst(1e-6)))) : cst(1);
+  // A hyperparameter: a constant where it is used (as before hyperInputs existed), or with
+  // `hyperInputs` one scalar input fed every step; `1 - beta` is then computed in f32 (2.4e-7 off
+  // the host's constant for 0.9).
+  const fed = new Map<string, number>();
+  const once = (key: string, make: () => number): number => {
+    const have = fed.get(key);
+    if (have !== undefined) return have;
+    const id = make();
+    fed.set(key, id);
+    return id;
+  };
+  const hyper = (key: keyof typeof adamNames.hyper): number => (o.hyperInputs === true ? once(key, () => input(adamNames.hyper[key], scalar())) : cst(o[key]));
+  const oneMinus = (key: 'beta1' | 'beta2'): number => (o.hyperInputs === true ? once(`1-${key}`, () => bin('sub', cst(1), hyper(key))) : cst(1 - o[key]));
+  const clip = o.hyperInputs === true || Number.isFinite(o.clipNorm) ? bin('min', cst(1), bin('div', hyper('clipNorm'), bin('add', norm, cst(1e-6)))) : cst(1);
   const lr = input(adamNames.lr, scalar());
   const bc1 = input(adamNames.bc1, scalar());
   const bc2 = input(adamNames.bc2, scalar());
@@ -116,10 +138,10 @@ export function appendAdamW(g: Graph, gradOf: ReadonlyMap<string, number>, o: Ad
     const gc = bin('mul', gid, clip);
     const m = input(adamNames.m(name), t);
     const v = input(adamNames.v(name), t);
-    const m2 = bin('add', bin('mul', cst(o.beta1), m), bin('mul', cst(1 - o.beta1), gc));
-    const v2 = bin('add', bin('mul', cst(o.beta2), v), bin('mul', cst(1 - o.beta2), bin('mul', gc, gc)));
-    const step = bin('div', bin('div', m2, bc1), bin('add', un('sqrt', bin('div', v2, bc2)), cst(o.eps)));
-    const decayed = o.weightDecay === 0 ? w.id : bin('sub', w.id, bin('mul', bin('mul', lr, cst(o.weightDecay)), w.id));
+    const m2 = bin('add', bin('mul', hyper('beta1'), m), bin('mul', oneMinus('beta1'), gc));
+    const v2 = bin('add', bin('mul', hyper('beta2'), v), bin('mul', oneMinus('beta2'), bin('mul', gc, gc)));
+    const step = bin('div', bin('div', m2, bc1), bin('add', un('sqrt', bin('div', v2, bc2)), hyper('eps')));
+    const decayed = o.hyperInputs !== true && o.weightDecay === 0 ? w.id : bin('sub', w.id, bin('mul', bin('mul', lr, hyper('weightDecay')), w.id));
     const w2 = bin('sub', decayed, bin('mul', lr, step));
     if (applyCond === undefined) {
       outputs.push({ name, value: w2, loc: w.loc }, { name: adamNames.m(name), value: m2, loc: w.loc }, { name: adamNames.v(name), value: v2, loc: w.loc });

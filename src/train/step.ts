@@ -13,13 +13,13 @@ import { type AdamWOptions, appendAdamW, adamNames, defaultAdamW } from './adamw
  * `lossGraph` has a scalar output `lossOutput`; `gradOf` maps each trained weight's name to the
  * node holding its gradient in `lossGraph`.
  */
-export function trainStepGraph(lossGraph: Graph, gradOf: ReadonlyMap<string, number>, opts: { readonly adam?: AdamWOptions; readonly lossOutput?: string; readonly accumulate?: boolean } = {}): Graph {
+export function trainStepGraph(lossGraph: Graph, gradOf: ReadonlyMap<string, number>, opts: { readonly adam?: AdamWOptions; readonly lossOutput?: string; readonly accumulate?: boolean; readonly hyperInputs?: boolean } = {}): Graph {
   const lossOutput = opts.lossOutput ?? 'loss';
   const loss = lossGraph.outputs.find((o) => o.name === lossOutput);
   if (loss === undefined) throw new Error(`trainStepGraph: ${lossGraph.name} has no output '${lossOutput}'`);
   if (lossGraph.nodes[loss.value]?.type.shape.length !== 0) throw new Error(`trainStepGraph: '${lossOutput}' is not a scalar`);
   const onlyLoss: Graph = { ...lossGraph, outputs: [loss] };
-  const updated = appendAdamW(onlyLoss, gradOf, { ...(opts.adam ?? defaultAdamW), ...(opts.accumulate === true ? { accumulate: true } : {}) });
+  const updated = appendAdamW(onlyLoss, gradOf, { ...(opts.adam ?? defaultAdamW), ...(opts.accumulate === true ? { accumulate: true } : {}), ...(opts.hyperInputs === true ? { hyperInputs: true } : {}) });
   const trained = new Set(gradOf.keys());
   // Weights become inputs of the same name; weights not trained stay weights.
   const nodes = updated.nodes.map((n): Node => (n.op === 'weight' && trained.has(strAttr(n, 'name')) ? { ...n, op: 'input', attrs: { name: attr.str(strAttr(n, 'name')) } } : n));

@@ -105,7 +105,7 @@ describe.skipIf(noChromium !== undefined)(`examples/web in headless Chromium${no
 
     // Every bar full, with real counts: the bytes of model.safetensors streamed, N of N pipelines
     // compiled and warmed up (N > 0: a fresh device warms every pipeline), every weight uploaded.
-    const bars = await page.$$eval('progress', (ps) => ps.map((p) => ({ id: p.id, value: (p as HTMLProgressElement).value, max: (p as HTMLProgressElement).max })));
+    const bars = await page.$$eval('#bars progress', (ps) => ps.map((p) => ({ id: p.id, value: (p as HTMLProgressElement).value, max: (p as HTMLProgressElement).max })));
     expect(bars.map((b) => b.id)).toEqual(['bar-download', 'bar-compile', 'bar-warmup', 'bar-upload']);
     for (const b of bars) expect(b.value, b.id).toBe(b.max);
     expect(bars[0]?.max).toBe(statSync(join(gpt2, 'model.safetensors')).size);

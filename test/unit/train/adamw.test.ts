@@ -27,12 +27,12 @@ interface Case {
   readonly lrs: number[];
 }
 
-function torchAdamW(c: Case, clip: number): Record<string, number[]>[] {
+function torchAdamW(c: Case, clip: number, h: { beta1: number; beta2: number; eps: number; weightDecay: number } = defaultAdamW): Record<string, number[]>[] {
   const py = `
 import json, sys, torch
 c = json.load(sys.stdin)
 w = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in c["weights"].items()}
-opt = torch.optim.AdamW(list(w.values()), lr=1.0, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+opt = torch.optim.AdamW(list(w.values()), lr=1.0, betas=(${h.beta1}, ${h.beta2}), eps=${h.eps}, weight_decay=${h.weightDecay})
 out = []
 for grads, lr in zip(c["grads"], c["lrs"]):
     for g in opt.param_groups:
@@ -105,6 +105,44 @@ describe('appendAdamW', () => {
       expect(sawClip).toBe(gradScale > 1);
     });
   }
+
+  it('hyperInputs: betas, eps, weight decay and clip fed as inputs give torch\'s AdamW with those values', () => {
+    const h = { beta1: 0.8, beta2: 0.99, eps: 1e-6, weightDecay: 0.1, clipNorm: 0.5 };
+    const g = appendAdamW(base, new Map([['w1', inputId('g1')], ['w2', inputId('g2')]]), { ...defaultAdamW, hyperInputs: true });
+    verifyGraph(g);
+    // The constants are gone: the values come from the inputs only.
+    const inputs = g.nodes.filter((n) => n.op === 'input').map((n) => strAttr(n, 'name'));
+    for (const name of Object.values(adamNames.hyper)) expect(inputs).toContain(name);
+    const c: Case = { weights: { w1: flat('w1', 3, 1), w2: flat('w2', 4, 1) }, grads: [0, 1, 2].map((s) => ({ w1: flat('w1', 30 + s, 2), w2: flat('w2', 40 + s, 2) })), lrs: [0.1, 0.05, 0.02] };
+    const want = torchAdamW(c, h.clipNorm, h);
+    const state = new Map<string, Tensor64>();
+    for (const [k, v] of Object.entries(c.weights)) {
+      state.set(k, tensor(shapes[k] ?? [], v));
+      state.set(adamNames.m(k), tensor(shapes[k] ?? [], v.map(() => 0)));
+      state.set(adamNames.v(k), tensor(shapes[k] ?? [], v.map(() => 0)));
+    }
+    c.grads.forEach((grads, i) => {
+      const t = i + 1;
+      const feeds = new Map<string, Tensor64>([
+        ['g1', tensor([3, 4], grads['w1'] ?? [])],
+        ['g2', tensor([5], grads['w2'] ?? [])],
+        [adamNames.lr, tensor([], [c.lrs[i] ?? 0])],
+        [adamNames.bc1, tensor([], [1 - h.beta1 ** t])],
+        [adamNames.bc2, tensor([], [1 - h.beta2 ** t])],
+        ...Object.entries(adamNames.hyper).map(([key, name]) => [name, tensor([], [h[key as keyof typeof h]])] as const),
+        ...['w1', 'w2'].flatMap((k) => [adamNames.m(k), adamNames.v(k)].map((n) => [n, state.get(n) as Tensor64] as const)),
+      ]);
+      const out = interpret(g, { inputs: feeds, weights: new Map(['w1', 'w2'].map((k) => [k, state.get(k) as Tensor64])) }).outputs;
+      for (const [name, tensorOut] of out) if (name !== 's') state.set(name, tensorOut);
+      expect(out.get(adamNames.gradNorm)?.data[0] ?? 0).toBeGreaterThan(h.clipNorm); // clipping active
+      for (const k of ['w1', 'w2']) {
+        const got = Array.from(out.get(k)?.data ?? []);
+        const ref = want[i]?.[k] ?? [];
+        const scale = Math.max(...ref.map(Math.abs));
+        expect(Math.max(...got.map((x, j) => Math.abs(x - (ref[j] ?? NaN)))) / scale, `${k} after step ${t}`).toBeLessThanOrEqual(1e-12);
+      }
+    });
+  });
 
   it('refuses a gradient for a name that is not a weight', () => {
     expect(() => appendAdamW(base, new Map([['nope', inputId('g1')]]))).toThrow(/'nope' is not a weight/);
