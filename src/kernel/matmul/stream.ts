@@ -222,7 +222,7 @@ export function emitStreamMatmul(lw: Lowering, n: Node, ms: MatmulSchedule, when
         ? []
         : [
             sMul(workgroups, sConst(ms.tileRows * (norm.op === 'layernorm' ? 2 : 1)), Ks, sConst(storageBytes(a.type.dtype))),
-            sMul(sCeilDiv(Ns, ms.tileCols), sCeilDiv(Ms, ms.tileRows), Ks, sConst(storageBytes(a.type.dtype) * (norm.betaSlot === undefined ? 1 : 2))),
+            sMul(sCeilDiv(Ns, ms.tileCols), sCeilDiv(Ms, ms.tileRows), Ks, sConst(storageBytes(lw.operand(n, n.operands.length - (norm.betaSlot === undefined ? 1 : 2)).type.dtype) * (norm.betaSlot === undefined ? 1 : 2))),
           ];
     const traffic: Traffic = {
       bytesRead: sAddAll([sMul(Ms, Ks, sCeilDiv(Ns, ms.tileCols), sConst(storageBytes(a.type.dtype))), sMul(Ks, Ns, sCeilDiv(Ms, ms.tileRows), sConst(storageBytes(b.type.dtype))), ...normBytes]),
