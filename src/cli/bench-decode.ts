@@ -2,7 +2,9 @@
 // the contiguous cache (examples/variants/gpt2-kv.tfx: tfc fused and --no-fuse, the cache grown by
 // a concat each step) against the paged cache (examples/variants/gpt2-paged.tfx: `tfc-paged`, pages
 // of 16 written in place; `tfc-paged-sw`, the same with a sliding window, `--set window=W`,
-// default 256, whose pages before the window are freed so a step reads the window's pages only).
+// default 256, whose pages before the window are freed so a step reads the window's pages only)
+// and the int8 cache (examples/variants/gpt2-kv-int8.tfx: `tfc-int8`, i8 values + f32 scales per
+// (token, head), grown by a concat as `tfc`'s; checked against the f32 oracle, see INT8_TOL).
 // Every system keeps its cache on the GPU between steps, as `generate` and `generatePaged` do; only
 // the logits are read back. The systems' sessions are all open at once and their steps
 // interleave (step i of every system, rotating which goes first), so that a change in machine
@@ -26,6 +28,13 @@ import { type CaseResult, type SystemResult, Progress, compare, median } from '.
 const PAGE = 16;
 /** The paged+SW row's window when `--set window` does not give one. */
 const DEFAULT_WINDOW = 256;
+/**
+ * The int8 row's tolerance (max |logit error| / max |logit|) against the f32 oracle: quantizing
+ * the cache itself moves the logits by 2.4e-3..5.6e-3 of max |logit| (docs/dtypes.md, "the cost
+ * of quantizing": dh 64 and dh 16, in float64 as on WebGPU), so 1e-2 passes that and still
+ * flags a broken kernel (errors of the logits' own size).
+ */
+const INT8_TOL = 1e-2;
 
 /** One system's model with its cache on the GPU: the prompt, then one token per step. */
 interface Decoder {
@@ -53,10 +62,6 @@ interface LiveDecode {
 // one storage binding: GPT-2's 1024 x 50257 f32 logits are 206 MB, over lavapipe's 128 MiB).
 const CHUNK = 512;
 
-/**
- * gpt2-kv.tfx from the empty cache `empty` (past.* [1, heads, 0, dh]): present.* kept on the
- * device and bound as the next run's past.* (the old cache freed).
- */
 /** The prompt in chunks of CHUNK tokens; the last chunk's result. */
 async function prefillChunked(prompt: readonly number[], run: (ids: readonly number[], timing: boolean) => Promise<RunResult>): Promise<RunResult> {
   let r: RunResult | undefined;
@@ -65,8 +70,13 @@ async function prefillChunked(prompt: readonly number[], run: (ids: readonly num
   return r;
 }
 
-function contiguousDecoder(session: Session, layers: number, empty: ReadonlyMap<string, HostTensor>): Decoder {
-  const names = Array.from({ length: layers }, (_, l) => ['key', 'value'].map((kv) => `${l}.${kv}`)).flat();
+/**
+ * gpt2-kv.tfx (or gpt2-kv-int8.tfx, whose cache pairs add the scales: `kinds`) from the empty
+ * cache `empty` (past.* [1, heads, 0, ...]): present.* kept on the device and bound as the next
+ * run's past.* (the old cache freed).
+ */
+function contiguousDecoder(session: Session, layers: number, kinds: readonly string[], empty: ReadonlyMap<string, HostTensor>): Decoder {
+  const names = Array.from({ length: layers }, (_, l) => kinds.map((kv) => `${l}.${kv}`)).flat();
   const keep = names.map((n) => `present.${n}`);
   let cache = new Map<string, HostTensor | DeviceTensor>();
   for (const n of names) {
@@ -89,6 +99,20 @@ function contiguousDecoder(session: Session, layers: number, empty: ReadonlyMap<
       for (const t of cache.values()) if ('buffer' in t) t.buffer.destroy();
     },
   };
+}
+
+/** gpt2-kv-int8.tfx's empty cache: i8 values shaped as the f32 oracle's past.*, f32 scales [..., 0, 1]. */
+function emptyInt8Cache(layers: number, f32Empty: ReadonlyMap<string, HostTensor>): Map<string, HostTensor> {
+  const out = new Map<string, HostTensor>();
+  for (let l = 0; l < layers; l++) {
+    for (const kv of ['key', 'value']) {
+      const t = f32Empty.get(`past.${l}.${kv}`);
+      if (t === undefined) throw new Error(`oracle: no past.${l}.${kv}`);
+      out.set(`past.${l}.${kv}`, { dtype: 'i8', shape: t.shape, data: [] });
+      out.set(`past.${l}.${kv}_scale`, { dtype: 'f32', shape: [...t.shape.slice(0, -1), 1], data: [] });
+    }
+  }
+  return out;
 }
 
 /** gpt2-paged.tfx, one sequence over a pool of `pages` pages; with `window`, pages before it are freed each step. */
@@ -120,8 +144,8 @@ export async function benchDecode(o: BenchOptions, given: Readonly<Record<string
   // `window` is the paged+SW row's; the contiguous model and the oracle have none.
   const { window: windowSet, ...set } = given;
   const window = windowSet ?? DEFAULT_WINDOW;
-  const systems = ['tfc', 'tfc --no-fuse', 'tfc-paged', 'tfc-paged-sw'].filter((s) => wanted(o, s));
-  const name = `gpt2 decode P=${set['T']} +${steps}`; // contiguous and paged caches
+  const systems = ['tfc', 'tfc --no-fuse', 'tfc-paged', 'tfc-paged-sw', 'tfc-int8'].filter((s) => wanted(o, s));
+  const name = `gpt2 decode P=${set['T']} +${steps}`; // contiguous, paged and int8 caches
   const progress = new Progress(systems.length * 2, o.err, o.isTty);
   const P = set['T'] ?? 0;
   // The first checked step (position P) sees positions P - window + 1 .. P: with window <= P it
@@ -159,13 +183,15 @@ export async function benchDecode(o: BenchOptions, given: Readonly<Record<string
 
   const open = async (system: string): Promise<Decoder> => {
     const paged = system.startsWith('tfc-paged');
-    const f = file(paged ? 'gpt2-paged.tfx' : 'gpt2-kv.tfx');
+    const int8 = system === 'tfc-int8';
+    const f = file(paged ? 'gpt2-paged.tfx' : int8 ? 'gpt2-kv-int8.tfx' : 'gpt2-kv.tfx');
     const overrides = configOverrides(set);
     if (system === 'tfc-paged-sw') overrides.set('window', window);
     const plan = benchPlan(readFileSync(f, 'utf8'), f, overrides, system !== 'tfc --no-fuse', targetLimitsOf(dev));
     const session = await createSession(dev, plan);
     session.loadWeights(weights);
-    return paged ? pagedDecoder(session, pages, system === 'tfc-paged-sw' ? window : undefined) : contiguousDecoder(session, layers, prefillIn);
+    if (paged) return pagedDecoder(session, pages, system === 'tfc-paged-sw' ? window : undefined);
+    return int8 ? contiguousDecoder(session, layers, ['key', 'key_scale', 'value', 'value_scale'], emptyInt8Cache(layers, prefillIn)) : contiguousDecoder(session, layers, ['key', 'value'], prefillIn);
   };
 
   // Open every system, prefill, and check its first decode step against PyTorch.
@@ -212,7 +238,13 @@ export async function benchDecode(o: BenchOptions, given: Readonly<Record<string
     }
   }
   const cacheNote = (system: string): string =>
-    system === 'tfc-paged-sw' ? `window ${window}: pages before it freed, a step reads about ${Math.ceil((window + PAGE - 1) / PAGE)} pages of ${PAGE}` : system === 'tfc-paged' ? `pages of ${PAGE} in a pool of ${pages}, written in place` : 'contiguous cache (concat)';
+    system === 'tfc-paged-sw'
+      ? `window ${window}: pages before it freed, a step reads about ${Math.ceil((window + PAGE - 1) / PAGE)} pages of ${PAGE}`
+      : system === 'tfc-paged'
+        ? `pages of ${PAGE} in a pool of ${pages}, written in place`
+        : system === 'tfc-int8'
+          ? `int8 cache + f32 scales per (token, head) (concat), checked against the f32 oracle within ${INT8_TOL} of max |logit|`
+          : 'contiguous cache (concat)';
   const results: SystemResult[] = slots.map((s) => {
     if (!('decoder' in s)) return s;
     s.decoder.dispose();
@@ -222,7 +254,7 @@ export async function benchDecode(o: BenchOptions, given: Readonly<Record<string
     if (failure !== undefined) return failure;
     return {
       system: s.system,
-      status: s.err.relErr <= 1e-3 ? 'ok' : 'wrong',
+      status: s.err.relErr <= (s.system === 'tfc-int8' ? INT8_TOL : 1e-3) ? 'ok' : 'wrong',
       timeSource: timestamps ? 'timestamp-query' : 'wall',
       wallMs: s.wallMs,
       ...(timestamps ? { gpuMs: s.gpuMs } : {}),

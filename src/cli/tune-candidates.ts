@@ -96,13 +96,14 @@ export function tuneGroups(g: Graph, t: TargetLimits): TuneGroup[] {
  * The norm fold is a fusion the tuner decides by measuring (issue 13: fusion is a choice of the
  * same search): where the group's nodes fold a layernorm/rmsnorm into the matmul, the default
  * schedule is also tried with the other `normFold` (the chooser takes 'separate' for the CPU lane
- * kernels, where the inline fold cost 7-57%, and 'inline' elsewhere). Both candidates' times
+ * kernel, where the inline fold cost 7-57%, the decode templates' decodeNormFold for the decode
+ * GEMVs, and 'inline' elsewhere). Both candidates' times
  * include the norm: a separate norm kernel is lowered from the same node, so it is timed too.
  */
 export function withNormFoldChoice(g: Graph, nodeIds: readonly number[], candidates: MatmulSchedule[]): MatmulSchedule[] {
   const folds = nodeIds.map((id) => g.nodes[id]).filter((n) => n?.op === 'fused_matmul' && n.attrs['norm'] !== undefined);
   const d = candidates[0];
-  if (folds.length === 0 || d === undefined || d.kSplit === true) return candidates;
+  if (folds.length === 0 || d === undefined) return candidates;
   // 'separate' writes the normalized rows to a temp, so A must be a plain buffer (not a view).
   if (folds.some((n) => g.nodes[n?.operands[0] ?? -1]?.op === 'view')) return candidates;
   const chosen = d.normFold ?? (d.laneBroadcast === true || d.kLanes === true ? 'separate' : 'inline');

@@ -1,8 +1,9 @@
 // Fused ops, made only by the fusion passes (src/passes/fuse-*.ts), never written by users:
 // `fused_map` (a chain of elementwise ops as one lambda over its operands), `fused_matmul` (a
-// matmul whose epilogue lambda runs on the accumulator before the store) and `acc`, the
-// accumulator inside that epilogue. The float64 rules reuse `grid` and `matmul` (naive on purpose).
-import { dimAdd, dimConst, dimMul } from '../base/dim.js';
+// matmul whose epilogue lambda runs on the accumulator before the store), `fused_reduce` (a
+// sum or max of an elementwise chain, with an epilogue) and `acc`, the accumulator inside
+// those epilogues. The float64 rules reuse `grid` and `matmul` (naive on purpose).
+import { dimAdd, dimConst, dimEval, dimMul } from '../base/dim.js';
 import { InternalError } from '../diag/diagnostic.js';
 import { type Attrs, type Node, type ScalarExpr, dimsAttr, lambdaAttr } from '../graph/ir.js';
 import { lambdaVjp } from './lambda-grad.js';
@@ -13,6 +14,7 @@ import { numelDim, opError } from './elementwise.js';
 import { inferMatmul, matmulOps } from './matmul.js';
 import { checkGridBody, countApplies, scalarExprDtype, sourceOps } from './source.js';
 import { normOps } from './norm.js';
+import { reduceOps, reduceShape } from './reduce.js';
 import { foldScalarExpr, idx, mapScalarExpr } from '../graph/lambda.js';
 
 /**
@@ -30,6 +32,7 @@ function op(name: string, ops: readonly OpDef[]): OpDef {
 }
 const gridOp = op('grid', sourceOps);
 const matmulOp = op('matmul', matmulOps);
+const reduceKinds: Readonly<Record<string, OpDef>> = { sum: op('sum', reduceOps), max: op('max_reduce', reduceOps) };
 
 /** fused_matmul's norm prologue (fuse-norm): the norm's op and how many trailing operands it takes. */
 export function normPrologueOf(attrs: Attrs): { readonly op: 'layernorm' | 'rmsnorm'; readonly params: number; readonly eps: number } | undefined {
@@ -158,6 +161,66 @@ export const fusedOps: readonly OpDef[] = [
       return lambdaVjp(g, a, m.params, m.body, dimsAttr(a.node, 'shape'));
     },
     flops: () => dimConst(0),
+    lowering: 'fused-only',
+  }),
+  defineOp({
+    name: 'fused_reduce',
+    family: 'fused',
+    arity: 'variadic',
+    attrs: { shape: 'dims', body: 'lambda', reduce: 'str', axes: 'ints', keepdims: 'bool', epilogue: 'lambda' },
+    doc: '`reduce` ("sum" or "max") over `axes` of the lambda `body` evaluated on `shape` (the elementwise chain the reduction read, as one lambda over its indices), then the `epilogue` lambda over the result indices (`acc()` is the reduced value); `read(i, ...)` reads operand i in either lambda',
+    noGrad: 'made by fuse-reduce after differentiation (grad runs on the unfused graph)',
+    infer: (operands, attrs) => {
+      const s = attrs['shape'];
+      const body = attrs['body'];
+      const ep = attrs['epilogue'];
+      const kind = attrs['reduce'];
+      if (s === undefined || s.kind !== 'dims' || body === undefined || body.kind !== 'lambda' || ep === undefined || ep.kind !== 'lambda') return opError('TFC216', `fused_reduce needs 'shape' dims, a 'body' and an 'epilogue' lambda`);
+      if (kind === undefined || kind.kind !== 'str' || reduceKinds[kind.value] === undefined) return opError('TFC216', `fused_reduce's reduce is "sum" or "max"`);
+      if (body.params.length !== s.value.length) return opError('TFC216', `fused_reduce over rank ${s.value.length} has a body of ${body.params.length} indices`);
+      const err = checkGridBody(body.body, s.value.length, operands);
+      if (err !== undefined) return err;
+      const x: TensorType = { dtype: scalarExprDtype(body.body), shape: s.value };
+      if (x.dtype !== 'f32' && x.dtype !== 'f16' && x.dtype !== 'bf16') return opError('TFC207', `fused_reduce reduces floats, got ${x.dtype}`);
+      const axes = attrs['axes'];
+      const keep = attrs['keepdims'];
+      if (axes === undefined || axes.kind !== 'ints' || keep === undefined || keep.kind !== 'bool') return opError('TFC216', `fused_reduce needs 'axes' and 'keepdims'`);
+      const shape = reduceShape('fused_reduce', x, axes.value, keep.value);
+      if (!Array.isArray(shape)) return shape as ReturnType<typeof opError>;
+      if (ep.params.length !== shape.length) return opError('TFC216', `fused_reduce of rank ${shape.length} has an epilogue of ${ep.params.length} indices`);
+      const epBody = accAsRead(ep.body, operands.length, shape.length, x.dtype);
+      const epErr = checkGridBody(epBody, shape.length, [...operands, { dtype: x.dtype, shape }]);
+      if (epErr !== undefined) return epErr;
+      return { dtype: scalarExprDtype(epBody), shape };
+    },
+    // Naive on purpose: the body as a grid over `shape`, the catalog's reduction, the epilogue as a grid.
+    interp: (operands, ctx) => {
+      const n = ctx.node;
+      const shape = dimsAttr(n, 'shape');
+      const body = lambdaAttr(n, 'body');
+      const ep = lambdaAttr(n, 'epilogue');
+      const kindAttr = n.attrs['reduce'];
+      const reduceDef = kindAttr?.kind === 'str' ? reduceKinds[kindAttr.value] : undefined;
+      if (reduceDef === undefined) throw new InternalError('fused_reduce lacks its reduce kind');
+      const xShape = shape.map((d) => {
+        const v = dimEval(d, ctx.dims);
+        if (v === undefined) throw new InternalError(`fused_reduce: unbound dim in its shape`);
+        return v;
+      });
+      const xType: TensorType = { dtype: 'f32', shape };
+      const x = gridOp.interp(operands, { ...ctx, node: { ...n, op: 'grid', attrs: { shape: { kind: 'dims', value: shape }, body }, type: xType }, shape: xShape });
+      const reduced = reduceDef.interp([x], { ...ctx, node: { ...n, op: reduceDef.name, attrs: { axes: n.attrs['axes'] ?? { kind: 'ints', value: [] }, keepdims: n.attrs['keepdims'] ?? { kind: 'bool', value: false } }, type: { dtype: 'f32', shape: n.type.shape } } });
+      return evalLambda(n, ep.params, accAsRead(ep.body, operands.length, ctx.shape.length, 'f32'), [...operands, reduced], ctx.dims, ctx.shape);
+    },
+    // The body's applies per input element, one add or compare per input element, the epilogue's per result.
+    flops: (_operands, result, attrs) => {
+      const body = attrs['body'];
+      const ep = attrs['epilogue'];
+      const s = attrs['shape'];
+      const inner = numelDim(s !== undefined && s.kind === 'dims' ? s.value : []);
+      const perIn = 1 + (body !== undefined && body.kind === 'lambda' ? countApplies(body.body) : 0);
+      return dimAdd(dimMul(dimConst(perIn), inner), dimMul(dimConst(ep !== undefined && ep.kind === 'lambda' ? countApplies(ep.body) : 0), numelDim(result.shape)));
+    },
     lowering: 'fused-only',
   }),
   placeholderOp('acc', 'a fused_matmul epilogue', 'the matmul product at the current result index (dtype of the matmul operands)'),

@@ -40,6 +40,7 @@ function readsViews(user: Node, k: number): boolean {
     case 'fused_attention':
       return k <= 2;
     case 'fused_map':
+    case 'fused_reduce':
       return true;
     default:
       return false;

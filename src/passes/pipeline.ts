@@ -9,6 +9,7 @@ import { fuseAttentionLoads } from './fuse-attention-loads.js';
 import { fuseElementwise } from './fuse-elementwise.js';
 import { fuseEpilogue } from './fuse-epilogue.js';
 import { fuseNorm } from './fuse-norm.js';
+import { fuseReduce } from './fuse-reduce.js';
 import { foldViews } from './fold-views.js';
 import { rematerializeActivations } from './rematerialize.js';
 import type { GraphPass, Target } from './pass.js';
@@ -22,11 +23,12 @@ export const graphPasses: readonly GraphPass[] = [foldConstants, simplifyMovemen
 /**
  * Neighbour fusion for the kernel targets, after the cleanups (and after attention fusion):
  * elementwise chains first, so a whole bias+activation+residual chain lands in one epilogue;
+ * then the chains a sum/max reads and the map of its result into one fused_reduce;
  * then a fused_map read only as attention's q (RoPE) into the attention's Q load; then norms
  * into matmul prologues, and last movement chains into index-mapped views.
  * The interpreter never fuses: it stays the op-by-op reference.
  */
-export const neighbourFusionPasses: readonly GraphPass[] = [fuseElementwise, fuseAttentionLoads, fuseEpilogue, fuseNorm, foldViews];
+export const neighbourFusionPasses: readonly GraphPass[] = [fuseElementwise, fuseReduce, fuseAttentionLoads, fuseEpilogue, fuseNorm, foldViews];
 
 export const pipelines: Readonly<Record<Target, readonly GraphPass[]>> = {
   interp: [...graphPasses],

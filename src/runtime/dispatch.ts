@@ -69,16 +69,11 @@ export function recordDispatches(r: DispatchInputs): RecordedPass {
     const bk = r.built.get(step.kernel);
     const g = r.grids[i];
     if (k === undefined || bk === undefined || g === undefined) throw new RuntimeError('plan', `step ${i}: kernel ${step.kernel} not built`);
-    const entries: GPUBindGroupEntry[] = step.bindings.map((bd) => {
-      const buffer = r.gpuOf.get(bd.buffer);
-      if (buffer === undefined) throw new RuntimeError('plan', `step ${i}: buffer ${bd.buffer} has no GPU buffer`);
-      return { binding: bd.binding, resource: { buffer, offset: 0, size: r.sizes.get(bd.buffer)?.bytes ?? 4 } };
-    });
-    const u = r.uniforms.get(k.name);
-    if (u !== undefined) entries.push({ binding: k.uniformBinding, resource: { buffer: u.buffer, offset: 0, size: u.capacity } });
-    const { group: bindGroup, fresh } = r.bindGroups.get(device, i, `${k.name} step ${i}`, bk.layout, entries);
-    if (fresh) bindGroupsCreated++;
-    else bindGroupsReused++;
+    // A step whose `when` is false for these dims (the other path of a symbolic dim: prefill's
+    // kernels in a decode step) or whose grid is empty is not dispatched and gets no bind group
+    // (creating one costs CPU time and would be rebuilt whenever its buffers change); with
+    // timestamps its pass stays, empty, so timestamp indices keep matching steps.
+    const isActive = (step.when === undefined || evalCondition(step.when, r.dims)) && g[0] > 0 && g[1] > 0 && g[2] > 0;
     const p =
       querySet !== undefined
         ? encoder.beginComputePass({
@@ -87,12 +82,19 @@ export function recordDispatches(r: DispatchInputs): RecordedPass {
           })
         : pass;
     if (p === undefined) throw new RuntimeError('plan', 'no compute pass');
-    p.setPipeline(bk.pipeline);
-    p.setBindGroup(0, bindGroup);
-    // A step whose `when` is false for these dims is not dispatched (its pass stays, empty, so
-    // timestamp indices keep matching steps).
-    const isActive = step.when === undefined || evalCondition(step.when, r.dims);
-    if (isActive && g[0] > 0 && g[1] > 0 && g[2] > 0) {
+    if (isActive) {
+      const entries: GPUBindGroupEntry[] = step.bindings.map((bd) => {
+        const buffer = r.gpuOf.get(bd.buffer);
+        if (buffer === undefined) throw new RuntimeError('plan', `step ${i}: buffer ${bd.buffer} has no GPU buffer`);
+        return { binding: bd.binding, resource: { buffer, offset: 0, size: r.sizes.get(bd.buffer)?.bytes ?? 4 } };
+      });
+      const u = r.uniforms.get(k.name);
+      if (u !== undefined) entries.push({ binding: k.uniformBinding, resource: { buffer: u.buffer, offset: 0, size: u.capacity } });
+      const { group: bindGroup, fresh } = r.bindGroups.get(device, i, `${k.name} step ${i}`, bk.layout, entries);
+      if (fresh) bindGroupsCreated++;
+      else bindGroupsReused++;
+      p.setPipeline(bk.pipeline);
+      p.setBindGroup(0, bindGroup);
       p.dispatchWorkgroups(g[0], g[1], g[2]);
       dispatches++;
     }

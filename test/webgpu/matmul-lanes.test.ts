@@ -107,7 +107,7 @@ function randomSchedule(g: Graph, rng: () => number, kind: 'lanes' | 'kLanes' | 
   } else if (kind === 'kSplit') {
     const rows = pick([1, 2, 3]);
     const cols = 4 * L * pick([1, 2, 3]);
-    base = { tileRows: rows, tileCols: cols, tileK: pick([1, 3, 8, 32]), threadRows: rows, threadCols: cols / L, kSplit: true, normFold: 'separate' };
+    base = { tileRows: rows, tileCols: cols, tileK: pick([1, 3, 8, 32]), threadRows: rows, threadCols: cols / L, kSplit: true, normFold: pick(['inline', 'separate'] as const) };
   } else {
     const rows = pick([1, 2, 3]);
     const cols = pick([1, 4, 5, 8, 12]);
@@ -117,8 +117,8 @@ function randomSchedule(g: Graph, rng: () => number, kind: 'lanes' | 'kLanes' | 
   const mm = g.nodes.find((n) => n.op === 'matmul' || n.op === 'fused_matmul');
   if (mm === undefined) throw new Error('no matmul');
   // 'separate' needs A as a plain buffer (the norm kernel reads rows contiguously); the cases
-  // with a norm have one, so only the lane kernel's random choice is adjusted (kSplit needs 'separate').
-  if (base.normFold === 'separate' && base.kSplit !== true && g.nodes[mm.operands[0] ?? -1]?.op === 'view') base = { ...base, normFold: 'inline' };
+  // with a norm have one, but a view A falls back to 'inline'.
+  if (base.normFold === 'separate' && g.nodes[mm.operands[0] ?? -1]?.op === 'view') base = { ...base, normFold: 'inline' };
   // The chooser's legal vector widths, each dropped to scalar loads at random.
   const legal = specializeMatmul(g, mm, base);
   return { ...legal, aVector: rng() < 0.7 ? (legal.aVector ?? 1) : 1, bVector: rng() < 0.7 ? (legal.bVector ?? 1) : 1 };

@@ -24,16 +24,19 @@ beforeAll(async () => {
   dev = await testDevice();
 }, 240_000);
 
-/** The plan on lavapipe with the fold inline in the matmul's K loop, or as its own norm kernel (MatmulSchedule.normFold). */
+/**
+ * The plan on lavapipe with the fold inline (the lane kernel's K loop; the decode kernels
+ * normalize on load) or as its own norm kernel (MatmulSchedule.normFold), on every path.
+ */
 async function runPlan(g: Graph, weights: Map<string, Tensor64>, inputs: Map<string, Tensor64>, normFold: 'inline' | 'separate'): Promise<Tensor64> {
   const base = chooseSchedule(lavapipeLimits);
-  const decode = base.decodeMatmul === undefined ? {} : { decodeMatmul: { ...base.decodeMatmul, schedule: { ...base.decodeMatmul.schedule, normFold } } };
+  const d = base.decodeMatmul;
+  const decode = d === undefined ? {} : { decodeMatmul: { ...d, schedule: { ...d.schedule, normFold }, ...(d.streaming !== undefined ? { streaming: { ...d.streaming, normFold } } : {}) } };
   const program = lowerToKernels(g, lavapipeLimits, { ...base, matmul: { ...base.matmul, normFold }, ...decode });
-  // T is symbolic: a prefill (lane) and a decode path, each with its own norm kernel when separate.
-  // The decode path of a [K, N] weight is the streaming kSplit kernel (Schedule.decodeMatmul.streaming),
-  // which runs a folded norm only as a separate kernel: with 'inline' only the prefill path folds it.
-  expect(base.decodeMatmul?.streaming?.kSplit).toBe(true);
-  expect(program.kernels.filter((k) => k.op === 'layernorm' || k.op === 'rmsnorm')).toHaveLength(normFold === 'separate' ? 2 : 1);
+  // T is symbolic: a prefill (lane) and a decode path (the streaming kSplit kernel for this
+  // [K, N] weight, Schedule.decodeMatmul.streaming), each with its own norm kernel when separate.
+  expect(d?.streaming?.kSplit).toBe(true);
+  expect(program.kernels.filter((k) => k.op === 'layernorm' || k.op === 'rmsnorm')).toHaveLength(normFold === 'separate' ? 2 : 0);
   const s = await createSession(dev, compilePlan(g, { target: lavapipeLimits, program }));
   try {
     s.loadWeights(weights);
@@ -55,13 +58,14 @@ function tensor(shape: number[], seed: number, mean: number, std: number): Tenso
 }
 
 describe('norm folded into a matmul', () => {
-  const B = 2;
-  const T = 33; // M = 66: two 64-row tiles, the second nearly empty
-  const N = 72; // two 64-column tiles
+  const N = 72; // two 64-column tiles (the decode kernel: 72 = 2 x 32 + 8, a partial column tile)
   // rmsnorm has no mean to subtract (no shift): its case uses mean 0.5, not 100.
+  // B = 2, T = 33 (M = 66: two 64-row tiles, the second nearly empty) runs the prefill path;
+  // B = 1, T = 1 the decode path (kSplit: K = 40 is a partial 32-row K tile).
+  for (const [B, T] of [[2, 33], [1, 1]] as const)
   for (const [norm, mean] of [['layernorm', 100], ['rmsnorm', 0.5]] as const) {
     for (const K of [40, 48]) {
-      it(`${norm}(x) @ w + b with x ~ ${mean} + N(0, 1), K = ${K}: one fused_matmul, inline or as a norm kernel + matmul, within 1e-4 of float64`, async () => {
+      it(`${norm}(x) @ w + b with x ~ ${mean} + N(0, 1), K = ${K}, M = ${B * T}: one fused_matmul, inline or as a norm kernel + matmul, within 1e-4 of float64`, async () => {
         const call = norm === 'layernorm' ? 'layernorm(x, g, be)' : 'rmsnorm(x, g)';
         const src = `dims B, T
 input x: f32[B, T, ${K}]

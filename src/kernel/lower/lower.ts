@@ -40,6 +40,7 @@ import { dimConst, dimConstValue, dimMul } from '../../base/dim.js';
 import type { FusedHost } from './fused.js';
 import type { Lowering, LoweringTarget } from './lowering.js';
 import { emitArange, emitConstFill, emitElementwise, emitFusedMap, emitGrid } from './map.js';
+import { emitFusedReduce } from './fused-reduce.js';
 import { emitConcat, emitGather, emitScatterAdd, emitPermute, emitSlice } from './movement.js';
 import { emitReduce } from './reduce.js';
 import { emitNorm, emitSoftmax } from './softmax-norm.js';
@@ -201,6 +202,8 @@ export class LoweringRun implements Lowering {
         return this.emitFusedAttentionGrad(n);
       case 'fused_map':
         return emitFusedMap(this, n);
+      case 'fused_reduce':
+        return emitFusedReduce(this, n);
       case 'fused_matmul':
         return emitMatmul(this, n);
       default:

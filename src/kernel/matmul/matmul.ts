@@ -45,10 +45,7 @@ export function emitMatmul(lw: Lowering, n: Node): void {
 function emitMatmulWith(lw: Lowering, n: Node, ms: MatmulSchedule, when?: StepCondition): void {
   const normOf = n.op === 'fused_matmul' ? normPrologueOf(n.attrs) : undefined;
   if (normOf !== undefined && ms.normFold === 'separate') return emitNormThenMatmul(lw, n, normOf, ms, when);
-  if (ms.kSplit === true) {
-    if (normOf !== undefined) throw new ScheduleError('matmul.normFold', `%${n.id}: kSplit runs a folded norm only as a separate kernel (normFold 'separate')`);
-    return emitStreamMatmul(lw, n, ms, when);
-  }
+  if (ms.kSplit === true) return emitStreamMatmul(lw, n, ms, when);
   const a = lw.operand(n, 0);
   const b = lw.operand(n, 1);
   const { tileRows: TM, tileCols: TN, tileK: TK, threadRows: RM, threadCols: RN } = ms;

@@ -11,7 +11,7 @@ import { dimConst } from '../../base/dim.js';
 import { type Node, lambdaAttr } from '../../graph/ir.js';
 import { printType } from '../../graph/types.js';
 import { KernelBuilder } from '../ir/builder.js';
-import { type Expr, type ScalarType, type Stmt, type Traffic, add, and, arrayLoad, bin, builtin, call, cast, div, lit, load, lt, mul, rem, u32, v } from '../ir/ir.js';
+import { type Expr, type ScalarType, type Stmt, type Traffic, add, and, arrayLoad, bin, builtin, call, cast, div, lit, load, lt, mul, rem, subgroup, u32, v } from '../ir/ir.js';
 import { storageBytes, storageType } from '../ir/storage.js';
 import type { SizeExpr, StepCondition } from '../plan/plan.js';
 import { dimToSize, sCeilDiv, sConst, sMinConst, sMul } from '../plan/to-size.js';
@@ -21,6 +21,8 @@ import { epilogueReadBytes, translateLambda, unravelFlat } from '../lower/fused.
 import type { Lowering } from '../lower/lowering.js';
 import { elementOffset, hasVectorRuns, unitStrideAxis, unravel } from '../lower/view.js';
 import { matmulRows, sAddAll } from './operands.js';
+import { normPrologueOf } from '../../ops/fused.js';
+import type { LaneNorm } from './lanes.js';
 
 export interface StreamPartialsInput {
   readonly kb: KernelBuilder;
@@ -39,6 +41,8 @@ export interface StreamPartialsInput {
   readonly bAddr: (k: Expr, col: Expr) => Expr;
   /** Flat index of partial (tile kt, row, col) in the temp: (kt * M + row) * N + col, batch offset included. */
   readonly partIndex: (kt: Expr, row: Expr, col: Expr) => Expr;
+  /** A folded norm (normFold 'inline'), parameters read one element at a time. */
+  readonly norm?: LaneNorm;
 }
 
 /**
@@ -60,12 +64,24 @@ export function emitStreamPartials(p: StreamPartialsInput, body: Stmt[]): void {
   const row0 = kb.let(body, 'row0', mul(builtin('workgroup_id', 2), u32(TM)));
   // The lane's column groups, clamped to the last vec4 (columns past N are never stored).
   const cols = Array.from({ length: C4 }, (_, c) => kb.let(body, 'c4', call('min', [add(col0, mul(add(lane, u32(c * L)), u32(4))), nVecLast], 'u32')));
+  const rows = Array.from({ length: TM }, (_, r) => kb.let(body, 'a_row', call('min', [add(row0, u32(r)), mLast], 'u32')));
+  const stats = p.norm === undefined ? undefined : rowStats(p, p.norm, rows, body);
   const acc = kb.fresh('acc');
   body.push({ kind: 'private_array', name: acc, type: 'f32', length: TM * C4 * 4, init: lit('f32', 0) });
   const k = kb.fresh('k');
   const kv = v(k, 'u32');
   const s: Stmt[] = [];
-  const xs = Array.from({ length: TM }, (_, r) => kb.let(s, 'x', cast('f32', load(p.aSlot, p.aAddr(call('min', [add(row0, u32(r)), mLast], 'u32'), kv), p.aType))));
+  const g = p.norm === undefined ? undefined : kb.let(s, 'g', cast('f32', load(p.norm.gammaSlot, kv, p.norm.type)));
+  const be = p.norm?.betaSlot === undefined ? undefined : kb.let(s, 'beta', cast('f32', load(p.norm.betaSlot, kv, p.norm.type)));
+  const xs = rows.map((row, r) => {
+    const x = cast('f32', load(p.aSlot, p.aAddr(row, kv), p.aType));
+    const st = stats?.[r];
+    if (st === undefined || g === undefined) return kb.let(s, 'x', x);
+    // Normalized on load, as the norm kernel computes it: ((x - x0) - mean_d) rstd gamma (+ beta).
+    const centered = st.shift === undefined ? x : bin('sub', bin('sub', x, st.shift), st.mean ?? lit('f32', 0));
+    const y = bin('mul', bin('mul', centered, st.rstd), g);
+    return kb.let(s, 'x', be === undefined ? y : bin('add', y, be));
+  });
   for (let c = 0; c < C4; c++) {
     const names = [0, 1, 2, 3].map(() => kb.fresh('b'));
     s.push({ kind: 'load_vec', names, slot: p.bSlot, index: div(p.bAddr(kv, cols[c] ?? u32(0)), u32(4)), type: p.bType });
@@ -95,6 +111,60 @@ export function emitStreamPartials(p: StreamPartialsInput, body: Stmt[]): void {
   }
 }
 
+/**
+ * A folded norm's per-row statistics, from two passes over each of the workgroup's rows (lanes
+ * stride K, one subgroup sum each; the row is K floats, read from cache next to the tile's
+ * tileK x tileCols weights). The K-split kernel's fold (matmul/gemv.ts) in the same form:
+ * centered on the row's first element x0, then on mean_d = mean(x - x0) (a second pass, so
+ * the variance never cancels), so nothing rounds at |mean|.
+ */
+function rowStats(p: StreamPartialsInput, norm: LaneNorm, rows: readonly Expr[], body: Stmt[]): { shift?: Expr; mean?: Expr; rstd: Expr }[] {
+  const { kb, lanes: L, K } = p;
+  const isLayer = norm.op === 'layernorm';
+  const count = kb.let(body, 'count', cast('f32', K));
+  const rowLoop = (row: Expr, f: (s: Stmt[], x: Expr) => Stmt[]): Stmt => {
+    const j = kb.fresh('j');
+    const s: Stmt[] = [];
+    const x = kb.let(s, 'xr', cast('f32', load(p.aSlot, p.aAddr(row, v(j, 'u32')), p.aType)));
+    s.push(...f(s, x));
+    return { kind: 'for', var: j, start: builtin('local_index'), end: K, step: u32(L), body: s };
+  };
+  return rows.map((row) => {
+    const shift = isLayer ? kb.let(body, 'x0', cast('f32', load(p.aSlot, p.aAddr(row, u32(0)), p.aType))) : undefined;
+    let mean: Expr | undefined;
+    if (shift !== undefined) {
+      const sum = kb.var(body, 'row_sum', 'f32', lit('f32', 0));
+      body.push(rowLoop(row, (_, x) => [{ kind: 'assign', name: sum, value: bin('add', v(sum, 'f32'), bin('sub', x, shift)) }]));
+      mean = kb.let(body, 'mean_d', bin('div', subgroup('sum', v(sum, 'f32')), count));
+    }
+    const sq = kb.var(body, 'row_sq', 'f32', lit('f32', 0));
+    body.push(
+      rowLoop(row, (s, x) => {
+        const d = kb.let(s, 'd', shift === undefined ? x : bin('sub', bin('sub', x, shift), mean ?? lit('f32', 0)));
+        return [{ kind: 'assign', name: sq, value: bin('add', v(sq, 'f32'), bin('mul', d, d)) }];
+      }),
+    );
+    const rstd = kb.let(body, 'rstd', call('rsqrt', [bin('add', bin('div', subgroup('sum', v(sq, 'f32')), count), lit('f32', norm.eps))], 'f32'));
+    return { ...(shift !== undefined ? { shift } : {}), ...(mean !== undefined ? { mean } : {}), rstd };
+  });
+}
+
+/** The fused_matmul's folded norm (fuse-norm) as scalar parameter slots of the partials kernel, if it has one. */
+function streamNorm(lw: Lowering, n: Node, kb: KernelBuilder): LaneNorm | undefined {
+  const fold = n.op === 'fused_matmul' ? normPrologueOf(n.attrs) : undefined;
+  if (fold === undefined) return undefined;
+  const param = (i: number): Node => lw.operand(n, n.operands.length - fold.params + i);
+  const gamma = param(0);
+  return {
+    op: fold.op,
+    eps: fold.eps,
+    type: storageType(gamma.type.dtype),
+    vector: 1,
+    gammaSlot: kb.input('gamma', gamma.id, gamma.type.dtype),
+    ...(fold.op === 'layernorm' ? { betaSlot: kb.input('beta', param(1).id, param(1).type.dtype) } : {}),
+  };
+}
+
 /** Kernel 2: out[row, col] = epilogue(sum over the K tiles of the partials); one thread per output. */
 export function emitStreamReduce(kb: KernelBuilder, body: Stmt[], o: { readonly tiles: Expr; readonly flat: Expr; readonly partIndex: (kt: Expr) => Expr; readonly partSlot: number; readonly store: (value: Expr) => Stmt[] }): void {
   const sum = kb.var(body, 'sum', 'f32', lit('f32', 0));
@@ -106,7 +176,8 @@ export function emitStreamReduce(kb: KernelBuilder, body: Stmt[], o: { readonly 
 /**
  * MatmulSchedule.kSplit (matmul/stream.ts): the partial-sums kernel over tiles of tileK
  * weight rows, then the reduction kernel with the epilogue. Needs the batch folded into M (a
- * 2-D weight), the weight contiguous along N in vec4 runs, and no inline norm fold.
+ * 2-D weight) and the weight contiguous along N in vec4 runs. A folded norm (fuse-norm, normFold
+ * 'inline') is applied as A is loaded, from row statistics each workgroup computes first.
  */
 export function emitStreamMatmul(lw: Lowering, n: Node, ms: MatmulSchedule, when: StepCondition | undefined): void {
   const a = lw.operand(n, 0);
@@ -140,10 +211,21 @@ export function emitStreamMatmul(lw: Lowering, n: Node, ms: MatmulSchedule, when
     const aSlot = kb.input('a', a.id, a.type.dtype);
     const bSlot = kb.inputVector('b', b.id, b.type.dtype, 4);
     const partSlot = kb.output('part', part.id, 'f32');
+    const norm = streamNorm(lw, n, kb);
     const body: Stmt[] = [];
-    emitStreamPartials({ kb, schedule: ms, lanes: L, aSlot, bSlot, partSlot, aType: storageType(a.type.dtype), bType: storageType(b.type.dtype), M: Me, N: Ne, K: Ke, aAddr, bAddr, partIndex }, body);
+    emitStreamPartials({ kb, schedule: ms, lanes: L, aSlot, bSlot, partSlot, aType: storageType(a.type.dtype), bType: storageType(b.type.dtype), M: Me, N: Ne, K: Ke, aAddr, bAddr, partIndex, ...(norm !== undefined ? { norm } : {}) }, body);
+    // A folded norm: every workgroup reads its rows twice more (mean, variance; rmsnorm once)
+    // and gamma (and beta) for its tileK rows of the weight.
+    const workgroups = sMul(sCeilDiv(Ns, ms.tileCols), tilesS, sCeilDiv(Ms, ms.tileRows));
+    const normBytes =
+      norm === undefined
+        ? []
+        : [
+            sMul(workgroups, sConst(ms.tileRows * (norm.op === 'layernorm' ? 2 : 1)), Ks, sConst(storageBytes(a.type.dtype))),
+            sMul(sCeilDiv(Ns, ms.tileCols), sCeilDiv(Ms, ms.tileRows), Ks, sConst(storageBytes(lw.operand(n, n.operands.length - (norm.betaSlot === undefined ? 1 : 2)).type.dtype) * (norm.betaSlot === undefined ? 1 : 2))),
+          ];
     const traffic: Traffic = {
-      bytesRead: sAddAll([sMul(Ms, Ks, sCeilDiv(Ns, ms.tileCols), sConst(storageBytes(a.type.dtype))), sMul(Ks, Ns, sCeilDiv(Ms, ms.tileRows), sConst(storageBytes(b.type.dtype)))]),
+      bytesRead: sAddAll([sMul(Ms, Ks, sCeilDiv(Ns, ms.tileCols), sConst(storageBytes(a.type.dtype))), sMul(Ks, Ns, sCeilDiv(Ms, ms.tileRows), sConst(storageBytes(b.type.dtype))), ...normBytes]),
       bytesWritten: sMul(tilesS, Ms, Ns, sConst(4)),
       flops: lw.flops(n),
     };

@@ -55,6 +55,19 @@ export function evalCondition(c: StepCondition, dims: ReadonlyMap<string, number
   return (c.op === '<=' ? x <= c.value : x > c.value) && (c.and === undefined || evalCondition(c.and, dims));
 }
 
+/**
+ * The steps a run at `dims` dispatches, in order: those whose `when` holds and whose grid is not
+ * empty (what the runtime's `stats.lastDispatches` counts). A decode step's dispatches are the
+ * plan's at T = 1 (docs/performance.md, "Decode dispatches").
+ */
+export function dispatchedSteps(plan: Plan, dims: ReadonlyMap<string, number>): Plan['steps'][number][] {
+  const kernels = new Map(plan.kernels.map((k) => [k.name, k]));
+  return plan.steps.filter((s) => {
+    const k = kernels.get(s.kernel);
+    return (s.when === undefined || evalCondition(s.when, dims)) && k !== undefined && k.grid.every((g) => evalSize(g, dims) > 0);
+  });
+}
+
 export type BufferKind = 'input' | 'weight' | 'output' | 'temp';
 
 export interface PlanBuffer {

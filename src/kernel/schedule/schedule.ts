@@ -227,17 +227,29 @@ export function laneMatmulTemplate(lanes: number): MatmulSchedule {
  * The CPU adapter's decode-step matmul: K split over the subgroup's lanes, one row, 8 columns per
  * workgroup, K steps of 4 per lane (matmul/gemv.ts). 8 columns streamed 1.5-3.5x faster than
  * 32 on lavapipe at 768 x 3072 (scratch GEMV variants; more workgroups, fewer streams per lane).
+ * A folded norm runs inline (normalize on load) for the decode step's minimum of dispatches
+ * (docs/performance.md, "Decode dispatches"); see decodeNormFold.
  */
 export function gemvTemplate(): MatmulSchedule {
-  return { tileRows: 1, tileCols: 8, tileK: 4, threadRows: 1, threadCols: 8, kLanes: true };
+  return { tileRows: 1, tileCols: 8, tileK: 4, threadRows: 1, threadCols: 8, kLanes: true, normFold: decodeNormFold };
 }
+
+/**
+ * How the decode templates run a folded norm: 'inline', each GEMV workgroup computes its row's
+ * statistics (one row: K floats read twice from cache) and normalizes A on load, so the norm is
+ * no dispatch of its own (GPT-2 small: 2 per layer + ln_f, 174 -> 149 per step). Chosen for the
+ * dispatch count (issue 16 item 8) without a timing on a quiet machine: on lavapipe an earlier
+ * normalize-on-load K-split kernel made the LM head and c_fc ~2x slower than a one-row norm kernel
+ * + the plain GEMV, so if measuring says so, 'separate' here restores the old plans (one field).
+ */
+export const decodeNormFold: 'inline' | 'separate' = 'inline';
 
 /**
  * The CPU adapter's decode matmul for [K, N] weights: tiles of 32 weight rows x 16L columns
  * (matmul/stream.ts), one row of A.
  */
 export function streamTemplate(lanes: number): MatmulSchedule {
-  return { tileRows: 1, tileCols: 16 * lanes, tileK: 32, threadRows: 1, threadCols: 16, kSplit: true };
+  return { tileRows: 1, tileCols: 16 * lanes, tileK: 32, threadRows: 1, threadCols: 16, kSplit: true, normFold: decodeNormFold };
 }
 
 /**
@@ -265,11 +277,10 @@ export function specializeMatmul(g: Graph, n: Node, ms: MatmulSchedule): MatmulS
   const a = g.nodes[n.operands[0] ?? -1];
   const b = g.nodes[n.operands[1] ?? -1];
   if (a === undefined || b === undefined) return ms;
-  if (ms.kSplit === true) return ms.normFold === undefined && n.op === 'fused_matmul' && n.attrs['norm'] !== undefined ? { ...ms, normFold: 'separate' } : ms;
-  // A template's norm: a separate row kernel where A is a plain buffer, for both CPU kernels. The
-  // lane kernel's inline fold cost 7-57% (prefill); the K-split kernel's normalize-on-load
-  // (two passes over the row per workgroup, gamma and beta loads per K step) made GPT-2 small's
-  // decode LM head and c_fc ~2x slower than a one-row layernorm kernel + the plain GEMV.
+  if (ms.kSplit === true) return ms;
+  // A template's norm without a choice (the lane kernel's): a separate row kernel where A is a
+  // plain buffer. The lane kernel's inline fold cost 7-57% (prefill). The decode templates say
+  // theirs (decodeNormFold).
   if (ms.normFold === undefined && n.op === 'fused_matmul' && n.attrs['norm'] !== undefined && a.op !== 'view') ms = { ...ms, normFold: 'separate' };
   if (ms.aVector !== undefined && ms.bVector !== undefined) return ms;
   const aRank = a.type.shape.length;

@@ -1,5 +1,6 @@
 // Float64 rules of the fused ops on hand-computed values: 'fused_map' (a lambda with a broadcast
-// read), 'fused_matmul' (product, then the epilogue) and 'acc' (only inside an epilogue).
+// read), 'fused_matmul' (product, then the epilogue), 'fused_reduce' (body, reduction, epilogue)
+// and 'acc' (only inside an epilogue).
 import { describe, expect, it } from 'vitest';
 import type { Node } from '../../../src/graph/ir.js';
 import { getOp } from '../../../src/ops/catalog.js';
@@ -54,5 +55,30 @@ describe('fused ops (float64)', () => {
     // [1, 2] + [-3, 0.5] = [-2, 2.5] -> relu -> [0, 2.5]
     expect(Array.from(out?.data ?? [])).toEqual([0, 2.5]);
     expect(() => getOp('acc')?.interp([], { node, dims: new Map(), shape: [] })).toThrow(/epilogue/);
+  });
+
+  it("'fused_reduce' takes max |x| over each row of x (through a transposing read), then max(acc() / 4, s[i])", () => {
+    const c = (n: number) => ({ terms: [{ coef: n, vars: [] }] });
+    const rd = (operand: number, indices: ReturnType<typeof ix>[]) => ({ kind: 'read' as const, operand, indices, dtype: 'f32' as const });
+    const node: Node = {
+      id: 4, op: 'fused_reduce', operands: [0, 1], loc: span, type: { dtype: 'f32', shape: [c(2), c(1)] },
+      attrs: {
+        // x is [3, 2]; the body reads it transposed, so the rows reduced are x's columns.
+        shape: { kind: 'dims', value: [c(2), c(3)] },
+        body: { kind: 'lambda', params: ['i', 'j'], body: { kind: 'apply', op: 'abs', dtype: 'f32', args: [rd(0, [ix(1), ix(0)])] } },
+        reduce: { kind: 'str', value: 'max' },
+        axes: { kind: 'ints', value: [1] },
+        keepdims: { kind: 'bool', value: true },
+        epilogue: { kind: 'lambda', params: ['i', 'j'], body: { kind: 'apply', op: 'max', dtype: 'f32', args: [{ kind: 'apply', op: 'div', dtype: 'f32', args: [{ kind: 'apply', op: 'acc', args: [], dtype: 'f32' }, { kind: 'const', value: 4, dtype: 'f32' }] }, rd(1, [ix(0)])] } },
+      },
+    };
+    const x = makeTensor('f32', [3, 2], [1, -8, -6, 2, 3, 0.5]);
+    const s = makeTensor('f32', [2], [1, 1]);
+    const out = getOp('fused_reduce')?.interp([x, s], { node, dims: new Map(), shape: [2, 1] });
+    // columns [1, -6, 3] and [-8, 2, 0.5]: max |.| = 6 and 8 -> / 4 = 1.5 and 2 -> max with 1.
+    expect(Array.from(out?.data ?? [])).toEqual([1.5, 2]);
+    const sum = { ...node, attrs: { ...node.attrs, reduce: { kind: 'str' as const, value: 'sum' } } };
+    // sums of |.|: 10 and 10.5 -> / 4 = 2.5 and 2.625.
+    expect(Array.from(getOp('fused_reduce')?.interp([x, s], { node: sum, dims: new Map(), shape: [2, 1] })?.data ?? [])).toEqual([2.5, 2.625]);
   });
 });

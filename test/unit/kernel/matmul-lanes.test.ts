@@ -10,7 +10,7 @@ import { type Kernel, forEachExpr, forEachStmt } from '../../../src/kernel/ir/ir
 import { lowerToKernels } from '../../../src/kernel/lower/lower.js';
 import { evalSize } from '../../../src/kernel/plan/plan.js';
 import { hasVectorRuns } from '../../../src/kernel/lower/view.js';
-import { type MatmulSchedule, ScheduleError, chooseSchedule, cudaLimits, laneMatmulTemplate, lavapipeLimits, specializeMatmul, webgpuDefaultLimits } from '../../../src/kernel/schedule/schedule.js';
+import { type MatmulSchedule, type Schedule, ScheduleError, chooseSchedule, cudaLimits, laneMatmulTemplate, lavapipeLimits, specializeMatmul, webgpuDefaultLimits } from '../../../src/kernel/schedule/schedule.js';
 import { verifyKernel } from '../../../src/kernel/ir/verify.js';
 import { graphOf } from './helpers.js';
 
@@ -163,9 +163,10 @@ describe('the lane kernel', () => {
 
 describe('decode-path temps', () => {
   it('are sized for the rows the path runs with, not for a long prompt', () => {
-    // x [T, 768] @ w [768, 2304] (+ a layernorm fold): the decode path (T <= 1) has the streaming
-    // partials [24 tiles, rows, 2304] and the separate norm's [rows, 768]; at T = 1024 they must
-    // still hold one row (a [24, 1024, 2304] f32 temp is 226 MB, over lavapipe's 128 MiB binding).
+    // x [T, 768] @ w [768, 2304] (+ an rmsnorm fold): the decode path (T <= 1) has the streaming
+    // partials [24 tiles, rows, 2304] (and, with normFold 'separate', the norm's [rows, 768]); at
+    // T = 1024 they must still hold one row (a [24, 1024, 2304] f32 temp is 226 MB, over lavapipe's
+    // 128 MiB binding).
     const g = graphOf(`graph m(T) {
   %0 = input {name="x"} : f32[T,768]
   %1 = input {name="g"} : f32[768]
@@ -173,9 +174,17 @@ describe('decode-path temps', () => {
   %3 = fused_matmul %0, %2, %1 {epilogue=(i0, i1) => acc(), eps=0.00001, norm="rmsnorm"} : f32[T,2304]
   output "y" = %3
 }`);
-    const p = lowerToKernels(g, lavapipeLimits);
-    const temps = [...(p.temps ?? new Map()).values()].map((t) => evalSize(t.elements, new Map([['T', 1024]])));
-    // Prefill's norm temp [1024, 768], decode's norm temp [1, 768], decode's partials [24, 1, 2304].
-    expect(temps.sort((x, y) => x - y)).toEqual([768, 24 * 2304, 1024 * 768]);
+    const tempsOf = (s?: Schedule): number[] => {
+      const p = lowerToKernels(g, lavapipeLimits, s);
+      return [...(p.temps ?? new Map()).values()].map((t) => evalSize(t.elements, new Map([['T', 1024]]))).sort((x, y) => x - y);
+    };
+    // The chooser's decode kernel normalizes on load (decodeNormFold): prefill's norm temp
+    // [1024, 768] and decode's partials [24, 1, 2304].
+    expect(tempsOf()).toEqual([24 * 2304, 1024 * 768]);
+    // The norm as its own kernel on the decode path too: its temp [1, 768].
+    const base = chooseSchedule(lavapipeLimits);
+    const d = base.decodeMatmul;
+    if (d?.streaming === undefined) throw new Error('lavapipe has a streaming decode schedule');
+    expect(tempsOf({ ...base, decodeMatmul: { ...d, streaming: { ...d.streaming, normFold: 'separate' } } })).toEqual([768, 24 * 2304, 1024 * 768]);
   });
 });

@@ -26,7 +26,7 @@ const interpCoverage: Record<string, keyof typeof interpFiles> = {
   eq: 'ew', ne: 'ew', lt: 'ew', le: 'ew', gt: 'ew', ge: 'ew', and: 'ew', or: 'ew', where: 'ew',
   sum: 'rnm', max_reduce: 'rnm', mean: 'rnm', logsumexp: 'rnm', softmax: 'rnm', layernorm: 'rnm', rmsnorm: 'rnm', matmul: 'rnm',
   gather: 'ms', scatter_add: 'ms', scatter: 'ms', reshape: 'ms', permute: 'ms', slice: 'ms', concat: 'ms',
-  fused_map: 'fu', fused_matmul: 'fu', acc: 'fu', view: 'fu',
+  fused_map: 'fu', fused_matmul: 'fu', fused_reduce: 'fu', acc: 'fu', view: 'fu',
   fused_attention: 'att', fused_attention_lse: 'att', score: 'att',
   fused_attention_grad: 'att', fused_attention_grad_k: 'att', fused_attention_grad_v: 'att',
 };
@@ -87,6 +87,19 @@ const flopsCases: Record<string, { operands: TensorType[]; attrs: Attrs; declare
     operands: [ty('f32', ['B', 'T', 768]), ty('f32', [768, 64]), ty('f32', [64])],
     attrs: { epilogue: { kind: 'lambda', params: ['b', 't', 'n'], body: { kind: 'apply', op: 'add', dtype: 'f32', args: [{ kind: 'apply', op: 'acc', args: [], dtype: 'f32' }, { kind: 'read', operand: 2, indices: [{ kind: 'index', axis: 2 }], dtype: 'f32' }] } } },
     want: '98368*B*T',
+  },
+  // max over T of abs(x) (1 apply + 1 compare per element of [B,T]), then div(acc(), 127.0) per result
+  fused_reduce: {
+    operands: [bt()],
+    attrs: {
+      shape: { kind: 'dims', value: [dim('B'), dim('T')] },
+      body: { kind: 'lambda', params: ['i', 'j'], body: { kind: 'apply', op: 'abs', dtype: 'f32', args: [{ kind: 'read', operand: 0, indices: [{ kind: 'index', axis: 0 }, { kind: 'index', axis: 1 }], dtype: 'f32' }] } },
+      reduce: { kind: 'str', value: 'max' },
+      axes: { kind: 'ints', value: [1] },
+      keepdims: { kind: 'bool', value: true },
+      epilogue: { kind: 'lambda', params: ['i', 'j'], body: { kind: 'apply', op: 'div', dtype: 'f32', args: [{ kind: 'apply', op: 'acc', args: [], dtype: 'f32' }, { kind: 'const', value: 127, dtype: 'f32' }] } },
+    },
+    want: '2*B*T + B',
   },
   acc: { operands: [], attrs: {}, want: '0' },
   // movement only: no arithmetic

@@ -174,6 +174,8 @@ describe('fused graphs under the float64 interpreter', () => {
   for (const [file, ov, dims] of [
     ['examples/gpt2.tfx', tiny(2), new Map([['B', 2], ['T', 5]])],
     ['examples/llama.tfx', llamaTiny(2), new Map([['B', 1], ['T', 3], ['P', 2]])],
+    // fuse-reduce: the int8 scale (|x|, row max, max(m / 127, qmin)) as one fused_reduce per K/V.
+    ['examples/variants/gpt2-kv-int8.tfx', tiny(2), new Map([['B', 1], ['T', 3], ['P', 2]])],
   ] as const) {
     it(`equal the unfused graph on ${file} (1e-9 relative)`, () => {
       const g = model(file, ov);
@@ -183,6 +185,10 @@ describe('fused graphs under the float64 interpreter', () => {
       const inputs = randomInputs(g, needed, 4, dims, ds);
       const fused = fusedGraph(g);
       expect(fused.nodes.some((n) => n.op === 'fused_matmul')).toBe(true);
+      if (file.includes('int8')) {
+        expect(fused.nodes.filter((n) => n.op === 'fused_reduce')).toHaveLength(2 * 2);
+        expect(fused.nodes.some((n) => n.op === 'max_reduce')).toBe(false);
+      }
       const a = interpret(unfusedGraph(g), { inputs, weights });
       const b = interpret(fused, { inputs, weights });
       for (const [name, want] of a.outputs) {

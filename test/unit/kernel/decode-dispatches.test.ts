@@ -1,0 +1,57 @@
+// Dispatches of one decode step (T = 1 after a prompt) per model, from the plan: the counts
+// docs/performance.md ("Decode dispatches") derives kernel by kernel, so a fusion or schedule
+// change that adds a kernel to a decode step fails here. Counts only, never times. The runtime
+// dispatches exactly these steps (test/webgpu/decode-dispatches.test.ts compares
+// `stats.lastDispatches` with dispatchedSteps on lavapipe).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { benchPlan, repoRoot } from '../../../src/cli/bench.js';
+import { dispatchedSteps } from '../../../src/kernel/plan/plan.js';
+import { type TargetLimits, lavapipeLimits, webgpuDefaultLimits } from '../../../src/kernel/schedule/schedule.js';
+
+const gpt2Tiny = { d: 128, heads: 4, vocab: 512, ctx: 256 };
+const llamaTiny = { vocab: 512, d: 128, heads: 4, kv_heads: 2, ffn: 256, ctx: 256 };
+
+/** Steps a decode step (B = 1, T = 1, P = 20) dispatches with `layers` layers, and their kernel names. */
+function decodeStep(file: string, set: Readonly<Record<string, number>>, layers: number, limits: TargetLimits): string[] {
+  const path = join(repoRoot, file);
+  const plan = benchPlan(readFileSync(path, 'utf8'), path, new Map(Object.entries({ ...set, layers })), true, limits);
+  return dispatchedSteps(plan, new Map([['B', 1], ['T', 1], ['P', 20]])).map((s) => s.kernel);
+}
+
+// [file, config, limits, dispatches outside the layers, per layer] (docs/performance.md).
+const cases: readonly [string, Readonly<Record<string, number>>, TargetLimits, number, number][] = [
+  // embedding + LM head; per layer: qkv, qkv sum, K write, V write, attention split + combine,
+  // proj, proj sum, fc, fc sum, proj, proj sum (the CPU adapter's split-K GEMVs: partials + sum).
+  ['examples/variants/gpt2-kv.tfx', gpt2Tiny, lavapipeLimits, 2, 12],
+  // per layer: qkv, K write, V write, attention split + combine, proj, fc, proj.
+  ['examples/variants/gpt2-kv.tfx', gpt2Tiny, webgpuDefaultLimits, 2, 8],
+  // + per K and V: the scale (fuse-reduce: |x|, row max, max(m / 127, qmin) in one kernel) and
+  // its write (the quantized values replace the f32 write).
+  ['examples/variants/gpt2-kv-int8.tfx', gpt2Tiny, lavapipeLimits, 2, 16],
+  ['examples/variants/gpt2-kv-int8.tfx', gpt2Tiny, webgpuDefaultLimits, 2, 12],
+  // RoPE angles, cos, sin, embedding + LM head; per layer: q, k, v, K write (RoPE), V write,
+  // attention split + combine, o, gate, up (SwiGLU epilogue), down.
+  ['examples/llama.tfx', llamaTiny, lavapipeLimits, 5, 11],
+  ['examples/llama.tfx', llamaTiny, webgpuDefaultLimits, 5, 11],
+];
+
+describe('dispatches per decode step', () => {
+  for (const [file, set, limits, outside, perLayer] of cases) {
+    it(`${file} (${limits.name}): ${outside} + ${perLayer} per layer, no norm kernel`, () => {
+      const one = decodeStep(file, set, 1, limits);
+      const two = decodeStep(file, set, 2, limits);
+      expect(two.length - one.length).toBe(perLayer);
+      expect(one.length - perLayer).toBe(outside);
+      // The norms are folded into the GEMVs that read them (normFold 'inline' on the decode path).
+      expect(two.filter((k) => /norm/.test(k))).toEqual([]);
+    });
+  }
+
+  it('GPT-2 small on lavapipe: 149 (was 174 with the norms as kernels of their own)', () => {
+    // 12 layers of 12, the embedding, the LM head in 4 row chunks of wte (over the 128 MiB
+    // binding) and the concat of their logits.
+    expect(decodeStep('examples/variants/gpt2-kv.tfx', {}, 12, lavapipeLimits)).toHaveLength(5 + 12 * 12);
+  });
+});
