@@ -237,12 +237,12 @@ export function gemvTemplate(): MatmulSchedule {
 /**
  * How the decode templates run a folded norm: 'inline', each GEMV workgroup computes its row's
  * statistics (one row: K floats read twice from cache) and normalizes A on load, so the norm is
- * no dispatch of its own (GPT-2 small: 2 per layer + ln_f, 174 -> 149 per step). Chosen for the
- * dispatch count (issue 16 item 8) without a timing on a quiet machine: on lavapipe an earlier
- * normalize-on-load K-split kernel made the LM head and c_fc ~2x slower than a one-row norm kernel
- * + the plain GEMV, so if measuring says so, 'separate' here restores the old plans (one field).
+ * no dispatch of its own (GPT-2 small: 2 per layer + ln_f, 174 -> 149 per step); 'separate', a
+ * one-row norm kernel then the plain GEMV. Measured on lavapipe (quiet, one hour, docs/performance.md):
+ * inline made c_fc and the LM head ~1.7x slower (15.9 vs 9.1 ms, 16.3 vs 11.8 ms per step) and the
+ * decode step 118 vs 102 ms, so 'separate'. `tfc tune` times both.
  */
-export const decodeNormFold: 'inline' | 'separate' = 'inline';
+export const decodeNormFold: 'inline' | 'separate' = 'separate';
 
 /**
  * The CPU adapter's decode matmul for [K, N] weights: tiles of 32 weight rows x 16L columns
