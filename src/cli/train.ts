@@ -10,7 +10,7 @@ import { basename, dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import type { Tensor64 } from '../base/tensor.js';
 import { type GradResult, gradGraph, gradientNodes } from '../autodiff/grad.js';
-import { withCrossEntropyLoss } from '../autodiff/loss.js';
+import { withTrainingLoss } from '../autodiff/fused-loss.js';
 import { compilePlan } from '../compile/plan.js';
 import { UserErrorsReported } from '../diag/diagnostic.js';
 import type { Graph } from '../graph/ir.js';
@@ -105,13 +105,15 @@ export interface TrainingGraphs {
 /**
  * Cross-entropy on the forward graph's logits, its gradients, and the AdamW step. With
  * `fuseAttention` (the kernel targets' fused training step) attention is fused in the forward
- * first, so its backward is one fused_attention_grad (src/train/fuse-forward.ts); `accumulate`
- * compiles gradient accumulation into the step (src/train/adamw.ts).
+ * first, so its backward is one fused_attention_grad (src/train/fuse-forward.ts); with `fuseLoss`
+ * (default true) an LM head and its cross-entropy become one fused_cross_entropy (the logits are
+ * never materialized whole: src/autodiff/fused-loss.ts); `accumulate` compiles gradient
+ * accumulation into the step (src/train/adamw.ts).
  */
-export function trainingGraphs(rep: Reporter, fwd0: Graph, opts: { readonly fuseAttention?: boolean; readonly accumulate?: boolean } = {}): TrainingGraphs {
+export function trainingGraphs(rep: Reporter, fwd0: Graph, opts: { readonly fuseAttention?: boolean; readonly fuseLoss?: boolean; readonly accumulate?: boolean } = {}): TrainingGraphs {
   const report = (d: Parameters<Reporter['report']>[0]): void => rep.report(d);
   const fwd = opts.fuseAttention === true ? fuseForwardAttention(fwd0, createPassContext({ target: 'webgpu' })) : fwd0;
-  const lossGraph = withCrossEntropyLoss(fwd, {}, report);
+  const lossGraph = withTrainingLoss(fwd, opts.fuseLoss !== false, report);
   rep.flush();
   if (lossGraph === undefined) throw new UserErrorsReported();
   const evalGraph = removeDeadNodes({ ...lossGraph, outputs: lossGraph.outputs.filter((x) => x.name === 'loss') }, () => false);
@@ -185,7 +187,7 @@ export function addTrainCommand(program: Command, io: TrainIo & { readonly isTty
       for (const n of needed) if (!init.has(n.name)) throw new UsageError(`the weights have no tensor '${n.name}' that ${file} needs`);
 
       // The training step and the validation loss, as graphs.
-      const { evalGraph, stepGraph, gradOf, grads } = trainingGraphs(rep, fwd, { fuseAttention: o.fuse && o.target !== 'interp', accumulate: micro > 1 });
+      const { evalGraph, stepGraph, gradOf, grads } = trainingGraphs(rep, fwd, { fuseAttention: o.fuse && o.target !== 'interp', fuseLoss: o.fuse, accumulate: micro > 1 });
       const trained = [...gradOf.keys()];
       io.err(`tfc train: ${file}: ${trained.length} weights (${trained.reduce((a, n) => a + (init.get(n)?.data.length ?? 0), 0).toLocaleString('en-US')} parameters), step graph ${stepGraph.nodes.length} nodes (forward ${grads.forwardNodes}), ${grads.saved.length} saved activations\n`);
 
