@@ -98,16 +98,17 @@ function interpCrossEntropy(operands: readonly Tensor64[], n: Node): Grads {
 }
 
 // The loss and its three gradient results read one computation: the interpreter calls each rule
-// with the producer's operands (the same tensors), so the last result is kept per h tensor.
-const last = new WeakMap<Tensor64, { readonly node: Node; readonly grads: Grads }>();
+// with the producer's operands (the same tensors), so the last result is kept per h tensor, for
+// the same node and the very same operand tensors (finite differences change w under one h).
+const last = new WeakMap<Tensor64, { readonly node: Node; readonly operands: readonly Tensor64[]; readonly grads: Grads }>();
 
 function gradsOf(operands: readonly Tensor64[], n: Node): Grads {
   const h = operands[0];
   if (h === undefined) throw new InternalError('fused_cross_entropy needs h');
   const hit = last.get(h);
-  if (hit !== undefined && hit.node === n) return hit.grads;
+  if (hit !== undefined && hit.node === n && hit.operands.length === operands.length && hit.operands.every((t, i) => t === operands[i])) return hit.grads;
   const grads = interpCrossEntropy(operands, n);
-  last.set(h, { node: n, grads });
+  last.set(h, { node: n, operands: [...operands], grads });
   return grads;
 }
 
