@@ -37,6 +37,8 @@ export function describeSchedule(s: KernelSchedule): string {
     case 'flash_attention':
       if (s.laneBroadcast === true) return `flash_attention, ${s.tileRows} rows x ${s.tileCols} keys per tile, one subgroup of ${s.lanes} lanes, rows broadcast from lanes`;
       return `flash_attention, ${s.tileRows} query rows x ${s.tileCols} keys per tile, ${s.lanes} lanes per row, ${s.useSubgroups ? 'subgroup' : 'workgroup-memory'} row reductions${s.splits > 1 ? `, ${s.splits} cache partitions` : ''}${s.mma !== undefined ? `, m16n8k16 ${s.mma} mma, f32 accumulators` : ''}`;
+    case 'cross_entropy':
+      return `cross_entropy rows, chunk ${s.chunk + 1} of ${s.chunks} (rows ${s.firstRow} to ${s.firstRow + s.rows - 1} of ${s.total}, chunkRows ${s.chunkRows}), ${s.workgroupSize} threads per row, ${s.useSubgroups ? 'subgroup' : 'shared-memory tree'} reductions${s.gradient ? ', gradient written over the logits tile' : ''}`;
     case 'mma_matmul':
       return `mma_matmul, tile ${s.tileRows}x${s.tileCols}x${s.tileK}, ${s.warpRows}x${s.warpCols} warps of m16n8k16 ${s.input} mma, f32 accumulators, ${s.stages}-stage async copies`;
     default:

@@ -42,8 +42,9 @@ export async function benchTrain(o: BenchOptions, file: string, set: Readonly<Re
   } catch (e) {
     throw new Error(`${file}: ${diagnostics.trim() || (e instanceof Error ? e.message : String(e))}`);
   }
-  // Fused: attention fused before grad (its backward one fused_attention_grad); --no-fuse: the unfused chain differentiated.
-  const stepGraphs = { fused: trainingGraphs(rep, fwd, { fuseAttention: true }).stepGraph, unfused: trainingGraphs(rep, fwd).stepGraph };
+  // Fused: attention fused before grad (its backward one fused_attention_grad) and the LM head's
+  // cross-entropy one fused_cross_entropy; --no-fuse: the unfused chains differentiated.
+  const stepGraphs = { fused: trainingGraphs(rep, fwd, { fuseAttention: true }).stepGraph, unfused: trainingGraphs(rep, fwd, { fuseLoss: false }).stepGraph };
   const stepGraph = stepGraphs.unfused;
   const name = `train ${file.split('/').pop() ?? file} B=${batch} T=${seq}`;
   const dev = await benchDevice();

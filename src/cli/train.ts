@@ -98,10 +98,12 @@ export type { TrainingGraphs };
 /**
  * Cross-entropy on the forward graph's logits, its gradients, and the AdamW step
  * (src/train/graphs.ts). With `fuseAttention` (the kernel targets' fused training step) attention
- * is fused in the forward first, so its backward is one fused_attention_grad; `accumulate`
- * compiles gradient accumulation into the step (src/train/adamw.ts).
+ * is fused in the forward first, so its backward is one fused_attention_grad; with `fuseLoss`
+ * (default true) an LM head and its cross-entropy become one fused_cross_entropy (the logits are
+ * never materialized whole: src/autodiff/fused-loss.ts); `accumulate` compiles gradient
+ * accumulation into the step (src/train/adamw.ts).
  */
-export function trainingGraphs(rep: Reporter, fwd: Graph, opts: { readonly fuseAttention?: boolean; readonly accumulate?: boolean } = {}): TrainingGraphs {
+export function trainingGraphs(rep: Reporter, fwd: Graph, opts: { readonly fuseAttention?: boolean; readonly fuseLoss?: boolean; readonly accumulate?: boolean } = {}): TrainingGraphs {
   const r = buildTrainingGraphs(fwd, opts, (d) => rep.report(d));
   rep.flush();
   if (r === undefined) throw new UserErrorsReported();
@@ -171,7 +173,7 @@ export function addTrainCommand(program: Command, io: TrainIo & { readonly isTty
       for (const n of needed) if (!init.has(n.name)) throw new UsageError(`the weights have no tensor '${n.name}' that ${file} needs`);
 
       // The training step and the validation loss, as graphs.
-      const { evalGraph, stepGraph, gradOf, grads } = trainingGraphs(rep, fwd, { fuseAttention: o.fuse && o.target !== 'interp', accumulate: micro > 1 });
+      const { evalGraph, stepGraph, gradOf, grads } = trainingGraphs(rep, fwd, { fuseAttention: o.fuse && o.target !== 'interp', fuseLoss: o.fuse, accumulate: micro > 1 });
       const trained = [...gradOf.keys()];
       io.err(`tfc train: ${file}: ${trained.length} weights (${trained.reduce((a, n) => a + (init.get(n)?.data.length ?? 0), 0).toLocaleString('en-US')} parameters), step graph ${stepGraph.nodes.length} nodes (forward ${grads.forwardNodes}), ${grads.saved.length} saved activations\n`);
 

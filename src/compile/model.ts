@@ -14,7 +14,7 @@ import { printGraph } from '../graph/print.js';
 import { type NarrowFloat, retypeFloats } from '../graph/retype-floats.js';
 import { runPipeline } from '../passes/driver.js';
 import { type GradResult, gradGraph } from '../autodiff/grad.js';
-import { withCrossEntropyLoss } from '../autodiff/loss.js';
+import { withTrainingLoss } from '../autodiff/fused-loss.js';
 import { printGrad } from '../autodiff/print.js';
 import { type GraphPass, type PassContext, type Target, createPassContext } from '../passes/pass.js';
 import { fusionPassNames, graphPasses, pipelines, unfusedPipeline } from '../passes/pipeline.js';
@@ -255,7 +255,8 @@ export class Compilation {
     const fuse = this.fusesAttention();
     const ctx = createPassContext({ target: this.target, ...(this.options.verify !== undefined ? { verify: this.options.verify } : {}) });
     const forward = fuse ? fuseForwardAttention(runPipeline(b.graph, graphPasses, ctx), ctx) : b.graph;
-    const withLoss = withCrossEntropyLoss(forward, {}, (d) => sink.report(d));
+    // With fusion and constant rows (--set B=..,T=..) the LM head's loss is one fused_cross_entropy, as in `tfc train`.
+    const withLoss = withTrainingLoss(forward, fuse, (d) => sink.report(d));
     const r = withLoss === undefined ? undefined : gradGraph(withLoss, { output: 'loss' }, (d) => sink.report(d));
     this.report(sink.items);
     if (r === undefined) throw new UserErrorsReported();

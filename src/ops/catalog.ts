@@ -11,9 +11,10 @@ import { movementOps } from './movement.js';
 import { normOps } from './norm.js';
 import { attentionOps } from './attention.js';
 import { attentionGradOps } from './attention-grad.js';
+import { crossEntropyOps } from './cross-entropy.js';
 import { fusedOps } from './fused.js';
 
-for (const op of [...sourceOps, ...elementwiseOps, ...reduceOps, ...matmulOps, ...movementOps, ...normOps, ...fusedOps, ...attentionOps, ...attentionGradOps]) void registerOp(op);
+for (const op of [...sourceOps, ...elementwiseOps, ...reduceOps, ...matmulOps, ...movementOps, ...normOps, ...fusedOps, ...attentionOps, ...attentionGradOps, ...crossEntropyOps]) void registerOp(op);
 
 export { registerOp };
 

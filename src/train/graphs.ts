@@ -4,7 +4,7 @@
 // --seq) and `tfc compile --train` (src/compile/train.ts, B and T left symbolic: one plan for any
 // batch of windows) both build them here.
 import { type GradResult, gradGraph, gradientNodes } from '../autodiff/grad.js';
-import { withCrossEntropyLoss } from '../autodiff/loss.js';
+import { withTrainingLoss } from '../autodiff/fused-loss.js';
 import type { Diagnostic } from '../diag/diagnostic.js';
 import type { Graph } from '../graph/ir.js';
 import { removeDeadNodes } from '../graph/rewrite.js';
@@ -25,6 +25,12 @@ export interface TrainingGraphs {
 export interface TrainingGraphOptions {
   /** Fuse attention before grad (the kernel targets' training step): one fused backward per attention. */
   readonly fuseAttention?: boolean;
+  /**
+   * The LM head and its cross-entropy as one fused_cross_entropy (default true; src/autodiff/fused-loss.ts:
+   * the [rows, vocab] logits are never materialized whole); the catalog-op loss where the head
+   * does not match or the row count is symbolic.
+   */
+  readonly fuseLoss?: boolean;
   /** Gradient accumulation compiled into the step (src/train/adamw.ts `accumulate`). */
   readonly accumulate?: boolean;
   /** The optimizer's betas, eps, weight decay and clip as scalar inputs (src/train/adamw.ts `hyperInputs`). */
@@ -49,7 +55,7 @@ export function trainingForwardOf(ir: Graph): Graph | undefined {
  */
 export function buildTrainingGraphs(fwd0: Graph, opts: TrainingGraphOptions, report: (d: Diagnostic) => void): TrainingGraphs | undefined {
   const fwd = opts.fuseAttention === true ? fuseForwardAttention(fwd0, createPassContext({ target: 'webgpu' })) : fwd0;
-  const lossGraph = withCrossEntropyLoss(fwd, {}, report);
+  const lossGraph = withTrainingLoss(fwd, opts.fuseLoss !== false, report);
   if (lossGraph === undefined) return undefined;
   const evalGraph = removeDeadNodes({ ...lossGraph, outputs: lossGraph.outputs.filter((x) => x.name === 'loss') }, () => false);
   const grads = gradGraph(evalGraph, { output: 'loss' }, report);

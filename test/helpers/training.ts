@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { expect } from 'vitest';
 import { gradGraph } from '../../src/autodiff/grad.js';
 import { withCrossEntropyLoss } from '../../src/autodiff/loss.js';
+import { withTrainingLoss } from '../../src/autodiff/fused-loss.js';
 import { checkSource } from '../../src/check/check-source.js';
 import { randomInputs, randomWeights } from '../../src/cli/random.js';
 import type { Diagnostic } from '../../src/diag/diagnostic.js';
@@ -51,4 +52,27 @@ export function trainingFeeds(g: Graph, dims: ReadonlyMap<string, number>, seed:
   if (targets === undefined) throw new Error('a training graph has targets');
   inputs.set('targets', makeTensor('i32', targets.shape, targets.data.map((_, i) => (i * 7 + seed * 3) % vocab)));
   return { weights, inputs };
+}
+
+/**
+ * As trainingLossGrad, with B and T bound to `dims` (as `tfc train` binds them: the fused loss
+ * chunks a constant row count) and the training loss of `tfc train`: fused_cross_entropy when
+ * `fuseLoss` (src/autodiff/fused-loss.ts), else the catalog-op cross-entropy.
+ */
+export function fusedTrainingGrad(file: string, config: Record<string, number>, dims: Record<string, number>, fuseLoss: boolean, fuseAttention = false): Graph {
+  const text = readFileSync(join(repoRoot, file), 'utf8');
+  const probe = checkSource(text, file, new Map(Object.entries(config)));
+  const withP = probe.graph?.dims.includes('P') === true ? { P: 0 } : {};
+  const r = checkSource(text, file, new Map(Object.entries({ ...config, ...dims, ...withP })));
+  const errors: Diagnostic[] = [...r.diagnostics.filter((d) => d.severity === 'error')];
+  if (r.graph === undefined) throw new Error(`${file}: ${errors.map((d) => d.message).join('; ')}`);
+  const ctx = createPassContext({ target: 'webgpu', verify: true });
+  const ir = runPipeline(r.graph, graphPasses, ctx);
+  const fwd0 = dropEmptyConcats(removeDeadNodes({ ...ir, outputs: ir.outputs.filter((o) => o.name === 'logits') }, () => false));
+  const fwd = fuseAttention ? fuseForwardAttention(fwd0, ctx) : fwd0;
+  const withLoss = withTrainingLoss(fwd, fuseLoss, (d) => errors.push(d));
+  const g = withLoss === undefined ? undefined : gradGraph(withLoss, { output: 'loss' }, (d) => errors.push(d));
+  expect(errors.map((d) => d.message)).toEqual([]);
+  if (g === undefined) throw new Error(`${file}: no backward graph`);
+  return g.graph;
 }

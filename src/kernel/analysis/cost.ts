@@ -42,6 +42,7 @@ const cpuEfficiency = (s: KernelSchedule): number => {
       return 0.05;
     case 'map':
     case 'row':
+    case 'cross_entropy':
       return 0.1;
   }
 };
@@ -57,6 +58,7 @@ const gpuEfficiency = (s: KernelSchedule): number => {
       return s.mma !== undefined ? 0.5 : 0.3;
     case 'map':
     case 'row':
+    case 'cross_entropy':
       return 0.05;
   }
 };
@@ -80,6 +82,6 @@ export function modelKernelMs(k: Pick<Kernel, 'traffic' | 'schedule'>, dims: Rea
   const bytes = evalSize(k.traffic.bytesRead, dims) + evalSize(k.traffic.bytesWritten, dims);
   const written = evalSize(k.traffic.bytesWritten, dims);
   // Output elements of a map/row kernel (4-byte elements assumed: the floor is a rough one).
-  const perElement = k.schedule.kind === 'map' || k.schedule.kind === 'row' ? (written / 4) * m.elementMs : 0;
+  const perElement = k.schedule.kind === 'map' || k.schedule.kind === 'row' || k.schedule.kind === 'cross_entropy' ? (written / 4) * m.elementMs : 0;
   return m.launchMs + Math.max(flops / (m.efficiency(k.schedule) * m.fmaGflops * 1e6), bytes / (m.copyGBs * 1e6), perElement);
 }

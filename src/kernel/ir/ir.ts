@@ -196,6 +196,18 @@ export type KernelSchedule =
       readonly backward?: boolean; // attention/backward.ts: dK/dV role per key tile (tileCols keys), dQ role per query tile (tileRows rows)
     }
   | {
+      readonly kind: 'cross_entropy'; // lower/cross-entropy.ts: one workgroup per row of a chunk of the fused cross-entropy
+      readonly workgroupSize: number;
+      readonly useSubgroups: boolean;
+      readonly chunkRows: number; // the schedule's chunk (Schedule.crossEntropy)
+      readonly chunk: number; // this launch's chunk, 0-based, of `chunks`
+      readonly chunks: number;
+      readonly firstRow: number; // rows [firstRow, firstRow + rows) of `total`
+      readonly rows: number;
+      readonly total: number;
+      readonly gradient: boolean; // writes (softmax - onehot) / N over the logits tile
+    }
+  | {
       readonly kind: 'mma_matmul'; // matmul/mma.ts: warps of mma tiles, multi-stage async copies
       readonly tileRows: number;
       readonly tileCols: number;

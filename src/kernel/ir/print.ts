@@ -23,6 +23,8 @@ export function printScheduleLine(s: KernelSchedule): string {
       if (s.laneBroadcast === true) return `flash_attention: ${s.tileRows}x${s.tileCols} tiles, one subgroup of ${s.lanes} lanes, rows broadcast from lanes`;
       if (s.backward === true) return `flash_attention backward: ${s.tileRows} query rows x ${s.tileCols} keys per tile, ${s.lanes} lanes per row or key, dK/dV and dQ roles in one launch`;
       return `flash_attention: ${s.tileRows}x${s.tileCols} tiles, ${s.lanes} lanes/row, reductions via ${s.useSubgroups ? 'subgroups' : 'workgroup memory'}${s.splits > 1 ? `, ${s.splits} partitions` : ''}${s.mma !== undefined ? `, ${s.mma} mma` : ''}`;
+    case 'cross_entropy':
+      return `cross_entropy: chunk ${s.chunk + 1}/${s.chunks} (rows ${s.firstRow}..${s.firstRow + s.rows - 1} of ${s.total}; chunkRows ${s.chunkRows}), ${s.workgroupSize} threads/row, lse + loss${s.gradient ? ' + gradient over the logits tile' : ''}, reductions via ${s.useSubgroups ? 'subgroups' : 'shared-memory tree'}`;
     case 'mma_matmul':
       return `mma_matmul: tile ${s.tileRows}x${s.tileCols}, k-step ${s.tileK}, ${s.warpRows}x${s.warpCols} warps, ${s.stages} stages, ${s.input} inputs, f32 accumulators`;
     default:

@@ -48,6 +48,7 @@ import { emitMatmul } from '../matmul/matmul.js';
 import { emitScatter } from './scatter.js';
 import { dimExpr } from './dims.js';
 import { isElementwiseOp } from './scalar.js';
+import { type CrossEntropyResults, ceResultKey, emitFusedCrossEntropy } from './cross-entropy.js';
 
 export type { LoweringTarget } from './lowering.js';
 
@@ -79,6 +80,9 @@ export class LoweringRun implements Lowering {
     return this.lseNodes.get(attention);
   }
 
+  /** The first gradient result nodes of each fused_cross_entropy (its kernels write them). */
+  private readonly ceResults = new Map<number, CrossEntropyResults>();
+
   /** The first fused_attention_grad_k / _v node of each fused_attention_grad (its kernel writes them). */
   private readonly gradResults = new Map<number, { k?: number; v?: number }>();
 
@@ -91,6 +95,11 @@ export class LoweringRun implements Lowering {
       if (which !== undefined && a !== undefined) {
         const r = this.gradResults.get(a) ?? {};
         if (r[which] === undefined) this.gradResults.set(a, { ...r, [which]: n.id });
+      }
+      if (n.op.startsWith('fused_cross_entropy_') && a !== undefined) {
+        const r = this.ceResults.get(a) ?? {};
+        const key = ceResultKey(n.op);
+        if (r[key] === undefined) this.ceResults.set(a, { ...r, [key]: n });
       }
     }
     for (const n of this.g.nodes) {
@@ -119,6 +128,15 @@ export class LoweringRun implements Lowering {
           this.storage.set(n.id, first === n.id ? n.id : this.bufferOf(this.g.nodes[first] ?? n));
           break;
         }
+        case 'fused_cross_entropy_dh':
+        case 'fused_cross_entropy_dw':
+        case 'fused_cross_entropy_db': {
+          // Written by the cross-entropy's kernels (lowered at the fused_cross_entropy, earlier);
+          // a second node of the same result shares the first one's buffer.
+          const first = this.ceResults.get(this.operand(n, 0).id)?.[ceResultKey(n.op)] ?? n;
+          this.storage.set(n.id, first.id === n.id ? n.id : this.bufferOf(first));
+          break;
+        }
         case 'const': {
           const foldable = !du.isOutput(n.id) && du.users(n.id).every((u) => isElementwiseOp(u.op) || u.op === 'grid');
           if (foldable) this.storage.set(n.id, 'folded');
@@ -144,10 +162,31 @@ export class LoweringRun implements Lowering {
    * it): later operand lookups of that id find the node, and plans allocate it from `temps`.
    */
   tempNode(node: Omit<Node, 'id'>, elements: SizeExpr): Node {
-    const id = this.g.nodes.length + this.temps.size;
+    const id = this.freshId();
     const n: Node = { ...node, id };
     this.temps.set(id, { dtype: n.type.dtype, elements });
     this.storage.set(id, id);
+    this.synthetic.set(id, n);
+    return n;
+  }
+
+  /** Ids past the graph's for temps and aliases, never reused. */
+  private idCount = 0;
+  private freshId(): number {
+    return this.g.nodes.length + this.idCount++;
+  }
+
+  /**
+   * A value that lives in `of`'s buffer (a view of it read through the view's map, a chunk of a
+   * temp at a smaller shape): a fresh id whose storage is `of`'s, so kernels can bind it.
+   */
+  aliasNode(node: Omit<Node, 'id'>, of: number): Node {
+    const id = this.freshId();
+    const n: Node = { ...node, id };
+    const src = this.g.nodes[of] ?? this.synthetic.get(of);
+    if (src === undefined) throw new Error(`internal: alias of unknown value %${of}`);
+    // A graph value not lowered yet (a result written by an earlier node's kernels) lives in its own buffer.
+    this.storage.set(id, this.storage.get(of) === undefined && this.g.nodes[of] !== undefined ? of : this.bufferOf(src));
     this.synthetic.set(id, n);
     return n;
   }
@@ -200,6 +239,8 @@ export class LoweringRun implements Lowering {
         return this.emitFusedAttention(n);
       case 'fused_attention_grad':
         return this.emitFusedAttentionGrad(n);
+      case 'fused_cross_entropy':
+        return emitFusedCrossEntropy(this, n, this.ceResults.get(n.id) ?? {});
       case 'fused_map':
         return emitFusedMap(this, n);
       case 'fused_reduce':
@@ -251,7 +292,7 @@ export class LoweringRun implements Lowering {
 
   /** fused_attention: one flash-attention kernel, or the split-K pair for decode (attention/attention.ts). */
   private emitFusedAttention(n: Node): void {
-    const firstTempId = this.g.nodes.length + this.temps.size;
+    const firstTempId = this.g.nodes.length + this.idCount;
     if (this.synthetic.size > 0 && [...this.synthetic.keys()].some((id) => id >= firstTempId)) throw new Error('internal: temp ids overlap');
     const attention = this.s.byShape?.attention?.[scheduleShapeKey(this.g, n)] ?? this.s.attention;
     const lseNode = this.g.nodes[this.lseOf(n.id) ?? -1];
@@ -260,6 +301,7 @@ export class LoweringRun implements Lowering {
     for (const [id, t] of r.temps) {
       this.temps.set(id, t);
       this.storage.set(id, id);
+      this.idCount = Math.max(this.idCount, id - this.g.nodes.length + 1);
     }
     for (const k of r.kernels) this.finish(n, k.op, k, k.body, k.workgroupSize, k.grid, k.schedule, k.traffic, k.when);
   }

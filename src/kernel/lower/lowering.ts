@@ -28,6 +28,11 @@ export interface Lowering {
    * it): later operand lookups of that id find the node, and plans allocate it from `temps`.
    */
   tempNode(node: Omit<Node, 'id'>, elements: SizeExpr): Node;
+  /**
+   * A value that lives in `of`'s buffer (a view read through its map, a chunk of a temp at a
+   * smaller shape): a fresh id whose storage is `of`'s (lower/cross-entropy.ts).
+   */
+  aliasNode(node: Omit<Node, 'id'>, of: number): Node;
   operand(n: Node, i: number): Node;
   /** Adds the finished kernel for `n` (or a group of nodes), named from the first node's scope. */
   finish(

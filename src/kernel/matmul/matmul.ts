@@ -42,7 +42,28 @@ export function emitMatmul(lw: Lowering, n: Node): void {
 }
 
 
-function emitMatmulWith(lw: Lowering, n: Node, ms: MatmulSchedule, when?: StepCondition): void {
+/**
+ * Where a product goes when it is not its node's whole buffer (the fused cross-entropy's chunks,
+ * src/kernel/lower/cross-entropy.ts): `address` maps an output (row, col) to its offset in the
+ * buffer bound for the node (rows of a larger tensor, or a transposed layout); with `accumulate`
+ * the product is added to what is there (read and written by the thread that owns the element).
+ * A rank-2 product without an epilogue.
+ */
+export interface MatmulInto {
+  readonly address: (row: Expr, col: Expr) => Expr;
+  readonly accumulate: boolean;
+}
+
+/**
+ * A plain 2-D matmul node on the schedule's main matmul (never the decode kernels: those have
+ * their own stores), stored through `into`.
+ */
+export function emitMatmulInto(lw: Lowering, n: Node, into: MatmulInto | undefined, operands?: { readonly a: Node; readonly b: Node }): void {
+  if (n.op !== 'matmul' || n.type.shape.length !== 2) throw new Error(`internal: emitMatmulInto takes a rank-2 matmul, got %${n.id} ${n.op}`);
+  emitMatmulWith(lw, n, specializeMatmul(lw.g, n, lw.s.matmul, operands), undefined, into);
+}
+
+function emitMatmulWith(lw: Lowering, n: Node, ms: MatmulSchedule, when?: StepCondition, into?: MatmulInto): void {
   const normOf = n.op === 'fused_matmul' ? normPrologueOf(n.attrs) : undefined;
   if (normOf !== undefined && ms.normFold === 'separate') return emitNormThenMatmul(lw, n, normOf, ms, when);
   if (ms.kSplit === true) return emitStreamMatmul(lw, n, ms, when);
@@ -109,6 +130,7 @@ function emitMatmulWith(lw: Lowering, n: Node, ms: MatmulSchedule, when?: StepCo
   const ep = n.op === 'fused_matmul' ? lambdaAttr(n, 'epilogue') : undefined;
   const epOperands = n.operands.map((_, i) => lw.operand(n, i));
   const epilogueStore = (index: Expr, acc: Expr): Stmt[] => {
+    if (into?.accumulate === true) return [{ kind: 'store', slot: oSlot, index, value: cast(storageType(n.type.dtype), bin('add', cast('f32', load(oSlot, index, storageType(n.type.dtype))), acc)) }];
     if (ep === undefined) return [{ kind: 'store', slot: oSlot, index, value: cast(storageType(n.type.dtype), acc) }];
     const stmts: Stmt[] = [];
     const flat = kb.let(stmts, 'o', index);
@@ -117,6 +139,8 @@ function emitMatmulWith(lw: Lowering, n: Node, ms: MatmulSchedule, when?: StepCo
     stmts.push({ kind: 'store', slot: oSlot, index: flat, value: cast(storageType(n.type.dtype), value) });
     return stmts;
   };
+  const outAddress = into?.address ?? ((row: Expr, col: Expr): Expr => add(oOff, add(mul(row, Ne), col)));
+  if (into !== undefined && (ep !== undefined || batch.length > 0)) throw new Error(`internal: %${n.id}: a matmul stored through 'into' has no epilogue and no batch`);
   // An operand read through a view (fold-views): its multi-index from the tile row and column,
   // then the address in the source buffer from the view's map.
   const viewAddress = (o: Node, isA: boolean): ((grow: Expr, gcol: Expr) => Expr) | undefined => {
@@ -143,6 +167,7 @@ function emitMatmulWith(lw: Lowering, n: Node, ms: MatmulSchedule, when?: StepCo
       sMul(batchS, Ms, Ks, sCeilDiv(Ns, tileCols), sConst(storageBytes(a.type.dtype))),
       sMul(batchS, Ks, Ns, sCeilDiv(Ms, tileRows), sConst(storageBytes(b.type.dtype))),
       ...(ep === undefined ? [] : [epilogueReadBytes(host, n)]),
+      ...(into?.accumulate === true ? [sMul(batchS, Ms, Ns, sConst(storageBytes(n.type.dtype)))] : []),
       ...extra,
     ]),
     bytesWritten: sMul(batchS, Ms, Ns, sConst(storageBytes(n.type.dtype))),
@@ -184,7 +209,7 @@ function emitMatmulWith(lw: Lowering, n: Node, ms: MatmulSchedule, when?: StepCo
         bAddr: bView ?? ((k, col) => add(bOff, add(mul(k, Ne), col))),
         bLayout: lanes.bLayout,
         ...(norm !== undefined ? { norm } : {}),
-        outIndex: (row, col) => add(oOff, add(mul(row, Ne), col)),
+        outIndex: outAddress,
         store: epilogueStore,
       },
       body,
@@ -222,7 +247,7 @@ function emitMatmulWith(lw: Lowering, n: Node, ms: MatmulSchedule, when?: StepCo
         bAddr: bView ?? ((k, col) => add(bOff, add(mul(k, Ne), col))),
         bLayout: mmaInput.bLayout,
         store: epilogueStore,
-        outIndex: (row, col) => add(oOff, add(mul(row, Ne), col)),
+        outIndex: outAddress,
       },
       body,
     );
@@ -366,7 +391,7 @@ function emitMatmulWith(lw: Lowering, n: Node, ms: MatmulSchedule, when?: StepCo
     then: ((): Stmt[] => {
       const pre: Stmt[] = [];
       const value = fold === undefined ? arrayLoad(accName, add(mul(wiv, u32(RN)), wjv), 'f32') : fold.finish(pre, wiv, wjv);
-      return [...pre, ...epilogueStore(add(oOff, add(mul(orow, Ne), ocol)), value)];
+      return [...pre, ...epilogueStore(outAddress(orow, ocol), value)];
     })(),
     else: [],
   });

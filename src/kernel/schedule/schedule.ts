@@ -185,6 +185,8 @@ export interface Schedule {
   };
   /** Forces fused attention tiles; absent: chosen per node from the target (attention/attention.ts). */
   readonly attention?: AttentionSchedule;
+  /** Forces the fused cross-entropy's chunk of rows; absent: chooseCrossEntropySchedule per node (lower/cross-entropy.ts). */
+  readonly crossEntropy?: CrossEntropySchedule;
   /** Forces the fused attention backward's tiles; absent: chosen per node from the target (attention/backward.ts). */
   readonly attentionBackward?: AttentionBackwardSchedule;
   /**
@@ -272,10 +274,11 @@ export function decodeScheduleFor(g: Graph, n: Node, d: NonNullable<Schedule['de
  * operand's layout and K allow (hasVectorRuns), else 1. Fields a schedule sets (a test, a tune
  * cache, a file) are kept as they are: lowering validates them and fails naming the field.
  */
-export function specializeMatmul(g: Graph, n: Node, ms: MatmulSchedule): MatmulSchedule {
+export function specializeMatmul(g: Graph, n: Node, ms: MatmulSchedule, operands?: { readonly a: Node; readonly b: Node }): MatmulSchedule {
   if (ms.laneBroadcast !== true && ms.kLanes !== true && ms.kSplit !== true) return ms;
-  const a = g.nodes[n.operands[0] ?? -1];
-  const b = g.nodes[n.operands[1] ?? -1];
+  // `operands`: a lowering's own matmul (no graph node) names its operands itself.
+  const a = operands?.a ?? g.nodes[n.operands[0] ?? -1];
+  const b = operands?.b ?? g.nodes[n.operands[1] ?? -1];
   if (a === undefined || b === undefined) return ms;
   if (ms.kSplit === true) return ms;
   // A template's norm without a choice (the lane kernel's): a separate row kernel where A is a
@@ -359,4 +362,32 @@ export function chooseSchedule(target: TargetLimits): Schedule {
     ...(hasMma ? { mmaMatmul: mma, mmaAttention: { tileRows: 64, tileCols: 64 } } : {}),
     maxWorkgroupsPerDim: target.maxWorkgroupsPerDim,
   };
+}
+
+/**
+ * The fused cross-entropy (lower/cross-entropy.ts): rows are taken `chunkRows` at a time; each
+ * chunk's logits tile [chunkRows, V] (f32) is the only vocabulary-wide buffer of the loss and its
+ * gradient, written by the LM head's matmul, overwritten by the gradient in place, then read by
+ * the dh and dw products.
+ */
+export interface CrossEntropySchedule {
+  readonly chunkRows: number;
+}
+
+/**
+ * The logits tile budget: half of WebGPU's guaranteed 128 MiB storage binding (GPT-2 small: 333
+ * rows of 50257 fit, 320 taken). Smaller tiles mean more chunks, and each chunk is its own
+ * kernels (the chunk's first row is a literal in them), so the budget trades memory for launches.
+ */
+export const crossEntropyTileBytes = 64 * 1024 * 1024;
+
+/**
+ * The chunk for `rows` rows over a vocabulary of `vocab`: as many rows as keep the f32 tile
+ * within crossEntropyTileBytes (at least 1, at most all of them), rounded down to a multiple of 64
+ * (the GPU matmul's row tile) when that leaves at least one tile.
+ */
+export function chooseCrossEntropySchedule(rows: number, vocab: number, budgetBytes: number = crossEntropyTileBytes): CrossEntropySchedule {
+  const fit = Math.max(1, Math.floor(budgetBytes / (4 * Math.max(1, vocab))));
+  if (fit >= rows) return { chunkRows: Math.max(1, rows) };
+  return { chunkRows: fit >= 64 ? fit - (fit % 64) : fit };
 }

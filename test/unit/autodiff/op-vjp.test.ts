@@ -125,6 +125,13 @@ const cases: readonly Case[] = [
     operands: [f([1, 2, 3, 2]), f([1, 1, 3, 2]), f([1, 1, 3, 2])],
     attrs: { scale: { kind: 'float', value: 0.8 }, mask: lam(['b', 'h', 'q', 'k'], { kind: 'apply', op: 'le', args: [ix(3), ix(2)], dtype: 'bool' }) },
   },
+  {
+    op: 'fused_cross_entropy',
+    what: 'fused_cross_entropy tied [V, d] weight + bias (models: fused-loss.test.ts)',
+    operands: [f([2, 3, 4]), f([5, 4]), { shape: [2, 3], dtype: 'i32', gen: ints(5) }, f([5])],
+    attrs: { transpose_w: { kind: 'bool', value: true } },
+  },
+  { op: 'fused_cross_entropy', what: 'fused_cross_entropy h @ W [d, V]', operands: [f([3, 4]), f([4, 6]), { shape: [3], dtype: 'i32', gen: ints(6) }], attrs: { transpose_w: { kind: 'bool', value: false } } },
 ];
 
 /** Ops without a vjp, each for the reason its catalog entry gives (checked to be there). */
@@ -137,6 +144,8 @@ const notDifferentiable = new Set([
   'fused_attention_lse',
   // the fused attention backward (no second derivatives)
   'fused_attention_grad', 'fused_attention_grad_k', 'fused_attention_grad_v',
+  // the fused cross-entropy's gradient results (no second derivatives)
+  'fused_cross_entropy_dh', 'fused_cross_entropy_dw', 'fused_cross_entropy_db',
   // names inside fused lambdas, never graph nodes
   'acc', 'score',
 ]);

@@ -15,6 +15,7 @@ const interpFiles = {
   it: 'test/unit/interp/interpret.test.ts',
   fu: 'test/unit/interp/fused.test.ts',
   att: 'test/unit/ops/attention.test.ts',
+  ce: 'test/unit/ops/cross-entropy.test.ts',
 } as const;
 
 /** Which file tests each op's interpreter rule on hand-computed values. */
@@ -29,6 +30,7 @@ const interpCoverage: Record<string, keyof typeof interpFiles> = {
   fused_map: 'fu', fused_matmul: 'fu', fused_reduce: 'fu', acc: 'fu', view: 'fu',
   fused_attention: 'att', fused_attention_lse: 'att', score: 'att',
   fused_attention_grad: 'att', fused_attention_grad_k: 'att', fused_attention_grad_v: 'att',
+  fused_cross_entropy: 'ce', fused_cross_entropy_dh: 'ce', fused_cross_entropy_dw: 'ce', fused_cross_entropy_db: 'ce',
 };
 
 const bt = (dtype: 'f32' | 'i32' | 'bool' = 'f32'): TensorType => ty(dtype, ['B', 'T']);
@@ -135,6 +137,11 @@ const flopsCases: Record<string, { operands: TensorType[]; attrs: Attrs; declare
   // counted by their producer
   fused_attention_grad_k: { operands: [ty('f32', ['B', 8, 'T', 64])], attrs: {}, declared: ty('f32', ['B', 2, 'S', 64]), want: '0' },
   fused_attention_grad_v: { operands: [ty('f32', ['B', 8, 'T', 64])], attrs: {}, declared: ty('f32', ['B', 2, 'S', 32]), want: '0' },
+  // per row of [B,T] and entry of V = 100: logit 2*64, lse/loss/gradient 6, dh and dw 4*64 -> 390 * 100
+  fused_cross_entropy: { operands: [ty('f32', ['B', 'T', 64]), ty('f32', [100, 64]), ty('i32', ['B', 'T'])], attrs: { transpose_w: { kind: 'bool', value: true } }, want: '39000*B*T' },
+  fused_cross_entropy_dh: { operands: [ty('f32', [])], attrs: {}, declared: ty('f32', ['B', 'T', 64]), want: '0' },
+  fused_cross_entropy_dw: { operands: [ty('f32', [])], attrs: {}, declared: ty('f32', [100, 64]), want: '0' },
+  fused_cross_entropy_db: { operands: [ty('f32', [])], attrs: {}, declared: ty('f32', [100]), want: '0' },
 };
 
 /** Elementwise ops: one FLOP per result element, checked on [B,T] operands of a dtype the op accepts. */
