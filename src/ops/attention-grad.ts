@@ -115,16 +115,18 @@ function interpGrad(operands: readonly Tensor64[], n: Node, ctx: InterpContext):
 }
 
 // The three results read one computation: the interpreter calls each rule with the producer's
-// operands (the same tensors), so the last result is kept per dO tensor.
-const lastGrads = new WeakMap<Tensor64, { readonly node: Node; readonly grads: Grads }>();
+// operands (the same tensors), so the last result is kept per dO tensor, valid only for the same
+// node and the very same operand tensors (a caller may rerun the node with dO unchanged and q, k
+// or v perturbed: finite differences do).
+const lastGrads = new WeakMap<Tensor64, { readonly node: Node; readonly operands: readonly Tensor64[]; readonly grads: Grads }>();
 
 function gradsOf(operands: readonly Tensor64[], n: Node, ctx: InterpContext): Grads {
   const dO = operands[5];
   if (dO === undefined) throw new InternalError('fused_attention_grad needs dO');
   const hit = lastGrads.get(dO);
-  if (hit !== undefined && hit.node === n) return hit.grads;
+  if (hit !== undefined && hit.node === n && hit.operands.length === operands.length && hit.operands.every((t, i) => t === operands[i])) return hit.grads;
   const grads = interpGrad(operands, n, { ...ctx, node: n });
-  lastGrads.set(dO, { node: n, grads });
+  lastGrads.set(dO, { node: n, operands: [...operands], grads });
   return grads;
 }
 

@@ -191,3 +191,22 @@ describe('models: gradients with attention fused before grad equal the unfused b
     });
   }
 });
+
+describe('fused_attention_grad float64 rule', () => {
+  it('reruns when q changes under the same dO tensor (its result cache checks every operand)', () => {
+    const { g, weights } = attentionGraph(forms[2] as Form, rng(5));
+    const r = gradGraph(g, { output: 'y' }, () => undefined);
+    if (r?.seed === undefined) throw new Error('expected a seed input for the non-scalar output');
+    const yShape = g.nodes[g.outputs[0]?.value ?? -1]?.type.shape.map((d) => d.terms[0]?.coef ?? 1) ?? [];
+    const seed = makeTensor('f32', yShape, Array.from({ length: yShape.reduce((a, x) => a * x, 1) }, (_, i) => Math.sin(i + 1)));
+    const q = weights.get('q');
+    if (q === undefined) throw new Error('no q');
+    const q2 = { ...q, data: q.data.map((x) => x * 1.5 + 0.1) };
+    const run = (w: Map<string, Tensor64>, s: Tensor64): Float64Array | undefined => interpret(r.graph, { inputs: new Map([[r.seed ?? '', s]]), weights: w }).outputs.get('grad.k')?.data;
+    run(weights, seed);
+    const reused = run(new Map([...weights, ['q', q2]]), seed);
+    const fresh = run(new Map([...weights, ['q', q2]]), { ...seed, data: Float64Array.from(seed.data) });
+    expect(fresh).toBeDefined();
+    expect(reused).toEqual(fresh);
+  });
+});
