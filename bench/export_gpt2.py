@@ -1,4 +1,4 @@
-"""`tfc bench model` helper: the PyTorch oracle's GPT-2 (test/oracle/gpt2_oracle.py) with seeded
+"""`tfc bench model` helper: the PyTorch oracle's GPT-2 (bench/oracle/gpt2_oracle.py) with seeded
 weights, exported to ONNX with torch.onnx (float32, fixed shapes) for ONNX Runtime Web, plus the
 weights, tokens and float64 expected logits as safetensors for tfc and the error check.
 
@@ -12,7 +12,7 @@ import sys
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "oracle"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "oracle"))
 import common  # noqa: E402
 import gpt2_oracle  # noqa: E402
 

@@ -31,7 +31,7 @@ const T = 128;
 const dir = mkdtempSync(join(tmpdir(), 'tfc-gpt2-small-'));
 const t0 = performance.now();
 try {
-  execFileSync('/usr/bin/python3', [join(repo, 'test/oracle/gpt2_oracle.py'), '--out', dir, '--seed', '0', '--layers', '12', '--d', '768', '--heads', '12', '--vocab', '50257', '--ctx', '1024', '--batch', '1', '--seq', String(T)], { stdio: 'inherit' });
+  execFileSync('/usr/bin/python3', [join(repo, 'bench/oracle/gpt2_oracle.py'), '--out', dir, '--seed', '0', '--layers', '12', '--d', '768', '--heads', '12', '--vocab', '50257', '--ctx', '1024', '--batch', '1', '--seq', String(T)], { stdio: 'inherit' });
   const tOracle = performance.now();
   const file = join(repo, 'examples/gpt2.tfx');
   const r = checkSource(readFileSync(file, 'utf8'), 'examples/gpt2.tfx', new Map(Object.entries(cfg)));

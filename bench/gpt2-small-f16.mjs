@@ -36,7 +36,7 @@ const dir = mkdtempSync(join(tmpdir(), 'tfc-gpt2-small-f16-'));
 const t0 = performance.now();
 let failed = false;
 try {
-  execFileSync('/usr/bin/python3', [join(repo, 'test/oracle/gpt2_oracle.py'), '--out', dir, '--seed', '0', '--layers', '12', '--d', '768', '--heads', '12', '--vocab', '50257', '--ctx', '1024', '--batch', '1', '--seq', String(T)], { stdio: 'inherit' });
+  execFileSync('/usr/bin/python3', [join(repo, 'bench/oracle/gpt2_oracle.py'), '--out', dir, '--seed', '0', '--layers', '12', '--d', '768', '--heads', '12', '--vocab', '50257', '--ctx', '1024', '--batch', '1', '--seq', String(T)], { stdio: 'inherit' });
   console.log(`oracle ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   const file = 'examples/gpt2.tfx';
   const text = readFileSync(join(repo, file), 'utf8');

@@ -36,7 +36,7 @@ export function exportGpt2(set: Readonly<Record<string, number>>, kv: boolean): 
   const args = ['--out', dir, '--layers', String(set['layers']), '--d', String(set['d']), '--heads', String(set['heads']), '--vocab', String(set['vocab']), '--ctx', String(set['ctx']), '--batch', '1', '--seq', String(set['T'])];
   // A sliding window (the decode bench's tfc-paged-sw row): every query sees its `window` most recent positions.
   if (set['window'] !== undefined) args.push('--window', String(set['window']));
-  const script = kv ? join(repoRoot, 'test', 'oracle', 'gpt2_oracle.py') : join(repoRoot, 'bench', 'export_gpt2.py');
+  const script = kv ? join(repoRoot, 'bench', 'oracle', 'gpt2_oracle.py') : join(repoRoot, 'bench', 'export_gpt2.py');
   const r = spawnSync('/usr/bin/python3', [script, ...args, ...(kv ? ['--kv'] : [])], { encoding: 'utf8', env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } });
   if (r.status !== 0) throw new Error(`${script} failed: ${(r.stderr ?? r.error?.message ?? '').slice(-400)}`);
   return dir;

@@ -76,8 +76,9 @@ describe('the npm package', () => {
       expect(files, f).toContain(f);
     }
     expect(files.filter((f) => /\.test\.ts$|^test\/(unit|e2e|webgpu|golden|fuzz|cuda|helpers)\//.test(f))).toEqual([]);
-    // Of test/, only the PyTorch GPT-2 oracle that `tfc bench model|decode` runs (bench/export_gpt2.py).
-    expect(files.filter((f) => f.startsWith('test/')).sort()).toEqual(['test/oracle/common.py', 'test/oracle/gpt2_oracle.py', 'test/oracle/st.py']);
+    // Nothing of test/; the PyTorch GPT-2 oracle that `tfc bench model|decode` runs is bench/oracle/.
+    expect(files.filter((f) => f.startsWith('test/'))).toEqual([]);
+    expect(files.filter((f) => f.startsWith('bench/oracle/')).sort()).toEqual(['bench/oracle/common.py', 'bench/oracle/gpt2_oracle.py', 'bench/oracle/st.py']);
     // TypeScript sources stay home (apps type-check against the .d.ts), except the example apps.
     expect(files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts') && !f.startsWith('examples/'))).toEqual([]);
     expect(files.filter((f) => f.endsWith('.map'))).toEqual([]);

@@ -26,6 +26,8 @@ import os
 
 import torch
 
+import sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "oracle"))  # common, st, gpt2_oracle: shipped for tfc bench
 import common
 import gpt2_oracle
 

@@ -2,7 +2,7 @@
 // its safetensors files. It has its own small reader (F64 included) so that the expected values
 // reach the comparison without passing through src/io, the code under test.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,7 +24,9 @@ export function torchMissingReason(): string | undefined {
 /** Runs test/oracle/<script> --out <fresh dir> ...args and returns the dir. Throws with stderr on failure. */
 export function runOracle(script: string, args: readonly string[]): string {
   const out = mkdtempSync(join(tmpdir(), 'tfc-oracle-'));
-  const r = spawnSync(python, [join(here, script), '--out', out, ...args], {
+  // The GPT-2 oracle and its helpers live in bench/oracle/ (the package ships them for tfc bench).
+  const path = existsSync(join(here, script)) ? join(here, script) : join(here, '..', '..', 'bench', 'oracle', script);
+  const r = spawnSync(python, [path, '--out', out, ...args], {
     encoding: 'utf8',
     env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' },
   });
@@ -47,7 +49,7 @@ interface HeaderEntry {
   readonly data_offsets: readonly [number, number];
 }
 
-/** Reads a safetensors file written by test/oracle/st.py into float64 tensors, by name. */
+/** Reads a safetensors file written by bench/oracle/st.py into float64 tensors, by name. */
 export function readTensors(path: string): Map<string, Tensor64> {
   const bytes = readFileSync(path);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

@@ -128,7 +128,7 @@ if (missing !== undefined) console.warn(`PyTorch oracle test skipped: ${missing}
 describe('GPT-2 tiny on WebGPU vs PyTorch', () => {
   // Oracle: f32 weights, float64 torch math. The bar is the same as against the interpreter:
   // max |gpu - torch| / max |torch| <= 1e-4 (the oracle's own relError: scale-relative).
-  it.skipIf(missing !== undefined)('logits match test/oracle/gpt2_oracle.py (B=2, T=32)', { timeout: 120_000 }, async () => {
+  it.skipIf(missing !== undefined)('logits match bench/oracle/gpt2_oracle.py (B=2, T=32)', { timeout: 120_000 }, async () => {
     const dir = runOracle('gpt2_oracle.py', ['--seed', '1', '--layers', '2', '--d', '64', '--heads', '4', '--vocab', '256', '--ctx', '64', '--batch', '2', '--seq', '32']);
     const { weights, inputs, expected } = readOracle(dir);
     const g = example('gpt2.tfx', gpt2Tiny);

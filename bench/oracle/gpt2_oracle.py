@@ -1,7 +1,7 @@
 """PyTorch oracle for examples/gpt2.tfx: GPT-2 with Hugging Face names and layouts (Conv1D weights
 are [in, out]), written out in torch ops in float64. Writes weights/inputs/expected .safetensors.
 
-  /usr/bin/python3 test/oracle/gpt2_oracle.py --out DIR --seed 0 --layers 2 --d 64 --heads 4 \
+  /usr/bin/python3 bench/oracle/gpt2_oracle.py --out DIR --seed 0 --layers 2 --d 64 --heads 4 \
       --vocab 256 --ctx 64 --batch 2 --seq 32
 With --kv it serves examples/variants/gpt2-kv.tfx instead: inputs.safetensors holds the tokens and
 an empty cache (past.{l}.key/value [B, heads, 0, dh]), expected.safetensors the logits and
