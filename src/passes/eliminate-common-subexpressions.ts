@@ -16,7 +16,7 @@ import type { Node } from '../graph/ir.js';
 import { printAttrs } from '../graph/print.js';
 import { GraphBuilder, isInterfaceNode } from '../graph/rewrite.js';
 import { printType } from '../graph/types.js';
-import type { GraphPass } from './pass.js';
+import { countRuleHits, type GraphPass } from './pass.js';
 
 function keyOf(n: Node, operands: readonly number[]): string {
   return `${n.op} ${operands.join(',')} ${printAttrs(n.attrs)} ${printType(n.type)}`;
@@ -48,7 +48,7 @@ export const eliminateCommonSubexpressions: GraphPass = {
       }
     }
     if (merged === 0) return g;
-    ctx.stats.ruleHits.set('eliminate-common-subexpressions/merge', (ctx.stats.ruleHits.get('eliminate-common-subexpressions/merge') ?? 0) + merged);
+    countRuleHits(ctx, 'eliminate-common-subexpressions/merge', merged);
     return b.finish(g, g.outputs.map((o) => ({ ...o, value: map[o.value] ?? o.value })));
   },
 };

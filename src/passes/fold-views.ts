@@ -23,7 +23,7 @@ import type { Graph, Node, ScalarExpr } from '../graph/ir.js';
 import { dimAttr, intAttr, intsAttr, lambdaAttr } from '../graph/ir.js';
 import { DefUse, rebuildGraph } from '../graph/rewrite.js';
 import { dimValue, i32, idx, indexOp, substituteIndex } from '../graph/lambda.js';
-import type { GraphPass, PassContext } from './pass.js';
+import { countRuleHits, type GraphPass, type PassContext } from './pass.js';
 
 const NAME = 'fold-views';
 
@@ -162,7 +162,7 @@ function run(g: Graph, ctx: PassContext): Graph {
       ...(n.scope !== undefined ? { scope: n.scope } : {}),
     });
   });
-  ctx.stats.ruleHits.set(`${NAME}/view`, (ctx.stats.ruleHits.get(`${NAME}/view`) ?? 0) + count);
+  countRuleHits(ctx, `${NAME}/view`, count);
   return out;
 }
 

@@ -25,7 +25,7 @@ import { lambdaAttr } from '../graph/ir.js';
 import { DefUse, rebuildGraph } from '../graph/rewrite.js';
 import { type AttentionInput, attentionLoads } from '../ops/attention.js';
 import { mapReads } from './fuse-elementwise.js';
-import type { GraphPass, PassContext } from './pass.js';
+import { countRuleHits, type GraphPass, type PassContext } from './pass.js';
 
 const NAME = 'fuse-attention-loads';
 
@@ -60,7 +60,7 @@ function run(g: Graph, ctx: PassContext): Graph {
   if (plan.size === 0) return g;
   const absorbed = new Set([...plan.values()].flatMap((p) => [p.q, p.k, p.v]).flatMap((f) => (f === undefined ? [] : [f.id])));
   const hit = (rule: string, k: number): void => {
-    if (k > 0) ctx.stats.ruleHits.set(`${NAME}/${rule}`, (ctx.stats.ruleHits.get(`${NAME}/${rule}`) ?? 0) + k);
+    if (k > 0) countRuleHits(ctx, `${NAME}/${rule}`, k);
   };
   const out = rebuildGraph(g, (n, r) => {
     if (absorbed.has(n.id)) return undefined;

@@ -40,7 +40,7 @@ import { ap, dimValue, i32, idx, mapScalarExpr, substituteIndex } from '../graph
 import { dimAdd, dimConst, dimConstValue } from '../base/dim.js';
 import { getOp } from '../ops/catalog.js';
 import type { DType } from '../graph/types.js';
-import type { GraphPass, PassContext } from './pass.js';
+import { countRuleHits, type GraphPass, type PassContext } from './pass.js';
 
 const NAME = 'fuse-elementwise';
 
@@ -297,7 +297,7 @@ function run(g: Graph, ctx: PassContext): Graph {
       ...(n.scope !== undefined ? { scope: n.scope } : {}),
     });
   });
-  ctx.stats.ruleHits.set(`${NAME}/fused_map`, (ctx.stats.ruleHits.get(`${NAME}/fused_map`) ?? 0) + fused);
+  countRuleHits(ctx, `${NAME}/fused_map`, fused);
   return out;
 }
 

@@ -17,7 +17,7 @@ import type { Graph, Node, ScalarExpr } from '../graph/ir.js';
 import { DefUse, rebuildGraph } from '../graph/rewrite.js';
 import { shapeEquals } from '../graph/types.js';
 import { lambdaOf } from './fuse-elementwise.js';
-import type { GraphPass, PassContext } from './pass.js';
+import { countRuleHits, type GraphPass, type PassContext } from './pass.js';
 import { mapScalarExpr, someScalarExpr } from '../graph/lambda.js';
 
 const NAME = 'fuse-epilogue';
@@ -87,7 +87,7 @@ function run(g: Graph, ctx: PassContext): Graph {
       ...(m.scope !== undefined ? { scope: m.scope } : {}),
     });
   });
-  ctx.stats.ruleHits.set(`${NAME}/fused_matmul`, (ctx.stats.ruleHits.get(`${NAME}/fused_matmul`) ?? 0) + plan.size);
+  countRuleHits(ctx, `${NAME}/fused_matmul`, plan.size);
   return out;
 }
 

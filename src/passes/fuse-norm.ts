@@ -16,7 +16,7 @@
 import type { Graph, Node } from '../graph/ir.js';
 import { floatAttr } from '../graph/ir.js';
 import { DefUse, rebuildGraph } from '../graph/rewrite.js';
-import type { GraphPass, PassContext } from './pass.js';
+import { countRuleHits, type GraphPass, type PassContext } from './pass.js';
 
 const NAME = 'fuse-norm';
 
@@ -56,7 +56,7 @@ function run(g: Graph, ctx: PassContext): Graph {
       ...(n.scope !== undefined ? { scope: n.scope } : {}),
     });
   });
-  ctx.stats.ruleHits.set(`${NAME}/fused_matmul`, (ctx.stats.ruleHits.get(`${NAME}/fused_matmul`) ?? 0) + count);
+  countRuleHits(ctx, `${NAME}/fused_matmul`, count);
   return out;
 }
 

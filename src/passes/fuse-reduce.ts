@@ -21,7 +21,7 @@ import { DefUse, rebuildGraph } from '../graph/rewrite.js';
 import { idx, mapScalarExpr, someScalarExpr } from '../graph/lambda.js';
 import { shapeEquals } from '../graph/types.js';
 import { MAX_FUSED_READS, lambdaOf } from './fuse-elementwise.js';
-import type { GraphPass, PassContext } from './pass.js';
+import { countRuleHits, type GraphPass, type PassContext } from './pass.js';
 
 const NAME = 'fuse-reduce';
 
@@ -121,7 +121,7 @@ function run(g: Graph, ctx: PassContext): Graph {
       ...(r.scope !== undefined ? { scope: r.scope } : {}),
     });
   });
-  ctx.stats.ruleHits.set(`${NAME}/fused_reduce`, (ctx.stats.ruleHits.get(`${NAME}/fused_reduce`) ?? 0) + plans.size);
+  countRuleHits(ctx, `${NAME}/fused_reduce`, plans.size);
   return out;
 }
 

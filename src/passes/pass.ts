@@ -31,6 +31,11 @@ export interface PassStats {
   readonly ruleHits: Map<string, number>;
 }
 
+/** Adds `n` firings of `rule` (`pass/rule`) to the context's stats. */
+export function countRuleHits(ctx: Pick<PassContext, 'stats'>, rule: string, n = 1): void {
+  ctx.stats.ruleHits.set(rule, (ctx.stats.ruleHits.get(rule) ?? 0) + n);
+}
+
 export interface PassContext {
   readonly target: Target;
   /** Run verifyGraph after every pass (tests: always on). */

@@ -27,7 +27,7 @@
 import { getOp, opsInFamily } from '../ops/catalog.js';
 import type { Graph, Node } from '../graph/ir.js';
 import { DefUse, isInterfaceNode, rebuildGraph } from '../graph/rewrite.js';
-import type { GraphPass } from './pass.js';
+import { countRuleHits, type GraphPass } from './pass.js';
 
 export interface RematerializePolicy {
   /** Ops whose values may be recomputed (cheap: elementwise, fused elementwise chains, norms). */
@@ -58,13 +58,13 @@ export function chooseRematerializations(g: Graph, policy: RematerializePolicy):
   const du = new DefUse(g);
   const uses = usePositions(g, du);
   const lastUse = (id: number): number => (du.isOutput(id) ? Infinity : (uses[id]?.at(-1) ?? -1));
-  const hasSecondResults = new Set<number>();
-  for (const n of g.nodes) if (getOp(n.op)?.resultOf !== undefined) for (const o of n.operands.slice(0, 1)) hasSecondResults.add(o);
+  // A second result (resultOf: it reads its producer, operand 0) and its producer stay single.
+  const isSecondResult = (n: Node): boolean => getOp(n.op)?.resultOf !== undefined;
+  const hasSecondResults = new Set(g.nodes.filter(isSecondResult).map((n) => n.operands[0]));
   const chosen = new Set<number>();
   const out: Choice[] = [];
   for (const n of g.nodes) {
-    if (!policy.ops.has(n.op) || isInterfaceNode(n) || du.isOutput(n.id) || hasSecondResults.has(n.id)) continue;
-    if (getOp(n.op)?.resultOf !== undefined) continue;
+    if (!policy.ops.has(n.op) || isInterfaceNode(n) || du.isOutput(n.id) || hasSecondResults.has(n.id) || isSecondResult(n)) continue;
     const at = uses[n.id] ?? [];
     let best = -1;
     let gap = 0;
@@ -109,7 +109,7 @@ export const rematerializeActivations: GraphPass = {
   run: (g, ctx) => {
     const choices = chooseRematerializations(g, defaultRematerializePolicy());
     if (choices.length === 0) return g;
-    ctx.stats.ruleHits.set('rematerialize/recompute', (ctx.stats.ruleHits.get('rematerialize/recompute') ?? 0) + choices.length);
+    countRuleHits(ctx, 'rematerialize/recompute', choices.length);
     return rematerialize(g, choices);
   },
 };

@@ -5,7 +5,7 @@ import { InternalError } from '../diag/diagnostic.js';
 import type { Graph, Node } from '../graph/ir.js';
 import { GraphBuilder, type NodeSpec, isInterfaceNode, removeDeadNodes } from '../graph/rewrite.js';
 import { printType, typeEquals } from '../graph/types.js';
-import type { PassContext } from './pass.js';
+import { countRuleHits, type PassContext } from './pass.js';
 
 /** What a rule sees: the graph being built (every operand of the matched node is final in it). */
 export interface RuleContext {
@@ -87,7 +87,7 @@ function sweepOnce(g: Graph, rules: readonly Rule[], ctx: PassContext, pass: str
           throw new InternalError(`rule ${r.name} replaced %${n.id} (${n.op}) of type ${printType(n.type)} by a value of type ${printType(t)}`, pass);
         }
         hits++;
-        ctx.stats.ruleHits.set(`${pass}/${r.name}`, (ctx.stats.ruleHits.get(`${pass}/${r.name}`) ?? 0) + 1);
+        countRuleHits(ctx, `${pass}/${r.name}`);
         break;
       }
     }
