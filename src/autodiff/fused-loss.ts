@@ -7,8 +7,8 @@
 import type { Graph, Node } from '../graph/ir.js';
 import { intsAttr } from '../graph/ir.js';
 import { GraphBuilder, removeDeadNodes } from '../graph/rewrite.js';
-import { dimConstValue, dimEquals } from '../base/dim.js';
-import { isFloat, shapeEquals } from '../graph/types.js';
+import { dimEquals } from '../base/dim.js';
+import { concreteShape, isFloat, shapeEquals } from '../graph/types.js';
 import type { Diagnostic } from '../diag/diagnostic.js';
 import { type LossOptions, withCrossEntropyLoss } from './loss.js';
 
@@ -42,8 +42,8 @@ export function lmHeadOf(g: Graph, logits: Node): LmHead | undefined {
   if (h === undefined || b === undefined || b.type.shape.length !== 2 || h.type.shape.length !== mm.type.shape.length) return undefined;
   const V = mm.type.shape[mm.type.shape.length - 1];
   if (V === undefined || (bias !== undefined && !dimEquals(bias.type.shape[0] ?? V, V))) return undefined;
-  const rows = h.type.shape.slice(0, -1).reduce<number | undefined>((p, d) => (p === undefined ? undefined : (dimConstValue(d) === undefined ? undefined : p * (dimConstValue(d) ?? 0))), 1);
-  if (rows === undefined) return undefined;
+  // The row count must be a constant: the lead dims evaluate with no dim bound.
+  if (concreteShape(h.type.shape.slice(0, -1), new Map()) === undefined) return undefined;
   const src = node(b.operands[0]);
   const transposed = b.op === 'permute' && src !== undefined && src.type.shape.length === 2 && intsAttr(b, 'perm').join(',') === '1,0';
   return { h, w: transposed && src !== undefined ? src : b, transposed, ...(bias !== undefined ? { bias } : {}) };
