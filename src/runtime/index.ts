@@ -3,20 +3,7 @@
 export { acquireDevice, hasWebGpu, isLavapipe, NoWebGpuError, wantedFeatures } from './device.js';
 export type { AcquiredDevice, AcquireOptions, AdapterSummary } from './device.js';
 export { createSession, pipelineCreations } from './session.js';
-export type {
-  DeviceTensor,
-  HostTensor,
-  InputMap,
-  MemoryReport,
-  RunOptions,
-  RunOutput,
-  RunResult,
-  Session,
-  SessionOptions,
-  SessionStats,
-  StepTiming,
-  TensorMap,
-} from './session.js';
+export type * from './session-types.js';
 export { RuntimeError } from './errors.js';
 export { assignTemps, planTempBytes } from './memory.js';
 export type { TempAssignment, TempRequest } from './memory.js';

@@ -37,6 +37,40 @@ export function assignTemps(reqs: readonly TempRequest[], existing: readonly num
   return added(b) < added(a) ? b : a;
 }
 
+/**
+ * `assignTemps` with a memory of the last placement: a run whose temps (ids, bytes, live ranges)
+ * and kept slots are those the last run left gets the same slot of every temp, so its bind groups
+ * are reused. Without it, a run after one that took the largest-first placement ties at zero new
+ * bytes and picks first-use order: the same slots, other temps in them, every group rebuilt once.
+ * Slots are numbered as the session keeps them: only the used ones, in order (`compact`).
+ */
+export class TempPlacer {
+  private last: { readonly key: string; readonly capacities: readonly number[]; readonly assignment: TempAssignment } | undefined;
+
+  place(reqs: readonly TempRequest[], existing: readonly number[]): TempAssignment {
+    const key = reqs.map((r) => `${r.id}:${r.bytes}:${r.firstUse}:${r.lastUse}`).join(',');
+    const last = this.last;
+    if (last !== undefined && last.key === key && sameNumbers(last.capacities, existing)) return last.assignment;
+    const assignment = assignTemps(reqs, existing);
+    const kept = compact(assignment);
+    this.last = { key, capacities: kept.slotBytes, assignment: kept };
+    return assignment;
+  }
+}
+
+/** The assignment over its used slots only, renumbered in order (what the session keeps). */
+export function compact(a: TempAssignment): TempAssignment {
+  const used = [...a.usedSlots].sort((x, y) => x - y);
+  const renumber = new Map(used.map((s, i) => [s, i]));
+  return {
+    slotOf: new Map([...a.slotOf].map(([id, s]) => [id, renumber.get(s) ?? -1])),
+    slotBytes: used.map((s) => a.slotBytes[s] ?? 0),
+    usedSlots: new Set(used.keys()),
+  };
+}
+
+const sameNumbers = (x: readonly number[], y: readonly number[]): boolean => x.length === y.length && x.every((v, i) => v === y[i]);
+
 const overlaps = (x: TempRequest, y: TempRequest): boolean => x.firstUse <= y.lastUse && y.firstUse <= x.lastUse;
 
 function largestFirst(reqs: readonly TempRequest[], existing: readonly number[]): TempAssignment {

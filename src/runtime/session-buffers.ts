@@ -6,7 +6,7 @@ import type { Plan, PlanBuffer, PlanKernel } from '../kernel/plan/plan.js';
 import { encodeValues } from './convert.js';
 import { RuntimeError } from './errors.js';
 import { usage } from './gpu-flags.js';
-import { assignTemps, type TempRequest } from './memory.js';
+import { TempPlacer, type TempRequest } from './memory.js';
 import { describeBuffer } from './plan-checks.js';
 import type { WeightUpload } from './session-inputs.js';
 import { weightKey } from './session-inputs.js';
@@ -32,6 +32,7 @@ export class SessionBuffers {
   private readonly weightBuffers = new Map<string, Held>(); // by weight key (name, row range)
   private readonly ioBuffers = new Map<number, Held>(); // by plan buffer id
   private tempSlots: Held[] = [];
+  private readonly placer = new TempPlacer();
   private readonly uniformBuffers = new Map<string, Held>(); // by kernel name
 
   constructor(private readonly device: GPUDevice) {}
@@ -83,7 +84,7 @@ export class SessionBuffers {
     const temps: TempRequest[] = plan.buffers
       .filter((b) => b.kind === 'temp')
       .map((b) => ({ id: b.id, bytes: sizes.get(b.id)?.bytes ?? 4, firstUse: b.firstUse, lastUse: b.lastUse }));
-    const assignment = assignTemps(
+    const assignment = this.placer.place(
       temps,
       this.tempSlots.map((s) => s.capacity),
     );

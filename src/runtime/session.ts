@@ -20,20 +20,7 @@ import { checkWeights, entriesOf, prepareInputs } from './session-inputs.js';
 import type { InputMap, MemoryReport, RunOptions, RunResult, Session, SessionOptions, SessionStats, TensorMap } from './session-types.js';
 import { warmUpPipelines } from './warm-up.js';
 
-export type {
-  DeviceTensor,
-  HostTensor,
-  InputMap,
-  MemoryReport,
-  RunOptions,
-  RunOutput,
-  RunResult,
-  Session,
-  SessionOptions,
-  SessionStats,
-  StepTiming,
-  TensorMap,
-} from './session-types.js';
+export type * from './session-types.js';
 export { pipelineCreations, pipelineKey } from './pipelines.js';
 
 export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan, opts: SessionOptions = {}): Promise<Session> {
