@@ -76,6 +76,9 @@ inline unsigned current = 0;
 inline unsigned long progress = 0;  // arrivals and finishes: a pass without any means a deadlock
 inline const std::function<void()>* running_kernel = nullptr;
 constexpr std::size_t fiber_stack_bytes = 256 * 1024;  // malloc'd: pages are touched only as used
+// Fiber stacks kept across launches (grown to the largest block, never freed): a malloc of 256 KiB
+// is an mmap, so stacks per launch cost an mmap, page faults and an munmap per thread per launch.
+inline std::vector<char*> stack_pool;
 
 inline void yield_to_scheduler() { swapcontext(&fibers[current].ctx, &scheduler_ctx); }
 
@@ -122,7 +125,8 @@ inline void launch(dim3 grid, dim3 block, const std::function<void()>& kernel) {
   for (unsigned w = 0; w * 32 < n; w++) warps.push_back(std::make_unique<Warp>(std::min(32u, n - w * 32)));
   running_kernel = &kernel;
   fibers.assign(n, Fiber{});
-  for (auto& f : fibers) f.stack = static_cast<char*>(std::malloc(fiber_stack_bytes));
+  while (stack_pool.size() < n) stack_pool.push_back(static_cast<char*>(std::malloc(fiber_stack_bytes)));
+  for (unsigned t = 0; t < n; t++) fibers[t].stack = stack_pool[t];
   for (unsigned z = 0; z < grid.z; z++)
     for (unsigned y = 0; y < grid.y; y++)
       for (unsigned x = 0; x < grid.x; x++) {
@@ -155,7 +159,6 @@ inline void launch(dim3 grid, dim3 block, const std::function<void()>& kernel) {
           }
         }
       }
-  for (auto& f : fibers) std::free(f.stack);
   fibers.clear();
   block_barrier = nullptr;
   running_kernel = nullptr;
