@@ -3,6 +3,7 @@
 // the forward's LSE, no T x S buffer), where differentiating the unfused chain gives matmul,
 // softmax and mask ops over [B, H, T, S] tensors. Only fuse-attention runs here: the step graph
 // goes through the target's whole pipeline afterwards (its fuse-attention then finds nothing new).
+import { dimConstValue } from '../base/dim.js';
 import type { Graph } from '../graph/ir.js';
 import { isFloat } from '../graph/types.js';
 import { runPipeline } from '../passes/driver.js';
@@ -11,8 +12,9 @@ import type { PassContext } from '../passes/pass.js';
 
 /**
  * `g` (after the cleanup passes, as fuse-attention needs) with its attention chains fused, except
- * those whose mask or score mod reads a value a float weight reaches (a learned bias table: the
- * fused backward has no gradient for it, so that attention keeps the unfused backward).
+ * those whose mask or score mod reads a value a float weight reaches whose shape is not constant:
+ * the fused backward gives a learned table's gradient (fused_attention_grad_t) through
+ * per-workgroup partial sums of a constant size, so such an attention keeps the unfused backward.
  */
 export function fuseForwardAttention(g: Graph, ctx: PassContext): Graph {
   const carries = new Array<boolean>(g.nodes.length).fill(false);
@@ -20,5 +22,6 @@ export function fuseForwardAttention(g: Graph, ctx: PassContext): Graph {
     if (!isFloat(n.type.dtype)) continue;
     carries[n.id] = n.op === 'weight' || n.operands.some((o) => carries[o] === true);
   }
-  return runPipeline(g, [fuseAttentionBeforeGrad((id) => carries[id] === true)], ctx);
+  const constant = (id: number): boolean => g.nodes[id]?.type.shape.every((d) => dimConstValue(d) !== undefined) === true;
+  return runPipeline(g, [fuseAttentionBeforeGrad((id) => carries[id] === true && !constant(id))], ctx);
 }

@@ -57,6 +57,10 @@ const forms: readonly Form[] = [
   { file: 'examples/variants/streaming.tfx', what: 'sink tokens + window', overrides: { ...tiny, window: 4 }, layers: 1, vocab: 64, schedule: small },
   { file: 'examples/variants/local-global.tfx', what: 'local and global layers', overrides: { ...tiny, layers: 2, window: 4 }, layers: 2, vocab: 64, schedule: small },
   { file: 'examples/variants/sinks.tfx', what: 'attention sinks (the LSE output has a cotangent)', overrides: tiny, layers: 1, vocab: 64, schedule: small },
+  // A learned table's gradient (attention/backward-table.ts): 34 entries, summed in registers
+  // (default tiles: 1 per thread); 514 entries at 32 threads, summed in global partial rows.
+  { file: 'examples/variants/relative-bias.tfx', what: 'learned relative-position bias table (default tiles)', overrides: tiny, layers: 1, vocab: 64 },
+  { file: 'examples/variants/relative-bias.tfx', what: 'learned relative-position bias table of 514 entries (partial rows in global memory)', overrides: { ...tiny, max_dist: 128 }, layers: 1, vocab: 64, schedule: small },
   { file: 'examples/transformer.tfx', what: 'encoder-decoder: bidirectional, causal and cross attention (S != T)', overrides: { vocab: 64, d: 32, heads: 4, layers: 1, ffn: 64 }, layers: 3, vocab: 64, schedule: small, dims: { S: 7 } },
 ];
 
