@@ -19,12 +19,14 @@ describe('training gradients with the fused attention backward on the CUDA emula
     { file: 'examples/charlm/charlm.tfx', what: 'GQA 4/2, RoPE, causal', overrides: { layers: 1 }, vocab: 96 },
     { file: 'examples/variants/sliding-window.tfx', what: 'sliding window', overrides: { ...tiny, window: 5 }, vocab: 64 },
     { file: 'examples/variants/sinks.tfx', what: 'attention sinks (the LSE output has a cotangent)', overrides: tiny, vocab: 64 },
+    { file: 'examples/variants/relative-bias.tfx', what: 'learned relative-position bias table (its gradient: partial sums + reduce kernel)', overrides: tiny, vocab: 64 },
   ];
   it.each(forms)('$file ($what)', ({ file, overrides, vocab }) => {
     const g = trainingLossGrad(file, true, overrides);
     const fused = runPipeline(g, pipelines.cuda, createPassContext({ target: 'cuda', verify: true }));
     const plan = compilePlan(fused, { target: cudaLimits });
     expect(plan.steps.filter((s) => s.kernel.includes('fused_attention_grad'))).toHaveLength(1);
+    expect(plan.steps.filter((s) => s.kernel.includes('softmax'))).toEqual([]);
     const { weights, inputs } = trainingFeeds(g, new Map([['B', 2], ['T', 13]]), 5, vocab);
     const want = interpret(g, { inputs, weights }).outputs;
     const got = runPlanEmulated(plan, bindDims(fused, { inputs, weights }), new Map([...inputs, ...weights].map(([k, t]) => [k, t.data]))).outputs;
@@ -34,6 +36,9 @@ describe('training gradients with the fused attention backward on the CUDA emula
       worst = Math.max(worst, err);
       expect(err, name).toBeLessThanOrEqual(1e-4);
     }
-    console.log(`${file}: ${want.size} outputs on the CUDA emulator, worst rel error ${worst.toExponential(2)} (${plan.steps.length} launches)`);
+    const table = [...want.keys()].find((k) => k.startsWith('grad.rel_bias'));
+    const tableRef = table === undefined ? undefined : want.get(table);
+    const tableErr = table === undefined || tableRef === undefined ? '' : `, ${table} ${relError(got.get(table) ?? [], tableRef).toExponential(2)}`;
+    console.log(`${file}: ${want.size} outputs on the CUDA emulator, worst rel error ${worst.toExponential(2)}${tableErr} (${plan.steps.length} launches)`);
   }, 900_000);
 });
