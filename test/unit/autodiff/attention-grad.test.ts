@@ -175,9 +175,9 @@ describe('fused_attention vjp vs finite differences (float64)', () => {
   });
 });
 
-/** The loss graph of `file` at small dims: its checked graph after the cleanups (attention fused when `fused`), cross-entropy, grad. */
-function lossGrad(file: string, config: Record<string, number>, dims: Record<string, number>, fused: boolean): Graph {
-  const r = checkSource(readFileSync(file, 'utf8'), file, new Map(Object.entries({ ...config, ...dims })));
+/** The loss graph of `file` (or its `text`) at small dims: its checked graph after the cleanups (attention fused when `fused`), cross-entropy, grad. */
+function lossGrad(file: string, config: Record<string, number>, dims: Record<string, number>, fused: boolean, text = readFileSync(file, 'utf8')): Graph {
+  const r = checkSource(text, file, new Map(Object.entries({ ...config, ...dims })));
   const errors: Diagnostic[] = [...r.diagnostics];
   if (r.graph === undefined) throw new Error(errors.map((d) => d.message).join('\n'));
   const ctx = createPassContext({ target: 'webgpu', verify: true });
@@ -227,6 +227,32 @@ describe('models: gradients with attention fused before grad equal the unfused b
       console.log(`${c.file}: ${want.size} outputs, fused vs unfused backward worst ${worst.toExponential(2)}`);
     });
   }
+});
+
+describe('learned score-mod tables before grad (fuseForwardAttention)', () => {
+  const file = 'examples/variants/relative-bias.tfx';
+  const config = { layers: 1, d: 16, heads: 2, vocab: 32, ctx: 4096 };
+  it('a constant-shape table (relative-bias) is fused: one fused_attention_grad with its table gradient, no softmax', () => {
+    const g = lossGrad(file, config, {}, true);
+    expect(g.nodes.filter((n) => n.op === 'fused_attention_grad_t').map((n) => n.type.shape.map((d) => d.terms[0]?.coef))).toEqual([[17, 2]]);
+    expect(g.nodes.some((n) => n.op === 'softmax')).toBe(false);
+  });
+  // A per-token learned gate [B, T, heads] read like a table: symbolic, or bound past MAX_TABLE_ENTRIES.
+  const gated = readFileSync(file, 'utf8')
+    .replace(/^weight rel: .*$/m, 'weight wg: f32[d, heads] = "gate.weight"')
+    .replace(/^ {2}bias = grid\[heads, T, T\].*$/m, '  gate = x @ wg\n  bias = grid[B, heads, T, T](b, h, qi, ki) => gate[b, ki, h]');
+  for (const [what, dims] of [['B, T symbolic', {}], ['B = 2, T = 4096 bound: 16384 entries', { B: 2, T: 4096 }]] as const) {
+    it(`a tensor carrying a gradient that is no small constant table (a learned per-token gate, ${what}) keeps the unfused backward`, () => {
+      expect(gated).toContain('gate[b, ki, h]');
+      const g = lossGrad('gate.tfx', config, dims, true, gated);
+      expect(g.nodes.some((n) => n.op === 'fused_attention_grad')).toBe(false);
+      expect(g.nodes.some((n) => n.op === 'softmax')).toBe(true);
+    });
+  }
+  it('the same gate bound small (B = 1, T = 5: 10 entries) is a table: fused, its gradient fused_attention_grad_t', () => {
+    const g = lossGrad('gate.tfx', config, { B: 1, T: 5 }, true, gated);
+    expect(g.nodes.filter((n) => n.op === 'fused_attention_grad_t').map((n) => n.type.shape.map((d) => d.terms[0]?.coef))).toEqual([[1, 5, 2]]);
+  });
 });
 
 describe('fused_attention_grad float64 rule', () => {
