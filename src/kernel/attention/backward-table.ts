@@ -196,7 +196,8 @@ export function tableReduceKernel(layout: TableLayout, partial: Node, results: R
   const w = kb.fresh('w');
   inner.push(forLoop(w, u32(0), rows, u32(1), [{ kind: 'assign', name: sum, value: bin('add', v(sum, 'f32'), load(pS, add(mul(v(w, 'u32'), u32(layout.entries)), e), 'f32')) }]));
   for (const t of outSlots) {
-    const inTable = bin('and', bin('ge', e, u32(t.offset)), lt(e, u32(t.offset + t.numel)));
+    const below = lt(e, u32(t.offset + t.numel));
+    const inTable = t.offset === 0 ? below : bin('and', bin('ge', e, u32(t.offset)), below); // (no `e >= 0u`: nvcc warns)
     inner.push({ kind: 'if', cond: inTable, then: [{ kind: 'store', slot: t.slot, index: bin('sub', e, u32(t.offset)), value: cast(storageType(t.node.type.dtype), v(sum, 'f32')) }], else: [] });
   }
   body.push({ kind: 'if', cond: lt(e, u32(layout.entries)), then: inner, else: [] });
