@@ -4,13 +4,12 @@
 // grad as `tfc train` does. Bar 1e-4 per tensor (test/helpers/tensors.ts relError).
 import { describe, expect, it } from 'vitest';
 import { compilePlan } from '../../src/compile/plan.js';
-import { DiagnosticSink } from '../../src/diag/diagnostic.js';
-import { parseGraph } from '../../src/graph/parse.js';
 import { chooseSchedule, cudaLimits } from '../../src/kernel/schedule/schedule.js';
 import { runPipeline } from '../../src/passes/driver.js';
 import { createPassContext } from '../../src/passes/pass.js';
 import { pipelines } from '../../src/passes/pipeline.js';
 import { runPlanEmulated } from '../../src/runtime-cuda/emulate.js';
+import { tableTiles, tablesGraph } from '../helpers/attention-tables.js';
 import { trainingFeeds, trainingLossGrad } from '../helpers/training.js';
 import { bindDims, feedsFor, interpret, relError } from './helpers.js';
 
@@ -46,34 +45,10 @@ describe('training gradients with the fused attention backward on the CUDA emula
 });
 
 describe('learned score-mod tables in the fused backward on the CUDA emulator (attention/backward-table.ts)', () => {
-  // GQA 4/2, a window of 5, s * temp[h] + bias[k]: two tables, a read whose adjoint is score(),
-  // and with bias of 600 entries 604 entries over 32 threads (4x8 tiles, 4 lanes): global partial rows.
-  const ir = (bias: number): string => `graph attn(B, T) {
-  %0 = input {name="q"} : f32[B,4,T,8]
-  %1 = input {name="k"} : f32[B,2,T,8]
-  %2 = input {name="v"} : f32[B,2,T,4]
-  %3 = input {name="temp"} : f32[4]
-  %4 = input {name="bias"} : f32[${bias}]
-  %5 = fused_attention %0, %1, %2, %3, %4 {mask=(b, h, q, k) => and(le(k, q), lt(sub(q, k), 5)), scale=0.35, score=(b, h, q, k) => add(mul(score(), read(3, h)), read(4, k))} : f32[B,4,T,4]
-  %6 = fused_attention_lse %5 : f32[B,4,T]
-  %7 = input {name="do"} : f32[B,4,T,4]
-  %8 = fused_attention_grad %0, %1, %2, %5, %6, %7, %3, %4 {dscore=(b, h, q, k) => read(6, h), mask=(b, h, q, k) => and(le(k, q), lt(sub(q, k), 5)), scale=0.35, score=(b, h, q, k) => add(mul(score(), read(6, h)), read(7, k)), table_grads=[6, 7]} : f32[B,4,T,8]
-  %9 = fused_attention_grad_k %8 : f32[B,2,T,8]
-  %10 = fused_attention_grad_v %8 : f32[B,2,T,4]
-  %11 = fused_attention_grad_t %8 {operand=6} : f32[4]
-  %12 = fused_attention_grad_t %8 {operand=7} : f32[${bias}]
-  output "dq" = %8
-  output "dk" = %9
-  output "dv" = %10
-  output "dtemp" = %11
-  output "dbias" = %12
-}`;
+  // test/helpers/attention-tables.ts: GQA 4/2, a window, two tables; 600: global partial rows.
   it.each([16, 600])('dQ, dK, dV and both tables vs the interpreter (bias of %i entries)', (bias) => {
-    const sink = new DiagnosticSink();
-    const g = parseGraph(ir(bias), 'tables.ir', sink);
-    expect(sink.items.map((d) => d.message)).toEqual([]);
-    if (g === undefined) throw new Error('no graph');
-    const plan = compilePlan(g, { target: cudaLimits, schedule: { ...chooseSchedule(cudaLimits), attentionBackward: { tileRows: 4, tileCols: 8, lanes: 4 } } });
+    const g = tablesGraph(bias);
+    const plan = compilePlan(g, { target: cudaLimits, schedule: { ...chooseSchedule(cudaLimits), attentionBackward: tableTiles } });
     expect(plan.steps.filter((s) => s.kernel.includes('attention_table_reduce'))).toHaveLength(1);
     const dims = new Map([['B', 2], ['T', 13]]);
     const { inputs, weights } = feedsFor(g, dims, 7, 0.5);

@@ -17,7 +17,9 @@ import { pipelines } from '../../src/passes/pipeline.js';
 import type { AcquiredDevice } from '../../src/runtime/device.js';
 import { createSession } from '../../src/runtime/session.js';
 import { targetLimitsOf } from '../../src/runtime/target.js';
-import { relError } from '../helpers/tensors.js';
+import { tableTiles, tablesGraph } from '../helpers/attention-tables.js';
+import { declaredShape, relError, tensorFor } from '../helpers/tensors.js';
+import { strAttr } from '../../src/graph/ir.js';
 import { trainingFeeds, trainingLossGrad } from '../helpers/training.js';
 import { testDevice } from './helpers.js';
 
@@ -106,4 +108,32 @@ describe('fused attention backward on WebGPU vs the float64 interpreter', () => 
       }
     });
   }
+});
+
+describe('learned score-mod tables in the fused backward on WebGPU (attention/backward-table.ts)', () => {
+  it('GQA 4/2, a window, two tables (one adjoint holds score()): dQ, dK, dV, both tables within 1e-4; registers and global partial rows', { timeout: 600_000 }, async () => {
+    for (const bias of [16, 600]) {
+      const g = tablesGraph(bias);
+      const target = targetLimitsOf(dev);
+      const plan = compilePlan(g, { target, schedule: { ...chooseSchedule(target), attentionBackward: tableTiles } });
+      expect(plan.steps.filter((s) => s.kernel.includes('fused_attention_grad'))).toHaveLength(1);
+      expect(plan.steps.filter((s) => s.kernel.includes('attention_table_reduce'))).toHaveLength(1);
+      const dims = new Map([['B', 2], ['T', 13]]);
+      const inputs = new Map(g.nodes.filter((n) => n.op === 'input').map((n, i) => [strAttr(n, 'name'), tensorFor(n.type.dtype, declaredShape(n, dims), 7 + i, 11, 0.5)]));
+      const want = interpret(g, { inputs, weights: new Map() }).outputs;
+      const s = await createSession(dev, plan);
+      try {
+        const got = (await s.run(inputs)).outputs;
+        const errs: string[] = [];
+        for (const [name, ref] of want) {
+          const err = relError(got.get(name)?.data ?? [], ref);
+          errs.push(`${name} ${err.toExponential(2)}`);
+          expect(err, name).toBeLessThanOrEqual(1e-4);
+        }
+        console.log(`tables (bias ${bias}) on WebGPU: ${errs.join(', ')}`);
+      } finally {
+        s.dispose();
+      }
+    }
+  });
 });
