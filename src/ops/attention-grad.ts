@@ -14,6 +14,9 @@
 //   P = exp(z - lse_i) (0 where z = -inf or lse_i = -inf), dP = dO_i.v_j,
 //   D_i = dO_i.o_i - dlse_i, dZ = P (dP - D_i), dS = dZ * dscore(s) (or dZ),
 //   dQ_i = scale sum_j dS k_j, dK_j = scale sum_i dS q_i, dV_j = sum_i P dO_i.
+// A table the score lambda reads with a gradient (`table_grads`, a learned bias): per read site
+// of it (attention-vjp.ts tableSites), dTable[site's element at (b, h, i, j)] += dZ * d score /
+// d read, summed over every (b, h, i, j): the result `fused_attention_grad_t {operand=t}`.
 // The float64 rule below is that, naive on purpose: the reference the kernel is tested against.
 import { type Dim, dimAdd, dimConst, dimMul } from '../base/dim.js';
 import { InternalError } from '../diag/diagnostic.js';
@@ -23,7 +26,7 @@ import { makeTensor, type Tensor64 } from '../base/tensor.js';
 import { type InterpContext, type OpDef, type OpError, defineOp } from './define.js';
 import { numelDim, opError } from './elementwise.js';
 import { attentionScores, evalLambda, inferAttention, scoreAsRead } from './attention.js';
-import { attentionGradExtrasStart, shiftReads } from './attention-vjp.js';
+import { attentionGradExtrasStart, shiftReads, tableGradOperands, tableSites } from './attention-vjp.js';
 import { countApplies } from './source.js';
 
 function lambdaOf(attrs: Attrs, key: string): Extract<Attr, { kind: 'lambda' }> | undefined {
@@ -35,7 +38,7 @@ function lambdaOf(attrs: Attrs, key: string): Extract<Attr, { kind: 'lambda' }> 
 function forwardAttrs(attrs: Attrs): Record<string, Attr> {
   const by = attentionGradExtrasStart(attrs) - 3;
   const out: Record<string, Attr> = {};
-  for (const [key, a] of Object.entries(attrs)) if (key !== 'lse_cotangent') out[key] = a.kind === 'lambda' ? { ...a, body: shiftReads(a.body, 3 + by, -by) } : a;
+  for (const [key, a] of Object.entries(attrs)) if (key !== 'lse_cotangent' && key !== 'table_grads') out[key] = a.kind === 'lambda' ? { ...a, body: shiftReads(a.body, 3 + by, -by) } : a;
   return out;
 }
 
@@ -54,6 +57,10 @@ function inferGrad(operands: readonly TensorType[], attrs: Attrs): TensorType | 
     if (!shapeEquals(t.shape, o.shape) || t.dtype !== o.dtype) return opError('TFC201', `fused_attention_grad: o ${printType(o)} is not the attention's output ${printType(t)}`);
   }
   if (dscore !== undefined && fwd['score'] === undefined) return opError('TFC216', `fused_attention_grad has 'dscore' without 'score'`);
+  for (const t of tableGradOperands(attrs)) {
+    const x = operands[t];
+    if (t < start || x === undefined || !isFloat(x.dtype)) return opError('TFC216', `fused_attention_grad: table_grads names operand ${t}, not a float tensor its lambdas read`);
+  }
   if (!shapeEquals(dO.shape, o.shape) || dO.dtype !== o.dtype) return opError('TFC201', `fused_attention_grad: dO ${printType(dO)} differs from o ${printType(o)}`);
   for (const [name, t] of [['lse', lse], ['dLSE', dlse]] as const) {
     if (t === undefined || (name === 'dLSE' && start === 6)) continue;
@@ -66,6 +73,8 @@ interface Grads {
   readonly dq: Tensor64;
   readonly dk: Tensor64;
   readonly dv: Tensor64;
+  /** The tables' gradients, by operand index (`table_grads`). */
+  readonly dt: ReadonlyMap<number, Tensor64>;
 }
 
 /** The float64 backward of a fused_attention_grad node `n` on its operands (see the file header). */
@@ -86,6 +95,18 @@ function interpGrad(operands: readonly Tensor64[], n: Node, ctx: InterpContext):
   const dkT = makeTensor(k.dtype, k.shape);
   const dvT = makeTensor(v.dtype, v.shape);
   const at = (t: Tensor64, i: number): number => t.data[i] ?? NaN;
+  // Each table read site: its element's flat offset and its adjoint, per score element.
+  const dt = new Map(tableGradOperands(n.attrs).map((t) => [t, makeTensor(operands[t]?.dtype ?? 'f32', operands[t]?.shape ?? [])]));
+  const scoreL = lambdaOf(n.attrs, 'score');
+  const params = scoreL?.params ?? ['b', 'h', 'q', 'k'];
+  const sites = tableSites(scoreL?.body, [...dt.keys()]).map((site) => {
+    const table = operands[site.operand];
+    const out = dt.get(site.operand);
+    if (table === undefined || out === undefined) throw new InternalError(`fused_attention_grad: table operand ${site.operand} missing`);
+    const idx = site.indices.map((e) => evalLambda(params, e, operands, { ...ctx, node: n }, shape));
+    const adjoint = evalLambda(params, scoreAsRead(site.adjoint, operands.length), [...operands, raw], { ...ctx, node: n }, shape);
+    return { table, out, idx, adjoint };
+  });
   for (let b = 0; b < nb; b++)
     for (let h = 0; h < hq; h++) {
       const kh = Math.floor(h / group);
@@ -102,7 +123,16 @@ function interpGrad(operands: readonly Tensor64[], n: Node, ctx: InterpContext):
           const kv = (b * hkv + kh) * ns + j;
           let dp = 0;
           for (let e = 0; e < dv; e++) dp += at(dO, row * dv + e) * at(v, kv * dv + e);
-          const ds = p * (dp - D) * (dscore === undefined ? 1 : at(dscore, row * ns + j));
+          const dz = p * (dp - D);
+          const ds = dz * (dscore === undefined ? 1 : at(dscore, row * ns + j));
+          const el = row * ns + j;
+          for (const st of sites) {
+            let flat = 0;
+            st.idx.forEach((ix, d) => {
+              flat = flat * (st.table.shape[d] ?? 1) + at(ix, el);
+            });
+            st.out.data[flat] = at(st.out, flat) + dz * at(st.adjoint, el);
+          }
           for (let e = 0; e < dv; e++) dvT.data[kv * dv + e] = at(dvT, kv * dv + e) + p * at(dO, row * dv + e);
           for (let d = 0; d < dk; d++) {
             dq.data[row * dk + d] = at(dq, row * dk + d) + scale * ds * at(k, kv * dk + d);
@@ -111,7 +141,7 @@ function interpGrad(operands: readonly Tensor64[], n: Node, ctx: InterpContext):
         }
       }
     }
-  return { dq, dk: dkT, dv: dvT };
+  return { dq, dk: dkT, dv: dvT, dt };
 }
 
 // The three results read one computation: the interpreter calls each rule with the producer's
@@ -129,6 +159,32 @@ function gradsOf(operands: readonly Tensor64[], n: Node, ctx: InterpContext): Gr
   lastGrads.set(dO, { node: n, operands: [...operands], grads });
   return grads;
 }
+
+/** fused_attention_grad_t: the gradient of the table at the producer's operand `operand` (a learned score-mod table), typed by its declaration. */
+const tableResult: OpDef = defineOp({
+  name: 'fused_attention_grad_t',
+  family: 'fused',
+  arity: 1,
+  attrs: { operand: 'int' },
+  resultOf: 'fused_attention_grad',
+  doc: "the gradient of the table at operand `operand` of its operand, a fused_attention_grad (a tensor its score lambda reads, listed in its `table_grads`): the sum over every (b, h, q, k) of the score's cotangent times the score lambda's derivative in that read; its type is declared (the table's); written by the backward kernel (per-workgroup partial sums) and a small reduce kernel",
+  infer: (operands, _attrs, declared) => {
+    const [g] = operands;
+    if (g === undefined || operands.length !== 1) return opError('TFC104', `fused_attention_grad_t takes 1 operand (a fused_attention_grad), got ${operands.length}`);
+    if (declared === undefined || !isFloat(declared.dtype)) return opError('TFC216', `fused_attention_grad_t of ${printType(g)} needs a declared float type`);
+    return declared;
+  },
+  noGrad: 'a result of the fused attention backward (second derivatives are not supported)',
+  interp: (operands, ctx) => {
+    if (ctx.producer === undefined) throw new InternalError('fused_attention_grad_t is interpreted with its fused_attention_grad');
+    const t = (ctx.node.attrs['operand'] as { value: number } | undefined)?.value ?? -1;
+    const r = gradsOf(operands, ctx.producer, ctx).dt.get(t);
+    if (r === undefined) throw new InternalError(`fused_attention_grad_t: operand ${t} is not in its producer's table_grads`);
+    return r;
+  },
+  flops: () => dimConst(0), // counted by the producer
+  lowering: 'fused-only',
+});
 
 /** A second result of fused_attention_grad: typed by its declaration (K's or V's type), checked against the producer's dtype. */
 function secondResult(name: string, which: 'dK' | 'dV', index: 'dk' | 'dv'): OpDef {
@@ -161,14 +217,14 @@ export const attentionGradOps: readonly OpDef[] = [
     family: 'fused',
     arity: 'variadic',
     attrs: { scale: 'float' },
-    optionalAttrs: { mask: 'lambda', score: 'lambda', dscore: 'lambda', lse_cotangent: 'bool' },
+    optionalAttrs: { mask: 'lambda', score: 'lambda', dscore: 'lambda', lse_cotangent: 'bool', table_grads: 'ints' },
     doc:
-      "fused_attention's backward: dQ [B,Hq,T,dk] from q, k, v, the forward output o, its log-sum-exp lse [B,Hq,T], dO (and, with `lse_cotangent`, the LSE's cotangent [B,Hq,T]), then the tensors the lambdas read; `mask` and `score` as the forward's (reads shifted past these operands), `dscore` the score lambda's derivative in score(); dK and dV are its second results fused_attention_grad_k / _v",
+      "fused_attention's backward: dQ [B,Hq,T,dk] from q, k, v, the forward output o, its log-sum-exp lse [B,Hq,T], dO (and, with `lse_cotangent`, the LSE's cotangent [B,Hq,T]), then the tensors the lambdas read; `mask` and `score` as the forward's (reads shifted past these operands), `dscore` the score lambda's derivative in score(); dK and dV are its second results fused_attention_grad_k / _v; `table_grads` lists the operands (tables the score lambda reads) whose gradients are its second results fused_attention_grad_t",
     infer: (operands, attrs) => inferGrad(operands, attrs),
     interp: (operands, ctx) => gradsOf(operands, ctx.node, ctx).dq,
     noGrad: 'the fused attention backward (second derivatives are not supported)',
     // Per score element: s (2 dk), dP (2 dv), dV (2 dv), dK and dQ (4 dk), P and dS (5), the
-    // lambdas' applies (score, dscore, mask).
+    // lambdas' applies (score, dscore, mask), 2 per learned table read.
     flops: (operands, _result, attrs) => {
       const [q, k, v] = operands;
       if (q === undefined || k === undefined || v === undefined) return dimConst(0);
@@ -176,11 +232,14 @@ export const attentionGradOps: readonly OpDef[] = [
       const s = k.shape[2] ?? dimConst(0);
       const dv = v.shape[3] ?? dimConst(0);
       const lambdas = ['score', 'dscore', 'mask'].reduce((n, key) => n + countApplies(lambdaOf(attrs, key)?.body ?? { kind: 'const', value: 0, dtype: 'f32' }), 0);
-      const perScore = dimAdd(dimAdd(dimMul(dimConst(6), dk), dimMul(dimConst(4), dv)), dimConst(5 + lambdas));
+      // A learned table's read sites: dZ times the read's adjoint, added (2 each, the adjoint's applies aside).
+      const tables = 2 * tableSites(lambdaOf(attrs, 'score')?.body, tableGradOperands(attrs)).length;
+      const perScore = dimAdd(dimAdd(dimMul(dimConst(6), dk), dimMul(dimConst(4), dv)), dimConst(5 + lambdas + tables));
       return dimMul(numelDim([b, hq, t, s]), perScore);
     },
     lowering: 'fused-only',
   }),
   secondResult('fused_attention_grad_k', 'dK', 'dk'),
   secondResult('fused_attention_grad_v', 'dV', 'dv'),
+  tableResult,
 ];

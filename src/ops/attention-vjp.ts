@@ -5,12 +5,15 @@
 // the forward kernel writes it, so P = exp(z - lse) is recomputed, never stored) and dO; when the
 // forward's own LSE output has a cotangent (attention sinks) that comes next. The mask and score
 // lambdas ride along (their reads shifted past those operands), with `dscore`, the score lambda's
-// derivative d score / d score() built here symbolically (src/ops/lambda-grad.ts).
+// derivative d score / d score() built here symbolically (src/ops/lambda-grad.ts). A float
+// tensor the score lambda reads that carries a gradient (a learned bias table) gets it as one
+// more second result, `fused_attention_grad_t {operand=i}` (attr `table_grads` lists them; the
+// sites come from the score lambda itself by `tableSites`).
 // Nodes are built by op name, so this file imports neither attention.ts nor attention-grad.ts.
 import type { Attrs, ScalarExpr } from '../graph/ir.js';
 import { idx, mapScalarExpr } from '../graph/lambda.js';
 import type { VjpRule } from './define.js';
-import { LambdaGradError, lambdaDiff, readAdjoints } from './lambda-grad.js';
+import { LambdaGradError, type ReadAdjoint, lambdaDiff, readAdjoints } from './lambda-grad.js';
 
 /** q, k, v, o, lse, dO: the operands every fused_attention_grad has before the optional LSE cotangent and the extras. */
 export const ATTENTION_GRAD_FIXED = 6;
@@ -43,14 +46,29 @@ export function scoreDerivative(body: ScalarExpr): ScalarExpr {
   return mapScalarExpr(d, (x) => (x.kind === 'read' && x.operand === X ? SCORE : undefined));
 }
 
+/**
+ * The reads of the tables `operands` (by fused_attention_grad operand index) in a score lambda
+ * body, each with its adjoint d body / d read (an expression over (b, h, q, k) where score() is
+ * the scaled score): dTable[read's element] += dZ * adjoint over every (b, h, q, k), dZ the
+ * cotangent of the score lambda's value (P (dP - D)). Throws LambdaGradError (TFC316) where a
+ * read sits under an op without a derivative rule.
+ */
+export function tableSites(score: ScalarExpr | undefined, operands: readonly number[]): ReadAdjoint[] {
+  if (score === undefined || operands.length === 0) return [];
+  return readAdjoints(score, { kind: 'const', value: 1, dtype: 'f32' }, (k) => operands.includes(k));
+}
+
+/** fused_attention_grad's `table_grads` attr: the operands whose gradient it gives as `fused_attention_grad_t` results. */
+export function tableGradOperands(attrs: Attrs): readonly number[] {
+  const a = attrs['table_grads'];
+  return a !== undefined && a.kind === 'ints' ? a.value : [];
+}
+
 export const attentionVjp: VjpRule = (g, a) => {
   const n = a.node;
   for (const load of ['qload', 'kload', 'vload']) {
     // Made by fuse-attention-loads, which runs after grad in every pipeline.
     if (n.attrs[load] !== undefined) throw new LambdaGradError('fused_attention', `fused_attention with '${load}' has no vjp (differentiate before fuse-attention-loads)`);
-  }
-  if (a.needs.slice(3).some(Boolean)) {
-    throw new LambdaGradError('fused_attention', 'a tensor its score or mask lambda reads carries a gradient (a learned bias table): the fused backward gives dQ, dK and dV only, so such an attention is left unfused for training');
   }
   const [q, k, v, ...extras] = a.x;
   if (q === undefined || k === undefined || v === undefined) throw new LambdaGradError('fused_attention', 'fused_attention without q, k, v');
@@ -67,8 +85,16 @@ export const attentionVjp: VjpRule = (g, a) => {
     attrs['dscore'] = { ...score, body: shiftReads(scoreDerivative(score.body), 3, by) };
   }
   if (dlse !== undefined) attrs['lse_cotangent'] = { kind: 'bool', value: true };
+  // Tables with a gradient (a learned bias): their operand indices in the grad op.
+  const tables = extras.flatMap((_, i) => (a.needs[3 + i] === true ? [fixed.length + i] : []));
+  if (tables.length > 0) {
+    const body = attrs['score'];
+    tableSites(body !== undefined && body.kind === 'lambda' ? body.body : undefined, tables); // TFC316 now, not at lowering
+    attrs['table_grads'] = { kind: 'ints', value: tables };
+  }
   const dq = g.node('fused_attention_grad', [...fixed, ...extras], attrs);
   const dk = a.needs[1] === true ? g.node('fused_attention_grad_k', [dq], {}, g.type(k)) : undefined;
   const dv = a.needs[2] === true ? g.node('fused_attention_grad_v', [dq], {}, g.type(v)) : undefined;
-  return [a.needs[0] === true ? dq : undefined, dk, dv, ...extras.map(() => undefined)];
+  const dt = extras.map((x, i) => (a.needs[3 + i] === true ? g.node('fused_attention_grad_t', [dq], { operand: { kind: 'int', value: fixed.length + i } }, g.type(x)) : undefined));
+  return [a.needs[0] === true ? dq : undefined, dk, dv, ...dt];
 };

@@ -602,8 +602,8 @@ export const fuseAttention: GraphPass = {
 
 /**
  * fuse-attention for a forward graph about to be differentiated (src/train/fuse-forward.ts): an
- * attention whose mask or score mod reads a tensor that `carriesGrad` (a learned bias table)
- * stays unfused, with a remark, since the fused backward gives dQ, dK and dV only.
+ * attention whose mask or score mod reads a tensor that `carriesGrad` (one carrying a gradient
+ * that is no small constant-size table: src/train/fuse-forward.ts) stays unfused, with a remark.
  */
 export function fuseAttentionBeforeGrad(carriesGrad: (id: number) => boolean): GraphPass {
   return {
@@ -612,7 +612,7 @@ export function fuseAttentionBeforeGrad(carriesGrad: (id: number) => boolean): G
     run: (g, ctx) =>
       fuseAll(g, ctx, (extras) => {
         const w = extras.find(carriesGrad);
-        return w === undefined ? undefined : `its score mod reads %${w}, which carries a gradient: the fused backward gives dQ, dK and dV only`;
+        return w === undefined ? undefined : `its score mod reads %${w}, which carries a gradient and is no small constant-size table: the fused backward's table gradient sums at most 8192 entries`;
       }),
   };
 }

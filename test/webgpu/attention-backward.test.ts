@@ -17,7 +17,9 @@ import { pipelines } from '../../src/passes/pipeline.js';
 import type { AcquiredDevice } from '../../src/runtime/device.js';
 import { createSession } from '../../src/runtime/session.js';
 import { targetLimitsOf } from '../../src/runtime/target.js';
-import { relError } from '../helpers/tensors.js';
+import { tableTiles, tablesGraph } from '../helpers/attention-tables.js';
+import { declaredShape, relError, tensorFor } from '../helpers/tensors.js';
+import { strAttr } from '../../src/graph/ir.js';
 import { trainingFeeds, trainingLossGrad } from '../helpers/training.js';
 import { testDevice } from './helpers.js';
 
@@ -59,6 +61,10 @@ const forms: readonly Form[] = [
   { file: 'examples/variants/plain-attention.tfx', what: 'additive mask input', overrides: { ...tiny, heads: 2 }, layers: 1, vocab: 64, schedule: small },
   { file: 'examples/variants/llama-nocache.tfx', what: 'Llama GQA + RoPE, no cache', overrides: { vocab: 64, d: 32, heads: 4, kv_heads: 2, layers: 1, ffn: 48 }, layers: 1, vocab: 64, schedule: small },
   { file: 'examples/variants/sinks.tfx', what: 'attention sinks (the LSE output has a cotangent)', overrides: tiny, layers: 1, vocab: 64, schedule: small },
+  // A learned table's gradient (attention/backward-table.ts): 34 entries, summed in registers
+  // (default tiles: 1 per thread); 514 entries at 32 threads, summed in global partial rows.
+  { file: 'examples/variants/relative-bias.tfx', what: 'learned relative-position bias table (default tiles)', overrides: tiny, layers: 1, vocab: 64 },
+  { file: 'examples/variants/relative-bias.tfx', what: 'learned relative-position bias table of 514 entries (partial rows in global memory)', overrides: { ...tiny, max_dist: 128 }, layers: 1, vocab: 64, schedule: small },
   { file: 'examples/transformer.tfx', what: 'encoder-decoder: bidirectional, causal and cross attention (S != T)', overrides: { vocab: 64, d: 32, heads: 4, layers: 1, ffn: 64 }, layers: 3, vocab: 64, schedule: small, dims: { S: 7 } },
 ];
 
@@ -96,10 +102,41 @@ describe('fused attention backward on WebGPU vs the float64 interpreter', () => 
           worst = Math.max(worst, err);
           expect(err, name).toBeLessThanOrEqual(1e-4);
         }
-        console.log(`${form.file} (${form.what}): ${want.size} outputs, worst rel error ${worst.toExponential(2)}, ${plan.steps.length} launches`);
+        const table = [...want.keys()].find((k) => k.startsWith('grad.rel_bias'));
+        const tableRef = table === undefined ? undefined : want.get(table);
+        const tableErr = table === undefined || tableRef === undefined ? '' : `, ${table} ${relError(got.get(table)?.data ?? [], tableRef).toExponential(2)}`;
+        console.log(`${form.file} (${form.what}): ${want.size} outputs, worst rel error ${worst.toExponential(2)}${tableErr}, ${plan.steps.length} launches`);
       } finally {
         s.dispose();
       }
     });
   }
+});
+
+describe('learned score-mod tables in the fused backward on WebGPU (attention/backward-table.ts)', () => {
+  it('GQA 4/2, a window, two tables (one adjoint holds score()): dQ, dK, dV, both tables within 1e-4; registers and global partial rows', { timeout: 600_000 }, async () => {
+    for (const bias of [16, 600]) {
+      const g = tablesGraph(bias);
+      const target = targetLimitsOf(dev);
+      const plan = compilePlan(g, { target, schedule: { ...chooseSchedule(target), attentionBackward: tableTiles } });
+      expect(plan.steps.filter((s) => s.kernel.includes('fused_attention_grad'))).toHaveLength(1);
+      expect(plan.steps.filter((s) => s.kernel.includes('attention_table_reduce'))).toHaveLength(1);
+      const dims = new Map([['B', 2], ['T', 13]]);
+      const inputs = new Map(g.nodes.filter((n) => n.op === 'input').map((n, i) => [strAttr(n, 'name'), tensorFor(n.type.dtype, declaredShape(n, dims), 7 + i, 11, 0.5)]));
+      const want = interpret(g, { inputs, weights: new Map() }).outputs;
+      const s = await createSession(dev, plan);
+      try {
+        const got = (await s.run(inputs)).outputs;
+        const errs: string[] = [];
+        for (const [name, ref] of want) {
+          const err = relError(got.get(name)?.data ?? [], ref);
+          errs.push(`${name} ${err.toExponential(2)}`);
+          expect(err, name).toBeLessThanOrEqual(1e-4);
+        }
+        console.log(`tables (bias ${bias}) on WebGPU: ${errs.join(', ')}`);
+      } finally {
+        s.dispose();
+      }
+    }
+  });
 });

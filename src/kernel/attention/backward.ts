@@ -15,7 +15,8 @@
 // Block sparsity comes from the mask as in the forward: the dQ role runs the forward's tile
 // logic (attention/sparsity.ts); the dK/dV role runs attention/sparsity-kv.ts (query tiles bounded
 // by conjuncts linear in q, dead tiles skipped); both evaluate the mask only on partial tiles. Target-neutral kernel IR, no subgroup operations: row exchanges go through
-// workgroup memory.
+// workgroup memory. A learned table the score mod reads (`table_grads`) gets its gradient from
+// the dK/dV role's per-workgroup partial sums and a reduce kernel: attention/backward-table.ts.
 import type { Graph, Node } from '../../graph/ir.js';
 import { floatAttr } from '../../graph/ir.js';
 import { countApplies } from '../../ops/source.js';
@@ -33,6 +34,7 @@ import { f32, fmin, forLoop, NEG_INF } from './exprs.js';
 import { type UniformRead, tileLogic } from './sparsity.js';
 import { kvTileLogic } from './sparsity-kv.js';
 import { type Compiled, lambdaExpr, lambdaOf, readBytesOf } from './lambdas.js';
+import { TableAccumulator, partialRows, tableLayout } from './backward-table.js';
 
 export interface AttentionGradInput {
   readonly graph: Graph;
@@ -41,6 +43,8 @@ export interface AttentionGradInput {
   /** The buffers of dK and dV: the fused_attention_grad_k/_v nodes, or temps where none exists. */
   readonly dK: Node;
   readonly dV: Node;
+  /** With learned tables (`table_grads`): the per-workgroup partial sums buffer (attention/backward-table.ts). */
+  readonly partials?: Node;
   readonly target: TargetLimits;
   readonly schedule: AttentionBackwardSchedule;
 }
@@ -85,6 +89,9 @@ export function attentionBackwardKernel(inp: AttentionGradInput): AttentionKerne
     return sl;
   };
   const comp: Compiled = { kb, slotOf };
+  const layout = tableLayout(g, n);
+  if ((layout === undefined) !== (inp.partials === undefined)) throw new Error('internal: fused_attention_grad tables without a partials buffer, or the reverse');
+  const partialsSlot = inp.partials === undefined ? -1 : slot('partials', inp.partials, 'read_write');
   const ld = (sl: number, x: Node, index: Expr): Expr => cast('f32', load(sl, index, storageType(x.type.dtype)));
   const qs = kb.sharedArray('q_tile', 'f32', Br * dk);
   const dos = kb.sharedArray('do_tile', 'f32', Br * dv);
@@ -94,6 +101,7 @@ export function attentionBackwardKernel(inp: AttentionGradInput): AttentionKerne
   const ds = kb.sharedArray('d_tile', 'f32', Br);
   const pt = kb.sharedArray('p_tile', 'f32', Br * Bc);
   const dst = kb.sharedArray('ds_tile', 'f32', Br * Bc);
+  const table = layout === undefined ? undefined : new TableAccumulator(kb, comp, g, n, layout, Br * Bc, TH, partialsSlot);
 
   const T = dimExpr(shape.T);
   const S = dimExpr(shape.S);
@@ -156,7 +164,7 @@ export function attentionBackwardKernel(inp: AttentionGradInput): AttentionKerne
    * P and dS of tile row r (query qi of head hh) and tile key c (key kk) from the staged tiles;
    * the mask is evaluated only where `partial` (block sparsity's second class).
    */
-  const scoreGrad = (out: Stmt[], b: Expr, hh: Expr, r: Expr, c: Expr, qi: Expr, kk: Expr, partial: Expr): { p: Expr; dS: Expr } => {
+  const scoreGrad = (out: Stmt[], b: Expr, hh: Expr, r: Expr, c: Expr, qi: Expr, kk: Expr, partial: Expr): { p: Expr; dS: Expr; dz: Expr; s: Expr } => {
     const dot = kb.var(out, 'dot', 'f32', f32(0));
     const dp = kb.var(out, 'dp', 'f32', f32(0));
     const d = kb.fresh('d');
@@ -177,10 +185,12 @@ export function attentionBackwardKernel(inp: AttentionGradInput): AttentionKerne
     const l = kb.let(out, 'lse_r', arrayLoad(lses, r, 'f32'));
     const p = kb.let(out, 'p', select(bin('or', bin('eq', zf, NEG_INF), bin('eq', l, NEG_INF)), f32(0), call('exp', [bin('sub', zf, l)], 'f32')));
     const dsc = dscoreL === undefined ? undefined : kb.let(out, 'dscore', cast('f32', lambdaExpr(comp, g, n, out, dscoreL, idx, s)));
-    const dz = bin('mul', p, bin('sub', v(dp, 'f32'), arrayLoad(ds, r, 'f32')));
+    const dzE = bin('mul', p, bin('sub', v(dp, 'f32'), arrayLoad(ds, r, 'f32')));
+    // Bound once where a learned table reads it too (other kernels print as before).
+    const dz = table === undefined ? dzE : kb.let(out, 'dz', dzE);
     // p = 0 (masked, past T or S): dS = 0 whatever dscore is there (the float64 rule skips it).
     const dS = kb.let(out, 'ds', select(bin('eq', p, f32(0)), f32(0), dsc === undefined ? dz : bin('mul', dz, dsc)));
-    return { p, dS };
+    return { p, dS, dz, s };
   };
   /** acc[jj] += sum over i < count of tile[base + i] * src[i * width + col], col = lane + jj * L (clamped; stored only below width). */
   const accumulate = (out: Stmt[], acc: string, J: number, width: number, count: number, lane: Expr, weights: (i: Expr) => Expr, src: string): void => {
@@ -212,6 +222,8 @@ export function attentionBackwardKernel(inp: AttentionGradInput): AttentionKerne
     const key = kb.let(roleKV, 'key', div(lid, u32(L)));
     const lane = kb.let(roleKV, 'lane', rem(lid, u32(L)));
     const kvRow0 = kb.let(roleKV, 'kv_row0', mul(add(mul(b, Hkv), hk), S));
+    // The workgroup's row of the tables' partial sums: (batch, KV head, key tile).
+    table?.begin(roleKV, add(mul(add(mul(b, Hkv), hk), nkt), wx));
     stageKeys(roleKV, k0, kvRow0);
     const accK = kb.fresh('acc_k');
     const accV = kb.fresh('acc_v');
@@ -228,9 +240,10 @@ export function attentionBackwardKernel(inp: AttentionGradInput): AttentionKerne
       const i = kb.fresh('i');
       const ib: Stmt[] = [];
       const r = kb.let(ib, 'r', add(lane, mul(v(i, 'u32'), u32(L))));
-      const { p, dS } = scoreGrad(ib, b, h, r, key, add(q0, r), kk, partial);
+      const { p, dS, dz, s: sc } = scoreGrad(ib, b, h, r, key, add(q0, r), kk, partial);
       const at = add(mul(key, u32(Br)), r);
       ib.push({ kind: 'array_store', array: pt, index: at, value: p }, { kind: 'array_store', array: dst, index: at, value: dS });
+      table?.storeElement(ib, at, [b, h, add(q0, r), kk], sc, p, dz);
       sb.push(forLoop(i, u32(0), u32(Br / L), u32(1), ib));
       work.push(...guarded(key, Bc, sb), { kind: 'barrier' });
     }
@@ -238,7 +251,9 @@ export function attentionBackwardKernel(inp: AttentionGradInput): AttentionKerne
       const ab: Stmt[] = [];
       accumulate(ab, accV, JV, dv, Br, lane, (i) => arrayLoad(pt, add(mul(key, u32(Br)), i), 'f32'), dos);
       accumulate(ab, accK, JK, dk, Br, lane, (i) => arrayLoad(dst, add(mul(key, u32(Br)), i), 'f32'), qs);
-      work.push(...guarded(key, Bc, ab), { kind: 'barrier' });
+      work.push(...guarded(key, Bc, ab));
+      if (table !== undefined) table.accumulate(work); // every thread: its owned table entries
+      work.push({ kind: 'barrier' });
     }
     tb.push({ kind: 'if', cond: logic.mayTrue, then: work, else: [] });
     hb.push(forLoop(logic.qtVar, logic.qtStart, logic.qtEnd, u32(1), tb));
@@ -252,6 +267,7 @@ export function attentionBackwardKernel(inp: AttentionGradInput): AttentionKerne
     writeRow(write, dvS, inp.dV, accV, JV, dv, lane, kvRow, 1);
     wb.push({ kind: 'if', cond: lt(kk, S), then: write, else: [] });
     roleKV.push(...guarded(key, Bc, wb));
+    table?.finish(roleKV);
   }
 
   // ---- dQ role: x >= ceil(S / Bc); the forward's tile logic over x - ceil(S / Bc) ----
@@ -325,7 +341,7 @@ export function attentionBackwardKernel(inp: AttentionGradInput): AttentionKerne
     flops: perScore(4 * dk + 2 * dv + 6 + applies),
   };
   const once = [sMul(B_, Hkv_, S_, sConst(e * (dk + dv))), sMul(B_, Hq_, T_, sConst(rowBytes))];
-  const written = sAdd(sMul(B_, Hq_, T_, sConst(e * dk)), sMul(B_, Hkv_, S_, sConst(e * (dk + dv))));
+  const written = sAdd(sMul(B_, Hq_, T_, sConst(e * dk)), sMul(B_, Hkv_, S_, sConst(e * (dk + dv))), ...(layout === undefined ? [] : [sMul(partialRows(shape, Bc), sConst(4 * layout.entries))]));
   const traffic: Traffic = {
     bytesRead: sAdd(...once, kvTile.bytesRead, qTile.bytesRead),
     bytesWritten: written,

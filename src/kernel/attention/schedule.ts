@@ -240,10 +240,12 @@ export function attentionBackwardThreads(s: AttentionBackwardSchedule): number {
 }
 
 /** The largest square tiles (32 down to 8 with 8 lanes, then 4 with 4: dk = dv = 128 at 16 KiB) that fit the target's workgroup memory and invocations. */
-export function chooseAttentionBackwardSchedule(target: TargetLimits, dk: number, dv: number): AttentionBackwardSchedule {
+export function chooseAttentionBackwardSchedule(target: TargetLimits, dk: number, dv: number, tableTiles = 0): AttentionBackwardSchedule {
   for (const [t, lanes] of [[32, 8], [16, 8], [8, 8], [4, 4]] as const) {
     const s: AttentionBackwardSchedule = { tileRows: t, tileCols: t, lanes };
-    if (attentionBackwardThreads(s) <= target.maxInvocationsPerWorkgroup && attentionBackwardSharedBytes(s, dk, dv) <= target.maxWorkgroupStorageBytes) return s;
+    // tableTiles: Br x Bc arrays of 4 bytes a learned score-mod table adds (attention/backward-table.ts).
+    const bytes = attentionBackwardSharedBytes(s, dk, dv) + 4 * tableTiles * t * t;
+    if (attentionBackwardThreads(s) <= target.maxInvocationsPerWorkgroup && bytes <= target.maxWorkgroupStorageBytes) return s;
   }
   throw new Error(`internal: no attention backward tile fits ${target.name} for head widths ${dk}, ${dv}`);
 }

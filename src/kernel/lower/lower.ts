@@ -32,9 +32,11 @@ import {
 import { KernelBuilder } from '../ir/builder.js';
 import type { SizeExpr, StepCondition } from '../plan/plan.js';
 import { type Schedule, chooseSchedule, scheduleShapeKey } from '../schedule/schedule.js';
-import { dimToSize, sCeilDiv, sConst, sMinConst } from '../plan/to-size.js';
+import { dimToSize, sCeilDiv, sConst, sMinConst, sMul } from '../plan/to-size.js';
 import { lowerFusedAttention } from '../attention/attention.js';
 import { attentionBackwardKernel } from '../attention/backward.js';
+import { type TableLayout, partialRows, tableLayout, tableReduceKernel, tableTileArrays } from '../attention/backward-table.js';
+import { shapeOf } from '../attention/node.js';
 import { chooseAttentionBackwardSchedule } from '../attention/schedule.js';
 import { dimConst, dimConstValue, dimMul } from '../../base/dim.js';
 import type { FusedHost } from './fused.js';
@@ -86,6 +88,9 @@ export class LoweringRun implements Lowering {
   /** The first fused_attention_grad_k / _v node of each fused_attention_grad (its kernel writes them). */
   private readonly gradResults = new Map<number, { k?: number; v?: number }>();
 
+  /** The first fused_attention_grad_t node per (fused_attention_grad, table operand): the table reduce kernel writes it. */
+  private readonly tableResults = new Map<number, Map<number, number>>();
+
   run(): KernelProgram {
     const du = new DefUse(this.g);
     for (const n of this.g.nodes) {
@@ -95,6 +100,12 @@ export class LoweringRun implements Lowering {
       if (which !== undefined && a !== undefined) {
         const r = this.gradResults.get(a) ?? {};
         if (r[which] === undefined) this.gradResults.set(a, { ...r, [which]: n.id });
+      }
+      if (n.op === 'fused_attention_grad_t' && a !== undefined) {
+        const r = this.tableResults.get(a) ?? new Map<number, number>();
+        const t = n.attrs['operand'];
+        if (t?.kind === 'int' && !r.has(t.value)) r.set(t.value, n.id);
+        this.tableResults.set(a, r);
       }
       if (n.op.startsWith('fused_cross_entropy_') && a !== undefined) {
         const r = this.ceResults.get(a) ?? {};
@@ -125,6 +136,13 @@ export class LoweringRun implements Lowering {
           // node of the same result shares the first one's buffer.
           const r = this.gradResults.get(this.operand(n, 0).id);
           const first = r?.[n.op === 'fused_attention_grad_k' ? 'k' : 'v'] ?? n.id;
+          this.storage.set(n.id, first === n.id ? n.id : this.bufferOf(this.g.nodes[first] ?? n));
+          break;
+        }
+        case 'fused_attention_grad_t': {
+          // Written by the table reduce kernel after the backward kernel (emitTableGradients).
+          const t = n.attrs['operand'];
+          const first = this.tableResults.get(this.operand(n, 0).id)?.get(t?.kind === 'int' ? t.value : -1) ?? n.id;
           this.storage.set(n.id, first === n.id ? n.id : this.bufferOf(this.g.nodes[first] ?? n));
           break;
         }
@@ -319,8 +337,34 @@ export class LoweringRun implements Lowering {
     const dk = dimConstValue(k.type.shape[3] ?? dimConst(0));
     const dv = dimConstValue(v.type.shape[3] ?? dimConst(0));
     if (dk === undefined || dv === undefined) throw new Error('internal: fused_attention_grad needs constant head widths');
-    const schedule = this.s.attentionBackward ?? chooseAttentionBackwardSchedule(this.target, dk, dv);
-    const kd = attentionBackwardKernel({ graph: this.g, node: n, dK, dV, target: this.target, schedule });
+    const schedule = this.s.attentionBackward ?? chooseAttentionBackwardSchedule(this.target, dk, dv, tableTileArrays(this.g, n));
+    const tables = this.tablePartials(n, schedule.tileCols);
+    const kd = attentionBackwardKernel({ graph: this.g, node: n, dK, dV, target: this.target, schedule, ...(tables !== undefined ? { partials: tables.partials } : {}) });
+    this.finish(n, kd.op, kd, kd.body, kd.workgroupSize, kd.grid, kd.schedule, kd.traffic, kd.when);
+    if (tables !== undefined) this.emitTableGradients(n, tables, schedule.tileCols);
+  }
+
+  /** A fused_attention_grad with learned tables (`table_grads`): its layout and the per-workgroup partial sums temp (attention/backward-table.ts). */
+  private tablePartials(n: Node, Bc: number): { layout: TableLayout; partials: Node } | undefined {
+    const layout = tableLayout(this.g, n);
+    if (layout === undefined) return undefined;
+    const shape = shapeOf(this.operand(n, 0).type, this.operand(n, 1).type, this.operand(n, 2).type);
+    const partials = this.tempNode({ op: 'fused_attention_grad_t', operands: [n.id], attrs: {}, type: { dtype: 'f32', shape: [] }, loc: n.loc }, sMul(partialRows(shape, Bc), sConst(layout.entries)));
+    return { layout, partials };
+  }
+
+  /** The tables' gradients: one reduce kernel over the backward kernel's partial rows, into each fused_attention_grad_t (or a temp no node reads). */
+  private emitTableGradients(n: Node, t: { layout: TableLayout; partials: Node }, Bc: number): void {
+    const firsts = this.tableResults.get(n.id);
+    const results = new Map(
+      t.layout.tables.map((x) => {
+        const like = this.operand(n, x.operand);
+        const node = this.g.nodes[firsts?.get(x.operand) ?? -1] ?? this.tempNode({ op: 'fused_attention_grad_t', operands: [n.id], attrs: {}, type: like.type, loc: n.loc }, sConst(x.numel));
+        return [x.operand, node] as const;
+      }),
+    );
+    const shape = shapeOf(this.operand(n, 0).type, this.operand(n, 1).type, this.operand(n, 2).type);
+    const kd = tableReduceKernel(t.layout, t.partials, results, shape, Bc);
     this.finish(n, kd.op, kd, kd.body, kd.workgroupSize, kd.grid, kd.schedule, kd.traffic, kd.when);
   }
 

@@ -34,8 +34,8 @@ interface Form {
   readonly hkv: number;
   readonly mask?: ScalarExpr;
   readonly score?: ScalarExpr;
-  /** Extra operands (inputs, not differentiated): shape, dtype, values. */
-  readonly extras?: readonly { shape: number[]; dtype: 'f32' | 'i32'; values: number[] }[];
+  /** Extra operands (inputs, not differentiated; a learned table with `weight`): shape, dtype, values. */
+  readonly extras?: readonly { shape: number[]; dtype: 'f32' | 'i32'; values: number[]; weight?: boolean }[];
   /** The output is o * exp(lse) (both results carry a cotangent). */
   readonly withLse?: boolean;
 }
@@ -64,6 +64,32 @@ const forms: readonly Form[] = [
     extras: [{ shape: [2], dtype: 'i32', values: [3, 0] }],
   },
   { what: 'LSE output too (o * exp(lse)), causal', hq: 2, hkv: 2, mask: causal, withLse: true },
+  {
+    // examples/variants/relative-bias.tfx's form: rel[clamp(k - q, -2, 2) + 2, h], a learned table.
+    what: 'learned relative bias table[clamp(k - q) + 2, h], causal',
+    hq: 2,
+    hkv: 2,
+    mask: causal,
+    score: ap('add', 'f32', score, { kind: 'read', operand: 3, indices: [ap('add', 'i32', ap('min', 'i32', ap('max', 'i32', ap('sub', 'i32', ix(3), ix(2)), i(-2)), i(2)), i(2)), ix(1)], dtype: 'f32' }),
+    extras: [{ shape: [5, 2], dtype: 'f32', values: [0.3, -0.2, 0.1, 0.5, -0.4, 0.2, 0.7, -0.1, 0.05, -0.3], weight: true }],
+  },
+  {
+    // Two tables, one read twice and under score(): the adjoint of a read holds the scaled score.
+    what: 'learned per-head temperature and bias: s * temp[h] + bias[k] + bias[q], GQA 4/2, window 3',
+    hq: 4,
+    hkv: 2,
+    mask: ap('and', 'bool', causal, ap('lt', 'bool', ap('sub', 'i32', ix(2), ix(3)), i(3))),
+    score: ap(
+      'add',
+      'f32',
+      ap('add', 'f32', ap('mul', 'f32', score, { kind: 'read', operand: 3, indices: [ix(1)], dtype: 'f32' }), { kind: 'read', operand: 4, indices: [ix(3)], dtype: 'f32' }),
+      { kind: 'read', operand: 4, indices: [ix(2)], dtype: 'f32' },
+    ),
+    extras: [
+      { shape: [4], dtype: 'f32', values: [1.1, 0.8, 1.3, 0.6], weight: true },
+      { shape: [5], dtype: 'f32', values: [0.2, -0.3, 0.4, 0.1, -0.5], weight: true },
+    ],
+  },
 ];
 
 function attentionGraph(form: Form, r: () => number): { g: Graph; weights: Map<string, Tensor64>; inputs: Map<string, Tensor64> } {
@@ -79,7 +105,12 @@ function attentionGraph(form: Form, r: () => number): { g: Graph; weights: Map<s
   const k = w('k', [B, form.hkv, S, dk]);
   const v = w('v', [B, form.hkv, S, dv]);
   const extras = (form.extras ?? []).map((e, j) => {
-    inputs.set(`x${j}`, makeTensor(e.dtype, e.shape, e.values));
+    const t = makeTensor(e.dtype, e.shape, e.values);
+    if (e.weight === true) {
+      weights.set(`table${j}`, t);
+      return b.weight(`table${j}`, e.dtype, e.shape);
+    }
+    inputs.set(`x${j}`, t);
     return b.input(`x${j}`, e.dtype, e.shape);
   });
   const attrs: Record<string, Attrs[string]> = { scale: { kind: 'float', value: 0.7 } };
@@ -102,7 +133,8 @@ describe('fused_attention vjp vs finite differences (float64)', () => {
       const r = rng(11 + forms.indexOf(form));
       const { g, weights, inputs } = attentionGraph(form, r);
       const report = checkGradients(g, 'y', { weights, inputs }, r);
-      expect([...report.errors.keys()].sort()).toEqual(['k', 'q', 'v']);
+      const tables = (form.extras ?? []).flatMap((e, j) => (e.weight === true ? [`table${j}`] : []));
+      expect([...report.errors.keys()].sort()).toEqual(['k', 'q', ...tables, 'v']);
       expect(report.worst).toBeLessThanOrEqual(1e-9);
       console.log(`fused_attention vjp, ${form.what}: worst ${report.worst.toExponential(1)} vs finite differences`);
     });
@@ -117,15 +149,20 @@ describe('fused_attention vjp vs finite differences (float64)', () => {
     expect(ops).not.toContain('matmul');
   });
 
-  it('a score mod reading a tensor with a gradient is refused (TFC316), not silently zero', () => {
-    const b = new TestGraphBuilder();
-    const q = b.weight('q', 'f32', [1, 1, 2, 2]);
-    const bias = b.weight('bias', 'f32', [2]);
-    const o = b.op('fused_attention', [q, q, q, bias], { scale: { kind: 'float', value: 1 }, score: lam(ap('add', 'f32', score, { kind: 'read', operand: 3, indices: [ix(3)], dtype: 'f32' })) });
-    b.output('y', o);
-    const ds: Diagnostic[] = [];
-    expect(gradGraph(b.build(), { output: 'y' }, (d) => ds.push(d))).toBeUndefined();
-    expect(ds.map((d) => `${d.code}: ${d.message}`)).toEqual([expect.stringMatching(/^TFC316: cannot differentiate fused_attention .*carries a gradient/)]);
+  it('a learned score-mod table gets its gradient as a second result fused_attention_grad_t of the one fused_attention_grad', () => {
+    const form = forms.find((f) => f.what.startsWith('learned per-head')) as Form;
+    const { g } = attentionGraph(form, rng(3));
+    const r = gradGraph(g, { output: 'y' }, () => undefined);
+    const back = r?.graph.nodes.slice(r.forwardNodes) ?? [];
+    expect(back.map((n) => n.op).filter((o) => o.startsWith('fused_attention'))).toEqual(['fused_attention_lse', 'fused_attention_grad', 'fused_attention_grad_k', 'fused_attention_grad_v', 'fused_attention_grad_t', 'fused_attention_grad_t']);
+    const grad = back.find((n) => n.op === 'fused_attention_grad');
+    // q, k, v, o, lse, dO, then the two tables at 6 and 7.
+    expect(grad?.attrs['table_grads']).toEqual({ kind: 'ints', value: [6, 7] });
+    expect(back.filter((n) => n.op === 'fused_attention_grad_t').map((n) => [n.attrs['operand'], n.type.shape.length])).toEqual([
+      [{ kind: 'int', value: 6 }, 1],
+      [{ kind: 'int', value: 7 }, 1],
+    ]);
+    expect(back.map((n) => n.op)).not.toContain('softmax');
   });
 
   it('derives score mods symbolically', () => {
@@ -138,9 +175,9 @@ describe('fused_attention vjp vs finite differences (float64)', () => {
   });
 });
 
-/** The loss graph of `file` at small dims: its checked graph after the cleanups (attention fused when `fused`), cross-entropy, grad. */
-function lossGrad(file: string, config: Record<string, number>, dims: Record<string, number>, fused: boolean): Graph {
-  const r = checkSource(readFileSync(file, 'utf8'), file, new Map(Object.entries({ ...config, ...dims })));
+/** The loss graph of `file` (or its `text`) at small dims: its checked graph after the cleanups (attention fused when `fused`), cross-entropy, grad. */
+function lossGrad(file: string, config: Record<string, number>, dims: Record<string, number>, fused: boolean, text = readFileSync(file, 'utf8')): Graph {
+  const r = checkSource(text, file, new Map(Object.entries({ ...config, ...dims })));
   const errors: Diagnostic[] = [...r.diagnostics];
   if (r.graph === undefined) throw new Error(errors.map((d) => d.message).join('\n'));
   const ctx = createPassContext({ target: 'webgpu', verify: true });
@@ -190,6 +227,32 @@ describe('models: gradients with attention fused before grad equal the unfused b
       console.log(`${c.file}: ${want.size} outputs, fused vs unfused backward worst ${worst.toExponential(2)}`);
     });
   }
+});
+
+describe('learned score-mod tables before grad (fuseForwardAttention)', () => {
+  const file = 'examples/variants/relative-bias.tfx';
+  const config = { layers: 1, d: 16, heads: 2, vocab: 32, ctx: 4096 };
+  it('a constant-shape table (relative-bias) is fused: one fused_attention_grad with its table gradient, no softmax', () => {
+    const g = lossGrad(file, config, {}, true);
+    expect(g.nodes.filter((n) => n.op === 'fused_attention_grad_t').map((n) => n.type.shape.map((d) => d.terms[0]?.coef))).toEqual([[17, 2]]);
+    expect(g.nodes.some((n) => n.op === 'softmax')).toBe(false);
+  });
+  // A per-token learned gate [B, T, heads] read like a table: symbolic, or bound past MAX_TABLE_ENTRIES.
+  const gated = readFileSync(file, 'utf8')
+    .replace(/^weight rel: .*$/m, 'weight wg: f32[d, heads] = "gate.weight"')
+    .replace(/^ {2}bias = grid\[heads, T, T\].*$/m, '  gate = x @ wg\n  bias = grid[B, heads, T, T](b, h, qi, ki) => gate[b, ki, h]');
+  for (const [what, dims] of [['B, T symbolic', {}], ['B = 2, T = 4096 bound: 16384 entries', { B: 2, T: 4096 }]] as const) {
+    it(`a tensor carrying a gradient that is no small constant table (a learned per-token gate, ${what}) keeps the unfused backward`, () => {
+      expect(gated).toContain('gate[b, ki, h]');
+      const g = lossGrad('gate.tfx', config, dims, true, gated);
+      expect(g.nodes.some((n) => n.op === 'fused_attention_grad')).toBe(false);
+      expect(g.nodes.some((n) => n.op === 'softmax')).toBe(true);
+    });
+  }
+  it('the same gate bound small (B = 1, T = 5: 10 entries) is a table: fused, its gradient fused_attention_grad_t', () => {
+    const g = lossGrad('gate.tfx', config, { B: 1, T: 5 }, true, gated);
+    expect(g.nodes.filter((n) => n.op === 'fused_attention_grad_t').map((n) => n.type.shape.map((d) => d.terms[0]?.coef))).toEqual([[1, 5, 2]]);
+  });
 });
 
 describe('fused_attention_grad float64 rule', () => {

@@ -143,7 +143,7 @@ const notDifferentiable = new Set([
   // a second result: its cotangent goes to its fused_attention's vjp (attention-grad.test.ts)
   'fused_attention_lse',
   // the fused attention backward (no second derivatives)
-  'fused_attention_grad', 'fused_attention_grad_k', 'fused_attention_grad_v',
+  'fused_attention_grad', 'fused_attention_grad_k', 'fused_attention_grad_v', 'fused_attention_grad_t',
   // the fused cross-entropy's gradient results (no second derivatives)
   'fused_cross_entropy_dh', 'fused_cross_entropy_dw', 'fused_cross_entropy_db',
   // names inside fused lambdas, never graph nodes

@@ -148,3 +148,65 @@ describe('charlm training plan (loss and gradients, T symbolic)', () => {
     expect(growsLikeTS(plan(false)).length).toBeGreaterThan(0);
   });
 });
+
+describe('relative-bias training plan: the learned table gradient in the fused backward (attention/backward-table.ts)', () => {
+  const config = { vocab: 64, ctx: 32, d: 32, heads: 2, layers: 2 };
+  const plan = (fused: boolean, target = lavapipeLimits): Plan => {
+    const g = trainingLossGrad('examples/variants/relative-bias.tfx', fused, config);
+    return compilePlan(runPipeline(g, pipelines.webgpu, createPassContext({ target: 'webgpu', verify: true })), { target });
+  };
+  it('per layer one backward kernel and one table reduce kernel; no T x S buffer, no softmax; verified kernels on both WebGPU limits', () => {
+    for (const target of [lavapipeLimits, webgpuDefaultLimits]) {
+      const p = plan(true, target);
+      expect(p.steps.filter((s) => s.kernel.includes('fused_attention_grad')).map((s) => s.kernel)).toHaveLength(2);
+      expect(p.steps.filter((s) => s.kernel.includes('attention_table_reduce'))).toHaveLength(2);
+      expect(p.steps.filter((s) => /softmax|attention_grad_matmul/.test(s.kernel))).toEqual([]);
+      expect(growsLikeTS(p)).toEqual([]);
+    }
+  });
+  it('the unfused backward of the same model has T x S buffers', () => {
+    expect(growsLikeTS(plan(false)).length).toBeGreaterThan(0);
+  });
+  it('a table read twice under score(): one value and one index tile per read site, registers or global partial rows by the owned entries', () => {
+    // s * temp[h] + bias[k]: two tables (2 + 5 entries), two sites.
+    const text = `graph attn(B, T) {
+  %0 = input {name="q"} : f32[B,2,T,16]
+  %1 = input {name="k"} : f32[B,2,T,16]
+  %2 = input {name="v"} : f32[B,2,T,8]
+  %3 = input {name="o"} : f32[B,2,T,8]
+  %4 = input {name="lse"} : f32[B,2,T]
+  %5 = input {name="do"} : f32[B,2,T,8]
+  %6 = weight {name="temp"} : f32[2]
+  %7 = weight {name="bias"} : f32[${'BIAS'}]
+  %8 = fused_attention_grad %0, %1, %2, %3, %4, %5, %6, %7 {dscore=(b, h, q, k) => read(6, h), mask=(b, h, q, k) => le(k, q), scale=0.25, score=(b, h, q, k) => add(mul(score(), read(6, h)), read(7, k)), table_grads=[6, 7]} : f32[B,2,T,16]
+  %9 = fused_attention_grad_t %8 {operand=6} : f32[2]
+  %10 = fused_attention_grad_t %8 {operand=7} : f32[${'BIAS'}]
+  output "dq" = %8
+  output "dtemp" = %9
+  output "dbias" = %10
+}`;
+    for (const [bias, inRegisters] of [[5, true], [600, false]] as const) {
+      const sink = new DiagnosticSink();
+      const g = parseGraph(text.replaceAll('BIAS', String(bias)), 'bwd.ir', sink);
+      expect(sink.items.map((d) => d.message)).toEqual([]);
+      if (g === undefined) throw new Error('no graph');
+      const p = lowerToKernels(g, lavapipeLimits, { ...chooseSchedule(lavapipeLimits), attentionBackward: tiles });
+      expect(p.kernels.map((k) => k.op)).toEqual(['fused_attention_grad', 'attention_table_reduce']);
+      expect(verifyKernels(p, lavapipeLimits)).toEqual([]);
+      const [bwd, reduce] = p.kernels;
+      expect(bwd?.shared.filter((s) => /^t[vi]_tile/.test(s.name)).map((s) => `${s.type}[${s.length}]`).sort()).toEqual(['f32[32]', 'f32[32]', 'u32[32]', 'u32[32]']);
+      expect(bwd?.buffers.filter((b) => b.access === 'read_write').map((b) => b.role)).toEqual(['d_q', 'd_k', 'd_v', 'partials']);
+      expect(reduce?.buffers.map((b) => `${b.role} ${b.access}`)).toEqual(['partials read', 'd_t6 read_write', 'd_t7 read_write']);
+      // 2 + bias entries over max(Br, Bc) * lanes threads: a private array, or none past 16 per thread.
+      const privates: string[] = [];
+      const walk = (ss: readonly { kind: string; name?: string; body?: unknown; then?: unknown; else?: unknown }[]): void => {
+        for (const s of ss) {
+          if (s.kind === 'private_array' && s.name?.startsWith('acc_t') === true) privates.push(s.name);
+          for (const k of ['body', 'then', 'else'] as const) if (Array.isArray(s[k])) walk(s[k] as never);
+        }
+      };
+      walk((bwd?.body ?? []) as never);
+      expect(privates.length, `${bias} entries`).toBe(inRegisters ? 1 : 0);
+    }
+  });
+});

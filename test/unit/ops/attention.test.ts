@@ -265,4 +265,38 @@ describe('fused_attention_grad (the backward; dK, dV as fused_attention_grad_k /
     close(r['dk'], [0, 0]);
     close(r['dv'], [1, 0]);
   });
+  it('a learned table the score mod reads: fused_attention_grad_t = sum of dZ times d score / d read over the elements reading each entry', () => {
+    // score = s * w[0] + w[1 + k] with w = (1, 0, 0): the scores are those above, so dZ = dS of
+    // the plain case; d/dw[1 + k] = 1 -> dZ_k; d/dw[0] = s -> sum_k dZ_k s_k = -3 p1 p2 * 1 + 0.
+    const text = `graph m() {
+  %0 = input {name="q"} : f32[1,1,1,1]
+  %1 = input {name="k"} : f32[1,1,2,1]
+  %2 = input {name="v"} : f32[1,1,2,1]
+  %3 = input {name="w"} : f32[3]
+  %4 = fused_attention %0, %1, %2, %3 {scale=1.0, score=(b, h, q, k) => add(mul(score(), read(3, 0)), read(3, add(k, 1)))} : f32[1,1,1,1]
+  %5 = fused_attention_lse %4 : f32[1,1,1]
+  %6 = input {name="do"} : f32[1,1,1,1]
+  %7 = fused_attention_grad %0, %1, %2, %4, %5, %6, %3 {dscore=(b, h, q, k) => read(6, 0), scale=1.0, score=(b, h, q, k) => add(mul(score(), read(6, 0)), read(6, add(k, 1))), table_grads=[6]} : f32[1,1,1,1]
+  %8 = fused_attention_grad_t %7 {operand=6} : f32[3]
+  output "dq" = %7
+  output "dw" = %8
+}
+`;
+    const sink = new DiagnosticSink();
+    const g = parseGraph(text, 'm.ir', sink);
+    expect(sink.items.map((d) => d.message)).toEqual([]);
+    if (g === undefined) throw new Error('no graph');
+    expect(verifyGraph(g)).toEqual([]);
+    expect(g.nodes.map((n) => n.op)).toContain('fused_attention_grad_t');
+    const inputs = new Map([
+      ['q', t('f32', [1, 1, 1, 1], [1])],
+      ['k', t('f32', [1, 1, 2, 1], [1, 0])],
+      ['v', t('f32', [1, 1, 2, 1], [2, 5])],
+      ['w', t('f32', [3], [1, 0, 0])],
+      ['do', t('f32', [1, 1, 1, 1], [1])],
+    ]);
+    const out = interpret(g, { inputs, weights: new Map() }).outputs;
+    close([...(out.get('dq')?.data ?? [])], [-3 * p1 * p2]);
+    close([...(out.get('dw')?.data ?? [])], [-3 * p1 * p2, -3 * p1 * p2, 3 * p1 * p2]);
+  });
 });
