@@ -35,6 +35,7 @@ import { type Schedule, chooseSchedule, scheduleShapeKey } from '../schedule/sch
 import { dimToSize, sCeilDiv, sConst, sMinConst } from '../plan/to-size.js';
 import { lowerFusedAttention } from '../attention/attention.js';
 import { attentionBackwardKernel } from '../attention/backward.js';
+import { mmaAttentionBackwardKernel } from '../attention/mma-backward.js';
 import { chooseAttentionBackwardSchedule } from '../attention/schedule.js';
 import { dimConst, dimConstValue, dimMul } from '../../base/dim.js';
 import type { FusedHost } from './fused.js';
@@ -319,8 +320,10 @@ export class LoweringRun implements Lowering {
     const dk = dimConstValue(k.type.shape[3] ?? dimConst(0));
     const dv = dimConstValue(v.type.shape[3] ?? dimConst(0));
     if (dk === undefined || dv === undefined) throw new Error('internal: fused_attention_grad needs constant head widths');
+    // Tensor cores first (f16/bf16 operands, CUDA sm_80+); the f32 kernel where that declines.
+    const mma = this.s.mmaAttentionBackward === undefined ? undefined : mmaAttentionBackwardKernel({ graph: this.g, node: n, dK, dV, target: this.target }, this.s.mmaAttentionBackward);
     const schedule = this.s.attentionBackward ?? chooseAttentionBackwardSchedule(this.target, dk, dv);
-    const kd = attentionBackwardKernel({ graph: this.g, node: n, dK, dV, target: this.target, schedule });
+    const kd = mma ?? attentionBackwardKernel({ graph: this.g, node: n, dK, dV, target: this.target, schedule });
     this.finish(n, kd.op, kd, kd.body, kd.workgroupSize, kd.grid, kd.schedule, kd.traffic, kd.when);
   }
 
