@@ -36,6 +36,8 @@ interface Form {
   readonly attrs: string;
   /** Forced tiles (default: chooseSchedule's); smaller ones make block sparsity skip tiles at T = 70. */
   readonly tiles?: { readonly tileRows: number; readonly tileCols: number };
+  /** The LSE output has a cotangent (attention sinks): D = dO.o - dLSE. */
+  readonly dlse?: boolean;
 }
 const causal = 'mask=(b, h, q, k) => le(k, q)';
 const forms: readonly Form[] = [
@@ -51,6 +53,7 @@ const forms: readonly Form[] = [
     attrs: `${causal}, scale=0.25, score=(b, h, q, k) => mul(2.0, tanh(mul(score(), 0.5))), dscore=(b, h, q, k) => sub(1.0, mul(tanh(mul(score(), 0.5)), tanh(mul(score(), 0.5))))`,
   },
   { what: 'causal GQA 4/2 at dk = dv = 128', hq: 4, hkv: 2, d: 128, cross: false, attrs: `${causal}, scale=0.088` },
+  { what: 'causal with an LSE cotangent', hq: 2, hkv: 2, d: 64, cross: false, attrs: `${causal}, scale=0.125, lse_cotangent=true`, dlse: true },
   // Dead tiles skipped in both roles, 32-row x 16-key tiles (the dK/dV role's second warp idles), and the transpose.
   { what: 'sliding window 20, 32 x 16 tiles', hq: 2, hkv: 2, d: 64, cross: false, attrs: 'mask=(b, h, q, k) => and(le(k, q), lt(sub(q, k), 20)), scale=0.125', tiles: { tileRows: 32, tileCols: 16 } },
   { what: 'sliding window 20, 16 x 32 tiles', hq: 2, hkv: 2, d: 64, cross: false, attrs: 'mask=(b, h, q, k) => and(le(k, q), lt(sub(q, k), 20)), scale=0.125', tiles: { tileRows: 16, tileCols: 32 } },
@@ -65,7 +68,7 @@ function texts(f: Form, t: string): { fwd: string; bwd: string } {
   const dimList = f.cross ? 'B, T, S' : 'B, T';
   const fwd = `graph fwd(${dimList}) {
 ${ins('f32')}
-  %3 = fused_attention %0, %1, %2 {${f.attrs.replace(/, dscore=.*$/, '')}} : f32[B,${f.hq},T,${f.d}]
+  %3 = fused_attention %0, %1, %2 {${f.attrs.replace(/, (dscore|lse_cotangent)=.*$/, '')}} : f32[B,${f.hq},T,${f.d}]
   %4 = fused_attention_lse %3 : f32[B,${f.hq},T]
   output "o" = %3
   output "lse" = %4
@@ -75,12 +78,13 @@ ${ins(t)}
   %3 = input {name="o"} : ${t}[B,${f.hq},T,${f.d}]
   %4 = input {name="lse"} : f32[B,${f.hq},T]
   %5 = input {name="do"} : ${t}[B,${f.hq},T,${f.d}]
-  %6 = fused_attention_grad %0, %1, %2, %3, %4, %5 {${f.attrs}} : ${t}[B,${f.hq},T,${f.d}]
-  %7 = fused_attention_grad_k %6 : ${t}[B,${f.hkv},${K},${f.d}]
-  %8 = fused_attention_grad_v %6 : ${t}[B,${f.hkv},${K},${f.d}]
-  output "dq" = %6
-  output "dk" = %7
-  output "dv" = %8
+  %6 = input {name="dlse"} : f32[B,${f.hq},T]
+  %7 = fused_attention_grad %0, %1, %2, %3, %4, %5${f.dlse === true ? ', %6' : ''} {${f.attrs}} : ${t}[B,${f.hq},T,${f.d}]
+  %8 = fused_attention_grad_k %7 : ${t}[B,${f.hkv},${K},${f.d}]
+  %9 = fused_attention_grad_v %7 : ${t}[B,${f.hkv},${K},${f.d}]
+  output "dq" = %7
+  output "dk" = %8
+  output "dv" = %9
 }`;
   return { fwd, bwd };
 }
@@ -125,9 +129,9 @@ function errors(f: Form, t: Dtype, plan: Plan, T: number, only?: LauncherMode, m
   const o = fo.get('o');
   const lse = fo.get('lse');
   if (o === undefined || lse === undefined) throw new Error('no forward');
-  const inputs32 = new Map([...qkv, ['o', rounded(o)], ['lse', lse], ['do', rounded(raw.get('do') ?? o)]]);
+  const inputs32 = new Map([...qkv, ['o', rounded(o)], ['lse', lse], ['do', rounded(raw.get('do') ?? o)], ['dlse', raw.get('dlse') ?? lse]]);
   const want = interpret(parsed(bwd.replaceAll(`${t}[`, 'f32[')), { inputs: inputs32, weights: new Map() }).outputs;
-  const inputs = new Map([...inputs32].map(([k, x]): [string, Tensor64] => [k, k === 'lse' ? x : makeTensor(t, x.shape, Array.from(x.data))]));
+  const inputs = new Map([...inputs32].map(([k, x]): [string, Tensor64] => [k, k === 'lse' || k === 'dlse' ? x : makeTensor(t, x.shape, Array.from(x.data))]));
   const g = parsed(bwd);
   const out = new Map<string, number>();
   for (const mode of only === undefined ? modes : [only]) {
@@ -220,7 +224,7 @@ describe('tensor-core attention backward on the CUDA emulator vs the float64 int
   });
 });
 
-// Every form's f16 backward kernel and the bf16 causal ones at 64 and 128 (bf16 took the same
+// Every form's f16 backward kernel (but dLSE's: one more row load) and the bf16 causal ones at 64 and 128 (bf16 took the same
 // registers as f16 in every form when all were compiled), renamed apart, in one module compiled
 // for sm_80 and sm_90a (cached by content, codegen/cuda/ptxas.ts; minutes cold): the
 // S/dP/dK/dV/dQ accumulators must stay in registers (no spills, no stack frame).
@@ -229,7 +233,7 @@ const nvcc = findNvcc();
 describe.runIf(nvcc !== undefined)('the tensor-core attention backward under nvcc', () => {
   it('compiles for sm_80 and sm_90a without spills or a stack frame', () => {
     const kernels = (['f16', 'bf16'] as const).flatMap((t) =>
-      forms.flatMap((f, i) => (t === 'bf16' && f.what !== 'causal' && f.d !== 128 ? [] : [[f, i] as const])).map(([f, i]) => {
+      forms.flatMap((f, i) => ((t === 'bf16' && f.what !== 'causal' && f.d !== 128) || f.dlse === true ? [] : [[f, i] as const])).map(([f, i]) => {
         const k = lowerToKernels(parsed(texts(f, t).bwd), cudaLimits, scheduleOf(f)).kernels.find((x) => x.op === 'fused_attention_grad');
         if (k === undefined) throw new Error('no backward kernel');
         return { ...k, name: `bwd_${t}_${i}_${f.d}` };

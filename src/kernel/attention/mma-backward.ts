@@ -38,6 +38,13 @@ import type { AttentionSchedule } from './schedule.js';
 import { type UniformRead, tileLogic } from './sparsity.js';
 import { kvTileLogic } from './sparsity-kv.js';
 
+/**
+ * Rows (dK/dV role) or keys (dQ role) of a tile per round of products: the S and dP accumulators
+ * of a round are chunk / 2 f32 per lane each (64 at 64-row tiles took 192-230 registers at
+ * dk = dv = 64; see docs/cuda.md for the figures at 32).
+ */
+const chunk = 32;
+
 /** The attributes this kernel implements; a node with any other (a later extension) keeps the f32 kernel. */
 const knownAttrs: ReadonlySet<string> = new Set(['scale', 'mask', 'score', 'dscore', 'lse_cotangent']);
 
@@ -163,19 +170,19 @@ export function mmaAttentionBackwardKernel(inp: Omit<AttentionGradInput, 'schedu
     copyTile(copier, out, vs, Bc, dv, LV, vS, k0, S, rowAt(dv, kvRow0));
     out.push({ kind: 'async_commit' });
   };
-  /** acc[4 nt ..] += A (16 rows at aRow of `a`, width kDim) x B^T (n-tiles of 8 rows of `b`): 'n_by_k', B as stored. */
-  const mmaNK = (out: Stmt[], acc: string, a: string, aRow: Expr, lda: number, b: string, ldb: number, kDim: number, nTiles: number): void => {
+  /** acc[4 nt ..] += A (16 rows at aRow of `a`, width kDim) x B^T (n-tiles of 8 rows of `b` from bRow0): 'n_by_k', B as stored. */
+  const mmaNK = (out: Stmt[], acc: string, a: string, aRow: Expr, lda: number, b: string, bRow0: number, ldb: number, kDim: number, nTiles: number): void => {
     for (let kk = 0; kk < kDim / 16; kk++) {
       for (let nt = 0; nt < nTiles; nt++) {
-        out.push({ kind: 'mma', input, acc, accOffset: nt * 4, a: { array: a, offset: add(mul(aRow, u32(lda)), u32(kk * 16)), stride: lda }, b: { array: b, offset: u32(nt * 8 * ldb + kk * 16), stride: ldb }, bLayout: 'n_by_k' });
+        out.push({ kind: 'mma', input, acc, accOffset: nt * 4, a: { array: a, offset: add(mul(aRow, u32(lda)), u32(kk * 16)), stride: lda }, b: { array: b, offset: u32((bRow0 + nt * 8) * ldb + kk * 16), stride: ldb }, bLayout: 'n_by_k' });
       }
     }
   };
-  /** acc[4 nt ..] += A (registers `regs`: kRows / 16 fragments) x B (kRows x width rows of `b`, 'k_by_n'). */
-  const mmaRegs = (out: Stmt[], acc: string, regs: string, b: string, ldb: number, kRows: number, width: number): void => {
+  /** acc[4 nt ..] += A (registers `regs`: kRows / 16 fragments) x B (kRows x width, rows from bRow0 of `b`, 'k_by_n'). */
+  const mmaRegs = (out: Stmt[], acc: string, regs: string, b: string, bRow0: number, ldb: number, kRows: number, width: number): void => {
     for (let kc = 0; kc < kRows / 16; kc++) {
       for (let nt = 0; nt < width / 8; nt++) {
-        out.push({ kind: 'mma_regs', input, acc, accOffset: nt * 4, aRegs: regs, aOffset: kc * 8, b: { array: b, offset: u32(kc * 16 * ldb + nt * 8), stride: ldb }, bLayout: 'k_by_n' });
+        out.push({ kind: 'mma_regs', input, acc, accOffset: nt * 4, aRegs: regs, aOffset: kc * 8, b: { array: b, offset: u32((bRow0 + kc * 16) * ldb + nt * 8), stride: ldb }, bLayout: 'k_by_n' });
       }
     }
   };
@@ -235,21 +242,25 @@ export function mmaAttentionBackwardKernel(inp: Omit<AttentionGradInput, 'schedu
     stageRows(work, q0, qRow0);
     work.push({ kind: 'async_wait', pending: 0 }, { kind: 'barrier' });
     const prod: Stmt[] = [];
-    const sAcc = kb.fresh('st_acc');
-    const dpAcc = kb.fresh('dpt_acc');
-    prod.push({ kind: 'private_array', name: sAcc, type: 'f32', length: Br / 2, init: f32(0) }, { kind: 'private_array', name: dpAcc, type: 'f32', length: Br / 2, init: f32(0) });
-    mmaNK(prod, sAcc, ks, mul(warp, u32(16)), LK, qs, LQ, dk, Br / 8); // S^T = K Q^T
-    mmaNK(prod, dpAcc, vs, mul(warp, u32(16)), LV, dos, LO, dv, Br / 8); // dP^T = V dO^T
-    for (let nt = 0; nt < Br / 8; nt++) {
-      for (const j of [0, 1]) {
-        const r = kb.let(prod, 'r', add(col, u32(nt * 8 + j)));
-        const lse = kb.let(prod, 'lse_r', arrayLoad(lses, r, 'f32'));
-        const dRow = kb.let(prod, 'd_r', arrayLoad(ds, r, 'f32'));
-        for (const hf of [0, 1]) scoreGrad(prod, sAcc, dpAcc, nt * 4 + 2 * hf + j, b, h, add(q0, r), add(k0, keyLocal[hf] ?? u32(0)), lse, dRow, logic.mayFalse);
+    // The tile's rows in chunks of R: S^T and dP^T hold R / 2 accumulators each, not Br / 2.
+    const R = Math.min(Br, chunk);
+    for (let c0 = 0; c0 < Br; c0 += R) {
+      const sAcc = kb.fresh('st_acc');
+      const dpAcc = kb.fresh('dpt_acc');
+      prod.push({ kind: 'private_array', name: sAcc, type: 'f32', length: R / 2, init: f32(0) }, { kind: 'private_array', name: dpAcc, type: 'f32', length: R / 2, init: f32(0) });
+      mmaNK(prod, sAcc, ks, mul(warp, u32(16)), LK, qs, c0, LQ, dk, R / 8); // S^T = K Q^T
+      mmaNK(prod, dpAcc, vs, mul(warp, u32(16)), LV, dos, c0, LO, dv, R / 8); // dP^T = V dO^T
+      for (let nt = 0; nt < R / 8; nt++) {
+        for (const j of [0, 1]) {
+          const r = kb.let(prod, 'r', add(col, u32(c0 + nt * 8 + j)));
+          const lse = kb.let(prod, 'lse_r', arrayLoad(lses, r, 'f32'));
+          const dRow = kb.let(prod, 'd_r', arrayLoad(ds, r, 'f32'));
+          for (const hf of [0, 1]) scoreGrad(prod, sAcc, dpAcc, nt * 4 + 2 * hf + j, b, h, add(q0, r), add(k0, keyLocal[hf] ?? u32(0)), lse, dRow, logic.mayFalse);
+        }
       }
+      mmaRegs(prod, accV, sAcc, dos, c0, LO, R, dv); // dV += P^T dO
+      mmaRegs(prod, accK, dpAcc, qs, c0, LQ, R, dk); // dK += dS^T Q
     }
-    mmaRegs(prod, accV, sAcc, dos, LO, Br, dv); // dV += P^T dO
-    mmaRegs(prod, accK, dpAcc, qs, LQ, Br, dk); // dK += dS^T Q
     work.push(...warpsOf(Bc, prod));
     hb.push(forLoop(logic.qtVar, logic.qtStart, logic.qtEnd, u32(1), [...logic.perTile, { kind: 'if', cond: logic.mayTrue, then: work, else: [] }]));
     roleKV.push({ kind: 'comment', text: "each query head of the KV head's group; query tiles outside [qt_start, qt_end) see none of this key tile" });
@@ -287,19 +298,23 @@ export function mmaAttentionBackwardKernel(inp: Omit<AttentionGradInput, 'schedu
     stageKeys(work, logic.k0, kvRow0);
     work.push({ kind: 'async_wait', pending: 0 }, { kind: 'barrier' });
     const prod: Stmt[] = [];
-    const sAcc = kb.fresh('s_acc');
-    const dpAcc = kb.fresh('dp_acc');
-    prod.push({ kind: 'private_array', name: sAcc, type: 'f32', length: Bc / 2, init: f32(0) }, { kind: 'private_array', name: dpAcc, type: 'f32', length: Bc / 2, init: f32(0) });
-    mmaNK(prod, sAcc, qs, mul(warp, u32(16)), LQ, ks, LK, dk, Bc / 8); // S = Q K^T
-    mmaNK(prod, dpAcc, dos, mul(warp, u32(16)), LO, vs, LV, dv, Bc / 8); // dP = dO V^T
-    for (let nt = 0; nt < Bc / 8; nt++) {
-      for (let i = 0; i < 4; i++) {
-        const hf = i >> 1;
-        const kk = kb.let(prod, 'kk', add(logic.k0, add(col, u32(nt * 8 + (i & 1)))));
-        scoreGrad(prod, sAcc, dpAcc, nt * 4 + i, b, h, qi[hf] ?? u32(0), kk, lse[hf] ?? f32(0), dRow[hf] ?? f32(0), logic.mayFalse);
+    // The tile's keys in chunks of R: S and dP hold R / 2 accumulators each.
+    const R = Math.min(Bc, chunk);
+    for (let c0 = 0; c0 < Bc; c0 += R) {
+      const sAcc = kb.fresh('s_acc');
+      const dpAcc = kb.fresh('dp_acc');
+      prod.push({ kind: 'private_array', name: sAcc, type: 'f32', length: R / 2, init: f32(0) }, { kind: 'private_array', name: dpAcc, type: 'f32', length: R / 2, init: f32(0) });
+      mmaNK(prod, sAcc, qs, mul(warp, u32(16)), LQ, ks, c0, LK, dk, R / 8); // S = Q K^T
+      mmaNK(prod, dpAcc, dos, mul(warp, u32(16)), LO, vs, c0, LV, dv, R / 8); // dP = dO V^T
+      for (let nt = 0; nt < R / 8; nt++) {
+        for (let i = 0; i < 4; i++) {
+          const hf = i >> 1;
+          const kk = kb.let(prod, 'kk', add(logic.k0, add(col, u32(c0 + nt * 8 + (i & 1)))));
+          scoreGrad(prod, sAcc, dpAcc, nt * 4 + i, b, h, qi[hf] ?? u32(0), kk, lse[hf] ?? f32(0), dRow[hf] ?? f32(0), logic.mayFalse);
+        }
       }
+      mmaRegs(prod, accQ, dpAcc, ks, c0, LK, R, dk); // dQ += dS K
     }
-    mmaRegs(prod, accQ, dpAcc, ks, LK, Bc, dk); // dQ += dS K
     work.push(...warpsOf(Br, prod));
     roleQ.push(forLoop(logic.ktVar, logic.ktStart, logic.ktEnd, u32(1), [...logic.perTile, { kind: 'if', cond: logic.mayTrue, then: work, else: [] }]));
     const wb: Stmt[] = [];
