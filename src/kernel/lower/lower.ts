@@ -35,7 +35,6 @@ import { type Schedule, chooseSchedule, scheduleShapeKey } from '../schedule/sch
 import { dimToSize, sCeilDiv, sConst, sMinConst } from '../plan/to-size.js';
 import { lowerFusedAttention } from '../attention/attention.js';
 import { attentionBackwardKernel } from '../attention/backward.js';
-import { mmaAttentionBackwardKernel } from '../attention/mma-backward.js';
 import { chooseAttentionBackwardSchedule } from '../attention/schedule.js';
 import { dimConst, dimConstValue, dimMul } from '../../base/dim.js';
 import type { FusedHost } from './fused.js';
@@ -46,6 +45,7 @@ import { emitConcat, emitGather, emitScatterAdd, emitPermute, emitSlice } from '
 import { emitReduce } from './reduce.js';
 import { emitNorm, emitSoftmax } from './softmax-norm.js';
 import { emitMatmul } from '../matmul/matmul.js';
+import { mmaAttentionBackwardKernel } from '../attention/mma-backward.js';
 import { emitScatter } from './scatter.js';
 import { dimExpr } from './dims.js';
 import { isElementwiseOp } from './scalar.js';
@@ -317,13 +317,14 @@ export class LoweringRun implements Lowering {
       this.g.nodes[id ?? -1] ?? this.tempNode({ op, operands: [n.id], attrs: {}, type: like.type, loc: n.loc }, dimToSize(like.type.shape.reduce((a, d) => dimMul(a, d), dimConst(1))));
     const dK = resultNode(r.k, k, 'fused_attention_grad_k');
     const dV = resultNode(r.v, v, 'fused_attention_grad_v');
+    // Tensor cores first (f16/bf16 operands, CUDA sm_80+: attention/mma-backward.ts); the f32 kernel below where it declines.
+    const mma = this.s.mmaAttentionBackward === undefined ? undefined : mmaAttentionBackwardKernel({ graph: this.g, node: n, dK, dV, target: this.target }, this.s.mmaAttentionBackward);
+    if (mma !== undefined) return this.finish(n, mma.op, mma, mma.body, mma.workgroupSize, mma.grid, mma.schedule, mma.traffic, mma.when);
     const dk = dimConstValue(k.type.shape[3] ?? dimConst(0));
     const dv = dimConstValue(v.type.shape[3] ?? dimConst(0));
     if (dk === undefined || dv === undefined) throw new Error('internal: fused_attention_grad needs constant head widths');
-    // Tensor cores first (f16/bf16 operands, CUDA sm_80+); the f32 kernel where that declines.
-    const mma = this.s.mmaAttentionBackward === undefined ? undefined : mmaAttentionBackwardKernel({ graph: this.g, node: n, dK, dV, target: this.target }, this.s.mmaAttentionBackward);
     const schedule = this.s.attentionBackward ?? chooseAttentionBackwardSchedule(this.target, dk, dv);
-    const kd = mma ?? attentionBackwardKernel({ graph: this.g, node: n, dK, dV, target: this.target, schedule });
+    const kd = attentionBackwardKernel({ graph: this.g, node: n, dK, dV, target: this.target, schedule });
     this.finish(n, kd.op, kd, kd.body, kd.workgroupSize, kd.grid, kd.schedule, kd.traffic, kd.when);
   }
 
