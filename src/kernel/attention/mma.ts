@@ -25,7 +25,6 @@ import { KernelBuilder } from '../ir/builder.js';
 import {
   type Expr,
   type KernelSchedule,
-  type MatrixInput,
   type Stmt,
   type Traffic,
   add,
@@ -51,14 +50,12 @@ import { lambdaExpr, lambdaOf, scoreBytesOf } from './lambdas.js';
 import { type UniformRead, tileLogic } from './sparsity.js';
 import { NEG_INF, f32, fmax, fmin, forLoop } from './exprs.js';
 import { dimExpr } from '../lower/dims.js';
-import { unitStrideAxis } from '../lower/view.js';
-import { elementOffset, hasVectorRuns } from '../lower/view.js';
+import { elementOffset } from '../lower/view.js';
+import { type TileCopier, copiesAlongD, copyTile as copyTileTo, fragmentCoords, mmaHeadWidths, mmaInputOf, warpSize } from './mma-tiles.js';
 import { type MmaAttentionSchedule, mmaAttentionSharedBytes, mmaTilePad } from '../schedule/schedule.js';
 import { storageBytes, storageType } from '../ir/storage.js';
 import { dimToSize, sAdd, sCeilDiv, sConst, sMul } from '../plan/to-size.js';
 
-const warpSize = 32;
-const headWidths: readonly number[] = [64, 128];
 
 /** The tensor-core prefill kernel of `inp`'s node, or undefined where the node does not qualify. */
 export function mmaAttentionKernel(inp: AttentionInput, sched: MmaAttentionSchedule): AttentionKernelDraft | undefined {
@@ -70,16 +67,13 @@ export function mmaAttentionKernel(inp: AttentionInput, sched: MmaAttentionSched
   const kN = operand(1);
   const vN = operand(2);
   if (qN === undefined || kN === undefined || vN === undefined) return undefined;
-  const dtype = qN.type.dtype;
-  if ((dtype !== 'f16' && dtype !== 'bf16') || kN.type.dtype !== dtype || vN.type.dtype !== dtype) return undefined;
-  const input: MatrixInput = dtype;
+  const input = mmaInputOf([qN, kN, vN]);
+  if (input === undefined) return undefined;
+  const dtype = input;
   const shape = shapeOf(qN.type, kN.type, vN.type);
   const { dk, dv } = shape;
-  if (!headWidths.includes(dk) || !headWidths.includes(dv)) return undefined;
-  // 8-element copies need d contiguous in memory (a head-layout view of a projection is), or
-  // aligned runs of 8 along d: GPT-2's q/k/v are views of one qkv projection whose source index
-  // is `h * dh + d + offset` (a split), not d alone.
-  if ([qN, kN, vN].some((o) => unitStrideAxis(g, o) !== 3 && !hasVectorRuns(g, o, 3, 8))) return undefined;
+  if (!mmaHeadWidths.includes(dk) || !mmaHeadWidths.includes(dv)) return undefined;
+  if (![qN, kN, vN].every((o) => copiesAlongD(g, o))) return undefined;
   const Br = sched.tileRows;
   if (Br % 16 !== 0 || sched.tileCols % 16 !== 0) throw new Error(`internal: mma attention tile ${Br}x${sched.tileCols} is not a multiple of 16`);
   const warps = Br / 16;
@@ -131,17 +125,9 @@ export function mmaAttentionKernel(inp: AttentionInput, sched: MmaAttentionSched
   const kvRow0 = kb.let(body, 'kv_row0', mul(add(mul(b, dimExpr(shape.Hkv)), hk), S));
   const addrOf = (node: Node, head: Expr, rowBase: Expr, width: number): ((i: Expr, d: Expr) => Expr) => (i, d) =>
     node.op === 'view' ? elementOffset(g, node, [b, head, i, d], dimExpr) : add(mul(add(rowBase, i), u32(width)), d);
-  /** Rows [first, first + rows) x width of a q/k/v head into `array` (row stride ld); rows past `limit` zero. */
-  const copyTile = (out: Stmt[], array: string, rows: number, width: number, ld: number, slot: number, first: Expr, limit: Expr, at: (i: Expr, d: Expr) => Expr): void => {
-    const e = kb.fresh('e');
-    const ev = v(e, 'u32');
-    const lb: Stmt[] = [];
-    const r = kb.let(lb, 'r', div(ev, u32(width / 8)));
-    const c = kb.let(lb, 'c', mul(rem(ev, u32(width / 8)), u32(8)));
-    const i = kb.let(lb, 'i', add(first, r));
-    lb.push({ kind: 'async_copy', input, array, arrayOffset: add(mul(r, u32(ld)), c), slot, index: at(i, c), count: select(lt(i, limit), u32(8), u32(0)) });
-    out.push(forLoop(e, lid, u32((rows * width) / 8), u32(threads), lb));
-  };
+  const copier: TileCopier = { kb, input, lid, threads };
+  const copyTile = (out: Stmt[], array: string, rows: number, width: number, ld: number, slot: number, first: Expr, limit: Expr, at: (i: Expr, d: Expr) => Expr): void =>
+    copyTileTo(copier, out, array, rows, width, ld, slot, first, limit, at);
   const kAt = addrOf(kN, hk, kvRow0, dk);
   const vAt = addrOf(vN, hk, kvRow0, dv);
   const copyK = (out: Stmt[], k0: Expr): void => copyTile(out, ks, Bc, dk, LK, kSlot, k0, S, kAt);
@@ -159,8 +145,7 @@ export function mmaAttentionKernel(inp: AttentionInput, sched: MmaAttentionSched
 
   // Fragment coordinates: lane = 4g + t owns rows g and g + 8 (half 0, 1) of its warp's 16 and
   // columns 2t, 2t + 1 of every 8-column n-tile; a row's values are spread over the quad 4g..4g+3.
-  const gq = kb.let(body, 'g', div(lane, u32(4)));
-  const col = kb.let(body, 'col', mul(rem(lane, u32(4)), u32(2)));
+  const { g: gq, col } = fragmentCoords(kb, body, lane);
   const qi = [0, 1].map((hf) => kb.let(body, `qi${hf}`, add(q0, add(mul(warp, u32(16)), add(gq, u32(8 * hf))))));
   // Lambdas see in-range indices (rows past T and keys past S are never stored / always masked).
   const qiLam = qi.map((x) => kb.let(body, 'qi_lam', fmin(x, sub(T, u32(1)))));

@@ -21,6 +21,7 @@ export function printScheduleLine(s: KernelSchedule): string {
       return `tiled_matmul: tile ${s.tileRows}x${s.tileCols}, ${s.isDirect === true ? 'direct loads' : `k-step ${s.tileK}`}, ${s.threadRows}x${s.threadCols} outputs/thread`;
     case 'flash_attention':
       if (s.laneBroadcast === true) return `flash_attention: ${s.tileRows}x${s.tileCols} tiles, one subgroup of ${s.lanes} lanes, rows broadcast from lanes`;
+      if (s.backward === true && s.mma !== undefined) return `flash_attention backward on ${s.mma} mma: ${s.tileRows} query rows x ${s.tileCols} keys per tile, 16 rows or keys per warp, dK/dV and dQ roles in one launch`;
       if (s.backward === true) return `flash_attention backward: ${s.tileRows} query rows x ${s.tileCols} keys per tile, ${s.lanes} lanes per row or key, dK/dV and dQ roles in one launch`;
       return `flash_attention: ${s.tileRows}x${s.tileCols} tiles, ${s.lanes} lanes/row, reductions via ${s.useSubgroups ? 'subgroups' : 'workgroup memory'}${s.splits > 1 ? `, ${s.splits} partitions` : ''}${s.mma !== undefined ? `, ${s.mma} mma` : ''}`;
     case 'cross_entropy':

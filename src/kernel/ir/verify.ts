@@ -183,8 +183,8 @@ export function verifyKernel(k: Kernel, target: TargetLimits): string[] {
           if (!uniformFlow) err('barrier in non-uniform control flow');
           break;
         case 'mma':
-          // A warp collective: uniform flow is stricter than needed (warp-uniform), and suffices.
-          if (!uniformFlow) err('mma in non-uniform control flow');
+          // A warp collective: workgroup-uniform flow, or an `if` the lowering marks subgroup-uniform (a warp takes one side).
+          if (!uniformFlow && !subgroupFlow) err('mma in non-uniform control flow');
           if (declared.get(s.acc) !== 'array') err(`mma accumulates into ${s.acc}, which is not an array`);
           for (const t of [s.a, s.b]) {
             if (!k.shared.some((a) => a.name === t.array && a.type === 'u32')) err(`mma reads ${t.array}, which is not a u32 workgroup array`);
@@ -193,7 +193,7 @@ export function verifyKernel(k: Kernel, target: TargetLimits): string[] {
           }
           break;
         case 'mma_regs':
-          if (!uniformFlow) err('mma in non-uniform control flow');
+          if (!uniformFlow && !subgroupFlow) err('mma in non-uniform control flow');
           if (declared.get(s.acc) !== 'array') err(`mma accumulates into ${s.acc}, which is not an array`);
           if (declared.get(s.aRegs) !== 'array') err(`mma reads A from ${s.aRegs}, which is not an array`);
           if (!k.shared.some((a) => a.name === s.b.array && a.type === 'u32')) err(`mma reads ${s.b.array}, which is not a u32 workgroup array`);

@@ -47,6 +47,7 @@ import { emitConcat, emitGather, emitScatterAdd, emitPermute, emitSlice } from '
 import { emitReduce } from './reduce.js';
 import { emitNorm, emitSoftmax } from './softmax-norm.js';
 import { emitMatmul } from '../matmul/matmul.js';
+import { mmaAttentionBackwardKernel } from '../attention/mma-backward.js';
 import { emitScatter } from './scatter.js';
 import { dimExpr } from './dims.js';
 import { isElementwiseOp } from './scalar.js';
@@ -334,6 +335,9 @@ export class LoweringRun implements Lowering {
       this.g.nodes[id ?? -1] ?? this.tempNode({ op, operands: [n.id], attrs: {}, type: like.type, loc: n.loc }, dimToSize(like.type.shape.reduce((a, d) => dimMul(a, d), dimConst(1))));
     const dK = resultNode(r.k, k, 'fused_attention_grad_k');
     const dV = resultNode(r.v, v, 'fused_attention_grad_v');
+    // Tensor cores first (f16/bf16 operands, CUDA sm_80+: attention/mma-backward.ts); the f32 kernel below where it declines.
+    const mma = this.s.mmaAttentionBackward === undefined ? undefined : mmaAttentionBackwardKernel({ graph: this.g, node: n, dK, dV, target: this.target }, this.s.mmaAttentionBackward);
+    if (mma !== undefined) return this.finish(n, mma.op, mma, mma.body, mma.workgroupSize, mma.grid, mma.schedule, mma.traffic, mma.when);
     const dk = dimConstValue(k.type.shape[3] ?? dimConst(0));
     const dv = dimConstValue(v.type.shape[3] ?? dimConst(0));
     if (dk === undefined || dv === undefined) throw new Error('internal: fused_attention_grad needs constant head widths');

@@ -149,6 +149,23 @@ export function mmaAttentionSharedBytes(rows: number, keys: number, dk: number, 
   return 2 * (rows * (dk + mmaTilePad) + keys * (dk + mmaTilePad) + keys * (dv + mmaTilePad));
 }
 
+/**
+ * The tensor-core attention backward (attention/mma-backward.ts, FlashAttention-2's backward on
+ * m16n8k16): query tiles of tileRows rows and key tiles of tileCols keys, both multiples of 16
+ * (16 rows or keys per warp). The dK/dV role's block is a key tile (tileCols / 16 warps) streaming
+ * query tiles; the dQ role's block a query tile (tileRows / 16 warps) streaming key tiles. Halved
+ * (the larger, both when equal) while the tiles exceed the target's shared memory.
+ */
+export interface MmaAttentionBackwardSchedule {
+  readonly tileRows: number;
+  readonly tileCols: number;
+}
+
+/** Shared memory of the mma backward: Q and dO (tileRows rows), K and V (keys), 16-bit, rows padded; each row's LSE and D in f32. */
+export function mmaAttentionBackwardSharedBytes(rows: number, keys: number, dk: number, dv: number): number {
+  return 2 * (rows + keys) * (dk + dv + 2 * mmaTilePad) + 8 * rows;
+}
+
 /** Row padding of the mma tiles in 16-bit elements: keeps rows 16-byte aligned for cp.async and shifts banks. */
 export const mmaTilePad = 8;
 
@@ -172,6 +189,8 @@ export interface Schedule {
   readonly mmaMatmul?: MmaMatmulSchedule;
   /** f16/bf16 fused attention prefill on tensor cores (targets with `tensorCores`); absent: the scalar kernel. */
   readonly mmaAttention?: MmaAttentionSchedule;
+  /** f16/bf16 fused attention backward on tensor cores (targets with `tensorCores`); absent: the f32 kernel (`attentionBackward`). */
+  readonly mmaAttentionBackward?: MmaAttentionBackwardSchedule;
   readonly maxWorkgroupsPerDim: number;
   /**
    * Matmuls with at most `maxRows` rows (M, batch folded in; a decode step) take `schedule`
@@ -359,7 +378,7 @@ export function chooseSchedule(target: TargetLimits): Schedule {
     rowWorkgroupSize: threads,
     useSubgroups: target.subgroupSize > 0,
     matmul,
-    ...(hasMma ? { mmaMatmul: mma, mmaAttention: { tileRows: 64, tileCols: 64 } } : {}),
+    ...(hasMma ? { mmaMatmul: mma, mmaAttention: { tileRows: 64, tileCols: 64 }, mmaAttentionBackward: { tileRows: 64, tileCols: 64 } } : {}),
     maxWorkgroupsPerDim: target.maxWorkgroupsPerDim,
   };
 }
