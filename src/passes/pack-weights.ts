@@ -15,13 +15,12 @@
 //   %6 = matmul %0, %5 : f32[T,2]                       %6 = slice %5 {axis=1, start=0, end=8} : f32[T,8]
 //                                                       %7 = slice %5 {axis=1, start=8, end=10} : f32[T,2]
 //
-// Not packed, with a remark: a packed weight over the storage binding limit (split-large-weights,
-// which runs next, would split it again: packing is kept to what fits one binding), or a part whose
-// bytes are not a multiple of 4 (each part is written at its own offset at load). Weights read by
-// anything else (a tied embedding) and row chunks are left alone. Runs before split-large-weights
-// and the fusion passes; a fusion pass (--no-fuse leaves it out); training leaves it out too (the
-// optimizer updates weights by name). Needs: types inferred. Keeps: every weight node and name
-// (the model's interface: loading still takes the original tensors), outputs.
+// Not packed, with a remark: a packed weight over the storage binding limit (one binding must
+// hold it), or a part whose bytes are not a multiple of 4 (each part is written at its own offset
+// at load). Weights read by anything else (a tied embedding) and row chunks (split-large-weights,
+// which runs before) are left alone. The first fusion pass (--no-fuse leaves it out); training
+// leaves it out too (the optimizer updates weights by name). Needs: types inferred. Keeps: every
+// weight node and name (the model's interface: loading still takes the original tensors), outputs.
 import { dimConst, dimConstValue } from '../base/dim.js';
 import { type Attrs, type Graph, type Node, attr, intsAttr, strAttr } from '../graph/ir.js';
 import { DefUse, GraphBuilder, removeDeadNodes } from '../graph/rewrite.js';

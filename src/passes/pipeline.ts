@@ -33,12 +33,13 @@ export const neighbourFusionPasses: readonly GraphPass[] = [fuseElementwise, fus
 
 export const pipelines: Readonly<Record<Target, readonly GraphPass[]>> = {
   interp: [...graphPasses],
-  // pack-weights before split-large-weights: it packs only what fits one binding, so split sees
-  // plain weights. split-large-weights before fusion: it rewrites plain gather/matmul users (no-op
-  // without a binding limit). widen-attention-scores after fuse-attention: it sees only unfused
+  // split-large-weights before fusion: it rewrites plain gather/matmul users (no-op without a
+  // binding limit). pack-weights, the first fusion pass, after it: it leaves row chunks alone and
+  // packs only what fits one binding (so the `ir` stage, the passes before the first fusion pass,
+  // is what --no-fuse runs). widen-attention-scores after fuse-attention: it sees only unfused
   // attention (--no-fuse keeps it).
-  webgpu: [...graphPasses, packWeights, splitLargeWeights, fuseAttention, widenAttentionScores, ...neighbourFusionPasses],
-  cuda: [...graphPasses, packWeights, splitLargeWeights, fuseAttention, widenAttentionScores, ...neighbourFusionPasses],
+  webgpu: [...graphPasses, splitLargeWeights, packWeights, fuseAttention, widenAttentionScores, ...neighbourFusionPasses],
+  cuda: [...graphPasses, splitLargeWeights, packWeights, fuseAttention, widenAttentionScores, ...neighbourFusionPasses],
 };
 
 /** Names of the passes `--no-fuse` removes (horizontal, attention and neighbour fusion). */

@@ -14,9 +14,10 @@ import { printType } from '../../../src/graph/types.js';
 import { runPipeline } from '../../../src/passes/driver.js';
 import { createPassContext, type Remark } from '../../../src/passes/pass.js';
 import { packWeights } from '../../../src/passes/pack-weights.js';
+import { fuseEpilogue } from '../../../src/passes/fuse-epilogue.js';
 import { graphPasses, pipelines, trainingPipeline, unfusedPipeline } from '../../../src/passes/pipeline.js';
 import { checkLines } from '../../helpers/check-lines.js';
-import { ir, runPass } from './helpers.js';
+import { expectPrintParsesBack, ir, runPass } from './helpers.js';
 
 const qkv = `graph m(T) {
   %0 = input {name="x"} : f32[T,4]
@@ -123,6 +124,37 @@ describe('pack-weights from IR text', () => {
   });
 });
 
+describe('fuse-epilogue: the paired epilogue over a packed product', () => {
+  const swiglu = (shift: number) => `graph m(T) {
+  %0 = input {name="x"} : f32[T,4]
+  %1 = input {name="w"} : f32[4,6]
+  %2 = matmul %0, %1 : f32[T,6]
+  %3 = fused_map %2 {body=(i0, i1) => mul(silu(read(0, i0, i1)), read(0, i0, add(i1, dim(${shift})))), shape=dims[T,3]} : f32[T,3]
+  output "h" = %3
+}`;
+
+  it('reads at j and N + j: one fused_matmul with pair, acc() and acc_pair(); the interpreter agrees', () => {
+    const ctx = createPassContext({ verify: true });
+    const out = runPass(fuseEpilogue, swiglu(3), ctx);
+    checkLines(out, 'CHECK: %{{[0-9]+}} = fused_matmul %0, %1 {epilogue=(i0, i1) => mul(silu(acc()), acc_pair()), pair=true} : f32[T,3]');
+    checkLines(out, 'CHECK-NOT: fused_map');
+    expect(ctx.stats.ruleHits.get('fuse-epilogue/paired')).toBe(1);
+    const g = ir(swiglu(3));
+    const { inputs } = feeds(g, new Map([['T', 2]]), 3);
+    const want = interpret(g, { inputs, weights: new Map() }).outputs.get('h');
+    const got = interpret(ir(out), { inputs, weights: new Map() }).outputs.get('h');
+    if (want === undefined || got === undefined) throw new Error('no h');
+    expect(maxRelError(got, want)).toBe(0);
+  });
+
+  it('reads at another offset: not fused, with a remark', () => {
+    const remarks: Remark[] = [];
+    const out = runPass(fuseEpilogue, swiglu(2), createPassContext({ verify: true, remark: (r) => remarks.push(r) }));
+    checkLines(out, 'CHECK: fused_map');
+    expect(remarks.map((r) => r.message)).toContain('matmul epilogue not fused: its consumer reads the product at another index than j and N + j (a paired epilogue)');
+  });
+});
+
 describe('pack-weights in the pipelines', () => {
   const llama = { vocab: 64, d: 32, heads: 4, kv_heads: 2, ffn: 48, ctx: 64, layers: 2 };
 
@@ -143,6 +175,28 @@ describe('pack-weights in the pipelines', () => {
     const { inputs, weights } = feeds(g, dims, 5);
     const want = interpret(g, { inputs, weights }).outputs;
     const got = interpret(packed, { inputs, weights }).outputs;
+    for (const [name, t] of want) expect(maxRelError(got.get(name) ?? t, t), name).toBeLessThan(1e-12);
+  });
+
+  it('Llama fused: gate/up becomes one paired fused_matmul (silu(acc()) * acc_pair()); the interpreter runs the fused graph', () => {
+    const g = graphOf('examples/llama.tfx', llama);
+    const ctx = createPassContext({ target: 'webgpu', verify: true });
+    const fused = runPipeline(g, pipelines.webgpu, ctx);
+    const text = expectPrintParsesBack(fused);
+    checkLines(
+      text,
+      `CHECK: packed_weight %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}} : f32[64,32]
+       CHECK: fused_matmul {{.*}}norm="rmsnorm"{{.*}} : f32[B,T,64]
+       CHECK: packed_weight %{{[0-9]+}}, %{{[0-9]+}} : f32[96,32]
+       CHECK: fused_matmul {{.*}}epilogue=(i0, i1, i2) => mul(silu(acc()), acc_pair()){{.*}}pair=true{{.*}} : f32[B,T,48]`,
+    );
+    expect(ctx.stats.ruleHits.get('fuse-epilogue/paired')).toBe(2);
+    // No fused_map is left between gate/up and down: the SwiGLU product is the epilogue.
+    expect(fused.nodes.filter((n) => n.op === 'fused_map' && n.type.shape.map(String).length === 3 && JSON.stringify(n.attrs).includes('silu'))).toHaveLength(0);
+    const dims = new Map([['B', 2], ['T', 3], ['P', 2]]);
+    const { inputs, weights } = feeds(g, dims, 9);
+    const want = interpret(g, { inputs, weights }).outputs;
+    const got = interpret(fused, { inputs, weights }).outputs;
     for (const [name, t] of want) expect(maxRelError(got.get(name) ?? t, t), name).toBeLessThan(1e-12);
   });
 
