@@ -149,7 +149,7 @@ const notDifferentiable = new Set([
   // the fused cross-entropy's gradient results (no second derivatives)
   'fused_cross_entropy_dh', 'fused_cross_entropy_dw', 'fused_cross_entropy_db',
   // names inside fused lambdas, never graph nodes
-  'acc', 'score',
+  'acc', 'acc_pair', 'score',
 ]);
 
 function run(c: Case, seed: number): number {

@@ -27,7 +27,7 @@ const interpCoverage: Record<string, keyof typeof interpFiles> = {
   eq: 'ew', ne: 'ew', lt: 'ew', le: 'ew', gt: 'ew', ge: 'ew', and: 'ew', or: 'ew', where: 'ew',
   sum: 'rnm', max_reduce: 'rnm', mean: 'rnm', logsumexp: 'rnm', softmax: 'rnm', layernorm: 'rnm', rmsnorm: 'rnm', matmul: 'rnm',
   gather: 'ms', scatter_add: 'ms', scatter: 'ms', reshape: 'ms', permute: 'ms', slice: 'ms', concat: 'ms', packed_weight: 'ms',
-  fused_map: 'fu', fused_matmul: 'fu', fused_reduce: 'fu', acc: 'fu', view: 'fu',
+  fused_map: 'fu', fused_matmul: 'fu', fused_reduce: 'fu', acc: 'fu', acc_pair: 'fu', view: 'fu',
   fused_attention: 'att', fused_attention_lse: 'att', score: 'att',
   fused_attention_grad: 'att', fused_attention_grad_k: 'att', fused_attention_grad_v: 'att',
   fused_cross_entropy: 'ce', fused_cross_entropy_dh: 'ce', fused_cross_entropy_dw: 'ce', fused_cross_entropy_db: 'ce',
@@ -105,6 +105,7 @@ const flopsCases: Record<string, { operands: TensorType[]; attrs: Attrs; declare
     want: '2*B*T + B',
   },
   acc: { operands: [], attrs: {}, want: '0' },
+  acc_pair: { operands: [], attrs: {}, want: '0' },
   // movement only: no arithmetic
   view: {
     operands: [bt()],
