@@ -2,7 +2,8 @@
 // batch broadcasting, a normalization prologue (matmul/norm-prologue.ts), the fused epilogue, and the
 // tensor-core body (matmul/mma.ts) where the operands qualify; the kSplit and kLanes decode
 // kernels are stream.ts and gemv.ts. Over 400 lines because emitMatmulWith is one kernel body
-// (tiles, prologue, K loop, epilogue) whose shared names read best in one place.
+// (tiles, prologue, K loop, epilogue) whose shared names read best in one place; the two
+// 'separate' schedules (normFold, pairFold) re-enter it, so they live here too.
 import { type Dim, dimConst, dimMul } from '../../base/dim.js';
 import { type Node, lambdaAttr } from '../../graph/ir.js';
 import type { DType } from '../../graph/types.js';
@@ -204,6 +205,7 @@ function emitMatmulWith(lw: Lowering, n: Node, ms: MatmulSchedule, when?: StepCo
               ? { betaSlot: lanes.normVector === 4 ? kb.inputVector('beta', param(1).id, param(1).type.dtype, 4) : kb.input('beta', param(1).id, param(1).type.dtype) }
               : {}),
           };
+    if (pair && lanes.bLayout === 'k_by_n' && lanes.bVector === 4) throw new ScheduleError('matmul.pairFold', `%${n.id}: 'inline' in the K-split GEMV needs per-column weight loads (bVector 1, or a transposed weight)`);
     (ms.kLanes === true ? emitGemv : emitLaneMatmul)(
       {
         kb,
