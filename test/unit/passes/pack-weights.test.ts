@@ -17,6 +17,9 @@ import { packWeights } from '../../../src/passes/pack-weights.js';
 import { fuseEpilogue } from '../../../src/passes/fuse-epilogue.js';
 import { graphPasses, pipelines, trainingPipeline, unfusedPipeline } from '../../../src/passes/pipeline.js';
 import { checkLines } from '../../helpers/check-lines.js';
+import { compilePlan } from '../../../src/compile/plan.js';
+import { manifestOf } from '../../../src/kernel/plan/manifest.js';
+import { lavapipeLimits } from '../../../src/kernel/schedule/schedule.js';
 import { expectPrintParsesBack, ir, runPass } from './helpers.js';
 
 const qkv = `graph m(T) {
@@ -198,6 +201,23 @@ describe('pack-weights in the pipelines', () => {
     const want = interpret(g, { inputs, weights }).outputs;
     const got = interpret(fused, { inputs, weights }).outputs;
     for (const [name, t] of want) expect(maxRelError(got.get(name) ?? t, t), name).toBeLessThan(1e-12);
+  });
+
+  it('the plan: one buffer per pack with its parts, none for the parts alone; manifest.json lists the parts', () => {
+    const g = graphOf('examples/llama.tfx', { ...llama, layers: 1 });
+    const plan = compilePlan(runPipeline(g, pipelines.webgpu, createPassContext({ target: 'webgpu', verify: true })), { target: lavapipeLimits });
+    const weights = plan.buffers.filter((b) => b.kind === 'weight');
+    expect(weights.filter((b) => b.parts !== undefined).map((b) => b.name)).toEqual([
+      'model.layers.0.self_attn.q_proj.weight+model.layers.0.self_attn.k_proj.weight+model.layers.0.self_attn.v_proj.weight',
+      'model.layers.0.mlp.gate_proj.weight+model.layers.0.mlp.up_proj.weight',
+    ]);
+    expect(weights.some((b) => b.name === 'model.layers.0.mlp.up_proj.weight')).toBe(false);
+    const listed = manifestOf(plan, 'lavapipe').weights;
+    expect(listed.find((w) => w.name === 'model.layers.0.self_attn.k_proj.weight')?.shape).toEqual(['16', '32']);
+    expect(listed.find((w) => w.name === 'model.layers.0.mlp.up_proj.weight')?.shape).toEqual(['48', '32']);
+    expect(listed.some((w) => w.name.includes('+'))).toBe(false);
+    // Every tensor the checked graph needs is listed once.
+    expect(listed.map((w) => w.name).sort()).toEqual(neededTensors(g).filter((n) => n.kind === 'weight').map((n) => n.name).sort());
   });
 
   it('is a fusion pass (--no-fuse and training leave it out); GPT-2 has nothing to pack', () => {
