@@ -92,6 +92,11 @@ export function printCudaLauncher(plan: Plan): string {
     const axes = b.shape.map((ax) => (ax.kind === 'dim' ? (dimIndex.get(ax.name) ?? -1) : -1));
     w.line(`const int kAxes${b.id}[] = {${axes.join(', ')}};`);
   }
+  // A packed weight (pack-weights): its parts' names and rows, loaded one after another.
+  for (const b of plan.buffers) {
+    if (b.parts === undefined) continue;
+    w.line(`const tfc::WeightPart kParts${b.id}[] = {${b.parts.map((p) => `{${cString(p.name)}sv, ${p.rows}}`).join(', ')}};`);
+  }
   const slots = tempSlots(plan);
   const slotCount = Math.max(0, ...[...slots.values()].map((s) => s + 1));
   w.open('const tfc::BufferInfo kBuffers[] =');
@@ -99,7 +104,8 @@ export function printCudaLauncher(plan: Plan): string {
     const what = `${b.kind} ${b.name ?? `#${b.id}`}`.replace(/[^\x20-\x7e]|\\/g, ' ');
     const axes = b.kind === 'input' && b.shape.length > 0 ? `kAxes${b.id}` : 'nullptr';
     const rows = b.rows === undefined ? '0, 0, 0' : `${b.rows.start}, ${b.rows.end}, ${b.rows.total}`;
-    w.line(`{tfc::Kind::${kindName[b.kind]}, ${cString(b.name ?? '')}sv, "${b.dtype}", ${b.shape.length}, ${axes}, ${slots.get(b.id) ?? -1}, ${rows}},  // ${b.id}: ${what}`);
+    const parts = b.parts === undefined ? '0, nullptr' : `${b.parts.length}, kParts${b.id}`;
+    w.line(`{tfc::Kind::${kindName[b.kind]}, ${cString(b.name ?? '')}sv, "${b.dtype}", ${b.shape.length}, ${axes}, ${slots.get(b.id) ?? -1}, ${rows}, ${parts}},  // ${b.id}: ${what}`);
   }
   w.close(';');
   w.open('const tfc::OutputInfo kOutputs[] =');

@@ -9,7 +9,8 @@ import { kernelNameReserved } from '../../codegen/common/names.js';
 import { type Kernel, type KernelProgram, kernelFeatures, usesMatrixStmts } from '../kernel/ir/ir.js';
 import { kernelKey } from '../kernel/ir/kernel-key.js';
 import { type LoweringTarget, lowerToKernels } from '../kernel/lower/lower.js';
-import type { BufferKind, Plan, PlanBinding, PlanBuffer, PlanKernel, WeightRows } from '../kernel/plan/plan.js';
+import type { BufferKind, Plan, PlanBinding, PlanBuffer, PlanKernel, WeightPart, WeightRows } from '../kernel/plan/plan.js';
+import { dimConst, dimConstValue } from '../base/dim.js';
 import { weightRowRange } from '../ops/source.js';
 import { type Schedule, type TargetLimits, chooseSchedule, lavapipeLimits } from '../kernel/schedule/schedule.js';
 import { dimToSize, shapeElements } from '../kernel/plan/to-size.js';
@@ -49,6 +50,7 @@ export function compilePlan(g: Graph, opts: CompileOptions = {}): Plan {
     firstUse: number;
     lastUse: number;
     rows?: WeightRows;
+    parts?: WeightPart[];
   }
   const drafts = new Map<number, Draft>(); // storage node id -> draft
   const order: Draft[] = [];
@@ -56,9 +58,17 @@ export function compilePlan(g: Graph, opts: CompileOptions = {}): Plan {
     let d = drafts.get(storageNode);
     if (d === undefined) {
       const node = g.nodes[storageNode];
-      const kind: BufferKind = node?.op === 'input' ? 'input' : node?.op === 'weight' ? 'weight' : 'temp';
+      const kind: BufferKind = node?.op === 'input' ? 'input' : node?.op === 'weight' || node?.op === 'packed_weight' ? 'weight' : 'temp';
       d = { id: order.length, kind, node: storageNode, shapeOf: storageNode, firstUse: -1, lastUse: -1 };
-      if ((kind === 'input' || kind === 'weight') && node !== undefined) {
+      if (node?.op === 'packed_weight') {
+        // Filled at load from its operands' tensors, each at its rows (pack-weights).
+        d.parts = node.operands.map((o) => {
+          const w = g.nodes[o];
+          const a = w?.attrs['name'];
+          return { name: a?.kind === 'str' ? a.value : '', rows: dimConstValue(w?.type.shape[0] ?? dimConst(0)) ?? 0 };
+        });
+        d.name = d.parts.map((p) => p.name).join('+');
+      } else if ((kind === 'input' || kind === 'weight') && node !== undefined) {
         const a = node.attrs['name'];
         if (a !== undefined && a.kind === 'str') d.name = a.value;
         const rows = weightRowRange(node);
@@ -69,7 +79,12 @@ export function compilePlan(g: Graph, opts: CompileOptions = {}): Plan {
     }
     return d;
   };
-  for (const n of g.nodes) if (n.op === 'input' || n.op === 'weight') draftFor(n.id);
+  // A weight read only by packed_weight nodes has no buffer of its own: the pack holds its rows.
+  const packedOnly = (n: (typeof g.nodes)[number]): boolean => {
+    const users = g.nodes.filter((u) => u.operands.includes(n.id));
+    return users.length > 0 && users.every((u) => u.op === 'packed_weight') && !g.outputs.some((o) => o.value === n.id);
+  };
+  for (const n of g.nodes) if (n.op === 'input' || n.op === 'packed_weight' || (n.op === 'weight' && !packedOnly(n))) draftFor(n.id);
 
   // Kernels deduplicated by structure (body, buffers, grid, workgroup size; kernel/ir/kernel-key.ts).
   const byKey = new Map<string, { first: Kernel; locs: string[] }>();
@@ -123,6 +138,7 @@ export function compilePlan(g: Graph, opts: CompileOptions = {}): Plan {
       lastUse: Math.max(d.lastUse, d.firstUse, 0),
     };
     const named = d.name === undefined ? base : { ...base, name: d.name };
+    if (d.parts !== undefined) return { ...named, parts: d.parts };
     return d.rows === undefined ? named : { ...named, rows: { start: d.rows.start, end: d.rows.end, total: d.rows.total } };
   });
 

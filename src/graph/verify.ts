@@ -46,6 +46,10 @@ export function verifyGraph(g: Graph): string[] {
       const p = g.nodes[n.operands[0] ?? -1];
       if (p !== undefined && p.op !== op.resultOf) bad(`operand 0 is %${p.id} (${p.op}), but '${n.op}' is a result of a ${op.resultOf}`);
     }
+    // Its buffer is filled at load from the operands' tensors (PlanBuffer.parts): weights only.
+    if (n.op === 'packed_weight') {
+      for (const o of n.operands) if (g.nodes[o] !== undefined && g.nodes[o]?.op !== 'weight') bad(`operand %${o} is ${g.nodes[o]?.op ?? '?'}, but packed_weight packs weights`);
+    }
     let attrsOk = true;
     for (const [k, kind] of Object.entries(op.attrs)) {
       const a = n.attrs[k];

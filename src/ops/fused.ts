@@ -3,11 +3,11 @@
 // matmul whose epilogue lambda runs on the accumulator before the store), `fused_reduce` (a
 // sum or max of an elementwise chain, with an epilogue) and `acc`, the accumulator inside
 // those epilogues. The float64 rules reuse `grid` and `matmul` (naive on purpose).
-import { dimAdd, dimConst, dimEval, dimMul } from '../base/dim.js';
+import { type Dim, dimAdd, dimConst, dimConstValue, dimEval, dimMul } from '../base/dim.js';
 import { InternalError } from '../diag/diagnostic.js';
 import { type Attrs, type Node, type ScalarExpr, dimsAttr, lambdaAttr } from '../graph/ir.js';
 import { lambdaVjp } from './lambda-grad.js';
-import type { TensorType } from '../graph/types.js';
+import { type TensorType, printType } from '../graph/types.js';
 import { type GradBuilder, type OpDef, type VjpArgs, defineOp } from './define.js';
 import type { Tensor64 } from '../base/tensor.js';
 import { numelDim, opError } from './elementwise.js';
@@ -19,10 +19,26 @@ import { foldScalarExpr, idx, mapScalarExpr } from '../graph/lambda.js';
 
 /**
  * `acc()` rewritten as `read(operand, i0, i1, ...)` (the identity index of the result): the
- * epilogue is then an ordinary grid body over the operands plus the product tensor.
+ * epilogue is then an ordinary grid body over the operands plus the product tensor. A paired
+ * epilogue (`pairHalf`: the result's last dim N) reads `acc_pair()` at `(..., i_last + N)`.
  */
-export function accAsRead(e: ScalarExpr, operand: number, rank: number, dtype: TensorType['dtype']): ScalarExpr {
-  return mapScalarExpr(e, (x) => (x.kind === 'apply' && x.op === 'acc' ? { kind: 'read', operand, indices: Array.from({ length: rank }, (_, axis) => idx(axis)), dtype } : undefined));
+export function accAsRead(e: ScalarExpr, operand: number, rank: number, dtype: TensorType['dtype'], pairHalf?: Dim): ScalarExpr {
+  const at = (shift: boolean): ScalarExpr[] =>
+    Array.from({ length: rank }, (_, axis) => (shift && axis === rank - 1 && pairHalf !== undefined ? { kind: 'apply', op: 'add', args: [idx(axis), { kind: 'dim', dim: pairHalf }], dtype: 'i32' } : idx(axis)));
+  return mapScalarExpr(e, (x) => (x.kind === 'apply' && (x.op === 'acc' || x.op === 'acc_pair') ? { kind: 'read', operand, indices: at(x.op === 'acc_pair'), dtype } : undefined));
+}
+
+/**
+ * A paired fused_matmul (`pair`, fuse-epilogue: silu(gate) * up over a packed gate/up product):
+ * the product has 2N columns, the result N; `acc()` is product column j, `acc_pair()` column N + j.
+ * The half N of a product's last dim, or an error message.
+ */
+export function pairHalfOf(attrs: Attrs, product: TensorType): Dim | undefined | string {
+  const p = attrs['pair'];
+  if (p === undefined || p.kind !== 'bool' || !p.value) return undefined;
+  const n = dimConstValue(product.shape[product.shape.length - 1] ?? dimConst(0));
+  if (n === undefined || n % 2 !== 0) return `a paired fused_matmul needs a product whose last dim is a constant even number, got ${printType(product)}`;
+  return dimConst(n / 2);
 }
 
 function op(name: string, ops: readonly OpDef[]): OpDef {
@@ -80,8 +96,8 @@ export const fusedOps: readonly OpDef[] = [
     family: 'fused',
     arity: 'variadic',
     attrs: { epilogue: 'lambda' },
-    optionalAttrs: { norm: 'str', eps: 'float' },
-    doc: '`a @ b` (operands 0, 1) with the `epilogue` lambda over the result indices applied before the store; `acc()` is the product, `read(i, ...)` reads operand i >= 2; with `norm` ("layernorm"/"rmsnorm", `eps`), a is normalized over its last axis first, gamma (and beta) being the last operands',
+    optionalAttrs: { norm: 'str', eps: 'float', pair: 'bool' },
+    doc: '`a @ b` (operands 0, 1) with the `epilogue` lambda over the result indices applied before the store; `acc()` is the product, `read(i, ...)` reads operand i >= 2; with `norm` ("layernorm"/"rmsnorm", `eps`), a is normalized over its last axis first, gamma (and beta) being the last operands; with `pair`, the product has 2N columns and the result N: `acc()` is product column j, `acc_pair()` column N + j (silu(gate) * up over a packed gate/up weight)',
     infer: (operands, attrs) => {
       const [a, b] = operands;
       const ep = attrs['epilogue'];
@@ -98,17 +114,24 @@ export const fusedOps: readonly OpDef[] = [
       if ('code' in mm) return mm;
       const rank = mm.shape.length;
       if (ep.params.length !== rank) return opError('TFC216', `fused_matmul of rank ${rank} has an epilogue of ${ep.params.length} indices`);
-      const body = accAsRead(ep.body, operands.length, rank, mm.dtype);
+      const half = pairHalfOf(attrs, mm);
+      if (typeof half === 'string') return opError('TFC216', half);
+      const body = accAsRead(ep.body, operands.length, rank, mm.dtype, half);
+      const shape = half === undefined ? mm.shape : [...mm.shape.slice(0, -1), half];
       const err = checkGridBody(body, rank, [...operands, mm]);
       if (err !== undefined) return err;
-      return { dtype: scalarExprDtype(body), shape: mm.shape };
+      return { dtype: scalarExprDtype(body), shape };
     },
     interp: (operands, ctx) => {
       const [a, b] = operands;
       if (a === undefined || b === undefined) throw new InternalError('fused_matmul needs 2 operands');
       const ep = ctx.node.attrs['epilogue'];
       if (ep === undefined || ep.kind !== 'lambda') throw new InternalError('fused_matmul lacks its epilogue');
-      const productType: TensorType = { dtype: a.dtype, shape: ctx.node.type.shape };
+      // Paired: the result's last dim is the half N; the product has 2N columns.
+      const shape = ctx.node.type.shape;
+      const half = ctx.node.attrs['pair']?.kind === 'bool' && ctx.node.attrs['pair'].value ? (shape[shape.length - 1] ?? dimConst(0)) : undefined;
+      const productShape = half === undefined ? shape : [...shape.slice(0, -1), dimMul(dimConst(2), half)];
+      const productType: TensorType = { dtype: a.dtype, shape: productShape };
       const norm = normPrologueOf(ctx.node.attrs);
       const x =
         norm === undefined
@@ -118,8 +141,9 @@ export const fusedOps: readonly OpDef[] = [
               node: { ...ctx.node, op: norm.op, attrs: { eps: { kind: 'float', value: norm.eps } }, type: { dtype: a.dtype, shape: [] } },
               shape: a.shape,
             });
-      const product = matmulOp.interp([x, b], { ...ctx, node: { ...ctx.node, op: 'matmul', attrs: {}, type: productType } });
-      const body = accAsRead(ep.body, operands.length, ctx.shape.length, a.dtype);
+      const productDims = half === undefined ? ctx.shape : [...ctx.shape.slice(0, -1), 2 * (ctx.shape[ctx.shape.length - 1] ?? 0)];
+      const product = matmulOp.interp([x, b], { ...ctx, node: { ...ctx.node, op: 'matmul', attrs: {}, type: productType }, shape: productDims });
+      const body = accAsRead(ep.body, operands.length, ctx.shape.length, a.dtype, half);
       return evalLambda(ctx.node, ep.params, body, [...operands, product], ctx.dims, ctx.shape);
     },
     vjp: (g, a) => fusedMatmulVjp(g, a),
@@ -129,7 +153,9 @@ export const fusedOps: readonly OpDef[] = [
       const k = a?.shape[a.shape.length - 1] ?? dimConst(0);
       const ep = attrs['epilogue'];
       const perElement = ep !== undefined && ep.kind === 'lambda' ? countApplies(ep.body) : 0;
-      const mm = dimMul(numelDim(result.shape), dimAdd(dimMul(dimConst(2), k), dimConst(perElement)));
+      // Paired: 2 products (gate, up) per result element.
+      const products = attrs['pair']?.kind === 'bool' && attrs['pair'].value ? 2 : 1;
+      const mm = dimMul(numelDim(result.shape), dimAdd(dimMul(dimConst(2 * products), k), dimConst(perElement)));
       const norm = normPrologueOf(attrs);
       if (norm === undefined || a === undefined) return mm;
       // The norm's own FLOPs (as the norm op would count them); the kernel's redundant per-thread
@@ -224,6 +250,7 @@ export const fusedOps: readonly OpDef[] = [
     lowering: 'fused-only',
   }),
   placeholderOp('acc', 'a fused_matmul epilogue', 'the matmul product at the current result index (dtype of the matmul operands)'),
+  placeholderOp('acc_pair', 'a paired fused_matmul epilogue', 'the product at column N + j for result column j (the up half of a packed gate/up product)'),
 ];
 
 /**
@@ -273,6 +300,8 @@ function isIndexArith(e: ScalarExpr): boolean {
 function fusedMatmulVjp(g: GradBuilder, a: VjpArgs): (number | undefined)[] {
   const [x0, w] = a.x;
   if (x0 === undefined || w === undefined) throw new InternalError('fused_matmul needs 2 operands');
+  // Paired epilogues come from pack-weights, which no differentiated pipeline runs.
+  if (a.node.attrs['pair'] !== undefined) throw new InternalError('fused_matmul: no vjp for a paired epilogue');
   const norm = normPrologueOf(a.node.attrs);
   const params = norm === undefined ? [] : a.x.slice(a.x.length - norm.params);
   const normAttrs: Attrs = { eps: { kind: 'float', value: norm?.eps ?? 0 } };

@@ -66,6 +66,58 @@ function sliceVjp(g: GradBuilder, a: VjpArgs): number {
   return parts.length === 1 ? a.dy : g.node('concat', parts, { axis: { kind: 'int', value: axis } });
 }
 
+/** Joins operands along `axis` (also packed_weight's rule, along axis 0). */
+const concatOp: OpDef = defineOp({
+  name: 'concat',
+  family: 'movement',
+  arity: 'variadic',
+  attrs: { axis: 'int' },
+  doc: 'joins operands along `axis`; all other dims and the dtype must match',
+  infer: (operands, attrs) => {
+    const [x, ...rest] = operands;
+    if (x === undefined) return opError('TFC104', 'concat needs at least one operand');
+    const axis = intOf(attrs, 'axis');
+    if (axis === undefined || axis < 0 || axis >= x.shape.length) {
+      return opError('TFC203', `concat axis ${axis ?? '?'} is out of range for ${printType(x)}`);
+    }
+    let total = x.shape[axis] ?? dimConst(0);
+    for (const y of rest) {
+      if (y.dtype !== x.dtype) return opError('TFC202', `cannot concat ${printType(x)} and ${printType(y)}: dtypes ${x.dtype} and ${y.dtype} differ`);
+      const same = y.shape.length === x.shape.length && y.shape.every((d, i) => i === axis || dimEquals(d, x.shape[i] ?? d));
+      if (!same) return opError('TFC211', `cannot concat ${printType(x)} and ${printType(y)} along axis ${axis}`);
+      total = dimAdd(total, y.shape[axis] ?? dimConst(0));
+    }
+    return { dtype: x.dtype, shape: x.shape.map((d, i) => (i === axis ? total : d)) };
+  },
+  interp: (operands, ctx) => {
+    const axis = intAttr(ctx.node, 'axis');
+    const out = makeTensor(ctx.node.type.dtype, ctx.shape);
+    let base = 0;
+    for (const x of operands) {
+      for (let f = 0; f < x.data.length; f++) {
+        const idx = unravel(f, x.shape);
+        idx[axis] = (idx[axis] ?? 0) + base;
+        out.data[ravel(idx, ctx.shape)] = x.data[f] ?? NaN;
+      }
+      base += x.shape[axis] ?? 0;
+    }
+    return out;
+  },
+  // Each operand's range of the cotangent.
+  vjp: (g, a) => {
+    const axis = intAttr(a.node, 'axis');
+    let offset = dimConst(0);
+    return a.x.map((x, i) => {
+      const start = offset;
+      offset = dimAdd(offset, g.type(x).shape[axis] ?? dimConst(0));
+      if (a.needs[i] !== true) return undefined;
+      return g.node('slice', [a.dy], { axis: { kind: 'int', value: axis }, start: { kind: 'dim', value: start }, end: { kind: 'dim', value: offset } });
+    });
+  },
+  flops: zeroFlops,
+  lowering: 'unfused',
+});
+
 export const movementOps: readonly OpDef[] = [
   defineOp({
     name: 'reshape',
@@ -187,55 +239,24 @@ export const movementOps: readonly OpDef[] = [
     flops: zeroFlops,
     lowering: 'unfused',
   }),
+  concatOp,
+  // A weight's buffer filled at load from several weights (pack-weights): their rows, concatenated.
+  // No kernel computes it (lowering 'none'): the plan gives it a weight buffer whose parts are the
+  // operands' safetensors tensors (PlanBuffer.parts), and the runtimes write each part at its rows.
   defineOp({
-    name: 'concat',
-    family: 'movement',
+    name: 'packed_weight',
+    family: 'source',
     arity: 'variadic',
-    attrs: { axis: 'int' },
-    doc: 'joins operands along `axis`; all other dims and the dtype must match',
-    infer: (operands, attrs) => {
-      const [x, ...rest] = operands;
-      if (x === undefined) return opError('TFC104', 'concat needs at least one operand');
-      const axis = intOf(attrs, 'axis');
-      if (axis === undefined || axis < 0 || axis >= x.shape.length) {
-        return opError('TFC203', `concat axis ${axis ?? '?'} is out of range for ${printType(x)}`);
-      }
-      let total = x.shape[axis] ?? dimConst(0);
-      for (const y of rest) {
-        if (y.dtype !== x.dtype) return opError('TFC202', `cannot concat ${printType(x)} and ${printType(y)}: dtypes ${x.dtype} and ${y.dtype} differ`);
-        const same = y.shape.length === x.shape.length && y.shape.every((d, i) => i === axis || dimEquals(d, x.shape[i] ?? d));
-        if (!same) return opError('TFC211', `cannot concat ${printType(x)} and ${printType(y)} along axis ${axis}`);
-        total = dimAdd(total, y.shape[axis] ?? dimConst(0));
-      }
-      return { dtype: x.dtype, shape: x.shape.map((d, i) => (i === axis ? total : d)) };
+    attrs: {},
+    doc: 'the `weight` operands concatenated along axis 0, at load (pack-weights: one matmul over q/k/v or gate/up); no kernel',
+    infer: (operands) => {
+      if (operands.length < 2) return opError('TFC104', `packed_weight needs at least 2 operands, got ${operands.length}`);
+      return concatOp.infer(operands, { axis: { kind: 'int', value: 0 } });
     },
-    interp: (operands, ctx) => {
-      const axis = intAttr(ctx.node, 'axis');
-      const out = makeTensor(ctx.node.type.dtype, ctx.shape);
-      let base = 0;
-      for (const x of operands) {
-        for (let f = 0; f < x.data.length; f++) {
-          const idx = unravel(f, x.shape);
-          idx[axis] = (idx[axis] ?? 0) + base;
-          out.data[ravel(idx, ctx.shape)] = x.data[f] ?? NaN;
-        }
-        base += x.shape[axis] ?? 0;
-      }
-      return out;
-    },
-    // Each operand's range of the cotangent.
-    vjp: (g, a) => {
-      const axis = intAttr(a.node, 'axis');
-      let offset = dimConst(0);
-      return a.x.map((x, i) => {
-        const start = offset;
-        offset = dimAdd(offset, g.type(x).shape[axis] ?? dimConst(0));
-        if (a.needs[i] !== true) return undefined;
-        return g.node('slice', [a.dy], { axis: { kind: 'int', value: axis }, start: { kind: 'dim', value: start }, end: { kind: 'dim', value: offset } });
-      });
-    },
+    interp: (operands, ctx) => concatOp.interp(operands, { ...ctx, node: { ...ctx.node, attrs: { axis: { kind: 'int', value: 0 } } } }),
+    noGrad: 'packed_weight is made by pack-weights, which training leaves out (weights are updated by name)',
     flops: zeroFlops,
-    lowering: 'unfused',
+    lowering: 'none',
   }),
   defineOp({
     name: 'gather',

@@ -49,7 +49,8 @@ function run(g: Graph, ctx: PassContext): Graph {
     return r.b.add({
       op: 'fused_matmul',
       operands: [a.operands[0] ?? -1, ...n.operands.slice(1), ...params].map(r.mapped),
-      attrs: { epilogue, norm: { kind: 'str', value: a.op }, eps: { kind: 'float', value: floatAttr(a, 'eps') } },
+      // A paired epilogue (fuse-epilogue) keeps its `pair`.
+      attrs: { ...(n.attrs['pair'] !== undefined ? { pair: n.attrs['pair'] } : {}), epilogue, norm: { kind: 'str', value: a.op }, eps: { kind: 'float', value: floatAttr(a, 'eps') } },
       type: n.type,
       loc: n.loc,
       from: [n.loc, a.loc, ...(n.from ?? [])],

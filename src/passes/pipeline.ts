@@ -13,6 +13,7 @@ import { fuseReduce } from './fuse-reduce.js';
 import { foldViews } from './fold-views.js';
 import { rematerializeActivations } from './rematerialize.js';
 import type { GraphPass, Target } from './pass.js';
+import { packWeights } from './pack-weights.js';
 import { simplifyMovement } from './simplify-movement.js';
 import { splitLargeWeights } from './split-large-weights.js';
 import { widenAttentionScores } from './widen-attention-scores.js';
@@ -32,14 +33,17 @@ export const neighbourFusionPasses: readonly GraphPass[] = [fuseElementwise, fus
 
 export const pipelines: Readonly<Record<Target, readonly GraphPass[]>> = {
   interp: [...graphPasses],
-  // split-large-weights before fusion: it rewrites plain gather/matmul users (no-op without a binding limit).
-  // widen-attention-scores after fuse-attention: it sees only unfused attention (--no-fuse keeps it).
-  webgpu: [...graphPasses, splitLargeWeights, fuseAttention, widenAttentionScores, ...neighbourFusionPasses],
-  cuda: [...graphPasses, splitLargeWeights, fuseAttention, widenAttentionScores, ...neighbourFusionPasses],
+  // split-large-weights before fusion: it rewrites plain gather/matmul users (no-op without a
+  // binding limit). pack-weights, the first fusion pass, after it: it leaves row chunks alone and
+  // packs only what fits one binding (so the `ir` stage, the passes before the first fusion pass,
+  // is what --no-fuse runs). widen-attention-scores after fuse-attention: it sees only unfused
+  // attention (--no-fuse keeps it).
+  webgpu: [...graphPasses, splitLargeWeights, packWeights, fuseAttention, widenAttentionScores, ...neighbourFusionPasses],
+  cuda: [...graphPasses, splitLargeWeights, packWeights, fuseAttention, widenAttentionScores, ...neighbourFusionPasses],
 };
 
-/** Names of the passes `--no-fuse` removes (attention and neighbour fusion). */
-export const fusionPassNames: ReadonlySet<string> = new Set(['fuse-attention', ...neighbourFusionPasses.map((p) => p.name)]);
+/** Names of the passes `--no-fuse` removes (horizontal, attention and neighbour fusion). */
+export const fusionPassNames: ReadonlySet<string> = new Set([packWeights.name, 'fuse-attention', ...neighbourFusionPasses.map((p) => p.name)]);
 
 /** A target's pipeline without the fusion passes (the `--no-fuse` baseline). */
 export function unfusedPipeline(target: Target): readonly GraphPass[] {
@@ -56,6 +60,7 @@ export const allPassNames: readonly string[] = [...new Set(Object.values(pipelin
  * (src/passes/rematerialize.ts; the memory plan reuses their buffers in between).
  */
 export function trainingPipeline(target: Exclude<Target, 'interp'>, opts: { readonly fuse: boolean; readonly recompute: boolean }): readonly GraphPass[] {
-  const base = opts.fuse ? pipelines[target] : unfusedPipeline(target);
+  // pack-weights never: the optimizer and the trainer's copyTo address weights by name.
+  const base = (opts.fuse ? pipelines[target] : unfusedPipeline(target)).filter((p) => p !== packWeights);
   return opts.recompute ? [...base, rematerializeActivations] : base;
 }

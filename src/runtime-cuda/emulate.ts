@@ -5,7 +5,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { evalCondition, evalSize, weightSourceShape, type Plan } from '../kernel/plan/plan.js';
+import { evalCondition, evalSize, weightSources, type Plan } from '../kernel/plan/plan.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import type { Tensor64 } from '../base/tensor.js';
 import { type LauncherMode, buildLauncher, runLauncher } from './launcher.js';
@@ -37,10 +37,13 @@ export function runPlanEmulated(plan: Plan, dims: ReadonlyMap<string, number>, f
     const files = { input: new Map<string, Tensor64>(), weight: new Map<string, Tensor64>() };
     for (const b of plan.buffers) {
       if ((b.kind !== 'input' && b.kind !== 'weight') || b.name === undefined) continue;
-      const values = feeds.get(b.name);
-      if (values === undefined) throw new Error(`no values for ${b.kind} ${b.name}`);
-      const shape = b.kind === 'weight' ? weightSourceShape(b) : b.shape.map((d) => evalSize(d, dims));
-      files[b.kind].set(b.name, { dtype: b.dtype, shape, data: Float64Array.from(values) });
+      // A packed weight's parts are tensors of their own (the launcher packs them at load).
+      const sources = b.kind === 'weight' ? weightSources(b) : [{ name: b.name, shape: b.shape.map((d) => evalSize(d, dims)) }];
+      for (const { name, shape } of sources) {
+        const values = feeds.get(name);
+        if (values === undefined) throw new Error(`no values for ${b.kind} ${name}`);
+        files[b.kind].set(name, { dtype: b.dtype, shape, data: Float64Array.from(values) });
+      }
     }
     const paths = { weights: join(work, 'weights.safetensors'), inputs: join(work, 'inputs.safetensors'), out: join(work, 'out.safetensors') };
     writeFileSync(paths.weights, writeSafetensors(files.weight));

@@ -8,7 +8,7 @@
 // (`createModel`'s), so a page generates with them without reloading.
 import { type AdamWOptions, defaultAdamW } from '../train/adamw.js';
 import { batchOffsets, windows } from '../train/data.js';
-import type { Plan } from '../kernel/plan/plan.js';
+import { type Plan, weightSources } from '../kernel/plan/plan.js';
 import type { AcquiredDevice } from './device.js';
 import { RuntimeError } from './errors.js';
 import { type Checkpoint, type CompiledConfig, checkConfig } from './checkpoint.js';
@@ -98,7 +98,7 @@ export async function createLoadedTrainer(device: GPUDevice | AcquiredDevice, pl
   try {
     if (opts.warmUp !== false) await session.warmUp((done, total) => progress?.({ phase: 'warmup', done, total }));
     // Weights the step does not train (none for charlm) stay weights of the plan.
-    const frozen = [...new Set(plan.buffers.filter((b) => b.kind === 'weight').map((b) => b.name ?? ''))];
+    const frozen = [...new Set(plan.buffers.filter((b) => b.kind === 'weight').flatMap((b) => weightSources(b).map((w) => w.name)))];
     const backend = webgpuTrainBackend(gpu, session);
     const trained = backend.stateNames.filter((n) => !n.startsWith('adam.') && !n.startsWith('accum.'));
     const missing = [...frozen, ...trained].filter((n) => !tensors.has(n));

@@ -3,7 +3,7 @@
 // safetensors ArrayBuffer, a file path (Node) or a fetch Response (streamed, with progress), input
 // validation before any dispatch, `forward`, and for decoders with a KV cache `generate` (prefill,
 // then one-token decode steps whose cache stays on the GPU: present.* is fed back as past.*).
-import { evalSize, type Plan, weightSourceShape } from '../kernel/plan/plan.js';
+import { evalSize, type Plan, weightSources } from '../kernel/plan/plan.js';
 import type { DType } from '../graph/types.js';
 import type { AcquiredDevice } from './device.js';
 import { f16FromBits, bf16FromBits } from './convert.js';
@@ -217,7 +217,7 @@ export async function createLoadedModel(
   }
 
   // Every weight is checked before anything is uploaded; then one tensor at a time (progress).
-  const needed = [...new Set(plan.buffers.filter((b) => b.kind === 'weight').map((b) => b.name ?? ''))];
+  const needed = [...new Set(plan.buffers.filter((b) => b.kind === 'weight').flatMap((b) => weightSources(b).map((w) => w.name)))];
   const missing = needed.filter((n) => !tensors.has(n));
   if (missing.length > 0) {
     session.dispose();
@@ -229,7 +229,7 @@ export async function createLoadedModel(
   }
   try {
     session.loadWeights(new Map()); // validates nothing, but fails early on a disposed session
-    const shapes = new Map(plan.buffers.filter((b) => b.kind === 'weight').map((b) => [b.name ?? '', weightSourceShape(b)]));
+    const shapes = new Map(plan.buffers.filter((b) => b.kind === 'weight').flatMap((b) => weightSources(b).map((w) => [w.name, w.shape] as const)));
     for (const n of needed) {
       const t = tensors.get(n);
       const want = shapes.get(n) ?? [];

@@ -3,7 +3,7 @@
 // input/output buffers (kept while they fit), temp slots shared by liveness (memory.ts) and one
 // uniform buffer of dims per kernel. A run asks for its buffers here; dispose frees them all.
 import type { Plan, PlanBuffer, PlanKernel } from '../kernel/plan/plan.js';
-import { encodeValues } from './convert.js';
+import { encodeValues, paddedBytes, storageBytes } from './convert.js';
 import { RuntimeError } from './errors.js';
 import { usage } from './gpu-flags.js';
 import { TempPlacer, type TempRequest } from './memory.js';
@@ -30,6 +30,7 @@ export interface RunBuffers {
 
 export class SessionBuffers {
   private readonly weightBuffers = new Map<string, Held>(); // by weight key (name, row range)
+  private readonly packedParts = new Map<string, Set<string>>(); // packed weight key -> parts written
   private readonly ioBuffers = new Map<number, Held>(); // by plan buffer id
   private tempSlots: Held[] = [];
   private readonly placer = new TempPlacer();
@@ -41,6 +42,11 @@ export class SessionBuffers {
   uploadWeights(uploads: readonly WeightUpload[]): string[] {
     const loaded: string[] = [];
     for (const u of uploads) {
+      if (u.part !== undefined) {
+        this.uploadPart(u, u.part);
+        if (!loaded.includes(u.name)) loaded.push(u.name);
+        continue;
+      }
       const bytes = encodeValues(u.dtype, u.data);
       this.weightBuffers.get(u.key)?.buffer.destroy();
       const buffer = this.device.createBuffer({ label: `weight ${u.key}`, size: bytes.byteLength, usage: usage.STORAGE | usage.COPY_DST | usage.COPY_SRC });
@@ -51,7 +57,27 @@ export class SessionBuffers {
     return loaded;
   }
 
+  /**
+   * A part of a packed weight (pack-weights) goes to its rows of the one buffer, so the parts may
+   * arrive in separate loads (tfc/runtime loads one tensor at a time). Each part is a multiple of
+   * 4 bytes (the pass checks), as writeBuffer needs.
+   */
+  private uploadPart(u: WeightUpload, part: NonNullable<WeightUpload['part']>): void {
+    const size = paddedBytes(u.dtype, part.elements);
+    let held = this.weightBuffers.get(u.key);
+    if (held === undefined) {
+      held = { buffer: this.device.createBuffer({ label: `weight ${u.key}`, size, usage: usage.STORAGE | usage.COPY_DST | usage.COPY_SRC }), capacity: size };
+      this.weightBuffers.set(u.key, held);
+      this.packedParts.set(u.key, new Set());
+    }
+    const bytes = encodeValues(u.dtype, u.data);
+    const per = storageBytes(u.dtype);
+    this.device.queue.writeBuffer(held.buffer, part.offset * per, bytes, 0, u.data.length * per);
+    this.packedParts.get(u.key)?.add(u.name);
+  }
+
   hasWeight(b: PlanBuffer): boolean {
+    if (b.parts !== undefined) return (this.packedParts.get(weightKey(b))?.size ?? 0) === b.parts.length;
     return this.weightBuffers.has(weightKey(b));
   }
 
@@ -137,6 +163,7 @@ export class SessionBuffers {
   dispose(): void {
     for (const h of [...this.weightBuffers.values(), ...this.ioBuffers.values(), ...this.tempSlots, ...this.uniformBuffers.values()]) h.buffer.destroy();
     this.weightBuffers.clear();
+    this.packedParts.clear();
     this.ioBuffers.clear();
     this.uniformBuffers.clear();
     this.tempSlots = [];

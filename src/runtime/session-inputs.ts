@@ -2,7 +2,7 @@
 // A run's host-side inputs, checked before any upload: weights (shape, dtype, values) for
 // loadWeights, and the run inputs that bind the dims (names, ranks, shapes, dtypes, ranges,
 // device tensors). Every mistake is a RuntimeError with its TFC3xx code.
-import { evalSize, type Plan, type PlanBuffer, weightSourceShape } from '../kernel/plan/plan.js';
+import { evalSize, type Plan, type PlanBuffer, weightSources } from '../kernel/plan/plan.js';
 import { printSize } from '../kernel/plan/to-size.js';
 import { isFloat, type DType } from '../graph/types.js';
 import { checkValues, encodeValues, overflowOf, paddedBytes } from './convert.js';
@@ -31,12 +31,14 @@ function product(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-/** One weight (or row chunk of a split weight) ready to upload. */
+/** One weight (or row chunk of a split weight, or part of a packed weight) ready to upload. */
 export interface WeightUpload {
   readonly name: string;
   readonly key: string;
   readonly dtype: DType;
   readonly data: ArrayLike<number>;
+  /** A part of a packed weight: written at element `offset` of a buffer of `elements`, one of `parts`. */
+  readonly part?: { readonly offset: number; readonly elements: number; readonly parts: number };
 }
 
 /** Validates every given weight the plan uses (nothing is uploaded before all pass). */
@@ -44,28 +46,38 @@ export function checkWeights(planWeights: readonly PlanBuffer[], given: Readonly
   const uploads: WeightUpload[] = [];
   const seen = new Set<string>();
   for (const b of planWeights) {
-    const name = b.name ?? '';
-    const t = given.get(name);
-    if (t === undefined || seen.has(weightKey(b))) continue;
-    seen.add(weightKey(b));
-    const shape = weightSourceShape(b); // a row chunk is checked against the whole tensor
-    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-      throw new RuntimeError('weight', `weight '${name}' has shape [${t.shape.join(',')}], the model needs [${shape.join(',')}]`, 'TFC303');
+    const sources = weightSources(b); // a row chunk is checked against the whole tensor
+    const elements = sources.reduce((s, x) => s + product(x.shape), 0);
+    let offset = 0;
+    for (const { name, shape } of sources) {
+      const at = offset;
+      offset += product(shape);
+      const t = given.get(name);
+      const seenKey = `${weightKey(b)}\u0000${name}`;
+      if (t === undefined || seen.has(seenKey)) continue;
+      seen.add(seenKey);
+      if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+        throw new RuntimeError('weight', `weight '${name}' has shape [${t.shape.join(',')}], the model needs [${shape.join(',')}]`, 'TFC303');
+      }
+      if (t.data.length !== product(shape)) {
+        throw new RuntimeError('weight', `weight '${name}' has ${t.data.length} values for shape [${shape.join(',')}]`, 'TFC303');
+      }
+      if (t.dtype !== undefined && t.dtype !== b.dtype && !(isFloat(t.dtype) && isFloat(b.dtype))) {
+        throw new RuntimeError('weight', `weight '${name}' is ${t.dtype}, the model needs ${b.dtype}`, 'TFC303');
+      }
+      const bad = checkValues(b.dtype, t.data);
+      if (bad !== undefined) throw new RuntimeError('weight', `weight '${name}': ${bad}`, 'TFC303');
+      const over = t.dtype === b.dtype ? undefined : overflowOf(b.dtype, t.data);
+      if (over !== undefined) throw new RuntimeError('weight', `weight '${name}' (${t.dtype ?? 'float'} data for ${b.dtype}): ${over}`, 'TFC315');
+      if (b.parts !== undefined) {
+        uploads.push({ name, key: weightKey(b), dtype: b.dtype, data: t.data, part: { offset: at, elements, parts: b.parts.length } });
+        continue;
+      }
+      // A row chunk takes a view of its rows (subarray: no copy of the whole table).
+      const row = product(shape.slice(1));
+      const data = b.rows === undefined ? t.data : rowsOf(t.data, b.rows.start * row, b.rows.end * row);
+      uploads.push({ name, key: weightKey(b), dtype: b.dtype, data });
     }
-    if (t.data.length !== product(shape)) {
-      throw new RuntimeError('weight', `weight '${name}' has ${t.data.length} values for shape [${shape.join(',')}]`, 'TFC303');
-    }
-    if (t.dtype !== undefined && t.dtype !== b.dtype && !(isFloat(t.dtype) && isFloat(b.dtype))) {
-      throw new RuntimeError('weight', `weight '${name}' is ${t.dtype}, the model needs ${b.dtype}`, 'TFC303');
-    }
-    const bad = checkValues(b.dtype, t.data);
-    if (bad !== undefined) throw new RuntimeError('weight', `weight '${name}': ${bad}`, 'TFC303');
-    const over = t.dtype === b.dtype ? undefined : overflowOf(b.dtype, t.data);
-    if (over !== undefined) throw new RuntimeError('weight', `weight '${name}' (${t.dtype ?? 'float'} data for ${b.dtype}): ${over}`, 'TFC315');
-    // A row chunk takes a view of its rows (subarray: no copy of the whole table).
-    const row = product(shape.slice(1));
-    const data = b.rows === undefined ? t.data : rowsOf(t.data, b.rows.start * row, b.rows.end * row);
-    uploads.push({ name, key: weightKey(b), dtype: b.dtype, data });
   }
   return uploads;
 }

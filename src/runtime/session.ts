@@ -8,7 +8,7 @@
 // limit checks), pipelines.ts (the per-device pipeline cache), session-inputs.ts (weights and
 // inputs checked), session-buffers.ts (GPU memory held across runs), dispatch.ts (recording the
 // forward pass, bind groups), readback.ts (outputs and timestamps), warm-up.ts (Session.warmUp).
-import type { Plan } from '../kernel/plan/plan.js';
+import { type Plan, weightSources } from '../kernel/plan/plan.js';
 import type { AcquiredDevice } from './device.js';
 import { RuntimeError } from './errors.js';
 import { BindGroupCache, recordDispatches } from './dispatch.js';
@@ -58,7 +58,7 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
   let disposed = false;
 
   const planWeights = plan.buffers.filter((b) => b.kind === 'weight');
-  const weightNames = [...new Set(planWeights.map((b) => b.name ?? ''))];
+  const weightNames = [...new Set(planWeights.flatMap((b) => weightSources(b).map((w) => w.name)))];
 
   function loadWeights(weights: TensorMap): { loaded: string[]; unused: string[] } {
     if (disposed) throw new RuntimeError('device', 'session is disposed');
@@ -75,7 +75,7 @@ export async function createSession(dev: GPUDevice | AcquiredDevice, plan: Plan,
     const warnings: string[] = [];
 
     // 1. Everything that can be wrong is checked before any GPU work.
-    const missingWeights = [...new Set(planWeights.filter((b) => !buffers.hasWeight(b)).map((b) => b.name ?? ''))];
+    const missingWeights = [...new Set(planWeights.filter((b) => !buffers.hasWeight(b)).flatMap((b) => weightSources(b).map((w) => w.name)))];
     if (missingWeights.length > 0) {
       throw new RuntimeError(
         'weight',

@@ -30,6 +30,12 @@ namespace tfc {
 
 enum class Kind { Input, Weight, Output, Temp };
 
+// One tensor of a packed weight (pack-weights): `rows` rows of the safetensors tensor `name`.
+struct WeightPart {
+  std::string_view name;
+  uint64_t rows;
+};
+
 struct BufferInfo {
   Kind kind;
   std::string_view name;  // safetensors name (inputs, weights, outputs; may hold NUL bytes); "" for temps
@@ -38,6 +44,8 @@ struct BufferInfo {
   const int* axisDims;  // per axis: the dim index when the axis is a bare dim, else -1 (inputs)
   int slot;             // temps: the shared slot (live-range assignment), else -1
   uint64_t rowsStart, rowsEnd, rowsTotal;  // a weight row chunk (rowsTotal > 0), else 0
+  int partCount;                           // a packed weight: its parts, one after another, else 0
+  const WeightPart* parts;
 };
 
 struct OutputInfo {
@@ -85,7 +93,17 @@ inline std::vector<void*> uploadWeights(const ModelInfo& m, const File& weights,
     const uint64_t n = m.elements(b, d.data());
     ptr[static_cast<size_t>(b)] = tfc_malloc(n * elementBytes(info));
     std::vector<unsigned char> v;
-    if (info.rowsTotal == 0) {
+    if (info.partCount > 0) {
+      // The parts' rows one after another (each row has the same n / total rows elements).
+      uint64_t total = 0;
+      for (int p = 0; p < info.partCount; p++) total += info.parts[p].rows;
+      const uint64_t row = n / total;
+      for (int p = 0; p < info.partCount; p++) {
+        const uint64_t k = info.parts[p].rows * row;
+        const std::vector<unsigned char> part = encode(tensorOf(weights, std::string(info.parts[p].name), k), info.dtype, 0, k);
+        v.insert(v.end(), part.begin(), part.end());
+      }
+    } else if (info.rowsTotal == 0) {
       v = encode(tensorOf(weights, std::string(info.name), n), info.dtype, 0, n);
     } else {
       const uint64_t row = n / (info.rowsEnd - info.rowsStart);

@@ -63,6 +63,7 @@ export function translateLambda(
   idx: readonly Expr[],
   flat: Expr,
   acc?: Expr,
+  accPair?: Expr,
 ): Expr {
   const slots = new Map<number, number>();
   const outShape = n.type.shape;
@@ -97,6 +98,10 @@ export function translateLambda(
     return host.kb.let(out, `t${x.operand}_v`, cast(computeType(x.dtype), load(slot, index, storageType(o.type.dtype))));
   };
   const nullary = (x: ApplyExpr): Expr | undefined => {
+    if (x.op === 'acc_pair') {
+      if (accPair === undefined) throw new Error(`internal: acc_pair() outside a paired fused_matmul epilogue`);
+      return cast(computeType(x.dtype), accPair);
+    }
     if (x.op !== 'acc') return undefined;
     if (acc === undefined) throw new Error(`internal: acc() outside a fused_matmul epilogue`);
     return cast(computeType(x.dtype), acc);

@@ -118,6 +118,7 @@ export class LoweringRun implements Lowering {
       switch (n.op) {
         case 'input':
         case 'weight':
+        case 'packed_weight': // a weight buffer filled at load (pack-weights)
           this.storage.set(n.id, n.id);
           break;
         case 'reshape':

@@ -7,6 +7,7 @@ import { computeType, storageBytes, storageType } from '../ir/storage.js';
 import { type Expr, type Stmt, type Traffic, add, bin, builtin, cast, div, load, lt, mul, rem, u32 } from '../ir/ir.js';
 import { KernelBuilder } from '../ir/builder.js';
 import { sCeilDiv, sConst, shapeElements, sMul } from '../plan/to-size.js';
+import type { StepCondition } from '../plan/plan.js';
 import { mapTraffic } from '../analysis/traffic.js';
 import { fusedMapTraffic, translateLambda } from './fused.js';
 import { dimExpr, isOne, productExpr, strides } from './dims.js';
@@ -26,6 +27,7 @@ export function emitMap(
   needsIndex: boolean,
   value: (body: Stmt[], idx: readonly Expr[], flat: Expr) => Expr,
   traffic: Traffic,
+  when?: StepCondition,
 ): void {
   const shape = n.type.shape;
   const wgSize = lw.s.mapWorkgroupSize;
@@ -50,7 +52,7 @@ export function emitMap(
   inner.push({ kind: 'store', slot: outSlot, index: flat, value: cast(storageType(n.type.dtype), val) });
   body.push({ kind: 'if', cond: lt(flat, productExpr(shape)), then: inner, else: [] });
   const count = sCeilDiv(shapeElements(shape), wgSize);
-  lw.finish(n, op, kb, body, [wgSize, 1, 1], lw.linearGrid(count), { kind: 'map', workgroupSize: wgSize }, traffic);
+  lw.finish(n, op, kb, body, [wgSize, 1, 1], lw.linearGrid(count), { kind: 'map', workgroupSize: wgSize }, traffic, when);
 }
 
 /** Loads operand `o` (as compute type) at the element of the output multi-index, broadcasting. */
@@ -142,11 +144,11 @@ export function emitGrid(lw: Lowering, n: Node): void {
   emitMap(lw, n, 'grid', kb, true, (body, idx) => kb.let(body, 'val', translateScalar(lambda.body, body, { kb, idx, read })), { ...traffic, bytesRead: reads[0] ?? sConst(0) });
 }
 
-/** fused_map: one thread per output element evaluates the lambda (fuse-elementwise). */
-export function emitFusedMap(lw: Lowering, n: Node): void {
+/** fused_map: one thread per output element evaluates the lambda (fuse-elementwise); `when`: a path's step (a paired epilogue run separately). */
+export function emitFusedMap(lw: Lowering, n: Node, when?: StepCondition): void {
   const kb = new KernelBuilder();
   const host = lw.fusedHost(kb);
   const l = lambdaAttr(n, 'body');
   const operands = n.operands.map((_, i) => lw.operand(n, i));
-  emitMap(lw, n, 'fused_map', kb, true, (body, idx, flat) => translateLambda(host, body, n, l.params, l.body, operands, idx, flat), fusedMapTraffic(host, n));
+  emitMap(lw, n, 'fused_map', kb, true, (body, idx, flat) => translateLambda(host, body, n, l.params, l.body, operands, idx, flat), fusedMapTraffic(host, n), when);
 }

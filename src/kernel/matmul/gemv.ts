@@ -52,6 +52,12 @@ export interface GemvInput {
   readonly norm?: LaneNorm;
   readonly outIndex: (row: Expr, col: Expr) => Expr;
   readonly store: (index: Expr, value: Expr) => Stmt[];
+  /**
+   * A paired epilogue (MatmulSchedule.pairFold 'inline'): N is the result's width and the weight
+   * has 2N columns; the tile's first tileCols / 2 columns are result columns col0 + j of the first
+   * half, the rest the same columns of the second (N + col0 + j), so each lane holds both.
+   */
+  readonly pairStore?: (index: Expr, acc: Expr, accPair: Expr) => Stmt[];
 }
 
 /** The kernel body; launch [L, 1, 1] threads x [ceil(N / tileCols), ceil(M / tileRows), batch]. */
@@ -61,12 +67,18 @@ export function emitGemv(p: GemvInput, body: Stmt[]): void {
   const f32 = (e: Expr): Expr => cast('f32', e);
   const fv = (name: string): Expr => v(name, 'f32');
   const lane = builtin('local_index');
+  const pair = p.pairStore;
+  const half = TN / 2; // paired: result columns per workgroup
+  if (pair !== undefined && (TN % 2 !== 0 || (p.bLayout === 'k_by_n' && p.bVector === 4))) throw new Error('internal: a paired GEMV needs an even tileCols and per-column weight loads');
   const row0 = kb.let(body, 'row0', mul(builtin('workgroup_id', 1), u32(TM)));
-  const col0 = kb.let(body, 'col0', mul(builtin('workgroup_id', 0), u32(TN)));
+  const col0 = kb.let(body, 'col0', mul(builtin('workgroup_id', 0), u32(pair === undefined ? TN : half)));
   const mLast = kb.let(body, 'm_last', bin('sub', M, u32(1)));
   const nLast = kb.let(body, 'n_last', bin('sub', N, u32(1)));
   const rows = Array.from({ length: TM }, (_, r) => kb.let(body, 'a_row', call('min', [add(row0, u32(r)), mLast], 'u32')));
-  const cols = Array.from({ length: TN }, (_, j) => (p.bLayout === 'n_by_k' || p.bVector === 1 ? kb.let(body, 'b_col', call('min', [add(col0, u32(j)), nLast], 'u32')) : undefined));
+  // Paired: tile column j < half is result column col0 + j of the first half, j >= half the same column of the second (N + ...).
+  const colOf = (j: number): Expr =>
+    pair === undefined ? call('min', [add(col0, u32(j)), nLast], 'u32') : j < half ? call('min', [add(col0, u32(j)), nLast], 'u32') : add(N, call('min', [add(col0, u32(j - half)), nLast], 'u32'));
+  const cols = Array.from({ length: TN }, (_, j) => (p.bLayout === 'n_by_k' || p.bVector === 1 ? kb.let(body, 'b_col', colOf(j)) : undefined));
   const nVecLast = p.bVector === 4 && p.bLayout === 'k_by_n' ? kb.let(body, 'n_vec_last', bin('sub', N, u32(4))) : undefined;
   // A subgroup step covers L * tileK consecutive k; the last step's lanes past K clamp their
   // loads and contribute zeros. Whole steps only when K is a known multiple of L * tileK.
@@ -187,20 +199,22 @@ export function emitGemv(p: GemvInput, body: Stmt[]): void {
   const jj = kb.fresh('jj');
   const rv = v(r, 'u32');
   const inner: Stmt[] = [];
+  const width = pair === undefined ? TN : half; // result columns of the tile
   const j = kb.let(inner, 'j', add(mul(v(jj, 'u32'), u32(L)), lane));
   const orow = kb.let(inner, 'orow', add(row0, rv));
   const ocol = kb.let(inner, 'ocol', add(col0, j));
   const then: Stmt[] = [];
   const y = kb.let(then, 'y', arrayLoad(res, add(mul(rv, u32(TN)), j), 'f32'));
-  then.push(...p.store(p.outIndex(orow, ocol), y));
-  inner.push({ kind: 'if', cond: and(and(lt(j, u32(TN)), lt(orow, M)), lt(ocol, N)), then, else: [] });
+  if (pair === undefined) then.push(...p.store(p.outIndex(orow, ocol), y));
+  else then.push(...pair(p.outIndex(orow, ocol), y, kb.let(then, 'y_pair', arrayLoad(res, add(mul(rv, u32(TN)), add(j, u32(half))), 'f32'))));
+  inner.push({ kind: 'if', cond: and(and(lt(j, u32(width)), lt(orow, M)), lt(ocol, N)), then, else: [] });
   body.push({
     kind: 'for',
     var: r,
     start: u32(0),
     end: u32(TM),
     step: u32(1),
-    body: [{ kind: 'for', var: jj, start: u32(0), end: u32(Math.ceil(TN / L)), step: u32(1), body: inner }],
+    body: [{ kind: 'for', var: jj, start: u32(0), end: u32(Math.ceil(width / L)), step: u32(1), body: inner }],
   });
 }
 

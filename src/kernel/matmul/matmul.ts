@@ -2,12 +2,13 @@
 // batch broadcasting, a normalization prologue (matmul/norm-prologue.ts), the fused epilogue, and the
 // tensor-core body (matmul/mma.ts) where the operands qualify; the kSplit and kLanes decode
 // kernels are stream.ts and gemv.ts. Over 400 lines because emitMatmulWith is one kernel body
-// (tiles, prologue, K loop, epilogue) whose shared names read best in one place.
-import { type Dim, dimConst } from '../../base/dim.js';
+// (tiles, prologue, K loop, epilogue) whose shared names read best in one place; the two
+// 'separate' schedules (normFold, pairFold) re-enter it, so they live here too.
+import { type Dim, dimConst, dimMul } from '../../base/dim.js';
 import { type Node, lambdaAttr } from '../../graph/ir.js';
 import type { DType } from '../../graph/types.js';
 import { storageBytes, storageType } from '../ir/storage.js';
-import { type Expr, type Stmt, type Traffic, add, and, arrayLoad, bin, builtin, call, cast, div, lit, load, lt, mul, rem, u32, v } from '../ir/ir.js';
+import { type Expr, type Stmt, type Traffic, add, and, arrayLoad, bin, builtin, call, cast, div, lit, load, lt, mul, rem, select, u32, v } from '../ir/ir.js';
 import { KernelBuilder } from '../ir/builder.js';
 import type { SizeExpr, StepCondition } from '../plan/plan.js';
 import { type MatmulSchedule, ScheduleError, decodeScheduleFor, scheduleShapeKey, specializeMatmul } from '../schedule/schedule.js';
@@ -17,7 +18,9 @@ import { emitNorm } from '../lower/softmax-norm.js';
 import { dimToSize, sCeilDiv, sConst, shapeElements, sMinConst, sMul } from '../plan/to-size.js';
 import { epilogueReadBytes, translateLambda, unravelFlat } from '../lower/fused.js';
 import { elementOffset, unravel } from '../lower/view.js';
-import { normPrologueOf } from '../../ops/fused.js';
+import { accAsRead, normPrologueOf } from '../../ops/fused.js';
+import { mapScalarExpr } from '../../graph/lambda.js';
+import { emitFusedMap } from '../lower/map.js';
 import { normFold } from './norm-prologue.js';
 import { emitMmaMatmul } from './mma.js';
 import { dimExpr, isOne, strides } from '../lower/dims.js';
@@ -66,9 +69,16 @@ export function emitMatmulInto(lw: Lowering, n: Node, into: MatmulInto | undefin
 function emitMatmulWith(lw: Lowering, n: Node, ms: MatmulSchedule, when?: StepCondition, into?: MatmulInto): void {
   const normOf = n.op === 'fused_matmul' ? normPrologueOf(n.attrs) : undefined;
   if (normOf !== undefined && ms.normFold === 'separate') return emitNormThenMatmul(lw, n, normOf, ms, when);
-  if (ms.kSplit === true) return emitStreamMatmul(lw, n, ms, when);
   const a = lw.operand(n, 0);
   const b = lw.operand(n, 1);
+  // A paired epilogue (fuse-epilogue's silu(gate) * up over a packed gate/up product): inline
+  // only where the schedule says so and the kernel has it (MatmulSchedule.pairFold).
+  const pair = isPaired(n);
+  if (pair && (ms.pairFold !== 'inline' || (lw.s.mmaMatmul !== undefined && mmaOperands(lw.g, n, a, b) !== undefined))) return emitProductThenPair(lw, n, ms, when);
+  if (pair && (ms.kSplit === true || ms.laneBroadcast === true || (ms.kLanes !== true && ms.threadCols % 2 !== 0))) {
+    throw new ScheduleError('matmul.pairFold', `%${n.id}: 'inline' needs the K-split GEMV (kLanes) or the tiled kernel with an even threadCols`);
+  }
+  if (ms.kSplit === true) return emitStreamMatmul(lw, n, ms, when);
   const { tileRows: TM, tileCols: TN, tileK: TK, threadRows: RM, threadCols: RN } = ms;
   const thx = TN / RN;
   const thy = TM / RM;
@@ -81,6 +91,8 @@ function emitMatmulWith(lw: Lowering, n: Node, ms: MatmulSchedule, when?: StepCo
   const N = out[rank - 1] ?? dimConst(1);
   const K = a.type.shape[a.type.shape.length - 1] ?? dimConst(1);
   const batch = foldBatch ? [] : out.slice(0, -2);
+  // Paired: B (the packed weight) has 2N columns, the result N.
+  const NB = pair ? dimMul(dimConst(2), N) : N;
   const kb = new KernelBuilder();
   // Subgroup-broadcast schedule (matmul/lanes.ts): validated against this node first.
   const lanes = ms.laneBroadcast === true || ms.kLanes === true ? laneLayout(lw, n, a, b, ms) : undefined;
@@ -97,6 +109,7 @@ function emitMatmulWith(lw: Lowering, n: Node, ms: MatmulSchedule, when?: StepCo
   const body: Stmt[] = [];
   const Me = dimExpr(M);
   const Ne = dimExpr(N);
+  const NBe = dimExpr(NB);
   const Ke = dimExpr(K);
   // Batch offsets: the output batch index (workgroup z) unravelled, size-1 batch dims broadcast.
   const bz = builtin('workgroup_id', 2);
@@ -122,20 +135,20 @@ function emitMatmulWith(lw: Lowering, n: Node, ms: MatmulSchedule, when?: StepCo
     return mul(off, matrix);
   };
   const aOff = kb.let(body, 'a_off', matrixOffset(a.type.shape, mul(Me, Ke)));
-  const bOff = kb.let(body, 'b_off', matrixOffset(b.type.shape, mul(Ke, Ne)));
+  const bOff = kb.let(body, 'b_off', matrixOffset(b.type.shape, mul(Ke, NBe)));
   const oOff = kb.let(body, 'out_off', mul(bz, mul(Me, Ne)));
   // fused_matmul: the epilogue lambda (lower/fused.ts) runs on the accumulator before the store.
   // The mma and lane epilogues are emitted once per accumulator column (unrolled): operands bound once.
   const host = mmaInput !== undefined || lanes !== undefined ? bindOnce(lw.fusedHost(kb), kb) : lw.fusedHost(kb);
   const ep = n.op === 'fused_matmul' ? lambdaAttr(n, 'epilogue') : undefined;
   const epOperands = n.operands.map((_, i) => lw.operand(n, i));
-  const epilogueStore = (index: Expr, acc: Expr): Stmt[] => {
+  const epilogueStore = (index: Expr, acc: Expr, accPair?: Expr): Stmt[] => {
     if (into?.accumulate === true) return [{ kind: 'store', slot: oSlot, index, value: cast(storageType(n.type.dtype), bin('add', cast('f32', load(oSlot, index, storageType(n.type.dtype))), acc)) }];
     if (ep === undefined) return [{ kind: 'store', slot: oSlot, index, value: cast(storageType(n.type.dtype), acc) }];
     const stmts: Stmt[] = [];
     const flat = kb.let(stmts, 'o', index);
     const idx = unravelFlat(host, stmts, out, flat);
-    const value = translateLambda(host, stmts, n, ep.params, ep.body, epOperands, idx, flat, acc);
+    const value = translateLambda(host, stmts, n, ep.params, ep.body, epOperands, idx, flat, acc, accPair);
     stmts.push({ kind: 'store', slot: oSlot, index: flat, value: cast(storageType(n.type.dtype), value) });
     return stmts;
   };
@@ -159,13 +172,14 @@ function emitMatmulWith(lw: Lowering, n: Node, ms: MatmulSchedule, when?: StepCo
   };
   const Ms = dimToSize(M);
   const Ns = dimToSize(N);
+  const NBs = dimToSize(NB);
   const Ks = dimToSize(K);
   const batchS = shapeElements(batch);
   const trafficFor = (tileRows: number, tileCols: number, extra: readonly SizeExpr[]): Traffic => ({
     // A is re-read once per column tile, B once per row tile (bounds-checked loads only).
     bytesRead: sAddAll([
-      sMul(batchS, Ms, Ks, sCeilDiv(Ns, tileCols), sConst(storageBytes(a.type.dtype))),
-      sMul(batchS, Ks, Ns, sCeilDiv(Ms, tileRows), sConst(storageBytes(b.type.dtype))),
+      sMul(batchS, Ms, Ks, sCeilDiv(NBs, tileCols), sConst(storageBytes(a.type.dtype))),
+      sMul(batchS, Ks, NBs, sCeilDiv(Ms, tileRows), sConst(storageBytes(b.type.dtype))),
       ...(ep === undefined ? [] : [epilogueReadBytes(host, n)]),
       ...(into?.accumulate === true ? [sMul(batchS, Ms, Ns, sConst(storageBytes(n.type.dtype)))] : []),
       ...extra,
@@ -191,6 +205,7 @@ function emitMatmulWith(lw: Lowering, n: Node, ms: MatmulSchedule, when?: StepCo
               ? { betaSlot: lanes.normVector === 4 ? kb.inputVector('beta', param(1).id, param(1).type.dtype, 4) : kb.input('beta', param(1).id, param(1).type.dtype) }
               : {}),
           };
+    if (pair && lanes.bLayout === 'k_by_n' && lanes.bVector === 4) throw new ScheduleError('matmul.pairFold', `%${n.id}: 'inline' in the K-split GEMV needs per-column weight loads (bVector 1, or a transposed weight)`);
     (ms.kLanes === true ? emitGemv : emitLaneMatmul)(
       {
         kb,
@@ -206,24 +221,27 @@ function emitMatmulWith(lw: Lowering, n: Node, ms: MatmulSchedule, when?: StepCo
         N: Ne,
         K: Ke,
         aAddr: aView ?? ((row, k) => add(aOff, add(mul(row, Ke), k))),
-        bAddr: bView ?? ((k, col) => add(bOff, add(mul(k, Ne), col))),
+        bAddr: bView ?? ((k, col) => add(bOff, add(mul(k, NBe), col))),
         bLayout: lanes.bLayout,
         ...(norm !== undefined ? { norm } : {}),
         outIndex: outAddress,
         store: epilogueStore,
+        ...(pair ? { pairStore: epilogueStore } : {}),
       },
       body,
     );
-    const grid: readonly [SizeExpr, SizeExpr, SizeExpr] = ms.rowsFirst === true && ms.kLanes !== true ? [sCeilDiv(Ms, TM), sCeilDiv(Ns, TN), batchS] : [sCeilDiv(Ns, TN), sCeilDiv(Ms, TM), batchS];
+    // Paired: a workgroup's tileCols columns are tileCols / 2 result columns of each half.
+    const colTiles = pair ? sCeilDiv(Ns, TN / 2) : sCeilDiv(Ns, TN);
+    const grid: readonly [SizeExpr, SizeExpr, SizeExpr] = ms.rowsFirst === true && ms.kLanes !== true ? [sCeilDiv(Ms, TM), colTiles, batchS] : [colTiles, sCeilDiv(Ms, TM), batchS];
     // The norm reads gamma (and beta) K floats per workgroup; layernorm's mean pass reads A once more.
     const paramBytes =
       norm === undefined
         ? []
         : [
-            sMul(batchS, sCeilDiv(Ms, TM), sCeilDiv(Ns, TN), Ks, sConst(storageBytes(param(0).type.dtype) * (norm.betaSlot === undefined ? 1 : 2))),
+            sMul(batchS, sCeilDiv(Ms, TM), colTiles, Ks, sConst(storageBytes(param(0).type.dtype) * (norm.betaSlot === undefined ? 1 : 2))),
             // layernorm's mean pass reads A once more (the K-split kernel: twice, mean then variance)
-            ...(norm.op === 'layernorm' ? [sMul(batchS, Ms, Ks, sCeilDiv(Ns, TN), sConst(storageBytes(a.type.dtype) * (ms.kLanes === true ? 2 : 1)))] : []),
-            ...(norm.op === 'rmsnorm' && ms.kLanes === true ? [sMul(batchS, Ms, Ks, sCeilDiv(Ns, TN), sConst(storageBytes(a.type.dtype)))] : []),
+            ...(norm.op === 'layernorm' ? [sMul(batchS, Ms, Ks, colTiles, sConst(storageBytes(a.type.dtype) * (ms.kLanes === true ? 2 : 1)))] : []),
+            ...(norm.op === 'rmsnorm' && ms.kLanes === true ? [sMul(batchS, Ms, Ks, colTiles, sConst(storageBytes(a.type.dtype)))] : []),
           ];
     const schedule = { kind: 'tiled_matmul', ...ms, aVector: lanes.aVector, bVector: lanes.bVector } as const;
     lw.finish(n, n.op, kb, body, [lanes.lanes, 1, 1], grid, schedule, trafficFor(TM, TN, paramBytes), when);
@@ -256,7 +274,11 @@ function emitMatmulWith(lw: Lowering, n: Node, ms: MatmulSchedule, when?: StepCo
     return;
   }
   const row0 = kb.let(body, 'row0', mul(builtin('workgroup_id', 1), u32(TM)));
-  const col0 = kb.let(body, 'col0', mul(builtin('workgroup_id', 0), u32(TN)));
+  // Paired: the tile's columns c < TN / 2 are result columns col0 + c of the first half of B,
+  // the others the same result columns of the second half (N + col0 + c - TN / 2). With
+  // TN / 2 = (RN / 2) thx, thread column jj and jj + RN / 2 are one result column's pair.
+  const col0 = kb.let(body, 'col0', mul(builtin('workgroup_id', 0), u32(pair ? TN / 2 : TN)));
+  const bCol = (c: Expr): Expr => (pair ? select(lt(c, u32(TN / 2)), add(col0, c), add(Ne, add(col0, bin('sub', c, u32(TN / 2))))) : add(col0, c));
   const tx = builtin('local_id', 0);
   const ty = builtin('local_id', 1);
   const tid = builtin('local_index');
@@ -290,9 +312,9 @@ function emitMatmulWith(lw: Lowering, n: Node, ms: MatmulSchedule, when?: StepCo
     const bVal = kb.fresh('b_val');
     lb.push({ kind: 'private_array', name: bVal, type: 'f32', length: RN, init: lit('f32', 0) });
     const jb = kb.fresh('jj');
-    const gcol = call('min', [add(col0, add(tx, mul(v(jb, 'u32'), u32(thx)))), bin('sub', Ne, u32(1))], 'u32');
+    const gcol = call('min', [bCol(add(tx, mul(v(jb, 'u32'), u32(thx)))), bin('sub', NBe, u32(1))], 'u32');
     const bAddr = viewAddress(b, false);
-    lb.push({ kind: 'for', var: jb, start: u32(0), end: u32(RN), step: u32(1), body: [{ kind: 'array_store', array: bVal, index: v(jb, 'u32'), value: cast('f32', load(bSlot, bAddr !== undefined ? bAddr(kvar, gcol) : add(bOff, add(mul(kvar, Ne), gcol)), storageType(b.type.dtype))) }] });
+    lb.push({ kind: 'for', var: jb, start: u32(0), end: u32(RN), step: u32(1), body: [{ kind: 'array_store', array: bVal, index: v(jb, 'u32'), value: cast('f32', load(bSlot, bAddr !== undefined ? bAddr(kvar, gcol) : add(bOff, add(mul(kvar, NBe), gcol)), storageType(b.type.dtype))) }] });
     const ia = kb.fresh('i');
     const iav = v(ia, 'u32');
     const ja = kb.fresh('jj');
@@ -370,7 +392,7 @@ function emitMatmulWith(lw: Lowering, n: Node, ms: MatmulSchedule, when?: StepCo
     step: u32(TK),
     body: [
       stage(aTile, TK, TM * TK, aSlot, a.type.dtype, (r) => add(row0, r), (c) => add(kv, c), Me, Ke, aOff, Ke, viewAddress(a, true)),
-      stage(bTile, TN, TK * TN, bSlot, b.type.dtype, (r) => add(kv, r), (c) => add(col0, c), Ke, Ne, bOff, Ne, viewAddress(b, false)),
+      stage(bTile, TN, TK * TN, bSlot, b.type.dtype, (r) => add(kv, r), bCol, Ke, NBe, bOff, NBe, viewAddress(b, false)),
       ...(fold?.stage ?? []),
       { kind: 'barrier' },
       ...(fold?.inner ?? [inner]),
@@ -390,8 +412,11 @@ function emitMatmulWith(lw: Lowering, n: Node, ms: MatmulSchedule, when?: StepCo
     cond: and(lt(orow, Me), lt(ocol, Ne)),
     then: ((): Stmt[] => {
       const pre: Stmt[] = [];
-      const value = fold === undefined ? arrayLoad(accName, add(mul(wiv, u32(RN)), wjv), 'f32') : fold.finish(pre, wiv, wjv);
-      return [...pre, ...epilogueStore(outAddress(orow, ocol), value)];
+      const valueAt = (j: Expr): Expr => (fold === undefined ? arrayLoad(accName, add(mul(wiv, u32(RN)), j), 'f32') : fold.finish(pre, wiv, j));
+      const value = valueAt(wjv);
+      // Paired: accumulator jj + RN / 2 holds the same result column's second-half product.
+      const valuePair = pair ? kb.let(pre, 'acc_pair', valueAt(add(wjv, u32(RN / 2)))) : undefined;
+      return [...pre, ...epilogueStore(outAddress(orow, ocol), value, valuePair)];
     })(),
     else: [],
   });
@@ -401,12 +426,53 @@ function emitMatmulWith(lw: Lowering, n: Node, ms: MatmulSchedule, when?: StepCo
     start: u32(0),
     end: u32(RM),
     step: u32(1),
-    body: [{ kind: 'for', var: wj, start: u32(0), end: u32(RN), step: u32(1), body: wb }],
+    body: [{ kind: 'for', var: wj, start: u32(0), end: u32(pair ? RN / 2 : RN), step: u32(1), body: wb }],
   });
   // Norm fold: gamma (and beta) once per K tile per workgroup; A is not read again.
-  const traffic = trafficFor(TM, TN, fold === undefined ? [] : [fold.paramBytes(sMul(batchS, sCeilDiv(Ms, TM), sCeilDiv(Ns, TN)), Ks)]);
-  const grid: readonly [SizeExpr, SizeExpr, SizeExpr] = [sCeilDiv(Ns, TN), sCeilDiv(Ms, TM), batchS];
+  const traffic = trafficFor(TM, TN, fold === undefined ? [] : [fold.paramBytes(sMul(batchS, sCeilDiv(Ms, TM), sCeilDiv(NBs, TN)), Ks)]);
+  const grid: readonly [SizeExpr, SizeExpr, SizeExpr] = [pair ? sCeilDiv(Ns, TN / 2) : sCeilDiv(Ns, TN), sCeilDiv(Ms, TM), batchS];
   lw.finish(n, n.op, kb, body, [thx, thy, 1], grid, { kind: 'tiled_matmul', ...ms }, traffic, when);
+}
+
+/** Whether `n` is a paired fused_matmul (fuse-epilogue: `pair`, acc() and acc_pair() over the two halves). */
+function isPaired(n: Node): boolean {
+  const p = n.attrs['pair'];
+  return n.op === 'fused_matmul' && p?.kind === 'bool' && p.value;
+}
+
+/**
+ * MatmulSchedule.pairFold 'separate' (and the tensor-core path): the product [.., 2N] (with the
+ * folded norm, if any) into a temp, then a map kernel applies the epilogue, reading acc() at
+ * column j and acc_pair() at N + j of the temp. The same result as the unpacked gate and up
+ * matmuls with the SwiGLU epilogue, in two dispatches.
+ */
+function emitProductThenPair(lw: Lowering, n: Node, ms: MatmulSchedule, when: StepCondition | undefined): void {
+  const ep = lambdaAttr(n, 'epilogue');
+  const norm = normPrologueOf(n.attrs);
+  const params = norm === undefined ? [] : n.operands.slice(n.operands.length - norm.params);
+  const extra = n.operands.slice(2, n.operands.length - params.length); // the epilogue's operands
+  const out = n.type.shape;
+  const rank = out.length;
+  const half = out[rank - 1] ?? dimConst(1);
+  const productShape = [...out.slice(0, -1), dimMul(dimConst(2), half)];
+  const dtype = lw.operand(n, 0).type.dtype;
+  // A decode path's temp holds at most its `when` bound of rows (see emitStreamMatmul).
+  const rowsS = shapeElements(out.slice(0, -1));
+  const cap = when !== undefined && when.op === '<=' && when.and === undefined ? sMinConst(rowsS, when.value) : rowsS;
+  const { pair: _pair, epilogue: _epilogue, ...rest } = n.attrs;
+  const identity = { kind: 'lambda' as const, params: ep.params, body: { kind: 'apply' as const, op: 'acc', args: [], dtype } };
+  const product = lw.tempNode(
+    { op: 'fused_matmul', operands: [n.operands[0] ?? -1, n.operands[1] ?? -1, ...params], attrs: { ...rest, epilogue: identity }, type: { dtype, shape: productShape }, loc: n.loc, ...(n.from !== undefined ? { from: n.from } : {}), ...(n.scope !== undefined ? { scope: n.scope } : {}) },
+    sMul(cap, dimToSize(dimMul(dimConst(2), half))),
+  );
+  const { pairFold: _fold, ...plain } = ms;
+  emitMatmulWith(lw, product, plain, when);
+  // The epilogue as a fused_map over [product, extra...]: reads k >= 2 move to k - 1, then acc()
+  // and acc_pair() become reads of operand 0.
+  const shifted = mapScalarExpr(ep.body, (x, rec) => (x.kind === 'read' ? { ...x, operand: x.operand - 1, indices: x.indices.map(rec) } : undefined));
+  const body = accAsRead(shifted, 0, rank, dtype, half);
+  const map: Node = { ...n, op: 'fused_map', operands: [product.id, ...extra], attrs: { shape: { kind: 'dims', value: out }, body: { kind: 'lambda', params: ep.params, body } } };
+  emitFusedMap(lw, map, when);
 }
 
 /**

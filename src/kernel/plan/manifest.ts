@@ -4,7 +4,7 @@
 // with a fixed key order, arrays in plan order, so the same model gives the same bytes.
 // `planFromManifest` reads it back (host glue, tests): manifest + wgsl files -> the same Plan.
 import type { DType } from '../../graph/types.js';
-import type { Plan, PlanBuffer, PlanKernel, SizeExpr } from './plan.js';
+import { type Plan, type PlanBuffer, type PlanKernel, type SizeExpr, weightSources } from './plan.js';
 import { printSize } from './to-size.js';
 
 export const manifestFormat = 'tfc-plan';
@@ -48,6 +48,13 @@ function tensorEntry(b: PlanBuffer, name: string): ManifestTensor {
   return { name, dtype: b.dtype, shape: b.shape.map((s: SizeExpr) => printSize(s)), buffer: b.id };
 }
 
+/** The weights by buffer, a packed weight (pack-weights) as its parts: the tensors to load, each with its own shape. */
+function weightEntries(plan: Plan): ManifestTensor[] {
+  return plan.buffers
+    .filter((b) => b.kind === 'weight' && b.name !== undefined)
+    .flatMap((b) => (b.parts === undefined ? [tensorEntry(b, b.name ?? '')] : weightSources(b).map((w) => ({ name: w.name, dtype: b.dtype, shape: w.shape.map(String), buffer: b.id }))));
+}
+
 export function manifestOf(plan: Plan, target: string): Manifest {
   const byKind = (kind: PlanBuffer['kind']): ManifestTensor[] =>
     plan.buffers.filter((b) => b.kind === kind && b.name !== undefined).map((b) => tensorEntry(b, b.name ?? ''));
@@ -63,7 +70,7 @@ export function manifestOf(plan: Plan, target: string): Manifest {
     target,
     dims: plan.dims,
     inputs: byKind('input'),
-    weights: byKind('weight'),
+    weights: weightEntries(plan),
     outputs,
     buffers: plan.buffers,
     kernels: plan.kernels.map((k) => {

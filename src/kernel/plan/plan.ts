@@ -89,12 +89,33 @@ export interface PlanBuffer {
    * buffers share the name; `shape` is the chunk's.
    */
   readonly rows?: WeightRows;
+  /**
+   * A packed weight (pack-weights: one matmul over q/k/v or gate/up): this buffer holds the rows of
+   * these safetensors tensors one after another (each [rows, ...shape[1:]]); `name` joins their
+   * names with '+' (a key, not a tensor to load). Each part is written at its own offset at load.
+   */
+  readonly parts?: readonly WeightPart[];
+}
+
+export interface WeightPart {
+  readonly name: string;
+  readonly rows: number;
 }
 
 export interface WeightRows {
   readonly start: number;
   readonly end: number;
   readonly total: number;
+}
+
+/**
+ * The safetensors tensors a weight buffer is loaded from and their shapes: one (the whole table for
+ * a row chunk), or the parts of a packed weight, in buffer order.
+ */
+export function weightSources(b: PlanBuffer): { readonly name: string; readonly shape: number[] }[] {
+  if (b.parts === undefined) return [{ name: b.name ?? '', shape: weightSourceShape(b) }];
+  const rest = b.shape.slice(1).map((d) => evalSize(d, new Map()));
+  return b.parts.map((p) => ({ name: p.name, shape: [p.rows, ...rest] }));
 }
 
 /** The shape of the tensor a weight buffer is loaded from (the whole table for a row chunk). */

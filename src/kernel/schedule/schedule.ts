@@ -119,6 +119,19 @@ export interface MatmulSchedule {
    * kernel moves M x K x 12 bytes in well under a millisecond (docs/performance.md).
    */
   readonly normFold?: 'inline' | 'separate';
+  /**
+   * How a paired fused_matmul (`pair`: silu(gate) * up over the two halves of a packed gate/up
+   * product, pack-weights + fuse-epilogue) runs: 'inline', the kernel computes each result
+   * column's gate and up products in the same thread (the tile's columns are split between the
+   * two halves) and writes only the result, one dispatch; 'separate' (absent), the product
+   * [.., 2N] goes to a temp and a map kernel applies the epilogue (two dispatches). 'inline'
+   * needs the K-split GEMV (kLanes) or the tiled kernel (staged or direct; even threadCols);
+   * lowering refuses it elsewhere (ScheduleError), and the tensor-core path always runs separate
+   * (MmaMatmulSchedule has no such field). The templates choose: the decode GEMV and the GPU
+   * tiles inline (the decode step's minimum of dispatches), the CPU adapter's prefill lane kernel
+   * separate (not built there).
+   */
+  readonly pairFold?: 'inline' | 'separate';
 }
 
 /**
@@ -252,7 +265,7 @@ export function laneMatmulTemplate(lanes: number): MatmulSchedule {
  * (docs/performance.md, "Decode dispatches"); see decodeNormFold.
  */
 export function gemvTemplate(): MatmulSchedule {
-  return { tileRows: 1, tileCols: 8, tileK: 4, threadRows: 1, threadCols: 8, kLanes: true, normFold: decodeNormFold };
+  return { tileRows: 1, tileCols: 8, tileK: 4, threadRows: 1, threadCols: 8, kLanes: true, normFold: decodeNormFold, pairFold: 'inline' };
 }
 
 /**
@@ -359,9 +372,10 @@ export function chooseSchedule(target: TargetLimits): Schedule {
       maxWorkgroupsPerDim: target.maxWorkgroupsPerDim,
     };
   }
+  // Paired epilogues inline where a thread holds both halves' columns (threadCols even).
   const candidates: readonly MatmulSchedule[] = [
-    { tileRows: 64, tileCols: 64, tileK: 16, threadRows: 4, threadCols: 4 },
-    { tileRows: 32, tileCols: 32, tileK: 16, threadRows: 2, threadCols: 2 },
+    { tileRows: 64, tileCols: 64, tileK: 16, threadRows: 4, threadCols: 4, pairFold: 'inline' },
+    { tileRows: 32, tileCols: 32, tileK: 16, threadRows: 2, threadCols: 2, pairFold: 'inline' },
     { tileRows: 16, tileCols: 16, tileK: 16, threadRows: 1, threadCols: 1 },
   ];
   const fits = (m: MatmulSchedule): boolean =>

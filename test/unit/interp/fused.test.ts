@@ -57,6 +57,23 @@ describe('fused ops (float64)', () => {
     expect(() => getOp('acc')?.interp([], { node, dims: new Map(), shape: [] })).toThrow(/epilogue/);
   });
 
+  it("'fused_matmul' with pair: acc() * acc_pair() over the halves of [1,2]@[[1,0,2,0],[0,1,0,3]] (columns j and 2 + j); 'acc_pair' alone is an error", () => {
+    const c = (n: number) => ({ terms: [{ coef: n, vars: [] }] });
+    const node: Node = {
+      id: 3, op: 'fused_matmul', operands: [0, 1], loc: span, type: { dtype: 'f32', shape: [c(1), c(2)] },
+      attrs: {
+        epilogue: { kind: 'lambda', params: ['i', 'j'], body: { kind: 'apply', op: 'mul', dtype: 'f32', args: [{ kind: 'apply', op: 'acc', args: [], dtype: 'f32' }, { kind: 'apply', op: 'acc_pair', args: [], dtype: 'f32' }] } },
+        pair: { kind: 'bool', value: true },
+      },
+    };
+    const a = makeTensor('f32', [1, 2], [1, 2]);
+    const w = makeTensor('f32', [2, 4], [1, 0, 2, 0, 0, 1, 0, 3]);
+    const out = getOp('fused_matmul')?.interp([a, w], { node, dims: new Map(), shape: [1, 2] });
+    // product [1, 2, 2, 6]: [1 * 2, 2 * 6]
+    expect(Array.from(out?.data ?? [])).toEqual([2, 12]);
+    expect(() => getOp('acc_pair')?.interp([], { node, dims: new Map(), shape: [] })).toThrow(/epilogue/);
+  });
+
   it("'fused_reduce' takes max |x| over each row of x (through a transposing read), then max(acc() / 4, s[i])", () => {
     const c = (n: number) => ({ terms: [{ coef: n, vars: [] }] });
     const rd = (operand: number, indices: ReturnType<typeof ix>[]) => ({ kind: 'read' as const, operand, indices, dtype: 'f32' as const });

@@ -64,6 +64,15 @@ describe('movement', () => {
     ]);
     expect(vals(runOp('concat', [t('f32', [1], [9]), t('f32', [2], [7, 8]), t('f32', [0], [])], { axis: int(0) }))).toEqual([9, 7, 8]);
   });
+  it('packed_weight stacks its operands\' rows (pack-weights: q, k, v into one [N, K] weight)', () => {
+    const q = t('f32', [2, 2], [1, 2, 3, 4]);
+    const k = t('f32', [1, 2], [5, 6]);
+    expect(toNested(runOp('packed_weight', [q, k]))).toEqual([
+      [1, 2],
+      [3, 4],
+      [5, 6],
+    ]);
+  });
   it('gather rows of a table by i32 ids, keeping the ids shape', () => {
     const y = runOp('gather', [iota([3, 2]), t('i32', [1, 2], [2, 0])]);
     expect(y.shape).toEqual([1, 2, 2]);

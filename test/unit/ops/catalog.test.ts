@@ -26,8 +26,8 @@ const interpCoverage: Record<string, keyof typeof interpFiles> = {
   add: 'ew', sub: 'ew', mul: 'ew', div: 'ew', mod: 'ew', pow: 'ew', max: 'ew', min: 'ew',
   eq: 'ew', ne: 'ew', lt: 'ew', le: 'ew', gt: 'ew', ge: 'ew', and: 'ew', or: 'ew', where: 'ew',
   sum: 'rnm', max_reduce: 'rnm', mean: 'rnm', logsumexp: 'rnm', softmax: 'rnm', layernorm: 'rnm', rmsnorm: 'rnm', matmul: 'rnm',
-  gather: 'ms', scatter_add: 'ms', scatter: 'ms', reshape: 'ms', permute: 'ms', slice: 'ms', concat: 'ms',
-  fused_map: 'fu', fused_matmul: 'fu', fused_reduce: 'fu', acc: 'fu', view: 'fu',
+  gather: 'ms', scatter_add: 'ms', scatter: 'ms', reshape: 'ms', permute: 'ms', slice: 'ms', concat: 'ms', packed_weight: 'ms',
+  fused_map: 'fu', fused_matmul: 'fu', fused_reduce: 'fu', acc: 'fu', acc_pair: 'fu', view: 'fu',
   fused_attention: 'att', fused_attention_lse: 'att', score: 'att',
   fused_attention_grad: 'att', fused_attention_grad_k: 'att', fused_attention_grad_v: 'att', fused_attention_grad_t: 'att',
   fused_cross_entropy: 'ce', fused_cross_entropy_dh: 'ce', fused_cross_entropy_dw: 'ce', fused_cross_entropy_db: 'ce',
@@ -75,6 +75,7 @@ const flopsCases: Record<string, { operands: TensorType[]; attrs: Attrs; declare
   permute: { operands: [bt()], attrs: { perm: { kind: 'ints', value: [1, 0] } }, want: '0' },
   slice: { operands: [bt()], attrs: { axis: { kind: 'int', value: 1 }, start: { kind: 'dim', value: dim(0) }, end: { kind: 'dim', value: dim('T') } }, want: '0' },
   concat: { operands: [bt(), bt()], attrs: { axis: { kind: 'int', value: 1 } }, want: '0' },
+  packed_weight: { operands: [ty('f32', [8, 4]), ty('f32', [2, 4])], attrs: {}, want: '0' },
   // exp(mul(x, 2.0)): two applies per element of [B,T]
   fused_map: {
     operands: [bt()],
@@ -104,6 +105,7 @@ const flopsCases: Record<string, { operands: TensorType[]; attrs: Attrs; declare
     want: '2*B*T + B',
   },
   acc: { operands: [], attrs: {}, want: '0' },
+  acc_pair: { operands: [], attrs: {}, want: '0' },
   // movement only: no arithmetic
   view: {
     operands: [bt()],

@@ -138,19 +138,22 @@ function perLayer(dims: ReadonlyMap<string, number>): Map<string, number> {
 }
 
 describe('Llama layer kernels (2-layer minus 1-layer plan)', () => {
-  // Hand count of one layer: q, k, v projections (rmsnorm in the prologue), o projection +
-  // residual, gate, up * silu(gate), down + residual = 7 fused_matmul; present_k =
-  // concat(past_k, rope(k)) and present_v = concat(past_v, v) = 2 fused_map; attention with
-  // rope(q) in its Q load = 1 kernel for prefill, the split-K pair for decode. Before: 21 (RoPE
-  // as permute, slice, fused_map, concat, fused_map for q and for k, plus the two concats).
-  it('prefill (T = 8, P = 0): 10 kernels, no slice/concat/permute left', () => {
+  // Hand count of one layer (this file's plans: the lavapipe schedule): q/k/v (one matmul over
+  // the packed weight, pack-weights; rmsnorm in the prologue), o projection + residual, gate/up
+  // (one matmul), down + residual = 4 fused_matmul; present_k = concat(past_k, rope(k)) and
+  // present_v = concat(past_v, v) = 2 fused_map; silu(gate) * up: in the decode GEMV (a paired
+  // epilogue, pairFold 'inline'), a fused_map of its own after the prefill lane kernel
+  // ('separate'); attention with rope(q) in its Q load = 1 kernel for prefill, the split-K pair
+  // for decode. Before: 21 (RoPE as permute, slice, fused_map, concat, fused_map for q and for
+  // k, plus the two concats); 10 before pack-weights (q, k, v, gate, up apart).
+  it('prefill (T = 8, P = 0): 8 kernels, no slice/concat/permute left', () => {
     const ops = perLayer(new Map([['B', 1], ['T', 8], ['P', 0]]));
-    expect(Object.fromEntries(ops)).toEqual({ fused_matmul: 7, fused_map: 2, fused_attention: 1 });
+    expect(Object.fromEntries(ops)).toEqual({ fused_matmul: 4, fused_map: 3, fused_attention: 1 });
   });
 
-  it('decode (T = 1, P = 9): 11 kernels, attention as the split-K pair', () => {
+  it('decode (T = 1, P = 9): 8 kernels, attention as the split-K pair', () => {
     const ops = perLayer(new Map([['B', 1], ['T', 1], ['P', 9]]));
-    expect(Object.fromEntries(ops)).toEqual({ fused_matmul: 7, fused_map: 2, fused_attention_split: 1, fused_attention_combine: 1 });
+    expect(Object.fromEntries(ops)).toEqual({ fused_matmul: 4, fused_map: 2, fused_attention_split: 1, fused_attention_combine: 1 });
   });
 
   it('computes rope(q) in the attention: its qload reads the q projection, cos and sin', () => {
@@ -299,13 +302,13 @@ describe('Llama without a KV cache: kernels (2-layer minus 1-layer plan)', () =>
   };
   const dims = new Map([['B', 1], ['T', 17]]);
 
-  it('prefill T = 17: 8 kernels a layer (7 fused_matmul + 1 attention), no rope/slice/concat/permute kernel', () => {
+  it('prefill T = 17: 6 kernels a layer (4 fused_matmul, silu(gate) * up, 1 attention), no rope/slice/concat/permute kernel', () => {
     const g1 = nocache(1);
     const ops = count(g1, dims);
-    expect(layer(ops, count(nocache(2), dims))).toEqual({ fused_matmul: 7, fused_attention: 1 });
+    expect(layer(ops, count(nocache(2), dims))).toEqual({ fused_matmul: 4, fused_map: 1, fused_attention: 1 });
     for (const op of ['slice', 'concat', 'permute', 'neg']) expect(ops.has(op)).toBe(false);
-    // The only fused_map is the angle table (rope_angles); cos and sin are its two tables.
-    expect(ops.get('fused_map')).toBe(1);
+    // The fused_maps are the angle table (rope_angles; cos and sin are its two tables) and silu(gate) * up.
+    expect(ops.get('fused_map')).toBe(2);
     const a = g1.nodes.find((n) => n.op === 'fused_attention');
     expect(a?.attrs['kload']?.kind).toBe('lambda');
     expect(a?.attrs['qload']?.kind).toBe('lambda');
@@ -315,6 +318,6 @@ describe('Llama without a KV cache: kernels (2-layer minus 1-layer plan)', () =>
 
   it('without kload (fuse-attention-loads left out) rope(q) and rope(k) are a fused_map each', () => {
     const passes = pipelines.webgpu.filter((p) => p.name !== 'fuse-attention-loads');
-    expect(layer(count(nocache(1, passes), dims), count(nocache(2, passes), dims))).toEqual({ fused_matmul: 7, fused_map: 2, fused_attention: 1 });
+    expect(layer(count(nocache(1, passes), dims), count(nocache(2, passes), dims))).toEqual({ fused_matmul: 4, fused_map: 3, fused_attention: 1 });
   });
 });
