@@ -1,7 +1,8 @@
 // fold-views: chains of movement ops (slice, reshape, permute) whose every consumer can read an
 // operand through an index map become one `view` node of the chain's source. A view lowers to
-// no kernel: the consumer (a matmul's A or B tiles, fused_attention's q/k/v tiles and load-lambda operands, fused_map and
-// epilogue reads) computes the address in the source buffer from the view's map
+// no kernel: the consumer (a matmul's A or B tiles, fused_attention's q/k/v tiles and its load
+// lambdas' operands, fused_map and epilogue reads, scatter's values) computes the address in the
+// source buffer from the view's map
 // (src/kernel/lower/view.ts). This is how attention reads Q, K, V per head straight out of the
 // QKV projection's output and the output projection reads O through the merge-heads permute.
 //
@@ -52,6 +53,8 @@ function readsViews(user: Node, k: number): boolean {
     case 'fused_map':
     case 'fused_reduce':
       return true;
+    case 'scatter':
+      return k === 2; // the values (lower/scatter.ts reads them through the map)
     default:
       return false;
   }

@@ -17,7 +17,8 @@ const llamaTiny = { vocab: 512, d: 128, heads: 4, kv_heads: 2, ffn: 256, ctx: 25
 function decodeStep(file: string, set: Readonly<Record<string, number>>, layers: number, limits: TargetLimits): string[] {
   const path = join(repoRoot, file);
   const plan = benchPlan(readFileSync(path, 'utf8'), path, new Map(Object.entries({ ...set, layers })), true, limits);
-  return dispatchedSteps(plan, new Map([['B', 1], ['T', 1], ['P', 20]])).map((s) => s.kernel);
+  // P for a contiguous cache; NP, MP (pages in the pool, per sequence) for the paged one.
+  return dispatchedSteps(plan, new Map([['B', 1], ['T', 1], ['P', 20], ['NP', 8], ['MP', 4]])).map((s) => s.kernel);
 }
 
 // [file, config, limits, dispatches outside the layers, per layer] (docs/performance.md).
@@ -30,6 +31,12 @@ const cases: readonly [string, Readonly<Record<string, number>>, TargetLimits, n
   ['examples/variants/gpt2-kv.tfx', gpt2Tiny, lavapipeLimits, 3, 12],
   // per layer: qkv, attention split (writing the cache) + combine, proj, fc, proj.
   ['examples/variants/gpt2-kv.tfx', gpt2Tiny, webgpuDefaultLimits, 2, 6],
+  // Paged: embedding, the scatter offsets (one grid for every layer: CSE), ln_f + LM head; per
+  // layer as gpt2-kv but the cache written in place by one scatter per K and V (the new rows read
+  // out of the qkv output through a view) instead of by the attention (fuse-cache-write does not
+  // apply: the attention reads the pool through its table, not the scattered pool).
+  ['examples/variants/gpt2-paged.tfx', gpt2Tiny, lavapipeLimits, 4, 14],
+  ['examples/variants/gpt2-paged.tfx', gpt2Tiny, webgpuDefaultLimits, 3, 8],
   // + per K and V: the scale (fuse-reduce: |x|, row max, max(m / 127, qmin) in one kernel), its
   // write and the quantized values' write (the attention's load dequantizes the stored cache,
   // so fuse-cache-write does not apply: the f32 model's split writes nothing here).
