@@ -16,16 +16,14 @@
 // with uses besides the attention and the output. Leaving this pass out of the pipeline gives
 // the graph without it (present written by its own kernel, the attention reading it).
 // Runs right after fuse-attention-loads. Needs: types inferred. Keeps: outputs, interface, types.
-import type { Graph } from "../graph/ir.js";
-import { foldAttentionLoads } from "./fuse-attention-loads.js";
-import type { GraphPass, PassContext } from "./pass.js";
+import type { Graph } from '../graph/ir.js';
+import { foldAttentionLoads } from './fuse-attention-loads.js';
+import type { GraphPass, PassContext } from './pass.js';
 
-const NAME = "fuse-cache-write";
+const NAME = 'fuse-cache-write';
 
 export const fuseCacheWrite: GraphPass = {
   name: NAME,
-  summary:
-    "compute a KV cache's present (a fused_map output read as attention's k or v) in the attention's load and write it from the attention kernel (fused_attention_k / _v)",
-  run: (g: Graph, ctx: PassContext) =>
-    foldAttentionLoads(g, ctx, "cache", NAME),
+  summary: "compute a KV cache's present (a fused_map output read as attention's k or v) in the attention's load and write it from the attention kernel (fused_attention_k / _v)",
+  run: (g: Graph, ctx: PassContext) => foldAttentionLoads(g, ctx, 'cache', NAME),
 };

@@ -18,7 +18,11 @@ function compile(file: string, keep: (name: string) => boolean = () => true): { 
   if (r.graph === undefined) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
   const remarks: Remark[] = [];
   const ctx = createPassContext({ target: 'webgpu', remark: (x) => remarks.push(x) });
-  const g = runPipeline(r.graph, pipelines.webgpu.filter((p) => keep(p.name)), ctx);
+  const g = runPipeline(
+    r.graph,
+    pipelines.webgpu.filter((p) => keep(p.name)),
+    ctx,
+  );
   return { g, remarks, hits: ctx.stats.ruleHits };
 }
 
