@@ -36,6 +36,9 @@ const NAME = 'fuse-attention-loads';
  */
 export type LoadFolding = 'loads' | 'cache';
 
+/** WebGPU's default maxStorageBuffersPerShaderStage: what every adapter offers. */
+const MAX_STORAGE_BINDINGS = 8;
+
 interface LoadPlan {
   readonly q?: Node; // the fused_map computing q, to become `qload`
   readonly k?: Node; // the fused_map computing k, to become `kload`
@@ -65,12 +68,34 @@ export function foldAttentionLoads(g: Graph, ctx: PassContext, folding: LoadFold
     ctx.remark({ pass: name, loc: f.loc, message: folding === 'loads' ? `fused_map feeding attention's ${which} not computed at load: ${why}` : `attention does not write its ${which}, a graph output, itself: ${why}` });
     return undefined;
   };
+  // The split-K kernel binds the attention's operands, its partials and each written result
+  // (and an LSE): WebGPU guarantees 8 storage buffers per stage (lavapipe allows more, Chromium's
+  // adapter does not). Each folded cache adds its result and the map's other operands (Llama's
+  // K: the new row, cos, sin); K is taken first, then V, while they fit.
+  const lse = new Set(g.nodes.filter((n) => n.op === 'fused_attention_lse').map((n) => n.operands[0]));
+  const withinBindings = (a: Node, k: Node | undefined, v: Node | undefined): [Node | undefined, Node | undefined] => {
+    let count = a.operands.length + 1 + (lse.has(a.id) ? 1 : 0);
+    const reads = new Set(a.operands);
+    const take = (f: Node | undefined, which: AttentionInput): Node | undefined => {
+      if (f === undefined) return undefined;
+      const added = 1 + f.operands.slice(1).filter((o) => !reads.has(o)).length;
+      if (count + added > MAX_STORAGE_BINDINGS) {
+        ctx.remark({ pass: name, loc: f.loc, message: `attention does not write its ${which}, a graph output, itself: its kernel would bind ${count + added} storage buffers (WebGPU guarantees ${MAX_STORAGE_BINDINGS})` });
+        return undefined;
+      }
+      count += added;
+      for (const o of f.operands.slice(1)) reads.add(o);
+      return f;
+    };
+    return [take(k, 'k'), take(v, 'v')];
+  };
   const plan = new Map<number, LoadPlan>();
   for (const a of g.nodes) {
     if (a.op !== 'fused_attention') continue;
     const q = folding === 'loads' ? foldable(a, 'q') : undefined;
-    const k = foldable(a, 'k');
-    const v = foldable(a, 'v');
+    let k = foldable(a, 'k');
+    let v = foldable(a, 'v');
+    if (folding === 'cache') [k, v] = withinBindings(a, k, v);
     if (q !== undefined || k !== undefined || v !== undefined) plan.set(a.id, { ...(q !== undefined ? { q } : {}), ...(k !== undefined ? { k } : {}), ...(v !== undefined ? { v } : {}) });
   }
   if (plan.size === 0) return g;

@@ -13,8 +13,8 @@ import { pipelines } from '../../../src/passes/pipeline.js';
 
 const config = { vocab: 64, ctx: 32, d: 32, heads: 2, layers: 2 };
 
-function compile(file: string, keep: (name: string) => boolean = () => true): { g: Graph; remarks: Remark[]; hits: ReadonlyMap<string, number> } {
-  const r = checkSource(readFileSync(file, 'utf8'), file, new Map(Object.entries(config)));
+function compile(file: string, keep: (name: string) => boolean = () => true, set: Readonly<Record<string, number>> = config): { g: Graph; remarks: Remark[]; hits: ReadonlyMap<string, number> } {
+  const r = checkSource(readFileSync(file, 'utf8'), file, new Map(Object.entries(set)));
   if (r.graph === undefined) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
   const remarks: Remark[] = [];
   const ctx = createPassContext({ target: 'webgpu', remark: (x) => remarks.push(x) });
@@ -58,5 +58,16 @@ describe('fuse-cache-write', () => {
     const mine = remarks.filter((r) => r.pass === 'fuse-cache-write').map((r) => r.message);
     expect(mine).toHaveLength(2 * 2); // K and V of each layer
     for (const m of mine) expect(m).toMatch(/its [kv]load already computes K\/V from it \(a quantized cache\)/);
+  });
+
+  it('Llama: K folded (RoPE in its load), V left a kernel with a remark: the split kernel would bind 10 storage buffers', () => {
+    const { g, remarks } = compile('examples/llama.tfx', () => true, { vocab: 64, d: 32, heads: 4, kv_heads: 2, layers: 1, ffn: 48 });
+    const present = (name: string) => g.nodes[g.outputs.find((o) => o.name === name)?.value ?? -1]?.op;
+    expect(present('present.0.key')).toBe('fused_attention_k');
+    expect(present('present.0.value')).toBe('fused_map');
+    // q, past K, past V (the map of V), cos, sin, the new K row + partials + present K = 8.
+    const a = g.nodes.find((n) => n.op === 'fused_attention');
+    expect((a?.operands.length ?? 0) + 2).toBe(8);
+    expect(remarks.filter((r) => r.pass === 'fuse-cache-write').map((r) => r.message)).toEqual(['attention does not write its v, a graph output, itself: its kernel would bind 10 storage buffers (WebGPU guarantees 8)']);
   });
 });
