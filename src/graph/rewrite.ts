@@ -78,6 +78,8 @@ export interface Rebuilder {
   mapped(id: number): number;
   /** `n` copied with its operands mapped. */
   copy(n: Node): number;
+  /** Maps old node `old` (dropped when it came) to `id`: a value a later node's rewrite provides (a second result). */
+  bind(old: number, id: number): void;
 }
 
 /**
@@ -88,7 +90,14 @@ export interface Rebuilder {
 export function rebuildGraph(g: Graph, emit: (n: Node, r: Rebuilder) => number | undefined): Graph {
   const b = new GraphBuilder();
   const { map, mapped } = idRemap();
-  const r: Rebuilder = { b, mapped, copy: (n) => b.copy(n, n.operands.map(mapped)) };
+  const r: Rebuilder = {
+    b,
+    mapped,
+    copy: (n) => b.copy(n, n.operands.map(mapped)),
+    bind: (old, id) => {
+      map[old] = id;
+    },
+  };
   for (const n of g.nodes) {
     const id = emit(n, r);
     if (id !== undefined) map[n.id] = id;

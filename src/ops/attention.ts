@@ -213,24 +213,27 @@ export function attentionScores(q: Tensor64, k: Tensor64, lambdaOperands: readon
  * The float64 attention of a fused_attention node `n` (its attrs) on its operands: the output
  * [B, Hq, T, dv] and, per row, the log-sum-exp of the final scores (-inf for a fully masked row).
  */
+/**
+ * Q, K or V of fused_attention `n` as it loads them: with `qload` / `kload` / `vload` the lambda
+ * evaluated over its shape first (the naive order: the inputs, then attention), from the original
+ * operands; else the operand itself.
+ */
+function loadedInput(operands0: readonly Tensor64[], n: Node, ctx: InterpContext, which: AttentionInput): Tensor64 | undefined {
+  const { operand, load: lk, shape: sk } = attentionLoads[which];
+  const ql = lambdaOf(n.attrs, lk);
+  const qs = n.attrs[sk];
+  if (ql === undefined) return operands0[operand];
+  if (qs === undefined || qs.kind !== 'dims') throw new InternalError(`fused_attention ${lk} without ${sk}`);
+  const shape = qs.value.map((d) => {
+    const x = dimEval(d, ctx.dims);
+    if (x === undefined) throw new InternalError(`fused_attention ${sk} dim ${printDim(d)} has no value`);
+    return x;
+  });
+  return evalLambda(ql.params, ql.body, operands0, { ...ctx, node: n }, shape);
+}
+
 function interpAttention(operands0: readonly Tensor64[], n: Node, ctx: InterpContext, outDtype: DType): { out: Tensor64; lse: Tensor64 } {
-  const lctx = { ...ctx, node: n };
-  // With `qload` / `kload` / `vload`, Q / K / V is the lambda evaluated over its shape first (the
-  // naive order: the inputs, then attention), from the original operands.
-  const loaded = (which: AttentionInput): Tensor64 | undefined => {
-    const { operand, load: lk, shape: sk } = attentionLoads[which];
-    const ql = lambdaOf(n.attrs, lk);
-    const qs = n.attrs[sk];
-    if (ql === undefined) return operands0[operand];
-    if (qs === undefined || qs.kind !== 'dims') throw new InternalError(`fused_attention ${lk} without ${sk}`);
-    const shape = qs.value.map((d) => {
-      const x = dimEval(d, ctx.dims);
-      if (x === undefined) throw new InternalError(`fused_attention ${sk} dim ${printDim(d)} has no value`);
-      return x;
-    });
-    return evalLambda(ql.params, ql.body, operands0, lctx, shape);
-  };
-  const [qIn, kIn, vIn] = (['q', 'k', 'v'] as const).map(loaded);
+  const [qIn, kIn, vIn] = (['q', 'k', 'v'] as const).map((which) => loadedInput(operands0, n, ctx, which));
   if (qIn === undefined || kIn === undefined || vIn === undefined) throw new InternalError('fused_attention needs q, k, v');
   const operands = [qIn, kIn, vIn, ...operands0.slice(3)];
   const [q, k, v] = operands;
@@ -262,6 +265,39 @@ function interpAttention(operands0: readonly Tensor64[], n: Node, ctx: InterpCon
       }
     }
   return { out, lse };
+}
+
+/**
+ * `fused_attention_k` / `_v`: K or V as the attention loads it, a second result the attention
+ * kernel writes (src/passes/fuse-cache-write.ts: a KV cache's `present = concat(past, new)`
+ * computed in the attention's kload / vload and written by the kernel, no copy kernel).
+ */
+function loadedResult(which: 'k' | 'v'): OpDef {
+  const name = `fused_attention_${which}`;
+  const { load, shape } = attentionLoads[which];
+  return defineOp({
+    name,
+    family: 'fused',
+    arity: 1,
+    attrs: {},
+    resultOf: 'fused_attention',
+    doc: `the ${which.toUpperCase()} its operand, a fused_attention, loads: its \`${load}\` evaluated over \`${shape}\` (or its operand ${attentionLoads[which].operand}), [B,Hkv,S,d${which === 'k' ? 'k' : 'v'}]; its type is declared; written by the attention kernel itself (a KV cache's present)`,
+    infer: (operands, _attrs, declared) => {
+      const [a] = operands;
+      if (a === undefined || operands.length !== 1) return opError('TFC104', `${name} takes 1 operand (a fused_attention), got ${operands.length}`);
+      if (declared === undefined || declared.shape.length !== 4 || !isFloat(declared.dtype)) return opError('TFC216', `${name} of ${printType(a)} needs a declared rank-4 float type`);
+      return declared;
+    },
+    noGrad: 'a second result of fused_attention made by fusion after differentiation',
+    interp: (operands, ctx) => {
+      if (ctx.producer === undefined) throw new InternalError(`${name} is interpreted with its fused_attention`);
+      const t = loadedInput(operands, ctx.producer, ctx, which);
+      if (t === undefined) throw new InternalError(`${name}: its fused_attention lacks ${which}`);
+      return t.dtype === ctx.node.type.dtype ? t : makeTensor(ctx.node.type.dtype, t.shape, t.data);
+    },
+    flops: () => dimConst(0), // the load lambda's applies are counted by the producer
+    lowering: 'fused-only',
+  });
 }
 
 export const attentionOps: readonly OpDef[] = [
@@ -330,5 +366,7 @@ export const attentionOps: readonly OpDef[] = [
     flops: (_operands, result) => dimMul(dimConst(2), numelDim(result.shape)),
     lowering: 'fused-only',
   }),
+  loadedResult('k'),
+  loadedResult('v'),
   placeholderOp('score', "a fused_attention 'score' lambda", 'the scaled score q·k * scale at (b, h, q, k), f32'),
 ];

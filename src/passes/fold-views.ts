@@ -1,7 +1,8 @@
 // fold-views: chains of movement ops (slice, reshape, permute) whose every consumer can read an
 // operand through an index map become one `view` node of the chain's source. A view lowers to
-// no kernel: the consumer (a matmul's A or B tiles, fused_attention's q/k/v tiles, fused_map and
-// epilogue reads) computes the address in the source buffer from the view's map
+// no kernel: the consumer (a matmul's A or B tiles, fused_attention's q/k/v tiles and its load
+// lambdas' operands, fused_map and epilogue reads, scatter's values) computes the address in the
+// source buffer from the view's map
 // (src/kernel/lower/view.ts). This is how attention reads Q, K, V per head straight out of the
 // QKV projection's output and the output projection reads O through the merge-heads permute.
 //
@@ -22,12 +23,18 @@ import type { Dim } from '../base/dim.js';
 import type { Graph, Node, ScalarExpr } from '../graph/ir.js';
 import { dimAttr, intAttr, intsAttr, lambdaAttr } from '../graph/ir.js';
 import { DefUse, rebuildGraph } from '../graph/rewrite.js';
-import { dimValue, i32, idx, indexOp, substituteIndex } from '../graph/lambda.js';
+import { dimValue, i32, idx, indexOp, someScalarExpr, substituteIndex } from '../graph/lambda.js';
 import { countRuleHits, type GraphPass, type PassContext } from './pass.js';
 
 const NAME = 'fold-views';
 
 const movementOps: ReadonlySet<string> = new Set(['slice', 'reshape', 'permute', 'view']);
+
+/** Whether lambda attribute `key` of `n` reads operand position `k`. */
+function readsOperand(n: Node, key: string, k: number): boolean {
+  const a = n.attrs[key];
+  return a?.kind === 'lambda' && someScalarExpr(a.body, (e) => e.kind === 'read' && e.operand === k);
+}
 
 /** Whether `user` can read operand position `k` through an index map. */
 function readsViews(user: Node, k: number): boolean {
@@ -38,10 +45,16 @@ function readsViews(user: Node, k: number): boolean {
       // Not the norm prologue's A (its row statistics read A rows contiguously).
       return k <= 1 ? !(k === 0 && user.attrs['norm'] !== undefined) : true;
     case 'fused_attention':
-      return k <= 2;
+      // q, k, v; and an extra operand read only by the Q/K/V load lambdas (a KV cache's new
+      // rows, fuse-cache-write): every kernel reads those through lambdaExpr, which addresses a
+      // view. The mask and score lambdas' reads stay plain buffers (the host tile counter,
+      // attention/count.ts, indexes them row-major).
+      return k <= 2 || !['mask', 'score'].some((key) => readsOperand(user, key, k));
     case 'fused_map':
     case 'fused_reduce':
       return true;
+    case 'scatter':
+      return k === 2; // the values (lower/scatter.ts reads them through the map)
     default:
       return false;
   }

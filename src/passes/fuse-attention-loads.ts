@@ -29,38 +29,79 @@ import { countRuleHits, type GraphPass, type PassContext } from './pass.js';
 
 const NAME = 'fuse-attention-loads';
 
+/**
+ * Which fused_maps a run folds: 'loads', those read only by the attention (this pass); 'cache',
+ * those that are also a graph output (a KV cache's present = concat(past, new)): the attention
+ * then writes the value as its second result fused_attention_k / _v (fuse-cache-write.ts).
+ */
+export type LoadFolding = 'loads' | 'cache';
+
+/** WebGPU's default maxStorageBuffersPerShaderStage: what every adapter offers. */
+const MAX_STORAGE_BINDINGS = 8;
+
 interface LoadPlan {
   readonly q?: Node; // the fused_map computing q, to become `qload`
   readonly k?: Node; // the fused_map computing k, to become `kload`
   readonly v?: Node; // the fused_map computing v (a paged cache read through its table), to become `vload`
 }
 
-function run(g: Graph, ctx: PassContext): Graph {
+/** fuse-attention-loads (`folding` 'loads') and fuse-cache-write ('cache'): see LoadFolding. */
+export function foldAttentionLoads(g: Graph, ctx: PassContext, folding: LoadFolding, name: string): Graph {
   const du = new DefUse(g);
   /** The fused_map at operand `i` of attention `a` when it can be computed at load, else undefined (with a remark). */
   const foldable = (a: Node, which: AttentionInput): Node | undefined => {
-    if (a.attrs[attentionLoads[which].load] !== undefined) return undefined;
     const f = g.nodes[a.operands[attentionLoads[which].operand] ?? -1];
+    if (a.attrs[attentionLoads[which].load] !== undefined) {
+      // An int8 cache: the load dequantizes the stored cache, which is itself the output.
+      if (folding === 'cache' && f !== undefined && du.isOutput(f.id)) ctx.remark({ pass: name, loc: f.loc, message: `attention does not write its ${which}, a graph output, itself: its ${attentionLoads[which].load} already computes K/V from it (a quantized cache)` });
+      return undefined;
+    }
     // A lone grid (nothing fused into it: a paged cache's view whose new tokens are a buffer
     // anyway, read by the cache write too) has the same body form as a fused_map.
     if (f === undefined || (f.op !== 'fused_map' && f.op !== 'grid')) return undefined;
-    const why = du.isOutput(f.id) ? 'it is a graph output' : du.uses(f.id).length !== 1 ? `it has ${du.uses(f.id).length} uses` : undefined;
+    const uses = du.uses(f.id).length;
+    // 'cache' folds only outputs (the rest is fuse-attention-loads' case); their other readers
+    // would need the written value before the attention writes it.
+    if (folding === 'cache' && !du.isOutput(f.id)) return undefined;
+    const why = folding === 'loads' && du.isOutput(f.id) ? 'it is a graph output' : uses !== 1 ? `it has ${uses} uses` : undefined;
     if (why === undefined) return f;
-    ctx.remark({ pass: NAME, loc: f.loc, message: `fused_map feeding attention's ${which} not computed at load: ${why}` });
+    ctx.remark({ pass: name, loc: f.loc, message: folding === 'loads' ? `fused_map feeding attention's ${which} not computed at load: ${why}` : `attention does not write its ${which}, a graph output, itself: ${why}` });
     return undefined;
+  };
+  // The split-K kernel binds the attention's operands, its partials and each written result
+  // (and an LSE): WebGPU guarantees 8 storage buffers per stage (lavapipe allows more, Chromium's
+  // adapter does not). Each folded cache adds its result and the map's other operands (Llama's
+  // K: the new row, cos, sin); K is taken first, then V, while they fit.
+  const lse = new Set(g.nodes.filter((n) => n.op === 'fused_attention_lse').map((n) => n.operands[0]));
+  const withinBindings = (a: Node, k: Node | undefined, v: Node | undefined): [Node | undefined, Node | undefined] => {
+    let count = a.operands.length + 1 + (lse.has(a.id) ? 1 : 0);
+    const reads = new Set(a.operands);
+    const take = (f: Node | undefined, which: AttentionInput): Node | undefined => {
+      if (f === undefined) return undefined;
+      const added = 1 + f.operands.slice(1).filter((o) => !reads.has(o)).length;
+      if (count + added > MAX_STORAGE_BINDINGS) {
+        ctx.remark({ pass: name, loc: f.loc, message: `attention does not write its ${which}, a graph output, itself: its kernel would bind ${count + added} storage buffers (WebGPU guarantees ${MAX_STORAGE_BINDINGS})` });
+        return undefined;
+      }
+      count += added;
+      for (const o of f.operands.slice(1)) reads.add(o);
+      return f;
+    };
+    return [take(k, 'k'), take(v, 'v')];
   };
   const plan = new Map<number, LoadPlan>();
   for (const a of g.nodes) {
     if (a.op !== 'fused_attention') continue;
-    const q = foldable(a, 'q');
-    const k = foldable(a, 'k');
-    const v = foldable(a, 'v');
+    const q = folding === 'loads' ? foldable(a, 'q') : undefined;
+    let k = foldable(a, 'k');
+    let v = foldable(a, 'v');
+    if (folding === 'cache') [k, v] = withinBindings(a, k, v);
     if (q !== undefined || k !== undefined || v !== undefined) plan.set(a.id, { ...(q !== undefined ? { q } : {}), ...(k !== undefined ? { k } : {}), ...(v !== undefined ? { v } : {}) });
   }
   if (plan.size === 0) return g;
   const absorbed = new Set([...plan.values()].flatMap((p) => [p.q, p.k, p.v]).flatMap((f) => (f === undefined ? [] : [f.id])));
   const hit = (rule: string, k: number): void => {
-    if (k > 0) countRuleHits(ctx, `${NAME}/${rule}`, k);
+    if (k > 0) countRuleHits(ctx, `${name}/${rule}`, k);
   };
   const out = rebuildGraph(g, (n, r) => {
     if (absorbed.has(n.id)) return undefined;
@@ -102,7 +143,7 @@ function run(g: Graph, ctx: PassContext): Graph {
         if (a?.kind === 'lambda') attrs[key] = { ...a, body: mapReads(a.body, (j) => canon[j] ?? j) };
       }
     }
-    return r.b.add({
+    const id = r.b.add({
       op: n.op,
       operands: operands.map(r.mapped),
       attrs,
@@ -111,11 +152,24 @@ function run(g: Graph, ctx: PassContext): Graph {
       from,
       ...(n.scope !== undefined ? { scope: n.scope } : {}),
     });
+    if (folding === 'cache') {
+      // The folded value (an output) is now the attention's second result: K or V as it loads them.
+      for (const which of ['k', 'v'] as const) {
+        const f = p[which];
+        if (f === undefined) continue;
+        const res = r.b.add({ op: `fused_attention_${which}`, operands: [id], attrs: {}, type: f.type, loc: f.loc, ...(f.scope !== undefined ? { scope: f.scope } : {}) });
+        r.bind(f.id, res);
+      }
+    }
+    return id;
   });
-  hit('qload', [...plan.values()].filter((p) => p.q !== undefined).length);
-  hit('kload', [...plan.values()].filter((p) => p.k !== undefined).length);
-  hit('vload', [...plan.values()].filter((p) => p.v !== undefined).length);
+  const count = (which: AttentionInput): number => [...plan.values()].filter((p) => p[which] !== undefined).length;
+  for (const which of ['q', 'k', 'v'] as const) hit(folding === 'loads' ? `${which}load` : `${which}write`, count(which));
   return out;
+}
+
+function run(g: Graph, ctx: PassContext): Graph {
+  return foldAttentionLoads(g, ctx, 'loads', NAME);
 }
 
 export const fuseAttentionLoads: GraphPass = {

@@ -6,6 +6,7 @@ import { eliminateDeadCode } from './eliminate-dead-code.js';
 import { foldConstants } from './fold-constants.js';
 import { fuseAttention } from './fuse-attention.js';
 import { fuseAttentionLoads } from './fuse-attention-loads.js';
+import { fuseCacheWrite } from './fuse-cache-write.js';
 import { fuseElementwise } from './fuse-elementwise.js';
 import { fuseEpilogue } from './fuse-epilogue.js';
 import { fuseNorm } from './fuse-norm.js';
@@ -25,11 +26,12 @@ export const graphPasses: readonly GraphPass[] = [foldConstants, simplifyMovemen
  * Neighbour fusion for the kernel targets, after the cleanups (and after attention fusion):
  * elementwise chains first, so a whole bias+activation+residual chain lands in one epilogue;
  * then the chains a sum/max reads and the map of its result into one fused_reduce;
- * then a fused_map read only as attention's q (RoPE) into the attention's Q load; then norms
+ * then a fused_map read only as attention's q (RoPE) into the attention's Q load, and a KV
+ * cache's present into the attention's K/V load and its second results; then norms
  * into matmul prologues, and last movement chains into index-mapped views.
  * The interpreter never fuses: it stays the op-by-op reference.
  */
-export const neighbourFusionPasses: readonly GraphPass[] = [fuseElementwise, fuseReduce, fuseAttentionLoads, fuseEpilogue, fuseNorm, foldViews];
+export const neighbourFusionPasses: readonly GraphPass[] = [fuseElementwise, fuseReduce, fuseAttentionLoads, fuseCacheWrite, fuseEpilogue, fuseNorm, foldViews];
 
 export const pipelines: Readonly<Record<Target, readonly GraphPass[]>> = {
   interp: [...graphPasses],

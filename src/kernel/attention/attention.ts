@@ -9,6 +9,8 @@
 // attention/kernel.ts (prefill and split-K kernel), attention/combine.ts (split-K
 // combine), attention/mma.ts (tensor-core prefill), attention/count.ts (host tile counter).
 import { dimConstValue } from '../../base/dim.js';
+import type { Attr, Node } from '../../graph/ir.js';
+import { attentionLoads } from '../../ops/attention.js';
 import type { KernelTemp } from '../ir/ir.js';
 import type { StepCondition } from '../plan/plan.js';
 import { mmaAttentionKernel } from './mma.js';
@@ -47,15 +49,23 @@ export function lowerFusedAttention(inp: AttentionInput): AttentionLowering {
   const symbolic = tConst === undefined;
   const kernels: AttentionKernelDraft[] = [];
   const temps = new Map<number, KernelTemp>();
-  // The tensor-core kernel (CUDA f16/bf16, attention/mma.ts) takes every prefill T where the node qualifies.
   const anyPrefill = path(s.decodeMaxT, Infinity);
-  const mmaKernel = inp.mma === undefined || anyPrefill === undefined ? undefined : mmaAttentionKernel(inp, inp.mma);
+  // K/V results (a KV cache's present): written by the split kernel where the schedule says so,
+  // else (and on the prefill path) by a map kernel of the load lambda that the caller emits
+  // before these kernels, which then read the written K/V as plain buffers (`fromPresent`: the
+  // kernels the node had before fuse-cache-write, vector loads included).
+  const writes = s.writesCache !== false;
+  const hasPresent = inp.present?.k !== undefined || inp.present?.v !== undefined;
+  const cacheWriteKernel = !hasPresent ? undefined : !writes || !hasDecode ? {} : anyPrefill;
+  const pre = hasPresent ? { ...inp, node: readingPresent(inp), present: {} } : inp;
+  // The tensor-core kernel (CUDA f16/bf16, attention/mma.ts) takes every prefill T where the node qualifies.
+  const mmaKernel = pre.mma === undefined || anyPrefill === undefined ? undefined : mmaAttentionKernel(pre, pre.mma);
   if (mmaKernel !== undefined) kernels.push({ ...mmaKernel, ...anyPrefill });
   else if (s.lanesPrefill !== undefined) {
-    if (anyPrefill !== undefined) kernels.push({ ...attentionLanesKernel(inp, specializeLanesPrefill(inp.graph, inp.node, s.lanesPrefill, dk, dv)), ...anyPrefill });
+    if (anyPrefill !== undefined) kernels.push({ ...attentionLanesKernel(pre, specializeLanesPrefill(pre.graph, pre.node, s.lanesPrefill, dk, dv)), ...anyPrefill });
   } else {
-    if (shortPrefill !== undefined) kernels.push({ ...attentionKernel(inp, s, 'prefill', -1), ...shortPrefill });
-    if (long !== undefined && longPrefill !== undefined) kernels.push({ ...attentionKernel(inp, long.schedule, 'prefill', -1), ...longPrefill });
+    if (shortPrefill !== undefined) kernels.push({ ...attentionKernel(pre, s, 'prefill', -1), ...shortPrefill });
+    if (long !== undefined && longPrefill !== undefined) kernels.push({ ...attentionKernel(pre, long.schedule, 'prefill', -1), ...longPrefill });
   }
   if (hasDecode) {
     const id = inp.firstTempId;
@@ -63,7 +73,27 @@ export function lowerFusedAttention(inp: AttentionInput): AttentionLowering {
     // Sized with min(T, decodeMaxT) rows so the buffer stays small when the decode steps are skipped.
     const rows = symbolic ? sMinConst(tSize, s.decodeMaxT) : tSize;
     temps.set(id, { dtype: 'f32', elements: sMul(dimToSize(B ?? { terms: [] }), dimToSize(Hq ?? { terms: [] }), rows, sConst(s.splits * (dv + 2))) });
-    kernels.push({ ...attentionKernel(inp, s, 'split', id), ...decode }, { ...combineKernel(inp, s, id), ...decode });
+    const split = attentionKernel(writes ? inp : pre, s, 'split', id);
+    kernels.push({ ...split, ...decode }, { ...combineKernel(inp, s, id), ...decode });
   }
-  return { kernels, temps };
+  return { kernels, temps, ...(cacheWriteKernel !== undefined ? { cacheWriteKernel } : {}) };
+}
+
+/**
+ * The node as it reads its K/V results once a map kernel wrote them: operand 1 (2) is the
+ * fused_attention_k (_v) node, with no kload (vload); the extras keep their positions.
+ */
+function readingPresent(inp: AttentionInput): Node {
+  const n = inp.node;
+  const operands = [...n.operands];
+  const attrs: Record<string, Attr> = { ...n.attrs };
+  for (const which of ['k', 'v'] as const) {
+    const r = inp.present?.[which];
+    if (r === undefined) continue;
+    const { operand, load, shape } = attentionLoads[which];
+    operands[operand] = r.id;
+    delete attrs[load];
+    delete attrs[shape];
+  }
+  return { ...n, operands, attrs };
 }

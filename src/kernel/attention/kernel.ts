@@ -52,6 +52,7 @@ import { type AttentionInput, type AttentionKernelDraft, lseBytes, lseValue, sha
 import { f32, fmax, fmin, forLoop, NEG_INF } from './exprs.js';
 import { type UniformRead, rowGroupLogic, tileLogic } from './sparsity.js';
 import { type Compiled, keyType, lambdaExpr, lambdaOf, loadBytesOf, queryType, scoreBytesOf, valueType } from './lambdas.js';
+import { presentWrite } from './present.js';
 
 /** Body of the prefill kernel (mode prefill) or the split-K kernel (mode split). */
 export function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind: Mode['kind'], tempId: number): AttentionKernelDraft {
@@ -150,6 +151,11 @@ export function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind:
   const kvRow0 = kb.let(body, 'kv_row0', mul(add(mul(b, dimExpr(shape.Hkv)), hk), S));
   /** The tile row of the thread's ii-th row. */
   const rowOf = (ii: Expr): Expr => add(mul(rg, u32(RQ)), ii);
+  // Split-K with K/V results (a KV cache's present, fuse-cache-write): partition `part` writes
+  // the cache rows of its key range [part * chunk * Bc, (part + 1) * chunk * Bc) as its load
+  // lambda computes them, whatever the mask skips, from the first query tile's workgroup of the
+  // KV head's first query head only (each row written once).
+  const presentWrites = mode.kind === 'split' ? presentWrite(inp, kb, slotOf, body, { b, h, hk, q0, part: logic.part, kvRow0, S, group: shape.group, Bc, splits: s.splits, threads, lid: builtin('local_index') }) : undefined;
 
   // Q tile, zero past T (or, qRegs, the thread's rows in a private array, built below).
   const qReg = kb.fresh('q_reg');
@@ -460,7 +466,9 @@ export function attentionKernel(inp: AttentionInput, s: AttentionSchedule, kind:
   const tiledReads = sAdd(...reads.slice(1));
   const outBytes = mode.kind === 'prefill' ? sMul(B_, Hq_, T_, sConst(dv * storageBytes(n.type.dtype))) : sMul(B_, Hq_, T_, sConst(s.splits * (dv + 2) * 4));
   const lseWritten = mode.kind === 'prefill' ? lseBytes(inp) : undefined;
-  const written = lseWritten === undefined ? outBytes : sAdd(outBytes, lseWritten);
+  const withLse = lseWritten === undefined ? outBytes : sAdd(outBytes, lseWritten);
+  const written = presentWrites === undefined ? withLse : sAdd(withLse, presentWrites.written);
+  if (presentWrites !== undefined) reads.push(presentWrites.read);
   const dotFlops = sMul(B_, Hq_, T_, S_, sConst(2 * (dk + dv)));
   // kload's applies per K element, once per loading workgroup (per row group when per read).
   const kFlops = kload === undefined ? undefined : sMul(B_, headGroups, qTiles, S_, sConst(dk * countApplies(kload) * kPerTile));

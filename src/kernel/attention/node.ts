@@ -84,6 +84,12 @@ export interface AttentionKernelDraft {
 export interface AttentionLowering {
   readonly kernels: readonly AttentionKernelDraft[];
   readonly temps: ReadonlyMap<number, KernelTemp>;
+  /**
+   * Present where the node's K/V results (AttentionInput.present) need a map kernel of their
+   * load lambda (the prefill path, or every path when the schedule's writesCache is false),
+   * guarded by `when` (absent: always).
+   */
+  readonly cacheWriteKernel?: { readonly when?: StepCondition };
 }
 
 export interface AttentionInput {
@@ -101,6 +107,8 @@ export interface AttentionInput {
   readonly lse?: Node;
   /** The tensor-core prefill kernel (attention/mma.ts) where the node qualifies. */
   readonly mma?: MmaAttentionSchedule;
+  /** The node's fused_attention_k / _v results (K / V as loaded: a KV cache's present), if any. */
+  readonly present?: { readonly k?: Node; readonly v?: Node };
 }
 
 /** A row's log-sum-exp from its running max and sum: -inf for a fully masked row (l = 0). */

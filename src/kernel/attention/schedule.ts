@@ -19,6 +19,14 @@ export interface AttentionSchedule {
   readonly splits: number;
   /** The decode path runs when T <= this (and the prefill kernel when T > this). */
   readonly decodeMaxT: number;
+  /**
+   * Where the attention's K/V second results (fused_attention_k / _v: a KV cache's present,
+   * src/passes/fuse-cache-write.ts) are written: true (the default), by the split-K decode
+   * kernel, each partition the cache rows of its range (one query head per KV head), and by a
+   * map kernel of the load lambda on the prefill path; false, by that map kernel on every path
+   * (one dispatch more per result at decode).
+   */
+  readonly writesCache?: boolean;
   /** Query rows per thread of the prefill kernel (divides `tileRows`; default 1). */
   readonly rowsPerThread?: number;
   /** K and V read from global memory instead of staged tiles (CPU targets; default false). */
@@ -109,7 +117,7 @@ export function chooseAttentionSchedule(target: TargetLimits, dk: number, dv: nu
     // 64 keys per tile (docs/performance.md, Performance notes): per d, 8 q and 8 K loads feed 64
     // multiply-adds; per key, 8 p and 8 V loads feed 64. 1.9x the 32x32 staged tiles on lavapipe.
     // With subgroups P is exchanged by shuffle within a row's lanes (no P tile, no barriers).
-    const s: AttentionSchedule = { tileRows: 32, tileCols: 8 * lanes, lanes, useSubgroups, splits: 32, decodeMaxT: 1, rowsPerThread: 8, isDirect: true, ...(useSubgroups ? { shuffleP: true } : {}) };
+    const s: AttentionSchedule = { tileRows: 32, tileCols: 8 * lanes, lanes, useSubgroups, splits: 32, decodeMaxT: 1, writesCache: true, rowsPerThread: 8, isDirect: true, ...(useSubgroups ? { shuffleP: true } : {}) };
     if (4 * lanes <= target.maxInvocationsPerWorkgroup && attentionSharedBytes(s, 32, dk, dv) <= target.maxWorkgroupStorageBytes) {
       // With subgroups every prefill takes the broadcast kernel (docs/performance.md, Performance
       // notes): the fields above then serve the split-K decode kernel only.
@@ -128,7 +136,7 @@ export function chooseAttentionSchedule(target: TargetLimits, dk: number, dv: nu
     [1, 8],
   ];
   for (const [br, bc] of candidates) {
-    const s: AttentionSchedule = { tileRows: br, tileCols: roundUp(bc), lanes, useSubgroups, splits: 32, decodeMaxT: 1 };
+    const s: AttentionSchedule = { tileRows: br, tileCols: roundUp(bc), lanes, useSubgroups, splits: 32, decodeMaxT: 1, writesCache: true };
     if (br * lanes <= target.maxInvocationsPerWorkgroup && attentionSharedBytes(s, br, dk, dv) <= target.maxWorkgroupStorageBytes) return s;
   }
   throw new Error(`internal: no attention tile fits ${target.name} for head widths ${dk}, ${dv}`);

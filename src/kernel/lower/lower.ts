@@ -7,7 +7,8 @@
 // concat, gather), lower/reduce.ts, lower/softmax-norm.ts, matmul/matmul.ts, attention/attention.ts;
 // per-element op semantics in lower/scalar.ts, dim expressions in lower/dims.ts.
 import { formatSpan } from '../../diag/span.js';
-import { type Graph, type Node, floatAttr } from '../../graph/ir.js';
+import { type Graph, type Node, type ScalarExpr, floatAttr } from '../../graph/ir.js';
+import { mapScalarExpr, scalarChildren } from '../../graph/lambda.js';
 import { DefUse } from '../../graph/rewrite.js';
 import { computeType } from '../ir/storage.js';
 import { getOp } from '../../ops/catalog.js';
@@ -86,6 +87,9 @@ export class LoweringRun implements Lowering {
   /** The first gradient result nodes of each fused_cross_entropy (its kernels write them). */
   private readonly ceResults = new Map<number, CrossEntropyResults>();
 
+  /** The first fused_attention_k / _v node of each fused_attention (its kernels write them). */
+  private readonly presentResults = new Map<number, { k?: Node; v?: Node }>();
+
   /** The first fused_attention_grad_k / _v node of each fused_attention_grad (its kernel writes them). */
   private readonly gradResults = new Map<number, { k?: number; v?: number }>();
 
@@ -108,6 +112,11 @@ export class LoweringRun implements Lowering {
         if (t?.kind === 'int' && !r.has(t.value)) r.set(t.value, n.id);
         this.tableResults.set(a, r);
       }
+      const kv = n.op === 'fused_attention_k' ? 'k' : n.op === 'fused_attention_v' ? 'v' : undefined;
+      if (kv !== undefined && a !== undefined) {
+        const r = this.presentResults.get(a) ?? {};
+        if (r[kv] === undefined) this.presentResults.set(a, { ...r, [kv]: n });
+      }
       if (n.op.startsWith('fused_cross_entropy_') && a !== undefined) {
         const r = this.ceResults.get(a) ?? {};
         const key = ceResultKey(n.op);
@@ -129,6 +138,14 @@ export class LoweringRun implements Lowering {
           // The attention kernel writes the LSE (lowerFusedAttention); a second LSE node of the
           // same attention (no CSE ran) shares the first one's buffer.
           const first = this.g.nodes[this.lseOf(this.operand(n, 0).id) ?? n.id] ?? n;
+          this.storage.set(n.id, first.id === n.id ? n.id : this.bufferOf(first));
+          break;
+        }
+        case 'fused_attention_k':
+        case 'fused_attention_v': {
+          // Written by the attention's kernels (lowered at the fused_attention, earlier); a second
+          // node of the same result shares the first one's buffer.
+          const first = this.presentResults.get(this.operand(n, 0).id)?.[n.op === 'fused_attention_k' ? 'k' : 'v'] ?? n;
           this.storage.set(n.id, first.id === n.id ? n.id : this.bufferOf(first));
           break;
         }
@@ -317,13 +334,45 @@ export class LoweringRun implements Lowering {
     const attention = this.s.byShape?.attention?.[scheduleShapeKey(this.g, n)] ?? this.s.attention;
     const lseNode = this.g.nodes[this.lseOf(n.id) ?? -1];
     const lse = lseNode === undefined ? {} : { lse: lseNode };
-    const r = lowerFusedAttention({ graph: this.g, node: n, target: this.target, firstTempId, ...(attention !== undefined ? { schedule: attention } : {}), ...(this.s.mmaAttention !== undefined ? { mma: this.s.mmaAttention } : {}), ...lse });
+    const present = this.presentResults.get(n.id);
+    const r = lowerFusedAttention({ graph: this.g, node: n, target: this.target, firstTempId, ...(attention !== undefined ? { schedule: attention } : {}), ...(this.s.mmaAttention !== undefined ? { mma: this.s.mmaAttention } : {}), ...lse, ...(present !== undefined ? { present } : {}) });
     for (const [id, t] of r.temps) {
       this.temps.set(id, t);
       this.storage.set(id, id);
       this.idCount = Math.max(this.idCount, id - this.g.nodes.length + 1);
     }
+    // The cache writes first: the prefill kernels (and a split kernel that does not write) read them.
+    if (r.cacheWriteKernel !== undefined && present !== undefined) this.emitCacheWrites(n, present, r.cacheWriteKernel.when);
     for (const k of r.kernels) this.finish(n, k.op, k, k.body, k.workgroupSize, k.grid, k.schedule, k.traffic, k.when);
+  }
+
+  /**
+   * The K/V results of attention `n` as map kernels of its load lambdas (the prefill path, or
+   * every path when the schedule keeps the cache write out of the split kernel): the kernel the
+   * present = concat(past, new) fused_map had before fuse-cache-write, guarded by `when`.
+   */
+  private emitCacheWrites(n: Node, present: { readonly k?: Node; readonly v?: Node }, when: StepCondition | undefined): void {
+    for (const which of ['k', 'v'] as const) {
+      const r = present[which];
+      if (r === undefined) continue;
+      const load = n.attrs[which === 'k' ? 'kload' : 'vload'];
+      const shape = n.attrs[which === 'k' ? 'kshape' : 'vshape'];
+      if (load?.kind !== 'lambda' || shape?.kind !== 'dims') throw new Error(`internal: fused_attention_${which} needs the attention's load lambda`);
+      // A fused_map whose id is the result's (its kernel writes that buffer) over the operands the
+      // lambda reads, in the order it first reads them (the map fuse-cache-write folded: its kernel again).
+      const pre: number[] = [];
+      const visit = (x: ScalarExpr): void => {
+        if (x.kind === 'read' && !pre.includes(x.operand)) pre.push(x.operand);
+        scalarChildren(x).forEach(visit);
+      };
+      visit(load.body);
+      const body = mapScalarExpr(load.body, (x, rec) => (x.kind === 'read' ? { ...x, operand: pre.indexOf(x.operand), indices: x.indices.map(rec) } : undefined));
+      const operands = pre.map((i) => n.operands[i] ?? -1);
+      const map: Node = { id: r.id, op: 'fused_map', operands, attrs: { body: { ...load, body }, shape }, type: r.type, loc: r.loc, ...(r.scope !== undefined ? { scope: r.scope } : {}) };
+      const before = this.kernels.length;
+      emitFusedMap(this, map);
+      if (when !== undefined) for (let i = before; i < this.kernels.length; i++) this.kernels[i] = { ...(this.kernels[i] as Kernel), when };
+    }
   }
 
   /** fused_attention_grad: one kernel writing dQ and its dK / dV results (attention/backward.ts). */

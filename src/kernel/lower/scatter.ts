@@ -1,5 +1,6 @@
-// scatter(dest, index, values): one thread per element of `values` stores it at the flat offset
-// index[i] of the result. The result is written IN PLACE, in dest's own buffer, when nothing reads
+// scatter(dest, index, values): one thread per element of `values` (a buffer, or a view read
+// through its map) stores it at the flat offset index[i] of the result. The result is written IN
+// PLACE, in dest's own buffer, when nothing reads
 // that buffer after the scatter (no later user of dest or of a view of it, not a graph output, not
 // a weight): a paged KV cache's write then costs the new tokens, not a copy of the pool, and when
 // dest is a graph input the plan's output is that input's buffer (the runtime hands it back
@@ -12,7 +13,8 @@ import { KernelBuilder } from '../ir/builder.js';
 import { computeType, storageType } from '../ir/storage.js';
 import { sAdd, sCeilDiv, sConst, shapeElements } from '../plan/to-size.js';
 import { bytesOf } from '../analysis/traffic.js';
-import { productExpr } from './dims.js';
+import { dimExpr, productExpr } from './dims.js';
+import { elementOffset, unravel } from './view.js';
 import { emitMap } from './map.js';
 import type { Lowering } from './lowering.js';
 
@@ -72,7 +74,10 @@ export function emitScatter(lw: Lowering, n: Node): void {
   const at = kb.let(inner, 'at', cast('u32', load(indexSlot, flat, storageType(index.type.dtype))));
   const valueOf = (): Expr => {
     if (lw.storage.get(values.id) === 'folded') return lw.constLiteral(values);
-    return load(kb.input('values', values.id, values.type.dtype), flat, storageType(values.type.dtype));
+    // A view (fold-views: a paged cache's new rows read straight out of the projection's output)
+    // is read through its map at the element's index.
+    const at = values.op === 'view' ? elementOffset(lw.g, values, unravel(values.type.shape, flat, dimExpr), dimExpr) : flat;
+    return load(kb.input('values', values.id, values.type.dtype), at, storageType(values.type.dtype));
   };
   const value = kb.let(inner, 'value', cast(computeType(dtype), valueOf()));
   const outSlot = kb.output('out', n.id, dtype);

@@ -144,6 +144,8 @@ const notDifferentiable = new Set([
   'not', 'eq', 'ne', 'lt', 'le', 'gt', 'ge', 'and', 'or',
   // a second result: its cotangent goes to its fused_attention's vjp (attention-grad.test.ts)
   'fused_attention_lse',
+  // K / V as the attention loads them: made by fuse-cache-write, after any differentiation
+  'fused_attention_k', 'fused_attention_v',
   // the fused attention backward (no second derivatives)
   'fused_attention_grad', 'fused_attention_grad_k', 'fused_attention_grad_v', 'fused_attention_grad_t',
   // the fused cross-entropy's gradient results (no second derivatives)

@@ -77,7 +77,14 @@ describe('traffic of the int8 KV cache (examples/variants/gpt2-kv-int8.tfx vs gp
   });
 
   it('reads K and V in the split attention at dh + 4 bytes a row (values and the scale, once per row) instead of 4 dh', () => {
+    // The f32 split kernel also writes the cache (fuse-cache-write; the int8 cache is written by
+    // its own kernels): it reads each K and V row once more for that, 4 dh bytes a row.
     const saved = bytes(f32, 'attention_l0_fused_attention_split', 'bytesRead') - bytes(int8, 'attention_l0_fused_attention_split', 'bytesRead');
-    expect(saved).toBe(2 * H * S * (4 * DH - (DH + 4)));
+    expect(saved).toBe(2 * H * S * (4 * DH - (DH + 4)) + 2 * H * S * 4 * DH);
+  });
+
+  it('writes the f32 cache from the split attention (present K and V, 4 dh bytes a row each) besides its partials', () => {
+    const written = bytes(f32, 'attention_l0_fused_attention_split', 'bytesWritten') - bytes(int8, 'attention_l0_fused_attention_split', 'bytesWritten');
+    expect(written).toBe(2 * H * S * 4 * DH);
   });
 });

@@ -205,6 +205,56 @@ describe('fused_attention_lse (the LSE result of a fused_attention)', () => {
   });
 });
 
+describe('fused_attention_k / _v (K and V as the attention loads them: a KV cache written by the attention)', () => {
+  // One query, past keys (1, 2) and one new key 3 (operand 3), values 10 times them: kload and
+  // vload are concat(past, new) along s, as fuse-cache-write makes them.
+  const cat = (past: number, extra: number): string => `where(lt(s, 2), read(${past}, b, h, s, d), read(${extra}, b, sub(s, 2), h, d))`;
+  const text = `graph m() {
+  %0 = input {name="q"} : f32[1,1,1,1]  loc(m.tfx:1:1)
+  %1 = input {name="past_k"} : f32[1,1,2,1]  loc(m.tfx:2:1)
+  %2 = input {name="past_v"} : f32[1,1,2,1]  loc(m.tfx:3:1)
+  %3 = input {name="new_k"} : f32[1,1,1,1]  loc(m.tfx:4:1)
+  %4 = input {name="new_v"} : f32[1,1,1,1]  loc(m.tfx:5:1)
+  %5 = fused_attention %0, %1, %2, %3, %4 {kload=(b, h, s, d) => ${cat(1, 3)}, kshape=dims[1,1,3,1], scale=1.0, vload=(b, h, s, d) => ${cat(2, 4)}, vshape=dims[1,1,3,1]} : f32[1,1,1,1]  loc(m.tfx:6:1)
+  %6 = fused_attention_k %5 : f32[1,1,3,1]  loc(m.tfx:7:1)
+  %7 = fused_attention_v %5 : f32[1,1,3,1]  loc(m.tfx:8:1)
+  output "o" = %5  loc(m.tfx:9:1)
+  output "present_k" = %6  loc(m.tfx:10:1)
+  output "present_v" = %7  loc(m.tfx:11:1)
+}
+`;
+  it('is the load lambda over its shape (the cache with the new row), and the attention reads the same K and V', () => {
+    const sink = new DiagnosticSink();
+    const g = parseGraph(text, 'm.ir', sink);
+    expect(sink.items.map((d) => d.message)).toEqual([]);
+    if (g === undefined) throw new Error('no graph');
+    expect(verifyGraph(g)).toEqual([]);
+    expect(printGraph(g)).toBe(text);
+    const inputs = new Map([
+      ['q', t('f32', [1, 1, 1, 1], [1])],
+      ['past_k', t('f32', [1, 1, 2, 1], [1, 2])],
+      ['past_v', t('f32', [1, 1, 2, 1], [10, 20])],
+      ['new_k', t('f32', [1, 1, 1, 1], [3])],
+      ['new_v', t('f32', [1, 1, 1, 1], [30])],
+    ]);
+    const out = interpret(g, { inputs, weights: new Map() }).outputs;
+    expect([...(out.get('present_k')?.data ?? [])]).toEqual([1, 2, 3]);
+    expect([...(out.get('present_v')?.data ?? [])]).toEqual([10, 20, 30]);
+    // softmax(1, 2, 3) @ (10, 20, 30)
+    const e = [1, 2, 3].map((x) => Math.exp(x));
+    const z = e.reduce((a, x) => a + x, 0);
+    expect(out.get('o')?.data[0]).toBeCloseTo((10 * (e[0] ?? 0) + 20 * (e[1] ?? 0) + 30 * (e[2] ?? 0)) / z, 12);
+  });
+  it('needs a fused_attention operand and a declared type', () => {
+    const bad = parseGraph(text.replace('fused_attention_k %5', 'fused_attention_k %1'), 'm.ir', new DiagnosticSink());
+    if (bad === undefined) throw new Error('no graph');
+    expect(verifyGraph(bad).join('\n')).toMatch(/'fused_attention_k' is a result of a fused_attention/);
+    const badV = parseGraph(text.replace('fused_attention_v %5', 'fused_attention_v %2'), 'm.ir', new DiagnosticSink());
+    if (badV === undefined) throw new Error('no graph');
+    expect(verifyGraph(badV).join('\n')).toMatch(/'fused_attention_v' is a result of a fused_attention/);
+  });
+});
+
 describe('fused_attention_grad (the backward; dK, dV as fused_attention_grad_k / fused_attention_grad_v), hand-computed', () => {
   // One query q = 1, keys k = (1, 0), values v = (2, 5), scale 1: scores (1, 0), P = (p1, p2) =
   // softmax, o = 2 p1 + 5 p2, dO = 1, so dP = (2, 5), D = o and dS = P (dP - D) = (-3 p1 p2, 3 p1 p2).

@@ -28,7 +28,7 @@ const interpCoverage: Record<string, keyof typeof interpFiles> = {
   sum: 'rnm', max_reduce: 'rnm', mean: 'rnm', logsumexp: 'rnm', softmax: 'rnm', layernorm: 'rnm', rmsnorm: 'rnm', matmul: 'rnm',
   gather: 'ms', scatter_add: 'ms', scatter: 'ms', reshape: 'ms', permute: 'ms', slice: 'ms', concat: 'ms', packed_weight: 'ms',
   fused_map: 'fu', fused_matmul: 'fu', fused_reduce: 'fu', acc: 'fu', acc_pair: 'fu', view: 'fu',
-  fused_attention: 'att', fused_attention_lse: 'att', score: 'att',
+  fused_attention: 'att', fused_attention_lse: 'att', fused_attention_k: 'att', fused_attention_v: 'att', score: 'att',
   fused_attention_grad: 'att', fused_attention_grad_k: 'att', fused_attention_grad_v: 'att', fused_attention_grad_t: 'att',
   fused_cross_entropy: 'ce', fused_cross_entropy_dh: 'ce', fused_cross_entropy_dw: 'ce', fused_cross_entropy_db: 'ce',
 };
@@ -138,6 +138,8 @@ const flopsCases: Record<string, { operands: TensorType[]; attrs: Attrs; declare
   },
   // counted by their producer
   fused_attention_grad_k: { operands: [ty('f32', ['B', 8, 'T', 64])], attrs: {}, declared: ty('f32', ['B', 2, 'S', 64]), want: '0' },
+  fused_attention_k: { operands: [ty('f32', ['B', 8, 'T', 64])], attrs: {}, declared: ty('f32', ['B', 2, 'S', 64]), want: '0' },
+  fused_attention_v: { operands: [ty('f32', ['B', 8, 'T', 64])], attrs: {}, declared: ty('f32', ['B', 2, 'S', 32]), want: '0' },
   fused_attention_grad_v: { operands: [ty('f32', ['B', 8, 'T', 64])], attrs: {}, declared: ty('f32', ['B', 2, 'S', 32]), want: '0' },
   fused_attention_grad_t: { operands: [ty('f32', ['B', 8, 'T', 64])], attrs: { operand: { kind: 'int', value: 6 } }, declared: ty('f32', [17, 8]), want: '0' },
   // per row of [B,T] and entry of V = 100: logit 2*64, lse/loss/gradient 6, dh and dw 4*64 -> 390 * 100
