@@ -38,3 +38,102 @@ export function canonical(x: unknown): string {
       throw new Error(`internal: kernelKey cannot serialize a ${typeof x}`);
   }
 }
+
+/**
+ * Kernels grouped by key without printing keys: `kernelKey` is ~77 KB of text per attention
+ * kernel and was 40% of compilePlan's time (test/unit/kernel/kernel-key.test.ts, docs/testing.md).
+ * A structural hash picks a bucket and structural equality decides, the same relation as equal
+ * `kernelKey` strings (object keys in any order, undefined properties absent, -0 != 0, NaN == NaN).
+ */
+export class KernelsByKey<V> {
+  private readonly buckets = new Map<number, { kernel: Kernel; value: V }[]>();
+
+  find(k: Kernel): V | undefined {
+    for (const e of this.buckets.get(hashOf(keyed(k))) ?? []) if (sameStructure(keyed(e.kernel), keyed(k))) return e.value;
+    return undefined;
+  }
+
+  /** Adds `k` (call after `find` gave undefined). */
+  add(k: Kernel, value: V): void {
+    const h = hashOf(keyed(k));
+    const bucket = this.buckets.get(h);
+    if (bucket === undefined) this.buckets.set(h, [{ kernel: k, value }]);
+    else bucket.push({ kernel: k, value });
+  }
+}
+
+/** The fields `kernelKey` serializes, as an array so that both walks see them in one order. */
+const keyed = (k: Kernel): unknown[] => [k.body, k.buffers, k.shared, k.uniforms, k.workgroupSize, k.grid];
+
+const f64 = new Float64Array(1);
+const u32 = new Uint32Array(f64.buffer);
+const mix = (h: number): number => {
+  let x = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+  return (x ^ (x >>> 16)) | 0;
+};
+const stringHashes = new Map<string, number>();
+function hashString(s: string): number {
+  let h = stringHashes.get(s);
+  if (h !== undefined) return h;
+  h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  h = mix(h);
+  if (s.length <= 32) stringHashes.set(s, h); // names and kinds repeat; long strings do not
+  return h;
+}
+
+/** A 32-bit hash with hashOf(a) === hashOf(b) whenever sameStructure(a, b). */
+function hashOf(x: unknown): number {
+  if (x === null) return 0x2545f491;
+  switch (typeof x) {
+    case 'number':
+      if (Number.isNaN(x)) return 0x7ff80001;
+      f64[0] = x; // the bits: -0 and 0 differ, as in canonical
+      return mix(Math.imul(u32[0] ?? 0, 31) ^ (u32[1] ?? 0));
+    case 'string':
+      return hashString(x);
+    case 'boolean':
+      return x ? 0x1b873593 : 0x3c6ef372;
+    case 'object': {
+      if (Array.isArray(x)) {
+        let h = 0x27d4eb2d;
+        for (const e of x) h = mix(Math.imul(h, 31) + hashOf(e));
+        return h;
+      }
+      // A sum over the properties, so the order they were created in does not matter.
+      let h = 0x165667b1;
+      const o = x as Record<string, unknown>;
+      for (const key in o) {
+        const v = o[key];
+        if (v !== undefined && Object.hasOwn(o, key)) h = (h + mix(hashString(key) ^ hashOf(v))) | 0;
+      }
+      return h;
+    }
+    default:
+      throw new Error(`internal: kernelKey cannot serialize a ${typeof x}`);
+  }
+}
+
+/** True when canonical(a) === canonical(b), without building either. */
+export function sameStructure(a: unknown, b: unknown): boolean {
+  if (typeof a !== 'object' || a === null || typeof b !== 'object' || b === null) return Object.is(a, b);
+  if (a === b) return true;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameStructure(a[i], b[i])) return false;
+    return true;
+  }
+  if (Array.isArray(b)) return false;
+  const oa = a as Record<string, unknown>;
+  const ob = b as Record<string, unknown>;
+  let n = 0;
+  for (const key in oa) {
+    const v = oa[key];
+    if (v === undefined || !Object.hasOwn(oa, key)) continue;
+    n++;
+    if (!Object.hasOwn(ob, key) || !sameStructure(v, ob[key])) return false;
+  }
+  for (const key in ob) if (ob[key] !== undefined && Object.hasOwn(ob, key)) n--;
+  return n === 0;
+}
