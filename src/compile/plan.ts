@@ -76,12 +76,11 @@ export function compilePlan(g: Graph, opts: CompileOptions = {}): Plan {
   const kernelOrder: { first: Kernel; locs: string[] }[] = [];
   const steps: Plan['steps'][number][] = [];
   program.kernels.forEach((k, step) => {
-    let entry = byKey.find(k);
-    if (entry === undefined) {
-      entry = { first: k, locs: [] };
-      byKey.add(k, entry);
-      kernelOrder.push(entry);
-    }
+    const entry = byKey.findOrAdd(k, () => {
+      const e = { first: k, locs: [] };
+      kernelOrder.push(e);
+      return e;
+    });
     for (const l of k.locs) if (!entry.locs.includes(l)) entry.locs.push(l);
     const bindings: PlanBinding[] = k.buffers.map((b) => {
       const value = k.bindings[b.slot];

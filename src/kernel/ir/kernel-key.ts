@@ -48,17 +48,18 @@ export function canonical(x: unknown): string {
 export class KernelsByKey<V> {
   private readonly buckets = new Map<number, { kernel: Kernel; value: V }[]>();
 
-  find(k: Kernel): V | undefined {
-    for (const e of this.buckets.get(hashOf(keyed(k))) ?? []) if (sameStructure(keyed(e.kernel), keyed(k))) return e.value;
-    return undefined;
-  }
-
-  /** Adds `k` (call after `find` gave undefined). */
-  add(k: Kernel, value: V): void {
+  /** The value stored for a kernel with `k`'s key, else `make()`'s, stored for `k`. */
+  findOrAdd(k: Kernel, make: () => V): V {
     const h = hashOf(keyed(k));
-    const bucket = this.buckets.get(h);
-    if (bucket === undefined) this.buckets.set(h, [{ kernel: k, value }]);
-    else bucket.push({ kernel: k, value });
+    let bucket = this.buckets.get(h);
+    if (bucket === undefined) {
+      bucket = [];
+      this.buckets.set(h, bucket);
+    }
+    for (const e of bucket) if (sameStructure(keyed(e.kernel), keyed(k))) return e.value;
+    const value = make();
+    bucket.push({ kernel: k, value });
+    return value;
   }
 }
 
@@ -68,37 +69,35 @@ const keyed = (k: Kernel): unknown[] => [k.body, k.buffers, k.shared, k.uniforms
 const f64 = new Float64Array(1);
 const u32 = new Uint32Array(f64.buffer);
 const mix = (h: number): number => {
-  let x = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
-  return (x ^ (x >>> 16)) | 0;
+  const x = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d);
+  return x ^ (x >>> 12);
 };
-const stringHashes = new Map<string, number>();
 function hashString(s: string): number {
-  let h = stringHashes.get(s);
-  if (h !== undefined) return h;
-  h = 0x811c9dc5;
+  let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  h = mix(h);
-  if (s.length <= 32) stringHashes.set(s, h); // names and kinds repeat; long strings do not
   return h;
 }
 
-/** A 32-bit hash with hashOf(a) === hashOf(b) whenever sameStructure(a, b). */
+/**
+ * A 32-bit hash with hashOf(a) === hashOf(b) whenever sameStructure(a, b). Objects are walked
+ * with for-in: the IR is plain objects (nothing enumerable inherited), as canonical assumes.
+ */
 function hashOf(x: unknown): number {
-  if (x === null) return 0x2545f491;
   switch (typeof x) {
     case 'number':
+      if ((x | 0) === x && !Object.is(x, -0)) return Math.imul(x, 0x9e3779b1);
       if (Number.isNaN(x)) return 0x7ff80001;
       f64[0] = x; // the bits: -0 and 0 differ, as in canonical
-      return mix(Math.imul(u32[0] ?? 0, 31) ^ (u32[1] ?? 0));
+      return Math.imul(u32[0] ?? 0, 31) ^ (u32[1] ?? 0);
     case 'string':
       return hashString(x);
     case 'boolean':
       return x ? 0x1b873593 : 0x3c6ef372;
     case 'object': {
+      if (x === null) return 0x2545f491;
       if (Array.isArray(x)) {
         let h = 0x27d4eb2d;
-        for (const e of x) h = mix(Math.imul(h, 31) + hashOf(e));
+        for (const e of x) h = mix(h + hashOf(e));
         return h;
       }
       // A sum over the properties, so the order they were created in does not matter.
@@ -106,7 +105,7 @@ function hashOf(x: unknown): number {
       const o = x as Record<string, unknown>;
       for (const key in o) {
         const v = o[key];
-        if (v !== undefined && Object.hasOwn(o, key)) h = (h + mix(hashString(key) ^ hashOf(v))) | 0;
+        if (v !== undefined) h = (h + mix(hashString(key) ^ hashOf(v))) | 0;
       }
       return h;
     }
@@ -130,10 +129,10 @@ export function sameStructure(a: unknown, b: unknown): boolean {
   let n = 0;
   for (const key in oa) {
     const v = oa[key];
-    if (v === undefined || !Object.hasOwn(oa, key)) continue;
+    if (v === undefined) continue;
     n++;
-    if (!Object.hasOwn(ob, key) || !sameStructure(v, ob[key])) return false;
+    if (!sameStructure(v, ob[key])) return false;
   }
-  for (const key in ob) if (ob[key] !== undefined && Object.hasOwn(ob, key)) n--;
+  for (const key in ob) if (ob[key] !== undefined) n--;
   return n === 0;
 }

@@ -58,11 +58,7 @@ describe('kernelKey', () => {
     const keys = ks.map(kernelKey);
     const table = new KernelsByKey<number>();
     const group: number[] = [];
-    ks.forEach((k, i) => {
-      const found = table.find(k);
-      if (found === undefined) table.add(k, i);
-      group.push(found ?? i);
-    });
+    ks.forEach((k, i) => group.push(table.findOrAdd(k, () => i)));
     for (let i = 0; i < ks.length; i++) expect(keys[group[i] ?? -1], ks[i]?.name).toBe(keys[i]);
     expect(new Set(group).size).toBe(new Set(keys).size);
     expect(new Set(group).size).toBeLessThan(ks.length);
