@@ -10,6 +10,7 @@
 // its process, so it goes in unit-mocked.
 import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
+import { LongestFirst } from './test/sequencer.js';
 
 /** Files of `unit` that need a device, Python or module mocks (they live in test/unit for their subject). */
 const notUnit = ['test/unit/bench/bench-run.test.ts', 'test/unit/runtime/tokenizer.test.ts', 'test/unit/cli/tune.test.ts'];
@@ -37,6 +38,9 @@ export default defineConfig({
     // nvcc, Python or Chromium. Measured on the quiet 2-core VM: `npm run test:fast` 101 s with
     // the default, 60 s with two workers (docs/testing.md).
     maxWorkers: availableParallelism(),
+    // Longest files first over all projects (test/sequencer.ts): vitest's default runs the projects
+    // in name order, leaving the webgpu project's long files for the end.
+    sequence: { sequencer: LongestFirst },
     projects: [
       {
         extends: true,

@@ -116,18 +116,38 @@ export function broadcastShapes(...shapes: (readonly number[])[]): number[] | un
  * broadcast to it (size-1 axes and missing leading axes repeat).
  */
 export function broadcastOffsets(inShape: readonly number[], outShape: readonly number[]): number[] {
-  const n = numel(outShape);
-  const offsets: number[] = new Array<number>(n);
   const inStrides = stridesOf(inShape);
   const lead = outShape.length - inShape.length;
+  return walkOffsets(
+    outShape,
+    outShape.map((_, a) => (a < lead || (inShape[a - lead] ?? 1) === 1 ? 0 : (inStrides[a - lead] ?? 0))),
+  );
+}
+
+/**
+ * `base + sum(idx[a] * strides[a])` for every multi-index of `shape` in row-major order (flat
+ * position f gets unravel(f, shape)): the offsets of a strided view, computed while the index
+ * steps instead of unravelling every position (the float64 interpreter's movement ops).
+ */
+export function walkOffsets(shape: readonly number[], strides: readonly number[], base = 0): number[] {
+  const n = numel(shape);
+  const offsets = new Array<number>(n);
+  const rank = shape.length;
+  const idx = new Array<number>(rank).fill(0);
+  let off = base;
   for (let f = 0; f < n; f++) {
-    const idx = unravel(f, outShape);
-    let off = 0;
-    for (let i = 0; i < inShape.length; i++) {
-      const d = inShape[i] ?? 1;
-      off += d === 1 ? 0 : (idx[lead + i] ?? 0) * (inStrides[i] ?? 0);
-    }
     offsets[f] = off;
+    for (let a = rank - 1; a >= 0; a--) {
+      const at = idx[a] ?? 0;
+      const stride = strides[a] ?? 0;
+      if (at + 1 < (shape[a] ?? 1)) {
+        idx[a] = at + 1;
+        off += stride;
+        break;
+      }
+      off -= at * stride;
+      idx[a] = 0;
+    }
   }
   return offsets;
 }

@@ -7,7 +7,7 @@ import { printWgsl, uniformBinding } from '../../codegen/wgsl/print.js';
 import { printCuda } from '../../codegen/cuda/print.js';
 import { kernelNameReserved } from '../../codegen/common/names.js';
 import { type Kernel, type KernelProgram, kernelFeatures, usesMatrixStmts } from '../kernel/ir/ir.js';
-import { kernelKey } from '../kernel/ir/kernel-key.js';
+import { KernelsByKey } from '../kernel/ir/kernel-key.js';
 import { type LoweringTarget, lowerToKernels } from '../kernel/lower/lower.js';
 import type { BufferKind, Plan, PlanBinding, PlanBuffer, PlanKernel, WeightPart, WeightRows } from '../kernel/plan/plan.js';
 import { dimConst, dimConstValue } from '../base/dim.js';
@@ -87,17 +87,15 @@ export function compilePlan(g: Graph, opts: CompileOptions = {}): Plan {
   for (const n of g.nodes) if (n.op === 'input' || n.op === 'packed_weight' || (n.op === 'weight' && !packedOnly(n))) draftFor(n.id);
 
   // Kernels deduplicated by structure (body, buffers, grid, workgroup size; kernel/ir/kernel-key.ts).
-  const byKey = new Map<string, { first: Kernel; locs: string[] }>();
-  const kernelOrder: string[] = [];
+  const byKey = new KernelsByKey<{ first: Kernel; locs: string[] }>();
+  const kernelOrder: { first: Kernel; locs: string[] }[] = [];
   const steps: Plan['steps'][number][] = [];
   program.kernels.forEach((k, step) => {
-    const key = kernelKey(k);
-    let entry = byKey.get(key);
-    if (entry === undefined) {
-      entry = { first: k, locs: [] };
-      byKey.set(key, entry);
-      kernelOrder.push(key);
-    }
+    const entry = byKey.findOrAdd(k, () => {
+      const e = { first: k, locs: [] };
+      kernelOrder.push(e);
+      return e;
+    });
     for (const l of k.locs) if (!entry.locs.includes(l)) entry.locs.push(l);
     const bindings: PlanBinding[] = k.buffers.map((b) => {
       const value = k.bindings[b.slot];
@@ -142,9 +140,7 @@ export function compilePlan(g: Graph, opts: CompileOptions = {}): Plan {
     return d.rows === undefined ? named : { ...named, rows: { start: d.rows.start, end: d.rows.end, total: d.rows.total } };
   });
 
-  const kernels: PlanKernel[] = kernelOrder.map((key) => {
-    const entry = byKey.get(key);
-    if (entry === undefined) throw new Error('internal: lost kernel');
+  const kernels: PlanKernel[] = kernelOrder.map((entry) => {
     const k: Kernel = { ...entry.first, locs: entry.locs };
     const f = kernelFeatures(k);
     const features: ('subgroups' | 'shader-f16')[] = [];

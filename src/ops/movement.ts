@@ -4,7 +4,7 @@
 import { type Dim, dimAdd, dimConst, dimConstValue, dimEquals, dimEval, dimSub, printDim } from '../base/dim.js';
 import { type Attrs, dimAttr, intAttr, intsAttr } from '../graph/ir.js';
 import { type TensorType, printType } from '../graph/types.js';
-import { makeTensor, numel, ravel, stridesOf, unravel, type Tensor64 } from '../base/tensor.js';
+import { makeTensor, numel, ravel, stridesOf, unravel, walkOffsets, type Tensor64 } from '../base/tensor.js';
 import { InterpError } from './errors.js';
 import { type GradBuilder, type OpDef, type OpError, type InterpContext, type VjpArgs, defineOp } from './define.js';
 import { scatterAddOp, scatterOp } from './scatter.js';
@@ -174,12 +174,8 @@ export const movementOps: readonly OpDef[] = [
       const perm = intsAttr(ctx.node, 'perm');
       const out = makeTensor(x.dtype, ctx.shape);
       const inStrides = stridesOf(x.shape);
-      for (let f = 0; f < out.data.length; f++) {
-        const idx = unravel(f, ctx.shape);
-        let off = 0;
-        perm.forEach((a, i) => (off += (idx[i] ?? 0) * (inStrides[a] ?? 0)));
-        out.data[f] = x.data[off] ?? NaN;
-      }
+      const offsets = walkOffsets(ctx.shape, perm.map((a) => inStrides[a] ?? 0));
+      for (let f = 0; f < out.data.length; f++) out.data[f] = x.data[offsets[f] ?? -1] ?? NaN;
       return out;
     },
     // The inverse permutation.
@@ -228,11 +224,9 @@ export const movementOps: readonly OpDef[] = [
         throw new InterpError('TFC214', `slice ${start}:${end} is out of range for axis ${axis} of size ${size}`, ctx.node.loc);
       }
       const out = makeTensor(x.dtype, ctx.shape);
-      for (let f = 0; f < out.data.length; f++) {
-        const idx = unravel(f, ctx.shape);
-        idx[axis] = (idx[axis] ?? 0) + start;
-        out.data[f] = x.data[ravel(idx, x.shape)] ?? NaN;
-      }
+      const inStrides = stridesOf(x.shape);
+      const offsets = walkOffsets(ctx.shape, inStrides, start * (inStrides[axis] ?? 0));
+      for (let f = 0; f < out.data.length; f++) out.data[f] = x.data[offsets[f] ?? -1] ?? NaN;
       return out;
     },
     vjp: (g, a) => [a.needs[0] === true ? sliceVjp(g, a) : undefined],

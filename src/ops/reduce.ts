@@ -57,12 +57,30 @@ function interpReduce(kind: Kind, x: Tensor64, axes: readonly number[], dtype: D
   const nOut = numel(keptShape);
   const init = kind === 'max' ? (dtype === 'i32' ? -2147483648 : -Infinity) : 0;
   const acc = new Float64Array(nOut).fill(init);
+  // keptOffset(unravel(f)) for f = 0, 1, ... kept up to date while the index steps in row-major
+  // order (no array per element: this loop is the float64 references' hot spot).
+  const shape = x.shape;
+  const rank = shape.length;
+  const outStride = new Array<number>(rank).fill(0);
+  for (let i = 0, k = 0; i < rank; i++) if (!axes.includes(i)) outStride[i] = keptStrides[k++] ?? 0;
+  const idx = new Array<number>(rank).fill(0);
+  let o = 0;
   for (let f = 0; f < x.data.length; f++) {
-    const o = keptOffset(unravel(f, x.shape), axes, keptStrides);
     const v = x.data[f] ?? NaN;
     const prev = acc[o] ?? 0;
     // max: NaN propagates (as torch.amax does).
     acc[o] = kind === 'max' ? (Number.isNaN(v) || Number.isNaN(prev) ? NaN : Math.max(prev, v)) : prev + v;
+    for (let a = rank - 1; a >= 0; a--) {
+      const at = idx[a] ?? 0;
+      const stride = outStride[a] ?? 0;
+      if (at + 1 < (shape[a] ?? 1)) {
+        idx[a] = at + 1;
+        o += stride;
+        break;
+      }
+      o -= at * stride;
+      idx[a] = 0;
+    }
   }
   const count = axes.reduce((n, a) => n * (x.shape[a] ?? 1), 1);
   const out = makeTensor(dtype, outShape);

@@ -4,7 +4,7 @@ import { type Dim, dimConst, dimConstValue, dimEval, dimMul, dimSub, printDim } 
 import { InternalError } from '../diag/diagnostic.js';
 import { type Attrs, type Node, type ScalarExpr, dimAttr, dimsAttr, floatAttr, lambdaAttr, strAttr } from '../graph/ir.js';
 import { type DType, type TensorType, printType } from '../graph/types.js';
-import { coerce, makeTensor, ravel, unravel, type Tensor64 } from '../base/tensor.js';
+import { coerce, makeTensor, ravel, type Tensor64 } from '../base/tensor.js';
 import { InterpError } from './errors.js';
 import { type InterpContext, type OpDef, type OpError, defineOp } from './define.js';
 import { numelDim, opError, scalarFunction } from './elementwise.js';
@@ -176,12 +176,32 @@ function compileExpr(e: ScalarExpr, operands: readonly Tensor64[], ctx: InterpCo
       const t = operands[e.operand];
       if (t === undefined) throw new InternalError(`grid reads missing operand ${e.operand}`);
       const subs = e.indices.map((i) => compileExpr(i, operands, ctx));
+      const outside = (at: readonly number[]): InterpError => new InterpError('TFC309', `grid body reads [${at.join(',')}] outside a tensor of shape [${t.shape.join(',')}]`, ctx.node.loc);
+      if (subs.length !== t.shape.length) {
+        return (idx) => {
+          const at = subs.map((s) => s(idx));
+          if (at.some((v, i) => !(Number.isInteger(v) && v >= 0 && v < (t.shape[i] ?? 0)))) throw outside(at);
+          return t.data[ravel(at, t.shape)] ?? NaN;
+        };
+      }
+      // The interpreter's inner loop (backward grids run it per element of [T x pool slots]):
+      // one index buffer per read, the offset computed while the indices are checked.
+      const at = new Array<number>(subs.length).fill(0);
+      const shape = t.shape;
+      const data = t.data;
       return (idx) => {
-        const at = subs.map((s) => s(idx));
-        if (at.some((v, i) => !(Number.isInteger(v) && v >= 0 && v < (t.shape[i] ?? 0)))) {
-          throw new InterpError('TFC309', `grid body reads [${at.join(',')}] outside a tensor of shape [${t.shape.join(',')}]`, ctx.node.loc);
+        let off = 0;
+        let ok = true;
+        let k = 0;
+        for (const s of subs) {
+          const v = s(idx);
+          const d = shape[k] ?? 0;
+          at[k++] = v;
+          if (!(Number.isInteger(v) && v >= 0 && v < d)) ok = false;
+          off = off * d + v;
         }
-        return t.data[ravel(at, t.shape)] ?? NaN;
+        if (!ok) throw outside(at);
+        return data[off] ?? NaN;
       };
     }
     case 'apply': {
@@ -196,6 +216,10 @@ function compileExpr(e: ScalarExpr, operands: readonly Tensor64[], ctx: InterpCo
       // `where` evaluates only the chosen branch: a concat written as a lambda (fuse-elementwise)
       // reads each operand only inside its own range, and the other branch's read is out of range.
       if (e.op === 'where' && c !== undefined && x !== undefined && y !== undefined) return (idx) => coerce(dtype, c(idx) !== 0 ? x(idx) : y(idx));
+      // Arities 1-3 without an argument array per element (same order of evaluation).
+      if (args.length === 1 && c !== undefined) return (idx) => coerce(dtype, fn(c(idx)));
+      if (args.length === 2 && c !== undefined && x !== undefined) return (idx) => coerce(dtype, fn(c(idx), x(idx)));
+      if (args.length === 3 && c !== undefined && x !== undefined && y !== undefined) return (idx) => coerce(dtype, fn(c(idx), x(idx), y(idx)));
       return (idx) => coerce(dtype, fn(...args.map((a) => a(idx))));
     }
   }
@@ -276,8 +300,21 @@ export const sourceOps: readonly OpDef[] = [
       const body = lambdaAttr(ctx.node, 'body').body;
       const f = compileExpr(body, operands, ctx);
       const dtype = ctx.node.type.dtype;
-      const out = makeTensor(dtype, ctx.shape);
-      for (let i = 0; i < out.data.length; i++) out.data[i] = coerce(dtype, f(unravel(i, ctx.shape)));
+      const shape = ctx.shape;
+      const out = makeTensor(dtype, shape);
+      // Row-major order, as unravel(i) gives it, with one index array stepped like an odometer.
+      const idx = new Array<number>(shape.length).fill(0);
+      for (let i = 0; i < out.data.length; i++) {
+        out.data[i] = coerce(dtype, f(idx));
+        for (let a = shape.length - 1; a >= 0; a--) {
+          const next = (idx[a] ?? 0) + 1;
+          if (next < (shape[a] ?? 1)) {
+            idx[a] = next;
+            break;
+          }
+          idx[a] = 0;
+        }
+      }
       return out;
     },
     // Reverse mode through the body (each apply by its catalog entry), reads transposed.

@@ -7,7 +7,7 @@ import { printWgsl } from '../../../codegen/wgsl/print.js';
 import { lowerModel } from '../../../src/compile/kernels.js';
 import { compileModel } from '../../../src/compile/model.js';
 import type { Kernel } from '../../../src/kernel/ir/ir.js';
-import { canonical, kernelKey } from '../../../src/kernel/ir/kernel-key.js';
+import { KernelsByKey, canonical, kernelKey, sameStructure } from '../../../src/kernel/ir/kernel-key.js';
 import { lavapipeLimits, webgpuDefaultLimits } from '../../../src/kernel/schedule/schedule.js';
 
 const kernelsOf = (file: string, set: Record<string, number>, limits = webgpuDefaultLimits): readonly Kernel[] =>
@@ -48,5 +48,37 @@ describe('kernelKey', () => {
     expect(canonical({ b: 1, a: [-0, 0, NaN, Infinity, -Infinity, null], c: undefined })).toBe('{"a":[-0,0,NaN,Infinity,-Infinity,null],"b":1}');
     expect(canonical({ a: 1, b: 'x' })).toBe(canonical({ b: 'x', a: 1 }));
     expect(canonical({ v: 0.1 })).not.toBe(canonical({ v: 0.1 + Number.EPSILON }));
+  });
+
+  it.each([
+    ['examples/gpt2.tfx', { vocab: 64, ctx: 32, d: 32, heads: 2, layers: 2 }, webgpuDefaultLimits],
+    ['examples/llama.tfx', { vocab: 64, d: 32, heads: 4, kv_heads: 2, layers: 2, ffn: 48 }, lavapipeLimits],
+  ] as const)('KernelsByKey (hash + sameStructure, what compilePlan uses) groups exactly as equal kernelKey strings (%s)', (file, set, limits) => {
+    const ks = kernelsOf(file, set, limits);
+    const keys = ks.map(kernelKey);
+    const table = new KernelsByKey<number>();
+    const group: number[] = [];
+    ks.forEach((k, i) => group.push(table.findOrAdd(k, () => i)));
+    for (let i = 0; i < ks.length; i++) expect(keys[group[i] ?? -1], ks[i]?.name).toBe(keys[i]);
+    expect(new Set(group).size).toBe(new Set(keys).size);
+    expect(new Set(group).size).toBeLessThan(ks.length);
+  });
+
+  it('sameStructure is canonical equality: key order and undefined properties do not count, -0, NaN and types do', () => {
+    const cases: [unknown, unknown][] = [
+      [{ a: 1, b: [1, 'x'] }, { b: [1, 'x'], a: 1 }],
+      [{ a: 1, c: undefined }, { a: 1 }],
+      [{ a: 0 }, { a: -0 }],
+      [{ a: NaN }, { a: NaN }],
+      [{ a: Infinity }, { a: -Infinity }],
+      [{ a: '1' }, { a: 1 }],
+      [{ a: null }, { a: {} }],
+      [[], {}],
+      [[1, 2], [1, 2, 3]],
+      [{ a: 1 }, { a: 1, b: 2 }],
+      [{ a: 1, b: 2 }, { a: 1 }],
+      [{ a: true }, { a: 'true' }],
+    ];
+    for (const [a, b] of cases) expect(sameStructure(a, b), `${canonical(a)} vs ${canonical(b)}`).toBe(canonical(a) === canonical(b));
   });
 });
