@@ -79,9 +79,12 @@ describe('tfc bench decode (tiny)', () => {
     // max |logit| in float64, docs/dtypes.md), not by 0 and not by more than the bench's 1e-2.
     expect(int8?.relErr ?? 1).toBeGreaterThan(1e-4);
     expect(int8?.relErr ?? 1).toBeLessThanOrEqual(1e-2);
-    // Its step adds the scales' kernels: per K and V the scale (one fused_reduce) and its write
-    // (lavapipe: 16 per layer vs 12; docs/performance.md, "Decode dispatches").
-    expect(int8?.kernels).toBe((fused?.kernels ?? 0) + 4);
+    // Its step adds, per layer (this run has one: --set layers=1), the scales' kernels: per K and V the
+    // scale (one fused_reduce) and its write, and keeps the K and V cache writes that the f32
+    // cache's split attention kernel does itself (fuse-cache-write does not apply: the int8 load
+    // dequantizes the stored cache): 18 per layer vs 12 on lavapipe (docs/performance.md,
+    // "Decode dispatches").
+    expect(int8?.kernels).toBe((fused?.kernels ?? 0) + 4 + 2);
     expect(err).toContain('10/10'); // progress: prefill and steps of the five systems
   });
 });
