@@ -49,6 +49,30 @@ export interface AttentionGradInput {
   readonly schedule: AttentionBackwardSchedule;
 }
 
+/** The buffers every backward kernel binds, in this slot order (q, k, v, o, lse, dO, [dLSE], dQ,
+ * dK, dV), and the lambdas' further operands as they are first read. */
+export function gradSlots(inp: Pick<AttentionGradInput, 'node' | 'dK' | 'dV'>, operand: (i: number) => Node, qkvoLseDo: readonly [Node, Node, Node, Node, Node, Node], dlseN: Node | undefined) {
+  const kb = new KernelBuilder();
+  const slot = (role: string, x: Node, access: 'read' | 'read_write' = 'read'): number => kb.slot(role, x.id, access, storageType(x.type.dtype));
+  const [qN, kN, vN, oN, lseN, doN] = qkvoLseDo;
+  const [qS, kS, vS, oS, lseS, doS] = [slot('q', qN), slot('k', kN), slot('v', vN), slot('o', oN), slot('lse', lseN), slot('d_o', doN)];
+  const dlseS = dlseN === undefined ? -1 : slot('d_lse', dlseN);
+  const dqS = slot('d_q', inp.node, 'read_write');
+  const dkS = slot('d_k', inp.dK, 'read_write');
+  const dvS = slot('d_v', inp.dV, 'read_write');
+  const extraSlots = new Map<number, number>();
+  const slotOf = (i: number): number => {
+    let sl = extraSlots.get(i);
+    if (sl === undefined) {
+      sl = slot(`t${i}`, operand(i));
+      extraSlots.set(i, sl);
+    }
+    return sl;
+  };
+  const comp: Compiled = { kb, slotOf };
+  return { kb, slot, comp, qS, kS, vS, oS, lseS, doS, dlseS, dqS, dkS, dvS };
+}
+
 export function attentionBackwardKernel(inp: AttentionGradInput): AttentionKernelDraft {
   const { graph: g, node: n, schedule: sch } = inp;
   const operand = (i: number): Node => {
@@ -72,23 +96,7 @@ export function attentionBackwardKernel(inp: AttentionGradInput): AttentionKerne
   const scoreL = lambdaOf(n, 'score');
   const dscoreL = lambdaOf(n, 'dscore');
 
-  const kb = new KernelBuilder();
-  const slot = (role: string, x: Node, access: 'read' | 'read_write' = 'read'): number => kb.slot(role, x.id, access, storageType(x.type.dtype));
-  const [qS, kS, vS, oS, lseS, doS] = [slot('q', qN), slot('k', kN), slot('v', vN), slot('o', oN), slot('lse', lseN), slot('d_o', doN)];
-  const dlseS = dlseN === undefined ? -1 : slot('d_lse', dlseN);
-  const dqS = slot('d_q', n, 'read_write');
-  const dkS = slot('d_k', inp.dK, 'read_write');
-  const dvS = slot('d_v', inp.dV, 'read_write');
-  const extraSlots = new Map<number, number>();
-  const slotOf = (i: number): number => {
-    let sl = extraSlots.get(i);
-    if (sl === undefined) {
-      sl = slot(`t${i}`, operand(i));
-      extraSlots.set(i, sl);
-    }
-    return sl;
-  };
-  const comp: Compiled = { kb, slotOf };
+  const { kb, slot, comp, qS, kS, vS, oS, lseS, doS, dlseS, dqS, dkS, dvS } = gradSlots(inp, operand, [qN, kN, vN, oN, lseN, doN], dlseN);
   const layout = tableLayout(g, n);
   if ((layout === undefined) !== (inp.partials === undefined)) throw new Error('internal: fused_attention_grad tables without a partials buffer, or the reverse');
   const partialsSlot = inp.partials === undefined ? -1 : slot('partials', inp.partials, 'read_write');

@@ -23,15 +23,14 @@
 import type { Node } from '../../graph/ir.js';
 import { floatAttr } from '../../graph/ir.js';
 import { attentionGradExtrasStart } from '../../ops/attention-vjp.js';
-import { KernelBuilder } from '../ir/builder.js';
 import { type Expr, type KernelSchedule, type MatrixInput, type Stmt, add, and, arrayLoad, bin, builtin, call, cast, div, load, lt, mul, rem, select, sub, u32, v } from '../ir/ir.js';
 import { storageType } from '../ir/storage.js';
 import { dimExpr } from '../lower/dims.js';
 import { dimToSize, sAdd, sCeilDiv } from '../plan/to-size.js';
 import { type MmaAttentionBackwardSchedule, ScheduleError, mmaAttentionBackwardSharedBytes, mmaTilePad } from '../schedule/schedule.js';
-import { type AttentionGradInput, attentionBackwardKernel } from './backward.js';
+import { type AttentionGradInput, attentionBackwardKernel, gradSlots } from './backward.js';
 import { f32, fmin, forLoop, NEG_INF } from './exprs.js';
-import { type Compiled, lambdaExpr, lambdaOf } from './lambdas.js';
+import { lambdaExpr, lambdaOf } from './lambdas.js';
 import { type TileCopier, copyTile, fragmentCoords, mmaHeadWidths, mmaInputOf, warpSize } from './mma-tiles.js';
 import { type AttentionKernelDraft, shapeOf } from './node.js';
 import type { AttentionSchedule } from './schedule.js';
@@ -95,23 +94,7 @@ export function mmaAttentionBackwardKernel(inp: Omit<AttentionGradInput, 'schedu
   const scoreL = lambdaOf(n, 'score');
   const dscoreL = lambdaOf(n, 'dscore');
 
-  const kb = new KernelBuilder();
-  const slot = (role: string, x: Node, access: 'read' | 'read_write' = 'read'): number => kb.slot(role, x.id, access, storageType(x.type.dtype));
-  const [qS, kS, vS, oS, lseS, doS] = [slot('q', qN), slot('k', kN), slot('v', vN), slot('o', oN), slot('lse', lseN), slot('d_o', doN)];
-  const dlseS = dlseN === undefined ? -1 : slot('d_lse', dlseN);
-  const dqS = slot('d_q', n, 'read_write');
-  const dkS = slot('d_k', inp.dK, 'read_write');
-  const dvS = slot('d_v', inp.dV, 'read_write');
-  const extraSlots = new Map<number, number>();
-  const slotOf = (i: number): number => {
-    let sl = extraSlots.get(i);
-    if (sl === undefined) {
-      sl = slot(`t${i}`, operand(i));
-      extraSlots.set(i, sl);
-    }
-    return sl;
-  };
-  const comp: Compiled = { kb, slotOf };
+  const { kb, comp, qS, kS, vS, oS, lseS, doS, dlseS, dqS, dkS, dvS } = gradSlots(inp, operand, [qN, kN, vN, oN, lseN, doN], dlseN);
   const ld = (sl: number, x: Node, index: Expr): Expr => cast('f32', load(sl, index, storageType(x.type.dtype)));
   const LQ = dk + mmaTilePad;
   const LO = dv + mmaTilePad;
