@@ -43,6 +43,16 @@ export function validatePlan(plan: Plan, features: ReadonlySet<string>, limits: 
           (missing.includes('shader-f16') ? '; compile the model for f32 instead (without --dtype f16; --dtype bf16 is stored as f32 on WebGPU and needs no shader-f16)' : ''),
       );
     }
+    // A pipeline binding more storage buffers than the device allows fails at creation with a
+    // WebGPU validation error that does not name the kernel; WebGPU guarantees 8, adapters often
+    // offer more (acquireDevice raises the limit to the adapter's).
+    if (k.slots.length > limits.maxStorageBuffersPerShaderStage) {
+      throw new RuntimeError(
+        'limit',
+        `kernel ${k.name} binds ${k.slots.length} storage buffers; this device allows ${limits.maxStorageBuffersPerShaderStage} per shader stage ` +
+          `(WebGPU guarantees 8): compile for this device's limits or run on an adapter that offers more`,
+      );
+    }
     const [x, y, z] = k.workgroupSize;
     const invocations = x * y * z;
     if (
