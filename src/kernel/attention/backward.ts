@@ -70,7 +70,31 @@ export function gradSlots(inp: Pick<AttentionGradInput, 'node' | 'dK' | 'dV'>, o
     return sl;
   };
   const comp: Compiled = { kb, slotOf };
-  return { kb, slot, comp, qS, kS, vS, oS, lseS, doS, dlseS, dqS, dkS, dvS };
+  const ld = (sl: number, x: Node, index: Expr): Expr => cast('f32', load(sl, index, storageType(x.type.dtype)));
+  /**
+   * Per row r of the query tile at q0 (block row offset qRow0), into the shared arrays: its LSE and
+   * D = dO.o (- dLSE), from global memory, 0 past T; `threads` threads from `lid` share the rows.
+   * FlashAttention-2's preprocessing kernel folded in. No barrier.
+   */
+  const stageRowStats = (out: Stmt[], at: { readonly q0: Expr; readonly qRow0: Expr; readonly T: Expr; readonly rows: number; readonly dv: number; readonly lid: Expr; readonly threads: number; readonly lses: string; readonly ds: string }): void => {
+    const r = kb.fresh('r');
+    const rb: Stmt[] = [];
+    const qq = kb.let(rb, 'qq', add(at.q0, v(r, 'u32')));
+    const lv = kb.var(rb, 'l', 'f32', f32(0));
+    const dvar = kb.var(rb, 'dd', 'f32', f32(0));
+    const inT: Stmt[] = [];
+    const row = kb.let(inT, 'row', add(at.qRow0, qq));
+    inT.push({ kind: 'assign', name: lv, value: ld(lseS, lseN, row) });
+    const c = kb.fresh('c');
+    const el = add(mul(row, u32(at.dv)), v(c, 'u32'));
+    inT.push(forLoop(c, u32(0), u32(at.dv), u32(1), [{ kind: 'assign', name: dvar, value: bin('add', v(dvar, 'f32'), bin('mul', ld(doS, doN, el), ld(oS, oN, el))) }]));
+    if (dlseN !== undefined) inT.push({ kind: 'assign', name: dvar, value: bin('sub', v(dvar, 'f32'), ld(dlseS, dlseN, row)) });
+    rb.push({ kind: 'if', cond: lt(qq, at.T), then: inT, else: [] });
+    rb.push({ kind: 'array_store', array: at.lses, index: v(r, 'u32'), value: v(lv, 'f32') });
+    rb.push({ kind: 'array_store', array: at.ds, index: v(r, 'u32'), value: v(dvar, 'f32') });
+    out.push(forLoop(r, at.lid, u32(at.rows), u32(at.threads), rb));
+  };
+  return { kb, slot, comp, ld, stageRowStats, qS, kS, vS, oS, lseS, doS, dlseS, dqS, dkS, dvS };
 }
 
 export function attentionBackwardKernel(inp: AttentionGradInput): AttentionKernelDraft {
@@ -96,11 +120,10 @@ export function attentionBackwardKernel(inp: AttentionGradInput): AttentionKerne
   const scoreL = lambdaOf(n, 'score');
   const dscoreL = lambdaOf(n, 'dscore');
 
-  const { kb, slot, comp, qS, kS, vS, oS, lseS, doS, dlseS, dqS, dkS, dvS } = gradSlots(inp, operand, [qN, kN, vN, oN, lseN, doN], dlseN);
+  const { kb, slot, comp, ld, stageRowStats, qS, kS, vS, doS, dqS, dkS, dvS } = gradSlots(inp, operand, [qN, kN, vN, oN, lseN, doN], dlseN);
   const layout = tableLayout(g, n);
   if ((layout === undefined) !== (inp.partials === undefined)) throw new Error('internal: fused_attention_grad tables without a partials buffer, or the reverse');
   const partialsSlot = inp.partials === undefined ? -1 : slot('partials', inp.partials, 'read_write');
-  const ld = (sl: number, x: Node, index: Expr): Expr => cast('f32', load(sl, index, storageType(x.type.dtype)));
   const qs = kb.sharedArray('q_tile', 'f32', Br * dk);
   const dos = kb.sharedArray('do_tile', 'f32', Br * dv);
   const ks = kb.sharedArray('k_tile', 'f32', Bc * dk);
@@ -137,22 +160,7 @@ export function attentionBackwardKernel(inp: AttentionGradInput): AttentionKerne
       out.push(forLoop(e, lid, u32(Br * width), u32(TH), lb));
     }
     // Per row: its LSE and D = dO.o - dLSE, from global memory (no barrier between the tiles and this).
-    const r = kb.fresh('r');
-    const rb: Stmt[] = [];
-    const qq = kb.let(rb, 'qq', add(q0, v(r, 'u32')));
-    const lv = kb.var(rb, 'l', 'f32', f32(0));
-    const dvar = kb.var(rb, 'dd', 'f32', f32(0));
-    const inT: Stmt[] = [];
-    const row = kb.let(inT, 'row', add(qRow0, qq));
-    inT.push({ kind: 'assign', name: lv, value: ld(lseS, lseN, row) });
-    const c = kb.fresh('c');
-    const at = add(mul(row, u32(dv)), v(c, 'u32'));
-    inT.push(forLoop(c, u32(0), u32(dv), u32(1), [{ kind: 'assign', name: dvar, value: bin('add', v(dvar, 'f32'), bin('mul', ld(doS, doN, at), ld(oS, oN, at))) }]));
-    if (dlseN !== undefined) inT.push({ kind: 'assign', name: dvar, value: bin('sub', v(dvar, 'f32'), ld(dlseS, dlseN, row)) });
-    rb.push({ kind: 'if', cond: lt(qq, T), then: inT, else: [] });
-    rb.push({ kind: 'array_store', array: lses, index: v(r, 'u32'), value: v(lv, 'f32') });
-    rb.push({ kind: 'array_store', array: ds, index: v(r, 'u32'), value: v(dvar, 'f32') });
-    out.push(forLoop(r, lid, u32(Br), u32(TH), rb));
+    stageRowStats(out, { q0, qRow0, T, rows: Br, dv, lid, threads: TH, lses, ds });
     out.push({ kind: 'barrier' });
   };
   /** K, V tiles of keys k0 .. k0 + Bc - 1 of the KV row block at kvRow0 (zero past S), then a barrier. */
@@ -324,7 +332,39 @@ export function attentionBackwardKernel(inp: AttentionGradInput): AttentionKerne
   body.push({ kind: 'comment', text: 'dK/dV role: one workgroup per (key tile, KV head, batch); dQ role: one per (query tile, query head, batch)' });
   body.push({ kind: 'if', cond: lt(wx, nkt), then: [{ kind: 'if', cond: lt(wy, Hkv), then: roleKV, else: [] }], else: roleQ });
 
-  // ---- traffic (requested bytes; the report credits block sparsity per role) ----
+  const traffic = attentionBackwardTraffic(g, n, Br, Bc);
+  const schedule: KernelSchedule = { kind: 'flash_attention', tileRows: Br, tileCols: Bc, lanes: L, useSubgroups: false, splits: 1, backward: true };
+  return {
+    op: 'fused_attention_grad',
+    workgroupSize: [TH, 1, 1],
+    grid: [sAdd(sCeilDiv(dimToSize(shape.S), Bc), sCeilDiv(dimToSize(shape.T), Br)), dimToSize(shape.Hq), dimToSize(shape.B)],
+    buffers: kb.buffers,
+    shared: kb.shared,
+    body,
+    schedule,
+    traffic,
+    bindings: kb.bindings,
+  };
+}
+
+/**
+ * The backward's traffic at tiles Br x Bc (requested bytes; the report credits block sparsity per
+ * role). The tensor-core kernel (mma-backward.ts) makes the same requests per role and tile.
+ */
+export function attentionBackwardTraffic(g: Graph, n: Node, Br: number, Bc: number): Traffic {
+  const operand = (i: number): Node => {
+    const o = g.nodes[n.operands[i] ?? -1];
+    if (o === undefined) throw new Error(`internal: fused_attention_grad lacks operand ${i}`);
+    return o;
+  };
+  const [qN, kN, vN] = [operand(0), operand(1), operand(2)];
+  const dlseN = attentionGradExtrasStart(n.attrs) > 6 ? operand(6) : undefined;
+  const shape = shapeOf(qN.type, kN.type, vN.type);
+  const { dk, dv } = shape;
+  const mask = lambdaOf(n, 'mask');
+  const scoreL = lambdaOf(n, 'score');
+  const dscoreL = lambdaOf(n, 'dscore');
+  const layout = tableLayout(g, n);
   //   dK/dV role: K, V once; per (key tile, query head, query tile): Q, dO, and o (for D) rows, LSE (+ dLSE)
   //   dQ role: Q, dO, o, LSE once; K, V per (query tile, query head)
   //   both: the lambdas' reads per score element; written: dQ, dK, dV once
@@ -350,24 +390,11 @@ export function attentionBackwardKernel(inp: AttentionGradInput): AttentionKerne
   };
   const once = [sMul(B_, Hkv_, S_, sConst(e * (dk + dv))), sMul(B_, Hq_, T_, sConst(rowBytes))];
   const written = sAdd(sMul(B_, Hq_, T_, sConst(e * dk)), sMul(B_, Hkv_, S_, sConst(e * (dk + dv))), ...(layout === undefined ? [] : [sMul(partialRows(shape, Bc), sConst(4 * layout.entries))]));
-  const traffic: Traffic = {
+  return {
     bytesRead: sAdd(...once, kvTile.bytesRead, qTile.bytesRead),
     bytesWritten: written,
     flops: sAdd(kvTile.flops, qTile.flops),
     perTile: { ...qTile, tiles: { rows: Br, heads: 1, cols: Bc } },
     perKvTile: kvTile,
   };
-  const schedule: KernelSchedule = { kind: 'flash_attention', tileRows: Br, tileCols: Bc, lanes: L, useSubgroups: false, splits: 1, backward: true };
-  return {
-    op: 'fused_attention_grad',
-    workgroupSize: [TH, 1, 1],
-    grid: [sAdd(sCeilDiv(S_, Bc), sCeilDiv(T_, Br)), Hq_, B_],
-    buffers: kb.buffers,
-    shared: kb.shared,
-    body,
-    schedule,
-    traffic,
-    bindings: kb.bindings,
-  };
 }
-

@@ -23,12 +23,12 @@
 import type { Node } from '../../graph/ir.js';
 import { floatAttr } from '../../graph/ir.js';
 import { attentionGradExtrasStart } from '../../ops/attention-vjp.js';
-import { type Expr, type KernelSchedule, type MatrixInput, type Stmt, add, and, arrayLoad, bin, builtin, call, cast, div, load, lt, mul, rem, select, sub, u32, v } from '../ir/ir.js';
+import { type Expr, type KernelSchedule, type MatrixInput, type Stmt, add, and, arrayLoad, bin, builtin, call, cast, div, lt, mul, rem, select, sub, u32, v } from '../ir/ir.js';
 import { storageType } from '../ir/storage.js';
 import { dimExpr } from '../lower/dims.js';
 import { dimToSize, sAdd, sCeilDiv } from '../plan/to-size.js';
 import { type MmaAttentionBackwardSchedule, ScheduleError, mmaAttentionBackwardSharedBytes, mmaTilePad } from '../schedule/schedule.js';
-import { type AttentionGradInput, attentionBackwardKernel, gradSlots } from './backward.js';
+import { type AttentionGradInput, attentionBackwardTraffic, gradSlots } from './backward.js';
 import { f32, fmin, forLoop, NEG_INF } from './exprs.js';
 import { lambdaExpr, lambdaOf } from './lambdas.js';
 import { type TileCopier, copyTile, fragmentCoords, mmaHeadWidths, mmaInputOf, warpSize } from './mma-tiles.js';
@@ -94,8 +94,7 @@ export function mmaAttentionBackwardKernel(inp: Omit<AttentionGradInput, 'schedu
   const scoreL = lambdaOf(n, 'score');
   const dscoreL = lambdaOf(n, 'dscore');
 
-  const { kb, comp, qS, kS, vS, oS, lseS, doS, dlseS, dqS, dkS, dvS } = gradSlots(inp, operand, [qN, kN, vN, oN, lseN, doN], dlseN);
-  const ld = (sl: number, x: Node, index: Expr): Expr => cast('f32', load(sl, index, storageType(x.type.dtype)));
+  const { kb, comp, stageRowStats, qS, kS, vS, doS, dqS, dkS, dvS } = gradSlots(inp, operand, [qN, kN, vN, oN, lseN, doN], dlseN);
   const LQ = dk + mmaTilePad;
   const LO = dv + mmaTilePad;
   const LK = dk + mmaTilePad;
@@ -130,22 +129,7 @@ export function mmaAttentionBackwardKernel(inp: Omit<AttentionGradInput, 'schedu
     copyTile(copier, out, qs, Br, dk, LQ, qS, q0, T, rowAt(dk, qRow0));
     copyTile(copier, out, dos, Br, dv, LO, doS, q0, T, rowAt(dv, qRow0));
     out.push({ kind: 'async_commit' });
-    const r = kb.fresh('r');
-    const rb: Stmt[] = [];
-    const qq = kb.let(rb, 'qq', add(q0, v(r, 'u32')));
-    const lv = kb.var(rb, 'l', 'f32', f32(0));
-    const dvar = kb.var(rb, 'dd', 'f32', f32(0));
-    const inT: Stmt[] = [];
-    const row = kb.let(inT, 'row', add(qRow0, qq));
-    inT.push({ kind: 'assign', name: lv, value: ld(lseS, lseN, row) });
-    const c = kb.fresh('c');
-    const at = add(mul(row, u32(dv)), v(c, 'u32'));
-    inT.push(forLoop(c, u32(0), u32(dv), u32(1), [{ kind: 'assign', name: dvar, value: bin('add', v(dvar, 'f32'), bin('mul', ld(doS, doN, at), ld(oS, oN, at))) }]));
-    if (dlseN !== undefined) inT.push({ kind: 'assign', name: dvar, value: bin('sub', v(dvar, 'f32'), ld(dlseS, dlseN, row)) });
-    rb.push({ kind: 'if', cond: lt(qq, T), then: inT, else: [] });
-    rb.push({ kind: 'array_store', array: lses, index: v(r, 'u32'), value: v(lv, 'f32') });
-    rb.push({ kind: 'array_store', array: ds, index: v(r, 'u32'), value: v(dvar, 'f32') });
-    out.push(forLoop(r, lid, u32(Br), u32(threads), rb));
+    stageRowStats(out, { q0, qRow0, T, rows: Br, dv, lid, threads, lses, ds });
   };
   /** K and V tiles of keys k0 .. k0 + Bc - 1 (zero past S), committed. No barrier. */
   const stageKeys = (out: Stmt[], k0: Expr, kvRow0: Expr): void => {
@@ -308,7 +292,7 @@ export function mmaAttentionBackwardKernel(inp: Omit<AttentionGradInput, 'schedu
   body.push({ kind: 'if', cond: lt(wx, nkt), then: [{ kind: 'if', cond: lt(wy, Hkv), then: roleKV, else: [] }], else: roleQ });
 
   // The same requests per role and tile as the f32 kernel at these tiles (one formula: its traffic).
-  const { traffic } = attentionBackwardKernel({ ...inp, schedule: { tileRows: Br, tileCols: Bc, lanes: 1 } });
+  const traffic = attentionBackwardTraffic(g, n, Br, Bc);
   const schedule: KernelSchedule = { kind: 'flash_attention', tileRows: Br, tileCols: Bc, lanes: 4, useSubgroups: true, splits: 1, backward: true, mma: input };
   return {
     op: 'fused_attention_grad',
