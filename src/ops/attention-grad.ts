@@ -28,6 +28,7 @@ import { numelDim, opError } from './elementwise.js';
 import { attentionScores, evalLambda, inferAttention, scoreAsRead } from './attention.js';
 import { attentionGradExtrasStart, shiftReads, tableGradOperands, tableSites } from './attention-vjp.js';
 import { countApplies } from './source.js';
+import { defineSecondResult } from './second-result.js';
 
 function lambdaOf(attrs: Attrs, key: string): Extract<Attr, { kind: 'lambda' }> | undefined {
   const a = attrs[key];
@@ -161,53 +162,32 @@ function gradsOf(operands: readonly Tensor64[], n: Node, ctx: InterpContext): Gr
 }
 
 /** fused_attention_grad_t: the gradient of the table at the producer's operand `operand` (a learned score-mod table), typed by its declaration. */
-const tableResult: OpDef = defineOp({
+const tableResult: OpDef = defineSecondResult({
   name: 'fused_attention_grad_t',
-  family: 'fused',
-  arity: 1,
-  attrs: { operand: 'int' },
   resultOf: 'fused_attention_grad',
+  attrs: { operand: 'int' },
   doc: "the gradient of the table at operand `operand` of its operand, a fused_attention_grad (a tensor its score lambda reads, listed in its `table_grads`): the sum over every (b, h, q, k) of the score's cotangent times the score lambda's derivative in that read; its type is declared (the table's); written by the backward kernel (per-workgroup partial sums) and a small reduce kernel",
-  infer: (operands, _attrs, declared) => {
-    const [g] = operands;
-    if (g === undefined || operands.length !== 1) return opError('TFC104', `fused_attention_grad_t takes 1 operand (a fused_attention_grad), got ${operands.length}`);
-    if (declared === undefined || !isFloat(declared.dtype)) return opError('TFC216', `fused_attention_grad_t of ${printType(g)} needs a declared float type`);
-    return declared;
-  },
+  needs: () => 'float',
+  accepts: (declared) => isFloat(declared.dtype),
   noGrad: 'a result of the fused attention backward (second derivatives are not supported)',
-  interp: (operands, ctx) => {
-    if (ctx.producer === undefined) throw new InternalError('fused_attention_grad_t is interpreted with its fused_attention_grad');
+  value: (operands, producer, ctx) => {
     const t = (ctx.node.attrs['operand'] as { value: number } | undefined)?.value ?? -1;
-    const r = gradsOf(operands, ctx.producer, ctx).dt.get(t);
+    const r = gradsOf(operands, producer, ctx).dt.get(t);
     if (r === undefined) throw new InternalError(`fused_attention_grad_t: operand ${t} is not in its producer's table_grads`);
     return r;
   },
-  flops: () => dimConst(0), // counted by the producer
-  lowering: 'fused-only',
 });
 
 /** A second result of fused_attention_grad: typed by its declaration (K's or V's type), checked against the producer's dtype. */
 function secondResult(name: string, which: 'dK' | 'dV', index: 'dk' | 'dv'): OpDef {
-  return defineOp({
+  return defineSecondResult({
     name,
-    family: 'fused',
-    arity: 1,
-    attrs: {},
     resultOf: 'fused_attention_grad',
     doc: `the ${which} result of its operand, a fused_attention_grad: the cotangent of the attention's ${which === 'dK' ? 'k' : 'v'} [B,Hkv,S,${which === 'dK' ? 'dk' : 'dv'}], summed over the query heads of each KV head; its type is declared (the producer's operands give it); written by the backward kernel itself`,
-    infer: (operands, _attrs, declared) => {
-      const [g] = operands;
-      if (g === undefined || operands.length !== 1) return opError('TFC104', `${name} takes 1 operand (a fused_attention_grad), got ${operands.length}`);
-      if (declared === undefined || declared.shape.length !== 4 || declared.dtype !== g.dtype) return opError('TFC216', `${name} of ${printType(g)} needs a declared rank-4 ${g.dtype} type`);
-      return declared;
-    },
+    needs: (g) => `rank-4 ${g.dtype}`,
+    accepts: (declared, g) => declared.shape.length === 4 && declared.dtype === g.dtype,
     noGrad: 'a result of the fused attention backward (second derivatives are not supported)',
-    interp: (operands, ctx) => {
-      if (ctx.producer === undefined) throw new InternalError(`${name} is interpreted with its fused_attention_grad`);
-      return gradsOf(operands, ctx.producer, ctx)[index];
-    },
-    flops: () => dimConst(0), // counted by the producer
-    lowering: 'fused-only',
+    value: (operands, producer, ctx) => gradsOf(operands, producer, ctx)[index],
   });
 }
 

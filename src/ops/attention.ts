@@ -19,6 +19,7 @@ import { placeholderOp } from './fused.js';
 import { checkGridBody, countApplies, scalarExprDtype, sourceOps } from './source.js';
 import { foldScalarExpr, idx, mapScalarExpr, someScalarExpr } from '../graph/lambda.js';
 import { attentionVjp } from './attention-vjp.js';
+import { defineSecondResult } from './second-result.js';
 
 /** The lambda parameters the fusion pass writes: batch, query head, query row, key column. */
 export const attentionParams: readonly string[] = ['b', 'h', 'q', 'k'];
@@ -275,28 +276,18 @@ function interpAttention(operands0: readonly Tensor64[], n: Node, ctx: InterpCon
 function loadedResult(which: 'k' | 'v'): OpDef {
   const name = `fused_attention_${which}`;
   const { load, shape } = attentionLoads[which];
-  return defineOp({
+  return defineSecondResult({
     name,
-    family: 'fused',
-    arity: 1,
-    attrs: {},
     resultOf: 'fused_attention',
     doc: `the ${which.toUpperCase()} its operand, a fused_attention, loads: its \`${load}\` evaluated over \`${shape}\` (or its operand ${attentionLoads[which].operand}), [B,Hkv,S,d${which === 'k' ? 'k' : 'v'}]; its type is declared; written by the attention kernel itself (a KV cache's present)`,
-    infer: (operands, _attrs, declared) => {
-      const [a] = operands;
-      if (a === undefined || operands.length !== 1) return opError('TFC104', `${name} takes 1 operand (a fused_attention), got ${operands.length}`);
-      if (declared === undefined || declared.shape.length !== 4 || !isFloat(declared.dtype)) return opError('TFC216', `${name} of ${printType(a)} needs a declared rank-4 float type`);
-      return declared;
-    },
+    needs: () => 'rank-4 float',
+    accepts: (declared) => declared.shape.length === 4 && isFloat(declared.dtype),
     noGrad: 'a second result of fused_attention made by fusion after differentiation',
-    interp: (operands, ctx) => {
-      if (ctx.producer === undefined) throw new InternalError(`${name} is interpreted with its fused_attention`);
-      const t = loadedInput(operands, ctx.producer, ctx, which);
+    value: (operands, producer, ctx) => {
+      const t = loadedInput(operands, producer, ctx, which);
       if (t === undefined) throw new InternalError(`${name}: its fused_attention lacks ${which}`);
       return t.dtype === ctx.node.type.dtype ? t : makeTensor(ctx.node.type.dtype, t.shape, t.data);
     },
-    flops: () => dimConst(0), // the load lambda's applies are counted by the producer
-    lowering: 'fused-only',
   });
 }
 

@@ -23,8 +23,9 @@ import type { Node } from '../graph/ir.js';
 import { type TensorType, isFloat, printType, shapeEquals } from '../graph/types.js';
 import { dimEquals } from '../base/dim.js';
 import { makeTensor, type Tensor64 } from '../base/tensor.js';
-import { type InterpContext, type OpDef, type VjpRule, defineOp } from './define.js';
+import { type OpDef, type VjpRule, defineOp } from './define.js';
 import { numelDim, opError } from './elementwise.js';
+import { defineSecondResult } from './second-result.js';
 
 /** Whether the node reads w as [V, d] (`transpose_w`). */
 export function crossEntropyTransposed(n: Pick<Node, 'attrs'>): boolean {
@@ -127,26 +128,14 @@ const crossEntropyVjp: VjpRule = (g, a) => {
 
 /** A gradient result of fused_cross_entropy: typed by its declaration (the producer's operand it is the gradient of). */
 function gradResult(name: string, of: 'h' | 'w' | 'bias', index: 'dh' | 'dw' | 'db'): OpDef {
-  return defineOp({
+  return defineSecondResult({
     name,
-    family: 'fused',
-    arity: 1,
-    attrs: {},
     resultOf: 'fused_cross_entropy',
     doc: `the gradient of its operand's (a fused_cross_entropy) mean loss w.r.t. its ${of} operand, computed in the same kernels as the loss (logits never materialized whole); its type is declared (${of}'s type)`,
-    infer: (operands, _attrs, declared) => {
-      const [p] = operands;
-      if (p === undefined || operands.length !== 1) return opError('TFC104', `${name} takes 1 operand (a fused_cross_entropy), got ${operands.length}`);
-      if (declared === undefined || declared.dtype !== p.dtype) return opError('TFC216', `${name} of ${printType(p)} needs a declared ${p.dtype} type`);
-      return declared;
-    },
+    needs: (p) => p.dtype,
+    accepts: (declared, p) => declared.dtype === p.dtype,
     noGrad: 'a gradient result of the fused cross-entropy (second derivatives are not supported)',
-    interp: (operands, ctx: InterpContext) => {
-      if (ctx.producer === undefined) throw new InternalError(`${name} is interpreted with its fused_cross_entropy`);
-      return gradsOf(operands, ctx.producer)[index];
-    },
-    flops: () => dimConst(0), // counted by the producer
-    lowering: 'fused-only',
+    value: (operands, producer) => gradsOf(operands, producer)[index],
   });
 }
 
