@@ -97,6 +97,36 @@ export function gradSlots(inp: Pick<AttentionGradInput, 'node' | 'dK' | 'dV'>, o
   return { kb, slot, comp, ld, stageRowStats, qS, kS, vS, oS, lseS, doS, dlseS, dqS, dkS, dvS };
 }
 
+/**
+ * Score element (qi, kk) of either backward kernel, from its scaled score s: the modified score,
+ * the mask (checked where `partial`: a tile the block sparsity did not prove full), then
+ * P = exp(z - lse) (0 where z or lse is -inf) and the score lambda's derivative. `lse` is read
+ * after the mask (where the f32 kernel binds it).
+ */
+export function scoreProbability(
+  c: { readonly kb: KernelBuilder; readonly comp: Compiled; readonly g: Graph; readonly n: Node; readonly S: Expr; readonly T: Expr },
+  out: Stmt[],
+  at: { readonly s: Expr; readonly idx: readonly Expr[]; readonly qi: Expr; readonly kk: Expr; readonly partial: Expr; readonly lse: () => Expr },
+): { readonly p: Expr; readonly dsc: Expr | undefined } {
+  const { kb, comp, g, n } = c;
+  const scoreL = lambdaOf(n, 'score');
+  const mask = lambdaOf(n, 'mask');
+  const dscoreL = lambdaOf(n, 'dscore');
+  const z = scoreL === undefined ? at.s : kb.let(out, 's_mod', cast('f32', lambdaExpr(comp, g, n, out, scoreL, at.idx, at.s)));
+  const keep = kb.var(out, 'keep', 'bool', and(lt(at.kk, c.S), lt(at.qi, c.T)));
+  if (mask !== undefined) {
+    const mb: Stmt[] = [];
+    const mv = lambdaExpr(comp, g, n, mb, mask, at.idx, undefined);
+    mb.push({ kind: 'assign', name: keep, value: and(v(keep, 'bool'), mv) });
+    out.push({ kind: 'if', cond: at.partial, then: mb, else: [] });
+  }
+  const zf = kb.let(out, 'z', select(v(keep, 'bool'), z, NEG_INF));
+  const l = at.lse();
+  const p = kb.let(out, 'p', select(bin('or', bin('eq', zf, NEG_INF), bin('eq', l, NEG_INF)), f32(0), call('exp', [bin('sub', zf, l)], 'f32')));
+  const dsc = dscoreL === undefined ? undefined : kb.let(out, 'dscore', cast('f32', lambdaExpr(comp, g, n, out, dscoreL, at.idx, at.s)));
+  return { p, dsc };
+}
+
 export function attentionBackwardKernel(inp: AttentionGradInput): AttentionKernelDraft {
   const { graph: g, node: n, schedule: sch } = inp;
   const operand = (i: number): Node => {
@@ -117,8 +147,6 @@ export function attentionBackwardKernel(inp: AttentionGradInput): AttentionKerne
   const JV = Math.ceil(dv / L);
   const scale = floatAttr(n, 'scale');
   const mask = lambdaOf(n, 'mask');
-  const scoreL = lambdaOf(n, 'score');
-  const dscoreL = lambdaOf(n, 'dscore');
 
   const { kb, slot, comp, ld, stageRowStats, qS, kS, vS, doS, dqS, dkS, dvS } = gradSlots(inp, operand, [qN, kN, vN, oN, lseN, doN], dlseN);
   const layout = tableLayout(g, n);
@@ -188,19 +216,7 @@ export function attentionBackwardKernel(inp: AttentionGradInput): AttentionKerne
     const e = kb.fresh('e');
     out.push(forLoop(e, u32(0), u32(dv), u32(1), [{ kind: 'assign', name: dp, value: bin('add', v(dp, 'f32'), bin('mul', arrayLoad(dos, add(mul(r, u32(dv)), v(e, 'u32')), 'f32'), arrayLoad(vs, add(mul(c, u32(dv)), v(e, 'u32')), 'f32'))) }]));
     const s = kb.let(out, 's', bin('mul', v(dot, 'f32'), f32(scale)));
-    const idx = [b, hh, qi, kk];
-    const z = scoreL === undefined ? s : kb.let(out, 's_mod', cast('f32', lambdaExpr(comp, g, n, out, scoreL, idx, s)));
-    const keep = kb.var(out, 'keep', 'bool', and(lt(kk, S), lt(qi, T)));
-    if (mask !== undefined) {
-      const mb: Stmt[] = [];
-      const mv = lambdaExpr(comp, g, n, mb, mask, idx, undefined);
-      mb.push({ kind: 'assign', name: keep, value: and(v(keep, 'bool'), mv) });
-      out.push({ kind: 'if', cond: partial, then: mb, else: [] });
-    }
-    const zf = kb.let(out, 'z', select(v(keep, 'bool'), z, NEG_INF));
-    const l = kb.let(out, 'lse_r', arrayLoad(lses, r, 'f32'));
-    const p = kb.let(out, 'p', select(bin('or', bin('eq', zf, NEG_INF), bin('eq', l, NEG_INF)), f32(0), call('exp', [bin('sub', zf, l)], 'f32')));
-    const dsc = dscoreL === undefined ? undefined : kb.let(out, 'dscore', cast('f32', lambdaExpr(comp, g, n, out, dscoreL, idx, s)));
+    const { p, dsc } = scoreProbability({ kb, comp, g, n, S, T }, out, { s, idx: [b, hh, qi, kk], qi, kk, partial, lse: () => kb.let(out, 'lse_r', arrayLoad(lses, r, 'f32')) });
     const dzE = bin('mul', p, bin('sub', v(dp, 'f32'), arrayLoad(ds, r, 'f32')));
     // Bound once where a learned table reads it too (other kernels print as before).
     const dz = table === undefined ? dzE : kb.let(out, 'dz', dzE);

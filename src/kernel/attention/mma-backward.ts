@@ -23,13 +23,13 @@
 import type { Node } from '../../graph/ir.js';
 import { floatAttr } from '../../graph/ir.js';
 import { attentionGradExtrasStart } from '../../ops/attention-vjp.js';
-import { type Expr, type KernelSchedule, type MatrixInput, type Stmt, add, and, arrayLoad, bin, builtin, call, cast, div, lt, mul, rem, select, sub, u32, v } from '../ir/ir.js';
+import { type Expr, type KernelSchedule, type MatrixInput, type Stmt, add, arrayLoad, bin, builtin, cast, div, lt, mul, rem, select, sub, u32 } from '../ir/ir.js';
 import { storageType } from '../ir/storage.js';
 import { dimExpr } from '../lower/dims.js';
 import { dimToSize, sAdd, sCeilDiv } from '../plan/to-size.js';
 import { type MmaAttentionBackwardSchedule, ScheduleError, mmaAttentionBackwardSharedBytes, mmaTilePad } from '../schedule/schedule.js';
-import { type AttentionGradInput, attentionBackwardTraffic, gradSlots } from './backward.js';
-import { f32, fmin, forLoop, NEG_INF } from './exprs.js';
+import { type AttentionGradInput, attentionBackwardTraffic, gradSlots, scoreProbability } from './backward.js';
+import { f32, fmin, forLoop } from './exprs.js';
 import { lambdaExpr, lambdaOf } from './lambdas.js';
 import { type TileCopier, copyTile, fragmentCoords, mmaHeadWidths, mmaInputOf, warpSize } from './mma-tiles.js';
 import { type AttentionKernelDraft, shapeOf } from './node.js';
@@ -91,8 +91,6 @@ export function mmaAttentionBackwardKernel(inp: Omit<AttentionGradInput, 'schedu
   const threads = warps * warpSize;
   const scale = floatAttr(n, 'scale');
   const mask = lambdaOf(n, 'mask');
-  const scoreL = lambdaOf(n, 'score');
-  const dscoreL = lambdaOf(n, 'dscore');
 
   const { kb, comp, stageRowStats, qS, kS, vS, doS, dqS, dkS, dvS } = gradSlots(inp, operand, [qN, kN, vN, oN, lseN, doN], dlseN);
   const LQ = dk + mmaTilePad;
@@ -161,17 +159,7 @@ export function mmaAttentionBackwardKernel(inp: Omit<AttentionGradInput, 'schedu
   const scoreGrad = (out: Stmt[], sAcc: string, dpAcc: string, at: number, b: Expr, hh: Expr, qi: Expr, kk: Expr, lse: Expr, dRow: Expr, partial: Expr): void => {
     const idx = [b, hh, fmin(qi, sub(T, u32(1))), fmin(kk, sub(S, u32(1)))];
     const s = kb.let(out, 's', bin('mul', arrayLoad(sAcc, u32(at), 'f32'), f32(scale)));
-    const z = scoreL === undefined ? s : kb.let(out, 's_mod', cast('f32', lambdaExpr(comp, g, n, out, scoreL, idx, s)));
-    const keep = kb.var(out, 'keep', 'bool', and(lt(kk, S), lt(qi, T)));
-    if (mask !== undefined) {
-      const mb: Stmt[] = [];
-      const mv = lambdaExpr(comp, g, n, mb, mask, idx, undefined);
-      mb.push({ kind: 'assign', name: keep, value: and(v(keep, 'bool'), mv) });
-      out.push({ kind: 'if', cond: partial, then: mb, else: [] });
-    }
-    const zf = kb.let(out, 'z', select(v(keep, 'bool'), z, NEG_INF));
-    const p = kb.let(out, 'p', select(bin('or', bin('eq', zf, NEG_INF), bin('eq', lse, NEG_INF)), f32(0), call('exp', [bin('sub', zf, lse)], 'f32')));
-    const dsc = dscoreL === undefined ? undefined : kb.let(out, 'dscore', cast('f32', lambdaExpr(comp, g, n, out, dscoreL, idx, s)));
+    const { p, dsc } = scoreProbability({ kb, comp, g, n, S, T }, out, { s, idx, qi, kk, partial, lse: () => lse });
     const dz = bin('mul', p, bin('sub', arrayLoad(dpAcc, u32(at), 'f32'), dRow));
     out.push({ kind: 'array_store', array: sAcc, index: u32(at), value: p });
     out.push({ kind: 'array_store', array: dpAcc, index: u32(at), value: select(bin('eq', p, f32(0)), f32(0), dsc === undefined ? dz : bin('mul', dz, dsc)) });
